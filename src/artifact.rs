@@ -1,0 +1,82 @@
+//! Crash-safe output files.
+//!
+//! Every file edgepack writes (models, packages, bundles, profiles, reports) goes through
+//! [`write_atomic`]: the bytes go to a temporary file in the destination folder, are
+//! fsynced, renamed over the destination and the folder is fsynced. An interrupted run
+//! leaves either the old file or the new one, never half of one, and a failed write
+//! (disk full, permission) leaves no partial file behind.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Write `bytes` to `path` atomically (temp file in the same folder, fsync, rename, fsync dir).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// Like [`write_atomic`], with the content produced by a writer callback.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut fs::File) -> std::io::Result<()>,
+) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => Path::new(".").to_path_buf(),
+    };
+    if !dir.is_dir() {
+        return Err(Error::file(
+            path,
+            format!(
+                "cannot write: folder {} does not exist (create it first)",
+                dir.display()
+            ),
+        ));
+    }
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".edgepack-tmp-")
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io(path, e))?;
+    fill(tmp.as_file_mut()).map_err(|e| Error::io(path, e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    if let Ok(d) = fs::File::open(&dir) {
+        // Directory fsync makes the rename itself durable; not all filesystems support it.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_existing_file_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.bin");
+        write_atomic(&p, b"old").unwrap();
+        write_atomic(&p, b"new").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"new");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn failed_fill_leaves_old_file_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.bin");
+        write_atomic(&p, b"old").unwrap();
+        let r = write_atomic_with(&p, |_| Err(std::io::Error::other("disk full")));
+        assert!(r.is_err());
+        assert_eq!(fs::read(&p).unwrap(), b"old");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn missing_folder_is_a_clear_error() {
+        let e = write_atomic(Path::new("/nonexistent-edgepack/x.onnx"), b"x").unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+    }
+}

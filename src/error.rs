@@ -1,0 +1,98 @@
+//! One error type for the library. Every variant names what failed (a file, an input, a
+//! node) and, where we can tell, how to fix it. A failed gate or budget is *not* an error:
+//! it is a verdict (exit status 1); errors are usage or input problems (exit status 2).
+
+use std::path::{Path, PathBuf};
+
+/// The library's error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file we were asked to read is malformed, unsafe or does not fit.
+    #[error("{}: {message}", path.display())]
+    File { path: PathBuf, message: String },
+    /// An input to the model (a tensor, a shape) is wrong.
+    #[error("input '{name}': {message}")]
+    Input { name: String, message: String },
+    /// A command-line value or option combination is wrong.
+    #[error("{what}: {message}")]
+    Usage { what: String, message: String },
+    /// An operating-system I/O error on a named path.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A graph is malformed at a named node.
+    #[error("node '{node}' ({op_type}): {message}")]
+    Node {
+        node: String,
+        op_type: String,
+        message: String,
+    },
+    /// ONNX Runtime could not be found or loaded.
+    #[error("ONNX Runtime library: {0}")]
+    RuntimeMissing(String),
+    /// ONNX Runtime reported an error.
+    #[error("ONNX Runtime: {0}")]
+    Runtime(String),
+    /// An external tool (pip) failed.
+    #[error("{tool}: {message}")]
+    Tool { tool: String, message: String },
+}
+
+/// The library's result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A malformed or unsafe file.
+    pub fn file(path: impl AsRef<Path>, message: impl Into<String>) -> Self {
+        Error::File {
+            path: path.as_ref().to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    /// A wrong model input.
+    pub fn input(name: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Input {
+            name: name.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A wrong command-line value.
+    pub fn usage(what: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Usage {
+            what: what.into(),
+            message: message.into(),
+        }
+    }
+
+    /// An I/O error on a path.
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    /// A malformed node.
+    pub fn node(
+        node: impl Into<String>,
+        op_type: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Node {
+            node: node.into(),
+            op_type: op_type.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The process exit status for this error: every error is a usage or input error (2).
+    pub fn exit_code(&self) -> i32 {
+        2
+    }
+}

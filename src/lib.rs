@@ -1,0 +1,23 @@
+//! edgepack: take an ONNX model from "trained on a big machine" to "running well on a
+//! small device".
+//!
+//! The library does the work; the `edgepack` binary is a thin CLI over it.
+//!
+//! - [`model`]: lossless ONNX protobuf I/O, external data (confined), graph queries, patches.
+//! - [`runtime`]: the only module that touches ONNX Runtime (through `ort`).
+//! - [`tensor`]: tensors in and out (`.npy`, `.npz`, ONNX `TensorProto` `.pb`).
+//!
+//! ```no_run
+//! let model = edgepack::model::Model::load(std::path::Path::new("model.onnx"))?;
+//! println!("{} nodes", model.graph().node.len());
+//! # Ok::<(), edgepack::Error>(())
+//! ```
+
+pub mod artifact;
+pub mod error;
+pub mod model;
+
+pub use error::{Error, Result};
+pub mod profile;
+pub mod wheel;
+pub mod zoo;

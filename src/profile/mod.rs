@@ -1,0 +1,4 @@
+//! The profiler: latency, memory and CPU/GPU needs across query sizes, threads and
+//! execution providers.
+
+pub mod schema;

@@ -1,0 +1,220 @@
+//! The profile JSON (`"schema": "edgepack.profile/1"`): what `edgepack profile` writes and
+//! what the gate, the report and the bundler read. Units live in the field names; times are
+//! seconds (`_s`), sizes bytes (`_bytes`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The schema identifier written in every profile.
+pub const PROFILE_SCHEMA: &str = "edgepack.profile/1";
+
+/// A whole profile: one model, one host, many configurations.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub schema: String,
+    pub edgepack_version: String,
+    pub created_unix_s: u64,
+    pub model: ModelRef,
+    pub host: Host,
+    pub onnxruntime_version: String,
+    pub plan: PlanSummary,
+    pub configs: Vec<ConfigResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs: Option<Needs>,
+}
+
+/// Which model was profiled.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRef {
+    pub path: String,
+    pub sha256: String,
+    pub size_bytes: u64,
+}
+
+/// The machine the profile was measured on.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    pub os: String,
+    pub arch: String,
+    pub cpu_model: String,
+    pub logical_cores: usize,
+    #[serde(default)]
+    pub physical_cores: Option<usize>,
+    pub total_memory_bytes: u64,
+    #[serde(default)]
+    pub isa_features: Vec<String>,
+}
+
+/// The measurement settings used.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSummary {
+    pub name: String,
+    pub warmup_iterations: u64,
+    pub min_iterations: u64,
+    pub max_iterations: u64,
+    pub min_time_s: f64,
+    pub max_time_s: f64,
+    /// Target relative half-width of the median's confidence interval (0.01 = ±1%).
+    pub target_ci_rel: f64,
+    pub graph_optimization_level: String,
+}
+
+/// Outcome of one configuration.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Failed,
+}
+
+/// Why a configuration failed.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    Oom,
+    Signal,
+    Timeout,
+    LoadError,
+    RunError,
+    ProviderUnavailable,
+}
+
+/// One point of the sweep: query size x threads x execution provider.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigResult {
+    /// Stable identifier, e.g. `ep=cpu threads=2 batch=4`.
+    pub id: String,
+    pub ep_requested: String,
+    pub threads: usize,
+    #[serde(default)]
+    pub batch: Option<i64>,
+    /// Values given to symbolic dims (batch included where the model has one).
+    #[serde(default)]
+    pub dims: BTreeMap<String, i64>,
+    /// The concrete input shapes used.
+    #[serde(default)]
+    pub input_shapes: BTreeMap<String, Vec<i64>>,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The execution provider that actually ran the nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ep_used: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_create_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_run_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyStats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput_items_per_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryStats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<CpuStats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuStats>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_op: Vec<OpShare>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Steady-state latency of one configuration.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyStats {
+    pub iterations: u64,
+    pub min_s: f64,
+    pub mean_s: f64,
+    pub p50_s: f64,
+    pub p90_s: f64,
+    pub p95_s: f64,
+    pub p99_s: f64,
+    pub max_s: f64,
+    #[serde(default)]
+    pub stddev_s: Option<f64>,
+    /// Distribution-free confidence interval of the median (95%).
+    pub p50_ci_low_s: f64,
+    pub p50_ci_high_s: f64,
+    /// Relative half-width of that interval: (high - low) / 2 / p50.
+    pub p50_ci_rel: f64,
+    pub outliers_mild: u64,
+    pub outliers_severe: u64,
+    /// Whether the last stability windows agreed within the plan's tolerance.
+    pub stable: bool,
+    /// The raw steady-state samples, so gates can bootstrap ratios.
+    #[serde(default)]
+    pub samples_s: Vec<f64>,
+}
+
+/// Process memory of one configuration (its own child process).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryStats {
+    pub rss_before_load_bytes: u64,
+    pub rss_after_session_bytes: u64,
+    pub peak_rss_bytes: u64,
+}
+
+/// CPU need of one configuration.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CpuStats {
+    pub cpu_time_s: f64,
+    pub wall_time_s: f64,
+    /// cpu_time / wall_time during the measured loop.
+    pub busy_cores: f64,
+}
+
+/// GPU need of one configuration (CUDA execution provider only).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GpuStats {
+    pub device_name: String,
+    pub memory_used_bytes: u64,
+    #[serde(default)]
+    pub utilization_percent: Option<f64>,
+}
+
+/// A node or op type's share of the run time, from ONNX Runtime's own profiler.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OpShare {
+    /// `op` (an op type) or `node` (a node name).
+    pub kind: String,
+    pub name: String,
+    #[serde(default)]
+    pub op_type: Option<String>,
+    pub total_s: f64,
+    pub share: f64,
+    pub calls: u64,
+}
+
+/// What the model needs on this host, summarised over the sweep.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Needs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_budget_s: Option<f64>,
+    /// Fewest threads whose p50 meets the latency budget, per batch.
+    #[serde(default)]
+    pub min_threads_for_budget: BTreeMap<String, Option<usize>>,
+    /// Memory model: peak RSS ≈ fixed + per_item * batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_fixed_bytes: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_per_item_bytes: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_batch_within_memory_limit: Option<i64>,
+}
