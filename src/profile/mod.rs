@@ -2,3 +2,4 @@
 //! execution providers.
 
 pub mod schema;
+pub mod stats;
