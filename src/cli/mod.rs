@@ -5,6 +5,8 @@
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod run;
+mod runtime;
 
 /// What a command concluded. Errors are separate (exit status 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +44,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the end-to-end demo on a real model (PP-OCR from PyPI).
     Demo(demo::DemoArgs),
+    /// Run a model once on given or generated inputs; write outputs as .npy.
+    Run(run::RunArgs),
+    /// Install, list or locate the ONNX Runtime library.
+    Runtime(runtime::RuntimeArgs),
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
@@ -49,6 +55,8 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&cli.ort_lib, args),
+        Command::Run(args) => run::run(cli.ort_lib.as_deref(), args),
+        Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),
