@@ -5,7 +5,9 @@
 //! (runtime, profiler, quantizer, packages) goes through [`Model`].
 
 pub mod attr;
+pub mod builder;
 pub mod external;
+pub mod graph;
 pub mod proto;
 pub mod tensor_data;
 
