@@ -8,6 +8,7 @@ pub mod attr;
 pub mod builder;
 pub mod external;
 pub mod graph;
+pub mod patch;
 pub mod proto;
 pub mod tensor_data;
 
