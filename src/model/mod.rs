@@ -10,6 +10,7 @@ pub mod external;
 pub mod graph;
 pub mod patch;
 pub mod proto;
+pub mod shape;
 pub mod tensor_data;
 
 use std::path::{Path, PathBuf};
