@@ -2,5 +2,7 @@
 //! execution providers.
 
 pub mod measure;
+pub mod plan;
 pub mod schema;
 pub mod stats;
+pub mod units;
