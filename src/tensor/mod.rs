@@ -187,29 +187,6 @@ pub enum TensorData {
     Bool(Vec<bool>),
 }
 
-/// Apply `$body` to the typed vector inside a [`TensorData`], whatever its type.
-macro_rules! with_data {
-    ($data:expr, $v:ident => $body:expr) => {
-        match $data {
-            TensorData::F32($v) => $body,
-            TensorData::F16($v) => $body,
-            TensorData::BF16($v) => $body,
-            TensorData::F64($v) => $body,
-            TensorData::I8($v) => $body,
-            TensorData::U8($v) => $body,
-            TensorData::I16($v) => $body,
-            TensorData::U16($v) => $body,
-            TensorData::I32($v) => $body,
-            TensorData::U32($v) => $body,
-            TensorData::I64($v) => $body,
-            TensorData::U64($v) => $body,
-            TensorData::Bool($v) => $body,
-        }
-    };
-}
-#[allow(unused_imports)]
-pub(crate) use with_data;
-
 impl TensorData {
     /// The element type.
     pub fn dtype(&self) -> DType {
@@ -232,7 +209,21 @@ impl TensorData {
 
     /// Number of elements.
     pub fn len(&self) -> usize {
-        with_data!(self, v => v.len())
+        match self {
+            TensorData::F32(v) => v.len(),
+            TensorData::F16(v) => v.len(),
+            TensorData::BF16(v) => v.len(),
+            TensorData::F64(v) => v.len(),
+            TensorData::I8(v) => v.len(),
+            TensorData::U8(v) => v.len(),
+            TensorData::I16(v) => v.len(),
+            TensorData::U16(v) => v.len(),
+            TensorData::I32(v) => v.len(),
+            TensorData::U32(v) => v.len(),
+            TensorData::I64(v) => v.len(),
+            TensorData::U64(v) => v.len(),
+            TensorData::Bool(v) => v.len(),
+        }
     }
 
     /// Whether there are no elements.
