@@ -5,6 +5,8 @@
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod table;
+mod targets;
 
 /// What a command concluded. Errors are separate (exit status 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +44,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the end-to-end demo on a real model (PP-OCR from PyPI).
     Demo(demo::DemoArgs),
+    /// List hardware targets (hardware/*.toml and the detected host).
+    Targets(targets::TargetsArgs),
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
@@ -49,6 +53,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&cli.ort_lib, args),
+        Command::Targets(args) => targets::run(args),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),
