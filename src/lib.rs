@@ -18,6 +18,7 @@ pub mod error;
 pub mod model;
 
 pub use error::{Error, Result};
+pub mod package;
 pub mod profile;
 pub mod target;
 pub mod wheel;
