@@ -5,8 +5,12 @@
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod keygen;
+mod package;
+mod runner;
 mod table;
 mod targets;
+mod verify;
 
 /// What a command concluded. Errors are separate (exit status 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +50,12 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// List hardware targets (hardware/*.toml and the detected host).
     Targets(targets::TargetsArgs),
+    /// Package a model with its manifest (contract, context, self-test, lineage).
+    Package(package::PackageArgs),
+    /// Generate an ed25519 key pair for signing packages and bundles.
+    Keygen(keygen::KeygenArgs),
+    /// Verify a package or bundle (files, hashes, signature).
+    Verify(verify::VerifyArgs),
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
@@ -54,6 +64,9 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&cli.ort_lib, args),
         Command::Targets(args) => targets::run(args),
+        Command::Package(args) => package::run(args),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Verify(args) => verify::run(args),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

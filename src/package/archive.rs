@@ -2,7 +2,13 @@
 //!
 //! **Writing.** The same entries give the same bytes: entries are sorted by name, every
 //! entry gets the same timestamp (1980-01-01, the zip epoch, or `SOURCE_DATE_EPOCH`), mode
-//! 0644, deflate at a fixed level (flate2/miniz_oxide are deterministic for a given level).
+//! 0644, and entries are *stored*, not deflated. Why stored: (1) the bytes then do not
+//! depend on the compressor's version, so two edgepack builds give identical archives;
+//! (2) every byte of an entry is covered by its sha256 in the manifest, whereas a deflate
+//! stream has bits a decoder ignores (the padding after the final block), so a flipped bit
+//! there would go unnoticed; (3) a device can map the model straight out of the archive.
+//! The cost is size: fp32 weights barely compress (about 7-10%), and storage budgets are
+//! checked against the real archive size. The reader still accepts deflate from others.
 //!
 //! **Reading.** Archives come from strangers, so the reader does not trust the zip crate's
 //! view of them: it parses the end-of-central-directory record and the central directory
@@ -58,6 +64,95 @@ pub enum ArchiveProblem {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Archive {
     pub entries: BTreeMap<String, Vec<u8>>,
+    /// The header fields nothing else checks (times, versions, attributes, layout), kept
+    /// so [`canonical_problems`] can insist on edgepack's own canonical form.
+    pub headers: Vec<RawHeader>,
+    /// Length of the archive comment.
+    pub comment_len: usize,
+    /// Where the central directory starts.
+    pub cd_offset: u64,
+}
+
+/// Header fields of one entry that carry no content (see [`canonical_problems`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RawHeader {
+    pub name: String,
+    pub made_by: u16,
+    pub version_needed: (u16, u16),
+    pub flags: (u16, u16),
+    pub time: (u16, u16),
+    pub date: (u16, u16),
+    pub extra_len: (usize, usize),
+    pub comment_len: usize,
+    pub disk_start: u16,
+    pub internal_attr: u16,
+    pub external_attr: u32,
+    /// Where the local header starts and where the entry's data ends.
+    pub span: (u64, u64),
+}
+
+/// Differences from the canonical form edgepack writes. Packages and bundles are only
+/// written by edgepack, so verification insists on this form: then every byte of an
+/// archive is covered by a check (content by CRC and sha256, headers here), and flipping
+/// any byte fails verification. The reference values come from writing a one-entry archive
+/// with this build's writer, not from constants that could drift from it.
+pub fn canonical_problems(a: &Archive) -> Vec<String> {
+    let cd_offset = a.cd_offset;
+    let mut out = vec![];
+    let reference = write_zip(&BTreeMap::from([("a".to_string(), b"a".to_vec())]))
+        .ok()
+        .and_then(|b| read_zip(&b, &Limits::default()).ok())
+        .and_then(|r| r.headers.into_iter().next());
+    let Some(r) = reference else {
+        return vec!["cannot build the reference archive".into()];
+    };
+    let first_time = a.headers.first().map(|h| (h.time.0, h.date.0));
+    let mut expected_start = 0u64;
+    let mut spans: Vec<_> = a.headers.iter().map(|h| h.span).collect();
+    spans.sort();
+    for h in &a.headers {
+        let n = &h.name;
+        let mut bad = |what: &str| {
+            out.push(format!(
+                "'{n}': {what} is not edgepack's canonical form (header changed?)"
+            ))
+        };
+        if h.made_by != r.made_by {
+            bad("'version made by'");
+        }
+        if h.version_needed != r.version_needed {
+            bad("'version needed'");
+        }
+        if h.flags.0 != h.flags.1 || h.flags.0 != r.flags.0 {
+            bad("the flags");
+        }
+        if h.time.0 != h.time.1 || h.date.0 != h.date.1 || Some((h.time.0, h.date.0)) != first_time
+        {
+            bad("the timestamp");
+        }
+        if h.extra_len != r.extra_len {
+            bad("the extra field");
+        }
+        if h.comment_len != 0 || h.disk_start != 0 || h.internal_attr != r.internal_attr {
+            bad("the comment, disk or internal attributes");
+        }
+        if h.external_attr != r.external_attr {
+            bad("the file mode");
+        }
+    }
+    for (start, end) in spans {
+        if start != expected_start {
+            out.push(format!("unaccounted bytes before offset {start}"));
+        }
+        expected_start = end;
+    }
+    if expected_start != cd_offset {
+        out.push("unaccounted bytes before the central directory".into());
+    }
+    if a.comment_len != 0 {
+        out.push("the archive has a comment".into());
+    }
+    out
 }
 
 /// The timestamp written on every entry: `SOURCE_DATE_EPOCH` when set (clamped to the
@@ -109,8 +204,7 @@ pub fn write_zip(entries: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>> {
     for (name, bytes) in entries {
         check_name(name).map_err(|m| Error::usage("archive entry", format!("'{name}': {m}")))?;
         let opts = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated)
-            .compression_level(Some(6))
+            .compression_method(zip::CompressionMethod::Stored)
             .last_modified_time(time)
             .unix_permissions(0o644)
             .large_file(bytes.len() as u64 >= u32::MAX as u64);
@@ -181,6 +275,14 @@ const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
 #[derive(Debug)]
 struct Entry {
     name: String,
+    made_by: u16,
+    version_needed: u16,
+    time: u16,
+    date: u16,
+    extra_len: usize,
+    comment_len: usize,
+    disk_start: u16,
+    internal_attr: u16,
     flags: u16,
     method: u16,
     crc32: u32,
@@ -253,9 +355,18 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
         if u32_at(bytes, at) != Some(CDH_SIG) {
             return Err(unsafe_("malformed central directory".into()));
         }
-        let field = |off: usize| u16_at(bytes, at + off).ok_or_else(|| unsafe_("truncated central directory".into()));
-        let field32 = |off: usize| u32_at(bytes, at + off).ok_or_else(|| unsafe_("truncated central directory".into()));
+        let field = |off: usize| {
+            u16_at(bytes, at + off).ok_or_else(|| unsafe_("truncated central directory".into()))
+        };
+        let field32 = |off: usize| {
+            u32_at(bytes, at + off).ok_or_else(|| unsafe_("truncated central directory".into()))
+        };
         let made_by = field(4)?;
+        let version_needed = field(6)?;
+        let time = field(12)?;
+        let date = field(14)?;
+        let disk_start = field(34)?;
+        let internal_attr = field(36)?;
         let flags = field(8)?;
         let method = field(10)?;
         let crc32 = field32(16)?;
@@ -273,10 +384,20 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
             .map_err(|_| unsafe_("an entry name is not UTF-8".into()))?
             .to_string();
         if compressed == 0xFFFF_FFFF || uncompressed == 0xFFFF_FFFF || local_offset == 0xFFFF_FFFF {
-            return Err(unsafe_(format!("'{name}': zip64 entries are not supported")));
+            return Err(unsafe_(format!(
+                "'{name}': zip64 entries are not supported"
+            )));
         }
         entries.push(Entry {
             name,
+            made_by,
+            version_needed,
+            time,
+            date,
+            extra_len,
+            comment_len,
+            disk_start,
+            internal_attr,
             flags,
             method,
             crc32,
@@ -288,11 +409,15 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
         });
         at += 46 + name_len + extra_len + comment_len;
         if at > eocd {
-            return Err(unsafe_("central directory overruns its declared size".into()));
+            return Err(unsafe_(
+                "central directory overruns its declared size".into(),
+            ));
         }
     }
     if at != eocd {
-        return Err(unsafe_("central directory size does not match its entries".into()));
+        return Err(unsafe_(
+            "central directory size does not match its entries".into(),
+        ));
     }
 
     // Names, kinds and sizes, before anything is inflated.
@@ -300,6 +425,7 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
     let mut folded = BTreeMap::new();
     let mut total: u64 = 0;
     let mut spans = Vec::with_capacity(entries.len());
+    let mut headers = Vec::with_capacity(entries.len());
     for e in &entries {
         let n = &e.name;
         if n.ends_with('/') {
@@ -329,7 +455,9 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
             }
         }
         if e.flags & 0x0001 != 0 {
-            return Err(unsafe_(format!("'{n}': encrypted entries are not supported")));
+            return Err(unsafe_(format!(
+                "'{n}': encrypted entries are not supported"
+            )));
         }
         if e.method != 0 && e.method != 8 {
             return Err(unsafe_(format!(
@@ -362,7 +490,9 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
         // Local header: must be where the directory says, agree on name and method.
         let lo = e.local_offset as usize;
         if u32_at(bytes, lo) != Some(LFH_SIG) {
-            return Err(unsafe_(format!("'{n}': no local header at the declared offset")));
+            return Err(unsafe_(format!(
+                "'{n}': no local header at the declared offset"
+            )));
         }
         let l_flags = u16_at(bytes, lo + 6).unwrap_or(0);
         let l_method = u16_at(bytes, lo + 8).unwrap_or(u16::MAX);
@@ -397,6 +527,20 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
             )));
         }
         spans.push((lo as u64, data_end, data_start, n.clone()));
+        headers.push(RawHeader {
+            name: n.clone(),
+            made_by: e.made_by,
+            version_needed: (e.version_needed, u16_at(bytes, lo + 4).unwrap_or(0)),
+            flags: (e.flags, l_flags),
+            time: (e.time, u16_at(bytes, lo + 10).unwrap_or(0)),
+            date: (e.date, u16_at(bytes, lo + 12).unwrap_or(0)),
+            extra_len: (e.extra_len, l_extra_len),
+            comment_len: e.comment_len,
+            disk_start: e.disk_start,
+            internal_attr: e.internal_attr,
+            external_attr: e.external_attr,
+            span: (lo as u64, data_end),
+        });
     }
     spans.sort();
     for w in spans.windows(2) {
@@ -428,7 +572,9 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
         };
         let n = &e.name;
         if let Err(err) = read {
-            return Err(ArchiveProblem::Corrupt(format!("'{n}': cannot inflate: {err}")));
+            return Err(ArchiveProblem::Corrupt(format!(
+                "'{n}': cannot inflate: {err}"
+            )));
         }
         if buf.len() as u64 > e.uncompressed {
             return Err(unsafe_(format!(
@@ -452,7 +598,12 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
         }
         out.insert(e.name.clone(), buf);
     }
-    Ok(Archive { entries: out })
+    Ok(Archive {
+        entries: out,
+        headers,
+        comment_len: bytes.len() - eocd - 22,
+        cd_offset: cd_offset as u64,
+    })
 }
 
 /// Read and check an archive file. Every problem is an input error naming the file.
@@ -473,7 +624,11 @@ pub fn read_bounded(path: &Path, limits: &Limits) -> Result<Vec<u8>> {
     if meta.len() > limits.max_total_bytes {
         return Err(Error::file(
             path,
-            format!("archive is {} bytes, over the limit of {}", meta.len(), limits.max_total_bytes),
+            format!(
+                "archive is {} bytes, over the limit of {}",
+                meta.len(),
+                limits.max_total_bytes
+            ),
         ));
     }
     std::fs::read(path).map_err(|e| Error::io(path, e))
@@ -551,7 +706,8 @@ pub(crate) mod tests {
         let mut first_offset = None;
         for e in entries {
             let (payload, method) = if e.deflate {
-                let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+                let mut enc =
+                    flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
                 enc.write_all(&e.data).unwrap();
                 (enc.finish().unwrap(), 8u16)
             } else {
@@ -579,7 +735,11 @@ pub(crate) mod tests {
                 offset
             };
             cd.extend_from_slice(&CDH_SIG.to_le_bytes());
-            let made_by: u16 = if e.unix_mode.is_some() { (3 << 8) | 20 } else { 20 };
+            let made_by: u16 = if e.unix_mode.is_some() {
+                (3 << 8) | 20
+            } else {
+                20
+            };
             cd.extend_from_slice(&made_by.to_le_bytes());
             cd.extend_from_slice(&20u16.to_le_bytes());
             cd.extend_from_slice(&0u16.to_le_bytes());
@@ -614,7 +774,10 @@ pub(crate) mod tests {
     }
 
     fn entries(pairs: &[(&str, &[u8])]) -> BTreeMap<String, Vec<u8>> {
-        pairs.iter().map(|(n, b)| (n.to_string(), b.to_vec())).collect()
+        pairs
+            .iter()
+            .map(|(n, b)| (n.to_string(), b.to_vec()))
+            .collect()
     }
 
     #[test]
@@ -641,14 +804,25 @@ pub(crate) mod tests {
 
     #[test]
     fn honest_crafted_zip_is_accepted() {
-        let z = craft_zip(&[RawEntry::new("a", b"abc"), RawEntry::new("dir/b", b"xyz")], false);
+        let z = craft_zip(
+            &[RawEntry::new("a", b"abc"), RawEntry::new("dir/b", b"xyz")],
+            false,
+        );
         let a = read_zip(&z, &Limits::default()).unwrap();
         assert_eq!(a.entries["dir/b"], b"xyz");
     }
 
     #[test]
     fn rejects_zip_slip_and_absolute_paths() {
-        for name in ["../evil", "a/../../evil", "/etc/passwd", "C:/x", "a\\..\\b", "./a", "a//b"] {
+        for name in [
+            "../evil",
+            "a/../../evil",
+            "/etc/passwd",
+            "C:/x",
+            "a\\..\\b",
+            "./a",
+            "a//b",
+        ] {
             let m = unsafe_msg(&craft_zip(&[RawEntry::new(name, b"x")], false));
             assert!(!m.is_empty(), "{name}");
         }
@@ -663,9 +837,18 @@ pub(crate) mod tests {
 
     #[test]
     fn rejects_duplicate_and_case_colliding_names() {
-        let z = craft_zip(&[RawEntry::new("a.txt", b"1"), RawEntry::new("a.txt", b"2")], false);
+        let z = craft_zip(
+            &[RawEntry::new("a.txt", b"1"), RawEntry::new("a.txt", b"2")],
+            false,
+        );
         assert!(unsafe_msg(&z).contains("duplicate"));
-        let z = craft_zip(&[RawEntry::new("Model.onnx", b"1"), RawEntry::new("model.ONNX", b"2")], false);
+        let z = craft_zip(
+            &[
+                RawEntry::new("Model.onnx", b"1"),
+                RawEntry::new("model.ONNX", b"2"),
+            ],
+            false,
+        );
         assert!(unsafe_msg(&z).contains("case-insensitive"));
     }
 
@@ -689,7 +872,10 @@ pub(crate) mod tests {
     #[test]
     fn rejects_overlapping_entries() {
         // b's directory entry points at a's local header, whose name is 'a'.
-        let z = craft_zip(&[RawEntry::new("a", b"same"), RawEntry::new("b", b"same")], true);
+        let z = craft_zip(
+            &[RawEntry::new("a", b"same"), RawEntry::new("b", b"same")],
+            true,
+        );
         assert!(unsafe_msg(&z).contains("different file"));
 
         // The Fifield-style bomb: a's data span contains b's complete local entry, so the
@@ -726,12 +912,16 @@ pub(crate) mod tests {
             max_total_bytes: 1000,
             ..Limits::default()
         };
-        assert!(matches!(read_zip(&z, &limits), Err(ArchiveProblem::Unsafe(m)) if m.contains("total")));
+        assert!(
+            matches!(read_zip(&z, &limits), Err(ArchiveProblem::Unsafe(m)) if m.contains("total"))
+        );
         let limits = Limits {
             max_entries: 0,
             ..Limits::default()
         };
-        assert!(matches!(read_zip(&z, &limits), Err(ArchiveProblem::Unsafe(m)) if m.contains("entries")));
+        assert!(
+            matches!(read_zip(&z, &limits), Err(ArchiveProblem::Unsafe(m)) if m.contains("entries"))
+        );
     }
 
     #[test]
@@ -747,7 +937,10 @@ pub(crate) mod tests {
         let z = craft_zip(&[RawEntry::new("a", b"hello world")], false);
         let mut bad = z.clone();
         bad[30 + 1 + 3] ^= 0xff; // inside the stored data of 'a'
-        assert!(matches!(read_zip(&bad, &Limits::default()), Err(ArchiveProblem::Corrupt(_))));
+        assert!(matches!(
+            read_zip(&bad, &Limits::default()),
+            Err(ArchiveProblem::Corrupt(_))
+        ));
     }
 
     #[test]
@@ -759,6 +952,7 @@ pub(crate) mod tests {
         std::os::unix::fs::symlink(outside.path(), dest.join("sub")).unwrap();
         let a = Archive {
             entries: entries(&[("sub/x", b"pwned")]),
+            ..Default::default()
         };
         let e = extract(&a, &dest).unwrap_err();
         assert!(e.to_string().contains("symlink"), "{e}");
@@ -767,7 +961,14 @@ pub(crate) mod tests {
         let target = outside.path().join("victim");
         std::fs::write(&target, b"keep").unwrap();
         std::os::unix::fs::symlink(&target, dest.join("f")).unwrap();
-        extract(&Archive { entries: entries(&[("f", b"new")]) }, &dest).unwrap();
+        extract(
+            &Archive {
+                entries: entries(&[("f", b"new")]),
+                ..Default::default()
+            },
+            &dest,
+        )
+        .unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"keep");
         assert_eq!(std::fs::read(dest.join("f")).unwrap(), b"new");
     }

@@ -60,10 +60,16 @@ impl ContextFile {
     pub fn resolve(
         &self,
         contract: &Contract,
-    ) -> Result<(ExecutionContext, Option<Preprocessing>, Option<Postprocessing>)> {
+    ) -> Result<(
+        ExecutionContext,
+        Option<Preprocessing>,
+        Option<Postprocessing>,
+    )> {
         let bad = |m: String| Error::file(&self.origin, m);
         let exec = self.execution.clone().unwrap_or_default();
-        if !["disable", "basic", "extended", "all"].contains(&exec.graph_optimization_level.as_str()) {
+        if !["disable", "basic", "extended", "all"]
+            .contains(&exec.graph_optimization_level.as_str())
+        {
             return Err(bad(format!(
                 "graph_optimization_level '{}' is not one of disable, basic, extended, all",
                 exec.graph_optimization_level
@@ -79,19 +85,29 @@ impl ContextFile {
         }
         if let Some(p) = &self.preprocessing {
             if !contract.inputs.iter().any(|i| i.name == p.input) {
-                return Err(bad(format!("preprocessing input '{}' is not an input of the model", p.input)));
+                return Err(bad(format!(
+                    "preprocessing input '{}' is not an input of the model",
+                    p.input
+                )));
             }
             if !["nchw", "nhwc"].contains(&p.layout.as_str()) {
                 return Err(bad(format!("layout '{}' is not nchw or nhwc", p.layout)));
             }
             if !["rgb", "bgr", "gray"].contains(&p.channel_order.as_str()) {
-                return Err(bad(format!("channel_order '{}' is not rgb, bgr or gray", p.channel_order)));
+                return Err(bad(format!(
+                    "channel_order '{}' is not rgb, bgr or gray",
+                    p.channel_order
+                )));
             }
             if !(p.scale.is_finite() && p.scale != 0.0) {
                 return Err(bad("scale must be a non-zero number".into()));
             }
             if !p.std.is_empty() && p.std.len() != p.mean.len() {
-                return Err(bad(format!("mean has {} values but std has {}", p.mean.len(), p.std.len())));
+                return Err(bad(format!(
+                    "mean has {} values but std has {}",
+                    p.mean.len(),
+                    p.std.len()
+                )));
             }
             if p.std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
                 return Err(bad("std values must be non-zero".into()));
@@ -101,18 +117,30 @@ impl ContextFile {
                     return Err(bad("resize height and width must be positive".into()));
                 }
                 if !["bilinear", "nearest", "bicubic"].contains(&r.interpolation.as_str()) {
-                    return Err(bad(format!("interpolation '{}' is not bilinear, nearest or bicubic", r.interpolation)));
+                    return Err(bad(format!(
+                        "interpolation '{}' is not bilinear, nearest or bicubic",
+                        r.interpolation
+                    )));
                 }
             }
         }
         if let Some(p) = &self.postprocessing {
             if !contract.outputs.iter().any(|o| o.name == p.output) {
-                return Err(bad(format!("postprocessing output '{}' is not an output of the model", p.output)));
+                return Err(bad(format!(
+                    "postprocessing output '{}' is not an output of the model",
+                    p.output
+                )));
             }
             if p.labels.is_some() {
-                return Err(bad("labels are given with --labels FILE, not in the context file".into()));
+                return Err(bad(
+                    "labels are given with --labels FILE, not in the context file".into(),
+                ));
             }
         }
-        Ok((exec, self.preprocessing.clone(), self.postprocessing.clone()))
+        Ok((
+            exec,
+            self.preprocessing.clone(),
+            self.postprocessing.clone(),
+        ))
     }
 }

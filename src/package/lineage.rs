@@ -22,14 +22,18 @@ impl LineageSpec {
     /// Parse `KEY[:NAME]=URI[#FRAGMENT]`.
     pub fn parse(s: &str) -> Result<Self> {
         let bad = |m: &str| Error::usage("--lineage", format!("'{s}': {m}"));
-        let (k, rest) = s.split_once('=').ok_or_else(|| bad("expected KEY=URI[#sha256]"))?;
+        let (k, rest) = s
+            .split_once('=')
+            .ok_or_else(|| bad("expected KEY=URI[#sha256]"))?;
         let (key, name) = match k.split_once(':') {
             Some((k, n)) if !n.is_empty() => (k, Some(n.to_string())),
             Some(_) => return Err(bad("empty name after ':'")),
             None => (k, None),
         };
         if !["source", "dataset", "code", "parent"].contains(&key) {
-            return Err(bad("KEY must be source, dataset[:NAME], code[:NAME] or parent"));
+            return Err(bad(
+                "KEY must be source, dataset[:NAME], code[:NAME] or parent",
+            ));
         }
         let (uri, fragment) = match rest.rsplit_once('#') {
             Some((u, f)) => (u.to_string(), Some(f.to_string())),
@@ -42,7 +46,9 @@ impl LineageSpec {
             let hex = !f.is_empty() && f.chars().all(|c| c.is_ascii_hexdigit());
             if key == "code" {
                 if !(hex && (7..=64).contains(&f.len())) {
-                    return Err(bad("a code fragment must be a commit id (7 to 64 hex digits)"));
+                    return Err(bad(
+                        "a code fragment must be a commit id (7 to 64 hex digits)",
+                    ));
                 }
             } else if !(hex && f.len() == 64) {
                 return Err(bad("the fragment must be a sha256 (64 hex digits)"));
@@ -125,7 +131,10 @@ mod tests {
     fn rejects_bad_keys_and_hashes() {
         assert!(LineageSpec::parse("weights=x").is_err());
         assert!(LineageSpec::parse("source").is_err());
-        assert!(LineageSpec::parse("source=x#abc").unwrap_err().to_string().contains("sha256"));
+        assert!(LineageSpec::parse("source=x#abc")
+            .unwrap_err()
+            .to_string()
+            .contains("sha256"));
         assert!(LineageSpec::parse("code=r#zz").is_err());
     }
 

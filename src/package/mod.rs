@@ -147,7 +147,10 @@ pub fn seal(
 }
 
 /// Build a package in memory: the manifest and the archive entries.
-pub fn build(model_path: &Path, opts: &PackageOptions) -> Result<(Manifest, BTreeMap<String, Vec<u8>>)> {
+pub fn build(
+    model_path: &Path,
+    opts: &PackageOptions,
+) -> Result<(Manifest, BTreeMap<String, Vec<u8>>)> {
     let model = Model::load(model_path)?;
     if crate::model::external::has_external(&model.proto) {
         return Err(Error::file(
@@ -205,18 +208,40 @@ pub fn build(model_path: &Path, opts: &PackageOptions) -> Result<(Manifest, BTre
     entries.insert(variant_path("fp32"), model_bytes.clone());
     let fp32_sha = variants[0].sha256.clone();
     for v in &opts.variants {
-        if !v.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || v.name.is_empty() {
-            return Err(Error::usage("--variant", format!("'{}': names are a-z, 0-9, '-', '_'", v.name)));
+        if !v
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || v.name.is_empty()
+        {
+            return Err(Error::usage(
+                "--variant",
+                format!("'{}': names are a-z, 0-9, '-', '_'", v.name),
+            ));
         }
         if entries.contains_key(&variant_path(&v.name)) {
-            return Err(Error::usage("--variant", format!("variant '{}' given twice", v.name)));
+            return Err(Error::usage(
+                "--variant",
+                format!("variant '{}' given twice", v.name),
+            ));
         }
         let vm = Model::load(&v.path)?;
         let vc = contract::contract(&vm.proto);
-        if vc.inputs.iter().map(|i| &i.name).ne(contract.inputs.iter().map(|i| &i.name))
-            || vc.outputs.iter().map(|i| &i.name).ne(contract.outputs.iter().map(|i| &i.name))
+        if vc
+            .inputs
+            .iter()
+            .map(|i| &i.name)
+            .ne(contract.inputs.iter().map(|i| &i.name))
+            || vc
+                .outputs
+                .iter()
+                .map(|i| &i.name)
+                .ne(contract.outputs.iter().map(|i| &i.name))
         {
-            return Err(Error::file(&v.path, "variant's inputs/outputs differ from the model's"));
+            return Err(Error::file(
+                &v.path,
+                "variant's inputs/outputs differ from the model's",
+            ));
         }
         let vb = std::fs::read(&v.path).map_err(|e| Error::io(&v.path, e))?;
         let mut entry = variant_entry(&v.name, &vb, &vm, &execution);
@@ -270,7 +295,10 @@ pub fn build(model_path: &Path, opts: &PackageOptions) -> Result<(Manifest, BTre
                 produced_by,
                 // fp32 re-runs on another CPU differ by kernel choice and summation order;
                 // 1e-4 absolute + 1e-3 relative covers that, not a real change.
-                tolerance: manifest::Tolerance { abs: 1e-4, rel: 1e-3 },
+                tolerance: manifest::Tolerance {
+                    abs: 1e-4,
+                    rel: 1e-3,
+                },
             });
         }
     }
@@ -279,13 +307,18 @@ pub fn build(model_path: &Path, opts: &PackageOptions) -> Result<(Manifest, BTre
     let mut lin = lineage::build(&opts.lineage)?;
     if lin.source_model.is_none() {
         lin.source_model = Some(manifest::Artifact {
-            name: model_path.file_name().map(|n| n.to_string_lossy().to_string()),
+            name: model_path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string()),
             uri: format!("file:{}", model_path.display()),
             sha256: Some(fp32_sha.clone()),
         });
     }
     let mut params = BTreeMap::new();
-    params.insert("variants".into(), serde_json::json!(variants.iter().map(|v| v.name.clone()).collect::<Vec<_>>()));
+    params.insert(
+        "variants".into(),
+        serde_json::json!(variants.iter().map(|v| v.name.clone()).collect::<Vec<_>>()),
+    );
     params.insert("self_test_cases".into(), serde_json::json!(self_test.len()));
     lin.transformations.push(manifest::Transformation {
         name: "package".into(),

@@ -69,11 +69,19 @@ pub fn npy_header(bytes: &[u8]) -> std::result::Result<(String, Vec<u64>), Strin
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<u64>().map_err(|_| format!("bad dim '{s}' in .npy shape")))
+        .map(|s| {
+            s.parse::<u64>()
+                .map_err(|_| format!("bad dim '{s}' in .npy shape"))
+        })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let elem = descr.trim_start_matches(['<', '>', '|', '=']);
-    let nelem = shape.iter().try_fold(1u64, |a, d| a.checked_mul(*d)).ok_or("shape overflows")?;
-    let width: u64 = elem[1..].parse().map_err(|_| format!("unsupported dtype '{descr}'"))?;
+    let nelem = shape
+        .iter()
+        .try_fold(1u64, |a, d| a.checked_mul(*d))
+        .ok_or("shape overflows")?;
+    let width: u64 = elem[1..]
+        .parse()
+        .map_err(|_| format!("unsupported dtype '{descr}'"))?;
     let need = nelem.checked_mul(width).ok_or("shape overflows")?;
     if (bytes.len() - start - hlen) as u64 != need {
         return Err(format!(
@@ -124,7 +132,10 @@ fn read_npys(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
 /// Read `--sample-inputs DIR` and check every input against the contract.
 pub fn read_samples(dir: &Path, contract: &Contract) -> Result<Vec<SampleCase>> {
     if !dir.is_dir() {
-        return Err(Error::file(dir, "sample inputs must be a folder of .npy files"));
+        return Err(Error::file(
+            dir,
+            "sample inputs must be a folder of .npy files",
+        ));
     }
     let mut case_dirs = vec![];
     if read_npys(dir)?.is_empty() {
@@ -149,18 +160,32 @@ pub fn read_samples(dir: &Path, contract: &Contract) -> Result<Vec<SampleCase>> 
             cd.file_name().unwrap().to_string_lossy().to_string()
         };
         if super::archive::check_name(&name).is_err() || name.contains('/') {
-            return Err(Error::file(cd, "case folder name is not a safe archive name"));
+            return Err(Error::file(
+                cd,
+                "case folder name is not a safe archive name",
+            ));
         }
         let inputs = read_npys(cd)?;
         for spec in &contract.inputs {
             let Some(bytes) = inputs.get(&spec.name) else {
-                return Err(Error::file(cd, format!("missing sample for input '{}' ({}.npy)", spec.name, spec.name)));
+                return Err(Error::file(
+                    cd,
+                    format!(
+                        "missing sample for input '{}' ({}.npy)",
+                        spec.name, spec.name
+                    ),
+                ));
             };
             let (descr, shape) = npy_header(bytes).expect("checked when read");
             if npy_dtype(&descr) != spec.dtype {
                 return Err(Error::input(
                     &spec.name,
-                    format!("sample in {} is {}, the model wants {}", cd.display(), npy_dtype(&descr), spec.dtype),
+                    format!(
+                        "sample in {} is {}, the model wants {}",
+                        cd.display(),
+                        npy_dtype(&descr),
+                        spec.dtype
+                    ),
                 ));
             }
             if let Some(dims) = &spec.shape {
@@ -172,14 +197,21 @@ pub fn read_samples(dir: &Path, contract: &Contract) -> Result<Vec<SampleCase>> 
                 if !fits {
                     return Err(Error::input(
                         &spec.name,
-                        format!("sample in {} has shape {shape:?}, the model wants {}", cd.display(), serde_json::to_string(dims).unwrap_or_default()),
+                        format!(
+                            "sample in {} has shape {shape:?}, the model wants {}",
+                            cd.display(),
+                            serde_json::to_string(dims).unwrap_or_default()
+                        ),
                     ));
                 }
             }
         }
         for extra in inputs.keys() {
             if !contract.inputs.iter().any(|s| &s.name == extra) {
-                return Err(Error::file(cd, format!("'{extra}.npy' is not an input of the model")));
+                return Err(Error::file(
+                    cd,
+                    format!("'{extra}.npy' is not an input of the model"),
+                ));
             }
         }
         let exp_dir = cd.join("expected");
@@ -187,7 +219,10 @@ pub fn read_samples(dir: &Path, contract: &Contract) -> Result<Vec<SampleCase>> 
             let e = read_npys(&exp_dir)?;
             for spec in &contract.outputs {
                 if !e.contains_key(&spec.name) {
-                    return Err(Error::file(&exp_dir, format!("missing expected output '{}.npy'", spec.name)));
+                    return Err(Error::file(
+                        &exp_dir,
+                        format!("missing expected output '{}.npy'", spec.name),
+                    ));
                 }
             }
             Some(e)
@@ -195,7 +230,11 @@ pub fn read_samples(dir: &Path, contract: &Contract) -> Result<Vec<SampleCase>> 
             None
         };
         let _ = i;
-        cases.push(SampleCase { name, inputs, expected });
+        cases.push(SampleCase {
+            name,
+            inputs,
+            expected,
+        });
     }
     Ok(cases)
 }
@@ -207,7 +246,11 @@ pub(crate) mod tests {
     /// A float32 `.npy` (v1.0) for tests.
     pub fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
         let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-        let shape_s = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+        let shape_s = if dims.len() == 1 {
+            format!("({},)", dims[0])
+        } else {
+            format!("({})", dims.join(", "))
+        };
         let mut h = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_s}, }}");
         while (10 + h.len() + 1) % 64 != 0 {
             h.push(' ');

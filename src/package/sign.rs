@@ -60,7 +60,10 @@ fn read_tagged(path: &Path, tag: &str) -> Result<[u8; 32]> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut parts = text.split_whitespace();
     if parts.next() != Some(tag) {
-        return Err(Error::file(path, format!("not an edgepack key (expected '{tag} <hex>')")));
+        return Err(Error::file(
+            path,
+            format!("not an edgepack key (expected '{tag} <hex>')"),
+        ));
     }
     let hexs = parts
         .next()
@@ -111,7 +114,10 @@ impl SignatureFile {
         pinned: Option<&VerifyingKey>,
     ) -> std::result::Result<String, String> {
         if self.algorithm != "ed25519" {
-            return Err(format!("unsupported signature algorithm '{}'", self.algorithm));
+            return Err(format!(
+                "unsupported signature algorithm '{}'",
+                self.algorithm
+            ));
         }
         let pk: [u8; 32] = hex::decode(&self.public_key)
             .ok()
@@ -132,7 +138,9 @@ impl SignatureFile {
             .and_then(|b| b.try_into().ok())
             .ok_or("signature is not 64 hex bytes")?;
         key.verify(manifest, &Signature::from_bytes(&sig))
-            .map_err(|_| "signature does not match manifest.json (changed or forged)".to_string())?;
+            .map_err(|_| {
+                "signature does not match manifest.json (changed or forged)".to_string()
+            })?;
         Ok(fingerprint(&key))
     }
 }
@@ -155,9 +163,15 @@ mod tests {
         let pk = load_verifying_key(&pubp).unwrap();
         let s = sign(&sk, b"manifest");
         assert!(s.verify(b"manifest", Some(&pk)).is_ok());
-        assert!(s.verify(b"manifesT", Some(&pk)).unwrap_err().contains("does not match"));
+        assert!(s
+            .verify(b"manifesT", Some(&pk))
+            .unwrap_err()
+            .contains("does not match"));
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&k).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&k).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]
@@ -168,7 +182,10 @@ mod tests {
         let a = load_signing_key(&dir.path().join("a")).unwrap();
         let s = sign(&a, b"m");
         let b = load_verifying_key(&b_pub).unwrap();
-        assert!(s.verify(b"m", Some(&b)).unwrap_err().contains("expected key"));
+        assert!(s
+            .verify(b"m", Some(&b))
+            .unwrap_err()
+            .contains("expected key"));
         assert!(s.verify(b"m", None).is_ok());
     }
 

@@ -73,7 +73,11 @@ fn opts(samples: &Path) -> PackageOptions {
         sample_inputs: Some(samples.to_path_buf()),
         lineage: vec![
             LineageSpec::parse("code=https://github.com/example/train#0123abcd").unwrap(),
-            LineageSpec::parse(&format!("dataset:val=https://example.org/val.tar#{}", "b".repeat(64))).unwrap(),
+            LineageSpec::parse(&format!(
+                "dataset:val=https://example.org/val.tar#{}",
+                "b".repeat(64)
+            ))
+            .unwrap(),
         ],
         created_unix_s: Some(1_700_000_000),
         ..Default::default()
@@ -87,7 +91,10 @@ fn package_lists_every_file_and_verifies() {
     let (m, entries) = build(&model, &opts(&samples)).unwrap();
     assert_eq!(m.contract.inputs[0].name, "x");
     assert_eq!(m.self_test.len(), 1);
-    assert_eq!(m.self_test[0].produced_by, "provided with the sample inputs");
+    assert_eq!(
+        m.self_test[0].produced_by,
+        "provided with the sample inputs"
+    );
     let names: Vec<_> = entries.keys().cloned().collect();
     assert_eq!(
         names,
@@ -138,10 +145,14 @@ fn produced_manifest_validates_against_json_schema() {
     });
     let (m, _) = build(&model, &o).unwrap();
     let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/manifest.schema.json");
-    let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(schema_path).unwrap()).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(schema_path).unwrap()).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let instance: serde_json::Value = serde_json::from_slice(&m.to_bytes()).unwrap();
-    let errors: Vec<String> = validator.iter_errors(&instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
     assert!(errors.is_empty(), "{errors:#?}");
     // And the schema is not vacuous: an unknown key and a bad hash are caught.
     let mut bad = instance.clone();
@@ -153,7 +164,10 @@ fn produced_manifest_validates_against_json_schema() {
     assert!(!validator.is_valid(&slip));
 }
 
-fn tamper(entries: &BTreeMap<String, Vec<u8>>, f: impl FnOnce(&mut BTreeMap<String, Vec<u8>>)) -> Vec<u8> {
+fn tamper(
+    entries: &BTreeMap<String, Vec<u8>>,
+    f: impl FnOnce(&mut BTreeMap<String, Vec<u8>>),
+) -> Vec<u8> {
     let mut e = entries.clone();
     f(&mut e);
     archive::write_zip(&e).unwrap()
@@ -167,15 +181,36 @@ fn verification_rejects_missing_extra_and_changed_files() {
     let l = archive::Limits::default();
     let check = |bytes: Vec<u8>, want: &str| {
         let (r, _) = verify_bytes(&bytes, None, &l).unwrap();
-        assert!(r.problems.iter().any(|p| p.contains(want)), "{want}: {:?}", r.problems);
+        assert!(
+            r.problems.iter().any(|p| p.contains(want)),
+            "{want}: {:?}",
+            r.problems
+        );
     };
-    check(tamper(&entries, |e| { e.remove("self-test/case0/inputs/x.npy"); }), "listed but missing");
-    check(tamper(&entries, |e| { e.insert("extra.bin".into(), vec![1]); }), "not in the manifest");
     check(
-        tamper(&entries, |e| { e.get_mut("components/model/fp32/model.onnx").unwrap()[5] ^= 1; }),
+        tamper(&entries, |e| {
+            e.remove("self-test/case0/inputs/x.npy");
+        }),
+        "listed but missing",
+    );
+    check(
+        tamper(&entries, |e| {
+            e.insert("extra.bin".into(), vec![1]);
+        }),
+        "not in the manifest",
+    );
+    check(
+        tamper(&entries, |e| {
+            e.get_mut("components/model/fp32/model.onnx").unwrap()[5] ^= 1;
+        }),
         "has changed",
     );
-    check(tamper(&entries, |e| { e.remove(MANIFEST_FILE); }), "missing");
+    check(
+        tamper(&entries, |e| {
+            e.remove(MANIFEST_FILE);
+        }),
+        "missing",
+    );
 }
 
 #[test]
@@ -198,16 +233,30 @@ fn signed_package_rejects_changed_manifest_and_wrong_key() {
     // A re-written manifest (e.g. to hide a swapped model) breaks the signature.
     let edited = tamper(&entries, |e| {
         let m = e.get_mut(MANIFEST_FILE).unwrap();
-        let s = String::from_utf8(m.clone()).unwrap().replace("tiny", "tinY");
+        let s = String::from_utf8(m.clone())
+            .unwrap()
+            .replace("tiny", "tinY");
         *m = s.into_bytes();
     });
     let (r, _) = verify_bytes(&edited, Some(&pk), &l).unwrap();
-    assert!(r.problems.iter().any(|p| p.contains("signature does not match")), "{:?}", r.problems);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.contains("signature does not match")),
+        "{:?}",
+        r.problems
+    );
     let ok = sign::load_verifying_key(&other_pub).unwrap();
     let (r, _) = verify_bytes(&good, Some(&ok), &l).unwrap();
-    assert!(r.problems.iter().any(|p| p.contains("expected key")), "{:?}", r.problems);
+    assert!(
+        r.problems.iter().any(|p| p.contains("expected key")),
+        "{:?}",
+        r.problems
+    );
     // Stripping the signature is caught when a key is pinned.
-    let stripped = tamper(&entries, |e| { e.remove(SIGNATURE_FILE); });
+    let stripped = tamper(&entries, |e| {
+        e.remove(SIGNATURE_FILE);
+    });
     let (r, _) = verify_bytes(&stripped, Some(&pk), &l).unwrap();
     assert!(r.problems.iter().any(|p| p.contains("not signed")));
 }
@@ -225,7 +274,11 @@ fn every_single_byte_flip_fails_verification() {
         let mut b = good.clone();
         b[i] ^= 0x01;
         if let Ok((r, _)) = verify_bytes(&b, None, &l) {
-            assert!(!r.ok(), "flipping byte {i} of {} still verifies", good.len());
+            assert!(
+                !r.ok(),
+                "flipping byte {i} of {} still verifies",
+                good.len()
+            );
         }
     }
 }

@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 
 use super::archive::{self, Archive, ArchiveProblem, Limits};
 use super::manifest::{Manifest, MANIFEST_FILE, MANIFEST_SCHEMA, SIGNATURE_FILE};
-use super::sign::SignatureFile;
 use super::sha256_hex;
+use super::sign::SignatureFile;
 
 /// What verification found.
 #[derive(Clone, Debug, Default)]
@@ -55,6 +55,7 @@ pub fn verify_bytes(
             return Ok((r, None));
         }
     };
+    r.problems.extend(archive::canonical_problems(&archive));
     let Some(mbytes) = archive.entries.get(MANIFEST_FILE) else {
         r.problems.push(format!("{MANIFEST_FILE} is missing"));
         return Ok((r, Some(archive)));
@@ -62,7 +63,8 @@ pub fn verify_bytes(
     let manifest: Manifest = match serde_json::from_slice(mbytes) {
         Ok(m) => m,
         Err(e) => {
-            r.problems.push(format!("{MANIFEST_FILE} is not a valid manifest: {e}"));
+            r.problems
+                .push(format!("{MANIFEST_FILE} is not a valid manifest: {e}"));
             return Ok((r, Some(archive)));
         }
     };
@@ -79,7 +81,9 @@ pub fn verify_bytes(
                 Ok(fp) => r.signer = Some(fp),
                 Err(m) => r.problems.push(m),
             },
-            Err(e) => r.problems.push(format!("{SIGNATURE_FILE} is malformed: {e}")),
+            Err(e) => r
+                .problems
+                .push(format!("{SIGNATURE_FILE} is malformed: {e}")),
         },
         None if pinned.is_some() => r
             .problems
@@ -94,11 +98,14 @@ pub fn verify_bytes(
             continue;
         }
         if f.path == MANIFEST_FILE || f.path == SIGNATURE_FILE {
-            r.problems.push(format!("'{}' must not list itself", f.path));
+            r.problems
+                .push(format!("'{}' must not list itself", f.path));
             continue;
         }
         match archive.entries.get(&f.path) {
-            None => r.problems.push(format!("'{}' is listed but missing", f.path)),
+            None => r
+                .problems
+                .push(format!("'{}' is listed but missing", f.path)),
             Some(b) => {
                 r.files_checked += 1;
                 if b.len() as u64 != f.size_bytes {
@@ -117,16 +124,18 @@ pub fn verify_bytes(
     }
     for name in archive.entries.keys() {
         if name != MANIFEST_FILE && name != SIGNATURE_FILE && !listed.contains(name.as_str()) {
-            r.problems
-                .push(format!("'{name}' is in the archive but not in the manifest"));
+            r.problems.push(format!(
+                "'{name}' is in the archive but not in the manifest"
+            ));
         }
     }
     // Internal consistency: variants and self-test files point at listed files.
     for v in manifest.components.iter().flat_map(|c| c.variants.iter()) {
         match manifest.files.iter().find(|f| f.path == v.path) {
-            None => r
-                .problems
-                .push(format!("variant '{}' names '{}', which is not listed", v.name, v.path)),
+            None => r.problems.push(format!(
+                "variant '{}' names '{}', which is not listed",
+                v.name, v.path
+            )),
             Some(f) if f.sha256 != v.sha256 => r.problems.push(format!(
                 "variant '{}' sha256 differs from its file's",
                 v.name
@@ -137,8 +146,10 @@ pub fn verify_bytes(
     for case in &manifest.self_test {
         for p in case.inputs.values().chain(case.expected.values()) {
             if !listed.contains(p.as_str()) {
-                r.problems
-                    .push(format!("self-test '{}' names unlisted file '{p}'", case.name));
+                r.problems.push(format!(
+                    "self-test '{}' names unlisted file '{p}'",
+                    case.name
+                ));
             }
         }
     }
@@ -159,7 +170,8 @@ pub struct Opened {
 pub fn open(path: &Path, pinned: Option<&VerifyingKey>) -> Result<Opened> {
     let limits = Limits::default();
     let bytes = archive::read_bounded(path, &limits)?;
-    let (report, archive) = verify_bytes(&bytes, pinned, &limits).map_err(|m| Error::file(path, m))?;
+    let (report, archive) =
+        verify_bytes(&bytes, pinned, &limits).map_err(|m| Error::file(path, m))?;
     if !report.ok() {
         return Err(Error::file(
             path,
