@@ -15,6 +15,7 @@
 
 pub mod artifact;
 pub mod error;
+pub mod gate;
 pub mod model;
 
 pub use error::{Error, Result};
