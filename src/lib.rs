@@ -22,5 +22,7 @@ pub use error::{Error, Result};
 pub mod package;
 pub mod profile;
 pub mod target;
+pub mod runtime;
+pub mod tensor;
 pub mod wheel;
 pub mod zoo;

@@ -3,3 +3,6 @@
 
 #[path = "cli/common.rs"]
 mod common;
+
+#[path = "cli/run.rs"]
+mod run;

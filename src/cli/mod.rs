@@ -11,6 +11,8 @@ mod runner;
 mod table;
 mod targets;
 mod verify;
+mod run;
+mod runtime;
 
 /// What a command concluded. Errors are separate (exit status 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +58,10 @@ pub enum Command {
     Keygen(keygen::KeygenArgs),
     /// Verify a package or bundle (files, hashes, signature).
     Verify(verify::VerifyArgs),
+    /// Run a model once on given or generated inputs; write outputs as .npy.
+    Run(run::RunArgs),
+    /// Install, list or locate the ONNX Runtime library.
+    Runtime(runtime::RuntimeArgs),
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
@@ -67,6 +73,8 @@ pub fn main() -> i32 {
         Command::Package(args) => package::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Run(args) => run::run(cli.ort_lib.as_deref(), args),
+        Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),
