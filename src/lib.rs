@@ -20,5 +20,6 @@ pub mod model;
 
 pub use error::{Error, Result};
 pub mod profile;
+pub mod report;
 pub mod wheel;
 pub mod zoo;
