@@ -9,6 +9,7 @@ pub mod github;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod quantize;
 pub mod table;
 
 use crate::gate::units::Display;
