@@ -31,6 +31,9 @@ pub enum Error {
         op_type: String,
         message: String,
     },
+    /// A tensor's data is malformed or of an unexpected type.
+    #[error("tensor '{name}': {message}")]
+    Tensor { name: String, message: String },
     /// ONNX Runtime could not be found or loaded.
     #[error("ONNX Runtime library: {0}")]
     RuntimeMissing(String),
@@ -87,6 +90,14 @@ impl Error {
         Error::Node {
             node: node.into(),
             op_type: op_type.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A malformed tensor (initializer, `Constant` value, `.pb` file content).
+    pub fn tensor(name: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Tensor {
+            name: name.into(),
             message: message.into(),
         }
     }

@@ -4,8 +4,10 @@
 //! answers questions about the graph, and applies labelled patches. Everything above it
 //! (runtime, profiler, quantizer, packages) goes through [`Model`].
 
+pub mod attr;
 pub mod external;
 pub mod proto;
+pub mod tensor_data;
 
 use std::path::{Path, PathBuf};
 

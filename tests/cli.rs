@@ -1,0 +1,5 @@
+//! The one integration-test binary: drives the real `edgepack` CLI with assert_cmd in
+//! temporary folders. One module per area.
+
+#[path = "cli/common.rs"]
+mod common;
