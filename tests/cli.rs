@@ -3,3 +3,6 @@
 
 #[path = "cli/common.rs"]
 mod common;
+
+#[path = "cli/gate.rs"]
+mod gate;

@@ -18,7 +18,11 @@ use edgepack::Error;
 #[derive(Debug, clap::Args)]
 pub struct GateArgs {
     /// Profile of the candidate model (from `edgepack profile --json`).
-    #[arg(long, value_name = "PROFILE.json", required_unless_present = "remeasure")]
+    #[arg(
+        long,
+        value_name = "PROFILE.json",
+        required_unless_present = "remeasure"
+    )]
     pub current: Option<PathBuf>,
     /// Profile to compare against (e.g. the main branch's, from a CI artifact).
     #[arg(long, value_name = "PROFILE.json")]
@@ -110,8 +114,7 @@ fn resolve_policy(a: &GateArgs) -> anyhow::Result<Policy> {
         p.rule_mut(Metric::P95Latency).max = Some(quantity("--max-p95", t, Unit::Seconds)?);
     }
     if let Some(t) = &a.max_peak_memory {
-        p.rule_mut(Metric::PeakMemory).max =
-            Some(quantity("--max-peak-memory", t, Unit::Bytes)?);
+        p.rule_mut(Metric::PeakMemory).max = Some(quantity("--max-peak-memory", t, Unit::Bytes)?);
     }
     if let Some(t) = &a.max_size {
         p.rule_mut(Metric::ModelSize).max = Some(quantity("--max-size", t, Unit::Bytes)?);
@@ -152,14 +155,18 @@ pub fn run(ort_lib: &Option<PathBuf>, a: GateArgs) -> anyhow::Result<Outcome> {
     };
     if let Some(q) = &a.quantize {
         let summary = report::quantize::QuantizeSummary::from_path(q)?;
-        extras.sqnr_db = Some(summary.worst_sqnr_db().ok_or_else(|| {
-            Error::file(q, "the quantize report has no finite per-output SQNR")
-        })?);
+        extras.sqnr_db =
+            Some(summary.worst_sqnr_db().ok_or_else(|| {
+                Error::file(q, "the quantize report has no finite per-output SQNR")
+            })?);
     }
     let (current, baseline) = if a.remeasure {
         // Both models are named explicitly, so differing file names are expected.
         extras.allow_model_rename = true;
-        let (old, new) = (a.baseline_model.as_ref().unwrap(), a.model.as_ref().unwrap());
+        let (old, new) = (
+            a.baseline_model.as_ref().unwrap(),
+            a.model.as_ref().unwrap(),
+        );
         let (b, c) = super::remeasure::interleaved(ort_lib, old, new, &policy)?;
         if let Some(dir) = &a.save_profiles {
             for (name, p) in [("baseline.json", &b), ("current.json", &c)] {
@@ -176,9 +183,15 @@ pub fn run(ort_lib: &Option<PathBuf>, a: GateArgs) -> anyhow::Result<Outcome> {
     let verdict = gate::evaluate(&policy, &current, baseline.as_ref(), &extras)?;
 
     // Files first: a failed write is an error (exit 2), and nothing half-written is left.
-    for (path, format) in [(&a.json, "json"), (&a.junit, "junit"), (&a.markdown, "markdown")] {
+    for (path, format) in [
+        (&a.json, "json"),
+        (&a.junit, "junit"),
+        (&a.markdown, "markdown"),
+    ] {
         if let Some(path) = path {
-            let text = report::exporter(format).expect("known format").render(&verdict);
+            let text = report::exporter(format)
+                .expect("known format")
+                .render(&verdict);
             write_atomic(path, text.as_bytes())?;
         }
     }

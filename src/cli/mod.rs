@@ -45,7 +45,7 @@ pub enum Command {
     /// Run the end-to-end demo on a real model (PP-OCR from PyPI).
     Demo(demo::DemoArgs),
     /// Check a profile against budgets and a baseline (exit 0 pass, 1 fail, 2 error, 3 inconclusive).
-    Gate(gate::GateArgs),
+    Gate(Box<gate::GateArgs>),
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
@@ -53,7 +53,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&cli.ort_lib, args),
-        Command::Gate(args) => gate::run(&cli.ort_lib, args),
+        Command::Gate(args) => gate::run(&cli.ort_lib, *args),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

@@ -13,5 +13,9 @@ pub fn interleaved(
     _new: &Path,
     _policy: &Policy,
 ) -> anyhow::Result<(Profile, Profile)> {
-    Err(Error::usage("--remeasure", "needs the profiler, which is not merged on this branch yet").into())
+    Err(Error::usage(
+        "--remeasure",
+        "needs the profiler, which is not merged on this branch yet",
+    )
+    .into())
 }

@@ -67,9 +67,11 @@ impl QuantizeSummary {
             }
         }
         if s.outputs.is_empty() && s.figures.is_empty() {
-            return Err("no per-output accuracy (sqnr_db) and no figures found; is this a \
+            return Err(
+                "no per-output accuracy (sqnr_db) and no figures found; is this a \
                         quantize report?"
-                .into());
+                    .into(),
+            );
         }
         Ok(s)
     }
