@@ -6,3 +6,6 @@ mod common;
 
 #[path = "cli/gate.rs"]
 mod gate;
+
+#[path = "cli/report.rs"]
+mod report;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod demo;
 mod gate;
 mod remeasure;
+mod report;
 
 /// What a command concluded. Errors are separate (exit status 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Check a profile against budgets and a baseline (exit 0 pass, 1 fail, 2 error, 3 inconclusive).
     Gate(Box<gate::GateArgs>),
+    /// Write one self-contained HTML report of a profile (charts, fit, quantization).
+    Report(report::ReportArgs),
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
@@ -54,6 +57,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&cli.ort_lib, args),
         Command::Gate(args) => gate::run(&cli.ort_lib, *args),
+        Command::Report(args) => report::run(args),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

@@ -5,12 +5,18 @@
 //! `artifact::write_atomic`). Snapshot tests feed them hand-built verdicts, never live
 //! timings, so a format change shows up as a reviewed snapshot diff.
 
+pub mod bundles;
+#[doc(hidden)]
+pub mod fixture;
 pub mod github;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod plot;
 pub mod quantize;
 pub mod table;
+pub mod targets;
 
 use crate::gate::units::Display;
 use crate::gate::{Check, CheckStatus, Decision, Metric, Severity, Verdict};
