@@ -24,5 +24,6 @@ pub mod profile;
 pub mod target;
 pub mod runtime;
 pub mod tensor;
+pub mod report;
 pub mod wheel;
 pub mod zoo;
