@@ -11,3 +11,6 @@ mod gate;
 
 #[path = "cli/report.rs"]
 mod report;
+
+#[path = "cli/roundtrip.rs"]
+mod roundtrip;
