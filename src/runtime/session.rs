@@ -52,12 +52,20 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// ONNX Runtime messages sometimes span lines; errors are printed as one line.
+pub(crate) fn one_line(msg: impl std::fmt::Display) -> String {
+    msg.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn ort_err(what: &str) -> impl Fn(ort::Error) -> Error + '_ {
-    move |e| Error::Runtime(format!("{what}: {e}"))
+    move |e| Error::Runtime(format!("{what}: {}", one_line(e)))
 }
 
 fn builder_err(what: &str) -> impl Fn(ort::Error<SessionBuilder>) -> Error + '_ {
-    move |e| Error::Runtime(format!("{what}: {e}"))
+    move |e| Error::Runtime(format!("{what}: {}", one_line(e)))
 }
 
 /// Build a session builder from the context; registers providers and reports which ones.
@@ -216,9 +224,12 @@ impl Session {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "in-memory model".into());
-        let inner = b
-            .commit_from_memory(&bytes)
-            .map_err(|e| Error::Runtime(format!("{origin}: cannot create a session: {e}")))?;
+        let inner = b.commit_from_memory(&bytes).map_err(|e| {
+            Error::Runtime(format!(
+                "{origin}: cannot create a session: {}",
+                one_line(e)
+            ))
+        })?;
         Ok(Self::wrap(inner, report, ctx))
     }
 
@@ -387,7 +398,7 @@ impl Session {
             (api.ReleaseStatus)(status.0);
             text
         };
-        Err(Error::Runtime(format!("run: {message}")))
+        Err(Error::Runtime(format!("run: {}", one_line(message))))
     }
 
     /// The outputs of the last bound run, copied out.
