@@ -5,8 +5,17 @@
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod keygen;
+mod package;
+mod runner;
+mod table;
+mod targets;
+mod verify;
 mod run;
 mod runtime;
+mod gate;
+mod remeasure;
+mod report;
 
 /// What a command concluded. Errors are separate (exit status 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,10 +53,22 @@ pub struct Cli {
 pub enum Command {
     /// Run the end-to-end demo on a real model (PP-OCR from PyPI).
     Demo(demo::DemoArgs),
+    /// List hardware targets (hardware/*.toml and the detected host).
+    Targets(targets::TargetsArgs),
+    /// Package a model with its manifest (contract, context, self-test, lineage).
+    Package(package::PackageArgs),
+    /// Generate an ed25519 key pair for signing packages and bundles.
+    Keygen(keygen::KeygenArgs),
+    /// Verify a package or bundle (files, hashes, signature).
+    Verify(verify::VerifyArgs),
     /// Run a model once on given or generated inputs; write outputs as .npy.
     Run(run::RunArgs),
     /// Install, list or locate the ONNX Runtime library.
     Runtime(runtime::RuntimeArgs),
+    /// Check a profile against budgets and a baseline (exit 0 pass, 1 fail, 2 error, 3 inconclusive).
+    Gate(Box<gate::GateArgs>),
+    /// Write one self-contained HTML report of a profile (charts, fit, quantization).
+    Report(report::ReportArgs),
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
@@ -55,8 +76,14 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&cli.ort_lib, args),
+        Command::Targets(args) => targets::run(args),
+        Command::Package(args) => package::run(args),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Verify(args) => verify::run(args),
         Command::Run(args) => run::run(cli.ort_lib.as_deref(), args),
         Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
+        Command::Gate(args) => gate::run(&cli.ort_lib, *args),
+        Command::Report(args) => report::run(args),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),
