@@ -3,3 +3,5 @@
 
 #[path = "cli/common.rs"]
 mod common;
+#[path = "cli/inspect.rs"]
+mod inspect;
