@@ -5,3 +5,5 @@
 mod common;
 #[path = "cli/inspect.rs"]
 mod inspect;
+#[path = "cli/shape_suite.rs"]
+mod shape_suite;
