@@ -14,3 +14,7 @@ mod report;
 
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
+#[path = "cli/inspect.rs"]
+mod inspect;
+#[path = "cli/shape_suite.rs"]
+mod shape_suite;

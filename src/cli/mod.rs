@@ -16,6 +16,7 @@ mod runtime;
 mod gate;
 mod remeasure;
 mod report;
+mod inspect;
 
 /// What a command concluded. Errors are separate (exit status 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +70,8 @@ pub enum Command {
     Gate(Box<gate::GateArgs>),
     /// Write one self-contained HTML report of a profile (charts, fit, quantization).
     Report(report::ReportArgs),
+    /// Describe a model: signature, opsets, ops, weights, MACs/FLOPs estimate.
+    Inspect(inspect::InspectArgs),
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
@@ -84,6 +87,7 @@ pub fn main() -> i32 {
         Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
         Command::Gate(args) => gate::run(&cli.ort_lib, *args),
         Command::Report(args) => report::run(args),
+        Command::Inspect(args) => inspect::run(&cli.ort_lib, args),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),
