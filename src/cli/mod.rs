@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod profile;
 
 /// What a command concluded. Errors are separate (exit status 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the end-to-end demo on a real model (PP-OCR from PyPI).
     Demo(demo::DemoArgs),
+    /// Profile latency, memory and CPU needs across query sizes, threads and providers.
+    Profile(profile::ProfileArgs),
+    /// Internal: one profiling configuration in a child process.
+    #[command(name = "__profile-worker", hide = true)]
+    ProfileWorker,
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
@@ -49,6 +55,8 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&cli.ort_lib, args),
+        Command::Profile(args) => profile::run(&cli.ort_lib, args),
+        Command::ProfileWorker => profile::worker(),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),
