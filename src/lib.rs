@@ -19,8 +19,11 @@ pub mod gate;
 pub mod model;
 
 pub use error::{Error, Result};
+pub mod package;
 pub mod profile;
+pub mod target;
 pub mod runtime;
 pub mod tensor;
+pub mod report;
 pub mod wheel;
 pub mod zoo;

@@ -3,3 +3,11 @@
 
 #[path = "cli/common.rs"]
 mod common;
+
+#[path = "cli/run.rs"]
+mod run;
+#[path = "cli/gate.rs"]
+mod gate;
+
+#[path = "cli/report.rs"]
+mod report;
