@@ -17,6 +17,7 @@ mod gate;
 mod remeasure;
 mod report;
 mod inspect;
+mod profile;
 
 /// What a command concluded. Errors are separate (exit status 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +73,11 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Describe a model: signature, opsets, ops, weights, MACs/FLOPs estimate.
     Inspect(inspect::InspectArgs),
+    /// Profile latency, memory and CPU needs across query sizes, threads and providers.
+    Profile(profile::ProfileArgs),
+    /// Internal: one profiling configuration in a child process.
+    #[command(name = "__profile-worker", hide = true)]
+    ProfileWorker,
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
@@ -88,6 +94,8 @@ pub fn main() -> i32 {
         Command::Gate(args) => gate::run(&cli.ort_lib, *args),
         Command::Report(args) => report::run(args),
         Command::Inspect(args) => inspect::run(&cli.ort_lib, args),
+        Command::Profile(args) => profile::run(&cli.ort_lib, args),
+        Command::ProfileWorker => profile::worker(),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),
