@@ -19,5 +19,6 @@ pub mod model;
 
 pub use error::{Error, Result};
 pub mod profile;
+pub mod quantize;
 pub mod wheel;
 pub mod zoo;
