@@ -25,5 +25,6 @@ pub mod target;
 pub mod runtime;
 pub mod tensor;
 pub mod report;
+pub mod quantize;
 pub mod wheel;
 pub mod zoo;
