@@ -70,7 +70,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&cli.ort_lib, args),
         Command::Targets(args) => targets::run(args),
-        Command::Package(args) => package::run(args),
+        Command::Package(args) => package::run(cli.ort_lib.as_deref(), args),
         Command::Keygen(args) => keygen::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Run(args) => run::run(cli.ort_lib.as_deref(), args),
