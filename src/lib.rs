@@ -14,6 +14,7 @@
 //! ```
 
 pub mod artifact;
+pub mod bundle;
 pub mod error;
 pub mod gate;
 pub mod model;
