@@ -25,5 +25,6 @@ pub mod profile;
 pub mod runtime;
 pub mod target;
 pub mod tensor;
+pub mod report;
 pub mod wheel;
 pub mod zoo;

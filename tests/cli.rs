@@ -6,3 +6,8 @@ mod common;
 
 #[path = "cli/run.rs"]
 mod run;
+#[path = "cli/gate.rs"]
+mod gate;
+
+#[path = "cli/report.rs"]
+mod report;

@@ -15,6 +15,9 @@ mod targets;
 mod verify;
 mod run;
 mod runtime;
+mod gate;
+mod remeasure;
+mod report;
 
 /// What a command concluded. Errors are separate (exit status 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +71,10 @@ pub enum Command {
     Run(run::RunArgs),
     /// Install, list or locate the ONNX Runtime library.
     Runtime(runtime::RuntimeArgs),
+    /// Check a profile against budgets and a baseline (exit 0 pass, 1 fail, 2 error, 3 inconclusive).
+    Gate(Box<gate::GateArgs>),
+    /// Write one self-contained HTML report of a profile (charts, fit, quantization).
+    Report(report::ReportArgs),
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
@@ -83,6 +90,8 @@ pub fn main() -> i32 {
         Command::Lineage(args) => lineage::run(args),
         Command::Run(args) => run::run(cli.ort_lib.as_deref(), args),
         Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
+        Command::Gate(args) => gate::run(&cli.ort_lib, *args),
+        Command::Report(args) => report::run(args),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),
