@@ -18,6 +18,7 @@ mod runtime;
 mod gate;
 mod remeasure;
 mod report;
+mod profile;
 
 /// What a command concluded. Errors are separate (exit status 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +76,11 @@ pub enum Command {
     Gate(Box<gate::GateArgs>),
     /// Write one self-contained HTML report of a profile (charts, fit, quantization).
     Report(report::ReportArgs),
+    /// Profile latency, memory and CPU needs across query sizes, threads and providers.
+    Profile(profile::ProfileArgs),
+    /// Internal: one profiling configuration in a child process.
+    #[command(name = "__profile-worker", hide = true)]
+    ProfileWorker,
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
@@ -92,6 +98,8 @@ pub fn main() -> i32 {
         Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
         Command::Gate(args) => gate::run(&cli.ort_lib, *args),
         Command::Report(args) => report::run(args),
+        Command::Profile(args) => profile::run(&cli.ort_lib, args),
+        Command::ProfileWorker => profile::worker(),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),
