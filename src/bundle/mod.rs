@@ -100,7 +100,9 @@ pub fn perf_from_profile(p: &Profile, basis: Basis) -> Perf {
                 batch: c.batch.unwrap_or(1).max(1),
                 p50_s: lat.p50_s,
                 p95_s: Some(lat.p95_s),
-                peak_rss_bytes: c.memory.as_ref().map(|m| m.peak_rss_bytes),
+                // Session creation (graph optimization) can peak above inference: the
+                // device must survive both.
+                peak_rss_bytes: c.memory.as_ref().map(|m| m.peak_rss_bytes.max(m.peak_rss_session_create_bytes.unwrap_or(0))),
             })
         })
         .collect();

@@ -85,6 +85,7 @@ fn profile(sha: &str, points: &[(usize, i64, f64, u64)]) -> Profile {
                     rss_before_load_bytes: 0,
                     rss_after_session_bytes: 0,
                     peak_rss_bytes: rss,
+                    peak_rss_session_create_bytes: None,
                 }),
                 cpu: None,
                 gpu: None,
