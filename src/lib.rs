@@ -26,5 +26,6 @@ pub mod runtime;
 pub mod target;
 pub mod tensor;
 pub mod report;
+pub mod quantize;
 pub mod wheel;
 pub mod zoo;

@@ -19,6 +19,7 @@ mod gate;
 mod remeasure;
 mod report;
 mod profile;
+mod quantize;
 
 /// What a command concluded. Errors are separate (exit status 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +82,8 @@ pub enum Command {
     /// Internal: one profiling configuration in a child process.
     #[command(name = "__profile-worker", hide = true)]
     ProfileWorker,
+    /// Quantize a model to int8 for ONNX Runtime's CPU kernels, with an accuracy report.
+    Quantize(quantize::QuantizeArgs),
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
@@ -100,6 +103,7 @@ pub fn main() -> i32 {
         Command::Report(args) => report::run(args),
         Command::Profile(args) => profile::run(&cli.ort_lib, args),
         Command::ProfileWorker => profile::worker(),
+        Command::Quantize(args) => quantize::run(&cli.ort_lib, args).map_err(Into::into),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),
