@@ -14,6 +14,7 @@
 //! ```
 
 pub mod artifact;
+pub mod bundle;
 pub mod error;
 pub mod gate;
 pub mod model;
@@ -23,6 +24,7 @@ pub mod package;
 pub mod profile;
 pub mod target;
 pub mod runtime;
+pub mod target;
 pub mod tensor;
 pub mod report;
 pub mod quantize;

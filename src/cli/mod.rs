@@ -4,8 +4,10 @@
 
 use clap::{Parser, Subcommand};
 
+mod bundle;
 mod demo;
 mod keygen;
+mod lineage;
 mod package;
 mod runner;
 mod table;
@@ -64,6 +66,10 @@ pub enum Command {
     Keygen(keygen::KeygenArgs),
     /// Verify a package or bundle (files, hashes, signature).
     Verify(verify::VerifyArgs),
+    /// Bundle a package for hardware targets (variant selection, predictions).
+    Bundle(bundle::BundleArgs),
+    /// Show where a bundle or package came from.
+    Lineage(lineage::LineageArgs),
     /// Run a model once on given or generated inputs; write outputs as .npy.
     Run(run::RunArgs),
     /// Install, list or locate the ONNX Runtime library.
@@ -89,9 +95,11 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&cli.ort_lib, args),
         Command::Targets(args) => targets::run(args),
-        Command::Package(args) => package::run(args),
+        Command::Package(args) => package::run(cli.ort_lib.as_deref(), args),
         Command::Keygen(args) => keygen::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Bundle(args) => bundle::run(cli.ort_lib.as_deref(), args),
+        Command::Lineage(args) => lineage::run(args),
         Command::Run(args) => run::run(cli.ort_lib.as_deref(), args),
         Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
         Command::Gate(args) => gate::run(&cli.ort_lib, *args),
