@@ -502,10 +502,10 @@ fn summary_section(h: &mut String, p: &Profile) {
             );
         }
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<dt>Measurement</dt><dd>{} warm-up, {}–{} iterations, {}–{} s, target CI ±{:.1}%, \
-         graph optimization {}</dd></dl></section>\n",
+         graph optimization {}</dd></dl></section>",
         p.plan.warmup_iterations,
         p.plan.min_iterations,
         p.plan.max_iterations,
