@@ -21,5 +21,7 @@ pub mod model;
 pub use error::{Error, Result};
 pub mod profile;
 pub mod report;
+pub mod runtime;
+pub mod tensor;
 pub mod wheel;
 pub mod zoo;

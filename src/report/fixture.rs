@@ -57,6 +57,7 @@ pub fn sample_profile() -> Profile {
                     rss_before_load_bytes: 30_000_000,
                     rss_after_session_bytes: 90_000_000,
                     peak_rss_bytes: 110_000_000 + 45_000_000 * batch as u64,
+                    peak_rss_session_create_bytes: None,
                 }),
                 cpu: Some(CpuStats {
                     cpu_time_s: 1.0,
