@@ -34,6 +34,13 @@ pub enum Error {
     /// A tensor's data is malformed or of an unexpected type.
     #[error("tensor '{name}': {message}")]
     Tensor { name: String, message: String },
+    /// A labelled graph rewrite could not be applied; the model is unchanged.
+    #[error("patch '{label}': {source}")]
+    Patch {
+        label: String,
+        #[source]
+        source: Box<Error>,
+    },
     /// ONNX Runtime could not be found or loaded.
     #[error("ONNX Runtime library: {0}")]
     RuntimeMissing(String),

@@ -4,6 +4,8 @@
 #[path = "cli/common.rs"]
 mod common;
 
+#[path = "cli/run.rs"]
+mod run;
 #[path = "cli/gate.rs"]
 mod gate;
 

@@ -5,9 +5,18 @@
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod keygen;
+mod package;
+mod runner;
+mod table;
+mod targets;
+mod verify;
+mod run;
+mod runtime;
 mod gate;
 mod remeasure;
 mod report;
+mod profile;
 
 /// What a command concluded. Errors are separate (exit status 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,10 +54,27 @@ pub struct Cli {
 pub enum Command {
     /// Run the end-to-end demo on a real model (PP-OCR from PyPI).
     Demo(demo::DemoArgs),
+    /// List hardware targets (hardware/*.toml and the detected host).
+    Targets(targets::TargetsArgs),
+    /// Package a model with its manifest (contract, context, self-test, lineage).
+    Package(package::PackageArgs),
+    /// Generate an ed25519 key pair for signing packages and bundles.
+    Keygen(keygen::KeygenArgs),
+    /// Verify a package or bundle (files, hashes, signature).
+    Verify(verify::VerifyArgs),
+    /// Run a model once on given or generated inputs; write outputs as .npy.
+    Run(run::RunArgs),
+    /// Install, list or locate the ONNX Runtime library.
+    Runtime(runtime::RuntimeArgs),
     /// Check a profile against budgets and a baseline (exit 0 pass, 1 fail, 2 error, 3 inconclusive).
     Gate(Box<gate::GateArgs>),
     /// Write one self-contained HTML report of a profile (charts, fit, quantization).
     Report(report::ReportArgs),
+    /// Profile latency, memory and CPU needs across query sizes, threads and providers.
+    Profile(profile::ProfileArgs),
+    /// Internal: one profiling configuration in a child process.
+    #[command(name = "__profile-worker", hide = true)]
+    ProfileWorker,
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
@@ -56,8 +82,16 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&cli.ort_lib, args),
+        Command::Targets(args) => targets::run(args),
+        Command::Package(args) => package::run(args),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Run(args) => run::run(cli.ort_lib.as_deref(), args),
+        Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
         Command::Gate(args) => gate::run(&cli.ort_lib, *args),
         Command::Report(args) => report::run(args),
+        Command::Profile(args) => profile::run(&cli.ort_lib, args),
+        Command::ProfileWorker => profile::worker(),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

@@ -251,6 +251,13 @@ pub fn install(version: &str, platform: Platform) -> Result<PathBuf> {
         let bytes = std::fs::read(&src).map_err(|e| Error::io(&src, e))?;
         let out = dest.join(name);
         crate::artifact::write_atomic(&out, &bytes)?;
+        // Temporary files are created 0600; a shared library is meant to be read by anyone.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| Error::io(&out, e))?;
+        }
         let sha = sha256_file(&out)?;
         if name == main_name {
             main = Some((out, sha));
