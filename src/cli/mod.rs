@@ -6,10 +6,16 @@ use clap::{Parser, Subcommand};
 
 mod bundle;
 mod demo;
+mod gate;
 mod keygen;
 mod lineage;
 mod package;
+mod profile;
+mod remeasure;
+mod report;
+mod run;
 mod runner;
+mod runtime;
 mod table;
 mod targets;
 mod verify;
