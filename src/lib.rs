@@ -18,15 +18,8 @@ pub mod bundle;
 pub mod error;
 pub mod gate;
 pub mod model;
-
-pub use error::{Error, Result};
 pub mod package;
 pub mod profile;
-pub mod target;
-pub mod runtime;
-pub mod target;
-pub mod tensor;
-pub mod report;
 pub mod quantize;
 pub mod report;
 pub mod runtime;
@@ -34,3 +27,5 @@ pub mod target;
 pub mod tensor;
 pub mod wheel;
 pub mod zoo;
+
+pub use error::{Error, Result};

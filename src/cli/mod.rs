@@ -7,10 +7,12 @@ use clap::{Parser, Subcommand};
 mod bundle;
 mod demo;
 mod gate;
+mod inspect;
 mod keygen;
 mod lineage;
 mod package;
 mod profile;
+mod quantize;
 mod remeasure;
 mod report;
 mod run;
@@ -19,14 +21,6 @@ mod runtime;
 mod table;
 mod targets;
 mod verify;
-mod run;
-mod runtime;
-mod gate;
-mod remeasure;
-mod report;
-mod inspect;
-mod profile;
-mod quantize;
 
 /// What a command concluded. Errors are separate (exit status 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
