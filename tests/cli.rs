@@ -18,3 +18,8 @@ mod roundtrip;
 mod inspect;
 #[path = "cli/shape_suite.rs"]
 mod shape_suite;
+
+#[path = "cli/corpus.rs"]
+mod corpus;
+#[path = "cli/crash.rs"]
+mod crash;
