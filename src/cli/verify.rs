@@ -28,7 +28,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
         .as_deref()
         .map(sign::load_verifying_key)
         .transpose()?;
-    let limits = archive::Limits::default();
+    let limits = archive::Limits::from_env()?;
     let bytes = archive::read_bounded(&args.archive, &limits)?;
     let (report, _) = package::verify_bytes(&bytes, key.as_ref(), &limits)
         .map_err(|m| Error::file(&args.archive, m))?;

@@ -26,6 +26,29 @@ pub use proto::{GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto};
 /// Largest model file we read by default (protobuf itself cannot exceed 2 GiB).
 pub const MAX_MODEL_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
+/// Environment variable that lowers the largest model file edgepack reads.
+pub const MAX_MODEL_BYTES_ENV: &str = "EDGEPACK_MAX_MODEL_BYTES";
+
+/// The largest model file to read: [`MAX_MODEL_BYTES`], or less where
+/// `EDGEPACK_MAX_MODEL_BYTES` says so (a byte count; a malformed value is an error).
+pub fn max_model_bytes() -> Result<u64> {
+    match std::env::var(MAX_MODEL_BYTES_ENV) {
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|&n| n > 0)
+            .map(|n| n.min(MAX_MODEL_BYTES))
+            .ok_or_else(|| {
+                Error::usage(
+                    MAX_MODEL_BYTES_ENV,
+                    format!("'{v}' is not a positive whole number"),
+                )
+            }),
+        Err(_) => Ok(MAX_MODEL_BYTES),
+    }
+}
+
 /// An ONNX model and the folder its external data is confined to.
 #[derive(Clone, Debug)]
 pub struct Model {
@@ -48,11 +71,21 @@ impl Model {
         if !meta.is_file() {
             return Err(Error::file(path, "not a regular file"));
         }
+        let max = max_model_bytes()?;
         if meta.len() > MAX_MODEL_BYTES {
             return Err(Error::file(
                 path,
                 format!(
                     "model file is {} bytes, over the 2 GiB protobuf limit; store weights as external data",
+                    meta.len()
+                ),
+            ));
+        }
+        if meta.len() > max {
+            return Err(Error::file(
+                path,
+                format!(
+                    "model file is {} bytes, over the limit of {max} ({MAX_MODEL_BYTES_ENV})",
                     meta.len()
                 ),
             ));

@@ -51,6 +51,39 @@ impl Default for Limits {
     }
 }
 
+/// Environment variables that lower or raise the archive limits for every command.
+pub const MAX_ENTRIES_ENV: &str = "EDGEPACK_MAX_ARCHIVE_ENTRIES";
+pub const MAX_TOTAL_BYTES_ENV: &str = "EDGEPACK_MAX_EXTRACTED_BYTES";
+
+impl Limits {
+    /// The defaults, overridden by `EDGEPACK_MAX_ARCHIVE_ENTRIES` and
+    /// `EDGEPACK_MAX_EXTRACTED_BYTES` (a byte count) where set; a malformed value is an error.
+    pub fn from_env() -> Result<Limits> {
+        let mut l = Limits::default();
+        let var = |name: &str| -> Result<Option<u64>> {
+            match std::env::var(name) {
+                Ok(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        Error::usage(name, format!("'{v}' is not a positive whole number"))
+                    }),
+                Err(_) => Ok(None),
+            }
+        };
+        if let Some(n) = var(MAX_ENTRIES_ENV)? {
+            l.max_entries = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = var(MAX_TOTAL_BYTES_ENV)? {
+            l.max_total_bytes = n;
+        }
+        Ok(l)
+    }
+}
+
 /// Why an archive was refused. `Corrupt` means the structure is sound but content does not
 /// match what it declares (a flipped byte): a verification failure. `Unsafe` means the
 /// archive is malformed or hostile: an input error.
@@ -338,7 +371,7 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
     }
     if n_total > limits.max_entries {
         return Err(unsafe_(format!(
-            "{n_total} entries, over the limit of {}",
+            "{n_total} entries, over the limit of {} ({MAX_ENTRIES_ENV})",
             limits.max_entries
         )));
     }
@@ -474,7 +507,7 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
         total = total.saturating_add(e.uncompressed);
         if total > limits.max_total_bytes {
             return Err(unsafe_(format!(
-                "total uncompressed size is over the limit of {} bytes",
+                "total uncompressed size is over the limit of {} bytes ({MAX_TOTAL_BYTES_ENV})",
                 limits.max_total_bytes
             )));
         }
@@ -625,7 +658,7 @@ pub fn read_bounded(path: &Path, limits: &Limits) -> Result<Vec<u8>> {
         return Err(Error::file(
             path,
             format!(
-                "archive is {} bytes, over the limit of {}",
+                "archive is {} bytes, over the limit of {} ({MAX_TOTAL_BYTES_ENV})",
                 meta.len(),
                 limits.max_total_bytes
             ),

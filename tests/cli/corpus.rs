@@ -33,6 +33,8 @@ struct Case {
     expect: Vec<String>,
     /// Exit status: 2 for bad input; 1 for a failed verification.
     status: i32,
+    /// Extra environment (the configurable limits).
+    env: Vec<(String, String)>,
 }
 
 impl Case {
@@ -47,6 +49,7 @@ impl Case {
             args: Vec::new(),
             expect: Vec::new(),
             status: 2,
+            env: Vec::new(),
         }
     }
     fn root(&self) -> &Path {
@@ -64,6 +67,10 @@ impl Case {
     }
     fn expect(mut self, s: &str) -> Self {
         self.expect.push(s.to_string());
+        self
+    }
+    fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
         self
     }
     fn status(mut self, s: i32) -> Self {
@@ -117,6 +124,7 @@ fn check(case: &Case) -> Vec<String> {
     let before = snapshot(case.root());
     let out = edgepack()
         .args(&case.args)
+        .envs(case.env.iter().map(|(k, v)| (k, v)))
         .current_dir(case.root())
         .env("RUST_BACKTRACE", "1")
         .timeout(std::time::Duration::from_secs(120))
@@ -575,6 +583,24 @@ fn broken_and_hostile_models_are_refused() {
     let f = std::fs::File::create(&p).unwrap();
     f.set_len(2 * 1024 * 1024 * 1024 + 1).unwrap();
     cases.push(c.run_model(&p, &[]).expect("model.onnx").expect("2 GiB"));
+    let c = Case::new("model-over-configured-limit");
+    let p = c.m().join("model.onnx");
+    save(&builder::conv_net(1), &p);
+    cases.push(
+        c.run_model(&p, &[])
+            .env("EDGEPACK_MAX_MODEL_BYTES", "1000")
+            .expect("model.onnx")
+            .expect("EDGEPACK_MAX_MODEL_BYTES"),
+    );
+    let c = Case::new("malformed-limit-setting");
+    let p = c.m().join("model.onnx");
+    save(&builder::conv_net(1), &p);
+    cases.push(
+        c.run_model(&p, &[])
+            .env("EDGEPACK_MAX_MODEL_BYTES", "many")
+            .expect("EDGEPACK_MAX_MODEL_BYTES")
+            .expect("'many'"),
+    );
     let c = Case::new("model-is-a-folder");
     let p = c.m();
     cases.push(c.run_model(&p, &[]).expect("m"));
@@ -684,6 +710,9 @@ fn hostile_archives_are_refused() {
         .map(|i| entry(&format!("f{i}.bin"), &[0u8; 4096]))
         .collect();
     let many: Vec<Entry> = (0..10_001).map(|i| entry(&format!("{i}"), b"")).collect();
+    let few: Vec<Entry> = (0..20)
+        .map(|i| entry(&format!("{i}"), &[0u8; 100]))
+        .collect();
     let cases = vec![
         zip_case(
             "zip-slip",
@@ -724,6 +753,20 @@ fn hostile_archives_are_refused() {
         zip_case("too-many-entries", &craft_zip(&many, false), "entries"),
         zip_case("not-a-zip", b"this is not a zip file at all", "zip"),
         zip_case("empty-archive-file", b"", "bad.edgepkg"),
+        zip_case(
+            "entries-over-configured-limit",
+            &craft_zip(&few, false),
+            "entries",
+        )
+        .env("EDGEPACK_MAX_ARCHIVE_ENTRIES", "10")
+        .expect("EDGEPACK_MAX_ARCHIVE_ENTRIES"),
+        zip_case(
+            "size-over-configured-limit",
+            &craft_zip(&few, false),
+            "limit",
+        )
+        .env("EDGEPACK_MAX_EXTRACTED_BYTES", "1000")
+        .expect("EDGEPACK_MAX_EXTRACTED_BYTES"),
     ];
     check_all(cases);
 }
