@@ -8,6 +8,7 @@ mod bundle;
 mod demo;
 mod gate;
 mod inspect;
+mod isolation;
 mod keygen;
 mod lineage;
 mod package;

@@ -8,13 +8,12 @@ use clap::Args;
 
 use edgepack::bounds;
 use edgepack::error::Error;
-use edgepack::gate::units::{self, Unit};
-use edgepack::isolate::{self, ChildEnd, ChildLimits};
 use edgepack::model::Model;
 use edgepack::runtime::{self, ExecutionContext, Provider, Session};
 use edgepack::tensor::inputs::{self, InputSources, ShapeOverrides};
 use edgepack::tensor::{format_shape, npy, DType, Tensor};
 
+use super::isolation::{self, IsolationArgs};
 use super::Outcome;
 
 #[derive(Debug, Args)]
@@ -48,85 +47,8 @@ pub struct RunArgs {
     /// Execution providers in order of preference, comma separated (cpu, cuda).
     #[arg(long, value_name = "LIST", default_value = "cpu")]
     pub providers: String,
-    /// Memory limit for the process that runs the model, e.g. 2GiB (default: 3/4 of RAM).
-    /// A model whose constant shapes already need more is refused before it runs.
-    #[arg(long, value_name = "SIZE")]
-    pub memory_limit: Option<String>,
-    /// Wall-clock limit for the run, e.g. 30s; the process running the model is killed
-    /// after it.
-    #[arg(long, value_name = "DURATION", default_value = "600s")]
-    pub timeout: String,
-    /// Internal: this process is the isolated child that runs the model.
-    #[arg(long, hide = true)]
-    pub isolated_child: bool,
-}
-
-/// Resolve `--memory-limit` and `--timeout`.
-fn limits(args: &RunArgs) -> anyhow::Result<ChildLimits> {
-    let memory = match &args.memory_limit {
-        Some(t) => {
-            let b = units::parse(t, Unit::Bytes).map_err(|e| Error::usage("--memory-limit", e))?;
-            if b < 1.0 {
-                return Err(
-                    Error::usage("--memory-limit", format!("'{t}' must be positive")).into(),
-                );
-            }
-            b as u64
-        }
-        None => isolate::default_memory_limit_bytes(),
-    };
-    let timeout =
-        units::parse(&args.timeout, Unit::Seconds).map_err(|e| Error::usage("--timeout", e))?;
-    if !(timeout > 0.0 && timeout.is_finite()) {
-        return Err(
-            Error::usage("--timeout", format!("'{}' must be positive", args.timeout)).into(),
-        );
-    }
-    Ok(ChildLimits {
-        timeout_s: Some(timeout),
-        memory_limit_bytes: Some(memory),
-    })
-}
-
-/// Run this same command again as an isolated child (own process group, parent-death
-/// signal, memory limit, timeout) and relay what it says. A model that exhausts memory,
-/// hangs or crashes ONNX Runtime is reported as one line naming the model.
-fn run_in_child(model: &Path, limits: ChildLimits) -> anyhow::Result<Outcome> {
-    let exe = std::env::current_exe().map_err(|e| Error::io("edgepack executable", e))?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args(std::env::args_os().skip(1))
-        .arg("--isolated-child");
-    let out = isolate::run_isolated(cmd, b"", limits)?;
-    {
-        use std::io::Write;
-        let mut so = std::io::stdout().lock();
-        let _ = so.write_all(&out.stdout);
-        let _ = so.flush();
-    }
-    // One line on failure: an abnormal end is ours to describe (the child's own output is
-    // ONNX Runtime's noise); an error exit relays the child's one error line; otherwise
-    // the child's progress lines pass through.
-    if let Some(why) = isolate::abnormal_end(&out, &limits) {
-        return Err(Error::file(model, format!("running the model {why}")).into());
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let error_line = stderr
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("edgepack: error: "))
-        .map(str::to_string);
-    if !matches!(out.end, ChildEnd::Exited(2)) {
-        eprint!("{stderr}");
-    }
-    match out.end {
-        ChildEnd::Exited(0) => Ok(Outcome::Success),
-        ChildEnd::Exited(1) => Ok(Outcome::Failed),
-        ChildEnd::Exited(3) => Ok(Outcome::Inconclusive),
-        other => Err(anyhow::anyhow!(error_line.unwrap_or_else(|| format!(
-            "{}: the process running the model ended with {other:?}",
-            model.display()
-        )))),
-    }
+    #[command(flatten)]
+    pub isolation: IsolationArgs,
 }
 
 /// Encoded `.npy` files, all prepared before any is written.
@@ -209,7 +131,7 @@ pub fn run(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome> {
     for a in &args.input {
         sources.add_input_arg(a)?;
     }
-    let limits = limits(&args)?;
+    let limits = args.isolation.limits()?;
     let mem = limits.memory_limit_bytes.unwrap_or(u64::MAX);
     let feeds = inputs::prepare_bounded(&inputs::model_inputs(&model), &overrides, &sources, mem)?;
     let shapes: BTreeMap<String, Vec<i64>> = feeds
@@ -230,8 +152,8 @@ pub fn run(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome> {
     ctx.validate()?;
 
     // Stage 2: ONNX Runtime, in a child process the parent watches.
-    if !args.isolated_child {
-        return run_in_child(&args.model, limits);
+    if !args.isolation.isolated_child {
+        return isolation::rerun_isolated(&args.model, limits);
     }
     let info = runtime::ensure(ort_lib)?;
     let mut session = Session::from_path(&args.model, &ctx)?;
