@@ -91,10 +91,15 @@ small="$backend/test_add/model.onnx"
 if [ -f "$small" ]; then
   if "$EDGEPACK_BIN" package "$small" -o "$seeds/add.edgepkg" >/dev/null 2>&1; then
     cp "$seeds/add.edgepkg" "$corpus/bundle_verify/add.edgepkg"
-    "$EDGEPACK_BIN" keygen "$seeds/key" >/dev/null 2>&1 &&
+    "$EDGEPACK_BIN" keygen -o "$seeds/key" >/dev/null 2>&1 &&
       "$EDGEPACK_BIN" package "$small" -o "$seeds/add_signed.edgepkg" --sign "$seeds/key" \
         --lineage "source=file:///model.onnx" >/dev/null 2>&1 &&
       cp "$seeds/add_signed.edgepkg" "$corpus/bundle_verify/add_signed.edgepkg"
+    # A target bundle (zip) made from the package by `edgepack bundle`.
+    mkdir -p "$seeds/dist"
+    "$EDGEPACK_BIN" bundle "$seeds/add.edgepkg" --target hardware/raspberry-pi-4-4gb.toml \
+      -o "$seeds/dist" >/dev/null 2>&1 &&
+      for z in "$seeds"/dist/*.zip; do cp "$z" "$corpus/bundle_verify/bundle_$(basename "$z")"; done
   else
     echo "note: edgepack package failed (no ONNX Runtime?); bundle seeds are missing" >&2
   fi
@@ -117,8 +122,11 @@ for t in "${targets[@]}"; do
   rc=$?
   set -e
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{s+=$2} END {print s+0}')
+  # Time actually spent (a crash ends a run early): libFuzzer's "Done N runs in S second(s)".
+  spent=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | awk '{s+=$5} END {print s+0}')
+  [ "${spent:-0}" -gt 0 ] || spent=$seconds
   size=$(ls "$corpus/$t" | wc -l)
   if [ $rc -eq 0 ]; then result=clean; else result="CRASH (see $log, fuzz/artifacts/$t/)"; status=1; fi
-  printf '%-14s %8s %10s %12s %8s %s\n' "$t" "$seconds" "$runs" "$((runs / (seconds > 0 ? seconds : 1)))" "$size" "$result"
+  printf '%-14s %8s %10s %12s %8s %s\n' "$t" "$seconds" "$runs" "$((runs / spent))" "$size" "$result"
 done
 exit $status
