@@ -19,6 +19,11 @@ pub mod gate;
 pub mod model;
 
 pub use error::{Error, Result};
+pub mod package;
 pub mod profile;
+pub mod report;
+pub mod runtime;
+pub mod target;
+pub mod tensor;
 pub mod wheel;
 pub mod zoo;

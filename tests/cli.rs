@@ -7,3 +7,11 @@ mod common;
 mod inspect;
 #[path = "cli/shape_suite.rs"]
 mod shape_suite;
+
+#[path = "cli/gate.rs"]
+mod gate;
+#[path = "cli/run.rs"]
+mod run;
+
+#[path = "cli/report.rs"]
+mod report;

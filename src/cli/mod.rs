@@ -5,7 +5,18 @@
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod gate;
 mod inspect;
+mod keygen;
+mod package;
+mod remeasure;
+mod report;
+mod run;
+mod runner;
+mod runtime;
+mod table;
+mod targets;
+mod verify;
 
 /// What a command concluded. Errors are separate (exit status 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +56,22 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Describe a model: signature, opsets, ops, weights, MACs/FLOPs estimate.
     Inspect(inspect::InspectArgs),
+    /// List hardware targets (hardware/*.toml and the detected host).
+    Targets(targets::TargetsArgs),
+    /// Package a model with its manifest (contract, context, self-test, lineage).
+    Package(package::PackageArgs),
+    /// Generate an ed25519 key pair for signing packages and bundles.
+    Keygen(keygen::KeygenArgs),
+    /// Verify a package or bundle (files, hashes, signature).
+    Verify(verify::VerifyArgs),
+    /// Run a model once on given or generated inputs; write outputs as .npy.
+    Run(run::RunArgs),
+    /// Install, list or locate the ONNX Runtime library.
+    Runtime(runtime::RuntimeArgs),
+    /// Check a profile against budgets and a baseline (exit 0 pass, 1 fail, 2 error, 3 inconclusive).
+    Gate(Box<gate::GateArgs>),
+    /// Write one self-contained HTML report of a profile (charts, fit, quantization).
+    Report(report::ReportArgs),
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
@@ -53,6 +80,14 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&cli.ort_lib, args),
         Command::Inspect(args) => inspect::run(&cli.ort_lib, args),
+        Command::Targets(args) => targets::run(args),
+        Command::Package(args) => package::run(args),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Run(args) => run::run(cli.ort_lib.as_deref(), args),
+        Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
+        Command::Gate(args) => gate::run(&cli.ort_lib, *args),
+        Command::Report(args) => report::run(args),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

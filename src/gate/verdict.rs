@@ -876,6 +876,7 @@ mod tests {
                 rss_before_load_bytes: 10_000_000,
                 rss_after_session_bytes: 50_000_000,
                 peak_rss_bytes: peak,
+                peak_rss_session_create_bytes: None,
             }),
             cpu: None,
             gpu: None,

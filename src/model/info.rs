@@ -174,6 +174,8 @@ pub struct ModelInfo {
     pub onnxruntime_loads: Option<bool>,
     /// ONNX Runtime's error when it does not load, or why it was not checked.
     pub onnxruntime_message: Option<String>,
+    /// The ONNX Runtime version that was asked, when one was.
+    pub onnxruntime_version: Option<String>,
 }
 
 impl ModelInfo {
@@ -302,11 +304,18 @@ impl ModelInfo {
             problems,
             onnxruntime_loads: None,
             onnxruntime_message: Some("not checked".into()),
+            onnxruntime_version: None,
         })
     }
 
-    /// Record the runtime's answer: `Ok(())` if it loaded the model, else its error.
-    pub fn set_runtime_check(&mut self, result: std::result::Result<(), String>) {
+    /// Record the runtime's answer: `Ok(())` if it loaded the model, else its error;
+    /// `version` names the ONNX Runtime that answered.
+    pub fn set_runtime_check(
+        &mut self,
+        result: std::result::Result<(), String>,
+        version: Option<String>,
+    ) {
+        self.onnxruntime_version = version;
         match result {
             Ok(()) => {
                 self.onnxruntime_loads = Some(true);
@@ -489,10 +498,15 @@ impl ModelInfo {
         for p in &self.problems {
             let _ = writeln!(w, "problem     {p}");
         }
+        let by = self
+            .onnxruntime_version
+            .as_ref()
+            .map(|v| format!(" (ONNX Runtime {v})"))
+            .unwrap_or_default();
         let ort = match (self.onnxruntime_loads, &self.onnxruntime_message) {
-            (Some(true), _) => "loads".to_string(),
-            (Some(false), Some(m)) => format!("does NOT load: {m}"),
-            (Some(false), None) => "does NOT load".to_string(),
+            (Some(true), _) => format!("loads{by}"),
+            (Some(false), Some(m)) => format!("does NOT load{by}: {m}"),
+            (Some(false), None) => format!("does NOT load{by}"),
             (None, Some(m)) => m.clone(),
             (None, None) => "not checked".to_string(),
         };
@@ -592,9 +606,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(info.compute.macs, Some(4));
-        info.set_runtime_check(Err("bad op".into()));
+        info.set_runtime_check(Err("bad op".into()), Some("1.31.1".into()));
         assert_eq!(info.onnxruntime_loads, Some(false));
-        assert!(info.to_table().contains("does NOT load: bad op"));
+        assert!(info
+            .to_table()
+            .contains("does NOT load (ONNX Runtime 1.31.1): bad op"));
     }
 
     #[test]

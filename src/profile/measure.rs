@@ -225,11 +225,33 @@ impl Measurement {
 
 /// Measure `runner` following the protocol in the module docs.
 pub fn measure(runner: &mut dyn Runner, protocol: &Protocol) -> Result<Measurement> {
+    measure_impl(runner, protocol, None)
+}
+
+/// Like [`measure`], for a runner whose cold first run already happened elsewhere (the
+/// real runner makes it through the ordinary, unbound path before binding): step 1 of the
+/// protocol is skipped and `first_run_s` is taken as given.
+pub fn measure_after_cold(
+    runner: &mut dyn Runner,
+    protocol: &Protocol,
+    first_run_s: f64,
+) -> Result<Measurement> {
+    measure_impl(runner, protocol, Some(first_run_s))
+}
+
+fn measure_impl(
+    runner: &mut dyn Runner,
+    protocol: &Protocol,
+    cold_s: Option<f64>,
+) -> Result<Measurement> {
     let p = protocol;
     let overhead = runner.timer_overhead_s().max(0.0);
     let timed = |r: &mut dyn Runner| -> Result<f64> { Ok((r.run_once()? - overhead).max(0.0)) };
 
-    let first_run_s = timed(runner)?;
+    let first_run_s = match cold_s {
+        Some(s) => s,
+        None => timed(runner)?,
+    };
     for _ in 0..p.warmup_iterations {
         timed(runner)?;
     }
@@ -537,6 +559,18 @@ mod tests {
             .any(|w| matches!(w, Warning::Outliers { .. })));
         let l = m.to_latency_stats();
         assert_eq!(l.outliers_severe, m.summary.outliers.severe() as u64);
+    }
+
+    #[test]
+    fn cold_run_measured_elsewhere_is_not_repeated() {
+        let mut r = MockRunner::constant(0.001);
+        let m = measure_after_cold(&mut r, &proto(), 0.01).unwrap();
+        assert_eq!(m.first_run_s, 0.01);
+        assert_eq!(r.calls(), 3 + 1 + 50);
+        assert!(m
+            .warnings
+            .iter()
+            .any(|w| matches!(w, Warning::SlowFirstRun { .. })));
     }
 
     #[test]
