@@ -82,6 +82,9 @@ fn json_on_ppocr_det_reports_symbolic_input_constant_weights_and_ops() {
     assert!(j["compute"]["macs"].is_null());
     assert_eq!(j["compute"]["unresolved_inputs"][0], "x");
     assert!(j.get("onnxruntime_loads").is_some());
+    if edgepack::runtime::ensure_for_tests().is_some() {
+        assert_eq!(j["onnxruntime_loads"], true, "{}", j["onnxruntime_message"]);
+    }
 }
 
 #[test]
