@@ -613,6 +613,43 @@ mod tests {
             .contains("does NOT load (ONNX Runtime 1.31.1): bad op"));
     }
 
+    /// A model file is untrusted: whatever still decodes after random corruption must be
+    /// described (or refused with an error), never panic. Seeded, so failures reproduce.
+    #[test]
+    fn corrupted_models_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2024);
+        let originals = [
+            builder::conv_net(1).to_bytes(),
+            builder::constant_weights(2).to_bytes(),
+            builder::if_model(3).to_bytes(),
+        ];
+        let shapes = BTreeMap::from([("x".to_string(), vec![2, 3, 16, 16])]);
+        let mut described = 0;
+        for round in 0..3000 {
+            let mut bytes = originals[round % originals.len()].clone();
+            let flips = rng.random_range(1..8);
+            for _ in 0..flips {
+                let i = rng.random_range(0..bytes.len());
+                bytes[i] = rng.random();
+            }
+            let Ok(m) = Model::from_bytes(&bytes, Path::new("fuzz.onnx")) else {
+                continue;
+            };
+            for (sh, dims) in [
+                (&shapes, BTreeMap::new()),
+                (&BTreeMap::new(), BTreeMap::from([("N".to_string(), 1)])),
+            ] {
+                if let Ok(info) = ModelInfo::collect(&m, sh, &dims) {
+                    let _ = info.to_table();
+                    let _ = serde_json::to_string(&info).unwrap();
+                    described += 1;
+                }
+            }
+        }
+        assert!(described > 100, "only {described} corrupted models decoded");
+    }
+
     #[test]
     fn human_units() {
         assert_eq!(human_count(999), "999");
