@@ -763,7 +763,7 @@ fn infer_node(n: &NodeProto, index: &GraphIndex, inf: &mut Inference) -> Option<
                     ((s - e).max(0) - st - 1) / (-st)
                 };
                 out[a] = i64::try_from(len).ok()?;
-                ranges.push((a, s as i128, st as i128, out[a] as i128));
+                ranges.push((a, s, st, out[a] as i128));
             }
             if let (Some(v), 1) = (value_of(0), x.len()) {
                 if let Some(&(_, s, st, len)) = ranges.first() {
