@@ -119,9 +119,14 @@ pub struct Compute {
     pub shape_unknown_nodes: usize,
 }
 
+/// The schema identifier of the `inspect --json` object.
+pub const SCHEMA: &str = "edgepack.inspect/1";
+
 /// Everything `inspect` reports.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ModelInfo {
+    /// Always [`SCHEMA`].
+    pub schema: String,
     /// The model file, if read from one.
     pub path: Option<String>,
     /// Size of the model file.
@@ -270,6 +275,7 @@ impl ModelInfo {
             .map(|m| m.len());
 
         Ok(ModelInfo {
+            schema: SCHEMA.to_string(),
             path: model.path.as_ref().map(|p| p.display().to_string()),
             file_bytes,
             ir_version: model.proto.ir_version.unwrap_or(0),
@@ -571,6 +577,7 @@ mod tests {
         );
         assert_eq!(json["ops"]["Constant"], 10);
         assert!(json["onnxruntime_loads"].is_null());
+        assert_eq!(json["schema"], "edgepack.inspect/1");
     }
 
     #[test]
