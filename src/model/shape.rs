@@ -1130,7 +1130,17 @@ mod tests {
     #[test]
     fn extreme_attributes_and_sizes_never_panic() {
         use rand::{Rng, SeedableRng};
-        let extremes = [i64::MIN, i64::MIN + 1, -1, 0, 1, 2, 1 << 40, i64::MAX - 1, i64::MAX];
+        let extremes = [
+            i64::MIN,
+            i64::MIN + 1,
+            -1,
+            0,
+            1,
+            2,
+            1 << 40,
+            i64::MAX - 1,
+            i64::MAX,
+        ];
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let base = builder::conv_net(1);
         let mut t = builder::GraphBuilder::new("ct", 1, WeightStorage::Initializer);
@@ -1139,7 +1149,10 @@ mod tests {
         let ct = t.op(
             "ConvTranspose",
             &["x", &w],
-            vec![attr::ints("strides", &[2, 2]), attr::ints("pads", &[0, 0, 0, 0])],
+            vec![
+                attr::ints("strides", &[2, 2]),
+                attr::ints("pads", &[0, 0, 0, 0]),
+            ],
         );
         let sh = t.ints("shape", &[1, -1]);
         t.op("Reshape", &[&ct, &sh], vec![]);
