@@ -462,16 +462,25 @@ impl ModelInfo {
             .input_shapes
             .iter()
             .map(|(n, d)| {
-                format!(
-                    "{n}={}",
-                    d.iter()
-                        .map(|x| x.to_string())
-                        .collect::<Vec<_>>()
-                        .join("x")
-                )
+                if d.is_empty() {
+                    format!("{n}=scalar")
+                } else {
+                    let dims: Vec<String> = d.iter().map(|x| x.to_string()).collect();
+                    format!("{n}={}", dims.join("x"))
+                }
             })
             .collect();
+        let counted = self
+            .ops
+            .keys()
+            .any(|o| matches!(o.as_str(), "Conv" | "ConvTranspose" | "MatMul" | "Gemm"));
         match c.macs {
+            Some(_) if !counted => {
+                let _ = writeln!(
+                    w,
+                    "compute     no Conv, ConvTranspose, MatMul or Gemm nodes to count"
+                );
+            }
             Some(m) => {
                 let _ = writeln!(
                     w,
