@@ -666,6 +666,18 @@ mod tests {
         assert!(described > 100, "only {described} corrupted models decoded");
     }
 
+    /// The table and JSON layouts are interfaces (people read one, scripts parse the
+    /// other): changes must show up in review as snapshot diffs.
+    #[test]
+    fn table_and_json_snapshots() {
+        let m = builder::symbolic_batch(1);
+        let dims = BTreeMap::from([("N".to_string(), 2)]);
+        let mut info = ModelInfo::collect(&m, &BTreeMap::new(), &dims).unwrap();
+        info.set_runtime_check(Ok(()), Some("1.31.1".into()));
+        insta::assert_snapshot!("inspect_table", info.to_table());
+        insta::assert_json_snapshot!("inspect_json", info);
+    }
+
     #[test]
     fn human_units() {
         assert_eq!(human_count(999), "999");
