@@ -238,9 +238,12 @@ impl Session {
     pub fn from_path(path: &Path, ctx: &ExecutionContext) -> Result<Self> {
         let abs = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
         let (mut b, report) = configure(ctx)?;
-        let inner = b
-            .commit_from_file(&abs)
-            .map_err(|e| Error::file(path, format!("ONNX Runtime cannot load the model: {e}")))?;
+        let inner = b.commit_from_file(&abs).map_err(|e| {
+            Error::file(
+                path,
+                format!("ONNX Runtime cannot load the model: {}", one_line(e)),
+            )
+        })?;
         Ok(Self::wrap(inner, report, ctx))
     }
 
