@@ -12,10 +12,12 @@
 pub mod gpu;
 pub mod isolate;
 pub mod measure;
+pub mod needs;
 pub mod per_op;
 pub mod plan;
 pub mod process;
 pub mod schema;
 pub mod stats;
+pub mod sweep;
 pub mod units;
 pub mod worker;

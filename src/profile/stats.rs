@@ -396,7 +396,7 @@ mod tests {
         assert_eq!(median_ci_rank(20, 0.95).unwrap().0, 6);
         assert_eq!(median_ci_rank(100, 0.95).unwrap().0, 40);
         let (_, cov100) = median_ci_rank(100, 0.95).unwrap();
-        assert!(cov100 >= 0.95 && cov100 < 0.97, "{cov100}");
+        assert!((0.95..0.97).contains(&cov100), "{cov100}");
     }
 
     #[test]
