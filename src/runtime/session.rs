@@ -326,6 +326,59 @@ impl Session {
         Ok(out)
     }
 
+    /// Run once and copy out only the outputs named in `outputs` (in that order). ONNX
+    /// Runtime then skips the work only the other outputs need. Unknown names are refused
+    /// before running.
+    pub fn run_selected(
+        &mut self,
+        inputs: &[(String, Tensor)],
+        outputs: &[String],
+    ) -> Result<Vec<(String, Tensor)>> {
+        if outputs.is_empty() {
+            return self.run(inputs);
+        }
+        for name in outputs {
+            if !self.outputs.iter().any(|s| &s.name == name) {
+                return Err(Error::usage(
+                    "outputs",
+                    format!(
+                        "the model has no output '{name}' (its outputs: {})",
+                        self.outputs
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+        self.check_inputs(inputs)?;
+        let mut values: Vec<(String, SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
+        for (name, t) in inputs {
+            values.push((name.clone(), convert::input_view(name, t)?));
+        }
+        let selector = outputs
+            .iter()
+            .fold(ort::session::OutputSelector::no_default(), |sel, n| {
+                sel.with(n.as_str())
+            });
+        let options = ort::session::RunOptions::new()
+            .map_err(ort_err("run options"))?
+            .with_outputs(selector);
+        let produced = self
+            .inner
+            .run_with_options(values, &options)
+            .map_err(ort_err("run"))?;
+        let mut out = Vec::with_capacity(outputs.len());
+        for name in outputs {
+            let v = produced
+                .get(name)
+                .ok_or_else(|| Error::Runtime(format!("output '{name}' was not produced")))?;
+            out.push((name.clone(), convert::from_value(name, v)?));
+        }
+        Ok(out)
+    }
+
     /// Prepare the fast path: check and copy the inputs into ONNX Runtime once, learn the
     /// output shapes with one ordinary run, and preallocate the outputs so
     /// [`Session::run_bound`] does nothing but ONNX Runtime's `Run`. Replaces any earlier

@@ -247,3 +247,15 @@ fn every_dtype_round_trips_through_identity() {
         assert_eq!(out[0].1, x, "{d}");
     }
 }
+
+#[test]
+fn run_selected_returns_only_the_named_outputs() {
+    let Some(_) = ensure_for_tests() else { return };
+    let m = intermediate::expose(&add_relu_model(), &["s".to_string()]).unwrap();
+    let mut s = Session::from_model(&m, &ExecutionContext::single_threaded()).unwrap();
+    let out = s.run_selected(&inputs(1), &["s".to_string()]).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.to_f32_vec(), vec![-1.5, -0.5, 0.5]);
+    let e = s.run_selected(&inputs(1), &["zz".to_string()]).unwrap_err();
+    assert!(e.to_string().contains("no output 'zz'"), "{e}");
+}
