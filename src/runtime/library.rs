@@ -176,6 +176,13 @@ pub struct CachedFile {
 
 const RECORD_FILE: &str = "runtime.json";
 
+impl CachedRuntime {
+    /// Whether the library on disk still has the recorded sha256 (reads the whole file).
+    pub fn verify(&self) -> Result<bool> {
+        Ok(sha256_file(&self.path)? == self.sha256)
+    }
+}
+
 fn sha256_file(path: &Path) -> Result<String> {
     use sha2::Digest;
     use std::io::Read;

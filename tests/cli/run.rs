@@ -389,7 +389,9 @@ fn runtime_list_shows_cached_runtimes_and_a_broken_library_is_one_line() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains(host.name()) && stdout.contains(&"ab".repeat(32)),
+        stdout.contains(host.name())
+            && stdout.contains(&"ab".repeat(32))
+            && stdout.contains("MODIFIED"),
         "{stdout}"
     );
 
