@@ -316,3 +316,10 @@ fn external_data_resolves_against_the_model_folder_not_the_cwd() {
     let e = Session::from_model(&detached, &ctx).unwrap_err();
     assert!(e.to_string().contains("external data"), "{e}");
 }
+
+#[test]
+fn sessions_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Session>();
+    assert_send::<intermediate::IntermediateSession>();
+}
