@@ -91,8 +91,19 @@ pub enum Command {
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    let result = dispatch(Cli::parse());
+    match result {
+        Ok(outcome) => outcome.exit_code(),
+        Err(e) => {
+            eprintln!("edgepack: error: {e:#}");
+            2
+        }
+    }
+}
+
+/// Run one parsed command line (the demo runs several through here, as a user would).
+fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
         Command::Demo(args) => demo::run(&cli.ort_lib, args),
         Command::Targets(args) => targets::run(args),
         Command::Package(args) => package::run(cli.ort_lib.as_deref(), args),
@@ -108,12 +119,5 @@ pub fn main() -> i32 {
         Command::Profile(args) => profile::run(&cli.ort_lib, args),
         Command::ProfileWorker => profile::worker(),
         Command::Quantize(args) => quantize::run(&cli.ort_lib, args).map_err(Into::into),
-    };
-    match result {
-        Ok(outcome) => outcome.exit_code(),
-        Err(e) => {
-            eprintln!("edgepack: error: {e:#}");
-            2
-        }
     }
 }
