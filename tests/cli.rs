@@ -4,10 +4,12 @@
 #[path = "cli/common.rs"]
 mod common;
 
-#[path = "cli/run.rs"]
-mod run;
 #[path = "cli/gate.rs"]
 mod gate;
+#[path = "cli/run.rs"]
+mod run;
 
+#[path = "cli/profile.rs"]
+mod profile;
 #[path = "cli/report.rs"]
 mod report;

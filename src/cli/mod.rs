@@ -5,18 +5,18 @@
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod gate;
 mod keygen;
 mod package;
+mod profile;
+mod remeasure;
+mod report;
+mod run;
 mod runner;
+mod runtime;
 mod table;
 mod targets;
 mod verify;
-mod run;
-mod runtime;
-mod gate;
-mod remeasure;
-mod report;
-mod profile;
 
 /// What a command concluded. Errors are separate (exit status 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -71,6 +71,7 @@ fn config(batch: i64, s: Vec<f64>, peak_rss_bytes: u64) -> ConfigResult {
             rss_before_load_bytes: 20_000_000,
             rss_after_session_bytes: 80_000_000,
             peak_rss_bytes,
+            peak_rss_session_create_bytes: None,
         }),
         cpu: None,
         gpu: None,

@@ -14,7 +14,11 @@ use crate::common::edgepack;
 /// folder with two targets into `dir`.
 fn write_inputs(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     let profile = dir.join("profile.json");
-    std::fs::write(&profile, serde_json::to_vec_pretty(&sample_profile()).unwrap()).unwrap();
+    std::fs::write(
+        &profile,
+        serde_json::to_vec_pretty(&sample_profile()).unwrap(),
+    )
+    .unwrap();
     let quantize = dir.join("quantize.json");
     std::fs::write(
         &quantize,
