@@ -71,7 +71,7 @@ pub enum Command {
     /// Write one self-contained HTML report of a profile (charts, fit, quantization).
     Report(report::ReportArgs),
     /// Profile latency, memory and CPU needs across query sizes, threads and providers.
-    Profile(profile::ProfileArgs),
+    Profile(Box<profile::ProfileArgs>),
     /// Internal: one profiling configuration in a child process.
     #[command(name = "__profile-worker", hide = true)]
     ProfileWorker,
@@ -90,7 +90,7 @@ pub fn main() -> i32 {
         Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
         Command::Gate(args) => gate::run(&cli.ort_lib, *args),
         Command::Report(args) => report::run(args),
-        Command::Profile(args) => profile::run(&cli.ort_lib, args),
+        Command::Profile(args) => profile::run(&cli.ort_lib, *args),
         Command::ProfileWorker => profile::worker(),
     };
     match result {
