@@ -6,15 +6,21 @@ mod common;
 
 #[path = "cli/gate.rs"]
 mod gate;
+
 #[path = "cli/run.rs"]
 mod run;
+
+#[path = "cli/profile.rs"]
+mod profile;
 
 #[path = "cli/report.rs"]
 mod report;
 
 #[path = "cli/inspect.rs"]
 mod inspect;
+
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
+
 #[path = "cli/shape_suite.rs"]
 mod shape_suite;
