@@ -281,6 +281,16 @@ pub fn report(outcomes: &[bundle::Outcome], json: bool) -> Outcome {
             .collect();
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
+        if let Some(basis) = outcomes.iter().find_map(|o| {
+            o.selection
+                .evaluations
+                .iter()
+                .find_map(|e| e.choice.as_ref().map(|c| c.basis.clone()))
+        }) {
+            if basis.starts_with("host") {
+                println!("latency basis: {basis}");
+            }
+        }
         for o in outcomes {
             print_table(&o.selection, &o.target);
             match &o.path {

@@ -4,6 +4,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod build;
 mod bundle;
 mod demo;
 mod keygen;
@@ -69,6 +70,8 @@ pub enum Command {
     Bundle(bundle::BundleArgs),
     /// Show where a bundle or package came from.
     Lineage(lineage::LineageArgs),
+    /// The whole pipeline: inspect, quantize, package, profile, bundle for every target.
+    Build(build::BuildArgs),
     /// Run a model once on given or generated inputs; write outputs as .npy.
     Run(run::RunArgs),
     /// Install, list or locate the ONNX Runtime library.
@@ -89,7 +92,19 @@ pub enum Command {
 /// Parse arguments, run the command, print any error as one line, return the exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result = dispatch(cli);
+    match result {
+        Ok(outcome) => outcome.exit_code(),
+        Err(e) => {
+            eprintln!("edgepack: error: {e:#}");
+            2
+        }
+    }
+}
+
+/// Run a parsed command (also used by `build` to run its steps in-process).
+pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
         Command::Demo(args) => demo::run(&cli.ort_lib, args),
         Command::Targets(args) => targets::run(args),
         Command::Package(args) => package::run(cli.ort_lib.as_deref(), args),
@@ -97,6 +112,7 @@ pub fn main() -> i32 {
         Command::Verify(args) => verify::run(args),
         Command::Bundle(args) => bundle::run(cli.ort_lib.as_deref(), args),
         Command::Lineage(args) => lineage::run(args),
+        Command::Build(args) => build::run(cli.ort_lib.as_deref(), args),
         Command::Run(args) => run::run(cli.ort_lib.as_deref(), args),
         Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
         Command::Gate(args) => gate::run(&cli.ort_lib, *args),
@@ -104,12 +120,5 @@ pub fn main() -> i32 {
         Command::Profile(args) => profile::run(&cli.ort_lib, args),
         Command::ProfileWorker => profile::worker(),
         Command::Quantize(args) => quantize::run(&cli.ort_lib, args).map_err(Into::into),
-    };
-    match result {
-        Ok(outcome) => outcome.exit_code(),
-        Err(e) => {
-            eprintln!("edgepack: error: {e:#}");
-            2
-        }
     }
 }
