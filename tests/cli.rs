@@ -11,3 +11,5 @@ mod gate;
 
 #[path = "cli/report.rs"]
 mod report;
+#[path = "cli/package.rs"]
+mod package;
