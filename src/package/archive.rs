@@ -715,8 +715,8 @@ pub(crate) mod tests {
             };
             let crc = crc32fast::hash(&e.data);
             let size = e.declared_size.unwrap_or(e.data.len() as u32);
-            let offset = if overlap_all && first_offset.is_some() {
-                first_offset.unwrap()
+            let offset = if let (true, Some(first)) = (overlap_all, first_offset) {
+                first
             } else {
                 let offset = out.len() as u32;
                 out.extend_from_slice(&LFH_SIG.to_le_bytes());
