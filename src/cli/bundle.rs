@@ -159,8 +159,10 @@ pub fn print_table(sel: &Selection, target: &Target) {
                     .map(|s| format!("{s:.1} dB"))
                     .unwrap_or_else(|| "-".into()),
                 if e.fits {
+                    // The full basis is printed once above the tables, and is in the
+                    // manifest and --json; the table keeps its head.
                     let mut w = c
-                        .map(|c| c.basis.clone())
+                        .map(|c| c.basis.split(" (").next().unwrap_or("").to_string())
                         .filter(|b| b != "no profile")
                         .unwrap_or_default();
                     for n in &e.notes {
