@@ -109,7 +109,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Targets(args) => targets::run(args),
         Command::Package(args) => package::run(cli.ort_lib.as_deref(), args),
         Command::Keygen(args) => keygen::run(args),
-        Command::Verify(args) => verify::run(args),
+        Command::Verify(args) => verify::run(cli.ort_lib.as_deref(), args),
         Command::Bundle(args) => bundle::run(cli.ort_lib.as_deref(), args),
         Command::Lineage(args) => lineage::run(args),
         Command::Build(args) => build::run(cli.ort_lib.as_deref(), args),

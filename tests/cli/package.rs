@@ -414,3 +414,44 @@ fn build_pipeline_gives_verified_bundles_and_identical_bytes_twice() {
         }
     }
 }
+
+#[test]
+fn self_test_inputs_travel_with_the_bundle_and_pass_on_arrival() {
+    if !runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let samples = d.path().join("samples");
+    std::fs::create_dir(&samples).unwrap();
+    let x = edgepack::tensor::Tensor::random(edgepack::tensor::DType::F32, &[2, 3, 48, 192], 7);
+    edgepack::tensor::npy::write_npy(&samples.join("x.npy"), &x).unwrap();
+    let pkg = package(
+        d.path(),
+        "cls.edgepkg",
+        &["--sample-inputs", samples.to_str().unwrap()],
+    );
+    edgepack()
+        .arg("verify")
+        .arg(&pkg)
+        .arg("--self-test")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("self-test case0 on fp32: ok"));
+    let dist = d.path().join("dist");
+    edgepack()
+        .arg("bundle")
+        .arg(&pkg)
+        .arg("--target")
+        .arg(hardware().join("jetson-nano-4gb.toml"))
+        .arg("-o")
+        .arg(&dist)
+        .assert()
+        .success();
+    edgepack()
+        .arg("verify")
+        .arg(dist.join("ch_ppocr_mobile_v2.0_cls_infer-jetson-nano-4gb.zip"))
+        .arg("--self-test")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("self-test case0 on fp32: ok"));
+}
