@@ -4,12 +4,19 @@
 #[path = "cli/common.rs"]
 mod common;
 
-#[path = "cli/run.rs"]
-mod run;
 #[path = "cli/gate.rs"]
 mod gate;
+#[path = "cli/run.rs"]
+mod run;
 
 #[path = "cli/report.rs"]
 mod report;
 #[path = "cli/package.rs"]
 mod package;
+
+#[path = "cli/roundtrip.rs"]
+mod roundtrip;
+#[path = "cli/inspect.rs"]
+mod inspect;
+#[path = "cli/shape_suite.rs"]
+mod shape_suite;

@@ -7,20 +7,21 @@ use clap::{Parser, Subcommand};
 mod build;
 mod bundle;
 mod demo;
+mod gate;
+mod inspect;
 mod keygen;
 mod lineage;
 mod package;
+mod profile;
+mod quantize;
+mod remeasure;
+mod report;
+mod run;
 mod runner;
+mod runtime;
 mod table;
 mod targets;
 mod verify;
-mod run;
-mod runtime;
-mod gate;
-mod remeasure;
-mod report;
-mod profile;
-mod quantize;
 
 /// What a command concluded. Errors are separate (exit status 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +81,8 @@ pub enum Command {
     Gate(Box<gate::GateArgs>),
     /// Write one self-contained HTML report of a profile (charts, fit, quantization).
     Report(report::ReportArgs),
+    /// Describe a model: signature, opsets, ops, weights, MACs/FLOPs estimate.
+    Inspect(inspect::InspectArgs),
     /// Profile latency, memory and CPU needs across query sizes, threads and providers.
     Profile(profile::ProfileArgs),
     /// Internal: one profiling configuration in a child process.
@@ -91,8 +94,7 @@ pub enum Command {
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
-    let result = dispatch(cli);
+    let result = dispatch(Cli::parse());
     match result {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
@@ -102,8 +104,8 @@ pub fn main() -> i32 {
     }
 }
 
-/// Run a parsed command (also used by `build` to run its steps in-process).
-pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
+/// Run one parsed command line (the demo runs several through here, as a user would).
+fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Demo(args) => demo::run(&cli.ort_lib, args),
         Command::Targets(args) => targets::run(args),
@@ -117,6 +119,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
         Command::Gate(args) => gate::run(&cli.ort_lib, *args),
         Command::Report(args) => report::run(args),
+        Command::Inspect(args) => inspect::run(&cli.ort_lib, args),
         Command::Profile(args) => profile::run(&cli.ort_lib, args),
         Command::ProfileWorker => profile::worker(),
         Command::Quantize(args) => quantize::run(&cli.ort_lib, args).map_err(Into::into),

@@ -1,6 +1,7 @@
 //! The CI gate: budgets and noise-aware regression checks over profiles.
 
 pub mod policy;
+pub mod rounds;
 pub mod stats;
 pub mod units;
 pub mod verdict;

@@ -64,6 +64,18 @@ pub fn color(i: usize) -> RGBColor {
     P[i % P.len()]
 }
 
+/// Colours of reference lines, distinct from the series palette.
+pub fn line_color(i: usize) -> RGBColor {
+    const P: [RGBColor; 5] = [
+        RGBColor(170, 51, 119),
+        RGBColor(34, 136, 51),
+        RGBColor(102, 37, 6),
+        RGBColor(68, 119, 170),
+        RGBColor(187, 187, 0),
+    ];
+    P[i % P.len()]
+}
+
 fn plot_err(e: impl std::fmt::Display) -> Error {
     Error::usage("report plot", e.to_string())
 }
@@ -160,14 +172,15 @@ where
         .y_desc(spec.y_desc)
         .x_label_formatter(&|x: &f64| trim_number(*x))
         .y_label_formatter(&|y: &f64| y_fmt(*y))
-        .light_line_style(RGBColor(235, 235, 235))
+        .light_line_style(RGBColor(240, 240, 240))
+        .max_light_lines(2)
         .label_style(("sans-serif", 13))
         .axis_desc_style(("sans-serif", 14))
         .draw()
         .map_err(plot_err)?;
     let x_range = chart.x_range();
     for (i, l) in lines.iter().enumerate() {
-        let c = color(i + 5).mix(0.9);
+        let c = line_color(i);
         let style = ShapeStyle::from(c).stroke_width(2);
         chart
             .draw_series(DashedLineSeries::new(
