@@ -20,6 +20,10 @@ pub struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// After verification succeeds, extract the archive into this folder (regular files
+    /// only, never outside it, never through a symlink).
+    #[arg(long, value_name = "DIR")]
+    pub extract: Option<PathBuf>,
     /// After the integrity checks, run the archive's self-test cases with ONNX Runtime on
     /// every variant it carries (what a device does on arrival).
     #[arg(long)]
@@ -32,7 +36,7 @@ pub fn run(ort_lib: Option<&std::path::Path>, args: VerifyArgs) -> anyhow::Resul
         .as_deref()
         .map(sign::load_verifying_key)
         .transpose()?;
-    let limits = archive::Limits::default();
+    let limits = archive::Limits::from_env()?;
     let bytes = archive::read_bounded(&args.archive, &limits)?;
     let (mut report, archive) = package::verify_bytes(&bytes, key.as_ref(), &limits)
         .map_err(|m| Error::file(&args.archive, m))?;
@@ -98,6 +102,10 @@ pub fn run(ort_lib: Option<&std::path::Path>, args: VerifyArgs) -> anyhow::Resul
         for p in &report.problems {
             println!("  - {p}");
         }
+    }
+    if let (true, Some(dir), Some(a)) = (report.ok(), &args.extract, &archive) {
+        let written = archive::extract(a, dir)?;
+        eprintln!("extracted {} files into {}", written.len(), dir.display());
     }
     Ok(if report.ok() {
         Outcome::Success

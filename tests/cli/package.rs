@@ -455,3 +455,51 @@ fn self_test_inputs_travel_with_the_bundle_and_pass_on_arrival() {
         .success()
         .stdout(predicates::str::contains("self-test case0 on fp32: ok"));
 }
+
+#[test]
+fn verify_extracts_only_verified_archives_and_limits_are_configurable() {
+    let d = tempfile::tempdir().unwrap();
+    let pkg = package(d.path(), "cls.edgepkg", &[]);
+    let out = d.path().join("unpacked");
+    edgepack()
+        .arg("verify")
+        .arg(&pkg)
+        .arg("--extract")
+        .arg(&out)
+        .assert()
+        .success();
+    assert!(out.join("manifest.json").is_file());
+    assert!(out.join("components/model/fp32/model.onnx").is_file());
+    // A tampered archive is never extracted.
+    let mut b = std::fs::read(&pkg).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x01;
+    let t = d.path().join("t.edgepkg");
+    std::fs::write(&t, &b).unwrap();
+    let out2 = d.path().join("unpacked2");
+    edgepack()
+        .arg("verify")
+        .arg(&t)
+        .arg("--extract")
+        .arg(&out2)
+        .assert()
+        .code(1);
+    assert!(!out2.exists());
+    // Limits come from the environment, with a message naming the variable.
+    let o = edgepack()
+        .env("EDGEPACK_MAX_ARCHIVE_ENTRIES", "1")
+        .arg("verify")
+        .arg(&pkg)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(one_stderr_line(&o).contains("EDGEPACK_MAX_ARCHIVE_ENTRIES"));
+    let o = edgepack()
+        .env("EDGEPACK_MAX_ARCHIVE_BYTES", "lots")
+        .arg("verify")
+        .arg(&pkg)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(one_stderr_line(&o).contains("EDGEPACK_MAX_ARCHIVE_BYTES"));
+}
