@@ -335,14 +335,24 @@ pub fn build(
                 },
             };
             let mut inputs = BTreeMap::new();
+            let mut taken = std::collections::BTreeSet::new();
             for (n, b) in case.inputs {
-                let p = format!("self-test/{}/inputs/{n}.npy", case.name);
+                let p = format!(
+                    "self-test/{}/inputs/{}",
+                    case.name,
+                    selftest::tensor_file_name(&n, &mut taken)
+                );
                 inputs.insert(n, p.clone());
                 entries.insert(p, b);
             }
             let mut exp = BTreeMap::new();
+            let mut taken = std::collections::BTreeSet::new();
             for (n, b) in expected {
-                let p = format!("self-test/{}/expected/{n}.npy", case.name);
+                let p = format!(
+                    "self-test/{}/expected/{}",
+                    case.name,
+                    selftest::tensor_file_name(&n, &mut taken)
+                );
                 exp.insert(n, p.clone());
                 entries.insert(p, b);
             }
