@@ -15,6 +15,8 @@ mod profile;
 
 #[path = "cli/report.rs"]
 mod report;
+#[path = "cli/package.rs"]
+mod package;
 
 #[path = "cli/inspect.rs"]
 mod inspect;

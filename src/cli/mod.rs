@@ -4,6 +4,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod build;
 mod bundle;
 mod demo;
 mod gate;
@@ -70,6 +71,8 @@ pub enum Command {
     Bundle(bundle::BundleArgs),
     /// Show where a bundle or package came from.
     Lineage(lineage::LineageArgs),
+    /// The whole pipeline: inspect, quantize, package, profile, bundle for every target.
+    Build(build::BuildArgs),
     /// Run a model once on given or generated inputs; write outputs as .npy.
     Run(run::RunArgs),
     /// Install, list or locate the ONNX Runtime library.
@@ -122,9 +125,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Targets(args) => targets::run(args),
         Command::Package(args) => package::run(cli.ort_lib.as_deref(), args),
         Command::Keygen(args) => keygen::run(args),
-        Command::Verify(args) => verify::run(args),
+        Command::Verify(args) => verify::run(cli.ort_lib.as_deref(), args),
         Command::Bundle(args) => bundle::run(cli.ort_lib.as_deref(), args),
         Command::Lineage(args) => lineage::run(args),
+        Command::Build(args) => build::run(cli.ort_lib.as_deref(), args),
         Command::Run(args) => run::run(cli.ort_lib.as_deref(), args),
         Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
         Command::Gate(args) => gate::run(&cli.ort_lib, *args),
