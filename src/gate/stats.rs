@@ -198,16 +198,10 @@ pub fn bootstrap_ratio_rounds(
     if rounds.len() < 2 || resamples == 0 {
         return None;
     }
-    let pooled = |side: fn(&(Vec<f64>, Vec<f64>)) -> &Vec<f64>| {
-        let mut v: Vec<f64> = rounds
-            .iter()
-            .flat_map(|r| side(r).iter().copied())
-            .collect();
-        v.sort_by(f64::total_cmp);
-        v
-    };
-    let b = quantile_sorted(&pooled(|r| &r.0), q)?;
-    let c = quantile_sorted(&pooled(|r| &r.1), q)?;
+    let mut pooled_b: Vec<f64> = rounds.iter().flat_map(|r| r.0.iter().copied()).collect();
+    let mut pooled_c: Vec<f64> = rounds.iter().flat_map(|r| r.1.iter().copied()).collect();
+    let b = quantile_select(&mut pooled_b, q)?;
+    let c = quantile_select(&mut pooled_c, q)?;
     if b <= 0.0 {
         return None;
     }
