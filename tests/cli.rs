@@ -11,3 +11,10 @@ mod run;
 
 #[path = "cli/report.rs"]
 mod report;
+
+#[path = "cli/roundtrip.rs"]
+mod roundtrip;
+#[path = "cli/inspect.rs"]
+mod inspect;
+#[path = "cli/shape_suite.rs"]
+mod shape_suite;

@@ -4,11 +4,15 @@
 
 use clap::{Parser, Subcommand};
 
+mod bundle;
 mod demo;
 mod gate;
+mod inspect;
 mod keygen;
+mod lineage;
 mod package;
 mod profile;
+mod quantize;
 mod remeasure;
 mod report;
 mod run;
@@ -62,6 +66,10 @@ pub enum Command {
     Keygen(keygen::KeygenArgs),
     /// Verify a package or bundle (files, hashes, signature).
     Verify(verify::VerifyArgs),
+    /// Bundle a package for hardware targets (variant selection, predictions).
+    Bundle(bundle::BundleArgs),
+    /// Show where a bundle or package came from.
+    Lineage(lineage::LineageArgs),
     /// Run a model once on given or generated inputs; write outputs as .npy.
     Run(run::RunArgs),
     /// Install, list or locate the ONNX Runtime library.
@@ -70,11 +78,15 @@ pub enum Command {
     Gate(Box<gate::GateArgs>),
     /// Write one self-contained HTML report of a profile (charts, fit, quantization).
     Report(report::ReportArgs),
+    /// Describe a model: signature, opsets, ops, weights, MACs/FLOPs estimate.
+    Inspect(inspect::InspectArgs),
     /// Profile latency, memory and CPU needs across query sizes, threads and providers.
     Profile(profile::ProfileArgs),
     /// Internal: one profiling configuration in a child process.
     #[command(name = "__profile-worker", hide = true)]
     ProfileWorker,
+    /// Quantize a model to int8 for ONNX Runtime's CPU kernels, with an accuracy report.
+    Quantize(quantize::QuantizeArgs),
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
@@ -83,15 +95,19 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&cli.ort_lib, args),
         Command::Targets(args) => targets::run(args),
-        Command::Package(args) => package::run(args),
+        Command::Package(args) => package::run(cli.ort_lib.as_deref(), args),
         Command::Keygen(args) => keygen::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Bundle(args) => bundle::run(cli.ort_lib.as_deref(), args),
+        Command::Lineage(args) => lineage::run(args),
         Command::Run(args) => run::run(cli.ort_lib.as_deref(), args),
         Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
         Command::Gate(args) => gate::run(&cli.ort_lib, *args),
         Command::Report(args) => report::run(args),
+        Command::Inspect(args) => inspect::run(&cli.ort_lib, args),
         Command::Profile(args) => profile::run(&cli.ort_lib, args),
         Command::ProfileWorker => profile::worker(),
+        Command::Quantize(args) => quantize::run(&cli.ort_lib, args).map_err(Into::into),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

@@ -78,7 +78,7 @@ pub fn variants(variant: &[String], sqnr: &[String]) -> Result<Vec<VariantInput>
     Ok(out)
 }
 
-pub fn run(args: PackageArgs) -> anyhow::Result<Outcome> {
+pub fn run(ort_lib: Option<&std::path::Path>, args: PackageArgs) -> anyhow::Result<Outcome> {
     let opts = PackageOptions {
         name: args.name,
         context: args.context.as_deref().map(ContextFile::load).transpose()?,
@@ -95,7 +95,7 @@ pub fn run(args: PackageArgs) -> anyhow::Result<Outcome> {
             .as_deref()
             .map(package::sign::load_signing_key)
             .transpose()?,
-        runner: super::runner::self_test_runner(),
+        runner: super::runner::self_test_runner(ort_lib),
         created_unix_s: None,
     };
     let m = package::write(&args.model, &opts, &args.output)?;

@@ -9,7 +9,7 @@ use edgepack::error::Error;
 use edgepack::model::Model;
 use edgepack::runtime::{self, ExecutionContext, Provider, Session};
 use edgepack::tensor::inputs::{self, InputSources, ShapeOverrides};
-use edgepack::tensor::{format_shape, npy, Tensor};
+use edgepack::tensor::{format_shape, npy, DType, Tensor};
 
 use super::Outcome;
 
@@ -55,6 +55,17 @@ fn encode_all(
     let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::with_capacity(tensors.len());
     let mut owners: Vec<(PathBuf, &str)> = Vec::new();
     for (name, t) in tensors {
+        // NumPy has no bfloat16; float32 holds every bfloat16 value exactly.
+        let widened;
+        let t = if t.dtype() == DType::BF16 {
+            eprintln!(
+                "note: {what} '{name}' is bfloat16; written as float32 (NumPy has no bfloat16)"
+            );
+            widened = Tensor::from_f32(t.shape().to_vec(), t.to_f32_vec())?;
+            &widened
+        } else {
+            t
+        };
         let path = dir.join(format!("{}.npy", inputs::sanitize_file_stem(name)));
         if let Some((_, other)) = owners.iter().find(|(p, _)| p == &path) {
             return Err(Error::usage(

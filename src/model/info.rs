@@ -339,7 +339,12 @@ impl ModelInfo {
             let _ = writeln!(w, "file        {}", human_bytes(b));
         }
         let producer = format!("{} {}", self.producer_name, self.producer_version);
-        let _ = writeln!(w, "producer    {}", producer.trim());
+        let producer = if producer.trim().is_empty() {
+            "(not recorded)"
+        } else {
+            producer.trim()
+        };
+        let _ = writeln!(w, "producer    {producer}");
         let opsets: Vec<String> = self
             .opsets
             .iter()

@@ -260,7 +260,7 @@ impl Patch {
     fn wrap(&self, e: Error) -> Error {
         Error::Patch {
             label: self.label.clone(),
-            source: Box::new(e),
+            inner: Box::new(e),
         }
     }
 }

@@ -106,7 +106,11 @@ fn variant_entry(
         path: variant_path(name),
         sha256: sha256_hex(bytes),
         size_bytes: bytes.len() as u64,
-        execution_providers: ctx.execution_providers.clone(),
+        execution_providers: ctx
+            .execution_providers
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect(),
         device: "cpu".into(),
         opsets: contract::opsets(&model.proto),
         ir_version: model.proto.ir_version.unwrap_or(0),

@@ -295,3 +295,36 @@ fn sample_inputs_are_checked_against_the_contract() {
     let e = build(&model, &opts(&samples)).unwrap_err();
     assert!(e.to_string().contains("no runtime"), "{e}");
 }
+
+#[test]
+fn expected_outputs_computed_with_onnx_runtime_pass_their_self_test() {
+    let Some(_) = crate::runtime::ensure_for_tests() else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let (model, samples) = tiny_fixture(d.path());
+    std::fs::remove_dir_all(samples.join("expected")).unwrap();
+    let mut o = opts(&samples);
+    o.runner = Some(Box::new(selftest::OrtRunner { library: None }));
+    let (m, entries) = build(&model, &o).unwrap();
+    assert!(
+        m.self_test[0].produced_by.starts_with("onnxruntime"),
+        "{}",
+        m.self_test[0].produced_by
+    );
+    let archive = archive::Archive {
+        entries,
+        ..Default::default()
+    };
+    let runner = selftest::OrtRunner { library: None };
+    let r = selftest::run_cases(&m, &archive, &variant_path("fp32"), &runner).unwrap();
+    assert_eq!(r.len(), 1);
+    assert!(r[0].problems.is_empty(), "{:?}", r[0].problems);
+    // Relu of the sample: the expected output really is max(x, 0).
+    let y = crate::tensor::npy::parse_npy(
+        &archive.entries["self-test/case0/expected/y.npy"],
+        Path::new("y"),
+    )
+    .unwrap();
+    assert_eq!(y.to_f64_vec(), vec![0.0, 0.5, 2.0, 3.0, 0.0, 0.0]);
+}

@@ -52,12 +52,20 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// ONNX Runtime messages sometimes span lines; errors are printed as one line.
+pub(crate) fn one_line(msg: impl std::fmt::Display) -> String {
+    msg.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn ort_err(what: &str) -> impl Fn(ort::Error) -> Error + '_ {
-    move |e| Error::Runtime(format!("{what}: {e}"))
+    move |e| Error::Runtime(format!("{what}: {}", one_line(e)))
 }
 
 fn builder_err(what: &str) -> impl Fn(ort::Error<SessionBuilder>) -> Error + '_ {
-    move |e| Error::Runtime(format!("{what}: {e}"))
+    move |e| Error::Runtime(format!("{what}: {}", one_line(e)))
 }
 
 /// Build a session builder from the context; registers providers and reports which ones.
@@ -216,9 +224,12 @@ impl Session {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "in-memory model".into());
-        let inner = b
-            .commit_from_memory(&bytes)
-            .map_err(|e| Error::Runtime(format!("{origin}: cannot create a session: {e}")))?;
+        let inner = b.commit_from_memory(&bytes).map_err(|e| {
+            Error::Runtime(format!(
+                "{origin}: cannot create a session: {}",
+                one_line(e)
+            ))
+        })?;
         Ok(Self::wrap(inner, report, ctx))
     }
 
@@ -352,18 +363,42 @@ impl Session {
     }
 
     /// Run with the inputs and outputs bound by [`Session::bind`]: only ONNX Runtime's
-    /// `Run` plus a handful of pointer operations. Outputs stay in the preallocated tensors
-    /// (read them with [`Session::bound_outputs`]).
+    /// `RunWithBinding`. Outputs land in the preallocated tensors (read them with
+    /// [`Session::bound_outputs`]).
+    ///
+    /// Why the raw C call: `ort`'s `run_binding` also fetches and wraps every bound output
+    /// after each run (an allocation plus reference counting per output), work a timing
+    /// loop must not include. Measured with `examples/run_overhead.rs`.
     #[inline]
     pub fn run_bound(&mut self) -> Result<()> {
+        use ort::AsPointer;
         let bound = self
             .bound
             .as_ref()
             .ok_or_else(|| Error::usage("run_bound", "call bind() first"))?;
-        self.inner
-            .run_binding(&bound.binding)
-            .map(drop)
-            .map_err(ort_err("run"))
+        let api = ort::api();
+        // SAFETY: the session and the binding are alive (owned by `self`); the binding keeps
+        // its input values alive and `bound.outputs` keeps the output tensors alive; `&mut
+        // self` guarantees no concurrent run on this session (RunWithBinding is not
+        // thread-safe). A non-null status is read once and released once.
+        let status = unsafe {
+            (api.RunWithBinding)(
+                self.inner.ptr().cast_mut(),
+                std::ptr::null(),
+                bound.binding.ptr(),
+            )
+        };
+        if status.0.is_null() {
+            return Ok(());
+        }
+        let message = unsafe {
+            let text = std::ffi::CStr::from_ptr((api.GetErrorMessage)(status.0))
+                .to_string_lossy()
+                .into_owned();
+            (api.ReleaseStatus)(status.0);
+            text
+        };
+        Err(Error::Runtime(format!("run: {}", one_line(message))))
     }
 
     /// The outputs of the last bound run, copied out.
