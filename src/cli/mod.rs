@@ -94,22 +94,7 @@ pub enum Command {
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
 pub fn main() -> i32 {
-    let result = dispatch(Cli::parse());
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Demo(args) => demo::run(&cli.ort_lib, args),
-        Command::Targets(args) => targets::run(args),
-        Command::Package(args) => package::run(args),
-        Command::Keygen(args) => keygen::run(args),
-        Command::Verify(args) => verify::run(args),
-        Command::Run(args) => run::run(cli.ort_lib.as_deref(), args),
-        Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
-        Command::Gate(args) => gate::run(&cli.ort_lib, *args),
-        Command::Report(args) => report::run(args),
-        Command::Profile(args) => profile::run(&cli.ort_lib, *args),
-        Command::ProfileWorker => profile::worker(),
-    };
-    match result {
+    match dispatch(Cli::parse()) {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
             eprintln!("edgepack: error: {e:#}");
@@ -134,7 +119,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Gate(args) => gate::run(&cli.ort_lib, *args),
         Command::Report(args) => report::run(args),
         Command::Inspect(args) => inspect::run(&cli.ort_lib, args),
-        Command::Profile(args) => profile::run(&cli.ort_lib, args),
+        Command::Profile(args) => profile::run(&cli.ort_lib, *args),
         Command::ProfileWorker => profile::worker(),
         Command::Quantize(args) => quantize::run(&cli.ort_lib, args).map_err(Into::into),
     }
