@@ -309,3 +309,19 @@ pub fn emit(
     }
     Ok(p)
 }
+
+/// The sub-plan of nodes for which `keep` holds (activations recomputed from them).
+pub fn restrict(plan: &Plan, keep: impl Fn(&QuantNode) -> bool) -> Plan {
+    let nodes: Vec<QuantNode> = plan.nodes.iter().filter(|n| keep(n)).cloned().collect();
+    let mut acts: Vec<String> = nodes
+        .iter()
+        .flat_map(|n| [n.input.clone(), n.output.clone()])
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    acts.sort();
+    Plan {
+        nodes,
+        activations: acts,
+    }
+}
