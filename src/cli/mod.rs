@@ -44,7 +44,7 @@ pub enum Command {
     /// Run the end-to-end demo on a real model (PP-OCR from PyPI).
     Demo(demo::DemoArgs),
     /// Quantize a model to int8 for ONNX Runtime's CPU kernels, with an accuracy report.
-    Quantize(quantize::QuantizeArgs),
+    Quantize(Box<quantize::QuantizeArgs>),
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
@@ -52,7 +52,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&cli.ort_lib, args),
-        Command::Quantize(args) => quantize::run(&cli.ort_lib, args).map_err(Into::into),
+        Command::Quantize(args) => quantize::run(&cli.ort_lib, *args).map_err(Into::into),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

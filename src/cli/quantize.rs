@@ -145,6 +145,9 @@ pub struct QuantizeArgs {
     /// Op types to keep in float: Conv, MatMul, Gemm, DepthwiseConv.
     #[arg(long, value_delimiter = ',')]
     pub exclude_ops: Vec<String>,
+    /// Also quantize convs on globally pooled tensors (squeeze-and-excitation blocks).
+    #[arg(long)]
+    pub include_pooled: bool,
     /// Accuracy the result must meet: sqnr=30dB, cosine=0.999, top1=0.99 (repeatable).
     /// When missed, the most sensitive layers are kept in float until it is met.
     #[arg(long)]
@@ -204,6 +207,7 @@ pub fn run(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outcome> {
     let mode = match args.mode {
         ModeArg::Int8 => Mode::Int8,
         ModeArg::Auto => Mode::Auto,
+        ModeArg::Int8Weight => Mode::Int8Weight,
         other => {
             return Err(Error::usage(
                 "--mode",
@@ -282,6 +286,8 @@ pub fn run(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outcome> {
             exclude_nodes: args.exclude_nodes.iter().cloned().collect::<HashSet<_>>(),
             exclude_ops: args.exclude_ops.iter().cloned().collect::<HashSet<_>>(),
             per_channel: !args.per_tensor,
+            include_pooled: args.include_pooled,
+            weights_only: matches!(args.mode, ModeArg::Int8Weight),
         },
         targets,
         measure_latency: !args.no_latency,

@@ -44,6 +44,8 @@ pub enum Mode {
     Int8,
     /// Try int8 variants and keep the best that meets the accuracy target.
     Auto,
+    /// Int8 weights (DequantizeLinear on initializers), float compute: smaller file only.
+    Int8Weight,
 }
 
 /// Quantizer settings (resolved from the CLI).
@@ -326,10 +328,15 @@ pub fn quantize(
 
     // 3. auto: also try keeping depthwise convs in float (often no faster in int8 on x86).
     let mut latency = None;
-    if opts.measure_latency {
-        let mut cand = engine.load(&qbytes)?;
+    let mut timing_ref = if opts.measure_latency {
+        Some(engine.load_for_timing(&fp32_bytes)?)
+    } else {
+        None
+    };
+    if let Some(reference) = timing_ref.as_mut() {
+        let mut cand = engine.load_for_timing(&qbytes)?;
         latency = Some(runner::latency_ratio(
-            &mut *reference,
+            &mut **reference,
             &mut *cand,
             &eval_set[0],
             5,
@@ -340,7 +347,7 @@ pub fn quantize(
             a.latency_ratio = latency.map(|l| l.ratio);
         }
     }
-    if opts.mode == Mode::Auto && opts.measure_latency {
+    if let (Mode::Auto, Some(reference)) = (opts.mode, timing_ref.as_mut()) {
         let no_dw = {
             let mut sel = opts.selection.clone();
             sel.exclude_ops.insert("DepthwiseConv".into());
@@ -352,7 +359,7 @@ pub fn quantize(
             let (m, b, l, outs) = evaluate(&no_dw, eval_set, &ref_outputs)?;
             let mut cand = engine.load(&b)?;
             let lat = runner::latency_ratio(
-                &mut *reference,
+                &mut **reference,
                 &mut *cand,
                 &eval_set[0],
                 5,
