@@ -15,6 +15,7 @@ mod profile;
 
 #[path = "cli/report.rs"]
 mod report;
+
 #[path = "cli/package.rs"]
 mod package;
 
@@ -26,3 +27,6 @@ mod roundtrip;
 
 #[path = "cli/shape_suite.rs"]
 mod shape_suite;
+
+#[path = "cli/quantize.rs"]
+mod quantize;

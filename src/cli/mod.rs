@@ -89,12 +89,18 @@ pub enum Command {
     #[command(name = "__profile-worker", hide = true)]
     ProfileWorker,
     /// Quantize a model to int8 for ONNX Runtime's CPU kernels, with an accuracy report.
-    Quantize(quantize::QuantizeArgs),
+    Quantize(Box<quantize::QuantizeArgs>),
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
 pub fn main() -> i32 {
     match dispatch(Cli::parse()) {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(&cli.ort_lib, args),
+        Command::Quantize(args) => quantize::run(&cli.ort_lib, *args).map_err(Into::into),
+    };
+    match result {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
             eprintln!("edgepack: error: {e:#}");
