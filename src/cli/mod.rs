@@ -95,12 +95,6 @@ pub enum Command {
 /// Parse arguments, run the command, print any error as one line, return the exit status.
 pub fn main() -> i32 {
     match dispatch(Cli::parse()) {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Demo(args) => demo::run(&cli.ort_lib, args),
-        Command::Quantize(args) => quantize::run(&cli.ort_lib, *args).map_err(Into::into),
-    };
-    match result {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
             eprintln!("edgepack: error: {e:#}");
@@ -127,6 +121,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Inspect(args) => inspect::run(&cli.ort_lib, args),
         Command::Profile(args) => profile::run(&cli.ort_lib, *args),
         Command::ProfileWorker => profile::worker(),
-        Command::Quantize(args) => quantize::run(&cli.ort_lib, args).map_err(Into::into),
+        Command::Quantize(args) => quantize::run(&cli.ort_lib, *args).map_err(Into::into),
     }
 }
