@@ -293,8 +293,14 @@ pub fn build(
                 entries.remove(p);
             }
             case.expected.clear();
+            let mut taken = std::collections::BTreeSet::new();
             for (n, b) in outs {
-                let p = format!("self-test/{}/expected-{}/{n}.npy", case.name, variant.name);
+                let p = format!(
+                    "self-test/{}/expected-{}/{}",
+                    case.name,
+                    variant.name,
+                    selftest::tensor_file_name(&n, &mut taken)
+                );
                 case.expected.insert(n, p.clone());
                 entries.insert(p, b);
             }

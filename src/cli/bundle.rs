@@ -159,8 +159,10 @@ pub fn print_table(sel: &Selection, target: &Target) {
                     .map(|s| format!("{s:.1} dB"))
                     .unwrap_or_else(|| "-".into()),
                 if e.fits {
+                    // The full basis is printed once above the tables, and is in the
+                    // manifest and --json; the table keeps its head.
                     let mut w = c
-                        .map(|c| c.basis.clone())
+                        .map(|c| c.basis.split(" (").next().unwrap_or("").to_string())
                         .filter(|b| b != "no profile")
                         .unwrap_or_default();
                     for n in &e.notes {
@@ -281,6 +283,16 @@ pub fn report(outcomes: &[bundle::Outcome], json: bool) -> Outcome {
             .collect();
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
+        if let Some(basis) = outcomes.iter().find_map(|o| {
+            o.selection
+                .evaluations
+                .iter()
+                .find_map(|e| e.choice.as_ref().map(|c| c.basis.clone()))
+        }) {
+            if basis.starts_with("host") {
+                println!("latency basis: {basis}");
+            }
+        }
         for o in outcomes {
             print_table(&o.selection, &o.target);
             match &o.path {

@@ -39,6 +39,37 @@ pub struct Limits {
     pub max_ratio: f64,
 }
 
+impl Limits {
+    /// The defaults, overridden by `EDGEPACK_MAX_ARCHIVE_ENTRIES`,
+    /// `EDGEPACK_MAX_ARCHIVE_BYTES` and `EDGEPACK_MAX_COMPRESSION_RATIO` where set. A value
+    /// that does not parse is an error naming the variable, not silently ignored.
+    pub fn from_env() -> Result<Self> {
+        let mut l = Limits::default();
+        let get = |name: &str| -> Result<Option<f64>> {
+            match std::env::var(name) {
+                Ok(v) => v
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite() && *x > 0.0)
+                    .map(Some)
+                    .ok_or_else(|| Error::usage(name, format!("'{v}' is not a positive number"))),
+                Err(_) => Ok(None),
+            }
+        };
+        if let Some(v) = get("EDGEPACK_MAX_ARCHIVE_ENTRIES")? {
+            l.max_entries = v as usize;
+        }
+        if let Some(v) = get("EDGEPACK_MAX_ARCHIVE_BYTES")? {
+            l.max_total_bytes = v as u64;
+        }
+        if let Some(v) = get("EDGEPACK_MAX_COMPRESSION_RATIO")? {
+            l.max_ratio = v;
+        }
+        Ok(l)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -338,7 +369,7 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
     }
     if n_total > limits.max_entries {
         return Err(unsafe_(format!(
-            "{n_total} entries, over the limit of {}",
+            "{n_total} entries, over the limit of {} (EDGEPACK_MAX_ARCHIVE_ENTRIES)",
             limits.max_entries
         )));
     }
@@ -474,7 +505,7 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
         total = total.saturating_add(e.uncompressed);
         if total > limits.max_total_bytes {
             return Err(unsafe_(format!(
-                "total uncompressed size is over the limit of {} bytes",
+                "total uncompressed size is over the limit of {} bytes (EDGEPACK_MAX_ARCHIVE_BYTES)",
                 limits.max_total_bytes
             )));
         }
@@ -482,7 +513,7 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
             && e.uncompressed as f64 > limits.max_ratio * (e.compressed.max(1) as f64)
         {
             return Err(unsafe_(format!(
-                "'{n}': compression ratio {:.0}:1 is over the limit of {:.0}:1 (zip bomb?)",
+                "'{n}': compression ratio {:.0}:1 is over the limit of {:.0}:1 (zip bomb? EDGEPACK_MAX_COMPRESSION_RATIO)",
                 e.uncompressed as f64 / e.compressed.max(1) as f64,
                 limits.max_ratio
             )));
@@ -715,8 +746,8 @@ pub(crate) mod tests {
             };
             let crc = crc32fast::hash(&e.data);
             let size = e.declared_size.unwrap_or(e.data.len() as u32);
-            let offset = if overlap_all && first_offset.is_some() {
-                first_offset.unwrap()
+            let offset = if let (true, Some(first)) = (overlap_all, first_offset) {
+                first
             } else {
                 let offset = out.len() as u32;
                 out.extend_from_slice(&LFH_SIG.to_le_bytes());

@@ -168,7 +168,7 @@ pub struct Opened {
 /// Read and verify a package or bundle file; any failure is an error naming the file (for
 /// commands that *use* an archive: they must not use one that fails verification).
 pub fn open(path: &Path, pinned: Option<&VerifyingKey>) -> Result<Opened> {
-    let limits = Limits::default();
+    let limits = Limits::from_env()?;
     let bytes = archive::read_bounded(path, &limits)?;
     let (report, archive) =
         verify_bytes(&bytes, pinned, &limits).map_err(|m| Error::file(path, m))?;
