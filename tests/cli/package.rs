@@ -404,6 +404,43 @@ fn build_pipeline_gives_verified_bundles_and_identical_bytes_twice() {
         .map(|v| v["name"].as_str().unwrap())
         .collect();
     assert_eq!(variants, vec!["fp32", "int8"]);
+    // A profile measured on the device replaces the scaled estimate for that target, and a
+    // profile from another architecture is refused for it.
+    let fp32_sha = report["variants"][0]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let measured = dist
+        .join("work")
+        .join(format!("{}.profile.json", &fp32_sha[..16]));
+    let pkg = dist.join("ch_ppocr_mobile_v2.0_cls_infer.edgepkg");
+    edgepack()
+        .arg("bundle")
+        .arg(&pkg)
+        .arg("--target")
+        .arg(hardware().join("x86-industrial-pc.toml"))
+        .arg("--device-profile")
+        .arg(format!("x86-industrial-pc={}", measured.display()))
+        .arg("-o")
+        .arg(d.path().join("dp"))
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("measured on target"));
+    let out = edgepack()
+        .arg("bundle")
+        .arg(&pkg)
+        .arg("--target")
+        .arg(hardware().join("raspberry-pi-4-4gb.toml"))
+        .arg("--device-profile")
+        .arg(&measured)
+        .arg("-o")
+        .arg(d.path().join("dp2"))
+        .output()
+        .unwrap();
+    if cfg!(target_arch = "x86_64") {
+        assert_eq!(out.status.code(), Some(2));
+        assert!(one_stderr_line(&out).contains("not a profile of that device"));
+    }
     // Every target's table entry says where its latency figure came from.
     for t in report["targets"].as_array().unwrap() {
         for e in t["evaluations"].as_array().unwrap() {
