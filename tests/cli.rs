@@ -6,17 +6,23 @@ mod common;
 
 #[path = "cli/gate.rs"]
 mod gate;
+
 #[path = "cli/run.rs"]
 mod run;
+
+#[path = "cli/profile.rs"]
+mod profile;
 
 #[path = "cli/report.rs"]
 mod report;
 #[path = "cli/package.rs"]
 mod package;
 
-#[path = "cli/roundtrip.rs"]
-mod roundtrip;
 #[path = "cli/inspect.rs"]
 mod inspect;
+
+#[path = "cli/roundtrip.rs"]
+mod roundtrip;
+
 #[path = "cli/shape_suite.rs"]
 mod shape_suite;

@@ -47,24 +47,64 @@ pub fn run(ort_lib: &Option<PathBuf>, args: DemoArgs) -> anyhow::Result<Outcome>
     let o = |name: &str| out.join(name).display().to_string();
     let steps: Vec<Vec<String>> = vec![
         vec!["inspect".into(), m.clone(), "--shape".into(), shape.into()],
-        vec!["run".into(), m.clone(), "--shape".into(), shape.into(), "--output-dir".into(), o("outputs")],
         vec![
-            "profile".into(), m.clone(), "--plan".into(), "quick".into(), "--shape".into(), shape.into(),
-            "--batch".into(), "1,2".into(), "--threads".into(), "1,2".into(), "--json".into(), o("profile.json"),
+            "run".into(),
+            m.clone(),
+            "--shape".into(),
+            shape.into(),
+            "--output-dir".into(),
+            o("outputs"),
         ],
         vec![
-            "quantize".into(), m.clone(), "-o".into(), o("model.int8.onnx"), "--mode".into(), "int8".into(),
-            "--report".into(), o("quantize.json"),
+            "profile".into(),
+            m.clone(),
+            "--plan".into(),
+            "quick".into(),
+            "--shape".into(),
+            shape.into(),
+            "--batch".into(),
+            "1,2".into(),
+            "--threads".into(),
+            "1,2".into(),
+            "--json".into(),
+            o("profile.json"),
         ],
         vec![
-            "package".into(), m.clone(), "-o".into(), o("model.edgepkg"), "--variant".into(),
+            "quantize".into(),
+            m.clone(),
+            "-o".into(),
+            o("model.int8.onnx"),
+            "--mode".into(),
+            "int8".into(),
+            "--report".into(),
+            o("quantize.json"),
+        ],
+        vec![
+            "package".into(),
+            m.clone(),
+            "-o".into(),
+            o("model.edgepkg"),
+            "--variant".into(),
             format!("int8={}", o("model.int8.onnx")),
         ],
         vec![
-            "bundle".into(), o("model.edgepkg"), "--target".into(), targets.display().to_string(),
-            "--profile".into(), o("profile.json"), "-o".into(), o("dist"),
+            "bundle".into(),
+            o("model.edgepkg"),
+            "--target".into(),
+            targets.display().to_string(),
+            "--profile".into(),
+            o("profile.json"),
+            "-o".into(),
+            o("dist"),
         ],
-        vec!["report".into(), o("profile.json"), o("quantize.json"), o("dist"), "-o".into(), o("report.html")],
+        vec![
+            "report".into(),
+            o("profile.json"),
+            o("quantize.json"),
+            o("dist"),
+            "-o".into(),
+            o("report.html"),
+        ],
     ];
     let mut outcome = Outcome::Success;
     for step in steps {
@@ -80,7 +120,10 @@ pub fn run(ort_lib: &Option<PathBuf>, args: DemoArgs) -> anyhow::Result<Outcome>
             outcome = Outcome::Failed;
         }
     }
-    eprintln!("\ndemo outputs in {}/ (open report.html in a browser)", out.display());
+    eprintln!(
+        "\ndemo outputs in {}/ (open report.html in a browser)",
+        out.display()
+    );
     Ok(outcome)
 }
 
@@ -96,7 +139,10 @@ fn ensure_runtime(ort_lib: Option<&Path>) -> anyhow::Result<()> {
     let platform = Platform::host().ok_or_else(|| {
         edgepack::Error::usage("demo", "this machine is not linux-x86_64 or linux-aarch64")
     })?;
-    eprintln!("$ edgepack runtime install   (ONNX Runtime {} from PyPI)", runtime::DEFAULT_VERSION);
+    eprintln!(
+        "$ edgepack runtime install   (ONNX Runtime {} from PyPI)",
+        runtime::DEFAULT_VERSION
+    );
     runtime::install(runtime::DEFAULT_VERSION, platform)?;
     runtime::ensure(None)?;
     Ok(())

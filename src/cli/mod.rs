@@ -84,7 +84,7 @@ pub enum Command {
     /// Describe a model: signature, opsets, ops, weights, MACs/FLOPs estimate.
     Inspect(inspect::InspectArgs),
     /// Profile latency, memory and CPU needs across query sizes, threads and providers.
-    Profile(profile::ProfileArgs),
+    Profile(Box<profile::ProfileArgs>),
     /// Internal: one profiling configuration in a child process.
     #[command(name = "__profile-worker", hide = true)]
     ProfileWorker,
@@ -95,6 +95,20 @@ pub enum Command {
 /// Parse arguments, run the command, print any error as one line, return the exit status.
 pub fn main() -> i32 {
     let result = dispatch(Cli::parse());
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(&cli.ort_lib, args),
+        Command::Targets(args) => targets::run(args),
+        Command::Package(args) => package::run(args),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Run(args) => run::run(cli.ort_lib.as_deref(), args),
+        Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
+        Command::Gate(args) => gate::run(&cli.ort_lib, *args),
+        Command::Report(args) => report::run(args),
+        Command::Profile(args) => profile::run(&cli.ort_lib, *args),
+        Command::ProfileWorker => profile::worker(),
+    };
     match result {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
