@@ -26,3 +26,6 @@ mod roundtrip;
 
 #[path = "cli/shape_suite.rs"]
 mod shape_suite;
+
+#[path = "cli/quantize.rs"]
+mod quantize;

@@ -89,26 +89,12 @@ pub enum Command {
     #[command(name = "__profile-worker", hide = true)]
     ProfileWorker,
     /// Quantize a model to int8 for ONNX Runtime's CPU kernels, with an accuracy report.
-    Quantize(quantize::QuantizeArgs),
+    Quantize(Box<quantize::QuantizeArgs>),
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
 pub fn main() -> i32 {
     let result = dispatch(Cli::parse());
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Demo(args) => demo::run(&cli.ort_lib, args),
-        Command::Targets(args) => targets::run(args),
-        Command::Package(args) => package::run(args),
-        Command::Keygen(args) => keygen::run(args),
-        Command::Verify(args) => verify::run(args),
-        Command::Run(args) => run::run(cli.ort_lib.as_deref(), args),
-        Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
-        Command::Gate(args) => gate::run(&cli.ort_lib, *args),
-        Command::Report(args) => report::run(args),
-        Command::Profile(args) => profile::run(&cli.ort_lib, *args),
-        Command::ProfileWorker => profile::worker(),
-    };
     match result {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
@@ -134,8 +120,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Gate(args) => gate::run(&cli.ort_lib, *args),
         Command::Report(args) => report::run(args),
         Command::Inspect(args) => inspect::run(&cli.ort_lib, args),
-        Command::Profile(args) => profile::run(&cli.ort_lib, args),
+        Command::Profile(args) => profile::run(&cli.ort_lib, *args),
         Command::ProfileWorker => profile::worker(),
-        Command::Quantize(args) => quantize::run(&cli.ort_lib, args).map_err(Into::into),
+        Command::Quantize(args) => quantize::run(&cli.ort_lib, *args).map_err(Into::into),
     }
 }
