@@ -540,3 +540,61 @@ fn verify_extracts_only_verified_archives_and_limits_are_configurable() {
     assert_eq!(o.status.code(), Some(2));
     assert!(one_stderr_line(&o).contains("EDGEPACK_MAX_ARCHIVE_BYTES"));
 }
+
+#[test]
+fn context_and_labels_land_in_the_manifest_and_wrong_names_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let ctx = examples.join("ppocr-cls.context.toml");
+    let labels = examples.join("ppocr-cls.labels.txt");
+    let pkg = package(
+        d.path(),
+        "cls.edgepkg",
+        &[
+            "--context",
+            ctx.to_str().unwrap(),
+            "--labels",
+            labels.to_str().unwrap(),
+        ],
+    );
+    let out = d.path().join("x");
+    edgepack()
+        .arg("verify")
+        .arg(&pkg)
+        .arg("--extract")
+        .arg(&out)
+        .assert()
+        .success();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["preprocessing"]["channel_order"], "bgr");
+    assert_eq!(m["preprocessing"]["resize"]["width"], 192);
+    assert_eq!(m["postprocessing"]["labels"], "labels.txt");
+    assert_eq!(m["execution"]["intra_op_threads"], 1);
+    assert_eq!(m["contract"]["inputs"][0]["name"], "x");
+    assert_eq!(
+        std::fs::read_to_string(out.join("labels.txt")).unwrap(),
+        "0\n180\n"
+    );
+    // A context naming an input the model does not have: one line, exit 2, no package.
+    let bad = d.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&ctx)
+            .unwrap()
+            .replace("input = \"x\"", "input = \"image\""),
+    )
+    .unwrap();
+    let o = edgepack()
+        .arg("package")
+        .arg(cls_model())
+        .arg("-o")
+        .arg(d.path().join("bad.edgepkg"))
+        .arg("--context")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(one_stderr_line(&o).contains("'image' is not an input of the model"));
+    assert!(!d.path().join("bad.edgepkg").exists());
+}
