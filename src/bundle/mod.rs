@@ -224,11 +224,21 @@ pub fn plan(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result<Selec
         storage_budget_bytes: target.storage_budget_bytes,
         relative_compute: target.relative_compute,
     };
-    Ok(select::select(
-        &tb,
-        &candidates(pkg, target, opts)?,
-        &opts.budgets,
-    ))
+    let mut sel = select::select(&tb, &candidates(pkg, target, opts)?, &opts.budgets);
+    // Host profiles measure the CPU provider; say so where the target prefers another one.
+    if let Some(ep) = target.execution_providers.first().filter(|e| *e != "cpu") {
+        for e in &mut sel.evaluations {
+            if e.choice
+                .as_ref()
+                .is_some_and(|c| c.basis.starts_with("host"))
+            {
+                e.notes.push(format!(
+                    "CPU-provider estimate; {ep} on the target is not predicted (give --device-profile)"
+                ));
+            }
+        }
+    }
+    Ok(sel)
 }
 
 /// The file name of a bundle: `<name>-<target>.zip`.

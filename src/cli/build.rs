@@ -117,6 +117,15 @@ fn step(ort_lib: Option<&Path>, argv: Vec<OsString>) -> anyhow::Result<()> {
                 .rev()
                 .find_map(|l| l.strip_prefix("edgepack: error: "))
                 .map(str::to_string)
+                .or_else(|| {
+                    let lines: Vec<&str> = err.lines().collect();
+                    let at = lines.iter().position(|l| l.contains("panicked at"))?;
+                    Some(format!(
+                        "crashed: {} {}",
+                        lines[at].trim(),
+                        lines.get(at + 1).map(|l| l.trim()).unwrap_or("")
+                    ))
+                })
                 .unwrap_or_else(|| format!("exited with {}", out.status));
             Err(anyhow::anyhow!(why))
         }

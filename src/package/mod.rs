@@ -29,7 +29,7 @@ use crate::model::Model;
 pub use context::ContextFile;
 pub use lineage::LineageSpec;
 pub use manifest::{Manifest, MANIFEST_FILE, MANIFEST_SCHEMA, SIGNATURE_FILE};
-pub use verify::{open, verify_bytes, Opened, VerifyReport};
+pub use verify::{check_runs_here, open, verify_bytes, Opened, VerifyReport};
 
 /// The edgepack version written into manifests and transformations.
 pub const EDGEPACK_VERSION: &str = env!("CARGO_PKG_VERSION");

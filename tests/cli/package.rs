@@ -404,6 +404,43 @@ fn build_pipeline_gives_verified_bundles_and_identical_bytes_twice() {
         .map(|v| v["name"].as_str().unwrap())
         .collect();
     assert_eq!(variants, vec!["fp32", "int8"]);
+    // A profile measured on the device replaces the scaled estimate for that target, and a
+    // profile from another architecture is refused for it.
+    let fp32_sha = report["variants"][0]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let measured = dist
+        .join("work")
+        .join(format!("{}.profile.json", &fp32_sha[..16]));
+    let pkg = dist.join("ch_ppocr_mobile_v2.0_cls_infer.edgepkg");
+    edgepack()
+        .arg("bundle")
+        .arg(&pkg)
+        .arg("--target")
+        .arg(hardware().join("x86-industrial-pc.toml"))
+        .arg("--device-profile")
+        .arg(format!("x86-industrial-pc={}", measured.display()))
+        .arg("-o")
+        .arg(d.path().join("dp"))
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("measured on target"));
+    let out = edgepack()
+        .arg("bundle")
+        .arg(&pkg)
+        .arg("--target")
+        .arg(hardware().join("raspberry-pi-4-4gb.toml"))
+        .arg("--device-profile")
+        .arg(&measured)
+        .arg("-o")
+        .arg(d.path().join("dp2"))
+        .output()
+        .unwrap();
+    if cfg!(target_arch = "x86_64") {
+        assert_eq!(out.status.code(), Some(2));
+        assert!(one_stderr_line(&out).contains("not a profile of that device"));
+    }
     // Every target's table entry says where its latency figure came from.
     for t in report["targets"].as_array().unwrap() {
         for e in t["evaluations"].as_array().unwrap() {
@@ -502,4 +539,62 @@ fn verify_extracts_only_verified_archives_and_limits_are_configurable() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(one_stderr_line(&o).contains("EDGEPACK_MAX_ARCHIVE_BYTES"));
+}
+
+#[test]
+fn context_and_labels_land_in_the_manifest_and_wrong_names_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let ctx = examples.join("ppocr-cls.context.toml");
+    let labels = examples.join("ppocr-cls.labels.txt");
+    let pkg = package(
+        d.path(),
+        "cls.edgepkg",
+        &[
+            "--context",
+            ctx.to_str().unwrap(),
+            "--labels",
+            labels.to_str().unwrap(),
+        ],
+    );
+    let out = d.path().join("x");
+    edgepack()
+        .arg("verify")
+        .arg(&pkg)
+        .arg("--extract")
+        .arg(&out)
+        .assert()
+        .success();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["preprocessing"]["channel_order"], "bgr");
+    assert_eq!(m["preprocessing"]["resize"]["width"], 192);
+    assert_eq!(m["postprocessing"]["labels"], "labels.txt");
+    assert_eq!(m["execution"]["intra_op_threads"], 1);
+    assert_eq!(m["contract"]["inputs"][0]["name"], "x");
+    assert_eq!(
+        std::fs::read_to_string(out.join("labels.txt")).unwrap(),
+        "0\n180\n"
+    );
+    // A context naming an input the model does not have: one line, exit 2, no package.
+    let bad = d.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&ctx)
+            .unwrap()
+            .replace("input = \"x\"", "input = \"image\""),
+    )
+    .unwrap();
+    let o = edgepack()
+        .arg("package")
+        .arg(cls_model())
+        .arg("-o")
+        .arg(d.path().join("bad.edgepkg"))
+        .arg("--context")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(one_stderr_line(&o).contains("'image' is not an input of the model"));
+    assert!(!d.path().join("bad.edgepkg").exists());
 }
