@@ -30,3 +30,7 @@ mod shape_suite;
 
 #[path = "cli/quantize.rs"]
 mod quantize;
+#[path = "cli/corpus.rs"]
+mod corpus;
+#[path = "cli/crash.rs"]
+mod crash;
