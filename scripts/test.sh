@@ -30,7 +30,7 @@ echo "== cargo test" >&2
 cargo test
 cargo check --quiet --benches --examples
 
-if [ -x tests/report_chromium.sh ]; then
+if [ -f tests/report_chromium.sh ]; then
   echo "== HTML report in headless Chromium" >&2
   bash tests/report_chromium.sh
 fi
