@@ -6,7 +6,7 @@
 #     `edgepack runtime install` (pip download + extract, cached under $EDGEPACK_CACHE);
 #   - a Python venv with onnxruntime==1.31.1, numpy and onnx, used only by the tests that
 #     compare edgepack with ONNX Runtime's own Python package and ONNX's protobuf classes;
-#   - Debian's chromium, for the HTML report test (skipped with a loud note when apt is absent).
+#   - Debian's chromium (apt-get), for the HTML report test in a real headless browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export EDGEPACK_CACHE="${EDGEPACK_CACHE:-$HOME/.cache/edgepack}"
