@@ -54,6 +54,8 @@ impl WorkerCommand {
 #[derive(Clone, Debug)]
 pub struct SweepOptions {
     pub model_path: PathBuf,
+    /// How the profile names the model (the path, or `package!inner/path`).
+    pub model_label: String,
     pub plan: Plan,
     /// `--shape` values (whole shapes by input name).
     pub shapes: ShapeOverrides,
@@ -570,7 +572,7 @@ pub fn run(
             .map(|d| d.as_secs())
             .unwrap_or(0),
         model: ModelRef {
-            path: opts.model_path.display().to_string(),
+            path: opts.model_label.clone(),
             sha256,
             size_bytes,
         },
@@ -652,6 +654,7 @@ mod tests {
     fn opts(plan: &str) -> SweepOptions {
         SweepOptions {
             model_path: "det.onnx".into(),
+            model_label: "det.onnx".into(),
             plan: Plan::builtin(plan).unwrap(),
             shapes: ShapeOverrides::default(),
             batch_from_cli: false,
