@@ -35,12 +35,10 @@ pub enum Error {
     #[error("tensor '{name}': {message}")]
     Tensor { name: String, message: String },
     /// A labelled graph rewrite could not be applied; the model is unchanged.
-    #[error("patch '{label}': {source}")]
-    Patch {
-        label: String,
-        #[source]
-        source: Box<Error>,
-    },
+    /// (The inner error is part of the message, not a `source()`, so `{:#}` printing
+    /// does not repeat it.)
+    #[error("patch '{label}': {inner}")]
+    Patch { label: String, inner: Box<Error> },
     /// ONNX Runtime could not be found or loaded.
     #[error("ONNX Runtime library: {0}")]
     RuntimeMissing(String),

@@ -1,10 +1,13 @@
-//! The ONNX Runtime hook for package self-tests. The runtime module (src/runtime) is being
-//! written in parallel; until its session API is merged there is no runner, and packaging
-//! sample inputs needs their expected outputs on disk (`expected/<output>.npy`).
+//! The ONNX Runtime hook for package self-tests.
 
-use edgepack::package::selftest::Runner;
+use std::path::Path;
 
-/// The self-test runner backed by ONNX Runtime, when the runtime is available.
-pub fn self_test_runner() -> Option<Box<dyn Runner>> {
-    None
+use edgepack::package::selftest::{OrtRunner, Runner};
+
+/// The self-test runner backed by ONNX Runtime (found with `--ort-lib` or the usual search
+/// when first used).
+pub fn self_test_runner(ort_lib: Option<&Path>) -> Option<Box<dyn Runner>> {
+    Some(Box::new(OrtRunner {
+        library: ort_lib.map(Path::to_path_buf),
+    }))
 }

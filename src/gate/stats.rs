@@ -32,6 +32,24 @@ pub fn quantile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo]))
 }
 
+/// [`quantile_sorted`] of unsorted samples in O(n), reordering `buf` (selection instead of
+/// a full sort: the bootstrap computes thousands of these).
+pub fn quantile_select(buf: &mut [f64], q: f64) -> Option<f64> {
+    let n = buf.len();
+    if n == 0 {
+        return None;
+    }
+    let h = (n - 1) as f64 * q.clamp(0.0, 1.0);
+    let lo = h.floor() as usize;
+    let (_, &mut x_lo, right) = buf.select_nth_unstable_by(lo, f64::total_cmp);
+    let x_hi = if lo + 1 < n {
+        right.iter().copied().fold(f64::INFINITY, f64::min)
+    } else {
+        x_lo
+    };
+    Some(x_lo + (h - lo as f64) * (x_hi - x_lo))
+}
+
 /// Sorted copy of the finite samples (NaN and infinities are dropped: they are not timings).
 pub fn sorted_finite(samples: &[f64]) -> Vec<f64> {
     let mut v: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
@@ -154,12 +172,77 @@ pub fn bootstrap_ratio(
     })
 }
 
+/// Seeded two-level (hierarchical) bootstrap of the same ratio for measurements made in
+/// interleaved *rounds*: `rounds[i]` holds the baseline's and the candidate's samples of
+/// round `i`, measured back to back (A B, then B A, ...). Each resample draws rounds with
+/// replacement, keeping a round's two sides together so drift between rounds cancels in
+/// the pair, then draws samples with replacement inside each chosen round, and compares
+/// the quantiles of the pooled draws. Drawing rounds as well as samples carries the
+/// round-to-round variation (a process's placement in memory, a noisy neighbour) into the
+/// interval, which a flat bootstrap of pooled samples would hide. (Davison & Hinkley,
+/// *Bootstrap Methods and their Application*, 1997, §3.8; Saravanan et al., "Application
+/// of the hierarchical bootstrap to multi-level data in neuroscience", 2020.)
+/// `None` when any side is empty or fewer than 2 rounds have samples.
+pub fn bootstrap_ratio_rounds(
+    rounds: &[(Vec<f64>, Vec<f64>)],
+    q: f64,
+    confidence: f64,
+    resamples: usize,
+    seed: u64,
+) -> Option<Interval> {
+    let rounds: Vec<(Vec<f64>, Vec<f64>)> = rounds
+        .iter()
+        .map(|(b, c)| (sorted_finite(b), sorted_finite(c)))
+        .filter(|(b, c)| !b.is_empty() && !c.is_empty())
+        .collect();
+    if rounds.len() < 2 || resamples == 0 {
+        return None;
+    }
+    let mut pooled_b: Vec<f64> = rounds.iter().flat_map(|r| r.0.iter().copied()).collect();
+    let mut pooled_c: Vec<f64> = rounds.iter().flat_map(|r| r.1.iter().copied()).collect();
+    let b = quantile_select(&mut pooled_b, q)?;
+    let c = quantile_select(&mut pooled_c, q)?;
+    if b <= 0.0 {
+        return None;
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut ratios = Vec::with_capacity(resamples);
+    let (mut pb, mut pc) = (Vec::new(), Vec::new());
+    for _ in 0..resamples {
+        pb.clear();
+        pc.clear();
+        for _ in 0..rounds.len() {
+            let (rb, rc) = &rounds[rng.random_range(0..rounds.len())];
+            for _ in 0..rb.len() {
+                pb.push(rb[rng.random_range(0..rb.len())]);
+            }
+            for _ in 0..rc.len() {
+                pc.push(rc[rng.random_range(0..rc.len())]);
+            }
+        }
+        if let (Some(qb), Some(qc)) = (quantile_select(&mut pb, q), quantile_select(&mut pc, q)) {
+            if qb > 0.0 {
+                ratios.push(qc / qb);
+            }
+        }
+    }
+    if ratios.is_empty() {
+        return None;
+    }
+    ratios.sort_by(f64::total_cmp);
+    let alpha = 1.0 - confidence;
+    Some(Interval {
+        point: c / b,
+        low: quantile_sorted(&ratios, alpha / 2.0)?,
+        high: quantile_sorted(&ratios, 1.0 - alpha / 2.0)?,
+    })
+}
+
 fn resampled_quantile(sample: &[f64], buf: &mut [f64], q: f64, rng: &mut StdRng) -> f64 {
     for slot in buf.iter_mut() {
         *slot = sample[rng.random_range(0..sample.len())];
     }
-    buf.sort_unstable_by(f64::total_cmp);
-    quantile_sorted(buf, q).unwrap_or(f64::NAN)
+    quantile_select(buf, q).unwrap_or(f64::NAN)
 }
 
 #[cfg(test)]
@@ -174,6 +257,20 @@ mod tests {
         assert_eq!(quantile_sorted(&[2.0, 2.0, 2.0], 0.95), Some(2.0));
         assert_eq!(quantile_sorted(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.5), Some(3.0));
         assert_eq!(quantile_sorted(&[1.0, 2.0, 3.0, 4.0, 5.0], 1.0), Some(5.0));
+    }
+
+    #[test]
+    fn selection_quantile_matches_the_sorted_one() {
+        let mut rng = StdRng::seed_from_u64(5);
+        for n in [1usize, 2, 3, 10, 101] {
+            let v: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
+            let sorted = sorted_finite(&v);
+            for q in [0.0, 0.05, 0.5, 0.95, 1.0] {
+                let mut buf = v.clone();
+                assert_eq!(quantile_select(&mut buf, q), quantile_sorted(&sorted, q));
+            }
+        }
+        assert_eq!(quantile_select(&mut [], 0.5), None);
     }
 
     #[test]
@@ -231,6 +328,56 @@ mod tests {
         assert_eq!(bootstrap_ratio(&[0.0], &[1.0], 0.5, 0.95, 100, 1), None);
         assert_eq!(
             bootstrap_ratio(&[f64::NAN], &[1.0], 0.5, 0.95, 100, 1),
+            None
+        );
+    }
+
+    #[test]
+    fn round_bootstrap_widens_with_round_to_round_offsets() {
+        // Every round is internally precise, but rounds disagree by a few percent: the
+        // flat bootstrap is overconfident, the round bootstrap is not.
+        let offsets = [1.00, 1.04, 0.97, 1.03, 0.98, 1.02];
+        let rounds: Vec<(Vec<f64>, Vec<f64>)> = offsets
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let b: Vec<f64> = (0..100)
+                    .map(|k| o * (1.0 + (k % 5) as f64 * 1e-4))
+                    .collect();
+                let o2 = offsets[(i + 1) % offsets.len()];
+                let c: Vec<f64> = (0..100)
+                    .map(|k| o2 * (1.0 + (k % 5) as f64 * 1e-4))
+                    .collect();
+                (b, c)
+            })
+            .collect();
+        let flat_b: Vec<f64> = rounds.iter().flat_map(|r| r.0.clone()).collect();
+        let flat_c: Vec<f64> = rounds.iter().flat_map(|r| r.1.clone()).collect();
+        let flat = bootstrap_ratio(&flat_b, &flat_c, 0.5, 0.95, 1000, 3).unwrap();
+        let hier = bootstrap_ratio_rounds(&rounds, 0.5, 0.95, 1000, 3).unwrap();
+        assert!(
+            hier.high - hier.low > 2.0 * (flat.high - flat.low),
+            "flat {flat:?} hierarchical {hier:?}"
+        );
+        assert!(hier.low < 1.0 && hier.high > 1.0, "{hier:?}");
+    }
+
+    #[test]
+    fn round_bootstrap_detects_a_consistent_slowdown_and_needs_two_rounds() {
+        let rounds: Vec<(Vec<f64>, Vec<f64>)> = (0..4)
+            .map(|r| {
+                let drift = 1.0 + r as f64 * 0.05;
+                let b: Vec<f64> = (0..50)
+                    .map(|k| drift * (1.0 + (k % 7) as f64 * 0.002))
+                    .collect();
+                let c = b.iter().map(|x| x * 1.15).collect();
+                (b, c)
+            })
+            .collect();
+        let i = bootstrap_ratio_rounds(&rounds, 0.5, 0.95, 1000, 9).unwrap();
+        assert!(i.low > 1.05, "{i:?}");
+        assert_eq!(
+            bootstrap_ratio_rounds(&rounds[..1], 0.5, 0.95, 100, 1),
             None
         );
     }

@@ -171,6 +171,9 @@ pub struct Extras {
     /// Compare profiles of differently named model files (set by `--remeasure`, where the
     /// two models are given explicitly, or by the user for a renamed model).
     pub allow_model_rename: bool,
+    /// Raw samples per configuration id and interleaved round (`--remeasure`): timing
+    /// regressions then use the hierarchical bootstrap over rounds.
+    pub rounds: BTreeMap<String, Vec<super::rounds::RoundPair>>,
 }
 
 /// Read a profile, checking its schema before its fields so a newer schema gets a clear
@@ -346,6 +349,7 @@ pub fn evaluate(
                 }
                 config_checks(
                     policy,
+                    extras,
                     *metric,
                     rule,
                     cfg,
@@ -602,6 +606,7 @@ fn worsening(direction: Direction, ratio: f64) -> f64 {
 
 fn config_checks(
     policy: &Policy,
+    extras: &Extras,
     metric: Metric,
     rule: &Rule,
     cfg: &ConfigResult,
@@ -610,6 +615,7 @@ fn config_checks(
 ) {
     let id = Some(cfg.id.as_str());
     let conf = policy.bootstrap.confidence;
+    let rounds = extras.rounds.get(&cfg.id).map(Vec::as_slice);
     match metric {
         Metric::PeakMemory => {
             let cur = cfg.memory.as_ref().map(|m| m.peak_rss_bytes as f64);
@@ -685,7 +691,8 @@ fn config_checks(
                 };
                 out.extend(budget_checks(metric, rule, id, tp_ci, base_tp, why));
                 if let Some(t) = rule.max_regression {
-                    let mut c = timing_regression(policy, rule, metric, id, lat, base_lat, 0.5, t);
+                    let mut c =
+                        timing_regression(policy, rule, metric, id, lat, base_lat, 0.5, t, rounds);
                     // Throughput ratio is the inverse of the latency ratio.
                     c.current = tp;
                     c.baseline = base_tp;
@@ -702,7 +709,8 @@ fn config_checks(
             let base_point = base_lat.map(|b| if q == 0.95 { b.p95_s } else { b.p50_s });
             out.extend(budget_checks(metric, rule, id, lat_ci, base_point, &why));
             if let Some(t) = rule.max_regression {
-                let mut c = timing_regression(policy, rule, metric, id, lat, base_lat, q, t);
+                let mut c =
+                    timing_regression(policy, rule, metric, id, lat, base_lat, q, t, rounds);
                 if c.ratio.is_some() {
                     judge_regression(&mut c, rule, metric, t);
                 }
@@ -735,6 +743,7 @@ fn timing_regression(
     base: Option<&crate::profile::schema::LatencyStats>,
     q: f64,
     t: f64,
+    rounds: Option<&[super::rounds::RoundPair]>,
 ) -> Check {
     let mut c = blank(metric, CheckKind::Regression, rule, id);
     c.limit = Some(t);
@@ -747,7 +756,13 @@ fn timing_regression(
     };
     c.baseline = Some(point(base));
     let b = &policy.bootstrap;
-    if let Some(i) = stats::bootstrap_ratio(
+    let by_rounds =
+        rounds.and_then(|r| stats::bootstrap_ratio_rounds(r, q, b.confidence, b.resamples, b.seed));
+    if let Some(i) = by_rounds {
+        c.ratio = Some(i.point);
+        c.ratio_low = Some(i.low);
+        c.ratio_high = Some(i.high);
+    } else if let Some(i) = stats::bootstrap_ratio(
         &base.samples_s,
         &lat.samples_s,
         q,

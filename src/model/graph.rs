@@ -82,7 +82,8 @@ pub fn shape(vi: &ValueInfoProto) -> Option<Vec<Dim>> {
             .dim
             .iter()
             .map(|d| match &d.value {
-                Some(DimValue::DimValue(n)) => Dim::Fixed(*n),
+                // Some exporters write -1 for "dynamic": ONNX Runtime treats it as unknown.
+                Some(DimValue::DimValue(n)) if *n >= 0 => Dim::Fixed(*n),
                 Some(DimValue::DimParam(s)) if !s.is_empty() => Dim::Symbol(s.clone()),
                 _ => Dim::Unknown,
             })

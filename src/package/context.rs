@@ -28,7 +28,6 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::target::KNOWN_EXECUTION_PROVIDERS;
 
 use super::manifest::{Contract, ExecutionContext, Postprocessing, Preprocessing};
 
@@ -67,21 +66,11 @@ impl ContextFile {
     )> {
         let bad = |m: String| Error::file(&self.origin, m);
         let exec = self.execution.clone().unwrap_or_default();
-        if !["disable", "basic", "extended", "all"]
-            .contains(&exec.graph_optimization_level.as_str())
-        {
-            return Err(bad(format!(
-                "graph_optimization_level '{}' is not one of disable, basic, extended, all",
-                exec.graph_optimization_level
-            )));
-        }
-        if exec.execution_providers.is_empty() {
-            return Err(bad("execution_providers is empty".into()));
-        }
-        for ep in &exec.execution_providers {
-            if !KNOWN_EXECUTION_PROVIDERS.contains(&ep.as_str()) {
-                return Err(bad(format!("unknown execution provider '{ep}'")));
-            }
+        exec.validate().map_err(|e| bad(e.to_string()))?;
+        if exec.profiling_prefix.is_some() || exec.optimized_model_path.is_some() {
+            return Err(bad(
+                "profiling_prefix and optimized_model_path are paths on this machine; leave them out of a package".into(),
+            ));
         }
         if let Some(p) = &self.preprocessing {
             if !contract.inputs.iter().any(|i| i.name == p.input) {

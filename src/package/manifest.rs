@@ -134,50 +134,11 @@ pub struct Contract {
     pub outputs: Vec<TensorSpec>,
 }
 
-/// How to build the session: threads, optimisation level, providers in order, memory flags.
-/// Mirrors the runtime's execution context (src/runtime) field for field, so a device can
-/// build the same session the package was tested with.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExecutionContext {
-    /// 0 lets ONNX Runtime choose.
-    #[serde(default)]
-    pub intra_op_threads: usize,
-    #[serde(default)]
-    pub inter_op_threads: usize,
-    /// `disable`, `basic`, `extended`, `all`.
-    #[serde(default = "default_opt_level")]
-    pub graph_optimization_level: String,
-    #[serde(default = "default_providers")]
-    pub execution_providers: Vec<String>,
-    #[serde(default = "yes")]
-    pub memory_arena: bool,
-    #[serde(default = "yes")]
-    pub memory_pattern: bool,
-}
-
-fn default_opt_level() -> String {
-    "all".into()
-}
-fn default_providers() -> Vec<String> {
-    vec!["cpu".into()]
-}
-fn yes() -> bool {
-    true
-}
-
-impl Default for ExecutionContext {
-    fn default() -> Self {
-        ExecutionContext {
-            intra_op_threads: 0,
-            inter_op_threads: 0,
-            graph_optimization_level: default_opt_level(),
-            execution_providers: default_providers(),
-            memory_arena: true,
-            memory_pattern: true,
-        }
-    }
-}
+/// How to build the session: the runtime's own execution context (threads, optimisation
+/// level, providers in order, memory flags), so a device builds the session the package
+/// was tested with. Machine-local paths (profiling prefix, optimized model path) are
+/// refused when packaging.
+pub use crate::runtime::ExecutionContext;
 
 /// Image-style preprocessing a caller must apply before feeding `input`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -92,6 +92,36 @@ pub fn npy_header(bytes: &[u8]) -> std::result::Result<(String, Vec<u64>), Strin
     Ok((descr.to_string(), shape))
 }
 
+/// A file name for a tensor inside the archive. Tensor names are arbitrary strings
+/// (`save_infer_model/scale_0.tmp_1`, `..`, names differing only in case), so they are
+/// never used as paths directly: characters outside `[A-Za-z0-9._-]` become `_`, and a
+/// name already `taken` (compared case-insensitively) or made only of dots gets a numeric
+/// suffix. The manifest maps each tensor name to its file.
+pub fn tensor_file_name(name: &str, taken: &mut std::collections::BTreeSet<String>) -> String {
+    let mut base: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if base.is_empty() || base.chars().all(|c| c == '.') {
+        base = format!("tensor{base}").replace('.', "_");
+    }
+    base.truncate(200);
+    let mut candidate = format!("{base}.npy");
+    let mut i = 1;
+    while taken.contains(&candidate.to_lowercase()) {
+        candidate = format!("{base}-{i}.npy");
+        i += 1;
+    }
+    taken.insert(candidate.to_lowercase());
+    candidate
+}
+
 /// numpy `descr` -> manifest dtype name.
 fn npy_dtype(descr: &str) -> String {
     match descr.trim_start_matches(['<', '>', '|', '=']) {
@@ -266,10 +296,143 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn tensor_names_become_safe_unique_file_names() {
+        let mut taken = std::collections::BTreeSet::new();
+        assert_eq!(
+            tensor_file_name("save_infer_model/scale_0.tmp_1", &mut taken),
+            "save_infer_model_scale_0.tmp_1.npy"
+        );
+        assert_eq!(tensor_file_name("..", &mut taken), "tensor__.npy");
+        assert_eq!(tensor_file_name("X", &mut taken), "X.npy");
+        assert_eq!(tensor_file_name("x", &mut taken), "x-1.npy");
+        assert_eq!(tensor_file_name("a/b", &mut taken), "a_b.npy");
+        assert_eq!(tensor_file_name("a:b", &mut taken), "a_b-1.npy");
+    }
+
+    #[test]
     fn reads_npy_header() {
         let b = npy_f32(&[2, 3], &[0.0; 6]);
         assert_eq!(npy_header(&b).unwrap(), ("<f4".to_string(), vec![2, 3]));
         assert!(npy_header(&b[..b.len() - 1]).unwrap_err().contains("need"));
         assert!(npy_header(b"garbage!!!!").unwrap_err().contains("magic"));
     }
+}
+
+/// The self-test runner backed by ONNX Runtime (loaded on first use).
+pub struct OrtRunner {
+    /// An explicit library (`--ort-lib`), else the usual search.
+    pub library: Option<std::path::PathBuf>,
+}
+
+impl Runner for OrtRunner {
+    fn run(
+        &self,
+        model: &[u8],
+        ctx: &ExecutionContext,
+        inputs: &BTreeMap<String, Vec<u8>>,
+    ) -> Result<(BTreeMap<String, Vec<u8>>, String)> {
+        let info = crate::runtime::ensure(self.library.as_deref())?;
+        let m = crate::model::Model::from_bytes(model, Path::new("package model"))?;
+        let mut session = crate::runtime::Session::from_model(&m, ctx)?;
+        let mut feed = Vec::with_capacity(inputs.len());
+        for (name, bytes) in inputs {
+            let t = crate::tensor::npy::parse_npy(bytes, Path::new(&format!("{name}.npy")))?;
+            feed.push((name.clone(), t));
+        }
+        let outs = session.run(&feed)?;
+        let mut out = BTreeMap::new();
+        for (name, t) in outs {
+            out.insert(name, crate::tensor::npy::to_npy_bytes(&t)?);
+        }
+        let providers: Vec<&str> = ctx.execution_providers.iter().map(|p| p.name()).collect();
+        Ok((
+            out,
+            format!(
+                "onnxruntime {} ({})",
+                info.version.as_deref().unwrap_or("unknown version"),
+                providers.join(",")
+            ),
+        ))
+    }
+}
+
+/// The outcome of one self-test case on this machine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CaseResult {
+    pub name: String,
+    /// Largest |actual - expected| over all outputs.
+    pub max_abs_diff: f64,
+    /// Problems (mismatched shapes, values past the tolerance); empty when it passed.
+    pub problems: Vec<String>,
+}
+
+/// Run every self-test case of a verified archive with `runner` on the variant at
+/// `model_path` (inside the archive) and compare with the expected outputs.
+pub fn run_cases(
+    manifest: &super::Manifest,
+    archive: &super::archive::Archive,
+    model_path: &str,
+    runner: &dyn Runner,
+) -> Result<Vec<CaseResult>> {
+    let model = archive.entries.get(model_path).ok_or_else(|| {
+        Error::usage("self-test", format!("'{model_path}' is not in the archive"))
+    })?;
+    let mut results = vec![];
+    for case in &manifest.self_test {
+        let mut inputs = BTreeMap::new();
+        for (n, p) in &case.inputs {
+            inputs.insert(
+                n.clone(),
+                archive.entries.get(p).cloned().unwrap_or_default(),
+            );
+        }
+        let (actual, _) = runner.run(model, &manifest.execution, &inputs)?;
+        let mut r = CaseResult {
+            name: case.name.clone(),
+            max_abs_diff: 0.0,
+            problems: vec![],
+        };
+        for (n, p) in &case.expected {
+            let origin = Path::new(p);
+            let want = crate::tensor::npy::parse_npy(
+                archive.entries.get(p).map(|v| v.as_slice()).unwrap_or(&[]),
+                origin,
+            )?;
+            let Some(got) = actual.get(n) else {
+                r.problems.push(format!("output '{n}' was not produced"));
+                continue;
+            };
+            let got = crate::tensor::npy::parse_npy(got, origin)?;
+            if got.shape() != want.shape() {
+                r.problems.push(format!(
+                    "output '{n}': shape {:?}, expected {:?}",
+                    got.shape(),
+                    want.shape()
+                ));
+                continue;
+            }
+            let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+            let mut bad = 0usize;
+            for (a, e) in g.iter().zip(&w) {
+                let d = (a - e).abs();
+                if d.is_nan() || d > case.tolerance.abs + case.tolerance.rel * e.abs() {
+                    bad += 1;
+                }
+                if d > r.max_abs_diff || d.is_nan() {
+                    r.max_abs_diff = d;
+                }
+            }
+            if bad > 0 {
+                r.problems.push(format!(
+                    "output '{n}': {bad} of {} values outside abs {} + rel {} (max |diff| {:.3e})",
+                    w.len(),
+                    case.tolerance.abs,
+                    case.tolerance.rel,
+                    r.max_abs_diff
+                ));
+            }
+        }
+        results.push(r);
+    }
+    Ok(results)
 }

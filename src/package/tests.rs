@@ -265,20 +265,30 @@ fn signed_package_rejects_changed_manifest_and_wrong_key() {
 fn every_single_byte_flip_fails_verification() {
     // Tampering any byte must never verify: each flip is either refused as unreadable or
     // reported as a failed check. (Every byte of a small package, both outcomes allowed.)
+    // Signed too: the signature file's bytes are covered as well.
     let d = tempfile::tempdir().unwrap();
     let (model, samples) = tiny_fixture(d.path());
-    let (_, entries) = build(&model, &opts(&samples)).unwrap();
-    let good = archive::write_zip(&entries).unwrap();
-    let l = archive::Limits::default();
-    for i in 0..good.len() {
-        let mut b = good.clone();
-        b[i] ^= 0x01;
-        if let Ok((r, _)) = verify_bytes(&b, None, &l) {
-            assert!(
-                !r.ok(),
-                "flipping byte {i} of {} still verifies",
-                good.len()
-            );
+    let key = d.path().join("k");
+    sign::keygen(&key).unwrap();
+    for signed in [false, true] {
+        let mut o = opts(&samples);
+        if signed {
+            o.sign = Some(sign::load_signing_key(&key).unwrap());
+        }
+        let (_, entries) = build(&model, &o).unwrap();
+        let good = archive::write_zip(&entries).unwrap();
+        let l = archive::Limits::default();
+        assert!(verify_bytes(&good, None, &l).unwrap().0.ok());
+        for i in 0..good.len() {
+            let mut b = good.clone();
+            b[i] ^= 0x01;
+            if let Ok((r, _)) = verify_bytes(&b, None, &l) {
+                assert!(
+                    !r.ok(),
+                    "flipping byte {i} of {} still verifies (signed: {signed})",
+                    good.len()
+                );
+            }
         }
     }
 }
@@ -294,4 +304,37 @@ fn sample_inputs_are_checked_against_the_contract() {
     std::fs::write(samples.join("x.npy"), npy_f32(&[2, 3], &[0.0; 6])).unwrap();
     let e = build(&model, &opts(&samples)).unwrap_err();
     assert!(e.to_string().contains("no runtime"), "{e}");
+}
+
+#[test]
+fn expected_outputs_computed_with_onnx_runtime_pass_their_self_test() {
+    let Some(_) = crate::runtime::ensure_for_tests() else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let (model, samples) = tiny_fixture(d.path());
+    std::fs::remove_dir_all(samples.join("expected")).unwrap();
+    let mut o = opts(&samples);
+    o.runner = Some(Box::new(selftest::OrtRunner { library: None }));
+    let (m, entries) = build(&model, &o).unwrap();
+    assert!(
+        m.self_test[0].produced_by.starts_with("onnxruntime"),
+        "{}",
+        m.self_test[0].produced_by
+    );
+    let archive = archive::Archive {
+        entries,
+        ..Default::default()
+    };
+    let runner = selftest::OrtRunner { library: None };
+    let r = selftest::run_cases(&m, &archive, &variant_path("fp32"), &runner).unwrap();
+    assert_eq!(r.len(), 1);
+    assert!(r[0].problems.is_empty(), "{:?}", r[0].problems);
+    // Relu of the sample: the expected output really is max(x, 0).
+    let y = crate::tensor::npy::parse_npy(
+        &archive.entries["self-test/case0/expected/y.npy"],
+        Path::new("y"),
+    )
+    .unwrap();
+    assert_eq!(y.to_f64_vec(), vec![0.0, 0.5, 2.0, 3.0, 0.0, 0.0]);
 }

@@ -104,7 +104,12 @@ fn group_label(ep: &str, threads: usize, multi_ep: bool) -> String {
 }
 
 fn batch_axis(p: &Profile) -> Axis {
-    let bs: Vec<i64> = p.configs.iter().map(|c| c.batch.unwrap_or(1)).collect();
+    let bs: Vec<i64> = p
+        .configs
+        .iter()
+        .filter(|c| c.status == Status::Ok)
+        .map(|c| c.batch.unwrap_or(1))
+        .collect();
     match (bs.iter().min(), bs.iter().max()) {
         (Some(&lo), Some(&hi)) if lo > 0 && hi >= 4 * lo => Axis::Log,
         _ => Axis::Linear,
@@ -239,7 +244,12 @@ fn memory_chart(p: &Profile, targets: &[TargetRam]) -> Result<Option<String>> {
         .collect();
     if let Some(n) = &p.needs {
         if let (Some(fixed), Some(per)) = (n.memory_fixed_bytes, n.memory_per_item_bytes) {
-            let mut bs: Vec<i64> = p.configs.iter().filter_map(|c| c.batch).collect();
+            let mut bs: Vec<i64> = p
+                .configs
+                .iter()
+                .filter(|c| c.status == Status::Ok)
+                .filter_map(|c| c.batch)
+                .collect();
             bs.sort();
             bs.dedup();
             if bs.len() >= 2 {
@@ -255,7 +265,13 @@ fn memory_chart(p: &Profile, targets: &[TargetRam]) -> Result<Option<String>> {
             }
         }
     }
-    let lines: Vec<HLine> = targets
+    // A linear axis reads best; targets with far more RAM than the model needs would
+    // squash the data, so lines above 3x the largest peak are listed under the chart.
+    let data_max = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(0.0, f64::max);
+    let all_lines: Vec<HLine> = targets
         .iter()
         .map(|t| match t.model_ram_bytes {
             Some(m) => HLine {
@@ -268,23 +284,32 @@ fn memory_chart(p: &Profile, targets: &[TargetRam]) -> Result<Option<String>> {
             },
         })
         .collect();
-    let y_axis = if lines.is_empty() {
-        Axis::Linear
-    } else {
-        Axis::Log
-    };
-    plot::line_chart(
+    let (lines, off): (Vec<HLine>, Vec<HLine>) = all_lines
+        .into_iter()
+        .partition(|l| data_max <= 0.0 || l.y <= 3.0 * data_max);
+    let svg = plot::line_chart(
         &LineChart {
             title: "Peak memory against batch size, with each target's model RAM",
             x_desc: "batch size",
             y_desc: "peak resident memory",
             x_axis: batch_axis(p),
-            y_axis,
+            y_axis: Axis::Linear,
             y_fmt: &mb,
         },
         &series,
         &lines,
-    )
+    )?;
+    Ok(svg.map(|svg| {
+        if off.is_empty() {
+            svg
+        } else {
+            let names: Vec<String> = off.iter().map(|l| esc(&l.label)).collect();
+            format!(
+                "{svg}<p class=\"muted\">Off the chart (more than 3× the largest peak): {}.</p>",
+                names.join("; ")
+            )
+        }
+    }))
 }
 
 /// The configuration whose per-op shares are shown: the first that has them, preferring
@@ -322,14 +347,14 @@ header h1{margin:0 0 4px;font-size:22px}header p{margin:2px 0;color:#c8d3df}\
 main{max-width:1100px;margin:0 auto;padding:8px 24px 40px}\
 section{background:#fff;border:1px solid #dde3ea;border-radius:8px;margin:18px 0;padding:14px 20px}\
 h2{font-size:18px;margin:4px 0 10px}\
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:12px}\
-.chart svg{width:100%;height:auto;display:block}\
+.chart{max-width:920px;margin:8px auto}.chart svg{width:100%;height:auto;display:block}\
 table{border-collapse:collapse;width:100%;font-size:13.5px}\
 th,td{border-bottom:1px solid #e6eaef;padding:5px 8px;text-align:left;vertical-align:top}\
 th{background:#f0f3f7;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}\
 .ok{color:#0a7a3e;font-weight:600}.bad{color:#b3261e;font-weight:600}.muted{color:#6b7684}\
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;margin:0}dt{color:#6b7684}dd{margin:0}\
-code{font-size:12.5px;background:#f0f3f7;padding:1px 4px;border-radius:3px}";
+code{font-size:12.5px;background:#f0f3f7;padding:1px 4px;border-radius:3px}\
+header code{background:#2c3e52;color:#e8eef5}";
 
 /// Render the whole report.
 pub fn render(inp: &Inputs) -> Result<String> {
@@ -369,25 +394,22 @@ pub fn render(inp: &Inputs) -> Result<String> {
     );
     summary_section(&mut h, p);
 
-    h.push_str(
-        "<section id=\"charts\"><h2>Latency, throughput and memory</h2><div class=\"charts\">\n",
-    );
+    h.push_str("<section id=\"charts\"><h2>Latency, throughput and memory</h2>\n");
     let mut any = false;
-    for svg in [
-        latency_chart(p)?,
-        throughput_chart(p)?,
-        memory_chart(p, &inp.targets)?,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        any = true;
-        let _ = writeln!(h, "<div class=\"chart\">{svg}</div>");
+    for (id, svg) in [
+        ("latency", latency_chart(p)?),
+        ("throughput", throughput_chart(p)?),
+        ("memory", memory_chart(p, &inp.targets)?),
+    ] {
+        if let Some(svg) = svg {
+            any = true;
+            let _ = writeln!(h, "<div class=\"chart\" id=\"chart-{id}\">{svg}</div>");
+        }
     }
     if !any {
         h.push_str("<p class=\"muted\">No configuration ran successfully: nothing to plot.</p>");
     }
-    h.push_str("</div></section>\n");
+    h.push_str("</section>\n");
 
     h.push_str("<section id=\"ops\"><h2>Per-op time shares</h2>\n");
     match ops_chart(p)? {
@@ -480,10 +502,10 @@ fn summary_section(h: &mut String, p: &Profile) {
             );
         }
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<dt>Measurement</dt><dd>{} warm-up, {}–{} iterations, {}–{} s, target CI ±{:.1}%, \
-         graph optimization {}</dd></dl></section>\n",
+         graph optimization {}</dd></dl></section>",
         p.plan.warmup_iterations,
         p.plan.min_iterations,
         p.plan.max_iterations,

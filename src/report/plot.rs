@@ -64,6 +64,18 @@ pub fn color(i: usize) -> RGBColor {
     P[i % P.len()]
 }
 
+/// Colours of reference lines, distinct from the series palette.
+pub fn line_color(i: usize) -> RGBColor {
+    const P: [RGBColor; 5] = [
+        RGBColor(170, 51, 119),
+        RGBColor(34, 136, 51),
+        RGBColor(102, 37, 6),
+        RGBColor(68, 119, 170),
+        RGBColor(187, 187, 0),
+    ];
+    P[i % P.len()]
+}
+
 fn plot_err(e: impl std::fmt::Display) -> Error {
     Error::usage("report plot", e.to_string())
 }
@@ -105,12 +117,21 @@ pub fn line_chart(spec: &LineChart, series: &[Series], lines: &[HLine]) -> Resul
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .chain(lines.iter().map(|l| l.y));
-    let (Some(mut xr), Some(yr)) = (extent(xs, spec.x_axis), extent(ys, spec.y_axis)) else {
+    let (Some(mut xr), Some(mut yr)) = (extent(xs, spec.x_axis), extent(ys, spec.y_axis))
+    else {
         return Ok(None);
     };
     if spec.x_axis == Axis::Linear && xr.start < 0.0 {
         xr.start = 0.0;
     }
+    // Headroom for the legend (upper left), so it does not cover the data: about one
+    // legend row per 9% of the height.
+    let entries = series.len() + lines.len();
+    let room = (1.0 + 0.09 * entries as f64).min(2.0);
+    yr.end = match spec.y_axis {
+        Axis::Linear => yr.start + (yr.end - yr.start) * room,
+        Axis::Log => yr.start * (yr.end / yr.start).powf(room),
+    };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
@@ -160,14 +181,15 @@ where
         .y_desc(spec.y_desc)
         .x_label_formatter(&|x: &f64| trim_number(*x))
         .y_label_formatter(&|y: &f64| y_fmt(*y))
-        .light_line_style(RGBColor(235, 235, 235))
+        .light_line_style(RGBColor(240, 240, 240))
+        .max_light_lines(2)
         .label_style(("sans-serif", 13))
         .axis_desc_style(("sans-serif", 14))
         .draw()
         .map_err(plot_err)?;
     let x_range = chart.x_range();
     for (i, l) in lines.iter().enumerate() {
-        let c = color(i + 5).mix(0.9);
+        let c = line_color(i);
         let style = ShapeStyle::from(c).stroke_width(2);
         chart
             .draw_series(DashedLineSeries::new(

@@ -1,72 +1,36 @@
-//! The few fields of `hardware/*.toml` target files the report needs: a name and how much
-//! RAM the target has (and how much of it a model may use), for the memory chart's lines
-//! and the memory-fit matrix. The full, strict target schema belongs to `target/`; this
-//! reader only picks these fields so the report works with any target file.
+//! The memory figures of hardware targets (`hardware/*.toml`, read strictly by
+//! [`crate::target`]) that the report draws: a name, the RAM and the share a model may use.
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::target::{self, Target};
 
 /// A target's memory figures.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TargetRam {
     pub name: String,
     pub ram_bytes: u64,
-    /// RAM a model may use on the target (`ram * model_ram_share`), when the file says.
+    /// RAM a model may use on the target (`ram * model_ram_share`).
     pub model_ram_bytes: Option<u64>,
 }
 
-const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
-
-/// Parse one target file's name and RAM (`ram_bytes` or `ram_gb` in GiB).
-pub fn parse_target(text: &str, path: &Path) -> Result<TargetRam> {
-    let t: toml::Table = toml::from_str(text)
-        .map_err(|e| Error::file(path, format!("not valid TOML: {}", e.message())))?;
-    let num = |k: &str| {
-        t.get(k)
-            .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
-    };
-    let name = t
-        .get("name")
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-        .or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .unwrap_or_default();
-    let ram_bytes = match (num("ram_bytes"), num("ram_gb")) {
-        (Some(b), _) if b > 0.0 => b as u64,
-        (_, Some(g)) if g > 0.0 => (g * GIB) as u64,
-        _ => {
-            return Err(Error::file(
-                path,
-                "target has no positive ram_bytes or ram_gb",
-            ))
+impl From<&Target> for TargetRam {
+    fn from(t: &Target) -> Self {
+        TargetRam {
+            name: t.name.clone(),
+            ram_bytes: t.ram_bytes,
+            model_ram_bytes: Some(t.model_ram_bytes()),
         }
-    };
-    let model_ram_bytes = num("model_ram_share")
-        .filter(|s| *s > 0.0 && *s <= 1.0)
-        .map(|s| (ram_bytes as f64 * s) as u64);
-    Ok(TargetRam {
-        name,
-        ram_bytes,
-        model_ram_bytes,
-    })
+    }
 }
 
-/// Every `*.toml` in `dir`, sorted by file name.
+/// Every target file in `dir`, sorted by file name; a bad file is an error naming it.
 pub fn read_dir(dir: &Path) -> Result<Vec<TargetRam>> {
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    paths.sort();
-    paths
+    Ok(target::load_dir(dir)?
         .iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
-            parse_target(&text, p)
-        })
-        .collect()
+        .map(|(_, t)| TargetRam::from(t))
+        .collect())
 }
 
 #[cfg(test)]
@@ -74,21 +38,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_name_ram_and_model_share() {
-        let t = parse_target(
-            "name = \"pi\"\nram_gb = 4\nmodel_ram_share = 0.5\ncores = 4\n",
-            Path::new("pi.toml"),
-        )
-        .unwrap();
-        assert_eq!(t.name, "pi");
-        assert_eq!(t.ram_bytes, 4 << 30);
-        assert_eq!(t.model_ram_bytes, Some(2 << 30));
+    fn reads_the_repository_targets() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware");
+        let ts = read_dir(&dir).unwrap();
+        assert!(ts.len() >= 2);
+        assert!(ts.iter().all(|t| t.model_ram_bytes.unwrap() <= t.ram_bytes));
     }
 
     #[test]
-    fn missing_ram_is_a_clear_error() {
-        let e = parse_target("name = \"x\"\n", Path::new("hw/x.toml")).unwrap_err();
-        assert!(e.to_string().contains("hw/x.toml"), "{e}");
-        assert!(e.to_string().contains("ram"), "{e}");
+    fn a_bad_target_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x.toml"), "name = \"x\"\n").unwrap();
+        let e = read_dir(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("x.toml"), "{e}");
     }
 }

@@ -52,12 +52,20 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// ONNX Runtime messages sometimes span lines; errors are printed as one line.
+pub(crate) fn one_line(msg: impl std::fmt::Display) -> String {
+    msg.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn ort_err(what: &str) -> impl Fn(ort::Error) -> Error + '_ {
-    move |e| Error::Runtime(format!("{what}: {e}"))
+    move |e| Error::Runtime(format!("{what}: {}", one_line(e)))
 }
 
 fn builder_err(what: &str) -> impl Fn(ort::Error<SessionBuilder>) -> Error + '_ {
-    move |e| Error::Runtime(format!("{what}: {e}"))
+    move |e| Error::Runtime(format!("{what}: {}", one_line(e)))
 }
 
 /// Build a session builder from the context; registers providers and reports which ones.
@@ -216,9 +224,12 @@ impl Session {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "in-memory model".into());
-        let inner = b
-            .commit_from_memory(&bytes)
-            .map_err(|e| Error::Runtime(format!("{origin}: cannot create a session: {e}")))?;
+        let inner = b.commit_from_memory(&bytes).map_err(|e| {
+            Error::Runtime(format!(
+                "{origin}: cannot create a session: {}",
+                one_line(e)
+            ))
+        })?;
         Ok(Self::wrap(inner, report, ctx))
     }
 
@@ -227,9 +238,12 @@ impl Session {
     pub fn from_path(path: &Path, ctx: &ExecutionContext) -> Result<Self> {
         let abs = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
         let (mut b, report) = configure(ctx)?;
-        let inner = b
-            .commit_from_file(&abs)
-            .map_err(|e| Error::file(path, format!("ONNX Runtime cannot load the model: {e}")))?;
+        let inner = b.commit_from_file(&abs).map_err(|e| {
+            Error::file(
+                path,
+                format!("ONNX Runtime cannot load the model: {}", one_line(e)),
+            )
+        })?;
         Ok(Self::wrap(inner, report, ctx))
     }
 
@@ -312,6 +326,59 @@ impl Session {
         Ok(out)
     }
 
+    /// Run once and copy out only the outputs named in `outputs` (in that order). ONNX
+    /// Runtime then skips the work only the other outputs need. Unknown names are refused
+    /// before running.
+    pub fn run_selected(
+        &mut self,
+        inputs: &[(String, Tensor)],
+        outputs: &[String],
+    ) -> Result<Vec<(String, Tensor)>> {
+        if outputs.is_empty() {
+            return self.run(inputs);
+        }
+        for name in outputs {
+            if !self.outputs.iter().any(|s| &s.name == name) {
+                return Err(Error::usage(
+                    "outputs",
+                    format!(
+                        "the model has no output '{name}' (its outputs: {})",
+                        self.outputs
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+        self.check_inputs(inputs)?;
+        let mut values: Vec<(String, SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
+        for (name, t) in inputs {
+            values.push((name.clone(), convert::input_view(name, t)?));
+        }
+        let selector = outputs
+            .iter()
+            .fold(ort::session::OutputSelector::no_default(), |sel, n| {
+                sel.with(n.as_str())
+            });
+        let options = ort::session::RunOptions::new()
+            .map_err(ort_err("run options"))?
+            .with_outputs(selector);
+        let produced = self
+            .inner
+            .run_with_options(values, &options)
+            .map_err(ort_err("run"))?;
+        let mut out = Vec::with_capacity(outputs.len());
+        for name in outputs {
+            let v = produced
+                .get(name)
+                .ok_or_else(|| Error::Runtime(format!("output '{name}' was not produced")))?;
+            out.push((name.clone(), convert::from_value(name, v)?));
+        }
+        Ok(out)
+    }
+
     /// Prepare the fast path: check and copy the inputs into ONNX Runtime once, learn the
     /// output shapes with one ordinary run, and preallocate the outputs so
     /// [`Session::run_bound`] does nothing but ONNX Runtime's `Run`. Replaces any earlier
@@ -352,18 +419,42 @@ impl Session {
     }
 
     /// Run with the inputs and outputs bound by [`Session::bind`]: only ONNX Runtime's
-    /// `Run` plus a handful of pointer operations. Outputs stay in the preallocated tensors
-    /// (read them with [`Session::bound_outputs`]).
+    /// `RunWithBinding`. Outputs land in the preallocated tensors (read them with
+    /// [`Session::bound_outputs`]).
+    ///
+    /// Why the raw C call: `ort`'s `run_binding` also fetches and wraps every bound output
+    /// after each run (an allocation plus reference counting per output), work a timing
+    /// loop must not include. Measured with `examples/run_overhead.rs`.
     #[inline]
     pub fn run_bound(&mut self) -> Result<()> {
+        use ort::AsPointer;
         let bound = self
             .bound
             .as_ref()
             .ok_or_else(|| Error::usage("run_bound", "call bind() first"))?;
-        self.inner
-            .run_binding(&bound.binding)
-            .map(drop)
-            .map_err(ort_err("run"))
+        let api = ort::api();
+        // SAFETY: the session and the binding are alive (owned by `self`); the binding keeps
+        // its input values alive and `bound.outputs` keeps the output tensors alive; `&mut
+        // self` guarantees no concurrent run on this session (RunWithBinding is not
+        // thread-safe). A non-null status is read once and released once.
+        let status = unsafe {
+            (api.RunWithBinding)(
+                self.inner.ptr().cast_mut(),
+                std::ptr::null(),
+                bound.binding.ptr(),
+            )
+        };
+        if status.0.is_null() {
+            return Ok(());
+        }
+        let message = unsafe {
+            let text = std::ffi::CStr::from_ptr((api.GetErrorMessage)(status.0))
+                .to_string_lossy()
+                .into_owned();
+            (api.ReleaseStatus)(status.0);
+            text
+        };
+        Err(Error::Runtime(format!("run: {}", one_line(message))))
     }
 
     /// The outputs of the last bound run, copied out.

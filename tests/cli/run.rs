@@ -262,3 +262,151 @@ fn run_rejects_a_bad_ort_lib_path() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr_line(&out).contains("--ort-lib /nonexistent/libonnxruntime.so: no such file"));
 }
+
+/// ONNX backend test cases run through `edgepack run --inputs <test_data_set_0>` (the
+/// `input_<i>.pb` layout) must reproduce the suite's own `output_<i>.pb`. The cases cover
+/// raw and typed `TensorProto` fields and every element type family: float16, double,
+/// bfloat16 (written as float32), int64 indices, bool.
+#[test]
+fn run_reproduces_onnx_backend_test_outputs_from_pb_inputs() {
+    if !runtime_available() {
+        return;
+    }
+    let data = edgepack::zoo::onnx_backend_test_data().expect("onnx backend test data");
+    let cases = [
+        "test_add",
+        "test_relu",
+        "test_matmul_2d",
+        "test_conv_with_strides_padding",
+        "test_cast_FLOAT_to_FLOAT16",
+        "test_cast_FLOAT16_to_DOUBLE",
+        "test_cast_FLOAT_to_BFLOAT16",
+        "test_argmax_default_axis_example",
+        "test_and2d",
+        "test_equal",
+        "test_gather_0",
+        "test_where_example",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for case in cases {
+        let case_dir = data.join("node").join(case);
+        let model_path = case_dir.join("model.onnx");
+        let set = case_dir.join("test_data_set_0");
+        let out_dir = dir.path().join(case);
+        let out = edgepack()
+            .arg("run")
+            .arg(&model_path)
+            .arg("--inputs")
+            .arg(&set)
+            .arg("--output-dir")
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{case}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let model = edgepack::model::Model::load(&model_path).unwrap();
+        for (i, spec) in edgepack::tensor::inputs::model_outputs(&model)
+            .iter()
+            .enumerate()
+        {
+            let (_, mut expected) =
+                edgepack::tensor::pb::read_pb(&set.join(format!("output_{i}.pb"))).unwrap();
+            // onnx 1.17 stores the expected bfloat16 output as its uint16 bit patterns.
+            if case.ends_with("BFLOAT16") && expected.dtype() == DType::U16 {
+                let bits: Vec<f32> = match expected.data() {
+                    edgepack::tensor::TensorData::U16(v) => v
+                        .iter()
+                        .map(|&b| half::bf16::from_bits(b).to_f32())
+                        .collect(),
+                    _ => unreachable!(),
+                };
+                expected = Tensor::from_f32(expected.shape().to_vec(), bits).unwrap();
+            }
+            let got = read(&out_dir.join(format!(
+                "{}.npy",
+                edgepack::tensor::inputs::sanitize_file_stem(&spec.name)
+            )));
+            assert_eq!(got.shape(), expected.shape(), "{case} output {i}");
+            assert_eq!(got.dtype(), expected.dtype(), "{case} output {i}");
+            // The suite's bfloat16 reference truncates while ONNX Runtime rounds to nearest:
+            // allow one bfloat16 step (2^-7 relative) there, 1e-5 everywhere else.
+            let rel = if case.ends_with("BFLOAT16") {
+                2f64.powi(-7)
+            } else {
+                1e-5
+            };
+            for (a, b) in got.to_f64_vec().iter().zip(expected.to_f64_vec()) {
+                assert!(
+                    (a.is_nan() && b.is_nan()) || a == &b || (a - b).abs() <= 1e-5 + rel * b.abs(),
+                    "{case} output {i}: {a} vs {b}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn runtime_list_shows_cached_runtimes_and_a_broken_library_is_one_line() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = edgepack()
+        .env("EDGEPACK_CACHE", cache.path())
+        .args(["runtime", "list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("runtime install"));
+
+    // A cached entry as `runtime install` records it (the library here is not a real one).
+    let host = edgepack::runtime::Platform::host().expect("linux host");
+    let dir = cache
+        .path()
+        .join("runtimes")
+        .join(host.name())
+        .join("1.31.1");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lib = dir.join("libonnxruntime.so.1.31.1");
+    std::fs::write(&lib, b"not an ELF file").unwrap();
+    let record = edgepack::runtime::CachedRuntime {
+        platform: host,
+        version: "1.31.1".into(),
+        path: lib.clone(),
+        sha256: "ab".repeat(32),
+        extra_files: vec![],
+        wheel: "onnxruntime-1.31.1.whl".into(),
+    };
+    std::fs::write(
+        dir.join("runtime.json"),
+        serde_json::to_vec(&record).unwrap(),
+    )
+    .unwrap();
+    let out = edgepack()
+        .env("EDGEPACK_CACHE", cache.path())
+        .args(["runtime", "list"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(host.name())
+            && stdout.contains(&"ab".repeat(32))
+            && stdout.contains("MODIFIED"),
+        "{stdout}"
+    );
+
+    // The cache comes before the Python package in the search; a broken file there is
+    // reported on one line naming it, exit 2.
+    let out = edgepack()
+        .env_remove("ORT_DYLIB_PATH")
+        .env("EDGEPACK_CACHE", cache.path())
+        .args(["runtime", "which"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let line = stderr_line(&out);
+    assert!(
+        line.contains("libonnxruntime.so.1.31.1") && line.contains("edgepack cache"),
+        "{line}"
+    );
+}

@@ -1,0 +1,119 @@
+//! `edgepack inspect MODEL [--json] [--shape NAME=DIMS]... [--dim SYMBOL=N]...`
+//!
+//! Everything about a model that can be known without running it (see
+//! `edgepack::model::info`), as a table on stdout or, with `--json`, one JSON object.
+//! A file that is not a loadable ONNX model is one error line naming it (exit 2).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Args;
+use edgepack::model::info::ModelInfo;
+use edgepack::model::{shape, Model};
+use edgepack::runtime::{self, ExecutionContext, Session};
+use edgepack::Error;
+
+use super::Outcome;
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The ONNX model file.
+    #[arg(value_name = "MODEL")]
+    pub model: PathBuf,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Concrete shape of an input for the MACs/FLOPs estimate, e.g. `x=1x3x640x640`.
+    #[arg(long = "shape", value_name = "NAME=DIMS")]
+    pub shapes: Vec<String>,
+    /// Value of a symbolic dimension for the estimate, e.g. `N=1`.
+    #[arg(long = "dim", value_name = "SYMBOL=N")]
+    pub dims: Vec<String>,
+    /// Do not ask ONNX Runtime whether it loads the model (`onnxruntime_loads` is null).
+    #[arg(long)]
+    pub no_ort_check: bool,
+}
+
+/// Parse `--shape NAME=DIMS` values (the name may itself contain `=`; the dims may not).
+pub fn parse_shapes(values: &[String]) -> Result<BTreeMap<String, Vec<i64>>, Error> {
+    let mut out = BTreeMap::new();
+    for v in values {
+        let (name, dims) = v.rsplit_once('=').ok_or_else(|| {
+            Error::usage(
+                format!("--shape {v}"),
+                "expected NAME=DIMS, e.g. x=1x3x224x224",
+            )
+        })?;
+        let parsed = shape::parse_dims(dims).ok_or_else(|| {
+            Error::usage(
+                format!("--shape {v}"),
+                "dims must be non-negative integers separated by 'x', e.g. 1x3x224x224",
+            )
+        })?;
+        if out.insert(name.to_string(), parsed).is_some() {
+            return Err(Error::usage(
+                format!("--shape {v}"),
+                format!("input '{name}' given twice"),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Parse `--dim SYMBOL=N` values.
+pub fn parse_dims(values: &[String]) -> Result<BTreeMap<String, i64>, Error> {
+    let mut out = BTreeMap::new();
+    for v in values {
+        let (sym, n) = v
+            .rsplit_once('=')
+            .ok_or_else(|| Error::usage(format!("--dim {v}"), "expected SYMBOL=N, e.g. batch=1"))?;
+        let n: i64 =
+            n.trim().parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                Error::usage(format!("--dim {v}"), "N must be a positive integer")
+            })?;
+        if out.insert(sym.to_string(), n).is_some() {
+            return Err(Error::usage(
+                format!("--dim {v}"),
+                format!("symbol '{sym}' given twice"),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(ort_lib: &Option<PathBuf>, args: InspectArgs) -> anyhow::Result<Outcome> {
+    // Our errors already say everything in one line; as plain messages, `{:#}` printing
+    // does not append their `source()` a second time (e.g. the OS error of a missing file).
+    let one_line = |e: Error| anyhow::anyhow!(e.to_string());
+    let shapes = parse_shapes(&args.shapes).map_err(one_line)?;
+    let dims = parse_dims(&args.dims).map_err(one_line)?;
+    let model = Model::load(&args.model).map_err(one_line)?;
+    let mut info = ModelInfo::collect(&model, &shapes, &dims).map_err(one_line)?;
+    // Whether ONNX Runtime loads the model is asked of ONNX Runtime itself (a session is
+    // created, nothing is run). No runtime installed is not an inspect error: the report
+    // says it was not checked and why.
+    if args.no_ort_check {
+        info.set_runtime_not_checked("not checked (--no-ort-check)");
+    } else {
+        match runtime::ensure(ort_lib.as_deref()) {
+            Err(e) => info.set_runtime_not_checked(format!("not checked: {e}")),
+            Ok(rt) => {
+                let loaded = Session::from_model(&model, &ExecutionContext::single_threaded())
+                    .map(drop)
+                    .map_err(|e| e.to_string());
+                info.set_runtime_check(loaded, rt.version);
+            }
+        }
+    }
+    let text = if args.json {
+        serde_json::to_string_pretty(&info)? + "\n"
+    } else {
+        info.to_table()
+    };
+    // A closed pipe (`inspect ... | head`) is the reader's choice, not an error.
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(Outcome::Success),
+    }
+}

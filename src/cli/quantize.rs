@@ -1,0 +1,395 @@
+//! `edgepack quantize`: arguments -> library settings -> report table.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+
+use super::Outcome;
+use edgepack::quantize::accuracy::Target;
+use edgepack::quantize::calibrate::Method;
+use edgepack::quantize::data::{input_specs, list_folder, load_sample, random_feed};
+use edgepack::quantize::ort_engine::{locate_library, OrtEngine};
+use edgepack::quantize::preprocess::{ChannelOrder, Layout, Preprocess};
+use edgepack::quantize::qdq::Selection;
+use edgepack::quantize::runner::Feed;
+use edgepack::quantize::{self, Mode, Options, Report};
+use edgepack::{artifact, model::Model, Error, Result};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    Int8,
+    Int8Dynamic,
+    Fp16,
+    Int4Weight,
+    Int8Weight,
+    Auto,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LayoutArg {
+    Nchw,
+    Nhwc,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ChannelArg {
+    Rgb,
+    Bgr,
+}
+
+/// Image preprocessing flags (shared with `compare`).
+#[derive(Debug, Args, Clone)]
+pub struct PreprocessArgs {
+    /// Resize images to HEIGHTxWIDTH (default: the model's fixed input size, else as is).
+    #[arg(long, value_name = "HxW")]
+    pub resize: Option<String>,
+    /// Tensor layout of image inputs.
+    #[arg(long, value_enum, default_value = "nchw")]
+    pub layout: LayoutArg,
+    /// Channel order of image inputs.
+    #[arg(long, value_enum, default_value = "rgb")]
+    pub channel_order: ChannelArg,
+    /// Pixel multiplier applied first (e.g. 0.00392156862745098 for 1/255).
+    #[arg(long, default_value_t = 1.0 / 255.0)]
+    pub pixel_scale: f32,
+    /// Per-channel mean subtracted after scaling, `a,b,c` (in tensor channel order).
+    #[arg(long, default_value = "0,0,0")]
+    pub mean: String,
+    /// Per-channel std divided last, `a,b,c`.
+    #[arg(long, default_value = "1,1,1")]
+    pub std: String,
+    /// Values for symbolic input dims, in order, when inputs are random (e.g. `--dim 1 --dim 640`).
+    #[arg(long = "dim", value_name = "N")]
+    pub dims: Vec<usize>,
+}
+
+impl PreprocessArgs {
+    pub fn resolve(&self) -> Result<Preprocess> {
+        let three = |flag: &str, s: &str| -> Result<[f32; 3]> {
+            let v: Vec<f32> = s
+                .split(',')
+                .map(|x| x.trim().parse::<f32>())
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|_| {
+                    Error::usage(flag, format!("'{s}' is not three comma-separated numbers"))
+                })?;
+            v.try_into().map_err(|_| {
+                Error::usage(flag, format!("'{s}' is not three comma-separated numbers"))
+            })
+        };
+        let resize = match &self.resize {
+            None => None,
+            Some(s) => {
+                let (h, w) = s
+                    .split_once('x')
+                    .and_then(|(h, w)| Some((h.parse().ok()?, w.parse().ok()?)))
+                    .ok_or_else(|| {
+                        Error::usage("--resize", format!("'{s}' is not HEIGHTxWIDTH"))
+                    })?;
+                Some([h, w])
+            }
+        };
+        let p = Preprocess {
+            resize,
+            layout: match self.layout {
+                LayoutArg::Nchw => Layout::Nchw,
+                LayoutArg::Nhwc => Layout::Nhwc,
+            },
+            channel_order: match self.channel_order {
+                ChannelArg::Rgb => ChannelOrder::Rgb,
+                ChannelArg::Bgr => ChannelOrder::Bgr,
+            },
+            scale: self.pixel_scale,
+            mean: three("--mean", &self.mean)?,
+            std: three("--std", &self.std)?,
+        };
+        p.validate()?;
+        Ok(p)
+    }
+}
+
+/// Quantize a model (int8 static QDQ for ONNX Runtime CPU, or `auto`).
+#[derive(Debug, Args)]
+pub struct QuantizeArgs {
+    /// The fp32 ONNX model.
+    pub model: PathBuf,
+    /// Where to write the quantized model.
+    #[arg(short, long, value_name = "OUT.onnx")]
+    pub output: PathBuf,
+    /// Quantization mode.
+    #[arg(long, value_enum, default_value = "int8")]
+    pub mode: ModeArg,
+    /// Folder of calibration inputs (.png/.jpg images or .npy tensors).
+    #[arg(long, value_name = "DIR")]
+    pub calibration: Option<PathBuf>,
+    /// Calibration samples to use (the first N files).
+    #[arg(long, default_value_t = 32)]
+    pub calibration_samples: usize,
+    /// Folder of evaluation inputs (held out). Without it, the calibration folder's last
+    /// files beyond --calibration-samples (up to 16) are held out.
+    #[arg(long, value_name = "DIR")]
+    pub eval: Option<PathBuf>,
+    /// Calibration method: minmax, percentile, percentile:P, entropy.
+    #[arg(long, default_value = "minmax")]
+    pub method: String,
+    /// Per-channel weight scales (the default).
+    #[arg(long, conflicts_with = "per_tensor")]
+    pub per_channel: bool,
+    /// One scale per weight tensor instead of per channel.
+    #[arg(long)]
+    pub per_tensor: bool,
+    /// Node names to keep in float (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_nodes: Vec<String>,
+    /// Op types to keep in float: Conv, MatMul, Gemm, DepthwiseConv.
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_ops: Vec<String>,
+    /// Also quantize convs on globally pooled tensors (squeeze-and-excitation blocks).
+    #[arg(long)]
+    pub include_pooled: bool,
+    /// Accuracy the result must meet: sqnr=30dB, cosine=0.999, top1=0.99 (repeatable).
+    /// When missed, the most sensitive layers are kept in float until it is met.
+    #[arg(long)]
+    pub accuracy_target: Vec<String>,
+    /// Write the full report as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    pub report: Option<PathBuf>,
+    /// Also report the error at every quantized tensor.
+    #[arg(long)]
+    pub debug_layers: bool,
+    /// Skip the latency comparison.
+    #[arg(long)]
+    pub no_latency: bool,
+    /// Seconds to spend on the interleaved latency comparison.
+    #[arg(long, default_value_t = 10.0)]
+    pub latency_budget_s: f64,
+    /// Intra-op threads for every ONNX Runtime session (calibration and timing).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    #[command(flatten)]
+    pub preprocess: PreprocessArgs,
+}
+
+fn check_writable(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::file(
+            path,
+            format!("cannot write: folder {} does not exist", dir.display()),
+        ));
+    }
+    let md = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+    if md.permissions().readonly() {
+        return Err(Error::file(path, "cannot write: the folder is read-only"));
+    }
+    // Probe with a temp file: permission bits alone miss ACLs and read-only mounts.
+    tempfile::Builder::new()
+        .prefix(".edgepack-probe-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::file(path, format!("cannot write: {e}")))?;
+    Ok(())
+}
+
+/// Load samples for a model from a folder.
+pub fn load_folder(model: &Model, dir: &Path, pre: &Preprocess) -> Result<Vec<(PathBuf, Feed)>> {
+    let specs = input_specs(model);
+    list_folder(dir)?
+        .into_iter()
+        .map(|p| load_sample(&p, &specs, pre).map(|f| (p, f)))
+        .collect()
+}
+
+pub fn run(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outcome> {
+    let mode = match args.mode {
+        ModeArg::Int8 => Mode::Int8,
+        ModeArg::Auto => Mode::Auto,
+        ModeArg::Int8Weight => Mode::Int8Weight,
+        other => {
+            return Err(Error::usage(
+                "--mode",
+                format!(
+                    "{} is not implemented yet; use --mode int8 or --mode auto",
+                    format!("{other:?}").to_lowercase()
+                ),
+            ))
+        }
+    };
+    let method = Method::parse(&args.method).ok_or_else(|| {
+        Error::usage(
+            "--method",
+            format!("'{}' is not minmax, percentile[:P] or entropy", args.method),
+        )
+    })?;
+    let targets = args
+        .accuracy_target
+        .iter()
+        .map(|s| {
+            Target::parse(s).ok_or_else(|| {
+                Error::usage(
+                    "--accuracy-target",
+                    format!("'{s}' is not sqnr=NdB, cosine=X or top1=X"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if args.calibration_samples == 0 {
+        return Err(Error::usage("--calibration-samples", "must be at least 1"));
+    }
+    let pre = args.preprocess.resolve()?;
+    check_writable(&args.output)?;
+    if let Some(r) = &args.report {
+        check_writable(r)?;
+    }
+    let mut model = Model::load(&args.model)?;
+    // The quantizer hands models to ONNX Runtime as bytes, where external data would
+    // resolve against the current directory: inline it (validated, confined) first.
+    model.load_external_data()?;
+    if let Some(op) = quantize::already_quantized(&model) {
+        return Err(Error::file(&args.model, format!("the model is already quantized (it contains {op}); quantize the fp32 original instead")));
+    }
+    let (calib, eval, random) = match &args.calibration {
+        Some(dir) => {
+            let mut all = load_folder(&model, dir, &pre)?;
+            let eval = match &args.eval {
+                Some(e) => load_folder(&model, e, &pre)?,
+                None => {
+                    let held = all.split_off(args.calibration_samples.min(all.len()));
+                    held.into_iter().take(16).collect()
+                }
+            };
+            all.truncate(args.calibration_samples);
+            (
+                all.into_iter().map(|x| x.1).collect::<Vec<_>>(),
+                eval.into_iter().map(|x| x.1).collect::<Vec<_>>(),
+                false,
+            )
+        }
+        None => {
+            eprintln!("edgepack: WARNING: no --calibration folder: calibrating and evaluating on RANDOM inputs. Accuracy figures are MEANINGLESS and activation ranges will not fit real data.");
+            let specs = input_specs(&model);
+            let n = args.calibration_samples.min(8);
+            let calib = (0..n)
+                .map(|i| random_feed(&specs, &args.preprocess.dims, i as u64))
+                .collect::<Result<Vec<_>>>()?;
+            let eval = (0..4)
+                .map(|i| random_feed(&specs, &args.preprocess.dims, 1000 + i))
+                .collect::<Result<Vec<_>>>()?;
+            (calib, eval, true)
+        }
+    };
+    let engine = OrtEngine::new(&locate_library(ort_lib.as_deref())?, args.threads)?;
+    let opts = Options {
+        mode,
+        method,
+        selection: Selection {
+            exclude_nodes: args.exclude_nodes.iter().cloned().collect::<HashSet<_>>(),
+            exclude_ops: args.exclude_ops.iter().cloned().collect::<HashSet<_>>(),
+            per_channel: !args.per_tensor,
+            include_pooled: args.include_pooled,
+            weights_only: matches!(args.mode, ModeArg::Int8Weight),
+        },
+        targets,
+        measure_latency: !args.no_latency,
+        latency_budget_s: args.latency_budget_s,
+        debug_layers: args.debug_layers,
+    };
+    eprintln!(
+        "edgepack: quantizing {} ({} calibration, {} evaluation samples)",
+        args.model.display(),
+        calib.len(),
+        eval.len()
+    );
+    let q = quantize::quantize(&model, &calib, &eval, random, &opts, &engine)?;
+    q.model.save(&args.output)?;
+    if let Some(r) = &args.report {
+        let json = serde_json::to_vec_pretty(&q.report).expect("report serializes");
+        artifact::write_atomic(r, &json)?;
+    }
+    print_report(&q.report, &args.output);
+    for w in &q.report.warnings {
+        eprintln!("edgepack: WARNING: {w}");
+    }
+    Ok(match q.report.meets_target {
+        Some(false) => {
+            eprintln!("edgepack: the accuracy target was NOT met (model written anyway)");
+            Outcome::Failed
+        }
+        _ => Outcome::Success,
+    })
+}
+
+fn fmt_opt(v: Option<f64>, prec: usize) -> String {
+    v.map_or("-".into(), |x| format!("{x:.prec$}"))
+}
+
+/// The human table on stdout.
+pub fn print_report(r: &Report, out: &Path) {
+    println!("quantized model: {}  ({})", out.display(), r.variant);
+    println!("preparation: {}", r.preparation.join("; "));
+    println!(
+        "quantized nodes: {}   calibration: {} samples, {:?}   quantize wall time: {:.2} s",
+        r.quantized_nodes.len(),
+        r.calibration_samples,
+        r.method,
+        r.quantize_wall_s
+    );
+    println!(
+        "size: {} -> {} bytes ({:.3}x)",
+        r.size.fp32_bytes, r.size.quantized_bytes, r.size.ratio
+    );
+    if let Some(l) = &r.latency {
+        println!(
+            "latency vs fp32: {:.3}x  (fp32 p50 {:.3} ms, int8 p50 {:.3} ms, {} interleaved pairs)",
+            l.ratio,
+            l.a_p50_s * 1e3,
+            l.b_p50_s * 1e3,
+            l.pairs
+        );
+    }
+    println!("accuracy on {} held-out samples:", r.eval_samples);
+    println!(
+        "  {:<28} {:>9} {:>10} {:>12} {:>12} {:>8}",
+        "output", "SQNR dB", "cosine", "max |err|", "mean |err|", "top-1"
+    );
+    for o in &r.outputs {
+        println!(
+            "  {:<28} {:>9} {:>10} {:>12.5} {:>12.6} {:>8}",
+            o.output,
+            fmt_opt(o.sqnr_db, 2),
+            fmt_opt(o.cosine, 6),
+            o.max_abs_error,
+            o.mean_abs_error,
+            fmt_opt(o.top1_agreement.map(|x| x * 100.0), 2)
+        );
+    }
+    if r.attempts.len() > 1 {
+        println!("auto tried:");
+        for a in &r.attempts {
+            println!(
+                "  {:<40} nodes {:>3}  min SQNR {:>7} dB  latency {:>6}x  size {:.3}x  meets target: {}",
+                a.variant,
+                a.quantized_nodes,
+                fmt_opt(a.min_sqnr_db, 2),
+                fmt_opt(a.latency_ratio, 3),
+                a.size_ratio,
+                a.meets_target
+            );
+        }
+    }
+    if !r.layers.is_empty() {
+        println!("per-tensor error (quantized model vs fp32):");
+        for l in &r.layers {
+            println!(
+                "  {:<48} SQNR {:>7} dB  range [{:.4}, {:.4}]",
+                l.tensor,
+                fmt_opt(l.sqnr_db, 2),
+                l.range.0,
+                l.range.1
+            );
+        }
+    }
+}

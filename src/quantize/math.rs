@@ -1,0 +1,201 @@
+//! Pure quantization arithmetic: scales and zero points, per-channel symmetric weights,
+//! bias requantization and int4 packing. No graph, no runtime.
+//!
+//! Conventions follow the ONNX `QuantizeLinear` definition: `q = saturate(round(x / scale)
+//! + zero_point)`, rounding half to even.
+
+/// Affine parameters of one quantized tensor (or one channel of it).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QParams {
+    /// Real value of one quantization step.
+    pub scale: f32,
+    /// The integer that represents real 0.
+    pub zero_point: i32,
+}
+
+/// Smallest scale we emit: a constant-zero tensor still gets a valid (non-zero) scale.
+const MIN_SCALE: f32 = 1e-8;
+
+/// Asymmetric uint8 parameters covering `[min, max]` (widened to include 0, so that zero
+/// padding is exact).
+pub fn asymmetric_u8(min: f32, max: f32) -> QParams {
+    let lo = min.min(0.0);
+    let hi = max.max(0.0);
+    let scale = ((hi - lo) / 255.0).max(MIN_SCALE);
+    let zp = (-lo / scale).round_ties_even().clamp(0.0, 255.0) as i32;
+    QParams {
+        scale,
+        zero_point: zp,
+    }
+}
+
+/// Symmetric int8 parameters for values in `[-absmax, absmax]`, using [-127, 127] so that
+/// negation stays exact and u8 x s8 products cannot saturate 16-bit accumulators pairs.
+pub fn symmetric_i8(absmax: f32) -> QParams {
+    QParams {
+        scale: (absmax / 127.0).max(MIN_SCALE),
+        zero_point: 0,
+    }
+}
+
+/// Quantize one value.
+pub fn quantize(x: f32, q: QParams, qmin: i32, qmax: i32) -> i32 {
+    ((x / q.scale).round_ties_even() as i64 + q.zero_point as i64).clamp(qmin as i64, qmax as i64)
+        as i32
+}
+
+/// Per-channel symmetric int8 weights along `axis` of a tensor with `dims`.
+/// Returns the int8 values (same layout) and one scale per channel.
+pub fn quantize_per_channel_i8(w: &[f32], dims: &[usize], axis: usize) -> (Vec<i8>, Vec<f32>) {
+    let channels = dims[axis];
+    let inner: usize = dims[axis + 1..].iter().product();
+    let mut absmax = vec![0.0f32; channels];
+    for (i, &x) in w.iter().enumerate() {
+        let c = (i / inner) % channels;
+        absmax[c] = absmax[c].max(x.abs());
+    }
+    let params: Vec<QParams> = absmax.iter().map(|&a| symmetric_i8(a)).collect();
+    let q = w
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| quantize(x, params[(i / inner) % channels], -127, 127) as i8)
+        .collect();
+    (q, params.iter().map(|p| p.scale).collect())
+}
+
+/// Per-tensor symmetric int8 weights.
+pub fn quantize_per_tensor_i8(w: &[f32]) -> (Vec<i8>, f32) {
+    let absmax = w.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let p = symmetric_i8(absmax);
+    (
+        w.iter().map(|&x| quantize(x, p, -127, 127) as i8).collect(),
+        p.scale,
+    )
+}
+
+/// Bias as int32 with scale `input_scale * weight_scale[c]` and zero point 0 (what
+/// `QLinearConv` expects). `weight_scales` has one entry (per-tensor) or one per channel.
+pub fn quantize_bias_i32(
+    bias: &[f32],
+    input_scale: f32,
+    weight_scales: &[f32],
+) -> (Vec<i32>, Vec<f32>) {
+    let scales: Vec<f32> = (0..bias.len())
+        .map(|c| {
+            (input_scale * weight_scales[if weight_scales.len() == 1 { 0 } else { c }])
+                .max(MIN_SCALE)
+        })
+        .collect();
+    let q = bias
+        .iter()
+        .zip(&scales)
+        .map(|(&b, &s)| {
+            (b as f64 / s as f64)
+                .round()
+                .clamp(i32::MIN as f64, i32::MAX as f64) as i32
+        })
+        .collect();
+    (q, scales)
+}
+
+/// Symmetric int4 quantization of one block: returns values in [-8, 7] and the scale.
+pub fn quantize_block_i4(block: &[f32]) -> (Vec<i8>, f32) {
+    let absmax = block.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let scale = (absmax / 7.0).max(MIN_SCALE);
+    let q = block
+        .iter()
+        .map(|&x| (x / scale).round_ties_even().clamp(-8.0, 7.0) as i8)
+        .collect();
+    (q, scale)
+}
+
+/// Pack signed 4-bit values two per byte, low nibble first (the ONNX int4 layout).
+pub fn pack_i4(values: &[i8]) -> Vec<u8> {
+    values
+        .chunks(2)
+        .map(|pair| {
+            let lo = (pair[0] as u8) & 0x0f;
+            let hi = pair.get(1).map_or(0, |&v| (v as u8) & 0x0f);
+            lo | (hi << 4)
+        })
+        .collect()
+}
+
+/// Inverse of [`pack_i4`] for `n` values.
+pub fn unpack_i4(bytes: &[u8], n: usize) -> Vec<i8> {
+    (0..n)
+        .map(|i| {
+            let nib = (bytes[i / 2] >> ((i % 2) * 4)) & 0x0f;
+            ((nib << 4) as i8) >> 4
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asymmetric_u8_maps_range_ends_and_zero_exactly() {
+        let q = asymmetric_u8(-1.0, 3.0);
+        assert!((q.scale - 4.0 / 255.0).abs() < 1e-7);
+        assert_eq!(quantize(0.0, q, 0, 255), q.zero_point);
+        assert_eq!(quantize(-1.0, q, 0, 255), 0);
+        assert_eq!(quantize(3.0, q, 0, 255), 255);
+    }
+
+    #[test]
+    fn asymmetric_u8_of_positive_range_has_zero_point_zero() {
+        let q = asymmetric_u8(0.5, 6.0);
+        assert_eq!(q.zero_point, 0);
+        assert!((q.scale - 6.0 / 255.0).abs() < 1e-7);
+    }
+
+    #[test]
+    fn constant_zero_tensor_gets_a_valid_scale() {
+        let q = asymmetric_u8(0.0, 0.0);
+        assert!(q.scale > 0.0);
+        assert_eq!(quantize(0.0, q, 0, 255), 0);
+    }
+
+    #[test]
+    fn per_channel_symmetric_uses_each_channels_absmax() {
+        // Two output channels of 2 values each: channel 0 spans ±1, channel 1 spans ±10.
+        let w = [1.0, -0.5, 10.0, -10.0];
+        let (q, s) = quantize_per_channel_i8(&w, &[2, 2], 0);
+        assert_eq!(q, vec![127, -64, 127, -127]);
+        assert!((s[0] - 1.0 / 127.0).abs() < 1e-7);
+        assert!((s[1] - 10.0 / 127.0).abs() < 1e-7);
+    }
+
+    #[test]
+    fn per_channel_on_axis_1_of_a_matrix() {
+        let w = [1.0, 100.0, -1.0, 50.0];
+        let (q, s) = quantize_per_channel_i8(&w, &[2, 2], 1);
+        assert_eq!(q, vec![127, 127, -127, 64]);
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn bias_scale_is_input_times_weight_scale() {
+        let (q, s) = quantize_bias_i32(&[0.5, -1.0], 0.1, &[0.01, 0.02]);
+        assert!((s[0] - 0.001).abs() < 1e-9 && (s[1] - 0.002).abs() < 1e-9);
+        assert_eq!(q, vec![500, -500]);
+    }
+
+    #[test]
+    fn int4_pack_round_trips_signed_values() {
+        let v: Vec<i8> = vec![-8, 7, 0, -1, 3];
+        let packed = pack_i4(&v);
+        assert_eq!(packed.len(), 3);
+        assert_eq!(packed[0], 0x78);
+        assert_eq!(unpack_i4(&packed, 5), v);
+    }
+
+    #[test]
+    fn int4_block_is_symmetric_with_scale_absmax_over_7() {
+        let (q, s) = quantize_block_i4(&[0.7, -0.7, 0.1]);
+        assert!((s - 0.1).abs() < 1e-7);
+        assert_eq!(q, vec![7, -7, 1]);
+    }
+}

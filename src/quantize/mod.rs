@@ -1,0 +1,584 @@
+//! The quantizer: prepare an fp32 ONNX model, calibrate its activations by running it,
+//! rewrite it to int8 where ONNX Runtime's CPU kernels run int8, and measure what that
+//! cost in accuracy and bought in size and latency.
+//!
+//! Pipeline for `--mode int8` (static):
+//! 1. [`prepare`]: labelled patches (Constant -> initializer, BN folding, hard-swish
+//!    simplification, opset 13, dead nodes).
+//! 2. [`qdq::plan`]: which nodes to quantize and which activations need a range.
+//! 3. [`calibrate`]: run the prepared model with those activations exposed, sample by
+//!    sample, keeping only fixed-size statistics.
+//! 4. [`qdq::emit`]: one labelled patch inserting Q/DQ pairs and int8 weights.
+//! 5. [`accuracy`] on held-out inputs, file sizes, and an interleaved latency ratio.
+//!
+//! Runs go through the [`runner::Engine`] trait, so everything but the ONNX Runtime
+//! binding is testable with a mock.
+
+pub mod accuracy;
+pub mod calibrate;
+pub mod data;
+pub mod graph;
+pub mod math;
+pub mod ort_engine;
+pub mod prepare;
+pub mod preprocess;
+pub mod qdq;
+pub mod runner;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::model::Model;
+use accuracy::{Accumulator, OutputAccuracy, Target};
+use calibrate::{Collector, Method};
+use runner::{Engine, Feed, LatencyRatio};
+
+/// What kind of quantization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Static int8 QDQ (calibrated activations, per-channel int8 weights).
+    Int8,
+    /// Try int8 variants and keep the best that meets the accuracy target.
+    Auto,
+    /// Int8 weights (DequantizeLinear on initializers), float compute: smaller file only.
+    Int8Weight,
+}
+
+/// Quantizer settings (resolved from the CLI).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Mode.
+    pub mode: Mode,
+    /// Calibration method.
+    pub method: Method,
+    /// What may be quantized.
+    pub selection: qdq::Selection,
+    /// Accuracy targets: when set and missed, the most sensitive nodes are kept in float
+    /// until they are met (both modes); they also decide the verdict.
+    pub targets: Vec<Target>,
+    /// Measure the latency ratio (interleaved runs) against the fp32 model.
+    pub measure_latency: bool,
+    /// Seconds to spend on the latency comparison (at least 5 pairs are always run).
+    pub latency_budget_s: f64,
+    /// Per-tensor error view.
+    pub debug_layers: bool,
+}
+
+/// Sizes before and after.
+#[derive(Clone, Debug, Serialize)]
+pub struct SizeReport {
+    /// Encoded fp32 model size.
+    pub fp32_bytes: u64,
+    /// Encoded quantized model size.
+    pub quantized_bytes: u64,
+    /// `quantized_bytes / fp32_bytes`.
+    pub ratio: f64,
+}
+
+/// One tensor's error in the quantized model (with `--debug-layers`).
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerError {
+    /// Activation tensor name.
+    pub tensor: String,
+    /// SQNR of the quantized model's value of this tensor against the fp32 model's.
+    pub sqnr_db: Option<f64>,
+    /// Calibrated range.
+    pub range: (f32, f32),
+}
+
+/// One candidate `auto` tried.
+#[derive(Clone, Debug, Serialize)]
+pub struct Attempt {
+    /// What was tried.
+    pub variant: String,
+    /// Nodes quantized.
+    pub quantized_nodes: usize,
+    /// Worst SQNR over outputs.
+    pub min_sqnr_db: Option<f64>,
+    /// Latency ratio against fp32.
+    pub latency_ratio: Option<f64>,
+    /// Size ratio against fp32.
+    pub size_ratio: f64,
+    /// Whether it met the accuracy target.
+    pub meets_target: bool,
+}
+
+/// Everything the quantizer reports (`--report FILE.json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Schema tag.
+    pub schema: &'static str,
+    /// Mode asked for.
+    pub mode: Mode,
+    /// Winning variant.
+    pub variant: String,
+    /// Calibration method.
+    pub method: Method,
+    /// Preparation patches applied.
+    pub preparation: Vec<String>,
+    /// Rewrite patch labels.
+    pub patches: Vec<String>,
+    /// Nodes quantized.
+    pub quantized_nodes: Vec<qdq::QuantNode>,
+    /// Calibration samples used.
+    pub calibration_samples: usize,
+    /// Evaluation samples used (held out from calibration).
+    pub eval_samples: usize,
+    /// Whether inputs were random (accuracy then meaningless).
+    pub random_inputs: bool,
+    /// Accuracy per output on the evaluation samples.
+    pub outputs: Vec<OutputAccuracy>,
+    /// Sizes.
+    pub size: SizeReport,
+    /// Latency of the quantized model relative to the fp32 input model.
+    pub latency: Option<LatencyRatio>,
+    /// Wall time of preparation + calibration + rewrite, seconds.
+    pub quantize_wall_s: f64,
+    /// Accuracy targets.
+    pub targets: Vec<Target>,
+    /// Whether the target (if any) was met.
+    pub meets_target: Option<bool>,
+    /// Candidates tried by `auto` (one entry otherwise).
+    pub attempts: Vec<Attempt>,
+    /// Per-tensor errors (`--debug-layers`).
+    pub layers: Vec<LayerError>,
+    /// Warnings for the user (random inputs, slower model, ...).
+    pub warnings: Vec<String>,
+}
+
+/// Whether the model already contains quantization ops.
+pub fn already_quantized(model: &Model) -> Option<String> {
+    const Q_OPS: &[&str] = &[
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "ConvInteger",
+        "MatMulInteger",
+        "DynamicQuantizeLinear",
+        "MatMulNBits",
+        "QLinearAdd",
+        "QGemm",
+    ];
+    let mut found = None;
+    crate::model::for_each_graph(model.graph(), &mut |g| {
+        if found.is_none() {
+            found = g
+                .node
+                .iter()
+                .find(|n| Q_OPS.contains(&n.op_type.as_str()))
+                .map(|n| n.op_type.clone());
+        }
+    });
+    found
+}
+
+/// A quantized model and its report.
+pub struct Quantized {
+    /// The quantized model.
+    pub model: Model,
+    /// The report.
+    pub report: Report,
+}
+
+/// Quantize `model` with calibration samples `calib`, judged on held-out `eval` samples.
+pub fn quantize(
+    model: &Model,
+    calib: &[Feed],
+    eval: &[Feed],
+    random_inputs: bool,
+    opts: &Options,
+    engine: &dyn Engine,
+) -> Result<Quantized> {
+    let origin = model.path.clone().unwrap_or_default();
+    if let Some(op) = already_quantized(model) {
+        return Err(Error::file(&origin, format!("the model is already quantized (it contains {op}); quantize the fp32 original instead")));
+    }
+    if calib.is_empty() {
+        return Err(Error::usage("--calibration", "no calibration samples"));
+    }
+    let start = Instant::now();
+    let mut prepared = model.clone();
+    prepared.load_external_data()?;
+    let preparation = prepare::prepare(&mut prepared)?;
+    let full_plan = qdq::plan(&prepared, &opts.selection);
+    if full_plan.nodes.is_empty() {
+        return Err(Error::file(
+            &origin,
+            "nothing to quantize: no Conv, MatMul or Gemm with constant weights (after exclusions)",
+        ));
+    }
+    let collectors = calibrate_model(
+        &prepared,
+        &full_plan.activations,
+        calib,
+        opts.method,
+        engine,
+    )?;
+    let ranges: BTreeMap<String, (f32, f32)> = collectors
+        .iter()
+        .map(|(k, c)| (k.clone(), c.range(opts.method)))
+        .collect();
+    let calib_s = start.elapsed().as_secs_f64();
+
+    let fp32_bytes = model.to_bytes();
+    let mut reference = engine.load(&fp32_bytes)?;
+    let class_outputs = class_axis_outputs(&prepared);
+    let eval_set: &[Feed] = if eval.is_empty() { calib } else { eval };
+    let mut ref_outputs: Vec<Vec<runner::NamedTensor>> = Vec::new();
+    for f in eval_set {
+        ref_outputs.push(reference.run(f, &[])?);
+    }
+
+    let meets = |outs: &[OutputAccuracy]| opts.targets.iter().all(|t| t.met_by(outs));
+    let build = |plan: &qdq::Plan| -> Result<(Model, Vec<u8>, String)> {
+        let mut q = prepared.clone();
+        let patch = qdq::emit(&q, plan, &ranges, opts.selection.per_channel)?;
+        let label = patch.label.clone();
+        patch.apply(q.graph_mut())?;
+        graph::prune_initializers(q.graph_mut());
+        let bytes = q.to_bytes();
+        Ok((q, bytes, label))
+    };
+    let evaluate = |plan: &qdq::Plan,
+                    feeds: &[Feed],
+                    refs: &[Vec<runner::NamedTensor>]|
+     -> Result<(Model, Vec<u8>, String, Vec<OutputAccuracy>)> {
+        let (q, bytes, label) = build(plan)?;
+        let mut cand = engine
+            .load(&bytes)
+            .map_err(|e| Error::Runtime(format!("the quantized model does not load: {e}")))?;
+        let outs = compare(&mut *cand, feeds, refs, &class_outputs)?;
+        Ok((q, bytes, label, outs))
+    };
+    let mut attempts = Vec::new();
+    let mut warnings = Vec::new();
+    let attempt = |variant: String,
+                   plan: &qdq::Plan,
+                   bytes: usize,
+                   outs: &[OutputAccuracy],
+                   latency: Option<f64>| Attempt {
+        variant,
+        quantized_nodes: plan.nodes.len(),
+        min_sqnr_db: outs.iter().filter_map(|o| o.sqnr_db).reduce(f64::min),
+        latency_ratio: latency,
+        size_ratio: bytes as f64 / fp32_bytes.len() as f64,
+        meets_target: meets(outs),
+    };
+
+    // 1. Everything the kernels support.
+    let mut variant = "int8: every Conv/MatMul/Gemm".to_string();
+    let mut plan = full_plan.clone();
+    let (mut qmodel, mut qbytes, mut label, mut outputs) = evaluate(&plan, eval_set, &ref_outputs)?;
+    attempts.push(attempt(
+        variant.clone(),
+        &plan,
+        qbytes.len(),
+        &outputs,
+        None,
+    ));
+
+    // 2. Accuracy guard: when a target is set and missed, rank nodes by the error each adds
+    //    when quantized alone, and keep the most sensitive ones in float, one more at a
+    //    time, until the target is met.
+    if !opts.targets.is_empty() && !meets(&outputs) {
+        let probe = &eval_set[..eval_set.len().min(4)];
+        let probe_refs = &ref_outputs[..probe.len()];
+        let mut sens: Vec<(f64, String)> = Vec::new();
+        for qn in &full_plan.nodes {
+            let single = qdq::restrict(&full_plan, |n| n.node == qn.node);
+            let (_, _, _, outs) = evaluate(&single, probe, probe_refs)?;
+            let s = outs
+                .iter()
+                .filter_map(|o| o.sqnr_db)
+                .reduce(f64::min)
+                .unwrap_or(f64::INFINITY);
+            sens.push((s, qn.node.clone()));
+        }
+        sens.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let max_float = (full_plan.nodes.len() / 2).max(1);
+        let mut kept_float: Vec<String> = Vec::new();
+        for (s, node) in sens.iter().take(max_float) {
+            kept_float.push(node.clone());
+            let set: HashSet<&str> = kept_float.iter().map(String::as_str).collect();
+            let p = qdq::restrict(&full_plan, |n| !set.contains(n.node.as_str()));
+            let (m, b, l, outs) = evaluate(&p, eval_set, &ref_outputs)?;
+            let v = format!(
+                "int8, {} most sensitive kept float (last: {node}, {s:.1} dB alone)",
+                kept_float.len()
+            );
+            attempts.push(attempt(v.clone(), &p, b.len(), &outs, None));
+            let ok = meets(&outs);
+            (qmodel, qbytes, label, outputs, plan, variant) = (m, b, l, outs, p, v);
+            if ok {
+                break;
+            }
+        }
+        if !meets(&outputs) {
+            warnings.push(format!(
+                "the accuracy target was not met even with the {} most sensitive nodes kept in float",
+                kept_float.len()
+            ));
+        }
+    }
+
+    // 3. auto: also try keeping depthwise convs in float (often no faster in int8 on x86).
+    let mut latency = None;
+    let mut timing_ref = if opts.measure_latency {
+        Some(engine.load_for_timing(&fp32_bytes)?)
+    } else {
+        None
+    };
+    if let Some(reference) = timing_ref.as_mut() {
+        let mut cand = engine.load_for_timing(&qbytes)?;
+        latency = Some(runner::latency_ratio(
+            &mut **reference,
+            &mut *cand,
+            &eval_set[0],
+            5,
+            200,
+            opts.latency_budget_s,
+        )?);
+        if let Some(a) = attempts.last_mut() {
+            a.latency_ratio = latency.map(|l| l.ratio);
+        }
+    }
+    if let (Mode::Auto, Some(reference)) = (opts.mode, timing_ref.as_mut()) {
+        let no_dw = {
+            let mut sel = opts.selection.clone();
+            sel.exclude_ops.insert("DepthwiseConv".into());
+            let dw = qdq::plan(&prepared, &sel);
+            let current: HashSet<&str> = plan.nodes.iter().map(|n| n.node.as_str()).collect();
+            qdq::restrict(&dw, |n| current.contains(n.node.as_str()))
+        };
+        if !no_dw.nodes.is_empty() && no_dw.nodes.len() != plan.nodes.len() {
+            let (m, b, l, outs) = evaluate(&no_dw, eval_set, &ref_outputs)?;
+            let mut cand = engine.load(&b)?;
+            let lat = runner::latency_ratio(
+                &mut **reference,
+                &mut *cand,
+                &eval_set[0],
+                5,
+                200,
+                opts.latency_budget_s,
+            )?;
+            let v = format!("{variant}; depthwise convs kept float");
+            attempts.push(attempt(v.clone(), &no_dw, b.len(), &outs, Some(lat.ratio)));
+            let cur = latency.map_or(f64::INFINITY, |l| l.ratio);
+            if meets(&outs) >= meets(&outputs) && lat.ratio < cur * 0.97 {
+                (qmodel, qbytes, label, outputs, plan, variant, latency) =
+                    (m, b, l, outs, no_dw, v, Some(lat));
+            }
+        }
+    }
+    let patches = vec![label];
+    let qbytes = qbytes.len() as u64;
+    if let Some(l) = latency {
+        if l.ratio >= 1.0 {
+            warnings.push(format!(
+                "the int8 model is SLOWER than fp32 on this machine (latency ratio {:.2}); int8 does not pay off for this model here",
+                l.ratio
+            ));
+        }
+    }
+    if random_inputs {
+        warnings.push("calibration and evaluation used RANDOM inputs: the accuracy figures are meaningless; pass --calibration DIR with real inputs".into());
+    }
+    if eval.is_empty() {
+        warnings.push(
+            "no held-out evaluation inputs: accuracy measured on the calibration inputs".into(),
+        );
+    }
+    let layers = if opts.debug_layers {
+        debug_layers(&prepared, &qmodel, &plan, &ranges, eval_set, engine)?
+    } else {
+        Vec::new()
+    };
+    let meets_target = (!opts.targets.is_empty()).then(|| meets(&outputs));
+    let report = Report {
+        schema: "edgepack.quantize/1",
+        mode: opts.mode,
+        variant,
+        method: opts.method,
+        preparation,
+        patches,
+        quantized_nodes: plan.nodes.clone(),
+        calibration_samples: calib.len(),
+        eval_samples: eval_set.len(),
+        random_inputs,
+        outputs,
+        size: SizeReport {
+            fp32_bytes: fp32_bytes.len() as u64,
+            quantized_bytes: qbytes,
+            ratio: qbytes as f64 / fp32_bytes.len() as f64,
+        },
+        latency,
+        quantize_wall_s: calib_s,
+        targets: opts.targets.clone(),
+        meets_target,
+        attempts,
+        layers,
+        warnings,
+    };
+    Ok(Quantized {
+        model: qmodel,
+        report,
+    })
+}
+
+/// Run the calibration: expose `tensors` as outputs and stream every sample through.
+pub fn calibrate_model(
+    prepared: &Model,
+    tensors: &[String],
+    calib: &[Feed],
+    method: Method,
+    engine: &dyn Engine,
+) -> Result<BTreeMap<String, Collector>> {
+    let mut m = prepared.clone();
+    let existing: HashSet<String> = m.graph().output.iter().map(|o| o.name.clone()).collect();
+    // Graph inputs are observed from the feed itself: ONNX Runtime does not echo an input
+    // back as an output.
+    let graph_inputs: HashSet<String> = m.graph().input.iter().map(|i| i.name.clone()).collect();
+    let run_tensors: Vec<String> = tensors
+        .iter()
+        .filter(|t| !graph_inputs.contains(*t))
+        .cloned()
+        .collect();
+    for t in &run_tensors {
+        if !existing.contains(t) {
+            m.graph_mut().output.push(graph::float_value_info(t));
+        }
+    }
+    let mut runner = engine.load_for_calibration(&m.to_bytes())?;
+    let mut collectors: BTreeMap<String, Collector> = tensors
+        .iter()
+        .map(|t| (t.clone(), Collector::default()))
+        .collect();
+    let passes = if method.needs_histogram() { 2 } else { 1 };
+    for pass in 0..passes {
+        for feed in calib {
+            let mut outs = runner.run(feed, &run_tensors)?;
+            outs.extend(
+                feed.iter()
+                    .filter(|t| collectors.contains_key(&t.name))
+                    .cloned(),
+            );
+            for o in outs {
+                let c = collectors.get_mut(&o.name).expect("asked for");
+                if pass == 0 {
+                    c.observe_range(&o.data);
+                } else {
+                    c.observe_histogram(&o.data);
+                }
+            }
+        }
+    }
+    Ok(collectors)
+}
+
+/// Outputs whose last axis is a class axis: produced by Softmax/LogSoftmax over the last
+/// axis, possibly through Identity nodes.
+fn class_axis_outputs(prepared: &Model) -> HashSet<String> {
+    let g = prepared.graph();
+    let ranks = graph::infer_ranks(g);
+    let mut set: HashSet<String> = HashSet::new();
+    for n in &g.node {
+        let axis = graph::attr_i(n, "axis", -1);
+        let last = axis == -1
+            || ranks
+                .get(&n.output[0])
+                .is_some_and(|&r| axis == r as i64 - 1);
+        if matches!(n.op_type.as_str(), "Softmax" | "LogSoftmax") && last {
+            set.insert(n.output[0].clone());
+        }
+        if n.op_type == "Identity" && set.contains(&n.input[0]) {
+            set.insert(n.output[0].clone());
+        }
+    }
+    set
+}
+
+fn compare(
+    cand: &mut dyn runner::ModelRunner,
+    feeds: &[Feed],
+    reference: &[Vec<runner::NamedTensor>],
+    class_outputs: &HashSet<String>,
+) -> Result<Vec<OutputAccuracy>> {
+    let mut accs: Vec<Accumulator> = Vec::new();
+    let mut names = Vec::new();
+    for (f, r) in feeds.iter().zip(reference) {
+        let names_wanted: Vec<String> = r.iter().map(|t| t.name.clone()).collect();
+        let outs = cand.run(f, &names_wanted)?;
+        if accs.is_empty() {
+            accs = vec![Accumulator::default(); outs.len()];
+            names = names_wanted.clone();
+        }
+        for ((acc, a), b) in accs.iter_mut().zip(r).zip(&outs) {
+            if a.shape != b.shape {
+                return Err(Error::Runtime(format!(
+                    "output '{}' has shape {:?} in the quantized model, {:?} in fp32",
+                    a.name, b.shape, a.shape
+                )));
+            }
+            let classes = class_outputs
+                .contains(&a.name)
+                .then(|| *a.shape.last().unwrap_or(&1));
+            acc.add(&a.data, &b.data, classes);
+        }
+    }
+    Ok(accs.iter().zip(&names).map(|(a, n)| a.finish(n)).collect())
+}
+
+/// Error at every quantized activation: the fp32 value vs the quantized model's value of
+/// the same tensor (its DequantizeLinear output), on the evaluation inputs.
+fn debug_layers(
+    prepared: &Model,
+    quantized: &Model,
+    plan: &qdq::Plan,
+    ranges: &BTreeMap<String, (f32, f32)>,
+    feeds: &[Feed],
+    engine: &dyn Engine,
+) -> Result<Vec<LayerError>> {
+    let mut fm = prepared.clone();
+    let mut qm = quantized.clone();
+    let graph_inputs: HashSet<String> = prepared
+        .graph()
+        .input
+        .iter()
+        .map(|i| i.name.clone())
+        .collect();
+    let acts: Vec<String> = plan
+        .activations
+        .iter()
+        .filter(|t| !graph_inputs.contains(*t))
+        .cloned()
+        .collect();
+    let dq_names: Vec<String> = acts.iter().map(|t| format!("{t}_dequantized")).collect();
+    for (t, d) in acts.iter().zip(&dq_names) {
+        fm.graph_mut().output.push(graph::float_value_info(t));
+        qm.graph_mut().output.push(graph::float_value_info(d));
+    }
+    let mut fr = engine.load_for_calibration(&fm.to_bytes())?;
+    let mut qr = engine.load_for_calibration(&qm.to_bytes())?;
+    let mut accs = vec![Accumulator::default(); acts.len()];
+    for f in feeds {
+        let a = fr.run(f, &acts)?;
+        let b = qr.run(f, &dq_names)?;
+        for ((acc, x), y) in accs.iter_mut().zip(&a).zip(&b) {
+            acc.add(&x.data, &y.data, None);
+        }
+    }
+    Ok(acts
+        .iter()
+        .zip(&accs)
+        .map(|(t, a)| LayerError {
+            tensor: t.clone(),
+            sqnr_db: a.finish(t).sqnr_db,
+            range: ranges.get(t).copied().unwrap_or((0.0, 0.0)),
+        })
+        .collect())
+}

@@ -1,0 +1,483 @@
+//! Static int8 in QDQ form, placed for ONNX Runtime's CPU kernels.
+//!
+//! Placement rule: only ops with an int8 kernel get quantized (Conv -> `QLinearConv`,
+//! MatMul/Gemm with a constant weight -> `QLinearMatMul`/`QGemm`). Each gets
+//! `DequantizeLinear` on its activation input, its weight (per-channel symmetric int8) and
+//! its bias (int32, scale = input scale x weight scale), and a `QuantizeLinear` ->
+//! `DequantizeLinear` pair on its output, because ORT fuses `DQ -> Conv -> Q` into one
+//! int8 kernel only when the output is quantized too. A `Relu` or constant `Clip` right
+//! after the op is absorbed: the pair goes after it and its range starts at 0, so ORT's
+//! `ReluQuantFusion`/`ClipQuantFusion` drop it.
+//!
+//! Each activation tensor gets exactly one Q -> DQ pair, shared by all its readers, so an
+//! int8 op feeding another int8 op passes int8 data through (`QLinearConv -> QLinearConv`)
+//! and no tensor is ever requantized (no Q/DQ ping-pong). Ops with no int8 kernel
+//! (HardSigmoid, Mul, Sigmoid, ReduceMean, Softmax, ...) read the DQ output in float.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::graph::{
+    attr_i, initializers, make_attr_i, make_node, node_label, tensor_f32, tensor_raw, GraphIndex,
+    Patch,
+};
+use super::math::{
+    asymmetric_u8, quantize_bias_i32, quantize_per_channel_i8, quantize_per_tensor_i8,
+};
+use crate::error::Result;
+use crate::model::{DataType, GraphProto, Model};
+
+/// What the planner may quantize.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Node names never to quantize.
+    pub exclude_nodes: HashSet<String>,
+    /// Op types never to quantize (`Conv`, `MatMul`, `Gemm`, or `DepthwiseConv` for convs
+    /// with `group == input channels`).
+    pub exclude_ops: HashSet<String>,
+    /// Per-channel weight scales (true: per output channel; false: one scale per tensor).
+    pub per_channel: bool,
+    /// Int8 weights only, float compute, for every node (`--mode int8-weight`).
+    pub weights_only: bool,
+    /// Also quantize convs on globally pooled (1x1 spatial) tensors, e.g. squeeze-and-
+    /// excitation blocks. Off by default: they are a rounding error of the compute, and in
+    /// int8 each costs a Q/DQ pair plus a kernel switch, so they make the model slower.
+    pub include_pooled: bool,
+}
+
+/// One node to quantize.
+#[derive(Clone, Debug, Serialize)]
+pub struct QuantNode {
+    /// Node name (or first output).
+    pub node: String,
+    /// Op type (`Conv`, `MatMul`, `Gemm`).
+    pub op_type: String,
+    /// Activation input tensor.
+    pub input: String,
+    /// Output tensor that gets the Q/DQ pair (after an absorbed Relu/Clip, if any).
+    pub output: String,
+    /// Weight initializer name.
+    pub weight: String,
+    /// Axis of the weight's output channels.
+    pub weight_axis: usize,
+    /// Only the weight is int8 (dequantized to float); the op computes in float.
+    pub weight_only: bool,
+    #[serde(skip)]
+    index: usize,
+}
+
+/// The plan: nodes to quantize and activation tensors that need calibrated ranges.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Plan {
+    /// Nodes in graph order.
+    pub nodes: Vec<QuantNode>,
+    /// Activation tensors to calibrate, sorted.
+    pub activations: Vec<String>,
+}
+
+/// Find the nodes to quantize in a prepared (opset >= 13, weights as initializers) graph.
+pub fn plan(model: &Model, sel: &Selection) -> Plan {
+    let g = model.graph();
+    let ix = GraphIndex::new(g);
+    let inits = initializers(g);
+    // Tensors with 1x1 spatial extent: outputs of global pooling and everything computed
+    // elementwise or by convs from them alone.
+    let mut pooled: HashSet<&str> = HashSet::new();
+    for n in &g.node {
+        let from_pooled = n
+            .input
+            .iter()
+            .filter(|i| !inits.contains_key(*i) && !i.is_empty())
+            .all(|i| pooled.contains(i.as_str()));
+        let is_pool = matches!(n.op_type.as_str(), "GlobalAveragePool" | "GlobalMaxPool");
+        let passes = matches!(
+            n.op_type.as_str(),
+            "Conv"
+                | "Relu"
+                | "Clip"
+                | "HardSigmoid"
+                | "Sigmoid"
+                | "Add"
+                | "Mul"
+                | "Sub"
+                | "Div"
+                | "HardSwish"
+        );
+        if is_pool || (passes && from_pooled && !n.input.is_empty()) {
+            pooled.extend(n.output.iter().map(String::as_str));
+        }
+    }
+    let mut nodes = Vec::new();
+    let mut acts: HashSet<String> = HashSet::new();
+    for (i, n) in g.node.iter().enumerate() {
+        // Convs where int8 compute does not pay stay float entirely. (Int8 weights with float
+        // compute would keep the file small, but a DequantizeLinear in front of a conv's
+        // weight stops ONNX Runtime's NCHWc layout transform and is recomputed every run:
+        // measured 1.3-1.5x slower than fp32 on the PP-OCR classifier.)
+        if !sel.include_pooled
+            && n.op_type == "Conv"
+            && n.input.first().is_some_and(|x| pooled.contains(x.as_str()))
+        {
+            continue;
+        }
+        let weight_only = sel.weights_only;
+        if !n.domain.is_empty() || sel.exclude_nodes.contains(&node_label(n)) {
+            continue;
+        }
+        let weight = match n.input.get(1).and_then(|w| inits.get(w)) {
+            Some(w) if w.data_type == Some(DataType::Float as i32) => *w,
+            _ => continue,
+        };
+        let axis = match n.op_type.as_str() {
+            "Conv" if weight.dims.len() >= 3 => {
+                let group = attr_i(n, "group", 1);
+                let depthwise = group > 1 && weight.dims.get(1) == Some(&1);
+                if depthwise && sel.exclude_ops.contains("DepthwiseConv") {
+                    continue;
+                }
+                0
+            }
+            "MatMul" if weight.dims.len() == 2 => 1,
+            "Gemm"
+                if weight.dims.len() == 2
+                    && attr_i(n, "transA", 0) == 0
+                    && (n
+                        .attribute
+                        .iter()
+                        .all(|a| (a.name != "alpha" && a.name != "beta") || a.f == Some(1.0))) =>
+            {
+                if attr_i(n, "transB", 0) == 1 {
+                    0
+                } else {
+                    1
+                }
+            }
+            _ => continue,
+        };
+        if sel.exclude_ops.contains(&n.op_type) {
+            continue;
+        }
+        // Bias must be a constant too (it becomes int32).
+        if let Some(b) = n.input.get(2).filter(|b| !b.is_empty()) {
+            if !inits.contains_key(b) {
+                continue;
+            }
+        }
+        let input = n.input[0].clone();
+        if inits.contains_key(&input) {
+            continue;
+        }
+        if weight_only {
+            nodes.push(QuantNode {
+                node: node_label(n),
+                op_type: n.op_type.clone(),
+                input: input.clone(),
+                output: n.output[0].clone(),
+                weight: n.input[1].clone(),
+                weight_axis: axis,
+                weight_only,
+                index: i,
+            });
+            continue;
+        }
+        let mut output = n.output[0].clone();
+        if ix.single_use(&output) {
+            let c = &g.node[ix.consumers_of(&output)[0]];
+            let absorbable = c.domain.is_empty()
+                && (c.op_type == "Relu"
+                    || (c.op_type == "Clip"
+                        && c.input.len() == 3
+                        && c.input[1..].iter().all(|x| inits.contains_key(x))));
+            if absorbable {
+                output = c.output[0].clone();
+            }
+        }
+        acts.insert(input.clone());
+        acts.insert(output.clone());
+        nodes.push(QuantNode {
+            node: node_label(n),
+            op_type: n.op_type.clone(),
+            input,
+            output,
+            weight: n.input[1].clone(),
+            weight_axis: axis,
+            weight_only,
+            index: i,
+        });
+    }
+    let mut activations: Vec<String> = acts.into_iter().collect();
+    activations.sort();
+    Plan { nodes, activations }
+}
+
+/// Build the patch that turns the plan into QDQ, given calibrated `(min, max)` per
+/// activation tensor.
+pub fn emit(
+    model: &Model,
+    plan: &Plan,
+    ranges: &BTreeMap<String, (f32, f32)>,
+    per_channel: bool,
+) -> Result<Patch> {
+    let g: &GraphProto = model.graph();
+    let ix = GraphIndex::new(g);
+    let inits = initializers(g);
+    let mut p = Patch::new(format!(
+        "int8 QDQ: {} nodes with int8 compute, {} with int8 weights only, {} activation tensors",
+        plan.nodes.iter().filter(|n| !n.weight_only).count(),
+        plan.nodes.iter().filter(|n| n.weight_only).count(),
+        plan.activations.len()
+    ));
+    // Activation Q/DQ pairs, one per tensor; every reader is rewired to the DQ output.
+    let mut act_scale: HashMap<&str, f32> = HashMap::new();
+    for t in &plan.activations {
+        let (lo, hi) = ranges.get(t).copied().unwrap_or((0.0, 0.0));
+        let q = asymmetric_u8(lo, hi);
+        act_scale.insert(t, q.scale);
+        let s = format!("{t}_scale");
+        let z = format!("{t}_zero_point");
+        let tq = format!("{t}_quantized");
+        let tdq = format!("{t}_dequantized");
+        p.set_initializers
+            .push(super::graph::tensor_from_f32(&s, &[], &[q.scale]));
+        p.set_initializers.push(tensor_raw(
+            &z,
+            DataType::Uint8,
+            &[],
+            vec![q.zero_point as u8],
+        ));
+        p.add_nodes.push(make_node(
+            "QuantizeLinear",
+            &format!("{t}_QuantizeLinear"),
+            &[t, &s, &z],
+            &[&tq],
+            vec![],
+        ));
+        p.add_nodes.push(make_node(
+            "DequantizeLinear",
+            &format!("{t}_DequantizeLinear"),
+            &[&tq, &s, &z],
+            &[&tdq],
+            vec![],
+        ));
+        for &c in ix.consumers_of(t) {
+            for (slot, inp) in g.node[c].input.iter().enumerate() {
+                if inp == t {
+                    p.set_inputs.push((c, slot, tdq.clone()));
+                }
+            }
+        }
+    }
+    // Weights and biases: int8 / int32 initializers behind a DequantizeLinear.
+    let mut done_weights: HashMap<String, (String, Vec<f32>)> = HashMap::new();
+    for qn in &plan.nodes {
+        let n = &g.node[qn.index];
+        let w = inits[&qn.weight];
+        let (wdq, wscales) = match done_weights.get(&qn.weight) {
+            Some(x) => x.clone(),
+            None => {
+                let wv = tensor_f32(w)?;
+                let dims: Vec<usize> = w.dims.iter().map(|&d| d as usize).collect();
+                let (q, scales) = if per_channel {
+                    quantize_per_channel_i8(&wv, &dims, qn.weight_axis)
+                } else {
+                    let (q, s) = quantize_per_tensor_i8(&wv);
+                    (q, vec![s])
+                };
+                let base = &qn.weight;
+                let (wq, ws, wz, wdq) = (
+                    format!("{base}_quantized"),
+                    format!("{base}_scale"),
+                    format!("{base}_zero_point"),
+                    format!("{base}_dequantized"),
+                );
+                let sdims: Vec<i64> = if per_channel {
+                    vec![scales.len() as i64]
+                } else {
+                    vec![]
+                };
+                p.set_initializers.push(tensor_raw(
+                    &wq,
+                    DataType::Int8,
+                    &w.dims,
+                    q.iter().map(|&x| x as u8).collect(),
+                ));
+                p.set_initializers
+                    .push(super::graph::tensor_from_f32(&ws, &sdims, &scales));
+                p.set_initializers.push(tensor_raw(
+                    &wz,
+                    DataType::Int8,
+                    &sdims,
+                    vec![0u8; scales.len()],
+                ));
+                let attrs = if per_channel {
+                    vec![make_attr_i("axis", qn.weight_axis as i64)]
+                } else {
+                    vec![]
+                };
+                p.add_nodes.push(make_node(
+                    "DequantizeLinear",
+                    &format!("{base}_DequantizeLinear"),
+                    &[&wq, &ws, &wz],
+                    &[&wdq],
+                    attrs,
+                ));
+                done_weights.insert(qn.weight.clone(), (wdq.clone(), scales.clone()));
+                (wdq, scales)
+            }
+        };
+        p.set_inputs.push((qn.index, 1, wdq));
+        if qn.weight_only {
+            continue;
+        }
+        if let Some(b) = n.input.get(2).filter(|b| !b.is_empty()) {
+            let bv = tensor_f32(inits[b])?;
+            let sx = act_scale.get(qn.input.as_str()).copied().unwrap_or(1.0);
+            let channel_scales: Vec<f32> = if wscales.len() == 1 {
+                vec![wscales[0]; bv.len()]
+            } else {
+                wscales.clone()
+            };
+            if channel_scales.len() != bv.len() {
+                continue; // broadcast bias (Gemm): keep it float
+            }
+            let (bq, bs) = quantize_bias_i32(&bv, sx, &channel_scales);
+            let base = format!("{}_{}", b, qn.node);
+            let (bqn, bsn, bzn, bdq) = (
+                format!("{base}_quantized"),
+                format!("{base}_scale"),
+                format!("{base}_zero_point"),
+                format!("{base}_dequantized"),
+            );
+            let d = [bv.len() as i64];
+            p.set_initializers.push(tensor_raw(
+                &bqn,
+                DataType::Int32,
+                &d,
+                bq.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            ));
+            p.set_initializers
+                .push(super::graph::tensor_from_f32(&bsn, &d, &bs));
+            // The int32 zero point is optional and 0 by definition: omitting it saves 4
+            // bytes per channel.
+            let _ = bzn;
+            p.add_nodes.push(make_node(
+                "DequantizeLinear",
+                &format!("{base}_DequantizeLinear"),
+                &[&bqn, &bsn],
+                &[&bdq],
+                vec![make_attr_i("axis", 0)],
+            ));
+            p.set_inputs.push((qn.index, 2, bdq));
+        }
+    }
+    Ok(p)
+}
+
+/// The sub-plan of nodes for which `keep` holds (activations recomputed from them).
+pub fn restrict(plan: &Plan, keep: impl Fn(&QuantNode) -> bool) -> Plan {
+    let nodes: Vec<QuantNode> = plan.nodes.iter().filter(|n| keep(n)).cloned().collect();
+    let mut acts: Vec<String> = nodes
+        .iter()
+        .filter(|n| !n.weight_only)
+        .flat_map(|n| [n.input.clone(), n.output.clone()])
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    acts.sort();
+    Plan {
+        nodes,
+        activations: acts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quantize::graph::Patch;
+    use crate::quantize::prepare::{prepare, tests::conv_bn_hardswish_model};
+
+    fn prepared() -> Model {
+        let mut m = conv_bn_hardswish_model();
+        prepare(&mut m).unwrap();
+        m
+    }
+
+    #[test]
+    fn plan_quantizes_convs_and_absorbs_a_following_relu() {
+        let m = prepared();
+        let p = plan(
+            &m,
+            &Selection {
+                per_channel: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(p.nodes.len(), 2);
+        // The second conv's output pair goes after its Relu.
+        assert_eq!(p.nodes[1].output, "y");
+        assert!(p.activations.contains(&"x".to_string()));
+    }
+
+    #[test]
+    fn excluded_ops_and_nodes_stay_float() {
+        let m = prepared();
+        let sel = Selection {
+            exclude_nodes: ["conv1".to_string()].into(),
+            per_channel: true,
+            ..Default::default()
+        };
+        assert_eq!(plan(&m, &sel).nodes.len(), 1);
+        let sel = Selection {
+            exclude_ops: ["Conv".to_string()].into(),
+            ..Default::default()
+        };
+        assert!(plan(&m, &sel).nodes.is_empty());
+    }
+
+    #[test]
+    fn emit_shares_one_qdq_pair_per_tensor_and_stores_int8_weights() {
+        let m = prepared();
+        let p = plan(
+            &m,
+            &Selection {
+                per_channel: true,
+                ..Default::default()
+            },
+        );
+        let ranges: BTreeMap<String, (f32, f32)> = p
+            .activations
+            .iter()
+            .map(|t| (t.clone(), (-1.0, 4.0)))
+            .collect();
+        let patch = emit(&m, &p, &ranges, true).unwrap();
+        let mut q = m.clone();
+        patch.apply(q.graph_mut()).unwrap();
+        let count = |op: &str| q.graph().node.iter().filter(|n| n.op_type == op).count();
+        assert_eq!(count("QuantizeLinear"), p.activations.len());
+        // One DQ per activation, per weight and per bias.
+        assert_eq!(count("DequantizeLinear"), p.activations.len() + 2 + 1);
+        let w = q
+            .graph()
+            .initializer
+            .iter()
+            .find(|t| t.name.ends_with("_bnfold_w_quantized"))
+            .unwrap();
+        assert_eq!(w.data_type, Some(DataType::Int8 as i32));
+        assert!(crate::quantize::already_quantized(&q).is_some());
+    }
+
+    #[test]
+    fn a_patch_that_leaves_a_dangling_input_is_refused_whole() {
+        let mut m = prepared();
+        let before = m.graph().clone();
+        let mut p = Patch::new("break it");
+        p.remove_nodes.push(0);
+        let e = p.apply(m.graph_mut()).unwrap_err().to_string();
+        assert!(
+            e.contains("break it") && e.contains("nothing produces"),
+            "{e}"
+        );
+        assert_eq!(m.graph(), &before);
+    }
+}

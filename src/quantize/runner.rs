@@ -1,0 +1,129 @@
+//! What the quantizer needs from an inference engine: load a model from bytes, feed named
+//! float tensors, read named float outputs. A trait so the statistics (calibration,
+//! accuracy, latency ratio) are testable with a deterministic mock, and so the ONNX
+//! Runtime implementation can move behind `runtime::Session` without touching the passes.
+
+use std::time::Instant;
+
+use crate::error::Result;
+
+/// A named float32 tensor in C order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedTensor {
+    /// Tensor (graph input/output) name.
+    pub name: String,
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Elements, C order.
+    pub data: Vec<f32>,
+}
+
+/// One model input set (one sample or one batch).
+pub type Feed = Vec<NamedTensor>;
+
+/// A loaded model ready to run.
+pub trait ModelRunner {
+    /// Run with `inputs`; return the requested `outputs` (all graph outputs when empty),
+    /// in the order asked.
+    fn run(&mut self, inputs: &[NamedTensor], outputs: &[String]) -> Result<Vec<NamedTensor>>;
+}
+
+/// Loads models into runners.
+pub trait Engine {
+    /// Load a model from its encoded bytes, optimized for inference, using every core
+    /// (evaluation runs).
+    fn load(&self, model_bytes: &[u8]) -> Result<Box<dyn ModelRunner>>;
+    /// Load a model for latency measurement, with the session settings the user asked for
+    /// (the same for both models being compared).
+    fn load_for_timing(&self, model_bytes: &[u8]) -> Result<Box<dyn ModelRunner>>;
+    /// Load a model with graph optimizations limited to the basic (semantics-preserving,
+    /// provider-independent) level, so every tensor asked for is still computed as written.
+    fn load_for_calibration(&self, model_bytes: &[u8]) -> Result<Box<dyn ModelRunner>>;
+}
+
+/// Latency of `b` relative to `a`, measured interleaved (A B A B ...) on the same feed so
+/// that machine noise hits both alike: the median of per-pair ratios `t_b / t_a`.
+///
+/// Protocol: one warm-up run each, then pairs until `min_pairs` are done and either
+/// `max_pairs` are done or `budget_s` has elapsed. Returns `(ratio, median_a_s, median_b_s,
+/// pairs)`. To be replaced by the profiler's interleaved comparison once it lands.
+pub fn latency_ratio(
+    a: &mut dyn ModelRunner,
+    b: &mut dyn ModelRunner,
+    feed: &[NamedTensor],
+    min_pairs: usize,
+    max_pairs: usize,
+    budget_s: f64,
+) -> Result<LatencyRatio> {
+    a.run(feed, &[])?;
+    b.run(feed, &[])?;
+    let start = Instant::now();
+    let mut ta = Vec::new();
+    let mut tb = Vec::new();
+    while ta.len() < max_pairs && (ta.len() < min_pairs || start.elapsed().as_secs_f64() < budget_s)
+    {
+        // Alternate which runs first so neither always profits from a warm cache.
+        let first_a = ta.len() % 2 == 0;
+        let (x, y) = if first_a {
+            (time(a, feed)?, time(b, feed)?)
+        } else {
+            let y = time(b, feed)?;
+            (time(a, feed)?, y)
+        };
+        ta.push(x);
+        tb.push(y);
+    }
+    let mut ratios: Vec<f64> = ta.iter().zip(&tb).map(|(x, y)| y / x).collect();
+    Ok(LatencyRatio {
+        ratio: median(&mut ratios).unwrap_or(f64::NAN),
+        a_p50_s: median(&mut ta.clone()).unwrap_or(f64::NAN),
+        b_p50_s: median(&mut tb.clone()).unwrap_or(f64::NAN),
+        pairs: ta.len(),
+    })
+}
+
+/// Result of [`latency_ratio`].
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct LatencyRatio {
+    /// Median of per-pair `t_b / t_a`.
+    pub ratio: f64,
+    /// Median latency of model A, seconds.
+    pub a_p50_s: f64,
+    /// Median latency of model B, seconds.
+    pub b_p50_s: f64,
+    /// Number of interleaved pairs measured.
+    pub pairs: usize,
+}
+
+fn time(r: &mut dyn ModelRunner, feed: &[NamedTensor]) -> Result<f64> {
+    let t = Instant::now();
+    r.run(feed, &[])?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// Median (mean of the two middle values for even counts); `None` when empty.
+pub fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_degenerate_inputs() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [3.0]), Some(3.0));
+        assert_eq!(median(&mut [1.0, 3.0]), Some(2.0));
+        assert_eq!(median(&mut [2.0, 2.0, 2.0]), Some(2.0));
+    }
+}
