@@ -155,7 +155,7 @@ fn resolve_plan(args: &ProfileArgs, package: Option<&PackageContext>) -> anyhow:
         .transpose()?;
     if let Some(ctx) = package {
         if threads.is_empty() {
-            threads = vec![ctx.intra_op_threads];
+            threads = vec![ctx.intra_op_threads.unwrap_or(0)];
         }
         if eps.is_empty() {
             // The package lists providers in preference order with cpu as the fallback;
@@ -163,13 +163,17 @@ fn resolve_plan(args: &ProfileArgs, package: Option<&PackageContext>) -> anyhow:
             eps = ctx
                 .execution_providers
                 .iter()
-                .map(|e| e.to_ascii_lowercase())
+                .map(|p| p.name().to_string())
                 .collect();
         }
         if level.is_none() {
-            level = Some(GraphOptimizationLevel::from_name(
-                &ctx.graph_optimization_level,
-            )?);
+            use edgepack::runtime::GraphOptimizationLevel as Stored;
+            level = Some(match ctx.graph_optimization_level {
+                Stored::Disable => GraphOptimizationLevel::Disable,
+                Stored::Basic => GraphOptimizationLevel::Basic,
+                Stored::Extended => GraphOptimizationLevel::Extended,
+                Stored::All => GraphOptimizationLevel::All,
+            });
         }
     }
     let o = Overrides {
@@ -257,6 +261,7 @@ pub fn run(ort_lib: &Option<PathBuf>, args: ProfileArgs) -> anyhow::Result<Outco
     let opts = SweepOptions {
         model_path: source.model_path.clone(),
         model_label: source.display.clone(),
+        base_context: source.context.clone().unwrap_or_default(),
         plan,
         shapes,
         batch_from_cli: !args.batch.is_empty(),
