@@ -424,8 +424,8 @@ pub fn classify(out: &ChildOutput, memory_limited: bool, timeout_s: Option<f64>)
         ChildEnd::TimedOut => fail(
             FailureKind::Timeout,
             format!(
-                "no result within the {:.0} s timeout; its process group was killed",
-                timeout_s.unwrap_or(0.0)
+                "no result within the {} timeout; its process group was killed",
+                super::units::format_duration_s(timeout_s.unwrap_or(0.0))
             ),
         ),
         ChildEnd::Exited(0) => {
@@ -784,7 +784,7 @@ mod tests {
     fn classifies_child_endings() {
         let r = classify(&out(ChildEnd::TimedOut, "", ""), false, Some(5.0));
         assert_eq!(r.failure, Some(FailureKind::Timeout));
-        assert!(r.reason.unwrap().contains("5 s timeout"));
+        assert!(r.reason.unwrap().contains("5.000 s timeout"));
 
         let r = classify(
             &out(ChildEnd::Signaled(libc::SIGSEGV), "", "boom"),

@@ -419,7 +419,11 @@ fn inputs_folder_fixes_the_shapes_and_cannot_be_mixed_with_a_batch_sweep() {
         .arg(&json)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let p = read_profile(&json);
     assert_eq!(p.configs[0].batch, Some(3));
     assert_eq!(p.configs[0].input_shapes["x"], vec![3, 16]);
