@@ -30,8 +30,9 @@ fn write_images(dir: &Path, n: usize) {
     std::fs::create_dir_all(dir).unwrap();
     for i in 0..n {
         let img = image::RgbImage::from_fn(192, 48, |x, y| {
-            let stroke =
-                (x / (3 + (i as u32 % 4))).is_multiple_of(3) && (10..38).contains(&y) && x < 150 + i as u32;
+            let stroke = (x / (3 + (i as u32 % 4))).is_multiple_of(3)
+                && (10..38).contains(&y)
+                && x < 150 + i as u32;
             if stroke {
                 image::Rgb([30, 30, 40])
             } else {
