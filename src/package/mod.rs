@@ -210,13 +210,25 @@ pub fn build(
     opts: &PackageOptions,
 ) -> Result<(Manifest, BTreeMap<String, Vec<u8>>)> {
     let model = Model::load(model_path)?;
-    if crate::model::external::has_external(&model.proto) {
-        return Err(Error::file(
-            model_path,
-            "models with external data cannot be packaged yet (store the weights inline)",
-        ));
-    }
-    let model_bytes = std::fs::read(model_path).map_err(|e| Error::io(model_path, e))?;
+    // External data (confined to the model's folder by the loader) is inlined: a package
+    // is one self-contained model file, and no attacker-chosen `location` survives into it.
+    let file_bytes = std::fs::read(model_path).map_err(|e| Error::io(model_path, e))?;
+    let source_sha = sha256_hex(&file_bytes);
+    let inlined = crate::model::external::has_external(&model.proto);
+    let model_bytes = if inlined {
+        let mut m = model.clone();
+        m.load_external_data()?;
+        let b = m.to_bytes();
+        if b.len() as u64 >= crate::model::MAX_MODEL_BYTES {
+            return Err(Error::file(
+                model_path,
+                "with its external data inlined the model is over the 2 GiB protobuf limit; it cannot be packaged as one file",
+            ));
+        }
+        b
+    } else {
+        file_bytes
+    };
     let contract = contract::contract(&model.proto);
     if contract.inputs.is_empty() {
         return Err(Error::file(model_path, "the model declares no inputs"));
@@ -379,10 +391,11 @@ pub fn build(
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string()),
             uri: format!("file:{}", model_path.display()),
-            sha256: Some(fp32_sha.clone()),
+            sha256: Some(source_sha.clone()),
         });
     }
     let mut params = BTreeMap::new();
+    params.insert("inlined_external_data".into(), serde_json::json!(inlined));
     params.insert(
         "variants".into(),
         serde_json::json!(variants.iter().map(|v| v.name.clone()).collect::<Vec<_>>()),
@@ -392,7 +405,7 @@ pub fn build(
         name: "package".into(),
         params,
         edgepack_version: EDGEPACK_VERSION.into(),
-        input_sha256: Some(fp32_sha.clone()),
+        input_sha256: Some(source_sha),
         output_sha256: Some(fp32_sha),
     });
 
