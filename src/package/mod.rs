@@ -443,3 +443,23 @@ pub fn write(model_path: &Path, opts: &PackageOptions, out: &Path) -> Result<Man
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+impl Opened {
+    /// The model to run from a verified archive: a bundle's single (chosen) variant, or a
+    /// package's original (`fp32`). For `run BUNDLE` and `profile BUNDLE`, which should
+    /// also call [`check_runs_here`] and may run [`selftest::run_cases`] first.
+    pub fn runnable(&self) -> Result<(&manifest::Variant, &[u8])> {
+        let m = &self.manifest;
+        let v = match m.kind {
+            manifest::Kind::Bundle => m.components.first().and_then(|c| c.variants.first()),
+            manifest::Kind::Package => m.variant("fp32"),
+        }
+        .ok_or_else(|| Error::usage("archive", format!("'{}' has no runnable variant", m.name)))?;
+        let bytes = self
+            .archive
+            .entries
+            .get(&v.path)
+            .ok_or_else(|| Error::usage("archive", format!("'{}' is missing", v.path)))?;
+        Ok((v, bytes.as_slice()))
+    }
+}

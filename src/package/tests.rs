@@ -376,3 +376,15 @@ fn external_data_is_inlined_into_the_package() {
     assert_eq!(t.params["inlined_external_data"], serde_json::json!(true));
     assert_ne!(t.input_sha256, t.output_sha256);
 }
+
+#[test]
+fn opened_package_gives_its_original_model_to_run() {
+    let d = tempfile::tempdir().unwrap();
+    let (model, samples) = tiny_fixture(d.path());
+    let out = d.path().join("p.edgepkg");
+    write(&model, &opts(&samples), &out).unwrap();
+    let o = open(&out, None).unwrap();
+    let (v, bytes) = o.runnable().unwrap();
+    assert_eq!(v.name, "fp32");
+    assert_eq!(bytes, std::fs::read(&model).unwrap().as_slice());
+}
