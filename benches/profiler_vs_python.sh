@@ -45,15 +45,19 @@ echo "== 1. per-call overhead on a one-node model" >&2
 "$OVERHEAD" "$WORK" > "$WORK/overhead_rust.json"
 "$PY" examples/profiler_vs_python.py loop "$WORK/identity.onnx" > "$WORK/overhead_python.json"
 
-echo "== 2. p50 of the detector, $DET_SHAPE, $DET_THREADS thread(s)" >&2
-"$PY" examples/profiler_vs_python.py p50 "$DET" --shape "${DET_SHAPE//x/,}" \
-  --threads "$DET_THREADS" --max-time 10 > "$WORK/det_python.json"
-"$EDGEPACK" profile "$DET" --plan default --threads "$DET_THREADS" \
-  --shape "x=$DET_SHAPE" --json "$WORK/det_edgepack.json" > /dev/null
+echo "== 2. p50 of the detector, $DET_SHAPE, $DET_THREADS thread(s), ${ROUNDS:-3} interleaved rounds" >&2
+# Interleaved (Python, edgepack, Python, edgepack, ...) so a machine whose speed drifts
+# affects both sides alike; each round is a fresh session.
+for r in $(seq 1 "${ROUNDS:-3}"); do
+  "$PY" examples/profiler_vs_python.py p50 "$DET" --shape "${DET_SHAPE//x/,}" \
+    --threads "$DET_THREADS" --max-time 4 > "$WORK/det_python_$r.json"
+  "$EDGEPACK" profile "$DET" --plan profiles/default.toml --max-time 4s --threads "$DET_THREADS" \
+    --shape "x=$DET_SHAPE" --json "$WORK/det_edgepack_$r.json" > /dev/null
+done
 
 echo "== 3. quick sweep: batch ${SWEEP_BATCH:-1,2,4,8} x threads ${SWEEP_THREADS:-1,2}" >&2
 start=$(date +%s%N)
-"$EDGEPACK" profile "$DET" --plan quick --batch "${SWEEP_BATCH:-1,2,4,8}" \
+"$EDGEPACK" profile "$DET" --plan profiles/quick.toml --batch "${SWEEP_BATCH:-1,2,4,8}" \
   --threads "${SWEEP_THREADS:-1,2}" --shape "x=$DET_SHAPE" --json "$WORK/sweep_quick.json"
 end=$(date +%s%N)
 ms=$(( (end - start) / 1000000 ))

@@ -15,6 +15,7 @@ mod profile;
 
 #[path = "cli/report.rs"]
 mod report;
+
 #[path = "cli/package.rs"]
 mod package;
 
@@ -29,3 +30,7 @@ mod shape_suite;
 
 #[path = "cli/quantize.rs"]
 mod quantize;
+#[path = "cli/corpus.rs"]
+mod corpus;
+#[path = "cli/crash.rs"]
+mod crash;

@@ -82,10 +82,13 @@ pub fn parse_dims(values: &[String]) -> Result<BTreeMap<String, i64>, Error> {
 }
 
 pub fn run(ort_lib: &Option<PathBuf>, args: InspectArgs) -> anyhow::Result<Outcome> {
-    let shapes = parse_shapes(&args.shapes)?;
-    let dims = parse_dims(&args.dims)?;
-    let model = Model::load(&args.model)?;
-    let mut info = ModelInfo::collect(&model, &shapes, &dims)?;
+    // Our errors already say everything in one line; as plain messages, `{:#}` printing
+    // does not append their `source()` a second time (e.g. the OS error of a missing file).
+    let one_line = |e: Error| anyhow::anyhow!(e.to_string());
+    let shapes = parse_shapes(&args.shapes).map_err(one_line)?;
+    let dims = parse_dims(&args.dims).map_err(one_line)?;
+    let model = Model::load(&args.model).map_err(one_line)?;
+    let mut info = ModelInfo::collect(&model, &shapes, &dims).map_err(one_line)?;
     // Whether ONNX Runtime loads the model is asked of ONNX Runtime itself (a session is
     // created, nothing is run). No runtime installed is not an inspect error: the report
     // says it was not checked and why.

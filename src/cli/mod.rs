@@ -9,6 +9,7 @@ mod bundle;
 mod demo;
 mod gate;
 mod inspect;
+mod isolation;
 mod keygen;
 mod lineage;
 mod package;
@@ -94,8 +95,7 @@ pub enum Command {
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
 pub fn main() -> i32 {
-    let result = dispatch(Cli::parse());
-    match result {
+    match dispatch(Cli::parse()) {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
             eprintln!("edgepack: error: {e:#}");

@@ -462,16 +462,25 @@ impl ModelInfo {
             .input_shapes
             .iter()
             .map(|(n, d)| {
-                format!(
-                    "{n}={}",
-                    d.iter()
-                        .map(|x| x.to_string())
-                        .collect::<Vec<_>>()
-                        .join("x")
-                )
+                if d.is_empty() {
+                    format!("{n}=scalar")
+                } else {
+                    let dims: Vec<String> = d.iter().map(|x| x.to_string()).collect();
+                    format!("{n}={}", dims.join("x"))
+                }
             })
             .collect();
+        let counted = self
+            .ops
+            .keys()
+            .any(|o| matches!(o.as_str(), "Conv" | "ConvTranspose" | "MatMul" | "Gemm"));
         match c.macs {
+            Some(_) if !counted => {
+                let _ = writeln!(
+                    w,
+                    "compute     no Conv, ConvTranspose, MatMul or Gemm nodes to count"
+                );
+            }
             Some(m) => {
                 let _ = writeln!(
                     w,
@@ -655,6 +664,18 @@ mod tests {
             }
         }
         assert!(described > 100, "only {described} corrupted models decoded");
+    }
+
+    /// The table and JSON layouts are interfaces (people read one, scripts parse the
+    /// other): changes must show up in review as snapshot diffs.
+    #[test]
+    fn table_and_json_snapshots() {
+        let m = builder::symbolic_batch(1);
+        let dims = BTreeMap::from([("N".to_string(), 2)]);
+        let mut info = ModelInfo::collect(&m, &BTreeMap::new(), &dims).unwrap();
+        info.set_runtime_check(Ok(()), Some("1.31.1".into()));
+        insta::assert_snapshot!("inspect_table", info.to_table());
+        insta::assert_json_snapshot!("inspect_json", info);
     }
 
     #[test]

@@ -428,7 +428,17 @@ fn infer_node(n: &NodeProto, index: &GraphIndex, inf: &mut Inference) -> Option<
         | "Hardmax"
         | "Celu"
         | "ThresholdedRelu"
-        | "Shrink" => {
+        | "Shrink"
+        | "Trilu"
+        | "CumSum"
+        | "ScatterElements"
+        | "ScatterND"
+        | "Scatter"
+        | "ReverseSequence"
+        | "BitwiseNot"
+        | "MeanVarianceNormalization"
+        | "GroupNormalization"
+        | "RMSNormalization" => {
             let s = shape_of(0)?;
             if matches!(op, "Identity" | "Cast") {
                 if let Some(v) = value_of(0) {
@@ -835,6 +845,92 @@ fn infer_node(n: &NodeProto, index: &GraphIndex, inf: &mut Inference) -> Option<
             let s = value_of(1)?;
             one(broadcast(&[&x, &s])?)
         }
+        "ConstantOfShape" => {
+            let v = value_of(0)?;
+            if let Ok(Some(t)) = n.attr_opt_t("value") {
+                if numel(&v)? as usize <= MAX_TRACKED_VALUES {
+                    if let Ok(x) = tensor_data::to_i64(t) {
+                        if let Some(&x) = x.first() {
+                            inf.values
+                                .insert(out0.clone(), vec![x; numel(&v)? as usize]);
+                        }
+                    }
+                }
+            }
+            one(v)
+        }
+        "Range" => {
+            let (start, limit, delta) = (value_of(0)?, value_of(1)?, value_of(2)?);
+            let (start, limit, delta) = (*start.first()?, *limit.first()?, *delta.first()?);
+            if delta == 0 {
+                return None;
+            }
+            let (span, d) = ((limit as i128) - (start as i128), delta as i128);
+            let len = i64::try_from(((span + d - d.signum()) / d).max(0)).ok()?;
+            if len as usize <= MAX_TRACKED_VALUES {
+                let v = (0..len).map(|k| start + k * delta).collect();
+                inf.values.insert(out0.clone(), v);
+            }
+            one(vec![len])
+        }
+        "Tile" => {
+            let x = shape_of(0)?;
+            let reps = value_of(1)?;
+            if reps.len() != x.len() {
+                return None;
+            }
+            one(x
+                .iter()
+                .zip(&reps)
+                .map(|(&d, &r)| d.checked_mul(r))
+                .collect::<Option<_>>()?)
+        }
+        "GatherElements" => one(shape_of(1)?),
+        "TopK" => {
+            let x = shape_of(0)?;
+            let a = axis(n.attr_i_or("axis", -1).ok()?, x.len())?;
+            let k = match n.attr_opt_i("k").ok()? {
+                Some(k) => k,
+                None => *value_of(1)?.first()?,
+            };
+            let mut out = x;
+            out[a] = k;
+            Some(vec![out.clone(), out])
+        }
+        "DepthToSpace" | "SpaceToDepth" => {
+            let x = shape_of(0)?;
+            let b = n.attr_i("blocksize").ok()?;
+            if x.len() != 4 || b <= 0 {
+                return None;
+            }
+            let bb = b.checked_mul(b)?;
+            if op == "DepthToSpace" {
+                if x[1] % bb != 0 {
+                    return None;
+                }
+                one(vec![
+                    x[0],
+                    x[1] / bb,
+                    x[2].checked_mul(b)?,
+                    x[3].checked_mul(b)?,
+                ])
+            } else {
+                if x[2] % b != 0 || x[3] % b != 0 {
+                    return None;
+                }
+                one(vec![x[0], x[1].checked_mul(bb)?, x[2] / b, x[3] / b])
+            }
+        }
+        "GridSample" => {
+            let x = shape_of(0)?;
+            let grid = shape_of(1)?;
+            if x.len() < 3 || grid.len() != x.len() {
+                return None;
+            }
+            let mut out = vec![x[0], x[1]];
+            out.extend_from_slice(&grid[1..grid.len() - 1]);
+            one(out)
+        }
         "Split" => {
             let x = shape_of(0)?;
             let a = axis(n.attr_i_or("axis", 0).ok()?, x.len())?;
@@ -1178,6 +1274,26 @@ mod tests {
             let inf = run(m.graph(), &x);
             let _ = cost(m.graph(), &inf);
         }
+    }
+
+    #[test]
+    fn range_constant_of_shape_tile_and_depth_to_space() {
+        let mut b = GraphBuilder::new("misc", 1, WeightStorage::Initializer);
+        b.input("x", DataType::Float, &fixed(&[1, 8, 2, 3]));
+        let start = b.ints("start", &[1]);
+        let limit = b.ints("limit", &[10]);
+        let delta = b.ints("delta", &[3]);
+        let r = b.op("Range", &[&start, &limit, &delta], vec![]);
+        let c = b.op("ConstantOfShape", &[&r], vec![]);
+        let reps = b.ints("reps", &[1, 1, 2, 2]);
+        let t = b.op("Tile", &["x", &reps], vec![]);
+        let d = b.op("DepthToSpace", &["x"], vec![attr::int("blocksize", 2)]);
+        let m = b.into_model();
+        let inf = run(m.graph(), &[1, 8, 2, 3]);
+        assert_eq!(inf.values[&r], vec![1, 4, 7]);
+        assert_eq!(inf.shapes[&c], vec![1, 4, 7]);
+        assert_eq!(inf.shapes[&t], vec![1, 8, 4, 6]);
+        assert_eq!(inf.shapes[&d], vec![1, 2, 4, 6]);
     }
 
     #[test]

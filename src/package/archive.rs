@@ -39,37 +39,6 @@ pub struct Limits {
     pub max_ratio: f64,
 }
 
-impl Limits {
-    /// The defaults, overridden by `EDGEPACK_MAX_ARCHIVE_ENTRIES`,
-    /// `EDGEPACK_MAX_ARCHIVE_BYTES` and `EDGEPACK_MAX_COMPRESSION_RATIO` where set. A value
-    /// that does not parse is an error naming the variable, not silently ignored.
-    pub fn from_env() -> Result<Self> {
-        let mut l = Limits::default();
-        let get = |name: &str| -> Result<Option<f64>> {
-            match std::env::var(name) {
-                Ok(v) => v
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|x| x.is_finite() && *x > 0.0)
-                    .map(Some)
-                    .ok_or_else(|| Error::usage(name, format!("'{v}' is not a positive number"))),
-                Err(_) => Ok(None),
-            }
-        };
-        if let Some(v) = get("EDGEPACK_MAX_ARCHIVE_ENTRIES")? {
-            l.max_entries = v as usize;
-        }
-        if let Some(v) = get("EDGEPACK_MAX_ARCHIVE_BYTES")? {
-            l.max_total_bytes = v as u64;
-        }
-        if let Some(v) = get("EDGEPACK_MAX_COMPRESSION_RATIO")? {
-            l.max_ratio = v;
-        }
-        Ok(l)
-    }
-}
-
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -79,6 +48,49 @@ impl Default for Limits {
             // fp32) stay far below 200:1 once past a megabyte of mixed content.
             max_ratio: 200.0,
         }
+    }
+}
+
+/// Environment variables that lower or raise the archive limits for every command.
+pub const MAX_ENTRIES_ENV: &str = "EDGEPACK_MAX_ARCHIVE_ENTRIES";
+pub const MAX_TOTAL_BYTES_ENV: &str = "EDGEPACK_MAX_EXTRACTED_BYTES";
+pub const MAX_RATIO_ENV: &str = "EDGEPACK_MAX_COMPRESSION_RATIO";
+
+impl Limits {
+    /// The defaults, overridden by `EDGEPACK_MAX_ARCHIVE_ENTRIES`,
+    /// `EDGEPACK_MAX_EXTRACTED_BYTES` (a byte count) and `EDGEPACK_MAX_COMPRESSION_RATIO`
+    /// where set; a malformed value is an error naming the variable, never ignored.
+    pub fn from_env() -> Result<Limits> {
+        let mut l = Limits::default();
+        let var = |name: &str| -> Result<Option<u64>> {
+            match std::env::var(name) {
+                Ok(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        Error::usage(name, format!("'{v}' is not a positive whole number"))
+                    }),
+                Err(_) => Ok(None),
+            }
+        };
+        if let Some(n) = var(MAX_ENTRIES_ENV)? {
+            l.max_entries = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = var(MAX_TOTAL_BYTES_ENV)? {
+            l.max_total_bytes = n;
+        }
+        if let Ok(v) = std::env::var(MAX_RATIO_ENV) {
+            l.max_ratio = v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x > 1.0)
+                .ok_or_else(|| Error::usage(MAX_RATIO_ENV, format!("'{v}' is not a ratio above 1")))?;
+        }
+        Ok(l)
     }
 }
 
@@ -369,7 +381,7 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
     }
     if n_total > limits.max_entries {
         return Err(unsafe_(format!(
-            "{n_total} entries, over the limit of {} (EDGEPACK_MAX_ARCHIVE_ENTRIES)",
+            "{n_total} entries, over the limit of {} ({MAX_ENTRIES_ENV})",
             limits.max_entries
         )));
     }
@@ -505,7 +517,7 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
         total = total.saturating_add(e.uncompressed);
         if total > limits.max_total_bytes {
             return Err(unsafe_(format!(
-                "total uncompressed size is over the limit of {} bytes (EDGEPACK_MAX_ARCHIVE_BYTES)",
+                "total uncompressed size is over the limit of {} bytes ({MAX_TOTAL_BYTES_ENV})",
                 limits.max_total_bytes
             )));
         }
@@ -656,7 +668,7 @@ pub fn read_bounded(path: &Path, limits: &Limits) -> Result<Vec<u8>> {
         return Err(Error::file(
             path,
             format!(
-                "archive is {} bytes, over the limit of {}",
+                "archive is {} bytes, over the limit of {} ({MAX_TOTAL_BYTES_ENV})",
                 meta.len(),
                 limits.max_total_bytes
             ),

@@ -564,11 +564,26 @@ pub fn prepare(
     prepare_for(&specs, overrides, sources)
 }
 
+/// Largest input [`prepare_for`] generates (all inputs together); see [`prepare_bounded`].
+pub const MAX_GENERATED_INPUT_BYTES: u64 = 8 << 30;
+
 /// [`prepare`] over explicit specs.
 pub fn prepare_for(
     specs: &[TensorSpec],
     overrides: &ShapeOverrides,
     sources: &InputSources,
+) -> Result<Vec<(String, Tensor)>> {
+    prepare_bounded(specs, overrides, sources, MAX_GENERATED_INPUT_BYTES)
+}
+
+/// [`prepare_for`], refusing before any allocation inputs whose shapes would need more
+/// than `max_bytes` in all (a `--dim N=4000000000000` or a huge declared dim), with a
+/// message naming the input, its shape and the limit.
+pub fn prepare_bounded(
+    specs: &[TensorSpec],
+    overrides: &ShapeOverrides,
+    sources: &InputSources,
+    max_bytes: u64,
 ) -> Result<Vec<(String, Tensor)>> {
     let mut files = load_files(specs, sources)?;
     for spec in specs {
@@ -581,6 +596,30 @@ pub fn prepare_for(
         .map(|(k, t)| (k.clone(), t.shape().to_vec()))
         .collect();
     let shapes = resolve_shapes(specs, overrides, &known)?;
+    let mut total: u64 = 0;
+    for (spec, shape) in specs.iter().zip(&shapes) {
+        if files.contains_key(&spec.name) {
+            continue;
+        }
+        let bytes = crate::tensor::element_count(shape)
+            .and_then(|n| n.checked_mul(spec.dtype().map_or(1, |d| d.size_bytes())))
+            .map(|b| b as u64);
+        total = match bytes.and_then(|b| total.checked_add(b)) {
+            Some(t) if t <= max_bytes => t,
+            _ => {
+                return Err(Error::input(
+                    &spec.name,
+                    format!(
+                        "shape {} needs {}, over the input limit of {max_bytes} bytes",
+                        crate::tensor::format_shape(shape),
+                        bytes.map_or("more bytes than fit in memory".to_string(), |b| format!(
+                            "{b} bytes"
+                        ))
+                    ),
+                ))
+            }
+        };
+    }
     let mut out = Vec::with_capacity(specs.len());
     for (i, (spec, shape)) in specs.iter().zip(shapes).enumerate() {
         let t = match files.remove(&spec.name) {

@@ -195,6 +195,7 @@ fn empty_random_and_truncated_files_are_one_line_errors() {
     let missing = dir.path().join("missing.onnx");
     let e = expect_one_line_error(&missing, &[]);
     assert!(e.contains("missing.onnx"), "{e}");
+    assert_eq!(e.matches("No such file").count(), 1, "said once: {e}");
 }
 
 /// An MLP whose first weight (3x2 float, 24 bytes) is stored externally at `location`.

@@ -532,13 +532,13 @@ fn verify_extracts_only_verified_archives_and_limits_are_configurable() {
     assert_eq!(o.status.code(), Some(2));
     assert!(one_stderr_line(&o).contains("EDGEPACK_MAX_ARCHIVE_ENTRIES"));
     let o = edgepack()
-        .env("EDGEPACK_MAX_ARCHIVE_BYTES", "lots")
+        .env("EDGEPACK_MAX_EXTRACTED_BYTES", "lots")
         .arg("verify")
         .arg(&pkg)
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(one_stderr_line(&o).contains("EDGEPACK_MAX_ARCHIVE_BYTES"));
+    assert!(one_stderr_line(&o).contains("EDGEPACK_MAX_EXTRACTED_BYTES"));
 }
 
 #[test]
