@@ -31,6 +31,14 @@ pub enum Error {
         op_type: String,
         message: String,
     },
+    /// A tensor's data is malformed or of an unexpected type.
+    #[error("tensor '{name}': {message}")]
+    Tensor { name: String, message: String },
+    /// A labelled graph rewrite could not be applied; the model is unchanged.
+    /// (The inner error is part of the message, not a `source()`, so `{:#}` printing
+    /// does not repeat it.)
+    #[error("patch '{label}': {inner}")]
+    Patch { label: String, inner: Box<Error> },
     /// ONNX Runtime could not be found or loaded.
     #[error("ONNX Runtime library: {0}")]
     RuntimeMissing(String),
@@ -87,6 +95,14 @@ impl Error {
         Error::Node {
             node: node.into(),
             op_type: op_type.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A malformed tensor (initializer, `Constant` value, `.pb` file content).
+    pub fn tensor(name: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Tensor {
+            name: name.into(),
             message: message.into(),
         }
     }

@@ -14,11 +14,18 @@
 //! ```
 
 pub mod artifact;
+pub mod bundle;
 pub mod error;
+pub mod gate;
 pub mod model;
-
-pub use error::{Error, Result};
+pub mod package;
 pub mod profile;
 pub mod quantize;
+pub mod report;
+pub mod runtime;
+pub mod target;
+pub mod tensor;
 pub mod wheel;
 pub mod zoo;
+
+pub use error::{Error, Result};

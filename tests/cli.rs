@@ -1,5 +1,22 @@
-//! The one integration-test binary: drives the real `edgepack` CLI. Each area adds a
-//! module under tests/cli/.
+//! The one integration-test binary: drives the real `edgepack` CLI with assert_cmd in
+//! temporary folders. One module per area.
 
+#[path = "cli/common.rs"]
+mod common;
+
+#[path = "cli/gate.rs"]
+mod gate;
+#[path = "cli/run.rs"]
+mod run;
+
+#[path = "cli/report.rs"]
+mod report;
+
+#[path = "cli/inspect.rs"]
+mod inspect;
 #[path = "cli/quantize.rs"]
 mod quantize;
+#[path = "cli/roundtrip.rs"]
+mod roundtrip;
+#[path = "cli/shape_suite.rs"]
+mod shape_suite;

@@ -4,8 +4,23 @@
 
 use clap::{Parser, Subcommand};
 
+mod bundle;
 mod demo;
+mod gate;
+mod inspect;
+mod keygen;
+mod lineage;
+mod package;
+mod profile;
 mod quantize;
+mod remeasure;
+mod report;
+mod run;
+mod runner;
+mod runtime;
+mod table;
+mod targets;
+mod verify;
 
 /// What a command concluded. Errors are separate (exit status 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,22 +58,66 @@ pub struct Cli {
 pub enum Command {
     /// Run the end-to-end demo on a real model (PP-OCR from PyPI).
     Demo(demo::DemoArgs),
+    /// List hardware targets (hardware/*.toml and the detected host).
+    Targets(targets::TargetsArgs),
+    /// Package a model with its manifest (contract, context, self-test, lineage).
+    Package(package::PackageArgs),
+    /// Generate an ed25519 key pair for signing packages and bundles.
+    Keygen(keygen::KeygenArgs),
+    /// Verify a package or bundle (files, hashes, signature).
+    Verify(verify::VerifyArgs),
+    /// Bundle a package for hardware targets (variant selection, predictions).
+    Bundle(bundle::BundleArgs),
+    /// Show where a bundle or package came from.
+    Lineage(lineage::LineageArgs),
+    /// Run a model once on given or generated inputs; write outputs as .npy.
+    Run(run::RunArgs),
+    /// Install, list or locate the ONNX Runtime library.
+    Runtime(runtime::RuntimeArgs),
+    /// Check a profile against budgets and a baseline (exit 0 pass, 1 fail, 2 error, 3 inconclusive).
+    Gate(Box<gate::GateArgs>),
+    /// Write one self-contained HTML report of a profile (charts, fit, quantization).
+    Report(report::ReportArgs),
+    /// Describe a model: signature, opsets, ops, weights, MACs/FLOPs estimate.
+    Inspect(inspect::InspectArgs),
+    /// Profile latency, memory and CPU needs across query sizes, threads and providers.
+    Profile(profile::ProfileArgs),
+    /// Internal: one profiling configuration in a child process.
+    #[command(name = "__profile-worker", hide = true)]
+    ProfileWorker,
     /// Quantize a model to int8 for ONNX Runtime's CPU kernels, with an accuracy report.
     Quantize(Box<quantize::QuantizeArgs>),
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Demo(args) => demo::run(&cli.ort_lib, args),
-        Command::Quantize(args) => quantize::run(&cli.ort_lib, *args).map_err(Into::into),
-    };
+    let result = dispatch(Cli::parse());
     match result {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
             eprintln!("edgepack: error: {e:#}");
             2
         }
+    }
+}
+
+/// Run one parsed command line (the demo runs several through here, as a user would).
+fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Demo(args) => demo::run(&cli.ort_lib, args),
+        Command::Targets(args) => targets::run(args),
+        Command::Package(args) => package::run(cli.ort_lib.as_deref(), args),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Bundle(args) => bundle::run(cli.ort_lib.as_deref(), args),
+        Command::Lineage(args) => lineage::run(args),
+        Command::Run(args) => run::run(cli.ort_lib.as_deref(), args),
+        Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
+        Command::Gate(args) => gate::run(&cli.ort_lib, *args),
+        Command::Report(args) => report::run(args),
+        Command::Inspect(args) => inspect::run(&cli.ort_lib, args),
+        Command::Profile(args) => profile::run(&cli.ort_lib, args),
+        Command::ProfileWorker => profile::worker(),
+        Command::Quantize(args) => quantize::run(&cli.ort_lib, *args).map_err(Into::into),
     }
 }

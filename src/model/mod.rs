@@ -4,8 +4,15 @@
 //! answers questions about the graph, and applies labelled patches. Everything above it
 //! (runtime, profiler, quantizer, packages) goes through [`Model`].
 
+pub mod attr;
+pub mod builder;
 pub mod external;
+pub mod graph;
+pub mod info;
+pub mod patch;
 pub mod proto;
+pub mod shape;
+pub mod tensor_data;
 
 use std::path::{Path, PathBuf};
 
@@ -75,6 +82,15 @@ impl Model {
             return Err(Error::file(
                 origin,
                 "not an ONNX model: it has no ir_version",
+            ));
+        }
+        // ONNX requires opset imports from IR version 3 on, and ONNX Runtime refuses a
+        // model without them. A file cut off after its graph still decodes (protobuf has
+        // no end marker), so this is also what catches most truncated models.
+        if proto.opset_import.is_empty() && proto.ir_version.is_some_and(|v| v >= 3) {
+            return Err(Error::file(
+                origin,
+                "not a complete ONNX model: it has no opset_import (truncated file?)",
             ));
         }
         Ok(Model { proto, path: None })

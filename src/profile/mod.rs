@@ -1,4 +1,23 @@
 //! The profiler: latency, memory and CPU/GPU needs across query sizes, threads and
 //! execution providers.
+//!
+//! - [`stats`]: pure statistics over sample vectors (percentiles, median CI, outliers).
+//! - [`measure`]: the measurement protocol, generic over a [`measure::Runner`].
+//! - [`plan`]: strict TOML plans from `profiles/`, with command-line overrides.
+//! - [`isolate`] and [`worker`]: one child process per configuration.
+//! - [`sweep`]: the cross product of query sizes, threads and providers, and the profile.
+//! - [`needs`]: the needs summary (threads for a latency budget, memory line).
+//! - [`schema`]: the `edgepack.profile/1` JSON.
 
+pub mod gpu;
+pub mod isolate;
+pub mod measure;
+pub mod needs;
+pub mod per_op;
+pub mod plan;
+pub mod process;
 pub mod schema;
+pub mod stats;
+pub mod sweep;
+pub mod units;
+pub mod worker;

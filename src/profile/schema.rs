@@ -162,7 +162,13 @@ pub struct LatencyStats {
 pub struct MemoryStats {
     pub rss_before_load_bytes: u64,
     pub rss_after_session_bytes: u64,
+    /// Peak RSS during inference (the high-water mark is reset after session creation
+    /// where the kernel allows; see the warnings otherwise).
     pub peak_rss_bytes: u64,
+    /// Peak RSS up to the end of session creation (graph optimization can briefly need
+    /// more than inference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_session_create_bytes: Option<u64>,
 }
 
 /// CPU need of one configuration.

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine (Rust, Python 3 with pip, nothing else):
+#   bash scripts/test.sh
+# It installs what the tests need through the ordinary package clients only:
+#   - ONNX Runtime 1.31.1's shared library, taken from the `onnxruntime` wheel on PyPI by
+#     `edgepack runtime install` (pip download + extract, cached under $EDGEPACK_CACHE);
+#   - a Python venv with onnxruntime==1.31.1, numpy and onnx, used only by the tests that
+#     compare edgepack with ONNX Runtime's own Python package and ONNX's protobuf classes;
+#   - Debian's chromium, for the HTML report test (skipped with a loud note when apt is absent).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export EDGEPACK_CACHE="${EDGEPACK_CACHE:-$HOME/.cache/edgepack}"
+mkdir -p "$EDGEPACK_CACHE"
+
+venv="$EDGEPACK_CACHE/test-venv"
+if ! "$venv/bin/python" -c 'import onnxruntime, numpy, onnx' 2>/dev/null; then
+  echo "== creating $venv (onnxruntime==1.31.1, numpy, onnx) for cross-checks" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check onnxruntime==1.31.1 numpy onnx==1.17.0
+fi
+export EDGEPACK_TEST_PYTHON="$venv/bin/python"
+
+echo "== building, then installing ONNX Runtime into the edgepack cache" >&2
+# Tests find the library in the cache; a missing runtime then fails them instead of skipping.
+cargo run --quiet --bin edgepack -- runtime install >&2
+export EDGEPACK_REQUIRE_ORT=1
+
+echo "== cargo test" >&2
+cargo test --all-targets -- --test-threads=2
+
+if [ -x tests/report_chromium.sh ]; then
+  echo "== HTML report in headless Chromium" >&2
+  bash tests/report_chromium.sh
+fi

@@ -1,0 +1,463 @@
+//! Bundles: a package sized for one hardware target.
+//!
+//! `bundle` reads a verified package, evaluates every variant it carries on each target
+//! ([`select`]), and writes `dist/<name>-<target>.zip` holding the chosen variant, its
+//! self-test (recomputed for that variant), the manifest with the predictions and their
+//! basis, and optionally the ONNX Runtime library for the target's platform. A bundle is a
+//! package in the same schema (`kind: bundle`), so `verify` and `lineage` read both.
+
+pub mod select;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::package::manifest::{self, Kind, Manifest, Prediction, TargetInfo, Transformation};
+use crate::package::{self, archive, selftest, sha256_hex, Opened, EDGEPACK_VERSION};
+use crate::profile::schema::{Profile, Status, PROFILE_SCHEMA};
+use crate::target::{Arch, Target};
+
+pub use select::{Basis, Budgets, Candidate, Perf, PerfPoint, Selection, TargetBudget};
+
+/// Parse a duration with a unit: `50ms`, `0.2s`, `800us`.
+pub fn parse_duration_s(s: &str) -> Result<f64> {
+    let t = s.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = t.strip_suffix("us") {
+        (n, 1e-6)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        return Err(Error::usage(
+            "--latency-budget",
+            format!("'{s}': give a unit (50ms, 0.2s, 800us)"),
+        ));
+    };
+    let v: f64 = num.trim().parse().map_err(|_| {
+        Error::usage(
+            "--latency-budget",
+            format!("'{s}' is not a number with a unit"),
+        )
+    })?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(Error::usage(
+            "--latency-budget",
+            format!("'{s}' must be positive"),
+        ));
+    }
+    Ok(v * scale)
+}
+
+/// Parse `sqnr=25dB` (the only accuracy metric the quantizer reports for every variant).
+pub fn parse_accuracy_floor(s: &str) -> Result<f64> {
+    let bad = || {
+        Error::usage(
+            "--accuracy-floor",
+            format!("'{s}': expected sqnr=<dB>, e.g. sqnr=25dB"),
+        )
+    };
+    let (k, v) = s.split_once('=').ok_or_else(bad)?;
+    if k.trim() != "sqnr" {
+        return Err(bad());
+    }
+    let v = v.trim();
+    let v = v
+        .strip_suffix("dB")
+        .or_else(|| v.strip_suffix("db"))
+        .unwrap_or(v);
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite())
+        .ok_or_else(bad)
+}
+
+/// Read a profile JSON (`edgepack.profile/1`).
+pub fn load_profile(path: &Path) -> Result<Profile> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let p: Profile = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::file(path, format!("not a valid profile: {e}")))?;
+    if p.schema != PROFILE_SCHEMA {
+        return Err(Error::file(
+            path,
+            format!("profile schema '{}' is not '{PROFILE_SCHEMA}'", p.schema),
+        ));
+    }
+    Ok(p)
+}
+
+/// The CPU measurements of a profile as selection input.
+pub fn perf_from_profile(p: &Profile, basis: Basis) -> Perf {
+    let points = p
+        .configs
+        .iter()
+        .filter(|c| c.status == Status::Ok && c.ep_requested == "cpu")
+        .filter_map(|c| {
+            let lat = c.latency.as_ref()?;
+            Some(PerfPoint {
+                threads: c.threads.max(1),
+                batch: c.batch.unwrap_or(1).max(1),
+                p50_s: lat.p50_s,
+                p95_s: Some(lat.p95_s),
+                // Session creation (graph optimization) can peak above inference: the
+                // device must survive both.
+                peak_rss_bytes: c.memory.as_ref().map(|m| {
+                    m.peak_rss_bytes
+                        .max(m.peak_rss_session_create_bytes.unwrap_or(0))
+                }),
+            })
+        })
+        .collect();
+    Perf {
+        basis,
+        points,
+        memory_fixed_bytes: p.needs.as_ref().and_then(|n| n.memory_fixed_bytes),
+        memory_per_item_bytes: p.needs.as_ref().and_then(|n| n.memory_per_item_bytes),
+    }
+}
+
+/// The runtime library to carry (`--with-runtime`).
+#[derive(Clone, Debug)]
+pub struct RuntimeLib {
+    pub version: String,
+    pub platform: String,
+    pub path: PathBuf,
+}
+
+/// Everything `bundle` needs besides the package and the targets.
+#[derive(Default)]
+pub struct BundleOptions {
+    pub budgets: Budgets,
+    /// Host profiles, matched to variants by model sha256.
+    pub profiles: Vec<Profile>,
+    /// Device profiles: (target name, profile), matched to variants by model sha256.
+    pub device_profiles: Vec<(String, Profile)>,
+    /// Host compute figure and its basis (see `target::host_relative_compute`).
+    pub host_compute: Option<(f64, String)>,
+    /// Runtime library per platform name (`linux-aarch64`), when bundling it.
+    pub runtimes: BTreeMap<String, RuntimeLib>,
+    pub sign: Option<ed25519_dalek::SigningKey>,
+    /// Recomputes self-test outputs for quantized variants.
+    pub runner: Option<Box<dyn selftest::Runner>>,
+}
+
+/// The package's entries that every bundle carries (labels, self-test inputs).
+fn shared_entries(pkg: &Opened) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    if let Some(l) = pkg
+        .manifest
+        .postprocessing
+        .as_ref()
+        .and_then(|p| p.labels.as_ref())
+    {
+        if let Some(b) = pkg.archive.entries.get(l) {
+            out.insert(l.clone(), b.clone());
+        }
+    }
+    for case in &pkg.manifest.self_test {
+        for p in case.inputs.values().chain(case.expected.values()) {
+            if let Some(b) = pkg.archive.entries.get(p) {
+                out.insert(p.clone(), b.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The selection candidates for one target.
+pub fn candidates(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result<Vec<Candidate>> {
+    let shared: u64 = shared_entries(pkg).values().map(|b| b.len() as u64).sum();
+    let runtime_bytes = match opts.runtimes.get(target.arch.platform()) {
+        Some(r) => std::fs::metadata(&r.path)
+            .map_err(|e| Error::io(&r.path, e))?
+            .len(),
+        None => 0,
+    };
+    let mut out = vec![];
+    for v in pkg
+        .manifest
+        .components
+        .iter()
+        .flat_map(|c| c.variants.iter())
+    {
+        let device = opts
+            .device_profiles
+            .iter()
+            .find(|(t, p)| t == &target.name && p.model.sha256 == v.sha256)
+            .map(|(_, p)| perf_from_profile(p, Basis::Device));
+        let perf = match device {
+            Some(d) => Some(d),
+            None => match opts.profiles.iter().find(|p| p.model.sha256 == v.sha256) {
+                Some(p) => {
+                    let (hc, note) = opts.host_compute.clone().ok_or_else(|| {
+                        Error::usage("--host-compute", "needed to scale host profiles to targets")
+                    })?;
+                    Some(perf_from_profile(
+                        p,
+                        Basis::Host {
+                            host_compute: hc,
+                            note,
+                        },
+                    ))
+                }
+                None => None,
+            },
+        };
+        out.push(Candidate {
+            variant: v.name.clone(),
+            bundle_bytes: v.size_bytes + shared + runtime_bytes,
+            sqnr_db: v.sqnr_db,
+            is_original: v.name == "fp32" && v.transformations.is_empty(),
+            perf,
+        });
+    }
+    Ok(out)
+}
+
+/// Evaluate every variant on a target.
+pub fn plan(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result<Selection> {
+    let tb = TargetBudget {
+        name: target.name.clone(),
+        cores: target.cores,
+        model_ram_bytes: target.model_ram_bytes(),
+        storage_budget_bytes: target.storage_budget_bytes,
+        relative_compute: target.relative_compute,
+    };
+    Ok(select::select(
+        &tb,
+        &candidates(pkg, target, opts)?,
+        &opts.budgets,
+    ))
+}
+
+/// The file name of a bundle: `<name>-<target>.zip`.
+pub fn bundle_file_name(pkg_name: &str, target: &str) -> String {
+    format!("{pkg_name}-{target}.zip")
+}
+
+/// Build the bundle for `target` from its selection; returns the manifest and entries.
+pub fn build(
+    pkg: &Opened,
+    package_sha256: &str,
+    package_uri: &str,
+    target: &Target,
+    target_sha256: &str,
+    sel: &Selection,
+    opts: &BundleOptions,
+) -> Result<(Manifest, BTreeMap<String, Vec<u8>>)> {
+    let i = sel.chosen.ok_or_else(|| {
+        Error::usage(
+            "bundle",
+            format!("no variant fits target '{}'", target.name),
+        )
+    })?;
+    let eval = &sel.evaluations[i];
+    let choice = eval
+        .choice
+        .clone()
+        .expect("a fitting variant has a configuration");
+    let m = &pkg.manifest;
+    let variant = m
+        .variant(&eval.variant)
+        .expect("selected from the manifest")
+        .clone();
+    let model = pkg
+        .archive
+        .entries
+        .get(&variant.path)
+        .expect("verified package")
+        .clone();
+    let mut entries = shared_entries(pkg);
+    entries.insert(variant.path.clone(), model.clone());
+
+    // Self-test: the package's expected outputs belong to the original; a quantized variant
+    // gets its own, recomputed here, so the device checks the model it actually runs.
+    let mut self_test = m.self_test.clone();
+    let mut execution = m.execution.clone();
+    execution.intra_op_threads = Some(choice.threads);
+    if variant.name != "fp32" && !self_test.is_empty() {
+        let runner = opts.runner.as_ref().ok_or_else(|| {
+            Error::usage(
+                "bundle",
+                "recomputing the self-test for a quantized variant needs ONNX Runtime",
+            )
+        })?;
+        for case in &mut self_test {
+            let mut inputs = BTreeMap::new();
+            for (n, p) in &case.inputs {
+                inputs.insert(n.clone(), entries[p].clone());
+            }
+            let (outs, by) = runner.run(&model, &execution, &inputs)?;
+            for p in case.expected.values() {
+                entries.remove(p);
+            }
+            case.expected.clear();
+            for (n, b) in outs {
+                let p = format!("self-test/{}/expected-{}/{n}.npy", case.name, variant.name);
+                case.expected.insert(n, p.clone());
+                entries.insert(p, b);
+            }
+            case.produced_by = by;
+        }
+    }
+
+    let runtime = match opts.runtimes.get(target.arch.platform()) {
+        Some(r) => {
+            let bytes = std::fs::read(&r.path).map_err(|e| Error::io(&r.path, e))?;
+            let name = r
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let path = format!("runtime/{}/{name}", r.platform);
+            entries.insert(path.clone(), bytes);
+            Some(manifest::RuntimeInfo {
+                name: "onnxruntime".into(),
+                version: r.version.clone(),
+                platform: r.platform.clone(),
+                path,
+            })
+        }
+        None => None,
+    };
+
+    let mut lineage = m.lineage.clone();
+    let mut params = BTreeMap::new();
+    params.insert("target".into(), serde_json::json!(target.name));
+    params.insert("variant".into(), serde_json::json!(variant.name));
+    params.insert("threads".into(), serde_json::json!(choice.threads));
+    params.insert("batch".into(), serde_json::json!(choice.batch));
+    params.insert(
+        "latency_budget_s".into(),
+        serde_json::json!(opts.budgets.latency_budget_s),
+    );
+    params.insert(
+        "accuracy_floor_sqnr_db".into(),
+        serde_json::json!(opts.budgets.accuracy_floor_sqnr_db),
+    );
+    params.insert("with_runtime".into(), serde_json::json!(runtime.is_some()));
+    lineage
+        .transformations
+        .extend(variant.transformations.iter().cloned());
+    lineage.transformations.push(Transformation {
+        name: "bundle".into(),
+        params,
+        edgepack_version: EDGEPACK_VERSION.into(),
+        input_sha256: Some(variant.sha256.clone()),
+        output_sha256: Some(variant.sha256.clone()),
+    });
+    lineage.parent = Some(manifest::Artifact {
+        name: Some(format!("package {}", m.name)),
+        uri: package_uri.to_string(),
+        sha256: Some(package_sha256.to_string()),
+    });
+    let mut bundle_variant = variant.clone();
+    bundle_variant.execution_providers = target.execution_providers.clone();
+    bundle_variant.device = "cpu".into();
+    let out = Manifest {
+        schema: package::MANIFEST_SCHEMA.into(),
+        kind: Kind::Bundle,
+        name: m.name.clone(),
+        edgepack_version: EDGEPACK_VERSION.into(),
+        created_unix_s: m.created_unix_s,
+        created_from: "package".into(),
+        components: vec![manifest::Component {
+            name: "model".into(),
+            variants: vec![bundle_variant],
+        }],
+        contract: m.contract.clone(),
+        execution,
+        preprocessing: m.preprocessing.clone(),
+        postprocessing: m.postprocessing.clone(),
+        self_test,
+        lineage,
+        target: Some(TargetInfo {
+            name: target.name.clone(),
+            arch: target.arch.as_str().into(),
+            target_sha256: target_sha256.into(),
+            variant: variant.name.clone(),
+            prediction: Prediction {
+                threads: choice.threads,
+                batch: choice.batch,
+                latency_p50_s: choice.p50_s,
+                latency_p95_s: choice.p95_s,
+                peak_memory_bytes: choice.peak_memory_bytes,
+                bundle_size_bytes_max: target.storage_budget_bytes,
+                basis: choice.basis.clone(),
+                accuracy_sqnr_db: variant.sqnr_db,
+            },
+        }),
+        runtime,
+        files: vec![],
+    };
+    Ok(package::seal(out, entries, opts.sign.as_ref()))
+}
+
+/// What bundling one target produced.
+#[derive(Debug)]
+pub struct Outcome {
+    pub target: Target,
+    pub selection: Selection,
+    /// The bundle written, when a variant fit.
+    pub path: Option<PathBuf>,
+    pub size_bytes: Option<u64>,
+}
+
+/// Bundle a package for every target into `out_dir`. A target nothing fits gets no file
+/// (and is reported); the others are written atomically.
+pub fn bundle_all(
+    package_path: &Path,
+    targets: &[(Target, String)],
+    opts: &BundleOptions,
+    out_dir: &Path,
+) -> Result<Vec<Outcome>> {
+    let pkg = package::open(package_path, None)?;
+    let pkg_bytes = std::fs::read(package_path).map_err(|e| Error::io(package_path, e))?;
+    let pkg_sha = sha256_hex(&pkg_bytes);
+    let uri = package_path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    if !out_dir.is_dir() {
+        std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    }
+    let mut out = vec![];
+    for (t, t_sha) in targets {
+        let sel = plan(&pkg, t, opts)?;
+        let (path, size) = if sel.chosen.is_some() {
+            let (_, entries) = build(&pkg, &pkg_sha, &uri, t, t_sha, &sel, opts)?;
+            let bytes = archive::write_zip(&entries)?;
+            if bytes.len() as u64 > t.storage_budget_bytes {
+                return Err(Error::usage(
+                    "bundle",
+                    format!(
+                        "bundle for '{}' is {} bytes, over its storage budget",
+                        t.name,
+                        bytes.len()
+                    ),
+                ));
+            }
+            let p = out_dir.join(bundle_file_name(&pkg.manifest.name, &t.name));
+            crate::artifact::write_atomic(&p, &bytes)?;
+            (Some(p), Some(bytes.len() as u64))
+        } else {
+            (None, None)
+        };
+        out.push(Outcome {
+            target: t.clone(),
+            selection: sel,
+            path,
+            size_bytes: size,
+        });
+    }
+    Ok(out)
+}
+
+/// The platform name a target's runtime library is installed for.
+pub fn platform_of(arch: Arch) -> &'static str {
+    arch.platform()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,585 @@
+//! Variant selection for one target: a pure function over plain numbers, so every rule is
+//! unit-tested on hand-built inputs.
+//!
+//! For each variant and each measured (threads, batch) configuration that the target can
+//! run (threads <= cores), a configuration *fits* when:
+//! - **storage**: the bundle (variant + runtime + self-test + manifest) fits the target's
+//!   storage budget;
+//! - **accuracy**: the variant's SQNR against the original is at least the floor (the
+//!   original fp32 is the reference and always passes; a variant of unknown accuracy fails
+//!   a floor, it is never assumed good);
+//! - **memory**: the predicted peak RSS at that batch fits the model's share of RAM
+//!   (measured at that batch, else the profile's linear model `fixed + per_item * batch`);
+//! - **latency**: the predicted p50 for the whole batch is within the budget (measured on
+//!   the target, else the host p50 scaled by `host_compute / target_compute`).
+//!
+//! Among a variant's fitting configurations we take the highest throughput when a latency
+//! budget is given (the budget is what matters, use the rest for items/s), else the lowest
+//! latency at the smallest batch. Among fitting variants, the **most accurate** wins (fp32,
+//! then by SQNR), ties going to the lower predicted latency, then the smaller file: the
+//! budgets say what is good enough, and within them nobody wants to give up accuracy.
+
+/// How the latency and memory of a configuration are known.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Basis {
+    /// Measured on the target itself (a device profile).
+    Device,
+    /// Measured on the build host; latency is scaled by the compute ratio.
+    Host { host_compute: f64, note: String },
+}
+
+/// One measured configuration of a variant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PerfPoint {
+    pub threads: usize,
+    pub batch: i64,
+    pub p50_s: f64,
+    pub p95_s: Option<f64>,
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// What a profile says about one variant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Perf {
+    pub basis: Basis,
+    pub points: Vec<PerfPoint>,
+    pub memory_fixed_bytes: Option<f64>,
+    pub memory_per_item_bytes: Option<f64>,
+}
+
+/// A variant offered to the selection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candidate {
+    pub variant: String,
+    /// Bytes of the bundle that would carry this variant (everything but the manifest).
+    pub bundle_bytes: u64,
+    /// `None` for the original (the reference), else the measured SQNR if known.
+    pub sqnr_db: Option<f64>,
+    pub is_original: bool,
+    pub perf: Option<Perf>,
+}
+
+/// The target, reduced to what selection needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetBudget {
+    pub name: String,
+    pub cores: usize,
+    pub model_ram_bytes: u64,
+    pub storage_budget_bytes: u64,
+    pub relative_compute: f64,
+}
+
+/// The user's budgets.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Budgets {
+    pub latency_budget_s: Option<f64>,
+    pub accuracy_floor_sqnr_db: Option<f64>,
+    /// Only consider this batch size.
+    pub batch: Option<i64>,
+}
+
+/// The configuration chosen for a variant, with its predictions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Choice {
+    pub threads: usize,
+    pub batch: i64,
+    pub p50_s: Option<f64>,
+    pub p95_s: Option<f64>,
+    pub peak_memory_bytes: Option<u64>,
+    pub basis: String,
+}
+
+/// The verdict on one variant for the target.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    pub variant: String,
+    pub fits: bool,
+    /// Why it does not fit (empty when it fits), or notes on what could not be predicted.
+    pub reasons: Vec<String>,
+    pub notes: Vec<String>,
+    /// The best fitting configuration, or the closest miss (for the table).
+    pub choice: Option<Choice>,
+    pub bundle_bytes: u64,
+    pub sqnr_db: Option<f64>,
+}
+
+/// Every variant's verdict and the chosen one (index into `evaluations`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Selection {
+    pub target: String,
+    pub evaluations: Vec<Evaluation>,
+    pub chosen: Option<usize>,
+}
+
+/// Manifest and header overhead added to the entries' sizes (a manifest is a few KiB).
+pub const MANIFEST_ALLOWANCE_BYTES: u64 = 64 * 1024;
+
+fn fmt_s(s: f64) -> String {
+    if s < 1e-3 {
+        format!("{:.0} us", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.1} ms", s * 1e3)
+    } else {
+        format!("{s:.2} s")
+    }
+}
+
+fn predicted_memory(perf: &Perf, batch: i64) -> Option<u64> {
+    let measured = perf
+        .points
+        .iter()
+        .filter(|p| p.batch == batch)
+        .filter_map(|p| p.peak_rss_bytes)
+        .max();
+    measured.or_else(
+        || match (perf.memory_fixed_bytes, perf.memory_per_item_bytes) {
+            (Some(f), Some(i)) => Some((f + i * batch as f64).max(0.0).round() as u64),
+            _ => None,
+        },
+    )
+}
+
+/// Evaluate one variant on the target.
+pub fn evaluate(target: &TargetBudget, c: &Candidate, budgets: &Budgets) -> Evaluation {
+    let mut reasons = vec![];
+    let mut notes = vec![];
+    let bundle = c.bundle_bytes + MANIFEST_ALLOWANCE_BYTES;
+    if bundle > target.storage_budget_bytes {
+        reasons.push(format!(
+            "bundle {} > storage budget {}",
+            crate::target::human_bytes(bundle),
+            crate::target::human_bytes(target.storage_budget_bytes)
+        ));
+    }
+    if let Some(floor) = budgets.accuracy_floor_sqnr_db {
+        if !c.is_original {
+            match c.sqnr_db {
+                Some(s) if s >= floor => {}
+                Some(s) => reasons.push(format!("SQNR {s:.1} dB < floor {floor:.1} dB")),
+                None => reasons.push(format!("accuracy unknown (floor {floor:.1} dB)")),
+            }
+        }
+    }
+    let mut eval = Evaluation {
+        variant: c.variant.clone(),
+        fits: false,
+        reasons: vec![],
+        notes: vec![],
+        choice: None,
+        bundle_bytes: bundle,
+        sqnr_db: c.sqnr_db,
+    };
+    let Some(perf) = &c.perf else {
+        notes.push("no profile: latency and memory not predicted".into());
+        if budgets.latency_budget_s.is_some() {
+            reasons.push("latency unknown (no profile) and a latency budget is set".into());
+        }
+        eval.choice = Some(Choice {
+            threads: target.cores,
+            batch: budgets.batch.unwrap_or(1),
+            p50_s: None,
+            p95_s: None,
+            peak_memory_bytes: None,
+            basis: "no profile".into(),
+        });
+        eval.fits = reasons.is_empty();
+        eval.reasons = reasons;
+        eval.notes = notes;
+        return eval;
+    };
+    let (scale, basis) = match &perf.basis {
+        Basis::Device => (1.0, "measured on target".to_string()),
+        Basis::Host { host_compute, note } => (
+            host_compute / target.relative_compute,
+            format!(
+                "host p50 x {:.2} (host compute {host_compute:.2} / target {:.2}; {note})",
+                host_compute / target.relative_compute,
+                target.relative_compute
+            ),
+        ),
+    };
+    // Every runnable configuration with its predictions and its own misses.
+    let mut configs: Vec<(Choice, Vec<String>)> = vec![];
+    for p in &perf.points {
+        if p.threads > target.cores || budgets.batch.is_some_and(|b| b != p.batch) {
+            continue;
+        }
+        let mut miss = vec![];
+        let p50 = p.p50_s * scale;
+        let mem = predicted_memory(perf, p.batch);
+        match mem {
+            Some(m) if m > target.model_ram_bytes => miss.push(format!(
+                "memory {} > {} allowed",
+                crate::target::human_bytes(m),
+                crate::target::human_bytes(target.model_ram_bytes)
+            )),
+            Some(_) => {}
+            None => {}
+        }
+        if let Some(b) = budgets.latency_budget_s {
+            if p50 > b {
+                miss.push(format!("p50 {} > budget {}", fmt_s(p50), fmt_s(b)));
+            }
+        }
+        configs.push((
+            Choice {
+                threads: p.threads,
+                batch: p.batch,
+                p50_s: Some(p50),
+                p95_s: p.p95_s.map(|v| v * scale),
+                peak_memory_bytes: mem,
+                basis: basis.clone(),
+            },
+            miss,
+        ));
+    }
+    if configs.is_empty() {
+        reasons.push(format!(
+            "no measured configuration runs here (threads <= {}{})",
+            target.cores,
+            budgets
+                .batch
+                .map(|b| format!(", batch {b}"))
+                .unwrap_or_default()
+        ));
+        eval.reasons = reasons;
+        return eval;
+    }
+    if configs.iter().all(|(c, _)| c.peak_memory_bytes.is_none()) {
+        notes.push("memory not predicted (profile has no memory figures)".into());
+    }
+    let throughput = |c: &Choice| c.batch as f64 / c.p50_s.unwrap_or(f64::INFINITY);
+    let better = |a: &Choice, b: &Choice| -> bool {
+        // Is `a` a better pick than `b`?
+        if budgets.latency_budget_s.is_some() {
+            let (ta, tb) = (throughput(a), throughput(b));
+            if ta != tb {
+                return ta > tb;
+            }
+        } else if a.batch != b.batch {
+            return a.batch < b.batch;
+        } else if a.p50_s != b.p50_s {
+            return a.p50_s < b.p50_s;
+        }
+        a.threads < b.threads
+    };
+    let fitting: Vec<&Choice> = configs
+        .iter()
+        .filter(|(_, m)| m.is_empty())
+        .map(|(c, _)| c)
+        .collect();
+    if let Some(best) = fitting
+        .iter()
+        .copied()
+        .reduce(|a, b| if better(b, a) { b } else { a })
+    {
+        eval.choice = Some(best.clone());
+    } else {
+        // Closest miss: fewest problems, then lowest latency; its problems are the reasons.
+        let (c, m) = configs
+            .iter()
+            .min_by(|(a, ma), (b, mb)| {
+                ma.len().cmp(&mb.len()).then(
+                    a.p50_s
+                        .partial_cmp(&b.p50_s)
+                        .unwrap_or(std::cmp::Ordering::Equal),
+                )
+            })
+            .expect("configs is not empty");
+        eval.choice = Some(c.clone());
+        for r in m {
+            reasons.push(format!(
+                "{r} (best config: {} threads, batch {})",
+                c.threads, c.batch
+            ));
+        }
+    }
+    eval.fits = reasons.is_empty();
+    eval.reasons = reasons;
+    eval.notes = notes;
+    eval
+}
+
+/// Evaluate every variant and choose the best fitting one.
+pub fn select(target: &TargetBudget, candidates: &[Candidate], budgets: &Budgets) -> Selection {
+    let evaluations: Vec<Evaluation> = candidates
+        .iter()
+        .map(|c| evaluate(target, c, budgets))
+        .collect();
+    let accuracy = |i: usize| -> f64 {
+        if candidates[i].is_original {
+            f64::INFINITY
+        } else {
+            candidates[i].sqnr_db.unwrap_or(f64::NEG_INFINITY)
+        }
+    };
+    let latency = |i: usize| -> f64 {
+        evaluations[i]
+            .choice
+            .as_ref()
+            .and_then(|c| c.p50_s)
+            .unwrap_or(f64::INFINITY)
+    };
+    let chosen = (0..evaluations.len())
+        .filter(|&i| evaluations[i].fits)
+        .min_by(|&a, &b| {
+            accuracy(b)
+                .partial_cmp(&accuracy(a))
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(
+                    latency(a)
+                        .partial_cmp(&latency(b))
+                        .unwrap_or(std::cmp::Ordering::Equal),
+                )
+                .then(
+                    evaluations[a]
+                        .bundle_bytes
+                        .cmp(&evaluations[b].bundle_bytes),
+                )
+        });
+    Selection {
+        target: target.name.clone(),
+        evaluations,
+        chosen,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+
+    fn target(cores: usize, ram_mib: u64, storage_mib: u64, compute: f64) -> TargetBudget {
+        TargetBudget {
+            name: "t".into(),
+            cores,
+            model_ram_bytes: ram_mib * MIB,
+            storage_budget_bytes: storage_mib * MIB,
+            relative_compute: compute,
+        }
+    }
+
+    fn point(threads: usize, batch: i64, p50_ms: f64, rss_mib: u64) -> PerfPoint {
+        PerfPoint {
+            threads,
+            batch,
+            p50_s: p50_ms / 1e3,
+            p95_s: Some(p50_ms * 1.1 / 1e3),
+            peak_rss_bytes: Some(rss_mib * MIB),
+        }
+    }
+
+    fn host(points: Vec<PerfPoint>) -> Option<Perf> {
+        Some(Perf {
+            basis: Basis::Host {
+                host_compute: 4.0,
+                note: "test".into(),
+            },
+            points,
+            memory_fixed_bytes: None,
+            memory_per_item_bytes: None,
+        })
+    }
+
+    fn cand(name: &str, mib: u64, sqnr: Option<f64>, perf: Option<Perf>) -> Candidate {
+        Candidate {
+            variant: name.into(),
+            bundle_bytes: mib * MIB,
+            sqnr_db: sqnr,
+            is_original: name == "fp32",
+            perf,
+        }
+    }
+
+    #[test]
+    fn most_accurate_fitting_variant_wins() {
+        let t = target(4, 1024, 1024, 4.0);
+        let c = vec![
+            cand("int8", 5, Some(30.0), host(vec![point(1, 1, 5.0, 100)])),
+            cand("fp32", 20, None, host(vec![point(1, 1, 10.0, 200)])),
+        ];
+        let s = select(&t, &c, &Budgets::default());
+        assert_eq!(s.evaluations[s.chosen.unwrap()].variant, "fp32");
+    }
+
+    #[test]
+    fn storage_budget_pushes_to_smaller_variant() {
+        let t = target(4, 1024, 10, 4.0);
+        let c = vec![
+            cand("fp32", 20, None, host(vec![point(1, 1, 10.0, 200)])),
+            cand("int8", 5, Some(30.0), host(vec![point(1, 1, 5.0, 100)])),
+        ];
+        let s = select(&t, &c, &Budgets::default());
+        assert_eq!(s.evaluations[s.chosen.unwrap()].variant, "int8");
+        assert!(
+            s.evaluations[0].reasons[0].contains("storage budget"),
+            "{:?}",
+            s.evaluations[0].reasons
+        );
+    }
+
+    #[test]
+    fn latency_is_scaled_by_compute_ratio() {
+        // Host compute 4.0, target 1.0: 10 ms on the host is 40 ms on the target.
+        let t = target(4, 1024, 1024, 1.0);
+        let c = vec![cand("fp32", 20, None, host(vec![point(2, 1, 10.0, 200)]))];
+        let e = &select(
+            &t,
+            &c,
+            &Budgets {
+                latency_budget_s: Some(0.030),
+                ..Default::default()
+            },
+        )
+        .evaluations[0];
+        assert!(!e.fits);
+        assert!(
+            e.reasons[0].contains("p50 40.0 ms > budget 30.0 ms"),
+            "{:?}",
+            e.reasons
+        );
+        let e = &select(
+            &t,
+            &c,
+            &Budgets {
+                latency_budget_s: Some(0.050),
+                ..Default::default()
+            },
+        )
+        .evaluations[0];
+        assert!(e.fits);
+        assert!((e.choice.as_ref().unwrap().p50_s.unwrap() - 0.040).abs() < 1e-12);
+    }
+
+    #[test]
+    fn device_measurements_are_not_scaled() {
+        let t = target(4, 1024, 1024, 1.0);
+        let mut p = host(vec![point(1, 1, 10.0, 200)]).unwrap();
+        p.basis = Basis::Device;
+        let e = evaluate(&t, &cand("fp32", 1, None, Some(p)), &Budgets::default());
+        assert_eq!(e.choice.unwrap().p50_s, Some(0.010));
+    }
+
+    #[test]
+    fn memory_share_and_thread_count_limit_configurations() {
+        // Only 2 cores: the 4-thread point is not runnable. RAM 150 MiB: batch 4 (300 MiB)
+        // does not fit, batch 1 (120 MiB) does.
+        let t = target(2, 150, 1024, 4.0);
+        let c = cand(
+            "fp32",
+            1,
+            None,
+            host(vec![
+                point(4, 1, 2.0, 120),
+                point(2, 1, 4.0, 120),
+                point(2, 4, 12.0, 300),
+            ]),
+        );
+        let e = evaluate(
+            &t,
+            &c,
+            &Budgets {
+                latency_budget_s: Some(1.0),
+                ..Default::default()
+            },
+        );
+        let ch = e.choice.unwrap();
+        assert_eq!((ch.threads, ch.batch), (2, 1));
+        assert!(e.fits);
+    }
+
+    #[test]
+    fn latency_budget_prefers_throughput_within_budget() {
+        let t = target(4, 1024, 1024, 4.0);
+        let c = cand(
+            "fp32",
+            1,
+            None,
+            host(vec![point(4, 1, 5.0, 100), point(4, 8, 20.0, 200)]),
+        );
+        let e = evaluate(
+            &t,
+            &c,
+            &Budgets {
+                latency_budget_s: Some(0.025),
+                ..Default::default()
+            },
+        );
+        assert_eq!(e.choice.unwrap().batch, 8);
+        let e = evaluate(&t, &c, &Budgets::default());
+        assert_eq!(
+            e.choice.unwrap().batch,
+            1,
+            "without a budget: lowest latency at batch 1"
+        );
+    }
+
+    #[test]
+    fn linear_memory_model_predicts_unmeasured_batches() {
+        let t = target(4, 100, 1024, 4.0);
+        let mut p = host(vec![PerfPoint {
+            threads: 1,
+            batch: 2,
+            p50_s: 0.01,
+            p95_s: None,
+            peak_rss_bytes: None,
+        }])
+        .unwrap();
+        p.memory_fixed_bytes = Some(50.0 * MIB as f64);
+        p.memory_per_item_bytes = Some(30.0 * MIB as f64);
+        let e = evaluate(&t, &cand("fp32", 1, None, Some(p)), &Budgets::default());
+        assert!(!e.fits);
+        assert_eq!(e.choice.unwrap().peak_memory_bytes, Some(110 * MIB));
+    }
+
+    #[test]
+    fn accuracy_floor_rejects_low_and_unknown_sqnr() {
+        let t = target(4, 1024, 1024, 4.0);
+        let c = vec![
+            cand("int4-weight", 1, Some(18.0), None),
+            cand("int8", 1, None, None),
+            cand("fp16", 1, Some(60.0), None),
+        ];
+        let s = select(
+            &t,
+            &c,
+            &Budgets {
+                accuracy_floor_sqnr_db: Some(25.0),
+                ..Default::default()
+            },
+        );
+        assert!(s.evaluations[0].reasons[0].contains("SQNR 18.0 dB < floor 25.0 dB"));
+        assert!(s.evaluations[1].reasons[0].contains("accuracy unknown"));
+        assert_eq!(s.evaluations[s.chosen.unwrap()].variant, "fp16");
+    }
+
+    #[test]
+    fn nothing_fits_gives_no_choice_and_reasons_for_all() {
+        let t = target(1, 10, 1, 1.0);
+        let c = vec![cand("fp32", 20, None, host(vec![point(1, 1, 10.0, 200)]))];
+        let s = select(&t, &c, &Budgets::default());
+        assert_eq!(s.chosen, None);
+        assert_eq!(
+            s.evaluations[0].reasons.len(),
+            2,
+            "{:?}",
+            s.evaluations[0].reasons
+        );
+    }
+
+    #[test]
+    fn latency_budget_without_profile_does_not_fit() {
+        let t = target(4, 1024, 1024, 1.0);
+        let e = evaluate(
+            &t,
+            &cand("fp32", 1, None, None),
+            &Budgets {
+                latency_budget_s: Some(0.05),
+                ..Default::default()
+            },
+        );
+        assert!(!e.fits);
+        assert!(e.reasons[0].contains("latency unknown"));
+    }
+}

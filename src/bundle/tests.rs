@@ -1,0 +1,276 @@
+//! Bundle tests on the tiny Relu package, with hand-built profiles and targets.
+
+use super::*;
+use crate::package::tests::{tiny_fixture, tiny_model_bytes};
+use crate::package::{LineageSpec, PackageOptions, VariantInput};
+use crate::profile::schema::*;
+
+/// Computes Relu in Rust: the tiny model's exact semantics, for self-test recomputation.
+struct ReluRunner;
+
+impl selftest::Runner for ReluRunner {
+    fn run(
+        &self,
+        _model: &[u8],
+        _ctx: &manifest::ExecutionContext,
+        inputs: &BTreeMap<String, Vec<u8>>,
+    ) -> Result<(BTreeMap<String, Vec<u8>>, String)> {
+        let x = crate::tensor::npy::parse_npy(&inputs["x"], Path::new("x"))?;
+        let y: Vec<f32> = x.to_f64_vec().iter().map(|v| v.max(0.0) as f32).collect();
+        let t = crate::tensor::Tensor::from_f32(x.shape().to_vec(), y)?;
+        Ok((
+            BTreeMap::from([("y".to_string(), crate::tensor::npy::to_npy_bytes(&t)?)]),
+            "relu reference".into(),
+        ))
+    }
+}
+
+fn profile(sha: &str, points: &[(usize, i64, f64, u64)]) -> Profile {
+    Profile {
+        schema: PROFILE_SCHEMA.into(),
+        edgepack_version: "test".into(),
+        created_unix_s: 0,
+        model: ModelRef {
+            path: "m.onnx".into(),
+            sha256: sha.into(),
+            size_bytes: 1,
+        },
+        host: Host::default(),
+        onnxruntime_version: "1.31.1".into(),
+        plan: PlanSummary {
+            name: "quick".into(),
+            warmup_iterations: 1,
+            min_iterations: 1,
+            max_iterations: 1,
+            min_time_s: 0.0,
+            max_time_s: 1.0,
+            target_ci_rel: 0.01,
+            graph_optimization_level: "all".into(),
+        },
+        configs: points
+            .iter()
+            .map(|&(threads, batch, p50, rss)| ConfigResult {
+                id: format!("threads={threads} batch={batch}"),
+                ep_requested: "cpu".into(),
+                threads,
+                batch: Some(batch),
+                dims: Default::default(),
+                input_shapes: Default::default(),
+                status: Status::Ok,
+                failure: None,
+                reason: None,
+                ep_used: Some("cpu".into()),
+                session_create_s: None,
+                first_run_s: None,
+                latency: Some(LatencyStats {
+                    iterations: 10,
+                    min_s: p50,
+                    mean_s: p50,
+                    p50_s: p50,
+                    p90_s: p50,
+                    p95_s: p50 * 1.2,
+                    p99_s: p50,
+                    max_s: p50,
+                    stddev_s: None,
+                    p50_ci_low_s: p50,
+                    p50_ci_high_s: p50,
+                    p50_ci_rel: 0.0,
+                    outliers_mild: 0,
+                    outliers_severe: 0,
+                    stable: true,
+                    samples_s: vec![],
+                }),
+                throughput_items_per_s: None,
+                memory: Some(MemoryStats {
+                    rss_before_load_bytes: 0,
+                    rss_after_session_bytes: 0,
+                    peak_rss_bytes: rss,
+                    peak_rss_session_create_bytes: None,
+                }),
+                cpu: None,
+                gpu: None,
+                per_op: vec![],
+                warnings: vec![],
+            })
+            .collect(),
+        needs: None,
+    }
+}
+
+fn target(name: &str, ram_mib: u64, compute: f64) -> Target {
+    Target {
+        name: name.into(),
+        description: None,
+        arch: Arch::Aarch64,
+        cores: 4,
+        cpu_model: "test".into(),
+        isa_features: vec![],
+        ram_bytes: ram_mib * 1024 * 1024,
+        model_ram_share: 1.0,
+        storage_budget_bytes: 1 << 30,
+        accelerator: None,
+        execution_providers: vec!["cpu".into()],
+        relative_compute: compute,
+        source: vec!["test".into()],
+    }
+}
+
+/// A package with fp32 and an "int8" variant (a re-encoded copy with another producer, so it
+/// has its own sha256), plus profiles for both.
+fn fixture(dir: &Path) -> (PathBuf, Vec<Profile>) {
+    let (model, samples) = tiny_fixture(dir);
+    let variant = dir.join("tiny.int8.onnx");
+    let mut bytes = tiny_model_bytes();
+    // Change the producer name ("edgepack-test" -> "edgepack-tesq"): a distinct file.
+    let at = bytes
+        .windows(13)
+        .position(|w| w == b"edgepack-test")
+        .unwrap();
+    bytes[at + 12] = b'q';
+    std::fs::write(&variant, &bytes).unwrap();
+    let pkg = dir.join("tiny.edgepkg");
+    let opts = PackageOptions {
+        sample_inputs: Some(samples),
+        variants: vec![VariantInput {
+            name: "int8".into(),
+            path: variant,
+            sqnr_db: Some(32.0),
+            params: BTreeMap::new(),
+        }],
+        lineage: vec![LineageSpec::parse("code=https://github.com/example/r#abcdef0").unwrap()],
+        created_unix_s: Some(1_700_000_000),
+        ..Default::default()
+    };
+    let m = package::write(&model, &opts, &pkg).unwrap();
+    let fp32 = &m.components[0].variants[0];
+    let int8 = &m.components[0].variants[1];
+    // fp32: 10 ms, 400 MiB; int8: 4 ms, 150 MiB (host measurements).
+    let profiles = vec![
+        profile(
+            &fp32.sha256,
+            &[(1, 1, 0.010, 400 << 20), (4, 1, 0.004, 400 << 20)],
+        ),
+        profile(
+            &int8.sha256,
+            &[(1, 1, 0.004, 150 << 20), (4, 1, 0.0015, 150 << 20)],
+        ),
+    ];
+    (pkg, profiles)
+}
+
+fn opts(profiles: Vec<Profile>) -> BundleOptions {
+    BundleOptions {
+        profiles,
+        host_compute: Some((2.0, "test host".into())),
+        runner: Some(Box::new(ReluRunner)),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn each_target_gets_the_variant_that_fits_and_bundles_verify() {
+    let d = tempfile::tempdir().unwrap();
+    let (pkg, profiles) = fixture(d.path());
+    let out = d.path().join("dist");
+    let targets = vec![
+        (target("big", 1024, 2.0), "a".repeat(64)),
+        (target("small", 200, 2.0), "b".repeat(64)),
+        (target("tiny", 100, 2.0), "c".repeat(64)),
+    ];
+    let res = bundle_all(&pkg, &targets, &opts(profiles), &out).unwrap();
+    let chosen: Vec<_> = res
+        .iter()
+        .map(|r| {
+            r.selection
+                .chosen
+                .map(|i| r.selection.evaluations[i].variant.clone())
+        })
+        .collect();
+    assert_eq!(chosen, vec![Some("fp32".into()), Some("int8".into()), None]);
+    assert!(res[2].path.is_none());
+    assert!(!out.join("tiny-tiny.zip").exists());
+    for r in &res[..2] {
+        let p = r.path.as_ref().unwrap();
+        let opened = package::open(p, None).unwrap();
+        assert_eq!(opened.manifest.kind, Kind::Bundle);
+        let t = opened.manifest.target.as_ref().unwrap();
+        assert_eq!(t.prediction.basis.split(' ').next(), Some("host"));
+        assert_eq!(opened.manifest.components[0].variants.len(), 1);
+        // The self-test in the bundle passes against its own variant.
+        let v = &opened.manifest.components[0].variants[0];
+        let cases =
+            selftest::run_cases(&opened.manifest, &opened.archive, &v.path, &ReluRunner).unwrap();
+        assert!(cases.iter().all(|c| c.problems.is_empty()));
+    }
+    let small = package::open(res[1].path.as_ref().unwrap(), None).unwrap();
+    let lin = &small.manifest.lineage;
+    assert!(lin.parent.as_ref().unwrap().uri.ends_with("tiny.edgepkg"));
+    let names: Vec<_> = lin
+        .transformations
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(names, vec!["package", "quantize:int8", "bundle"]);
+}
+
+#[test]
+fn bundling_twice_gives_identical_bytes() {
+    let d = tempfile::tempdir().unwrap();
+    let (pkg, profiles) = fixture(d.path());
+    let targets = vec![(target("small", 200, 2.0), "b".repeat(64))];
+    let a = bundle_all(&pkg, &targets, &opts(profiles.clone()), &d.path().join("a")).unwrap();
+    let b = bundle_all(&pkg, &targets, &opts(profiles), &d.path().join("b")).unwrap();
+    let read = |r: &Outcome| std::fs::read(r.path.as_ref().unwrap()).unwrap();
+    assert_eq!(read(&a[0]), read(&b[0]));
+}
+
+#[test]
+fn device_profile_replaces_the_scaled_estimate() {
+    let d = tempfile::tempdir().unwrap();
+    let (pkg, profiles) = fixture(d.path());
+    let opened = package::open(&pkg, None).unwrap();
+    let t = target("dev", 1024, 0.5);
+    let mut o = opts(profiles.clone());
+    // Scaled from the host: 10 ms x (2.0 / 0.5) = 40 ms at 1 thread, 16 ms at 4.
+    let sel = plan(&opened, &t, &o).unwrap();
+    let fp32 = &sel.evaluations[0];
+    assert!((fp32.choice.as_ref().unwrap().p50_s.unwrap() - 0.016).abs() < 1e-9);
+    // Measured on the device: 30 ms at 4 threads, used as is.
+    let dev = profile(&profiles[0].model.sha256, &[(4, 1, 0.030, 300 << 20)]);
+    o.device_profiles.push(("dev".into(), dev));
+    let sel = plan(&opened, &t, &o).unwrap();
+    let c = sel.evaluations[0].choice.as_ref().unwrap();
+    assert_eq!(c.p50_s, Some(0.030));
+    assert_eq!(c.basis, "measured on target");
+}
+
+#[test]
+fn bundle_manifest_validates_against_json_schema() {
+    let d = tempfile::tempdir().unwrap();
+    let (pkg, profiles) = fixture(d.path());
+    let targets = vec![(target("small", 200, 2.0), "b".repeat(64))];
+    let res = bundle_all(&pkg, &targets, &opts(profiles), &d.path().join("dist")).unwrap();
+    let opened = package::open(res[0].path.as_ref().unwrap(), None).unwrap();
+    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/manifest.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(schema_path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let instance: serde_json::Value = serde_json::from_slice(&opened.manifest.to_bytes()).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
+#[test]
+fn parses_budgets_with_units() {
+    assert_eq!(parse_duration_s("50ms").unwrap(), 0.05);
+    assert_eq!(parse_duration_s("0.2s").unwrap(), 0.2);
+    assert!((parse_duration_s("800us").unwrap() - 0.0008).abs() < 1e-15);
+    assert!(parse_duration_s("50").is_err());
+    assert!(parse_duration_s("-1ms").is_err());
+    assert_eq!(parse_accuracy_floor("sqnr=25dB").unwrap(), 25.0);
+    assert_eq!(parse_accuracy_floor("sqnr=30").unwrap(), 30.0);
+    assert!(parse_accuracy_floor("psnr=30dB").is_err());
+}

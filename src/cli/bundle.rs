@@ -1,0 +1,336 @@
+//! `edgepack bundle PACKAGE --target hardware/X.toml ... -o dist/`: one bundle per target
+//! with the variant that fits it, and a table saying why.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use edgepack::bundle::{self, Budgets, BundleOptions, RuntimeLib, Selection};
+use edgepack::package::{self, sign};
+use edgepack::runtime::{self, Platform};
+use edgepack::target::{self, human_bytes, Target};
+use edgepack::Error;
+
+use super::Outcome;
+
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    /// The package (.edgepkg).
+    pub package: PathBuf,
+    /// A hardware target: a TOML file, a folder of them, or `host`. Repeatable.
+    #[arg(long = "target", required = true, value_name = "FILE|DIR|host")]
+    pub targets: Vec<String>,
+    /// Output folder.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Largest acceptable p50 latency per request (e.g. 50ms).
+    #[arg(long, value_name = "DURATION")]
+    pub latency_budget: Option<String>,
+    /// Smallest acceptable accuracy of a quantized variant (e.g. sqnr=25dB).
+    #[arg(long, value_name = "sqnr=DB")]
+    pub accuracy_floor: Option<String>,
+    /// Only consider this batch size.
+    #[arg(long)]
+    pub batch: Option<i64>,
+    /// Host profiles (`edgepack profile` JSON), matched to variants by model sha256.
+    #[arg(long = "profile", value_name = "FILE")]
+    pub profiles: Vec<PathBuf>,
+    /// A profile measured on a target, TARGET=FILE; replaces the scaled estimate there.
+    #[arg(long = "device-profile", value_name = "TARGET=FILE")]
+    pub device_profiles: Vec<String>,
+    /// Per-core compute of the host the profiles were measured on, relative to a
+    /// Cortex-A72 @ 1.8 GHz (default: EDGEPACK_HOST_COMPUTE, a matching hardware file, or
+    /// an estimate from this host's clock when the profile was measured here).
+    #[arg(long, value_name = "X")]
+    pub host_compute: Option<f64>,
+    /// Carry the ONNX Runtime library for each target's platform (installed with pip).
+    #[arg(long)]
+    pub with_runtime: bool,
+    /// ONNX Runtime version for --with-runtime.
+    #[arg(long, default_value = runtime::DEFAULT_VERSION)]
+    pub runtime_version: String,
+    /// Sign each bundle with this ed25519 key.
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+    /// Print the selection as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Targets with the sha256 of the file they came from.
+pub fn resolve_targets(specs: &[String]) -> Result<Vec<(Target, String)>, Error> {
+    let mut out: Vec<(Target, String)> = vec![];
+    for s in specs {
+        let files: Vec<PathBuf> = if s == "host" {
+            vec![]
+        } else if Path::new(s).is_dir() {
+            target::load_dir(Path::new(s))?
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect()
+        } else {
+            vec![PathBuf::from(s)]
+        };
+        if s == "host" {
+            let h = target::host();
+            let sha = package::sha256_hex(serde_json::to_string(&h).unwrap_or_default().as_bytes());
+            out.push((h, sha));
+        }
+        for f in files {
+            let bytes = std::fs::read(&f).map_err(|e| Error::io(&f, e))?;
+            let t = Target::load(&f)?;
+            out.push((t, package::sha256_hex(&bytes)));
+        }
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (t, _) in &out {
+        if !names.insert(t.name.clone()) {
+            return Err(Error::usage(
+                "--target",
+                format!("target '{}' given twice", t.name),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The host compute figure for scaling the profiles.
+pub fn host_compute(
+    explicit: Option<f64>,
+    profiles: &[edgepack::profile::schema::Profile],
+    hardware_dir: Option<&Path>,
+) -> Result<Option<(f64, String)>, Error> {
+    if profiles.is_empty() {
+        return Ok(None);
+    }
+    if let Some(v) = explicit {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(Error::usage("--host-compute", "must be a positive number"));
+        }
+    }
+    let cpu = &profiles[0].host.cpu_model;
+    let here = target::host();
+    let c = target::host_relative_compute(explicit, cpu, hardware_dir);
+    let clock_based = c.basis.contains("estimated from");
+    if clock_based && !cpu.is_empty() && cpu != &here.cpu_model {
+        return Err(Error::usage(
+            "--host-compute",
+            format!("the profile was measured on '{cpu}', not this host; give its compute figure"),
+        ));
+    }
+    Ok(Some((c.relative_compute, c.basis)))
+}
+
+pub fn print_table(sel: &Selection, target: &Target) {
+    println!(
+        "\n{} ({}, {} cores, {} for the model, storage {}, compute {:.2})",
+        target.name,
+        target.arch.as_str(),
+        target.cores,
+        human_bytes(target.model_ram_bytes()),
+        if target.storage_budget_bytes == u64::MAX {
+            "-".into()
+        } else {
+            human_bytes(target.storage_budget_bytes)
+        },
+        target.relative_compute
+    );
+    let ms = |v: Option<f64>| {
+        v.map(|s| format!("{:.1} ms", s * 1e3))
+            .unwrap_or_else(|| "?".into())
+    };
+    let rows: Vec<[String; 9]> = sel
+        .evaluations
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let c = e.choice.as_ref();
+            let mark = if sel.chosen == Some(i) { "* " } else { "  " };
+            [
+                format!("{mark}{}", e.variant),
+                if e.fits { "fits".into() } else { "no".into() },
+                c.map(|c| c.threads.to_string()).unwrap_or_default(),
+                c.map(|c| c.batch.to_string()).unwrap_or_default(),
+                ms(c.and_then(|c| c.p50_s)),
+                c.and_then(|c| c.peak_memory_bytes)
+                    .map(human_bytes)
+                    .unwrap_or_else(|| "?".into()),
+                human_bytes(e.bundle_bytes),
+                e.sqnr_db
+                    .map(|s| format!("{s:.1} dB"))
+                    .unwrap_or_else(|| "-".into()),
+                if e.fits {
+                    let mut w = c
+                        .map(|c| c.basis.clone())
+                        .filter(|b| b != "no profile")
+                        .unwrap_or_default();
+                    for n in &e.notes {
+                        if !w.is_empty() {
+                            w.push_str("; ");
+                        }
+                        w.push_str(n);
+                    }
+                    w
+                } else {
+                    e.reasons.join("; ")
+                },
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        super::table::render(
+            &["variant", "fits", "threads", "batch", "p50", "memory", "bundle", "sqnr", "why"],
+            &rows
+        )
+    );
+}
+
+/// Resolve options shared by `bundle` and `build`.
+#[allow(clippy::too_many_arguments)]
+pub fn options(
+    ort_lib: Option<&Path>,
+    targets: &[(Target, String)],
+    latency_budget: Option<&str>,
+    accuracy_floor: Option<&str>,
+    batch: Option<i64>,
+    profiles: Vec<edgepack::profile::schema::Profile>,
+    device_profiles: &[String],
+    host_compute_flag: Option<f64>,
+    with_runtime: bool,
+    runtime_version: &str,
+    sign_key: Option<&Path>,
+    hardware_dir: Option<&Path>,
+) -> Result<BundleOptions, Error> {
+    let mut dps = vec![];
+    for s in device_profiles {
+        let (t, f) = super::package::split_kv("--device-profile", s)?;
+        if !targets.iter().any(|(x, _)| x.name == t) {
+            return Err(Error::usage(
+                "--device-profile",
+                format!("'{t}' is not one of the targets"),
+            ));
+        }
+        dps.push((t.to_string(), bundle::load_profile(Path::new(f))?));
+    }
+    let mut runtimes = std::collections::BTreeMap::new();
+    if with_runtime {
+        for (t, _) in targets {
+            let platform = t.arch.platform();
+            if runtimes.contains_key(platform) {
+                continue;
+            }
+            eprintln!(
+                "ONNX Runtime {runtime_version} for {platform} (pip download from PyPI, cached)"
+            );
+            let path = runtime::install(runtime_version, Platform::from_name(platform)?)?;
+            runtimes.insert(
+                platform.to_string(),
+                RuntimeLib {
+                    version: runtime_version.to_string(),
+                    platform: platform.to_string(),
+                    path,
+                },
+            );
+        }
+    }
+    let host_compute = host_compute(host_compute_flag, &profiles, hardware_dir)?;
+    Ok(BundleOptions {
+        budgets: Budgets {
+            latency_budget_s: latency_budget.map(bundle::parse_duration_s).transpose()?,
+            accuracy_floor_sqnr_db: accuracy_floor
+                .map(bundle::parse_accuracy_floor)
+                .transpose()?,
+            batch,
+        },
+        profiles,
+        device_profiles: dps,
+        host_compute,
+        runtimes,
+        sign: sign_key.map(sign::load_signing_key).transpose()?,
+        runner: super::runner::self_test_runner(ort_lib),
+    })
+}
+
+/// Print the outcomes; the command fails (exit 1) when a target got no bundle.
+pub fn report(outcomes: &[bundle::Outcome], json: bool) -> Outcome {
+    if json {
+        let v: Vec<_> = outcomes
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "target": o.target.name,
+                    "bundle": o.path.as_ref().map(|p| p.display().to_string()),
+                    "size_bytes": o.size_bytes,
+                    "chosen": o.selection.chosen.map(|i| o.selection.evaluations[i].variant.clone()),
+                    "variants": o.selection.evaluations.iter().map(|e| serde_json::json!({
+                        "variant": e.variant,
+                        "fits": e.fits,
+                        "reasons": e.reasons,
+                        "notes": e.notes,
+                        "threads": e.choice.as_ref().map(|c| c.threads),
+                        "batch": e.choice.as_ref().map(|c| c.batch),
+                        "latency_p50_s": e.choice.as_ref().and_then(|c| c.p50_s),
+                        "latency_p95_s": e.choice.as_ref().and_then(|c| c.p95_s),
+                        "peak_memory_bytes": e.choice.as_ref().and_then(|c| c.peak_memory_bytes),
+                        "basis": e.choice.as_ref().map(|c| c.basis.clone()),
+                        "bundle_bytes": e.bundle_bytes,
+                        "sqnr_db": e.sqnr_db,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        for o in outcomes {
+            print_table(&o.selection, &o.target);
+            match &o.path {
+                Some(p) => println!(
+                    "-> {} ({})",
+                    p.display(),
+                    human_bytes(o.size_bytes.unwrap_or(0))
+                ),
+                None => println!("-> no bundle: no variant fits"),
+            }
+        }
+    }
+    if outcomes.iter().all(|o| o.path.is_some()) {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    }
+}
+
+pub fn run(ort_lib: Option<&Path>, args: BundleArgs) -> anyhow::Result<Outcome> {
+    let targets = resolve_targets(&args.targets)?;
+    let profiles = args
+        .profiles
+        .iter()
+        .map(|p| bundle::load_profile(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let hw_dir = args
+        .targets
+        .iter()
+        .map(Path::new)
+        .find(|p| p.is_dir())
+        .map(Path::to_path_buf)
+        .or_else(|| Some(PathBuf::from("hardware")).filter(|p| p.is_dir()));
+    let opts = options(
+        ort_lib,
+        &targets,
+        args.latency_budget.as_deref(),
+        args.accuracy_floor.as_deref(),
+        args.batch,
+        profiles,
+        &args.device_profiles,
+        args.host_compute,
+        args.with_runtime,
+        &args.runtime_version,
+        args.sign.as_deref(),
+        hw_dir.as_deref(),
+    )?;
+    if opts.profiles.is_empty() && opts.device_profiles.is_empty() {
+        eprintln!("note: no --profile given: latency and memory are not predicted");
+    }
+    let outcomes = bundle::bundle_all(&args.package, &targets, &opts, &args.output)?;
+    Ok(report(&outcomes, args.json))
+}

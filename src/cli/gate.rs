@@ -1,0 +1,207 @@
+//! `edgepack gate`: budgets and noise-aware regression checks over profiles, for CI.
+//!
+//! Settings resolve flag > policy file > default: a flag such as `--max-p95` overrides the
+//! same limit in `--policy`. Exit status: 0 pass, 1 a hard check failed, 2 usage or input
+//! error, 3 inconclusive (too noisy to decide; never reported as a pass).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::Outcome;
+use edgepack::artifact::write_atomic;
+use edgepack::gate::units::{self, Unit};
+use edgepack::gate::{self, Decision, Extras, Metric, Policy};
+use edgepack::report::{self, Exporter};
+use edgepack::Error;
+
+#[derive(Debug, clap::Args)]
+pub struct GateArgs {
+    /// Profile of the candidate model (from `edgepack profile --json`).
+    #[arg(
+        long,
+        value_name = "PROFILE.json",
+        required_unless_present = "remeasure"
+    )]
+    pub current: Option<PathBuf>,
+    /// Profile to compare against (e.g. the main branch's, from a CI artifact).
+    #[arg(long, value_name = "PROFILE.json")]
+    pub baseline: Option<PathBuf>,
+    /// Policy file (TOML): per-metric budgets, regressions, direction, soft/hard.
+    #[arg(long, value_name = "gate.toml")]
+    pub policy: Option<PathBuf>,
+    /// Quantize report (from `edgepack quantize --report`), for the SQNR floor.
+    #[arg(long, value_name = "QUANTIZE.json")]
+    pub quantize: Option<PathBuf>,
+    /// Budget on the median latency, judged on its confidence interval (e.g. 15ms).
+    #[arg(long, value_name = "DURATION")]
+    pub max_p50: Option<String>,
+    /// Budget on the 95th percentile latency, judged on its confidence interval (e.g. 20ms).
+    #[arg(long, value_name = "DURATION")]
+    pub max_p95: Option<String>,
+    /// Budget on peak resident memory per configuration (e.g. 300MB).
+    #[arg(long, value_name = "SIZE")]
+    pub max_peak_memory: Option<String>,
+    /// Budget on the model file size (e.g. 5MB).
+    #[arg(long, value_name = "SIZE")]
+    pub max_size: Option<String>,
+    /// Floor on the worst output SQNR of the quantize report (e.g. 25dB).
+    #[arg(long, value_name = "DB")]
+    pub min_sqnr: Option<String>,
+    /// Tolerated median-latency regression against the baseline (e.g. 5%).
+    #[arg(long, value_name = "PERCENT")]
+    pub max_regression: Option<String>,
+    /// Changes smaller than this are never called regressions (default 1%).
+    #[arg(long, value_name = "PERCENT")]
+    pub min_effect: Option<String>,
+    /// Gate only these batch sizes (overrides the policy's scope).
+    #[arg(long, value_delimiter = ',', value_name = "N,..")]
+    pub batch: Vec<i64>,
+    /// Gate only these thread counts (overrides the policy's scope).
+    #[arg(long, value_delimiter = ',', value_name = "N,..")]
+    pub threads: Vec<usize>,
+    /// Seed of the bootstrap (the same inputs and seed always give the same verdict).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Compare profiles of differently named model files (a renamed model).
+    #[arg(long)]
+    pub allow_model_rename: bool,
+    /// Write the verdict as JSON (`edgepack.gate/1`).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write JUnit XML, one test case per check.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown summary (e.g. "$GITHUB_STEP_SUMMARY").
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Profile --baseline-model and --model interleaved (A B A B ...) in this job, so
+    /// drift of the machine cancels; the recommended mode on shared CI runners.
+    #[arg(long, requires_all = ["baseline_model", "model"], conflicts_with_all = ["current", "baseline"])]
+    pub remeasure: bool,
+    /// With --remeasure: the old model (e.g. from the main branch).
+    #[arg(long, value_name = "OLD.onnx", requires = "remeasure")]
+    pub baseline_model: Option<PathBuf>,
+    /// With --remeasure: the new model.
+    #[arg(long, value_name = "NEW.onnx", requires = "remeasure")]
+    pub model: Option<PathBuf>,
+    /// With --remeasure: write the two profiles measured here (for artifacts and reports).
+    #[arg(long, value_name = "DIR", requires = "remeasure")]
+    pub save_profiles: Option<PathBuf>,
+}
+
+fn quantity(flag: &str, text: &str, unit: Unit) -> anyhow::Result<f64> {
+    units::parse(text, unit).map_err(|e| Error::usage(flag, e).into())
+}
+
+/// Resolve the policy: file (if any), then flags on top.
+fn resolve_policy(a: &GateArgs) -> anyhow::Result<Policy> {
+    let mut p = match &a.policy {
+        Some(path) => Policy::from_path(path)?,
+        None => Policy::default(),
+    };
+    if let Some(t) = &a.min_effect {
+        let e = quantity("--min-effect", t, Unit::Percent)?;
+        p.min_effect = e;
+        for r in p.rules.values_mut() {
+            r.min_effect = e;
+        }
+    }
+    if let Some(t) = &a.max_p50 {
+        p.rule_mut(Metric::P50Latency).max = Some(quantity("--max-p50", t, Unit::Seconds)?);
+    }
+    if let Some(t) = &a.max_p95 {
+        p.rule_mut(Metric::P95Latency).max = Some(quantity("--max-p95", t, Unit::Seconds)?);
+    }
+    if let Some(t) = &a.max_peak_memory {
+        p.rule_mut(Metric::PeakMemory).max = Some(quantity("--max-peak-memory", t, Unit::Bytes)?);
+    }
+    if let Some(t) = &a.max_size {
+        p.rule_mut(Metric::ModelSize).max = Some(quantity("--max-size", t, Unit::Bytes)?);
+    }
+    if let Some(t) = &a.min_sqnr {
+        p.rule_mut(Metric::Sqnr).min = Some(quantity("--min-sqnr", t, Unit::Decibels)?);
+    }
+    if let Some(t) = &a.max_regression {
+        p.rule_mut(Metric::P50Latency).max_regression =
+            Some(quantity("--max-regression", t, Unit::Percent)?);
+    } else if p.rules.is_empty() && (a.baseline.is_some() || a.remeasure) {
+        // A baseline and nothing else asked: the common CI case, median within 5%.
+        p.rule_mut(Metric::P50Latency).max_regression = Some(0.05);
+    }
+    if !a.batch.is_empty() {
+        p.scope.batch = a.batch.clone();
+    }
+    if !a.threads.is_empty() {
+        p.scope.threads = a.threads.clone();
+    }
+    if let Some(s) = a.seed {
+        p.bootstrap.seed = s;
+    }
+    let origin = a
+        .policy
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "gate flags".into());
+    p.validate().map_err(|m| Error::usage(origin, m))?;
+    Ok(p)
+}
+
+pub fn run(ort_lib: &Option<PathBuf>, a: GateArgs) -> anyhow::Result<Outcome> {
+    let policy = resolve_policy(&a)?;
+    let mut extras = Extras {
+        allow_model_rename: a.allow_model_rename,
+        ..Extras::default()
+    };
+    if let Some(q) = &a.quantize {
+        let summary = report::quantize::QuantizeSummary::from_path(q)?;
+        extras.sqnr_db =
+            Some(summary.worst_sqnr_db().ok_or_else(|| {
+                Error::file(q, "the quantize report has no finite per-output SQNR")
+            })?);
+    }
+    let (current, baseline) = if a.remeasure {
+        // Both models are named explicitly, so differing file names are expected.
+        extras.allow_model_rename = true;
+        let (old, new) = (
+            a.baseline_model.as_ref().unwrap(),
+            a.model.as_ref().unwrap(),
+        );
+        let (b, c) = super::remeasure::interleaved(ort_lib, old, new, &policy)?;
+        if let Some(dir) = &a.save_profiles {
+            for (name, p) in [("baseline.json", &b), ("current.json", &c)] {
+                let bytes = serde_json::to_vec_pretty(p).context("serializing a profile")?;
+                write_atomic(&dir.join(name), &bytes)?;
+            }
+        }
+        (c, Some(b))
+    } else {
+        let current = gate::read_profile(a.current.as_ref().unwrap())?;
+        let baseline = a.baseline.as_deref().map(gate::read_profile).transpose()?;
+        (current, baseline)
+    };
+    let verdict = gate::evaluate(&policy, &current, baseline.as_ref(), &extras)?;
+
+    // Files first: a failed write is an error (exit 2), and nothing half-written is left.
+    for (path, format) in [
+        (&a.json, "json"),
+        (&a.junit, "junit"),
+        (&a.markdown, "markdown"),
+    ] {
+        if let Some(path) = path {
+            let text = report::exporter(format)
+                .expect("known format")
+                .render(&verdict);
+            write_atomic(path, text.as_bytes())?;
+        }
+    }
+    print!("{}", report::table::Table.render(&verdict));
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        print!("{}", report::github::Annotations.render(&verdict));
+    }
+    Ok(match verdict.decision {
+        Decision::Pass => Outcome::Success,
+        Decision::Fail => Outcome::Failed,
+        Decision::Inconclusive => Outcome::Inconclusive,
+    })
+}

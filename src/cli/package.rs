@@ -1,0 +1,117 @@
+//! `edgepack package MODEL -o NAME.edgepkg`: the model plus its manifest, as one archive.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Args;
+use edgepack::package::{self, ContextFile, LineageSpec, PackageOptions, VariantInput};
+use edgepack::Error;
+
+use super::Outcome;
+
+#[derive(Debug, Args)]
+pub struct PackageArgs {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// Output package (NAME.edgepkg).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Package name (default: the model's file stem).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Execution context and pre/postprocessing (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub context: Option<PathBuf>,
+    /// Labels, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// Folder of sample inputs (`<input>.npy`, or `<case>/<input>.npy`), with optional
+    /// `expected/<output>.npy`; without them the outputs are computed with ONNX Runtime.
+    #[arg(long, value_name = "DIR")]
+    pub sample_inputs: Option<PathBuf>,
+    /// Lineage: source=URI[#sha256], dataset[:NAME]=URI[#sha256], code[:NAME]=REPO[#commit],
+    /// parent=URI[#sha256]. Repeatable.
+    #[arg(long, value_name = "KEY=URI[#HASH]")]
+    pub lineage: Vec<String>,
+    /// An extra variant of the model, NAME=PATH (e.g. int8=model.int8.onnx). Repeatable.
+    #[arg(long, value_name = "NAME=PATH")]
+    pub variant: Vec<String>,
+    /// Accuracy of a variant against the original, NAME=DB (SQNR). Repeatable.
+    #[arg(long, value_name = "NAME=DB")]
+    pub sqnr: Vec<String>,
+    /// Sign the manifest with this ed25519 key (from `edgepack keygen`).
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+}
+
+/// Parse `NAME=VALUE`.
+pub fn split_kv<'a>(flag: &str, s: &'a str) -> Result<(&'a str, &'a str), Error> {
+    s.split_once('=')
+        .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+        .ok_or_else(|| Error::usage(flag, format!("'{s}': expected NAME=VALUE")))
+}
+
+/// Resolve `--variant` and `--sqnr` into variant inputs.
+pub fn variants(variant: &[String], sqnr: &[String]) -> Result<Vec<VariantInput>, Error> {
+    let mut acc = BTreeMap::new();
+    for s in sqnr {
+        let (k, v) = split_kv("--sqnr", s)?;
+        let db: f64 = v
+            .trim_end_matches("dB")
+            .parse()
+            .map_err(|_| Error::usage("--sqnr", format!("'{s}': not a number of dB")))?;
+        acc.insert(k.to_string(), db);
+    }
+    let mut out = vec![];
+    for s in variant {
+        let (k, v) = split_kv("--variant", s)?;
+        out.push(VariantInput {
+            name: k.into(),
+            path: v.into(),
+            sqnr_db: acc.remove(k),
+            params: BTreeMap::new(),
+        });
+    }
+    if let Some(k) = acc.keys().next() {
+        return Err(Error::usage("--sqnr", format!("'{k}' is not a --variant")));
+    }
+    Ok(out)
+}
+
+pub fn run(ort_lib: Option<&std::path::Path>, args: PackageArgs) -> anyhow::Result<Outcome> {
+    let opts = PackageOptions {
+        name: args.name,
+        context: args.context.as_deref().map(ContextFile::load).transpose()?,
+        labels: args.labels,
+        sample_inputs: args.sample_inputs,
+        lineage: args
+            .lineage
+            .iter()
+            .map(|s| LineageSpec::parse(s))
+            .collect::<Result<_, _>>()?,
+        variants: variants(&args.variant, &args.sqnr)?,
+        sign: args
+            .sign
+            .as_deref()
+            .map(package::sign::load_signing_key)
+            .transpose()?,
+        runner: super::runner::self_test_runner(ort_lib),
+        created_unix_s: None,
+    };
+    let m = package::write(&args.model, &opts, &args.output)?;
+    let variants: Vec<_> = m.components[0]
+        .variants
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect();
+    eprintln!(
+        "packaged {} ({} files, variants {}, {} self-test case(s){})",
+        args.output.display(),
+        m.files.len(),
+        variants.join(", "),
+        m.self_test.len(),
+        if opts.sign.is_some() { ", signed" } else { "" }
+    );
+    println!("{}", args.output.display());
+    Ok(Outcome::Success)
+}

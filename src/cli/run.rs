@@ -1,0 +1,188 @@
+//! `edgepack run MODEL`: run a model once on given or generated inputs and write its outputs
+//! as `.npy` files.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use edgepack::error::Error;
+use edgepack::model::Model;
+use edgepack::runtime::{self, ExecutionContext, Provider, Session};
+use edgepack::tensor::inputs::{self, InputSources, ShapeOverrides};
+use edgepack::tensor::{format_shape, npy, DType, Tensor};
+
+use super::Outcome;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// Input data: NAME=FILE (.npy, .pb TensorProto, or .npz holding NAME). Repeatable.
+    #[arg(long = "input", value_name = "NAME=FILE")]
+    pub input: Vec<String>,
+    /// A folder of <input name>.npy files (or ONNX test-data input_<i>.pb), or one .npz.
+    #[arg(long, value_name = "PATH")]
+    pub inputs: Option<PathBuf>,
+    /// Concrete shape for an input, e.g. x=1x3x224x224. Repeatable.
+    #[arg(long, value_name = "NAME=SHAPE")]
+    pub shape: Vec<String>,
+    /// Value for a symbolic dim, e.g. batch=4. Repeatable.
+    #[arg(long, value_name = "SYMBOL=N")]
+    pub dim: Vec<String>,
+    /// Seed for generated inputs.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write each output as DIR/<output name>.npy (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// Also write the inputs actually used as DIR/<input name>.npy.
+    #[arg(long, value_name = "DIR")]
+    pub save_inputs: Option<PathBuf>,
+    /// Intra-op threads (default: ONNX Runtime's choice).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Execution providers in order of preference, comma separated (cpu, cuda).
+    #[arg(long, value_name = "LIST", default_value = "cpu")]
+    pub providers: String,
+}
+
+/// Encoded `.npy` files, all prepared before any is written.
+fn encode_all(
+    tensors: &[(String, Tensor)],
+    dir: &Path,
+    what: &str,
+) -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::with_capacity(tensors.len());
+    let mut owners: Vec<(PathBuf, &str)> = Vec::new();
+    for (name, t) in tensors {
+        // NumPy has no bfloat16; float32 holds every bfloat16 value exactly.
+        let widened;
+        let t = if t.dtype() == DType::BF16 {
+            eprintln!(
+                "note: {what} '{name}' is bfloat16; written as float32 (NumPy has no bfloat16)"
+            );
+            widened = Tensor::from_f32(t.shape().to_vec(), t.to_f32_vec())?;
+            &widened
+        } else {
+            t
+        };
+        let path = dir.join(format!("{}.npy", inputs::sanitize_file_stem(name)));
+        if let Some((_, other)) = owners.iter().find(|(p, _)| p == &path) {
+            return Err(Error::usage(
+                what,
+                format!(
+                    "'{other}' and '{name}' would both be written to {}",
+                    path.display()
+                ),
+            )
+            .into());
+        }
+        let bytes = npy::to_npy_bytes(t)
+            .map_err(|e| Error::usage(format!("{what} '{name}'"), e.to_string()))?;
+        owners.push((path.clone(), name));
+        files.push((path, bytes));
+    }
+    Ok(files)
+}
+
+/// Write every file atomically; if one fails, remove the ones this call wrote.
+fn write_all(dir: &Path, files: &[(PathBuf, Vec<u8>)]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    for (i, (path, bytes)) in files.iter().enumerate() {
+        if let Err(e) = edgepack::artifact::write_atomic(path, bytes) {
+            for (p, _) in &files[..i] {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+fn stats(t: &Tensor) -> (String, String, String) {
+    let v = t.to_f64_vec();
+    if v.is_empty() {
+        return ("-".into(), "-".into(), "-".into());
+    }
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    (
+        format!("{min:.6}"),
+        format!("{max:.6}"),
+        format!("{mean:.6}"),
+    )
+}
+
+pub fn run(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome> {
+    // Stage 1: everything about the user's files and flags, before loading ONNX Runtime.
+    let model = Model::load(&args.model)?;
+    let overrides = ShapeOverrides::from_args(&args.shape, &args.dim)?;
+    let mut sources = InputSources {
+        bundle: args.inputs.clone(),
+        seed: args.seed,
+        ..Default::default()
+    };
+    for a in &args.input {
+        sources.add_input_arg(a)?;
+    }
+    let feeds = inputs::prepare(&model, &overrides, &sources)?;
+    let providers = args
+        .providers
+        .split(',')
+        .map(|p| Provider::from_name(p.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ctx = ExecutionContext {
+        intra_op_threads: args.threads,
+        execution_providers: providers,
+        ..Default::default()
+    };
+    ctx.validate()?;
+
+    // Stage 2: ONNX Runtime.
+    let info = runtime::ensure(ort_lib)?;
+    let mut session = Session::from_path(&args.model, &ctx)?;
+    eprintln!(
+        "onnxruntime {} ({}, {}); provider: {}",
+        info.version.as_deref().unwrap_or("?"),
+        info.path.display(),
+        info.source,
+        session.providers().summary()
+    );
+    let outputs = session.run(&feeds)?;
+
+    // Stage 3: files, all encoded first so a bad output leaves nothing half-written.
+    let out_files = match &args.output_dir {
+        Some(dir) => encode_all(&outputs, dir, "output")?,
+        None => Vec::new(),
+    };
+    let in_files = match &args.save_inputs {
+        Some(dir) => encode_all(&feeds, dir, "input")?,
+        None => Vec::new(),
+    };
+    if let Some(dir) = &args.save_inputs {
+        write_all(dir, &in_files)?;
+    }
+    if let Some(dir) = &args.output_dir {
+        write_all(dir, &out_files)?;
+    }
+
+    println!(
+        "{:<6} {:<32} {:<9} {:<18} {:>14} {:>14} {:>14}",
+        "kind", "name", "dtype", "shape", "min", "max", "mean"
+    );
+    for (kind, list) in [("input", &feeds), ("output", &outputs)] {
+        for (name, t) in list {
+            let (min, max, mean) = stats(t);
+            println!(
+                "{kind:<6} {name:<32} {:<9} {:<18} {min:>14} {max:>14} {mean:>14}",
+                t.dtype().name(),
+                format_shape(t.shape()),
+            );
+        }
+    }
+    for (p, _) in &out_files {
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,61 @@
+//! `edgepack targets [DIR]`: list the hardware targets in a folder and the detected host.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use edgepack::target::{self, human_bytes, Target};
+
+use super::Outcome;
+
+#[derive(Debug, Args)]
+pub struct TargetsArgs {
+    /// Folder of hardware target files.
+    #[arg(default_value = "hardware")]
+    pub dir: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: TargetsArgs) -> anyhow::Result<Outcome> {
+    let mut targets: Vec<Target> = target::load_dir(&args.dir)?
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    targets.push(target::host());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&targets)?);
+        return Ok(Outcome::Success);
+    }
+    let rows: Vec<[String; 8]> = targets
+        .iter()
+        .map(|t| {
+            [
+                t.name.clone(),
+                t.arch.as_str().to_string(),
+                t.cores.to_string(),
+                human_bytes(t.ram_bytes),
+                human_bytes(t.model_ram_bytes()),
+                if t.storage_budget_bytes == u64::MAX {
+                    "-".to_string()
+                } else {
+                    human_bytes(t.storage_budget_bytes)
+                },
+                format!("{:.2}", t.relative_compute),
+                t.execution_providers.join(","),
+            ]
+        })
+        .collect();
+    let header = [
+        "target",
+        "arch",
+        "cores",
+        "ram",
+        "model ram",
+        "storage",
+        "compute",
+        "providers",
+    ];
+    print!("{}", super::table::render(&header, &rows));
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,532 @@
+//! The gate policy: which metrics to check, against which absolute budgets and which
+//! maximum regression, which direction is better, and whether a breach fails the job
+//! (hard) or only warns (soft).
+//!
+//! The file is TOML, parsed strictly: an unknown key or an unknown metric name is an
+//! error that names it, because a typo in a gate must never silently turn a check off.
+//!
+//! ```toml
+//! [defaults]
+//! min_effect = "1%"     # changes smaller than this are never called regressions
+//! confidence = 0.95     # of the bootstrap interval
+//! resamples = 2000
+//! seed = 1
+//!
+//! [scope]               # which configurations are gated (all when absent)
+//! batch = [1]
+//! threads = [2]
+//!
+//! [metrics.p50_latency]
+//! max_regression = "5%"
+//!
+//! [metrics.p95_latency]
+//! max = "20ms"
+//!
+//! [metrics.peak_memory]
+//! max = "300MB"
+//! severity = "soft"
+//! ```
+//!
+//! Quantities may be TOML numbers in SI base units (seconds, bytes, dB, items/s; a bare
+//! percentage number means percent) or strings with a unit (`"20ms"`, `"300MB"`, `"25dB"`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::units::{self, Unit};
+use crate::error::{Error, Result};
+
+/// A metric the gate knows how to read from a profile (or a quantize report).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Median steady-state latency per configuration (`latency.p50_s`).
+    P50Latency,
+    /// 95th percentile latency per configuration (`latency.p95_s`).
+    P95Latency,
+    /// Peak resident memory per configuration (`memory.peak_rss_bytes`).
+    PeakMemory,
+    /// Model file size (`model.size_bytes`).
+    ModelSize,
+    /// Worst per-output SQNR of a quantized model (from the quantize report).
+    Sqnr,
+    /// Items per second per configuration (`throughput_items_per_s`).
+    Throughput,
+}
+
+impl Metric {
+    /// Every metric, in report order.
+    pub const ALL: [Metric; 6] = [
+        Metric::P50Latency,
+        Metric::P95Latency,
+        Metric::Throughput,
+        Metric::PeakMemory,
+        Metric::ModelSize,
+        Metric::Sqnr,
+    ];
+
+    /// The name used in policy files and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::P50Latency => "p50_latency",
+            Metric::P95Latency => "p95_latency",
+            Metric::PeakMemory => "peak_memory",
+            Metric::ModelSize => "model_size",
+            Metric::Sqnr => "sqnr",
+            Metric::Throughput => "throughput",
+        }
+    }
+
+    /// The unit its values are stored in.
+    pub fn unit(self) -> Unit {
+        match self {
+            Metric::P50Latency | Metric::P95Latency => Unit::Seconds,
+            Metric::PeakMemory | Metric::ModelSize => Unit::Bytes,
+            Metric::Sqnr => Unit::Decibels,
+            Metric::Throughput => Unit::PerSecond,
+        }
+    }
+
+    /// Which direction is better when the policy does not say.
+    pub fn natural_direction(self) -> Direction {
+        match self {
+            Metric::Sqnr | Metric::Throughput => Direction::HigherIsBetter,
+            _ => Direction::LowerIsBetter,
+        }
+    }
+
+    /// Whether the value is a timing (noisy; judged with confidence intervals).
+    pub fn is_timing(self) -> bool {
+        matches!(
+            self,
+            Metric::P50Latency | Metric::P95Latency | Metric::Throughput
+        )
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Metric {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Metric::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+                format!("unknown metric '{s}' (known: {})", known.join(", "))
+            })
+    }
+}
+
+/// Which way a metric improves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Direction {
+    #[serde(rename = "lower")]
+    LowerIsBetter,
+    #[serde(rename = "higher")]
+    HigherIsBetter,
+}
+
+/// Whether a breach fails the gate or only warns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// A breach fails the gate (exit status 1); an undecidable check makes it inconclusive.
+    #[default]
+    Hard,
+    /// A breach is reported as a warning and does not change the exit status.
+    Soft,
+}
+
+/// Rules for one metric, resolved to SI units.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    pub direction: Direction,
+    /// Absolute upper budget (SI units).
+    pub max: Option<f64>,
+    /// Absolute lower budget (SI units).
+    pub min: Option<f64>,
+    /// Largest tolerated worsening relative to the baseline (0.05 = 5%).
+    pub max_regression: Option<f64>,
+    /// Changes smaller than this (relative) are never called regressions.
+    pub min_effect: f64,
+    pub severity: Severity,
+}
+
+impl Rule {
+    /// A hard rule with no limits yet, in the metric's natural direction.
+    pub fn new(metric: Metric, min_effect: f64) -> Rule {
+        Rule {
+            direction: metric.natural_direction(),
+            max: None,
+            min: None,
+            max_regression: None,
+            min_effect,
+            severity: Severity::Hard,
+        }
+    }
+}
+
+/// Which configurations of the sweep are gated; an empty list means all.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    #[serde(default)]
+    pub batch: Vec<i64>,
+    #[serde(default)]
+    pub threads: Vec<usize>,
+    #[serde(default)]
+    pub ep: Vec<String>,
+}
+
+impl Scope {
+    /// Whether a configuration (its batch, threads and requested provider) is gated.
+    pub fn includes(&self, batch: Option<i64>, threads: usize, ep: &str) -> bool {
+        (self.batch.is_empty() || batch.is_some_and(|b| self.batch.contains(&b)))
+            && (self.threads.is_empty() || self.threads.contains(&threads))
+            && (self.ep.is_empty() || self.ep.iter().any(|e| e == ep))
+    }
+}
+
+/// Settings of the bootstrap that compares candidate and baseline timings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bootstrap {
+    /// Two-sided confidence level of the interval (0.95).
+    pub confidence: f64,
+    /// Number of bootstrap resamples (2000).
+    pub resamples: usize,
+    /// Seed of the resampling, so the same inputs always give the same verdict.
+    pub seed: u64,
+}
+
+impl Default for Bootstrap {
+    fn default() -> Self {
+        Bootstrap {
+            confidence: 0.95,
+            resamples: 2000,
+            seed: 0x6564_6765, // "edge"
+        }
+    }
+}
+
+/// The default minimum effect size: 1%.
+pub const DEFAULT_MIN_EFFECT: f64 = 0.01;
+
+/// A resolved gate policy (plain values, SI units).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    pub rules: BTreeMap<Metric, Rule>,
+    pub scope: Scope,
+    pub bootstrap: Bootstrap,
+    /// Default minimum effect size for rules added later (from CLI flags).
+    pub min_effect: f64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            rules: BTreeMap::new(),
+            scope: Scope::default(),
+            bootstrap: Bootstrap::default(),
+            min_effect: DEFAULT_MIN_EFFECT,
+        }
+    }
+}
+
+/// A number in SI units or a string with a unit.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+enum Quantity {
+    Number(f64),
+    Text(String),
+}
+
+impl Quantity {
+    fn resolve(&self, unit: Unit) -> Result<f64, String> {
+        match self {
+            Quantity::Number(v) if unit == Unit::Percent => Ok(v / 100.0),
+            Quantity::Number(v) if v.is_finite() => Ok(*v),
+            Quantity::Number(v) => Err(format!("{v} is not a finite number")),
+            Quantity::Text(t) => units::parse(t, unit),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    defaults: Option<DefaultsFile>,
+    #[serde(default)]
+    scope: Option<Scope>,
+    #[serde(default)]
+    metrics: BTreeMap<String, RuleFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DefaultsFile {
+    min_effect: Option<Quantity>,
+    confidence: Option<f64>,
+    resamples: Option<usize>,
+    seed: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    direction: Option<Direction>,
+    max: Option<Quantity>,
+    min: Option<Quantity>,
+    max_regression: Option<Quantity>,
+    min_effect: Option<Quantity>,
+    #[serde(default)]
+    severity: Severity,
+}
+
+impl Policy {
+    /// Read and validate a policy file.
+    pub fn from_path(path: &Path) -> Result<Policy> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Policy::from_toml(&text).map_err(|m| Error::file(path, m))
+    }
+
+    /// Parse and validate policy TOML; the error is one line naming the bad key or value.
+    pub fn from_toml(text: &str) -> Result<Policy, String> {
+        let file: PolicyFile = toml::from_str(text).map_err(|e| {
+            // toml's message spans lines (it quotes the source); keep it to one line.
+            e.message().replace('\n', " ")
+                + &e.span()
+                    .map(|s| format!(" (at byte {})", s.start))
+                    .unwrap_or_default()
+        })?;
+        let mut policy = Policy::default();
+        if let Some(d) = file.defaults {
+            if let Some(q) = d.min_effect {
+                policy.min_effect = q
+                    .resolve(Unit::Percent)
+                    .map_err(|e| format!("defaults.min_effect: {e}"))?;
+            }
+            if let Some(c) = d.confidence {
+                policy.bootstrap.confidence = c;
+            }
+            if let Some(r) = d.resamples {
+                policy.bootstrap.resamples = r;
+            }
+            if let Some(s) = d.seed {
+                policy.bootstrap.seed = s;
+            }
+        }
+        if let Some(s) = file.scope {
+            policy.scope = s;
+        }
+        for (name, raw) in &file.metrics {
+            let metric: Metric = name.parse().map_err(|e| format!("metrics: {e}"))?;
+            let unit = metric.unit();
+            let ctx = |field: &str, e: String| format!("metrics.{name}.{field}: {e}");
+            let rule = Rule {
+                direction: raw.direction.unwrap_or(metric.natural_direction()),
+                max: raw
+                    .max
+                    .as_ref()
+                    .map(|q| q.resolve(unit))
+                    .transpose()
+                    .map_err(|e| ctx("max", e))?,
+                min: raw
+                    .min
+                    .as_ref()
+                    .map(|q| q.resolve(unit))
+                    .transpose()
+                    .map_err(|e| ctx("min", e))?,
+                max_regression: raw
+                    .max_regression
+                    .as_ref()
+                    .map(|q| q.resolve(Unit::Percent))
+                    .transpose()
+                    .map_err(|e| ctx("max_regression", e))?,
+                min_effect: raw
+                    .min_effect
+                    .as_ref()
+                    .map(|q| q.resolve(Unit::Percent))
+                    .transpose()
+                    .map_err(|e| ctx("min_effect", e))?
+                    .unwrap_or(policy.min_effect),
+                severity: raw.severity,
+            };
+            policy.rules.insert(metric, rule);
+        }
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// Check the resolved values make sense together (also after CLI overrides).
+    pub fn validate(&self) -> Result<(), String> {
+        let b = &self.bootstrap;
+        if !(b.confidence > 0.5 && b.confidence < 1.0) {
+            return Err(format!(
+                "defaults.confidence: {} must be between 0.5 and 1 (e.g. 0.95)",
+                b.confidence
+            ));
+        }
+        if !(100..=1_000_000).contains(&b.resamples) {
+            return Err(format!(
+                "defaults.resamples: {} must be between 100 and 1000000",
+                b.resamples
+            ));
+        }
+        if !(0.0..1.0).contains(&self.min_effect) {
+            return Err(format!(
+                "defaults.min_effect: {} must be between 0% and 100%",
+                units::Display(self.min_effect, Unit::Percent)
+            ));
+        }
+        for (metric, rule) in &self.rules {
+            let name = metric.name();
+            if rule.max.is_none() && rule.min.is_none() && rule.max_regression.is_none() {
+                return Err(format!(
+                    "metrics.{name}: nothing to check (set max, min or max_regression)"
+                ));
+            }
+            if let (Some(lo), Some(hi)) = (rule.min, rule.max) {
+                if lo > hi {
+                    return Err(format!("metrics.{name}: min is above max"));
+                }
+            }
+            if !(0.0..1.0).contains(&rule.min_effect) {
+                return Err(format!(
+                    "metrics.{name}.min_effect: must be between 0% and 100%"
+                ));
+            }
+            if let Some(r) = rule.max_regression {
+                if *metric == Metric::Sqnr {
+                    return Err(format!(
+                        "metrics.{name}.max_regression: not supported for sqnr \
+                         (the gate reads one quantize report; use min)"
+                    ));
+                }
+                if !(0.0..10.0).contains(&r) {
+                    return Err(format!(
+                        "metrics.{name}.max_regression: {} must be between 0% and 1000%",
+                        units::Display(r, Unit::Percent)
+                    ));
+                }
+                if rule.min_effect > r {
+                    return Err(format!(
+                        "metrics.{name}: min_effect ({}) is larger than max_regression ({})",
+                        units::Display(rule.min_effect, Unit::Percent),
+                        units::Display(r, Unit::Percent)
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The rule for `metric`, created (hard, natural direction) if absent; for CLI overrides.
+    pub fn rule_mut(&mut self, metric: Metric) -> &mut Rule {
+        let min_effect = self.min_effect;
+        self.rules
+            .entry(metric)
+            .or_insert_with(|| Rule::new(metric, min_effect))
+    }
+
+    /// Whether any rule compares against a baseline.
+    pub fn needs_baseline(&self) -> bool {
+        self.rules.values().any(|r| r.max_regression.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_example_policy() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gate.toml");
+        let p = Policy::from_path(&path).unwrap();
+        let p50 = &p.rules[&Metric::P50Latency];
+        assert_eq!(p50.max_regression, Some(0.05));
+        assert_eq!(p50.direction, Direction::LowerIsBetter);
+        assert_eq!(p50.severity, Severity::Hard);
+        assert!((p.rules[&Metric::P95Latency].max.unwrap() - 0.5).abs() < 1e-12);
+        assert_eq!(p.rules[&Metric::PeakMemory].max, Some(1.5e9));
+        assert_eq!(p.rules[&Metric::Sqnr].severity, Severity::Soft);
+        assert_eq!(
+            p.rules[&Metric::Throughput].direction,
+            Direction::HigherIsBetter
+        );
+        assert_eq!(p.bootstrap.resamples, 2000);
+    }
+
+    #[test]
+    fn unknown_metric_is_an_error_naming_it() {
+        let e = Policy::from_toml("[metrics.p99_latency]\nmax = \"20ms\"\n").unwrap_err();
+        assert!(e.contains("unknown metric 'p99_latency'"), "{e}");
+        assert!(e.contains("p95_latency"), "lists known metrics: {e}");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let e = Policy::from_toml("[metrics.p95_latency]\nmaximum = \"20ms\"\n").unwrap_err();
+        assert!(e.contains("maximum"), "{e}");
+        let e = Policy::from_toml("[defaults]\nresample = 10\n").unwrap_err();
+        assert!(e.contains("resample"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn quantities_take_units_or_si_numbers() {
+        let p = Policy::from_toml(
+            "[metrics.p95_latency]\nmax = 0.02\n[metrics.peak_memory]\nmax = \"300MiB\"\n\
+             [metrics.p50_latency]\nmax_regression = 5\nmin_effect = \"2%\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.rules[&Metric::P95Latency].max, Some(0.02));
+        assert_eq!(p.rules[&Metric::PeakMemory].max, Some(300.0 * 1048576.0));
+        assert!((p.rules[&Metric::P50Latency].max_regression.unwrap() - 0.05).abs() < 1e-12);
+        assert!((p.rules[&Metric::P50Latency].min_effect - 0.02).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rejects_wrong_unit_and_inconsistent_rules() {
+        let e = Policy::from_toml("[metrics.peak_memory]\nmax = \"20ms\"\n").unwrap_err();
+        assert!(e.contains("metrics.peak_memory.max"), "{e}");
+        let e = Policy::from_toml("[metrics.p50_latency]\nseverity = \"soft\"\n").unwrap_err();
+        assert!(e.contains("nothing to check"), "{e}");
+        let e = Policy::from_toml(
+            "[metrics.p50_latency]\nmax_regression = \"2%\"\nmin_effect = \"5%\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("min_effect"), "{e}");
+        let e = Policy::from_toml("[metrics.sqnr]\nmax_regression = \"5%\"\n").unwrap_err();
+        assert!(e.contains("sqnr"), "{e}");
+        let e = Policy::from_toml("[defaults]\nconfidence = 95\n").unwrap_err();
+        assert!(e.contains("confidence"), "{e}");
+        let e = Policy::from_toml("[metrics.p50_latency]\nmax = \"1ms\"\nseverity = \"fatal\"\n")
+            .unwrap_err();
+        assert!(e.contains("fatal"), "{e}");
+    }
+
+    #[test]
+    fn scope_selects_configurations() {
+        let s = Scope {
+            batch: vec![1],
+            threads: vec![],
+            ep: vec!["cpu".into()],
+        };
+        assert!(s.includes(Some(1), 4, "cpu"));
+        assert!(!s.includes(Some(2), 4, "cpu"));
+        assert!(!s.includes(None, 4, "cpu"));
+        assert!(!s.includes(Some(1), 4, "cuda"));
+        assert!(Scope::default().includes(None, 1, "x"));
+    }
+}

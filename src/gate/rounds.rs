@@ -1,0 +1,167 @@
+//! Profiles measured in interleaved rounds (`edgepack gate --remeasure`): merging one
+//! model's rounds into a single profile, and pairing the two models' samples round by
+//! round for the hierarchical bootstrap ([`super::stats::bootstrap_ratio_rounds`]).
+//!
+//! Rounds run A B, B A, A B, ... so a linear drift of the machine adds the same amount to
+//! both models over every two rounds, and each round's pair was measured minutes apart at
+//! most. Merged statistics are recomputed from the pooled raw samples, never averaged.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::profile::schema::{ConfigResult, LatencyStats, Profile, Status};
+use crate::profile::stats::{rel_half_width, Summary};
+
+/// Baseline and candidate samples of one round of one configuration.
+pub type RoundPair = (Vec<f64>, Vec<f64>);
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    v.sort_by(f64::total_cmp);
+    super::stats::quantile_sorted(&v, 0.5)
+}
+
+/// Merge one model's round profiles into one profile: pooled samples with statistics
+/// recomputed, the largest peak memory, median session and first-run times. A
+/// configuration that failed in any round is failed (with that round's reason).
+pub fn merge_rounds(rounds: &[Profile]) -> Result<Profile> {
+    let first = rounds
+        .first()
+        .ok_or_else(|| Error::usage("--rounds", "at least one round is needed"))?;
+    let mut merged = first.clone();
+    for c in merged.configs.iter_mut() {
+        let same: Vec<&ConfigResult> = rounds
+            .iter()
+            .filter_map(|p| p.configs.iter().find(|x| x.id == c.id))
+            .collect();
+        if let Some(f) = same.iter().find(|x| x.status == Status::Failed) {
+            *c = (*f).clone();
+            c.reason = Some(format!(
+                "failed in one of {} rounds: {}",
+                rounds.len(),
+                f.reason.clone().unwrap_or_default()
+            ));
+            continue;
+        }
+        let samples: Vec<f64> = same
+            .iter()
+            .filter_map(|x| x.latency.as_ref())
+            .flat_map(|l| l.samples_s.iter().copied())
+            .collect();
+        let stable = same
+            .iter()
+            .all(|x| x.latency.as_ref().is_none_or(|l| l.stable));
+        if let Some(s) = Summary::of(&samples, 0.95) {
+            let (lo, hi) = s
+                .median_ci
+                .map(|m| (m.low, m.high))
+                .unwrap_or((s.min, s.max));
+            c.latency = Some(LatencyStats {
+                iterations: s.n as u64,
+                min_s: s.min,
+                mean_s: s.mean,
+                p50_s: s.p50,
+                p90_s: s.p90,
+                p95_s: s.p95,
+                p99_s: s.p99,
+                max_s: s.max,
+                stddev_s: s.stddev,
+                p50_ci_low_s: lo,
+                p50_ci_high_s: hi,
+                p50_ci_rel: rel_half_width(lo, hi, s.p50).unwrap_or(f64::INFINITY),
+                outliers_mild: s.outliers.mild() as u64,
+                outliers_severe: s.outliers.severe() as u64,
+                stable,
+                samples_s: samples,
+            });
+            if let Some(batch) = c.batch {
+                c.throughput_items_per_s = Some(batch as f64 / s.p50);
+            } else if c.throughput_items_per_s.is_some() {
+                c.throughput_items_per_s = Some(1.0 / s.p50);
+            }
+        }
+        if let Some(m) = c.memory.as_mut() {
+            m.peak_rss_bytes = same
+                .iter()
+                .filter_map(|x| x.memory.as_ref().map(|m| m.peak_rss_bytes))
+                .max()
+                .unwrap_or(m.peak_rss_bytes);
+        }
+        c.session_create_s = median(same.iter().filter_map(|x| x.session_create_s).collect());
+        c.first_run_s = median(same.iter().filter_map(|x| x.first_run_s).collect());
+        let mut warnings: Vec<String> = same.iter().flat_map(|x| x.warnings.clone()).collect();
+        warnings.sort();
+        warnings.dedup();
+        c.warnings = warnings;
+    }
+    merged.plan.name = format!("{} ({} interleaved rounds)", first.plan.name, rounds.len());
+    Ok(merged)
+}
+
+/// Pair the baseline's and the candidate's raw samples round by round, per configuration.
+/// `baseline[i]` and `candidate[i]` must be the same round.
+pub fn pair_rounds(
+    baseline: &[Profile],
+    candidate: &[Profile],
+) -> BTreeMap<String, Vec<RoundPair>> {
+    let mut out: BTreeMap<String, Vec<RoundPair>> = BTreeMap::new();
+    for (b, c) in baseline.iter().zip(candidate) {
+        for bc in &b.configs {
+            let Some(cc) = c.configs.iter().find(|x| x.id == bc.id) else {
+                continue;
+            };
+            if let (Some(bl), Some(cl)) = (&bc.latency, &cc.latency) {
+                out.entry(bc.id.clone())
+                    .or_default()
+                    .push((bl.samples_s.clone(), cl.samples_s.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture::sample_profile;
+
+    #[test]
+    fn merging_pools_samples_and_recomputes_statistics() {
+        let a = sample_profile();
+        let mut b = sample_profile();
+        for c in b.configs.iter_mut() {
+            if let Some(l) = c.latency.as_mut() {
+                for s in l.samples_s.iter_mut() {
+                    *s *= 2.0;
+                }
+            }
+            if let Some(m) = c.memory.as_mut() {
+                m.peak_rss_bytes += 1;
+            }
+        }
+        let m = merge_rounds(&[a.clone(), b.clone()]).unwrap();
+        let (c0, a0) = (&m.configs[0], &a.configs[0]);
+        let l = c0.latency.as_ref().unwrap();
+        assert_eq!(
+            l.samples_s.len(),
+            2 * a0.latency.as_ref().unwrap().samples_s.len()
+        );
+        assert!(l.p50_s > a0.latency.as_ref().unwrap().p50_s);
+        assert_eq!(
+            c0.memory.as_ref().unwrap().peak_rss_bytes,
+            a0.memory.as_ref().unwrap().peak_rss_bytes + 1
+        );
+        assert!(m.plan.name.contains("2 interleaved rounds"));
+        // The out-of-memory configuration stays failed.
+        assert_eq!(m.configs.last().unwrap().status, Status::Failed);
+
+        let pairs = pair_rounds(&[a.clone(), a], &[b.clone(), b]);
+        assert_eq!(pairs[&c0.id].len(), 2);
+        assert!(!pairs.contains_key("ep=cpu threads=2 batch=64"));
+    }
+
+    #[test]
+    fn no_rounds_is_an_error() {
+        assert!(merge_rounds(&[]).is_err());
+    }
+}

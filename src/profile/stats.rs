@@ -1,0 +1,479 @@
+//! Pure statistics over plain sample vectors (seconds).
+//!
+//! Everything here is a function of its arguments: no clock, no I/O. Values that are
+//! undefined for too few samples are `Option`s instead of NaN or a made-up number.
+//!
+//! Definitions (each function says which one it uses):
+//! - **Percentiles** use linear interpolation between closest ranks (Hyndman & Fan 1996,
+//!   "Sample quantiles in statistical packages", definition 7; NumPy's and R's default):
+//!   for sorted `x[0..n]` and `p` in `[0, 1]`, `h = (n - 1) p`,
+//!   `Q(p) = x[⌊h⌋] + (h - ⌊h⌋)(x[⌊h⌋ + 1] - x[⌊h⌋])`.
+//! - **Standard deviation** is the sample (Bessel-corrected, `n - 1`) one.
+//! - **Median confidence interval** is distribution-free, from order statistics: the number
+//!   of samples below the true median is Binomial(n, 1/2), so `[x(k), x(n-k+1)]` (1-based
+//!   order statistics) covers the median with probability `1 - 2 P(B ≤ k - 1)`; we take the
+//!   largest `k` whose coverage is still at least the requested confidence (Conover,
+//!   "Practical Nonparametric Statistics", 3rd ed., 1999, §3.2, confidence interval for a
+//!   quantile; also Hollander & Wolfe, "Nonparametric Statistical Methods", §3.6). No
+//!   normality assumption: latency distributions are skewed and heavy-tailed.
+//! - **Outliers** use Tukey's fences on the interquartile range (Tukey 1977, "Exploratory
+//!   Data Analysis"; the same mild/severe split criterion.rs reports): mild outside
+//!   `[Q1 - 1.5 IQR, Q3 + 1.5 IQR]`, severe outside `[Q1 - 3 IQR, Q3 + 3 IQR]`.
+//! - **Stability** follows Triton perf_analyzer's idea of "the last 3 measurement windows
+//!   within N%": the medians of the last three consecutive windows must each lie within
+//!   ±N% of their mean.
+
+/// Smallest value; `None` for no samples.
+pub fn min(samples: &[f64]) -> Option<f64> {
+    samples.iter().copied().reduce(f64::min)
+}
+
+/// Largest value; `None` for no samples.
+pub fn max(samples: &[f64]) -> Option<f64> {
+    samples.iter().copied().reduce(f64::max)
+}
+
+/// Arithmetic mean; `None` for no samples.
+pub fn mean(samples: &[f64]) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    Some(samples.iter().sum::<f64>() / samples.len() as f64)
+}
+
+/// Sample standard deviation (divisor `n - 1`); `None` for fewer than 2 samples.
+pub fn stddev(samples: &[f64]) -> Option<f64> {
+    if samples.len() < 2 {
+        return None;
+    }
+    let m = mean(samples)?;
+    let ss: f64 = samples.iter().map(|x| (x - m) * (x - m)).sum();
+    Some((ss / (samples.len() - 1) as f64).sqrt())
+}
+
+/// A sorted copy (total order; NaN sorts last and should never occur in timings).
+pub fn sorted(samples: &[f64]) -> Vec<f64> {
+    let mut v = samples.to_vec();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// The `p`-quantile (`p` in `[0, 1]`) of already **sorted** samples, by linear
+/// interpolation (Hyndman & Fan definition 7, see the module docs); `None` when empty.
+pub fn quantile_sorted(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let p = p.clamp(0.0, 1.0);
+    let h = (sorted.len() - 1) as f64 * p;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    Some(sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo]))
+}
+
+/// The `p`-quantile of unsorted samples (see [`quantile_sorted`]).
+pub fn quantile(samples: &[f64], p: f64) -> Option<f64> {
+    quantile_sorted(&sorted(samples), p)
+}
+
+/// The median (the 0.5 quantile).
+pub fn median(samples: &[f64]) -> Option<f64> {
+    quantile(samples, 0.5)
+}
+
+/// A confidence interval for the median.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MedianCi {
+    pub low: f64,
+    pub high: f64,
+    /// The actual coverage of the chosen order statistics (≥ the requested confidence).
+    pub coverage: f64,
+}
+
+impl MedianCi {
+    /// Relative half-width `(high - low) / 2 / median`; `None` when the median is not
+    /// positive (the ratio is meaningless there).
+    pub fn rel_half_width(&self, median: f64) -> Option<f64> {
+        rel_half_width(self.low, self.high, median)
+    }
+}
+
+/// Relative half-width `(high - low) / 2 / center`; `None` for a non-positive center.
+pub fn rel_half_width(low: f64, high: f64, center: f64) -> Option<f64> {
+    if center > 0.0 && center.is_finite() {
+        Some((high - low) / 2.0 / center)
+    } else {
+        None
+    }
+}
+
+/// The 1-based order-statistic index `k` of the distribution-free median interval
+/// `[x(k), x(n-k+1)]` with coverage at least `confidence`, and that coverage; `None` when
+/// even `[x(1), x(n)]` covers less (n < 6 for 95%).
+///
+/// Coverage of `[x(k), x(n-k+1)]` is `1 - 2 P(B ≤ k - 1)`, `B ~ Binomial(n, 1/2)` (Conover
+/// 1999, §3.2). The binomial terms are summed in log space so large `n` does not underflow.
+pub fn median_ci_rank(n: usize, confidence: f64) -> Option<(usize, f64)> {
+    if n == 0 {
+        return None;
+    }
+    let tail_allowed = (1.0 - confidence) / 2.0;
+    let ln2 = std::f64::consts::LN_2;
+    // ln P(B = i), starting at i = 0: -n ln 2.
+    let mut ln_term = -(n as f64) * ln2;
+    let mut cdf = 0.0f64; // P(B ≤ i - 1) before adding term i
+    let mut best: Option<(usize, f64)> = None;
+    // k = i + 1 is valid when P(B ≤ i) ≤ tail_allowed.
+    for i in 0..n.div_ceil(2) {
+        cdf += ln_term.exp();
+        if cdf > tail_allowed {
+            break;
+        }
+        best = Some((i + 1, 1.0 - 2.0 * cdf));
+        ln_term += ((n - i) as f64).ln() - ((i + 1) as f64).ln();
+    }
+    best
+}
+
+/// Distribution-free confidence interval of the median at `confidence` (e.g. 0.95), from
+/// order statistics (see [`median_ci_rank`]); `None` when there are too few samples for
+/// that confidence.
+pub fn median_ci(samples: &[f64], confidence: f64) -> Option<MedianCi> {
+    let s = sorted(samples);
+    let (k, coverage) = median_ci_rank(s.len(), confidence)?;
+    Some(MedianCi {
+        low: s[k - 1],
+        high: s[s.len() - k],
+        coverage,
+    })
+}
+
+/// Outlier counts by Tukey's fences (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outliers {
+    pub low_severe: usize,
+    pub low_mild: usize,
+    pub high_mild: usize,
+    pub high_severe: usize,
+}
+
+impl Outliers {
+    /// Mild outliers on either side (severe ones not included).
+    pub fn mild(&self) -> usize {
+        self.low_mild + self.high_mild
+    }
+    /// Severe outliers on either side.
+    pub fn severe(&self) -> usize {
+        self.low_severe + self.high_severe
+    }
+    /// All outliers.
+    pub fn total(&self) -> usize {
+        self.mild() + self.severe()
+    }
+}
+
+/// Tukey fences `(low_severe, low_mild, high_mild, high_severe)` of the samples; `None`
+/// when empty.
+pub fn tukey_fences(samples: &[f64]) -> Option<[f64; 4]> {
+    let s = sorted(samples);
+    let q1 = quantile_sorted(&s, 0.25)?;
+    let q3 = quantile_sorted(&s, 0.75)?;
+    let iqr = q3 - q1;
+    Some([
+        q1 - 3.0 * iqr,
+        q1 - 1.5 * iqr,
+        q3 + 1.5 * iqr,
+        q3 + 3.0 * iqr,
+    ])
+}
+
+/// Classify samples as mild or severe outliers by Tukey's fences. All-equal samples have
+/// IQR 0 and therefore no outliers.
+pub fn classify_outliers(samples: &[f64]) -> Outliers {
+    let Some([ls, lm, hm, hs]) = tukey_fences(samples) else {
+        return Outliers::default();
+    };
+    let mut o = Outliers::default();
+    for &x in samples {
+        if x < ls {
+            o.low_severe += 1;
+        } else if x < lm {
+            o.low_mild += 1;
+        } else if x > hs {
+            o.high_severe += 1;
+        } else if x > hm {
+            o.high_mild += 1;
+        }
+    }
+    o
+}
+
+/// The window length used for stability over `n` samples: the second half of the samples
+/// split into three windows (at least 3 samples each). `None` when `n < 9`.
+pub fn stability_window_len(n: usize) -> Option<usize> {
+    if n < 9 {
+        return None;
+    }
+    Some((n / 6).max(3))
+}
+
+/// Whether the medians of the last three consecutive windows of `window` samples (in
+/// measurement order) each lie within `±tolerance` (relative) of their mean. `None` when
+/// there are fewer than three whole windows.
+pub fn last_windows_stable(samples: &[f64], window: usize, tolerance: f64) -> Option<bool> {
+    let spread = last_windows_spread(samples, window)?;
+    Some(spread <= tolerance)
+}
+
+/// The largest relative deviation of the last three window medians from their mean.
+/// `None` when there are fewer than three whole windows or the mean is not positive.
+pub fn last_windows_spread(samples: &[f64], window: usize) -> Option<f64> {
+    if window == 0 || samples.len() < 3 * window {
+        return None;
+    }
+    let tail = &samples[samples.len() - 3 * window..];
+    let medians: Vec<f64> = tail.chunks(window).filter_map(median).collect();
+    let m = mean(&medians)?;
+    if m <= 0.0 {
+        return None;
+    }
+    Some(
+        medians
+            .iter()
+            .map(|x| (x - m).abs() / m)
+            .fold(0.0, f64::max),
+    )
+}
+
+/// Whether the first (cold) run was markedly slower than the steady state: it lies above
+/// the steady-state samples' upper severe fence (`Q3 + 3 IQR`) **and** above
+/// `min_ratio × median` (so a zero IQR from a perfectly steady mock does not flag a first
+/// run that is 0.1% slower). Returns the ratio `first / median` when slow.
+pub fn slow_first_run(first_s: f64, steady: &[f64], min_ratio: f64) -> Option<f64> {
+    let fences = tukey_fences(steady)?;
+    let med = median(steady)?;
+    if med <= 0.0 {
+        return None;
+    }
+    let ratio = first_s / med;
+    (first_s > fences[3] && ratio >= min_ratio).then_some(ratio)
+}
+
+/// Least-squares line `y = a + b x` through the points; `None` with fewer than two
+/// distinct x values. Returns `(a, b)`. (Ordinary least squares, closed form.)
+pub fn fit_line(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return None;
+    }
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx) * (p.0 - mx)).sum();
+    if sxx <= 0.0 {
+        return None;
+    }
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let b = sxy / sxx;
+    Some((my - b * mx, b))
+}
+
+/// Summary of a set of latency samples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    pub n: usize,
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub stddev: Option<f64>,
+    pub median_ci: Option<MedianCi>,
+    pub outliers: Outliers,
+}
+
+impl Summary {
+    /// Summarise samples (`None` when empty); the median interval is at `confidence`.
+    pub fn of(samples: &[f64], confidence: f64) -> Option<Summary> {
+        let s = sorted(samples);
+        Some(Summary {
+            n: s.len(),
+            min: *s.first()?,
+            mean: mean(&s)?,
+            p50: quantile_sorted(&s, 0.5)?,
+            p90: quantile_sorted(&s, 0.9)?,
+            p95: quantile_sorted(&s, 0.95)?,
+            p99: quantile_sorted(&s, 0.99)?,
+            max: *s.last()?,
+            stddev: stddev(&s),
+            median_ci: median_ci(&s, confidence),
+            outliers: classify_outliers(&s),
+        })
+    }
+
+    /// Relative half-width of the median interval, when it exists.
+    pub fn ci_rel(&self) -> Option<f64> {
+        self.median_ci.and_then(|ci| ci.rel_half_width(self.p50))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12 * (1.0 + a.abs().max(b.abs()))
+    }
+
+    #[test]
+    fn empty_samples_have_no_statistics() {
+        assert_eq!(min(&[]), None);
+        assert_eq!(max(&[]), None);
+        assert_eq!(mean(&[]), None);
+        assert_eq!(stddev(&[]), None);
+        assert_eq!(median(&[]), None);
+        assert_eq!(median_ci(&[], 0.95), None);
+        assert_eq!(classify_outliers(&[]), Outliers::default());
+        assert!(Summary::of(&[], 0.95).is_none());
+        assert_eq!(slow_first_run(1.0, &[], 2.0), None);
+    }
+
+    #[test]
+    fn one_sample_has_no_stddev_and_no_ci() {
+        let s = Summary::of(&[0.5], 0.95).unwrap();
+        assert_eq!(
+            (s.min, s.p50, s.p99, s.max, s.mean),
+            (0.5, 0.5, 0.5, 0.5, 0.5)
+        );
+        assert_eq!(s.stddev, None);
+        assert_eq!(s.median_ci, None);
+        assert_eq!(s.outliers.total(), 0);
+    }
+
+    #[test]
+    fn two_samples_interpolate_and_have_stddev() {
+        let x = [1.0, 3.0];
+        assert!(close(median(&x).unwrap(), 2.0));
+        assert!(close(quantile(&x, 0.9).unwrap(), 2.8));
+        assert!(close(stddev(&x).unwrap(), 2f64.sqrt()));
+        assert_eq!(median_ci(&x, 0.95), None);
+    }
+
+    #[test]
+    fn all_equal_samples_have_zero_spread_and_no_outliers() {
+        let x = [2.0; 50];
+        let s = Summary::of(&x, 0.95).unwrap();
+        assert_eq!(s.stddev, Some(0.0));
+        assert_eq!(s.ci_rel(), Some(0.0));
+        assert_eq!(s.outliers.total(), 0);
+        assert_eq!(last_windows_stable(&x, 5, 0.0), Some(true));
+        assert_eq!(slow_first_run(2.0, &x, 1.2), None);
+    }
+
+    #[test]
+    fn percentiles_match_numpy_linear_definition() {
+        // numpy.percentile([1..10], [50, 90, 95, 99]) = 5.5, 9.1, 9.55, 9.91
+        let x: Vec<f64> = (1..=10).rev().map(f64::from).collect();
+        assert!(close(quantile(&x, 0.5).unwrap(), 5.5));
+        assert!(close(quantile(&x, 0.9).unwrap(), 9.1));
+        assert!(close(quantile(&x, 0.95).unwrap(), 9.55));
+        assert!(close(quantile(&x, 0.99).unwrap(), 9.91));
+        assert_eq!(quantile(&x, 0.0), Some(1.0));
+        assert_eq!(quantile(&x, 1.0), Some(10.0));
+    }
+
+    #[test]
+    fn median_ci_ranks_match_binomial_tables() {
+        // Smallest n with a 95% distribution-free interval is 6: [x(1), x(6)], 96.875%.
+        assert_eq!(median_ci_rank(5, 0.95), None);
+        let (k, cov) = median_ci_rank(6, 0.95).unwrap();
+        assert_eq!(k, 1);
+        assert!(close(cov, 1.0 - 2.0 / 64.0));
+        // Conover Table A3 / standard tables: n=10 -> k=2 (97.9%), n=20 -> k=6 (95.9%),
+        // n=100 -> k=40 (96.5%).
+        assert_eq!(median_ci_rank(10, 0.95).unwrap().0, 2);
+        assert_eq!(median_ci_rank(20, 0.95).unwrap().0, 6);
+        assert_eq!(median_ci_rank(100, 0.95).unwrap().0, 40);
+        let (_, cov100) = median_ci_rank(100, 0.95).unwrap();
+        assert!((0.95..0.97).contains(&cov100), "{cov100}");
+    }
+
+    #[test]
+    fn median_ci_rank_is_stable_for_large_n() {
+        // Normal approximation: k ≈ n/2 - 1.96 sqrt(n)/2.
+        let n = 200_000;
+        let (k, cov) = median_ci_rank(n, 0.95).unwrap();
+        let approx = n as f64 / 2.0 - 1.96 * (n as f64).sqrt() / 2.0;
+        assert!((k as f64 - approx).abs() < 3.0, "k={k} approx={approx}");
+        assert!(cov >= 0.95);
+    }
+
+    #[test]
+    fn median_ci_brackets_the_median_and_narrows_with_more_samples() {
+        let small: Vec<f64> = (0..20).map(|i| 1.0 + (i as f64) * 0.01).collect();
+        let big: Vec<f64> = (0..2000).map(|i| 1.0 + ((i % 20) as f64) * 0.01).collect();
+        let a = median_ci(&small, 0.95).unwrap();
+        let b = median_ci(&big, 0.95).unwrap();
+        let m = median(&small).unwrap();
+        assert!(a.low <= m && m <= a.high);
+        assert!(b.high - b.low < a.high - a.low);
+        assert!(close(rel_half_width(0.9, 1.1, 1.0).unwrap(), 0.1));
+        assert_eq!(rel_half_width(0.0, 1.0, 0.0), None);
+    }
+
+    #[test]
+    fn outliers_are_split_into_mild_and_severe() {
+        // Q1 = 1.0 .. Q3 = 1.0 + small spread; put one mild and one severe on each side.
+        let mut x: Vec<f64> = (0..100).map(|i| 10.0 + (i % 10) as f64 * 0.1).collect();
+        // Q1 ≈ 10.2, Q3 ≈ 10.7, IQR ≈ 0.5: mild high in (11.45, 12.2], severe > 12.2
+        x.push(11.8);
+        x.push(20.0);
+        x.push(8.9); // mild low: below 9.45, above 8.7
+        x.push(1.0); // severe low
+        let o = classify_outliers(&x);
+        assert_eq!(
+            o,
+            Outliers {
+                low_severe: 1,
+                low_mild: 1,
+                high_mild: 1,
+                high_severe: 1
+            }
+        );
+        assert_eq!((o.mild(), o.severe(), o.total()), (2, 2, 4));
+    }
+
+    #[test]
+    fn stability_compares_last_three_windows() {
+        let mut x = vec![5.0; 10]; // early noise is ignored
+        x.extend([1.0; 10]);
+        x.extend([1.02; 10]);
+        x.extend([0.99; 10]);
+        assert_eq!(last_windows_stable(&x, 10, 0.05), Some(true));
+        assert_eq!(last_windows_stable(&x, 10, 0.01), Some(false));
+        assert_eq!(last_windows_stable(&x[..20], 10, 0.05), None);
+        assert_eq!(stability_window_len(8), None);
+        assert_eq!(stability_window_len(9), Some(3));
+        assert_eq!(stability_window_len(600), Some(100));
+    }
+
+    #[test]
+    fn slow_first_run_is_flagged_only_when_far_out() {
+        let steady: Vec<f64> = (0..30).map(|i| 1.0 + (i % 3) as f64 * 0.01).collect();
+        let r = slow_first_run(5.0, &steady, 1.5).unwrap();
+        assert!(close(r, 5.0 / 1.01));
+        assert_eq!(slow_first_run(1.02, &steady, 1.5), None);
+        // beyond the fence but below the ratio floor
+        assert_eq!(slow_first_run(1.2, &steady, 1.5), None);
+    }
+
+    #[test]
+    fn fits_memory_line_by_least_squares() {
+        let pts = [(1.0, 110.0), (2.0, 120.0), (4.0, 140.0), (8.0, 180.0)];
+        let (a, b) = fit_line(&pts).unwrap();
+        assert!(close(a, 100.0) && close(b, 10.0), "{a} {b}");
+        assert_eq!(fit_line(&[(1.0, 2.0)]), None);
+        assert_eq!(fit_line(&[(1.0, 2.0), (1.0, 3.0)]), None);
+    }
+}

@@ -1,0 +1,802 @@
+//! A sweep: the cross product of query sizes, thread counts and execution providers, each
+//! configuration measured in a child process of its own ([`super::isolate`],
+//! [`super::worker`]), collected into one [`Profile`].
+//!
+//! Query sizes. The batch is the leading dim of every input whose leading dim is not fixed.
+//! Its values come from `--batch`, else from the leading value of a `--shape` given for
+//! such an input, else from the plan's `sizes.batch`. A `--batch` on a model whose leading
+//! dims are all fixed is an error (a plan's batch list is then ignored, since the plan was
+//! not written for this model). Other symbolic dims sweep over `sizes.dims` / `--dim`;
+//! every combination is resolved against the model's signature *before* anything runs, so
+//! a `--shape` that conflicts with the model fails the whole command with exit status 2
+//! instead of failing N children.
+//!
+//! Robustness. The profile JSON is rewritten atomically after every configuration, so a
+//! crash (of the machine, or of the parent) late in a sweep loses nothing measured.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+use super::isolate::{run_isolated, signal_name, ChildEnd, ChildLimits, ChildOutput};
+use super::needs;
+use super::plan::Plan;
+use super::schema::{ConfigResult, FailureKind, Host, ModelRef, Profile, Status, PROFILE_SCHEMA};
+use super::worker::{is_allocation_failure, WorkerReply, WorkerRequest};
+use crate::error::{Error, Result};
+use crate::runtime::{ExecutionContext, GraphOptimizationLevel, Provider, ProviderFallback};
+use crate::tensor::inputs::{
+    prepare_for, resolve_shapes, Dim, InputSources, ShapeOverrides, TensorSpec,
+};
+
+/// How to start a worker: the program (normally the current `edgepack` executable) and
+/// the arguments that select the hidden worker subcommand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerCommand {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl WorkerCommand {
+    /// The running executable with `__profile-worker`.
+    pub fn current_exe() -> Result<Self> {
+        let program = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
+        Ok(WorkerCommand {
+            program,
+            args: vec!["__profile-worker".into()],
+        })
+    }
+}
+
+/// Everything a sweep needs, resolved from flags and the plan.
+#[derive(Clone, Debug)]
+pub struct SweepOptions {
+    pub model_path: PathBuf,
+    pub plan: Plan,
+    /// `--shape` values (whole shapes by input name).
+    pub shapes: ShapeOverrides,
+    /// Whether the batch list came from `--batch` (then a fixed-batch model is an error).
+    pub batch_from_cli: bool,
+    /// Whether the dims sweep came from `--dim`.
+    pub dims_from_cli: bool,
+    pub inputs_dir: Option<PathBuf>,
+    pub per_op: bool,
+    pub seed: u64,
+    pub ort_lib: Option<PathBuf>,
+    pub json_path: Option<PathBuf>,
+    pub worker: WorkerCommand,
+}
+
+/// One configuration to measure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigSpec {
+    pub id: String,
+    pub ep: String,
+    pub threads: usize,
+    pub batch: Option<i64>,
+    pub dims: BTreeMap<String, i64>,
+    pub input_shapes: Vec<(String, Vec<usize>)>,
+}
+
+/// Hooks for progress and tables while a sweep runs.
+pub trait SweepObserver {
+    /// Configuration `index` (0-based) of `total` is about to start.
+    fn started(&mut self, _index: usize, _total: usize, _config: &ConfigSpec) {}
+    /// Configuration `index` finished (ok or failed).
+    fn finished(&mut self, _index: usize, _total: usize, _result: &ConfigResult) {}
+}
+
+/// An observer that does nothing.
+pub struct Silent;
+impl SweepObserver for Silent {}
+
+fn batch_specs(specs: &[TensorSpec]) -> Vec<&TensorSpec> {
+    specs
+        .iter()
+        .filter(|s| {
+            s.dims
+                .as_ref()
+                .and_then(|d| d.first())
+                .is_some_and(|d| !matches!(d, Dim::Fixed(_)))
+        })
+        .collect()
+}
+
+fn cross<T: Clone>(axes: &[(String, Vec<T>)]) -> Vec<Vec<(String, T)>> {
+    let mut out: Vec<Vec<(String, T)>> = vec![vec![]];
+    for (k, vs) in axes {
+        out = out
+            .into_iter()
+            .flat_map(|prefix| {
+                vs.iter().map(move |v| {
+                    let mut p = prefix.clone();
+                    p.push((k.clone(), v.clone()));
+                    p
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+/// Expand the plan into configurations, resolving every input shape against the model's
+/// signature `specs`. Errors (exit status 2) name the flag, input or symbol at fault.
+pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpec>> {
+    let plan = &opts.plan.file;
+    let model = opts.model_path.display().to_string();
+    let batchers = batch_specs(specs);
+    // (batch value, dims, shapes) per query size.
+    let mut sizes: Vec<(
+        Option<i64>,
+        BTreeMap<String, i64>,
+        Vec<(String, Vec<usize>)>,
+    )> = Vec::new();
+
+    if let Some(dir) = &opts.inputs_dir {
+        if opts.batch_from_cli || opts.dims_from_cli || !opts.shapes.shapes.is_empty() {
+            return Err(Error::usage(
+                "--inputs",
+                "the input files fix the shapes; drop --batch, --dim and --shape",
+            ));
+        }
+        let sources = InputSources {
+            bundle: Some(dir.clone()),
+            seed: opts.seed,
+            ..Default::default()
+        };
+        let tensors = prepare_for(specs, &ShapeOverrides::default(), &sources)?;
+        let shapes: Vec<(String, Vec<usize>)> = tensors
+            .iter()
+            .map(|(n, t)| (n.clone(), t.shape().to_vec()))
+            .collect();
+        let (batch, dims) = describe(specs, &shapes);
+        sizes.push((batch, dims, shapes));
+    } else {
+        let shape_gives_batch = batchers
+            .iter()
+            .any(|s| opts.shapes.shapes.contains_key(&s.name));
+        let batches: Vec<i64> = if opts.batch_from_cli {
+            if batchers.is_empty() {
+                let first = specs
+                    .first()
+                    .map(|s| format!(": input '{}' is {}", s.name, s.shape_text()))
+                    .unwrap_or_default();
+                return Err(Error::usage(
+                    "--batch",
+                    format!("{model} has a fixed batch dim{first}; drop --batch"),
+                ));
+            }
+            plan.sizes.batch.clone()
+        } else if shape_gives_batch || batchers.is_empty() {
+            vec![]
+        } else {
+            plan.sizes.batch.clone()
+        };
+        let known_symbols: Vec<String> = specs
+            .iter()
+            .flat_map(|s| s.dims.iter().flatten())
+            .filter_map(|d| match d {
+                Dim::Symbol(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut dim_axes: Vec<(String, Vec<i64>)> = Vec::new();
+        for (sym, values) in &plan.sizes.dims {
+            if !known_symbols.contains(sym) {
+                if !opts.dims_from_cli {
+                    continue; // a plan's dims for another model
+                }
+                return Err(Error::usage(
+                    "--dim",
+                    format!(
+                        "{model} has no symbolic dim '{sym}' (its symbols: {})",
+                        if known_symbols.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known_symbols.join(", ")
+                        }
+                    ),
+                ));
+            }
+            dim_axes.push((sym.clone(), values.clone()));
+        }
+        let batch_axis: Vec<Option<i64>> = if batches.is_empty() {
+            vec![None]
+        } else {
+            batches.iter().copied().map(Some).collect()
+        };
+        for b in batch_axis {
+            for combo in cross(&dim_axes) {
+                let mut ov = opts.shapes.clone();
+                for (sym, v) in &combo {
+                    ov.dims.insert(sym.clone(), *v as usize);
+                }
+                if let Some(b) = b {
+                    apply_batch(&batchers, &mut ov, b as usize);
+                }
+                let shapes = resolve_shapes(specs, &ov, &BTreeMap::new())?;
+                let named: Vec<(String, Vec<usize>)> =
+                    specs.iter().map(|s| s.name.clone()).zip(shapes).collect();
+                let (batch, dims) = describe(specs, &named);
+                sizes.push((batch, dims, named));
+            }
+        }
+    }
+
+    let mut out = Vec::new();
+    for ep in &plan.run.execution_providers {
+        for (batch, dims, shapes) in &sizes {
+            for &t in &plan.run.threads {
+                let mut id = format!("ep={ep} threads={t}");
+                if let Some(b) = batch {
+                    id.push_str(&format!(" batch={b}"));
+                }
+                let batch_syms: Vec<&str> = batchers
+                    .iter()
+                    .filter_map(|s| match s.dims.as_ref()?.first()? {
+                        Dim::Symbol(x) => Some(x.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                for (k, v) in dims {
+                    if !batch_syms.contains(&k.as_str()) {
+                        id.push_str(&format!(" {k}={v}"));
+                    }
+                }
+                if batch.is_none() && dims.is_empty() {
+                    let s: Vec<String> = shapes
+                        .iter()
+                        .map(|(n, s)| format!("{n}={}", crate::tensor::format_shape(s)))
+                        .collect();
+                    if !s.is_empty() {
+                        id.push(' ');
+                        id.push_str(&s.join(" "));
+                    }
+                }
+                out.push(ConfigSpec {
+                    id,
+                    ep: ep.clone(),
+                    threads: t,
+                    batch: *batch,
+                    dims: dims.clone(),
+                    input_shapes: shapes.clone(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn apply_batch(batchers: &[&TensorSpec], ov: &mut ShapeOverrides, b: usize) {
+    for s in batchers {
+        if let Some(shape) = ov.shapes.get_mut(&s.name) {
+            if let Some(first) = shape.first_mut() {
+                *first = b;
+            }
+            continue;
+        }
+        let dims = s.dims.as_ref().expect("batch specs have dims");
+        match &dims[0] {
+            Dim::Symbol(sym) => {
+                ov.dims.insert(sym.clone(), b);
+            }
+            _ => {
+                // An anonymous leading dim cannot be named; when every other dim is fixed
+                // the whole shape is known. Otherwise resolution reports what to pass.
+                let rest: Option<Vec<usize>> = dims[1..]
+                    .iter()
+                    .map(|d| match d {
+                        Dim::Fixed(n) => Some(*n),
+                        _ => None,
+                    })
+                    .collect();
+                if let Some(rest) = rest {
+                    let mut shape = vec![b];
+                    shape.extend(rest);
+                    ov.shapes.insert(s.name.clone(), shape);
+                }
+            }
+        }
+    }
+}
+
+/// The batch (leading dim of the first batch-carrying input) and the value of every
+/// symbolic dim in concrete `shapes`.
+fn describe(
+    specs: &[TensorSpec],
+    shapes: &[(String, Vec<usize>)],
+) -> (Option<i64>, BTreeMap<String, i64>) {
+    let mut dims = BTreeMap::new();
+    let mut batch = None;
+    for spec in specs {
+        let Some(shape) = shapes.iter().find(|(n, _)| n == &spec.name).map(|x| &x.1) else {
+            continue;
+        };
+        let Some(ds) = &spec.dims else { continue };
+        for (i, d) in ds.iter().enumerate() {
+            if let (Dim::Symbol(s), Some(v)) = (d, shape.get(i)) {
+                dims.insert(s.clone(), *v as i64);
+            }
+            if i == 0 && !matches!(d, Dim::Fixed(_)) && batch.is_none() {
+                batch = shape.first().map(|v| *v as i64);
+            }
+        }
+    }
+    (batch, dims)
+}
+
+/// The sha256 (hex) and size of a file.
+pub fn file_sha256(path: &Path) -> Result<(String, u64)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    Ok((hex::encode(Sha256::digest(&bytes)), bytes.len() as u64))
+}
+
+/// A description of this machine.
+pub fn host() -> Host {
+    use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
+    let sys = System::new_with_specifics(
+        RefreshKind::nothing()
+            .with_cpu(CpuRefreshKind::nothing())
+            .with_memory(MemoryRefreshKind::nothing().with_ram()),
+    );
+    let cpu_model = sys
+        .cpus()
+        .first()
+        .map(|c| c.brand().trim().to_string())
+        .unwrap_or_default();
+    Host {
+        os: System::long_os_version().unwrap_or_else(|| std::env::consts::OS.to_string()),
+        arch: std::env::consts::ARCH.into(),
+        cpu_model,
+        logical_cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(sys.cpus().len()),
+        physical_cores: System::physical_core_count(),
+        total_memory_bytes: sys.total_memory(),
+        isa_features: isa_features(),
+    }
+}
+
+fn isa_features() -> Vec<String> {
+    #[allow(unused_mut)]
+    let mut f: Vec<&str> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! x86 {
+            ($($name:tt),*) => {$(
+                if std::arch::is_x86_feature_detected!($name) { f.push($name); }
+            )*};
+        }
+        x86!(
+            "sse4.2",
+            "avx",
+            "avx2",
+            "fma",
+            "f16c",
+            "avx512f",
+            "avx512bw",
+            "avx512vnni"
+        );
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        macro_rules! arm {
+            ($($name:tt),*) => {$(
+                if std::arch::is_aarch64_feature_detected!($name) { f.push($name); }
+            )*};
+        }
+        arm!("neon", "dotprod", "fp16", "i8mm", "sve");
+    }
+    f.into_iter().map(String::from).collect()
+}
+
+/// Turn what a child produced into a reply: its own JSON reply when it exited cleanly,
+/// otherwise a failure classified as timeout, OOM, signal or run error.
+pub fn classify(out: &ChildOutput, memory_limited: bool, timeout_s: Option<f64>) -> WorkerReply {
+    let tail = out.stderr_tail(400);
+    let with_tail = |msg: String| {
+        if tail.is_empty() {
+            msg
+        } else {
+            format!("{msg}: {tail}")
+        }
+    };
+    let fail = |kind: FailureKind, reason: String| WorkerReply {
+        failure: Some(kind),
+        reason: Some(reason),
+        ..WorkerReply::default()
+    };
+    let oom_text = is_allocation_failure(&tail);
+    match out.end {
+        ChildEnd::TimedOut => fail(
+            FailureKind::Timeout,
+            format!(
+                "no result within the {:.0} s timeout; its process group was killed",
+                timeout_s.unwrap_or(0.0)
+            ),
+        ),
+        ChildEnd::Exited(0) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let last = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            match serde_json::from_str::<WorkerReply>(last) {
+                Ok(r) => r,
+                Err(e) => fail(
+                    FailureKind::RunError,
+                    with_tail(format!("the worker's reply is not valid JSON ({e})")),
+                ),
+            }
+        }
+        ChildEnd::Exited(code) => {
+            if memory_limited && oom_text {
+                fail(
+                    FailureKind::Oom,
+                    with_tail(format!(
+                        "out of memory under the limit (exit status {code})"
+                    )),
+                )
+            } else {
+                fail(
+                    FailureKind::RunError,
+                    with_tail(format!("the worker exited with status {code}")),
+                )
+            }
+        }
+        ChildEnd::Signaled(sig) => {
+            // Under a memory limit, an allocation failure surfaces as an abort (Rust's
+            // allocator, C++ terminate) or the kernel's OOM killer (SIGKILL).
+            let oom = memory_limited && (oom_text || sig == libc::SIGKILL || sig == libc::SIGABRT);
+            if oom {
+                fail(
+                    FailureKind::Oom,
+                    with_tail(format!(
+                        "out of memory under the limit (killed by {})",
+                        signal_name(sig)
+                    )),
+                )
+            } else {
+                fail(
+                    FailureKind::Signal,
+                    with_tail(format!("the worker was killed by {}", signal_name(sig))),
+                )
+            }
+        }
+    }
+}
+
+fn context_for(plan: &Plan, ep: &str, threads: usize) -> Result<ExecutionContext> {
+    let provider = Provider::from_name(ep)?;
+    let mut providers = vec![provider];
+    if provider != Provider::Cpu {
+        providers.push(Provider::Cpu);
+    }
+    Ok(ExecutionContext {
+        intra_op_threads: (threads > 0).then_some(threads),
+        graph_optimization_level: GraphOptimizationLevel::from_name(
+            plan.file.run.graph_optimization_level.as_str(),
+        )?,
+        execution_providers: providers,
+        // Record, then fail the configuration ourselves with the reason: a clear failed
+        // config instead of a silent CPU fallback.
+        provider_fallback: ProviderFallback::Record,
+        ..ExecutionContext::default()
+    })
+}
+
+fn result_of(c: &ConfigSpec, reply: WorkerReply) -> ConfigResult {
+    let status = if reply.failure.is_some() {
+        Status::Failed
+    } else {
+        Status::Ok
+    };
+    let throughput = reply
+        .latency
+        .as_ref()
+        .and_then(|l| (l.p50_s > 0.0).then(|| c.batch.unwrap_or(1).max(1) as f64 / l.p50_s));
+    ConfigResult {
+        id: c.id.clone(),
+        ep_requested: c.ep.clone(),
+        threads: c.threads,
+        batch: c.batch,
+        dims: c.dims.clone(),
+        input_shapes: c
+            .input_shapes
+            .iter()
+            .map(|(n, s)| (n.clone(), s.iter().map(|&d| d as i64).collect()))
+            .collect(),
+        status,
+        failure: reply.failure,
+        reason: reply.reason,
+        ep_used: reply.ep_used,
+        session_create_s: reply.session_create_s,
+        first_run_s: reply.first_run_s,
+        latency: reply.latency,
+        throughput_items_per_s: throughput,
+        memory: reply.memory,
+        cpu: reply.cpu,
+        gpu: reply.gpu,
+        per_op: reply.per_op,
+        warnings: reply.warnings,
+    }
+}
+
+/// Write the profile JSON atomically.
+pub fn write_profile(path: &Path, profile: &Profile) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(profile)
+        .map_err(|e| Error::file(path, format!("cannot serialize the profile: {e}")))?;
+    bytes.push(b'\n');
+    crate::artifact::write_atomic(path, &bytes)
+}
+
+/// Run every configuration in its own child and return the profile. `onnxruntime_version`
+/// is the version the parent loaded (children report theirs; a mismatch is a warning).
+pub fn run(
+    opts: &SweepOptions,
+    configs: &[ConfigSpec],
+    onnxruntime_version: &str,
+    observer: &mut dyn SweepObserver,
+) -> Result<Profile> {
+    let model_path =
+        std::fs::canonicalize(&opts.model_path).map_err(|e| Error::io(&opts.model_path, e))?;
+    let (sha256, size_bytes) = file_sha256(&model_path)?;
+    let limits = &opts.plan.file.limits;
+    let per_op_dir = if opts.per_op {
+        Some(tempfile::tempdir().map_err(|e| Error::io("temporary folder", e))?)
+    } else {
+        None
+    };
+    let inputs_dir = match &opts.inputs_dir {
+        Some(d) => Some(std::fs::canonicalize(d).map_err(|e| Error::io(d, e))?),
+        None => None,
+    };
+    let mut profile = Profile {
+        schema: PROFILE_SCHEMA.into(),
+        edgepack_version: env!("CARGO_PKG_VERSION").into(),
+        created_unix_s: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        model: ModelRef {
+            path: opts.model_path.display().to_string(),
+            sha256,
+            size_bytes,
+        },
+        host: host(),
+        onnxruntime_version: onnxruntime_version.into(),
+        plan: opts.plan.summary(),
+        configs: Vec::with_capacity(configs.len()),
+        needs: None,
+    };
+    let child_limits = ChildLimits {
+        timeout_s: limits.timeout_s,
+        memory_limit_bytes: limits.memory_limit_bytes,
+    };
+    for (i, c) in configs.iter().enumerate() {
+        observer.started(i, configs.len(), c);
+        let req = WorkerRequest {
+            model_path: model_path.clone(),
+            ort_lib: opts.ort_lib.clone(),
+            context: context_for(&opts.plan, &c.ep, c.threads)?,
+            input_shapes: c.input_shapes.clone(),
+            inputs_dir: inputs_dir.clone(),
+            seed: opts.seed,
+            measure: opts.plan.file.measure.clone(),
+            memory_limited: limits.memory_limit_bytes.is_some(),
+            per_op_dir: per_op_dir.as_ref().map(|d| d.path().to_path_buf()),
+            per_op_runs: 10,
+        };
+        let json = serde_json::to_vec(&req).expect("requests serialize");
+        let mut cmd = Command::new(&opts.worker.program);
+        cmd.args(&opts.worker.args);
+        let out = run_isolated(cmd, &json, child_limits)?;
+        let mut reply = classify(&out, limits.memory_limit_bytes.is_some(), limits.timeout_s);
+        if let Some(v) = &reply.onnxruntime_version {
+            if v != onnxruntime_version && !onnxruntime_version.is_empty() {
+                reply.warnings.push(format!(
+                    "the worker loaded ONNX Runtime {v}, the parent {onnxruntime_version}"
+                ));
+            }
+        }
+        let result = result_of(c, reply);
+        observer.finished(i, configs.len(), &result);
+        profile.configs.push(result);
+        profile.needs = Some(needs::summarize(
+            &profile.configs,
+            limits.latency_budget_s,
+            limits.memory_limit_bytes,
+        ));
+        if let Some(p) = &opts.json_path {
+            write_profile(p, &profile)?;
+        }
+    }
+    Ok(profile)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, dims: Vec<Dim>) -> TensorSpec {
+        TensorSpec {
+            name: name.into(),
+            elem_type: 1,
+            dims: Some(dims),
+        }
+    }
+
+    fn det() -> Vec<TensorSpec> {
+        vec![spec(
+            "x",
+            vec![
+                Dim::Symbol("N".into()),
+                Dim::Fixed(3),
+                Dim::Symbol("H".into()),
+                Dim::Symbol("W".into()),
+            ],
+        )]
+    }
+
+    fn opts(plan: &str) -> SweepOptions {
+        SweepOptions {
+            model_path: "det.onnx".into(),
+            plan: Plan::builtin(plan).unwrap(),
+            shapes: ShapeOverrides::default(),
+            batch_from_cli: false,
+            dims_from_cli: false,
+            inputs_dir: None,
+            per_op: false,
+            seed: 0,
+            ort_lib: None,
+            json_path: None,
+            worker: WorkerCommand {
+                program: "edgepack".into(),
+                args: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn sweep_is_the_cross_product_of_sizes_threads_and_providers() {
+        let mut o = opts("quick");
+        o.plan.file.sizes.batch = vec![1, 2, 4, 8];
+        o.batch_from_cli = true;
+        o.plan.file.run.threads = vec![1, 2];
+        o.shapes.add_shape_arg("x=1x3x64x64").unwrap();
+        let c = expand(&det(), &o).unwrap();
+        assert_eq!(c.len(), 8);
+        assert_eq!(c[0].id, "ep=cpu threads=1 batch=1 H=64 W=64");
+        assert_eq!(
+            c[7].input_shapes,
+            vec![("x".to_string(), vec![8, 3, 64, 64])]
+        );
+        assert_eq!(c[7].batch, Some(8));
+        assert_eq!(c[7].dims["N"], 8);
+    }
+
+    #[test]
+    fn dims_sweep_binds_symbols_and_unknown_symbols_are_errors() {
+        let mut o = opts("quick");
+        o.plan.file.run.threads = vec![1];
+        o.plan.file.sizes.dims =
+            [("H".to_string(), vec![32, 64]), ("W".to_string(), vec![32])].into();
+        o.dims_from_cli = true;
+        let c = expand(&det(), &o).unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[1].input_shapes[0].1, vec![1, 3, 64, 32]);
+        o.plan.file.sizes.dims.insert("seq".into(), vec![8]);
+        let e = expand(&det(), &o).unwrap_err().to_string();
+        assert!(
+            e.contains("no symbolic dim 'seq'") && e.contains("N, H, W"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn batch_on_a_fixed_batch_model_is_an_error_from_flags_only() {
+        let fixed = vec![spec("x", vec![Dim::Fixed(1), Dim::Fixed(4)])];
+        let mut o = opts("edge"); // plan batch [1, 2, 4] is ignored for this model
+        o.plan.file.run.threads = vec![1];
+        let c = expand(&fixed, &o).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].batch, None);
+        o.batch_from_cli = true;
+        let e = expand(&fixed, &o).unwrap_err().to_string();
+        assert!(
+            e.contains("fixed batch dim") && e.contains("--batch"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn shape_conflicting_with_the_model_is_an_error_before_anything_runs() {
+        let mut o = opts("quick");
+        o.shapes.add_shape_arg("x=1x4x64x64").unwrap();
+        let e = expand(&det(), &o).unwrap_err().to_string();
+        assert!(
+            e.contains("input 'x'") && e.contains("fixes it to 3"),
+            "{e}"
+        );
+        let mut o = opts("quick");
+        let e = expand(&det(), &o).unwrap_err().to_string();
+        assert!(e.contains("H") || e.contains("--shape"), "{e}");
+        o.shapes.add_shape_arg("y=1x3x64x64").unwrap();
+        assert!(expand(&det(), &o).is_err());
+    }
+
+    #[test]
+    fn anonymous_batch_dim_takes_the_batch_when_the_rest_is_fixed() {
+        let cls = vec![spec(
+            "x",
+            vec![
+                Dim::Anonymous,
+                Dim::Fixed(3),
+                Dim::Fixed(48),
+                Dim::Fixed(192),
+            ],
+        )];
+        let mut o = opts("quick");
+        o.plan.file.sizes.batch = vec![1, 4];
+        o.batch_from_cli = true;
+        o.plan.file.run.threads = vec![1];
+        let c = expand(&cls, &o).unwrap();
+        assert_eq!(c[1].input_shapes[0].1, vec![4, 3, 48, 192]);
+        assert_eq!(c[1].id, "ep=cpu threads=1 batch=4");
+    }
+
+    fn out(end: ChildEnd, stdout: &str, stderr: &str) -> ChildOutput {
+        ChildOutput {
+            end,
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+            wall_s: 0.1,
+        }
+    }
+
+    #[test]
+    fn classifies_child_endings() {
+        let r = classify(&out(ChildEnd::TimedOut, "", ""), false, Some(5.0));
+        assert_eq!(r.failure, Some(FailureKind::Timeout));
+        assert!(r.reason.unwrap().contains("5 s timeout"));
+
+        let r = classify(
+            &out(ChildEnd::Signaled(libc::SIGSEGV), "", "boom"),
+            false,
+            None,
+        );
+        assert_eq!(r.failure, Some(FailureKind::Signal));
+        assert!(r.reason.unwrap().contains("SIGSEGV: boom"));
+
+        let r = classify(
+            &out(
+                ChildEnd::Signaled(libc::SIGABRT),
+                "",
+                "memory allocation of 4096 bytes failed",
+            ),
+            true,
+            None,
+        );
+        assert_eq!(r.failure, Some(FailureKind::Oom));
+
+        let r = classify(&out(ChildEnd::Exited(101), "", "panicked"), true, None);
+        assert_eq!(r.failure, Some(FailureKind::RunError));
+
+        let reply = WorkerReply {
+            first_run_s: Some(0.5),
+            ..Default::default()
+        };
+        let line = serde_json::to_string(&reply).unwrap();
+        let r = classify(
+            &out(ChildEnd::Exited(0), &format!("noise\n{line}\n"), ""),
+            false,
+            None,
+        );
+        assert_eq!(r, reply);
+        let r = classify(&out(ChildEnd::Exited(0), "not json", ""), false, None);
+        assert_eq!(r.failure, Some(FailureKind::RunError));
+    }
+}

@@ -1,0 +1,157 @@
+//! What the bundles in a `dist/` folder say about each target: the chosen variant and the
+//! predictions written in each bundle's `manifest.json` (`target.prediction`). Only those
+//! fields are read, so the report does not break when the manifest grows.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// Largest manifest we are willing to read from an archive.
+const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
+/// One bundle: its target, chosen variant and predictions there.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct BundleRow {
+    pub file: String,
+    pub target: String,
+    pub variant: String,
+    pub threads: Option<u64>,
+    pub batch: Option<i64>,
+    pub latency_p50_s: Option<f64>,
+    pub latency_p95_s: Option<f64>,
+    pub peak_memory_bytes: Option<u64>,
+    pub bundle_size_bytes_max: Option<u64>,
+    pub accuracy_sqnr_db: Option<f64>,
+    pub basis: Option<String>,
+}
+
+/// Read every bundle (`*.zip` or a folder with `manifest.json`) in `dir`, sorted by name.
+/// Files that are not bundles are skipped; a bundle whose manifest is unreadable is an error.
+pub fn read_dir(dir: &Path) -> Result<Vec<BundleRow>> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    let mut rows = Vec::new();
+    for p in entries {
+        let manifest = if p.is_dir() && p.join("manifest.json").is_file() {
+            let m = p.join("manifest.json");
+            std::fs::read(&m).map_err(|e| Error::io(&m, e))?
+        } else if p.extension().is_some_and(|x| x == "zip") {
+            read_zip_manifest(&p)?
+        } else {
+            continue;
+        };
+        let v: Value = serde_json::from_slice(&manifest)
+            .map_err(|e| Error::file(&p, format!("manifest.json is not valid JSON: {e}")))?;
+        if let Some(row) = row_from_manifest(&v, &p) {
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+fn read_zip_manifest(path: &Path) -> Result<Vec<u8>> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut z = zip::ZipArchive::new(f)
+        .map_err(|e| Error::file(path, format!("not a readable zip: {e}")))?;
+    let entry = z
+        .by_name("manifest.json")
+        .map_err(|_| Error::file(path, "bundle has no manifest.json"))?;
+    let mut buf = Vec::new();
+    entry
+        .take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io(path, e))?;
+    if buf.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(Error::file(path, "manifest.json is larger than 16 MiB"));
+    }
+    Ok(buf)
+}
+
+/// The bundle's target row, or `None` for a package (no `target`).
+pub fn row_from_manifest(v: &Value, path: &Path) -> Option<BundleRow> {
+    let t = v.get("target")?;
+    let p = t.get("prediction");
+    let f = |k: &str| p.and_then(|p| p.get(k)).and_then(Value::as_f64);
+    let u = |k: &str| p.and_then(|p| p.get(k)).and_then(Value::as_u64);
+    Some(BundleRow {
+        file: path
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        target: t.get("name").and_then(Value::as_str).unwrap_or("?").into(),
+        variant: t
+            .get("variant")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .into(),
+        threads: u("threads"),
+        batch: p.and_then(|p| p.get("batch")).and_then(Value::as_i64),
+        latency_p50_s: f("latency_p50_s"),
+        latency_p95_s: f("latency_p95_s"),
+        peak_memory_bytes: u("peak_memory_bytes"),
+        bundle_size_bytes_max: u("bundle_size_bytes_max"),
+        accuracy_sqnr_db: f("accuracy_sqnr_db"),
+        basis: p
+            .and_then(|p| p.get("basis"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::io::Write;
+
+    #[test]
+    fn reads_target_and_prediction_from_zip_and_folder_bundles() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = json!({
+            "schema": "edgepack.manifest/1", "kind": "bundle",
+            "target": {"name": "raspberry-pi-4-4gb", "arch": "aarch64", "variant": "int8",
+                "prediction": {"threads": 4, "batch": 1, "latency_p50_s": 0.12,
+                    "peak_memory_bytes": 180000000u64, "bundle_size_bytes_max": 3000000u64,
+                    "basis": "scaled from host"}}
+        });
+        let zpath = dir.path().join("det-pi.zip");
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&zpath).unwrap());
+        z.start_file("manifest.json", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(manifest.to_string().as_bytes()).unwrap();
+        z.finish().unwrap();
+        let folder = dir.path().join("det-vm");
+        std::fs::create_dir(&folder).unwrap();
+        let mut m2 = manifest.clone();
+        m2["target"]["name"] = "cloud-vm".into();
+        std::fs::write(folder.join("manifest.json"), m2.to_string()).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a bundle").unwrap();
+
+        let rows = read_dir(dir.path()).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].target, "raspberry-pi-4-4gb");
+        assert_eq!(rows[0].variant, "int8");
+        assert_eq!(rows[0].threads, Some(4));
+        assert_eq!(rows[0].peak_memory_bytes, Some(180_000_000));
+        assert_eq!(rows[1].target, "cloud-vm");
+    }
+
+    #[test]
+    fn a_zip_without_manifest_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let zpath = dir.path().join("bad.zip");
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&zpath).unwrap());
+        z.start_file("model.onnx", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.finish().unwrap();
+        let e = read_dir(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("bad.zip"), "{e}");
+        assert!(e.to_string().contains("manifest.json"), "{e}");
+    }
+}

@@ -1,0 +1,168 @@
+//! Reading a quantize report (`edgepack quantize --report FILE.json`) for the gate's SQNR
+//! floor and the HTML report's quantization table.
+//!
+//! The quantizer's report is still evolving, so this reader depends on the few field names
+//! that carry the figures rather than on the whole schema: per-output objects with an
+//! `output` name and `sqnr_db` (plus `cosine`, `top1_agreement`, `max_abs_error` when
+//! present), and top-level scalars whose names say what they are (`mode`, `*size_ratio*`,
+//! `*latency_ratio*`, `*_bytes`). When the report has a top-level `outputs` array (the
+//! chosen model), only that is used; otherwise every per-output object found.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// Accuracy of one output of the quantized model against the float one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputRow {
+    pub output: String,
+    pub sqnr_db: Option<f64>,
+    pub cosine: Option<f64>,
+    pub top1_agreement: Option<f64>,
+    pub max_abs_error: Option<f64>,
+}
+
+/// The figures of a quantize report the gate and the HTML report use.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct QuantizeSummary {
+    /// The quantization mode, if the report names it.
+    pub mode: Option<String>,
+    pub outputs: Vec<OutputRow>,
+    /// Other top-level numbers (ratios, sizes, timings), in report order.
+    pub figures: Vec<(String, f64)>,
+}
+
+impl QuantizeSummary {
+    /// Read a quantize report file.
+    pub fn from_path(path: &Path) -> Result<QuantizeSummary> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| Error::file(path, format!("not valid JSON: {e}")))?;
+        QuantizeSummary::from_json(&v).map_err(|m| Error::file(path, m))
+    }
+
+    /// Extract the figures from a parsed report.
+    pub fn from_json(v: &Value) -> std::result::Result<QuantizeSummary, String> {
+        let obj = v
+            .as_object()
+            .ok_or("a quantize report must be a JSON object")?;
+        if let Some(schema) = obj.get("schema").and_then(Value::as_str) {
+            if schema.starts_with("edgepack.profile/") || schema.starts_with("edgepack.gate/") {
+                return Err(format!("this is a '{schema}' file, not a quantize report"));
+            }
+        }
+        let mut s = QuantizeSummary {
+            mode: obj.get("mode").and_then(Value::as_str).map(str::to_string),
+            ..Default::default()
+        };
+        match obj.get("outputs") {
+            Some(Value::Array(items)) => items.iter().for_each(|i| collect_rows(i, &mut s.outputs)),
+            _ => collect_rows(v, &mut s.outputs),
+        }
+        for (k, val) in obj {
+            if let Some(x) = val.as_f64() {
+                s.figures.push((k.clone(), x));
+            }
+        }
+        if s.outputs.is_empty() && s.figures.is_empty() {
+            return Err(
+                "no per-output accuracy (sqnr_db) and no figures found; is this a \
+                        quantize report?"
+                    .into(),
+            );
+        }
+        Ok(s)
+    }
+
+    /// The worst (lowest) finite SQNR over the outputs.
+    pub fn worst_sqnr_db(&self) -> Option<f64> {
+        self.outputs
+            .iter()
+            .filter_map(|o| o.sqnr_db)
+            .filter(|x| !x.is_nan())
+            .reduce(f64::min)
+    }
+
+    /// A named top-level figure whose key contains `needle` (e.g. `size_ratio`).
+    pub fn figure(&self, needle: &str) -> Option<f64> {
+        self.figures
+            .iter()
+            .find(|(k, _)| k.contains(needle))
+            .map(|(_, v)| *v)
+    }
+}
+
+fn num(o: &serde_json::Map<String, Value>, k: &str) -> Option<f64> {
+    // serde_json writes infinities as null; a string "inf" is accepted too.
+    match o.get(k)? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn collect_rows(v: &Value, out: &mut Vec<OutputRow>) {
+    match v {
+        Value::Object(o) => {
+            if o.contains_key("sqnr_db") {
+                out.push(OutputRow {
+                    output: o
+                        .get("output")
+                        .or_else(|| o.get("name"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("?")
+                        .to_string(),
+                    sqnr_db: num(o, "sqnr_db"),
+                    cosine: num(o, "cosine"),
+                    top1_agreement: num(o, "top1_agreement"),
+                    max_abs_error: num(o, "max_abs_error"),
+                });
+            } else {
+                o.values().for_each(|c| collect_rows(c, out));
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|c| collect_rows(c, out)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_outputs_and_figures() {
+        let v = json!({
+            "mode": "int8",
+            "size_ratio": 0.31,
+            "latency_ratio": 0.72,
+            "outputs": [
+                {"output": "logits", "sqnr_db": 31.5, "cosine": 0.9995, "top1_agreement": 0.995},
+                {"output": "boxes", "sqnr_db": 27.0, "cosine": 0.999}
+            ],
+            "tried": [{"mode": "int4", "outputs": [{"output": "logits", "sqnr_db": 12.0}]}]
+        });
+        let s = QuantizeSummary::from_json(&v).unwrap();
+        assert_eq!(s.mode.as_deref(), Some("int8"));
+        assert_eq!(s.outputs.len(), 2, "only the chosen model's outputs");
+        assert_eq!(s.worst_sqnr_db(), Some(27.0));
+        assert_eq!(s.figure("size_ratio"), Some(0.31));
+    }
+
+    #[test]
+    fn finds_nested_outputs_without_a_top_level_array() {
+        let v = json!({"accuracy": {"per_output": [{"name": "y", "sqnr_db": 20.5}]}});
+        let s = QuantizeSummary::from_json(&v).unwrap();
+        assert_eq!(s.worst_sqnr_db(), Some(20.5));
+    }
+
+    #[test]
+    fn rejects_other_files() {
+        assert!(QuantizeSummary::from_json(&json!([1, 2])).is_err());
+        assert!(QuantizeSummary::from_json(&json!({"schema": "edgepack.profile/1"})).is_err());
+        assert!(QuantizeSummary::from_json(&json!({"name": "x"})).is_err());
+    }
+}

@@ -1,0 +1,114 @@
+//! `edgepack report`: inputs recognised in any order, one self-contained HTML page out.
+//! The profile, quantize report and bundle are the library's documented fixture
+//! (`edgepack::report::fixture`), written to files the way the other commands write them.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use edgepack::report::fixture::sample_profile;
+use predicates::prelude::*;
+
+use crate::common::edgepack;
+
+/// Write a profile, a quantize report, a `dist/` folder with one bundle and a `hardware/`
+/// folder with two targets into `dir`.
+fn write_inputs(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let profile = dir.join("profile.json");
+    std::fs::write(
+        &profile,
+        serde_json::to_vec_pretty(&sample_profile()).unwrap(),
+    )
+    .unwrap();
+    let quantize = dir.join("quantize.json");
+    std::fs::write(
+        &quantize,
+        r#"{"mode": "int8", "size_ratio": 0.29, "latency_ratio": 0.78,
+            "outputs": [{"output": "softmax_0.tmp_0", "sqnr_db": 31.4, "cosine": 0.99964,
+                         "top1_agreement": 0.998, "max_abs_error": 0.0123}]}"#,
+    )
+    .unwrap();
+    let dist = dir.join("dist");
+    std::fs::create_dir(&dist).unwrap();
+    let manifest = serde_json::json!({
+        "schema": "edgepack.manifest/1", "kind": "bundle", "name": "cls",
+        "target": {"name": "raspberry-pi-4-4gb", "arch": "aarch64", "variant": "int8",
+            "prediction": {"threads": 4, "batch": 1, "latency_p50_s": 0.021,
+                "peak_memory_bytes": 150000000u64, "bundle_size_bytes_max": 1000000u64,
+                "basis": "scaled from host"}}
+    });
+    let mut z = zip::ZipWriter::new(std::fs::File::create(dist.join("cls-pi4.zip")).unwrap());
+    z.start_file("manifest.json", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    z.write_all(manifest.to_string().as_bytes()).unwrap();
+    z.finish().unwrap();
+    // The repository's real target files.
+    let hw = Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware");
+    (profile, quantize, dist, hw)
+}
+
+/// Also the generator of the page the headless-browser test loads: with
+/// `EDGEPACK_REPORT_OUT=DIR` the inputs and `report.html` are kept in DIR.
+#[test]
+fn report_writes_one_self_contained_html_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = match std::env::var_os("EDGEPACK_REPORT_OUT") {
+        Some(d) => PathBuf::from(d),
+        None => tmp.path().to_path_buf(),
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    let _ = std::fs::remove_dir_all(dir.join("dist"));
+    let (profile, quantize, dist, hw) = write_inputs(&dir);
+    let out = dir.join("report.html");
+    // Inputs in a different order than the usage line: they are recognised by content.
+    edgepack()
+        .arg("report")
+        .arg(&dist)
+        .arg(&quantize)
+        .arg(&profile)
+        .arg("-o")
+        .arg(&out)
+        .arg("--targets")
+        .arg(&hw)
+        .assert()
+        .code(0);
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert_eq!(html.matches("<svg").count(), 4);
+    assert!(html.contains("jetson-nano-4gb"));
+    assert!(html.contains("raspberry-pi-4-4gb"));
+    assert!(html.contains("31.4 dB"));
+    for bad in ["src=\"http", "href=\"http", "<script", "<link", "url("] {
+        assert!(!html.contains(bad), "self-contained, found {bad}");
+    }
+}
+
+#[test]
+fn report_without_a_profile_is_an_error_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, quantize, _, _) = write_inputs(dir.path());
+    let out = dir.path().join("report.html");
+    edgepack()
+        .arg("report")
+        .arg(&quantize)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no profile among the inputs"));
+    assert!(!out.exists());
+}
+
+#[test]
+fn report_rejects_a_profile_of_another_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.json");
+    std::fs::write(&p, r#"{"schema": "edgepack.profile/9", "configs": []}"#).unwrap();
+    edgepack()
+        .arg("report")
+        .arg(&p)
+        .arg("-o")
+        .arg(dir.path().join("r.html"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("edgepack.profile/9"));
+}
