@@ -11,7 +11,7 @@ use predicates::prelude::PredicateBooleanExt;
 
 fn ort_available() -> bool {
     std::env::var_os("ORT_DYLIB_PATH").is_some_and(|p| Path::new(&p).is_file())
-        || edgepack::quantize::ort_engine::locate_library(None).is_ok()
+        || edgepack::runtime::library::locate(None).is_ok()
 }
 
 fn cls_model() -> Option<PathBuf> {
