@@ -41,6 +41,17 @@ pub fn write_atomic_with(
         .prefix(&prefix)
         .tempfile_in(&dir)
         .map_err(|e| Error::io(path, e))?;
+    // tempfile creates 0600 files; outputs are ordinary files (0644 less the umask), or
+    // keep the mode of the file they replace.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or_else(|_| 0o666 & !current_umask());
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(path, e))?;
+    }
     fill(tmp.as_file_mut()).map_err(|e| Error::io(path, e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
@@ -49,6 +60,18 @@ pub fn write_atomic_with(
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// The process umask (read by setting and restoring it; single-threaded use at startup
+/// would be ideal, but the race only affects the mode of files created at the same moment).
+#[cfg(unix)]
+fn current_umask() -> u32 {
+    // SAFETY: umask has no memory-safety preconditions.
+    unsafe {
+        let old = libc::umask(0o022);
+        libc::umask(old);
+        old as u32
+    }
 }
 
 /// Temporary files are named `.edgepack-tmp-<pid>-<random>` in the destination folder.
@@ -108,6 +131,17 @@ mod tests {
         assert!(r.is_err());
         assert_eq!(fs::read(&p).unwrap(), b"old");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn new_files_are_readable_by_others_like_any_output() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.bin");
+        write_atomic(&p, b"x").unwrap();
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !current_umask(), "mode {mode:o}");
     }
 
     #[test]

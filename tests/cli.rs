@@ -6,16 +6,25 @@ mod common;
 
 #[path = "cli/gate.rs"]
 mod gate;
+
 #[path = "cli/run.rs"]
 mod run;
+
+#[path = "cli/profile.rs"]
+mod profile;
 
 #[path = "cli/report.rs"]
 mod report;
 
-#[path = "cli/roundtrip.rs"]
-mod roundtrip;
+#[path = "cli/package.rs"]
+mod package;
+
 #[path = "cli/inspect.rs"]
 mod inspect;
+
+#[path = "cli/roundtrip.rs"]
+mod roundtrip;
+
 #[path = "cli/shape_suite.rs"]
 mod shape_suite;
 
@@ -23,3 +32,5 @@ mod shape_suite;
 mod corpus;
 #[path = "cli/crash.rs"]
 mod crash;
+#[path = "cli/quantize.rs"]
+mod quantize;

@@ -3,6 +3,18 @@
 //! This module knows nothing of ONNX Runtime: it reads and writes `ModelProto` losslessly,
 //! answers questions about the graph, and applies labelled patches. Everything above it
 //! (runtime, profiler, quantizer, packages) goes through [`Model`].
+//!
+//! | module | what it does |
+//! |---|---|
+//! | [`proto`] | every ONNX message, declared from the wire format's field numbers |
+//! | [`external`] | external data, confined to the model's folder |
+//! | [`attr`] | typed attribute getters whose errors name node, op and attribute |
+//! | [`tensor_data`] | decode/build `TensorProto` values (any storage field, checked sizes) |
+//! | [`graph`] | [`graph::GraphIndex`]: real inputs, producers, consumers, topological order, weights, stats |
+//! | [`patch`] | labelled rewrites, validated and applied all-or-nothing |
+//! | [`shape`] | best-effort static shapes at given input sizes; MACs/FLOPs |
+//! | [`info`] | the `inspect` report |
+//! | [`builder`] | small deterministic test models (MLP, conv net, `If`, `Constant` weights) |
 
 pub mod attr;
 pub mod builder;

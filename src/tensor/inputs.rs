@@ -865,6 +865,43 @@ mod tests {
     }
 
     #[test]
+    fn prepare_reads_an_npz_bundle_and_rejects_unknown_members() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let m = model(vec![vi("x", 1, &["2"]), vi("y", 7, &["1"])], &[]);
+        let x = Tensor::random(DType::F32, &[2], 1);
+        let write = |members: &[(&str, &Tensor)]| {
+            let p = dir.path().join("in.npz");
+            let mut z = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+            for (n, t) in members {
+                z.start_file(format!("{n}.npy"), zip::write::SimpleFileOptions::default())
+                    .unwrap();
+                z.write_all(&npy::to_npy_bytes(t).unwrap()).unwrap();
+            }
+            z.finish().unwrap();
+            p
+        };
+        let p = write(&[("x", &x)]);
+        let src = InputSources {
+            bundle: Some(p),
+            seed: 9,
+            ..Default::default()
+        };
+        let got = prepare(&m, &ShapeOverrides::default(), &src).unwrap();
+        assert_eq!(got[0].1, x);
+        assert_eq!(got[1].1.dtype(), DType::I64);
+        let p = write(&[("x", &x), ("z", &x)]);
+        let src = InputSources {
+            bundle: Some(p),
+            ..Default::default()
+        };
+        let e = prepare(&m, &ShapeOverrides::default(), &src)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("array 'z' names no input"), "{e}");
+    }
+
+    #[test]
     fn sanitizes_tensor_names_to_safe_file_stems() {
         assert_eq!(
             sanitize_file_stem("save_infer_model/scale_0.tmp_1"),
