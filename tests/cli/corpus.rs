@@ -1162,3 +1162,41 @@ fn resaving_never_writes_to_the_external_data_location() {
     let q = Model::load(&out.join("q.onnx")).unwrap();
     assert!(!edgepack::model::external::has_external(&q.proto));
 }
+
+/// A bundle sized for another architecture cannot be profiled here: its figures would be
+/// this machine's, merged back as the device's.
+#[test]
+fn bundle_for_another_architecture_is_refused() {
+    let c = Case::new("bundle-wrong-arch");
+    let pkg = make_package(&c.m(), "p", 1, None);
+    let foreign = if cfg!(target_arch = "aarch64") {
+        "x86-industrial-pc.toml"
+    } else {
+        "raspberry-pi-4-4gb.toml"
+    };
+    let dist = c.m().join("dist");
+    let o = edgepack()
+        .arg("bundle")
+        .arg(&pkg)
+        .arg("--target")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("hardware")
+                .join(foreign),
+        )
+        .arg("-o")
+        .arg(&dist)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let zip = std::fs::read_dir(&dist)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "zip"))
+        .expect("a bundle zip");
+    let case = c
+        .args([OsString::from("profile"), zip.into()])
+        .expect(".zip")
+        .expect("this machine is");
+    check_all(vec![case]);
+}
