@@ -617,6 +617,41 @@ fn broken_and_hostile_models_are_refused() {
         c.args([OsString::from("package"), p.into(), "-o".into(), o.into()])
             .expect("model.onnx"),
     );
+    // `inspect` reads models too (without running them).
+    for (name, bytes, expect) in [
+        ("inspect-empty", Vec::new(), "empty"),
+        (
+            "inspect-truncated",
+            good[..good.len() / 2].to_vec(),
+            "model.onnx",
+        ),
+        ("inspect-nested-if", nested_if(50).to_bytes(), "nest"),
+        (
+            "inspect-dims-overflow",
+            {
+                let mut m = builder::mlp(&[4, 8, 3], 1);
+                m.graph_mut().initializer[0].dims = vec![1 << 40, 1 << 40, 1 << 40];
+                m.to_bytes()
+            },
+            "fc0.weight",
+        ),
+    ] {
+        let c = Case::new(name);
+        let p = c.m().join("model.onnx");
+        std::fs::write(&p, bytes).unwrap();
+        cases.push(
+            c.args([OsString::from("inspect"), p.into(), "--json".into()])
+                .expect("model.onnx")
+                .expect(expect),
+        );
+    }
+    let c = Case::new("inspect-traversal");
+    let p = c.m().join("model.onnx");
+    save(&external_model("../victim.bin", &[]), &p);
+    cases.push(
+        c.args([OsString::from("inspect"), p.into()])
+            .expect("victim.bin"),
+    );
     let c = Case::new("package-truncated");
     let p = c.m().join("model.onnx");
     std::fs::write(&p, &good[..good.len() / 3]).unwrap();
