@@ -36,6 +36,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The combined outcome of two steps: the worse one.
+    pub fn and(self, other: Outcome) -> Outcome {
+        match (self, other) {
+            (Outcome::Failed, _) | (_, Outcome::Failed) => Outcome::Failed,
+            (Outcome::Inconclusive, _) | (_, Outcome::Inconclusive) => Outcome::Inconclusive,
+            _ => Outcome::Success,
+        }
+    }
+
     fn exit_code(self) -> i32 {
         match self {
             Outcome::Success => 0,
@@ -111,7 +120,10 @@ static COMMAND_LINE: std::sync::Mutex<Option<Vec<std::ffi::OsString>>> =
 
 /// The command line of the command being run, program name first.
 pub fn command_line() -> Vec<std::ffi::OsString> {
-    let set = COMMAND_LINE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let set = COMMAND_LINE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     set.unwrap_or_else(|| std::env::args_os().collect())
 }
 
