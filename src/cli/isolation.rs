@@ -68,7 +68,7 @@ impl IsolationArgs {
 pub fn rerun_isolated(model: &Path, limits: ChildLimits) -> anyhow::Result<Outcome> {
     let exe = std::env::current_exe().map_err(|e| Error::io("edgepack executable", e))?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(std::env::args_os().skip(1))
+    cmd.args(super::command_line().into_iter().skip(1))
         .arg("--isolated-child");
     let out = isolate::run_isolated(cmd, b"", limits)?;
     {
