@@ -145,9 +145,9 @@ pub struct QuantizeArgs {
     /// Op types to keep in float: Conv, MatMul, Gemm, DepthwiseConv.
     #[arg(long, value_delimiter = ',')]
     pub exclude_ops: Vec<String>,
-    /// Also quantize convs on globally pooled tensors (squeeze-and-excitation blocks).
+    /// Keep convs on globally pooled tensors (squeeze-and-excitation blocks) in float.
     #[arg(long)]
-    pub include_pooled: bool,
+    pub float_pooled: bool,
     /// Accuracy the result must meet: sqnr=30dB, cosine=0.999, top1=0.99 (repeatable).
     /// When missed, the most sensitive layers are kept in float until it is met.
     #[arg(long)]
@@ -286,7 +286,7 @@ pub fn run(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outcome> {
             exclude_nodes: args.exclude_nodes.iter().cloned().collect::<HashSet<_>>(),
             exclude_ops: args.exclude_ops.iter().cloned().collect::<HashSet<_>>(),
             per_channel: !args.per_tensor,
-            include_pooled: args.include_pooled,
+            float_pooled: args.float_pooled,
             weights_only: matches!(args.mode, ModeArg::Int8Weight),
         },
         targets,

@@ -330,7 +330,9 @@ pub fn quantize(
         }
     }
 
-    // 3. auto: also try keeping depthwise convs in float (often no faster in int8 on x86).
+    // 3. auto: also try keeping depthwise and squeeze-excitation convs in float: on x86,
+    //    ONNX Runtime's fp32 NCHWc convs fuse the activation, and small int8 convs do not win
+    //    back the cost of their Q/DQ pairs (measured on the PP-OCR classifier).
     let mut latency = None;
     let mut timing_ref = if opts.measure_latency {
         Some(engine.load_for_timing(&fp32_bytes)?)
@@ -355,6 +357,7 @@ pub fn quantize(
         let no_dw = {
             let mut sel = opts.selection.clone();
             sel.exclude_ops.insert("DepthwiseConv".into());
+            sel.float_pooled = true;
             let dw = qdq::plan(&prepared, &sel);
             let current: HashSet<&str> = plan.nodes.iter().map(|n| n.node.as_str()).collect();
             qdq::restrict(&dw, |n| current.contains(n.node.as_str()))
@@ -370,7 +373,7 @@ pub fn quantize(
                 200,
                 opts.latency_budget_s,
             )?;
-            let v = format!("{variant}; depthwise convs kept float");
+            let v = format!("{variant}; depthwise and squeeze-excitation convs kept float");
             attempts.push(attempt(v.clone(), &no_dw, b.len(), &outs, Some(lat.ratio)));
             let cur = latency.map_or(f64::INFINITY, |l| l.ratio);
             if meets(&outs) >= meets(&outputs) && lat.ratio < cur * 0.97 {
