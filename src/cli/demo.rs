@@ -7,9 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser};
+use clap::Args;
 
-use super::{dispatch, Cli, Outcome};
+use super::{dispatch_args, Outcome};
 use edgepack::runtime::{self, Platform};
 use edgepack::zoo::ZooModel;
 
@@ -115,8 +115,7 @@ pub fn run(ort_lib: &Option<PathBuf>, args: DemoArgs) -> anyhow::Result<Outcome>
             argv.push(lib.display().to_string());
         }
         argv.extend(step);
-        let cli = Cli::try_parse_from(&argv)?;
-        if dispatch(cli)? != Outcome::Success {
+        if dispatch_args(&argv)? != Outcome::Success {
             outcome = Outcome::Failed;
         }
     }

@@ -85,9 +85,19 @@ pub struct GateArgs {
     /// With --remeasure: the new model.
     #[arg(long, value_name = "NEW.onnx", requires = "remeasure")]
     pub model: Option<PathBuf>,
-    /// With --remeasure: write the two profiles measured here (for artifacts and reports).
+    /// With --remeasure: write the two profiles measured here (baseline.json and
+    /// current.json, for artifacts and reports).
     #[arg(long, value_name = "DIR", requires = "remeasure")]
     pub save_profiles: Option<PathBuf>,
+    /// With --remeasure: the profile plan (name in profiles/ or a TOML file).
+    #[arg(long, default_value = "ci", requires = "remeasure")]
+    pub plan: String,
+    /// With --remeasure: interleaved rounds per model (each gets 1/N of the plan's time).
+    #[arg(long, default_value_t = 4, requires = "remeasure")]
+    pub rounds: usize,
+    /// With --remeasure: an input shape, as for `edgepack profile` (e.g. x=1x3x48x192).
+    #[arg(long = "shape", value_name = "NAME=DIMS", requires = "remeasure")]
+    pub shapes: Vec<String>,
 }
 
 fn quantity(flag: &str, text: &str, unit: Unit) -> anyhow::Result<f64> {
@@ -167,14 +177,25 @@ pub fn run(ort_lib: &Option<PathBuf>, a: GateArgs) -> anyhow::Result<Outcome> {
             a.baseline_model.as_ref().unwrap(),
             a.model.as_ref().unwrap(),
         );
-        let (b, c) = super::remeasure::interleaved(ort_lib, old, new, &policy)?;
+        let settings = super::remeasure::Settings {
+            ort_lib,
+            old,
+            new,
+            plan: &a.plan,
+            rounds: a.rounds,
+            shapes: &a.shapes,
+            seed: a.seed.unwrap_or(0),
+        };
+        let r = super::remeasure::interleaved(&settings, &policy)?;
         if let Some(dir) = &a.save_profiles {
-            for (name, p) in [("baseline.json", &b), ("current.json", &c)] {
-                let bytes = serde_json::to_vec_pretty(p).context("serializing a profile")?;
+            for (name, p) in [("baseline.json", &r.baseline), ("current.json", &r.current)] {
+                let mut bytes = serde_json::to_vec_pretty(p).context("serializing a profile")?;
+                bytes.push(b'\n');
                 write_atomic(&dir.join(name), &bytes)?;
             }
         }
-        (c, Some(b))
+        extras.rounds = r.rounds;
+        (r.current, Some(r.baseline))
     } else {
         let current = gate::read_profile(a.current.as_ref().unwrap())?;
         let baseline = a.baseline.as_deref().map(gate::read_profile).transpose()?;

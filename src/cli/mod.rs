@@ -4,10 +4,12 @@
 
 use clap::{Parser, Subcommand};
 
+mod build;
 mod bundle;
 mod demo;
 mod gate;
 mod inspect;
+mod isolation;
 mod keygen;
 mod lineage;
 mod package;
@@ -70,6 +72,8 @@ pub enum Command {
     Bundle(bundle::BundleArgs),
     /// Show where a bundle or package came from.
     Lineage(lineage::LineageArgs),
+    /// The whole pipeline: inspect, quantize, package, profile, bundle for every target.
+    Build(build::BuildArgs),
     /// Run a model once on given or generated inputs; write outputs as .npy.
     Run(run::RunArgs),
     /// Install, list or locate the ONNX Runtime library.
@@ -81,7 +85,7 @@ pub enum Command {
     /// Describe a model: signature, opsets, ops, weights, MACs/FLOPs estimate.
     Inspect(inspect::InspectArgs),
     /// Profile latency, memory and CPU needs across query sizes, threads and providers.
-    Profile(profile::ProfileArgs),
+    Profile(Box<profile::ProfileArgs>),
     /// Internal: one profiling configuration in a child process.
     #[command(name = "__profile-worker", hide = true)]
     ProfileWorker,
@@ -91,14 +95,34 @@ pub enum Command {
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
 pub fn main() -> i32 {
-    let result = dispatch(Cli::parse());
-    match result {
+    match dispatch(Cli::parse()) {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
             eprintln!("edgepack: error: {e:#}");
             2
         }
     }
+}
+
+/// The command line being run: the process's own, or the one the demo is running in
+/// process (an isolated child re-runs exactly that command).
+static COMMAND_LINE: std::sync::Mutex<Option<Vec<std::ffi::OsString>>> =
+    std::sync::Mutex::new(None);
+
+/// The command line of the command being run, program name first.
+pub fn command_line() -> Vec<std::ffi::OsString> {
+    let set = COMMAND_LINE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    set.unwrap_or_else(|| std::env::args_os().collect())
+}
+
+/// Parse and run a command line in this process, as if it had been typed.
+pub fn dispatch_args(argv: &[String]) -> anyhow::Result<Outcome> {
+    let cli = Cli::try_parse_from(argv)?;
+    *COMMAND_LINE.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some(argv.iter().map(Into::into).collect());
+    let outcome = dispatch(cli);
+    *COMMAND_LINE.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    outcome
 }
 
 /// Run one parsed command line (the demo runs several through here, as a user would).
@@ -108,15 +132,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Targets(args) => targets::run(args),
         Command::Package(args) => package::run(cli.ort_lib.as_deref(), args),
         Command::Keygen(args) => keygen::run(args),
-        Command::Verify(args) => verify::run(args),
+        Command::Verify(args) => verify::run(cli.ort_lib.as_deref(), args),
         Command::Bundle(args) => bundle::run(cli.ort_lib.as_deref(), args),
         Command::Lineage(args) => lineage::run(args),
+        Command::Build(args) => build::run(cli.ort_lib.as_deref(), args),
         Command::Run(args) => run::run(cli.ort_lib.as_deref(), args),
         Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
         Command::Gate(args) => gate::run(&cli.ort_lib, *args),
         Command::Report(args) => report::run(args),
         Command::Inspect(args) => inspect::run(&cli.ort_lib, args),
-        Command::Profile(args) => profile::run(&cli.ort_lib, args),
+        Command::Profile(args) => profile::run(&cli.ort_lib, *args),
         Command::ProfileWorker => profile::worker(),
         Command::Quantize(args) => quantize::run(&cli.ort_lib, *args).map_err(Into::into),
     }

@@ -244,7 +244,10 @@ pub fn run(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outcome> {
     if let Some(r) = &args.report {
         check_writable(r)?;
     }
-    let model = Model::load(&args.model)?;
+    let mut model = Model::load(&args.model)?;
+    // The quantizer hands models to ONNX Runtime as bytes, where external data would
+    // resolve against the current directory: inline it (validated, confined) first.
+    model.load_external_data()?;
     if let Some(op) = quantize::already_quantized(&model) {
         return Err(Error::file(&args.model, format!("the model is already quantized (it contains {op}); quantize the fp32 original instead")));
     }

@@ -32,6 +32,24 @@ pub fn quantile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo]))
 }
 
+/// [`quantile_sorted`] of unsorted samples in O(n), reordering `buf` (selection instead of
+/// a full sort: the bootstrap computes thousands of these).
+pub fn quantile_select(buf: &mut [f64], q: f64) -> Option<f64> {
+    let n = buf.len();
+    if n == 0 {
+        return None;
+    }
+    let h = (n - 1) as f64 * q.clamp(0.0, 1.0);
+    let lo = h.floor() as usize;
+    let (_, &mut x_lo, right) = buf.select_nth_unstable_by(lo, f64::total_cmp);
+    let x_hi = if lo + 1 < n {
+        right.iter().copied().fold(f64::INFINITY, f64::min)
+    } else {
+        x_lo
+    };
+    Some(x_lo + (h - lo as f64) * (x_hi - x_lo))
+}
+
 /// Sorted copy of the finite samples (NaN and infinities are dropped: they are not timings).
 pub fn sorted_finite(samples: &[f64]) -> Vec<f64> {
     let mut v: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
@@ -180,16 +198,10 @@ pub fn bootstrap_ratio_rounds(
     if rounds.len() < 2 || resamples == 0 {
         return None;
     }
-    let pooled = |side: fn(&(Vec<f64>, Vec<f64>)) -> &Vec<f64>| {
-        let mut v: Vec<f64> = rounds
-            .iter()
-            .flat_map(|r| side(r).iter().copied())
-            .collect();
-        v.sort_by(f64::total_cmp);
-        v
-    };
-    let b = quantile_sorted(&pooled(|r| &r.0), q)?;
-    let c = quantile_sorted(&pooled(|r| &r.1), q)?;
+    let mut pooled_b: Vec<f64> = rounds.iter().flat_map(|r| r.0.iter().copied()).collect();
+    let mut pooled_c: Vec<f64> = rounds.iter().flat_map(|r| r.1.iter().copied()).collect();
+    let b = quantile_select(&mut pooled_b, q)?;
+    let c = quantile_select(&mut pooled_c, q)?;
     if b <= 0.0 {
         return None;
     }
@@ -208,9 +220,7 @@ pub fn bootstrap_ratio_rounds(
                 pc.push(rc[rng.random_range(0..rc.len())]);
             }
         }
-        pb.sort_unstable_by(f64::total_cmp);
-        pc.sort_unstable_by(f64::total_cmp);
-        if let (Some(qb), Some(qc)) = (quantile_sorted(&pb, q), quantile_sorted(&pc, q)) {
+        if let (Some(qb), Some(qc)) = (quantile_select(&mut pb, q), quantile_select(&mut pc, q)) {
             if qb > 0.0 {
                 ratios.push(qc / qb);
             }
@@ -232,8 +242,7 @@ fn resampled_quantile(sample: &[f64], buf: &mut [f64], q: f64, rng: &mut StdRng)
     for slot in buf.iter_mut() {
         *slot = sample[rng.random_range(0..sample.len())];
     }
-    buf.sort_unstable_by(f64::total_cmp);
-    quantile_sorted(buf, q).unwrap_or(f64::NAN)
+    quantile_select(buf, q).unwrap_or(f64::NAN)
 }
 
 #[cfg(test)]
@@ -248,6 +257,20 @@ mod tests {
         assert_eq!(quantile_sorted(&[2.0, 2.0, 2.0], 0.95), Some(2.0));
         assert_eq!(quantile_sorted(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.5), Some(3.0));
         assert_eq!(quantile_sorted(&[1.0, 2.0, 3.0, 4.0, 5.0], 1.0), Some(5.0));
+    }
+
+    #[test]
+    fn selection_quantile_matches_the_sorted_one() {
+        let mut rng = StdRng::seed_from_u64(5);
+        for n in [1usize, 2, 3, 10, 101] {
+            let v: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
+            let sorted = sorted_finite(&v);
+            for q in [0.0, 0.05, 0.5, 0.95, 1.0] {
+                let mut buf = v.clone();
+                assert_eq!(quantile_select(&mut buf, q), quantile_sorted(&sorted, q));
+            }
+        }
+        assert_eq!(quantile_select(&mut [], 0.5), None);
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::model::Model;
 pub use context::ContextFile;
 pub use lineage::LineageSpec;
 pub use manifest::{Manifest, MANIFEST_FILE, MANIFEST_SCHEMA, SIGNATURE_FILE};
-pub use verify::{open, verify_bytes, Opened, VerifyReport};
+pub use verify::{check_runs_here, open, verify_bytes, Opened, VerifyReport};
 
 /// The edgepack version written into manifests and transformations.
 pub const EDGEPACK_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -49,6 +49,60 @@ pub struct VariantInput {
     pub sqnr_db: Option<f64>,
     /// Parameters of the transformation that produced it.
     pub params: BTreeMap<String, serde_json::Value>,
+}
+
+impl VariantInput {
+    /// A variant described by the quantizer's JSON report (`edgepack quantize --report`).
+    /// Its accuracy is the worst output SQNR; a report made on random inputs gives no
+    /// accuracy at all (the quantizer itself calls those figures meaningless), so an
+    /// accuracy floor will not pass such a variant.
+    pub fn from_quantizer_report(name: &str, model: &Path, report: &Path) -> Result<Self> {
+        let bytes = std::fs::read(report).map_err(|e| Error::io(report, e))?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::file(report, format!("not a quantizer report: {e}")))?;
+        let outputs = v
+            .get("outputs")
+            .and_then(|o| o.as_array())
+            .ok_or_else(|| Error::file(report, "not a quantizer report (no 'outputs')"))?;
+        let random = v
+            .get("random_inputs")
+            .and_then(|r| r.as_bool())
+            .unwrap_or(true);
+        let sqnrs: Vec<Option<f64>> = outputs
+            .iter()
+            .map(|o| o.get("sqnr_db").and_then(|s| s.as_f64()))
+            .collect();
+        let sqnr_db = if random || sqnrs.is_empty() || sqnrs.iter().any(Option::is_none) {
+            None
+        } else {
+            sqnrs.into_iter().flatten().reduce(f64::min)
+        };
+        let mut params = BTreeMap::new();
+        for key in [
+            "mode",
+            "variant",
+            "method",
+            "calibration_samples",
+            "eval_samples",
+            "random_inputs",
+        ] {
+            if let Some(x) = v.get(key) {
+                params.insert(key.to_string(), x.clone());
+            }
+        }
+        if let Some(n) = v.get("quantized_nodes").and_then(|q| q.as_array()) {
+            params.insert("quantized_nodes".into(), serde_json::json!(n.len()));
+        }
+        if let Some(p) = v.get("preparation") {
+            params.insert("preparation".into(), p.clone());
+        }
+        Ok(VariantInput {
+            name: name.to_string(),
+            path: model.to_path_buf(),
+            sqnr_db,
+            params,
+        })
+    }
 }
 
 /// Everything `edgepack package` needs besides the model.
@@ -156,13 +210,25 @@ pub fn build(
     opts: &PackageOptions,
 ) -> Result<(Manifest, BTreeMap<String, Vec<u8>>)> {
     let model = Model::load(model_path)?;
-    if crate::model::external::has_external(&model.proto) {
-        return Err(Error::file(
-            model_path,
-            "models with external data cannot be packaged yet (store the weights inline)",
-        ));
-    }
-    let model_bytes = std::fs::read(model_path).map_err(|e| Error::io(model_path, e))?;
+    // External data (confined to the model's folder by the loader) is inlined: a package
+    // is one self-contained model file, and no attacker-chosen `location` survives into it.
+    let file_bytes = std::fs::read(model_path).map_err(|e| Error::io(model_path, e))?;
+    let source_sha = sha256_hex(&file_bytes);
+    let inlined = crate::model::external::has_external(&model.proto);
+    let model_bytes = if inlined {
+        let mut m = model.clone();
+        m.load_external_data()?;
+        let b = m.to_bytes();
+        if b.len() as u64 >= crate::model::MAX_MODEL_BYTES {
+            return Err(Error::file(
+                model_path,
+                "with its external data inlined the model is over the 2 GiB protobuf limit; it cannot be packaged as one file",
+            ));
+        }
+        b
+    } else {
+        file_bytes
+    };
     let contract = contract::contract(&model.proto);
     if contract.inputs.is_empty() {
         return Err(Error::file(model_path, "the model declares no inputs"));
@@ -281,14 +347,24 @@ pub fn build(
                 },
             };
             let mut inputs = BTreeMap::new();
+            let mut taken = std::collections::BTreeSet::new();
             for (n, b) in case.inputs {
-                let p = format!("self-test/{}/inputs/{n}.npy", case.name);
+                let p = format!(
+                    "self-test/{}/inputs/{}",
+                    case.name,
+                    selftest::tensor_file_name(&n, &mut taken)
+                );
                 inputs.insert(n, p.clone());
                 entries.insert(p, b);
             }
             let mut exp = BTreeMap::new();
+            let mut taken = std::collections::BTreeSet::new();
             for (n, b) in expected {
-                let p = format!("self-test/{}/expected/{n}.npy", case.name);
+                let p = format!(
+                    "self-test/{}/expected/{}",
+                    case.name,
+                    selftest::tensor_file_name(&n, &mut taken)
+                );
                 exp.insert(n, p.clone());
                 entries.insert(p, b);
             }
@@ -315,10 +391,11 @@ pub fn build(
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string()),
             uri: format!("file:{}", model_path.display()),
-            sha256: Some(fp32_sha.clone()),
+            sha256: Some(source_sha.clone()),
         });
     }
     let mut params = BTreeMap::new();
+    params.insert("inlined_external_data".into(), serde_json::json!(inlined));
     params.insert(
         "variants".into(),
         serde_json::json!(variants.iter().map(|v| v.name.clone()).collect::<Vec<_>>()),
@@ -328,7 +405,7 @@ pub fn build(
         name: "package".into(),
         params,
         edgepack_version: EDGEPACK_VERSION.into(),
-        input_sha256: Some(fp32_sha.clone()),
+        input_sha256: Some(source_sha),
         output_sha256: Some(fp32_sha),
     });
 
@@ -366,3 +443,23 @@ pub fn write(model_path: &Path, opts: &PackageOptions, out: &Path) -> Result<Man
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+impl Opened {
+    /// The model to run from a verified archive: a bundle's single (chosen) variant, or a
+    /// package's original (`fp32`). For `run BUNDLE` and `profile BUNDLE`, which should
+    /// also call [`check_runs_here`] and may run [`selftest::run_cases`] first.
+    pub fn runnable(&self) -> Result<(&manifest::Variant, &[u8])> {
+        let m = &self.manifest;
+        let v = match m.kind {
+            manifest::Kind::Bundle => m.components.first().and_then(|c| c.variants.first()),
+            manifest::Kind::Package => m.variant("fp32"),
+        }
+        .ok_or_else(|| Error::usage("archive", format!("'{}' has no runnable variant", m.name)))?;
+        let bytes = self
+            .archive
+            .entries
+            .get(&v.path)
+            .ok_or_else(|| Error::usage("archive", format!("'{}' is missing", v.path)))?;
+        Ok((v, bytes.as_slice()))
+    }
+}

@@ -117,12 +117,20 @@ pub fn line_chart(spec: &LineChart, series: &[Series], lines: &[HLine]) -> Resul
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .chain(lines.iter().map(|l| l.y));
-    let (Some(mut xr), Some(yr)) = (extent(xs, spec.x_axis), extent(ys, spec.y_axis)) else {
+    let (Some(mut xr), Some(mut yr)) = (extent(xs, spec.x_axis), extent(ys, spec.y_axis)) else {
         return Ok(None);
     };
     if spec.x_axis == Axis::Linear && xr.start < 0.0 {
         xr.start = 0.0;
     }
+    // Headroom for the legend (upper left), so it does not cover the data: about one
+    // legend row per 9% of the height.
+    let entries = series.len() + lines.len();
+    let room = (1.0 + 0.09 * entries as f64).min(2.0);
+    yr.end = match spec.y_axis {
+        Axis::Linear => yr.start + (yr.end - yr.start) * room,
+        Axis::Log => yr.start * (yr.end / yr.start).powf(room),
+    };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();

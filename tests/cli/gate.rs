@@ -409,3 +409,120 @@ fn gate_with_nothing_to_check_is_a_usage_error() {
         .code(2)
         .stderr(predicate::str::contains("--max-p95"));
 }
+
+/// Whether the CLI finds ONNX Runtime; tests that need it say loudly when they skip, and
+/// fail instead with EDGEPACK_REQUIRE_ORT=1 (CI).
+fn runtime_available() -> bool {
+    let out = edgepack().args(["runtime", "which"]).output().unwrap();
+    if out.status.success() {
+        return true;
+    }
+    let why = String::from_utf8_lossy(&out.stderr);
+    if std::env::var_os("EDGEPACK_REQUIRE_ORT").is_some_and(|v| v == "1") {
+        panic!("EDGEPACK_REQUIRE_ORT=1 but: {why}");
+    }
+    eprintln!("\n*** SKIPPED: needs ONNX Runtime: {why} ***\n");
+    false
+}
+
+/// A short plan, so the interleaved rounds take a second or two.
+fn tiny_plan(dir: &Path) -> PathBuf {
+    let p = dir.join("tiny.toml");
+    std::fs::write(
+        &p,
+        "[sizes]\nbatch = [1]\n[run]\nthreads = [1]\n\
+         [measure]\nwarmup_iterations = 3\nmin_iterations = 20\nmax_iterations = 400\n\
+         min_time_s = 0.2\nmax_time_s = 0.4\ntarget_ci_rel = 0.01\nstability_tolerance = 0.1\n\
+         [limits]\ntimeout_s = 60\n",
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn gate_remeasure_measures_both_models_interleaved_and_never_fails_a_model_against_itself() {
+    if !runtime_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("old.onnx");
+    let b = dir.path().join("new.onnx");
+    edgepack::model::builder::mlp(&[64, 256, 10], 7)
+        .save(&a)
+        .unwrap();
+    std::fs::copy(&a, &b).unwrap();
+    let plan = tiny_plan(dir.path());
+    let saved = dir.path().join("profiles");
+    std::fs::create_dir(&saved).unwrap();
+    let out = edgepack()
+        .args(["gate", "--remeasure", "--baseline-model"])
+        .arg(&a)
+        .arg("--model")
+        .arg(&b)
+        .arg("--plan")
+        .arg(&plan)
+        .args(["--rounds", "2", "--max-regression", "10%"])
+        .arg("--save-profiles")
+        .arg(&saved)
+        .arg("--json")
+        .arg(dir.path().join("verdict.json"))
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Pass, or inconclusive on a busy machine; never a failure or an error.
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(3)),
+        "exit {:?}\n{}\n{stderr}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(stderr.matches("remeasure: round").count(), 4, "{stderr}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("verdict.json")).unwrap()).unwrap();
+    assert!(v["checks"][0]["ratio_low"].as_f64().unwrap() < 1.1);
+    for name in ["baseline.json", "current.json"] {
+        let p = edgepack::gate::read_profile(&saved.join(name)).unwrap();
+        assert!(
+            p.plan.name.contains("2 interleaved rounds"),
+            "{}",
+            p.plan.name
+        );
+        assert!(!p.configs[0].latency.as_ref().unwrap().samples_s.is_empty());
+    }
+}
+
+#[test]
+fn gate_remeasure_rejects_models_with_different_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("mlp.onnx");
+    let b = dir.path().join("conv.onnx");
+    edgepack::model::builder::mlp(&[8, 4], 1).save(&a).unwrap();
+    let mut conv = edgepack::model::builder::conv_net(1);
+    conv.graph_mut().input[0].name = "image".into();
+    for n in conv.graph_mut().node.iter_mut() {
+        for i in n.input.iter_mut() {
+            if i == "x" {
+                *i = "image".into();
+            }
+        }
+    }
+    conv.save(&b).unwrap();
+    edgepack()
+        .args(["gate", "--remeasure", "--baseline-model"])
+        .arg(&a)
+        .arg("--model")
+        .arg(&b)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("different inputs"));
+    edgepack()
+        .args(["gate", "--remeasure", "--baseline-model"])
+        .arg(&a)
+        .arg("--model")
+        .arg(&a)
+        .args(["--rounds", "1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("at least 2 rounds"));
+}
