@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod build;
 mod bundle;
+mod compare;
 mod demo;
 mod gate;
 mod inspect;
@@ -91,6 +92,8 @@ pub enum Command {
     ProfileWorker,
     /// Quantize a model to int8 for ONNX Runtime's CPU kernels, with an accuracy report.
     Quantize(Box<quantize::QuantizeArgs>),
+    /// Compare model B against model A on the same inputs: accuracy and latency side by side.
+    Compare(compare::CompareArgs),
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
@@ -111,7 +114,10 @@ static COMMAND_LINE: std::sync::Mutex<Option<Vec<std::ffi::OsString>>> =
 
 /// The command line of the command being run, program name first.
 pub fn command_line() -> Vec<std::ffi::OsString> {
-    let set = COMMAND_LINE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let set = COMMAND_LINE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     set.unwrap_or_else(|| std::env::args_os().collect())
 }
 
@@ -144,5 +150,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Profile(args) => profile::run(&cli.ort_lib, *args),
         Command::ProfileWorker => profile::worker(),
         Command::Quantize(args) => quantize::run(&cli.ort_lib, *args).map_err(Into::into),
+        Command::Compare(args) => compare::run(&cli.ort_lib, args).map_err(Into::into),
     }
 }

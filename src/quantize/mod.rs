@@ -491,7 +491,7 @@ pub fn calibrate_model(
 
 /// Outputs whose last axis is a class axis: produced by Softmax/LogSoftmax over the last
 /// axis, possibly through Identity nodes.
-fn class_axis_outputs(prepared: &Model) -> HashSet<String> {
+pub fn class_axis_outputs(prepared: &Model) -> HashSet<String> {
     let g = prepared.graph();
     let ranks = graph::infer_ranks(g);
     let mut set: HashSet<String> = HashSet::new();
@@ -511,7 +511,8 @@ fn class_axis_outputs(prepared: &Model) -> HashSet<String> {
     set
 }
 
-fn compare(
+/// Run `cand` on `feeds` and compare with the reference outputs, output by output.
+pub fn compare(
     cand: &mut dyn runner::ModelRunner,
     feeds: &[Feed],
     reference: &[Vec<runner::NamedTensor>],
@@ -590,4 +591,69 @@ fn debug_layers(
             range: ranges.get(t).copied().unwrap_or((0.0, 0.0)),
         })
         .collect())
+}
+
+/// An offline A/B comparison of two models on the same inputs (`edgepack compare`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Comparison {
+    /// Schema tag.
+    pub schema: &'static str,
+    /// Samples compared.
+    pub samples: usize,
+    /// Accuracy of B against A, per output.
+    pub outputs: Vec<OutputAccuracy>,
+    /// Latency of B relative to A (interleaved), when measured.
+    pub latency: Option<LatencyRatio>,
+    /// Encoded sizes.
+    pub a_bytes: u64,
+    /// Encoded sizes.
+    pub b_bytes: u64,
+}
+
+/// Compare model `b` against reference `a` on `feeds`: the quantizer's accuracy metrics
+/// plus an interleaved latency ratio (`latency_budget_s: None` skips timing).
+pub fn compare_models(
+    a: &Model,
+    b: &Model,
+    feeds: &[Feed],
+    engine: &dyn Engine,
+    latency_budget_s: Option<f64>,
+) -> Result<Comparison> {
+    if feeds.is_empty() {
+        return Err(Error::usage("--inputs", "no input samples"));
+    }
+    let (ab, bb) = (a.to_bytes(), b.to_bytes());
+    let mut ra = engine.load(&ab)?;
+    let mut rb = engine.load(&bb)?;
+    let refs = feeds
+        .iter()
+        .map(|f| ra.run(f, &[]))
+        .collect::<Result<Vec<_>>>()?;
+    let names_a: HashSet<String> = refs[0].iter().map(|t| t.name.clone()).collect();
+    let names_b: HashSet<String> = b.graph().output.iter().map(|o| o.name.clone()).collect();
+    if let Some(missing) = names_a.iter().find(|n| !names_b.contains(*n)) {
+        return Err(Error::usage(
+            "compare",
+            format!("output '{missing}' of model A is not an output of model B"),
+        ));
+    }
+    let outputs = compare(&mut *rb, feeds, &refs, &class_axis_outputs(a))?;
+    let latency = match latency_budget_s {
+        Some(budget) => {
+            let mut ta = engine.load_for_timing(&ab)?;
+            let mut tb = engine.load_for_timing(&bb)?;
+            Some(runner::latency_ratio(
+                &mut *ta, &mut *tb, &feeds[0], 5, 200, budget,
+            )?)
+        }
+        None => None,
+    };
+    Ok(Comparison {
+        schema: "edgepack.compare/1",
+        samples: feeds.len(),
+        outputs,
+        latency,
+        a_bytes: ab.len() as u64,
+        b_bytes: bb.len() as u64,
+    })
 }

@@ -172,3 +172,23 @@ fn unwritable_output_fails_before_any_work() {
         .code(2)
         .stderr(predicates::str::contains("does not exist"));
 }
+
+#[test]
+fn compare_of_a_model_with_itself_agrees_fully() {
+    let Some(model) = cls_model() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    write_images(&tmp.path().join("in"), 2);
+    let out = edgepack()
+        .arg("compare")
+        .arg(&model)
+        .arg(&model)
+        .arg("--inputs")
+        .arg(tmp.path().join("in"))
+        .args(["--json", "--no-latency"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["samples"], 2);
+    assert_eq!(v["outputs"][0]["max_abs_error"].as_f64(), Some(0.0));
+    assert_eq!(v["outputs"][0]["top1_agreement"].as_f64(), Some(1.0));
+}
