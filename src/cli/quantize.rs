@@ -59,7 +59,8 @@ pub struct PreprocessArgs {
     /// Per-channel std divided last, `a,b,c`.
     #[arg(long, default_value = "1,1,1")]
     pub std: String,
-    /// Values for symbolic input dims, in order, when inputs are random (e.g. `--dim 1 --dim 640`).
+    /// Values for symbolic input dims, in order, when inputs are random (e.g. `--dim 1
+    /// --dim 48 --dim 192`; unset ones are 1 for a leading batch dim, else 64).
     #[arg(long = "dim", value_name = "N")]
     pub dims: Vec<usize>,
 }
