@@ -192,3 +192,35 @@ fn compare_of_a_model_with_itself_agrees_fully() {
     assert_eq!(v["outputs"][0]["max_abs_error"].as_f64(), Some(0.0));
     assert_eq!(v["outputs"][0]["top1_agreement"].as_f64(), Some(1.0));
 }
+
+#[test]
+fn debug_layers_reports_an_error_per_quantized_tensor() {
+    let Some(model) = cls_model() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("r.json");
+    edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(tmp.path().join("q.onnx"))
+        .args([
+            "--dim",
+            "1",
+            "--dim",
+            "48",
+            "--dim",
+            "192",
+            "--no-latency",
+            "--debug-layers",
+        ])
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("RANDOM inputs"));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let layers = r["layers"].as_array().unwrap();
+    assert!(layers.len() > 20, "{}", layers.len());
+    assert!(layers.iter().all(|l| l["tensor"].is_string()));
+    assert_eq!(r["random_inputs"], true);
+}
