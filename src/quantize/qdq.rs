@@ -345,10 +345,11 @@ pub fn emit(
             }
             let (bq, bs) = quantize_bias_i32(&bv, sx, &channel_scales);
             let base = format!("{}_{}", b, qn.node);
-            let (bqn, bsn, bzn, bdq) = (
+            // No zero point: it is optional for int32 and 0 by definition, and omitting it
+            // saves 4 bytes per channel.
+            let (bqn, bsn, bdq) = (
                 format!("{base}_quantized"),
                 format!("{base}_scale"),
-                format!("{base}_zero_point"),
                 format!("{base}_dequantized"),
             );
             let d = [bv.len() as i64];
@@ -360,9 +361,6 @@ pub fn emit(
             ));
             p.set_initializers
                 .push(super::graph::tensor_from_f32(&bsn, &d, &bs));
-            // The int32 zero point is optional and 0 by definition: omitting it saves 4
-            // bytes per channel.
-            let _ = bzn;
             p.add_nodes.push(make_node(
                 "DequantizeLinear",
                 &format!("{base}_DequantizeLinear"),
