@@ -118,7 +118,9 @@ pub struct QuantizeArgs {
     /// Where to write the quantized model.
     #[arg(short, long, value_name = "OUT.onnx")]
     pub output: PathBuf,
-    /// Quantization mode.
+    /// Quantization mode: int8 (static QDQ), auto (int8 variants, fastest that meets the
+    /// target), int8-weight (int8 weights, float compute: smaller file, not faster).
+    /// int8-dynamic, fp16 and int4-weight are not implemented yet and are refused.
     #[arg(long, value_enum, default_value = "int8")]
     pub mode: ModeArg,
     /// Folder of calibration inputs (.png/.jpg images or .npy tensors).
@@ -165,7 +167,8 @@ pub struct QuantizeArgs {
     /// Seconds to spend on the interleaved latency comparison.
     #[arg(long, default_value_t = 10.0)]
     pub latency_budget_s: f64,
-    /// Intra-op threads for every ONNX Runtime session (calibration and timing).
+    /// Intra-op threads of the two sessions timed against each other (calibration and
+    /// evaluation use every core).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     #[command(flatten)]
