@@ -120,7 +120,8 @@ pub struct QuantizeArgs {
     pub output: PathBuf,
     /// Quantization mode: int8 (static QDQ), auto (int8 variants, fastest that meets the
     /// target), int8-weight (int8 weights, float compute: smaller file, not faster).
-    /// int8-dynamic, fp16 and int4-weight are not implemented yet and are refused.
+    /// int8-dynamic (MatMul only, activations quantized per call). fp16 and int4-weight are
+    /// not implemented yet and are refused.
     #[arg(long, value_enum, default_value = "int8")]
     pub mode: ModeArg,
     /// Folder of calibration inputs (.png/.jpg images or .npy tensors).
@@ -212,6 +213,7 @@ pub fn run(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outcome> {
         ModeArg::Int8 => Mode::Int8,
         ModeArg::Auto => Mode::Auto,
         ModeArg::Int8Weight => Mode::Int8Weight,
+        ModeArg::Int8Dynamic => Mode::Int8Dynamic,
         other => {
             return Err(Error::usage(
                 "--mode",

@@ -17,6 +17,7 @@
 pub mod accuracy;
 pub mod calibrate;
 pub mod data;
+pub mod dynamic;
 pub mod engine;
 pub mod graph;
 pub mod math;
@@ -46,6 +47,8 @@ pub enum Mode {
     Auto,
     /// Int8 weights (DequantizeLinear on initializers), float compute: smaller file only.
     Int8Weight,
+    /// Int8 MatMul with activations quantized per call (no calibration).
+    Int8Dynamic,
 }
 
 /// Quantizer settings (resolved from the CLI).
@@ -209,6 +212,19 @@ pub fn quantize(
     let mut prepared = model.clone();
     prepared.load_external_data()?;
     let preparation = prepare::prepare(&mut prepared)?;
+    if opts.mode == Mode::Int8Dynamic {
+        return quantize_dynamic(
+            model,
+            prepared,
+            preparation,
+            calib,
+            eval,
+            random_inputs,
+            opts,
+            engine,
+            start,
+        );
+    }
     let full_plan = qdq::plan(&prepared, &opts.selection);
     if full_plan.nodes.is_empty() {
         return Err(Error::file(
@@ -656,4 +672,109 @@ pub fn compare_models(
         a_bytes: ab.len() as u64,
         b_bytes: bb.len() as u64,
     })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn quantize_dynamic(
+    model: &Model,
+    prepared: Model,
+    preparation: Vec<String>,
+    calib: &[Feed],
+    eval: &[Feed],
+    random_inputs: bool,
+    opts: &Options,
+    engine: &dyn Engine,
+    start: Instant,
+) -> Result<Quantized> {
+    let origin = model.path.clone().unwrap_or_default();
+    let (patch, count) = dynamic::emit(
+        &prepared,
+        opts.selection.per_channel,
+        &opts.selection.exclude_nodes,
+    )?;
+    if count == 0 {
+        return Err(Error::file(
+            &origin,
+            "nothing to quantize dynamically: no MatMul with a constant 2-D weight",
+        ));
+    }
+    let label = patch.label.clone();
+    let mut q = prepared.clone();
+    patch.apply(q.graph_mut())?;
+    graph::prune_initializers(q.graph_mut());
+    let wall_s = start.elapsed().as_secs_f64();
+    let fp32_bytes = model.to_bytes();
+    let qbytes = q.to_bytes();
+    let eval_set: &[Feed] = if eval.is_empty() { calib } else { eval };
+    let mut reference = engine.load(&fp32_bytes)?;
+    let refs = eval_set
+        .iter()
+        .map(|f| reference.run(f, &[]))
+        .collect::<Result<Vec<_>>>()?;
+    let mut cand = engine
+        .load(&qbytes)
+        .map_err(|e| Error::Runtime(format!("the quantized model does not load: {e}")))?;
+    let outputs = compare(&mut *cand, eval_set, &refs, &class_axis_outputs(&prepared))?;
+    let latency = if opts.measure_latency {
+        let mut ta = engine.load_for_timing(&fp32_bytes)?;
+        let mut tb = engine.load_for_timing(&qbytes)?;
+        Some(runner::latency_ratio(
+            &mut *ta,
+            &mut *tb,
+            &eval_set[0],
+            5,
+            200,
+            opts.latency_budget_s,
+        )?)
+    } else {
+        None
+    };
+    let mut warnings = Vec::new();
+    if let Some(l) = latency.filter(|l| l.ratio >= 1.0) {
+        warnings.push(format!(
+            "the int8 model is SLOWER than fp32 on this machine (latency ratio {:.2})",
+            l.ratio
+        ));
+    }
+    if random_inputs {
+        warnings.push("evaluation used RANDOM inputs: the accuracy figures are meaningless".into());
+    }
+    let meets = opts.targets.iter().all(|t| t.met_by(&outputs));
+    let size_ratio = qbytes.len() as f64 / fp32_bytes.len() as f64;
+    let variant = format!("int8 dynamic: {count} MatMul");
+    let report = Report {
+        schema: "edgepack.quantize/1",
+        mode: opts.mode,
+        variant: variant.clone(),
+        method: opts.method,
+        preparation,
+        patches: vec![label],
+        quantized_nodes: Vec::new(),
+        calibration_samples: 0,
+        eval_samples: eval_set.len(),
+        random_inputs,
+        attempts: vec![Attempt {
+            variant,
+            quantized_nodes: count,
+            min_sqnr_db: outputs.iter().filter_map(|o| o.sqnr_db).reduce(f64::min),
+            latency_ratio: latency.map(|l| l.ratio),
+            size_ratio,
+            meets_target: meets,
+        }],
+        outputs,
+        size: SizeReport {
+            fp32_bytes: fp32_bytes.len() as u64,
+            quantized_bytes: qbytes.len() as u64,
+            ratio: size_ratio,
+        },
+        size_ratio,
+        latency_ratio: latency.map(|l| l.ratio),
+        latency,
+        quantize_wall_s: wall_s,
+        targets: opts.targets.clone(),
+        meets_target: (!opts.targets.is_empty()).then_some(meets),
+        layers: Vec::new(),
+        warnings,
+    };
+    Ok(Quantized { model: q, report })
 }
