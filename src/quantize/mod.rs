@@ -11,8 +11,14 @@
 //! 4. [`qdq::emit`]: one labelled patch inserting Q/DQ pairs and int8 weights.
 //! 5. [`accuracy`] on held-out inputs, file sizes, and an interleaved latency ratio.
 //!
-//! Runs go through the [`runner::Engine`] trait, so everything but the ONNX Runtime
-//! binding is testable with a mock.
+//! Other modes: `auto` (also tries depthwise and squeeze-excitation convs in float and keeps
+//! the faster), `int8-weight` (int8 weights, float compute), `int8-dynamic` ([`dynamic`]).
+//! An `--accuracy-target` that is missed triggers a per-node sensitivity ranking (error each
+//! node adds when quantized alone) and keeps the worst nodes in float until it is met.
+//! `fp16` and `int4-weight` (MatMulNBits) are not implemented.
+//!
+//! Runs go through the [`runner::Engine`] trait ([`engine::RuntimeEngine`] on
+//! `runtime::Session`), so the passes never touch ONNX Runtime directly.
 
 pub mod accuracy;
 pub mod calibrate;
