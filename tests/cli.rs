@@ -12,9 +12,9 @@ mod run;
 #[path = "cli/report.rs"]
 mod report;
 
-#[path = "cli/roundtrip.rs"]
-mod roundtrip;
 #[path = "cli/inspect.rs"]
 mod inspect;
+#[path = "cli/roundtrip.rs"]
+mod roundtrip;
 #[path = "cli/shape_suite.rs"]
 mod shape_suite;

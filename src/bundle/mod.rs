@@ -102,7 +102,10 @@ pub fn perf_from_profile(p: &Profile, basis: Basis) -> Perf {
                 p95_s: Some(lat.p95_s),
                 // Session creation (graph optimization) can peak above inference: the
                 // device must survive both.
-                peak_rss_bytes: c.memory.as_ref().map(|m| m.peak_rss_bytes.max(m.peak_rss_session_create_bytes.unwrap_or(0))),
+                peak_rss_bytes: c.memory.as_ref().map(|m| {
+                    m.peak_rss_bytes
+                        .max(m.peak_rss_session_create_bytes.unwrap_or(0))
+                }),
             })
         })
         .collect();

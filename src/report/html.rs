@@ -350,7 +350,7 @@ h2{font-size:18px;margin:4px 0 10px}\
 .chart{max-width:920px;margin:8px auto}.chart svg{width:100%;height:auto;display:block}\
 table{border-collapse:collapse;width:100%;font-size:13.5px}\
 th,td{border-bottom:1px solid #e6eaef;padding:5px 8px;text-align:left;vertical-align:top}\
-th{background:#f0f3f7;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}\
+th{background:#f0f3f7;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
 .ok{color:#0a7a3e;font-weight:600}.bad{color:#b3261e;font-weight:600}.muted{color:#6b7684}\
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;margin:0}dt{color:#6b7684}dd{margin:0}\
 code{font-size:12.5px;background:#f0f3f7;padding:1px 4px;border-radius:3px}\
@@ -641,9 +641,21 @@ fn quantize_section(h: &mut String, q: Option<&QuantizeSummary>) {
         h.push_str("<p class=\"muted\">No quantize report given (pass the file written by <code>edgepack quantize --report</code>).</p></section>\n");
         return;
     };
+    if q.random_inputs {
+        h.push_str(
+            "<p class=\"bad\">Accuracy was measured on random inputs: it says little about \
+             real data (give the quantizer --calibration and --eval folders).</p>\n",
+        );
+    }
+    for w in &q.warnings {
+        let _ = writeln!(h, "<p class=\"bad\">{}</p>", esc(w));
+    }
     h.push_str("<dl>");
     if let Some(m) = &q.mode {
         let _ = write!(h, "<dt>mode</dt><dd>{}</dd>", esc(m));
+    }
+    if let Some(v) = &q.variant {
+        let _ = write!(h, "<dt>chosen variant</dt><dd>{}</dd>", esc(v));
     }
     for (k, v) in &q.figures {
         let shown = if k.ends_with("_bytes") {
@@ -677,6 +689,29 @@ fn quantize_section(h: &mut String, q: Option<&QuantizeSummary>) {
                 opt(o.cosine, |c| format!("{c:.5}")),
                 opt(o.top1_agreement, |t| format!("{:.2}%", t * 100.0)),
                 opt(o.max_abs_error, |e| format!("{e:.3e}"))
+            );
+        }
+        h.push_str("</tbody></table>\n");
+    }
+    if q.attempts.len() > 1 {
+        h.push_str(
+            "<h3>Variants tried</h3><table><thead><tr><th>variant</th><th>worst SQNR</th>\
+             <th>latency ratio</th><th>size ratio</th><th>meets target</th></tr></thead><tbody>\n",
+        );
+        for a in &q.attempts {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+                 <td class=\"num\">{}</td><td>{}</td></tr>",
+                esc(&a.variant),
+                opt(a.min_sqnr_db, |d| format!("{d:.1} dB")),
+                opt(a.latency_ratio, |r| format!("{r:.3}×")),
+                opt(a.size_ratio, |r| format!("{r:.3}×")),
+                match a.meets_target {
+                    Some(true) => "<span class=\"ok\">yes</span>",
+                    Some(false) => "<span class=\"bad\">no</span>",
+                    None => "–",
+                }
             );
         }
         h.push_str("</tbody></table>\n");

@@ -117,8 +117,7 @@ pub fn line_chart(spec: &LineChart, series: &[Series], lines: &[HLine]) -> Resul
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .chain(lines.iter().map(|l| l.y));
-    let (Some(mut xr), Some(mut yr)) = (extent(xs, spec.x_axis), extent(ys, spec.y_axis))
-    else {
+    let (Some(mut xr), Some(mut yr)) = (extent(xs, spec.x_axis), extent(ys, spec.y_axis)) else {
         return Ok(None);
     };
     if spec.x_axis == Axis::Linear && xr.start < 0.0 {

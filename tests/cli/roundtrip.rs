@@ -23,8 +23,16 @@ struct Case {
 
 fn cases(root: &Path) -> Vec<Case> {
     let mut out = Vec::new();
-    for kind in ["node", "simple", "pytorch-converted", "pytorch-operator", "light"] {
-        let Ok(rd) = std::fs::read_dir(root.join(kind)) else { continue };
+    for kind in [
+        "node",
+        "simple",
+        "pytorch-converted",
+        "pytorch-operator",
+        "light",
+    ] {
+        let Ok(rd) = std::fs::read_dir(root.join(kind)) else {
+            continue;
+        };
         let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
         entries.sort();
         for p in entries {
@@ -76,7 +84,11 @@ fn read_inputs(set: &Path, session: &Session) -> Option<Vec<(String, Tensor)>> {
     let mut out = Vec::new();
     for (f, spec) in files.iter().zip(specs) {
         let (name, t) = pb::read_pb(f).ok()?;
-        let name = if name.is_empty() { spec.name.clone() } else { name };
+        let name = if name.is_empty() {
+            spec.name.clone()
+        } else {
+            name
+        };
         out.push((name, t));
     }
     Some(out)
@@ -91,10 +103,16 @@ fn same_bits(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> bool {
 
 #[test]
 fn backend_suite_round_trips_losslessly_through_onnx_runtime() {
-    let Some(_) = runtime::ensure_for_tests() else { return };
+    let Some(_) = runtime::ensure_for_tests() else {
+        return;
+    };
     let root = edgepack::zoo::onnx_backend_test_data().expect("ONNX backend test data");
     let all = cases(&root);
-    assert!(all.len() > 1000, "expected the full suite, found {} models", all.len());
+    assert!(
+        all.len() > 1000,
+        "expected the full suite, found {} models",
+        all.len()
+    );
     let ctx = ExecutionContext::single_threaded();
     let out_dir = tempfile::tempdir().unwrap();
     let (mut ran, mut load_only) = (0usize, 0usize);
@@ -124,8 +142,17 @@ fn backend_suite_round_trips_losslessly_through_onnx_runtime() {
             Ok(s) => s,
             Err(e) => {
                 let reason = e.to_string();
-                let reason = reason.rsplit("cannot create a session: ").next().unwrap_or("");
-                let reason: String = reason.lines().next().unwrap_or("").chars().take(140).collect();
+                let reason = reason
+                    .rsplit("cannot create a session: ")
+                    .next()
+                    .unwrap_or("");
+                let reason: String = reason
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(140)
+                    .collect();
                 ort_cannot_load.push(format!("{}: {reason}", case.name));
                 continue;
             }
@@ -133,18 +160,27 @@ fn backend_suite_round_trips_losslessly_through_onnx_runtime() {
         let mut b = match Session::from_model(&written, &ctx) {
             Ok(s) => s,
             Err(e) => {
-                failures.push(format!("{}: original loads but written model does not: {e}", case.name));
+                failures.push(format!(
+                    "{}: original loads but written model does not: {e}",
+                    case.name
+                ));
                 continue;
             }
         };
         let mut ran_any = false;
         for set in &case.data_sets {
-            let Some(inputs) = read_inputs(set, &a) else { continue };
+            let Some(inputs) = read_inputs(set, &a) else {
+                continue;
+            };
             match (a.run(&inputs), b.run(&inputs)) {
                 (Ok(oa), Ok(ob)) => {
                     ran_any = true;
                     if !same_bits(&oa, &ob) {
-                        failures.push(format!("{}: outputs differ on {}", case.name, set.display()));
+                        failures.push(format!(
+                            "{}: outputs differ on {}",
+                            case.name,
+                            set.display()
+                        ));
                     }
                 }
                 (Err(_), Err(_)) => {} // both refuse the same input (e.g. unsupported output type)
@@ -171,7 +207,12 @@ fn backend_suite_round_trips_losslessly_through_onnx_runtime() {
     for s in &ort_cannot_load {
         eprintln!("  skip {s}");
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(ran > 1000, "only {ran} models ran");
 
     if let Some(py) = std::env::var_os("EDGEPACK_TEST_PYTHON") {
@@ -182,7 +223,11 @@ fn backend_suite_round_trips_losslessly_through_onnx_runtime() {
             .collect();
         std::fs::write(&list, text).unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/compare_protos.py");
-        let out = std::process::Command::new(py).arg(&script).arg(&list).output().unwrap();
+        let out = std::process::Command::new(py)
+            .arg(&script)
+            .arg(&list)
+            .output()
+            .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "protobuf field comparison failed");
