@@ -9,7 +9,6 @@
 #   - Debian's chromium, for the HTML report test (skipped with a loud note when apt is absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
 export EDGEPACK_CACHE="${EDGEPACK_CACHE:-$HOME/.cache/edgepack}"
 mkdir -p "$EDGEPACK_CACHE"
 
@@ -21,11 +20,9 @@ if ! "$venv/bin/python" -c 'import onnxruntime, numpy, onnx' 2>/dev/null; then
 fi
 export EDGEPACK_TEST_PYTHON="$venv/bin/python"
 
-echo "== building" >&2
-cargo build --quiet --bin edgepack
-echo "== installing ONNX Runtime into the edgepack cache" >&2
+echo "== building, then installing ONNX Runtime into the edgepack cache" >&2
 # Tests find the library in the cache; a missing runtime then fails them instead of skipping.
-"$root/target/debug/edgepack" runtime install >&2
+cargo run --quiet --bin edgepack -- runtime install >&2
 export EDGEPACK_REQUIRE_ORT=1
 
 echo "== cargo test" >&2

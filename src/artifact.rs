@@ -35,10 +35,23 @@ pub fn write_atomic_with(
             ),
         ));
     }
+    remove_stale_temp_files(&dir);
+    let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
     let mut tmp = tempfile::Builder::new()
-        .prefix(".edgepack-tmp-")
+        .prefix(&prefix)
         .tempfile_in(&dir)
         .map_err(|e| Error::io(path, e))?;
+    // tempfile creates 0600 files; outputs are ordinary files (0644 less the umask), or
+    // keep the mode of the file they replace.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or_else(|_| 0o666 & !current_umask());
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(path, e))?;
+    }
     fill(tmp.as_file_mut()).map_err(|e| Error::io(path, e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
@@ -47,6 +60,52 @@ pub fn write_atomic_with(
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// The process umask (read by setting and restoring it; single-threaded use at startup
+/// would be ideal, but the race only affects the mode of files created at the same moment).
+#[cfg(unix)]
+fn current_umask() -> u32 {
+    // SAFETY: umask has no memory-safety preconditions.
+    unsafe {
+        let old = libc::umask(0o022);
+        libc::umask(old);
+        old as u32
+    }
+}
+
+/// Temporary files are named `.edgepack-tmp-<pid>-<random>` in the destination folder.
+pub const TEMP_PREFIX: &str = ".edgepack-tmp-";
+
+/// Remove temporary files left in `dir` by edgepack processes that no longer exist (a
+/// run killed with SIGKILL or by a power cut cannot clean up after itself). A file whose
+/// writer is still alive, or whose name carries no pid, is left alone.
+pub fn remove_stale_temp_files(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest
+            .split('-')
+            .next()
+            .and_then(|p| p.parse::<libc::pid_t>().ok())
+            .filter(|&p| p > 0)
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks that the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone && e.file_type().is_ok_and(|t| t.is_file()) && fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 #[cfg(test)]
@@ -72,6 +131,34 @@ mod tests {
         assert!(r.is_err());
         assert_eq!(fs::read(&p).unwrap(), b"old");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn new_files_are_readable_by_others_like_any_output() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.bin");
+        write_atomic(&p, b"x").unwrap();
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !current_umask(), "mode {mode:o}");
+    }
+
+    #[test]
+    fn removes_temp_files_of_dead_writers_only() {
+        let dir = tempfile::tempdir().unwrap();
+        // A pid that cannot exist (above the kernel's pid_max of 2^22).
+        let dead = dir.path().join(format!("{TEMP_PREFIX}99999999-abc"));
+        let alive = dir
+            .path()
+            .join(format!("{TEMP_PREFIX}{}-abc", std::process::id()));
+        let other = dir.path().join(format!("{TEMP_PREFIX}nopid"));
+        for p in [&dead, &alive, &other] {
+            fs::write(p, b"partial").unwrap();
+        }
+        write_atomic(&dir.path().join("out.bin"), b"new").unwrap();
+        assert!(!dead.exists());
+        assert!(alive.exists() && other.exists());
     }
 
     #[test]

@@ -14,9 +14,11 @@
 //! ```
 
 pub mod artifact;
+pub mod bounds;
 pub mod bundle;
 pub mod error;
 pub mod gate;
+pub mod isolate;
 pub mod model;
 pub mod package;
 pub mod profile;

@@ -6,15 +6,31 @@ mod common;
 
 #[path = "cli/gate.rs"]
 mod gate;
+
 #[path = "cli/run.rs"]
 mod run;
+
+#[path = "cli/profile.rs"]
+mod profile;
 
 #[path = "cli/report.rs"]
 mod report;
 
+#[path = "cli/package.rs"]
+mod package;
+
 #[path = "cli/inspect.rs"]
 mod inspect;
+
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
+
 #[path = "cli/shape_suite.rs"]
 mod shape_suite;
+
+#[path = "cli/quantize.rs"]
+mod quantize;
+#[path = "cli/corpus.rs"]
+mod corpus;
+#[path = "cli/crash.rs"]
+mod crash;

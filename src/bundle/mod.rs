@@ -224,11 +224,21 @@ pub fn plan(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result<Selec
         storage_budget_bytes: target.storage_budget_bytes,
         relative_compute: target.relative_compute,
     };
-    Ok(select::select(
-        &tb,
-        &candidates(pkg, target, opts)?,
-        &opts.budgets,
-    ))
+    let mut sel = select::select(&tb, &candidates(pkg, target, opts)?, &opts.budgets);
+    // Host profiles measure the CPU provider; say so where the target prefers another one.
+    if let Some(ep) = target.execution_providers.first().filter(|e| *e != "cpu") {
+        for e in &mut sel.evaluations {
+            if e.choice
+                .as_ref()
+                .is_some_and(|c| c.basis.starts_with("host"))
+            {
+                e.notes.push(format!(
+                    "CPU-provider estimate; {ep} on the target is not predicted (give --device-profile)"
+                ));
+            }
+        }
+    }
+    Ok(sel)
 }
 
 /// The file name of a bundle: `<name>-<target>.zip`.
@@ -293,8 +303,14 @@ pub fn build(
                 entries.remove(p);
             }
             case.expected.clear();
+            let mut taken = std::collections::BTreeSet::new();
             for (n, b) in outs {
-                let p = format!("self-test/{}/expected-{}/{n}.npy", case.name, variant.name);
+                let p = format!(
+                    "self-test/{}/expected-{}/{}",
+                    case.name,
+                    variant.name,
+                    selftest::tensor_file_name(&n, &mut taken)
+                );
                 case.expected.insert(n, p.clone());
                 entries.insert(p, b);
             }

@@ -274,3 +274,43 @@ fn parses_budgets_with_units() {
     assert_eq!(parse_accuracy_floor("sqnr=30").unwrap(), 30.0);
     assert!(parse_accuracy_floor("psnr=30dB").is_err());
 }
+
+#[test]
+fn runtime_library_is_carried_listed_and_counted_against_storage() {
+    let d = tempfile::tempdir().unwrap();
+    let (pkg, profiles) = fixture(d.path());
+    // Stands in for libonnxruntime.so (its bytes do not matter to bundling).
+    let lib = d.path().join("libonnxruntime.so.1.31.1");
+    std::fs::write(&lib, vec![7u8; 300_000]).unwrap();
+    let mut o = opts(profiles);
+    o.runtimes.insert(
+        "linux-aarch64".into(),
+        RuntimeLib {
+            version: "1.31.1".into(),
+            platform: "linux-aarch64".into(),
+            path: lib,
+        },
+    );
+    let mut roomy = target("roomy", 1024, 2.0);
+    roomy.storage_budget_bytes = 2 << 20;
+    let mut cramped = target("cramped", 1024, 2.0);
+    // Fits the model and manifest alone, not with the 300 kB library.
+    cramped.storage_budget_bytes = 200_000;
+    let res = bundle_all(
+        &pkg,
+        &[(roomy, "a".repeat(64)), (cramped, "b".repeat(64))],
+        &o,
+        &d.path().join("dist"),
+    )
+    .unwrap();
+    let opened = package::open(res[0].path.as_ref().unwrap(), None).unwrap();
+    let rt = opened.manifest.runtime.as_ref().unwrap();
+    assert_eq!(rt.path, "runtime/linux-aarch64/libonnxruntime.so.1.31.1");
+    assert!(opened
+        .manifest
+        .files
+        .iter()
+        .any(|f| f.path == rt.path && f.size_bytes == 300_000));
+    assert!(res[1].path.is_none());
+    assert!(res[1].selection.evaluations[0].reasons[0].contains("storage budget"));
+}

@@ -34,7 +34,8 @@ pub struct BundleArgs {
     /// Host profiles (`edgepack profile` JSON), matched to variants by model sha256.
     #[arg(long = "profile", value_name = "FILE")]
     pub profiles: Vec<PathBuf>,
-    /// A profile measured on a target, TARGET=FILE; replaces the scaled estimate there.
+    /// A profile measured on a target, TARGET=FILE (or FILE with a single --target);
+    /// replaces the scaled estimate there.
     #[arg(long = "device-profile", value_name = "TARGET=FILE")]
     pub device_profiles: Vec<String>,
     /// Per-core compute of the host the profiles were measured on, relative to a
@@ -159,8 +160,10 @@ pub fn print_table(sel: &Selection, target: &Target) {
                     .map(|s| format!("{s:.1} dB"))
                     .unwrap_or_else(|| "-".into()),
                 if e.fits {
+                    // The full basis is printed once above the tables, and is in the
+                    // manifest and --json; the table keeps its head.
                     let mut w = c
-                        .map(|c| c.basis.clone())
+                        .map(|c| c.basis.split(" (").next().unwrap_or("").to_string())
                         .filter(|b| b != "no profile")
                         .unwrap_or_default();
                     for n in &e.notes {
@@ -203,14 +206,40 @@ pub fn options(
 ) -> Result<BundleOptions, Error> {
     let mut dps = vec![];
     for s in device_profiles {
-        let (t, f) = super::package::split_kv("--device-profile", s)?;
+        // TARGET=FILE, or just FILE when there is a single target.
+        let (t, f) = match s.split_once('=') {
+            Some((t, f)) if !Path::new(s).exists() => (t, f),
+            _ if targets.len() == 1 => (targets[0].0.name.as_str(), s.as_str()),
+            _ => {
+                return Err(Error::usage(
+                    "--device-profile",
+                    format!("'{s}': name the target it was measured on (TARGET=FILE)"),
+                ))
+            }
+        };
         if !targets.iter().any(|(x, _)| x.name == t) {
             return Err(Error::usage(
                 "--device-profile",
                 format!("'{t}' is not one of the targets"),
             ));
         }
-        dps.push((t.to_string(), bundle::load_profile(Path::new(f))?));
+        let p = bundle::load_profile(Path::new(f))?;
+        let arch = targets
+            .iter()
+            .find(|(x, _)| x.name == t)
+            .map(|(x, _)| x.arch.as_str());
+        if !p.host.arch.is_empty() && Some(p.host.arch.as_str()) != arch {
+            return Err(Error::file(
+                f,
+                format!(
+                    "measured on {} ({}), but target '{t}' is {}: not a profile of that device",
+                    p.host.arch,
+                    p.host.cpu_model,
+                    arch.unwrap_or("?")
+                ),
+            ));
+        }
+        dps.push((t.to_string(), p));
     }
     let mut runtimes = std::collections::BTreeMap::new();
     if with_runtime {
@@ -281,6 +310,16 @@ pub fn report(outcomes: &[bundle::Outcome], json: bool) -> Outcome {
             .collect();
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
+        if let Some(basis) = outcomes.iter().find_map(|o| {
+            o.selection
+                .evaluations
+                .iter()
+                .find_map(|e| e.choice.as_ref().map(|c| c.basis.clone()))
+        }) {
+            if basis.starts_with("host") {
+                println!("latency basis: {basis}");
+            }
+        }
         for o in outcomes {
             print_table(&o.selection, &o.target);
             match &o.path {

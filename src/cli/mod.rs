@@ -4,10 +4,12 @@
 
 use clap::{Parser, Subcommand};
 
+mod build;
 mod bundle;
 mod demo;
 mod gate;
 mod inspect;
+mod isolation;
 mod keygen;
 mod lineage;
 mod package;
@@ -70,6 +72,8 @@ pub enum Command {
     Bundle(bundle::BundleArgs),
     /// Show where a bundle or package came from.
     Lineage(lineage::LineageArgs),
+    /// The whole pipeline: inspect, quantize, package, profile, bundle for every target.
+    Build(build::BuildArgs),
     /// Run a model once on given or generated inputs; write outputs as .npy.
     Run(run::RunArgs),
     /// Install, list or locate the ONNX Runtime library.
@@ -81,39 +85,43 @@ pub enum Command {
     /// Describe a model: signature, opsets, ops, weights, MACs/FLOPs estimate.
     Inspect(inspect::InspectArgs),
     /// Profile latency, memory and CPU needs across query sizes, threads and providers.
-    Profile(profile::ProfileArgs),
+    Profile(Box<profile::ProfileArgs>),
     /// Internal: one profiling configuration in a child process.
     #[command(name = "__profile-worker", hide = true)]
     ProfileWorker,
     /// Quantize a model to int8 for ONNX Runtime's CPU kernels, with an accuracy report.
-    Quantize(quantize::QuantizeArgs),
+    Quantize(Box<quantize::QuantizeArgs>),
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Demo(args) => demo::run(&cli.ort_lib, args),
-        Command::Targets(args) => targets::run(args),
-        Command::Package(args) => package::run(cli.ort_lib.as_deref(), args),
-        Command::Keygen(args) => keygen::run(args),
-        Command::Verify(args) => verify::run(args),
-        Command::Bundle(args) => bundle::run(cli.ort_lib.as_deref(), args),
-        Command::Lineage(args) => lineage::run(args),
-        Command::Run(args) => run::run(cli.ort_lib.as_deref(), args),
-        Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
-        Command::Gate(args) => gate::run(&cli.ort_lib, *args),
-        Command::Report(args) => report::run(args),
-        Command::Inspect(args) => inspect::run(&cli.ort_lib, args),
-        Command::Profile(args) => profile::run(&cli.ort_lib, args),
-        Command::ProfileWorker => profile::worker(),
-        Command::Quantize(args) => quantize::run(&cli.ort_lib, args).map_err(Into::into),
-    };
-    match result {
+    match dispatch(Cli::parse()) {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
             eprintln!("edgepack: error: {e:#}");
             2
         }
+    }
+}
+
+/// Run one parsed command line (the demo runs several through here, as a user would).
+fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Demo(args) => demo::run(&cli.ort_lib, args),
+        Command::Targets(args) => targets::run(args),
+        Command::Package(args) => package::run(cli.ort_lib.as_deref(), args),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Verify(args) => verify::run(cli.ort_lib.as_deref(), args),
+        Command::Bundle(args) => bundle::run(cli.ort_lib.as_deref(), args),
+        Command::Lineage(args) => lineage::run(args),
+        Command::Build(args) => build::run(cli.ort_lib.as_deref(), args),
+        Command::Run(args) => run::run(cli.ort_lib.as_deref(), args),
+        Command::Runtime(args) => runtime::run(cli.ort_lib.as_deref(), args),
+        Command::Gate(args) => gate::run(&cli.ort_lib, *args),
+        Command::Report(args) => report::run(args),
+        Command::Inspect(args) => inspect::run(&cli.ort_lib, args),
+        Command::Profile(args) => profile::run(&cli.ort_lib, *args),
+        Command::ProfileWorker => profile::worker(),
+        Command::Quantize(args) => quantize::run(&cli.ort_lib, *args).map_err(Into::into),
     }
 }

@@ -1,7 +1,7 @@
 //! `edgepack package MODEL -o NAME.edgepkg`: the model plus its manifest, as one archive.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use edgepack::package::{self, ContextFile, LineageSpec, PackageOptions, VariantInput};
@@ -36,6 +36,10 @@ pub struct PackageArgs {
     /// An extra variant of the model, NAME=PATH (e.g. int8=model.int8.onnx). Repeatable.
     #[arg(long, value_name = "NAME=PATH")]
     pub variant: Vec<String>,
+    /// The quantizer's report for a variant, NAME=REPORT.json (`edgepack quantize
+    /// --report`): its SQNR and parameters go into the manifest. Repeatable.
+    #[arg(long, value_name = "NAME=FILE")]
+    pub variant_report: Vec<String>,
     /// Accuracy of a variant against the original, NAME=DB (SQNR). Repeatable.
     #[arg(long, value_name = "NAME=DB")]
     pub sqnr: Vec<String>,
@@ -52,7 +56,16 @@ pub fn split_kv<'a>(flag: &str, s: &'a str) -> Result<(&'a str, &'a str), Error>
 }
 
 /// Resolve `--variant` and `--sqnr` into variant inputs.
-pub fn variants(variant: &[String], sqnr: &[String]) -> Result<Vec<VariantInput>, Error> {
+pub fn variants(
+    variant: &[String],
+    sqnr: &[String],
+    reports: &[String],
+) -> Result<Vec<VariantInput>, Error> {
+    let mut rep = BTreeMap::new();
+    for s in reports {
+        let (k, v) = split_kv("--variant-report", s)?;
+        rep.insert(k.to_string(), PathBuf::from(v));
+    }
     let mut acc = BTreeMap::new();
     for s in sqnr {
         let (k, v) = split_kv("--sqnr", s)?;
@@ -65,12 +78,25 @@ pub fn variants(variant: &[String], sqnr: &[String]) -> Result<Vec<VariantInput>
     let mut out = vec![];
     for s in variant {
         let (k, v) = split_kv("--variant", s)?;
-        out.push(VariantInput {
-            name: k.into(),
-            path: v.into(),
-            sqnr_db: acc.remove(k),
-            params: BTreeMap::new(),
-        });
+        let mut vi = match rep.remove(k) {
+            Some(r) => VariantInput::from_quantizer_report(k, Path::new(v), &r)?,
+            None => VariantInput {
+                name: k.into(),
+                path: v.into(),
+                sqnr_db: None,
+                params: BTreeMap::new(),
+            },
+        };
+        if let Some(db) = acc.remove(k) {
+            vi.sqnr_db = Some(db);
+        }
+        out.push(vi);
+    }
+    if let Some(k) = rep.keys().next() {
+        return Err(Error::usage(
+            "--variant-report",
+            format!("'{k}' is not a --variant"),
+        ));
     }
     if let Some(k) = acc.keys().next() {
         return Err(Error::usage("--sqnr", format!("'{k}' is not a --variant")));
@@ -89,7 +115,7 @@ pub fn run(ort_lib: Option<&std::path::Path>, args: PackageArgs) -> anyhow::Resu
             .iter()
             .map(|s| LineageSpec::parse(s))
             .collect::<Result<_, _>>()?,
-        variants: variants(&args.variant, &args.sqnr)?,
+        variants: variants(&args.variant, &args.sqnr, &args.variant_report)?,
         sign: args
             .sign
             .as_deref()

@@ -145,9 +145,13 @@ pub struct QuantizeArgs {
     /// Op types to keep in float: Conv, MatMul, Gemm, DepthwiseConv.
     #[arg(long, value_delimiter = ',')]
     pub exclude_ops: Vec<String>,
-    /// Accuracy the result must meet: sqnr=30dB, cosine=0.999, top1=0.99.
+    /// Also quantize convs on globally pooled tensors (squeeze-and-excitation blocks).
     #[arg(long)]
-    pub accuracy_target: Option<String>,
+    pub include_pooled: bool,
+    /// Accuracy the result must meet: sqnr=30dB, cosine=0.999, top1=0.99 (repeatable).
+    /// When missed, the most sensitive layers are kept in float until it is met.
+    #[arg(long)]
+    pub accuracy_target: Vec<String>,
     /// Write the full report as JSON.
     #[arg(long, value_name = "FILE.json")]
     pub report: Option<PathBuf>,
@@ -203,6 +207,7 @@ pub fn run(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outcome> {
     let mode = match args.mode {
         ModeArg::Int8 => Mode::Int8,
         ModeArg::Auto => Mode::Auto,
+        ModeArg::Int8Weight => Mode::Int8Weight,
         other => {
             return Err(Error::usage(
                 "--mode",
@@ -219,9 +224,9 @@ pub fn run(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outcome> {
             format!("'{}' is not minmax, percentile[:P] or entropy", args.method),
         )
     })?;
-    let target = args
+    let targets = args
         .accuracy_target
-        .as_deref()
+        .iter()
         .map(|s| {
             Target::parse(s).ok_or_else(|| {
                 Error::usage(
@@ -230,7 +235,7 @@ pub fn run(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outcome> {
                 )
             })
         })
-        .transpose()?;
+        .collect::<Result<Vec<_>>>()?;
     if args.calibration_samples == 0 {
         return Err(Error::usage("--calibration-samples", "must be at least 1"));
     }
@@ -239,7 +244,10 @@ pub fn run(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outcome> {
     if let Some(r) = &args.report {
         check_writable(r)?;
     }
-    let model = Model::load(&args.model)?;
+    let mut model = Model::load(&args.model)?;
+    // The quantizer hands models to ONNX Runtime as bytes, where external data would
+    // resolve against the current directory: inline it (validated, confined) first.
+    model.load_external_data()?;
     if let Some(op) = quantize::already_quantized(&model) {
         return Err(Error::file(&args.model, format!("the model is already quantized (it contains {op}); quantize the fp32 original instead")));
     }
@@ -281,8 +289,10 @@ pub fn run(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outcome> {
             exclude_nodes: args.exclude_nodes.iter().cloned().collect::<HashSet<_>>(),
             exclude_ops: args.exclude_ops.iter().cloned().collect::<HashSet<_>>(),
             per_channel: !args.per_tensor,
+            include_pooled: args.include_pooled,
+            weights_only: matches!(args.mode, ModeArg::Int8Weight),
         },
-        target,
+        targets,
         measure_latency: !args.no_latency,
         latency_budget_s: args.latency_budget_s,
         debug_layers: args.debug_layers,

@@ -1,16 +1,19 @@
 //! `edgepack run MODEL`: run a model once on given or generated inputs and write its outputs
 //! as `.npy` files.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use edgepack::bounds;
 use edgepack::error::Error;
 use edgepack::model::Model;
 use edgepack::runtime::{self, ExecutionContext, Provider, Session};
 use edgepack::tensor::inputs::{self, InputSources, ShapeOverrides};
 use edgepack::tensor::{format_shape, npy, DType, Tensor};
 
+use super::isolation::{self, IsolationArgs};
 use super::Outcome;
 
 #[derive(Debug, Args)]
@@ -44,6 +47,8 @@ pub struct RunArgs {
     /// Execution providers in order of preference, comma separated (cpu, cuda).
     #[arg(long, value_name = "LIST", default_value = "cpu")]
     pub providers: String,
+    #[command(flatten)]
+    pub isolation: IsolationArgs,
 }
 
 /// Encoded `.npy` files, all prepared before any is written.
@@ -126,7 +131,14 @@ pub fn run(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome> {
     for a in &args.input {
         sources.add_input_arg(a)?;
     }
-    let feeds = inputs::prepare(&model, &overrides, &sources)?;
+    let limits = args.isolation.limits()?;
+    let mem = limits.memory_limit_bytes.unwrap_or(u64::MAX);
+    let feeds = inputs::prepare_bounded(&inputs::model_inputs(&model), &overrides, &sources, mem)?;
+    let shapes: BTreeMap<String, Vec<i64>> = feeds
+        .iter()
+        .map(|(n, t)| (n.clone(), t.shape().iter().map(|&d| d as i64).collect()))
+        .collect();
+    bounds::check_static_allocations(&model, &shapes, mem, &args.model, "--memory-limit")?;
     let providers = args
         .providers
         .split(',')
@@ -139,7 +151,10 @@ pub fn run(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome> {
     };
     ctx.validate()?;
 
-    // Stage 2: ONNX Runtime.
+    // Stage 2: ONNX Runtime, in a child process the parent watches.
+    if !args.isolation.isolated_child {
+        return isolation::rerun_isolated(&args.model, limits);
+    }
     let info = runtime::ensure(ort_lib)?;
     let mut session = Session::from_path(&args.model, &ctx)?;
     eprintln!(

@@ -60,12 +60,23 @@ pub fn run(ort_lib: Option<&Path>, args: RuntimeArgs) -> anyhow::Result<Outcome>
                     runtime::library::runtimes_dir().display()
                 );
             }
-            println!("{:<14} {:<9} {:<64} path", "platform", "version", "sha256");
+            println!(
+                "{:<14} {:<9} {:<8} {:<64} path",
+                "platform", "version", "status", "sha256"
+            );
             for r in all {
+                // A library that no longer matches its recorded hash was changed after
+                // install; bundles must not carry it.
+                let status = match r.verify() {
+                    Ok(true) => "ok",
+                    Ok(false) => "MODIFIED",
+                    Err(_) => "UNREADABLE",
+                };
                 println!(
-                    "{:<14} {:<9} {:<64} {}",
+                    "{:<14} {:<9} {:<8} {:<64} {}",
                     r.platform.name(),
                     r.version,
+                    status,
                     r.sha256,
                     r.path.display()
                 );

@@ -119,9 +119,14 @@ pub struct Compute {
     pub shape_unknown_nodes: usize,
 }
 
+/// The schema identifier of the `inspect --json` object.
+pub const SCHEMA: &str = "edgepack.inspect/1";
+
 /// Everything `inspect` reports.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ModelInfo {
+    /// Always [`SCHEMA`].
+    pub schema: String,
     /// The model file, if read from one.
     pub path: Option<String>,
     /// Size of the model file.
@@ -174,6 +179,8 @@ pub struct ModelInfo {
     pub onnxruntime_loads: Option<bool>,
     /// ONNX Runtime's error when it does not load, or why it was not checked.
     pub onnxruntime_message: Option<String>,
+    /// The ONNX Runtime version that was asked, when one was.
+    pub onnxruntime_version: Option<String>,
 }
 
 impl ModelInfo {
@@ -268,6 +275,7 @@ impl ModelInfo {
             .map(|m| m.len());
 
         Ok(ModelInfo {
+            schema: SCHEMA.to_string(),
             path: model.path.as_ref().map(|p| p.display().to_string()),
             file_bytes,
             ir_version: model.proto.ir_version.unwrap_or(0),
@@ -302,11 +310,18 @@ impl ModelInfo {
             problems,
             onnxruntime_loads: None,
             onnxruntime_message: Some("not checked".into()),
+            onnxruntime_version: None,
         })
     }
 
-    /// Record the runtime's answer: `Ok(())` if it loaded the model, else its error.
-    pub fn set_runtime_check(&mut self, result: std::result::Result<(), String>) {
+    /// Record the runtime's answer: `Ok(())` if it loaded the model, else its error;
+    /// `version` names the ONNX Runtime that answered.
+    pub fn set_runtime_check(
+        &mut self,
+        result: std::result::Result<(), String>,
+        version: Option<String>,
+    ) {
+        self.onnxruntime_version = version;
         match result {
             Ok(()) => {
                 self.onnxruntime_loads = Some(true);
@@ -447,16 +462,25 @@ impl ModelInfo {
             .input_shapes
             .iter()
             .map(|(n, d)| {
-                format!(
-                    "{n}={}",
-                    d.iter()
-                        .map(|x| x.to_string())
-                        .collect::<Vec<_>>()
-                        .join("x")
-                )
+                if d.is_empty() {
+                    format!("{n}=scalar")
+                } else {
+                    let dims: Vec<String> = d.iter().map(|x| x.to_string()).collect();
+                    format!("{n}={}", dims.join("x"))
+                }
             })
             .collect();
+        let counted = self
+            .ops
+            .keys()
+            .any(|o| matches!(o.as_str(), "Conv" | "ConvTranspose" | "MatMul" | "Gemm"));
         match c.macs {
+            Some(_) if !counted => {
+                let _ = writeln!(
+                    w,
+                    "compute     no Conv, ConvTranspose, MatMul or Gemm nodes to count"
+                );
+            }
             Some(m) => {
                 let _ = writeln!(
                     w,
@@ -489,10 +513,15 @@ impl ModelInfo {
         for p in &self.problems {
             let _ = writeln!(w, "problem     {p}");
         }
+        let by = self
+            .onnxruntime_version
+            .as_ref()
+            .map(|v| format!(" (ONNX Runtime {v})"))
+            .unwrap_or_default();
         let ort = match (self.onnxruntime_loads, &self.onnxruntime_message) {
-            (Some(true), _) => "loads".to_string(),
-            (Some(false), Some(m)) => format!("does NOT load: {m}"),
-            (Some(false), None) => "does NOT load".to_string(),
+            (Some(true), _) => format!("loads{by}"),
+            (Some(false), Some(m)) => format!("does NOT load{by}: {m}"),
+            (Some(false), None) => format!("does NOT load{by}"),
             (None, Some(m)) => m.clone(),
             (None, None) => "not checked".to_string(),
         };
@@ -557,6 +586,7 @@ mod tests {
         );
         assert_eq!(json["ops"]["Constant"], 10);
         assert!(json["onnxruntime_loads"].is_null());
+        assert_eq!(json["schema"], "edgepack.inspect/1");
     }
 
     #[test]
@@ -592,9 +622,60 @@ mod tests {
         )
         .unwrap();
         assert_eq!(info.compute.macs, Some(4));
-        info.set_runtime_check(Err("bad op".into()));
+        info.set_runtime_check(Err("bad op".into()), Some("1.31.1".into()));
         assert_eq!(info.onnxruntime_loads, Some(false));
-        assert!(info.to_table().contains("does NOT load: bad op"));
+        assert!(info
+            .to_table()
+            .contains("does NOT load (ONNX Runtime 1.31.1): bad op"));
+    }
+
+    /// A model file is untrusted: whatever still decodes after random corruption must be
+    /// described (or refused with an error), never panic. Seeded, so failures reproduce.
+    #[test]
+    fn corrupted_models_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2024);
+        let originals = [
+            builder::conv_net(1).to_bytes(),
+            builder::constant_weights(2).to_bytes(),
+            builder::if_model(3).to_bytes(),
+        ];
+        let shapes = BTreeMap::from([("x".to_string(), vec![2, 3, 16, 16])]);
+        let mut described = 0;
+        for round in 0..3000 {
+            let mut bytes = originals[round % originals.len()].clone();
+            let flips = rng.random_range(1..8);
+            for _ in 0..flips {
+                let i = rng.random_range(0..bytes.len());
+                bytes[i] = rng.random();
+            }
+            let Ok(m) = Model::from_bytes(&bytes, Path::new("fuzz.onnx")) else {
+                continue;
+            };
+            for (sh, dims) in [
+                (&shapes, BTreeMap::new()),
+                (&BTreeMap::new(), BTreeMap::from([("N".to_string(), 1)])),
+            ] {
+                if let Ok(info) = ModelInfo::collect(&m, sh, &dims) {
+                    let _ = info.to_table();
+                    let _ = serde_json::to_string(&info).unwrap();
+                    described += 1;
+                }
+            }
+        }
+        assert!(described > 100, "only {described} corrupted models decoded");
+    }
+
+    /// The table and JSON layouts are interfaces (people read one, scripts parse the
+    /// other): changes must show up in review as snapshot diffs.
+    #[test]
+    fn table_and_json_snapshots() {
+        let m = builder::symbolic_batch(1);
+        let dims = BTreeMap::from([("N".to_string(), 2)]);
+        let mut info = ModelInfo::collect(&m, &BTreeMap::new(), &dims).unwrap();
+        info.set_runtime_check(Ok(()), Some("1.31.1".into()));
+        insta::assert_snapshot!("inspect_table", info.to_table());
+        insta::assert_json_snapshot!("inspect_json", info);
     }
 
     #[test]

@@ -3,6 +3,18 @@
 //! This module knows nothing of ONNX Runtime: it reads and writes `ModelProto` losslessly,
 //! answers questions about the graph, and applies labelled patches. Everything above it
 //! (runtime, profiler, quantizer, packages) goes through [`Model`].
+//!
+//! | module | what it does |
+//! |---|---|
+//! | [`proto`] | every ONNX message, declared from the wire format's field numbers |
+//! | [`external`] | external data, confined to the model's folder |
+//! | [`attr`] | typed attribute getters whose errors name node, op and attribute |
+//! | [`tensor_data`] | decode/build `TensorProto` values (any storage field, checked sizes) |
+//! | [`graph`] | [`graph::GraphIndex`]: real inputs, producers, consumers, topological order, weights, stats |
+//! | [`patch`] | labelled rewrites, validated and applied all-or-nothing |
+//! | [`shape`] | best-effort static shapes at given input sizes; MACs/FLOPs |
+//! | [`info`] | the `inspect` report |
+//! | [`builder`] | small deterministic test models (MLP, conv net, `If`, `Constant` weights) |
 
 pub mod attr;
 pub mod builder;
@@ -26,6 +38,29 @@ pub use proto::{GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto};
 /// Largest model file we read by default (protobuf itself cannot exceed 2 GiB).
 pub const MAX_MODEL_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
+/// Environment variable that lowers the largest model file edgepack reads.
+pub const MAX_MODEL_BYTES_ENV: &str = "EDGEPACK_MAX_MODEL_BYTES";
+
+/// The largest model file to read: [`MAX_MODEL_BYTES`], or less where
+/// `EDGEPACK_MAX_MODEL_BYTES` says so (a byte count; a malformed value is an error).
+pub fn max_model_bytes() -> Result<u64> {
+    match std::env::var(MAX_MODEL_BYTES_ENV) {
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|&n| n > 0)
+            .map(|n| n.min(MAX_MODEL_BYTES))
+            .ok_or_else(|| {
+                Error::usage(
+                    MAX_MODEL_BYTES_ENV,
+                    format!("'{v}' is not a positive whole number"),
+                )
+            }),
+        Err(_) => Ok(MAX_MODEL_BYTES),
+    }
+}
+
 /// An ONNX model and the folder its external data is confined to.
 #[derive(Clone, Debug)]
 pub struct Model {
@@ -48,11 +83,21 @@ impl Model {
         if !meta.is_file() {
             return Err(Error::file(path, "not a regular file"));
         }
+        let max = max_model_bytes()?;
         if meta.len() > MAX_MODEL_BYTES {
             return Err(Error::file(
                 path,
                 format!(
                     "model file is {} bytes, over the 2 GiB protobuf limit; store weights as external data",
+                    meta.len()
+                ),
+            ));
+        }
+        if meta.len() > max {
+            return Err(Error::file(
+                path,
+                format!(
+                    "model file is {} bytes, over the limit of {max} ({MAX_MODEL_BYTES_ENV})",
                     meta.len()
                 ),
             ));
@@ -70,6 +115,16 @@ impl Model {
             return Err(Error::file(origin, "empty file, not an ONNX model"));
         }
         let proto = ModelProto::decode(bytes).map_err(|e| {
+            let e = e.to_string();
+            // prost's message lists every enclosing field, which for a deep nesting is
+            // hundreds of characters of "GraphProto.node: NodeProto.attribute: ...".
+            if e.ends_with("recursion limit reached") {
+                return Error::file(
+                    origin,
+                    "not a usable ONNX model: messages nest deeper than protobuf's limit of \
+                     100 levels (deeply nested If/Loop/Scan subgraphs?)",
+                );
+            }
             Error::file(
                 origin,
                 format!("not a valid ONNX model (protobuf decoding failed: {e})"),
@@ -93,6 +148,7 @@ impl Model {
                 "not a complete ONNX model: it has no opset_import (truncated file?)",
             ));
         }
+        check_tensor_sizes(&proto, origin)?;
         Ok(Model { proto, path: None })
     }
 
@@ -141,6 +197,31 @@ impl Model {
     }
 }
 
+/// Refuse a model whose stored tensors (initializers, tensor attributes such as `Constant`
+/// values, in every subgraph) disagree with their own dims: see
+/// [`tensor_data::check_size`]. Nothing is decoded.
+fn check_tensor_sizes(proto: &ModelProto, origin: &Path) -> Result<()> {
+    let Some(g) = proto.graph.as_ref() else {
+        return Ok(());
+    };
+    let mut err = None;
+    for_each_graph(g, &mut |g| {
+        let attr_tensors = g
+            .node
+            .iter()
+            .flat_map(|n| n.attribute.iter())
+            .flat_map(|a| a.t.iter().chain(a.tensors.iter()));
+        for t in g.initializer.iter().chain(attr_tensors) {
+            if err.is_none() {
+                if let Err(e) = tensor_data::check_size(t) {
+                    err = Some(Error::file(origin, e.to_string()));
+                }
+            }
+        }
+    });
+    err.map_or(Ok(()), Err)
+}
+
 /// Visit every graph in the model (main graph, then subgraphs of `If`/`Loop`/`Scan`
 /// attributes, depth first), mutably.
 pub fn for_each_graph_mut(graph: &mut GraphProto, f: &mut dyn FnMut(&mut GraphProto)) {
@@ -175,11 +256,105 @@ pub fn for_each_graph<'a>(graph: &'a GraphProto, f: &mut dyn FnMut(&'a GraphProt
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{attr, builder};
 
     #[test]
     fn rejects_empty_file() {
         let e = Model::from_bytes(&[], Path::new("m.onnx")).unwrap_err();
         assert!(e.to_string().contains("empty file"), "{e}");
+    }
+
+    fn mlp_with_first_initializer(edit: impl FnOnce(&mut TensorProto)) -> Vec<u8> {
+        let mut m = builder::mlp(&[4, 8, 3], 1);
+        edit(&mut m.graph_mut().initializer[0]);
+        m.to_bytes()
+    }
+
+    #[test]
+    fn rejects_initializer_whose_raw_data_disagrees_with_dims() {
+        let bytes = mlp_with_first_initializer(|t| t.raw_data = Some(vec![0; 100]));
+        let e = Model::from_bytes(&bytes, Path::new("m.onnx")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("m.onnx: tensor 'fc0.weight': raw_data has 100 bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rejects_initializer_dims_that_overflow_or_are_negative() {
+        let bytes = mlp_with_first_initializer(|t| t.dims = vec![1 << 40, 1 << 40, 1 << 40]);
+        let e = Model::from_bytes(&bytes, Path::new("m.onnx")).unwrap_err();
+        assert!(e.to_string().contains("overflow"), "{e}");
+        let bytes = mlp_with_first_initializer(|t| t.dims = vec![8, -4]);
+        let e = Model::from_bytes(&bytes, Path::new("m.onnx")).unwrap_err();
+        assert!(e.to_string().contains("negative dimension"), "{e}");
+    }
+
+    #[test]
+    fn rejects_typed_data_count_that_disagrees_with_dims() {
+        let bytes = mlp_with_first_initializer(|t| {
+            t.raw_data = None;
+            t.float_data = vec![1.0; 5];
+        });
+        let e = Model::from_bytes(&bytes, Path::new("m.onnx")).unwrap_err();
+        assert!(e.to_string().contains("float_data has 5 values"), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_is_one_short_line() {
+        let mut g = GraphProto::default();
+        for i in 0..50 {
+            let mut n = NodeProto {
+                op_type: "If".into(),
+                name: format!("if{i}"),
+                ..Default::default()
+            };
+            n.attribute.push(attr::graph("then_branch", g));
+            g = GraphProto {
+                node: vec![n],
+                ..Default::default()
+            };
+        }
+        let bytes = builder::model_from_graph(g, 17).to_bytes();
+        let e = Model::from_bytes(&bytes, Path::new("deep.onnx"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nest deeper"), "{e}");
+        assert!(e.len() < 200, "{e}");
+    }
+
+    /// Every model of the ONNX backend test data passes the size checks (they must never
+    /// refuse a valid model). Skipped when the data is not cached.
+    #[test]
+    fn size_checks_accept_every_backend_test_model() {
+        let root = crate::wheel::cache_dir()
+            .join("onnx-backend-test-data")
+            .join("1.17.0");
+        if !root.join(".complete").is_file() {
+            eprintln!("SKIPPED: ONNX backend test data not cached");
+            return;
+        }
+        let mut n = 0;
+        for kind in std::fs::read_dir(&root).unwrap() {
+            let kind = kind.unwrap().path();
+            if !kind.is_dir() {
+                continue;
+            }
+            for case in std::fs::read_dir(kind).unwrap() {
+                let p = case.unwrap().path().join("model.onnx");
+                if let Ok(bytes) = std::fs::read(&p) {
+                    let r = Model::from_bytes(&bytes, &p);
+                    assert!(
+                        r.is_ok() || !r.as_ref().unwrap_err().to_string().contains("tensor '"),
+                        "{}",
+                        r.unwrap_err()
+                    );
+                    n += 1;
+                }
+            }
+        }
+        assert!(n > 1000, "{n} models");
     }
 
     #[test]

@@ -125,6 +125,8 @@ pub enum PatchOp {
     RemoveInitializer(String),
     /// Replace the initializer with the same name.
     ReplaceInitializer(Box<TensorProto>),
+    /// Add the initializer, or replace the one with the same name.
+    SetInitializer(Box<TensorProto>),
     /// Turn the `Constant` node producing this tensor into an initializer of that name.
     ConstantToInitializer(String),
     /// Add a graph output.
@@ -217,6 +219,11 @@ impl Patch {
     /// Replace an initializer.
     pub fn replace_initializer(self, t: TensorProto) -> Self {
         self.op(PatchOp::ReplaceInitializer(Box::new(t)))
+    }
+
+    /// Add or replace an initializer.
+    pub fn set_initializer(self, t: TensorProto) -> Self {
+        self.op(PatchOp::SetInitializer(Box::new(t)))
     }
 
     /// Turn a `Constant` node into an initializer.
@@ -416,6 +423,16 @@ impl Working {
                 let i = initializer_index(g, &t.name)?;
                 check_tensor(t)?;
                 g.initializer[i] = (**t).clone();
+            }
+            PatchOp::SetInitializer(t) => {
+                if t.name.is_empty() {
+                    return Err(Error::usage("patch", "an initializer needs a name"));
+                }
+                check_tensor(t)?;
+                match g.initializer.iter_mut().find(|x| x.name == t.name) {
+                    Some(slot) => *slot = (**t).clone(),
+                    None => g.initializer.push((**t).clone()),
+                }
             }
             PatchOp::ConstantToInitializer(output) => {
                 let i = self.find(&NodeRef::Output(output.clone()))?;
@@ -763,6 +780,13 @@ mod tests {
         assert!(m.apply(Patch::new("again").add_initializer(w2)).is_err());
         m.apply(Patch::new("remove extra").remove_initializer("extra"))
             .unwrap();
+        // set_initializer adds, then replaces.
+        let t = tensor_data::from_f32("s", &[1], &[1.0]).unwrap();
+        m.apply(Patch::new("set s").set_initializer(t)).unwrap();
+        let t = tensor_data::from_f32("s", &[1], &[2.0]).unwrap();
+        m.apply(Patch::new("reset s").set_initializer(t)).unwrap();
+        let s = m.graph().initializer.iter().filter(|t| t.name == "s");
+        assert_eq!(s.count(), 1);
         // Removing a used initializer breaks its reader.
         assert!(m
             .apply(Patch::new("remove used").remove_initializer(&w.name))

@@ -188,14 +188,15 @@ pub fn infer(graph: &GraphProto, inputs: &BTreeMap<String, Vec<i64>>) -> Inferen
             None
         };
         match sized {
-            Some(outs) => {
+            // A negative or overflowing size means the file lied somewhere: unsized.
+            Some(outs) if outs.iter().all(|s| numel(s).is_some()) => {
                 for (name, s) in n.output.iter().zip(outs) {
                     if !name.is_empty() {
                         inf.shapes.insert(name.clone(), s);
                     }
                 }
             }
-            None => inf
+            _ => inf
                 .unsized_nodes
                 .push(format!("{} ({})", node_label(n), n.op_type)),
         }
@@ -212,8 +213,12 @@ fn track_value(inf: &mut Inference, name: &str, t: &super::proto::TensorProto) {
     }
 }
 
-fn numel(s: &[i64]) -> i64 {
-    s.iter().product()
+/// Element count, `None` on overflow or a negative dim.
+fn numel(s: &[i64]) -> Option<i64> {
+    s.iter().try_fold(
+        1i64,
+        |acc, &d| if d < 0 { None } else { acc.checked_mul(d) },
+    )
 }
 
 /// Normalise a possibly negative axis for a rank.
@@ -254,7 +259,7 @@ fn elementwise_values(op: &str, a: &[i64], b: &[i64]) -> Option<Vec<i64>> {
                 "Add" => x.checked_add(y),
                 "Sub" => x.checked_sub(y),
                 "Mul" => x.checked_mul(y),
-                "Div" => (y != 0).then(|| x.div_euclid(y)),
+                "Div" => x.checked_div_euclid(y),
                 _ => None,
             }
         })
@@ -273,9 +278,18 @@ fn window_out(
     auto_pad: &str,
     ceil_mode: bool,
 ) -> Option<i64> {
-    if stride <= 0 {
+    if stride <= 0 || kernel <= 0 || dilation <= 0 {
         return None;
     }
+    // Attributes come from an untrusted file: compute wide so nothing can overflow.
+    let (input, kernel, stride, dilation, pad_begin, pad_end) = (
+        input as i128,
+        kernel as i128,
+        stride as i128,
+        dilation as i128,
+        pad_begin as i128,
+        pad_end as i128,
+    );
     let eff = dilation * (kernel - 1) + 1;
     let out = match auto_pad {
         "SAME_UPPER" | "SAME_LOWER" => (input + stride - 1) / stride,
@@ -298,7 +312,7 @@ fn window_out(
             }
         }
     };
-    (out >= 0).then_some(out)
+    i64::try_from(out).ok().filter(|&o| o >= 0)
 }
 
 /// Output spatial dims of a conv or pool.
@@ -414,7 +428,17 @@ fn infer_node(n: &NodeProto, index: &GraphIndex, inf: &mut Inference) -> Option<
         | "Hardmax"
         | "Celu"
         | "ThresholdedRelu"
-        | "Shrink" => {
+        | "Shrink"
+        | "Trilu"
+        | "CumSum"
+        | "ScatterElements"
+        | "ScatterND"
+        | "Scatter"
+        | "ReverseSequence"
+        | "BitwiseNot"
+        | "MeanVarianceNormalization"
+        | "GroupNormalization"
+        | "RMSNormalization" => {
             let s = shape_of(0)?;
             if matches!(op, "Identity" | "Cast") {
                 if let Some(v) = value_of(0) {
@@ -441,7 +465,7 @@ fn infer_node(n: &NodeProto, index: &GraphIndex, inf: &mut Inference) -> Option<
             let x = shape_of(0)?;
             let w = shape_of(1)?;
             let kernel = n.attr_ints_or("kernel_shape", w.get(2..)?).ok()?;
-            let mut out = vec![x[0], w[0]];
+            let mut out = vec![*x.first()?, *w.first()?];
             out.extend(windowed(n, &x, &kernel)?);
             one(out)
         }
@@ -450,7 +474,7 @@ fn infer_node(n: &NodeProto, index: &GraphIndex, inf: &mut Inference) -> Option<
             let w = shape_of(1)?;
             let sp = x.len().checked_sub(2)?;
             let group = n.attr_i_or("group", 1).ok()?;
-            let mut out = vec![x[0], w.get(1)? * group];
+            let mut out = vec![x[0], w.get(1)?.checked_mul(group)?];
             if let Ok(Some(os)) = n.attr_opt_ints("output_shape") {
                 let os = &os[os.len().checked_sub(sp)?..];
                 out.extend_from_slice(os);
@@ -465,26 +489,28 @@ fn infer_node(n: &NodeProto, index: &GraphIndex, inf: &mut Inference) -> Option<
             if kernel.len() != sp || strides.len() != sp || pads.len() != 2 * sp {
                 return None;
             }
+            let wide = |v: i64| v as i128;
             for i in 0..sp {
                 let o = if auto_pad.starts_with("SAME") {
-                    x[2 + i] * strides[i]
+                    wide(x[2 + i]) * wide(strides[i])
                 } else {
-                    strides[i] * (x[2 + i] - 1)
-                        + opad.get(i).copied().unwrap_or(0)
-                        + (kernel[i] - 1) * dil.get(i).copied().unwrap_or(1)
+                    wide(strides[i]) * (wide(x[2 + i]) - 1)
+                        + wide(opad.get(i).copied().unwrap_or(0))
+                        + (wide(kernel[i]) - 1) * wide(dil.get(i).copied().unwrap_or(1))
                         + 1
-                        - pads[i]
-                        - pads[sp + i]
+                        - wide(pads[i])
+                        - wide(pads[sp + i])
                 };
-                out.push(o);
+                out.push(i64::try_from(o).ok()?);
             }
             one(out)
         }
         "MaxPool" | "AveragePool" | "LpPool" => {
             let x = shape_of(0)?;
             let kernel = n.attr_ints("kernel_shape").ok()?;
+            let spatial = windowed(n, &x, &kernel)?;
             let mut out = vec![x[0], x[1]];
-            out.extend(windowed(n, &x, &kernel)?);
+            out.extend(spatial);
             // MaxPool's optional Indices output has the same shape.
             Some(vec![out.clone(), out])
         }
@@ -503,8 +529,7 @@ fn infer_node(n: &NodeProto, index: &GraphIndex, inf: &mut Inference) -> Option<
             let mut out = first;
             out[a] = shapes
                 .iter()
-                .map(|s| s.get(a).copied())
-                .sum::<Option<i64>>()?;
+                .try_fold(0i64, |acc, s| acc.checked_add(*s.get(a)?))?;
             let values: Option<Vec<Vec<i64>>> = (0..n.input.len()).map(value_of).collect();
             if let Some(vs) = values {
                 if out.len() == 1 {
@@ -535,15 +560,16 @@ fn infer_node(n: &NodeProto, index: &GraphIndex, inf: &mut Inference) -> Option<
             match unknown.as_slice() {
                 [] => {}
                 [i] => {
-                    let known: i64 = out.iter().filter(|&&d| d != -1).product();
+                    let known =
+                        numel(&out.iter().copied().filter(|&d| d != -1).collect::<Vec<_>>())?;
                     if known == 0 {
                         return None;
                     }
-                    out[*i] = numel(&x) / known;
+                    out[*i] = numel(&x)? / known;
                 }
                 _ => return None,
             }
-            if numel(&out) != numel(&x) || out.iter().any(|&d| d < 0) {
+            if out.iter().any(|&d| d < 0) || numel(&out)? != numel(&x)? {
                 return None;
             }
             if let Some(v) = value_of(0) {
@@ -559,7 +585,7 @@ fn infer_node(n: &NodeProto, index: &GraphIndex, inf: &mut Inference) -> Option<
                 return None;
             }
             let (l, r) = x.split_at(a as usize);
-            one(vec![numel(l), numel(r)])
+            one(vec![numel(l)?, numel(r)?])
         }
         "Transpose" => {
             let x = shape_of(0)?;
@@ -640,7 +666,7 @@ fn infer_node(n: &NodeProto, index: &GraphIndex, inf: &mut Inference) -> Option<
         }
         "Size" => {
             let x = shape_of(0)?;
-            inf.values.insert(out0.clone(), vec![numel(&x)]);
+            inf.values.insert(out0.clone(), vec![numel(&x)?]);
             one(vec![])
         }
         "Gather" => {
@@ -740,17 +766,19 @@ fn infer_node(n: &NodeProto, index: &GraphIndex, inf: &mut Inference) -> Option<
             for i in 0..starts.len() {
                 let a = axis(axes[i], x.len())?;
                 let (s, e, st) = slice_range(x[a], starts[i], ends[i], steps[i])?;
-                out[a] = if st > 0 {
+                let (s, e, st) = (s as i128, e as i128, st as i128);
+                let len = if st > 0 {
                     ((e - s).max(0) + st - 1) / st
                 } else {
-                    ((s - e).max(0) + (-st) - 1) / (-st)
+                    ((s - e).max(0) - st - 1) / (-st)
                 };
-                ranges.push((a, s, st, out[a]));
+                out[a] = i64::try_from(len).ok()?;
+                ranges.push((a, s, st, out[a] as i128));
             }
             if let (Some(v), 1) = (value_of(0), x.len()) {
                 if let Some(&(_, s, st, len)) = ranges.first() {
-                    let picked: Vec<i64> = (0..len)
-                        .filter_map(|k| v.get((s + k * st) as usize).copied())
+                    let picked: Vec<i64> = (0..len.min(MAX_TRACKED_VALUES as i128))
+                        .filter_map(|k| v.get(usize::try_from(s + k * st).ok()?).copied())
                         .collect();
                     inf.values.insert(out0.clone(), picked);
                 }
@@ -806,7 +834,9 @@ fn infer_node(n: &NodeProto, index: &GraphIndex, inf: &mut Inference) -> Option<
             }
             let mut out = x.clone();
             for (k, &a) in axes.iter().enumerate() {
-                out[a] += pads[k] + pads[axes.len() + k];
+                out[a] = out[a]
+                    .checked_add(pads[k])?
+                    .checked_add(pads[axes.len() + k])?;
             }
             one(out)
         }
@@ -814,6 +844,92 @@ fn infer_node(n: &NodeProto, index: &GraphIndex, inf: &mut Inference) -> Option<
             let x = shape_of(0)?;
             let s = value_of(1)?;
             one(broadcast(&[&x, &s])?)
+        }
+        "ConstantOfShape" => {
+            let v = value_of(0)?;
+            if let Ok(Some(t)) = n.attr_opt_t("value") {
+                if numel(&v)? as usize <= MAX_TRACKED_VALUES {
+                    if let Ok(x) = tensor_data::to_i64(t) {
+                        if let Some(&x) = x.first() {
+                            inf.values
+                                .insert(out0.clone(), vec![x; numel(&v)? as usize]);
+                        }
+                    }
+                }
+            }
+            one(v)
+        }
+        "Range" => {
+            let (start, limit, delta) = (value_of(0)?, value_of(1)?, value_of(2)?);
+            let (start, limit, delta) = (*start.first()?, *limit.first()?, *delta.first()?);
+            if delta == 0 {
+                return None;
+            }
+            let (span, d) = ((limit as i128) - (start as i128), delta as i128);
+            let len = i64::try_from(((span + d - d.signum()) / d).max(0)).ok()?;
+            if len as usize <= MAX_TRACKED_VALUES {
+                let v = (0..len).map(|k| start + k * delta).collect();
+                inf.values.insert(out0.clone(), v);
+            }
+            one(vec![len])
+        }
+        "Tile" => {
+            let x = shape_of(0)?;
+            let reps = value_of(1)?;
+            if reps.len() != x.len() {
+                return None;
+            }
+            one(x
+                .iter()
+                .zip(&reps)
+                .map(|(&d, &r)| d.checked_mul(r))
+                .collect::<Option<_>>()?)
+        }
+        "GatherElements" => one(shape_of(1)?),
+        "TopK" => {
+            let x = shape_of(0)?;
+            let a = axis(n.attr_i_or("axis", -1).ok()?, x.len())?;
+            let k = match n.attr_opt_i("k").ok()? {
+                Some(k) => k,
+                None => *value_of(1)?.first()?,
+            };
+            let mut out = x;
+            out[a] = k;
+            Some(vec![out.clone(), out])
+        }
+        "DepthToSpace" | "SpaceToDepth" => {
+            let x = shape_of(0)?;
+            let b = n.attr_i("blocksize").ok()?;
+            if x.len() != 4 || b <= 0 {
+                return None;
+            }
+            let bb = b.checked_mul(b)?;
+            if op == "DepthToSpace" {
+                if x[1] % bb != 0 {
+                    return None;
+                }
+                one(vec![
+                    x[0],
+                    x[1] / bb,
+                    x[2].checked_mul(b)?,
+                    x[3].checked_mul(b)?,
+                ])
+            } else {
+                if x[2] % b != 0 || x[3] % b != 0 {
+                    return None;
+                }
+                one(vec![x[0], x[1].checked_mul(bb)?, x[2] / b, x[3] / b])
+            }
+        }
+        "GridSample" => {
+            let x = shape_of(0)?;
+            let grid = shape_of(1)?;
+            if x.len() < 3 || grid.len() != x.len() {
+                return None;
+            }
+            let mut out = vec![x[0], x[1]];
+            out.extend_from_slice(&grid[1..grid.len() - 1]);
+            one(out)
         }
         "Split" => {
             let x = shape_of(0)?;
@@ -959,7 +1075,8 @@ pub fn cost(graph: &GraphProto, inf: &Inference) -> Cost {
         match node_macs(n, inf) {
             Some(m) => {
                 c.macs = c.macs.saturating_add(m);
-                *c.macs_by_op.entry(n.op_type.clone()).or_insert(0) += m;
+                let by_op = c.macs_by_op.entry(n.op_type.clone()).or_insert(0);
+                *by_op = by_op.saturating_add(m);
             }
             None => c
                 .unsized_nodes
@@ -1102,6 +1219,81 @@ mod tests {
         let c = cost(m.graph(), &inf);
         assert_eq!(c.macs, 0);
         assert_eq!(c.unsized_nodes.len(), 1);
+    }
+
+    /// Attributes and input sizes are untrusted: extreme values must give "unsized", never
+    /// an arithmetic overflow panic.
+    #[test]
+    fn extreme_attributes_and_sizes_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let extremes = [
+            i64::MIN,
+            i64::MIN + 1,
+            -1,
+            0,
+            1,
+            2,
+            1 << 40,
+            i64::MAX - 1,
+            i64::MAX,
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let base = builder::conv_net(1);
+        let mut t = builder::GraphBuilder::new("ct", 1, WeightStorage::Initializer);
+        t.input("x", DataType::Float, &fixed(&[1, 4, 8, 8]));
+        let w = t.weight("w", &[4, 2, 2, 2], -1.0, 1.0);
+        let ct = t.op(
+            "ConvTranspose",
+            &["x", &w],
+            vec![
+                attr::ints("strides", &[2, 2]),
+                attr::ints("pads", &[0, 0, 0, 0]),
+            ],
+        );
+        let sh = t.ints("shape", &[1, -1]);
+        t.op("Reshape", &[&ct, &sh], vec![]);
+        let models = [base, t.into_model()];
+        for round in 0..4000 {
+            let mut m = models[round % 2].clone();
+            let g = m.graph_mut();
+            let k = rng.random_range(0..g.node.len());
+            let node = &mut g.node[k];
+            if let Some(a) = node.attribute.iter_mut().find(|a| !a.ints.is_empty()) {
+                let i = rng.random_range(0..a.ints.len());
+                a.ints[i] = extremes[rng.random_range(0..extremes.len())];
+            }
+            let x: Vec<i64> = (0..4)
+                .map(|i| {
+                    if rng.random_bool(0.3) {
+                        extremes[rng.random_range(0..extremes.len())]
+                    } else {
+                        [1, 3, 16, 16][i]
+                    }
+                })
+                .collect();
+            let inf = run(m.graph(), &x);
+            let _ = cost(m.graph(), &inf);
+        }
+    }
+
+    #[test]
+    fn range_constant_of_shape_tile_and_depth_to_space() {
+        let mut b = GraphBuilder::new("misc", 1, WeightStorage::Initializer);
+        b.input("x", DataType::Float, &fixed(&[1, 8, 2, 3]));
+        let start = b.ints("start", &[1]);
+        let limit = b.ints("limit", &[10]);
+        let delta = b.ints("delta", &[3]);
+        let r = b.op("Range", &[&start, &limit, &delta], vec![]);
+        let c = b.op("ConstantOfShape", &[&r], vec![]);
+        let reps = b.ints("reps", &[1, 1, 2, 2]);
+        let t = b.op("Tile", &["x", &reps], vec![]);
+        let d = b.op("DepthToSpace", &["x"], vec![attr::int("blocksize", 2)]);
+        let m = b.into_model();
+        let inf = run(m.graph(), &[1, 8, 2, 3]);
+        assert_eq!(inf.values[&r], vec![1, 4, 7]);
+        assert_eq!(inf.shapes[&c], vec![1, 4, 7]);
+        assert_eq!(inf.shapes[&t], vec![1, 8, 4, 6]);
+        assert_eq!(inf.shapes[&d], vec![1, 2, 4, 6]);
     }
 
     #[test]

@@ -120,6 +120,69 @@ pub fn element_count(t: &TensorProto) -> Result<usize> {
     dims_count(&t.name, &t.dims)
 }
 
+/// Check, without decoding, that a tensor's stored data agrees with its dims and dtype:
+/// the element count does not overflow and `raw_data` (or, without it, the typed field)
+/// holds exactly the elements the dims declare. A file that lies here would make every
+/// later reader (and ONNX Runtime) allocate by the dims and read by the data. External
+/// and segmented tensors are checked for their dims only; sub-byte and 8-bit float types
+/// in typed fields (whose packing varies by ONNX version) are left to their decoders.
+pub fn check_size(t: &TensorProto) -> Result<()> {
+    let n = element_count(t)?;
+    if is_external(t) || t.segment.is_some() {
+        return Ok(());
+    }
+    let Ok(dt) = data_type(t) else {
+        return Ok(());
+    };
+    let (field, len, per) = match dt {
+        DataType::Float => ("float_data", t.float_data.len(), 1),
+        DataType::Complex64 => ("float_data", t.float_data.len(), 2),
+        DataType::Double => ("double_data", t.double_data.len(), 1),
+        DataType::Complex128 => ("double_data", t.double_data.len(), 2),
+        DataType::Int64 => ("int64_data", t.int64_data.len(), 1),
+        DataType::Uint32 | DataType::Uint64 => ("uint64_data", t.uint64_data.len(), 1),
+        DataType::String => ("string_data", t.string_data.len(), 1),
+        DataType::Int32
+        | DataType::Int16
+        | DataType::Int8
+        | DataType::Uint8
+        | DataType::Uint16
+        | DataType::Bool
+        | DataType::Float16
+        | DataType::Bfloat16 => ("int32_data", t.int32_data.len(), 1),
+        _ => ("", 0, 0),
+    };
+    match t.raw_data.as_deref() {
+        Some(raw) if dt != DataType::String && (!raw.is_empty() || len == 0) => {
+            let want = stored_bytes(t)?;
+            if raw.len() as u64 != want {
+                return Err(Error::tensor(
+                    &t.name,
+                    format!(
+                        "raw_data has {} bytes, but dims {:?} of {} need {want}",
+                        raw.len(),
+                        t.dims,
+                        dtype_name(dt)
+                    ),
+                ));
+            }
+        }
+        _ if per > 0 && len != n.saturating_mul(per) => {
+            return Err(Error::tensor(
+                &t.name,
+                format!(
+                    "{field} has {len} values, but dims {:?} of {} need {}",
+                    t.dims,
+                    dtype_name(dt),
+                    n.saturating_mul(per)
+                ),
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Bytes the tensor's values take when stored compactly (element count × element size,
 /// sub-byte types rounded up; strings: total string bytes). Nothing is decoded.
 pub fn stored_bytes(t: &TensorProto) -> Result<u64> {

@@ -51,6 +51,49 @@ impl Default for Limits {
     }
 }
 
+/// Environment variables that lower or raise the archive limits for every command.
+pub const MAX_ENTRIES_ENV: &str = "EDGEPACK_MAX_ARCHIVE_ENTRIES";
+pub const MAX_TOTAL_BYTES_ENV: &str = "EDGEPACK_MAX_EXTRACTED_BYTES";
+pub const MAX_RATIO_ENV: &str = "EDGEPACK_MAX_COMPRESSION_RATIO";
+
+impl Limits {
+    /// The defaults, overridden by `EDGEPACK_MAX_ARCHIVE_ENTRIES`,
+    /// `EDGEPACK_MAX_EXTRACTED_BYTES` (a byte count) and `EDGEPACK_MAX_COMPRESSION_RATIO`
+    /// where set; a malformed value is an error naming the variable, never ignored.
+    pub fn from_env() -> Result<Limits> {
+        let mut l = Limits::default();
+        let var = |name: &str| -> Result<Option<u64>> {
+            match std::env::var(name) {
+                Ok(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        Error::usage(name, format!("'{v}' is not a positive whole number"))
+                    }),
+                Err(_) => Ok(None),
+            }
+        };
+        if let Some(n) = var(MAX_ENTRIES_ENV)? {
+            l.max_entries = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = var(MAX_TOTAL_BYTES_ENV)? {
+            l.max_total_bytes = n;
+        }
+        if let Ok(v) = std::env::var(MAX_RATIO_ENV) {
+            l.max_ratio = v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x > 1.0)
+                .ok_or_else(|| Error::usage(MAX_RATIO_ENV, format!("'{v}' is not a ratio above 1")))?;
+        }
+        Ok(l)
+    }
+}
+
 /// Why an archive was refused. `Corrupt` means the structure is sound but content does not
 /// match what it declares (a flipped byte): a verification failure. `Unsafe` means the
 /// archive is malformed or hostile: an input error.
@@ -338,7 +381,7 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
     }
     if n_total > limits.max_entries {
         return Err(unsafe_(format!(
-            "{n_total} entries, over the limit of {}",
+            "{n_total} entries, over the limit of {} ({MAX_ENTRIES_ENV})",
             limits.max_entries
         )));
     }
@@ -474,7 +517,7 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
         total = total.saturating_add(e.uncompressed);
         if total > limits.max_total_bytes {
             return Err(unsafe_(format!(
-                "total uncompressed size is over the limit of {} bytes",
+                "total uncompressed size is over the limit of {} bytes ({MAX_TOTAL_BYTES_ENV})",
                 limits.max_total_bytes
             )));
         }
@@ -482,7 +525,7 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
             && e.uncompressed as f64 > limits.max_ratio * (e.compressed.max(1) as f64)
         {
             return Err(unsafe_(format!(
-                "'{n}': compression ratio {:.0}:1 is over the limit of {:.0}:1 (zip bomb?)",
+                "'{n}': compression ratio {:.0}:1 is over the limit of {:.0}:1 (zip bomb? EDGEPACK_MAX_COMPRESSION_RATIO)",
                 e.uncompressed as f64 / e.compressed.max(1) as f64,
                 limits.max_ratio
             )));
@@ -625,7 +668,7 @@ pub fn read_bounded(path: &Path, limits: &Limits) -> Result<Vec<u8>> {
         return Err(Error::file(
             path,
             format!(
-                "archive is {} bytes, over the limit of {}",
+                "archive is {} bytes, over the limit of {} ({MAX_TOTAL_BYTES_ENV})",
                 meta.len(),
                 limits.max_total_bytes
             ),
@@ -715,8 +758,8 @@ pub(crate) mod tests {
             };
             let crc = crc32fast::hash(&e.data);
             let size = e.declared_size.unwrap_or(e.data.len() as u32);
-            let offset = if overlap_all && first_offset.is_some() {
-                first_offset.unwrap()
+            let offset = if let (true, Some(first)) = (overlap_all, first_offset) {
+                first
             } else {
                 let offset = out.len() as u32;
                 out.extend_from_slice(&LFH_SIG.to_le_bytes());

@@ -29,7 +29,7 @@ use crate::model::Model;
 pub use context::ContextFile;
 pub use lineage::LineageSpec;
 pub use manifest::{Manifest, MANIFEST_FILE, MANIFEST_SCHEMA, SIGNATURE_FILE};
-pub use verify::{open, verify_bytes, Opened, VerifyReport};
+pub use verify::{check_runs_here, open, verify_bytes, Opened, VerifyReport};
 
 /// The edgepack version written into manifests and transformations.
 pub const EDGEPACK_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -49,6 +49,60 @@ pub struct VariantInput {
     pub sqnr_db: Option<f64>,
     /// Parameters of the transformation that produced it.
     pub params: BTreeMap<String, serde_json::Value>,
+}
+
+impl VariantInput {
+    /// A variant described by the quantizer's JSON report (`edgepack quantize --report`).
+    /// Its accuracy is the worst output SQNR; a report made on random inputs gives no
+    /// accuracy at all (the quantizer itself calls those figures meaningless), so an
+    /// accuracy floor will not pass such a variant.
+    pub fn from_quantizer_report(name: &str, model: &Path, report: &Path) -> Result<Self> {
+        let bytes = std::fs::read(report).map_err(|e| Error::io(report, e))?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::file(report, format!("not a quantizer report: {e}")))?;
+        let outputs = v
+            .get("outputs")
+            .and_then(|o| o.as_array())
+            .ok_or_else(|| Error::file(report, "not a quantizer report (no 'outputs')"))?;
+        let random = v
+            .get("random_inputs")
+            .and_then(|r| r.as_bool())
+            .unwrap_or(true);
+        let sqnrs: Vec<Option<f64>> = outputs
+            .iter()
+            .map(|o| o.get("sqnr_db").and_then(|s| s.as_f64()))
+            .collect();
+        let sqnr_db = if random || sqnrs.is_empty() || sqnrs.iter().any(Option::is_none) {
+            None
+        } else {
+            sqnrs.into_iter().flatten().reduce(f64::min)
+        };
+        let mut params = BTreeMap::new();
+        for key in [
+            "mode",
+            "variant",
+            "method",
+            "calibration_samples",
+            "eval_samples",
+            "random_inputs",
+        ] {
+            if let Some(x) = v.get(key) {
+                params.insert(key.to_string(), x.clone());
+            }
+        }
+        if let Some(n) = v.get("quantized_nodes").and_then(|q| q.as_array()) {
+            params.insert("quantized_nodes".into(), serde_json::json!(n.len()));
+        }
+        if let Some(p) = v.get("preparation") {
+            params.insert("preparation".into(), p.clone());
+        }
+        Ok(VariantInput {
+            name: name.to_string(),
+            path: model.to_path_buf(),
+            sqnr_db,
+            params,
+        })
+    }
 }
 
 /// Everything `edgepack package` needs besides the model.
@@ -281,14 +335,24 @@ pub fn build(
                 },
             };
             let mut inputs = BTreeMap::new();
+            let mut taken = std::collections::BTreeSet::new();
             for (n, b) in case.inputs {
-                let p = format!("self-test/{}/inputs/{n}.npy", case.name);
+                let p = format!(
+                    "self-test/{}/inputs/{}",
+                    case.name,
+                    selftest::tensor_file_name(&n, &mut taken)
+                );
                 inputs.insert(n, p.clone());
                 entries.insert(p, b);
             }
             let mut exp = BTreeMap::new();
+            let mut taken = std::collections::BTreeSet::new();
             for (n, b) in expected {
-                let p = format!("self-test/{}/expected/{n}.npy", case.name);
+                let p = format!(
+                    "self-test/{}/expected/{}",
+                    case.name,
+                    selftest::tensor_file_name(&n, &mut taken)
+                );
                 exp.insert(n, p.clone());
                 entries.insert(p, b);
             }

@@ -92,6 +92,36 @@ pub fn npy_header(bytes: &[u8]) -> std::result::Result<(String, Vec<u64>), Strin
     Ok((descr.to_string(), shape))
 }
 
+/// A file name for a tensor inside the archive. Tensor names are arbitrary strings
+/// (`save_infer_model/scale_0.tmp_1`, `..`, names differing only in case), so they are
+/// never used as paths directly: characters outside `[A-Za-z0-9._-]` become `_`, and a
+/// name already `taken` (compared case-insensitively) or made only of dots gets a numeric
+/// suffix. The manifest maps each tensor name to its file.
+pub fn tensor_file_name(name: &str, taken: &mut std::collections::BTreeSet<String>) -> String {
+    let mut base: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if base.is_empty() || base.chars().all(|c| c == '.') {
+        base = format!("tensor{base}").replace('.', "_");
+    }
+    base.truncate(200);
+    let mut candidate = format!("{base}.npy");
+    let mut i = 1;
+    while taken.contains(&candidate.to_lowercase()) {
+        candidate = format!("{base}-{i}.npy");
+        i += 1;
+    }
+    taken.insert(candidate.to_lowercase());
+    candidate
+}
+
 /// numpy `descr` -> manifest dtype name.
 fn npy_dtype(descr: &str) -> String {
     match descr.trim_start_matches(['<', '>', '|', '=']) {
@@ -263,6 +293,20 @@ pub(crate) mod tests {
             out.extend_from_slice(&v.to_le_bytes());
         }
         out
+    }
+
+    #[test]
+    fn tensor_names_become_safe_unique_file_names() {
+        let mut taken = std::collections::BTreeSet::new();
+        assert_eq!(
+            tensor_file_name("save_infer_model/scale_0.tmp_1", &mut taken),
+            "save_infer_model_scale_0.tmp_1.npy"
+        );
+        assert_eq!(tensor_file_name("..", &mut taken), "tensor__.npy");
+        assert_eq!(tensor_file_name("X", &mut taken), "X.npy");
+        assert_eq!(tensor_file_name("x", &mut taken), "x-1.npy");
+        assert_eq!(tensor_file_name("a/b", &mut taken), "a_b.npy");
+        assert_eq!(tensor_file_name("a:b", &mut taken), "a_b-1.npy");
     }
 
     #[test]

@@ -265,20 +265,30 @@ fn signed_package_rejects_changed_manifest_and_wrong_key() {
 fn every_single_byte_flip_fails_verification() {
     // Tampering any byte must never verify: each flip is either refused as unreadable or
     // reported as a failed check. (Every byte of a small package, both outcomes allowed.)
+    // Signed too: the signature file's bytes are covered as well.
     let d = tempfile::tempdir().unwrap();
     let (model, samples) = tiny_fixture(d.path());
-    let (_, entries) = build(&model, &opts(&samples)).unwrap();
-    let good = archive::write_zip(&entries).unwrap();
-    let l = archive::Limits::default();
-    for i in 0..good.len() {
-        let mut b = good.clone();
-        b[i] ^= 0x01;
-        if let Ok((r, _)) = verify_bytes(&b, None, &l) {
-            assert!(
-                !r.ok(),
-                "flipping byte {i} of {} still verifies",
-                good.len()
-            );
+    let key = d.path().join("k");
+    sign::keygen(&key).unwrap();
+    for signed in [false, true] {
+        let mut o = opts(&samples);
+        if signed {
+            o.sign = Some(sign::load_signing_key(&key).unwrap());
+        }
+        let (_, entries) = build(&model, &o).unwrap();
+        let good = archive::write_zip(&entries).unwrap();
+        let l = archive::Limits::default();
+        assert!(verify_bytes(&good, None, &l).unwrap().0.ok());
+        for i in 0..good.len() {
+            let mut b = good.clone();
+            b[i] ^= 0x01;
+            if let Ok((r, _)) = verify_bytes(&b, None, &l) {
+                assert!(
+                    !r.ok(),
+                    "flipping byte {i} of {} still verifies (signed: {signed})",
+                    good.len()
+                );
+            }
         }
     }
 }

@@ -168,7 +168,7 @@ pub struct Opened {
 /// Read and verify a package or bundle file; any failure is an error naming the file (for
 /// commands that *use* an archive: they must not use one that fails verification).
 pub fn open(path: &Path, pinned: Option<&VerifyingKey>) -> Result<Opened> {
-    let limits = Limits::default();
+    let limits = Limits::from_env()?;
     let bytes = archive::read_bounded(path, &limits)?;
     let (report, archive) =
         verify_bytes(&bytes, pinned, &limits).map_err(|m| Error::file(path, m))?;
@@ -183,4 +183,70 @@ pub fn open(path: &Path, pinned: Option<&VerifyingKey>) -> Result<Opened> {
         archive: archive.expect("verified archive"),
         report,
     })
+}
+
+/// Refuse a bundle built for another CPU architecture (its runtime library and its
+/// predictions are for that target). Packages run anywhere. For `run BUNDLE` and
+/// `profile BUNDLE` before they load anything.
+pub fn check_runs_here(manifest: &Manifest, origin: &Path) -> Result<()> {
+    let here = if cfg!(target_arch = "aarch64") {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    match &manifest.target {
+        Some(t) if t.arch != here => Err(Error::file(
+            origin,
+            format!(
+                "bundle is for {} (target '{}'), this machine is {here}; bundle the package for this machine instead",
+                t.arch, t.name
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::package::manifest::{Prediction, TargetInfo};
+
+    #[test]
+    fn refuses_bundles_for_another_architecture() {
+        let d = tempfile::tempdir().unwrap();
+        let (model, samples) = crate::package::tests::tiny_fixture(d.path());
+        let opts = crate::package::PackageOptions {
+            sample_inputs: Some(samples),
+            created_unix_s: Some(0),
+            ..Default::default()
+        };
+        let (mut m, _) = crate::package::build(&model, &opts).unwrap();
+        assert!(check_runs_here(&m, Path::new("p")).is_ok());
+        let other = if cfg!(target_arch = "aarch64") {
+            "x86_64"
+        } else {
+            "aarch64"
+        };
+        m.target = Some(TargetInfo {
+            name: "elsewhere".into(),
+            arch: other.into(),
+            target_sha256: "0".repeat(64),
+            variant: "fp32".into(),
+            prediction: Prediction {
+                threads: 1,
+                batch: 1,
+                latency_p50_s: None,
+                latency_p95_s: None,
+                peak_memory_bytes: None,
+                bundle_size_bytes_max: 1,
+                basis: "no profile".into(),
+                accuracy_sqnr_db: None,
+            },
+        });
+        let e = check_runs_here(&m, Path::new("b.zip")).unwrap_err();
+        assert!(
+            e.to_string().contains(&format!("bundle is for {other}")),
+            "{e}"
+        );
+    }
 }

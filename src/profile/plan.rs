@@ -217,9 +217,19 @@ impl Plan {
     /// Parse plan TOML; `origin` names the file in errors.
     pub fn from_toml_str(name: &str, text: &str, origin: &Path) -> Result<Plan> {
         let file: PlanFile = toml::from_str(text).map_err(|e| {
+            // toml's Display draws a multi-line source excerpt; errors are one line.
+            let line = e
+                .span()
+                .map(|s| {
+                    format!(
+                        "line {}: ",
+                        text[..s.start.min(text.len())].lines().count().max(1)
+                    )
+                })
+                .unwrap_or_default();
             Error::file(
                 origin,
-                format!("invalid profile plan: {}", e.to_string().trim()),
+                format!("invalid profile plan: {line}{}", e.message().trim()),
             )
         })?;
         let plan = Plan {
@@ -471,7 +481,7 @@ mod tests {
             ("[run]\nthreads = []\n", "run.threads"),
             (
                 "[run]\ngraph_optimization_level = \"max\"\n",
-                "graph_optimization_level",
+                "line 2: unknown variant `max`",
             ),
         ];
         for (text, needle) in bad {

@@ -92,6 +92,13 @@ pub trait SweepObserver {
 pub struct Silent;
 impl SweepObserver for Silent {}
 
+/// One query size: the batch value, the symbolic dims and the concrete input shapes.
+type QuerySize = (
+    Option<i64>,
+    BTreeMap<String, i64>,
+    Vec<(String, Vec<usize>)>,
+);
+
 fn batch_specs(specs: &[TensorSpec]) -> Vec<&TensorSpec> {
     specs
         .iter()
@@ -128,11 +135,7 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
     let model = opts.model_path.display().to_string();
     let batchers = batch_specs(specs);
     // (batch value, dims, shapes) per query size.
-    let mut sizes: Vec<(
-        Option<i64>,
-        BTreeMap<String, i64>,
-        Vec<(String, Vec<usize>)>,
-    )> = Vec::new();
+    let mut sizes: Vec<QuerySize> = Vec::new();
 
     if let Some(dir) = &opts.inputs_dir {
         if opts.batch_from_cli || opts.dims_from_cli || !opts.shapes.shapes.is_empty() {
@@ -171,6 +174,8 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
             plan.sizes.batch.clone()
         } else if shape_gives_batch || batchers.is_empty() {
             vec![]
+        } else if plan.sizes.batch.is_empty() {
+            vec![1]
         } else {
             plan.sizes.batch.clone()
         };
@@ -511,7 +516,10 @@ fn result_of(c: &ConfigSpec, reply: WorkerReply) -> ConfigResult {
             .collect(),
         status,
         failure: reply.failure,
-        reason: reply.reason,
+        // One line per reason: tables and logs print it after the config id.
+        reason: reply
+            .reason
+            .map(|r| r.split_whitespace().collect::<Vec<_>>().join(" ")),
         ep_used: reply.ep_used,
         session_create_s: reply.session_create_s,
         first_run_s: reply.first_run_s,

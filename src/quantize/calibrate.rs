@@ -253,10 +253,10 @@ mod tests {
 
     #[test]
     fn entropy_clips_a_long_sparse_tail() {
-        // Dense mass in the first 256 bins, a few outliers at the far end.
+        // A decaying (Laplace-like) bulk in the first 256 bins, one outlier at the far end.
         let mut hist = vec![0u64; BINS];
-        for h in hist.iter_mut().take(256) {
-            *h = 10_000;
+        for (j, h) in hist.iter_mut().take(256).enumerate() {
+            *h = (100_000.0 * (-(j as f64) / 40.0).exp()) as u64 + 1;
         }
         hist[BINS - 1] = 1;
         let t = entropy_threshold_bins(&hist, 128);

@@ -510,8 +510,30 @@ fn infer_ranks_forward(
         r.insert(t.name.clone(), t.dims.len());
     }
     let inits = initializers(graph);
+    // Lengths of 1-D integer tensors (shape vectors), to give Reshape with a computed shape
+    // a rank.
+    let mut len1d: HashMap<String, usize> = HashMap::new();
+    for t in &graph.initializer {
+        if t.dims.len() == 1 {
+            len1d.insert(t.name.clone(), t.dims[0] as usize);
+        }
+    }
     for n in &graph.node {
         let ins: Vec<Option<usize>> = n.input.iter().map(|i| r.get(i).copied()).collect();
+        let l = match n.op_type.as_str() {
+            "Shape" => ins.first().copied().flatten(),
+            "Cast" | "Identity" => n.input.first().and_then(|i| len1d.get(i).copied()),
+            "Unsqueeze" if ins.first() == Some(&Some(0)) => Some(1),
+            "Concat" => n
+                .input
+                .iter()
+                .map(|i| len1d.get(i).copied())
+                .sum::<Option<usize>>(),
+            _ => None,
+        };
+        if let (Some(l), Some(o)) = (l, n.output.first()) {
+            len1d.insert(o.clone(), l);
+        }
         let first = ins.first().copied().flatten();
         let out = match n.op_type.as_str() {
             "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Where" | "Max" | "Min" | "Sum" | "Equal"
@@ -520,6 +542,7 @@ fn infer_ranks_forward(
                 .copied()
                 .collect::<Option<Vec<_>>>()
                 .and_then(|v| v.into_iter().max()),
+            "Transpose" if !attr_ints(n, "perm").is_empty() => Some(attr_ints(n, "perm").len()),
             "Relu"
             | "Clip"
             | "Sigmoid"
@@ -560,11 +583,7 @@ fn infer_ranks_forward(
                 (Some(a), Some(b)) if a >= 2 && b >= 2 => Some(a.max(b)),
                 _ => None,
             },
-            "Reshape" => n
-                .input
-                .get(1)
-                .and_then(|s| inits.get(s))
-                .map(|t| t.dims.first().copied().unwrap_or(0) as usize),
+            "Reshape" => n.input.get(1).and_then(|s| len1d.get(s).copied()),
             "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" => {
                 if attr_i(n, "keepdims", 1) == 1 {
                     first
@@ -606,4 +625,39 @@ fn infer_ranks_forward(
         }
     }
     r
+}
+
+#[cfg(test)]
+mod rank_debug {
+    #[test]
+    #[ignore]
+    fn print_ranks() {
+        let mut m =
+            crate::model::Model::load(std::path::Path::new(&std::env::var("M").unwrap())).unwrap();
+        let p = super::super::prepare::constants_to_initializers(&m).unwrap();
+        p.apply(m.graph_mut()).unwrap();
+        let r = super::infer_ranks(m.graph());
+        for n in &m.graph().node {
+            eprintln!(
+                "{} {:?} -> {:?}",
+                n.op_type,
+                n.input.iter().map(|i| r.get(i)).collect::<Vec<_>>(),
+                r.get(&n.output[0])
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod prepared_dump {
+    #[test]
+    #[ignore]
+    fn dump_prepared() {
+        let mut m =
+            crate::model::Model::load(std::path::Path::new(&std::env::var("M").unwrap())).unwrap();
+        let log = super::super::prepare::prepare(&mut m).unwrap();
+        eprintln!("{log:?}");
+        m.save(std::path::Path::new(&std::env::var("OUT").unwrap()))
+            .unwrap();
+    }
 }

@@ -44,6 +44,8 @@ pub enum Mode {
     Int8,
     /// Try int8 variants and keep the best that meets the accuracy target.
     Auto,
+    /// Int8 weights (DequantizeLinear on initializers), float compute: smaller file only.
+    Int8Weight,
 }
 
 /// Quantizer settings (resolved from the CLI).
@@ -55,8 +57,9 @@ pub struct Options {
     pub method: Method,
     /// What may be quantized.
     pub selection: qdq::Selection,
-    /// Accuracy target for `auto` (and for the verdict of any mode).
-    pub target: Option<Target>,
+    /// Accuracy targets: when set and missed, the most sensitive nodes are kept in float
+    /// until they are met (both modes); they also decide the verdict.
+    pub targets: Vec<Target>,
     /// Measure the latency ratio (interleaved runs) against the fp32 model.
     pub measure_latency: bool,
     /// Seconds to spend on the latency comparison (at least 5 pairs are always run).
@@ -135,8 +138,8 @@ pub struct Report {
     pub latency: Option<LatencyRatio>,
     /// Wall time of preparation + calibration + rewrite, seconds.
     pub quantize_wall_s: f64,
-    /// Accuracy target and whether it was met.
-    pub target: Option<Target>,
+    /// Accuracy targets.
+    pub targets: Vec<Target>,
     /// Whether the target (if any) was met.
     pub meets_target: Option<bool>,
     /// Candidates tried by `auto` (one entry otherwise).
@@ -231,78 +234,149 @@ pub fn quantize(
         ref_outputs.push(reference.run(f, &[])?);
     }
 
-    // Candidates: the full plan, then (auto) variants that keep more in float.
-    let mut variants: Vec<(String, qdq::Plan)> =
-        vec![("int8: every Conv/MatMul/Gemm".into(), full_plan.clone())];
-    if opts.mode == Mode::Auto {
-        let no_dw = {
-            let mut sel = opts.selection.clone();
-            sel.exclude_ops.insert("DepthwiseConv".into());
-            qdq::plan(&prepared, &sel)
-        };
-        if !no_dw.nodes.is_empty() && no_dw.nodes.len() != full_plan.nodes.len() {
-            variants.push(("int8: depthwise convs kept float".into(), no_dw));
-        }
-    }
-    let mut attempts = Vec::new();
-    let mut best: Option<(
-        usize,
-        Model,
-        Vec<OutputAccuracy>,
-        Option<LatencyRatio>,
-        u64,
-        Vec<String>,
-    )> = None;
-    let mut warnings = Vec::new();
-    for (vi, (name, plan)) in variants.iter().enumerate() {
+    let meets = |outs: &[OutputAccuracy]| opts.targets.iter().all(|t| t.met_by(outs));
+    let build = |plan: &qdq::Plan| -> Result<(Model, Vec<u8>, String)> {
         let mut q = prepared.clone();
         let patch = qdq::emit(&q, plan, &ranges, opts.selection.per_channel)?;
         let label = patch.label.clone();
         patch.apply(q.graph_mut())?;
         graph::prune_initializers(q.graph_mut());
         let bytes = q.to_bytes();
+        Ok((q, bytes, label))
+    };
+    let evaluate = |plan: &qdq::Plan,
+                    feeds: &[Feed],
+                    refs: &[Vec<runner::NamedTensor>]|
+     -> Result<(Model, Vec<u8>, String, Vec<OutputAccuracy>)> {
+        let (q, bytes, label) = build(plan)?;
         let mut cand = engine
             .load(&bytes)
             .map_err(|e| Error::Runtime(format!("the quantized model does not load: {e}")))?;
-        let outs = compare(&mut *cand, eval_set, &ref_outputs, &class_outputs)?;
-        let latency = if opts.measure_latency {
-            Some(runner::latency_ratio(
-                &mut *reference,
+        let outs = compare(&mut *cand, feeds, refs, &class_outputs)?;
+        Ok((q, bytes, label, outs))
+    };
+    let mut attempts = Vec::new();
+    let mut warnings = Vec::new();
+    let attempt = |variant: String,
+                   plan: &qdq::Plan,
+                   bytes: usize,
+                   outs: &[OutputAccuracy],
+                   latency: Option<f64>| Attempt {
+        variant,
+        quantized_nodes: plan.nodes.len(),
+        min_sqnr_db: outs.iter().filter_map(|o| o.sqnr_db).reduce(f64::min),
+        latency_ratio: latency,
+        size_ratio: bytes as f64 / fp32_bytes.len() as f64,
+        meets_target: meets(outs),
+    };
+
+    // 1. Everything the kernels support.
+    let mut variant = "int8: every Conv/MatMul/Gemm".to_string();
+    let mut plan = full_plan.clone();
+    let (mut qmodel, mut qbytes, mut label, mut outputs) = evaluate(&plan, eval_set, &ref_outputs)?;
+    attempts.push(attempt(
+        variant.clone(),
+        &plan,
+        qbytes.len(),
+        &outputs,
+        None,
+    ));
+
+    // 2. Accuracy guard: when a target is set and missed, rank nodes by the error each adds
+    //    when quantized alone, and keep the most sensitive ones in float, one more at a
+    //    time, until the target is met.
+    if !opts.targets.is_empty() && !meets(&outputs) {
+        let probe = &eval_set[..eval_set.len().min(4)];
+        let probe_refs = &ref_outputs[..probe.len()];
+        let mut sens: Vec<(f64, String)> = Vec::new();
+        for qn in &full_plan.nodes {
+            let single = qdq::restrict(&full_plan, |n| n.node == qn.node);
+            let (_, _, _, outs) = evaluate(&single, probe, probe_refs)?;
+            let s = outs
+                .iter()
+                .filter_map(|o| o.sqnr_db)
+                .reduce(f64::min)
+                .unwrap_or(f64::INFINITY);
+            sens.push((s, qn.node.clone()));
+        }
+        sens.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let max_float = (full_plan.nodes.len() / 2).max(1);
+        let mut kept_float: Vec<String> = Vec::new();
+        for (s, node) in sens.iter().take(max_float) {
+            kept_float.push(node.clone());
+            let set: HashSet<&str> = kept_float.iter().map(String::as_str).collect();
+            let p = qdq::restrict(&full_plan, |n| !set.contains(n.node.as_str()));
+            let (m, b, l, outs) = evaluate(&p, eval_set, &ref_outputs)?;
+            let v = format!(
+                "int8, {} most sensitive kept float (last: {node}, {s:.1} dB alone)",
+                kept_float.len()
+            );
+            attempts.push(attempt(v.clone(), &p, b.len(), &outs, None));
+            let ok = meets(&outs);
+            (qmodel, qbytes, label, outputs, plan, variant) = (m, b, l, outs, p, v);
+            if ok {
+                break;
+            }
+        }
+        if !meets(&outputs) {
+            warnings.push(format!(
+                "the accuracy target was not met even with the {} most sensitive nodes kept in float",
+                kept_float.len()
+            ));
+        }
+    }
+
+    // 3. auto: also try keeping depthwise convs in float (often no faster in int8 on x86).
+    let mut latency = None;
+    let mut timing_ref = if opts.measure_latency {
+        Some(engine.load_for_timing(&fp32_bytes)?)
+    } else {
+        None
+    };
+    if let Some(reference) = timing_ref.as_mut() {
+        let mut cand = engine.load_for_timing(&qbytes)?;
+        latency = Some(runner::latency_ratio(
+            &mut **reference,
+            &mut *cand,
+            &eval_set[0],
+            5,
+            200,
+            opts.latency_budget_s,
+        )?);
+        if let Some(a) = attempts.last_mut() {
+            a.latency_ratio = latency.map(|l| l.ratio);
+        }
+    }
+    if let (Mode::Auto, Some(reference)) = (opts.mode, timing_ref.as_mut()) {
+        let no_dw = {
+            let mut sel = opts.selection.clone();
+            sel.exclude_ops.insert("DepthwiseConv".into());
+            let dw = qdq::plan(&prepared, &sel);
+            let current: HashSet<&str> = plan.nodes.iter().map(|n| n.node.as_str()).collect();
+            qdq::restrict(&dw, |n| current.contains(n.node.as_str()))
+        };
+        if !no_dw.nodes.is_empty() && no_dw.nodes.len() != plan.nodes.len() {
+            let (m, b, l, outs) = evaluate(&no_dw, eval_set, &ref_outputs)?;
+            let mut cand = engine.load(&b)?;
+            let lat = runner::latency_ratio(
+                &mut **reference,
                 &mut *cand,
                 &eval_set[0],
                 5,
                 200,
                 opts.latency_budget_s,
-            )?)
-        } else {
-            None
-        };
-        let meets = opts.target.is_none_or(|t| t.met_by(&outs));
-        let min_sqnr = outs.iter().filter_map(|o| o.sqnr_db).reduce(f64::min);
-        attempts.push(Attempt {
-            variant: name.clone(),
-            quantized_nodes: plan.nodes.len(),
-            min_sqnr_db: min_sqnr,
-            latency_ratio: latency.map(|l| l.ratio),
-            size_ratio: bytes.len() as f64 / fp32_bytes.len() as f64,
-            meets_target: meets,
-        });
-        let better = match &best {
-            None => true,
-            Some((bi, _, bouts, blat, _, _)) => {
-                let bmeets = opts.target.is_none_or(|t| t.met_by(bouts));
-                let (lr, blr) = (
-                    latency.map_or(1.0, |l| l.ratio),
-                    blat.map_or(1.0, |l| l.ratio),
-                );
-                (meets && !bmeets) || (meets == bmeets && lr < blr * 0.97) || (*bi == usize::MAX)
+            )?;
+            let v = format!("{variant}; depthwise convs kept float");
+            attempts.push(attempt(v.clone(), &no_dw, b.len(), &outs, Some(lat.ratio)));
+            let cur = latency.map_or(f64::INFINITY, |l| l.ratio);
+            if meets(&outs) >= meets(&outputs) && lat.ratio < cur * 0.97 {
+                (qmodel, qbytes, label, outputs, plan, variant, latency) =
+                    (m, b, l, outs, no_dw, v, Some(lat));
             }
-        };
-        if better {
-            best = Some((vi, q, outs, latency, bytes.len() as u64, vec![label]));
         }
     }
-    let (vi, qmodel, outputs, latency, qbytes, patches) = best.expect("at least one variant");
+    let patches = vec![label];
+    let qbytes = qbytes.len() as u64;
     if let Some(l) = latency {
         if l.ratio >= 1.0 {
             warnings.push(format!(
@@ -320,26 +394,19 @@ pub fn quantize(
         );
     }
     let layers = if opts.debug_layers {
-        debug_layers(
-            &prepared,
-            &qmodel,
-            &variants[vi].1,
-            &ranges,
-            eval_set,
-            engine,
-        )?
+        debug_layers(&prepared, &qmodel, &plan, &ranges, eval_set, engine)?
     } else {
         Vec::new()
     };
-    let meets_target = opts.target.map(|t| t.met_by(&outputs));
+    let meets_target = (!opts.targets.is_empty()).then(|| meets(&outputs));
     let report = Report {
         schema: "edgepack.quantize/1",
         mode: opts.mode,
-        variant: variants[vi].0.clone(),
+        variant,
         method: opts.method,
         preparation,
         patches,
-        quantized_nodes: variants[vi].1.nodes.clone(),
+        quantized_nodes: plan.nodes.clone(),
         calibration_samples: calib.len(),
         eval_samples: eval_set.len(),
         random_inputs,
@@ -351,7 +418,7 @@ pub fn quantize(
         },
         latency,
         quantize_wall_s: calib_s,
-        target: opts.target,
+        targets: opts.targets.clone(),
         meets_target,
         attempts,
         layers,

@@ -20,6 +20,7 @@ static ENV: OnceLock<std::result::Result<ort::environment::Environment, String>>
 /// ONNX Runtime on the CPU with a fixed intra-op thread count.
 pub struct OrtEngine {
     threads: usize,
+    bulk_threads: usize,
 }
 
 /// Where to look for `libonnxruntime`: explicit path, `ORT_DYLIB_PATH`, the edgepack cache.
@@ -64,10 +65,19 @@ impl OrtEngine {
                 .map_err(|e| e.to_string())
         });
         env.as_ref().map_err(|e| Error::RuntimeMissing(e.clone()))?;
-        Ok(OrtEngine { threads })
+        let bulk_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(OrtEngine {
+            threads,
+            bulk_threads,
+        })
     }
 
-    fn session(&self, bytes: &[u8], level: GraphOptimizationLevel) -> Result<Box<dyn ModelRunner>> {
+    fn session(
+        &self,
+        bytes: &[u8],
+        level: GraphOptimizationLevel,
+        threads: usize,
+    ) -> Result<Box<dyn ModelRunner>> {
         let env = ENV
             .get()
             .and_then(|e| e.as_ref().ok())
@@ -77,7 +87,7 @@ impl OrtEngine {
             .map_err(rt)?
             .with_optimization_level(level)
             .map_err(|e| Error::Runtime(e.to_string()))?
-            .with_intra_threads(self.threads)
+            .with_intra_threads(threads)
             .map_err(|e| Error::Runtime(e.to_string()))?
             .with_inter_threads(1)
             .map_err(|e| Error::Runtime(e.to_string()))?
@@ -94,11 +104,19 @@ impl OrtEngine {
 
 impl Engine for OrtEngine {
     fn load(&self, model_bytes: &[u8]) -> Result<Box<dyn ModelRunner>> {
-        self.session(model_bytes, GraphOptimizationLevel::All)
+        self.session(model_bytes, GraphOptimizationLevel::All, self.bulk_threads)
+    }
+
+    fn load_for_timing(&self, model_bytes: &[u8]) -> Result<Box<dyn ModelRunner>> {
+        self.session(model_bytes, GraphOptimizationLevel::All, self.threads)
     }
 
     fn load_for_calibration(&self, model_bytes: &[u8]) -> Result<Box<dyn ModelRunner>> {
-        self.session(model_bytes, GraphOptimizationLevel::Level1)
+        self.session(
+            model_bytes,
+            GraphOptimizationLevel::Level1,
+            self.bulk_threads,
+        )
     }
 }
 

@@ -527,3 +527,189 @@ pub fn remove_dead_nodes(model: &Model) -> Result<Patch> {
     p.label = format!("{} dead nodes removed", p.remove_nodes.len());
     Ok(p)
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::model::proto::{
+        tensor_shape_proto, type_proto, OperatorSetIdProto, TensorShapeProto, TypeProto,
+    };
+    use crate::model::{GraphProto, ModelProto, ValueInfoProto};
+    use crate::quantize::graph::{make_node, tensor_f32};
+
+    fn vi(name: &str, dims: &[i64]) -> ValueInfoProto {
+        ValueInfoProto {
+            name: name.into(),
+            r#type: Some(TypeProto {
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: Some(1),
+                    shape: Some(TensorShapeProto {
+                        dim: dims
+                            .iter()
+                            .map(|&d| tensor_shape_proto::Dimension {
+                                value: Some(tensor_shape_proto::dimension::Value::DimValue(d)),
+                                denotation: String::new(),
+                            })
+                            .collect(),
+                    }),
+                })),
+                denotation: String::new(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn constant(name: &str, t: TensorProto) -> crate::model::NodeProto {
+        let mut n = make_node("Constant", name, &[], &[name], vec![]);
+        n.attribute.push(crate::model::proto::AttributeProto {
+            name: "value".into(),
+            r#type: Some(4),
+            t: Some(t),
+            ..Default::default()
+        });
+        n
+    }
+
+    /// x[1,2,4,4] -> Conv(W: Constant, 2 out channels, 1x1) -> BatchNormalization ->
+    /// hard-swish as Add/Clip/Mul/Div -> Conv(W2) -> Relu -> y. Opset 11, like paddle2onnx.
+    pub(crate) fn conv_bn_hardswish_model() -> Model {
+        let s = |n: &str, v: f32| tensor_from_f32(n, &[], &[v]);
+        let nodes = vec![
+            constant(
+                "w",
+                tensor_from_f32("", &[2, 2, 1, 1], &[1.0, 0.5, -1.0, 2.0]),
+            ),
+            make_node("Conv", "conv0", &["x", "w"], &["c0"], vec![]),
+            make_node(
+                "BatchNormalization",
+                "bn0",
+                &["c0", "g", "b", "m", "v"],
+                &["bn"],
+                vec![],
+            ),
+            constant("three", s("", 3.0)),
+            constant("zero", s("", 0.0)),
+            constant("six", s("", 6.0)),
+            make_node("Add", "hs_add", &["bn", "three"], &["a"], vec![]),
+            make_node("Clip", "hs_clip", &["a", "zero", "six"], &["c"], vec![]),
+            make_node("Mul", "hs_mul", &["bn", "c"], &["mm"], vec![]),
+            make_node("Div", "hs_div", &["mm", "six"], &["hs"], vec![]),
+            constant(
+                "w2",
+                tensor_from_f32("", &[2, 2, 1, 1], &[0.3, -0.2, 0.1, 0.4]),
+            ),
+            make_node("Conv", "conv1", &["hs", "w2"], &["c1"], vec![]),
+            make_node("Relu", "relu", &["c1"], &["y"], vec![]),
+        ];
+        let graph = GraphProto {
+            name: "g".into(),
+            node: nodes,
+            initializer: vec![
+                tensor_from_f32("g", &[2], &[2.0, 1.0]),
+                tensor_from_f32("b", &[2], &[0.5, -0.5]),
+                tensor_from_f32("m", &[2], &[1.0, 0.0]),
+                tensor_from_f32("v", &[2], &[3.0, 0.0]),
+            ],
+            input: vec![vi("x", &[1, 2, 4, 4])],
+            output: vec![vi("y", &[1, 2, 4, 4])],
+            ..Default::default()
+        };
+        Model::from_proto(ModelProto {
+            ir_version: Some(6),
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: Some(11),
+            }],
+            graph: Some(graph),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn prepare_moves_constants_folds_bn_rewrites_hardswish_and_upgrades_opset() {
+        let mut m = conv_bn_hardswish_model();
+        let log = prepare(&mut m).unwrap();
+        assert_eq!(log.len(), 4, "{log:?}");
+        let ops: Vec<&str> = m.graph().node.iter().map(|n| n.op_type.as_str()).collect();
+        assert_eq!(ops, ["Conv", "HardSigmoid", "Mul", "Conv", "Relu"]);
+        assert_eq!(default_opset(&m), 13);
+        let hs = &m.graph().node[1];
+        assert!((attr_f(hs, "alpha", 0.0) - 1.0 / 6.0).abs() < 1e-7);
+        assert_eq!(attr_f(hs, "beta", 0.0), 0.5);
+        // Folded weights: channel 0 scaled by 2/sqrt(3 + 1e-5), channel 1 by 1/sqrt(1e-5).
+        let conv = &m.graph().node[0];
+        let inits = initializers(m.graph());
+        let w = tensor_f32(inits[&conv.input[1]]).unwrap();
+        let k0 = 2.0 / (3.0f32 + 1e-5).sqrt();
+        assert!((w[0] - k0).abs() < 1e-5 && (w[1] - 0.5 * k0).abs() < 1e-5);
+        let b = tensor_f32(inits[&conv.input[2]]).unwrap();
+        assert!((b[0] - (-k0 + 0.5)).abs() < 1e-5, "{b:?}");
+        assert!((b[1] + 0.5).abs() < 1e-5);
+        // No initializer is left unused: folded W and b, and the second conv's W.
+        assert_eq!(m.graph().initializer.len(), 3);
+    }
+
+    #[test]
+    fn opset_upgrade_moves_squeeze_axes_to_an_input() {
+        let mut m = conv_bn_hardswish_model();
+        let g = m.graph_mut();
+        let mut sq = make_node("Squeeze", "sq", &["y"], &["z"], vec![]);
+        sq.attribute.push(crate::model::proto::AttributeProto {
+            name: "axes".into(),
+            r#type: Some(7),
+            ints: vec![0],
+            ..Default::default()
+        });
+        g.node.push(sq);
+        g.output[0].name = "z".into();
+        let label = upgrade_opset(&mut m, 13).unwrap().unwrap();
+        assert!(label.contains("1 nodes rewritten"), "{label}");
+        let sq = m
+            .graph()
+            .node
+            .iter()
+            .find(|n| n.op_type == "Squeeze")
+            .unwrap();
+        assert_eq!(sq.input.len(), 2);
+        assert!(sq.attribute.is_empty());
+    }
+
+    #[test]
+    fn opset_upgrade_refuses_softmax_over_a_middle_axis() {
+        let mut m = conv_bn_hardswish_model();
+        let g = m.graph_mut();
+        g.node.push(make_node(
+            "Softmax",
+            "sm",
+            &["y"],
+            &["z"],
+            vec![make_attr_i("axis", 1)],
+        ));
+        g.output[0].name = "z".into();
+        let e = upgrade_opset(&mut m, 13).unwrap_err().to_string();
+        assert!(
+            e.contains("'sm' (Softmax)") && e.contains("not the last axis"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn opset_upgrade_refuses_unknown_ops() {
+        let mut m = conv_bn_hardswish_model();
+        m.graph_mut()
+            .node
+            .push(make_node("MysteryOp", "mo", &["y"], &["q"], vec![]));
+        let e = upgrade_opset(&mut m, 13).unwrap_err().to_string();
+        assert!(e.contains("MysteryOp"), "{e}");
+    }
+
+    #[test]
+    fn dead_nodes_are_removed() {
+        let mut m = conv_bn_hardswish_model();
+        m.graph_mut()
+            .node
+            .push(make_node("Relu", "unused", &["y"], &["dead"], vec![]));
+        let p = remove_dead_nodes(&m).unwrap();
+        assert_eq!(p.remove_nodes.len(), 1);
+    }
+}

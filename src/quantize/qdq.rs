@@ -38,6 +38,12 @@ pub struct Selection {
     pub exclude_ops: HashSet<String>,
     /// Per-channel weight scales (true: per output channel; false: one scale per tensor).
     pub per_channel: bool,
+    /// Int8 weights only, float compute, for every node (`--mode int8-weight`).
+    pub weights_only: bool,
+    /// Also quantize convs on globally pooled (1x1 spatial) tensors, e.g. squeeze-and-
+    /// excitation blocks. Off by default: they are a rounding error of the compute, and in
+    /// int8 each costs a Q/DQ pair plus a kernel switch, so they make the model slower.
+    pub include_pooled: bool,
 }
 
 /// One node to quantize.
@@ -55,6 +61,8 @@ pub struct QuantNode {
     pub weight: String,
     /// Axis of the weight's output channels.
     pub weight_axis: usize,
+    /// Only the weight is int8 (dequantized to float); the op computes in float.
+    pub weight_only: bool,
     #[serde(skip)]
     index: usize,
 }
@@ -73,9 +81,47 @@ pub fn plan(model: &Model, sel: &Selection) -> Plan {
     let g = model.graph();
     let ix = GraphIndex::new(g);
     let inits = initializers(g);
+    // Tensors with 1x1 spatial extent: outputs of global pooling and everything computed
+    // elementwise or by convs from them alone.
+    let mut pooled: HashSet<&str> = HashSet::new();
+    for n in &g.node {
+        let from_pooled = n
+            .input
+            .iter()
+            .filter(|i| !inits.contains_key(*i) && !i.is_empty())
+            .all(|i| pooled.contains(i.as_str()));
+        let is_pool = matches!(n.op_type.as_str(), "GlobalAveragePool" | "GlobalMaxPool");
+        let passes = matches!(
+            n.op_type.as_str(),
+            "Conv"
+                | "Relu"
+                | "Clip"
+                | "HardSigmoid"
+                | "Sigmoid"
+                | "Add"
+                | "Mul"
+                | "Sub"
+                | "Div"
+                | "HardSwish"
+        );
+        if is_pool || (passes && from_pooled && !n.input.is_empty()) {
+            pooled.extend(n.output.iter().map(String::as_str));
+        }
+    }
     let mut nodes = Vec::new();
     let mut acts: HashSet<String> = HashSet::new();
     for (i, n) in g.node.iter().enumerate() {
+        // Convs where int8 compute does not pay stay float entirely. (Int8 weights with float
+        // compute would keep the file small, but a DequantizeLinear in front of a conv's
+        // weight stops ONNX Runtime's NCHWc layout transform and is recomputed every run:
+        // measured 1.3-1.5x slower than fp32 on the PP-OCR classifier.)
+        if !sel.include_pooled
+            && n.op_type == "Conv"
+            && n.input.first().is_some_and(|x| pooled.contains(x.as_str()))
+        {
+            continue;
+        }
+        let weight_only = sel.weights_only;
         if !n.domain.is_empty() || sel.exclude_nodes.contains(&node_label(n)) {
             continue;
         }
@@ -122,6 +168,19 @@ pub fn plan(model: &Model, sel: &Selection) -> Plan {
         if inits.contains_key(&input) {
             continue;
         }
+        if weight_only {
+            nodes.push(QuantNode {
+                node: node_label(n),
+                op_type: n.op_type.clone(),
+                input: input.clone(),
+                output: n.output[0].clone(),
+                weight: n.input[1].clone(),
+                weight_axis: axis,
+                weight_only,
+                index: i,
+            });
+            continue;
+        }
         let mut output = n.output[0].clone();
         if ix.single_use(&output) {
             let c = &g.node[ix.consumers_of(&output)[0]];
@@ -143,6 +202,7 @@ pub fn plan(model: &Model, sel: &Selection) -> Plan {
             output,
             weight: n.input[1].clone(),
             weight_axis: axis,
+            weight_only,
             index: i,
         });
     }
@@ -163,8 +223,9 @@ pub fn emit(
     let ix = GraphIndex::new(g);
     let inits = initializers(g);
     let mut p = Patch::new(format!(
-        "int8 QDQ: {} nodes quantized, {} activation tensors",
-        plan.nodes.len(),
+        "int8 QDQ: {} nodes with int8 compute, {} with int8 weights only, {} activation tensors",
+        plan.nodes.iter().filter(|n| !n.weight_only).count(),
+        plan.nodes.iter().filter(|n| n.weight_only).count(),
         plan.activations.len()
     ));
     // Activation Q/DQ pairs, one per tensor; every reader is rewired to the DQ output.
@@ -266,6 +327,9 @@ pub fn emit(
             }
         };
         p.set_inputs.push((qn.index, 1, wdq));
+        if qn.weight_only {
+            continue;
+        }
         if let Some(b) = n.input.get(2).filter(|b| !b.is_empty()) {
             let bv = tensor_f32(inits[b])?;
             let sx = act_scale.get(qn.input.as_str()).copied().unwrap_or(1.0);
@@ -308,4 +372,112 @@ pub fn emit(
         }
     }
     Ok(p)
+}
+
+/// The sub-plan of nodes for which `keep` holds (activations recomputed from them).
+pub fn restrict(plan: &Plan, keep: impl Fn(&QuantNode) -> bool) -> Plan {
+    let nodes: Vec<QuantNode> = plan.nodes.iter().filter(|n| keep(n)).cloned().collect();
+    let mut acts: Vec<String> = nodes
+        .iter()
+        .filter(|n| !n.weight_only)
+        .flat_map(|n| [n.input.clone(), n.output.clone()])
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    acts.sort();
+    Plan {
+        nodes,
+        activations: acts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quantize::graph::Patch;
+    use crate::quantize::prepare::{prepare, tests::conv_bn_hardswish_model};
+
+    fn prepared() -> Model {
+        let mut m = conv_bn_hardswish_model();
+        prepare(&mut m).unwrap();
+        m
+    }
+
+    #[test]
+    fn plan_quantizes_convs_and_absorbs_a_following_relu() {
+        let m = prepared();
+        let p = plan(
+            &m,
+            &Selection {
+                per_channel: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(p.nodes.len(), 2);
+        // The second conv's output pair goes after its Relu.
+        assert_eq!(p.nodes[1].output, "y");
+        assert!(p.activations.contains(&"x".to_string()));
+    }
+
+    #[test]
+    fn excluded_ops_and_nodes_stay_float() {
+        let m = prepared();
+        let sel = Selection {
+            exclude_nodes: ["conv1".to_string()].into(),
+            per_channel: true,
+            ..Default::default()
+        };
+        assert_eq!(plan(&m, &sel).nodes.len(), 1);
+        let sel = Selection {
+            exclude_ops: ["Conv".to_string()].into(),
+            ..Default::default()
+        };
+        assert!(plan(&m, &sel).nodes.is_empty());
+    }
+
+    #[test]
+    fn emit_shares_one_qdq_pair_per_tensor_and_stores_int8_weights() {
+        let m = prepared();
+        let p = plan(
+            &m,
+            &Selection {
+                per_channel: true,
+                ..Default::default()
+            },
+        );
+        let ranges: BTreeMap<String, (f32, f32)> = p
+            .activations
+            .iter()
+            .map(|t| (t.clone(), (-1.0, 4.0)))
+            .collect();
+        let patch = emit(&m, &p, &ranges, true).unwrap();
+        let mut q = m.clone();
+        patch.apply(q.graph_mut()).unwrap();
+        let count = |op: &str| q.graph().node.iter().filter(|n| n.op_type == op).count();
+        assert_eq!(count("QuantizeLinear"), p.activations.len());
+        // One DQ per activation, per weight and per bias.
+        assert_eq!(count("DequantizeLinear"), p.activations.len() + 2 + 1);
+        let w = q
+            .graph()
+            .initializer
+            .iter()
+            .find(|t| t.name.ends_with("_bnfold_w_quantized"))
+            .unwrap();
+        assert_eq!(w.data_type, Some(DataType::Int8 as i32));
+        assert!(crate::quantize::already_quantized(&q).is_some());
+    }
+
+    #[test]
+    fn a_patch_that_leaves_a_dangling_input_is_refused_whole() {
+        let mut m = prepared();
+        let before = m.graph().clone();
+        let mut p = Patch::new("break it");
+        p.remove_nodes.push(0);
+        let e = p.apply(m.graph_mut()).unwrap_err().to_string();
+        assert!(
+            e.contains("break it") && e.contains("nothing produces"),
+            "{e}"
+        );
+        assert_eq!(m.graph(), &before);
+    }
 }

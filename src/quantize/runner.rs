@@ -30,8 +30,12 @@ pub trait ModelRunner {
 
 /// Loads models into runners.
 pub trait Engine {
-    /// Load a model from its encoded bytes, optimized for inference.
+    /// Load a model from its encoded bytes, optimized for inference, using every core
+    /// (evaluation runs).
     fn load(&self, model_bytes: &[u8]) -> Result<Box<dyn ModelRunner>>;
+    /// Load a model for latency measurement, with the session settings the user asked for
+    /// (the same for both models being compared).
+    fn load_for_timing(&self, model_bytes: &[u8]) -> Result<Box<dyn ModelRunner>>;
     /// Load a model with graph optimizations limited to the basic (semantics-preserving,
     /// provider-independent) level, so every tensor asked for is still computed as written.
     fn load_for_calibration(&self, model_bytes: &[u8]) -> Result<Box<dyn ModelRunner>>;

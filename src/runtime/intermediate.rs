@@ -71,15 +71,7 @@ impl IntermediateSession {
 
     /// Run one batch; returns the requested tensors in the order they were asked for.
     pub fn run(&mut self, inputs: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>> {
-        let mut all = self.session.run(inputs)?;
-        let mut out = Vec::with_capacity(self.names.len());
-        for name in &self.names {
-            let i = all.iter().position(|(n, _)| n == name).ok_or_else(|| {
-                Error::Runtime(format!("intermediate tensor '{name}' was not produced"))
-            })?;
-            out.push(all.swap_remove(i));
-        }
-        Ok(out)
+        self.session.run_selected(inputs, &self.names)
     }
 }
 

@@ -176,6 +176,13 @@ pub struct CachedFile {
 
 const RECORD_FILE: &str = "runtime.json";
 
+impl CachedRuntime {
+    /// Whether the library on disk still has the recorded sha256 (reads the whole file).
+    pub fn verify(&self) -> Result<bool> {
+        Ok(sha256_file(&self.path)? == self.sha256)
+    }
+}
+
 fn sha256_file(path: &Path) -> Result<String> {
     use sha2::Digest;
     use std::io::Read;
@@ -460,6 +467,27 @@ pub fn ensure(explicit: Option<&Path>) -> Result<RuntimeInfo> {
         env,
     });
     Ok(info)
+}
+
+/// Like [`ensure`], but when no library is found anywhere (and none was named
+/// explicitly), install the default version for this host first. For the demo and other
+/// "just make it work" entry points; returns whether it installed.
+pub fn ensure_or_install(explicit: Option<&Path>) -> Result<(RuntimeInfo, bool)> {
+    match ensure(explicit) {
+        Ok(info) => Ok((info, false)),
+        Err(Error::RuntimeMissing(m)) if explicit.is_none() && m == MISSING_MESSAGE => {
+            let host = Platform::host().ok_or_else(|| {
+                Error::RuntimeMissing(
+                    "no official ONNX Runtime wheel for this platform; set ORT_DYLIB_PATH".into(),
+                )
+            })?;
+            install(DEFAULT_VERSION, host)?;
+            // The cache is searched before the executable's folder and Python, so the
+            // freshly installed library is the one `ensure` finds.
+            Ok((ensure(None)?, true))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn version_from_build_info(info: &str) -> Option<String> {

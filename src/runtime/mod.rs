@@ -37,7 +37,8 @@ pub use context::{
     ProviderReport, UnavailableProvider,
 };
 pub use library::{
-    ensure, install, list, CachedRuntime, LibrarySource, Platform, RuntimeInfo, DEFAULT_VERSION,
+    ensure, ensure_or_install, install, list, CachedRuntime, LibrarySource, Platform, RuntimeInfo,
+    DEFAULT_VERSION,
 };
 pub use session::Session;
 

@@ -238,9 +238,12 @@ impl Session {
     pub fn from_path(path: &Path, ctx: &ExecutionContext) -> Result<Self> {
         let abs = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
         let (mut b, report) = configure(ctx)?;
-        let inner = b
-            .commit_from_file(&abs)
-            .map_err(|e| Error::file(path, format!("ONNX Runtime cannot load the model: {e}")))?;
+        let inner = b.commit_from_file(&abs).map_err(|e| {
+            Error::file(
+                path,
+                format!("ONNX Runtime cannot load the model: {}", one_line(e)),
+            )
+        })?;
         Ok(Self::wrap(inner, report, ctx))
     }
 
@@ -319,6 +322,59 @@ impl Session {
                 Error::Runtime(format!("output '{}' was not produced", spec.name))
             })?;
             out.push((spec.name.clone(), convert::from_value(&spec.name, v)?));
+        }
+        Ok(out)
+    }
+
+    /// Run once and copy out only the outputs named in `outputs` (in that order). ONNX
+    /// Runtime then skips the work only the other outputs need. Unknown names are refused
+    /// before running.
+    pub fn run_selected(
+        &mut self,
+        inputs: &[(String, Tensor)],
+        outputs: &[String],
+    ) -> Result<Vec<(String, Tensor)>> {
+        if outputs.is_empty() {
+            return self.run(inputs);
+        }
+        for name in outputs {
+            if !self.outputs.iter().any(|s| &s.name == name) {
+                return Err(Error::usage(
+                    "outputs",
+                    format!(
+                        "the model has no output '{name}' (its outputs: {})",
+                        self.outputs
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+        self.check_inputs(inputs)?;
+        let mut values: Vec<(String, SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
+        for (name, t) in inputs {
+            values.push((name.clone(), convert::input_view(name, t)?));
+        }
+        let selector = outputs
+            .iter()
+            .fold(ort::session::OutputSelector::no_default(), |sel, n| {
+                sel.with(n.as_str())
+            });
+        let options = ort::session::RunOptions::new()
+            .map_err(ort_err("run options"))?
+            .with_outputs(selector);
+        let produced = self
+            .inner
+            .run_with_options(values, &options)
+            .map_err(ort_err("run"))?;
+        let mut out = Vec::with_capacity(outputs.len());
+        for name in outputs {
+            let v = produced
+                .get(name)
+                .ok_or_else(|| Error::Runtime(format!("output '{name}' was not produced")))?;
+            out.push((name.clone(), convert::from_value(name, v)?));
         }
         Ok(out)
     }

@@ -247,3 +247,79 @@ fn every_dtype_round_trips_through_identity() {
         assert_eq!(out[0].1, x, "{d}");
     }
 }
+
+#[test]
+fn run_selected_returns_only_the_named_outputs() {
+    let Some(_) = ensure_for_tests() else { return };
+    let m = intermediate::expose(&add_relu_model(), &["s".to_string()]).unwrap();
+    let mut s = Session::from_model(&m, &ExecutionContext::single_threaded()).unwrap();
+    let out = s.run_selected(&inputs(1), &["s".to_string()]).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.to_f32_vec(), vec![-1.5, -0.5, 0.5]);
+    let e = s.run_selected(&inputs(1), &["zz".to_string()]).unwrap_err();
+    assert!(e.to_string().contains("no output 'zz'"), "{e}");
+}
+
+/// y = relu(a + w) with `w` stored in `weights.bin` next to the model.
+fn external_model(dir: &std::path::Path) -> std::path::PathBuf {
+    use crate::model::proto::tensor_proto::DataLocation;
+    use crate::model::proto::StringStringEntryProto;
+    let w: Vec<u8> = [1.0f32, 2.0, 3.0]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    std::fs::write(dir.join("weights.bin"), &w).unwrap();
+    let mut m = add_relu_model();
+    let g = m.graph_mut();
+    g.input.truncate(1);
+    g.node[0].input[1] = "w".into();
+    let entry = |k: &str, v: &str| StringStringEntryProto {
+        key: k.into(),
+        value: v.into(),
+    };
+    g.initializer.push(crate::model::TensorProto {
+        name: "w".into(),
+        dims: vec![3],
+        data_type: Some(DType::F32.to_onnx() as i32),
+        data_location: Some(DataLocation::External as i32),
+        external_data: vec![
+            entry("location", "weights.bin"),
+            entry("offset", "0"),
+            entry("length", "12"),
+        ],
+        ..Default::default()
+    });
+    let path = dir.join("model.onnx");
+    std::fs::write(&path, prost::Message::encode_to_vec(&m.proto)).unwrap();
+    path
+}
+
+#[test]
+fn external_data_resolves_against_the_model_folder_not_the_cwd() {
+    let Some(_) = ensure_for_tests() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = external_model(dir.path());
+    let x = vec![(
+        "a".to_string(),
+        Tensor::from_f32(vec![1, 3], vec![0.0, -5.0, 1.0]).unwrap(),
+    )];
+    let ctx = ExecutionContext::single_threaded();
+    // From a loaded Model (bytes handed to ORT, folder set explicitly) ...
+    let model = Model::load(&path).unwrap();
+    let mut s = Session::from_model(&model, &ctx).unwrap();
+    assert_eq!(s.run(&x).unwrap()[0].1.to_f32_vec(), vec![1.0, 0.0, 4.0]);
+    // ... and from the path.
+    let mut s = Session::from_path(&path, &ctx).unwrap();
+    assert_eq!(s.run(&x).unwrap()[0].1.to_f32_vec(), vec![1.0, 0.0, 4.0]);
+    // A model with external data but no folder is refused, not resolved against the cwd.
+    let detached = Model::from_proto(model.proto.clone());
+    let e = Session::from_model(&detached, &ctx).unwrap_err();
+    assert!(e.to_string().contains("external data"), "{e}");
+}
+
+#[test]
+fn sessions_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Session>();
+    assert_send::<intermediate::IntermediateSession>();
+}

@@ -152,9 +152,7 @@ pub fn host_relative_compute(
             }
         }
     }
-    let mut sys = System::new();
-    sys.refresh_cpu_all();
-    let mhz = sys.cpus().iter().map(|c| c.frequency()).max().unwrap_or(0);
+    let mhz = stable_clock_mhz();
     let arch = if cfg!(target_arch = "aarch64") {
         Arch::Aarch64
     } else {
@@ -168,6 +166,22 @@ pub fn host_relative_compute(
             arch.as_str()
         ),
     }
+}
+
+/// The CPU's clock in MHz, from the most stable source available: the cpufreq maximum
+/// (fixed for the machine), else the kernel's reported clock rounded to 100 MHz (the current
+/// clock wanders with power states, and the estimate must not change between two builds).
+fn stable_clock_mhz() -> u64 {
+    let max_khz = std::fs::read_to_string("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    if let Some(khz) = max_khz {
+        return khz / 1000;
+    }
+    let mut sys = System::new();
+    sys.refresh_cpu_all();
+    let mhz = sys.cpus().iter().map(|c| c.frequency()).max().unwrap_or(0);
+    (mhz + 50) / 100 * 100
 }
 
 /// Clock-based estimate of per-core speed relative to a Cortex-A72 @ 1.8 GHz.

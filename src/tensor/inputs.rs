@@ -564,11 +564,26 @@ pub fn prepare(
     prepare_for(&specs, overrides, sources)
 }
 
+/// Largest input [`prepare_for`] generates (all inputs together); see [`prepare_bounded`].
+pub const MAX_GENERATED_INPUT_BYTES: u64 = 8 << 30;
+
 /// [`prepare`] over explicit specs.
 pub fn prepare_for(
     specs: &[TensorSpec],
     overrides: &ShapeOverrides,
     sources: &InputSources,
+) -> Result<Vec<(String, Tensor)>> {
+    prepare_bounded(specs, overrides, sources, MAX_GENERATED_INPUT_BYTES)
+}
+
+/// [`prepare_for`], refusing before any allocation inputs whose shapes would need more
+/// than `max_bytes` in all (a `--dim N=4000000000000` or a huge declared dim), with a
+/// message naming the input, its shape and the limit.
+pub fn prepare_bounded(
+    specs: &[TensorSpec],
+    overrides: &ShapeOverrides,
+    sources: &InputSources,
+    max_bytes: u64,
 ) -> Result<Vec<(String, Tensor)>> {
     let mut files = load_files(specs, sources)?;
     for spec in specs {
@@ -581,6 +596,30 @@ pub fn prepare_for(
         .map(|(k, t)| (k.clone(), t.shape().to_vec()))
         .collect();
     let shapes = resolve_shapes(specs, overrides, &known)?;
+    let mut total: u64 = 0;
+    for (spec, shape) in specs.iter().zip(&shapes) {
+        if files.contains_key(&spec.name) {
+            continue;
+        }
+        let bytes = crate::tensor::element_count(shape)
+            .and_then(|n| n.checked_mul(spec.dtype().map_or(1, |d| d.size_bytes())))
+            .map(|b| b as u64);
+        total = match bytes.and_then(|b| total.checked_add(b)) {
+            Some(t) if t <= max_bytes => t,
+            _ => {
+                return Err(Error::input(
+                    &spec.name,
+                    format!(
+                        "shape {} needs {}, over the input limit of {max_bytes} bytes",
+                        crate::tensor::format_shape(shape),
+                        bytes.map_or("more bytes than fit in memory".to_string(), |b| format!(
+                            "{b} bytes"
+                        ))
+                    ),
+                ))
+            }
+        };
+    }
     let mut out = Vec::with_capacity(specs.len());
     for (i, (spec, shape)) in specs.iter().zip(shapes).enumerate() {
         let t = match files.remove(&spec.name) {
@@ -823,6 +862,43 @@ mod tests {
         };
         let got = prepare(&m, &ShapeOverrides::default(), &src).unwrap();
         assert_eq!(got, vec![("in/0".into(), a), ("b".into(), b)]);
+    }
+
+    #[test]
+    fn prepare_reads_an_npz_bundle_and_rejects_unknown_members() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let m = model(vec![vi("x", 1, &["2"]), vi("y", 7, &["1"])], &[]);
+        let x = Tensor::random(DType::F32, &[2], 1);
+        let write = |members: &[(&str, &Tensor)]| {
+            let p = dir.path().join("in.npz");
+            let mut z = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+            for (n, t) in members {
+                z.start_file(format!("{n}.npy"), zip::write::SimpleFileOptions::default())
+                    .unwrap();
+                z.write_all(&npy::to_npy_bytes(t).unwrap()).unwrap();
+            }
+            z.finish().unwrap();
+            p
+        };
+        let p = write(&[("x", &x)]);
+        let src = InputSources {
+            bundle: Some(p),
+            seed: 9,
+            ..Default::default()
+        };
+        let got = prepare(&m, &ShapeOverrides::default(), &src).unwrap();
+        assert_eq!(got[0].1, x);
+        assert_eq!(got[1].1.dtype(), DType::I64);
+        let p = write(&[("x", &x), ("z", &x)]);
+        let src = InputSources {
+            bundle: Some(p),
+            ..Default::default()
+        };
+        let e = prepare(&m, &ShapeOverrides::default(), &src)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("array 'z' names no input"), "{e}");
     }
 
     #[test]

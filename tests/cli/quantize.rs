@@ -1,0 +1,173 @@
+//! `edgepack quantize` end to end on the real PP-OCR text-direction classifier.
+//!
+//! Needs the cached PP-OCR models (`edgepack demo` fetches them) and an ONNX Runtime
+//! library (ORT_DYLIB_PATH or `edgepack runtime install`); without them the tests say so
+//! on stderr and pass vacuously, because the default `cargo test` must run offline.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::PredicateBooleanExt;
+
+fn ort_available() -> bool {
+    std::env::var_os("ORT_DYLIB_PATH").is_some_and(|p| Path::new(&p).is_file())
+        || edgepack::quantize::ort_engine::locate_library(None).is_ok()
+}
+
+fn cls_model() -> Option<PathBuf> {
+    let p = edgepack::zoo::ZooModel::PpOcrCls.path().ok()?;
+    if !ort_available() {
+        eprintln!("skipping: no ONNX Runtime library (set ORT_DYLIB_PATH)");
+        return None;
+    }
+    Some(p)
+}
+
+/// Text-like calibration images: dark strokes of varying width on a light background,
+/// deterministic per index. What it isolates: realistic value ranges (not noise) for the
+/// activation calibration of a text classifier.
+fn write_images(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        let img = image::RgbImage::from_fn(192, 48, |x, y| {
+            let stroke =
+                (x / (3 + (i as u32 % 4))).is_multiple_of(3) && (10..38).contains(&y) && x < 150 + i as u32;
+            if stroke {
+                image::Rgb([30, 30, 40])
+            } else {
+                image::Rgb([230, 225, 215])
+            }
+        });
+        img.save(dir.join(format!("{i:03}.png"))).unwrap();
+    }
+}
+
+fn edgepack() -> Command {
+    Command::cargo_bin("edgepack").unwrap()
+}
+
+#[test]
+fn quantizes_ppocr_classifier_to_a_loadable_accurate_smaller_int8_model() {
+    let Some(model) = cls_model() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    write_images(&tmp.path().join("calib"), 8);
+    write_images(&tmp.path().join("eval"), 3);
+    let out = tmp.path().join("cls.int8.onnx");
+    let report = tmp.path().join("report.json");
+    edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(&out)
+        .arg("--calibration")
+        .arg(tmp.path().join("calib"))
+        .arg("--eval")
+        .arg(tmp.path().join("eval"))
+        .args([
+            "--mean",
+            "0.5,0.5,0.5",
+            "--std",
+            "0.5,0.5,0.5",
+            "--no-latency",
+        ])
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .success();
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let sqnr = r["outputs"][0]["sqnr_db"].as_f64().unwrap();
+    assert!(sqnr > 20.0, "SQNR {sqnr} dB");
+    assert!(r["size"]["ratio"].as_f64().unwrap() < 0.7);
+    // The written model really is int8 QDQ and loads again through the library.
+    let m = edgepack::model::Model::load(&out).unwrap();
+    assert!(edgepack::quantize::already_quantized(&m).is_some());
+}
+
+#[test]
+fn refuses_an_already_quantized_model() {
+    let Some(model) = cls_model() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let once = tmp.path().join("once.onnx");
+    edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(&once)
+        .args(["--dim", "1", "--dim", "48", "--dim", "192", "--no-latency"])
+        .assert()
+        .success();
+    let twice = tmp.path().join("twice.onnx");
+    edgepack()
+        .arg("quantize")
+        .arg(&once)
+        .arg("-o")
+        .arg(&twice)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("already quantized"));
+    assert!(!twice.exists());
+}
+
+#[test]
+fn empty_calibration_folder_is_an_input_error() {
+    let Some(model) = cls_model() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("empty")).unwrap();
+    let out = tmp.path().join("q.onnx");
+    edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(&out)
+        .arg("--calibration")
+        .arg(tmp.path().join("empty"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("no .png, .jpg or .npy files"));
+    assert!(!out.exists());
+}
+
+#[test]
+fn calibration_tensor_of_wrong_shape_names_file_and_input() {
+    let Some(model) = cls_model() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("calib");
+    std::fs::create_dir(&dir).unwrap();
+    // A float32 .npy of shape (1, 3, 32, 32): the classifier wants height 48? It declares
+    // only channels (3) as fixed, so use 4 channels to break it.
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 4, 8, 8), }";
+    let mut h = header.to_string();
+    while !(10 + h.len() + 1).is_multiple_of(64) {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((h.len() as u16).to_le_bytes());
+    bytes.extend(h.as_bytes());
+    bytes.extend(std::iter::repeat_n(0u8, 4 * 4 * 8 * 8));
+    std::fs::write(dir.join("bad.npy"), bytes).unwrap();
+    let out = tmp.path().join("q.onnx");
+    edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(&out)
+        .arg("--calibration")
+        .arg(&dir)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("bad.npy").and(predicates::str::contains("input 'x'")));
+    assert!(!out.exists());
+}
+
+#[test]
+fn unwritable_output_fails_before_any_work() {
+    let Some(model) = cls_model() else { return };
+    edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .args(["-o", "/nonexistent-edgepack-dir/q.onnx"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("does not exist"));
+}
