@@ -20,8 +20,8 @@ use std::time::Instant;
 
 use edgepack::model::builder::{model_from_graph, node, value_info, DEFAULT_OPSET};
 use edgepack::model::graph::Dim;
-use edgepack::model::DataType;
 use edgepack::model::proto::GraphProto;
+use edgepack::model::DataType;
 use edgepack::profile::measure::{measure, Protocol, Runner};
 use edgepack::profile::stats;
 use edgepack::profile::worker::BoundRunner;

@@ -18,11 +18,12 @@ pub enum Error {
     #[error("{what}: {message}")]
     Usage { what: String, message: String },
     /// An operating-system I/O error on a named path.
-    #[error("{}: {source}", path.display())]
+    // The OS error is part of the message and deliberately not a `#[source]`: the CLI prints
+    // the error chain on one line, which would repeat it.
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A graph is malformed at a named node.
     #[error("node '{node}' ({op_type}): {message}")]
@@ -82,7 +83,7 @@ impl Error {
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.as_ref().to_path_buf(),
-            source,
+            error: source,
         }
     }
 

@@ -28,9 +28,9 @@ mod roundtrip;
 #[path = "cli/shape_suite.rs"]
 mod shape_suite;
 
-#[path = "cli/quantize.rs"]
-mod quantize;
 #[path = "cli/corpus.rs"]
 mod corpus;
 #[path = "cli/crash.rs"]
 mod crash;
+#[path = "cli/quantize.rs"]
+mod quantize;

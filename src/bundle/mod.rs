@@ -17,7 +17,7 @@ use crate::package::{self, archive, selftest, sha256_hex, Opened, EDGEPACK_VERSI
 use crate::profile::schema::{Profile, Status, PROFILE_SCHEMA};
 use crate::target::{Arch, Target};
 
-pub use select::{Basis, Budgets, Candidate, Perf, PerfPoint, Selection, TargetBudget};
+pub use select::{Basis, Budgets, Candidate, Perf, PerfPoint, Preference, Selection, TargetBudget};
 
 /// Parse a duration with a unit: `50ms`, `0.2s`, `800us`.
 pub fn parse_duration_s(s: &str) -> Result<f64> {

@@ -76,6 +76,32 @@ pub struct Budgets {
     pub accuracy_floor_sqnr_db: Option<f64>,
     /// Only consider this batch size.
     pub batch: Option<i64>,
+    /// What decides between variants that all fit.
+    pub prefer: Preference,
+}
+
+/// What decides between variants that all fit the budgets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Preference {
+    /// The most accurate (the original, then by SQNR); ties to the faster, then smaller.
+    #[default]
+    Accuracy,
+    /// The lowest predicted p50; ties to the more accurate.
+    Latency,
+    /// The smallest bundle; ties to the more accurate.
+    Size,
+}
+
+impl Preference {
+    /// Parse `accuracy`, `latency` or `size`.
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "accuracy" => Some(Preference::Accuracy),
+            "latency" => Some(Preference::Latency),
+            "size" => Some(Preference::Size),
+            _ => None,
+        }
+    }
 }
 
 /// The configuration chosen for a variant, with its predictions.
@@ -320,22 +346,28 @@ pub fn select(target: &TargetBudget, candidates: &[Candidate], budgets: &Budgets
             .and_then(|c| c.p50_s)
             .unwrap_or(f64::INFINITY)
     };
+    use std::cmp::Ordering;
+    let by_accuracy = |a: usize, b: usize| {
+        accuracy(b)
+            .partial_cmp(&accuracy(a))
+            .unwrap_or(Ordering::Equal)
+    };
+    let by_latency = |a: usize, b: usize| {
+        latency(a)
+            .partial_cmp(&latency(b))
+            .unwrap_or(Ordering::Equal)
+    };
+    let by_size = |a: usize, b: usize| {
+        evaluations[a]
+            .bundle_bytes
+            .cmp(&evaluations[b].bundle_bytes)
+    };
     let chosen = (0..evaluations.len())
         .filter(|&i| evaluations[i].fits)
-        .min_by(|&a, &b| {
-            accuracy(b)
-                .partial_cmp(&accuracy(a))
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then(
-                    latency(a)
-                        .partial_cmp(&latency(b))
-                        .unwrap_or(std::cmp::Ordering::Equal),
-                )
-                .then(
-                    evaluations[a]
-                        .bundle_bytes
-                        .cmp(&evaluations[b].bundle_bytes),
-                )
+        .min_by(|&a, &b| match budgets.prefer {
+            Preference::Accuracy => by_accuracy(a, b).then(by_latency(a, b)).then(by_size(a, b)),
+            Preference::Latency => by_latency(a, b).then(by_accuracy(a, b)).then(by_size(a, b)),
+            Preference::Size => by_size(a, b).then(by_accuracy(a, b)).then(by_latency(a, b)),
         });
     Selection {
         target: target.name.clone(),
@@ -401,6 +433,30 @@ mod tests {
         ];
         let s = select(&t, &c, &Budgets::default());
         assert_eq!(s.evaluations[s.chosen.unwrap()].variant, "fp32");
+    }
+
+    #[test]
+    fn preference_can_pick_the_fastest_or_smallest_fitting_variant() {
+        let t = target(4, 1024, 1024, 4.0);
+        let c = vec![
+            cand("fp32", 20, None, host(vec![point(1, 1, 10.0, 200)])),
+            cand("int8", 5, Some(30.0), host(vec![point(1, 1, 5.0, 100)])),
+            cand("fp16", 10, Some(60.0), host(vec![point(1, 1, 12.0, 150)])),
+        ];
+        let pick = |prefer| {
+            let s = select(
+                &t,
+                &c,
+                &Budgets {
+                    prefer,
+                    ..Default::default()
+                },
+            );
+            s.evaluations[s.chosen.unwrap()].variant.clone()
+        };
+        assert_eq!(pick(Preference::Accuracy), "fp32");
+        assert_eq!(pick(Preference::Latency), "int8");
+        assert_eq!(pick(Preference::Size), "int8");
     }
 
     #[test]

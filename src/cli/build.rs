@@ -71,6 +71,9 @@ pub struct BuildArgs {
     pub latency_budget: Option<String>,
     #[arg(long, value_name = "sqnr=DB")]
     pub accuracy_floor: Option<String>,
+    /// Among variants that fit: accuracy, latency or size.
+    #[arg(long, default_value = "accuracy")]
+    pub prefer: String,
     #[arg(long, value_name = "X")]
     pub host_compute: Option<f64>,
     #[arg(long, value_name = "TARGET=FILE")]
@@ -330,6 +333,7 @@ pub fn run(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Outcome> {
         args.latency_budget.as_deref(),
         args.accuracy_floor.as_deref(),
         None,
+        &args.prefer,
         profiles,
         &args.device_profile,
         args.host_compute,

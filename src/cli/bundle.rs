@@ -31,6 +31,9 @@ pub struct BundleArgs {
     /// Only consider this batch size.
     #[arg(long)]
     pub batch: Option<i64>,
+    /// Among variants that fit: the most accurate, the fastest or the smallest.
+    #[arg(long, default_value = "accuracy", value_name = "accuracy|latency|size")]
+    pub prefer: String,
     /// Host profiles (`edgepack profile` JSON), matched to variants by model sha256.
     #[arg(long = "profile", value_name = "FILE")]
     pub profiles: Vec<PathBuf>,
@@ -196,6 +199,7 @@ pub fn options(
     latency_budget: Option<&str>,
     accuracy_floor: Option<&str>,
     batch: Option<i64>,
+    prefer: &str,
     profiles: Vec<edgepack::profile::schema::Profile>,
     device_profiles: &[String],
     host_compute_flag: Option<f64>,
@@ -270,6 +274,12 @@ pub fn options(
                 .map(bundle::parse_accuracy_floor)
                 .transpose()?,
             batch,
+            prefer: bundle::Preference::from_name(prefer).ok_or_else(|| {
+                Error::usage(
+                    "--prefer",
+                    format!("'{prefer}' is not accuracy, latency or size"),
+                )
+            })?,
         },
         profiles,
         device_profiles: dps,
@@ -359,6 +369,7 @@ pub fn run(ort_lib: Option<&Path>, args: BundleArgs) -> anyhow::Result<Outcome> 
         args.latency_budget.as_deref(),
         args.accuracy_floor.as_deref(),
         args.batch,
+        &args.prefer,
         profiles,
         &args.device_profiles,
         args.host_compute,

@@ -12,8 +12,10 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use edgepack::package::manifest::ExecutionContext as PackageContext;
 use edgepack::profile::plan::{Overrides, Plan};
 use edgepack::profile::schema::{ConfigResult, Profile, Status};
+use edgepack::profile::source::Source;
 use edgepack::profile::sweep::{self, ConfigSpec, SweepObserver, SweepOptions, WorkerCommand};
 use edgepack::profile::units::{
     format_bytes, format_duration_s, parse_duration_s, parse_size_bytes,
@@ -25,8 +27,12 @@ use super::Outcome;
 
 #[derive(Debug, Args)]
 pub struct ProfileArgs {
-    /// The ONNX model to profile.
+    /// The ONNX model, package or bundle to profile (a package's execution context sets
+    /// threads, providers and optimization level unless flags say otherwise).
     pub model: PathBuf,
+    /// Which variant of a package or bundle to profile (default: the first, the original).
+    #[arg(long, value_name = "NAME")]
+    pub variant: Option<String>,
     /// Profile plan: a built-in name (quick, default, ci, edge) or a TOML file.
     #[arg(long, value_name = "NAME|FILE", default_value = "default")]
     pub plan: String,
@@ -132,22 +138,50 @@ fn parse_dims(args: &[String]) -> anyhow::Result<std::collections::BTreeMap<Stri
 }
 
 /// Resolve flags over the plan.
-fn resolve_plan(args: &ProfileArgs) -> anyhow::Result<Plan> {
+fn resolve_plan(args: &ProfileArgs, package: Option<&PackageContext>) -> anyhow::Result<Plan> {
+    use edgepack::profile::plan::GraphOptimizationLevel;
     let plan = Plan::resolve(&args.plan)?;
+    // Precedence: flag, then the package's execution context, then the plan.
+    let mut threads = args.threads.clone();
+    let mut eps: Vec<String> = args
+        .ep
+        .iter()
+        .map(|e| e.trim().to_ascii_lowercase())
+        .collect();
+    let mut level = args
+        .graph_optimization_level
+        .as_deref()
+        .map(GraphOptimizationLevel::from_name)
+        .transpose()?;
+    if let Some(ctx) = package {
+        if threads.is_empty() {
+            threads = vec![ctx.intra_op_threads.unwrap_or(0)];
+        }
+        if eps.is_empty() {
+            // The package lists providers in preference order with cpu as the fallback;
+            // each is a configuration of its own here, so an unavailable one shows.
+            eps = ctx
+                .execution_providers
+                .iter()
+                .map(|p| p.name().to_string())
+                .collect();
+        }
+        if level.is_none() {
+            use edgepack::runtime::GraphOptimizationLevel as Stored;
+            level = Some(match ctx.graph_optimization_level {
+                Stored::Disable => GraphOptimizationLevel::Disable,
+                Stored::Basic => GraphOptimizationLevel::Basic,
+                Stored::Extended => GraphOptimizationLevel::Extended,
+                Stored::All => GraphOptimizationLevel::All,
+            });
+        }
+    }
     let o = Overrides {
         batch: args.batch.clone(),
         dims: parse_dims(&args.dims)?,
-        threads: args.threads.clone(),
-        execution_providers: args
-            .ep
-            .iter()
-            .map(|e| e.trim().to_ascii_lowercase())
-            .collect(),
-        graph_optimization_level: args
-            .graph_optimization_level
-            .as_deref()
-            .map(edgepack::profile::plan::GraphOptimizationLevel::from_name)
-            .transpose()?,
+        threads,
+        execution_providers: eps,
+        graph_optimization_level: level,
         warmup_iterations: args.warmup,
         min_iterations: args.min_iterations,
         max_iterations: args.max_iterations,
@@ -203,7 +237,8 @@ impl SweepObserver for Progress {
 
 /// `edgepack profile`.
 pub fn run(ort_lib: &Option<PathBuf>, args: ProfileArgs) -> anyhow::Result<Outcome> {
-    let plan = resolve_plan(&args)?;
+    let source = Source::open(&args.model, args.variant.as_deref())?;
+    let plan = resolve_plan(&args, source.context.as_ref())?;
     if let Some(p) = &args.json {
         let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
         if let Some(d) = dir {
@@ -216,7 +251,7 @@ pub fn run(ort_lib: &Option<PathBuf>, args: ProfileArgs) -> anyhow::Result<Outco
             }
         }
     }
-    let model = edgepack::model::Model::load(&args.model)?;
+    let model = edgepack::model::Model::load(&source.model_path)?;
     let specs = edgepack::tensor::inputs::model_inputs(&model);
     drop(model);
     let mut shapes = edgepack::tensor::inputs::ShapeOverrides::default();
@@ -224,7 +259,9 @@ pub fn run(ort_lib: &Option<PathBuf>, args: ProfileArgs) -> anyhow::Result<Outco
         shapes.add_shape_arg(s)?;
     }
     let opts = SweepOptions {
-        model_path: args.model.clone(),
+        model_path: source.model_path.clone(),
+        model_label: source.display.clone(),
+        base_context: source.context.clone().unwrap_or_default(),
         plan,
         shapes,
         batch_from_cli: !args.batch.is_empty(),
@@ -256,7 +293,7 @@ pub fn run(ort_lib: &Option<PathBuf>, args: ProfileArgs) -> anyhow::Result<Outco
     let mut progress = Progress { bar };
     eprintln!(
         "profiling {} ({} configurations, plan '{}', ONNX Runtime {})",
-        args.model.display(),
+        source.display,
         configs.len(),
         opts.plan.name,
         if version.is_empty() { "?" } else { &version }

@@ -9,7 +9,7 @@ use super::Outcome;
 use edgepack::quantize::accuracy::Target;
 use edgepack::quantize::calibrate::Method;
 use edgepack::quantize::data::{input_specs, list_folder, load_sample, random_feed};
-use edgepack::quantize::ort_engine::{locate_library, OrtEngine};
+use edgepack::quantize::engine::RuntimeEngine;
 use edgepack::quantize::preprocess::{ChannelOrder, Layout, Preprocess};
 use edgepack::quantize::qdq::Selection;
 use edgepack::quantize::runner::Feed;
@@ -281,7 +281,7 @@ pub fn run(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outcome> {
             (calib, eval, true)
         }
     };
-    let engine = OrtEngine::new(&locate_library(ort_lib.as_deref())?, args.threads)?;
+    let engine = RuntimeEngine::new(ort_lib.as_deref(), args.threads)?;
     let opts = Options {
         mode,
         method,

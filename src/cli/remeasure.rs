@@ -97,6 +97,8 @@ pub fn interleaved(s: &Settings, policy: &Policy) -> anyhow::Result<Remeasured> 
     let opts_for = |model: &Path| -> anyhow::Result<SweepOptions> {
         Ok(SweepOptions {
             model_path: model.to_path_buf(),
+            model_label: model.display().to_string(),
+            base_context: Default::default(),
             plan: plan.clone(),
             shapes: shapes.clone(),
             batch_from_cli: false,

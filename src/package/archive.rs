@@ -88,7 +88,9 @@ impl Limits {
                 .parse::<f64>()
                 .ok()
                 .filter(|x| x.is_finite() && *x > 1.0)
-                .ok_or_else(|| Error::usage(MAX_RATIO_ENV, format!("'{v}' is not a ratio above 1")))?;
+                .ok_or_else(|| {
+                    Error::usage(MAX_RATIO_ENV, format!("'{v}' is not a ratio above 1"))
+                })?;
         }
         Ok(l)
     }

@@ -210,13 +210,25 @@ pub fn build(
     opts: &PackageOptions,
 ) -> Result<(Manifest, BTreeMap<String, Vec<u8>>)> {
     let model = Model::load(model_path)?;
-    if crate::model::external::has_external(&model.proto) {
-        return Err(Error::file(
-            model_path,
-            "models with external data cannot be packaged yet (store the weights inline)",
-        ));
-    }
-    let model_bytes = std::fs::read(model_path).map_err(|e| Error::io(model_path, e))?;
+    // External data (confined to the model's folder by the loader) is inlined: a package
+    // is one self-contained model file, and no attacker-chosen `location` survives into it.
+    let file_bytes = std::fs::read(model_path).map_err(|e| Error::io(model_path, e))?;
+    let source_sha = sha256_hex(&file_bytes);
+    let inlined = crate::model::external::has_external(&model.proto);
+    let model_bytes = if inlined {
+        let mut m = model.clone();
+        m.load_external_data()?;
+        let b = m.to_bytes();
+        if b.len() as u64 >= crate::model::MAX_MODEL_BYTES {
+            return Err(Error::file(
+                model_path,
+                "with its external data inlined the model is over the 2 GiB protobuf limit; it cannot be packaged as one file",
+            ));
+        }
+        b
+    } else {
+        file_bytes
+    };
     let contract = contract::contract(&model.proto);
     if contract.inputs.is_empty() {
         return Err(Error::file(model_path, "the model declares no inputs"));
@@ -379,10 +391,11 @@ pub fn build(
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string()),
             uri: format!("file:{}", model_path.display()),
-            sha256: Some(fp32_sha.clone()),
+            sha256: Some(source_sha.clone()),
         });
     }
     let mut params = BTreeMap::new();
+    params.insert("inlined_external_data".into(), serde_json::json!(inlined));
     params.insert(
         "variants".into(),
         serde_json::json!(variants.iter().map(|v| v.name.clone()).collect::<Vec<_>>()),
@@ -392,7 +405,7 @@ pub fn build(
         name: "package".into(),
         params,
         edgepack_version: EDGEPACK_VERSION.into(),
-        input_sha256: Some(fp32_sha.clone()),
+        input_sha256: Some(source_sha),
         output_sha256: Some(fp32_sha),
     });
 
@@ -430,3 +443,23 @@ pub fn write(model_path: &Path, opts: &PackageOptions, out: &Path) -> Result<Man
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+impl Opened {
+    /// The model to run from a verified archive: a bundle's single (chosen) variant, or a
+    /// package's original (`fp32`). For `run BUNDLE` and `profile BUNDLE`, which should
+    /// also call [`check_runs_here`] and may run [`selftest::run_cases`] first.
+    pub fn runnable(&self) -> Result<(&manifest::Variant, &[u8])> {
+        let m = &self.manifest;
+        let v = match m.kind {
+            manifest::Kind::Bundle => m.components.first().and_then(|c| c.variants.first()),
+            manifest::Kind::Package => m.variant("fp32"),
+        }
+        .ok_or_else(|| Error::usage("archive", format!("'{}' has no runnable variant", m.name)))?;
+        let bytes = self
+            .archive
+            .entries
+            .get(&v.path)
+            .ok_or_else(|| Error::usage("archive", format!("'{}' is missing", v.path)))?;
+        Ok((v, bytes.as_slice()))
+    }
+}

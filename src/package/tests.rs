@@ -338,3 +338,53 @@ fn expected_outputs_computed_with_onnx_runtime_pass_their_self_test() {
     .unwrap();
     assert_eq!(y.to_f64_vec(), vec![0.0, 0.5, 2.0, 3.0, 0.0, 0.0]);
 }
+
+#[test]
+fn external_data_is_inlined_into_the_package() {
+    use prost::Message;
+    let d = tempfile::tempdir().unwrap();
+    let mut proto = ModelProto::decode(tiny_model_bytes().as_slice()).unwrap();
+    let weights: Vec<u8> = [1.0f32, 2.0, 3.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    std::fs::write(d.path().join("w.bin"), &weights).unwrap();
+    let kv = |k: &str, v: &str| StringStringEntryProto {
+        key: k.into(),
+        value: v.into(),
+    };
+    proto.graph.as_mut().unwrap().initializer.push(TensorProto {
+        name: "w".into(),
+        dims: vec![3],
+        data_type: Some(DataType::Float as i32),
+        data_location: Some(tensor_proto::DataLocation::External as i32),
+        external_data: vec![
+            kv("location", "w.bin"),
+            kv("offset", "0"),
+            kv("length", "12"),
+        ],
+        ..Default::default()
+    });
+    let path = d.path().join("ext.onnx");
+    std::fs::write(&path, proto.encode_to_vec()).unwrap();
+    let (m, entries) = build(&path, &PackageOptions::default()).unwrap();
+    let packaged = ModelProto::decode(entries[&variant_path("fp32")].as_slice()).unwrap();
+    let w = &packaged.graph.unwrap().initializer[0];
+    assert_eq!(w.raw_data.as_deref(), Some(weights.as_slice()));
+    assert!(w.external_data.is_empty());
+    let t = &m.lineage.transformations[0];
+    assert_eq!(t.params["inlined_external_data"], serde_json::json!(true));
+    assert_ne!(t.input_sha256, t.output_sha256);
+}
+
+#[test]
+fn opened_package_gives_its_original_model_to_run() {
+    let d = tempfile::tempdir().unwrap();
+    let (model, samples) = tiny_fixture(d.path());
+    let out = d.path().join("p.edgepkg");
+    write(&model, &opts(&samples), &out).unwrap();
+    let o = open(&out, None).unwrap();
+    let (v, bytes) = o.runnable().unwrap();
+    assert_eq!(v.name, "fp32");
+    assert_eq!(bytes, std::fs::read(&model).unwrap().as_slice());
+}

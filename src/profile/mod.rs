@@ -17,6 +17,7 @@ pub mod per_op;
 pub mod plan;
 pub mod process;
 pub mod schema;
+pub mod source;
 pub mod stats;
 pub mod sweep;
 pub mod units;

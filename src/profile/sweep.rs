@@ -54,6 +54,12 @@ impl WorkerCommand {
 #[derive(Clone, Debug)]
 pub struct SweepOptions {
     pub model_path: PathBuf,
+    /// How the profile names the model (the path, or `package!inner/path`).
+    pub model_label: String,
+    /// Session settings the sweep does not vary (memory flags, inter-op threads, execution
+    /// mode): a package's stored context, or the default for a bare model. Threads,
+    /// providers and the optimization level come from the plan.
+    pub base_context: ExecutionContext,
     pub plan: Plan,
     /// `--shape` values (whole shapes by input name).
     pub shapes: ShapeOverrides,
@@ -418,8 +424,8 @@ pub fn classify(out: &ChildOutput, memory_limited: bool, timeout_s: Option<f64>)
         ChildEnd::TimedOut => fail(
             FailureKind::Timeout,
             format!(
-                "no result within the {:.0} s timeout; its process group was killed",
-                timeout_s.unwrap_or(0.0)
+                "no result within the {} timeout; its process group was killed",
+                super::units::format_duration_s(timeout_s.unwrap_or(0.0))
             ),
         ),
         ChildEnd::Exited(0) => {
@@ -474,7 +480,12 @@ pub fn classify(out: &ChildOutput, memory_limited: bool, timeout_s: Option<f64>)
     }
 }
 
-fn context_for(plan: &Plan, ep: &str, threads: usize) -> Result<ExecutionContext> {
+fn context_for(
+    base: &ExecutionContext,
+    plan: &Plan,
+    ep: &str,
+    threads: usize,
+) -> Result<ExecutionContext> {
     let provider = Provider::from_name(ep)?;
     let mut providers = vec![provider];
     if provider != Provider::Cpu {
@@ -489,7 +500,9 @@ fn context_for(plan: &Plan, ep: &str, threads: usize) -> Result<ExecutionContext
         // Record, then fail the configuration ourselves with the reason: a clear failed
         // config instead of a silent CPU fallback.
         provider_fallback: ProviderFallback::Record,
-        ..ExecutionContext::default()
+        profiling_prefix: None,
+        optimized_model_path: None,
+        ..base.clone()
     })
 }
 
@@ -570,7 +583,7 @@ pub fn run(
             .map(|d| d.as_secs())
             .unwrap_or(0),
         model: ModelRef {
-            path: opts.model_path.display().to_string(),
+            path: opts.model_label.clone(),
             sha256,
             size_bytes,
         },
@@ -589,7 +602,7 @@ pub fn run(
         let req = WorkerRequest {
             model_path: model_path.clone(),
             ort_lib: opts.ort_lib.clone(),
-            context: context_for(&opts.plan, &c.ep, c.threads)?,
+            context: context_for(&opts.base_context, &opts.plan, &c.ep, c.threads)?,
             input_shapes: c.input_shapes.clone(),
             inputs_dir: inputs_dir.clone(),
             seed: opts.seed,
@@ -652,6 +665,8 @@ mod tests {
     fn opts(plan: &str) -> SweepOptions {
         SweepOptions {
             model_path: "det.onnx".into(),
+            model_label: "det.onnx".into(),
+            base_context: ExecutionContext::default(),
             plan: Plan::builtin(plan).unwrap(),
             shapes: ShapeOverrides::default(),
             batch_from_cli: false,
@@ -769,7 +784,7 @@ mod tests {
     fn classifies_child_endings() {
         let r = classify(&out(ChildEnd::TimedOut, "", ""), false, Some(5.0));
         assert_eq!(r.failure, Some(FailureKind::Timeout));
-        assert!(r.reason.unwrap().contains("5 s timeout"));
+        assert!(r.reason.unwrap().contains("5.000 s timeout"));
 
         let r = classify(
             &out(ChildEnd::Signaled(libc::SIGSEGV), "", "boom"),

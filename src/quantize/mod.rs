@@ -17,9 +17,9 @@
 pub mod accuracy;
 pub mod calibrate;
 pub mod data;
+pub mod engine;
 pub mod graph;
 pub mod math;
-pub mod ort_engine;
 pub mod prepare;
 pub mod preprocess;
 pub mod qdq;
@@ -134,6 +134,10 @@ pub struct Report {
     pub outputs: Vec<OutputAccuracy>,
     /// Sizes.
     pub size: SizeReport,
+    /// `size.ratio`, at top level for readers of the headline figures.
+    pub size_ratio: f64,
+    /// `latency.ratio` (quantized / fp32), at top level; `None` when not measured.
+    pub latency_ratio: Option<f64>,
     /// Latency of the quantized model relative to the fp32 input model.
     pub latency: Option<LatencyRatio>,
     /// Wall time of preparation + calibration + rewrite, seconds.
@@ -416,6 +420,8 @@ pub fn quantize(
             quantized_bytes: qbytes,
             ratio: qbytes as f64 / fp32_bytes.len() as f64,
         },
+        size_ratio: qbytes as f64 / fp32_bytes.len() as f64,
+        latency_ratio: latency.map(|l| l.ratio),
         latency,
         quantize_wall_s: calib_s,
         targets: opts.targets.clone(),

@@ -333,3 +333,110 @@ fn per_op_shares_come_from_onnxruntime_profiler_on_ppocr_classifier() {
     assert!(ops.iter().any(|o| o.kind == "node" && o.op_type.is_some()));
     assert!(String::from_utf8_lossy(&out.stdout).contains("top ops"));
 }
+
+#[test]
+fn profiling_a_package_uses_its_execution_context_and_variant_hash() {
+    if !runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let model = mlp_model(d.path(), &[16, 8]);
+    let ctx = d.path().join("context.toml");
+    std::fs::write(
+        &ctx,
+        "[execution]\nintra_op_threads = 2\ngraph_optimization_level = \"basic\"\nexecution_providers = [\"cpu\"]\n",
+    )
+    .unwrap();
+    let pkg = d.path().join("mlp.edgepkg");
+    let out = edgepack()
+        .arg("package")
+        .arg(&model)
+        .arg("-o")
+        .arg(&pkg)
+        .arg("--context")
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = d.path().join("p.json");
+    let out = edgepack()
+        .arg("profile")
+        .arg(&pkg)
+        .arg("--plan")
+        .arg(tiny_plan(d.path()))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = read_profile(&json);
+    assert_eq!(p.plan.graph_optimization_level, "basic");
+    assert_eq!(p.configs.len(), 1);
+    assert_eq!(p.configs[0].threads, 2);
+    assert_eq!(p.configs[0].status, Status::Ok);
+    assert!(p.model.path.contains("mlp.edgepkg!"), "{}", p.model.path);
+    // The profile names the packaged model by the sha256 the manifest records for it.
+    let (sha, _) = edgepack::profile::sweep::file_sha256(&model).unwrap();
+    assert_eq!(p.model.sha256, sha);
+    let out = edgepack()
+        .arg("profile")
+        .arg(&pkg)
+        .args(["--variant", "int3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_line(&out).contains("no variant 'int3'"));
+}
+
+#[test]
+fn inputs_folder_fixes_the_shapes_and_cannot_be_mixed_with_a_batch_sweep() {
+    if !runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let model = mlp_model(d.path(), &[16, 4]);
+    let inputs = d.path().join("inputs");
+    std::fs::create_dir(&inputs).unwrap();
+    let x = edgepack::tensor::Tensor::random(edgepack::tensor::DType::F32, &[3, 16], 5);
+    edgepack::tensor::npy::write_npy(&inputs.join("x.npy"), &x).unwrap();
+    let json = d.path().join("p.json");
+    let out = edgepack()
+        .arg("profile")
+        .arg(&model)
+        .arg("--plan")
+        .arg(tiny_plan(d.path()))
+        .arg("--inputs")
+        .arg(&inputs)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = read_profile(&json);
+    assert_eq!(p.configs[0].batch, Some(3));
+    assert_eq!(p.configs[0].input_shapes["x"], vec![3, 16]);
+    assert_eq!(p.configs[0].status, Status::Ok);
+
+    let out = edgepack()
+        .arg("profile")
+        .arg(&model)
+        .arg("--inputs")
+        .arg(&inputs)
+        .args(["--batch", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_line(&out).contains("--inputs"));
+}

@@ -11,7 +11,7 @@ use predicates::prelude::PredicateBooleanExt;
 
 fn ort_available() -> bool {
     std::env::var_os("ORT_DYLIB_PATH").is_some_and(|p| Path::new(&p).is_file())
-        || edgepack::quantize::ort_engine::locate_library(None).is_ok()
+        || edgepack::runtime::library::locate(None).is_ok()
 }
 
 fn cls_model() -> Option<PathBuf> {
@@ -30,8 +30,9 @@ fn write_images(dir: &Path, n: usize) {
     std::fs::create_dir_all(dir).unwrap();
     for i in 0..n {
         let img = image::RgbImage::from_fn(192, 48, |x, y| {
-            let stroke =
-                (x / (3 + (i as u32 % 4))).is_multiple_of(3) && (10..38).contains(&y) && x < 150 + i as u32;
+            let stroke = (x / (3 + (i as u32 % 4))).is_multiple_of(3)
+                && (10..38).contains(&y)
+                && x < 150 + i as u32;
             if stroke {
                 image::Rgb([30, 30, 40])
             } else {
