@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::bundles::BundleRow;
+use super::bundles::{fit_matrix, BundleDir, BundleRow};
 use super::html::Inputs;
 use super::quantize::QuantizeSummary;
 use super::targets::TargetRam;
@@ -177,19 +177,34 @@ pub fn sample_inputs() -> Inputs {
             }))
             .unwrap(),
         ),
-        bundles: Some(vec![BundleRow {
-            file: "cls-raspberry-pi-4-4gb.zip".into(),
-            target: "raspberry-pi-4-4gb".into(),
-            variant: "int8".into(),
-            threads: Some(4),
-            batch: Some(1),
-            latency_p50_s: Some(0.021),
-            latency_p95_s: Some(0.025),
-            peak_memory_bytes: Some(150_000_000),
-            bundle_size_bytes_max: Some(1_000_000),
-            accuracy_sqnr_db: Some(31.4),
-            basis: Some("scaled from host (relative_compute 1.0 vs 3.0)".into()),
-        }]),
+        bundles: Some(BundleDir {
+            rows: vec![BundleRow {
+                file: "cls-raspberry-pi-4-4gb.zip".into(),
+                target: "raspberry-pi-4-4gb".into(),
+                variant: "int8".into(),
+                threads: Some(4),
+                batch: Some(1),
+                latency_p50_s: Some(0.021),
+                latency_p95_s: Some(0.025),
+                peak_memory_bytes: Some(150_000_000),
+                bundle_size_bytes_max: Some(1_000_000),
+                accuracy_sqnr_db: Some(31.4),
+                basis: Some("scaled from host (relative_compute 1.0 vs 3.0)".into()),
+            }],
+            fit: fit_matrix(&serde_json::json!({"targets": [
+                {"target": "raspberry-pi-4-4gb", "chosen": "int8", "evaluations": [
+                    {"variant": "fp32", "fits": false,
+                     "reasons": ["p50 48.0 ms over the 30 ms budget"],
+                     "latency_p50_s": 0.048, "peak_memory_bytes": 160000000u64},
+                    {"variant": "int8", "fits": true, "reasons": [],
+                     "latency_p50_s": 0.021, "peak_memory_bytes": 150000000u64}]},
+                {"target": "tiny-mcu-board", "chosen": null, "evaluations": [
+                    {"variant": "fp32", "fits": false,
+                     "reasons": ["peak memory 160.0 MB over 134.2 MB"]},
+                    {"variant": "int8", "fits": false,
+                     "reasons": ["peak memory 150.0 MB over 134.2 MB"]}]}
+            ]})),
+        }),
         targets: vec![
             TargetRam {
                 name: "raspberry-pi-4-4gb".into(),
