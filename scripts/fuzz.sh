@@ -91,10 +91,15 @@ small="$backend/test_add/model.onnx"
 if [ -f "$small" ]; then
   if "$EDGEPACK_BIN" package "$small" -o "$seeds/add.edgepkg" >/dev/null 2>&1; then
     cp "$seeds/add.edgepkg" "$corpus/bundle_verify/add.edgepkg"
-    "$EDGEPACK_BIN" keygen "$seeds/key" >/dev/null 2>&1 &&
+    "$EDGEPACK_BIN" keygen -o "$seeds/key" >/dev/null 2>&1 &&
       "$EDGEPACK_BIN" package "$small" -o "$seeds/add_signed.edgepkg" --sign "$seeds/key" \
         --lineage "source=file:///model.onnx" >/dev/null 2>&1 &&
       cp "$seeds/add_signed.edgepkg" "$corpus/bundle_verify/add_signed.edgepkg"
+    # A target bundle (zip) made from the package by `edgepack bundle`.
+    mkdir -p "$seeds/dist"
+    "$EDGEPACK_BIN" bundle "$seeds/add.edgepkg" --target hardware/raspberry-pi-4-4gb.toml \
+      -o "$seeds/dist" >/dev/null 2>&1 &&
+      for z in "$seeds"/dist/*.zip; do cp "$z" "$corpus/bundle_verify/bundle_$(basename "$z")"; done
   else
     echo "note: edgepack package failed (no ONNX Runtime?); bundle seeds are missing" >&2
   fi
@@ -104,21 +109,35 @@ for t in "${all_targets[@]}"; do
 done
 
 mkdir -p "$root/fuzz/logs"
+rm -f "$root"/fuzz/logs/*-fuzz-*.log
 status=0
 printf '%-14s %8s %10s %12s %8s %s\n' target seconds runs "execs/s" corpus result
 for t in "${targets[@]}"; do
   log="$root/fuzz/logs/$t.log"
   # -rss_limit_mb: a reader that allocates past 2 GiB on a small input is a finding.
   # -max_len: the classifier seed is ~600 KB; larger inputs only slow mutation down.
+  # -jobs makes libFuzzer write fuzz-<n>.log files in the current folder; only ask for it
+  # when running several jobs (and then the stats come from those files).
+  par=()
+  [ "$jobs" -gt 1 ] && par=(-jobs="$jobs" -workers="$jobs")
   set +e
   cargo fuzz run -O "$t" "$corpus/$t" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 -max_len=700000 \
-    -jobs="$jobs" -workers="$jobs" -print_final_stats=1 >"$log" 2>&1
+    "${par[@]}" -print_final_stats=1 >"$log" 2>&1
   rc=$?
   set -e
-  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{s+=$2} END {print s+0}')
+  logs=("$log")
+  if [ "$jobs" -gt 1 ]; then
+    for f in "$root"/fuzz-*.log; do mv "$f" "$root/fuzz/logs/$t-$(basename "$f")"; done
+    logs+=("$root"/fuzz/logs/"$t"-fuzz-*.log)
+  fi
+  runs=$(cat "${logs[@]}" | grep -o 'stat::number_of_executed_units: *[0-9]*' | awk '{s+=$2} END {print s+0}')
+  # Time actually spent (a crash ends a run early): libFuzzer's "Done N runs in S second(s)".
+  spent=$(cat "${logs[@]}" | grep -o 'Done [0-9]* runs in [0-9]* second' | awk '{s+=$5} END {if (NR) print s / NR; else print 0}')
+  spent=${spent%.*}
+  [ "${spent:-0}" -gt 0 ] 2>/dev/null || spent=$seconds
   size=$(ls "$corpus/$t" | wc -l)
   if [ $rc -eq 0 ]; then result=clean; else result="CRASH (see $log, fuzz/artifacts/$t/)"; status=1; fi
-  printf '%-14s %8s %10s %12s %8s %s\n' "$t" "$seconds" "$runs" "$((runs / (seconds > 0 ? seconds : 1)))" "$size" "$result"
+  printf '%-14s %8s %10s %12s %8s %s\n' "$t" "$seconds" "$runs" "$((runs / spent))" "$size" "$result"
 done
 exit $status

@@ -357,6 +357,20 @@ mod tests {
         assert!(n > 1000, "{n} models");
     }
 
+    /// Found by fuzzing (model_read, a PP-OCR weight mutated to NaN): the harness compared
+    /// protos with `==`, which NaN fails; the model layer itself is bit-exact.
+    #[test]
+    fn nan_weights_round_trip_bit_exactly() {
+        let bytes = mlp_with_first_initializer(|t| {
+            let mut v = vec![0u8; 128];
+            v[..4].copy_from_slice(&f32::NAN.to_le_bytes());
+            t.raw_data = Some(v);
+        });
+        let m = Model::from_bytes(&bytes, Path::new("nan.onnx")).unwrap();
+        let again = Model::from_bytes(&m.to_bytes(), Path::new("re.onnx")).unwrap();
+        assert_eq!(again.to_bytes(), m.to_bytes());
+    }
+
     #[test]
     fn rejects_random_bytes() {
         let bytes: Vec<u8> = (0..1000u32).map(|i| (i * 7919 % 251) as u8).collect();

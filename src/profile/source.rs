@@ -56,6 +56,20 @@ impl Source {
         }
         let opened = crate::package::open(path, None)?;
         let m = &opened.manifest;
+        // A bundle made for another architecture cannot be measured here: its figures
+        // would describe this machine, not the device, and be merged back as the device's.
+        if let Some(t) = &m.target {
+            let host = std::env::consts::ARCH;
+            if t.arch != host {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "bundle is for target '{}' ({}), but this machine is {host}; profile it on the device",
+                        t.name, t.arch
+                    ),
+                ));
+            }
+        }
         let all: Vec<_> = m
             .components
             .iter()

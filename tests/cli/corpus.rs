@@ -617,6 +617,41 @@ fn broken_and_hostile_models_are_refused() {
         c.args([OsString::from("package"), p.into(), "-o".into(), o.into()])
             .expect("model.onnx"),
     );
+    // `inspect` reads models too (without running them).
+    for (name, bytes, expect) in [
+        ("inspect-empty", Vec::new(), "empty"),
+        (
+            "inspect-truncated",
+            good[..good.len() / 2].to_vec(),
+            "model.onnx",
+        ),
+        ("inspect-nested-if", nested_if(50).to_bytes(), "nest"),
+        (
+            "inspect-dims-overflow",
+            {
+                let mut m = builder::mlp(&[4, 8, 3], 1);
+                m.graph_mut().initializer[0].dims = vec![1 << 40, 1 << 40, 1 << 40];
+                m.to_bytes()
+            },
+            "fc0.weight",
+        ),
+    ] {
+        let c = Case::new(name);
+        let p = c.m().join("model.onnx");
+        std::fs::write(&p, bytes).unwrap();
+        cases.push(
+            c.args([OsString::from("inspect"), p.into(), "--json".into()])
+                .expect("model.onnx")
+                .expect(expect),
+        );
+    }
+    let c = Case::new("inspect-traversal");
+    let p = c.m().join("model.onnx");
+    save(&external_model("../victim.bin", &[]), &p);
+    cases.push(
+        c.args([OsString::from("inspect"), p.into()])
+            .expect("victim.bin"),
+    );
     let c = Case::new("package-truncated");
     let p = c.m().join("model.onnx");
     std::fs::write(&p, &good[..good.len() / 3]).unwrap();
@@ -1161,4 +1196,42 @@ fn resaving_never_writes_to_the_external_data_location() {
     assert_eq!(names, ["q.onnx", "weights.bin"]);
     let q = Model::load(&out.join("q.onnx")).unwrap();
     assert!(!edgepack::model::external::has_external(&q.proto));
+}
+
+/// A bundle sized for another architecture cannot be profiled here: its figures would be
+/// this machine's, merged back as the device's.
+#[test]
+fn bundle_for_another_architecture_is_refused() {
+    let c = Case::new("bundle-wrong-arch");
+    let pkg = make_package(&c.m(), "p", 1, None);
+    let foreign = if cfg!(target_arch = "aarch64") {
+        "x86-industrial-pc.toml"
+    } else {
+        "raspberry-pi-4-4gb.toml"
+    };
+    let dist = c.m().join("dist");
+    let o = edgepack()
+        .arg("bundle")
+        .arg(&pkg)
+        .arg("--target")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("hardware")
+                .join(foreign),
+        )
+        .arg("-o")
+        .arg(&dist)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let zip = std::fs::read_dir(&dist)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "zip"))
+        .expect("a bundle zip");
+    let case = c
+        .args([OsString::from("profile"), zip.into()])
+        .expect(".zip")
+        .expect("this machine is");
+    check_all(vec![case]);
 }
