@@ -70,7 +70,7 @@ if [ "$svgs" -ne 4 ]; then
     echo "report_chromium: FAIL: expected 4 charts in the rendered DOM, found $svgs" >&2
     exit 1
 fi
-for id in summary charts ops fit bundles quantization configs; do
+for id in summary charts ops fit matrix bundles quantization configs; do
     grep -q "<section id=\"$id\"" "$out/dom.html" || {
         echo "report_chromium: FAIL: section '$id' missing from the rendered DOM" >&2
         exit 1

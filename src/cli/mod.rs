@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod build;
 mod bundle;
+mod compare;
 mod demo;
 mod gate;
 mod inspect;
@@ -100,6 +101,8 @@ pub enum Command {
     ProfileWorker,
     /// Quantize a model to int8 for ONNX Runtime's CPU kernels, with an accuracy report.
     Quantize(Box<quantize::QuantizeArgs>),
+    /// Compare model B against model A on the same inputs: accuracy and latency side by side.
+    Compare(compare::CompareArgs),
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
@@ -156,5 +159,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Profile(args) => profile::run(&cli.ort_lib, *args),
         Command::ProfileWorker => profile::worker(),
         Command::Quantize(args) => quantize::run(&cli.ort_lib, *args).map_err(Into::into),
+        Command::Compare(args) => compare::run(&cli.ort_lib, args).map_err(Into::into),
     }
 }

@@ -59,7 +59,8 @@ pub struct PreprocessArgs {
     /// Per-channel std divided last, `a,b,c`.
     #[arg(long, default_value = "1,1,1")]
     pub std: String,
-    /// Values for symbolic input dims, in order, when inputs are random (e.g. `--dim 1 --dim 640`).
+    /// Values for symbolic input dims, in order, when inputs are random (e.g. `--dim 1
+    /// --dim 48 --dim 192`; unset ones are 1 for a leading batch dim, else 64).
     #[arg(long = "dim", value_name = "N")]
     pub dims: Vec<usize>,
 }
@@ -117,7 +118,10 @@ pub struct QuantizeArgs {
     /// Where to write the quantized model.
     #[arg(short, long, value_name = "OUT.onnx")]
     pub output: PathBuf,
-    /// Quantization mode.
+    /// Quantization mode: int8 (static QDQ), auto (int8 variants, fastest that meets the
+    /// target), int8-weight (int8 weights, float compute: smaller file, not faster).
+    /// int8-dynamic (MatMul only, activations quantized per call). fp16 and int4-weight are
+    /// not implemented yet and are refused.
     #[arg(long, value_enum, default_value = "int8")]
     pub mode: ModeArg,
     /// Folder of calibration inputs (.png/.jpg images or .npy tensors).
@@ -145,9 +149,9 @@ pub struct QuantizeArgs {
     /// Op types to keep in float: Conv, MatMul, Gemm, DepthwiseConv.
     #[arg(long, value_delimiter = ',')]
     pub exclude_ops: Vec<String>,
-    /// Also quantize convs on globally pooled tensors (squeeze-and-excitation blocks).
+    /// Keep convs on globally pooled tensors (squeeze-and-excitation blocks) in float.
     #[arg(long)]
-    pub include_pooled: bool,
+    pub float_pooled: bool,
     /// Accuracy the result must meet: sqnr=30dB, cosine=0.999, top1=0.99 (repeatable).
     /// When missed, the most sensitive layers are kept in float until it is met.
     #[arg(long)]
@@ -164,7 +168,8 @@ pub struct QuantizeArgs {
     /// Seconds to spend on the interleaved latency comparison.
     #[arg(long, default_value_t = 10.0)]
     pub latency_budget_s: f64,
-    /// Intra-op threads for every ONNX Runtime session (calibration and timing).
+    /// Intra-op threads of the two sessions timed against each other (calibration and
+    /// evaluation use every core).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     #[command(flatten)]
@@ -208,6 +213,7 @@ pub fn run(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outcome> {
         ModeArg::Int8 => Mode::Int8,
         ModeArg::Auto => Mode::Auto,
         ModeArg::Int8Weight => Mode::Int8Weight,
+        ModeArg::Int8Dynamic => Mode::Int8Dynamic,
         other => {
             return Err(Error::usage(
                 "--mode",
@@ -289,7 +295,7 @@ pub fn run(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outcome> {
             exclude_nodes: args.exclude_nodes.iter().cloned().collect::<HashSet<_>>(),
             exclude_ops: args.exclude_ops.iter().cloned().collect::<HashSet<_>>(),
             per_channel: !args.per_tensor,
-            include_pooled: args.include_pooled,
+            float_pooled: args.float_pooled,
             weights_only: matches!(args.mode, ModeArg::Int8Weight),
         },
         targets,

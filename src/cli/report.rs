@@ -32,7 +32,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<Outcome> {
             if bundle_rows.is_some() {
                 return Err(Error::usage("report", "give at most one bundle folder").into());
             }
-            bundle_rows = Some(bundles::read_dir(p)?);
+            bundle_rows = Some(bundles::read_bundle_dir(p)?);
             continue;
         }
         let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;

@@ -158,8 +158,10 @@ pub fn load_sample(path: &Path, specs: &[InputSpec], pre: &Preprocess) -> Result
     Ok(vec![t])
 }
 
-/// Random inputs in [-1, 1] (seeded), symbolic dims set from `default_dims` in order of
-/// appearance (then 1). Accuracy figures on these are meaningless; callers must say so.
+/// Random inputs in [-1, 1] (seeded), symbolic dims set from `symbolic` in order of
+/// appearance; past its end, a leading (batch) dim is 1 and any other is 64 (a spatial
+/// size every stride-32 backbone accepts). Accuracy figures on these are meaningless;
+/// callers must say so.
 pub fn random_feed(specs: &[InputSpec], symbolic: &[usize], seed: u64) -> Result<Feed> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut k = 0;
@@ -175,9 +177,13 @@ pub fn random_feed(specs: &[InputSpec], symbolic: &[usize], seed: u64) -> Result
             let shape: Vec<usize> = s
                 .dims
                 .iter()
-                .map(|d| {
+                .enumerate()
+                .map(|(axis, d)| {
                     d.unwrap_or_else(|| {
-                        let v = symbolic.get(k).copied().unwrap_or(1);
+                        let v = symbolic
+                            .get(k)
+                            .copied()
+                            .unwrap_or(if axis == 0 { 1 } else { 64 });
                         k += 1;
                         v
                     })

@@ -76,15 +76,11 @@ impl ModelRunner for RuntimeRunner {
             .collect::<Result<_>>()?;
         let all = self.session.run(&feed)?;
         let pick = |(name, t): (String, Tensor)| -> Result<NamedTensor> {
-            let data = t
-                .as_f32()
-                .ok_or_else(|| Error::Runtime(format!("output '{name}' is not float32")))?
-                .to_vec();
-            Ok(NamedTensor {
-                name,
-                shape: t.shape().to_vec(),
-                data,
-            })
+            let shape = t.shape().to_vec();
+            match t.into_data() {
+                crate::tensor::TensorData::F32(data) => Ok(NamedTensor { name, shape, data }),
+                _ => Err(Error::Runtime(format!("output '{name}' is not float32"))),
+            }
         };
         if outputs.is_empty() {
             return all.into_iter().map(pick).collect();

@@ -626,38 +626,3 @@ fn infer_ranks_forward(
     }
     r
 }
-
-#[cfg(test)]
-mod rank_debug {
-    #[test]
-    #[ignore]
-    fn print_ranks() {
-        let mut m =
-            crate::model::Model::load(std::path::Path::new(&std::env::var("M").unwrap())).unwrap();
-        let p = super::super::prepare::constants_to_initializers(&m).unwrap();
-        p.apply(m.graph_mut()).unwrap();
-        let r = super::infer_ranks(m.graph());
-        for n in &m.graph().node {
-            eprintln!(
-                "{} {:?} -> {:?}",
-                n.op_type,
-                n.input.iter().map(|i| r.get(i)).collect::<Vec<_>>(),
-                r.get(&n.output[0])
-            );
-        }
-    }
-}
-
-#[cfg(test)]
-mod prepared_dump {
-    #[test]
-    #[ignore]
-    fn dump_prepared() {
-        let mut m =
-            crate::model::Model::load(std::path::Path::new(&std::env::var("M").unwrap())).unwrap();
-        let log = super::super::prepare::prepare(&mut m).unwrap();
-        eprintln!("{log:?}");
-        m.save(std::path::Path::new(&std::env::var("OUT").unwrap()))
-            .unwrap();
-    }
-}

@@ -11,12 +11,19 @@
 //! 4. [`qdq::emit`]: one labelled patch inserting Q/DQ pairs and int8 weights.
 //! 5. [`accuracy`] on held-out inputs, file sizes, and an interleaved latency ratio.
 //!
-//! Runs go through the [`runner::Engine`] trait, so everything but the ONNX Runtime
-//! binding is testable with a mock.
+//! Other modes: `auto` (also tries depthwise and squeeze-excitation convs in float and keeps
+//! the faster), `int8-weight` (int8 weights, float compute), `int8-dynamic` ([`dynamic`]).
+//! An `--accuracy-target` that is missed triggers a per-node sensitivity ranking (error each
+//! node adds when quantized alone) and keeps the worst nodes in float until it is met.
+//! `fp16` and `int4-weight` (MatMulNBits) are not implemented.
+//!
+//! Runs go through the [`runner::Engine`] trait ([`engine::RuntimeEngine`] on
+//! `runtime::Session`), so the passes never touch ONNX Runtime directly.
 
 pub mod accuracy;
 pub mod calibrate;
 pub mod data;
+pub mod dynamic;
 pub mod engine;
 pub mod graph;
 pub mod math;
@@ -46,6 +53,8 @@ pub enum Mode {
     Auto,
     /// Int8 weights (DequantizeLinear on initializers), float compute: smaller file only.
     Int8Weight,
+    /// Int8 MatMul with activations quantized per call (no calibration).
+    Int8Dynamic,
 }
 
 /// Quantizer settings (resolved from the CLI).
@@ -209,6 +218,19 @@ pub fn quantize(
     let mut prepared = model.clone();
     prepared.load_external_data()?;
     let preparation = prepare::prepare(&mut prepared)?;
+    if opts.mode == Mode::Int8Dynamic {
+        return quantize_dynamic(
+            model,
+            prepared,
+            preparation,
+            calib,
+            eval,
+            random_inputs,
+            opts,
+            engine,
+            start,
+        );
+    }
     let full_plan = qdq::plan(&prepared, &opts.selection);
     if full_plan.nodes.is_empty() {
         return Err(Error::file(
@@ -330,7 +352,9 @@ pub fn quantize(
         }
     }
 
-    // 3. auto: also try keeping depthwise convs in float (often no faster in int8 on x86).
+    // 3. auto: also try keeping depthwise and squeeze-excitation convs in float: on x86,
+    //    ONNX Runtime's fp32 NCHWc convs fuse the activation, and small int8 convs do not win
+    //    back the cost of their Q/DQ pairs (measured on the PP-OCR classifier).
     let mut latency = None;
     let mut timing_ref = if opts.measure_latency {
         Some(engine.load_for_timing(&fp32_bytes)?)
@@ -355,6 +379,7 @@ pub fn quantize(
         let no_dw = {
             let mut sel = opts.selection.clone();
             sel.exclude_ops.insert("DepthwiseConv".into());
+            sel.float_pooled = true;
             let dw = qdq::plan(&prepared, &sel);
             let current: HashSet<&str> = plan.nodes.iter().map(|n| n.node.as_str()).collect();
             qdq::restrict(&dw, |n| current.contains(n.node.as_str()))
@@ -370,7 +395,7 @@ pub fn quantize(
                 200,
                 opts.latency_budget_s,
             )?;
-            let v = format!("{variant}; depthwise convs kept float");
+            let v = format!("{variant}; depthwise and squeeze-excitation convs kept float");
             attempts.push(attempt(v.clone(), &no_dw, b.len(), &outs, Some(lat.ratio)));
             let cur = latency.map_or(f64::INFINITY, |l| l.ratio);
             if meets(&outs) >= meets(&outputs) && lat.ratio < cur * 0.97 {
@@ -488,7 +513,7 @@ pub fn calibrate_model(
 
 /// Outputs whose last axis is a class axis: produced by Softmax/LogSoftmax over the last
 /// axis, possibly through Identity nodes.
-fn class_axis_outputs(prepared: &Model) -> HashSet<String> {
+pub fn class_axis_outputs(prepared: &Model) -> HashSet<String> {
     let g = prepared.graph();
     let ranks = graph::infer_ranks(g);
     let mut set: HashSet<String> = HashSet::new();
@@ -508,7 +533,8 @@ fn class_axis_outputs(prepared: &Model) -> HashSet<String> {
     set
 }
 
-fn compare(
+/// Run `cand` on `feeds` and compare with the reference outputs, output by output.
+pub fn compare(
     cand: &mut dyn runner::ModelRunner,
     feeds: &[Feed],
     reference: &[Vec<runner::NamedTensor>],
@@ -587,4 +613,174 @@ fn debug_layers(
             range: ranges.get(t).copied().unwrap_or((0.0, 0.0)),
         })
         .collect())
+}
+
+/// An offline A/B comparison of two models on the same inputs (`edgepack compare`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Comparison {
+    /// Schema tag.
+    pub schema: &'static str,
+    /// Samples compared.
+    pub samples: usize,
+    /// Accuracy of B against A, per output.
+    pub outputs: Vec<OutputAccuracy>,
+    /// Latency of B relative to A (interleaved), when measured.
+    pub latency: Option<LatencyRatio>,
+    /// Encoded sizes.
+    pub a_bytes: u64,
+    /// Encoded sizes.
+    pub b_bytes: u64,
+}
+
+/// Compare model `b` against reference `a` on `feeds`: the quantizer's accuracy metrics
+/// plus an interleaved latency ratio (`latency_budget_s: None` skips timing).
+pub fn compare_models(
+    a: &Model,
+    b: &Model,
+    feeds: &[Feed],
+    engine: &dyn Engine,
+    latency_budget_s: Option<f64>,
+) -> Result<Comparison> {
+    if feeds.is_empty() {
+        return Err(Error::usage("--inputs", "no input samples"));
+    }
+    let (ab, bb) = (a.to_bytes(), b.to_bytes());
+    let mut ra = engine.load(&ab)?;
+    let mut rb = engine.load(&bb)?;
+    let refs = feeds
+        .iter()
+        .map(|f| ra.run(f, &[]))
+        .collect::<Result<Vec<_>>>()?;
+    let names_a: HashSet<String> = refs[0].iter().map(|t| t.name.clone()).collect();
+    let names_b: HashSet<String> = b.graph().output.iter().map(|o| o.name.clone()).collect();
+    if let Some(missing) = names_a.iter().find(|n| !names_b.contains(*n)) {
+        return Err(Error::usage(
+            "compare",
+            format!("output '{missing}' of model A is not an output of model B"),
+        ));
+    }
+    let outputs = compare(&mut *rb, feeds, &refs, &class_axis_outputs(a))?;
+    let latency = match latency_budget_s {
+        Some(budget) => {
+            let mut ta = engine.load_for_timing(&ab)?;
+            let mut tb = engine.load_for_timing(&bb)?;
+            Some(runner::latency_ratio(
+                &mut *ta, &mut *tb, &feeds[0], 5, 200, budget,
+            )?)
+        }
+        None => None,
+    };
+    Ok(Comparison {
+        schema: "edgepack.compare/1",
+        samples: feeds.len(),
+        outputs,
+        latency,
+        a_bytes: ab.len() as u64,
+        b_bytes: bb.len() as u64,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn quantize_dynamic(
+    model: &Model,
+    prepared: Model,
+    preparation: Vec<String>,
+    calib: &[Feed],
+    eval: &[Feed],
+    random_inputs: bool,
+    opts: &Options,
+    engine: &dyn Engine,
+    start: Instant,
+) -> Result<Quantized> {
+    let origin = model.path.clone().unwrap_or_default();
+    let (patch, count) = dynamic::emit(
+        &prepared,
+        opts.selection.per_channel,
+        &opts.selection.exclude_nodes,
+    )?;
+    if count == 0 {
+        return Err(Error::file(
+            &origin,
+            "nothing to quantize dynamically: no MatMul with a constant 2-D weight",
+        ));
+    }
+    let label = patch.label.clone();
+    let mut q = prepared.clone();
+    patch.apply(q.graph_mut())?;
+    graph::prune_initializers(q.graph_mut());
+    let wall_s = start.elapsed().as_secs_f64();
+    let fp32_bytes = model.to_bytes();
+    let qbytes = q.to_bytes();
+    let eval_set: &[Feed] = if eval.is_empty() { calib } else { eval };
+    let mut reference = engine.load(&fp32_bytes)?;
+    let refs = eval_set
+        .iter()
+        .map(|f| reference.run(f, &[]))
+        .collect::<Result<Vec<_>>>()?;
+    let mut cand = engine
+        .load(&qbytes)
+        .map_err(|e| Error::Runtime(format!("the quantized model does not load: {e}")))?;
+    let outputs = compare(&mut *cand, eval_set, &refs, &class_axis_outputs(&prepared))?;
+    let latency = if opts.measure_latency {
+        let mut ta = engine.load_for_timing(&fp32_bytes)?;
+        let mut tb = engine.load_for_timing(&qbytes)?;
+        Some(runner::latency_ratio(
+            &mut *ta,
+            &mut *tb,
+            &eval_set[0],
+            5,
+            200,
+            opts.latency_budget_s,
+        )?)
+    } else {
+        None
+    };
+    let mut warnings = Vec::new();
+    if let Some(l) = latency.filter(|l| l.ratio >= 1.0) {
+        warnings.push(format!(
+            "the int8 model is SLOWER than fp32 on this machine (latency ratio {:.2})",
+            l.ratio
+        ));
+    }
+    if random_inputs {
+        warnings.push("evaluation used RANDOM inputs: the accuracy figures are meaningless".into());
+    }
+    let meets = opts.targets.iter().all(|t| t.met_by(&outputs));
+    let size_ratio = qbytes.len() as f64 / fp32_bytes.len() as f64;
+    let variant = format!("int8 dynamic: {count} MatMul");
+    let report = Report {
+        schema: "edgepack.quantize/1",
+        mode: opts.mode,
+        variant: variant.clone(),
+        method: opts.method,
+        preparation,
+        patches: vec![label],
+        quantized_nodes: Vec::new(),
+        calibration_samples: 0,
+        eval_samples: eval_set.len(),
+        random_inputs,
+        attempts: vec![Attempt {
+            variant,
+            quantized_nodes: count,
+            min_sqnr_db: outputs.iter().filter_map(|o| o.sqnr_db).reduce(f64::min),
+            latency_ratio: latency.map(|l| l.ratio),
+            size_ratio,
+            meets_target: meets,
+        }],
+        outputs,
+        size: SizeReport {
+            fp32_bytes: fp32_bytes.len() as u64,
+            quantized_bytes: qbytes.len() as u64,
+            ratio: size_ratio,
+        },
+        size_ratio,
+        latency_ratio: latency.map(|l| l.ratio),
+        latency,
+        quantize_wall_s: wall_s,
+        targets: opts.targets.clone(),
+        meets_target: (!opts.targets.is_empty()).then_some(meets),
+        layers: Vec::new(),
+        warnings,
+    };
+    Ok(Quantized { model: q, report })
 }

@@ -17,9 +17,9 @@
 use std::collections::HashSet;
 
 use super::graph::{
-    attr, attr_f, attr_i, attr_ints, declared_rank, initializers, make_attr_f, make_attr_i,
-    make_node, node_error, prune_initializers, scalar_f32, tensor_f32, tensor_from_f32,
-    tensor_from_i64, GraphIndex, Patch,
+    attr, attr_f, attr_i, declared_rank, initializers, make_attr_f, make_attr_i, make_node,
+    node_error, prune_initializers, scalar_f32, tensor_f32, tensor_from_f32, tensor_from_i64,
+    GraphIndex, Patch,
 };
 use crate::error::{Error, Result};
 use crate::model::{Model, TensorProto};
@@ -501,7 +501,6 @@ pub fn upgrade_opset(model: &mut Model, target: i64) -> Result<Option<String>> {
     if model.proto.ir_version.unwrap_or(0) < 7 {
         model.proto.ir_version = Some(7);
     }
-    let _ = attr_ints; // keep the helper imported for future attribute rewrites
     Ok(Some(label))
 }
 

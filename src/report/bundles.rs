@@ -1,7 +1,10 @@
-//! What the bundles in a `dist/` folder say about each target: the chosen variant and the
-//! predictions written in each bundle's `manifest.json` (`target.prediction`). Only those
-//! fields are read, so the report does not break when the manifest grows.
+//! What a `dist/` folder says about each target: the chosen variant and the predictions
+//! written in each bundle's `manifest.json` (`target.prediction`), and, when `edgepack
+//! build` left its `<name>-build.json` there, every variant's fit decision per target (the
+//! fit matrix). Only those fields are read, so the report does not break when the files
+//! grow.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -26,6 +29,99 @@ pub struct BundleRow {
     pub bundle_size_bytes_max: Option<u64>,
     pub accuracy_sqnr_db: Option<f64>,
     pub basis: Option<String>,
+}
+
+/// One variant's fit decision for one target.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct FitCell {
+    pub fits: bool,
+    /// Why it does not fit (or what could not be predicted).
+    pub reasons: Vec<String>,
+    pub latency_p50_s: Option<f64>,
+    pub peak_memory_bytes: Option<u64>,
+}
+
+/// Every variant's fit per target, from `edgepack build`'s report.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct FitMatrix {
+    /// Variant names in first-seen order.
+    pub variants: Vec<String>,
+    /// Per target: its name, the chosen variant and the cell of each variant evaluated.
+    pub targets: Vec<(String, Option<String>, BTreeMap<String, FitCell>)>,
+}
+
+/// Everything read from a bundle folder.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct BundleDir {
+    pub rows: Vec<BundleRow>,
+    pub fit: Option<FitMatrix>,
+}
+
+/// The fit matrix of a build report (`{"targets": [{"target", "chosen", "evaluations":
+/// [{"variant", "fits", "reasons", "latency_p50_s", "peak_memory_bytes"}]}]}`), or `None`
+/// when the JSON is not one.
+pub fn fit_matrix(v: &Value) -> Option<FitMatrix> {
+    let targets = v.get("targets")?.as_array()?;
+    let mut m = FitMatrix::default();
+    for t in targets {
+        let name = t.get("target")?.as_str()?.to_string();
+        let chosen = t.get("chosen").and_then(Value::as_str).map(str::to_string);
+        let mut cells = BTreeMap::new();
+        for e in t.get("evaluations")?.as_array()? {
+            let variant = e.get("variant")?.as_str()?.to_string();
+            if !m.variants.contains(&variant) {
+                m.variants.push(variant.clone());
+            }
+            let strings = |k: &str| -> Vec<String> {
+                e.get(k)
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|s| s.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            cells.insert(
+                variant,
+                FitCell {
+                    fits: e.get("fits")?.as_bool()?,
+                    reasons: strings("reasons"),
+                    latency_p50_s: e.get("latency_p50_s").and_then(Value::as_f64),
+                    peak_memory_bytes: e.get("peak_memory_bytes").and_then(Value::as_u64),
+                },
+            );
+        }
+        m.targets.push((name, chosen, cells));
+    }
+    (!m.targets.is_empty()).then_some(m)
+}
+
+/// Read a bundle folder: every bundle (`*.zip` or a folder with `manifest.json`), sorted by
+/// name, and the fit matrix of a `*-build.json` build report if there is one. Other files
+/// are skipped; a bundle whose manifest is unreadable is an error naming it.
+pub fn read_bundle_dir(dir: &Path) -> Result<BundleDir> {
+    let rows = read_dir(dir)?;
+    let mut fit = None;
+    let mut reports: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with("-build.json"))
+        })
+        .collect();
+    reports.sort();
+    if let Some(p) = reports.first() {
+        let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| Error::file(p, format!("not valid JSON: {e}")))?;
+        fit = Some(
+            fit_matrix(&v)
+                .ok_or_else(|| Error::file(p, "a build report without targets[].evaluations[]"))?,
+        );
+    }
+    Ok(BundleDir { rows, fit })
 }
 
 /// Read every bundle (`*.zip` or a folder with `manifest.json`) in `dir`, sorted by name.
@@ -140,6 +236,31 @@ mod tests {
         assert_eq!(rows[0].threads, Some(4));
         assert_eq!(rows[0].peak_memory_bytes, Some(180_000_000));
         assert_eq!(rows[1].target, "cloud-vm");
+    }
+
+    #[test]
+    fn reads_the_fit_matrix_of_a_build_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = json!({"model": "det.onnx", "targets": [
+            {"target": "pi4", "chosen": "int8", "evaluations": [
+                {"variant": "fp32", "fits": false, "reasons": ["peak memory 1.2 GB > 1.0 GB"],
+                 "latency_p50_s": 0.4, "peak_memory_bytes": 1200000000u64},
+                {"variant": "int8", "fits": true, "reasons": [], "latency_p50_s": 0.2}]},
+            {"target": "vm", "chosen": "fp32", "evaluations": [
+                {"variant": "fp32", "fits": true, "reasons": []}]}
+        ]});
+        std::fs::write(dir.path().join("det-build.json"), report.to_string()).unwrap();
+        let d = read_bundle_dir(dir.path()).unwrap();
+        assert!(d.rows.is_empty());
+        let m = d.fit.unwrap();
+        assert_eq!(m.variants, vec!["fp32", "int8"]);
+        assert_eq!(m.targets[0].1.as_deref(), Some("int8"));
+        assert!(!m.targets[0].2["fp32"].fits);
+        assert_eq!(m.targets[0].2["fp32"].reasons.len(), 1);
+        assert!(!m.targets[1].2.contains_key("int8"));
+        std::fs::write(dir.path().join("det-build.json"), "{\"targets\": 3}").unwrap();
+        let e = read_bundle_dir(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("det-build.json"), "{e}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::bundles::BundleRow;
+use super::bundles::{fit_matrix, BundleDir, BundleRow};
 use super::html::Inputs;
 use super::quantize::QuantizeSummary;
 use super::targets::TargetRam;
@@ -161,26 +161,50 @@ pub fn sample_inputs() -> Inputs {
         profile: sample_profile(),
         quantize: Some(
             QuantizeSummary::from_json(&serde_json::json!({
-                "mode": "int8", "size_ratio": 0.29, "latency_ratio": 0.78,
-                "fp32_size_bytes": 585532, "quantized_size_bytes": 170000,
+                "schema": "edgepack.quantize/1", "mode": "auto",
+                "variant": "int8 (2 nodes kept in float)", "random_inputs": false,
+                "calibration_samples": 64, "eval_samples": 32, "quantize_wall_s": 4.2,
+                "size": {"fp32_bytes": 585532, "quantized_bytes": 170000, "ratio": 0.29},
+                "size_ratio": 0.29, "latency_ratio": 0.78,
                 "outputs": [{"output": "softmax_0.tmp_0", "sqnr_db": 31.4, "cosine": 0.99964,
-                             "top1_agreement": 0.998, "max_abs_error": 0.0123}]
+                             "top1_agreement": 0.998, "max_abs_error": 0.0123}],
+                "attempts": [
+                    {"variant": "int8", "min_sqnr_db": 19.5, "latency_ratio": 0.71,
+                     "size_ratio": 0.27, "meets_target": false},
+                    {"variant": "int8 (2 nodes kept in float)", "min_sqnr_db": 31.4,
+                     "latency_ratio": 0.78, "size_ratio": 0.29, "meets_target": true}
+                ]
             }))
             .unwrap(),
         ),
-        bundles: Some(vec![BundleRow {
-            file: "cls-raspberry-pi-4-4gb.zip".into(),
-            target: "raspberry-pi-4-4gb".into(),
-            variant: "int8".into(),
-            threads: Some(4),
-            batch: Some(1),
-            latency_p50_s: Some(0.021),
-            latency_p95_s: Some(0.025),
-            peak_memory_bytes: Some(150_000_000),
-            bundle_size_bytes_max: Some(1_000_000),
-            accuracy_sqnr_db: Some(31.4),
-            basis: Some("scaled from host (relative_compute 1.0 vs 3.0)".into()),
-        }]),
+        bundles: Some(BundleDir {
+            rows: vec![BundleRow {
+                file: "cls-raspberry-pi-4-4gb.zip".into(),
+                target: "raspberry-pi-4-4gb".into(),
+                variant: "int8".into(),
+                threads: Some(4),
+                batch: Some(1),
+                latency_p50_s: Some(0.021),
+                latency_p95_s: Some(0.025),
+                peak_memory_bytes: Some(150_000_000),
+                bundle_size_bytes_max: Some(1_000_000),
+                accuracy_sqnr_db: Some(31.4),
+                basis: Some("scaled from host (relative_compute 1.0 vs 3.0)".into()),
+            }],
+            fit: fit_matrix(&serde_json::json!({"targets": [
+                {"target": "raspberry-pi-4-4gb", "chosen": "int8", "evaluations": [
+                    {"variant": "fp32", "fits": false,
+                     "reasons": ["p50 48.0 ms over the 30 ms budget"],
+                     "latency_p50_s": 0.048, "peak_memory_bytes": 160000000u64},
+                    {"variant": "int8", "fits": true, "reasons": [],
+                     "latency_p50_s": 0.021, "peak_memory_bytes": 150000000u64}]},
+                {"target": "tiny-mcu-board", "chosen": null, "evaluations": [
+                    {"variant": "fp32", "fits": false,
+                     "reasons": ["peak memory 160.0 MB over 134.2 MB"]},
+                    {"variant": "int8", "fits": false,
+                     "reasons": ["peak memory 150.0 MB over 134.2 MB"]}]}
+            ]})),
+        }),
         targets: vec![
             TargetRam {
                 name: "raspberry-pi-4-4gb".into(),

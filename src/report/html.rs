@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::bundles::BundleRow;
+use super::bundles::{BundleDir, BundleRow, FitMatrix};
 use super::plot::{self, Axis, HLine, LineChart, Series};
 use super::quantize::QuantizeSummary;
 use super::targets::TargetRam;
@@ -25,8 +25,8 @@ use crate::profile::schema::{ConfigResult, Profile, Status};
 pub struct Inputs {
     pub profile: Profile,
     pub quantize: Option<QuantizeSummary>,
-    /// `None` when no bundle folder was given; empty when it held no bundles.
-    pub bundles: Option<Vec<BundleRow>>,
+    /// `None` when no bundle folder was given.
+    pub bundles: Option<BundleDir>,
     pub targets: Vec<TargetRam>,
 }
 
@@ -345,12 +345,12 @@ margin:0;background:#f4f6f9}\
 header{background:#1d2b3a;color:#fff;padding:18px 32px}\
 header h1{margin:0 0 4px;font-size:22px}header p{margin:2px 0;color:#c8d3df}\
 main{max-width:1100px;margin:0 auto;padding:8px 24px 40px}\
-section{background:#fff;border:1px solid #dde3ea;border-radius:8px;margin:18px 0;padding:14px 20px}\
+section{background:#fff;border:1px solid #dde3ea;border-radius:8px;margin:18px 0;padding:14px 20px;overflow-x:auto}\
 h2{font-size:18px;margin:4px 0 10px}\
 .chart{max-width:920px;margin:8px auto}.chart svg{width:100%;height:auto;display:block}\
 table{border-collapse:collapse;width:100%;font-size:13.5px}\
 th,td{border-bottom:1px solid #e6eaef;padding:5px 8px;text-align:left;vertical-align:top}\
-th{background:#f0f3f7;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}\
+th{background:#f0f3f7;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
 .ok{color:#0a7a3e;font-weight:600}.bad{color:#b3261e;font-weight:600}.muted{color:#6b7684}\
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;margin:0}dt{color:#6b7684}dd{margin:0}\
 code{font-size:12.5px;background:#f0f3f7;padding:1px 4px;border-radius:3px}\
@@ -423,7 +423,12 @@ pub fn render(inp: &Inputs) -> Result<String> {
     h.push_str("</section>\n");
 
     fit_section(&mut h, p, &inp.targets);
-    bundles_section(&mut h, inp.bundles.as_deref(), &inp.targets);
+    matrix_section(&mut h, inp.bundles.as_ref().and_then(|b| b.fit.as_ref()));
+    bundles_section(
+        &mut h,
+        inp.bundles.as_ref().map(|b| b.rows.as_slice()),
+        &inp.targets,
+    );
     quantize_section(&mut h, inp.quantize.as_ref());
     configs_section(&mut h, p);
     let _ = write!(
@@ -588,6 +593,67 @@ fn fit_section(h: &mut String, p: &Profile, targets: &[TargetRam]) {
     h.push_str("</tbody></table></section>\n");
 }
 
+/// Every variant against every target, from `edgepack build`'s report.
+fn matrix_section(h: &mut String, m: Option<&FitMatrix>) {
+    h.push_str("<section id=\"matrix\"><h2>Fit matrix: every variant on every target</h2>\n");
+    let Some(m) = m else {
+        h.push_str(
+            "<p class=\"muted\">No build report in the bundle folder (<code>edgepack build</code> \
+             writes <code>NAME-build.json</code> next to the bundles).</p></section>\n",
+        );
+        return;
+    };
+    h.push_str("<table><thead><tr><th>target</th>");
+    for v in &m.variants {
+        let _ = write!(h, "<th>{}</th>", esc(v));
+    }
+    h.push_str("</tr></thead><tbody>\n");
+    for (target, chosen, cells) in &m.targets {
+        let _ = write!(h, "<tr><td>{}</td>", esc(target));
+        for v in &m.variants {
+            match cells.get(v) {
+                None => h.push_str("<td class=\"muted\">not evaluated</td>"),
+                Some(c) => {
+                    let star = if chosen.as_deref() == Some(v.as_str()) {
+                        " ★ chosen"
+                    } else {
+                        ""
+                    };
+                    let figures: Vec<String> = [
+                        c.latency_p50_s.map(|p| format!("p50 {}", secs(p))),
+                        c.peak_memory_bytes
+                            .map(|b| format!("peak {}", bytes(b as f64))),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                    let (class, word) = if c.fits {
+                        ("ok", "fits")
+                    } else {
+                        ("bad", "no")
+                    };
+                    let _ = write!(
+                        h,
+                        "<td><span class=\"{class}\">{word}{star}</span>{}{}</td>",
+                        if figures.is_empty() {
+                            String::new()
+                        } else {
+                            format!("<br><span class=\"muted\">{}</span>", figures.join(", "))
+                        },
+                        if c.reasons.is_empty() {
+                            String::new()
+                        } else {
+                            format!("<br>{}", esc(&c.reasons.join("; ")))
+                        }
+                    );
+                }
+            }
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</tbody></table></section>\n");
+}
+
 fn bundles_section(h: &mut String, bundles: Option<&[BundleRow]>, targets: &[TargetRam]) {
     h.push_str(
         "<section id=\"bundles\"><h2>Bundles: chosen variant and predictions per target</h2>\n",
@@ -641,9 +707,21 @@ fn quantize_section(h: &mut String, q: Option<&QuantizeSummary>) {
         h.push_str("<p class=\"muted\">No quantize report given (pass the file written by <code>edgepack quantize --report</code>).</p></section>\n");
         return;
     };
+    if q.random_inputs {
+        h.push_str(
+            "<p class=\"bad\">Accuracy was measured on random inputs: it says little about \
+             real data (give the quantizer --calibration and --eval folders).</p>\n",
+        );
+    }
+    for w in &q.warnings {
+        let _ = writeln!(h, "<p class=\"bad\">{}</p>", esc(w));
+    }
     h.push_str("<dl>");
     if let Some(m) = &q.mode {
         let _ = write!(h, "<dt>mode</dt><dd>{}</dd>", esc(m));
+    }
+    if let Some(v) = &q.variant {
+        let _ = write!(h, "<dt>chosen variant</dt><dd>{}</dd>", esc(v));
     }
     for (k, v) in &q.figures {
         let shown = if k.ends_with("_bytes") {
@@ -677,6 +755,29 @@ fn quantize_section(h: &mut String, q: Option<&QuantizeSummary>) {
                 opt(o.cosine, |c| format!("{c:.5}")),
                 opt(o.top1_agreement, |t| format!("{:.2}%", t * 100.0)),
                 opt(o.max_abs_error, |e| format!("{e:.3e}"))
+            );
+        }
+        h.push_str("</tbody></table>\n");
+    }
+    if q.attempts.len() > 1 {
+        h.push_str(
+            "<h3>Variants tried</h3><table><thead><tr><th>variant</th><th>worst SQNR</th>\
+             <th>latency ratio</th><th>size ratio</th><th>meets target</th></tr></thead><tbody>\n",
+        );
+        for a in &q.attempts {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+                 <td class=\"num\">{}</td><td>{}</td></tr>",
+                esc(&a.variant),
+                opt(a.min_sqnr_db, |d| format!("{d:.1} dB")),
+                opt(a.latency_ratio, |r| format!("{r:.3}×")),
+                opt(a.size_ratio, |r| format!("{r:.3}×")),
+                match a.meets_target {
+                    Some(true) => "<span class=\"ok\">yes</span>",
+                    Some(false) => "<span class=\"bad\">no</span>",
+                    None => "–",
+                }
             );
         }
         h.push_str("</tbody></table>\n");

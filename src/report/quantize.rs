@@ -24,14 +24,32 @@ pub struct OutputRow {
     pub max_abs_error: Option<f64>,
 }
 
+/// One candidate an `auto` quantization tried.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttemptRow {
+    pub variant: String,
+    pub min_sqnr_db: Option<f64>,
+    pub latency_ratio: Option<f64>,
+    pub size_ratio: Option<f64>,
+    pub meets_target: Option<bool>,
+}
+
 /// The figures of a quantize report the gate and the HTML report use.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct QuantizeSummary {
     /// The quantization mode, if the report names it.
     pub mode: Option<String>,
+    /// The winning variant, if the report names it.
+    pub variant: Option<String>,
+    /// Accuracy was measured on random inputs (then it says little).
+    pub random_inputs: bool,
     pub outputs: Vec<OutputRow>,
-    /// Other top-level numbers (ratios, sizes, timings), in report order.
+    /// Other top-level numbers (ratios, sizes, timings) and those of a `size` object, in
+    /// report order.
     pub figures: Vec<(String, f64)>,
+    /// What `auto` tried (`attempts`), when there is more than the winner.
+    pub attempts: Vec<AttemptRow>,
+    pub warnings: Vec<String>,
 }
 
 impl QuantizeSummary {
@@ -53,10 +71,37 @@ impl QuantizeSummary {
                 return Err(format!("this is a '{schema}' file, not a quantize report"));
             }
         }
+        let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_string);
         let mut s = QuantizeSummary {
-            mode: obj.get("mode").and_then(Value::as_str).map(str::to_string),
+            mode: text("mode"),
+            variant: text("variant"),
+            random_inputs: obj.get("random_inputs").and_then(Value::as_bool) == Some(true),
+            warnings: obj
+                .get("warnings")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|w| w.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
             ..Default::default()
         };
+        if let Some(Value::Array(items)) = obj.get("attempts") {
+            s.attempts = items
+                .iter()
+                .filter_map(|a| {
+                    let a = a.as_object()?;
+                    Some(AttemptRow {
+                        variant: a.get("variant")?.as_str()?.to_string(),
+                        min_sqnr_db: num(a, "min_sqnr_db"),
+                        latency_ratio: num(a, "latency_ratio"),
+                        size_ratio: num(a, "size_ratio"),
+                        meets_target: a.get("meets_target").and_then(Value::as_bool),
+                    })
+                })
+                .collect();
+        }
         match obj.get("outputs") {
             Some(Value::Array(items)) => items.iter().for_each(|i| collect_rows(i, &mut s.outputs)),
             _ => collect_rows(v, &mut s.outputs),
@@ -64,6 +109,13 @@ impl QuantizeSummary {
         for (k, val) in obj {
             if let Some(x) = val.as_f64() {
                 s.figures.push((k.clone(), x));
+            }
+        }
+        if let Some(Value::Object(size)) = obj.get("size") {
+            for (k, val) in size {
+                if let Some(x) = val.as_f64() {
+                    s.figures.push((format!("size {k}"), x));
+                }
             }
         }
         if s.outputs.is_empty() && s.figures.is_empty() {
@@ -150,6 +202,34 @@ mod tests {
         assert_eq!(s.outputs.len(), 2, "only the chosen model's outputs");
         assert_eq!(s.worst_sqnr_db(), Some(27.0));
         assert_eq!(s.figure("size_ratio"), Some(0.31));
+    }
+
+    #[test]
+    fn reads_the_quantizer_report_layout() {
+        let v = json!({
+            "schema": "edgepack.quantize/1", "mode": "auto", "variant": "int8 (2 nodes in float)",
+            "random_inputs": false, "calibration_samples": 32, "quantize_wall_s": 3.5,
+            "outputs": [{"output": "y", "sqnr_db": 30.0, "cosine": 0.9993,
+                         "max_abs_error": 0.01, "mean_abs_error": 0.001, "top1_agreement": null,
+                         "elements": 100}],
+            "size": {"fp32_bytes": 1000, "quantized_bytes": 300, "ratio": 0.3},
+            "size_ratio": 0.3, "latency_ratio": 0.8,
+            "attempts": [
+                {"variant": "int8", "quantized_nodes": 9, "min_sqnr_db": 21.0,
+                 "latency_ratio": 0.7, "size_ratio": 0.28, "meets_target": false},
+                {"variant": "int8 (2 nodes in float)", "quantized_nodes": 7, "min_sqnr_db": 30.0,
+                 "latency_ratio": 0.8, "size_ratio": 0.3, "meets_target": true}
+            ],
+            "warnings": ["slower than fp32 on batch 8"]
+        });
+        let s = QuantizeSummary::from_json(&v).unwrap();
+        assert_eq!(s.variant.as_deref(), Some("int8 (2 nodes in float)"));
+        assert_eq!(s.attempts.len(), 2);
+        assert_eq!(s.attempts[0].meets_target, Some(false));
+        assert_eq!(s.figure("size quantized_bytes"), Some(300.0));
+        assert_eq!(s.figure("latency_ratio"), Some(0.8));
+        assert_eq!(s.warnings.len(), 1);
+        assert_eq!(s.worst_sqnr_db(), Some(30.0));
     }
 
     #[test]

@@ -172,3 +172,103 @@ fn unwritable_output_fails_before_any_work() {
         .code(2)
         .stderr(predicates::str::contains("does not exist"));
 }
+
+#[test]
+fn compare_of_a_model_with_itself_agrees_fully() {
+    let Some(model) = cls_model() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    write_images(&tmp.path().join("in"), 2);
+    let out = edgepack()
+        .arg("compare")
+        .arg(&model)
+        .arg(&model)
+        .arg("--inputs")
+        .arg(tmp.path().join("in"))
+        .args(["--json", "--no-latency"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["samples"], 2);
+    assert_eq!(v["outputs"][0]["max_abs_error"].as_f64(), Some(0.0));
+    assert_eq!(v["outputs"][0]["top1_agreement"].as_f64(), Some(1.0));
+}
+
+#[test]
+fn debug_layers_reports_an_error_per_quantized_tensor() {
+    let Some(model) = cls_model() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("r.json");
+    edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(tmp.path().join("q.onnx"))
+        .args([
+            "--dim",
+            "1",
+            "--dim",
+            "48",
+            "--dim",
+            "192",
+            "--no-latency",
+            "--debug-layers",
+        ])
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("RANDOM inputs"));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let layers = r["layers"].as_array().unwrap();
+    assert!(layers.len() > 20, "{}", layers.len());
+    assert!(layers.iter().all(|l| l["tensor"].is_string()));
+    assert_eq!(r["random_inputs"], true);
+}
+
+#[test]
+fn int8_dynamic_rewrites_matmuls_without_calibration_data() {
+    let Some(model) = cls_model() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("r.json");
+    let out = tmp.path().join("q.onnx");
+    edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(&out)
+        .args([
+            "--mode",
+            "int8-dynamic",
+            "--dim",
+            "1",
+            "--dim",
+            "48",
+            "--dim",
+            "192",
+            "--no-latency",
+        ])
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .success();
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert!(r["variant"].as_str().unwrap().contains("dynamic"));
+    let m = edgepack::model::Model::load(&out).unwrap();
+    assert!(m.graph().node.iter().any(|n| n.op_type == "MatMulInteger"));
+}
+
+#[test]
+fn unimplemented_modes_are_refused_with_exit_2() {
+    let Some(model) = cls_model() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(tmp.path().join("q.onnx"))
+        .args(["--mode", "fp16"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("not implemented"));
+    assert!(!tmp.path().join("q.onnx").exists());
+}

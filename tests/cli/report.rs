@@ -41,6 +41,21 @@ fn write_inputs(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
         .unwrap();
     z.write_all(manifest.to_string().as_bytes()).unwrap();
     z.finish().unwrap();
+    // `edgepack build`'s report: every variant's fit per target.
+    std::fs::write(
+        dist.join("cls-build.json"),
+        serde_json::json!({"model": "cls.onnx", "targets": [
+            {"target": "raspberry-pi-4-4gb", "chosen": "int8", "evaluations": [
+                {"variant": "fp32", "fits": false, "reasons": ["p50 48.0 ms over the 30 ms budget"],
+                 "latency_p50_s": 0.048, "peak_memory_bytes": 160000000u64},
+                {"variant": "int8", "fits": true, "reasons": [],
+                 "latency_p50_s": 0.021, "peak_memory_bytes": 150000000u64}]},
+            {"target": "jetson-nano-4gb", "chosen": "fp32", "evaluations": [
+                {"variant": "fp32", "fits": true, "reasons": [], "latency_p50_s": 0.012}]}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
     // The repository's real target files.
     let hw = Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware");
     (profile, quantize, dist, hw)
@@ -77,6 +92,11 @@ fn report_writes_one_self_contained_html_page() {
     assert!(html.contains("jetson-nano-4gb"));
     assert!(html.contains("raspberry-pi-4-4gb"));
     assert!(html.contains("31.4 dB"));
+    assert!(
+        html.contains("fits ★ chosen"),
+        "fit matrix from the build report"
+    );
+    assert!(html.contains("p50 48.0 ms over the 30 ms budget"));
     for bad in ["src=\"http", "href=\"http", "<script", "<link", "url("] {
         assert!(!html.contains(bad), "self-contained, found {bad}");
     }

@@ -1,0 +1,100 @@
+//! `edgepack compare A.onnx B.onnx --inputs DIR`: offline A/B comparison.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::quantize::{load_folder, PreprocessArgs};
+use super::Outcome;
+use edgepack::quantize::engine::RuntimeEngine;
+use edgepack::quantize::{compare_models, Comparison};
+use edgepack::{model::Model, Error, Result};
+
+/// Compare model B against model A on the same inputs (accuracy and latency).
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The reference model.
+    pub a: PathBuf,
+    /// The model to judge against A.
+    pub b: PathBuf,
+    /// Folder of inputs (.png/.jpg images or .npy tensors).
+    #[arg(long, value_name = "DIR")]
+    pub inputs: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Skip the latency comparison.
+    #[arg(long)]
+    pub no_latency: bool,
+    /// Seconds to spend on the interleaved latency comparison.
+    #[arg(long, default_value_t = 10.0)]
+    pub latency_budget_s: f64,
+    /// Intra-op threads for the timing sessions.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    #[command(flatten)]
+    pub preprocess: PreprocessArgs,
+}
+
+pub fn run(ort_lib: &Option<PathBuf>, args: CompareArgs) -> Result<Outcome> {
+    let a = Model::load(&args.a)?;
+    let b = Model::load(&args.b)?;
+    let pre = args.preprocess.resolve()?;
+    let feeds: Vec<_> = load_folder(&a, &args.inputs, &pre)?
+        .into_iter()
+        .map(|x| x.1)
+        .collect();
+    // B must accept the same inputs: check every file against B's signature too.
+    load_folder(&b, &args.inputs, &pre)
+        .map_err(|e| Error::usage(format!("model B ({})", args.b.display()), e.to_string()))?;
+    let engine = RuntimeEngine::new(ort_lib.as_deref(), args.threads)?;
+    let c = compare_models(
+        &a,
+        &b,
+        &feeds,
+        &engine,
+        (!args.no_latency).then_some(args.latency_budget_s),
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&c).expect("serializes"));
+    } else {
+        print_table(&c, &args);
+    }
+    Ok(Outcome::Success)
+}
+
+fn print_table(c: &Comparison, args: &CompareArgs) {
+    let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |x| format!("{x:.p$}"));
+    println!("A: {} ({} bytes)", args.a.display(), c.a_bytes);
+    println!(
+        "B: {} ({} bytes, {:.3}x)",
+        args.b.display(),
+        c.b_bytes,
+        c.b_bytes as f64 / c.a_bytes as f64
+    );
+    if let Some(l) = &c.latency {
+        println!(
+            "latency B/A: {:.3}x  (A p50 {:.3} ms, B p50 {:.3} ms, {} interleaved pairs)",
+            l.ratio,
+            l.a_p50_s * 1e3,
+            l.b_p50_s * 1e3,
+            l.pairs
+        );
+    }
+    println!("accuracy of B against A on {} samples:", c.samples);
+    println!(
+        "  {:<28} {:>9} {:>10} {:>12} {:>12} {:>8}",
+        "output", "SQNR dB", "cosine", "max |err|", "mean |err|", "top-1 %"
+    );
+    for o in &c.outputs {
+        println!(
+            "  {:<28} {:>9} {:>10} {:>12.5} {:>12.6} {:>8}",
+            o.output,
+            f(o.sqnr_db, 2),
+            f(o.cosine, 6),
+            o.max_abs_error,
+            o.mean_abs_error,
+            f(o.top1_agreement.map(|x| x * 100.0), 2)
+        );
+    }
+}
