@@ -34,9 +34,21 @@ pub struct CompareArgs {
     pub threads: usize,
     #[command(flatten)]
     pub preprocess: PreprocessArgs,
+    #[command(flatten)]
+    pub isolation: super::isolation::IsolationArgs,
 }
 
-pub fn run(ort_lib: &Option<PathBuf>, args: CompareArgs) -> Result<Outcome> {
+/// Calibration, evaluation and timing load and run the model: they happen in an isolated
+/// child (memory limit, timeout, own process group), which re-runs this command line.
+pub fn run(ort_lib: &Option<PathBuf>, args: CompareArgs) -> anyhow::Result<Outcome> {
+    if !args.isolation.isolated_child {
+        let limits = args.isolation.limits()?;
+        return super::isolation::rerun_isolated(&args.b, limits);
+    }
+    Ok(run_in_process(ort_lib, args)?)
+}
+
+fn run_in_process(ort_lib: &Option<PathBuf>, args: CompareArgs) -> Result<Outcome> {
     let a = Model::load(&args.a)?;
     let b = Model::load(&args.b)?;
     let pre = args.preprocess.resolve()?;

@@ -158,7 +158,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Inspect(args) => inspect::run(&cli.ort_lib, args),
         Command::Profile(args) => profile::run(&cli.ort_lib, *args),
         Command::ProfileWorker => profile::worker(),
-        Command::Quantize(args) => quantize::run(&cli.ort_lib, *args).map_err(Into::into),
-        Command::Compare(args) => compare::run(&cli.ort_lib, args).map_err(Into::into),
+        Command::Quantize(args) => quantize::run(&cli.ort_lib, *args),
+        Command::Compare(args) => compare::run(&cli.ort_lib, args),
     }
 }

@@ -174,6 +174,8 @@ pub struct QuantizeArgs {
     pub threads: usize,
     #[command(flatten)]
     pub preprocess: PreprocessArgs,
+    #[command(flatten)]
+    pub isolation: super::isolation::IsolationArgs,
 }
 
 fn check_writable(path: &Path) -> Result<()> {
@@ -208,7 +210,17 @@ pub fn load_folder(model: &Model, dir: &Path, pre: &Preprocess) -> Result<Vec<(P
         .collect()
 }
 
-pub fn run(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outcome> {
+/// Calibration, evaluation and timing load and run the model: they happen in an isolated
+/// child (memory limit, timeout, own process group), which re-runs this command line.
+pub fn run(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> anyhow::Result<Outcome> {
+    if !args.isolation.isolated_child {
+        let limits = args.isolation.limits()?;
+        return super::isolation::rerun_isolated(&args.model, limits);
+    }
+    Ok(run_in_process(ort_lib, args)?)
+}
+
+fn run_in_process(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outcome> {
     let mode = match args.mode {
         ModeArg::Int8 => Mode::Int8,
         ModeArg::Auto => Mode::Auto,
