@@ -18,8 +18,11 @@ use super::Outcome;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The ONNX model.
+    /// The ONNX model, or a package/bundle (verified first, then its self-test is run).
     pub model: PathBuf,
+    /// With a package or bundle: require a signature by this public key.
+    #[arg(long, value_name = "PUB")]
+    pub key: Option<PathBuf>,
     /// Input data: NAME=FILE (.npy, .pb TensorProto, or .npz holding NAME). Repeatable.
     #[arg(long = "input", value_name = "NAME=FILE")]
     pub input: Vec<String>,
@@ -120,6 +123,9 @@ fn stats(t: &Tensor) -> (String, String, String) {
 }
 
 pub fn run(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome> {
+    if is_archive(&args.model) {
+        return run_archive(ort_lib, args);
+    }
     // Stage 1: everything about the user's files and flags, before loading ONNX Runtime.
     let model = Model::load(&args.model)?;
     let overrides = ShapeOverrides::from_args(&args.shape, &args.dim)?;
@@ -200,4 +206,38 @@ pub fn run(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome> {
         eprintln!("wrote {}", p.display());
     }
     Ok(Outcome::Success)
+}
+
+/// Whether the file is a zip (a package or bundle) rather than an ONNX protobuf.
+fn is_archive(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == *b"PK\x03\x04"
+}
+
+/// `run BUNDLE`: what a device does on arrival. Verify the archive (files, hashes,
+/// signature), then run its own self-test inputs with ONNX Runtime and compare against the
+/// expected outputs it carries, through the same code as `verify --self-test`.
+fn run_archive(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome> {
+    if !args.input.is_empty() || args.inputs.is_some() || args.output_dir.is_some() {
+        return Err(edgepack::Error::usage(
+            args.model.display().to_string(),
+            "a package or bundle runs its own self-test inputs; to run other inputs, \
+             extract it with `edgepack verify --extract DIR` and run the model inside",
+        )
+        .into());
+    }
+    super::verify::run(
+        ort_lib,
+        super::verify::VerifyArgs {
+            archive: args.model,
+            key: args.key,
+            json: false,
+            extract: None,
+            self_test: true,
+        },
+    )
 }

@@ -410,3 +410,55 @@ fn runtime_list_shows_cached_runtimes_and_a_broken_library_is_one_line() {
         "{line}"
     );
 }
+
+/// `run BUNDLE` is what a device does on arrival: verify, then run the bundle's own
+/// self-test inputs; a tampered bundle is refused before anything runs.
+#[test]
+fn run_on_a_bundle_verifies_it_and_runs_its_self_test() {
+    if !runtime_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let samples = dir.path().join("samples");
+    std::fs::create_dir(&samples).unwrap();
+    npy::write_npy(
+        &samples.join("x.npy"),
+        &Tensor::random(DType::F32, &[1, 3, 48, 192], 3),
+    )
+    .unwrap();
+    let pkg = dir.path().join("cls.edgepkg");
+    edgepack()
+        .arg("package")
+        .arg(cls_model())
+        .arg("-o")
+        .arg(&pkg)
+        .arg("--sample-inputs")
+        .arg(&samples)
+        .assert()
+        .success();
+    let out = edgepack().arg("run").arg(&pkg).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("OK") && stdout.contains("self-test case0"),
+        "{stdout}"
+    );
+
+    let mut bytes = std::fs::read(&pkg).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    let bad = dir.path().join("tampered.edgepkg");
+    std::fs::write(&bad, &bytes).unwrap();
+    let out = edgepack().arg("run").arg(&bad).output().unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "a tampered package must not run"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("self-test case0 on fp32: ok"));
+}
