@@ -22,7 +22,7 @@ use edgepack::model::proto::{tensor_proto::DataLocation, StringStringEntryProto}
 use edgepack::model::{attr, DataType, GraphProto, Model, TensorProto};
 use edgepack::tensor::{npy, DType, Tensor};
 
-use crate::common::edgepack;
+use crate::common::{edgepack, runtime_available};
 
 /// One bad input: the folder it lives in, the command line, and what the error must name.
 struct Case {
@@ -1015,21 +1015,6 @@ fn verification_failures_are_one_clear_line_and_status_1() {
             .expect(&model_entry),
     );
     check_all(cases);
-}
-
-/// Whether the CLI finds ONNX Runtime. Tests that need it say loudly when they skip; with
-/// EDGEPACK_REQUIRE_ORT=1 (CI) they fail instead.
-fn runtime_available() -> bool {
-    let out = edgepack().args(["runtime", "which"]).output().unwrap();
-    if out.status.success() {
-        return true;
-    }
-    let why = String::from_utf8_lossy(&out.stderr);
-    if std::env::var_os("EDGEPACK_REQUIRE_ORT").is_some_and(|v| v == "1") {
-        panic!("EDGEPACK_REQUIRE_ORT=1 but: {why}");
-    }
-    eprintln!("\n*** SKIPPED: needs ONNX Runtime: {why} ***\n");
-    false
 }
 
 /// `y = ConstantOfShape(s)` with the shape an *input*: nothing can size it statically, so

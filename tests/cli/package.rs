@@ -5,15 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use edgepack::zoo::ZooModel;
-
-use crate::common::edgepack;
-
-fn cls_model() -> PathBuf {
-    ZooModel::PpOcrCls
-        .path()
-        .expect("PP-OCR classifier from PyPI")
-}
+use crate::common::{cls_model, edgepack, one_stderr_line, runtime_available};
 
 fn hardware() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware")
@@ -38,13 +30,6 @@ fn package(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
         .assert()
         .success();
     out
-}
-
-fn one_stderr_line(out: &std::process::Output) -> String {
-    let s = String::from_utf8_lossy(&out.stderr).to_string();
-    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line on stderr, got: {s}");
-    lines[0].to_string()
 }
 
 /// A zip built by hand from stored entries, so tests can write what no honest tool writes.
@@ -337,22 +322,6 @@ fn targets_lists_hardware_and_bad_target_files_exit_2() {
     let out = edgepack().arg("targets").arg(d.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(one_stderr_line(&out).contains("typo.toml"));
-}
-
-/// Whether ONNX Runtime is available to the CLI (tests that need it say so loudly).
-fn runtime_available() -> bool {
-    let out = edgepack().args(["runtime", "which"]).output().unwrap();
-    if out.status.success() {
-        return true;
-    }
-    if std::env::var_os("EDGEPACK_REQUIRE_ORT").is_some_and(|v| v == "1") {
-        panic!(
-            "EDGEPACK_REQUIRE_ORT=1 but: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    eprintln!("\n*** SKIPPED: needs ONNX Runtime ***\n");
-    false
 }
 
 #[test]

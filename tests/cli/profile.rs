@@ -7,22 +7,7 @@ use std::path::{Path, PathBuf};
 use edgepack::model::builder::{mlp_with, WeightStorage};
 use edgepack::profile::schema::{FailureKind, Profile, Status, PROFILE_SCHEMA};
 
-use crate::common::edgepack;
-
-/// Whether the CLI finds ONNX Runtime. Tests that need it say loudly when they skip; with
-/// EDGEPACK_REQUIRE_ORT=1 (CI) they fail instead.
-fn runtime_available() -> bool {
-    let out = edgepack().args(["runtime", "which"]).output().unwrap();
-    if out.status.success() {
-        return true;
-    }
-    let why = String::from_utf8_lossy(&out.stderr);
-    if std::env::var_os("EDGEPACK_REQUIRE_ORT").is_some_and(|v| v == "1") {
-        panic!("EDGEPACK_REQUIRE_ORT=1 but: {why}");
-    }
-    eprintln!("\n*** SKIPPED: needs ONNX Runtime: {why} ***\n");
-    false
-}
+use crate::common::{edgepack, one_stderr_line, runtime_available};
 
 /// A plan that keeps each configuration well under a second.
 const TINY_PLAN: &str = r#"
@@ -57,13 +42,6 @@ fn tiny_plan(dir: &Path) -> PathBuf {
 fn read_profile(p: &Path) -> Profile {
     let text = std::fs::read_to_string(p).unwrap();
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
-fn one_line(out: &std::process::Output) -> String {
-    let s = String::from_utf8_lossy(&out.stderr).to_string();
-    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line on stderr, got: {s}");
-    lines[0].to_string()
 }
 
 #[test]
@@ -233,7 +211,7 @@ fn plan_typo_exits_2_naming_the_key_and_writes_nothing() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let line = one_line(&out);
+    let line = one_stderr_line(&out);
     assert!(
         line.contains("typo.toml") && line.contains("min_iteration"),
         "{line}"
@@ -287,7 +265,7 @@ fn bad_sizes_exit_2_before_anything_runs() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        let line = one_line(&out);
+        let line = one_stderr_line(&out);
         assert!(line.contains(needle), "{args:?}: {line}");
         assert!(!json.exists(), "{args:?}");
     }
@@ -393,7 +371,7 @@ fn profiling_a_package_uses_its_execution_context_and_variant_hash() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(one_line(&out).contains("no variant 'int3'"));
+    assert!(one_stderr_line(&out).contains("no variant 'int3'"));
 }
 
 #[test]
@@ -438,5 +416,5 @@ fn inputs_folder_fixes_the_shapes_and_cannot_be_mixed_with_a_batch_sweep() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(one_line(&out).contains("--inputs"));
+    assert!(one_stderr_line(&out).contains("--inputs"));
 }

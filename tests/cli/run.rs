@@ -2,41 +2,12 @@
 //! against ONNX Runtime's Python package, and the bad-input contract (one line, exit 2,
 //! no partial output).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command as StdCommand;
 
 use edgepack::tensor::{npy, DType, Tensor};
-use edgepack::zoo::ZooModel;
 
-use crate::common::edgepack;
-
-/// Whether the CLI finds ONNX Runtime (the same search as every command). Tests that need
-/// it say loudly when they skip; with EDGEPACK_REQUIRE_ORT=1 (CI) they fail instead.
-fn runtime_available() -> bool {
-    let out = edgepack().args(["runtime", "which"]).output().unwrap();
-    if out.status.success() {
-        return true;
-    }
-    let why = String::from_utf8_lossy(&out.stderr);
-    if std::env::var_os("EDGEPACK_REQUIRE_ORT").is_some_and(|v| v == "1") {
-        panic!("EDGEPACK_REQUIRE_ORT=1 but: {why}");
-    }
-    eprintln!("\n*** SKIPPED: needs ONNX Runtime: {why} ***\n");
-    false
-}
-
-fn cls_model() -> PathBuf {
-    ZooModel::PpOcrCls
-        .path()
-        .expect("PP-OCR classifier from PyPI")
-}
-
-fn stderr_line(out: &std::process::Output) -> String {
-    let s = String::from_utf8_lossy(&out.stderr).to_string();
-    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line on stderr, got: {s}");
-    lines[0].to_string()
-}
+use crate::common::{cls_model, edgepack, one_stderr_line, runtime_available};
 
 fn read(p: &Path) -> Tensor {
     npy::read_npy(p).unwrap()
@@ -164,7 +135,7 @@ fn run_rejects_unknown_input_name_without_writing_anything() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
-        stderr_line(&out),
+        one_stderr_line(&out),
         "edgepack: error: input 'image': --input names no input of the model (its inputs: x)"
     );
     assert!(!out_dir.exists());
@@ -184,7 +155,7 @@ fn run_rejects_wrong_dtype_and_shape() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
-        stderr_line(&out),
+        one_stderr_line(&out),
         "edgepack: error: input 'x': element type is float64 but the model expects float32"
     );
     let out = edgepack()
@@ -194,10 +165,10 @@ fn run_rejects_wrong_dtype_and_shape() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr_line(&out).contains("fixes it to 3"));
+    assert!(one_stderr_line(&out).contains("fixes it to 3"));
     let out = edgepack().arg("run").arg(cls_model()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr_line(&out).contains("pass --shape x=Nx3xNxN"));
+    assert!(one_stderr_line(&out).contains("pass --shape x=Nx3xNxN"));
 }
 
 #[test]
@@ -218,7 +189,7 @@ fn run_rejects_npy_with_unknown_dtype() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let line = stderr_line(&out);
+    let line = one_stderr_line(&out);
     assert!(
         line.contains("complex.npy: unsupported .npy element type '<c8'"),
         "{line}"
@@ -242,7 +213,7 @@ fn run_without_runtime_says_how_to_install_it() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
-        stderr_line(&out),
+        one_stderr_line(&out),
         "edgepack: error: ONNX Runtime library: not found; run `edgepack runtime install` (or set ORT_DYLIB_PATH)"
     );
     assert!(!out_dir.exists());
@@ -260,7 +231,9 @@ fn run_rejects_a_bad_ort_lib_path() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr_line(&out).contains("--ort-lib /nonexistent/libonnxruntime.so: no such file"));
+    assert!(
+        one_stderr_line(&out).contains("--ort-lib /nonexistent/libonnxruntime.so: no such file")
+    );
 }
 
 /// ONNX backend test cases run through `edgepack run --inputs <test_data_set_0>` (the
@@ -404,7 +377,7 @@ fn runtime_list_shows_cached_runtimes_and_a_broken_library_is_one_line() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let line = stderr_line(&out);
+    let line = one_stderr_line(&out);
     assert!(
         line.contains("libonnxruntime.so.1.31.1") && line.contains("edgepack cache"),
         "{line}"
