@@ -4,6 +4,7 @@
 //!   1. decode to exactly the same message (encode/decode is a fixed point);
 //!   2. load in ONNX Runtime whenever the original does;
 //!   3. compute bit-identical outputs to the original on the suite's own `input_*.pb` files.
+//!
 //! Skipped: only what ONNX Runtime 1.31 itself cannot load (the original fails too), listed
 //! with ORT's reason, and cases whose inputs are not plain tensors (sequences, optionals,
 //! strings), which are load-checked only. A second check, when the test Python has `onnx`,
