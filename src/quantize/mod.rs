@@ -238,16 +238,26 @@ pub fn quantize(
             "nothing to quantize: no Conv, MatMul or Gemm with constant weights (after exclusions)",
         ));
     }
-    let collectors = calibrate_model(
-        &prepared,
-        &full_plan.activations,
-        calib,
-        opts.method,
-        engine,
-    )?;
+    // Also observe every conv's input (already there unless weights-only) for the
+    // per-channel means that bias correction needs.
+    let mut observed: Vec<String> = full_plan.activations.clone();
+    observed.extend(
+        full_plan
+            .nodes
+            .iter()
+            .filter(|n| n.op_type == "Conv")
+            .map(|n| n.input.clone()),
+    );
+    observed.sort();
+    observed.dedup();
+    let collectors = calibrate_model(&prepared, &observed, calib, opts.method, engine)?;
     let ranges: BTreeMap<String, (f32, f32)> = collectors
         .iter()
         .map(|(k, c)| (k.clone(), c.range(opts.method)))
+        .collect();
+    let means: BTreeMap<String, Vec<f32>> = collectors
+        .iter()
+        .filter_map(|(k, c)| Some((k.clone(), c.channel_means()?)))
         .collect();
     let calib_s = start.elapsed().as_secs_f64();
 
@@ -263,7 +273,7 @@ pub fn quantize(
     let meets = |outs: &[OutputAccuracy]| opts.targets.iter().all(|t| t.met_by(outs));
     let build = |plan: &qdq::Plan| -> Result<(Model, Vec<u8>, String)> {
         let mut q = prepared.clone();
-        let patch = qdq::emit(&q, plan, &ranges, opts.selection.per_channel)?;
+        let patch = qdq::emit(&q, plan, &ranges, &means, opts.selection.per_channel)?;
         let label = patch.label.clone();
         patch.apply(q.graph_mut())?;
         graph::prune_initializers(q.graph_mut());
@@ -511,6 +521,7 @@ pub fn calibrate_model(
                 };
                 if pass == 0 {
                     c.observe_range(&o.data);
+                    c.observe_channel_mean(&o.shape, &o.data);
                 } else {
                     c.observe_histogram(&o.data);
                 }
