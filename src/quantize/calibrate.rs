@@ -59,6 +59,10 @@ pub struct Collector {
     pub hist: Vec<u64>,
     /// Histogram of |x| over `[0, max(|min|, |max|)]` (pass 2).
     pub abs_hist: Vec<u64>,
+    /// Per-channel (axis 1) sums of the values seen (pass 1), for bias correction.
+    pub channel_sum: Vec<f64>,
+    /// Values summed into each `channel_sum` entry.
+    pub channel_count: u64,
 }
 
 impl Default for Collector {
@@ -68,6 +72,8 @@ impl Default for Collector {
             max: f32::NEG_INFINITY,
             hist: Vec::new(),
             abs_hist: Vec::new(),
+            channel_sum: Vec::new(),
+            channel_count: 0,
         }
     }
 }
@@ -81,6 +87,45 @@ impl Collector {
                 self.max = self.max.max(x);
             }
         }
+    }
+
+    /// Pass 1: add `data` (C order, `shape` with channels on axis 1, as conv inputs are)
+    /// to the per-channel sums. A tensor whose channel count changes between samples, or
+    /// of rank < 2, gets no means.
+    pub fn observe_channel_mean(&mut self, shape: &[usize], data: &[f32]) {
+        let Some(&channels) = shape.get(1) else {
+            return;
+        };
+        if channels == 0 || data.is_empty() {
+            return;
+        }
+        if self.channel_count > 0 && self.channel_sum.len() != channels {
+            self.channel_sum.clear();
+            self.channel_count = u64::MAX; // poisoned: inconsistent shapes
+            return;
+        }
+        if self.channel_count == u64::MAX {
+            return;
+        }
+        if self.channel_sum.is_empty() {
+            self.channel_sum = vec![0.0; channels];
+        }
+        let inner: usize = shape[2..].iter().product();
+        for (i, &x) in data.iter().enumerate() {
+            if x.is_finite() {
+                self.channel_sum[(i / inner.max(1)) % channels] += x as f64;
+            }
+        }
+        self.channel_count += (data.len() / channels) as u64;
+    }
+
+    /// Mean of each channel (axis 1) over everything observed, if consistent.
+    pub fn channel_means(&self) -> Option<Vec<f32>> {
+        if self.channel_count == 0 || self.channel_count == u64::MAX {
+            return None;
+        }
+        let n = self.channel_count as f64;
+        Some(self.channel_sum.iter().map(|s| (s / n) as f32).collect())
     }
 
     /// Whether any finite value was seen.

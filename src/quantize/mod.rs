@@ -238,16 +238,26 @@ pub fn quantize(
             "nothing to quantize: no Conv, MatMul or Gemm with constant weights (after exclusions)",
         ));
     }
-    let collectors = calibrate_model(
-        &prepared,
-        &full_plan.activations,
-        calib,
-        opts.method,
-        engine,
-    )?;
+    // Also observe every conv's input (already there unless weights-only) for the
+    // per-channel means that bias correction needs.
+    let mut observed: Vec<String> = full_plan.activations.clone();
+    observed.extend(
+        full_plan
+            .nodes
+            .iter()
+            .filter(|n| n.op_type == "Conv")
+            .map(|n| n.input.clone()),
+    );
+    observed.sort();
+    observed.dedup();
+    let collectors = calibrate_model(&prepared, &observed, calib, opts.method, engine)?;
     let ranges: BTreeMap<String, (f32, f32)> = collectors
         .iter()
         .map(|(k, c)| (k.clone(), c.range(opts.method)))
+        .collect();
+    let means: BTreeMap<String, Vec<f32>> = collectors
+        .iter()
+        .filter_map(|(k, c)| Some((k.clone(), c.channel_means()?)))
         .collect();
     let calib_s = start.elapsed().as_secs_f64();
 
@@ -263,7 +273,7 @@ pub fn quantize(
     let meets = |outs: &[OutputAccuracy]| opts.targets.iter().all(|t| t.met_by(outs));
     let build = |plan: &qdq::Plan| -> Result<(Model, Vec<u8>, String)> {
         let mut q = prepared.clone();
-        let patch = qdq::emit(&q, plan, &ranges, opts.selection.per_channel)?;
+        let patch = qdq::emit(&q, plan, &ranges, &means, opts.selection.per_channel)?;
         let label = patch.label.clone();
         patch.apply(q.graph_mut())?;
         graph::prune_initializers(q.graph_mut());
@@ -492,16 +502,26 @@ pub fn calibrate_model(
     let passes = if method.needs_histogram() { 2 } else { 1 };
     for pass in 0..passes {
         for feed in calib {
-            let mut outs = runner.run(feed, &run_tensors)?;
+            // An empty request means "every graph output" to a runner; with nothing to
+            // observe inside the graph (`int8-weight` plans no activations) skip the run.
+            let mut outs = if run_tensors.is_empty() {
+                Vec::new()
+            } else {
+                runner.run(feed, &run_tensors)?
+            };
             outs.extend(
                 feed.iter()
                     .filter(|t| collectors.contains_key(&t.name))
                     .cloned(),
             );
             for o in outs {
-                let c = collectors.get_mut(&o.name).expect("asked for");
+                // A runner may return more than was asked (e.g. graph outputs): ignore it.
+                let Some(c) = collectors.get_mut(&o.name) else {
+                    continue;
+                };
                 if pass == 0 {
                     c.observe_range(&o.data);
+                    c.observe_channel_mean(&o.shape, &o.data);
                 } else {
                     c.observe_histogram(&o.data);
                 }
@@ -783,4 +803,69 @@ fn quantize_dynamic(
         warnings,
     };
     Ok(Quantized { model: q, report })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runner::{Engine, ModelRunner, NamedTensor};
+    use super::*;
+
+    /// Follows the [`ModelRunner`] contract like ONNX Runtime does: an empty output list
+    /// returns every graph output (here one tensor named `y`).
+    struct AllOutputsEngine;
+    struct AllOutputsRunner;
+    impl ModelRunner for AllOutputsRunner {
+        fn run(&mut self, _: &[NamedTensor], outputs: &[String]) -> Result<Vec<NamedTensor>> {
+            let names: Vec<String> = if outputs.is_empty() {
+                vec!["y".into()]
+            } else {
+                outputs.to_vec()
+            };
+            Ok(names
+                .into_iter()
+                .map(|name| NamedTensor {
+                    name,
+                    shape: vec![2],
+                    data: vec![-1.0, 3.0],
+                })
+                .collect())
+        }
+    }
+    impl Engine for AllOutputsEngine {
+        fn load(&self, _: &[u8]) -> Result<Box<dyn ModelRunner>> {
+            Ok(Box::new(AllOutputsRunner))
+        }
+        fn load_for_timing(&self, _: &[u8]) -> Result<Box<dyn ModelRunner>> {
+            Ok(Box::new(AllOutputsRunner))
+        }
+        fn load_for_calibration(&self, _: &[u8]) -> Result<Box<dyn ModelRunner>> {
+            Ok(Box::new(AllOutputsRunner))
+        }
+    }
+
+    fn feed() -> Vec<runner::Feed> {
+        vec![vec![NamedTensor {
+            name: "x".into(),
+            shape: vec![2],
+            data: vec![0.5, 2.0],
+        }]]
+    }
+
+    #[test]
+    fn calibration_with_nothing_to_observe_does_not_panic() {
+        // `--mode int8-weight` plans no activation tensors; this used to panic on the
+        // graph outputs the runner returns for an empty request.
+        let m = crate::quantize::prepare::tests::conv_bn_hardswish_model();
+        let c = calibrate_model(&m, &[], &feed(), Method::MinMax, &AllOutputsEngine).unwrap();
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn calibration_observes_graph_inputs_and_requested_tensors() {
+        let m = crate::quantize::prepare::tests::conv_bn_hardswish_model();
+        let want = ["x".to_string(), "c0".to_string()];
+        let c = calibrate_model(&m, &want, &feed(), Method::MinMax, &AllOutputsEngine).unwrap();
+        assert_eq!((c["x"].min, c["x"].max), (0.5, 2.0));
+        assert_eq!((c["c0"].min, c["c0"].max), (-1.0, 3.0));
+    }
 }

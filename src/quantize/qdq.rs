@@ -214,11 +214,13 @@ pub fn plan(model: &Model, sel: &Selection) -> Plan {
 }
 
 /// Build the patch that turns the plan into QDQ, given calibrated `(min, max)` per
-/// activation tensor.
+/// activation tensor and, for bias correction, the calibrated per-channel means of conv
+/// inputs (`means`; a conv whose input has none keeps its bias as is).
 pub fn emit(
     model: &Model,
     plan: &Plan,
     ranges: &BTreeMap<String, (f32, f32)>,
+    means: &BTreeMap<String, Vec<f32>>,
     per_channel: bool,
 ) -> Result<Patch> {
     let g: &GraphProto = model.graph();
@@ -271,11 +273,13 @@ pub fn emit(
         }
     }
     // Weights and biases: int8 / int32 initializers behind a DequantizeLinear.
-    let mut done_weights: HashMap<String, (String, Vec<f32>)> = HashMap::new();
+    // Per weight: DQ output name, scales, and the rounding error (dequantized - fp32).
+    type Done = (String, Vec<f32>, Vec<f32>);
+    let mut done_weights: HashMap<String, Done> = HashMap::new();
     for qn in &plan.nodes {
         let n = &g.node[qn.index];
         let w = inits[&qn.weight];
-        let (wdq, wscales) = match done_weights.get(&qn.weight) {
+        let (wdq, wscales, werr) = match done_weights.get(&qn.weight) {
             Some(x) => x.clone(),
             None => {
                 let wv = tensor_f32(w)?;
@@ -324,16 +328,51 @@ pub fn emit(
                     &[&wdq],
                     attrs,
                 ));
-                done_weights.insert(qn.weight.clone(), (wdq.clone(), scales.clone()));
-                (wdq, scales)
+                let inner: usize = dims[qn.weight_axis + 1..].iter().product();
+                let werr: Vec<f32> = wv
+                    .iter()
+                    .zip(&q)
+                    .enumerate()
+                    .map(|(i, (&x, &qv))| {
+                        let s = scales[if scales.len() == 1 {
+                            0
+                        } else {
+                            (i / inner) % scales.len()
+                        }];
+                        qv as f32 * s - x
+                    })
+                    .collect();
+                done_weights.insert(
+                    qn.weight.clone(),
+                    (wdq.clone(), scales.clone(), werr.clone()),
+                );
+                (wdq, scales, werr)
             }
         };
         p.set_inputs.push((qn.index, 1, wdq));
         if qn.weight_only {
+            // Float compute: the bias stays float, corrected for the weights' rounding.
+            let b = n.input.get(2).filter(|b| !b.is_empty());
+            if let (Some(b), Some(mu), true) = (b, means.get(&qn.input), qn.op_type == "Conv") {
+                let mut bv = tensor_f32(inits[b])?;
+                bias_correct(&mut bv, &werr, &w.dims, mu);
+                let name = format!("{}_{}_biascorr", b, qn.node);
+                p.set_initializers.push(super::graph::tensor_from_f32(
+                    &name,
+                    &[bv.len() as i64],
+                    &bv,
+                ));
+                p.set_inputs.push((qn.index, 2, name));
+            }
             continue;
         }
         if let Some(b) = n.input.get(2).filter(|b| !b.is_empty()) {
-            let bv = tensor_f32(inits[b])?;
+            let mut bv = tensor_f32(inits[b])?;
+            if qn.op_type == "Conv" {
+                if let Some(mu) = means.get(&qn.input) {
+                    bias_correct(&mut bv, &werr, &w.dims, mu);
+                }
+            }
             let sx = act_scale.get(qn.input.as_str()).copied().unwrap_or(1.0);
             let channel_scales: Vec<f32> = if wscales.len() == 1 {
                 vec![wscales[0]; bv.len()]
@@ -372,6 +411,45 @@ pub fn emit(
         }
     }
     Ok(p)
+}
+
+/// Bias correction (Nagel et al. 2019, "Data-Free Quantization", sec. 4.2): rounding the
+/// weights of a conv shifts the mean of each output channel by
+/// `sum_{ci,k} dW[c,ci,k] * E[x_ci]`, a systematic error that the following layers amplify.
+/// On the benchmark's rendered text images, int8 conv weights alone (float activations) give
+/// the PP-OCR recognizer 12.1 dB without and 25.4 dB with it, the detector 18.1 / 23.7 dB:
+/// these models amplify small weight errors (0.1% random weight noise costs det 23 dB).
+/// Subtracting the shift from the float bias (before it is quantized) removes it. `mu` is
+/// the calibrated mean of each input channel; `dw` the rounding error of the weight
+/// `[Cout, Cin/group, k...]`. Border effects of padding are ignored.
+pub fn bias_correct(bias: &mut [f32], dw: &[f32], wdims: &[i64], mu: &[f32]) {
+    let cout = bias.len();
+    let Some(&cin_g) = wdims.get(1) else { return };
+    let cin_g = cin_g as usize;
+    if cout == 0 || cin_g == 0 || wdims.first() != Some(&(cout as i64)) {
+        return;
+    }
+    let per_out = dw.len() / cout; // cin_g * kernel elements
+    let kernel = per_out / cin_g;
+    // Groups: mu.len() = group * cin_g input channels, cout / group outputs per group.
+    if !mu.len().is_multiple_of(cin_g) {
+        return;
+    }
+    let group = mu.len() / cin_g;
+    if group == 0 || !cout.is_multiple_of(group) {
+        return;
+    }
+    let out_per_group = cout / group;
+    for (c, b) in bias.iter_mut().enumerate() {
+        let first_in = (c / out_per_group) * cin_g;
+        let shift: f64 = (0..cin_g)
+            .map(|ci| {
+                let row = &dw[c * per_out + ci * kernel..c * per_out + (ci + 1) * kernel];
+                row.iter().map(|&e| e as f64).sum::<f64>() * mu[first_in + ci] as f64
+            })
+            .sum();
+        *b -= shift as f32;
+    }
 }
 
 /// The sub-plan of nodes for which `keep` holds (activations recomputed from them).
@@ -450,7 +528,7 @@ mod tests {
             .iter()
             .map(|t| (t.clone(), (-1.0, 4.0)))
             .collect();
-        let patch = emit(&m, &p, &ranges, true).unwrap();
+        let patch = emit(&m, &p, &ranges, &BTreeMap::new(), true).unwrap();
         let mut q = m.clone();
         patch.apply(q.graph_mut()).unwrap();
         let count = |op: &str| q.graph().node.iter().filter(|n| n.op_type == op).count();
@@ -465,6 +543,58 @@ mod tests {
             .unwrap();
         assert_eq!(w.data_type, Some(DataType::Int8 as i32));
         assert!(crate::quantize::already_quantized(&q).is_some());
+    }
+
+    #[test]
+    fn bias_correction_removes_the_mean_shift_of_rounded_weights() {
+        // Depthwise (group 2) 1x2 kernels: channel 0 errs by +0.01 and -0.03 (sum -0.02),
+        // channel 1 by +0.05 on one tap. Input channel means 2 and -1.
+        let mut b = [1.0, 0.5];
+        bias_correct(
+            &mut b,
+            &[0.01, -0.03, 0.05, 0.0],
+            &[2, 1, 1, 2],
+            &[2.0, -1.0],
+        );
+        assert!((b[0] - (1.0 + 0.04)).abs() < 1e-6, "{b:?}");
+        assert!((b[1] - (0.5 + 0.05)).abs() < 1e-6, "{b:?}");
+        // Dense conv (group 1), 2 inputs: output 0 reads both input channels.
+        let mut b = [0.0];
+        bias_correct(&mut b, &[0.1, 0.2], &[1, 2, 1, 1], &[1.0, 3.0]);
+        assert!((b[0] + 0.7).abs() < 1e-6, "{b:?}");
+    }
+
+    #[test]
+    fn emitted_bias_is_corrected_when_input_means_are_known() {
+        let m = prepared();
+        let p = plan(
+            &m,
+            &Selection {
+                per_channel: true,
+                ..Default::default()
+            },
+        );
+        let ranges: BTreeMap<String, (f32, f32)> = p
+            .activations
+            .iter()
+            .map(|t| (t.clone(), (-1.0, 4.0)))
+            .collect();
+        let bias_of = |means: &BTreeMap<String, Vec<f32>>| {
+            let patch = emit(&m, &p, &ranges, means, true).unwrap();
+            let t = patch
+                .set_initializers
+                .iter()
+                .find(|t| t.name.contains("_bnfold_b") && t.name.ends_with("_quantized"))
+                .unwrap()
+                .clone();
+            t.raw_data.clone()
+        };
+        let plain = bias_of(&BTreeMap::new());
+        let means: BTreeMap<String, Vec<f32>> =
+            [(p.nodes[0].input.clone(), vec![3.0, -2.0])].into();
+        // The first conv's weights (1, 0.5 / -1, 2 after BN scaling) are not all exact in
+        // int8, so known input means must move its int32 bias.
+        assert_ne!(bias_of(&means), plain);
     }
 
     #[test]
