@@ -63,6 +63,8 @@ pub struct Collector {
     pub channel_sum: Vec<f64>,
     /// Values summed into each `channel_sum` entry.
     pub channel_count: u64,
+    /// Spatial dimensions (axes 2..) of the last tensor seen.
+    pub spatial: Vec<usize>,
 }
 
 impl Default for Collector {
@@ -74,6 +76,7 @@ impl Default for Collector {
             abs_hist: Vec::new(),
             channel_sum: Vec::new(),
             channel_count: 0,
+            spatial: Vec::new(),
         }
     }
 }
@@ -110,6 +113,7 @@ impl Collector {
         if self.channel_sum.is_empty() {
             self.channel_sum = vec![0.0; channels];
         }
+        self.spatial = shape[2..].to_vec();
         let inner: usize = shape[2..].iter().product();
         for (i, &x) in data.iter().enumerate() {
             if x.is_finite() {

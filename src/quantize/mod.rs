@@ -255,9 +255,9 @@ pub fn quantize(
         .iter()
         .map(|(k, c)| (k.clone(), c.range(opts.method)))
         .collect();
-    let means: BTreeMap<String, Vec<f32>> = collectors
+    let means: BTreeMap<String, (Vec<f32>, Vec<usize>)> = collectors
         .iter()
-        .filter_map(|(k, c)| Some((k.clone(), c.channel_means()?)))
+        .filter_map(|(k, c)| Some((k.clone(), (c.channel_means()?, c.spatial.clone()))))
         .collect();
     let calib_s = start.elapsed().as_secs_f64();
 

@@ -272,3 +272,38 @@ fn unimplemented_modes_are_refused_with_exit_2() {
         .stderr(predicates::str::contains("not implemented"));
     assert!(!tmp.path().join("q.onnx").exists());
 }
+
+#[test]
+fn int8_weight_mode_quantizes_weights_with_corrected_biases() {
+    // This mode used to panic in calibration (it observes no activation for Q/DQ).
+    let Some(model) = cls_model() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    write_images(&tmp.path().join("calib"), 4);
+    write_images(&tmp.path().join("eval"), 2);
+    let out = tmp.path().join("cls.w8.onnx");
+    let report = tmp.path().join("report.json");
+    edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(&out)
+        .args(["--mode", "int8-weight", "--no-latency"])
+        .arg("--calibration")
+        .arg(tmp.path().join("calib"))
+        .arg("--eval")
+        .arg(tmp.path().join("eval"))
+        .args(["--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5"])
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .success();
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let sqnr = r["outputs"][0]["sqnr_db"].as_f64().unwrap();
+    assert!(sqnr > 20.0, "SQNR {sqnr} dB");
+    let m = edgepack::model::Model::load(&out).unwrap();
+    let g = m.graph();
+    // Int8 weights behind DequantizeLinear, and conv biases replaced by corrected floats.
+    assert!(g.initializer.iter().any(|t| t.data_type == Some(3)));
+    assert!(g.initializer.iter().any(|t| t.name.ends_with("_biascorr")));
+    assert!(!g.node.iter().any(|n| n.op_type == "QuantizeLinear"));
+}
