@@ -30,7 +30,9 @@ mod shape_suite;
 
 #[path = "cli/corpus.rs"]
 mod corpus;
+
 #[path = "cli/crash.rs"]
 mod crash;
+
 #[path = "cli/quantize.rs"]
 mod quantize;
