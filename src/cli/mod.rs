@@ -116,6 +116,30 @@ pub fn main() -> i32 {
     }
 }
 
+/// The command line being run: the process's own, or the one the demo is running in
+/// process (an isolated child re-runs exactly that command).
+static COMMAND_LINE: std::sync::Mutex<Option<Vec<std::ffi::OsString>>> =
+    std::sync::Mutex::new(None);
+
+/// The command line of the command being run, program name first.
+pub fn command_line() -> Vec<std::ffi::OsString> {
+    let set = COMMAND_LINE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    set.unwrap_or_else(|| std::env::args_os().collect())
+}
+
+/// Parse and run a command line in this process, as if it had been typed.
+pub fn dispatch_args(argv: &[String]) -> anyhow::Result<Outcome> {
+    let cli = Cli::try_parse_from(argv)?;
+    *COMMAND_LINE.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some(argv.iter().map(Into::into).collect());
+    let outcome = dispatch(cli);
+    *COMMAND_LINE.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    outcome
+}
+
 /// Run one parsed command line (the demo runs several through here, as a user would).
 fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
