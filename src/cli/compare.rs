@@ -76,7 +76,6 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: CompareArgs) -> Result<Outcom
 }
 
 fn print_table(c: &Comparison, args: &CompareArgs) {
-    let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |x| format!("{x:.p$}"));
     println!("A: {} ({} bytes)", args.a.display(), c.a_bytes);
     println!(
         "B: {} ({} bytes, {:.3}x)",
@@ -94,19 +93,5 @@ fn print_table(c: &Comparison, args: &CompareArgs) {
         );
     }
     println!("accuracy of B against A on {} samples:", c.samples);
-    println!(
-        "  {:<28} {:>9} {:>10} {:>12} {:>12} {:>8}",
-        "output", "SQNR dB", "cosine", "max |err|", "mean |err|", "top-1 %"
-    );
-    for o in &c.outputs {
-        println!(
-            "  {:<28} {:>9} {:>10} {:>12.5} {:>12.6} {:>8}",
-            o.output,
-            f(o.sqnr_db, 2),
-            f(o.cosine, 6),
-            o.max_abs_error,
-            o.mean_abs_error,
-            f(o.top1_agreement.map(|x| x * 100.0), 2)
-        );
-    }
+    super::quantize::print_accuracy_table(&c.outputs);
 }

@@ -344,6 +344,25 @@ fn fmt_opt(v: Option<f64>, prec: usize) -> String {
     v.map_or("-".into(), |x| format!("{x:.prec$}"))
 }
 
+/// Per-output accuracy of a quantized (or any B) model against its reference, as a table.
+pub fn print_accuracy_table(outputs: &[edgepack::quantize::accuracy::OutputAccuracy]) {
+    println!(
+        "  {:<28} {:>9} {:>10} {:>12} {:>12} {:>8}",
+        "output", "SQNR dB", "cosine", "max |err|", "mean |err|", "top-1 %"
+    );
+    for o in outputs {
+        println!(
+            "  {:<28} {:>9} {:>10} {:>12.5} {:>12.6} {:>8}",
+            o.output,
+            fmt_opt(o.sqnr_db, 2),
+            fmt_opt(o.cosine, 6),
+            o.max_abs_error,
+            o.mean_abs_error,
+            fmt_opt(o.top1_agreement.map(|x| x * 100.0), 2)
+        );
+    }
+}
+
 /// The human table on stdout.
 pub fn print_report(r: &Report, out: &Path) {
     println!("quantized model: {}  ({})", out.display(), r.variant);
@@ -369,21 +388,7 @@ pub fn print_report(r: &Report, out: &Path) {
         );
     }
     println!("accuracy on {} held-out samples:", r.eval_samples);
-    println!(
-        "  {:<28} {:>9} {:>10} {:>12} {:>12} {:>8}",
-        "output", "SQNR dB", "cosine", "max |err|", "mean |err|", "top-1"
-    );
-    for o in &r.outputs {
-        println!(
-            "  {:<28} {:>9} {:>10} {:>12.5} {:>12.6} {:>8}",
-            o.output,
-            fmt_opt(o.sqnr_db, 2),
-            fmt_opt(o.cosine, 6),
-            o.max_abs_error,
-            o.mean_abs_error,
-            fmt_opt(o.top1_agreement.map(|x| x * 100.0), 2)
-        );
-    }
+    print_accuracy_table(&r.outputs);
     if r.attempts.len() > 1 {
         println!("auto tried:");
         for a in &r.attempts {
