@@ -59,19 +59,21 @@ impl TensorSignature {
         }
     }
 
-    /// The shape as `1x3xNx?`.
+    /// The shape as `[1, 3, N, ?]` (symbolic names can contain `x`, so no `1x3xN`).
     pub fn shape_text(&self) -> String {
         match &self.shape {
             None => "unknown rank".into(),
             Some(d) if d.is_empty() => "scalar".into(),
-            Some(d) => d
-                .iter()
-                .map(|d| match d {
-                    JsonDim::Fixed(n) => n.to_string(),
-                    JsonDim::Symbol(s) => s.clone(),
-                })
-                .collect::<Vec<_>>()
-                .join("x"),
+            Some(d) => format!(
+                "[{}]",
+                d.iter()
+                    .map(|d| match d {
+                        JsonDim::Fixed(n) => n.to_string(),
+                        JsonDim::Symbol(s) => s.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 }
