@@ -199,59 +199,19 @@ pub fn random_feed(specs: &[InputSpec], symbolic: &[usize], seed: u64) -> Result
         .collect()
 }
 
-/// Minimal `.npy` reader for little-endian float32, C order (the format NumPy writes for
-/// `np.save(f, x.astype(np.float32))`). Other dtypes are refused with the file named.
+/// A float32 `.npy` sample, read by the crate's one `.npy` parser (`tensor::npy`: header,
+/// dtype, byte order and size checked before allocating). Other dtypes are refused with the
+/// file named.
 pub fn read_npy_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bad = |m: &str| Error::file(path, m.to_string());
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(bad("not a .npy file (bad magic)"));
-    }
-    let (hlen, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        _ => return Err(bad("unsupported .npy version")),
-    };
-    let header = bytes
-        .get(start..start + hlen)
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or_else(|| bad("truncated .npy header"))?;
-    if !header.contains("'descr': '<f4'") {
-        return Err(bad(
-            "dtype is not little-endian float32 ('<f4'); the quantizer reads float32 inputs",
+    let t = crate::tensor::npy::read_npy(path)?;
+    if t.dtype() != crate::tensor::DType::F32 {
+        return Err(Error::file(
+            path,
+            format!(
+                "dtype is {}, not float32; the quantizer reads float32 inputs",
+                t.dtype().name()
+            ),
         ));
     }
-    if header.contains("'fortran_order': True") {
-        return Err(bad("Fortran-order arrays are not supported"));
-    }
-    let shape_str = header
-        .split("'shape':")
-        .nth(1)
-        .and_then(|s| s.split('(').nth(1))
-        .and_then(|s| s.split(')').next())
-        .ok_or_else(|| bad("no shape in .npy header"))?;
-    let shape: Vec<usize> = shape_str
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map_err(|_| bad("bad shape in .npy header")))
-        .collect::<Result<_>>()?;
-    let n: usize = shape.iter().product();
-    let body = &bytes[start + hlen..];
-    if body.len() != n * 4 {
-        return Err(bad(&format!(
-            "holds {} bytes of data, shape {:?} needs {}",
-            body.len(),
-            shape,
-            n * 4
-        )));
-    }
-    let data = body
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Ok((shape, data))
+    Ok((t.shape().to_vec(), t.to_f32_vec()))
 }
