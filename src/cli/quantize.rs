@@ -119,9 +119,10 @@ pub struct QuantizeArgs {
     #[arg(short, long, value_name = "OUT.onnx")]
     pub output: PathBuf,
     /// Quantization mode: int8 (static QDQ), auto (int8 variants, fastest that meets the
-    /// target), int8-weight (int8 weights, float compute: smaller file, not faster).
-    /// int8-dynamic (MatMul only, activations quantized per call). fp16 and int4-weight are
-    /// not implemented yet and are refused.
+    /// target), int8-weight (int8 weights, float compute: smaller file, not faster),
+    /// int8-dynamic (MatMul only, activations quantized per call), fp16 (float16 weights and
+    /// compute, float32 inputs/outputs), int4-weight (4-bit block-quantized MatMul weights,
+    /// `MatMulNBits`).
     #[arg(long, value_enum, default_value = "int8")]
     pub mode: ModeArg,
     /// Folder of calibration inputs (.png/.jpg images or .npy tensors).
@@ -146,9 +147,13 @@ pub struct QuantizeArgs {
     /// Node names to keep in float (comma-separated or repeated).
     #[arg(long, value_delimiter = ',')]
     pub exclude_nodes: Vec<String>,
-    /// Op types to keep in float: Conv, MatMul, Gemm, DepthwiseConv.
+    /// Op types to keep in float: Conv, MatMul, Gemm, DepthwiseConv (with --mode fp16: any
+    /// op type, kept in float32 on top of the built-in block list).
     #[arg(long, value_delimiter = ',')]
     pub exclude_ops: Vec<String>,
+    /// int4-weight: weights per quantization block along K (a power of two, >= 16).
+    #[arg(long, default_value_t = 32)]
+    pub block_size: usize,
     /// Keep convs on globally pooled tensors (squeeze-and-excitation blocks) in float.
     #[arg(long)]
     pub float_pooled: bool,
@@ -226,16 +231,15 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outco
         ModeArg::Auto => Mode::Auto,
         ModeArg::Int8Weight => Mode::Int8Weight,
         ModeArg::Int8Dynamic => Mode::Int8Dynamic,
-        other => {
-            return Err(Error::usage(
-                "--mode",
-                format!(
-                    "{} is not implemented yet; use --mode int8 or --mode auto",
-                    format!("{other:?}").to_lowercase()
-                ),
-            ))
-        }
+        ModeArg::Fp16 => Mode::Fp16,
+        ModeArg::Int4Weight => Mode::Int4Weight,
     };
+    if !args.block_size.is_power_of_two() || args.block_size < 16 {
+        return Err(Error::usage(
+            "--block-size",
+            format!("{} is not a power of two of at least 16", args.block_size),
+        ));
+    }
     let method = Method::parse(&args.method).ok_or_else(|| {
         Error::usage(
             "--method",
@@ -314,6 +318,14 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outco
         measure_latency: !args.no_latency,
         latency_budget_s: args.latency_budget_s,
         debug_layers: args.debug_layers,
+        fp16: quantize::fp16::Options {
+            block_ops: args.exclude_ops.iter().cloned().collect(),
+            block_nodes: args.exclude_nodes.iter().cloned().collect(),
+        },
+        int4: quantize::nbits::Options {
+            block_size: args.block_size,
+            exclude_nodes: args.exclude_nodes.iter().cloned().collect(),
+        },
     };
     eprintln!(
         "edgepack: quantizing {} ({} calibration, {} evaluation samples)",

@@ -25,8 +25,10 @@ pub mod calibrate;
 pub mod data;
 pub mod dynamic;
 pub mod engine;
+pub mod fp16;
 pub mod graph;
 pub mod math;
+pub mod nbits;
 pub mod prepare;
 pub mod preprocess;
 pub mod qdq;
@@ -55,6 +57,24 @@ pub enum Mode {
     Int8Weight,
     /// Int8 MatMul with activations quantized per call (no calibration).
     Int8Dynamic,
+    /// Float16 weights and compute, float32 at the model's inputs and outputs.
+    Fp16,
+    /// 4-bit block-quantized weights of large MatMuls (`MatMulNBits`), float activations.
+    Int4Weight,
+}
+
+impl Mode {
+    /// The name the CLI uses (`int8-dynamic`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Int8 => "int8",
+            Mode::Auto => "auto",
+            Mode::Int8Weight => "int8-weight",
+            Mode::Int8Dynamic => "int8-dynamic",
+            Mode::Fp16 => "fp16",
+            Mode::Int4Weight => "int4-weight",
+        }
+    }
 }
 
 /// Quantizer settings (resolved from the CLI).
@@ -75,6 +95,10 @@ pub struct Options {
     pub latency_budget_s: f64,
     /// Per-tensor error view.
     pub debug_layers: bool,
+    /// `--mode fp16` settings.
+    pub fp16: fp16::Options,
+    /// `--mode int4-weight` settings.
+    pub int4: nbits::Options,
 }
 
 /// Sizes before and after.
@@ -218,10 +242,17 @@ pub fn quantize(
     let mut prepared = model.clone();
     prepared.load_external_data()?;
     let preparation = prepare::prepare(&mut prepared)?;
-    if opts.mode == Mode::Int8Dynamic {
-        return quantize_dynamic(
+    // Modes that rewrite the prepared model without calibration.
+    let rewrite = match opts.mode {
+        Mode::Int8Dynamic => Some(rewrite_dynamic(&prepared, &origin, opts)?),
+        Mode::Fp16 => Some(fp16::convert(&prepared, &origin, &opts.fp16)?),
+        Mode::Int4Weight => Some(nbits::convert(&prepared, &origin, &opts.int4)?),
+        Mode::Int8 | Mode::Auto | Mode::Int8Weight => None,
+    };
+    if let Some(rewrite) = rewrite {
+        let ctx = Finish {
             model,
-            prepared,
+            prepared: &prepared,
             preparation,
             calib,
             eval,
@@ -229,7 +260,8 @@ pub fn quantize(
             opts,
             engine,
             start,
-        );
+        };
+        return finish_rewrite(ctx, rewrite);
     }
     let full_plan = qdq::plan(&prepared, &opts.selection);
     if full_plan.nodes.is_empty() {
@@ -700,27 +732,42 @@ pub fn compare_models(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn quantize_dynamic(
-    model: &Model,
-    prepared: Model,
+/// A model rewritten by a mode that needs no calibration (int8-dynamic, fp16, int4-weight).
+pub struct Rewrite {
+    /// The rewritten model.
+    pub model: Model,
+    /// Labels of the patches applied, in order.
+    pub labels: Vec<String>,
+    /// What the variant is, e.g. `int8 dynamic: 13 MatMul`.
+    pub variant: String,
+    /// Nodes rewritten.
+    pub count: usize,
+    /// Things the user should know (ops kept in float, ...).
+    pub warnings: Vec<String>,
+}
+
+/// What [`finish_rewrite`] measures against.
+struct Finish<'a> {
+    model: &'a Model,
+    prepared: &'a Model,
     preparation: Vec<String>,
-    calib: &[Feed],
-    eval: &[Feed],
+    calib: &'a [Feed],
+    eval: &'a [Feed],
     random_inputs: bool,
-    opts: &Options,
-    engine: &dyn Engine,
+    opts: &'a Options,
+    engine: &'a dyn Engine,
     start: Instant,
-) -> Result<Quantized> {
-    let origin = model.path.clone().unwrap_or_default();
+}
+
+fn rewrite_dynamic(prepared: &Model, origin: &std::path::Path, opts: &Options) -> Result<Rewrite> {
     let (patch, count) = dynamic::emit(
-        &prepared,
+        prepared,
         opts.selection.per_channel,
         &opts.selection.exclude_nodes,
     )?;
     if count == 0 {
         return Err(Error::file(
-            &origin,
+            origin,
             "nothing to quantize dynamically: no MatMul with a constant 2-D weight",
         ));
     }
@@ -728,6 +775,36 @@ fn quantize_dynamic(
     let mut q = prepared.clone();
     patch.apply(q.graph_mut())?;
     graph::prune_initializers(q.graph_mut());
+    Ok(Rewrite {
+        model: q,
+        labels: vec![label],
+        variant: format!("int8 dynamic: {count} MatMul"),
+        count,
+        warnings: Vec::new(),
+    })
+}
+
+/// Measure a rewritten model against the fp32 original: accuracy on the evaluation
+/// samples (the calibration samples when none are held out), size, interleaved latency.
+fn finish_rewrite(ctx: Finish<'_>, rewrite: Rewrite) -> Result<Quantized> {
+    let Finish {
+        model,
+        prepared,
+        preparation,
+        calib,
+        eval,
+        random_inputs,
+        opts,
+        engine,
+        start,
+    } = ctx;
+    let Rewrite {
+        model: q,
+        labels,
+        variant,
+        count,
+        mut warnings,
+    } = rewrite;
     let wall_s = start.elapsed().as_secs_f64();
     let fp32_bytes = model.to_bytes();
     let qbytes = q.to_bytes();
@@ -739,8 +816,8 @@ fn quantize_dynamic(
         .collect::<Result<Vec<_>>>()?;
     let mut cand = engine
         .load(&qbytes)
-        .map_err(|e| Error::Runtime(format!("the quantized model does not load: {e}")))?;
-    let outputs = compare(&mut *cand, eval_set, &refs, &class_axis_outputs(&prepared))?;
+        .map_err(|e| Error::Runtime(format!("the {variant} model does not load: {e}")))?;
+    let outputs = compare(&mut *cand, eval_set, &refs, &class_axis_outputs(prepared))?;
     let latency = if opts.measure_latency {
         let mut ta = engine.load_for_timing(&fp32_bytes)?;
         let mut tb = engine.load_for_timing(&qbytes)?;
@@ -755,26 +832,30 @@ fn quantize_dynamic(
     } else {
         None
     };
-    let mut warnings = Vec::new();
     if let Some(l) = latency.filter(|l| l.ratio >= 1.0) {
         warnings.push(format!(
-            "the int8 model is SLOWER than fp32 on this machine (latency ratio {:.2})",
+            "the {} model is SLOWER than fp32 on this machine (latency ratio {:.2})",
+            opts.mode.name(),
             l.ratio
         ));
     }
     if random_inputs {
         warnings.push("evaluation used RANDOM inputs: the accuracy figures are meaningless".into());
     }
+    if eval.is_empty() {
+        warnings.push(
+            "no held-out evaluation inputs: accuracy measured on the calibration inputs".into(),
+        );
+    }
     let meets = opts.targets.iter().all(|t| t.met_by(&outputs));
     let size_ratio = qbytes.len() as f64 / fp32_bytes.len() as f64;
-    let variant = format!("int8 dynamic: {count} MatMul");
     let report = Report {
         schema: "edgepack.quantize/1",
         mode: opts.mode,
         variant: variant.clone(),
         method: opts.method,
         preparation,
-        patches: vec![label],
+        patches: labels,
         quantized_nodes: Vec::new(),
         calibration_samples: 0,
         eval_samples: eval_set.len(),
