@@ -125,7 +125,8 @@ pub struct QuantizeArgs {
     /// `MatMulNBits`).
     #[arg(long, value_enum, default_value = "int8")]
     pub mode: ModeArg,
-    /// Folder of calibration inputs (.png/.jpg images or .npy tensors).
+    /// Folder of calibration samples: .png/.jpg images, .npy/.pb tensors (single-input
+    /// models), .npz archives keyed by input name, or folders of input_K.pb.
     #[arg(long, value_name = "DIR")]
     pub calibration: Option<PathBuf>,
     /// Calibration samples to use (the first N files).

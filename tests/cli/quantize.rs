@@ -124,7 +124,7 @@ fn empty_calibration_folder_is_an_input_error() {
         .arg(tmp.path().join("empty"))
         .assert()
         .code(2)
-        .stderr(predicates::str::contains("no .png, .jpg or .npy files"));
+        .stderr(predicates::str::contains("no samples in this folder"));
     assert!(!out.exists());
 }
 
