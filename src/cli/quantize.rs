@@ -406,7 +406,7 @@ pub fn print_report(r: &Report, out: &Path) {
         println!("auto tried:");
         for a in &r.attempts {
             println!(
-                "  {:<40} nodes {:>3}  min SQNR {:>7} dB  latency {:>6}x  size {:.3}x  meets target: {}",
+                "  {:<60} nodes {:>3}  min SQNR {:>7} dB  latency {:>6}x  size {:.3}x  meets target: {}",
                 a.variant,
                 a.quantized_nodes,
                 fmt_opt(a.min_sqnr_db, 2),
@@ -415,6 +415,9 @@ pub fn print_report(r: &Report, out: &Path) {
                 a.meets_target
             );
         }
+    }
+    if let Some(why) = &r.choice {
+        println!("auto chose: {why}");
     }
     if !r.layers.is_empty() {
         println!("per-tensor error (quantized model vs fp32):");

@@ -21,6 +21,7 @@
 //! `runtime::Session`), so the passes never touch ONNX Runtime directly.
 
 pub mod accuracy;
+pub mod auto;
 pub mod calibrate;
 pub mod data;
 pub mod dynamic;
@@ -185,6 +186,9 @@ pub struct Report {
     pub layers: Vec<LayerError>,
     /// Warnings for the user (random inputs, slower model, ...).
     pub warnings: Vec<String>,
+    /// `auto`: why the winner won.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub choice: Option<String>,
 }
 
 /// Whether the model already contains quantization ops.
@@ -223,7 +227,24 @@ pub struct Quantized {
 }
 
 /// Quantize `model` with calibration samples `calib`, judged on held-out `eval` samples.
+/// `Mode::Auto` tries every applicable mode ([`auto`]).
 pub fn quantize(
+    model: &Model,
+    calib: &[Feed],
+    eval: &[Feed],
+    random_inputs: bool,
+    opts: &Options,
+    engine: &dyn Engine,
+) -> Result<Quantized> {
+    if opts.mode == Mode::Auto {
+        return auto::search(model, calib, eval, random_inputs, opts, engine);
+    }
+    quantize_mode(model, calib, eval, random_inputs, opts, engine)
+}
+
+/// One mode. `Mode::Auto` here is the int8 search (accuracy guard and the
+/// depthwise-in-float variant), which [`auto::search`] runs as its int8 candidate.
+fn quantize_mode(
     model: &Model,
     calib: &[Feed],
     eval: &[Feed],
@@ -339,7 +360,12 @@ pub fn quantize(
     };
 
     // 1. Everything the kernels support.
-    let mut variant = "int8: every Conv/MatMul/Gemm".to_string();
+    let kind = if opts.selection.weights_only {
+        "int8-weight"
+    } else {
+        "int8"
+    };
+    let mut variant = format!("{kind}: every Conv/MatMul/Gemm");
     let mut plan = full_plan.clone();
     let (mut qmodel, mut qbytes, mut label, mut outputs) = evaluate(&plan, eval_set, &ref_outputs)?;
     attempts.push(attempt(
@@ -376,7 +402,7 @@ pub fn quantize(
             let p = qdq::restrict(&full_plan, |n| !set.contains(n.node.as_str()));
             let (m, b, l, outs) = evaluate(&p, eval_set, &ref_outputs)?;
             let v = format!(
-                "int8, {} most sensitive kept float (last: {node}, {s:.1} dB alone)",
+                "{kind}, {} most sensitive kept float (last: {node}, {s:.1} dB alone)",
                 kept_float.len()
             );
             attempts.push(attempt(v.clone(), &p, b.len(), &outs, None));
@@ -496,6 +522,7 @@ pub fn quantize(
         attempts,
         layers,
         warnings,
+        choice: None,
     };
     Ok(Quantized {
         model: qmodel,
@@ -882,6 +909,7 @@ fn finish_rewrite(ctx: Finish<'_>, rewrite: Rewrite) -> Result<Quantized> {
         meets_target: (!opts.targets.is_empty()).then_some(meets),
         layers: Vec::new(),
         warnings,
+        choice: None,
     };
     Ok(Quantized { model: q, report })
 }

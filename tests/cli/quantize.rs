@@ -307,3 +307,54 @@ fn int8_weight_mode_quantizes_weights_with_corrected_biases() {
     assert!(g.initializer.iter().any(|t| t.name.ends_with("_biascorr")));
     assert!(!g.node.iter().any(|n| n.op_type == "QuantizeLinear"));
 }
+
+#[test]
+fn auto_tries_every_applicable_mode_and_says_why_the_winner_won() {
+    let Some(model) = cls_model() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    write_images(&tmp.path().join("calib"), 6);
+    write_images(&tmp.path().join("eval"), 2);
+    let out = tmp.path().join("cls.auto.onnx");
+    let report = tmp.path().join("report.json");
+    edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(&out)
+        .args(["--mode", "auto", "--latency-budget-s", "0.5"])
+        .args(["--accuracy-target", "sqnr=20dB"])
+        .arg("--calibration")
+        .arg(tmp.path().join("calib"))
+        .arg("--eval")
+        .arg(tmp.path().join("eval"))
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("auto chose:"));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["mode"], "auto");
+    let tried: Vec<&str> = r["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["variant"].as_str().unwrap())
+        .collect();
+    for mode in ["int8:", "int8-weight:", "int8 dynamic:"] {
+        assert!(
+            tried.iter().any(|v| v.starts_with(mode)),
+            "{mode} not in {tried:?}"
+        );
+    }
+    // Every attempt was timed against fp32 and the winner meets the target.
+    assert!(r["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["latency_ratio"].as_f64().is_some()));
+    assert_eq!(r["meets_target"], true);
+    assert!(r["choice"].as_str().unwrap().contains("meets the target"));
+    // The file written is the winner and loads.
+    let m = edgepack::model::Model::load(&out).unwrap();
+    assert!(!m.graph().node.is_empty());
+}
