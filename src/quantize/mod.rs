@@ -15,7 +15,8 @@
 //! the faster), `int8-weight` (int8 weights, float compute), `int8-dynamic` ([`dynamic`]).
 //! An `--accuracy-target` that is missed triggers a per-node sensitivity ranking (error each
 //! node adds when quantized alone) and keeps the worst nodes in float until it is met.
-//! `fp16` and `int4-weight` (MatMulNBits) are not implemented.
+//! `fp16` ([`fp16`]): float16 weights and compute, float32 at the inputs and outputs, casts
+//! around a block list of ops kept in float32. `int4-weight` (MatMulNBits) is not implemented.
 //!
 //! Runs go through the [`runner::Engine`] trait ([`engine::RuntimeEngine`] on
 //! `runtime::Session`), so the passes never touch ONNX Runtime directly.

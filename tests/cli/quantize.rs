@@ -258,19 +258,62 @@ fn int8_dynamic_rewrites_matmuls_without_calibration_data() {
 }
 
 #[test]
-fn unimplemented_modes_are_refused_with_exit_2() {
+fn fp16_mode_halves_the_classifier_and_keeps_its_outputs() {
     let Some(model) = cls_model() else { return };
     let tmp = tempfile::tempdir().unwrap();
+    write_images(&tmp.path().join("calib"), 4);
+    write_images(&tmp.path().join("eval"), 3);
+    let out = tmp.path().join("cls.fp16.onnx");
+    let report = tmp.path().join("report.json");
     edgepack()
         .arg("quantize")
         .arg(&model)
         .arg("-o")
-        .arg(tmp.path().join("q.onnx"))
-        .args(["--mode", "fp16"])
+        .arg(&out)
+        .args(["--mode", "fp16", "--no-latency"])
+        .arg("--calibration")
+        .arg(tmp.path().join("calib"))
+        .arg("--eval")
+        .arg(tmp.path().join("eval"))
+        .args(["--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5"])
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .success();
+    // The report's accuracy comes from running the fp16 model in ONNX Runtime, so it loads.
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let sqnr = r["outputs"][0]["sqnr_db"].as_f64().unwrap();
+    assert!(sqnr >= 40.0, "SQNR {sqnr} dB");
+    let ratio = r["size_ratio"].as_f64().unwrap();
+    assert!(ratio < 0.6, "size ratio {ratio}");
+    assert!(r["variant"].as_str().unwrap().starts_with("fp16: "));
+    let m = edgepack::model::Model::load(&out).unwrap();
+    let g = m.graph();
+    // float32 in and out, float16 weights, casts only at the boundary.
+    let float =
+        |vi: &edgepack::model::ValueInfoProto| edgepack::model::graph::elem_type(vi) == Some(1);
+    assert!(g.input.iter().all(float) && g.output.iter().all(float));
+    assert!(!g.initializer.iter().any(|t| t.data_type == Some(1)));
+    assert!(
+        g.initializer
+            .iter()
+            .filter(|t| t.data_type == Some(10))
+            .count()
+            > 50
+    );
+    // Converting the fp16 model again is refused, nothing written.
+    edgepack()
+        .arg("quantize")
+        .arg(&out)
+        .arg("-o")
+        .arg(tmp.path().join("again.onnx"))
+        .args(["--mode", "fp16", "--no-latency"])
+        .arg("--calibration")
+        .arg(tmp.path().join("calib"))
         .assert()
         .code(2)
-        .stderr(predicates::str::contains("not implemented"));
-    assert!(!tmp.path().join("q.onnx").exists());
+        .stderr(predicates::str::contains("already holds float16"));
+    assert!(!tmp.path().join("again.onnx").exists());
 }
 
 #[test]
