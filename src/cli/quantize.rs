@@ -380,22 +380,32 @@ pub fn print_accuracy_table(outputs: &[edgepack::quantize::accuracy::OutputAccur
 pub fn print_report(r: &Report, out: &Path) {
     println!("quantized model: {}  ({})", out.display(), r.variant);
     println!("preparation: {}", r.preparation.join("; "));
-    println!(
-        "quantized nodes: {}   calibration: {} samples, {:?}   quantize wall time: {:.2} s",
-        r.quantized_nodes.len(),
-        r.calibration_samples,
-        r.method,
-        r.quantize_wall_s
-    );
+    let rewritten = if r.quantized_nodes.is_empty() {
+        r.attempts.last().map_or(0, |a| a.quantized_nodes)
+    } else {
+        r.quantized_nodes.len()
+    };
+    if r.calibration_samples > 0 {
+        println!(
+            "nodes rewritten: {}   calibration: {} samples, {:?}   quantize wall time: {:.2} s",
+            rewritten, r.calibration_samples, r.method, r.quantize_wall_s
+        );
+    } else {
+        println!(
+            "nodes rewritten: {}   (no calibration)   quantize wall time: {:.2} s",
+            rewritten, r.quantize_wall_s
+        );
+    }
     println!(
         "size: {} -> {} bytes ({:.3}x)",
         r.size.fp32_bytes, r.size.quantized_bytes, r.size.ratio
     );
     if let Some(l) = &r.latency {
         println!(
-            "latency vs fp32: {:.3}x  (fp32 p50 {:.3} ms, int8 p50 {:.3} ms, {} interleaved pairs)",
+            "latency vs fp32: {:.3}x  (fp32 p50 {:.3} ms, {} p50 {:.3} ms, {} interleaved pairs)",
             l.ratio,
             l.a_p50_s * 1e3,
+            r.mode.name(),
             l.b_p50_s * 1e3,
             l.pairs
         );
