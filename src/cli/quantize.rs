@@ -11,7 +11,7 @@ use edgepack::quantize::calibrate::Method;
 use edgepack::quantize::data::{input_specs, list_folder, load_sample, random_feed};
 use edgepack::quantize::engine::RuntimeEngine;
 use edgepack::quantize::preprocess::{ChannelOrder, Layout, Preprocess};
-use edgepack::quantize::qdq::Selection;
+use edgepack::quantize::qdq::{Selection, WeightRounding};
 use edgepack::quantize::runner::Feed;
 use edgepack::quantize::{self, Mode, Options, Report};
 use edgepack::{artifact, model::Model, Error, Result};
@@ -139,6 +139,10 @@ pub struct QuantizeArgs {
     /// Calibration method: minmax, percentile, percentile:P, entropy.
     #[arg(long, default_value = "minmax")]
     pub method: String,
+    /// How int8 weights are rounded: auto (error-compensating GPTQ for int8-weight, nearest
+    /// for int8), nearest, gptq (against calibrated input moments; per-channel only).
+    #[arg(long, default_value = "auto")]
+    pub weight_rounding: String,
     /// Per-channel weight scales (the default).
     #[arg(long, conflicts_with = "per_tensor")]
     pub per_channel: bool,
@@ -247,6 +251,12 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outco
             format!("'{}' is not minmax, percentile[:P] or entropy", args.method),
         )
     })?;
+    let rounding = WeightRounding::parse(&args.weight_rounding).ok_or_else(|| {
+        Error::usage(
+            "--weight-rounding",
+            format!("'{}' is not auto, nearest or gptq", args.weight_rounding),
+        )
+    })?;
     let targets = args
         .accuracy_target
         .iter()
@@ -314,6 +324,7 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outco
             per_channel: !args.per_tensor,
             float_pooled: args.float_pooled,
             weights_only: matches!(args.mode, ModeArg::Int8Weight),
+            rounding,
         },
         targets,
         measure_latency: !args.no_latency,

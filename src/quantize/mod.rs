@@ -304,7 +304,35 @@ fn quantize_mode(
     );
     observed.sort();
     observed.dedup();
-    let collectors = calibrate_model(&prepared, &observed, calib, opts.method, engine)?;
+    // Input second moments for error-compensating weight rounding (per-channel only).
+    let gptq = opts.selection.rounding.compensates(&opts.selection);
+    let mut moment_slots: Vec<(String, calibrate::Moments)> = Vec::new();
+    let mut moment_nodes: Vec<String> = Vec::new();
+    if gptq {
+        for qn in &full_plan.nodes {
+            if let Some(spec) = qdq::patch_spec(&prepared, qn) {
+                if spec.blocks_and_dim().1 <= qdq::GPTQ_MAX_DIM {
+                    observed.push(qn.input.clone());
+                    moment_slots.push((qn.input.clone(), calibrate::Moments::new(spec)));
+                    moment_nodes.push(qn.node.clone());
+                }
+            }
+        }
+        observed.sort();
+        observed.dedup();
+    }
+    let collectors = calibrate_model(
+        &prepared,
+        &observed,
+        calib,
+        opts.method,
+        engine,
+        &mut moment_slots,
+    )?;
+    let moments: BTreeMap<String, calibrate::Moments> = moment_nodes
+        .into_iter()
+        .zip(moment_slots.into_iter().map(|(_, m)| m))
+        .collect();
     let ranges: BTreeMap<String, (f32, f32)> = collectors
         .iter()
         .map(|(k, c)| (k.clone(), c.range(opts.method)))
@@ -327,7 +355,14 @@ fn quantize_mode(
     let meets = |outs: &[OutputAccuracy]| opts.targets.iter().all(|t| t.met_by(outs));
     let build = |plan: &qdq::Plan| -> Result<(Model, Vec<u8>, String)> {
         let mut q = prepared.clone();
-        let patch = qdq::emit(&q, plan, &ranges, &means, opts.selection.per_channel)?;
+        let patch = qdq::emit(
+            &q,
+            plan,
+            &ranges,
+            &means,
+            &moments,
+            opts.selection.per_channel,
+        )?;
         let label = patch.label.clone();
         patch.apply(q.graph_mut())?;
         graph::prune_initializers(q.graph_mut());
@@ -538,6 +573,7 @@ pub fn calibrate_model(
     calib: &[Feed],
     method: Method,
     engine: &dyn Engine,
+    moments: &mut [(String, calibrate::Moments)],
 ) -> Result<BTreeMap<String, Collector>> {
     let mut m = prepared.clone();
     let existing: HashSet<String> = m.graph().output.iter().map(|o| o.name.clone()).collect();
@@ -582,6 +618,9 @@ pub fn calibrate_model(
                 if pass == 0 {
                     c.observe_range(&o.data);
                     c.observe_channel_mean(&o.shape, &o.data);
+                    for (_, m) in moments.iter_mut().filter(|(t, _)| *t == o.name) {
+                        m.observe(&o.shape, &o.data);
+                    }
                 } else {
                     c.observe_histogram(&o.data);
                 }
@@ -966,7 +1005,8 @@ mod tests {
         // `--mode int8-weight` plans no activation tensors; this used to panic on the
         // graph outputs the runner returns for an empty request.
         let m = crate::quantize::prepare::tests::conv_bn_hardswish_model();
-        let c = calibrate_model(&m, &[], &feed(), Method::MinMax, &AllOutputsEngine).unwrap();
+        let c =
+            calibrate_model(&m, &[], &feed(), Method::MinMax, &AllOutputsEngine, &mut []).unwrap();
         assert!(c.is_empty());
     }
 
@@ -974,7 +1014,15 @@ mod tests {
     fn calibration_observes_graph_inputs_and_requested_tensors() {
         let m = crate::quantize::prepare::tests::conv_bn_hardswish_model();
         let want = ["x".to_string(), "c0".to_string()];
-        let c = calibrate_model(&m, &want, &feed(), Method::MinMax, &AllOutputsEngine).unwrap();
+        let c = calibrate_model(
+            &m,
+            &want,
+            &feed(),
+            Method::MinMax,
+            &AllOutputsEngine,
+            &mut [],
+        )
+        .unwrap();
         assert_eq!((c["x"].min, c["x"].max), (0.5, 2.0));
         assert_eq!((c["c0"].min, c["c0"].max), (-1.0, 3.0));
     }
