@@ -286,6 +286,9 @@ pub fn build(
     let mut self_test = m.self_test.clone();
     let mut execution = m.execution.clone();
     execution.intra_op_threads = Some(choice.threads);
+    execution
+        .session_config
+        .extend(variant.session_config.clone());
     if variant.name != "fp32" && !self_test.is_empty() {
         let runner = opts.runner.as_ref().ok_or_else(|| {
             Error::usage(

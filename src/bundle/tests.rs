@@ -136,6 +136,7 @@ fn fixture(dir: &Path) -> (PathBuf, Vec<Profile>) {
             path: variant,
             sqnr_db: Some(32.0),
             params: BTreeMap::new(),
+            session_config: [("session.disable_quant_qdq".to_string(), "1".to_string())].into(),
         }],
         lineage: vec![LineageSpec::parse("code=https://github.com/example/r#abcdef0").unwrap()],
         created_unix_s: Some(1_700_000_000),
@@ -211,6 +212,16 @@ fn each_target_gets_the_variant_that_fits_and_bundles_verify() {
         .map(|t| t.name.as_str())
         .collect();
     assert_eq!(names, vec!["package", "quantize:int8", "bundle"]);
+    // The variant's session entries travel into the bundle's execution context; the fp32
+    // bundle gets none.
+    let entry = small
+        .manifest
+        .execution
+        .session_config
+        .get("session.disable_quant_qdq");
+    assert_eq!(entry.map(String::as_str), Some("1"));
+    let big = package::open(res[0].path.as_ref().unwrap(), None).unwrap();
+    assert!(big.manifest.execution.session_config.is_empty());
 }
 
 #[test]

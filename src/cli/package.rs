@@ -85,6 +85,7 @@ pub fn variants(
                 path: v.into(),
                 sqnr_db: None,
                 params: BTreeMap::new(),
+                session_config: BTreeMap::new(),
             },
         };
         if let Some(db) = acc.remove(k) {

@@ -102,6 +102,11 @@ pub struct Variant {
     /// Accuracy against the original (signal-to-quantization-noise ratio), quantized variants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sqnr_db: Option<f64>,
+    /// ONNX Runtime session configuration entries this variant needs on top of the
+    /// package's execution context (e.g. `session.disable_quant_qdq` = `1` for int8
+    /// weight-only variants, so the weights are dequantized once at load).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub session_config: BTreeMap<String, String>,
     /// How this variant was derived from the original (empty for the original).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transformations: Vec<Transformation>,

@@ -49,6 +49,8 @@ pub struct VariantInput {
     pub sqnr_db: Option<f64>,
     /// Parameters of the transformation that produced it.
     pub params: BTreeMap<String, serde_json::Value>,
+    /// Session configuration entries the variant needs (from the quantizer's report).
+    pub session_config: BTreeMap<String, String>,
 }
 
 impl VariantInput {
@@ -96,11 +98,21 @@ impl VariantInput {
         if let Some(p) = v.get("preparation") {
             params.insert("preparation".into(), p.clone());
         }
+        let session_config = match v.get("session_config") {
+            None => BTreeMap::new(),
+            Some(c) => serde_json::from_value(c.clone()).map_err(|e| {
+                Error::file(
+                    report,
+                    format!("'session_config' is not a map of strings: {e}"),
+                )
+            })?,
+        };
         Ok(VariantInput {
             name: name.to_string(),
             path: model.to_path_buf(),
             sqnr_db,
             params,
+            session_config,
         })
     }
 }
@@ -170,6 +182,7 @@ fn variant_entry(
         ir_version: model.proto.ir_version.unwrap_or(0),
         producer: model.proto.producer_name.clone(),
         sqnr_db: None,
+        session_config: BTreeMap::new(),
         transformations: vec![],
     }
 }
@@ -316,6 +329,7 @@ pub fn build(
         let vb = std::fs::read(&v.path).map_err(|e| Error::io(&v.path, e))?;
         let mut entry = variant_entry(&v.name, &vb, &vm, &execution);
         entry.sqnr_db = v.sqnr_db;
+        entry.session_config = v.session_config.clone();
         entry.transformations.push(manifest::Transformation {
             name: format!("quantize:{}", v.name),
             params: v.params.clone(),

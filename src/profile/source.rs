@@ -108,7 +108,11 @@ impl Source {
         Ok(Source {
             model_path,
             display: format!("{}!{}", path.display(), chosen.path),
-            context: Some(m.execution.clone()),
+            context: Some({
+                let mut ctx = m.execution.clone();
+                ctx.session_config.extend(chosen.session_config.clone());
+                ctx
+            }),
             variant: Some(chosen.name.clone()),
             _dir: Some(dir),
         })

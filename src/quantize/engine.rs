@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::runner::{Engine, ModelRunner, NamedTensor};
+use super::runner::{Engine, ModelRunner, NamedTensor, SessionConfig};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::runtime::{ExecutionContext, GraphOptimizationLevel, Session};
@@ -48,6 +48,21 @@ impl Engine for RuntimeEngine {
 
     fn load_for_timing(&self, model_bytes: &[u8]) -> Result<Box<dyn ModelRunner>> {
         self.session(model_bytes, &self.timing)
+    }
+
+    fn load_configured(
+        &self,
+        model_bytes: &[u8],
+        config: &SessionConfig,
+        timing: bool,
+    ) -> Result<Box<dyn ModelRunner>> {
+        let mut ctx = if timing {
+            self.timing.clone()
+        } else {
+            self.bulk.clone()
+        };
+        ctx.session_config.extend(config.clone());
+        self.session(model_bytes, &ctx)
     }
 
     fn load_for_calibration(&self, model_bytes: &[u8]) -> Result<Box<dyn ModelRunner>> {

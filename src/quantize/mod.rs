@@ -190,6 +190,27 @@ pub struct Report {
     /// `auto`: why the winner won.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub choice: Option<String>,
+    /// ONNX Runtime session configuration entries the quantized model is meant to run
+    /// with (and was measured with); packages carry them with the variant.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub session_config: runner::SessionConfig,
+}
+
+/// Session entries a quantized model runs with. Weight-only int8 (DequantizeLinear on
+/// initializers only, no quantized activations) sets `session.disable_quant_qdq`: ONNX
+/// Runtime then constant-folds the DequantizeLinear nodes at load and runs float kernels,
+/// instead of dequantizing every weight on every call (measured on PP-OCR rec/det: 1.27x
+/// fp32 latency without it, 0.90x with it). Nothing is lost: there are no activation
+/// Q/DQ groups to fuse.
+pub fn session_config(opts: &Options) -> runner::SessionConfig {
+    let mut c = runner::SessionConfig::new();
+    if opts.selection.weights_only {
+        c.insert(
+            crate::runtime::DISABLE_QUANT_QDQ.to_string(),
+            "1".to_string(),
+        );
+    }
+    c
 }
 
 /// Whether the model already contains quantization ops.
@@ -353,6 +374,8 @@ fn quantize_mode(
     }
 
     let meets = |outs: &[OutputAccuracy]| opts.targets.iter().all(|t| t.met_by(outs));
+    // Weight-only models run with DequantizeLinear folded at load (see `session_config`).
+    let qconfig = session_config(opts);
     let build = |plan: &qdq::Plan| -> Result<(Model, Vec<u8>, String)> {
         let mut q = prepared.clone();
         let patch = qdq::emit(
@@ -375,7 +398,7 @@ fn quantize_mode(
      -> Result<(Model, Vec<u8>, String, Vec<OutputAccuracy>)> {
         let (q, bytes, label) = build(plan)?;
         let mut cand = engine
-            .load(&bytes)
+            .load_configured(&bytes, &qconfig, false)
             .map_err(|e| Error::Runtime(format!("the quantized model does not load: {e}")))?;
         let outs = compare(&mut *cand, feeds, refs, &class_outputs)?;
         Ok((q, bytes, label, outs))
@@ -466,7 +489,7 @@ fn quantize_mode(
         None
     };
     if let Some(reference) = timing_ref.as_mut() {
-        let mut cand = engine.load_for_timing(&qbytes)?;
+        let mut cand = engine.load_configured(&qbytes, &qconfig, true)?;
         latency = Some(runner::latency_ratio(
             &mut **reference,
             &mut *cand,
@@ -490,7 +513,7 @@ fn quantize_mode(
         };
         if !no_dw.nodes.is_empty() && no_dw.nodes.len() != plan.nodes.len() {
             let (m, b, l, outs) = evaluate(&no_dw, eval_set, &ref_outputs)?;
-            let mut cand = engine.load(&b)?;
+            let mut cand = engine.load_configured(&b, &qconfig, true)?;
             let lat = runner::latency_ratio(
                 &mut **reference,
                 &mut *cand,
@@ -559,6 +582,7 @@ fn quantize_mode(
         layers,
         warnings,
         choice: None,
+        session_config: qconfig,
     };
     Ok(Quantized {
         model: qmodel,
@@ -950,6 +974,7 @@ fn finish_rewrite(ctx: Finish<'_>, rewrite: Rewrite) -> Result<Quantized> {
         layers: Vec::new(),
         warnings,
         choice: None,
+        session_config: runner::SessionConfig::new(),
     };
     Ok(Quantized { model: q, report })
 }

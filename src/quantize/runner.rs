@@ -28,6 +28,9 @@ pub trait ModelRunner {
     fn run(&mut self, inputs: &[NamedTensor], outputs: &[String]) -> Result<Vec<NamedTensor>>;
 }
 
+/// ONNX Runtime session configuration entries (`AddSessionConfigEntry`) a model needs.
+pub type SessionConfig = std::collections::BTreeMap<String, String>;
+
 /// Loads models into runners.
 pub trait Engine {
     /// Load a model from its encoded bytes, optimized for inference, using every core
@@ -39,6 +42,22 @@ pub trait Engine {
     /// Load a model with graph optimizations limited to the basic (semantics-preserving,
     /// provider-independent) level, so every tensor asked for is still computed as written.
     fn load_for_calibration(&self, model_bytes: &[u8]) -> Result<Box<dyn ModelRunner>>;
+    /// [`Engine::load`] (or [`Engine::load_for_timing`] when `timing`) with extra session
+    /// configuration entries, as a quantized model's report prescribes. Engines without
+    /// session options (test mocks) run the model as [`Engine::load`] would.
+    fn load_configured(
+        &self,
+        model_bytes: &[u8],
+        config: &SessionConfig,
+        timing: bool,
+    ) -> Result<Box<dyn ModelRunner>> {
+        let _ = config;
+        if timing {
+            self.load_for_timing(model_bytes)
+        } else {
+            self.load(model_bytes)
+        }
+    }
 }
 
 /// Latency of `b` relative to `a`, measured interleaved (A B A B ...) on the same feed so

@@ -2,6 +2,7 @@
 //! results, as one plain struct. It is stored in package manifests (strict TOML/JSON), so a
 //! measured latency always travels with the settings that produced it.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -159,7 +160,17 @@ pub struct ExecutionContext {
     /// Save the optimized graph here when the session is built (offline optimization).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optimized_model_path: Option<PathBuf>,
+    /// ONNX Runtime session configuration entries (`AddSessionConfigEntry`), e.g.
+    /// `"session.disable_quant_qdq" = "1"`, which lets ONNX Runtime fold the
+    /// DequantizeLinear of int8 weights into float weights once, at load.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub session_config: BTreeMap<String, String>,
 }
+
+/// The session entry that lets ONNX Runtime constant-fold DequantizeLinear nodes (QDQ
+/// fusion off): an int8 weight-only model then runs float kernels on weights dequantized
+/// once at load instead of dequantizing them on every call.
+pub const DISABLE_QUANT_QDQ: &str = "session.disable_quant_qdq";
 
 impl Default for ExecutionContext {
     fn default() -> Self {
@@ -174,6 +185,7 @@ impl Default for ExecutionContext {
             execution_mode: ExecutionMode::Sequential,
             profiling_prefix: None,
             optimized_model_path: None,
+            session_config: BTreeMap::new(),
         }
     }
 }
@@ -191,6 +203,16 @@ impl ExecutionContext {
             return Err(Error::usage(
                 "execution context",
                 "execution_providers is empty (use [\"cpu\"])",
+            ));
+        }
+        if let Some(k) = self
+            .session_config
+            .keys()
+            .find(|k| k.is_empty() || k.chars().any(char::is_whitespace))
+        {
+            return Err(Error::usage(
+                "execution context",
+                format!("session_config key '{k}' is empty or has whitespace (keys look like session.disable_quant_qdq)"),
             ));
         }
         let mut seen = Vec::new();

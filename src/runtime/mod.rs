@@ -34,7 +34,7 @@ mod session;
 
 pub use context::{
     ExecutionContext, ExecutionMode, GraphOptimizationLevel, Provider, ProviderFallback,
-    ProviderReport, UnavailableProvider,
+    ProviderReport, UnavailableProvider, DISABLE_QUANT_QDQ,
 };
 pub use library::{
     ensure, ensure_or_install, install, list, CachedRuntime, LibrarySource, Platform, RuntimeInfo,

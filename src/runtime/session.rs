@@ -106,6 +106,11 @@ fn configure(ctx: &ExecutionContext) -> Result<(SessionBuilder, ProviderReport)>
             .with_optimized_model_path(p)
             .map_err(builder_err("optimized_model_path"))?;
     }
+    for (k, v) in &ctx.session_config {
+        b = b
+            .with_config_entry(k.as_str(), v.as_str())
+            .map_err(builder_err("session_config"))?;
+    }
 
     let mut report = ProviderReport {
         requested: ctx.execution_providers.clone(),

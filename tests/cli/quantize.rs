@@ -349,6 +349,8 @@ fn int8_weight_mode_quantizes_weights_with_corrected_biases() {
     assert!(g.initializer.iter().any(|t| t.data_type == Some(3)));
     assert!(g.initializer.iter().any(|t| t.name.ends_with("_biascorr")));
     assert!(!g.node.iter().any(|n| n.op_type == "QuantizeLinear"));
+    // It is meant to run with the weights dequantized once at load.
+    assert_eq!(r["session_config"]["session.disable_quant_qdq"], "1");
 }
 
 #[test]
