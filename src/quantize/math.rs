@@ -274,7 +274,7 @@ mod tests {
 
     #[test]
     fn u4_asymmetric_block_maps_min_and_max_to_the_grid_ends() {
-        let b = quantize_block_u4(&[-1.0, 0.0, 2.0, 0.5], Int4Scheme::Asymmetric);
+        let b = quantize_block_u4(&[-1.0, 0.0, 2.0, 0.6], Int4Scheme::Asymmetric);
         assert!((b.scale - 0.2).abs() < 1e-7);
         assert_eq!(b.zero_point, 5);
         assert_eq!(b.codes, vec![0, 5, 15, 8]);
