@@ -177,9 +177,7 @@ pub fn quantize_block_u4(block: &[f32], scheme: Int4Scheme) -> U4Block {
     };
     let codes = block
         .iter()
-        .map(|&x| {
-            ((x / scale).round_ties_even() + zero_point as f32).clamp(0.0, 15.0) as u8
-        })
+        .map(|&x| ((x / scale).round_ties_even() + zero_point as f32).clamp(0.0, 15.0) as u8)
         .collect();
     U4Block {
         codes,
