@@ -470,10 +470,7 @@ pub fn convert(prepared: &Model, origin: &Path, opts: &Options) -> Result<Rewrit
         Int4Scheme::Asymmetric => "asymmetric",
         Int4Scheme::Symmetric => "symmetric",
     };
-    let variant = format!(
-        "int4 weight-only: {}, block {bs}, {scheme}",
-        ops.join(" + ")
-    );
+    let variant = format!("int4-weight: {}, block {bs}, {scheme}", ops.join(" + "));
     let mut warnings = Vec::new();
     if !too_small.is_empty() {
         warnings.push(format!(
@@ -636,7 +633,7 @@ mod tests {
         assert_eq!(r.count, 2);
         assert_eq!(
             r.variant,
-            "int4 weight-only: 1 MatMul + 1 Gemm, block 32, asymmetric"
+            "int4-weight: 1 MatMul + 1 Gemm, block 32, asymmetric"
         );
         assert!(q
             .proto

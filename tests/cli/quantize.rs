@@ -349,10 +349,7 @@ fn int4_weight_rewrites_the_recognizer_matmuls_to_matmulnbits() {
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     // 9 MatMuls read a constant weight (the 6625-class head among them); the two
     // attention MatMuls multiply activations and stay float.
-    assert_eq!(
-        r["variant"],
-        "int4 weight-only: 9 MatMul, block 32, asymmetric"
-    );
+    assert_eq!(r["variant"], "int4-weight: 9 MatMul, block 32, asymmetric");
     let sqnr = r["outputs"][0]["sqnr_db"].as_f64().unwrap();
     assert!(sqnr > 15.0, "SQNR {sqnr} dB");
     let ratio = r["size"]["ratio"].as_f64().unwrap();
