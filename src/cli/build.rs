@@ -111,7 +111,10 @@ fn step(ort_lib: Option<&Path>, argv: Vec<OsString>) -> anyhow::Result<()> {
         .output()
         .map_err(|e| Error::io("edgepack executable", e))?;
     let err = String::from_utf8_lossy(&out.stderr);
-    eprint!("{err}");
+    // The step's own error line is reported once, by the caller (as "skipped: why").
+    for line in err.lines().filter(|l| !l.starts_with("edgepack: error: ")) {
+        eprintln!("{line}");
+    }
     match out.status.code() {
         Some(0) | Some(1) => Ok(()),
         _ => {

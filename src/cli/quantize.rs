@@ -11,7 +11,7 @@ use edgepack::quantize::calibrate::Method;
 use edgepack::quantize::data::{input_specs, list_folder, load_sample, random_feed};
 use edgepack::quantize::engine::RuntimeEngine;
 use edgepack::quantize::preprocess::{ChannelOrder, Layout, Preprocess};
-use edgepack::quantize::qdq::Selection;
+use edgepack::quantize::qdq::{Selection, WeightRounding};
 use edgepack::quantize::runner::Feed;
 use edgepack::quantize::{self, Mode, Options, Report};
 use edgepack::{artifact, model::Model, Error, Result};
@@ -125,7 +125,8 @@ pub struct QuantizeArgs {
     /// `MatMulNBits`).
     #[arg(long, value_enum, default_value = "int8")]
     pub mode: ModeArg,
-    /// Folder of calibration inputs (.png/.jpg images or .npy tensors).
+    /// Folder of calibration samples: .png/.jpg images, .npy/.pb tensors (single-input
+    /// models), .npz archives keyed by input name, or folders of input_K.pb.
     #[arg(long, value_name = "DIR")]
     pub calibration: Option<PathBuf>,
     /// Calibration samples to use (the first N files).
@@ -138,6 +139,10 @@ pub struct QuantizeArgs {
     /// Calibration method: minmax, percentile, percentile:P, entropy.
     #[arg(long, default_value = "minmax")]
     pub method: String,
+    /// How int8 weights are rounded: auto (error-compensating GPTQ for int8-weight, nearest
+    /// for int8), nearest, gptq (against calibrated input moments; per-channel only).
+    #[arg(long, default_value = "auto")]
+    pub weight_rounding: String,
     /// Per-channel weight scales (the default).
     #[arg(long, conflicts_with = "per_tensor")]
     pub per_channel: bool,
@@ -246,6 +251,12 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outco
             format!("'{}' is not minmax, percentile[:P] or entropy", args.method),
         )
     })?;
+    let rounding = WeightRounding::parse(&args.weight_rounding).ok_or_else(|| {
+        Error::usage(
+            "--weight-rounding",
+            format!("'{}' is not auto, nearest or gptq", args.weight_rounding),
+        )
+    })?;
     let targets = args
         .accuracy_target
         .iter()
@@ -313,6 +324,7 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outco
             per_channel: !args.per_tensor,
             float_pooled: args.float_pooled,
             weights_only: matches!(args.mode, ModeArg::Int8Weight),
+            rounding,
         },
         targets,
         measure_latency: !args.no_latency,
@@ -380,22 +392,32 @@ pub fn print_accuracy_table(outputs: &[edgepack::quantize::accuracy::OutputAccur
 pub fn print_report(r: &Report, out: &Path) {
     println!("quantized model: {}  ({})", out.display(), r.variant);
     println!("preparation: {}", r.preparation.join("; "));
-    println!(
-        "quantized nodes: {}   calibration: {} samples, {:?}   quantize wall time: {:.2} s",
-        r.quantized_nodes.len(),
-        r.calibration_samples,
-        r.method,
-        r.quantize_wall_s
-    );
+    let rewritten = if r.quantized_nodes.is_empty() {
+        r.attempts.last().map_or(0, |a| a.quantized_nodes)
+    } else {
+        r.quantized_nodes.len()
+    };
+    if r.calibration_samples > 0 {
+        println!(
+            "nodes rewritten: {}   calibration: {} samples, {:?}   quantize wall time: {:.2} s",
+            rewritten, r.calibration_samples, r.method, r.quantize_wall_s
+        );
+    } else {
+        println!(
+            "nodes rewritten: {}   (no calibration)   quantize wall time: {:.2} s",
+            rewritten, r.quantize_wall_s
+        );
+    }
     println!(
         "size: {} -> {} bytes ({:.3}x)",
         r.size.fp32_bytes, r.size.quantized_bytes, r.size.ratio
     );
     if let Some(l) = &r.latency {
         println!(
-            "latency vs fp32: {:.3}x  (fp32 p50 {:.3} ms, int8 p50 {:.3} ms, {} interleaved pairs)",
+            "latency vs fp32: {:.3}x  (fp32 p50 {:.3} ms, {} p50 {:.3} ms, {} interleaved pairs)",
             l.ratio,
             l.a_p50_s * 1e3,
+            r.mode.name(),
             l.b_p50_s * 1e3,
             l.pairs
         );
@@ -406,7 +428,7 @@ pub fn print_report(r: &Report, out: &Path) {
         println!("auto tried:");
         for a in &r.attempts {
             println!(
-                "  {:<40} nodes {:>3}  min SQNR {:>7} dB  latency {:>6}x  size {:.3}x  meets target: {}",
+                "  {:<60} nodes {:>3}  min SQNR {:>7} dB  latency {:>6}x  size {:.3}x  meets target: {}",
                 a.variant,
                 a.quantized_nodes,
                 fmt_opt(a.min_sqnr_db, 2),
@@ -415,6 +437,9 @@ pub fn print_report(r: &Report, out: &Path) {
                 a.meets_target
             );
         }
+    }
+    if let Some(why) = &r.choice {
+        println!("auto chose: {why}");
     }
     if !r.layers.is_empty() {
         println!("per-tensor error (quantized model vs fp32):");

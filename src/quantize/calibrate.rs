@@ -265,6 +265,210 @@ pub fn entropy_threshold_bins(hist: &[u64], levels: usize) -> usize {
     best.1
 }
 
+/// How a layer reads its input, i.e. which vectors `x` the second moments `E[x x^T]` of
+/// [`Moments`] are taken over.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PatchSpec {
+    /// A 2-D convolution on NCHW input: one im2col patch per output position and group,
+    /// `cin_g x kernel[0] x kernel[1]` values in the weight's C order (zero where the
+    /// kernel reads padding).
+    Conv2d {
+        /// Kernel height and width.
+        kernel: [usize; 2],
+        /// Strides.
+        strides: [usize; 2],
+        /// Dilations.
+        dilations: [usize; 2],
+        /// Padding at the start of each spatial axis.
+        pads_begin: [usize; 2],
+        /// Padding at the end of each spatial axis.
+        pads_end: [usize; 2],
+        /// Groups.
+        groups: usize,
+        /// Input channels per group.
+        cin_g: usize,
+    },
+    /// A MatMul: the vectors along the last axis.
+    Rows {
+        /// Length of the last axis.
+        k: usize,
+    },
+}
+
+impl PatchSpec {
+    /// Independent blocks (groups) and the length of each block's vectors.
+    pub fn blocks_and_dim(&self) -> (usize, usize) {
+        match self {
+            PatchSpec::Conv2d {
+                kernel,
+                groups,
+                cin_g,
+                ..
+            } => (*groups, cin_g * kernel[0] * kernel[1]),
+            PatchSpec::Rows { k } => (1, *k),
+        }
+    }
+}
+
+/// Multiply-adds one sample may spend on one layer's [`Moments`]: output positions are
+/// subsampled evenly to stay under it (a 3x3 conv on 96 channels at 160x160 would
+/// otherwise cost 2 x 10^10 per sample), but never fewer than [`MIN_POSITIONS`].
+pub const MOMENT_BUDGET: usize = 1 << 23;
+/// Fewest output positions per sample [`Moments`] looks at.
+pub const MIN_POSITIONS: usize = 64;
+
+/// Running uncentred second moments `sum x x^T` of the patches a layer reads, per group,
+/// for error-compensating weight rounding ([`super::math::gptq_round_i8`]). Memory is
+/// `groups x dim^2` values, independent of the samples.
+#[derive(Clone, Debug)]
+pub struct Moments {
+    /// Patch geometry.
+    pub spec: PatchSpec,
+    /// Lower triangles (row-major full matrices, upper half unused), one per block.
+    pub sum: Vec<f64>,
+    /// Vectors summed (per block).
+    pub count: u64,
+    /// Set when a tensor did not fit the spec: no moments then.
+    pub poisoned: bool,
+}
+
+impl Moments {
+    /// Empty moments for `spec`.
+    pub fn new(spec: PatchSpec) -> Self {
+        let (b, d) = spec.blocks_and_dim();
+        Moments {
+            spec,
+            sum: vec![0.0; b * d * d],
+            count: 0,
+            poisoned: false,
+        }
+    }
+
+    /// Add the patches of one input tensor (C order, `shape`).
+    pub fn observe(&mut self, shape: &[usize], data: &[f32]) {
+        if self.poisoned || data.len() != shape.iter().product::<usize>() {
+            self.poisoned = true;
+            return;
+        }
+        let (blocks, dim) = self.spec.blocks_and_dim();
+        let per_position = (blocks * dim * dim / 2).max(1);
+        let max_positions = (MOMENT_BUDGET / per_position).max(MIN_POSITIONS);
+        let mut v = vec![0.0f64; dim];
+        match self.spec.clone() {
+            PatchSpec::Rows { k } => {
+                if shape.last() != Some(&k) || k == 0 {
+                    self.poisoned = true;
+                    return;
+                }
+                let rows = data.len() / k;
+                let step = rows.div_ceil(max_positions).max(1);
+                for r in (0..rows).step_by(step) {
+                    for (x, &d) in v.iter_mut().zip(&data[r * k..(r + 1) * k]) {
+                        *x = d as f64;
+                    }
+                    accumulate(&mut self.sum[..dim * dim], &v);
+                    self.count += 1;
+                }
+            }
+            PatchSpec::Conv2d {
+                kernel,
+                strides,
+                dilations,
+                pads_begin,
+                pads_end,
+                groups,
+                cin_g,
+            } => {
+                let [n, c, h, w] = match shape {
+                    &[n, c, h, w] => [n, c, h, w],
+                    _ => {
+                        self.poisoned = true;
+                        return;
+                    }
+                };
+                if c != groups * cin_g {
+                    self.poisoned = true;
+                    return;
+                }
+                let out = |size: usize, a: usize| -> usize {
+                    let span = dilations[a] * (kernel[a] - 1) + 1;
+                    let padded = size + pads_begin[a] + pads_end[a];
+                    if padded < span {
+                        0
+                    } else {
+                        (padded - span) / strides[a].max(1) + 1
+                    }
+                };
+                let (oh, ow) = (out(h, 0), out(w, 1));
+                let total = n * oh * ow;
+                if total == 0 {
+                    return;
+                }
+                let step = total.div_ceil(max_positions).max(1);
+                let [kh, kw] = kernel;
+                for p in (0..total).step_by(step) {
+                    let (b, oy, ox) = (p / (oh * ow), (p / ow) % oh, p % ow);
+                    for g in 0..groups {
+                        for ci in 0..cin_g {
+                            let plane = &data[((b * c) + g * cin_g + ci) * h * w..][..h * w];
+                            for ky in 0..kh {
+                                let y = (oy * strides[0] + ky * dilations[0]) as isize
+                                    - pads_begin[0] as isize;
+                                for kx in 0..kw {
+                                    let x = (ox * strides[1] + kx * dilations[1]) as isize
+                                        - pads_begin[1] as isize;
+                                    let inside = (0..h as isize).contains(&y)
+                                        && (0..w as isize).contains(&x);
+                                    v[(ci * kh + ky) * kw + kx] = if inside {
+                                        plane[y as usize * w + x as usize] as f64
+                                    } else {
+                                        0.0
+                                    };
+                                }
+                            }
+                        }
+                        accumulate(&mut self.sum[g * dim * dim..(g + 1) * dim * dim], &v);
+                    }
+                    self.count += 1;
+                }
+            }
+        }
+    }
+
+    /// `E[x x^T]` of block `b` (full symmetric, row-major), if anything was observed.
+    pub fn second_moment(&self, b: usize) -> Option<Vec<f64>> {
+        let (blocks, dim) = self.spec.blocks_and_dim();
+        if self.poisoned || self.count == 0 || b >= blocks {
+            return None;
+        }
+        let src = &self.sum[b * dim * dim..(b + 1) * dim * dim];
+        let n = self.count as f64;
+        let mut m = vec![0.0; dim * dim];
+        for i in 0..dim {
+            for j in 0..=i {
+                let v = src[i * dim + j] / n;
+                m[i * dim + j] = v;
+                m[j * dim + i] = v;
+            }
+        }
+        Some(m)
+    }
+}
+
+/// `sum += v v^T` on the lower triangle, skipping zeros (post-ReLU inputs are sparse).
+fn accumulate(sum: &mut [f64], v: &[f64]) {
+    let d = v.len();
+    for (i, &vi) in v.iter().enumerate() {
+        if vi == 0.0 {
+            continue;
+        }
+        let row = &mut sum[i * d..i * d + i + 1];
+        for (s, &vj) in row.iter_mut().zip(&v[..=i]) {
+            *s += vi * vj;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,5 +525,56 @@ mod tests {
         );
         assert_eq!(Method::parse("percentile:10"), None);
         assert_eq!(Method::parse("kl"), None);
+    }
+
+    #[test]
+    fn conv_moments_read_padding_as_zero() {
+        // One 1x2 map [1, 2], 1x2 kernel with one column of padding on each side: patches
+        // (0, 1), (1, 2), (2, 0).
+        let spec = PatchSpec::Conv2d {
+            kernel: [1, 2],
+            strides: [1, 1],
+            dilations: [1, 1],
+            pads_begin: [0, 1],
+            pads_end: [0, 1],
+            groups: 1,
+            cin_g: 1,
+        };
+        let mut m = Moments::new(spec);
+        m.observe(&[1, 1, 1, 2], &[1.0, 2.0]);
+        assert_eq!(m.count, 3);
+        let h = m.second_moment(0).unwrap();
+        // E[x0^2] = (0 + 1 + 4)/3, E[x0 x1] = (0 + 2 + 0)/3, E[x1^2] = (1 + 4 + 0)/3.
+        let want = [5.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0, 5.0 / 3.0];
+        for (a, b) in h.iter().zip(want) {
+            assert!((a - b).abs() < 1e-12, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn depthwise_moments_keep_channels_apart() {
+        let spec = PatchSpec::Conv2d {
+            kernel: [1, 1],
+            strides: [1, 1],
+            dilations: [1, 1],
+            pads_begin: [0, 0],
+            pads_end: [0, 0],
+            groups: 2,
+            cin_g: 1,
+        };
+        let mut m = Moments::new(spec);
+        m.observe(&[1, 2, 1, 2], &[1.0, 3.0, -2.0, 2.0]);
+        assert_eq!(m.second_moment(0).unwrap(), vec![5.0]);
+        assert_eq!(m.second_moment(1).unwrap(), vec![4.0]);
+        assert!(m.second_moment(2).is_none());
+    }
+
+    #[test]
+    fn row_moments_and_shape_mismatch() {
+        let mut m = Moments::new(PatchSpec::Rows { k: 2 });
+        m.observe(&[2, 2], &[1.0, 0.0, 1.0, 2.0]);
+        assert_eq!(m.second_moment(0).unwrap(), vec![1.0, 1.0, 1.0, 2.0]);
+        m.observe(&[1, 3], &[1.0, 2.0, 3.0]);
+        assert!(m.second_moment(0).is_none(), "a mismatched tensor poisons");
     }
 }

@@ -1,7 +1,14 @@
 //! Calibration and evaluation samples: from a folder of images (through a declared
-//! [`Preprocess`]) or of `.npy` tensors, or random with a loud warning. Every sample is
-//! checked against the model's inputs (name, rank, fixed dimensions) and an error names
-//! the file and the input.
+//! [`Preprocess`]) or of tensors, or random with a loud warning. One sample is one of:
+//! - an image (`.png`, `.jpg`, `.jpeg`) or a `.npy` array: single-input models;
+//! - a `.pb` ONNX `TensorProto`: single-input models (its name, if set, must be the input's);
+//! - an `.npz` archive with one array per input, keyed by input name (a single-input model
+//!   also takes an archive holding one array under any name);
+//! - a sub-folder holding one `.pb` or `.npy` per input (ONNX's `test_data_set_N/input_K.pb`
+//!   layout): matched by the TensorProto's name or the file stem, else `input_K` by position.
+//!
+//! Every sample is checked against the model's inputs (name, rank, fixed dimensions) and
+//! an error names the file and the input.
 
 use std::path::{Path, PathBuf};
 
@@ -90,49 +97,174 @@ pub fn check(spec: &InputSpec, t: &NamedTensor, origin: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Files of a data folder, sorted by name: images (`.png`, `.jpg`, `.jpeg`) and `.npy`.
+const SAMPLE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "npy", "npz", "pb"];
+
+fn extension(path: &Path) -> String {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+/// Samples of a data folder, sorted by name: image, `.npy`, `.npz` and `.pb` files, and
+/// sub-folders holding one tensor file per input.
 pub fn list_folder(dir: &Path) -> Result<Vec<PathBuf>> {
     let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut files: Vec<PathBuf> = rd
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
-            p.is_file()
-                && p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                    matches!(
-                        e.to_ascii_lowercase().as_str(),
-                        "png" | "jpg" | "jpeg" | "npy"
-                    )
-                })
+            (p.is_file() && SAMPLE_EXTENSIONS.contains(&extension(p).as_str()))
+                || (p.is_dir() && tensor_files(p).is_ok_and(|f| !f.is_empty()))
         })
         .collect();
     files.sort();
     if files.is_empty() {
         return Err(Error::file(
             dir,
-            "no .png, .jpg or .npy files in this folder",
+            "no samples in this folder (.png, .jpg, .npy, .npz, .pb files, or folders of input_K.pb)",
         ));
     }
     Ok(files)
 }
 
-/// Read one sample file for a single-input model.
+/// The `.pb` and `.npy` files of a one-sample folder, sorted.
+fn tensor_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut files: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && matches!(extension(p).as_str(), "pb" | "npy"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// A float32 tensor for the quantizer, or an error naming the file.
+fn as_f32(t: crate::tensor::Tensor, origin: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
+    if t.dtype() != crate::tensor::DType::F32 {
+        return Err(Error::file(
+            origin,
+            format!(
+                "dtype is {}, not float32; the quantizer reads float32 inputs",
+                t.dtype().name()
+            ),
+        ));
+    }
+    Ok((t.shape().to_vec(), t.to_f32_vec()))
+}
+
+/// Match named tensors to the model's inputs: by name; a single-input model also takes a
+/// single tensor of any name; otherwise `input_K` (or an empty name) means input K.
+fn match_inputs(
+    tensors: Vec<(String, crate::tensor::Tensor)>,
+    specs: &[InputSpec],
+    origin: &Path,
+) -> Result<Feed> {
+    let mut slots: Vec<Option<crate::tensor::Tensor>> = vec![None; specs.len()];
+    let single = specs.len() == 1 && tensors.len() == 1;
+    for (k, (name, t)) in tensors.into_iter().enumerate() {
+        let by_name = specs.iter().position(|s| s.name == name);
+        let by_position = name
+            .strip_prefix("input_")
+            .and_then(|i| i.parse::<usize>().ok())
+            .or((name.is_empty()).then_some(k));
+        let Some(i) = by_name
+            .or(single.then_some(0))
+            .or(by_position.filter(|&i| i < specs.len()))
+        else {
+            let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+            return Err(Error::file(
+                origin,
+                format!("holds a tensor named '{name}', which is not an input of the model (inputs: {})", names.join(", ")),
+            ));
+        };
+        if slots[i].is_some() {
+            return Err(Error::file(
+                origin,
+                format!("holds two tensors for input '{}'", specs[i].name),
+            ));
+        }
+        slots[i] = Some(t);
+    }
+    specs
+        .iter()
+        .zip(slots)
+        .map(|(spec, t)| {
+            let t = t.ok_or_else(|| {
+                Error::file(origin, format!("has no tensor for input '{}'", spec.name))
+            })?;
+            let (shape, data) = as_f32(t, origin)?;
+            let t = NamedTensor {
+                name: spec.name.clone(),
+                shape,
+                data,
+            };
+            check(spec, &t, origin)?;
+            Ok(t)
+        })
+        .collect()
+}
+
+/// Read one sample (a file or a one-sample folder; see the module docs).
 pub fn load_sample(path: &Path, specs: &[InputSpec], pre: &Preprocess) -> Result<Feed> {
+    if path.is_dir() {
+        let tensors = tensor_files(path)?
+            .into_iter()
+            .map(|f| {
+                if extension(&f) == "pb" {
+                    let (name, t) = crate::tensor::pb::read_pb(&f)?;
+                    let stem = f.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+                    Ok((
+                        if name.is_empty() {
+                            stem.to_string()
+                        } else {
+                            name
+                        },
+                        t,
+                    ))
+                } else {
+                    let stem = f.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+                    Ok((stem.to_string(), crate::tensor::npy::read_npy(&f)?))
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        return match_inputs(tensors, specs, path);
+    }
+    let ext = extension(path);
+    match ext.as_str() {
+        "npz" => return match_inputs(crate::tensor::npy::read_npz(path)?, specs, path),
+        "pb" => {
+            let (name, t) = crate::tensor::pb::read_pb(path)?;
+            if specs.len() == 1 && !name.is_empty() && name != specs[0].name {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "holds tensor '{name}', but the model's input is '{}'",
+                        specs[0].name
+                    ),
+                ));
+            }
+            if specs.len() != 1 {
+                return Err(Error::file(
+                    path,
+                    format!("the model has {} inputs; a single .pb feeds only one (use an .npz keyed by input name, or a folder per sample)", specs.len()),
+                ));
+            }
+            return match_inputs(vec![(String::new(), t)], specs, path);
+        }
+        _ => {}
+    }
     if specs.len() != 1 {
         return Err(Error::file(
             path,
             format!(
-                "the model has {} inputs; a single file can feed only one",
+                "the model has {} inputs; a single file can feed only one (use an .npz keyed by input name, or a folder per sample)",
                 specs.len()
             ),
         ));
     }
     let spec = &specs[0];
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
     let (shape, data) = if ext == "npy" {
         read_npy_f32(path)?
     } else {
@@ -203,15 +335,106 @@ pub fn random_feed(specs: &[InputSpec], symbolic: &[usize], seed: u64) -> Result
 /// dtype, byte order and size checked before allocating). Other dtypes are refused with the
 /// file named.
 pub fn read_npy_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
-    let t = crate::tensor::npy::read_npy(path)?;
-    if t.dtype() != crate::tensor::DType::F32 {
-        return Err(Error::file(
-            path,
-            format!(
-                "dtype is {}, not float32; the quantizer reads float32 inputs",
-                t.dtype().name()
-            ),
-        ));
+    as_f32(crate::tensor::npy::read_npy(path)?, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::{Tensor, TensorData};
+    use prost::Message;
+    use std::io::Write;
+
+    fn spec(name: &str, dims: &[usize]) -> InputSpec {
+        InputSpec {
+            name: name.into(),
+            elem_type: DataType::Float as i32,
+            dims: dims.iter().map(|&d| Some(d)).collect(),
+        }
     }
-    Ok((t.shape().to_vec(), t.to_f32_vec()))
+
+    fn write_pb(path: &Path, name: &str, t: &Tensor) {
+        let proto = crate::tensor::pb::to_proto(name, t);
+        std::fs::write(path, proto.encode_to_vec()).unwrap();
+    }
+
+    fn write_npz(path: &Path, members: &[(&str, &Tensor)]) {
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+        for (name, t) in members {
+            zip.start_file(
+                format!("{name}.npy"),
+                zip::write::SimpleFileOptions::default(),
+            )
+            .unwrap();
+            zip.write_all(&crate::tensor::npy::to_npy_bytes(t).unwrap())
+                .unwrap();
+        }
+        zip.finish().unwrap();
+    }
+
+    #[test]
+    fn npz_feeds_every_input_by_name_in_model_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Tensor::from_f32(vec![1, 2], vec![1.0, 2.0]).unwrap();
+        let b = Tensor::from_f32(vec![3], vec![3.0, 4.0, 5.0]).unwrap();
+        let p = dir.path().join("s.npz");
+        write_npz(&p, &[("b", &b), ("a", &a)]);
+        let specs = [spec("a", &[1, 2]), spec("b", &[3])];
+        let feed = load_sample(&p, &specs, &Preprocess::default()).unwrap();
+        assert_eq!(feed[0].name, "a");
+        assert_eq!(feed[0].data, vec![1.0, 2.0]);
+        assert_eq!(feed[1].data, vec![3.0, 4.0, 5.0]);
+        // A missing input is named.
+        write_npz(&p, &[("a", &a)]);
+        let e = load_sample(&p, &specs, &Preprocess::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("s.npz") && e.contains("no tensor for input 'b'"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn onnx_test_data_folder_matches_pb_files_by_name_or_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let sample = dir.path().join("test_data_set_0");
+        std::fs::create_dir(&sample).unwrap();
+        let x = Tensor::from_f32(vec![2], vec![0.5, -0.5]).unwrap();
+        let y = Tensor::from_f32(vec![1], vec![7.0]).unwrap();
+        write_pb(&sample.join("input_0.pb"), "", &x);
+        write_pb(&sample.join("input_1.pb"), "y", &y);
+        // Expected outputs of the ONNX layout are not tensor files we read.
+        std::fs::write(sample.join("README"), "x").unwrap();
+        let specs = [spec("x", &[2]), spec("y", &[1])];
+        let listed = list_folder(dir.path()).unwrap();
+        assert_eq!(listed, vec![sample.clone()]);
+        let feed = load_sample(&sample, &specs, &Preprocess::default()).unwrap();
+        assert_eq!((feed[0].name.as_str(), feed[0].data[0]), ("x", 0.5));
+        assert_eq!((feed[1].name.as_str(), feed[1].data[0]), ("y", 7.0));
+    }
+
+    #[test]
+    fn pb_with_another_name_or_dtype_is_refused_with_the_file_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.pb");
+        let x = Tensor::from_f32(vec![2], vec![0.5, -0.5]).unwrap();
+        write_pb(&p, "other", &x);
+        let e = load_sample(&p, &[spec("x", &[2])], &Preprocess::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a.pb") && e.contains("'other'"), "{e}");
+        let i = Tensor::new(vec![2], TensorData::I64(vec![1, 2])).unwrap();
+        write_pb(&p, "x", &i);
+        let e = load_sample(&p, &[spec("x", &[2])], &Preprocess::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a.pb") && e.contains("not float32"), "{e}");
+        // Wrong shape: names the file and the input.
+        write_pb(&p, "x", &Tensor::from_f32(vec![3], vec![0.0; 3]).unwrap());
+        let e = load_sample(&p, &[spec("x", &[2])], &Preprocess::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a.pb") && e.contains("input 'x'"), "{e}");
+    }
 }

@@ -202,6 +202,111 @@ pub fn unpack_u4(bytes: &[u8], n: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Cholesky factor `L` (lower, row-major `n x n`) of a symmetric positive definite `a`,
+/// `a = L L^T`; `None` when `a` is not positive definite.
+pub fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
+    let mut l = vec![0.0f64; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let dot: f64 = (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum();
+            let v = a[i * n + j] - dot;
+            if i == j {
+                if v <= 0.0 || !v.is_finite() {
+                    return None;
+                }
+                l[i * n + i] = v.sqrt();
+            } else {
+                l[i * n + j] = v / l[j * n + j];
+            }
+        }
+    }
+    Some(l)
+}
+
+/// Upper-triangular `U` with `U^T U = H^{-1}` (row-major), the factor GPTQ's column updates
+/// read. `H` is damped first: `damp x mean(diag H)` is added to its diagonal, and inputs
+/// that were never non-zero (`H_ii = 0`) get `H_ii = 1`, so their weights round to nearest.
+pub fn inverse_cholesky_upper(h: &[f64], n: usize, damp: f64) -> Option<Vec<f64>> {
+    let mut a = h.to_vec();
+    let mean_diag = (0..n).map(|i| a[i * n + i]).sum::<f64>() / n.max(1) as f64;
+    for i in 0..n {
+        if a[i * n + i] <= 0.0 {
+            a[i * n + i] = 1.0;
+        }
+        a[i * n + i] += damp * mean_diag.max(f64::MIN_POSITIVE);
+    }
+    let l = cholesky(&a, n)?;
+    // L^{-1} (lower), by forward substitution column by column.
+    let mut li = vec![0.0f64; n * n];
+    for c in 0..n {
+        li[c * n + c] = 1.0 / l[c * n + c];
+        for r in c + 1..n {
+            let s: f64 = (c..r).map(|k| l[r * n + k] * li[k * n + c]).sum();
+            li[r * n + c] = -s / l[r * n + r];
+        }
+    }
+    // H^{-1} = L^{-T} L^{-1}.
+    let mut inv = vec![0.0f64; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let s: f64 = (i..n).map(|k| li[k * n + i] * li[k * n + j]).sum();
+            inv[i * n + j] = s;
+            inv[j * n + i] = s;
+        }
+    }
+    // Upper factor of H^{-1}: the transpose of its lower Cholesky factor.
+    let lo = cholesky(&inv, n)?;
+    let mut u = vec![0.0f64; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            u[j * n + i] = lo[i * n + j];
+        }
+    }
+    Some(u)
+}
+
+/// Error-compensating int8 rounding of the rows of `w` (`rows x cols`, row-major, one row
+/// per output channel, columns in the order of the layer's input patch), given the
+/// uncentred second moments `h = E[x x^T]` (`cols x cols`) of that input and each row's
+/// scale. GPTQ (Frantar et al. 2022, "GPTQ: Accurate Post-Training Quantization for
+/// Generative Pre-trained Transformers", alg. 1, from Optimal Brain Quantization): columns
+/// are rounded one at a time and the rounding error of each is pushed onto the columns not
+/// yet rounded, in proportion to the inverse Hessian, so that `E[((W - Q) x)^2]` rather
+/// than `|W - Q|^2` is kept small. Because `h` is not centred, this includes the mean of
+/// the output error, which rounding to nearest leaves uncompensated and which the PP-OCR
+/// models amplify (BENCHMARKS.md#quantizer). Values saturate at +-127. `None` when `h`
+/// (damped by `damp x mean(diag h)`) is not positive definite.
+pub fn gptq_round_i8(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    h: &[f64],
+    scales: &[f32],
+    damp: f64,
+) -> Option<Vec<i8>> {
+    if w.len() != rows * cols || h.len() != cols * cols || scales.len() != rows {
+        return None;
+    }
+    let u = inverse_cholesky_upper(h, cols, damp)?;
+    let mut q = vec![0i8; rows * cols];
+    let mut row = vec![0.0f64; cols];
+    for r in 0..rows {
+        let s = scales[r].max(MIN_SCALE) as f64;
+        for (x, &v) in row.iter_mut().zip(&w[r * cols..(r + 1) * cols]) {
+            *x = v as f64;
+        }
+        for i in 0..cols {
+            let qi = (row[i] / s).round_ties_even().clamp(-127.0, 127.0);
+            q[r * cols + i] = qi as i8;
+            let err = (row[i] - qi * s) / u[i * cols + i];
+            for j in i + 1..cols {
+                row[j] -= err * u[i * cols + j];
+            }
+        }
+    }
+    Some(q)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,5 +418,68 @@ mod tests {
         let packed = pack_u4(&codes);
         assert_eq!(packed, vec![0xf1, 0x90, 0x07]);
         assert_eq!(unpack_u4(&packed, 5), codes);
+    }
+
+    /// `E[((W - Q) x)^2]` for one row, `h = E[x x^T]`.
+    fn output_mse(w: &[f32], q: &[i8], s: f32, h: &[f64]) -> f64 {
+        let n = w.len();
+        let e: Vec<f64> = (0..n)
+            .map(|i| w[i] as f64 - q[i] as f64 * s as f64)
+            .collect();
+        (0..n)
+            .map(|i| (0..n).map(|j| e[i] * h[i * n + j] * e[j]).sum::<f64>())
+            .sum()
+    }
+
+    #[test]
+    fn inverse_cholesky_upper_factors_the_inverse() {
+        let h = [4.0, 2.0, 2.0, 3.0];
+        let u = inverse_cholesky_upper(&h, 2, 0.0).unwrap();
+        assert_eq!(u[2], 0.0, "upper triangular");
+        // U^T U must equal H^{-1} = [[3, -2], [-2, 4]] / 8.
+        let utu = |i: usize, j: usize| (0..2).map(|k| u[k * 2 + i] * u[k * 2 + j]).sum::<f64>();
+        for (i, j, want) in [(0, 0, 0.375), (0, 1, -0.25), (1, 1, 0.5)] {
+            assert!((utu(i, j) - want).abs() < 1e-12, "{i}{j}");
+        }
+        assert!(cholesky(&[1.0, 2.0, 2.0, 1.0], 2).is_none(), "indefinite");
+    }
+
+    #[test]
+    fn gptq_with_uncorrelated_inputs_rounds_to_nearest() {
+        // With a diagonal H no column can compensate another: plain rounding.
+        let w = [0.26f32, -0.74, 0.5, 1.27];
+        let h = [
+            1.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.0, 0.0, 4.0,
+        ];
+        let q = gptq_round_i8(&w, 1, 4, &h, &[0.01], 0.0).unwrap();
+        assert_eq!(q, vec![26, -74, 50, 127]);
+    }
+
+    #[test]
+    fn gptq_cancels_the_mean_error_on_a_constant_input() {
+        // Three taps that always read the same value (a flat background): only the sum of
+        // the weight errors reaches the output. Rounding to nearest errs by +0.4 steps on
+        // each tap (1.2 steps in the output); compensating rounding brings it under half a
+        // step, and never does worse than nearest on the output MSE.
+        let w = [0.014f32, 0.024, 0.034];
+        let s = 0.01f32;
+        let h: Vec<f64> = vec![1.0; 9];
+        let nearest: Vec<i8> = w.iter().map(|&x| (x / s).round() as i8).collect();
+        let q = gptq_round_i8(&w, 1, 3, &h, &[s], 0.01).unwrap();
+        let out_err = |q: &[i8]| {
+            w.iter()
+                .zip(q)
+                .map(|(&x, &v)| x as f64 - v as f64 * s as f64)
+                .sum::<f64>()
+                .abs()
+        };
+        assert!((out_err(&nearest) - 0.012).abs() < 1e-6);
+        assert!(out_err(&q) <= 0.005 + 1e-9, "{q:?}");
+        assert!(output_mse(&w, &q, s, &h) < output_mse(&w, &nearest, s, &h));
+    }
+
+    #[test]
+    fn gptq_rejects_mismatched_shapes() {
+        assert!(gptq_round_i8(&[1.0], 1, 2, &[1.0; 4], &[1.0], 0.01).is_none());
     }
 }

@@ -15,12 +15,15 @@
 //! the faster), `int8-weight` (int8 weights, float compute), `int8-dynamic` ([`dynamic`]).
 //! An `--accuracy-target` that is missed triggers a per-node sensitivity ranking (error each
 //! node adds when quantized alone) and keeps the worst nodes in float until it is met.
-//! `fp16` and `int4-weight` (MatMulNBits) are not implemented.
+//! `fp16` ([`fp16`]): float16 weights and compute, float32 at the inputs and outputs, casts
+//! around a block list of ops kept in float32. `int4-weight` ([`nbits`]): 4-bit blockwise
+//! weights of large constant-weight MatMuls/Gemms as ONNX Runtime's `MatMulNBits`.
 //!
 //! Runs go through the [`runner::Engine`] trait ([`engine::RuntimeEngine`] on
 //! `runtime::Session`), so the passes never touch ONNX Runtime directly.
 
 pub mod accuracy;
+pub mod auto;
 pub mod calibrate;
 pub mod data;
 pub mod dynamic;
@@ -185,6 +188,9 @@ pub struct Report {
     pub layers: Vec<LayerError>,
     /// Warnings for the user (random inputs, slower model, ...).
     pub warnings: Vec<String>,
+    /// `auto`: why the winner won.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub choice: Option<String>,
 }
 
 /// Whether the model already contains quantization ops.
@@ -223,7 +229,24 @@ pub struct Quantized {
 }
 
 /// Quantize `model` with calibration samples `calib`, judged on held-out `eval` samples.
+/// `Mode::Auto` tries every applicable mode ([`auto`]).
 pub fn quantize(
+    model: &Model,
+    calib: &[Feed],
+    eval: &[Feed],
+    random_inputs: bool,
+    opts: &Options,
+    engine: &dyn Engine,
+) -> Result<Quantized> {
+    if opts.mode == Mode::Auto {
+        return auto::search(model, calib, eval, random_inputs, opts, engine);
+    }
+    quantize_mode(model, calib, eval, random_inputs, opts, engine)
+}
+
+/// One mode. `Mode::Auto` here is the int8 search (accuracy guard and the
+/// depthwise-in-float variant), which [`auto::search`] runs as its int8 candidate.
+fn quantize_mode(
     model: &Model,
     calib: &[Feed],
     eval: &[Feed],
@@ -282,7 +305,35 @@ pub fn quantize(
     );
     observed.sort();
     observed.dedup();
-    let collectors = calibrate_model(&prepared, &observed, calib, opts.method, engine)?;
+    // Input second moments for error-compensating weight rounding (per-channel only).
+    let gptq = opts.selection.rounding.compensates(&opts.selection);
+    let mut moment_slots: Vec<(String, calibrate::Moments)> = Vec::new();
+    let mut moment_nodes: Vec<String> = Vec::new();
+    if gptq {
+        for qn in &full_plan.nodes {
+            if let Some(spec) = qdq::patch_spec(&prepared, qn) {
+                if spec.blocks_and_dim().1 <= qdq::GPTQ_MAX_DIM {
+                    observed.push(qn.input.clone());
+                    moment_slots.push((qn.input.clone(), calibrate::Moments::new(spec)));
+                    moment_nodes.push(qn.node.clone());
+                }
+            }
+        }
+        observed.sort();
+        observed.dedup();
+    }
+    let collectors = calibrate_model(
+        &prepared,
+        &observed,
+        calib,
+        opts.method,
+        engine,
+        &mut moment_slots,
+    )?;
+    let moments: BTreeMap<String, calibrate::Moments> = moment_nodes
+        .into_iter()
+        .zip(moment_slots.into_iter().map(|(_, m)| m))
+        .collect();
     let ranges: BTreeMap<String, (f32, f32)> = collectors
         .iter()
         .map(|(k, c)| (k.clone(), c.range(opts.method)))
@@ -305,7 +356,14 @@ pub fn quantize(
     let meets = |outs: &[OutputAccuracy]| opts.targets.iter().all(|t| t.met_by(outs));
     let build = |plan: &qdq::Plan| -> Result<(Model, Vec<u8>, String)> {
         let mut q = prepared.clone();
-        let patch = qdq::emit(&q, plan, &ranges, &means, opts.selection.per_channel)?;
+        let patch = qdq::emit(
+            &q,
+            plan,
+            &ranges,
+            &means,
+            &moments,
+            opts.selection.per_channel,
+        )?;
         let label = patch.label.clone();
         patch.apply(q.graph_mut())?;
         graph::prune_initializers(q.graph_mut());
@@ -339,7 +397,12 @@ pub fn quantize(
     };
 
     // 1. Everything the kernels support.
-    let mut variant = "int8: every Conv/MatMul/Gemm".to_string();
+    let kind = if opts.selection.weights_only {
+        "int8-weight"
+    } else {
+        "int8"
+    };
+    let mut variant = format!("{kind}: every Conv/MatMul/Gemm");
     let mut plan = full_plan.clone();
     let (mut qmodel, mut qbytes, mut label, mut outputs) = evaluate(&plan, eval_set, &ref_outputs)?;
     attempts.push(attempt(
@@ -376,7 +439,7 @@ pub fn quantize(
             let p = qdq::restrict(&full_plan, |n| !set.contains(n.node.as_str()));
             let (m, b, l, outs) = evaluate(&p, eval_set, &ref_outputs)?;
             let v = format!(
-                "int8, {} most sensitive kept float (last: {node}, {s:.1} dB alone)",
+                "{kind}, {} most sensitive kept float (last: {node}, {s:.1} dB alone)",
                 kept_float.len()
             );
             attempts.push(attempt(v.clone(), &p, b.len(), &outs, None));
@@ -496,6 +559,7 @@ pub fn quantize(
         attempts,
         layers,
         warnings,
+        choice: None,
     };
     Ok(Quantized {
         model: qmodel,
@@ -510,6 +574,7 @@ pub fn calibrate_model(
     calib: &[Feed],
     method: Method,
     engine: &dyn Engine,
+    moments: &mut [(String, calibrate::Moments)],
 ) -> Result<BTreeMap<String, Collector>> {
     let mut m = prepared.clone();
     let existing: HashSet<String> = m.graph().output.iter().map(|o| o.name.clone()).collect();
@@ -554,6 +619,9 @@ pub fn calibrate_model(
                 if pass == 0 {
                     c.observe_range(&o.data);
                     c.observe_channel_mean(&o.shape, &o.data);
+                    for (_, m) in moments.iter_mut().filter(|(t, _)| *t == o.name) {
+                        m.observe(&o.shape, &o.data);
+                    }
                 } else {
                     c.observe_histogram(&o.data);
                 }
@@ -882,6 +950,7 @@ fn finish_rewrite(ctx: Finish<'_>, rewrite: Rewrite) -> Result<Quantized> {
         meets_target: (!opts.targets.is_empty()).then_some(meets),
         layers: Vec::new(),
         warnings,
+        choice: None,
     };
     Ok(Quantized { model: q, report })
 }
@@ -937,7 +1006,8 @@ mod tests {
         // `--mode int8-weight` plans no activation tensors; this used to panic on the
         // graph outputs the runner returns for an empty request.
         let m = crate::quantize::prepare::tests::conv_bn_hardswish_model();
-        let c = calibrate_model(&m, &[], &feed(), Method::MinMax, &AllOutputsEngine).unwrap();
+        let c =
+            calibrate_model(&m, &[], &feed(), Method::MinMax, &AllOutputsEngine, &mut []).unwrap();
         assert!(c.is_empty());
     }
 
@@ -945,7 +1015,15 @@ mod tests {
     fn calibration_observes_graph_inputs_and_requested_tensors() {
         let m = crate::quantize::prepare::tests::conv_bn_hardswish_model();
         let want = ["x".to_string(), "c0".to_string()];
-        let c = calibrate_model(&m, &want, &feed(), Method::MinMax, &AllOutputsEngine).unwrap();
+        let c = calibrate_model(
+            &m,
+            &want,
+            &feed(),
+            Method::MinMax,
+            &AllOutputsEngine,
+            &mut [],
+        )
+        .unwrap();
         assert_eq!((c["x"].min, c["x"].max), (0.5, 2.0));
         assert_eq!((c["c0"].min, c["c0"].max), (-1.0, 3.0));
     }

@@ -124,7 +124,7 @@ fn empty_calibration_folder_is_an_input_error() {
         .arg(tmp.path().join("empty"))
         .assert()
         .code(2)
-        .stderr(predicates::str::contains("no .png, .jpg or .npy files"));
+        .stderr(predicates::str::contains("no samples in this folder"));
     assert!(!out.exists());
 }
 
@@ -258,19 +258,62 @@ fn int8_dynamic_rewrites_matmuls_without_calibration_data() {
 }
 
 #[test]
-fn unimplemented_modes_are_refused_with_exit_2() {
+fn fp16_mode_halves_the_classifier_and_keeps_its_outputs() {
     let Some(model) = cls_model() else { return };
     let tmp = tempfile::tempdir().unwrap();
+    write_images(&tmp.path().join("calib"), 4);
+    write_images(&tmp.path().join("eval"), 3);
+    let out = tmp.path().join("cls.fp16.onnx");
+    let report = tmp.path().join("report.json");
     edgepack()
         .arg("quantize")
         .arg(&model)
         .arg("-o")
-        .arg(tmp.path().join("q.onnx"))
-        .args(["--mode", "fp16"])
+        .arg(&out)
+        .args(["--mode", "fp16", "--no-latency"])
+        .arg("--calibration")
+        .arg(tmp.path().join("calib"))
+        .arg("--eval")
+        .arg(tmp.path().join("eval"))
+        .args(["--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5"])
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .success();
+    // The report's accuracy comes from running the fp16 model in ONNX Runtime, so it loads.
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let sqnr = r["outputs"][0]["sqnr_db"].as_f64().unwrap();
+    assert!(sqnr >= 40.0, "SQNR {sqnr} dB");
+    let ratio = r["size_ratio"].as_f64().unwrap();
+    assert!(ratio < 0.6, "size ratio {ratio}");
+    assert!(r["variant"].as_str().unwrap().starts_with("fp16: "));
+    let m = edgepack::model::Model::load(&out).unwrap();
+    let g = m.graph();
+    // float32 in and out, float16 weights, casts only at the boundary.
+    let float =
+        |vi: &edgepack::model::ValueInfoProto| edgepack::model::graph::elem_type(vi) == Some(1);
+    assert!(g.input.iter().all(float) && g.output.iter().all(float));
+    assert!(!g.initializer.iter().any(|t| t.data_type == Some(1)));
+    assert!(
+        g.initializer
+            .iter()
+            .filter(|t| t.data_type == Some(10))
+            .count()
+            > 50
+    );
+    // Converting the fp16 model again is refused, nothing written.
+    edgepack()
+        .arg("quantize")
+        .arg(&out)
+        .arg("-o")
+        .arg(tmp.path().join("again.onnx"))
+        .args(["--mode", "fp16", "--no-latency"])
+        .arg("--calibration")
+        .arg(tmp.path().join("calib"))
         .assert()
         .code(2)
-        .stderr(predicates::str::contains("not implemented"));
-    assert!(!tmp.path().join("q.onnx").exists());
+        .stderr(predicates::str::contains("already holds float16"));
+    assert!(!tmp.path().join("again.onnx").exists());
 }
 
 #[test]
@@ -306,6 +349,57 @@ fn int8_weight_mode_quantizes_weights_with_corrected_biases() {
     assert!(g.initializer.iter().any(|t| t.data_type == Some(3)));
     assert!(g.initializer.iter().any(|t| t.name.ends_with("_biascorr")));
     assert!(!g.node.iter().any(|n| n.op_type == "QuantizeLinear"));
+}
+
+#[test]
+fn auto_tries_every_applicable_mode_and_says_why_the_winner_won() {
+    let Some(model) = cls_model() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    write_images(&tmp.path().join("calib"), 6);
+    write_images(&tmp.path().join("eval"), 2);
+    let out = tmp.path().join("cls.auto.onnx");
+    let report = tmp.path().join("report.json");
+    edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(&out)
+        .args(["--mode", "auto", "--latency-budget-s", "0.5"])
+        .args(["--accuracy-target", "sqnr=20dB"])
+        .arg("--calibration")
+        .arg(tmp.path().join("calib"))
+        .arg("--eval")
+        .arg(tmp.path().join("eval"))
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("auto chose:"));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["mode"], "auto");
+    let tried: Vec<&str> = r["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["variant"].as_str().unwrap())
+        .collect();
+    for mode in ["int8:", "int8-weight:", "int8 dynamic:"] {
+        assert!(
+            tried.iter().any(|v| v.starts_with(mode)),
+            "{mode} not in {tried:?}"
+        );
+    }
+    // Every attempt was timed against fp32 and the winner meets the target.
+    assert!(r["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["latency_ratio"].as_f64().is_some()));
+    assert_eq!(r["meets_target"], true);
+    assert!(r["choice"].as_str().unwrap().contains("meets the target"));
+    // The file written is the winner and loads.
+    let m = edgepack::model::Model::load(&out).unwrap();
+    assert!(!m.graph().node.is_empty());
 }
 
 fn rec_model() -> Option<PathBuf> {
