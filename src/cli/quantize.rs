@@ -337,6 +337,7 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outco
         int4: quantize::nbits::Options {
             block_size: args.block_size,
             exclude_nodes: args.exclude_nodes.iter().cloned().collect(),
+            ..Default::default()
         },
     };
     eprintln!(

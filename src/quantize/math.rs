@@ -1,5 +1,5 @@
 //! Pure quantization arithmetic: scales and zero points, per-channel symmetric weights,
-//! bias requantization and int4 packing. No graph, no runtime.
+//! bias requantization, int4 blocks and their packing. No graph, no runtime.
 //!
 //! Conventions follow the ONNX `QuantizeLinear` definition: `q = saturate(round(x / scale)
 //! + zero_point)`, rounding half to even.
@@ -128,6 +128,77 @@ pub fn unpack_i4(bytes: &[u8], n: usize) -> Vec<i8> {
             let nib = (bytes[i / 2] >> ((i % 2) * 4)) & 0x0f;
             ((nib << 4) as i8) >> 4
         })
+        .collect()
+}
+
+/// How a block of weights maps to 4-bit codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Int4Scheme {
+    /// Codes 0..=15 with a per-block zero point: the block's `[min, max]` (widened to
+    /// include 0, as an unsigned zero point must lie on the grid) is split into 15 steps.
+    Asymmetric,
+    /// Codes 0..=15 with the fixed zero point 8 (signed -8..=7 shifted by 8), scale
+    /// `absmax / 7`: no zero point to store, but one side of the grid is unused when a
+    /// block's values are not centred on 0.
+    Symmetric,
+}
+
+/// The zero point of [`Int4Scheme::Symmetric`] blocks.
+pub const U4_SYMMETRIC_ZERO_POINT: u8 = 8;
+
+/// One block quantized to unsigned 4-bit codes: `real = (code - zero_point) * scale`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct U4Block {
+    /// One code in `0..=15` per input value.
+    pub codes: Vec<u8>,
+    /// Real value of one step (positive).
+    pub scale: f32,
+    /// The code that represents real 0.
+    pub zero_point: u8,
+}
+
+/// Quantize one block of weights to unsigned 4-bit codes with `scheme`. Rounding is half
+/// to even, as in `QuantizeLinear`.
+pub fn quantize_block_u4(block: &[f32], scheme: Int4Scheme) -> U4Block {
+    let (scale, zero_point) = match scheme {
+        Int4Scheme::Asymmetric => {
+            let (lo, hi) = block
+                .iter()
+                .fold((0.0f32, 0.0f32), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            let scale = ((hi - lo) / 15.0).max(MIN_SCALE);
+            let zp = (-lo / scale).round_ties_even().clamp(0.0, 15.0) as u8;
+            (scale, zp)
+        }
+        Int4Scheme::Symmetric => {
+            let absmax = block.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            ((absmax / 7.0).max(MIN_SCALE), U4_SYMMETRIC_ZERO_POINT)
+        }
+    };
+    let codes = block
+        .iter()
+        .map(|&x| ((x / scale).round_ties_even() + zero_point as f32).clamp(0.0, 15.0) as u8)
+        .collect();
+    U4Block {
+        codes,
+        scale,
+        zero_point,
+    }
+}
+
+/// Pack unsigned 4-bit codes two per byte, low nibble first (an odd tail leaves the high
+/// nibble of the last byte 0).
+pub fn pack_u4(codes: &[u8]) -> Vec<u8> {
+    codes
+        .chunks(2)
+        .map(|pair| (pair[0] & 0x0f) | (pair.get(1).map_or(0, |&v| v & 0x0f) << 4))
+        .collect()
+}
+
+/// Inverse of [`pack_u4`] for `n` codes.
+pub fn unpack_u4(bytes: &[u8], n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| (bytes[i / 2] >> ((i % 2) * 4)) & 0x0f)
         .collect()
 }
 
@@ -302,6 +373,51 @@ mod tests {
         let (q, s) = quantize_block_i4(&[0.7, -0.7, 0.1]);
         assert!((s - 0.1).abs() < 1e-7);
         assert_eq!(q, vec![7, -7, 1]);
+    }
+
+    #[test]
+    fn u4_asymmetric_block_maps_min_and_max_to_the_grid_ends() {
+        let b = quantize_block_u4(&[-1.0, 0.0, 2.0, 0.6], Int4Scheme::Asymmetric);
+        assert!((b.scale - 0.2).abs() < 1e-7);
+        assert_eq!(b.zero_point, 5);
+        assert_eq!(b.codes, vec![0, 5, 15, 8]);
+    }
+
+    #[test]
+    fn u4_asymmetric_block_of_positive_values_keeps_zero_on_the_grid() {
+        // An unsigned zero point must be a code, so the range is widened to include 0.
+        let b = quantize_block_u4(&[1.5, 3.0], Int4Scheme::Asymmetric);
+        assert_eq!(b.zero_point, 0);
+        assert!((b.scale - 0.2).abs() < 1e-7);
+        assert_eq!(b.codes, vec![8, 15]);
+    }
+
+    #[test]
+    fn u4_symmetric_block_is_signed_int4_shifted_by_8() {
+        let b = quantize_block_u4(&[0.7, -0.7, 0.1, 0.0], Int4Scheme::Symmetric);
+        assert_eq!(b.zero_point, 8);
+        assert!((b.scale - 0.1).abs() < 1e-7);
+        assert_eq!(b.codes, vec![15, 1, 9, 8]);
+        let (signed, _) = quantize_block_i4(&[0.7, -0.7, 0.1, 0.0]);
+        let shifted: Vec<u8> = signed.iter().map(|&v| (v + 8) as u8).collect();
+        assert_eq!(b.codes, shifted);
+    }
+
+    #[test]
+    fn u4_block_of_zeros_gets_a_valid_scale_and_exact_zeros() {
+        for scheme in [Int4Scheme::Asymmetric, Int4Scheme::Symmetric] {
+            let b = quantize_block_u4(&[0.0; 4], scheme);
+            assert!(b.scale > 0.0);
+            assert!(b.codes.iter().all(|&c| c == b.zero_point));
+        }
+    }
+
+    #[test]
+    fn u4_pack_is_low_nibble_first_and_round_trips() {
+        let codes = vec![1, 15, 0, 9, 7];
+        let packed = pack_u4(&codes);
+        assert_eq!(packed, vec![0xf1, 0x90, 0x07]);
+        assert_eq!(unpack_u4(&packed, 5), codes);
     }
 
     /// `E[((W - Q) x)^2]` for one row, `h = E[x x^T]`.

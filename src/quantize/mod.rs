@@ -16,7 +16,8 @@
 //! An `--accuracy-target` that is missed triggers a per-node sensitivity ranking (error each
 //! node adds when quantized alone) and keeps the worst nodes in float until it is met.
 //! `fp16` ([`fp16`]): float16 weights and compute, float32 at the inputs and outputs, casts
-//! around a block list of ops kept in float32. `int4-weight` (MatMulNBits) is not implemented.
+//! around a block list of ops kept in float32. `int4-weight` ([`nbits`]): 4-bit blockwise
+//! weights of large constant-weight MatMuls/Gemms as ONNX Runtime's `MatMulNBits`.
 //!
 //! Runs go through the [`runner::Engine`] trait ([`engine::RuntimeEngine`] on
 //! `runtime::Session`), so the passes never touch ONNX Runtime directly.

@@ -403,3 +403,85 @@ fn auto_tries_every_applicable_mode_and_says_why_the_winner_won() {
     let m = edgepack::model::Model::load(&out).unwrap();
     assert!(!m.graph().node.is_empty());
 }
+
+fn rec_model() -> Option<PathBuf> {
+    let p = edgepack::zoo::ZooModel::PpOcrRec.path().ok()?;
+    if !ort_available() {
+        eprintln!("skipping: no ONNX Runtime library (set ORT_DYLIB_PATH)");
+        return None;
+    }
+    Some(p)
+}
+
+#[test]
+fn int4_weight_rewrites_the_recognizer_matmuls_to_matmulnbits() {
+    let Some(model) = rec_model() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    write_images(&tmp.path().join("calib"), 1);
+    write_images(&tmp.path().join("eval"), 3);
+    let out = tmp.path().join("rec.int4.onnx");
+    let report = tmp.path().join("report.json");
+    edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(&out)
+        .args([
+            "--mode",
+            "int4-weight",
+            "--block-size",
+            "32",
+            "--no-latency",
+        ])
+        .arg("--calibration")
+        .arg(tmp.path().join("calib"))
+        .arg("--eval")
+        .arg(tmp.path().join("eval"))
+        .args(["--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5"])
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .success();
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    // 9 MatMuls read a constant weight (the 6625-class head among them); the two
+    // attention MatMuls multiply activations and stay float.
+    assert_eq!(r["variant"], "int4-weight: 9 MatMul, block 32, asymmetric");
+    let sqnr = r["outputs"][0]["sqnr_db"].as_f64().unwrap();
+    assert!(sqnr > 15.0, "SQNR {sqnr} dB");
+    let ratio = r["size"]["ratio"].as_f64().unwrap();
+    assert!(ratio < 0.72, "size ratio {ratio}");
+    // The written file loads again and holds MatMulNBits under the com.microsoft opset
+    // (the report's accuracy already came from ONNX Runtime running it).
+    let m = edgepack::model::Model::load(&out).unwrap();
+    let nbits = m
+        .graph()
+        .node
+        .iter()
+        .filter(|n| n.op_type == "MatMulNBits" && n.domain == "com.microsoft")
+        .count();
+    assert_eq!(nbits, 9);
+    assert!(m
+        .proto
+        .opset_import
+        .iter()
+        .any(|o| o.domain == "com.microsoft"));
+}
+
+#[test]
+fn int4_weight_refuses_a_conv_only_model_with_exit_2() {
+    let Some(model) = cls_model() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(tmp.path().join("q.onnx"))
+        .args(["--mode", "int4-weight", "--no-latency"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicates::str::contains("nothing to quantize to int4")
+                .and(predicates::str::contains("try --mode int8")),
+        );
+    assert!(!tmp.path().join("q.onnx").exists());
+}
