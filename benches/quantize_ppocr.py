@@ -118,11 +118,15 @@ def load_split(root, kind, split):
     return [preprocess(kind, os.path.join(d, f)) for f in sorted(os.listdir(d))]
 
 
-def session(path, threads=1):
+def session(path, threads=1, config=None):
     o = ort.SessionOptions()
     o.intra_op_num_threads = threads
     o.inter_op_num_threads = 1
     o.log_severity_level = 3
+    # Session entries the quantized model is meant to run with (edgepack's report
+    # `session_config`, carried by its packages), e.g. session.disable_quant_qdq.
+    for k, v in (config or {}).items():
+        o.add_session_config_entry(k, v)
     return ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
 
 
@@ -160,8 +164,8 @@ def ort_quantize(src, dst, calib):
     return time.perf_counter() - t0
 
 
-def metrics(fp32, q, evals, kind):
-    a, b = session(fp32), session(q)
+def metrics(fp32, q, evals, kind, config=None):
+    a, b = session(fp32), session(q, config=config)
     sig = noise = dot = nb = 0.0
     agree = rows = 0
     for x in evals:
@@ -176,8 +180,8 @@ def metrics(fp32, q, evals, kind):
     return sqnr, cos, (agree / rows if rows else None)
 
 
-def latency_ratio(fp32, q, x, budget_s=20.0, min_pairs=10):
-    a, b = session(fp32), session(q)
+def latency_ratio(fp32, q, x, budget_s=20.0, min_pairs=10, config=None):
+    a, b = session(fp32), session(q, config=config)
     a.run(None, {"x": x}); b.run(None, {"x": x})
     ratios, ta, tb = [], [], []
     t_end = time.perf_counter() + budget_s
@@ -230,16 +234,16 @@ def main():
                 print(p.stdout, p.stderr, file=sys.stderr)
                 raise SystemExit(f"edgepack --mode {mode} failed on {kind}")
             with open(out_e + ".report.json") as f:
-                quant_s = json.load(f)["quantize_wall_s"]
+                rep = json.load(f)
             name = "edgepack" if mode == "int8" else f"edgepack {mode}"
-            cands.append((name, out_e, wall_e, quant_s))
+            cands.append((name, out_e, wall_e, rep["quantize_wall_s"], rep.get("session_config", {})))
         if not args.skip_ort:
             out_o = os.path.join(args.work, f"{kind}.ort.int8.onnx")
             wall_o = ort_quantize(src, out_o, calib)
-            cands.append(("ort-python", out_o, wall_o, wall_o))
-        for name, path, wall, quant_s in cands:
-            sq, cos, top1 = metrics(src, path, evals, kind)
-            lr, ta, tb, pairs = latency_ratio(src, path, xb)
+            cands.append(("ort-python", out_o, wall_o, wall_o, {}))
+        for name, path, wall, quant_s, config in cands:
+            sq, cos, top1 = metrics(src, path, evals, kind, config)
+            lr, ta, tb, pairs = latency_ratio(src, path, xb, config=config)
             rows.append(dict(model=kind, quantizer=name, size_ratio=os.path.getsize(path) / os.path.getsize(src),
                              latency_ratio=lr, fp32_p50_ms=ta * 1e3, int8_p50_ms=tb * 1e3, pairs=pairs,
                              sqnr_db=sq, cosine=cos, top1=top1, wall_s=wall, quantize_s=quant_s))
