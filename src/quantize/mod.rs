@@ -314,16 +314,16 @@ fn quantize_mode(
             "nothing to quantize: no Conv, MatMul or Gemm with constant weights (after exclusions)",
         ));
     }
-    // Also observe every conv's input (already there unless weights-only) for the
-    // per-channel means that bias correction needs.
+    // Weight-only convs get bias correction, which needs the per-channel means of their
+    // inputs (not otherwise observed: weight-only plans no activation ranges).
     let mut observed: Vec<String> = full_plan.activations.clone();
-    observed.extend(
-        full_plan
-            .nodes
-            .iter()
-            .filter(|n| n.op_type == "Conv")
-            .map(|n| n.input.clone()),
-    );
+    let mean_inputs: HashSet<String> = full_plan
+        .nodes
+        .iter()
+        .filter(|n| n.op_type == "Conv" && n.weight_only)
+        .map(|n| n.input.clone())
+        .collect();
+    observed.extend(mean_inputs.iter().cloned());
     observed.sort();
     observed.dedup();
     // Input second moments for error-compensating weight rounding (per-channel only).
@@ -350,6 +350,7 @@ fn quantize_mode(
         opts.method,
         engine,
         &mut moment_slots,
+        &mean_inputs,
     )?;
     let moments: BTreeMap<String, calibrate::Moments> = moment_nodes
         .into_iter()
@@ -599,6 +600,7 @@ pub fn calibrate_model(
     method: Method,
     engine: &dyn Engine,
     moments: &mut [(String, calibrate::Moments)],
+    channel_means_of: &HashSet<String>,
 ) -> Result<BTreeMap<String, Collector>> {
     let mut m = prepared.clone();
     let existing: HashSet<String> = m.graph().output.iter().map(|o| o.name.clone()).collect();
@@ -642,7 +644,9 @@ pub fn calibrate_model(
                 };
                 if pass == 0 {
                     c.observe_range(&o.data);
-                    c.observe_channel_mean(&o.shape, &o.data);
+                    if channel_means_of.contains(&o.name) {
+                        c.observe_channel_mean(&o.shape, &o.data);
+                    }
                     for (_, m) in moments.iter_mut().filter(|(t, _)| *t == o.name) {
                         m.observe(&o.shape, &o.data);
                     }
@@ -1031,8 +1035,16 @@ mod tests {
         // `--mode int8-weight` plans no activation tensors; this used to panic on the
         // graph outputs the runner returns for an empty request.
         let m = crate::quantize::prepare::tests::conv_bn_hardswish_model();
-        let c =
-            calibrate_model(&m, &[], &feed(), Method::MinMax, &AllOutputsEngine, &mut []).unwrap();
+        let c = calibrate_model(
+            &m,
+            &[],
+            &feed(),
+            Method::MinMax,
+            &AllOutputsEngine,
+            &mut [],
+            &HashSet::new(),
+        )
+        .unwrap();
         assert!(c.is_empty());
     }
 
@@ -1047,6 +1059,7 @@ mod tests {
             Method::MinMax,
             &AllOutputsEngine,
             &mut [],
+            &["c0".to_string()].into(),
         )
         .unwrap();
         assert_eq!((c["x"].min, c["x"].max), (0.5, 2.0));
