@@ -313,6 +313,11 @@ pub fn run(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Outcome> {
                     argv.push(os("--shape"));
                     argv.push(os(s));
                 }
+                // The session entries the variant runs with (as its bundle will).
+                for (k, val) in &v.session_config {
+                    argv.push(os("--session-config"));
+                    argv.push(os(format!("{k}={val}")));
+                }
                 if let Err(e) = step(ort_lib, argv) {
                     eprintln!("      profiling {} failed: {e:#}", v.name);
                     continue;

@@ -93,6 +93,11 @@ pub struct ProfileArgs {
     /// Seed for generated inputs.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// An ONNX Runtime session configuration entry for every configuration, KEY=VALUE
+    /// (e.g. session.disable_quant_qdq=1, which int8 weight-only variants run with).
+    /// Repeatable; added to a package's own entries.
+    #[arg(long = "session-config", value_name = "KEY=VALUE")]
+    pub session_config: Vec<String>,
 }
 
 fn parse_fraction(s: &str) -> anyhow::Result<f64> {
@@ -258,10 +263,20 @@ pub fn run(ort_lib: &Option<PathBuf>, args: ProfileArgs) -> anyhow::Result<Outco
     for s in &args.shapes {
         shapes.add_shape_arg(s)?;
     }
+    let mut base_context = source.context.clone().unwrap_or_default();
+    for kv in &args.session_config {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| Error::usage("--session-config", format!("'{kv}' is not KEY=VALUE")))?;
+        base_context
+            .session_config
+            .insert(k.trim().to_string(), v.trim().to_string());
+    }
+    base_context.validate()?;
     let opts = SweepOptions {
         model_path: source.model_path.clone(),
         model_label: source.display.clone(),
-        base_context: source.context.clone().unwrap_or_default(),
+        base_context,
         plan,
         shapes,
         batch_from_cli: !args.batch.is_empty(),

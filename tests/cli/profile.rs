@@ -57,7 +57,9 @@ fn profile_sweeps_batches_and_writes_schema_json() {
         .arg(&model)
         .arg("--plan")
         .arg(tiny_plan(d.path()))
-        .args(["--batch", "1,4", "--latency-budget", "10s", "--json"])
+        .args(["--batch", "1,4", "--latency-budget", "10s"])
+        // A session entry reaches every configuration's session (ONNX Runtime accepts it).
+        .args(["--session-config", "session.disable_quant_qdq=1", "--json"])
         .arg(&json)
         .output()
         .unwrap();
@@ -253,6 +255,16 @@ fn bad_sizes_exit_2_before_anything_runs() {
             d.path().join("mlp.onnx"),
             vec!["--ep", "tpu"],
             "unknown provider 'tpu'",
+        ),
+        (
+            d.path().join("mlp.onnx"),
+            vec!["--session-config", "session.disable_quant_qdq"],
+            "is not KEY=VALUE",
+        ),
+        (
+            d.path().join("mlp.onnx"),
+            vec!["--session-config", "=1"],
+            "session_config key",
         ),
     ];
     for (model, args, needle) in cases {
