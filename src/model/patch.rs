@@ -56,6 +56,18 @@ pub enum NodeRef {
     Output(String),
 }
 
+impl NodeRef {
+    /// A reference to `node` that stays unique whatever its name: the first tensor it
+    /// produces (a checked graph has one producer per tensor), or its name for a node
+    /// without outputs.
+    pub fn of(node: &NodeProto) -> NodeRef {
+        match node.output.iter().find(|o| !o.is_empty()) {
+            Some(o) => NodeRef::Output(o.clone()),
+            None => NodeRef::Name(node.name.clone()),
+        }
+    }
+}
+
 impl From<&str> for NodeRef {
     fn from(s: &str) -> Self {
         NodeRef::Name(s.to_string())
