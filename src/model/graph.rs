@@ -800,4 +800,20 @@ mod tests {
         assert_eq!(s.constant_nodes.bytes, 8);
         assert_eq!(s.weight_bytes_by_dtype["float"], 24);
     }
+
+    #[test]
+    fn unused_initializers_are_the_ones_no_node_reads_and_single_use_excludes_outputs() {
+        let mut m = crate::model::builder::mlp(&[4, 8, 2], 1);
+        assert!(unused_initializers(m.graph()).is_empty());
+        let g = m.graph_mut();
+        let mut spare = g.initializer[0].clone();
+        spare.name = "spare".into();
+        g.initializer.push(spare);
+        assert_eq!(unused_initializers(m.graph()), ["spare"]);
+        let ix = GraphIndex::new(m.graph());
+        let first = &m.graph().node[0];
+        assert!(ix.single_use(&first.output[0]));
+        // The graph output has no reader and is an output: never single-use.
+        assert!(ix.is_output("y") && !ix.single_use("y"));
+    }
 }

@@ -879,4 +879,12 @@ mod tests {
         assert!(e.unwrap_err().to_string().starts_with("patch 'broken'"));
         assert_eq!(m.proto, before);
     }
+
+    #[test]
+    fn node_ref_of_prefers_the_first_output_which_stays_unique() {
+        let n = node("same", "Relu", &["x"], &["", "r"], vec![]);
+        assert_eq!(NodeRef::of(&n), NodeRef::Output("r".into()));
+        let sink = node("sink", "Print", &["x"], &[], vec![]);
+        assert_eq!(NodeRef::of(&sink), NodeRef::Name("sink".into()));
+    }
 }

@@ -125,7 +125,6 @@ pub struct Plan {
 pub fn plan(model: &Model, sel: &Selection) -> Result<Plan> {
     let g = model.graph();
     let ix = GraphIndex::new(g);
-    let inits = &ix;
     // Tensors with 1x1 spatial extent: outputs of global pooling and everything computed
     // elementwise or by convs from them alone.
     let mut pooled: HashSet<&str> = HashSet::new();
@@ -133,7 +132,7 @@ pub fn plan(model: &Model, sel: &Selection) -> Result<Plan> {
         let from_pooled = n
             .input
             .iter()
-            .filter(|i| !inits.is_initializer(*i) && !i.is_empty())
+            .filter(|i| !ix.is_initializer(i) && !i.is_empty())
             .all(|i| pooled.contains(i.as_str()));
         let is_pool = matches!(n.op_type.as_str(), "GlobalAveragePool" | "GlobalMaxPool");
         let passes = matches!(
@@ -170,7 +169,7 @@ pub fn plan(model: &Model, sel: &Selection) -> Result<Plan> {
         if !n.domain.is_empty() || sel.exclude_nodes.contains(&node_key(n)) {
             continue;
         }
-        let weight = match n.input.get(1).and_then(|w| inits.initializer(w)) {
+        let weight = match n.input.get(1).and_then(|w| ix.initializer(w)) {
             Some(w) if w.data_type == Some(DataType::Float as i32) => w,
             _ => continue,
         };
@@ -205,12 +204,12 @@ pub fn plan(model: &Model, sel: &Selection) -> Result<Plan> {
         }
         // Bias must be a constant too (it becomes int32).
         if let Some(b) = n.input.get(2).filter(|b| !b.is_empty()) {
-            if !inits.is_initializer(b) {
+            if !ix.is_initializer(b) {
                 continue;
             }
         }
         let input = n.input[0].clone();
-        if inits.is_initializer(&input) {
+        if ix.is_initializer(&input) {
             continue;
         }
         if weight_only {
@@ -233,7 +232,7 @@ pub fn plan(model: &Model, sel: &Selection) -> Result<Plan> {
                 && (c.op_type == "Relu"
                     || (c.op_type == "Clip"
                         && c.input.len() == 3
-                        && c.input[1..].iter().all(|x| inits.is_initializer(x))));
+                        && c.input[1..].iter().all(|x| ix.is_initializer(x))));
             if absorbable {
                 output = c.output[0].clone();
             }
