@@ -76,6 +76,22 @@ pub fn value_info(name: &str, dtype: DataType, dims: &[Dim]) -> ValueInfoProto {
     }
 }
 
+/// A value declaration with a dtype and no shape at all (rank unknown), e.g. an extra
+/// graph output added to observe an intermediate tensor.
+pub fn value_info_unshaped(name: &str, dtype: DataType) -> ValueInfoProto {
+    ValueInfoProto {
+        name: name.to_string(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(dtype as i32),
+                shape: None,
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// Fixed dims, for brevity.
 pub fn fixed(dims: &[i64]) -> Vec<Dim> {
     dims.iter().map(|&d| Dim::Fixed(d)).collect()

@@ -296,6 +296,22 @@ impl<'a> GraphIndex<'a> {
         self.values.get(name).copied()
     }
 
+    /// Whether `name` is a graph output.
+    pub fn is_output(&self, name: &str) -> bool {
+        self.graph.output.iter().any(|o| o.name == name)
+    }
+
+    /// Whether `name` is read by exactly one node and is not a graph output: its producer
+    /// and that reader can then be rewritten together without anyone else noticing.
+    pub fn single_use(&self, name: &str) -> bool {
+        self.consumers(name).len() == 1 && !self.is_output(name)
+    }
+
+    /// The rank declared for `name` by a graph input, output or `value_info` entry.
+    pub fn declared_rank(&self, name: &str) -> Option<usize> {
+        self.value_info(name).and_then(shape).map(|s| s.len())
+    }
+
     /// Whether `name` is available without running a node: a graph input or initializer.
     pub fn is_source(&self, name: &str) -> bool {
         self.initializers.contains_key(name) || self.graph.input.iter().any(|i| i.name == name)
@@ -465,6 +481,18 @@ impl<'a> GraphIndex<'a> {
         }
         out
     }
+}
+
+/// Initializers that no node (nor subgraph) reads and that are not graph outputs, in
+/// graph order: what is left behind once a rewrite moved every reader elsewhere.
+pub fn unused_initializers(graph: &GraphProto) -> Vec<String> {
+    let ix = GraphIndex::new(graph);
+    graph
+        .initializer
+        .iter()
+        .filter(|t| ix.consumers(&t.name).is_empty() && !ix.is_output(&t.name))
+        .map(|t| t.name.clone())
+        .collect()
 }
 
 /// Whether a node domain is the default ONNX one.
@@ -771,5 +799,21 @@ mod tests {
         assert_eq!(s.constant_nodes.tensors, 1);
         assert_eq!(s.constant_nodes.bytes, 8);
         assert_eq!(s.weight_bytes_by_dtype["float"], 24);
+    }
+
+    #[test]
+    fn unused_initializers_are_the_ones_no_node_reads_and_single_use_excludes_outputs() {
+        let mut m = crate::model::builder::mlp(&[4, 8, 2], 1);
+        assert!(unused_initializers(m.graph()).is_empty());
+        let g = m.graph_mut();
+        let mut spare = g.initializer[0].clone();
+        spare.name = "spare".into();
+        g.initializer.push(spare);
+        assert_eq!(unused_initializers(m.graph()), ["spare"]);
+        let ix = GraphIndex::new(m.graph());
+        let first = &m.graph().node[0];
+        assert!(ix.single_use(&first.output[0]));
+        // The graph output has no reader and is an output: never single-use.
+        assert!(ix.is_output("y") && !ix.single_use("y"));
     }
 }

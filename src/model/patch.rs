@@ -56,6 +56,18 @@ pub enum NodeRef {
     Output(String),
 }
 
+impl NodeRef {
+    /// A reference to `node` that stays unique whatever its name: the first tensor it
+    /// produces (a checked graph has one producer per tensor), or its name for a node
+    /// without outputs.
+    pub fn of(node: &NodeProto) -> NodeRef {
+        match node.output.iter().find(|o| !o.is_empty()) {
+            Some(o) => NodeRef::Output(o.clone()),
+            None => NodeRef::Name(node.name.clone()),
+        }
+    }
+}
+
 impl From<&str> for NodeRef {
     fn from(s: &str) -> Self {
         NodeRef::Name(s.to_string())
@@ -866,5 +878,13 @@ mod tests {
         ]);
         assert!(e.unwrap_err().to_string().starts_with("patch 'broken'"));
         assert_eq!(m.proto, before);
+    }
+
+    #[test]
+    fn node_ref_of_prefers_the_first_output_which_stays_unique() {
+        let n = node("same", "Relu", &["x"], &["", "r"], vec![]);
+        assert_eq!(NodeRef::of(&n), NodeRef::Output("r".into()));
+        let sink = node("sink", "Print", &["x"], &[], vec![]);
+        assert_eq!(NodeRef::of(&sink), NodeRef::Name("sink".into()));
     }
 }

@@ -43,7 +43,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::model::attr::NodeExt;
+use crate::model::builder::value_info_unshaped;
+use crate::model::{DataType, Model};
 use accuracy::{Accumulator, OutputAccuracy, Target};
 use calibrate::{Collector, Method};
 use runner::{Engine, Feed, LatencyRatio};
@@ -307,7 +309,7 @@ fn quantize_mode(
         };
         return finish_rewrite(ctx, rewrite);
     }
-    let full_plan = qdq::plan(&prepared, &opts.selection);
+    let full_plan = qdq::plan(&prepared, &opts.selection)?;
     if full_plan.nodes.is_empty() {
         return Err(Error::file(
             &origin,
@@ -389,8 +391,10 @@ fn quantize_mode(
             opts.selection.per_channel,
         )?;
         let label = patch.label.clone();
-        patch.apply(q.graph_mut())?;
-        graph::prune_initializers(q.graph_mut());
+        if !patch.ops.is_empty() {
+            q.apply(patch)?;
+        }
+        graph::prune_initializers(&mut q)?;
         let bytes = q.to_bytes();
         Ok((q, bytes, label))
     };
@@ -509,7 +513,7 @@ fn quantize_mode(
             let mut sel = opts.selection.clone();
             sel.exclude_ops.insert("DepthwiseConv".into());
             sel.float_pooled = true;
-            let dw = qdq::plan(&prepared, &sel);
+            let dw = qdq::plan(&prepared, &sel)?;
             let current: HashSet<&str> = plan.nodes.iter().map(|n| n.node.as_str()).collect();
             qdq::restrict(&dw, |n| current.contains(n.node.as_str()))
         };
@@ -614,7 +618,9 @@ pub fn calibrate_model(
         .collect();
     for t in &run_tensors {
         if !existing.contains(t) {
-            m.graph_mut().output.push(graph::float_value_info(t));
+            m.graph_mut()
+                .output
+                .push(value_info_unshaped(t, DataType::Float));
         }
     }
     let mut runner = engine.load_for_calibration(&m.to_bytes())?;
@@ -666,7 +672,7 @@ pub fn class_axis_outputs(prepared: &Model) -> HashSet<String> {
     let ranks = graph::infer_ranks(g);
     let mut set: HashSet<String> = HashSet::new();
     for n in &g.node {
-        let axis = graph::attr_i(n, "axis", -1);
+        let axis = n.attr_i_or("axis", -1).unwrap_or(-1);
         let last = axis == -1
             || ranks
                 .get(&n.output[0])
@@ -739,8 +745,12 @@ fn debug_layers(
         .collect();
     let dq_names: Vec<String> = acts.iter().map(|t| format!("{t}_dequantized")).collect();
     for (t, d) in acts.iter().zip(&dq_names) {
-        fm.graph_mut().output.push(graph::float_value_info(t));
-        qm.graph_mut().output.push(graph::float_value_info(d));
+        fm.graph_mut()
+            .output
+            .push(value_info_unshaped(t, DataType::Float));
+        qm.graph_mut()
+            .output
+            .push(value_info_unshaped(d, DataType::Float));
     }
     let mut fr = engine.load_for_calibration(&fm.to_bytes())?;
     let mut qr = engine.load_for_calibration(&qm.to_bytes())?;
@@ -867,10 +877,9 @@ fn rewrite_dynamic(prepared: &Model, origin: &std::path::Path, opts: &Options) -
             "nothing to quantize dynamically: no MatMul with a constant 2-D weight",
         ));
     }
-    let label = patch.label.clone();
     let mut q = prepared.clone();
-    patch.apply(q.graph_mut())?;
-    graph::prune_initializers(q.graph_mut());
+    let label = q.apply(patch)?.label;
+    graph::prune_initializers(&mut q)?;
     Ok(Rewrite {
         model: q,
         labels: vec![label],

@@ -16,13 +16,13 @@
 
 use std::collections::HashSet;
 
-use super::graph::{
-    attr, attr_f, attr_i, declared_rank, initializers, make_attr_f, make_attr_i, make_node,
-    node_error, prune_initializers, scalar_f32, tensor_f32, tensor_from_f32, tensor_from_i64,
-    GraphIndex, Patch,
-};
+use super::graph::{node_key, prune_initializers};
 use crate::error::{Error, Result};
-use crate::model::{Model, TensorProto};
+use crate::model::attr::{self, node_error, NodeExt};
+use crate::model::builder::node;
+use crate::model::graph::GraphIndex;
+use crate::model::patch::{constant_tensor, NodeRef, Patch, Position};
+use crate::model::{tensor_data, Model, NodeProto, TensorProto};
 
 /// The opset per-channel QDQ needs.
 pub const QDQ_OPSET: i64 = 13;
@@ -37,20 +37,18 @@ pub fn prepare(model: &mut Model) -> Result<Vec<String>> {
         hardswish_to_hardsigmoid,
     ] {
         let p = pass(model)?;
-        if !p.is_empty() {
-            log.push(p.label.clone());
-            p.apply(model.graph_mut())?;
+        if !p.ops.is_empty() {
+            log.push(model.apply(p)?.label);
         }
     }
     if let Some(label) = upgrade_opset(model, QDQ_OPSET)? {
         log.push(label);
     }
     let p = remove_dead_nodes(model)?;
-    if !p.is_empty() {
-        log.push(p.label.clone());
-        p.apply(model.graph_mut())?;
+    if !p.ops.is_empty() {
+        log.push(model.apply(p)?.label);
     }
-    prune_initializers(model.graph_mut());
+    prune_initializers(model)?;
     Ok(log)
 }
 
@@ -68,29 +66,20 @@ pub fn default_opset(model: &Model) -> i64 {
 /// `Constant` nodes holding a tensor become initializers of the same name.
 pub fn constants_to_initializers(model: &Model) -> Result<Patch> {
     let g = model.graph();
-    let mut p = Patch::new("");
-    for (i, n) in g.node.iter().enumerate() {
+    let mut outputs = Vec::new();
+    for n in &g.node {
         if n.op_type != "Constant" || !n.domain.is_empty() || n.output.len() != 1 {
             continue;
         }
-        let mut t: TensorProto = if let Some(t) = attr(n, "value").and_then(|a| a.t.clone()) {
-            t
-        } else if let Some(f) = attr(n, "value_float").and_then(|a| a.f) {
-            tensor_from_f32("", &[], &[f])
-        } else if let Some(a) = attr(n, "value_floats") {
-            tensor_from_f32("", &[a.floats.len() as i64], &a.floats)
-        } else if let Some(v) = attr(n, "value_int").and_then(|a| a.i) {
-            tensor_from_i64("", &[], &[v])
-        } else if let Some(a) = attr(n, "value_ints") {
-            tensor_from_i64("", &[a.ints.len() as i64], &a.ints)
-        } else {
-            continue; // sparse or string constants stay as they are
-        };
-        t.name = n.output[0].clone();
-        p.remove_nodes.push(i);
-        p.set_initializers.push(t);
+        // Sparse and string constants stay as they are.
+        if constant_tensor(n).is_ok() {
+            outputs.push(n.output[0].clone());
+        }
     }
-    p.label = format!("{} Constant nodes -> initializers", p.remove_nodes.len());
+    let mut p = Patch::new(format!("{} Constant nodes -> initializers", outputs.len()));
+    for o in &outputs {
+        p = p.constant_to_initializer(o);
+    }
     Ok(p)
 }
 
@@ -98,28 +87,38 @@ pub fn constants_to_initializers(model: &Model) -> Result<Patch> {
 pub fn remove_noops(model: &Model) -> Result<Patch> {
     let g = model.graph();
     let ix = GraphIndex::new(g);
-    let mut p = Patch::new("");
+    let mut removed = Vec::new();
+    let mut rewires = Vec::new();
     let mut renamed: HashSet<String> = HashSet::new();
-    for (i, n) in g.node.iter().enumerate() {
+    for n in &g.node {
         let is_noop = n.domain.is_empty()
             && (n.op_type == "Identity"
                 || (n.op_type == "Dropout"
                     && n.output
                         .get(1)
-                        .is_none_or(|m| m.is_empty() || ix.consumers_of(m).is_empty())));
+                        .is_none_or(|m| m.is_empty() || ix.consumers(m).is_empty())));
         if !is_noop || n.input.is_empty() || n.output.is_empty() {
             continue;
         }
         let (from, to) = (&n.output[0], &n.input[0]);
         // A graph output keeps its name: leave that node in place.
-        if ix.graph_outputs.contains(from) || renamed.contains(to) {
+        if ix.is_output(from) || renamed.contains(to) {
             continue;
         }
         renamed.insert(from.clone());
-        p.remove_nodes.push(i);
-        p.rename_inputs.push((from.clone(), to.clone()));
+        removed.push(NodeRef::of(n));
+        // An unread no-op is just removed (a rewire must move at least one reader).
+        if !ix.consumers(from).is_empty() {
+            rewires.push((from.clone(), to.clone()));
+        }
     }
-    p.label = format!("{} Identity/Dropout nodes removed", p.remove_nodes.len());
+    let mut p = Patch::new(format!("{} Identity/Dropout nodes removed", removed.len()));
+    for r in removed {
+        p = p.remove_node(r);
+    }
+    for (from, to) in &rewires {
+        p = p.rewire(from, to, &[]);
+    }
     Ok(p)
 }
 
@@ -128,42 +127,44 @@ pub fn remove_noops(model: &Model) -> Result<Patch> {
 pub fn fold_batchnorm(model: &Model) -> Result<Patch> {
     let g = model.graph();
     let ix = GraphIndex::new(g);
-    let inits = initializers(g);
-    let mut p = Patch::new("");
-    let mut count = 0;
-    for (bi, bn) in g.node.iter().enumerate() {
+    let mut removed = Vec::new();
+    let mut added = Vec::new();
+    let mut weights = Vec::new();
+    for bn in &g.node {
         if bn.op_type != "BatchNormalization" || bn.input.len() < 5 || bn.output.len() != 1 {
             continue;
         }
-        let Some(&ci) = ix.producer.get(&bn.input[0]) else {
+        let Some(conv) = ix.producer_node(&bn.input[0]) else {
             continue;
         };
-        let conv = &g.node[ci];
         if conv.op_type != "Conv" || !ix.single_use(&conv.output[0]) {
             continue;
         }
-        let Some(w) = inits.get(&conv.input[1]) else {
+        let Some(w) = ix.initializer(&conv.input[1]) else {
             continue;
         };
         let params: Option<Vec<Vec<f32>>> = bn.input[1..5]
             .iter()
-            .map(|n| inits.get(n).and_then(|t| tensor_f32(t).ok()))
+            .map(|n| {
+                ix.initializer(n)
+                    .and_then(|t| tensor_data::to_vec::<f32>(t).ok())
+            })
             .collect();
         let Some(params) = params else { continue };
         let (scale, bias, mean, var) = (&params[0], &params[1], &params[2], &params[3]);
-        let eps = attr_f(bn, "epsilon", 1e-5);
-        let mut wv = tensor_f32(w)?;
+        let eps = bn.attr_f_or("epsilon", 1e-5)?;
+        let mut wv = tensor_data::to_vec::<f32>(w)?;
         let cout = w.dims[0] as usize;
         if [scale, bias, mean, var].iter().any(|v| v.len() != cout) || cout == 0 {
             continue;
         }
         // Weights shared with another node cannot be rewritten in place.
-        if ix.consumers_of(&conv.input[1]).len() != 1 {
+        if ix.consumers(&conv.input[1]).len() != 1 {
             continue;
         }
         let old_b = match conv.input.get(2).filter(|s| !s.is_empty()) {
-            Some(b) => match inits.get(b) {
-                Some(t) => tensor_f32(t)?,
+            Some(b) => match ix.initializer(b) {
+                Some(t) => tensor_data::to_vec::<f32>(t)?,
                 None => continue,
             },
             None => vec![0.0; cout],
@@ -179,21 +180,32 @@ pub fn fold_batchnorm(model: &Model) -> Result<Patch> {
         }
         let wname = format!("{}_bnfold_w", conv.input[1]);
         let bname = format!("{}_bnfold_b", bn.output[0]);
-        p.set_initializers
-            .push(tensor_from_f32(&wname, &w.dims, &wv));
-        p.set_initializers
-            .push(tensor_from_f32(&bname, &[cout as i64], &new_b));
+        weights.push(tensor_data::from_f32(&wname, &w.dims, &wv)?);
+        weights.push(tensor_data::from_f32(&bname, &[cout as i64], &new_b)?);
         let mut nc = conv.clone();
         nc.input.truncate(2);
         nc.input[1] = wname;
         nc.input.push(bname);
         nc.output[0] = bn.output[0].clone();
-        p.remove_nodes.extend([ci, bi]);
-        p.add_nodes.push(nc);
-        count += 1;
+        removed.extend([NodeRef::of(conv), NodeRef::of(bn)]);
+        added.push(nc);
     }
-    p.label = format!("{count} BatchNormalization folded into Conv");
-    Ok(p)
+    let mut p = Patch::new(format!(
+        "{} BatchNormalization folded into Conv",
+        added.len()
+    ));
+    Ok(if added.is_empty() {
+        p
+    } else {
+        for r in removed {
+            p = p.remove_node(r);
+        }
+        p = p.add_nodes(added, Position::Topological);
+        for t in weights {
+            p = p.set_initializer(t);
+        }
+        p
+    })
 }
 
 /// `Div(Mul(x, Clip(Add(x, 3), 0, 6)), 6)` (or `Mul(x, Div(Clip(..), 6))`) becomes
@@ -201,12 +213,14 @@ pub fn fold_batchnorm(model: &Model) -> Result<Patch> {
 pub fn hardswish_to_hardsigmoid(model: &Model) -> Result<Patch> {
     let g = model.graph();
     let ix = GraphIndex::new(g);
-    let inits = initializers(g);
-    let is = |name: &str, v: f32| scalar_f32(&inits, name) == Some(v);
+    // Whether `name` is a float initializer holding the one value `v`.
+    let is = |name: &str, v: f32| {
+        ix.initializer(name)
+            .and_then(|t| tensor_data::to_vec::<f32>(t).ok())
+            .is_some_and(|x| x == [v])
+    };
     let node_of = |name: &str, op: &str| {
-        ix.producer
-            .get(name)
-            .copied()
+        ix.producer(name)
             .filter(|&i| g.node[i].op_type == op && g.node[i].domain.is_empty())
     };
     // Returns (add index, clip index) when `t` is Clip(Add(x, 3), 0, 6) with single-use links.
@@ -223,7 +237,8 @@ pub fn hardswish_to_hardsigmoid(model: &Model) -> Result<Patch> {
         ((x_first || x_second) && ix.single_use(&a.output[0]) && ix.single_use(&c.output[0]))
             .then_some((ai, ci))
     };
-    let mut p = Patch::new("");
+    let mut removed: Vec<NodeRef> = Vec::new();
+    let mut added: Vec<NodeProto> = Vec::new();
     let mut used: HashSet<usize> = HashSet::new();
     let mut count = 0;
     for (di, d) in g.node.iter().enumerate() {
@@ -243,13 +258,13 @@ pub fn hardswish_to_hardsigmoid(model: &Model) -> Result<Patch> {
         }
         // Form B: Mul(x, Div(clip, 6)) — the Div output feeds exactly one Mul.
         if found.is_none() && ix.single_use(&d.output[0]) {
-            if let Some(&mi) = ix.consumers_of(&d.output[0]).first() {
+            if let Some(&mi) = ix.consumers(&d.output[0]).first() {
                 let m = &g.node[mi];
                 if m.op_type == "Mul" && m.input.len() == 2 {
                     let slot = if m.input[0] == d.output[0] { 1 } else { 0 };
                     let x = m.input[slot].clone();
                     if let Some((ai, ci)) = clip_of(&d.input[0], &x) {
-                        if ci == *ix.producer.get(&d.input[0]).unwrap_or(&usize::MAX) {
+                        if ix.producer(&d.input[0]) == Some(ci) {
                             found = Some((x, vec![ai, ci, di, mi]));
                         }
                     }
@@ -269,24 +284,32 @@ pub fn hardswish_to_hardsigmoid(model: &Model) -> Result<Patch> {
         } else {
             last.name.clone()
         };
-        p.add_nodes.push(make_node(
-            "HardSigmoid",
+        added.push(node(
             &format!("{base}_hardsigmoid"),
+            "HardSigmoid",
             &[&x],
             &[&hs],
-            vec![make_attr_f("alpha", 1.0 / 6.0), make_attr_f("beta", 0.5)],
+            vec![attr::float("alpha", 1.0 / 6.0), attr::float("beta", 0.5)],
         ));
-        p.add_nodes.push(make_node(
-            "Mul",
+        added.push(node(
             &format!("{base}_hardswish"),
+            "Mul",
             &[&x, &hs],
             &[&out],
             vec![],
         ));
-        p.remove_nodes.extend(nodes);
+        removed.extend(nodes.iter().map(|&i| NodeRef::of(&g.node[i])));
         count += 1;
     }
-    p.label = format!("{count} decomposed hard-swish (Add/Clip/Mul/Div) -> Mul(x, HardSigmoid(x))");
+    let mut p = Patch::new(format!(
+        "{count} decomposed hard-swish (Add/Clip/Mul/Div) -> Mul(x, HardSigmoid(x))"
+    ));
+    if count > 0 {
+        for r in removed {
+            p = p.remove_node(r);
+        }
+        p = p.add_nodes(added, Position::Topological);
+    }
     Ok(p)
 }
 
@@ -418,10 +441,16 @@ pub fn upgrade_opset(model: &mut Model, target: i64) -> Result<Option<String>> {
         ));
     }
     let g = model.graph();
+    let ix = GraphIndex::new(g);
     let ranks = super::graph::infer_ranks(g);
-    let mut p = Patch::new("");
+    // Ops in the order the rewrite needs: attribute edits and removals on the original
+    // nodes, then the rewritten nodes and their new initializers.
+    let mut set_axis: Vec<NodeRef> = Vec::new();
+    let mut removed: Vec<NodeRef> = Vec::new();
+    let mut added: Vec<NodeProto> = Vec::new();
+    let mut inits: Vec<TensorProto> = Vec::new();
     let mut rewritten = 0;
-    for (i, n) in g.node.iter().enumerate() {
+    for n in &g.node {
         if !n.domain.is_empty() && n.domain != "ai.onnx" {
             continue;
         }
@@ -430,10 +459,10 @@ pub fn upgrade_opset(model: &mut Model, target: i64) -> Result<Option<String>> {
             // 13 moved `axes` (and Split's `split`) from an attribute to an input.
             "Squeeze" | "Unsqueeze" | "ReduceSum" | "Split" => {
                 let key = if op == "Split" { "split" } else { "axes" };
-                if let Some(a) = attr(n, key) {
-                    let name = format!("{}_{key}_opset13", super::graph::node_label(n));
+                if let Some(values) = n.attr_opt_ints(key)? {
+                    let name = format!("{}_{key}_opset13", node_key(n));
                     let mut nn = n.clone();
-                    nn.attribute.retain(|x| x.name != key);
+                    attr::remove(&mut nn, key);
                     // Split's `split` goes to input 1; the others' `axes` too.
                     if nn.input.len() < 2 {
                         nn.input.push(name.clone());
@@ -443,25 +472,25 @@ pub fn upgrade_opset(model: &mut Model, target: i64) -> Result<Option<String>> {
                             "has both an attribute and an input for the same value",
                         ));
                     }
-                    p.set_initializers.push(tensor_from_i64(
+                    inits.push(tensor_data::from_i64(
                         &name,
-                        &[a.ints.len() as i64],
-                        &a.ints,
-                    ));
-                    p.remove_nodes.push(i);
-                    p.add_nodes.push(nn);
+                        &[values.len() as i64],
+                        &values,
+                    )?);
+                    removed.push(NodeRef::of(n));
+                    added.push(nn);
                     rewritten += 1;
                 }
             }
             // Before 13 these flatten the input to 2-D at `axis` (default 1); from 13 they act
             // on one axis (default -1). The two agree only when the axis is the last one.
             "Softmax" | "LogSoftmax" | "Hardmax" => {
-                let has_axis = attr(n, "axis").is_some();
-                let axis = attr_i(n, "axis", 1);
+                let has_axis = n.attr_opt_i("axis")?.is_some();
+                let axis = n.attr_i_or("axis", 1)?;
                 let rank = ranks
                     .get(&n.input[0])
                     .copied()
-                    .or_else(|| declared_rank(g, &n.output[0]));
+                    .or_else(|| ix.declared_rank(&n.output[0]));
                 let last = axis == -1 || rank.is_some_and(|r| axis == r as i64 - 1);
                 if !last {
                     return Err(node_error(
@@ -470,7 +499,7 @@ pub fn upgrade_opset(model: &mut Model, target: i64) -> Result<Option<String>> {
                     ));
                 }
                 if !has_axis || axis != -1 {
-                    p.set_attributes.push((i, make_attr_i("axis", -1)));
+                    set_axis.push(NodeRef::of(n));
                     rewritten += 1;
                 }
             }
@@ -489,14 +518,22 @@ pub fn upgrade_opset(model: &mut Model, target: i64) -> Result<Option<String>> {
             }
         }
     }
-    p.label = format!("opset {from} -> {target} ({rewritten} nodes rewritten)");
-    let label = p.label.clone();
-    p.apply(model.graph_mut())?;
-    for o in &mut model.proto.opset_import {
-        if o.domain.is_empty() || o.domain == "ai.onnx" {
-            o.version = Some(target);
-        }
+    let mut p = Patch::new(format!(
+        "opset {from} -> {target} ({rewritten} nodes rewritten)"
+    ));
+    for r in set_axis {
+        p = p.set_attribute(r, attr::int("axis", -1));
     }
+    for r in removed {
+        p = p.remove_node(r);
+    }
+    if !added.is_empty() {
+        p = p.add_nodes(added, Position::Topological);
+    }
+    for t in inits {
+        p = p.set_initializer(t);
+    }
+    let label = model.apply(p.set_opset("", target))?.label;
     // IR 7 is the first that allows opset 13.
     if model.proto.ir_version.unwrap_or(0) < 7 {
         model.proto.ir_version = Some(7);
@@ -507,8 +544,7 @@ pub fn upgrade_opset(model: &mut Model, target: i64) -> Result<Option<String>> {
 /// Remove nodes none of whose outputs are read (iterated to a fixed point).
 pub fn remove_dead_nodes(model: &Model) -> Result<Patch> {
     let g = model.graph();
-    let ix = GraphIndex::new(g);
-    let mut live: HashSet<String> = ix.graph_outputs.clone();
+    let mut live: HashSet<String> = g.output.iter().map(|o| o.name.clone()).collect();
     let mut keep = vec![false; g.node.len()];
     for (i, n) in g.node.iter().enumerate().rev() {
         if n.output.iter().any(|o| live.contains(o)) {
@@ -521,20 +557,28 @@ pub fn remove_dead_nodes(model: &Model) -> Result<Patch> {
             }
         }
     }
-    let mut p = Patch::new("");
-    p.remove_nodes = (0..g.node.len()).filter(|&i| !keep[i]).collect();
-    p.label = format!("{} dead nodes removed", p.remove_nodes.len());
+    let dead: Vec<NodeRef> = g
+        .node
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| !k)
+        .map(|(n, _)| NodeRef::of(n))
+        .collect();
+    let mut p = Patch::new(format!("{} dead nodes removed", dead.len()));
+    for r in dead {
+        p = p.remove_node(r);
+    }
     Ok(p)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::model::patch::PatchOp;
     use crate::model::proto::{
         tensor_shape_proto, type_proto, OperatorSetIdProto, TensorShapeProto, TypeProto,
     };
     use crate::model::{GraphProto, ModelProto, ValueInfoProto};
-    use crate::quantize::graph::{make_node, tensor_f32};
 
     fn vi(name: &str, dims: &[i64]) -> ValueInfoProto {
         ValueInfoProto {
@@ -559,7 +603,7 @@ pub(crate) mod tests {
     }
 
     fn constant(name: &str, t: TensorProto) -> crate::model::NodeProto {
-        let mut n = make_node("Constant", name, &[], &[name], vec![]);
+        let mut n = node(name, "Constant", &[], &[name], vec![]);
         n.attribute.push(crate::model::proto::AttributeProto {
             name: "value".into(),
             r#type: Some(4),
@@ -572,16 +616,16 @@ pub(crate) mod tests {
     /// x[1,2,4,4] -> Conv(W: Constant, 2 out channels, 1x1) -> BatchNormalization ->
     /// hard-swish as Add/Clip/Mul/Div -> Conv(W2) -> Relu -> y. Opset 11, like paddle2onnx.
     pub(crate) fn conv_bn_hardswish_model() -> Model {
-        let s = |n: &str, v: f32| tensor_from_f32(n, &[], &[v]);
+        let s = |n: &str, v: f32| tensor_data::scalar(n, v);
         let nodes = vec![
             constant(
                 "w",
-                tensor_from_f32("", &[2, 2, 1, 1], &[1.0, 0.5, -1.0, 2.0]),
+                tensor_data::from_f32("", &[2, 2, 1, 1], &[1.0, 0.5, -1.0, 2.0]).unwrap(),
             ),
-            make_node("Conv", "conv0", &["x", "w"], &["c0"], vec![]),
-            make_node(
-                "BatchNormalization",
+            node("conv0", "Conv", &["x", "w"], &["c0"], vec![]),
+            node(
                 "bn0",
+                "BatchNormalization",
                 &["c0", "g", "b", "m", "v"],
                 &["bn"],
                 vec![],
@@ -589,25 +633,25 @@ pub(crate) mod tests {
             constant("three", s("", 3.0)),
             constant("zero", s("", 0.0)),
             constant("six", s("", 6.0)),
-            make_node("Add", "hs_add", &["bn", "three"], &["a"], vec![]),
-            make_node("Clip", "hs_clip", &["a", "zero", "six"], &["c"], vec![]),
-            make_node("Mul", "hs_mul", &["bn", "c"], &["mm"], vec![]),
-            make_node("Div", "hs_div", &["mm", "six"], &["hs"], vec![]),
+            node("hs_add", "Add", &["bn", "three"], &["a"], vec![]),
+            node("hs_clip", "Clip", &["a", "zero", "six"], &["c"], vec![]),
+            node("hs_mul", "Mul", &["bn", "c"], &["mm"], vec![]),
+            node("hs_div", "Div", &["mm", "six"], &["hs"], vec![]),
             constant(
                 "w2",
-                tensor_from_f32("", &[2, 2, 1, 1], &[0.3, -0.2, 0.1, 0.4]),
+                tensor_data::from_f32("", &[2, 2, 1, 1], &[0.3, -0.2, 0.1, 0.4]).unwrap(),
             ),
-            make_node("Conv", "conv1", &["hs", "w2"], &["c1"], vec![]),
-            make_node("Relu", "relu", &["c1"], &["y"], vec![]),
+            node("conv1", "Conv", &["hs", "w2"], &["c1"], vec![]),
+            node("relu", "Relu", &["c1"], &["y"], vec![]),
         ];
         let graph = GraphProto {
             name: "g".into(),
             node: nodes,
             initializer: vec![
-                tensor_from_f32("g", &[2], &[2.0, 1.0]),
-                tensor_from_f32("b", &[2], &[0.5, -0.5]),
-                tensor_from_f32("m", &[2], &[1.0, 0.0]),
-                tensor_from_f32("v", &[2], &[3.0, 0.0]),
+                tensor_data::from_f32("g", &[2], &[2.0, 1.0]).unwrap(),
+                tensor_data::from_f32("b", &[2], &[0.5, -0.5]).unwrap(),
+                tensor_data::from_f32("m", &[2], &[1.0, 0.0]).unwrap(),
+                tensor_data::from_f32("v", &[2], &[3.0, 0.0]).unwrap(),
             ],
             input: vec![vi("x", &[1, 2, 4, 4])],
             output: vec![vi("y", &[1, 2, 4, 4])],
@@ -633,15 +677,15 @@ pub(crate) mod tests {
         assert_eq!(ops, ["Conv", "HardSigmoid", "Mul", "Conv", "Relu"]);
         assert_eq!(default_opset(&m), 13);
         let hs = &m.graph().node[1];
-        assert!((attr_f(hs, "alpha", 0.0) - 1.0 / 6.0).abs() < 1e-7);
-        assert_eq!(attr_f(hs, "beta", 0.0), 0.5);
+        assert!((hs.attr_f("alpha").unwrap() - 1.0 / 6.0).abs() < 1e-7);
+        assert_eq!(hs.attr_f("beta").unwrap(), 0.5);
         // Folded weights: channel 0 scaled by 2/sqrt(3 + 1e-5), channel 1 by 1/sqrt(1e-5).
         let conv = &m.graph().node[0];
-        let inits = initializers(m.graph());
-        let w = tensor_f32(inits[&conv.input[1]]).unwrap();
+        let ix = GraphIndex::new(m.graph());
+        let w = tensor_data::to_vec::<f32>(ix.initializer(&conv.input[1]).unwrap()).unwrap();
         let k0 = 2.0 / (3.0f32 + 1e-5).sqrt();
         assert!((w[0] - k0).abs() < 1e-5 && (w[1] - 0.5 * k0).abs() < 1e-5);
-        let b = tensor_f32(inits[&conv.input[2]]).unwrap();
+        let b = tensor_data::to_vec::<f32>(ix.initializer(&conv.input[2]).unwrap()).unwrap();
         assert!((b[0] - (-k0 + 0.5)).abs() < 1e-5, "{b:?}");
         assert!((b[1] + 0.5).abs() < 1e-5);
         // No initializer is left unused: folded W and b, and the second conv's W.
@@ -652,7 +696,7 @@ pub(crate) mod tests {
     fn opset_upgrade_moves_squeeze_axes_to_an_input() {
         let mut m = conv_bn_hardswish_model();
         let g = m.graph_mut();
-        let mut sq = make_node("Squeeze", "sq", &["y"], &["z"], vec![]);
+        let mut sq = node("sq", "Squeeze", &["y"], &["z"], vec![]);
         sq.attribute.push(crate::model::proto::AttributeProto {
             name: "axes".into(),
             r#type: Some(7),
@@ -677,12 +721,12 @@ pub(crate) mod tests {
     fn opset_upgrade_refuses_softmax_over_a_middle_axis() {
         let mut m = conv_bn_hardswish_model();
         let g = m.graph_mut();
-        g.node.push(make_node(
-            "Softmax",
+        g.node.push(node(
             "sm",
+            "Softmax",
             &["y"],
             &["z"],
-            vec![make_attr_i("axis", 1)],
+            vec![attr::int("axis", 1)],
         ));
         g.output[0].name = "z".into();
         let e = upgrade_opset(&mut m, 13).unwrap_err().to_string();
@@ -697,7 +741,7 @@ pub(crate) mod tests {
         let mut m = conv_bn_hardswish_model();
         m.graph_mut()
             .node
-            .push(make_node("MysteryOp", "mo", &["y"], &["q"], vec![]));
+            .push(node("mo", "MysteryOp", &["y"], &["q"], vec![]));
         let e = upgrade_opset(&mut m, 13).unwrap_err().to_string();
         assert!(e.contains("MysteryOp"), "{e}");
     }
@@ -707,8 +751,9 @@ pub(crate) mod tests {
         let mut m = conv_bn_hardswish_model();
         m.graph_mut()
             .node
-            .push(make_node("Relu", "unused", &["y"], &["dead"], vec![]));
+            .push(node("unused", "Relu", &["y"], &["dead"], vec![]));
         let p = remove_dead_nodes(&m).unwrap();
-        assert_eq!(p.remove_nodes.len(), 1);
+        assert_eq!(p.label, "1 dead nodes removed");
+        assert_eq!(p.ops, [PatchOp::RemoveNode(NodeRef::Output("dead".into()))]);
     }
 }

@@ -19,16 +19,17 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use super::calibrate::{Moments, PatchSpec};
-use super::graph::{
-    attr_i, initializers, make_attr_i, make_node, node_label, tensor_f32, tensor_raw, GraphIndex,
-    Patch,
-};
+use super::graph::node_key;
 use super::math::{
     asymmetric_u8, gptq_round_i8, quantize_bias_i32, quantize_per_channel_i8,
     quantize_per_tensor_i8,
 };
 use crate::error::Result;
-use crate::model::{DataType, GraphProto, Model};
+use crate::model::attr::{self, NodeExt};
+use crate::model::builder::node;
+use crate::model::graph::GraphIndex;
+use crate::model::patch::{NodeRef, Patch, PatchOp, Position};
+use crate::model::{tensor_data, DataType, GraphProto, Model, NodeProto, TensorProto};
 
 /// What the planner may quantize.
 #[derive(Clone, Debug, Default)]
@@ -121,10 +122,9 @@ pub struct Plan {
 }
 
 /// Find the nodes to quantize in a prepared (opset >= 13, weights as initializers) graph.
-pub fn plan(model: &Model, sel: &Selection) -> Plan {
+pub fn plan(model: &Model, sel: &Selection) -> Result<Plan> {
     let g = model.graph();
     let ix = GraphIndex::new(g);
-    let inits = initializers(g);
     // Tensors with 1x1 spatial extent: outputs of global pooling and everything computed
     // elementwise or by convs from them alone.
     let mut pooled: HashSet<&str> = HashSet::new();
@@ -132,7 +132,7 @@ pub fn plan(model: &Model, sel: &Selection) -> Plan {
         let from_pooled = n
             .input
             .iter()
-            .filter(|i| !inits.contains_key(*i) && !i.is_empty())
+            .filter(|i| !ix.is_initializer(i) && !i.is_empty())
             .all(|i| pooled.contains(i.as_str()));
         let is_pool = matches!(n.op_type.as_str(), "GlobalAveragePool" | "GlobalMaxPool");
         let passes = matches!(
@@ -166,16 +166,16 @@ pub fn plan(model: &Model, sel: &Selection) -> Plan {
             continue;
         }
         let weight_only = sel.weights_only;
-        if !n.domain.is_empty() || sel.exclude_nodes.contains(&node_label(n)) {
+        if !n.domain.is_empty() || sel.exclude_nodes.contains(&node_key(n)) {
             continue;
         }
-        let weight = match n.input.get(1).and_then(|w| inits.get(w)) {
-            Some(w) if w.data_type == Some(DataType::Float as i32) => *w,
+        let weight = match n.input.get(1).and_then(|w| ix.initializer(w)) {
+            Some(w) if w.data_type == Some(DataType::Float as i32) => w,
             _ => continue,
         };
         let axis = match n.op_type.as_str() {
             "Conv" if weight.dims.len() >= 3 => {
-                let group = attr_i(n, "group", 1);
+                let group = n.attr_i_or("group", 1)?;
                 let depthwise = group > 1 && weight.dims.get(1) == Some(&1);
                 if depthwise && sel.exclude_ops.contains("DepthwiseConv") {
                     continue;
@@ -185,13 +185,13 @@ pub fn plan(model: &Model, sel: &Selection) -> Plan {
             "MatMul" if weight.dims.len() == 2 => 1,
             "Gemm"
                 if weight.dims.len() == 2
-                    && attr_i(n, "transA", 0) == 0
+                    && n.attr_i_or("transA", 0)? == 0
                     && (n
                         .attribute
                         .iter()
                         .all(|a| (a.name != "alpha" && a.name != "beta") || a.f == Some(1.0))) =>
             {
-                if attr_i(n, "transB", 0) == 1 {
+                if n.attr_i_or("transB", 0)? == 1 {
                     0
                 } else {
                     1
@@ -204,17 +204,17 @@ pub fn plan(model: &Model, sel: &Selection) -> Plan {
         }
         // Bias must be a constant too (it becomes int32).
         if let Some(b) = n.input.get(2).filter(|b| !b.is_empty()) {
-            if !inits.contains_key(b) {
+            if !ix.is_initializer(b) {
                 continue;
             }
         }
         let input = n.input[0].clone();
-        if inits.contains_key(&input) {
+        if ix.is_initializer(&input) {
             continue;
         }
         if weight_only {
             nodes.push(QuantNode {
-                node: node_label(n),
+                node: node_key(n),
                 op_type: n.op_type.clone(),
                 input: input.clone(),
                 output: n.output[0].clone(),
@@ -227,12 +227,12 @@ pub fn plan(model: &Model, sel: &Selection) -> Plan {
         }
         let mut output = n.output[0].clone();
         if ix.single_use(&output) {
-            let c = &g.node[ix.consumers_of(&output)[0]];
+            let c = &g.node[ix.consumers(&output)[0]];
             let absorbable = c.domain.is_empty()
                 && (c.op_type == "Relu"
                     || (c.op_type == "Clip"
                         && c.input.len() == 3
-                        && c.input[1..].iter().all(|x| inits.contains_key(x))));
+                        && c.input[1..].iter().all(|x| ix.is_initializer(x))));
             if absorbable {
                 output = c.output[0].clone();
             }
@@ -240,7 +240,7 @@ pub fn plan(model: &Model, sel: &Selection) -> Plan {
         acts.insert(input.clone());
         acts.insert(output.clone());
         nodes.push(QuantNode {
-            node: node_label(n),
+            node: node_key(n),
             op_type: n.op_type.clone(),
             input,
             output,
@@ -252,7 +252,7 @@ pub fn plan(model: &Model, sel: &Selection) -> Plan {
     }
     let mut activations: Vec<String> = acts.into_iter().collect();
     activations.sort();
-    Plan { nodes, activations }
+    Ok(Plan { nodes, activations })
 }
 
 /// The geometry of the input patches a planned node reads, for [`Moments`]: 2-D convs with
@@ -261,20 +261,17 @@ pub fn plan(model: &Model, sel: &Selection) -> Plan {
 pub fn patch_spec(model: &Model, qn: &QuantNode) -> Option<PatchSpec> {
     let g = model.graph();
     let n = g.node.get(qn.index)?;
-    let w = initializers(g).get(&qn.weight).copied()?;
+    let w = g.initializer.iter().find(|t| t.name == qn.weight)?;
     match qn.op_type.as_str() {
         "MatMul" => Some(PatchSpec::Rows {
             k: *w.dims.first()? as usize,
         }),
         "Conv" if w.dims.len() == 4 => {
-            let auto_pad = super::graph::attr(n, "auto_pad")
-                .and_then(|a| a.s.as_deref())
-                .unwrap_or(b"NOTSET");
-            if auto_pad != b"NOTSET" {
+            if n.attr_s_or("auto_pad", "NOTSET").ok()? != "NOTSET" {
                 return None;
             }
             let two = |name: &str, default: usize| -> Option<Vec<usize>> {
-                let v = super::graph::attr_ints(n, name);
+                let v = n.attr_ints_or(name, &[]).ok()?;
                 if v.is_empty() {
                     return Some(vec![default; 2]);
                 }
@@ -282,7 +279,7 @@ pub fn patch_spec(model: &Model, qn: &QuantNode) -> Option<PatchSpec> {
             };
             let (strides, dil) = (two("strides", 1)?, two("dilations", 1)?);
             let pads = {
-                let v = super::graph::attr_ints(n, "pads");
+                let v = n.attr_ints_or("pads", &[]).ok()?;
                 if v.is_empty() {
                     vec![0; 4]
                 } else {
@@ -294,7 +291,7 @@ pub fn patch_spec(model: &Model, qn: &QuantNode) -> Option<PatchSpec> {
             if strides.len() != 2 || dil.len() != 2 || pads.len() != 4 {
                 return None;
             }
-            let groups = usize::try_from(attr_i(n, "group", 1)).ok()?.max(1);
+            let groups = usize::try_from(n.attr_i_or("group", 1).ok()?).ok()?.max(1);
             let d = |i: usize| usize::try_from(w.dims[i]).ok();
             let (cout, cin_g) = (d(0)?, d(1)?);
             if cout % groups != 0 {
@@ -391,13 +388,22 @@ pub fn emit(
 ) -> Result<Patch> {
     let g: &GraphProto = model.graph();
     let ix = GraphIndex::new(g);
-    let inits = initializers(g);
-    let mut p = Patch::new(format!(
+    let init = |name: &str| {
+        ix.initializer(name)
+            .expect("planned tensors are initializers")
+    };
+    let f32s = tensor_data::to_vec::<f32>;
+    // Collected in the order the patch runs them: rewired inputs of existing nodes, the new
+    // Q/DQ nodes, their initializers.
+    let mut inputs: Vec<(NodeRef, usize, String)> = Vec::new();
+    let mut nodes: Vec<NodeProto> = Vec::new();
+    let mut tensors: Vec<TensorProto> = Vec::new();
+    let mut label = format!(
         "int8 QDQ: {} nodes with int8 compute, {} with int8 weights only, {} activation tensors",
         plan.nodes.iter().filter(|n| !n.weight_only).count(),
         plan.nodes.iter().filter(|n| n.weight_only).count(),
         plan.activations.len()
-    ));
+    );
     // Activation Q/DQ pairs, one per tensor; every reader is rewired to the DQ output.
     let mut act_scale: HashMap<&str, f32> = HashMap::new();
     for t in &plan.activations {
@@ -408,32 +414,26 @@ pub fn emit(
         let z = format!("{t}_zero_point");
         let tq = format!("{t}_quantized");
         let tdq = format!("{t}_dequantized");
-        p.set_initializers
-            .push(super::graph::tensor_from_f32(&s, &[], &[q.scale]));
-        p.set_initializers.push(tensor_raw(
-            &z,
-            DataType::Uint8,
-            &[],
-            vec![q.zero_point as u8],
-        ));
-        p.add_nodes.push(make_node(
-            "QuantizeLinear",
+        tensors.push(tensor_data::from_f32(&s, &[], &[q.scale])?);
+        tensors.push(tensor_data::from_u8(&z, &[], &[q.zero_point as u8])?);
+        nodes.push(node(
             &format!("{t}_QuantizeLinear"),
+            "QuantizeLinear",
             &[t, &s, &z],
             &[&tq],
             vec![],
         ));
-        p.add_nodes.push(make_node(
-            "DequantizeLinear",
+        nodes.push(node(
             &format!("{t}_DequantizeLinear"),
+            "DequantizeLinear",
             &[&tq, &s, &z],
             &[&tdq],
             vec![],
         ));
-        for &c in ix.consumers_of(t) {
+        for &c in ix.consumers(t) {
             for (slot, inp) in g.node[c].input.iter().enumerate() {
                 if inp == t {
-                    p.set_inputs.push((c, slot, tdq.clone()));
+                    inputs.push((NodeRef::of(&g.node[c]), slot, tdq.clone()));
                 }
             }
         }
@@ -445,11 +445,11 @@ pub fn emit(
     let mut done_weights: HashMap<String, Done> = HashMap::new();
     for qn in &plan.nodes {
         let n = &g.node[qn.index];
-        let w = inits[&qn.weight];
+        let w = init(&qn.weight);
         let (wdq, wscales, werr) = match done_weights.get(&qn.weight) {
             Some(x) => x.clone(),
             None => {
-                let wv = tensor_f32(w)?;
+                let wv = f32s(w)?;
                 let dims: Vec<usize> = w.dims.iter().map(|&d| d as usize).collect();
                 let shared = plan.nodes.iter().filter(|o| o.weight == qn.weight).count() > 1;
                 let (q, scales) = if per_channel {
@@ -476,28 +476,17 @@ pub fn emit(
                 } else {
                     vec![]
                 };
-                p.set_initializers.push(tensor_raw(
-                    &wq,
-                    DataType::Int8,
-                    &w.dims,
-                    q.iter().map(|&x| x as u8).collect(),
-                ));
-                p.set_initializers
-                    .push(super::graph::tensor_from_f32(&ws, &sdims, &scales));
-                p.set_initializers.push(tensor_raw(
-                    &wz,
-                    DataType::Int8,
-                    &sdims,
-                    vec![0u8; scales.len()],
-                ));
+                tensors.push(tensor_data::from_i8(&wq, &w.dims, &q)?);
+                tensors.push(tensor_data::from_f32(&ws, &sdims, &scales)?);
+                tensors.push(tensor_data::from_i8(&wz, &sdims, &vec![0; scales.len()])?);
                 let attrs = if per_channel {
-                    vec![make_attr_i("axis", qn.weight_axis as i64)]
+                    vec![attr::int("axis", qn.weight_axis as i64)]
                 } else {
                     vec![]
                 };
-                p.add_nodes.push(make_node(
-                    "DequantizeLinear",
+                nodes.push(node(
                     &format!("{base}_DequantizeLinear"),
+                    "DequantizeLinear",
                     &[&wq, &ws, &wz],
                     &[&wdq],
                     attrs,
@@ -523,23 +512,19 @@ pub fn emit(
                 (wdq, scales, werr)
             }
         };
-        p.set_inputs.push((qn.index, 1, wdq));
+        inputs.push((NodeRef::of(n), 1, wdq));
         if qn.weight_only {
             // Float compute: the bias stays float, corrected for the weights' rounding.
             let b = n.input.get(2).filter(|b| !b.is_empty());
             if let (Some(b), Some((mu, spatial)), true) =
                 (b, means.get(&qn.input), qn.op_type == "Conv")
             {
-                let mut bv = tensor_f32(inits[b])?;
+                let mut bv = f32s(init(b))?;
                 let taps = tap_fractions(n, &w.dims, spatial);
                 bias_correct(&mut bv, &werr, &w.dims, mu, &taps);
                 let name = format!("{}_{}_biascorr", b, qn.node);
-                p.set_initializers.push(super::graph::tensor_from_f32(
-                    &name,
-                    &[bv.len() as i64],
-                    &bv,
-                ));
-                p.set_inputs.push((qn.index, 2, name));
+                tensors.push(tensor_data::from_f32(&name, &[bv.len() as i64], &bv)?);
+                inputs.push((NodeRef::of(n), 2, name));
             }
             continue;
         }
@@ -547,7 +532,7 @@ pub fn emit(
             // No bias correction here: with int8 activations too it measured within noise on
             // the PP-OCR benchmark (rec 11.2 -> 11.5 dB, det 13.6 -> 13.5 dB; the u8
             // activation error dominates) and cost the classifier 3+ dB on small eval sets.
-            let bv = tensor_f32(inits[b])?;
+            let bv = f32s(init(b))?;
             let sx = act_scale.get(qn.input.as_str()).copied().unwrap_or(1.0);
             let channel_scales: Vec<f32> = if wscales.len() == 1 {
                 vec![wscales[0]; bv.len()]
@@ -567,28 +552,32 @@ pub fn emit(
                 format!("{base}_dequantized"),
             );
             let d = [bv.len() as i64];
-            p.set_initializers.push(tensor_raw(
-                &bqn,
-                DataType::Int32,
-                &d,
-                bq.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            ));
-            p.set_initializers
-                .push(super::graph::tensor_from_f32(&bsn, &d, &bs));
-            p.add_nodes.push(make_node(
-                "DequantizeLinear",
+            tensors.push(tensor_data::from_i32(&bqn, &d, &bq)?);
+            tensors.push(tensor_data::from_f32(&bsn, &d, &bs)?);
+            nodes.push(node(
                 &format!("{base}_DequantizeLinear"),
+                "DequantizeLinear",
                 &[&bqn, &bsn],
                 &[&bdq],
-                vec![make_attr_i("axis", 0)],
+                vec![attr::int("axis", 0)],
             ));
-            p.set_inputs.push((qn.index, 2, bdq));
+            inputs.push((NodeRef::of(n), 2, bdq));
         }
     }
     if gptq_count > 0 {
-        p.label.push_str(&format!(
+        label.push_str(&format!(
             "; {gptq_count} weights rounded with error compensation (GPTQ)"
         ));
+    }
+    let mut p = Patch::new(label);
+    for (node, index, name) in inputs {
+        p.push(PatchOp::SetNodeInput { node, index, name });
+    }
+    if !nodes.is_empty() {
+        p = p.add_nodes(nodes, Position::Topological);
+    }
+    for t in tensors {
+        p = p.set_initializer(t);
     }
     Ok(p)
 }
@@ -641,15 +630,16 @@ pub fn bias_correct(bias: &mut [f32], dw: &[f32], wdims: &[i64], mu: &[f32], tap
 /// the share of output positions at which each kernel tap (C order) reads inside the input:
 /// on small feature maps a 3x3 or 5x5 kernel reads padding zeros at a large share of
 /// positions, and ignoring that over-corrects the bias. All ones when the size is unknown.
-pub fn tap_fractions(n: &crate::model::NodeProto, wdims: &[i64], spatial: &[usize]) -> Vec<f64> {
+pub fn tap_fractions(n: &NodeProto, wdims: &[i64], spatial: &[usize]) -> Vec<f64> {
     let kdims: Vec<usize> = wdims.iter().skip(2).map(|&d| d.max(1) as usize).collect();
     let total: usize = kdims.iter().product::<usize>().max(1);
     let r = kdims.len();
     if spatial.len() != r || r == 0 {
         return vec![1.0; total];
     }
+    // Malformed attributes read as absent: this only weighs a correction.
     let get = |name: &str, default: i64| -> Vec<i64> {
-        let v = super::graph::attr_ints(n, name);
+        let v = n.attr_ints_or(name, &[]).unwrap_or_default();
         if v.is_empty() {
             vec![default; r]
         } else {
@@ -657,10 +647,7 @@ pub fn tap_fractions(n: &crate::model::NodeProto, wdims: &[i64], spatial: &[usiz
         }
     };
     let (strides, dil, pads) = (get("strides", 1), get("dilations", 1), get("pads", 0));
-    let auto_pad = super::graph::attr(n, "auto_pad")
-        .and_then(|a| a.s.as_deref())
-        .map(|s| String::from_utf8_lossy(s).to_string())
-        .unwrap_or_default();
+    let auto_pad = n.attr_s_or("auto_pad", "").unwrap_or_default();
     // Per spatial axis: the fraction for each tap index along that axis.
     let mut per_axis: Vec<Vec<f64>> = Vec::with_capacity(r);
     for a in 0..r {
@@ -732,7 +719,6 @@ pub fn restrict(plan: &Plan, keep: impl Fn(&QuantNode) -> bool) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quantize::graph::Patch;
     use crate::quantize::prepare::{prepare, tests::conv_bn_hardswish_model};
 
     fn prepared() -> Model {
@@ -750,7 +736,8 @@ mod tests {
                 per_channel: true,
                 ..Default::default()
             },
-        );
+        )
+        .unwrap();
         assert_eq!(p.nodes.len(), 2);
         // The second conv's output pair goes after its Relu.
         assert_eq!(p.nodes[1].output, "y");
@@ -765,12 +752,12 @@ mod tests {
             per_channel: true,
             ..Default::default()
         };
-        assert_eq!(plan(&m, &sel).nodes.len(), 1);
+        assert_eq!(plan(&m, &sel).unwrap().nodes.len(), 1);
         let sel = Selection {
             exclude_ops: ["Conv".to_string()].into(),
             ..Default::default()
         };
-        assert!(plan(&m, &sel).nodes.is_empty());
+        assert!(plan(&m, &sel).unwrap().nodes.is_empty());
     }
 
     #[test]
@@ -782,7 +769,8 @@ mod tests {
                 per_channel: true,
                 ..Default::default()
             },
-        );
+        )
+        .unwrap();
         let ranges: BTreeMap<String, (f32, f32)> = p
             .activations
             .iter()
@@ -790,7 +778,7 @@ mod tests {
             .collect();
         let patch = emit(&m, &p, &ranges, &BTreeMap::new(), &BTreeMap::new(), true).unwrap();
         let mut q = m.clone();
-        patch.apply(q.graph_mut()).unwrap();
+        q.apply(patch).unwrap();
         let count = |op: &str| q.graph().node.iter().filter(|n| n.op_type == op).count();
         assert_eq!(count("QuantizeLinear"), p.activations.len());
         // One DQ per activation, per weight and per bias.
@@ -833,7 +821,7 @@ mod tests {
     fn tap_fractions_count_positions_reading_padding() {
         // 1x3 kernel, pads 1/1 on the width, stride 1, on a 5x4 map: 4 outputs per row;
         // the left tap reads padding at output 0, the right one at output 3.
-        let mut n = make_node("Conv", "c", &["x", "w"], &["y"], vec![]);
+        let mut n = node("c", "Conv", &["x", "w"], &["y"], vec![]);
         n.attribute.push(crate::model::proto::AttributeProto {
             name: "pads".into(),
             r#type: Some(7),
@@ -856,14 +844,16 @@ mod tests {
                 weights_only: true,
                 ..Default::default()
             },
-        );
+        )
+        .unwrap();
         let corrected = |means: &BTreeMap<String, (Vec<f32>, Vec<usize>)>| {
             let patch = emit(&m, &p, &BTreeMap::new(), means, &BTreeMap::new(), true).unwrap();
-            patch
-                .set_initializers
-                .iter()
-                .find(|t| t.name.ends_with("_biascorr"))
-                .map(|t| tensor_f32(t).unwrap())
+            patch.ops.iter().find_map(|op| match op {
+                PatchOp::SetInitializer(t) if t.name.ends_with("_biascorr") => {
+                    Some(tensor_data::to_vec::<f32>(t).unwrap())
+                }
+                _ => None,
+            })
         };
         assert!(corrected(&BTreeMap::new()).is_none());
         let means: BTreeMap<String, (Vec<f32>, Vec<usize>)> =
@@ -873,9 +863,9 @@ mod tests {
         let b = corrected(&means).expect("a corrected bias");
         let g = m.graph();
         let conv = &g.node[p.nodes[0].index];
-        let inits = initializers(g);
-        let orig = tensor_f32(inits[&conv.input[2]]).unwrap();
-        let w = tensor_f32(inits[&conv.input[1]]).unwrap();
+        let ix = GraphIndex::new(g);
+        let f32s = |name: &str| tensor_data::to_vec::<f32>(ix.initializer(name).unwrap()).unwrap();
+        let (orig, w) = (f32s(&conv.input[2]), f32s(&conv.input[1]));
         let (q, s) = quantize_per_channel_i8(&w, &[2, 2, 1, 1], 0);
         for c in 0..2 {
             let shift: f32 = (0..2)
@@ -884,20 +874,6 @@ mod tests {
             assert!((b[c] - (orig[c] - shift)).abs() < 1e-6, "{b:?} {orig:?}");
         }
         assert_ne!(b, orig);
-    }
-
-    #[test]
-    fn a_patch_that_leaves_a_dangling_input_is_refused_whole() {
-        let mut m = prepared();
-        let before = m.graph().clone();
-        let mut p = Patch::new("break it");
-        p.remove_nodes.push(0);
-        let e = p.apply(m.graph_mut()).unwrap_err().to_string();
-        assert!(
-            e.contains("break it") && e.contains("nothing produces"),
-            "{e}"
-        );
-        assert_eq!(m.graph(), &before);
     }
 
     #[test]
@@ -947,7 +923,8 @@ mod tests {
                 per_channel: true,
                 ..Default::default()
             },
-        );
+        )
+        .unwrap();
         match patch_spec(&m, &p.nodes[0]) {
             Some(PatchSpec::Conv2d { groups, cin_g, .. }) => assert_eq!((groups, cin_g), (1, 2)),
             other => panic!("{other:?}"),
