@@ -11,10 +11,13 @@
 //! 4. [`qdq::emit`]: one labelled patch inserting Q/DQ pairs and int8 weights.
 //! 5. [`accuracy`] on held-out inputs, file sizes, and an interleaved latency ratio.
 //!
-//! Other modes: `auto` (also tries depthwise and squeeze-excitation convs in float and keeps
-//! the faster), `int8-weight` (int8 weights, float compute), `int8-dynamic` ([`dynamic`]).
-//! An `--accuracy-target` that is missed triggers a per-node sensitivity ranking (error each
-//! node adds when quantized alone) and keeps the worst nodes in float until it is met.
+//! Other modes: `auto` ([`auto`]: every applicable mode, measured, winner by a stated rule;
+//! its int8 candidate also tries depthwise and squeeze-excitation convs in float and keeps
+//! the faster), `int8-weight` (int8 weights rounded with error compensation and bias
+//! correction, float compute, run with [`session_config`]'s load-time dequantization),
+//! `int8-dynamic` ([`dynamic`]). An `--accuracy-target` that is missed triggers a per-node
+//! sensitivity ranking (error each node adds when quantized alone) and keeps the worst
+//! nodes in float until it is met.
 //! `fp16` ([`fp16`]): float16 weights and compute, float32 at the inputs and outputs, casts
 //! around a block list of ops kept in float32. `int4-weight` ([`nbits`]): 4-bit blockwise
 //! weights of large constant-weight MatMuls/Gemms as ONNX Runtime's `MatMulNBits`.
