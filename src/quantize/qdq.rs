@@ -727,17 +727,19 @@ mod tests {
         m
     }
 
+    /// Everything quantizable, per-channel.
+    fn plan_all(m: &Model) -> Plan {
+        let sel = Selection {
+            per_channel: true,
+            ..Default::default()
+        };
+        plan(m, &sel).unwrap()
+    }
+
     #[test]
     fn plan_quantizes_convs_and_absorbs_a_following_relu() {
         let m = prepared();
-        let p = plan(
-            &m,
-            &Selection {
-                per_channel: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let p = plan_all(&m);
         assert_eq!(p.nodes.len(), 2);
         // The second conv's output pair goes after its Relu.
         assert_eq!(p.nodes[1].output, "y");
@@ -763,14 +765,7 @@ mod tests {
     #[test]
     fn emit_shares_one_qdq_pair_per_tensor_and_stores_int8_weights() {
         let m = prepared();
-        let p = plan(
-            &m,
-            &Selection {
-                per_channel: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let p = plan_all(&m);
         let ranges: BTreeMap<String, (f32, f32)> = p
             .activations
             .iter()
@@ -917,14 +912,7 @@ mod tests {
     #[test]
     fn patch_spec_reads_conv_geometry() {
         let m = prepared();
-        let p = plan(
-            &m,
-            &Selection {
-                per_channel: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let p = plan_all(&m);
         match patch_spec(&m, &p.nodes[0]) {
             Some(PatchSpec::Conv2d { groups, cin_g, .. }) => assert_eq!((groups, cin_g), (1, 2)),
             other => panic!("{other:?}"),

@@ -47,6 +47,29 @@ fn edgepack() -> Command {
     Command::cargo_bin("edgepack").unwrap()
 }
 
+/// `edgepack quantize MODEL -o OUT` on `DIR/calib` and held-out `DIR/eval` with the PP-OCR
+/// line normalisation, the report in `DIR/report.json`, plus `extra` flags.
+fn quantize_on(model: &Path, dir: &Path, out: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
+    edgepack()
+        .arg("quantize")
+        .arg(model)
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .arg("--calibration")
+        .arg(dir.join("calib"))
+        .arg("--eval")
+        .arg(dir.join("eval"))
+        .args(["--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5"])
+        .arg("--report")
+        .arg(dir.join("report.json"))
+        .assert()
+}
+
+fn read_report(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
+}
+
 #[test]
 fn quantizes_ppocr_classifier_to_a_loadable_accurate_smaller_int8_model() {
     let Some(model) = cls_model() else { return };
@@ -54,28 +77,8 @@ fn quantizes_ppocr_classifier_to_a_loadable_accurate_smaller_int8_model() {
     write_images(&tmp.path().join("calib"), 8);
     write_images(&tmp.path().join("eval"), 3);
     let out = tmp.path().join("cls.int8.onnx");
-    let report = tmp.path().join("report.json");
-    edgepack()
-        .arg("quantize")
-        .arg(&model)
-        .arg("-o")
-        .arg(&out)
-        .arg("--calibration")
-        .arg(tmp.path().join("calib"))
-        .arg("--eval")
-        .arg(tmp.path().join("eval"))
-        .args([
-            "--mean",
-            "0.5,0.5,0.5",
-            "--std",
-            "0.5,0.5,0.5",
-            "--no-latency",
-        ])
-        .arg("--report")
-        .arg(&report)
-        .assert()
-        .success();
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    quantize_on(&model, tmp.path(), &out, &["--no-latency"]).success();
+    let r = read_report(tmp.path());
     let sqnr = r["outputs"][0]["sqnr_db"].as_f64().unwrap();
     assert!(sqnr > 20.0, "SQNR {sqnr} dB");
     assert!(r["size"]["ratio"].as_f64().unwrap() < 0.7);
@@ -264,24 +267,15 @@ fn fp16_mode_halves_the_classifier_and_keeps_its_outputs() {
     write_images(&tmp.path().join("calib"), 4);
     write_images(&tmp.path().join("eval"), 3);
     let out = tmp.path().join("cls.fp16.onnx");
-    let report = tmp.path().join("report.json");
-    edgepack()
-        .arg("quantize")
-        .arg(&model)
-        .arg("-o")
-        .arg(&out)
-        .args(["--mode", "fp16", "--no-latency"])
-        .arg("--calibration")
-        .arg(tmp.path().join("calib"))
-        .arg("--eval")
-        .arg(tmp.path().join("eval"))
-        .args(["--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5"])
-        .arg("--report")
-        .arg(&report)
-        .assert()
-        .success();
+    quantize_on(
+        &model,
+        tmp.path(),
+        &out,
+        &["--mode", "fp16", "--no-latency"],
+    )
+    .success();
     // The report's accuracy comes from running the fp16 model in ONNX Runtime, so it loads.
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let r = read_report(tmp.path());
     let sqnr = r["outputs"][0]["sqnr_db"].as_f64().unwrap();
     assert!(sqnr >= 40.0, "SQNR {sqnr} dB");
     let ratio = r["size_ratio"].as_f64().unwrap();
@@ -324,23 +318,14 @@ fn int8_weight_mode_quantizes_weights_with_corrected_biases() {
     write_images(&tmp.path().join("calib"), 4);
     write_images(&tmp.path().join("eval"), 2);
     let out = tmp.path().join("cls.w8.onnx");
-    let report = tmp.path().join("report.json");
-    edgepack()
-        .arg("quantize")
-        .arg(&model)
-        .arg("-o")
-        .arg(&out)
-        .args(["--mode", "int8-weight", "--no-latency"])
-        .arg("--calibration")
-        .arg(tmp.path().join("calib"))
-        .arg("--eval")
-        .arg(tmp.path().join("eval"))
-        .args(["--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5"])
-        .arg("--report")
-        .arg(&report)
-        .assert()
-        .success();
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    quantize_on(
+        &model,
+        tmp.path(),
+        &out,
+        &["--mode", "int8-weight", "--no-latency"],
+    )
+    .success();
+    let r = read_report(tmp.path());
     let sqnr = r["outputs"][0]["sqnr_db"].as_f64().unwrap();
     assert!(sqnr > 20.0, "SQNR {sqnr} dB");
     let m = edgepack::model::Model::load(&out).unwrap();
@@ -360,24 +345,12 @@ fn auto_tries_every_applicable_mode_and_says_why_the_winner_won() {
     write_images(&tmp.path().join("calib"), 6);
     write_images(&tmp.path().join("eval"), 2);
     let out = tmp.path().join("cls.auto.onnx");
-    let report = tmp.path().join("report.json");
-    edgepack()
-        .arg("quantize")
-        .arg(&model)
-        .arg("-o")
-        .arg(&out)
-        .args(["--mode", "auto", "--latency-budget-s", "0.5"])
-        .args(["--accuracy-target", "sqnr=20dB"])
-        .arg("--calibration")
-        .arg(tmp.path().join("calib"))
-        .arg("--eval")
-        .arg(tmp.path().join("eval"))
-        .arg("--report")
-        .arg(&report)
-        .assert()
+    let auto = ["--mode", "auto", "--latency-budget-s", "0.5"];
+    let auto = [&auto[..], &["--accuracy-target", "sqnr=20dB"]].concat();
+    quantize_on(&model, tmp.path(), &out, &auto)
         .success()
         .stdout(predicates::str::contains("auto chose:"));
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let r = read_report(tmp.path());
     assert_eq!(r["mode"], "auto");
     let tried: Vec<&str> = r["attempts"]
         .as_array()
@@ -420,29 +393,20 @@ fn int4_weight_rewrites_the_recognizer_matmuls_to_matmulnbits() {
     write_images(&tmp.path().join("calib"), 1);
     write_images(&tmp.path().join("eval"), 3);
     let out = tmp.path().join("rec.int4.onnx");
-    let report = tmp.path().join("report.json");
-    edgepack()
-        .arg("quantize")
-        .arg(&model)
-        .arg("-o")
-        .arg(&out)
-        .args([
+    quantize_on(
+        &model,
+        tmp.path(),
+        &out,
+        &[
             "--mode",
             "int4-weight",
             "--block-size",
             "32",
             "--no-latency",
-        ])
-        .arg("--calibration")
-        .arg(tmp.path().join("calib"))
-        .arg("--eval")
-        .arg(tmp.path().join("eval"))
-        .args(["--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5"])
-        .arg("--report")
-        .arg(&report)
-        .assert()
-        .success();
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        ],
+    )
+    .success();
+    let r = read_report(tmp.path());
     // 9 MatMuls read a constant weight (the 6625-class head among them); the two
     // attention MatMuls multiply activations and stay float.
     assert_eq!(r["variant"], "int4-weight: 9 MatMul, block 32, asymmetric");
