@@ -1220,3 +1220,73 @@ fn bundle_for_another_architecture_is_refused() {
         .expect("this machine is");
     check_all(vec![case]);
 }
+
+/// Quantizer and profiler settings that cannot work are refused before any work: one line
+/// naming the flag or file, exit 2, nothing written.
+#[test]
+fn bad_quantizer_settings_and_samples_are_refused() {
+    let mut cases = Vec::new();
+    let quantize = |c: &Case, model: &Path, extra: &[&str]| -> Vec<OsString> {
+        std::fs::create_dir_all(c.out()).unwrap();
+        let mut a: Vec<OsString> = vec![
+            "quantize".into(),
+            model.into(),
+            "-o".into(),
+            c.out().join("q.onnx").into(),
+            "--no-latency".into(),
+        ];
+        a.extend(extra.iter().map(OsString::from));
+        a
+    };
+    let c = Case::new("int4-block-size");
+    let m = c.m().join("mlp.onnx");
+    save(&builder::mlp(&[4, 8, 3], 1), &m);
+    let a = quantize(&c, &m, &["--mode", "int4-weight", "--block-size", "24"]);
+    cases.push(c.args(a).expect("--block-size").expect("24"));
+    let c = Case::new("weight-rounding");
+    let m = c.m().join("mlp.onnx");
+    save(&builder::mlp(&[4, 8, 3], 1), &m);
+    let a = quantize(&c, &m, &["--weight-rounding", "adaround"]);
+    cases.push(c.args(a).expect("--weight-rounding").expect("adaround"));
+    // An .npz sample whose array is named after no input of the model.
+    let c = Case::new("npz-wrong-input");
+    let m = c.m().join("mlp.onnx");
+    save(&builder::mlp(&[4, 8, 3], 1), &m);
+    let calib = c.m().join("calib");
+    std::fs::create_dir(&calib).unwrap();
+    {
+        let t = Tensor::from_f32(vec![1, 4], vec![0.5; 4]).unwrap();
+        let f = std::fs::File::create(calib.join("s0.npz")).unwrap();
+        let mut z = zip::ZipWriter::new(f);
+        for name in ["x", "y"] {
+            z.start_file(
+                format!("{name}.npy"),
+                zip::write::SimpleFileOptions::default(),
+            )
+            .unwrap();
+            std::io::Write::write_all(&mut z, &npy::to_npy_bytes(&t).unwrap()).unwrap();
+        }
+        z.finish().unwrap();
+    }
+    let a = quantize(&c, &m, &["--calibration", calib.to_str().unwrap()]);
+    cases.push(
+        c.args(a)
+            .expect("s0.npz")
+            .expect("'y', which is not an input"),
+    );
+    // A profile session entry that is not KEY=VALUE.
+    let c = Case::new("session-config");
+    let m = c.m().join("mlp.onnx");
+    save(&builder::mlp(&[4, 8, 3], 1), &m);
+    cases.push(
+        c.args([
+            OsString::from("profile"),
+            m.into(),
+            "--session-config".into(),
+            "session.disable_quant_qdq".into(),
+        ])
+        .expect("--session-config")
+        .expect("KEY=VALUE"),
+    );
+    check_all(cases);
+}
