@@ -325,3 +325,42 @@ fn runtime_library_is_carried_listed_and_counted_against_storage() {
     assert!(res[1].path.is_none());
     assert!(res[1].selection.evaluations[0].reasons[0].contains("storage budget"));
 }
+
+/// Records the session entries each self-test run was given, then computes Relu.
+struct EntriesRunner(std::cell::RefCell<Vec<BTreeMap<String, String>>>);
+
+impl selftest::Runner for EntriesRunner {
+    fn run(
+        &self,
+        model: &[u8],
+        ctx: &manifest::ExecutionContext,
+        inputs: &BTreeMap<String, Vec<u8>>,
+    ) -> Result<(BTreeMap<String, Vec<u8>>, String)> {
+        self.0.borrow_mut().push(ctx.session_config.clone());
+        ReluRunner.run(model, ctx, inputs)
+    }
+}
+
+#[test]
+fn a_package_variant_self_test_runs_with_the_variant_session_entries() {
+    let d = tempfile::tempdir().unwrap();
+    let (pkg, _) = fixture(d.path());
+    let opened = package::open(&pkg, None).unwrap();
+    let variants = &opened.manifest.components[0].variants;
+    let runner = EntriesRunner(Default::default());
+    for v in variants {
+        let cases =
+            selftest::run_cases(&opened.manifest, &opened.archive, &v.path, &runner).unwrap();
+        assert!(!cases.is_empty());
+    }
+    let seen = runner.0.borrow();
+    // fp32 runs with the package's context as is; the int8 variant adds its entry.
+    assert!(seen.first().unwrap().is_empty());
+    assert_eq!(
+        seen.last()
+            .unwrap()
+            .get("session.disable_quant_qdq")
+            .map(String::as_str),
+        Some("1")
+    );
+}

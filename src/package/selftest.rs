@@ -377,6 +377,16 @@ pub fn run_cases(
     let model = archive.entries.get(model_path).ok_or_else(|| {
         Error::usage("self-test", format!("'{model_path}' is not in the archive"))
     })?;
+    // The variant runs with its own session entries on top of the package's context.
+    let mut execution = manifest.execution.clone();
+    if let Some(v) = manifest
+        .components
+        .iter()
+        .flat_map(|c| c.variants.iter())
+        .find(|v| v.path == model_path)
+    {
+        execution.session_config.extend(v.session_config.clone());
+    }
     let mut results = vec![];
     for case in &manifest.self_test {
         let mut inputs = BTreeMap::new();
@@ -386,7 +396,7 @@ pub fn run_cases(
                 archive.entries.get(p).cloned().unwrap_or_default(),
             );
         }
-        let (actual, _) = runner.run(model, &manifest.execution, &inputs)?;
+        let (actual, _) = runner.run(model, &execution, &inputs)?;
         let mut r = CaseResult {
             name: case.name.clone(),
             max_abs_diff: 0.0,
