@@ -782,6 +782,9 @@ fn quantize_section(h: &mut String, q: Option<&QuantizeSummary>) {
         }
         h.push_str("</tbody></table>\n");
     }
+    if let Some(why) = &q.choice {
+        let _ = writeln!(h, "<p>auto chose: {}</p>", esc(why));
+    }
     h.push_str("</section>\n");
 }
 

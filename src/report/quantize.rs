@@ -49,6 +49,8 @@ pub struct QuantizeSummary {
     pub figures: Vec<(String, f64)>,
     /// What `auto` tried (`attempts`), when there is more than the winner.
     pub attempts: Vec<AttemptRow>,
+    /// `auto`: why the winner won.
+    pub choice: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -75,6 +77,7 @@ impl QuantizeSummary {
         let mut s = QuantizeSummary {
             mode: text("mode"),
             variant: text("variant"),
+            choice: text("choice"),
             random_inputs: obj.get("random_inputs").and_then(Value::as_bool) == Some(true),
             warnings: obj
                 .get("warnings")
@@ -220,10 +223,13 @@ mod tests {
                 {"variant": "int8 (2 nodes in float)", "quantized_nodes": 7, "min_sqnr_db": 30.0,
                  "latency_ratio": 0.8, "size_ratio": 0.3, "meets_target": true}
             ],
-            "warnings": ["slower than fp32 on batch 8"]
+            "warnings": ["slower than fp32 on batch 8"],
+            "choice": "'int8 (2 nodes in float)' meets the target",
+            "session_config": {"session.disable_quant_qdq": "1"}
         });
         let s = QuantizeSummary::from_json(&v).unwrap();
         assert_eq!(s.variant.as_deref(), Some("int8 (2 nodes in float)"));
+        assert!(s.choice.as_deref().unwrap().contains("meets the target"));
         assert_eq!(s.attempts.len(), 2);
         assert_eq!(s.attempts[0].meets_target, Some(false));
         assert_eq!(s.figure("size quantized_bytes"), Some(300.0));
