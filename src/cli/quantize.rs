@@ -26,6 +26,12 @@ pub enum ModeArg {
     Auto,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrepareArg {
+    Own,
+    Ort,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum LayoutArg {
     Nchw,
@@ -156,6 +162,11 @@ pub struct QuantizeArgs {
     /// op type, kept in float32 on top of the built-in block list).
     #[arg(long, value_delimiter = ',')]
     pub exclude_ops: Vec<String>,
+    /// Graph the quantizer prepares from: `own` (the original, with edgepack's labelled
+    /// preparation) or `ort` (ONNX Runtime's basic-level offline optimization first, then
+    /// the same preparation). `auto` tries both for int8 and keeps the faster model.
+    #[arg(long, value_enum, default_value = "own")]
+    pub prepare: PrepareArg,
     /// int4-weight: weights per quantization block along K (a power of two, >= 16).
     #[arg(long, default_value_t = 32)]
     pub block_size: usize,
@@ -334,6 +345,8 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outco
             block_ops: args.exclude_ops.iter().cloned().collect(),
             block_nodes: args.exclude_nodes.iter().cloned().collect(),
         },
+        ort_offline_first: args.prepare == PrepareArg::Ort,
+        accuracy_guard: true,
         int4: quantize::nbits::Options {
             block_size: args.block_size,
             exclude_nodes: args.exclude_nodes.iter().cloned().collect(),

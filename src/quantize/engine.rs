@@ -50,6 +50,20 @@ impl Engine for RuntimeEngine {
         self.session(model_bytes, &self.timing)
     }
 
+    fn optimize_offline(&self, model_bytes: &[u8]) -> Result<Option<Vec<u8>>> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("temporary folder", e))?;
+        let out = dir.path().join("optimized.onnx");
+        let ctx = ExecutionContext {
+            graph_optimization_level: GraphOptimizationLevel::Basic,
+            optimized_model_path: Some(out.clone()),
+            ..self.bulk.clone()
+        };
+        let model = Model::from_bytes(model_bytes, Path::new("quantizer model"))?;
+        drop(Session::from_model(&model, &ctx)?);
+        let bytes = std::fs::read(&out).map_err(|e| Error::io(&out, e))?;
+        Ok(Some(bytes))
+    }
+
     fn load_configured(
         &self,
         model_bytes: &[u8],

@@ -107,6 +107,12 @@ pub struct Options {
     pub fp16: fp16::Options,
     /// `--mode int4-weight` settings.
     pub int4: nbits::Options,
+    /// Prepare from ONNX Runtime's basic-level offline optimization of the model instead
+    /// of the original (`--prepare ort`); `auto` tries both for int8 and keeps the faster.
+    pub ort_offline_first: bool,
+    /// When a target is missed, keep the most sensitive nodes in float until it is met
+    /// (on by default; `auto` runs it once, on its own-preparation int8 candidate).
+    pub accuracy_guard: bool,
 }
 
 /// Sizes before and after.
@@ -290,7 +296,18 @@ fn quantize_mode(
     let start = Instant::now();
     let mut prepared = model.clone();
     prepared.load_external_data()?;
-    let preparation = prepare::prepare(&mut prepared)?;
+    let mut preparation = Vec::new();
+    if opts.ort_offline_first {
+        let Some(bytes) = engine.optimize_offline(&prepared.to_bytes())? else {
+            return Err(Error::usage(
+                "--prepare ort",
+                "this engine cannot run ONNX Runtime's offline optimization",
+            ));
+        };
+        prepared = Model::from_bytes(&bytes, &origin)?;
+        preparation.push("ONNX Runtime basic-level offline graph optimization".to_string());
+    }
+    preparation.extend(prepare::prepare(&mut prepared)?);
     // Modes that rewrite the prepared model without calibration.
     let rewrite = match opts.mode {
         Mode::Int8Dynamic => Some(rewrite_dynamic(&prepared, &origin, opts)?),
@@ -428,10 +445,11 @@ fn quantize_mode(
     };
 
     // 1. Everything the kernels support.
-    let kind = if opts.selection.weights_only {
-        "int8-weight"
-    } else {
-        "int8"
+    let kind = match (opts.selection.weights_only, opts.ort_offline_first) {
+        (true, false) => "int8-weight",
+        (true, true) => "int8-weight (ORT-optimized graph)",
+        (false, false) => "int8",
+        (false, true) => "int8 (ORT-optimized graph)",
     };
     let mut variant = format!("{kind}: every Conv/MatMul/Gemm");
     let mut plan = full_plan.clone();
@@ -447,7 +465,7 @@ fn quantize_mode(
     // 2. Accuracy guard: when a target is set and missed, rank nodes by the error each adds
     //    when quantized alone, and keep the most sensitive ones in float, one more at a
     //    time, until the target is met.
-    if !opts.targets.is_empty() && !meets(&outputs) {
+    if opts.accuracy_guard && !opts.targets.is_empty() && !meets(&outputs) {
         let probe = &eval_set[..eval_set.len().min(4)];
         let probe_refs = &ref_outputs[..probe.len()];
         let mut sens: Vec<(f64, String)> = Vec::new();

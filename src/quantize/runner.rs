@@ -42,6 +42,14 @@ pub trait Engine {
     /// Load a model with graph optimizations limited to the basic (semantics-preserving,
     /// provider-independent) level, so every tensor asked for is still computed as written.
     fn load_for_calibration(&self, model_bytes: &[u8]) -> Result<Box<dyn ModelRunner>>;
+    /// The model as ONNX Runtime's basic-level offline graph optimization leaves it
+    /// (constant folding, redundant-node removal, Conv+BatchNorm/Add/Mul fusion), for
+    /// preparing a quantization from it instead of from the original. `None` when the
+    /// engine cannot (test mocks).
+    fn optimize_offline(&self, model_bytes: &[u8]) -> Result<Option<Vec<u8>>> {
+        let _ = model_bytes;
+        Ok(None)
+    }
     /// [`Engine::load`] (or [`Engine::load_for_timing`] when `timing`) with extra session
     /// configuration entries, as a quantized model's report prescribes. Engines without
     /// session options (test mocks) run the model as [`Engine::load`] would.

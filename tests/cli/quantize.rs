@@ -358,7 +358,13 @@ fn auto_tries_every_applicable_mode_and_says_why_the_winner_won() {
         .iter()
         .map(|a| a["variant"].as_str().unwrap())
         .collect();
-    for mode in ["int8:", "int8-weight:", "int8 dynamic:"] {
+    for mode in [
+        "int8:",
+        "int8 (ORT-optimized graph):",
+        "int8-weight:",
+        "int8 dynamic:",
+        "fp16:",
+    ] {
         assert!(
             tried.iter().any(|v| v.starts_with(mode)),
             "{mode} not in {tried:?}"
