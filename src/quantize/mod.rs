@@ -481,6 +481,17 @@ fn quantize_mode(
         }
         sens.sort_by(|a, b| a.0.total_cmp(&b.0));
         let max_float = (full_plan.nodes.len() / 2).max(1);
+        let worst = |o: &[OutputAccuracy]| {
+            o.iter()
+                .filter_map(|x| x.sqnr_db)
+                .reduce(f64::min)
+                .unwrap_or(f64::INFINITY)
+        };
+        // Errors do not add up layer by layer, so more float nodes can be worse: keep the
+        // best set tried, and stop after STALE sets in a row that do not beat it.
+        const STALE: usize = 6;
+        let mut best_sqnr = worst(&outputs);
+        let mut since_best = 0;
         let mut kept_float: Vec<String> = Vec::new();
         for (s, node) in sens.iter().take(max_float) {
             kept_float.push(node.clone());
@@ -493,14 +504,20 @@ fn quantize_mode(
             );
             attempts.push(attempt(v.clone(), &p, b.len(), &outs, None));
             let ok = meets(&outs);
-            (qmodel, qbytes, label, outputs, plan, variant) = (m, b, l, outs, p, v);
-            if ok {
+            if ok || worst(&outs) > best_sqnr {
+                best_sqnr = worst(&outs);
+                since_best = 0;
+                (qmodel, qbytes, label, outputs, plan, variant) = (m, b, l, outs, p, v);
+            } else {
+                since_best += 1;
+            }
+            if ok || since_best >= STALE {
                 break;
             }
         }
         if !meets(&outputs) {
             warnings.push(format!(
-                "the accuracy target was not met even with the {} most sensitive nodes kept in float",
+                "the accuracy target was not met with up to {} of the most sensitive nodes kept in float; kept the most accurate set tried ({variant})",
                 kept_float.len()
             ));
         }

@@ -455,3 +455,35 @@ fn int4_weight_refuses_a_conv_only_model_with_exit_2() {
         );
     assert!(!tmp.path().join("q.onnx").exists());
 }
+
+#[test]
+fn an_unreachable_accuracy_target_keeps_the_most_accurate_set_and_exits_1() {
+    let Some(model) = cls_model() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    write_images(&tmp.path().join("calib"), 4);
+    write_images(&tmp.path().join("eval"), 2);
+    let out = tmp.path().join("cls.int8.onnx");
+    let flags = ["--no-latency", "--accuracy-target", "sqnr=200dB"];
+    quantize_on(&model, tmp.path(), &out, &flags)
+        .code(1)
+        .stderr(predicates::str::contains("accuracy target was NOT met"));
+    // The model is written anyway, and it is the most accurate of the sets tried.
+    assert!(out.is_file());
+    let r = read_report(tmp.path());
+    assert_eq!(r["meets_target"], false);
+    let attempts = r["attempts"].as_array().unwrap();
+    assert!(attempts.len() > 1, "the guard tried float fallbacks");
+    let best = attempts
+        .iter()
+        .filter_map(|a| a["min_sqnr_db"].as_f64())
+        .fold(f64::NEG_INFINITY, f64::max);
+    let chosen = r["outputs"][0]["sqnr_db"].as_f64().unwrap();
+    assert!(
+        (chosen - best).abs() < 1e-9,
+        "chosen {chosen} dB, best tried {best} dB"
+    );
+    let warned = r["warnings"].as_array().unwrap().iter();
+    assert!(warned
+        .filter_map(|w| w.as_str())
+        .any(|w| w.contains("kept the most accurate set tried")));
+}
