@@ -27,8 +27,9 @@
 //! is kept in float32: guessing wrong would make a model that does not load.
 //!
 //! The block list ([`DEFAULT_BLOCK_LIST`]) holds ops that overflow or lose too much in
-//! float16, ops whose ONNX type constraints leave out float16, and ops whose output type is
-//! set by an attribute (nothing to gain). On top of it: ops outside the default ONNX domain
+//! float16, ops whose ONNX type constraints leave out float16 (the quantization ops' scales
+//! among them), ops ONNX Runtime cannot run in float16 (MeanVarianceNormalization), and ops
+//! whose output type is set by an attribute (nothing to gain). On top of it: ops outside the default ONNX domain
 //! (their typing is unknown here), nodes with subgraphs (`If`, `Loop`, `Scan`: their bodies
 //! and the outer tensors they read stay float32), and `--exclude-ops` / `--exclude-nodes`.
 //!
@@ -103,6 +104,35 @@ pub const DEFAULT_BLOCK_LIST: &[(&str, &str)] = &[
         "boxes and scores must be float32 (ONNX type constraint)",
     ),
     ("Celu", "defined for float32 only (ONNX type constraint)"),
+    // Quantization ops: their scales are float32 up to opset 18 (the backend tests
+    // `dynamicquantizelinear*` and `qlinearconv` did not load once converted), and a
+    // float16 scale would only lose precision in the step that sets the integer grid.
+    (
+        "QuantizeLinear",
+        "its scale is float32 (float16 only from opset 19, and no gain)",
+    ),
+    (
+        "DequantizeLinear",
+        "its scale is float32 (float16 only from opset 19, and no gain)",
+    ),
+    (
+        "DynamicQuantizeLinear",
+        "defined for float32 only (ONNX type constraint)",
+    ),
+    (
+        "QLinearConv",
+        "its scales are float32 only (ONNX type constraint)",
+    ),
+    (
+        "QLinearMatMul",
+        "its scales are float32 before opset 21 (ONNX type constraint)",
+    ),
+    // ONNX Runtime has no kernel for it and expands its ONNX function, whose body adds a
+    // float32 epsilon constant: the float16 graph fails to load (backend test `mvn`).
+    (
+        "MeanVarianceNormalization",
+        "ONNX Runtime's expansion of it has a float32 constant",
+    ),
     (
         "TfIdfVectorizer",
         "its output is float32 only (ONNX type constraint)",
@@ -1222,6 +1252,37 @@ mod tests {
             "{e}"
         );
         assert_eq!(e.exit_code(), 2);
+    }
+
+    /// Backend tests `dynamicquantizelinear*`, `qlinearconv` and `mvn` did not load in ONNX
+    /// Runtime once these ops were fed float16: they must stay float32 behind a cast.
+    #[test]
+    fn quantization_ops_and_mean_variance_normalization_keep_float32() {
+        let mut b = GraphBuilder::new("q", 1, WeightStorage::Initializer);
+        let x = b.input("x", DataType::Float, &fixed(&[1, 2, 2, 2]));
+        let r = b.op("Relu", &[&x], vec![]);
+        let m = b.op("MeanVarianceNormalization", &[&r], vec![]);
+        let scale = b.constant(tensor_data::from_f32("scale", &[], &[0.1]).unwrap());
+        let q = b.op("QuantizeLinear", &[&m, &scale], vec![]);
+        let y = b.op("DequantizeLinear", &[&q, &scale], vec![]);
+        b.rename_output(&y, "y");
+        b.output("y", DataType::Float, &fixed(&[1, 2, 2, 2]));
+        let out = convert_ok(&b.into_model(), &Options::default());
+        let g = out.model.graph();
+        assert_eq!(out.variant, "fp16: 1 of 4 nodes in float16");
+        assert_eq!(init_type(g, "scale"), Some(FLOAT));
+        assert_eq!(
+            node(g, "MeanVarianceNormalization").input[0],
+            format!("{r}_fp32")
+        );
+        assert_eq!(
+            node(g, "QuantizeLinear").input,
+            vec![m.clone(), "scale".into()]
+        );
+        assert!(out
+            .warnings
+            .iter()
+            .any(|w| w.contains("block list") && w.contains("QuantizeLinear x1")));
     }
 
     #[test]
