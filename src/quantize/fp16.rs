@@ -389,7 +389,12 @@ fn float16_tensor(g: &GraphProto) -> Option<String> {
 /// Element type of every tensor of the main graph that can be worked out: declared types,
 /// initializer types, then each node's typing rule in topological order.
 fn elem_types(g: &GraphProto) -> HashMap<String, i32> {
-    let mut ty: HashMap<String, i32> = HashMap::new();
+    elem_types_in(g, &HashMap::new())
+}
+
+/// [`elem_types`] of a graph that may read names of an enclosing scope (`outer`).
+fn elem_types_in(g: &GraphProto, outer: &HashMap<String, i32>) -> HashMap<String, i32> {
+    let mut ty: HashMap<String, i32> = outer.clone();
     let declared: HashMap<&str, i32> = g
         .value_info
         .iter()
@@ -438,12 +443,29 @@ fn output_types(n: &NodeProto, ty: &HashMap<String, i32>) -> Vec<Option<i32>> {
             .and_then(|s| ty.get(s).copied())
     };
     let dtype_attr = |name: &str| n.attr_opt_i(name).ok().flatten().map(|v| v as i32);
+    // A body's outputs are often declared without a type (the expanded AffineGrid backend
+    // tests: three Adds after an `If` stayed float32 as "type unknown"): then the body's
+    // own nodes say, typed with the enclosing scope's names.
     let subgraph = |name: &str, skip: usize| -> Vec<Option<i32>> {
-        n.attr_opt_g(name)
-            .ok()
-            .flatten()
-            .map(|b| b.output.iter().skip(skip).map(graph::elem_type).collect())
-            .unwrap_or_default()
+        let Some(body) = n.attr_opt_g(name).ok().flatten() else {
+            return Vec::new();
+        };
+        let declared: Vec<Option<i32>> = body
+            .output
+            .iter()
+            .skip(skip)
+            .map(|o| graph::elem_type(o).filter(|&t| t != 0))
+            .collect();
+        if declared.iter().all(Option::is_some) {
+            return declared;
+        }
+        let inner = elem_types_in(body, ty);
+        body.output
+            .iter()
+            .skip(skip)
+            .zip(declared)
+            .map(|(o, d)| d.or_else(|| inner.get(&o.name).copied()))
+            .collect()
     };
     if !is_default_domain(&n.domain) {
         return Vec::new();
@@ -1134,6 +1156,30 @@ mod tests {
             .warnings
             .iter()
             .any(|w| w.contains("has a subgraph") && w.contains("If x1")));
+    }
+
+    /// The expanded AffineGrid backend tests declare their `If` branches' outputs without a
+    /// type; the branch bodies' nodes type them, so the nodes after the `If` convert.
+    #[test]
+    fn untyped_subgraph_outputs_are_typed_from_the_body() {
+        let mut m = builder::if_model(1);
+        let g = m.graph_mut();
+        let if_node = g.node.iter_mut().find(|n| n.op_type == "If").unwrap();
+        if_node.output[0] = "t".into();
+        for a in &mut if_node.attribute {
+            for o in &mut a.g.as_mut().unwrap().output {
+                o.r#type = None;
+            }
+        }
+        g.node
+            .push(builder::node("add", "Add", &["t", "xw"], &["y"], vec![]));
+        assert_eq!(elem_types(m.graph()).get("t"), Some(&FLOAT));
+        let r = convert_ok(&m, &Options::default());
+        assert_eq!(r.variant, "fp16: 2 of 3 nodes in float16");
+        assert_eq!(
+            node(r.model.graph(), "Add").input,
+            vec!["t_fp16", "xw_fp16"]
+        );
     }
 
     #[test]
