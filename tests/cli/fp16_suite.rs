@@ -10,6 +10,12 @@
 //! test can sit at float16's precision limits (large sums, values near ±65504) where the
 //! conversion is right and float16 is not enough; each listed model needs a look, not a fix
 //! by default.
+//!
+//! Caveat on 3: ONNX Runtime's CPU provider has float16 kernels for few ops. It runs the
+//! others in float32 behind casts of its own and then drops the `float -> float16 -> float`
+//! cast pairs, so many single-op models compute in float32 here (measured: with a 1e-6
+//! tolerance about 410 of the 537 compared models still match exactly). The check catches
+//! wrong casts and wrong constants, not float16 rounding; that needs a float16 device.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
