@@ -22,6 +22,9 @@ mod package;
 #[path = "cli/inspect.rs"]
 mod inspect;
 
+#[path = "cli/backend.rs"]
+mod backend;
+
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
 
@@ -36,3 +39,6 @@ mod crash;
 
 #[path = "cli/quantize.rs"]
 mod quantize;
+
+#[path = "cli/fp16_suite.rs"]
+mod fp16_suite;

@@ -27,8 +27,9 @@
 //! is kept in float32: guessing wrong would make a model that does not load.
 //!
 //! The block list ([`DEFAULT_BLOCK_LIST`]) holds ops that overflow or lose too much in
-//! float16, ops whose ONNX type constraints leave out float16, and ops whose output type is
-//! set by an attribute (nothing to gain). On top of it: ops outside the default ONNX domain
+//! float16, ops whose ONNX type constraints leave out float16 (the quantization ops' scales
+//! among them), ops ONNX Runtime cannot run in float16 (MeanVarianceNormalization), and ops
+//! whose output type is set by an attribute (nothing to gain). On top of it: ops outside the default ONNX domain
 //! (their typing is unknown here), nodes with subgraphs (`If`, `Loop`, `Scan`: their bodies
 //! and the outer tensors they read stay float32), and `--exclude-ops` / `--exclude-nodes`.
 //!
@@ -103,6 +104,35 @@ pub const DEFAULT_BLOCK_LIST: &[(&str, &str)] = &[
         "boxes and scores must be float32 (ONNX type constraint)",
     ),
     ("Celu", "defined for float32 only (ONNX type constraint)"),
+    // Quantization ops: their scales are float32 up to opset 18 (the backend tests
+    // `dynamicquantizelinear*` and `qlinearconv` did not load once converted), and a
+    // float16 scale would only lose precision in the step that sets the integer grid.
+    (
+        "QuantizeLinear",
+        "its scale is float32 (float16 only from opset 19, and no gain)",
+    ),
+    (
+        "DequantizeLinear",
+        "its scale is float32 (float16 only from opset 19, and no gain)",
+    ),
+    (
+        "DynamicQuantizeLinear",
+        "defined for float32 only (ONNX type constraint)",
+    ),
+    (
+        "QLinearConv",
+        "its scales are float32 only (ONNX type constraint)",
+    ),
+    (
+        "QLinearMatMul",
+        "its scales are float32 before opset 21 (ONNX type constraint)",
+    ),
+    // ONNX Runtime has no kernel for it and expands its ONNX function, whose body adds a
+    // float32 epsilon constant: the float16 graph fails to load (backend test `mvn`).
+    (
+        "MeanVarianceNormalization",
+        "ONNX Runtime's expansion of it has a float32 constant",
+    ),
     (
         "TfIdfVectorizer",
         "its output is float32 only (ONNX type constraint)",
@@ -359,7 +389,12 @@ fn float16_tensor(g: &GraphProto) -> Option<String> {
 /// Element type of every tensor of the main graph that can be worked out: declared types,
 /// initializer types, then each node's typing rule in topological order.
 fn elem_types(g: &GraphProto) -> HashMap<String, i32> {
-    let mut ty: HashMap<String, i32> = HashMap::new();
+    elem_types_in(g, &HashMap::new())
+}
+
+/// [`elem_types`] of a graph that may read names of an enclosing scope (`outer`).
+fn elem_types_in(g: &GraphProto, outer: &HashMap<String, i32>) -> HashMap<String, i32> {
+    let mut ty: HashMap<String, i32> = outer.clone();
     let declared: HashMap<&str, i32> = g
         .value_info
         .iter()
@@ -408,12 +443,29 @@ fn output_types(n: &NodeProto, ty: &HashMap<String, i32>) -> Vec<Option<i32>> {
             .and_then(|s| ty.get(s).copied())
     };
     let dtype_attr = |name: &str| n.attr_opt_i(name).ok().flatten().map(|v| v as i32);
+    // A body's outputs are often declared without a type (the expanded AffineGrid backend
+    // tests: three Adds after an `If` stayed float32 as "type unknown"): then the body's
+    // own nodes say, typed with the enclosing scope's names.
     let subgraph = |name: &str, skip: usize| -> Vec<Option<i32>> {
-        n.attr_opt_g(name)
-            .ok()
-            .flatten()
-            .map(|b| b.output.iter().skip(skip).map(graph::elem_type).collect())
-            .unwrap_or_default()
+        let Some(body) = n.attr_opt_g(name).ok().flatten() else {
+            return Vec::new();
+        };
+        let declared: Vec<Option<i32>> = body
+            .output
+            .iter()
+            .skip(skip)
+            .map(|o| graph::elem_type(o).filter(|&t| t != 0))
+            .collect();
+        if declared.iter().all(Option::is_some) {
+            return declared;
+        }
+        let inner = elem_types_in(body, ty);
+        body.output
+            .iter()
+            .skip(skip)
+            .zip(declared)
+            .map(|(o, d)| d.or_else(|| inner.get(&o.name).copied()))
+            .collect()
     };
     if !is_default_domain(&n.domain) {
         return Vec::new();
@@ -1106,6 +1158,30 @@ mod tests {
             .any(|w| w.contains("has a subgraph") && w.contains("If x1")));
     }
 
+    /// The expanded AffineGrid backend tests declare their `If` branches' outputs without a
+    /// type; the branch bodies' nodes type them, so the nodes after the `If` convert.
+    #[test]
+    fn untyped_subgraph_outputs_are_typed_from_the_body() {
+        let mut m = builder::if_model(1);
+        let g = m.graph_mut();
+        let if_node = g.node.iter_mut().find(|n| n.op_type == "If").unwrap();
+        if_node.output[0] = "t".into();
+        for a in &mut if_node.attribute {
+            for o in &mut a.g.as_mut().unwrap().output {
+                o.r#type = None;
+            }
+        }
+        g.node
+            .push(builder::node("add", "Add", &["t", "xw"], &["y"], vec![]));
+        assert_eq!(elem_types(m.graph()).get("t"), Some(&FLOAT));
+        let r = convert_ok(&m, &Options::default());
+        assert_eq!(r.variant, "fp16: 2 of 3 nodes in float16");
+        assert_eq!(
+            node(r.model.graph(), "Add").input,
+            vec!["t_fp16", "xw_fp16"]
+        );
+    }
+
     #[test]
     fn initializer_shared_with_a_blocked_node_gets_a_float16_copy() {
         let mut b = GraphBuilder::new("shared", 1, WeightStorage::Initializer);
@@ -1222,6 +1298,37 @@ mod tests {
             "{e}"
         );
         assert_eq!(e.exit_code(), 2);
+    }
+
+    /// Backend tests `dynamicquantizelinear*`, `qlinearconv` and `mvn` did not load in ONNX
+    /// Runtime once these ops were fed float16: they must stay float32 behind a cast.
+    #[test]
+    fn quantization_ops_and_mean_variance_normalization_keep_float32() {
+        let mut b = GraphBuilder::new("q", 1, WeightStorage::Initializer);
+        let x = b.input("x", DataType::Float, &fixed(&[1, 2, 2, 2]));
+        let r = b.op("Relu", &[&x], vec![]);
+        let m = b.op("MeanVarianceNormalization", &[&r], vec![]);
+        let scale = b.constant(tensor_data::from_f32("scale", &[], &[0.1]).unwrap());
+        let q = b.op("QuantizeLinear", &[&m, &scale], vec![]);
+        let y = b.op("DequantizeLinear", &[&q, &scale], vec![]);
+        b.rename_output(&y, "y");
+        b.output("y", DataType::Float, &fixed(&[1, 2, 2, 2]));
+        let out = convert_ok(&b.into_model(), &Options::default());
+        let g = out.model.graph();
+        assert_eq!(out.variant, "fp16: 1 of 4 nodes in float16");
+        assert_eq!(init_type(g, "scale"), Some(FLOAT));
+        assert_eq!(
+            node(g, "MeanVarianceNormalization").input[0],
+            format!("{r}_fp32")
+        );
+        assert_eq!(
+            node(g, "QuantizeLinear").input,
+            vec![m.clone(), "scale".into()]
+        );
+        assert!(out
+            .warnings
+            .iter()
+            .any(|w| w.contains("block list") && w.contains("QuantizeLinear x1")));
     }
 
     #[test]

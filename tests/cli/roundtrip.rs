@@ -10,90 +10,13 @@
 //! strings), which are load-checked only. A second check, when the test Python has `onnx`,
 //! compares the protobufs field by field with ONNX's own Python classes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use edgepack::model::Model;
 use edgepack::runtime::{self, ExecutionContext, Session};
-use edgepack::tensor::{pb, Tensor};
+use edgepack::tensor::Tensor;
 
-struct Case {
-    name: String,
-    model: PathBuf,
-    data_sets: Vec<PathBuf>,
-}
-
-fn cases(root: &Path) -> Vec<Case> {
-    let mut out = Vec::new();
-    for kind in [
-        "node",
-        "simple",
-        "pytorch-converted",
-        "pytorch-operator",
-        "light",
-    ] {
-        let Ok(rd) = std::fs::read_dir(root.join(kind)) else {
-            continue;
-        };
-        let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        entries.sort();
-        for p in entries {
-            let (model, data_sets) = if p.is_dir() {
-                let mut sets: Vec<PathBuf> = std::fs::read_dir(&p)
-                    .unwrap()
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|d| d.is_dir())
-                    .collect();
-                sets.sort();
-                (p.join("model.onnx"), sets)
-            } else if p.extension().is_some_and(|e| e == "onnx") {
-                (p.clone(), Vec::new())
-            } else {
-                continue;
-            };
-            if model.is_file() {
-                out.push(Case {
-                    name: format!("{kind}/{}", p.file_name().unwrap().to_string_lossy()),
-                    model,
-                    data_sets,
-                });
-            }
-        }
-    }
-    out
-}
-
-fn read_inputs(set: &Path, session: &Session) -> Option<Vec<(String, Tensor)>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(set)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("input_") && n.ends_with(".pb"))
-        })
-        .collect();
-    // input_10.pb sorts after input_9.pb
-    files.sort_by_key(|p| {
-        p.file_stem().unwrap().to_string_lossy()[6..]
-            .parse::<usize>()
-            .unwrap_or(usize::MAX)
-    });
-    let specs = session.inputs();
-    if files.len() != specs.len() {
-        return None; // optional inputs left out, or non-tensor inputs
-    }
-    let mut out = Vec::new();
-    for (f, spec) in files.iter().zip(specs) {
-        let (name, t) = pb::read_pb(f).ok()?;
-        let name = if name.is_empty() {
-            spec.name.clone()
-        } else {
-            name
-        };
-        out.push((name, t));
-    }
-    Some(out)
-}
+use crate::backend::{cases, ort_reason, read_inputs};
 
 fn same_bits(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> bool {
     a.len() == b.len()
@@ -142,18 +65,7 @@ fn backend_suite_round_trips_losslessly_through_onnx_runtime() {
         let mut a = match Session::from_model(&original, &ctx) {
             Ok(s) => s,
             Err(e) => {
-                let reason = e.to_string();
-                let reason = reason
-                    .rsplit("cannot create a session: ")
-                    .next()
-                    .unwrap_or("");
-                let reason: String = reason
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .chars()
-                    .take(140)
-                    .collect();
+                let reason = ort_reason(&e);
                 ort_cannot_load.push(format!("{}: {reason}", case.name));
                 continue;
             }
