@@ -18,7 +18,7 @@ export RUSTC_BOOTSTRAP=1
 seconds="${FUZZ_SECONDS:-60}"
 jobs="${FUZZ_JOBS:-1}"
 cache="${EDGEPACK_CACHE:-$HOME/.cache/edgepack}"
-all_targets=(model_read tensor_read bundle_verify config_parse)
+all_targets=(model_read tensor_read bundle_verify config_parse quantize_rewrite)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
 
@@ -47,7 +47,8 @@ prefixed() { # prefixed BYTE SRC DEST: DEST = one selector byte + SRC
 # Real models: the PP-OCR classifier (the detector and recogniser are 5-11 MB; libFuzzer
 # mutates inputs that large too slowly to help) and ONNX backend test models, including
 # the ones with If/Loop/Scan subgraphs and sequences.
-mkdir -p "$corpus/model_read" "$corpus/tensor_read" "$corpus/bundle_verify" "$corpus/config_parse"
+mkdir -p "$corpus/model_read" "$corpus/tensor_read" "$corpus/bundle_verify" "$corpus/config_parse" \
+  "$corpus/quantize_rewrite"
 ppocr="$cache/models/ppocr"
 [ -f "$ppocr/ch_ppocr_mobile_v2.0_cls_infer.onnx" ] &&
   cp "$ppocr/ch_ppocr_mobile_v2.0_cls_infer.onnx" "$corpus/model_read/ppocr_cls.onnx"
@@ -66,6 +67,10 @@ if [ -d "$backend" ]; then
     done
   done
 fi
+
+# The quantizer's rewrites start from the same models (builder conv nets and MLPs, the
+# classifier, the backend models).
+cp -n "$corpus/model_read/"* "$corpus/quantize_rewrite/" 2>/dev/null || true
 
 # Real .npy files written by `edgepack run` (inputs and outputs of the classifier), and
 # an .npz holding them.
