@@ -17,7 +17,8 @@ pub struct CompareArgs {
     pub a: PathBuf,
     /// The model to judge against A.
     pub b: PathBuf,
-    /// Folder of inputs (.png/.jpg images or .npy tensors).
+    /// Folder of input samples (images, .npy/.pb tensors, .npz by input name, or folders
+    /// of input_K.pb), as for `quantize --calibration`.
     #[arg(long, value_name = "DIR")]
     pub inputs: PathBuf,
     /// Print JSON instead of a table.
@@ -32,6 +33,11 @@ pub struct CompareArgs {
     /// Intra-op threads for the timing sessions.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// An ONNX Runtime session entry model B runs with, KEY=VALUE (repeatable): e.g.
+    /// session.disable_quant_qdq=1, as a quantizer report's `session_config` prescribes
+    /// for int8-weight models.
+    #[arg(long = "b-session-config", value_name = "KEY=VALUE")]
+    pub b_session_config: Vec<String>,
     #[command(flatten)]
     pub preprocess: PreprocessArgs,
     #[command(flatten)]
@@ -59,6 +65,16 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: CompareArgs) -> Result<Outcom
     // B must accept the same inputs: check every file against B's signature too.
     load_folder(&b, &args.inputs, &pre)
         .map_err(|e| Error::usage(format!("model B ({})", args.b.display()), e.to_string()))?;
+    let mut b_config = edgepack::quantize::runner::SessionConfig::new();
+    for kv in &args.b_session_config {
+        let (k, v) = kv
+            .split_once('=')
+            .filter(|(k, _)| !k.trim().is_empty())
+            .ok_or_else(|| {
+                Error::usage("--b-session-config", format!("'{kv}' is not KEY=VALUE"))
+            })?;
+        b_config.insert(k.trim().to_string(), v.trim().to_string());
+    }
     let engine = RuntimeEngine::new(ort_lib.as_deref(), args.threads)?;
     let c = compare_models(
         &a,
@@ -66,6 +82,7 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: CompareArgs) -> Result<Outcom
         &feeds,
         &engine,
         (!args.no_latency).then_some(args.latency_budget_s),
+        &b_config,
     )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&c).expect("serializes"));

@@ -836,13 +836,14 @@ pub fn compare_models(
     feeds: &[Feed],
     engine: &dyn Engine,
     latency_budget_s: Option<f64>,
+    b_config: &runner::SessionConfig,
 ) -> Result<Comparison> {
     if feeds.is_empty() {
         return Err(Error::usage("--inputs", "no input samples"));
     }
     let (ab, bb) = (a.to_bytes(), b.to_bytes());
     let mut ra = engine.load(&ab)?;
-    let mut rb = engine.load(&bb)?;
+    let mut rb = engine.load_configured(&bb, b_config, false)?;
     let refs = feeds
         .iter()
         .map(|f| ra.run(f, &[]))
@@ -859,7 +860,7 @@ pub fn compare_models(
     let latency = match latency_budget_s {
         Some(budget) => {
             let mut ta = engine.load_for_timing(&ab)?;
-            let mut tb = engine.load_for_timing(&bb)?;
+            let mut tb = engine.load_configured(&bb, b_config, true)?;
             Some(runner::latency_ratio(
                 &mut *ta, &mut *tb, &feeds[0], 5, 200, budget,
             )?)

@@ -336,6 +336,25 @@ fn int8_weight_mode_quantizes_weights_with_corrected_biases() {
     assert!(!g.node.iter().any(|n| n.op_type == "QuantizeLinear"));
     // It is meant to run with the weights dequantized once at load.
     assert_eq!(r["session_config"]["session.disable_quant_qdq"], "1");
+    // `compare` run with that entry for B measures what the report measured.
+    let cmp = edgepack()
+        .arg("compare")
+        .arg(&model)
+        .arg(&out)
+        .arg("--inputs")
+        .arg(tmp.path().join("eval"))
+        .args(["--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5", "--json"])
+        .args(["--latency-budget-s", "0.5"])
+        .args(["--b-session-config", "session.disable_quant_qdq=1"])
+        .assert()
+        .success();
+    let c: serde_json::Value = serde_json::from_slice(&cmp.get_output().stdout).unwrap();
+    let again = c["outputs"][0]["sqnr_db"].as_f64().unwrap();
+    assert!(
+        (again - sqnr).abs() < 1e-6,
+        "compare {again} dB, report {sqnr} dB"
+    );
+    assert!(c["latency"]["ratio"].as_f64().is_some());
 }
 
 #[test]
