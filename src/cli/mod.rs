@@ -99,7 +99,8 @@ pub enum Command {
     /// Internal: one profiling configuration in a child process.
     #[command(name = "__profile-worker", hide = true)]
     ProfileWorker,
-    /// Quantize a model to int8 for ONNX Runtime's CPU kernels, with an accuracy report.
+    /// Quantize a model (int8, int8 weights, int4 weights, fp16, or the best that meets an
+    /// accuracy target), with an accuracy, size and latency report.
     Quantize(Box<quantize::QuantizeArgs>),
     /// Compare model B against model A on the same inputs: accuracy and latency side by side.
     Compare(compare::CompareArgs),

@@ -124,11 +124,12 @@ pub struct QuantizeArgs {
     /// Where to write the quantized model.
     #[arg(short, long, value_name = "OUT.onnx")]
     pub output: PathBuf,
-    /// Quantization mode: int8 (static QDQ), auto (int8 variants, fastest that meets the
-    /// target), int8-weight (int8 weights, float compute: smaller file, not faster),
-    /// int8-dynamic (MatMul only, activations quantized per call), fp16 (float16 weights and
-    /// compute, float32 inputs/outputs), int4-weight (4-bit block-quantized MatMul weights,
-    /// `MatMulNBits`).
+    /// Quantization mode: int8 (static QDQ), int8-dynamic (int8 weights, activations
+    /// quantized per call), int8-weight (int8 weights dequantized once at load, float
+    /// compute: smaller file, fp32 speed), int4-weight (4-bit block-quantized MatMul weights,
+    /// `MatMulNBits`), fp16 (float16 weights and compute, float32 inputs/outputs), auto
+    /// (tries every mode that applies; keeps the smallest and fastest that meets
+    /// --accuracy-target, default sqnr=30dB).
     #[arg(long, value_enum, default_value = "int8")]
     pub mode: ModeArg,
     /// Folder of calibration samples: .png/.jpg images, .npy/.pb tensors (single-input
