@@ -83,16 +83,8 @@ pub fn emit(
             continue;
         }
         match n.op_type.as_str() {
-            "MatMul" => {
-                if matmul(n, &ix, per_channel, &mut edits)? {
-                    counts.matmul += 1;
-                }
-            }
-            "LSTM" => {
-                if lstm(n, &ix, per_channel, &mut edits)? {
-                    counts.lstm += 1;
-                }
-            }
+            "MatMul" => counts.matmul += usize::from(matmul(n, &ix, per_channel, &mut edits)?),
+            "LSTM" => counts.lstm += usize::from(lstm(n, &ix, per_channel, &mut edits)?),
             _ => {}
         }
     }
