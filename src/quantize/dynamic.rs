@@ -224,29 +224,30 @@ fn lstm(n: &NodeProto, ix: &GraphIndex, per_channel: bool, edits: &mut Edits) ->
     }
     let base = node_key(n);
     let names = |s: &str| format!("{base}_dyn_{s}");
-    // [quantized, scale, zero point] names for W, then for R.
-    let mut quantized = Vec::new();
-    for (t, tag) in [(w, "W"), (r, "R")] {
+    // Adds the int8 weight, its scales and zero points; returns their names.
+    let mut quantize = |t: &TensorProto, tag: &str| -> Result<[String; 3]> {
         let (q, scales, sdims) = quantize_lstm_weight(t, per_channel)?;
         let (d, rows, cols) = (t.dims[0], t.dims[1], t.dims[2]);
-        let [qn, sn, zn] = [
-            tag.to_string(),
-            format!("{tag}_scale"),
-            format!("{tag}_zero_point"),
-        ]
-        .map(|s| names(&s));
+        let made = [
+            names(tag),
+            names(&format!("{tag}_scale")),
+            names(&format!("{tag}_zero_point")),
+        ];
         edits
             .tensors
-            .push(tensor_data::from_i8(&qn, &[d, cols, rows], &q)?);
+            .push(tensor_data::from_i8(&made[0], &[d, cols, rows], &q)?);
         edits
             .tensors
-            .push(tensor_data::from_f32(&sn, &sdims, &scales)?);
-        edits
-            .tensors
-            .push(tensor_data::from_i8(&zn, &sdims, &vec![0; scales.len()])?);
-        quantized.push([qn, sn, zn]);
-    }
-    let [[wq, ws, wz], [rq, rs, rz]] = [quantized[0].clone(), quantized[1].clone()];
+            .push(tensor_data::from_f32(&made[1], &sdims, &scales)?);
+        edits.tensors.push(tensor_data::from_i8(
+            &made[2],
+            &sdims,
+            &vec![0; scales.len()],
+        )?);
+        Ok(made)
+    };
+    let [wq, ws, wz] = quantize(w, "W")?;
+    let [rq, rs, rz] = quantize(r, "R")?;
     // X, W, R, then B, sequence_lens, initial_h, initial_c, P as they were (absent ones
     // as ""), then W_scale, W_zero_point, R_scale, R_zero_point.
     let optional = |i: usize| n.input.get(i).cloned().unwrap_or_default();
