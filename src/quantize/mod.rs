@@ -235,6 +235,7 @@ pub fn already_quantized(model: &Model) -> Option<String> {
         "ConvInteger",
         "MatMulInteger",
         "DynamicQuantizeLinear",
+        "DynamicQuantizeLSTM",
         "MatMulNBits",
         "QLinearAdd",
         "QGemm",
@@ -905,15 +906,15 @@ struct Finish<'a> {
 }
 
 fn rewrite_dynamic(prepared: &Model, origin: &std::path::Path, opts: &Options) -> Result<Rewrite> {
-    let (patch, count) = dynamic::emit(
+    let (patch, counts) = dynamic::emit(
         prepared,
         opts.selection.per_channel,
         &opts.selection.exclude_nodes,
     )?;
-    if count == 0 {
+    if counts.total() == 0 {
         return Err(Error::file(
             origin,
-            "nothing to quantize dynamically: no MatMul with a constant 2-D weight",
+            "nothing to quantize dynamically: no MatMul with a constant 2-D weight and no LSTM with constant W and R",
         ));
     }
     let mut q = prepared.clone();
@@ -922,8 +923,8 @@ fn rewrite_dynamic(prepared: &Model, origin: &std::path::Path, opts: &Options) -
     Ok(Rewrite {
         model: q,
         labels: vec![label],
-        variant: format!("int8 dynamic: {count} MatMul"),
-        count,
+        variant: format!("int8 dynamic: {counts}"),
+        count: counts.total(),
         warnings: Vec::new(),
     })
 }

@@ -260,6 +260,91 @@ fn int8_dynamic_rewrites_matmuls_without_calibration_data() {
     assert!(m.graph().node.iter().any(|n| n.op_type == "MatMulInteger"));
 }
 
+/// `y = MatMul(LSTM(x).Y, P)`: a forward LSTM (input 8, hidden 16, sequence 10, batch 1)
+/// feeding a projection, built in Rust. What it isolates: both dynamic rewrites in one
+/// graph, run end to end through ONNX Runtime.
+fn lstm_projection_model(path: &Path) {
+    use edgepack::model::builder::{model_from_graph, node, value_info};
+    use edgepack::model::graph::Dim;
+    use edgepack::model::{attr, tensor_data, DataType, GraphProto};
+    let vals = |n: usize, seed: usize, amp: f32| -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 / 500.0 - 1.0) * amp)
+            .collect()
+    };
+    let (i, h) = (8, 16);
+    let graph = GraphProto {
+        node: vec![
+            node(
+                "lstm",
+                "LSTM",
+                &["x", "W", "R", "B"],
+                &["y", "y_h"],
+                vec![attr::int("hidden_size", h)],
+            ),
+            node("proj", "MatMul", &["y", "P"], &["out"], vec![]),
+        ],
+        initializer: vec![
+            tensor_data::from_f32("W", &[1, 4 * h, i], &vals((4 * h * i) as usize, 1, 0.5))
+                .unwrap(),
+            tensor_data::from_f32("R", &[1, 4 * h, h], &vals((4 * h * h) as usize, 2, 0.4))
+                .unwrap(),
+            tensor_data::from_f32("B", &[1, 8 * h], &vals((8 * h) as usize, 3, 0.2)).unwrap(),
+            tensor_data::from_f32("P", &[h, 4], &vals((h * 4) as usize, 4, 0.7)).unwrap(),
+        ],
+        input: vec![value_info(
+            "x",
+            DataType::Float,
+            &[10, 1, i].map(Dim::Fixed),
+        )],
+        output: vec![
+            value_info("out", DataType::Float, &[10, 1, 1, 4].map(Dim::Fixed)),
+            value_info("y_h", DataType::Float, &[1, 1, h].map(Dim::Fixed)),
+        ],
+        ..Default::default()
+    };
+    std::fs::write(path, model_from_graph(graph, 17).to_bytes()).unwrap();
+}
+
+#[test]
+fn int8_dynamic_rewrites_an_lstm_and_a_matmul_and_counts_both() {
+    if !ort_available() {
+        eprintln!("skipping: no ONNX Runtime library (set ORT_DYLIB_PATH)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("lstm.onnx");
+    lstm_projection_model(&model);
+    let (out, report) = (tmp.path().join("q.onnx"), tmp.path().join("r.json"));
+    edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(&out)
+        .args(["--mode", "int8-dynamic", "--no-latency", "--report"])
+        .arg(&report)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("int8 dynamic: 1 MatMul, 1 LSTM"));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["variant"], "int8 dynamic: 1 MatMul, 1 LSTM");
+    // int8 weights with per-call activation scales: tens of dB, not the ~0 dB of a
+    // misread weight layout.
+    for o in r["outputs"].as_array().unwrap() {
+        assert!(o["sqnr_db"].as_f64().unwrap() > 25.0, "{o}");
+    }
+    let m = edgepack::model::Model::load(&out).unwrap();
+    let ops: Vec<&str> = m.graph().node.iter().map(|n| n.op_type.as_str()).collect();
+    assert!(
+        ops.contains(&"DynamicQuantizeLSTM") && ops.contains(&"MatMulInteger"),
+        "{ops:?}"
+    );
+    assert!(
+        !ops.contains(&"LSTM") && !ops.contains(&"MatMul"),
+        "{ops:?}"
+    );
+}
+
 #[test]
 fn fp16_mode_halves_the_classifier_and_keeps_its_outputs() {
     let Some(model) = cls_model() else { return };
