@@ -18,9 +18,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use edgepack::bundle;
 use edgepack::model::Model;
-use edgepack::package::{
-    self, manifest::Dim, ContextFile, LineageSpec, PackageOptions, VariantInput,
-};
+use edgepack::package::{self, manifest::Dim, VariantInput};
 use edgepack::Error;
 
 use super::Outcome;
@@ -80,16 +78,8 @@ pub struct BuildArgs {
     pub device_profile: Vec<String>,
     #[arg(long)]
     pub with_runtime: bool,
-    #[arg(long, value_name = "KEY")]
-    pub sign: Option<PathBuf>,
-    #[arg(long, value_name = "FILE")]
-    pub context: Option<PathBuf>,
-    #[arg(long, value_name = "FILE")]
-    pub labels: Option<PathBuf>,
-    #[arg(long, value_name = "DIR")]
-    pub sample_inputs: Option<PathBuf>,
-    #[arg(long, value_name = "KEY=URI[#HASH]")]
-    pub lineage: Vec<String>,
+    #[command(flatten)]
+    pub package: super::package::PackageInputs,
 }
 
 /// Run another edgepack command as a child process of this executable. Children, not
@@ -266,25 +256,9 @@ pub fn run(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Outcome> {
     // 3. package
     eprintln!("[3/6] package");
     let pkg_path = out.join(format!("{name}.edgepkg"));
-    let opts = PackageOptions {
-        name: Some(name.clone()),
-        context: args.context.as_deref().map(ContextFile::load).transpose()?,
-        labels: args.labels.clone(),
-        sample_inputs: args.sample_inputs.clone(),
-        lineage: args
-            .lineage
-            .iter()
-            .map(|s| LineageSpec::parse(s))
-            .collect::<Result<_, _>>()?,
-        variants,
-        sign: args
-            .sign
-            .as_deref()
-            .map(package::sign::load_signing_key)
-            .transpose()?,
-        runner: super::runner::self_test_runner(ort_lib),
-        created_unix_s: None,
-    };
+    let opts = args
+        .package
+        .options(Some(name.clone()), variants, ort_lib)?;
     let manifest = package::write(&args.model, &opts, &pkg_path)?;
 
     // 4. profile
@@ -347,7 +321,7 @@ pub fn run(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Outcome> {
         args.host_compute,
         args.with_runtime,
         edgepack::runtime::DEFAULT_VERSION,
-        args.sign.as_deref(),
+        args.package.sign.as_deref(),
         hw_dir.as_deref(),
     )?;
     let outcomes = bundle::bundle_all(&pkg_path, &targets, &bopts, out)?;

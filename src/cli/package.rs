@@ -19,6 +19,24 @@ pub struct PackageArgs {
     /// Package name (default: the model's file stem).
     #[arg(long)]
     pub name: Option<String>,
+    #[command(flatten)]
+    pub inputs: PackageInputs,
+    /// An extra variant of the model, NAME=PATH (e.g. int8=model.int8.onnx). Repeatable.
+    #[arg(long, value_name = "NAME=PATH")]
+    pub variant: Vec<String>,
+    /// The quantizer's report for a variant, NAME=REPORT.json (`edgepack quantize
+    /// --report`): its SQNR and parameters go into the manifest. Repeatable.
+    #[arg(long, value_name = "NAME=FILE")]
+    pub variant_report: Vec<String>,
+    /// Accuracy of a variant against the original, NAME=DB (SQNR). Repeatable.
+    #[arg(long, value_name = "NAME=DB")]
+    pub sqnr: Vec<String>,
+}
+
+/// What goes into a package besides the model and its variants (shared by `package` and
+/// `build`).
+#[derive(Debug, Args)]
+pub struct PackageInputs {
     /// Execution context and pre/postprocessing (TOML).
     #[arg(long, value_name = "FILE")]
     pub context: Option<PathBuf>,
@@ -33,19 +51,39 @@ pub struct PackageArgs {
     /// parent=URI[#sha256]. Repeatable.
     #[arg(long, value_name = "KEY=URI[#HASH]")]
     pub lineage: Vec<String>,
-    /// An extra variant of the model, NAME=PATH (e.g. int8=model.int8.onnx). Repeatable.
-    #[arg(long, value_name = "NAME=PATH")]
-    pub variant: Vec<String>,
-    /// The quantizer's report for a variant, NAME=REPORT.json (`edgepack quantize
-    /// --report`): its SQNR and parameters go into the manifest. Repeatable.
-    #[arg(long, value_name = "NAME=FILE")]
-    pub variant_report: Vec<String>,
-    /// Accuracy of a variant against the original, NAME=DB (SQNR). Repeatable.
-    #[arg(long, value_name = "NAME=DB")]
-    pub sqnr: Vec<String>,
     /// Sign the manifest with this ed25519 key (from `edgepack keygen`).
     #[arg(long, value_name = "KEY")]
     pub sign: Option<PathBuf>,
+}
+
+impl PackageInputs {
+    /// The package options for these inputs.
+    pub fn options(
+        &self,
+        name: Option<String>,
+        variants: Vec<VariantInput>,
+        ort_lib: Option<&Path>,
+    ) -> anyhow::Result<PackageOptions> {
+        Ok(PackageOptions {
+            name,
+            context: self.context.as_deref().map(ContextFile::load).transpose()?,
+            labels: self.labels.clone(),
+            sample_inputs: self.sample_inputs.clone(),
+            lineage: self
+                .lineage
+                .iter()
+                .map(|s| LineageSpec::parse(s))
+                .collect::<Result<_, _>>()?,
+            variants,
+            sign: self
+                .sign
+                .as_deref()
+                .map(package::sign::load_signing_key)
+                .transpose()?,
+            runner: super::runner::self_test_runner(ort_lib),
+            created_unix_s: None,
+        })
+    }
 }
 
 /// Parse `NAME=VALUE`.
@@ -106,25 +144,8 @@ pub fn variants(
 }
 
 pub fn run(ort_lib: Option<&std::path::Path>, args: PackageArgs) -> anyhow::Result<Outcome> {
-    let opts = PackageOptions {
-        name: args.name,
-        context: args.context.as_deref().map(ContextFile::load).transpose()?,
-        labels: args.labels,
-        sample_inputs: args.sample_inputs,
-        lineage: args
-            .lineage
-            .iter()
-            .map(|s| LineageSpec::parse(s))
-            .collect::<Result<_, _>>()?,
-        variants: variants(&args.variant, &args.sqnr, &args.variant_report)?,
-        sign: args
-            .sign
-            .as_deref()
-            .map(package::sign::load_signing_key)
-            .transpose()?,
-        runner: super::runner::self_test_runner(ort_lib),
-        created_unix_s: None,
-    };
+    let variants = variants(&args.variant, &args.sqnr, &args.variant_report)?;
+    let opts = args.inputs.options(args.name, variants, ort_lib)?;
     let m = package::write(&args.model, &opts, &args.output)?;
     let variants: Vec<_> = m.components[0]
         .variants

@@ -229,43 +229,20 @@ fn bad_sizes_exit_2_before_anything_runs() {
         .save(&fixed)
         .unwrap();
     let json = d.path().join("p.json");
+    let mlp = mlp_model(d.path(), &[8, 4]);
+    let on_mlp = |args: &[&'static str], needle: &'static str| (mlp.clone(), args.to_vec(), needle);
     let cases: Vec<(PathBuf, Vec<&str>, &str)> = vec![
         (fixed.clone(), vec!["--batch", "2"], "fixed batch dim"),
-        (
-            mlp_model(d.path(), &[8, 4]),
-            vec!["--shape", "x=1x9"],
-            "input 'x'",
-        ),
-        (
-            d.path().join("mlp.onnx"),
-            vec!["--dim", "seq=4"],
-            "no symbolic dim 'seq'",
-        ),
-        (
-            d.path().join("mlp.onnx"),
-            vec!["--latency-budget", "fast"],
-            "--latency-budget",
-        ),
-        (
-            d.path().join("mlp.onnx"),
-            vec!["--plan", "quikc"],
-            "no plan named 'quikc'",
-        ),
-        (
-            d.path().join("mlp.onnx"),
-            vec!["--ep", "tpu"],
-            "unknown provider 'tpu'",
-        ),
-        (
-            d.path().join("mlp.onnx"),
-            vec!["--session-config", "session.disable_quant_qdq"],
+        on_mlp(&["--shape", "x=1x9"], "input 'x'"),
+        on_mlp(&["--dim", "seq=4"], "no symbolic dim 'seq'"),
+        on_mlp(&["--latency-budget", "fast"], "--latency-budget"),
+        on_mlp(&["--plan", "quikc"], "no plan named 'quikc'"),
+        on_mlp(&["--ep", "tpu"], "unknown provider 'tpu'"),
+        on_mlp(
+            &["--session-config", "session.disable_quant_qdq"],
             "is not KEY=VALUE",
         ),
-        (
-            d.path().join("mlp.onnx"),
-            vec!["--session-config", "=1"],
-            "session_config key",
-        ),
+        on_mlp(&["--session-config", "=1"], "session_config key"),
     ];
     for (model, args, needle) in cases {
         let out = edgepack()

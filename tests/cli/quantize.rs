@@ -43,6 +43,14 @@ fn write_images(dir: &Path, n: usize) {
     }
 }
 
+/// A temporary folder with `calib/` and held-out `eval/` text-line images.
+fn calib_and_eval(calib: usize, eval: usize) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    write_images(&tmp.path().join("calib"), calib);
+    write_images(&tmp.path().join("eval"), eval);
+    tmp
+}
+
 fn edgepack() -> Command {
     Command::cargo_bin("edgepack").unwrap()
 }
@@ -73,9 +81,7 @@ fn read_report(dir: &Path) -> serde_json::Value {
 #[test]
 fn quantizes_ppocr_classifier_to_a_loadable_accurate_smaller_int8_model() {
     let Some(model) = cls_model() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    write_images(&tmp.path().join("calib"), 8);
-    write_images(&tmp.path().join("eval"), 3);
+    let tmp = calib_and_eval(8, 3);
     let out = tmp.path().join("cls.int8.onnx");
     quantize_on(&model, tmp.path(), &out, &["--no-latency"]).success();
     let r = read_report(tmp.path());
@@ -348,9 +354,7 @@ fn int8_dynamic_rewrites_an_lstm_and_a_matmul_and_counts_both() {
 #[test]
 fn fp16_mode_halves_the_classifier_and_keeps_its_outputs() {
     let Some(model) = cls_model() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    write_images(&tmp.path().join("calib"), 4);
-    write_images(&tmp.path().join("eval"), 3);
+    let tmp = calib_and_eval(4, 3);
     let out = tmp.path().join("cls.fp16.onnx");
     quantize_on(
         &model,
@@ -399,9 +403,7 @@ fn fp16_mode_halves_the_classifier_and_keeps_its_outputs() {
 fn int8_weight_mode_quantizes_weights_with_corrected_biases() {
     // This mode used to panic in calibration (it observes no activation for Q/DQ).
     let Some(model) = cls_model() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    write_images(&tmp.path().join("calib"), 4);
-    write_images(&tmp.path().join("eval"), 2);
+    let tmp = calib_and_eval(4, 2);
     let out = tmp.path().join("cls.w8.onnx");
     quantize_on(
         &model,
@@ -445,9 +447,7 @@ fn int8_weight_mode_quantizes_weights_with_corrected_biases() {
 #[test]
 fn auto_tries_every_applicable_mode_and_says_why_the_winner_won() {
     let Some(model) = cls_model() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    write_images(&tmp.path().join("calib"), 6);
-    write_images(&tmp.path().join("eval"), 2);
+    let tmp = calib_and_eval(6, 2);
     let out = tmp.path().join("cls.auto.onnx");
     let auto = ["--mode", "auto", "--latency-budget-s", "0.5"];
     let auto = [&auto[..], &["--accuracy-target", "sqnr=20dB"]].concat();
@@ -499,9 +499,7 @@ fn rec_model() -> Option<PathBuf> {
 #[test]
 fn int4_weight_rewrites_the_recognizer_matmuls_to_matmulnbits() {
     let Some(model) = rec_model() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    write_images(&tmp.path().join("calib"), 1);
-    write_images(&tmp.path().join("eval"), 3);
+    let tmp = calib_and_eval(1, 3);
     let out = tmp.path().join("rec.int4.onnx");
     quantize_on(
         &model,
@@ -563,9 +561,7 @@ fn int4_weight_refuses_a_conv_only_model_with_exit_2() {
 #[test]
 fn an_unreachable_accuracy_target_keeps_the_most_accurate_set_and_exits_1() {
     let Some(model) = cls_model() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    write_images(&tmp.path().join("calib"), 4);
-    write_images(&tmp.path().join("eval"), 2);
+    let tmp = calib_and_eval(4, 2);
     let out = tmp.path().join("cls.int8.onnx");
     let flags = ["--no-latency", "--accuracy-target", "sqnr=200dB"];
     quantize_on(&model, tmp.path(), &out, &flags)
