@@ -37,3 +37,93 @@ pub fn one_stderr_line(out: &std::process::Output) -> String {
     assert_eq!(lines.len(), 1, "expected one line on stderr, got: {s}");
     lines[0].to_string()
 }
+
+/// A raw zip entry for hand-made hostile archives.
+pub struct Entry {
+    pub name: String,
+    pub data: Vec<u8>,
+    /// Uncompressed size written in the headers (default: the real one).
+    pub declared_size: Option<u32>,
+    /// Unix mode in the central directory (`None`: no Unix attributes recorded).
+    pub unix_mode: Option<u32>,
+}
+
+/// A regular file entry (mode 0o100644).
+pub fn entry(name: &str, data: &[u8]) -> Entry {
+    Entry {
+        name: name.into(),
+        data: data.to_vec(),
+        declared_size: None,
+        unix_mode: Some(0o100644),
+    }
+}
+
+/// Write a stored zip by hand; `overlap` makes every entry point at the first one's bytes.
+pub fn craft_zip(entries: &[Entry], overlap: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut cd = Vec::new();
+    let mut first = None;
+    for e in entries {
+        let crc = crc32(&e.data);
+        let size = e.declared_size.unwrap_or(e.data.len() as u32);
+        let offset = match (overlap, first) {
+            (true, Some(o)) => o,
+            _ => {
+                let o = out.len() as u32;
+                out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+                out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0]);
+                out.extend_from_slice(&crc.to_le_bytes());
+                out.extend_from_slice(&(e.data.len() as u32).to_le_bytes());
+                out.extend_from_slice(&size.to_le_bytes());
+                out.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
+                out.extend_from_slice(&0u16.to_le_bytes());
+                out.extend_from_slice(e.name.as_bytes());
+                out.extend_from_slice(&e.data);
+                first.get_or_insert(o);
+                o
+            }
+        };
+        cd.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+        let made_by: u16 = if e.unix_mode.is_some() {
+            (3 << 8) | 20
+        } else {
+            20
+        };
+        cd.extend_from_slice(&made_by.to_le_bytes());
+        cd.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0]);
+        cd.extend_from_slice(&crc.to_le_bytes());
+        cd.extend_from_slice(&(e.data.len() as u32).to_le_bytes());
+        cd.extend_from_slice(&size.to_le_bytes());
+        cd.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
+        cd.extend_from_slice(&[0u8; 8]);
+        cd.extend_from_slice(&(e.unix_mode.unwrap_or(0) << 16).to_le_bytes());
+        cd.extend_from_slice(&offset.to_le_bytes());
+        cd.extend_from_slice(e.name.as_bytes());
+    }
+    let cd_offset = out.len() as u32;
+    out.extend_from_slice(&cd);
+    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+    out.extend_from_slice(&[0u8; 4]);
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(cd.len() as u32).to_le_bytes());
+    out.extend_from_slice(&cd_offset.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+/// CRC-32 (IEEE), bitwise: the tests must not trust the code they test.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut c = 0xFFFF_FFFFu32;
+    for &b in data {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}

@@ -22,7 +22,7 @@ use edgepack::model::proto::{tensor_proto::DataLocation, StringStringEntryProto}
 use edgepack::model::{attr, DataType, GraphProto, Model, TensorProto};
 use edgepack::tensor::{npy, DType, Tensor};
 
-use crate::common::{edgepack, runtime_available};
+use crate::common::{craft_zip, edgepack, entry, runtime_available, Entry};
 
 /// One bad input: the folder it lives in, the command line, and what the error must name.
 struct Case {
@@ -355,73 +355,6 @@ fn input_case(name: &str, file: &str, bytes: &[u8], expect: &str) -> Case {
     std::fs::write(c.m().join(file), bytes).unwrap();
     let arg = format!("x={}", c.m().join(file).display());
     c.run_model(&model, &["--input", &arg]).expect(expect)
-}
-
-/// A raw zip entry for hand-made hostile archives.
-struct Entry {
-    name: String,
-    data: Vec<u8>,
-    declared_size: Option<u32>,
-    unix_mode: Option<u32>,
-}
-
-fn entry(name: &str, data: &[u8]) -> Entry {
-    Entry {
-        name: name.into(),
-        data: data.to_vec(),
-        declared_size: None,
-        unix_mode: None,
-    }
-}
-
-/// Write a stored zip by hand; `overlap` makes every entry point at the first one's bytes.
-fn craft_zip(entries: &[Entry], overlap: bool) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut cd = Vec::new();
-    let mut first = None;
-    for e in entries {
-        let crc = crc32fast::hash(&e.data);
-        let size = e.declared_size.unwrap_or(e.data.len() as u32);
-        let offset = match (overlap, first) {
-            (true, Some(o)) => o,
-            _ => {
-                let o = out.len() as u32;
-                out.extend_from_slice(&0x04034b50u32.to_le_bytes());
-                out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0]);
-                out.extend_from_slice(&crc.to_le_bytes());
-                out.extend_from_slice(&(e.data.len() as u32).to_le_bytes());
-                out.extend_from_slice(&size.to_le_bytes());
-                out.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
-                out.extend_from_slice(&0u16.to_le_bytes());
-                out.extend_from_slice(e.name.as_bytes());
-                out.extend_from_slice(&e.data);
-                first.get_or_insert(o);
-                o
-            }
-        };
-        cd.extend_from_slice(&0x02014b50u32.to_le_bytes());
-        let made_by: u16 = (3 << 8) | 20;
-        cd.extend_from_slice(&made_by.to_le_bytes());
-        cd.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0]);
-        cd.extend_from_slice(&crc.to_le_bytes());
-        cd.extend_from_slice(&(e.data.len() as u32).to_le_bytes());
-        cd.extend_from_slice(&size.to_le_bytes());
-        cd.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
-        cd.extend_from_slice(&[0u8; 8]);
-        cd.extend_from_slice(&(e.unix_mode.unwrap_or(0o100644) << 16).to_le_bytes());
-        cd.extend_from_slice(&offset.to_le_bytes());
-        cd.extend_from_slice(e.name.as_bytes());
-    }
-    let cd_offset = out.len() as u32;
-    out.extend_from_slice(&cd);
-    out.extend_from_slice(&0x06054b50u32.to_le_bytes());
-    out.extend_from_slice(&[0u8; 4]);
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(cd.len() as u32).to_le_bytes());
-    out.extend_from_slice(&cd_offset.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out
 }
 
 /// `edgepack verify` on a hand-made archive.

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{cls_model, edgepack, one_stderr_line, runtime_available};
+use crate::common::{self, cls_model, edgepack, one_stderr_line, runtime_available};
 
 fn hardware() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware")
@@ -35,59 +35,14 @@ fn package(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
 /// A zip built by hand from stored entries, so tests can write what no honest tool writes.
 /// `mode` is a unix mode for the entry (0 = none recorded).
 fn craft_zip(entries: &[(&str, &[u8], u32)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut cd = Vec::new();
-    for (name, data, mode) in entries {
-        let crc = crc32(data);
-        let offset = out.len() as u32;
-        out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
-        out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0]);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(data);
-        cd.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
-        let made_by: u16 = if *mode != 0 { (3 << 8) | 20 } else { 20 };
-        cd.extend_from_slice(&made_by.to_le_bytes());
-        cd.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0]);
-        cd.extend_from_slice(&crc.to_le_bytes());
-        cd.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        cd.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        cd.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        cd.extend_from_slice(&[0u8; 8]);
-        cd.extend_from_slice(&(mode << 16).to_le_bytes());
-        cd.extend_from_slice(&offset.to_le_bytes());
-        cd.extend_from_slice(name.as_bytes());
-    }
-    let cd_offset = out.len() as u32;
-    out.extend_from_slice(&cd);
-    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
-    out.extend_from_slice(&[0u8; 4]);
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(cd.len() as u32).to_le_bytes());
-    out.extend_from_slice(&cd_offset.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out
-}
-
-/// CRC-32 (IEEE), bitwise: the test must not trust the code it tests.
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = 0xFFFF_FFFFu32;
-    for &b in data {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0xEDB8_8320
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
+    let entries: Vec<common::Entry> = entries
+        .iter()
+        .map(|&(name, data, mode)| common::Entry {
+            unix_mode: (mode != 0).then_some(mode),
+            ..common::entry(name, data)
+        })
+        .collect();
+    common::craft_zip(&entries, false)
 }
 
 #[test]
