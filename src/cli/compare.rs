@@ -65,16 +65,7 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: CompareArgs) -> Result<Outcom
     // B must accept the same inputs: check every file against B's signature too.
     load_folder(&b, &args.inputs, &pre)
         .map_err(|e| Error::usage(format!("model B ({})", args.b.display()), e.to_string()))?;
-    let mut b_config = edgepack::quantize::runner::SessionConfig::new();
-    for kv in &args.b_session_config {
-        let (k, v) = kv
-            .split_once('=')
-            .filter(|(k, _)| !k.trim().is_empty())
-            .ok_or_else(|| {
-                Error::usage("--b-session-config", format!("'{kv}' is not KEY=VALUE"))
-            })?;
-        b_config.insert(k.trim().to_string(), v.trim().to_string());
-    }
+    let b_config = super::session_entries("--b-session-config", &args.b_session_config)?;
     let engine = RuntimeEngine::new(ort_lib.as_deref(), args.threads)?;
     let c = compare_models(
         &a,

@@ -163,3 +163,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Compare(args) => compare::run(&cli.ort_lib, args),
     }
 }
+
+/// ONNX Runtime session entries from repeated `KEY=VALUE` flags (keys and values trimmed;
+/// the runtime's context validation judges the keys).
+pub fn session_entries(
+    flag: &str,
+    entries: &[String],
+) -> edgepack::Result<std::collections::BTreeMap<String, String>> {
+    entries
+        .iter()
+        .map(|kv| {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| edgepack::Error::usage(flag, format!("'{kv}' is not KEY=VALUE")))?;
+            Ok((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}

@@ -264,14 +264,10 @@ pub fn run(ort_lib: &Option<PathBuf>, args: ProfileArgs) -> anyhow::Result<Outco
         shapes.add_shape_arg(s)?;
     }
     let mut base_context = source.context.clone().unwrap_or_default();
-    for kv in &args.session_config {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| Error::usage("--session-config", format!("'{kv}' is not KEY=VALUE")))?;
-        base_context
-            .session_config
-            .insert(k.trim().to_string(), v.trim().to_string());
-    }
+    base_context.session_config.extend(super::session_entries(
+        "--session-config",
+        &args.session_config,
+    )?);
     base_context.validate()?;
     let opts = SweepOptions {
         model_path: source.model_path.clone(),
