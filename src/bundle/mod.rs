@@ -284,11 +284,8 @@ pub fn build(
     // Self-test: the package's expected outputs belong to the original; a quantized variant
     // gets its own, recomputed here, so the device checks the model it actually runs.
     let mut self_test = m.self_test.clone();
-    let mut execution = m.execution.clone();
+    let mut execution = m.execution_for(&variant);
     execution.intra_op_threads = Some(choice.threads);
-    execution
-        .session_config
-        .extend(variant.session_config.clone());
     if variant.name != "fp32" && !self_test.is_empty() {
         let runner = opts.runner.as_ref().ok_or_else(|| {
             Error::usage(

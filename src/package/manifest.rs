@@ -338,6 +338,22 @@ pub struct FileEntry {
 }
 
 impl Manifest {
+    /// The execution context a variant runs with: the package's, plus the variant's own
+    /// session entries (e.g. `session.disable_quant_qdq` for int8 weight-only).
+    pub fn execution_for(&self, variant: &Variant) -> ExecutionContext {
+        let mut ctx = self.execution.clone();
+        ctx.session_config.extend(variant.session_config.clone());
+        ctx
+    }
+
+    /// The variant stored at `path` in the archive.
+    pub fn variant_at(&self, path: &str) -> Option<&Variant> {
+        self.components
+            .iter()
+            .flat_map(|c| c.variants.iter())
+            .find(|v| v.path == path)
+    }
+
     /// The manifest's canonical bytes: pretty JSON with a trailing newline. Field order is
     /// the struct's and maps are sorted, so the same manifest always gives the same bytes.
     pub fn to_bytes(&self) -> Vec<u8> {

@@ -378,15 +378,10 @@ pub fn run_cases(
         Error::usage("self-test", format!("'{model_path}' is not in the archive"))
     })?;
     // The variant runs with its own session entries on top of the package's context.
-    let mut execution = manifest.execution.clone();
-    if let Some(v) = manifest
-        .components
-        .iter()
-        .flat_map(|c| c.variants.iter())
-        .find(|v| v.path == model_path)
-    {
-        execution.session_config.extend(v.session_config.clone());
-    }
+    let execution = match manifest.variant_at(model_path) {
+        Some(v) => manifest.execution_for(v),
+        None => manifest.execution.clone(),
+    };
     let mut results = vec![];
     for case in &manifest.self_test {
         let mut inputs = BTreeMap::new();

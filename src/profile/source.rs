@@ -108,11 +108,7 @@ impl Source {
         Ok(Source {
             model_path,
             display: format!("{}!{}", path.display(), chosen.path),
-            context: Some({
-                let mut ctx = m.execution.clone();
-                ctx.session_config.extend(chosen.session_config.clone());
-                ctx
-            }),
+            context: Some(m.execution_for(chosen)),
             variant: Some(chosen.name.clone()),
             _dir: Some(dir),
         })
