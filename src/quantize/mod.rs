@@ -208,6 +208,30 @@ pub struct Report {
     pub session_config: runner::SessionConfig,
 }
 
+/// What the user must know about how a result was measured: a model slower than fp32,
+/// random inputs, no held-out evaluation set.
+fn measurement_warnings(
+    what: &str,
+    latency: Option<LatencyRatio>,
+    random_inputs: bool,
+    no_eval: bool,
+) -> Vec<String> {
+    let mut w = Vec::new();
+    if let Some(l) = latency.filter(|l| l.ratio >= 1.0) {
+        w.push(format!(
+            "the {what} model is SLOWER than fp32 on this machine (latency ratio {:.2}); it does not pay off for this model here",
+            l.ratio
+        ));
+    }
+    if random_inputs {
+        w.push("calibration and evaluation used RANDOM inputs: the accuracy figures are meaningless; pass --calibration DIR with real inputs".into());
+    }
+    if no_eval {
+        w.push("no held-out evaluation inputs: accuracy measured on the calibration inputs".into());
+    }
+    w
+}
+
 /// Session entries a quantized model runs with. Weight-only int8 (DequantizeLinear on
 /// initializers only, no quantized activations) sets `session.disable_quant_qdq`: ONNX
 /// Runtime then constant-folds the DequantizeLinear nodes at load and runs float kernels,
@@ -578,22 +602,12 @@ fn quantize_mode(
     }
     let patches = vec![label];
     let qbytes = qbytes.len() as u64;
-    if let Some(l) = latency {
-        if l.ratio >= 1.0 {
-            warnings.push(format!(
-                "the int8 model is SLOWER than fp32 on this machine (latency ratio {:.2}); int8 does not pay off for this model here",
-                l.ratio
-            ));
-        }
-    }
-    if random_inputs {
-        warnings.push("calibration and evaluation used RANDOM inputs: the accuracy figures are meaningless; pass --calibration DIR with real inputs".into());
-    }
-    if eval.is_empty() {
-        warnings.push(
-            "no held-out evaluation inputs: accuracy measured on the calibration inputs".into(),
-        );
-    }
+    warnings.extend(measurement_warnings(
+        kind,
+        latency,
+        random_inputs,
+        eval.is_empty(),
+    ));
     let layers = if opts.debug_layers {
         debug_layers(&prepared, &qmodel, &plan, &ranges, eval_set, engine)?
     } else {
@@ -977,21 +991,12 @@ fn finish_rewrite(ctx: Finish<'_>, rewrite: Rewrite) -> Result<Quantized> {
     } else {
         None
     };
-    if let Some(l) = latency.filter(|l| l.ratio >= 1.0) {
-        warnings.push(format!(
-            "the {} model is SLOWER than fp32 on this machine (latency ratio {:.2})",
-            opts.mode.name(),
-            l.ratio
-        ));
-    }
-    if random_inputs {
-        warnings.push("evaluation used RANDOM inputs: the accuracy figures are meaningless".into());
-    }
-    if eval.is_empty() {
-        warnings.push(
-            "no held-out evaluation inputs: accuracy measured on the calibration inputs".into(),
-        );
-    }
+    warnings.extend(measurement_warnings(
+        opts.mode.name(),
+        latency,
+        random_inputs,
+        eval.is_empty(),
+    ));
     let meets = opts.targets.iter().all(|t| t.met_by(&outputs));
     let size_ratio = qbytes.len() as f64 / fp32_bytes.len() as f64;
     let report = Report {

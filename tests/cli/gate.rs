@@ -7,7 +7,7 @@ use edgepack::profile::schema::*;
 use predicates::prelude::*;
 use rand::{Rng, SeedableRng};
 
-use crate::common::edgepack;
+use crate::common::{edgepack, runtime_available};
 
 /// Latency samples around `center_s` with relative spread `spread` (seeded).
 fn samples(center_s: f64, spread: f64, n: usize, seed: u64) -> Vec<f64> {
@@ -408,21 +408,6 @@ fn gate_with_nothing_to_check_is_a_usage_error() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--max-p95"));
-}
-
-/// Whether the CLI finds ONNX Runtime; tests that need it say loudly when they skip, and
-/// fail instead with EDGEPACK_REQUIRE_ORT=1 (CI).
-fn runtime_available() -> bool {
-    let out = edgepack().args(["runtime", "which"]).output().unwrap();
-    if out.status.success() {
-        return true;
-    }
-    let why = String::from_utf8_lossy(&out.stderr);
-    if std::env::var_os("EDGEPACK_REQUIRE_ORT").is_some_and(|v| v == "1") {
-        panic!("EDGEPACK_REQUIRE_ORT=1 but: {why}");
-    }
-    eprintln!("\n*** SKIPPED: needs ONNX Runtime: {why} ***\n");
-    false
 }
 
 /// A short plan, so the interleaved rounds take a second or two.
