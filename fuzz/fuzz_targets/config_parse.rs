@@ -7,7 +7,7 @@ use std::path::Path;
 
 use edgepack::gate::policy::Policy;
 use edgepack::profile::plan::Plan;
-use edgepack::target::Target;
+use edgepack::hardware::Target;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::hardware::{Arch, Target};
 use crate::package::manifest::{self, Kind, Manifest, Prediction, TargetInfo, Transformation};
 use crate::package::{self, archive, selftest, sha256_hex, Opened, EDGEPACK_VERSION};
 use crate::profile::schema::{Profile, Status, PROFILE_SCHEMA};
-use crate::target::{Arch, Target};
 
 pub use select::{Basis, Budgets, Candidate, Perf, PerfPoint, Preference, Selection, TargetBudget};
 
@@ -133,7 +133,7 @@ pub struct BundleOptions {
     pub profiles: Vec<Profile>,
     /// Device profiles: (target name, profile), matched to variants by model sha256.
     pub device_profiles: Vec<(String, Profile)>,
-    /// Host compute figure and its basis (see `target::host_relative_compute`).
+    /// Host compute figure and its basis (see `hardware::host_relative_compute`).
     pub host_compute: Option<(f64, String)>,
     /// Runtime library per platform name (`linux-aarch64`), when bundling it.
     pub runtimes: BTreeMap<String, RuntimeLib>,

@@ -173,8 +173,8 @@ pub fn evaluate(target: &TargetBudget, c: &Candidate, budgets: &Budgets) -> Eval
     if bundle > target.storage_budget_bytes {
         reasons.push(format!(
             "bundle {} > storage budget {}",
-            crate::target::human_bytes(bundle),
-            crate::target::human_bytes(target.storage_budget_bytes)
+            crate::hardware::human_bytes(bundle),
+            crate::hardware::human_bytes(target.storage_budget_bytes)
         ));
     }
     if let Some(floor) = budgets.accuracy_floor_sqnr_db {
@@ -236,8 +236,8 @@ pub fn evaluate(target: &TargetBudget, c: &Candidate, budgets: &Budgets) -> Eval
         match mem {
             Some(m) if m > target.model_ram_bytes => miss.push(format!(
                 "memory {} > {} allowed",
-                crate::target::human_bytes(m),
-                crate::target::human_bytes(target.model_ram_bytes)
+                crate::hardware::human_bytes(m),
+                crate::hardware::human_bytes(target.model_ram_bytes)
             )),
             Some(_) => {}
             None => {}

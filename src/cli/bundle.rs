@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use edgepack::bundle::{self, Budgets, BundleOptions, RuntimeLib, Selection};
+use edgepack::hardware::{self, human_bytes, Target};
 use edgepack::package::{self, sign};
 use edgepack::runtime::{self, Platform};
-use edgepack::target::{self, human_bytes, Target};
 use edgepack::Error;
 
 use super::Outcome;
@@ -67,7 +67,7 @@ pub fn resolve_targets(specs: &[String]) -> Result<Vec<(Target, String)>, Error>
         let files: Vec<PathBuf> = if s == "host" {
             vec![]
         } else if Path::new(s).is_dir() {
-            target::load_dir(Path::new(s))?
+            hardware::load_dir(Path::new(s))?
                 .into_iter()
                 .map(|(p, _)| p)
                 .collect()
@@ -75,7 +75,7 @@ pub fn resolve_targets(specs: &[String]) -> Result<Vec<(Target, String)>, Error>
             vec![PathBuf::from(s)]
         };
         if s == "host" {
-            let h = target::host();
+            let h = hardware::host();
             let sha = package::sha256_hex(serde_json::to_string(&h).unwrap_or_default().as_bytes());
             out.push((h, sha));
         }
@@ -112,8 +112,8 @@ pub fn host_compute(
         }
     }
     let cpu = &profiles[0].host.cpu_model;
-    let here = target::host();
-    let c = target::host_relative_compute(explicit, cpu, hardware_dir);
+    let here = hardware::host();
+    let c = hardware::host_relative_compute(explicit, cpu, hardware_dir);
     let clock_based = c.basis.contains("estimated from");
     if clock_based && !cpu.is_empty() && cpu != &here.cpu_model {
         return Err(Error::usage(

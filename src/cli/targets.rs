@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use edgepack::target::{self, human_bytes, Target};
+use edgepack::hardware::{self, human_bytes, Target};
 
 use super::Outcome;
 
@@ -18,11 +18,11 @@ pub struct TargetsArgs {
 }
 
 pub fn run(args: TargetsArgs) -> anyhow::Result<Outcome> {
-    let mut targets: Vec<Target> = target::load_dir(&args.dir)?
+    let mut targets: Vec<Target> = hardware::load_dir(&args.dir)?
         .into_iter()
         .map(|(_, t)| t)
         .collect();
-    targets.push(target::host());
+    targets.push(hardware::host());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&targets)?);
         return Ok(Outcome::Success);

@@ -1,10 +1,10 @@
 //! The memory figures of hardware targets (`hardware/*.toml`, read strictly by
-//! [`crate::target`]) that the report draws: a name, the RAM and the share a model may use.
+//! [`crate::hardware`]) that the report draws: a name, the RAM and the share a model may use.
 
 use std::path::Path;
 
 use crate::error::Result;
-use crate::target::{self, Target};
+use crate::hardware::{self, Target};
 
 /// A target's memory figures.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,7 +27,7 @@ impl From<&Target> for TargetRam {
 
 /// Every target file in `dir`, sorted by file name; a bad file is an error naming it.
 pub fn read_dir(dir: &Path) -> Result<Vec<TargetRam>> {
-    Ok(target::load_dir(dir)?
+    Ok(hardware::load_dir(dir)?
         .iter()
         .map(|(_, t)| TargetRam::from(t))
         .collect())
