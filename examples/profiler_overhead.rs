@@ -23,9 +23,9 @@ use edgepack::model::graph::Dim;
 use edgepack::model::proto::GraphProto;
 use edgepack::model::DataType;
 use edgepack::profile::measure::{measure, Protocol, Runner};
-use edgepack::profile::stats;
 use edgepack::profile::worker::BoundRunner;
 use edgepack::runtime::{self, ExecutionContext, Session};
+use edgepack::stats;
 use edgepack::tensor::{DType, Tensor};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

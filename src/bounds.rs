@@ -78,8 +78,8 @@ pub fn check_static_allocations(
             format!(
                 "node '{node}' ({op}) would allocate {} ({bytes} bytes), over the memory limit of \
                  {} ({flag}); refused before running",
-                crate::model::info::human_bytes(bytes),
-                crate::model::info::human_bytes(limit_bytes),
+                crate::units::format_bytes(bytes),
+                crate::units::format_bytes(limit_bytes),
             ),
         )),
         _ => Ok(()),

@@ -26,7 +26,9 @@ pub mod profile;
 pub mod quantize;
 pub mod report;
 pub mod runtime;
+pub mod stats;
 pub mod tensor;
+pub mod units;
 pub mod wheel;
 pub mod zoo;
 

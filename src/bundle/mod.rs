@@ -19,36 +19,6 @@ use crate::profile::schema::{Profile, Status, PROFILE_SCHEMA};
 
 pub use select::{Basis, Budgets, Candidate, Perf, PerfPoint, Preference, Selection, TargetBudget};
 
-/// Parse a duration with a unit: `50ms`, `0.2s`, `800us`.
-pub fn parse_duration_s(s: &str) -> Result<f64> {
-    let t = s.trim();
-    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = t.strip_suffix("us") {
-        (n, 1e-6)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else {
-        return Err(Error::usage(
-            "--latency-budget",
-            format!("'{s}': give a unit (50ms, 0.2s, 800us)"),
-        ));
-    };
-    let v: f64 = num.trim().parse().map_err(|_| {
-        Error::usage(
-            "--latency-budget",
-            format!("'{s}' is not a number with a unit"),
-        )
-    })?;
-    if !(v.is_finite() && v > 0.0) {
-        return Err(Error::usage(
-            "--latency-budget",
-            format!("'{s}' must be positive"),
-        ));
-    }
-    Ok(v * scale)
-}
-
 /// Parse `sqnr=25dB` (the only accuracy metric the quantizer reports for every variant).
 pub fn parse_accuracy_floor(s: &str) -> Result<f64> {
     let bad = || {

@@ -140,16 +140,6 @@ pub struct Selection {
 /// Manifest and header overhead added to the entries' sizes (a manifest is a few KiB).
 pub const MANIFEST_ALLOWANCE_BYTES: u64 = 64 * 1024;
 
-fn fmt_s(s: f64) -> String {
-    if s < 1e-3 {
-        format!("{:.0} us", s * 1e6)
-    } else if s < 1.0 {
-        format!("{:.1} ms", s * 1e3)
-    } else {
-        format!("{s:.2} s")
-    }
-}
-
 fn predicted_memory(perf: &Perf, batch: i64) -> Option<u64> {
     let measured = perf
         .points
@@ -173,8 +163,8 @@ pub fn evaluate(target: &TargetBudget, c: &Candidate, budgets: &Budgets) -> Eval
     if bundle > target.storage_budget_bytes {
         reasons.push(format!(
             "bundle {} > storage budget {}",
-            crate::hardware::human_bytes(bundle),
-            crate::hardware::human_bytes(target.storage_budget_bytes)
+            crate::units::format_bytes(bundle),
+            crate::units::format_bytes(target.storage_budget_bytes)
         ));
     }
     if let Some(floor) = budgets.accuracy_floor_sqnr_db {
@@ -236,15 +226,19 @@ pub fn evaluate(target: &TargetBudget, c: &Candidate, budgets: &Budgets) -> Eval
         match mem {
             Some(m) if m > target.model_ram_bytes => miss.push(format!(
                 "memory {} > {} allowed",
-                crate::hardware::human_bytes(m),
-                crate::hardware::human_bytes(target.model_ram_bytes)
+                crate::units::format_bytes(m),
+                crate::units::format_bytes(target.model_ram_bytes)
             )),
             Some(_) => {}
             None => {}
         }
         if let Some(b) = budgets.latency_budget_s {
             if p50 > b {
-                miss.push(format!("p50 {} > budget {}", fmt_s(p50), fmt_s(b)));
+                miss.push(format!(
+                    "p50 {} > budget {}",
+                    crate::units::format_duration_s(p50),
+                    crate::units::format_duration_s(b)
+                ));
             }
         }
         configs.push((
@@ -491,7 +485,7 @@ mod tests {
         .evaluations[0];
         assert!(!e.fits);
         assert!(
-            e.reasons[0].contains("p50 40.0 ms > budget 30.0 ms"),
+            e.reasons[0].contains("p50 40.000 ms > budget 30.000 ms"),
             "{:?}",
             e.reasons
         );

@@ -275,18 +275,6 @@ fn bundle_manifest_validates_against_json_schema() {
 }
 
 #[test]
-fn parses_budgets_with_units() {
-    assert_eq!(parse_duration_s("50ms").unwrap(), 0.05);
-    assert_eq!(parse_duration_s("0.2s").unwrap(), 0.2);
-    assert!((parse_duration_s("800us").unwrap() - 0.0008).abs() < 1e-15);
-    assert!(parse_duration_s("50").is_err());
-    assert!(parse_duration_s("-1ms").is_err());
-    assert_eq!(parse_accuracy_floor("sqnr=25dB").unwrap(), 25.0);
-    assert_eq!(parse_accuracy_floor("sqnr=30").unwrap(), 30.0);
-    assert!(parse_accuracy_floor("psnr=30dB").is_err());
-}
-
-#[test]
 fn runtime_library_is_carried_listed_and_counted_against_storage() {
     let d = tempfile::tempdir().unwrap();
     let (pkg, profiles) = fixture(d.path());
@@ -363,4 +351,11 @@ fn a_package_variant_self_test_runs_with_the_variant_session_entries() {
             .map(String::as_str),
         Some("1")
     );
+}
+
+#[test]
+fn parses_accuracy_floors() {
+    assert_eq!(parse_accuracy_floor("sqnr=25dB").unwrap(), 25.0);
+    assert_eq!(parse_accuracy_floor("sqnr=30").unwrap(), 30.0);
+    assert!(parse_accuracy_floor("psnr=30dB").is_err());
 }

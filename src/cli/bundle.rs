@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use edgepack::bundle::{self, Budgets, BundleOptions, RuntimeLib, Selection};
-use edgepack::hardware::{self, human_bytes, Target};
+use edgepack::hardware::{self, Target};
 use edgepack::package::{self, sign};
 use edgepack::runtime::{self, Platform};
+use edgepack::units::format_bytes as human_bytes;
 use edgepack::Error;
 
 use super::Outcome;
@@ -269,7 +270,18 @@ pub fn options(
     let host_compute = host_compute(host_compute_flag, &profiles, hardware_dir)?;
     Ok(BundleOptions {
         budgets: Budgets {
-            latency_budget_s: latency_budget.map(bundle::parse_duration_s).transpose()?,
+            latency_budget_s: match super::optional_quantity(
+                "--latency-budget",
+                latency_budget,
+                edgepack::units::Unit::Seconds,
+            )? {
+                Some(b) if b <= 0.0 => {
+                    return Err(
+                        Error::usage("--latency-budget", "the budget must be positive").into(),
+                    )
+                }
+                b => b,
+            },
             accuracy_floor_sqnr_db: accuracy_floor
                 .map(bundle::parse_accuracy_floor)
                 .transpose()?,

@@ -10,9 +10,9 @@ use anyhow::Context;
 
 use super::Outcome;
 use edgepack::artifact::write_atomic;
-use edgepack::gate::units::{self, Unit};
 use edgepack::gate::{self, Decision, Extras, Metric, Policy};
 use edgepack::report::{self, Exporter};
+use edgepack::units::Unit;
 use edgepack::Error;
 
 #[derive(Debug, clap::Args)]
@@ -101,7 +101,7 @@ pub struct GateArgs {
 }
 
 fn quantity(flag: &str, text: &str, unit: Unit) -> anyhow::Result<f64> {
-    units::parse(text, unit).map_err(|e| Error::usage(flag, e).into())
+    Ok(super::quantity(flag, text, unit)?)
 }
 
 /// Resolve the policy: file (if any), then flags on top.

@@ -13,8 +13,8 @@ use std::path::Path;
 
 use clap::Args;
 use edgepack::error::Error;
-use edgepack::gate::units::{self, Unit};
 use edgepack::isolate::{self, ChildEnd, ChildLimits};
+use edgepack::units::Unit;
 
 use super::Outcome;
 
@@ -38,8 +38,7 @@ impl IsolationArgs {
     pub fn limits(&self) -> anyhow::Result<ChildLimits> {
         let memory = match &self.memory_limit {
             Some(t) => {
-                let b =
-                    units::parse(t, Unit::Bytes).map_err(|e| Error::usage("--memory-limit", e))?;
+                let b = super::quantity("--memory-limit", t, Unit::Bytes)?;
                 if b < 1.0 {
                     return Err(
                         Error::usage("--memory-limit", format!("'{t}' must be positive")).into(),
@@ -49,8 +48,7 @@ impl IsolationArgs {
             }
             None => isolate::default_memory_limit_bytes(),
         };
-        let timeout =
-            units::parse(&self.timeout, Unit::Seconds).map_err(|e| Error::usage("--timeout", e))?;
+        let timeout = super::quantity("--timeout", &self.timeout, Unit::Seconds)?;
         if !(timeout > 0.0 && timeout.is_finite()) {
             return Err(
                 Error::usage("--timeout", format!("'{}' must be positive", self.timeout)).into(),

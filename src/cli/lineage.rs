@@ -49,7 +49,7 @@ pub fn run(args: LineageArgs) -> anyhow::Result<Outcome> {
                 .map(|s| format!("{:.1} ms", s * 1e3))
                 .unwrap_or_else(|| "?".into()),
             p.peak_memory_bytes
-                .map(edgepack::hardware::human_bytes)
+                .map(edgepack::units::format_bytes)
                 .unwrap_or_else(|| "?".into()),
             p.basis
         );

@@ -180,3 +180,19 @@ pub fn session_entries(
         })
         .collect()
 }
+
+/// A quantity typed on the command line (`20ms`, `512MiB`, `5%`) in SI base units, by the
+/// one grammar of [`edgepack::units`]: a unit is required, so a bare number is a usage
+/// error (exit 2) that names the flag and the expected form.
+pub fn quantity(flag: &str, text: &str, unit: edgepack::units::Unit) -> edgepack::Result<f64> {
+    edgepack::units::parse(text, unit).map_err(|e| edgepack::Error::usage(flag, e.to_string()))
+}
+
+/// [`quantity`] for an optional flag.
+pub fn optional_quantity(
+    flag: &str,
+    text: Option<&str>,
+    unit: edgepack::units::Unit,
+) -> edgepack::Result<Option<f64>> {
+    text.map(|t| quantity(flag, t, unit)).transpose()
+}

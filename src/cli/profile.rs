@@ -17,10 +17,8 @@ use edgepack::profile::plan::{Overrides, Plan};
 use edgepack::profile::schema::{ConfigResult, Profile, Status};
 use edgepack::profile::source::Source;
 use edgepack::profile::sweep::{self, ConfigSpec, SweepObserver, SweepOptions, WorkerCommand};
-use edgepack::profile::units::{
-    format_bytes, format_duration_s, parse_duration_s, parse_size_bytes,
-};
 use edgepack::profile::worker::{run_request, WorkerRequest};
+use edgepack::units::{format_bytes, format_duration_s, Unit};
 use edgepack::Error;
 
 use super::Outcome;
@@ -87,9 +85,10 @@ pub struct ProfileArgs {
     /// Maximum measured time per configuration, e.g. 10s.
     #[arg(long, value_name = "DURATION")]
     pub max_time: Option<String>,
-    /// Target relative half-width of the median's 95% CI, e.g. 1% or 0.01.
-    #[arg(long, value_name = "FRACTION")]
-    pub target_ci: Option<String>,
+    /// Stop measuring a configuration once the half-width of its median's 95% confidence
+    /// interval is within this percentage of the median, e.g. 1% (a unit is required).
+    #[arg(long = "ci-half-width", alias = "target-ci", value_name = "PERCENT")]
+    pub ci_half_width: Option<String>,
     /// Seed for generated inputs.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -100,25 +99,8 @@ pub struct ProfileArgs {
     pub session_config: Vec<String>,
 }
 
-fn parse_fraction(s: &str) -> anyhow::Result<f64> {
-    let t = s.trim();
-    let v = match t.strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().map(|x| x / 100.0),
-        None => t.parse::<f64>(),
-    };
-    v.map_err(|_| {
-        Error::usage(
-            "--target-ci",
-            format!("'{s}' is not a fraction like 1% or 0.01"),
-        )
-        .into()
-    })
-}
-
 fn duration(flag: &str, s: &Option<String>) -> anyhow::Result<Option<f64>> {
-    s.as_deref()
-        .map(|v| parse_duration_s(v).map_err(|m| Error::usage(flag, m).into()))
-        .transpose()
+    Ok(super::optional_quantity(flag, s.as_deref(), Unit::Seconds)?)
 }
 
 fn parse_dims(args: &[String]) -> anyhow::Result<std::collections::BTreeMap<String, Vec<i64>>> {
@@ -192,13 +174,18 @@ fn resolve_plan(args: &ProfileArgs, package: Option<&PackageContext>) -> anyhow:
         max_iterations: args.max_iterations,
         min_time_s: duration("--min-time", &args.min_time)?,
         max_time_s: duration("--max-time", &args.max_time)?,
-        target_ci_rel: args.target_ci.as_deref().map(parse_fraction).transpose()?,
+        target_ci_rel: super::optional_quantity(
+            "--ci-half-width",
+            args.ci_half_width.as_deref(),
+            Unit::Percent,
+        )?,
         timeout_s: duration("--timeout", &args.timeout)?,
-        memory_limit_bytes: args
-            .memory_limit
-            .as_deref()
-            .map(|v| parse_size_bytes(v).map_err(|m| Error::usage("--memory-limit", m)))
-            .transpose()?,
+        memory_limit_bytes: super::optional_quantity(
+            "--memory-limit",
+            args.memory_limit.as_deref(),
+            Unit::Bytes,
+        )?
+        .map(|b| b.round() as u64),
         latency_budget_s: duration("--latency-budget", &args.latency_budget)?,
     };
     Ok(plan.with_overrides(&o)?)

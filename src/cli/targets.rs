@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use edgepack::hardware::{self, human_bytes, Target};
+use edgepack::hardware::{self, Target};
+use edgepack::units::format_bytes as human_bytes;
 
 use super::Outcome;
 

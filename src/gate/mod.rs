@@ -9,7 +9,7 @@
 //!
 //! Timings are never judged on a single number: latency budgets use the confidence
 //! interval of the latency, regressions a seeded bootstrap interval of the ratio of
-//! candidate to baseline medians ([`stats`]), over interleaved rounds when the two models
+//! candidate to baseline medians ([`crate::stats`]), over interleaved rounds when the two models
 //! were measured side by side ([`rounds`], `edgepack gate --remeasure`).
 //!
 //! ```
@@ -24,8 +24,6 @@
 
 pub mod policy;
 pub mod rounds;
-pub mod stats;
-pub mod units;
 pub mod verdict;
 
 pub use policy::{Direction, Metric, Policy, Rule, Scope, Severity};

@@ -27,8 +27,8 @@
 //! severity = "soft"
 //! ```
 //!
-//! Quantities may be TOML numbers in SI base units (seconds, bytes, dB, items/s; a bare
-//! percentage number means percent) or strings with a unit (`"20ms"`, `"300MB"`, `"25dB"`).
+//! Quantities are strings with a unit (`"20ms"`, `"300MB"`, `"25dB"`, `"5%"`, `"2/s"`), by
+//! the grammar of [`crate::units`]; a bare TOML number is refused with the expected form.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -37,8 +37,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::units::{self, Unit};
 use crate::error::{Error, Result};
+use crate::units::{self, Unit};
 
 /// A metric the gate knows how to read from a profile (or a quantize report).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -242,7 +242,7 @@ impl Default for Policy {
     }
 }
 
-/// A number in SI units or a string with a unit.
+/// A string with a unit (a bare number is parsed only to be refused with a clear message).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
 enum Quantity {
@@ -253,10 +253,10 @@ enum Quantity {
 impl Quantity {
     fn resolve(&self, unit: Unit) -> Result<f64, String> {
         match self {
-            Quantity::Number(v) if unit == Unit::Percent => Ok(v / 100.0),
-            Quantity::Number(v) if v.is_finite() => Ok(*v),
-            Quantity::Number(v) => Err(format!("{v} is not a finite number")),
-            Quantity::Text(t) => units::parse(t, unit),
+            // A budget needs its unit (`"20ms"`, not `20`): a bare number is refused the
+            // same way on the command line and in a policy (issue 17, bug 1).
+            Quantity::Number(v) => units::from_bare_number(*v, unit).map_err(|e| e.to_string()),
+            Quantity::Text(t) => units::parse(t, unit).map_err(|e| e.to_string()),
         }
     }
 }
@@ -484,16 +484,26 @@ mod tests {
     }
 
     #[test]
-    fn quantities_take_units_or_si_numbers() {
+    fn quantities_need_units() {
         let p = Policy::from_toml(
-            "[metrics.p95_latency]\nmax = 0.02\n[metrics.peak_memory]\nmax = \"300MiB\"\n\
-             [metrics.p50_latency]\nmax_regression = 5\nmin_effect = \"2%\"\n",
+            "[metrics.p95_latency]\nmax = \"20ms\"\n[metrics.peak_memory]\nmax = \"300MiB\"\n\
+             [metrics.p50_latency]\nmax_regression = \"5%\"\nmin_effect = \"2%\"\n",
         )
         .unwrap();
-        assert_eq!(p.rules[&Metric::P95Latency].max, Some(0.02));
+        assert!((p.rules[&Metric::P95Latency].max.unwrap() - 0.02).abs() < 1e-12);
         assert_eq!(p.rules[&Metric::PeakMemory].max, Some(300.0 * 1048576.0));
         assert!((p.rules[&Metric::P50Latency].max_regression.unwrap() - 0.05).abs() < 1e-12);
         assert!((p.rules[&Metric::P50Latency].min_effect - 0.02).abs() < 1e-12);
+        // A bare number is never silently seconds, bytes or percent (issue 17, bug 1).
+        for toml in [
+            "[metrics.p95_latency]\nmax = 20\n",
+            "[metrics.peak_memory]\nmax = 512\n",
+            "[metrics.p50_latency]\nmax_regression = 5\n",
+            "[defaults]\nmin_effect = 1\n",
+        ] {
+            let e = Policy::from_toml(toml).unwrap_err();
+            assert!(e.contains("has no unit"), "{toml}: {e}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Profiles measured in interleaved rounds (`edgepack gate --remeasure`): merging one
 //! model's rounds into a single profile, and pairing the two models' samples round by
-//! round for the hierarchical bootstrap ([`super::stats::bootstrap_ratio_rounds`]).
+//! round for the hierarchical bootstrap ([`crate::stats::bootstrap_ratio_rounds`]).
 //!
 //! Rounds run A B, B A, A B, ... so a linear drift of the machine adds the same amount to
 //! both models over every two rounds, and each round's pair was measured minutes apart at
@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::profile::schema::{ConfigResult, LatencyStats, Profile, Status};
-use crate::profile::stats::{rel_half_width, Summary};
+use crate::stats::{rel_half_width, Summary};
 
 /// Baseline and candidate samples of one round of one configuration.
 pub type RoundPair = (Vec<f64>, Vec<f64>);
@@ -18,7 +18,7 @@ pub type RoundPair = (Vec<f64>, Vec<f64>);
 fn median(mut v: Vec<f64>) -> Option<f64> {
     v.retain(|x| x.is_finite());
     v.sort_by(f64::total_cmp);
-    super::stats::quantile_sorted(&v, 0.5)
+    crate::stats::quantile_sorted(&v, 0.5)
 }
 
 /// Merge one model's round profiles into one profile: pooled samples with statistics

@@ -21,9 +21,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::policy::{Direction, Metric, Policy, Rule, Severity};
-use super::stats::{self, Interval};
 use crate::error::{Error, Result};
 use crate::profile::schema::{ConfigResult, Profile, Status, PROFILE_SCHEMA};
+use crate::stats::{self, Interval};
 
 /// The schema identifier of the gate's JSON output.
 pub const GATE_SCHEMA: &str = "edgepack.gate/1";
@@ -465,7 +465,7 @@ fn blank(metric: Metric, kind: CheckKind, rule: &Rule, config: Option<&str>) -> 
 }
 
 fn show(v: f64, metric: Metric) -> String {
-    super::units::Display(v, metric.unit()).to_string()
+    crate::units::Display(v, metric.unit()).to_string()
 }
 
 fn pct(v: f64) -> String {

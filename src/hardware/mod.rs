@@ -318,22 +318,6 @@ pub fn resolve(spec: &str) -> Result<Vec<Target>> {
     Ok(vec![Target::load(p)?])
 }
 
-/// Format a byte count in binary units for tables (`3.8 GiB`).
-pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,12 +394,5 @@ source = ["https://example.invalid/spec"]
     fn rejects_names_unusable_in_file_names() {
         let e = parse(&MINIMAL.replace("name = \"t\"", "name = \"../x\"")).unwrap_err();
         assert!(e.to_string().contains("slug"), "{e}");
-    }
-
-    #[test]
-    fn human_bytes_uses_binary_units() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(4 * 1024 * 1024 * 1024), "4.0 GiB");
     }
 }

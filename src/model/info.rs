@@ -353,7 +353,7 @@ impl ModelInfo {
             self.path.as_deref().unwrap_or("<memory>")
         );
         if let Some(b) = self.file_bytes {
-            let _ = writeln!(w, "file        {}", human_bytes(b));
+            let _ = writeln!(w, "file        {}", crate::units::format_bytes(b));
         }
         let producer = format!("{} {}", self.producer_name, self.producer_version);
         let producer = if producer.trim().is_empty() {
@@ -421,11 +421,17 @@ impl ModelInfo {
             w,
             "parameters  {} ({})",
             human_count(self.parameters),
-            human_bytes(self.weight_bytes)
+            crate::units::format_bytes(self.weight_bytes)
         );
         for (dt, n) in &self.parameters_by_dtype {
             let b = self.weight_bytes_by_dtype.get(dt).copied().unwrap_or(0);
-            let _ = writeln!(w, "  {:<10}{} ({})", dt, human_count(*n), human_bytes(b));
+            let _ = writeln!(
+                w,
+                "  {:<10}{} ({})",
+                dt,
+                human_count(*n),
+                crate::units::format_bytes(b)
+            );
         }
         let places = [
             ("initializers", &self.weights.initializers),
@@ -436,7 +442,13 @@ impl ModelInfo {
         let parts: Vec<String> = places
             .iter()
             .filter(|(_, p)| p.tensors > 0)
-            .map(|(n, p)| format!("{n}: {} tensors, {}", p.tensors, human_bytes(p.bytes)))
+            .map(|(n, p)| {
+                format!(
+                    "{n}: {} tensors, {}",
+                    p.tensors,
+                    crate::units::format_bytes(p.bytes)
+                )
+            })
             .collect();
         let _ = writeln!(
             w,
@@ -454,7 +466,7 @@ impl ModelInfo {
                     "external    {} ({} tensors, {})",
                     f.location,
                     f.tensors,
-                    human_bytes(f.referenced_bytes)
+                    crate::units::format_bytes(f.referenced_bytes)
                 );
             }
         }
@@ -541,17 +553,6 @@ pub fn human_count(n: u64) -> String {
         }
     }
     n.to_string()
-}
-
-/// `4.47 MiB`-style sizes.
-pub fn human_bytes(n: u64) -> String {
-    let units = [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
-    for (scale, unit) in units {
-        if n >= scale {
-            return format!("{:.2} {unit}", n as f64 / scale as f64);
-        }
-    }
-    format!("{n} B")
 }
 
 #[cfg(test)]
@@ -684,6 +685,5 @@ mod tests {
     fn human_units() {
         assert_eq!(human_count(999), "999");
         assert_eq!(human_count(2_301_935_744), "2.302 G");
-        assert_eq!(human_bytes(4_687_364), "4.47 MiB");
     }
 }

@@ -11,7 +11,7 @@
 //! 3. **Probe.** One more run estimates the per-run time `t`. The initial iteration count is
 //!    `clamp(⌈min_time_s / t⌉, min_iterations, max_iterations)`.
 //! 4. **Iterate.** Runs are collected in order. After each batch the loop computes the
-//!    distribution-free 95% confidence interval of the median (see [`super::stats`]) and the
+//!    distribution-free 95% confidence interval of the median (see [`crate::stats`]) and the
 //!    stability of the last three windows. It stops as **converged** once the interval's
 //!    relative half-width is at most `target_ci_rel`, the last three windows agree within
 //!    `stability_tolerance` (where there are enough samples to tell), at least
@@ -35,8 +35,8 @@
 use std::fmt;
 
 use super::schema::LatencyStats;
-use super::stats::{self, Summary};
 use crate::error::Result;
+use crate::stats::{self, Summary};
 
 /// The thing being measured: one call is one timed execution.
 pub trait Runner {

@@ -1,7 +1,7 @@
 //! The profiler: latency, memory and CPU/GPU needs across query sizes, threads and
 //! execution providers.
 //!
-//! - [`stats`]: pure statistics over sample vectors (percentiles, median CI, outliers).
+//! Statistics come from [`crate::stats`] and units from [`crate::units`], shared with the gate.
 //! - [`measure`]: the measurement protocol, generic over a [`measure::Runner`].
 //! - [`plan`]: strict TOML plans from `profiles/`, with command-line overrides.
 //! - [`isolate`] and [`worker`]: one child process per configuration.
@@ -18,7 +18,5 @@ pub mod plan;
 pub mod process;
 pub mod schema;
 pub mod source;
-pub mod stats;
 pub mod sweep;
-pub mod units;
 pub mod worker;

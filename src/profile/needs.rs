@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use super::schema::{ConfigResult, Needs, Status};
-use super::stats;
+use crate::stats;
 
 /// The label of a configuration's query size and provider: its id without the
 /// `threads=N` token (ids are `ep=cpu threads=2 batch=4 ...`).

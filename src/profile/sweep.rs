@@ -425,7 +425,7 @@ pub fn classify(out: &ChildOutput, memory_limited: bool, timeout_s: Option<f64>)
             FailureKind::Timeout,
             format!(
                 "no result within the {} timeout; its process group was killed",
-                super::units::format_duration_s(timeout_s.unwrap_or(0.0))
+                crate::units::format_duration_s(timeout_s.unwrap_or(0.0))
             ),
         ),
         ChildEnd::Exited(0) => {

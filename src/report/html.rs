@@ -17,8 +17,8 @@ use super::plot::{self, Axis, HLine, LineChart, Series};
 use super::quantize::QuantizeSummary;
 use super::targets::TargetRam;
 use crate::error::Result;
-use crate::gate::units::{Display, Unit};
 use crate::profile::schema::{ConfigResult, Profile, Status};
+use crate::units::{Display, Unit};
 
 /// Everything the report shows.
 #[derive(Clone, Debug)]
@@ -124,11 +124,13 @@ fn per_s(y: f64) -> String {
     format!("{}/s", plot::trim_number(y))
 }
 
-fn mb(y: f64) -> String {
-    if y >= 1e9 {
-        format!("{} GB", plot::trim_number(y / 1e9))
+/// Axis ticks in binary units, as every table and report prints sizes (`crate::units`).
+fn mib(y: f64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    if y >= 1024.0 * MIB {
+        format!("{} GiB", plot::trim_number(y / (1024.0 * MIB)))
     } else {
-        format!("{} MB", plot::trim_number(y / 1e6))
+        format!("{} MiB", plot::trim_number(y / MIB))
     }
 }
 
@@ -294,7 +296,7 @@ fn memory_chart(p: &Profile, targets: &[TargetRam]) -> Result<Option<String>> {
             y_desc: "peak resident memory",
             x_axis: batch_axis(p),
             y_axis: Axis::Linear,
-            y_fmt: &mb,
+            y_fmt: &mib,
         },
         &series,
         &lines,

@@ -18,8 +18,8 @@ pub mod quantize;
 pub mod table;
 pub mod targets;
 
-use crate::gate::units::Display;
 use crate::gate::{Check, CheckStatus, Decision, Metric, Severity, Verdict};
+use crate::units::Display;
 
 /// One output format of the gate's verdict.
 pub trait Exporter {
@@ -113,6 +113,8 @@ pub(crate) mod fixtures {
     use crate::gate::verdict::{ModelLabel, GATE_SCHEMA};
     use crate::gate::*;
 
+    const MIB: f64 = 1024.0 * 1024.0;
+
     fn check(metric: Metric, kind: CheckKind, status: CheckStatus) -> Check {
         Check {
             metric,
@@ -157,19 +159,19 @@ pub(crate) mod fixtures {
                        straddles the budget 20.000 ms; too noisy to decide"
             .into();
         let mut mem = check(Metric::PeakMemory, CheckKind::Budget, CheckStatus::Pass);
-        mem.current = Some(245.1e6);
-        mem.baseline = Some(240.0e6);
-        mem.limit = Some(300e6);
-        mem.message = "245.1 MB is within the budget <= 300.0 MB".into();
+        mem.current = Some(245.1 * MIB);
+        mem.baseline = Some(240.0 * MIB);
+        mem.limit = Some(300.0 * MIB);
+        mem.message = "245.1 MiB is within the budget <= 300.0 MiB".into();
         let mut size = check(Metric::ModelSize, CheckKind::Budget, CheckStatus::Fail);
         size.config = None;
         size.severity = Severity::Soft;
-        size.current = Some(5.2e6);
-        size.limit = Some(5e6);
-        size.message = "5.2 MB breaks the budget <= 5.0 MB & needs <attention>".into();
+        size.current = Some(5.2 * MIB);
+        size.limit = Some(5.0 * MIB);
+        size.message = "5.2 MiB breaks the budget <= 5.0 MiB & needs <attention>".into();
         let mut run = check(Metric::P50Latency, CheckKind::Run, CheckStatus::Fail);
         run.config = Some("ep=cpu threads=2 batch=64".into());
-        run.message = "the configuration failed to run (Oom: killed at 512 MB)".into();
+        run.message = "the configuration failed to run (Oom: killed at 512 MiB)".into();
         Verdict {
             schema: GATE_SCHEMA.into(),
             decision: Decision::Fail,

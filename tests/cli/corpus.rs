@@ -826,6 +826,94 @@ fn bad_config_and_profiles_are_refused() {
     check_all(cases);
 }
 
+/// Budgets typed without a unit (issue 17, bug 1): a bare `20` was 20 s (or 512 bytes), so
+/// a budget meant as 20 ms always passed. Every duration, size and percentage flag, and
+/// every budget in a policy file, needs its unit; a bare number is refused with the form.
+#[test]
+fn bare_numbers_in_budgets_are_refused() {
+    let profile = edgepack::report::fixture::sample_profile();
+    let mut cases = Vec::new();
+    for (flag, value) in [
+        ("--max-p95", "20"),
+        ("--max-p50", "0.015"),
+        ("--max-peak-memory", "512"),
+        ("--max-size", "5"),
+        ("--max-regression", "5"),
+        ("--min-effect", "1"),
+        ("--min-sqnr", "25"),
+    ] {
+        let c = Case::new(&format!("gate{flag}-bare"));
+        let cur = c.m().join("cur.json");
+        std::fs::write(&cur, serde_json::to_vec_pretty(&profile).unwrap()).unwrap();
+        cases.push(
+            c.args([
+                OsString::from("gate"),
+                "--current".into(),
+                cur.into(),
+                flag.into(),
+                value.into(),
+            ])
+            .expect(flag)
+            .expect("has no unit"),
+        );
+    }
+    for (key, value) in [
+        ("[metrics.p95_latency]\nmax", "20"),
+        ("[metrics.peak_memory]\nmax", "512"),
+        ("[metrics.p50_latency]\nmax_regression", "5"),
+    ] {
+        let c = Case::new("policy-bare-number");
+        let cur = c.m().join("cur.json");
+        std::fs::write(&cur, serde_json::to_vec_pretty(&profile).unwrap()).unwrap();
+        let pol = c.m().join("gate.toml");
+        std::fs::write(&pol, format!("{key} = {value}\n")).unwrap();
+        cases.push(
+            c.args([
+                OsString::from("gate"),
+                "--current".into(),
+                cur.into(),
+                "--policy".into(),
+                pol.into(),
+            ])
+            .expect("gate.toml")
+            .expect("has no unit"),
+        );
+    }
+    for (flag, value) in [
+        ("--latency-budget", "20"),
+        ("--memory-limit", "512"),
+        ("--timeout", "60"),
+        ("--min-time", "1"),
+        ("--max-time", "10"),
+        ("--ci-half-width", "5"),
+    ] {
+        let c = Case::new(&format!("profile{flag}-bare"));
+        let model = c.m().join("model.onnx");
+        save(&builder::mlp(&[4, 8, 3], 1), &model);
+        cases.push(
+            c.args([
+                OsString::from("profile"),
+                model.into(),
+                flag.into(),
+                value.into(),
+            ])
+            .expect(flag)
+            .expect("has no unit"),
+        );
+    }
+    for (flag, value) in [("--timeout", "60"), ("--memory-limit", "512")] {
+        let c = Case::new(&format!("run{flag}-bare"));
+        let model = c.m().join("model.onnx");
+        save(&builder::mlp(&[4, 8, 3], 1), &model);
+        cases.push(
+            c.run_model(&model, &[flag, value])
+                .expect(flag)
+                .expect("has no unit"),
+        );
+    }
+    check_all(cases);
+}
+
 /// A package made by `edgepack package` from the MLP, with its self-test given (so no
 /// runtime is needed), optionally signed with `key`.
 fn make_package(dir: &Path, name: &str, seed: u64, key: Option<&Path>) -> PathBuf {

@@ -1,28 +1,40 @@
-//! Pure statistics over plain sample vectors (seconds).
+//! Pure statistics over plain sample vectors: quantiles, the median's confidence interval
+//! the measurement protocol documents, outliers, stability, and the seeded bootstrap the
+//! gate judges regressions with. Profile, gate, bundle and report all call this one module,
+//! so the same samples always get the same interval.
 //!
 //! Everything here is a function of its arguments: no clock, no I/O. Values that are
 //! undefined for too few samples are `Option`s instead of NaN or a made-up number.
 //!
 //! Definitions (each function says which one it uses):
-//! - **Percentiles** use linear interpolation between closest ranks (Hyndman & Fan 1996,
+//! - **Quantiles** use linear interpolation between closest ranks (Hyndman & Fan 1996,
 //!   "Sample quantiles in statistical packages", definition 7; NumPy's and R's default):
 //!   for sorted `x[0..n]` and `p` in `[0, 1]`, `h = (n - 1) p`,
 //!   `Q(p) = x[⌊h⌋] + (h - ⌊h⌋)(x[⌊h⌋ + 1] - x[⌊h⌋])`.
 //! - **Standard deviation** is the sample (Bessel-corrected, `n - 1`) one.
-//! - **Median confidence interval** is distribution-free, from order statistics: the number
-//!   of samples below the true median is Binomial(n, 1/2), so `[x(k), x(n-k+1)]` (1-based
-//!   order statistics) covers the median with probability `1 - 2 P(B ≤ k - 1)`; we take the
-//!   largest `k` whose coverage is still at least the requested confidence (Conover,
-//!   "Practical Nonparametric Statistics", 3rd ed., 1999, §3.2, confidence interval for a
-//!   quantile; also Hollander & Wolfe, "Nonparametric Statistical Methods", §3.6). No
-//!   normality assumption: latency distributions are skewed and heavy-tailed.
+//! - **Confidence interval of a quantile** (the median's included) is distribution-free,
+//!   from order statistics: the number of samples below the true `q` quantile is
+//!   Binomial(n, q), so `[x(j), x(k)]` (1-based order statistics) covers it with
+//!   probability `P(j ≤ B ≤ k - 1)`. The ranks are chosen from the **exact** binomial
+//!   distribution, equal-tailed (Conover, "Practical Nonparametric Statistics", 3rd ed.,
+//!   1999, §3.2, confidence interval for a quantile; Hollander & Wolfe, "Nonparametric
+//!   Statistical Methods", §3.6). No normality assumption: latency distributions are
+//!   skewed and heavy-tailed. For the median this is the symmetric `[x(k), x(n-k+1)]`.
 //! - **Outliers** use Tukey's fences on the interquartile range (Tukey 1977, "Exploratory
 //!   Data Analysis"; the same mild/severe split criterion.rs reports): mild outside
 //!   `[Q1 - 1.5 IQR, Q3 + 1.5 IQR]`, severe outside `[Q1 - 3 IQR, Q3 + 3 IQR]`.
 //! - **Stability** follows Triton perf_analyzer's idea of "the last 3 measurement windows
 //!   within N%": the medians of the last three consecutive windows must each lie within
 //!   ±N% of their mean.
+//! - **Regression ratios** come from a seeded percentile bootstrap of the ratio of
+//!   candidate to baseline quantiles. Why the *ratio of medians*: timings on shared
+//!   machines are skewed and carry outliers, so means and t-intervals mislead; the median
+//!   is robust, and a ratio makes the threshold ("5% slower") independent of the model's
+//!   absolute speed. The percentile bootstrap assumes no shape of the distribution, and
+//!   the seed makes the same two profiles always give the same verdict.
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 /// Smallest value; `None` for no samples.
 pub fn min(samples: &[f64]) -> Option<f64> {
     samples.iter().copied().reduce(f64::min)
@@ -112,27 +124,10 @@ pub fn rel_half_width(low: f64, high: f64, center: f64) -> Option<f64> {
 /// even `[x(1), x(n)]` covers less (n < 6 for 95%).
 ///
 /// Coverage of `[x(k), x(n-k+1)]` is `1 - 2 P(B ≤ k - 1)`, `B ~ Binomial(n, 1/2)` (Conover
-/// 1999, §3.2). The binomial terms are summed in log space so large `n` does not underflow.
+/// 1999, §3.2); this is [`quantile_ci_ranks`] at `q = 1/2`.
 pub fn median_ci_rank(n: usize, confidence: f64) -> Option<(usize, f64)> {
-    if n == 0 {
-        return None;
-    }
-    let tail_allowed = (1.0 - confidence) / 2.0;
-    let ln2 = std::f64::consts::LN_2;
-    // ln P(B = i), starting at i = 0: -n ln 2.
-    let mut ln_term = -(n as f64) * ln2;
-    let mut cdf = 0.0f64; // P(B ≤ i - 1) before adding term i
-    let mut best: Option<(usize, f64)> = None;
-    // k = i + 1 is valid when P(B ≤ i) ≤ tail_allowed.
-    for i in 0..n.div_ceil(2) {
-        cdf += ln_term.exp();
-        if cdf > tail_allowed {
-            break;
-        }
-        best = Some((i + 1, 1.0 - 2.0 * cdf));
-        ln_term += ((n - i) as f64).ln() - ((i + 1) as f64).ln();
-    }
-    best
+    // The median's interval is the quantile interval at q = 1/2, symmetric by construction.
+    quantile_ci_ranks(n, 0.5, confidence).map(|(j, _, coverage)| (j, coverage))
 }
 
 /// Distribution-free confidence interval of the median at `confidence` (e.g. 0.95), from
@@ -140,10 +135,10 @@ pub fn median_ci_rank(n: usize, confidence: f64) -> Option<(usize, f64)> {
 /// that confidence.
 pub fn median_ci(samples: &[f64], confidence: f64) -> Option<MedianCi> {
     let s = sorted(samples);
-    let (k, coverage) = median_ci_rank(s.len(), confidence)?;
+    let (j, k, coverage) = quantile_ci_ranks(s.len(), 0.5, confidence)?;
     Some(MedianCi {
-        low: s[k - 1],
-        high: s[s.len() - k],
+        low: s[j - 1],
+        high: s[k - 1],
         coverage,
     })
 }
@@ -318,6 +313,217 @@ impl Summary {
     }
 }
 
+/// A point estimate with a two-sided confidence interval.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Interval {
+    pub point: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// [`quantile_sorted`] of unsorted samples in O(n), reordering `buf` (selection instead of
+/// a full sort: the bootstrap computes thousands of these).
+pub fn quantile_select(buf: &mut [f64], q: f64) -> Option<f64> {
+    let n = buf.len();
+    if n == 0 {
+        return None;
+    }
+    let h = (n - 1) as f64 * q.clamp(0.0, 1.0);
+    let lo = h.floor() as usize;
+    let (_, &mut x_lo, right) = buf.select_nth_unstable_by(lo, f64::total_cmp);
+    let x_hi = if lo + 1 < n {
+        right.iter().copied().fold(f64::INFINITY, f64::min)
+    } else {
+        x_lo
+    };
+    Some(x_lo + (h - lo as f64) * (x_hi - x_lo))
+}
+
+/// Sorted copy of the finite samples (NaN and infinities are dropped: they are not timings).
+pub fn sorted_finite(samples: &[f64]) -> Vec<f64> {
+    let mut v: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// Cumulative distribution `P(B ≤ i)` for `i = 0..=n` of `B ~ Binomial(n, q)`, the terms
+/// summed in log space so large `n` does not underflow.
+fn binomial_cdf(n: usize, q: f64) -> Vec<f64> {
+    let mut cdf = Vec::with_capacity(n + 1);
+    if q <= 0.0 || q >= 1.0 {
+        // Degenerate: B is always 0 (q = 0) or always n (q = 1).
+        for i in 0..=n {
+            cdf.push(if q <= 0.0 || i == n { 1.0 } else { 0.0 });
+        }
+        return cdf;
+    }
+    let (lq, lp) = (q.ln(), (1.0 - q).ln());
+    // ln P(B = 0) = n ln(1 - q); then ln P(B = i + 1) = ln P(B = i) + ln((n - i)/(i + 1)) + ln(q/(1 - q)).
+    let mut ln_term = n as f64 * lp;
+    let mut acc = 0.0f64;
+    for i in 0..=n {
+        acc += ln_term.exp();
+        cdf.push(acc.min(1.0));
+        if i < n {
+            ln_term += ((n - i) as f64).ln() - ((i + 1) as f64).ln() + lq - lp;
+        }
+    }
+    cdf
+}
+
+/// The 1-based order-statistic ranks `(j, k)` of the distribution-free, equal-tailed
+/// interval `[x(j), x(k)]` of the `q` quantile over `n` samples, and its exact coverage
+/// `P(j ≤ B ≤ k - 1)`, `B ~ Binomial(n, q)` (Conover 1999, §3.2). `j` is the largest rank
+/// with `P(B ≤ j - 1) ≤ α/2`, `k` the smallest with `P(B ≥ k) ≤ α/2`. `None` when a
+/// tail cannot be kept under `α/2` inside the sample (too few samples for that
+/// confidence: n < 6 for the median at 95%, n < 59 for p95), rather than pretending.
+pub fn quantile_ci_ranks(n: usize, q: f64, confidence: f64) -> Option<(usize, usize, f64)> {
+    if n == 0 || !(0.0..1.0).contains(&confidence) {
+        return None;
+    }
+    let tail = (1.0 - confidence) / 2.0;
+    let cdf = binomial_cdf(n, q.clamp(0.0, 1.0));
+    // Tolerance for summation error, so symmetric cases stay symmetric.
+    const EPS: f64 = 1e-12;
+    // j: largest with cdf[j - 1] <= tail, j >= 1.
+    let j = (1..=n).take_while(|&j| cdf[j - 1] <= tail + EPS).last()?;
+    // k: smallest with 1 - cdf[k - 1] <= tail, k <= n.
+    let k = (1..=n).find(|&k| 1.0 - cdf[k - 1] <= tail + EPS)?;
+    if k < j {
+        return None;
+    }
+    let coverage = cdf[k - 1] - cdf[j - 1];
+    Some((j, k, coverage))
+}
+
+/// Distribution-free confidence interval of the `q` quantile from **sorted**, finite
+/// samples (see [`quantile_ci_ranks`]); the point is [`quantile_sorted`]. `None` when
+/// there are too few samples for the requested confidence.
+pub fn quantile_ci(sorted: &[f64], q: f64, confidence: f64) -> Option<Interval> {
+    let point = quantile_sorted(sorted, q)?;
+    let (j, k, _) = quantile_ci_ranks(sorted.len(), q, confidence)?;
+    Some(Interval {
+        point,
+        low: sorted[j - 1],
+        high: sorted[k - 1],
+    })
+}
+
+/// Seeded two-sample percentile bootstrap (Efron & Tibshirani, *An Introduction to the
+/// Bootstrap*, 1993, ch. 8 and 13) of `quantile_q(candidate) / quantile_q(baseline)`.
+/// Each resample draws both samples with replacement at their own sizes. `None` when a
+/// sample is empty or the baseline quantile is not positive.
+pub fn bootstrap_ratio(
+    baseline: &[f64],
+    candidate: &[f64],
+    q: f64,
+    confidence: f64,
+    resamples: usize,
+    seed: u64,
+) -> Option<Interval> {
+    let base = sorted_finite(baseline);
+    let cand = sorted_finite(candidate);
+    let b = quantile_sorted(&base, q)?;
+    let c = quantile_sorted(&cand, q)?;
+    if b <= 0.0 || resamples == 0 {
+        return None;
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut ratios = Vec::with_capacity(resamples);
+    let mut buf_b = vec![0.0; base.len()];
+    let mut buf_c = vec![0.0; cand.len()];
+    for _ in 0..resamples {
+        let qb = resampled_quantile(&base, &mut buf_b, q, &mut rng);
+        let qc = resampled_quantile(&cand, &mut buf_c, q, &mut rng);
+        if qb > 0.0 {
+            ratios.push(qc / qb);
+        }
+    }
+    if ratios.is_empty() {
+        return None;
+    }
+    ratios.sort_by(f64::total_cmp);
+    let alpha = 1.0 - confidence;
+    Some(Interval {
+        point: c / b,
+        low: quantile_sorted(&ratios, alpha / 2.0)?,
+        high: quantile_sorted(&ratios, 1.0 - alpha / 2.0)?,
+    })
+}
+
+/// Seeded two-level (hierarchical) bootstrap of the same ratio for measurements made in
+/// interleaved *rounds*: `rounds[i]` holds the baseline's and the candidate's samples of
+/// round `i`, measured back to back (A B, then B A, ...). Each resample draws rounds with
+/// replacement, keeping a round's two sides together so drift between rounds cancels in
+/// the pair, then draws samples with replacement inside each chosen round, and compares
+/// the quantiles of the pooled draws. Drawing rounds as well as samples carries the
+/// round-to-round variation (a process's placement in memory, a noisy neighbour) into the
+/// interval, which a flat bootstrap of pooled samples would hide. (Davison & Hinkley,
+/// *Bootstrap Methods and their Application*, 1997, §3.8; Saravanan et al., "Application
+/// of the hierarchical bootstrap to multi-level data in neuroscience", 2020.)
+/// `None` when any side is empty or fewer than 2 rounds have samples.
+pub fn bootstrap_ratio_rounds(
+    rounds: &[(Vec<f64>, Vec<f64>)],
+    q: f64,
+    confidence: f64,
+    resamples: usize,
+    seed: u64,
+) -> Option<Interval> {
+    let rounds: Vec<(Vec<f64>, Vec<f64>)> = rounds
+        .iter()
+        .map(|(b, c)| (sorted_finite(b), sorted_finite(c)))
+        .filter(|(b, c)| !b.is_empty() && !c.is_empty())
+        .collect();
+    if rounds.len() < 2 || resamples == 0 {
+        return None;
+    }
+    let mut pooled_b: Vec<f64> = rounds.iter().flat_map(|r| r.0.iter().copied()).collect();
+    let mut pooled_c: Vec<f64> = rounds.iter().flat_map(|r| r.1.iter().copied()).collect();
+    let b = quantile_select(&mut pooled_b, q)?;
+    let c = quantile_select(&mut pooled_c, q)?;
+    if b <= 0.0 {
+        return None;
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut ratios = Vec::with_capacity(resamples);
+    let (mut pb, mut pc) = (Vec::new(), Vec::new());
+    for _ in 0..resamples {
+        pb.clear();
+        pc.clear();
+        for _ in 0..rounds.len() {
+            let (rb, rc) = &rounds[rng.random_range(0..rounds.len())];
+            for _ in 0..rb.len() {
+                pb.push(rb[rng.random_range(0..rb.len())]);
+            }
+            for _ in 0..rc.len() {
+                pc.push(rc[rng.random_range(0..rc.len())]);
+            }
+        }
+        if let (Some(qb), Some(qc)) = (quantile_select(&mut pb, q), quantile_select(&mut pc, q)) {
+            if qb > 0.0 {
+                ratios.push(qc / qb);
+            }
+        }
+    }
+    if ratios.is_empty() {
+        return None;
+    }
+    ratios.sort_by(f64::total_cmp);
+    let alpha = 1.0 - confidence;
+    Some(Interval {
+        point: c / b,
+        low: quantile_sorted(&ratios, alpha / 2.0)?,
+        high: quantile_sorted(&ratios, 1.0 - alpha / 2.0)?,
+    })
+}
+
+fn resampled_quantile(sample: &[f64], buf: &mut [f64], q: f64, rng: &mut StdRng) -> f64 {
+    for slot in buf.iter_mut() {
+        *slot = sample[rng.random_range(0..sample.len())];
+    }
+    quantile_select(buf, q).unwrap_or(f64::NAN)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,5 +681,131 @@ mod tests {
         assert!(close(a, 100.0) && close(b, 10.0), "{a} {b}");
         assert_eq!(fit_line(&[(1.0, 2.0)]), None);
         assert_eq!(fit_line(&[(1.0, 2.0), (1.0, 3.0)]), None);
+    }
+
+    #[test]
+    fn quantile_of_degenerate_samples() {
+        assert_eq!(quantile_sorted(&[], 0.5), None);
+        assert_eq!(quantile_sorted(&[3.0], 0.5), Some(3.0));
+        assert_eq!(quantile_sorted(&[1.0, 3.0], 0.5), Some(2.0));
+        assert_eq!(quantile_sorted(&[2.0, 2.0, 2.0], 0.95), Some(2.0));
+        assert_eq!(quantile_sorted(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.5), Some(3.0));
+        assert_eq!(quantile_sorted(&[1.0, 2.0, 3.0, 4.0, 5.0], 1.0), Some(5.0));
+    }
+
+    #[test]
+    fn selection_quantile_matches_the_sorted_one() {
+        let mut rng = StdRng::seed_from_u64(5);
+        for n in [1usize, 2, 3, 10, 101] {
+            let v: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
+            let sorted = sorted_finite(&v);
+            for q in [0.0, 0.05, 0.5, 0.95, 1.0] {
+                let mut buf = v.clone();
+                assert_eq!(quantile_select(&mut buf, q), quantile_sorted(&sorted, q));
+            }
+        }
+        assert_eq!(quantile_select(&mut [], 0.5), None);
+    }
+
+    #[test]
+    fn quantile_ci_refuses_too_few_samples() {
+        assert_eq!(quantile_ci(&[], 0.5, 0.95), None);
+        assert_eq!(quantile_ci(&[1.0], 0.5, 0.95), None);
+        assert_eq!(quantile_ci(&[1.0, 2.0], 0.5, 0.95), None);
+        // p95 needs far more samples than the median.
+        let s: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert!(quantile_ci(&s, 0.5, 0.95).is_some());
+        assert_eq!(quantile_ci(&s, 0.95, 0.95), None);
+    }
+
+    #[test]
+    fn quantile_ci_brackets_the_quantile() {
+        let s: Vec<f64> = (1..=1000).map(f64::from).collect();
+        let ci = quantile_ci(&s, 0.95, 0.95).unwrap();
+        assert!(ci.low < ci.point && ci.point < ci.high, "{ci:?}");
+        assert!(ci.low > 930.0 && ci.high < 970.0, "{ci:?}");
+        let eq = vec![5.0; 100];
+        let ci = quantile_ci(&eq, 0.5, 0.95).unwrap();
+        assert_eq!((ci.low, ci.point, ci.high), (5.0, 5.0, 5.0));
+    }
+
+    #[test]
+    fn bootstrap_is_seeded_and_brackets_the_true_ratio() {
+        let base: Vec<f64> = (0..200).map(|i| 1.0 + (i % 17) as f64 * 0.01).collect();
+        let cand: Vec<f64> = base.iter().map(|x| x * 1.15).collect();
+        let a = bootstrap_ratio(&base, &cand, 0.5, 0.95, 2000, 7).unwrap();
+        let b = bootstrap_ratio(&base, &cand, 0.5, 0.95, 2000, 7).unwrap();
+        assert_eq!(a, b, "same seed, same interval");
+        assert!((a.point - 1.15).abs() < 1e-9);
+        assert!(a.low <= 1.15 && a.high >= 1.15, "{a:?}");
+        assert!(a.low > 1.05, "{a:?}");
+    }
+
+    #[test]
+    fn bootstrap_of_identical_constant_samples_is_exactly_one() {
+        let s = vec![0.01; 50];
+        let i = bootstrap_ratio(&s, &s, 0.5, 0.95, 500, 1).unwrap();
+        assert_eq!((i.low, i.point, i.high), (1.0, 1.0, 1.0));
+    }
+
+    #[test]
+    fn bootstrap_needs_samples_on_both_sides() {
+        assert_eq!(bootstrap_ratio(&[], &[1.0], 0.5, 0.95, 100, 1), None);
+        assert_eq!(bootstrap_ratio(&[1.0], &[], 0.5, 0.95, 100, 1), None);
+        assert_eq!(bootstrap_ratio(&[0.0], &[1.0], 0.5, 0.95, 100, 1), None);
+        assert_eq!(
+            bootstrap_ratio(&[f64::NAN], &[1.0], 0.5, 0.95, 100, 1),
+            None
+        );
+    }
+
+    #[test]
+    fn round_bootstrap_widens_with_round_to_round_offsets() {
+        // Every round is internally precise, but rounds disagree by a few percent: the
+        // flat bootstrap is overconfident, the round bootstrap is not.
+        let offsets = [1.00, 1.04, 0.97, 1.03, 0.98, 1.02];
+        let rounds: Vec<(Vec<f64>, Vec<f64>)> = offsets
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let b: Vec<f64> = (0..100)
+                    .map(|k| o * (1.0 + (k % 5) as f64 * 1e-4))
+                    .collect();
+                let o2 = offsets[(i + 1) % offsets.len()];
+                let c: Vec<f64> = (0..100)
+                    .map(|k| o2 * (1.0 + (k % 5) as f64 * 1e-4))
+                    .collect();
+                (b, c)
+            })
+            .collect();
+        let flat_b: Vec<f64> = rounds.iter().flat_map(|r| r.0.clone()).collect();
+        let flat_c: Vec<f64> = rounds.iter().flat_map(|r| r.1.clone()).collect();
+        let flat = bootstrap_ratio(&flat_b, &flat_c, 0.5, 0.95, 1000, 3).unwrap();
+        let hier = bootstrap_ratio_rounds(&rounds, 0.5, 0.95, 1000, 3).unwrap();
+        assert!(
+            hier.high - hier.low > 2.0 * (flat.high - flat.low),
+            "flat {flat:?} hierarchical {hier:?}"
+        );
+        assert!(hier.low < 1.0 && hier.high > 1.0, "{hier:?}");
+    }
+
+    #[test]
+    fn round_bootstrap_detects_a_consistent_slowdown_and_needs_two_rounds() {
+        let rounds: Vec<(Vec<f64>, Vec<f64>)> = (0..4)
+            .map(|r| {
+                let drift = 1.0 + r as f64 * 0.05;
+                let b: Vec<f64> = (0..50)
+                    .map(|k| drift * (1.0 + (k % 7) as f64 * 0.002))
+                    .collect();
+                let c = b.iter().map(|x| x * 1.15).collect();
+                (b, c)
+            })
+            .collect();
+        let i = bootstrap_ratio_rounds(&rounds, 0.5, 0.95, 1000, 9).unwrap();
+        assert!(i.low > 1.05, "{i:?}");
+        assert_eq!(
+            bootstrap_ratio_rounds(&rounds[..1], 0.5, 0.95, 100, 1),
+            None
+        );
     }
 }
