@@ -27,6 +27,7 @@ pub mod quantize;
 pub mod report;
 pub mod runtime;
 pub mod stats;
+pub mod table;
 pub mod tensor;
 pub mod units;
 pub mod wheel;

@@ -183,13 +183,13 @@ pub fn print_table(sel: &Selection, target: &Target) {
             ]
         })
         .collect();
-    print!(
-        "{}",
-        super::table::render(
-            &["variant", "fits", "threads", "batch", "p50", "memory", "bundle", "sqnr", "why"],
-            &rows
-        )
-    );
+    let mut table = edgepack::table::Table::new([
+        "variant", "fits", "threads", "batch", "p50", "memory", "bundle", "sqnr", "why",
+    ]);
+    for r in rows {
+        table.row(r);
+    }
+    print!("{table}");
 }
 
 /// Resolve options shared by `bundle` and `build`.

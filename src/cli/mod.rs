@@ -21,7 +21,6 @@ mod report;
 mod run;
 mod runner;
 mod runtime;
-mod table;
 mod targets;
 mod verify;
 

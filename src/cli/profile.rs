@@ -14,11 +14,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use edgepack::package::manifest::ExecutionContext as PackageContext;
 use edgepack::profile::plan::{Overrides, Plan};
-use edgepack::profile::schema::{ConfigResult, Profile, Status};
+use edgepack::profile::schema::{ConfigResult, Status};
 use edgepack::profile::source::Source;
 use edgepack::profile::sweep::{self, ConfigSpec, SweepObserver, SweepOptions, WorkerCommand};
 use edgepack::profile::worker::{run_request, WorkerRequest};
-use edgepack::units::{format_bytes, format_duration_s, Unit};
+use edgepack::units::{format_duration_s, Unit};
 use edgepack::Error;
 
 use super::Outcome;
@@ -301,7 +301,9 @@ pub fn run(ort_lib: &Option<PathBuf>, args: ProfileArgs) -> anyhow::Result<Outco
         b.finish_and_clear();
     }
     let mut stdout = std::io::stdout().lock();
-    print_table(&mut stdout, &profile).context("writing the table")?;
+    stdout
+        .write_all(edgepack::report::profile_table::render(&profile).as_bytes())
+        .context("writing the table")?;
     if let Some(p) = &args.json {
         eprintln!("wrote {}", p.display());
     }
@@ -339,139 +341,6 @@ pub fn run(ort_lib: &Option<PathBuf>, args: ProfileArgs) -> anyhow::Result<Outco
 fn console_is_term() -> bool {
     use std::io::IsTerminal;
     std::io::stderr().is_terminal()
-}
-
-fn print_table(w: &mut dyn Write, p: &Profile) -> std::io::Result<()> {
-    let header = [
-        "config", "status", "p50", "p90", "p99", "±ci", "runs", "items/s", "session", "first",
-        "rss sess", "peak rss", "cores", "ep used",
-    ];
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    for c in &p.configs {
-        let mut r = vec![c.id.clone()];
-        match (&c.status, &c.latency) {
-            (Status::Ok, Some(l)) => {
-                r.push("ok".into());
-                r.push(format_duration_s(l.p50_s));
-                r.push(format_duration_s(l.p90_s));
-                r.push(format_duration_s(l.p99_s));
-                r.push(format!("{:.1}%", l.p50_ci_rel * 100.0));
-                r.push(l.iterations.to_string());
-            }
-            _ => {
-                r.push(format!(
-                    "FAILED ({})",
-                    c.failure
-                        .map(|f| format!("{f:?}").to_lowercase())
-                        .unwrap_or_default()
-                ));
-                r.extend(std::iter::repeat_n(String::from("-"), 5));
-            }
-        }
-        r.push(
-            c.throughput_items_per_s
-                .map(|t| format!("{t:.1}"))
-                .unwrap_or("-".into()),
-        );
-        r.push(
-            c.session_create_s
-                .map(format_duration_s)
-                .unwrap_or("-".into()),
-        );
-        r.push(c.first_run_s.map(format_duration_s).unwrap_or("-".into()));
-        match &c.memory {
-            Some(m) => {
-                r.push(format_bytes(m.rss_after_session_bytes));
-                r.push(format_bytes(m.peak_rss_bytes));
-            }
-            None => r.extend(["-".to_string(), "-".to_string()]),
-        }
-        r.push(
-            c.cpu
-                .as_ref()
-                .map(|c| format!("{:.2}", c.busy_cores))
-                .unwrap_or("-".into()),
-        );
-        r.push(c.ep_used.clone().unwrap_or("-".into()));
-        rows.push(r);
-    }
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in &rows {
-        for (i, cell) in r.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
-    }
-    let line = |w: &mut dyn Write, cells: &[String]| -> std::io::Result<()> {
-        let s: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if i == 0 || i == 1 || i == cells.len() - 1 {
-                    format!("{c:<width$}", width = widths[i])
-                } else {
-                    format!("{c:>width$}", width = widths[i])
-                }
-            })
-            .collect();
-        writeln!(w, "{}", s.join("  ").trim_end())
-    };
-    line(w, &header.map(String::from))?;
-    for r in &rows {
-        line(w, r)?;
-    }
-    for c in &p.configs {
-        if let Some(reason) = &c.reason {
-            writeln!(w, "! {}: {reason}", c.id)?;
-        }
-        for warn in &c.warnings {
-            writeln!(w, "! {}: {warn}", c.id)?;
-        }
-    }
-    if let Some(n) = &p.needs {
-        if let Some(b) = n.latency_budget_s {
-            writeln!(w, "\nthreads needed for p50 <= {}:", format_duration_s(b))?;
-            for (k, t) in &n.min_threads_for_budget {
-                match t {
-                    Some(t) => writeln!(w, "  {k}: {t}")?,
-                    None => writeln!(w, "  {k}: not met by any thread count measured")?,
-                }
-            }
-        }
-        if let (Some(f), Some(per)) = (n.memory_fixed_bytes, n.memory_per_item_bytes) {
-            writeln!(
-                w,
-                "\nmemory: peak rss ≈ {} + {} × batch",
-                format_bytes(f.max(0.0) as u64),
-                if per >= 0.0 {
-                    format_bytes(per as u64)
-                } else {
-                    format!("-{}", format_bytes((-per) as u64))
-                }
-            )?;
-            if let Some(limit) = n.memory_limit_bytes {
-                match n.max_batch_within_memory_limit {
-                    Some(b) => writeln!(w, "  largest batch within {}: {b}", format_bytes(limit))?,
-                    None => writeln!(
-                        w,
-                        "  no batch fits within {} by this line",
-                        format_bytes(limit)
-                    )?,
-                }
-            }
-        }
-    }
-    for c in &p.configs {
-        let ops: Vec<_> = c.per_op.iter().filter(|o| o.kind == "op").take(5).collect();
-        if ops.is_empty() {
-            continue;
-        }
-        let s: Vec<String> = ops
-            .iter()
-            .map(|o| format!("{} {:.0}%", o.name, o.share * 100.0))
-            .collect();
-        writeln!(w, "top ops {}: {}", c.id, s.join(", "))?;
-    }
-    Ok(())
 }
 
 /// `edgepack __profile-worker`: one configuration, request on stdin, reply on stdout.

@@ -57,6 +57,10 @@ pub fn run(args: TargetsArgs) -> anyhow::Result<Outcome> {
         "compute",
         "providers",
     ];
-    print!("{}", super::table::render(&header, &rows));
+    let mut table = edgepack::table::Table::new(header);
+    for r in rows {
+        table.row(r);
+    }
+    print!("{table}");
     Ok(Outcome::Success)
 }

@@ -14,6 +14,7 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod plot;
+pub mod profile_table;
 pub mod quantize;
 pub mod table;
 pub mod targets;

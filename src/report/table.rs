@@ -3,7 +3,7 @@
 use super::{change_cell, current_cell, decision_label, limit_cell, status_label, value, Exporter};
 use crate::gate::Verdict;
 
-/// Plain-text table with aligned columns.
+/// Plain-text table with aligned columns ([`crate::table`]).
 pub struct Table;
 
 impl Exporter for Table {
@@ -16,44 +16,18 @@ impl Exporter for Table {
             "CHANGE [CI]",
             "LIMIT",
         ];
-        let rows: Vec<[String; 6]> = v
-            .checks
-            .iter()
-            .map(|c| {
-                [
-                    status_label(c).to_string(),
-                    c.name(),
-                    current_cell(c),
-                    value(c.baseline, c.metric),
-                    change_cell(c),
-                    limit_cell(c),
-                ]
-            })
-            .collect();
-        let mut widths = header.map(|h| h.chars().count());
-        for r in &rows {
-            for (w, cell) in widths.iter_mut().zip(r) {
-                *w = (*w).max(cell.chars().count());
-            }
+        let mut table = crate::table::Table::new(header);
+        for c in &v.checks {
+            table.row([
+                status_label(c).to_string(),
+                c.name(),
+                current_cell(c),
+                value(c.baseline, c.metric),
+                change_cell(c),
+                limit_cell(c),
+            ]);
         }
-        let mut out = String::new();
-        let mut line = |cells: &[String]| {
-            let mut s = String::new();
-            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-                if i + 1 == cells.len() {
-                    s.push_str(cell);
-                } else {
-                    s.push_str(cell);
-                    s.extend(std::iter::repeat_n(' ', w - cell.chars().count() + 2));
-                }
-            }
-            out.push_str(s.trim_end());
-            out.push('\n');
-        };
-        line(&header.map(String::from));
-        for r in &rows {
-            line(r);
-        }
+        let mut out = table.render();
         for c in v
             .checks
             .iter()
