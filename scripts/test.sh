@@ -7,6 +7,7 @@
 #   - a Python venv with onnxruntime==1.31.1, numpy and onnx, used only by the tests that
 #     compare edgepack with ONNX Runtime's own Python package and ONNX's protobuf classes;
 #   - Debian's chromium (apt-get), for the HTML report test in a real headless browser.
+# It first checks the style (rustfmt, clippy with warnings as errors) and stops there if off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export EDGEPACK_CACHE="${EDGEPACK_CACHE:-$HOME/.cache/edgepack}"
@@ -19,6 +20,12 @@ if ! "$venv/bin/python" -c 'import onnxruntime, numpy, onnx' 2>/dev/null; then
   "$venv/bin/pip" install -q --disable-pip-version-check onnxruntime==1.31.1 numpy onnx==1.17.0
 fi
 export EDGEPACK_TEST_PYTHON="$venv/bin/python"
+
+echo "== style: cargo fmt --check, cargo clippy --all-targets -D warnings" >&2
+# The house style is enforced, not suggested: formatting, every clippy warning, and
+# clippy::unwrap_used outside tests (denied in src/lib.rs and src/main.rs).
+cargo fmt --check
+cargo clippy --all-targets --quiet -- -D warnings
 
 echo "== building, then installing ONNX Runtime into the edgepack cache" >&2
 # Tests find the library in the cache; a missing runtime then fails them instead of skipping.

@@ -13,6 +13,9 @@
 //! # Ok::<(), edgepack::Error>(())
 //! ```
 
+// Library code returns errors instead of panicking on a missing value (tests may unwrap).
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod artifact;
 pub mod bounds;
 pub mod bundle;

@@ -65,17 +65,24 @@ pub struct BuildArgs {
     /// Skip profiling (bundles then carry no latency or memory predictions).
     #[arg(long)]
     pub no_profile: bool,
+    /// Largest acceptable p50 latency per request on a target, e.g. 50ms (as for `bundle`).
     #[arg(long, value_name = "DURATION")]
     pub latency_budget: Option<String>,
+    /// Smallest acceptable accuracy of a quantized variant, e.g. sqnr=25dB (as for `bundle`).
     #[arg(long, value_name = "sqnr=DB")]
     pub accuracy_floor: Option<String>,
     /// Among variants that fit: accuracy, latency or size.
     #[arg(long, default_value = "accuracy")]
     pub prefer: String,
+    /// Per-core compute of this host relative to a Cortex-A72 @ 1.8 GHz, for scaling
+    /// latency to the targets (default: EDGEPACK_HOST_COMPUTE, a matching hardware file, or
+    /// an estimate from this host's clock).
     #[arg(long, value_name = "X")]
     pub host_compute: Option<f64>,
+    /// A profile measured on a target, TARGET=FILE; replaces the scaled estimate there.
     #[arg(long, value_name = "TARGET=FILE")]
     pub device_profile: Vec<String>,
+    /// Carry the ONNX Runtime library for each target's platform in its bundle.
     #[arg(long)]
     pub with_runtime: bool,
     #[command(flatten)]

@@ -276,9 +276,10 @@ pub fn options(
                 edgepack::units::Unit::Seconds,
             )? {
                 Some(b) if b <= 0.0 => {
-                    return Err(
-                        Error::usage("--latency-budget", "the budget must be positive").into(),
-                    )
+                    return Err(Error::usage(
+                        "--latency-budget",
+                        "the budget must be positive",
+                    ))
                 }
                 b => b,
             },

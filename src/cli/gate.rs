@@ -173,10 +173,10 @@ pub fn run(ort_lib: &Option<PathBuf>, a: GateArgs) -> anyhow::Result<Outcome> {
     let (current, baseline) = if a.remeasure {
         // Both models are named explicitly, so differing file names are expected.
         extras.allow_model_rename = true;
-        let (old, new) = (
-            a.baseline_model.as_ref().unwrap(),
-            a.model.as_ref().unwrap(),
-        );
+        // clap's `requires_all` guarantees both with --remeasure.
+        let (Some(old), Some(new)) = (a.baseline_model.as_ref(), a.model.as_ref()) else {
+            return Err(Error::usage("--remeasure", "needs --baseline-model and --model").into());
+        };
         let settings = super::remeasure::Settings {
             ort_lib,
             old,
@@ -197,7 +197,10 @@ pub fn run(ort_lib: &Option<PathBuf>, a: GateArgs) -> anyhow::Result<Outcome> {
         extras.rounds = r.rounds;
         (r.current, Some(r.baseline))
     } else {
-        let current = gate::read_profile(a.current.as_ref().unwrap())?;
+        let Some(current) = a.current.as_ref() else {
+            return Err(Error::usage("--current", "a profile is needed (or --remeasure)").into());
+        };
+        let current = gate::read_profile(current)?;
         let baseline = a.baseline.as_deref().map(gate::read_profile).transpose()?;
         (current, baseline)
     };

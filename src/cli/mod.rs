@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod build;
 mod bundle;
 mod compare;
+mod completions;
 mod demo;
 mod gate;
 mod inspect;
@@ -103,6 +104,8 @@ pub enum Command {
     Quantize(Box<quantize::QuantizeArgs>),
     /// Compare model B against model A on the same inputs: accuracy and latency side by side.
     Compare(compare::CompareArgs),
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    Completions(completions::CompletionsArgs),
 }
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
@@ -160,6 +163,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::ProfileWorker => profile::worker(),
         Command::Quantize(args) => quantize::run(&cli.ort_lib, *args),
         Command::Compare(args) => compare::run(&cli.ort_lib, args),
+        Command::Completions(args) => completions::run(args),
     }
 }
 
@@ -194,4 +198,39 @@ pub fn optional_quantity(
     unit: edgepack::units::Unit,
 ) -> edgepack::Result<Option<f64>> {
     text.map(|t| quantity(flag, t, unit)).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks (conflicting names, bad `requires`, defaults that do
+    /// not parse): a mistake here would otherwise show only when a user hits that flag.
+    #[test]
+    fn clap_command_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// `--help` is where reference detail lives, so every visible flag and argument of
+    /// every command has help text.
+    #[test]
+    fn every_flag_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let builtin = matches!(a.get_id().as_str(), "help" | "version");
+                if !a.is_hide_set() && !builtin && a.get_help().is_none() {
+                    missing.push(format!("{path} {}", a.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if !sub.is_hide_set() {
+                    walk(sub, &format!("{path} {}", sub.get_name()), missing);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "edgepack", &mut missing);
+        assert!(missing.is_empty(), "flags without help text: {missing:#?}");
+    }
 }

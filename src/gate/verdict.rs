@@ -789,11 +789,10 @@ fn timing_regression(
 
 /// Decide a regression check from its ratio interval (see the module docs for the rule).
 fn judge_regression(c: &mut Check, rule: &Rule, metric: Metric, t: f64) {
-    let (r, lo, hi) = (
-        c.ratio.unwrap(),
-        c.ratio_low.unwrap(),
-        c.ratio_high.unwrap(),
-    );
+    // The caller sets the ratio and its interval before judging.
+    let (Some(r), Some(lo), Some(hi)) = (c.ratio, c.ratio_low, c.ratio_high) else {
+        return;
+    };
     let d = worsening(rule.direction, r);
     let (d_lo, d_hi) = match rule.direction {
         Direction::LowerIsBetter => (lo - 1.0, hi - 1.0),

@@ -295,7 +295,7 @@ pub fn mlp_with(dims: &[usize], seed: u64, batch: Option<&str>, storage: WeightS
     b.output(
         "y",
         DataType::Float,
-        &[bd, Dim::Fixed(*dims.last().unwrap() as i64)],
+        &[bd, Dim::Fixed(dims.last().copied().unwrap_or(0) as i64)],
     );
     b.into_model()
 }

@@ -151,7 +151,10 @@ fn read_npys(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
         .collect();
     paths.sort();
     for p in paths {
-        let name = p.file_stem().unwrap().to_string_lossy().to_string();
+        let name = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
         let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
         npy_header(&bytes).map_err(|m| Error::file(&p, m))?;
         out.insert(name, bytes);
@@ -187,7 +190,9 @@ pub fn read_samples(dir: &Path, contract: &Contract) -> Result<Vec<SampleCase>> 
         let name = if cd == dir {
             "case0".to_string()
         } else {
-            cd.file_name().unwrap().to_string_lossy().to_string()
+            cd.file_name()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default()
         };
         if super::archive::check_name(&name).is_err() || name.contains('/') {
             return Err(Error::file(

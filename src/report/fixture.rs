@@ -175,7 +175,7 @@ pub fn sample_inputs() -> Inputs {
                      "latency_ratio": 0.78, "size_ratio": 0.29, "meets_target": true}
                 ]
             }))
-            .unwrap(),
+            .expect("the fixture is a valid quantize report"),
         ),
         bundles: Some(BundleDir {
             rows: vec![BundleRow {
