@@ -37,7 +37,8 @@ pub struct BuildArgs {
     pub model: PathBuf,
     /// Hardware targets: a folder of TOML files, a file, or `host`. Repeatable.
     #[arg(
-        long = "targets",
+        long = "target",
+        alias = "targets",
         default_value = "hardware",
         value_name = "DIR|FILE|host"
     )]

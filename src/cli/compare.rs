@@ -27,9 +27,17 @@ pub struct CompareArgs {
     /// Skip the latency comparison.
     #[arg(long)]
     pub no_latency: bool,
-    /// Seconds to spend on the interleaved latency comparison.
-    #[arg(long, default_value_t = 10.0)]
-    pub latency_budget_s: f64,
+    /// Measured time to spend on the interleaved latency comparison, e.g. 10s.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub measure_time: String,
+    /// Old spelling of --measure-time, in seconds (hidden; kept for existing scripts).
+    #[arg(
+        long,
+        hide = true,
+        value_name = "SECONDS",
+        conflicts_with = "measure_time"
+    )]
+    pub latency_budget_s: Option<f64>,
     /// Intra-op threads for the timing sessions.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -72,7 +80,14 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: CompareArgs) -> Result<Outcom
         &b,
         &feeds,
         &engine,
-        (!args.no_latency).then_some(args.latency_budget_s),
+        (!args.no_latency).then_some(match args.latency_budget_s {
+            Some(s) => s,
+            None => super::quantity(
+                "--measure-time",
+                &args.measure_time,
+                edgepack::units::Unit::Seconds,
+            )?,
+        }),
         &b_config,
     )?;
     if args.json {

@@ -66,8 +66,8 @@ pub struct GateArgs {
     /// Compare profiles of differently named model files (a renamed model).
     #[arg(long)]
     pub allow_model_rename: bool,
-    /// Write the verdict as JSON (`edgepack.gate/1`).
-    #[arg(long, value_name = "FILE")]
+    /// Write the verdict as JSON (`edgepack.gate/1`) to FILE.
+    #[arg(long = "json-out", alias = "json", value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Write JUnit XML, one test case per check.
     #[arg(long, value_name = "FILE")]

@@ -233,4 +233,70 @@ mod tests {
         walk(&Cli::command(), "edgepack", &mut missing);
         assert!(missing.is_empty(), "flags without help text: {missing:#?}");
     }
+
+    /// Renamed flags keep their old spelling as a hidden alias for scripts written before.
+    #[test]
+    fn old_flag_spellings_still_parse() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("edgepack").chain(args.iter().copied()))
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+        };
+        let Command::Profile(p) =
+            parse(&["profile", "m.onnx", "--target-ci", "1%", "--json", "p.json"]).command
+        else {
+            panic!("not profile");
+        };
+        assert_eq!(p.ci_half_width.as_deref(), Some("1%"));
+        assert_eq!(p.json.as_deref(), Some(std::path::Path::new("p.json")));
+        let Command::Run(r) = parse(&["run", "m.onnx", "--providers", "cuda,cpu"]).command else {
+            panic!("not run");
+        };
+        assert_eq!(r.providers, "cuda,cpu");
+        let Command::Build(b) = parse(&["build", "m.onnx", "--targets", "hw/", "-o", "d"]).command
+        else {
+            panic!("not build");
+        };
+        assert_eq!(b.targets, ["hw/"]);
+        let Command::Quantize(q) = parse(&[
+            "quantize",
+            "m.onnx",
+            "-o",
+            "q.onnx",
+            "--mode",
+            "int8",
+            "--accuracy-target",
+            "sqnr=30dB",
+            "--latency-budget-s",
+            "2",
+        ])
+        .command
+        else {
+            panic!("not quantize");
+        };
+        assert_eq!(q.accuracy_target, ["sqnr=30dB"]);
+        assert_eq!(q.latency_budget_s, Some(2.0));
+        let Command::Gate(g) = parse(&["gate", "--current", "c.json", "--json", "v.json"]).command
+        else {
+            panic!("not gate");
+        };
+        assert_eq!(g.json.as_deref(), Some(std::path::Path::new("v.json")));
+    }
+
+    /// The old hidden flag and its new spelling together are a conflict, not a silent pick.
+    #[test]
+    fn old_and_new_measure_time_conflict() {
+        let r = Cli::try_parse_from([
+            "edgepack",
+            "compare",
+            "a.onnx",
+            "b.onnx",
+            "--inputs",
+            "d",
+            "--measure-time",
+            "2s",
+            "--latency-budget-s",
+            "2",
+        ]);
+        assert!(r.is_err());
+    }
 }

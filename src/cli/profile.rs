@@ -52,8 +52,10 @@ pub struct ProfileArgs {
     /// Read inputs from a folder (<name>.npy or input_<i>.pb) or an .npz instead of random data.
     #[arg(long, value_name = "PATH")]
     pub inputs: Option<PathBuf>,
-    /// Write the profile JSON (schema edgepack.profile/1), rewritten after every configuration.
-    #[arg(long, value_name = "FILE")]
+    /// Write the profile JSON (schema edgepack.profile/1) to FILE, rewritten after every
+    /// configuration. (`--json` prints JSON on stdout in other commands; `--json-out` writes
+    /// a file everywhere.)
+    #[arg(long = "json-out", alias = "json", value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Also report per-op time shares from ONNX Runtime's profiler.
     #[arg(long)]

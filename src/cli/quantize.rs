@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 
 use super::Outcome;
-use edgepack::quantize::accuracy::Target;
+use edgepack::quantize::accuracy::AccuracyFloor;
 use edgepack::quantize::calibrate::Method;
 use edgepack::quantize::data::{input_specs, list_folder, load_sample, random_feed};
 use edgepack::quantize::engine::RuntimeEngine;
@@ -129,7 +129,7 @@ pub struct QuantizeArgs {
     /// compute: smaller file, fp32 speed), int4-weight (4-bit block-quantized MatMul weights,
     /// `MatMulNBits`), fp16 (float16 weights and compute, float32 inputs/outputs), auto
     /// (tries every mode that applies; keeps the smallest and fastest that meets
-    /// --accuracy-target, default sqnr=30dB).
+    /// --accuracy-floor, default sqnr=30dB).
     #[arg(long, value_enum, default_value = "int8")]
     pub mode: ModeArg,
     /// Folder of calibration samples: .png/.jpg images, .npy/.pb tensors (single-input
@@ -174,9 +174,13 @@ pub struct QuantizeArgs {
     /// Keep convs on globally pooled tensors (squeeze-and-excitation blocks) in float.
     #[arg(long)]
     pub float_pooled: bool,
-    /// Accuracy the result must meet: sqnr=30dB, cosine=0.999, top1=0.99 (repeatable).
+    /// Accuracy the result must reach: sqnr=30dB, cosine=0.999, top1=0.99 (repeatable).
     /// When missed, the most sensitive layers are kept in float until it is met.
-    #[arg(long)]
+    #[arg(
+        long = "accuracy-floor",
+        alias = "accuracy-target",
+        value_name = "METRIC=VALUE"
+    )]
     pub accuracy_target: Vec<String>,
     /// Write the full report as JSON.
     #[arg(long, value_name = "FILE.json")]
@@ -187,9 +191,17 @@ pub struct QuantizeArgs {
     /// Skip the latency comparison.
     #[arg(long)]
     pub no_latency: bool,
-    /// Seconds to spend on the interleaved latency comparison.
-    #[arg(long, default_value_t = 10.0)]
-    pub latency_budget_s: f64,
+    /// Measured time to spend on the interleaved latency comparison, e.g. 10s.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub measure_time: String,
+    /// Old spelling of --measure-time, in seconds (hidden; kept for existing scripts).
+    #[arg(
+        long,
+        hide = true,
+        value_name = "SECONDS",
+        conflicts_with = "measure_time"
+    )]
+    pub latency_budget_s: Option<f64>,
     /// Intra-op threads of the two sessions timed against each other (calibration and
     /// evaluation use every core).
     #[arg(long, default_value_t = 1)]
@@ -273,9 +285,9 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outco
         .accuracy_target
         .iter()
         .map(|s| {
-            Target::parse(s).ok_or_else(|| {
+            AccuracyFloor::parse(s).ok_or_else(|| {
                 Error::usage(
-                    "--accuracy-target",
+                    "--accuracy-floor",
                     format!("'{s}' is not sqnr=NdB, cosine=X or top1=X"),
                 )
             })
@@ -340,7 +352,14 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outco
         },
         targets,
         measure_latency: !args.no_latency,
-        latency_budget_s: args.latency_budget_s,
+        latency_budget_s: match args.latency_budget_s {
+            Some(s) => s,
+            None => super::quantity(
+                "--measure-time",
+                &args.measure_time,
+                edgepack::units::Unit::Seconds,
+            )?,
+        },
         debug_layers: args.debug_layers,
         fp16: quantize::fp16::Options {
             block_ops: args.exclude_ops.iter().cloned().collect(),

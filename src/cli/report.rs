@@ -19,7 +19,7 @@ pub struct ReportArgs {
     #[arg(short, long, value_name = "report.html")]
     pub output: PathBuf,
     /// Folder of target files (`hardware/*.toml`) for the memory lines and fit matrix.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long = "target", alias = "targets", value_name = "DIR")]
     pub targets: Option<PathBuf>,
 }
 

@@ -48,7 +48,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Execution providers in order of preference, comma separated (cpu, cuda).
-    #[arg(long, value_name = "LIST", default_value = "cpu")]
+    #[arg(
+        long = "ep",
+        alias = "providers",
+        value_name = "EP,...",
+        default_value = "cpu"
+    )]
     pub providers: String,
     #[command(flatten)]
     pub isolation: IsolationArgs,

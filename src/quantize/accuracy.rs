@@ -108,10 +108,11 @@ pub fn argmax(v: &[f32]) -> usize {
     best
 }
 
-/// A target the accuracy must meet: `sqnr=30dB`, `cosine=0.999`, `top1=0.99`.
+/// An accuracy floor the quantized model must reach: `sqnr=30dB`, `cosine=0.999`,
+/// `top1=0.99` (named apart from hardware targets; `--accuracy-floor` on the command line).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(tag = "metric", content = "value", rename_all = "lowercase")]
-pub enum Target {
+pub enum AccuracyFloor {
     /// Minimum SQNR in dB over all outputs.
     Sqnr(f64),
     /// Minimum cosine similarity over all outputs.
@@ -120,16 +121,16 @@ pub enum Target {
     Top1(f64),
 }
 
-impl Target {
+impl AccuracyFloor {
     /// Parse `sqnr=30dB`, `sqnr=30`, `cosine=0.999`, `top1=0.99`.
     pub fn parse(s: &str) -> Option<Self> {
         let (k, v) = s.split_once('=')?;
         let v = v.trim().trim_end_matches("dB").trim_end_matches("db");
         let v: f64 = v.parse().ok()?;
         match k.trim() {
-            "sqnr" => Some(Target::Sqnr(v)),
-            "cosine" if (0.0..=1.0).contains(&v) => Some(Target::Cosine(v)),
-            "top1" if (0.0..=1.0).contains(&v) => Some(Target::Top1(v)),
+            "sqnr" => Some(AccuracyFloor::Sqnr(v)),
+            "cosine" if (0.0..=1.0).contains(&v) => Some(AccuracyFloor::Cosine(v)),
+            "top1" if (0.0..=1.0).contains(&v) => Some(AccuracyFloor::Top1(v)),
             _ => None,
         }
     }
@@ -137,9 +138,9 @@ impl Target {
     /// Whether the outputs meet the target (outputs where the metric is undefined are skipped).
     pub fn met_by(&self, outputs: &[OutputAccuracy]) -> bool {
         outputs.iter().all(|o| match self {
-            Target::Sqnr(t) => o.sqnr_db.is_none_or(|v| v >= *t),
-            Target::Cosine(t) => o.cosine.is_none_or(|v| v >= *t),
-            Target::Top1(t) => o.top1_agreement.is_none_or(|v| v >= *t),
+            AccuracyFloor::Sqnr(t) => o.sqnr_db.is_none_or(|v| v >= *t),
+            AccuracyFloor::Cosine(t) => o.cosine.is_none_or(|v| v >= *t),
+            AccuracyFloor::Top1(t) => o.top1_agreement.is_none_or(|v| v >= *t),
         })
     }
 }
@@ -187,9 +188,15 @@ mod tests {
 
     #[test]
     fn parses_and_checks_targets() {
-        assert_eq!(Target::parse("sqnr=30dB"), Some(Target::Sqnr(30.0)));
-        assert_eq!(Target::parse("top1=0.99"), Some(Target::Top1(0.99)));
-        assert_eq!(Target::parse("cosine=2"), None);
+        assert_eq!(
+            AccuracyFloor::parse("sqnr=30dB"),
+            Some(AccuracyFloor::Sqnr(30.0))
+        );
+        assert_eq!(
+            AccuracyFloor::parse("top1=0.99"),
+            Some(AccuracyFloor::Top1(0.99))
+        );
+        assert_eq!(AccuracyFloor::parse("cosine=2"), None);
         let o = OutputAccuracy {
             output: "y".into(),
             sqnr_db: Some(28.0),
@@ -199,7 +206,7 @@ mod tests {
             top1_agreement: None,
             elements: 1,
         };
-        assert!(!Target::Sqnr(30.0).met_by(std::slice::from_ref(&o)));
-        assert!(Target::Top1(0.99).met_by(&[o]));
+        assert!(!AccuracyFloor::Sqnr(30.0).met_by(std::slice::from_ref(&o)));
+        assert!(AccuracyFloor::Top1(0.99).met_by(&[o]));
     }
 }

@@ -110,9 +110,9 @@ pub fn search(
     let mut notes = Vec::new();
     if opts.targets.is_empty() {
         opts.targets
-            .push(super::accuracy::Target::parse(DEFAULT_TARGET).expect("valid default"));
+            .push(super::accuracy::AccuracyFloor::parse(DEFAULT_TARGET).expect("valid default"));
         notes.push(format!(
-            "no --accuracy-target given: auto used {DEFAULT_TARGET}"
+            "no --accuracy-floor given: auto used {DEFAULT_TARGET}"
         ));
     }
     // (mode, prepare from ONNX Runtime's offline-optimized graph): int8 is tried from both

@@ -15,7 +15,7 @@
 //! its int8 candidate also tries depthwise and squeeze-excitation convs in float and keeps
 //! the faster), `int8-weight` (int8 weights rounded with error compensation and bias
 //! correction, float compute, run with [`session_config`]'s load-time dequantization),
-//! `int8-dynamic` ([`dynamic`]). An `--accuracy-target` that is missed triggers a per-node
+//! `int8-dynamic` ([`dynamic`]). An `--accuracy-floor` that is missed triggers a per-node
 //! sensitivity ranking (error each node adds when quantized alone) and keeps the worst
 //! nodes in float until it is met.
 //! `fp16` ([`fp16`]): float16 weights and compute, float32 at the inputs and outputs, casts
@@ -49,7 +49,7 @@ use crate::error::{Error, Result};
 use crate::model::attr::NodeExt;
 use crate::model::builder::value_info_unshaped;
 use crate::model::{DataType, Model};
-use accuracy::{Accumulator, OutputAccuracy, Target};
+use accuracy::{Accumulator, AccuracyFloor, OutputAccuracy};
 use calibrate::{Collector, Method};
 use runner::{Engine, Feed, LatencyRatio};
 
@@ -96,7 +96,7 @@ pub struct Options {
     pub selection: qdq::Selection,
     /// Accuracy targets: when set and missed, the most sensitive nodes are kept in float
     /// until they are met (both modes); they also decide the verdict.
-    pub targets: Vec<Target>,
+    pub targets: Vec<AccuracyFloor>,
     /// Measure the latency ratio (interleaved runs) against the fp32 model.
     pub measure_latency: bool,
     /// Seconds to spend on the latency comparison (at least 5 pairs are always run).
@@ -190,7 +190,7 @@ pub struct Report {
     /// Wall time of preparation + calibration + rewrite, seconds.
     pub quantize_wall_s: f64,
     /// Accuracy targets.
-    pub targets: Vec<Target>,
+    pub targets: Vec<AccuracyFloor>,
     /// Whether the target (if any) was met.
     pub meets_target: Option<bool>,
     /// Candidates tried by `auto` (one entry otherwise).
