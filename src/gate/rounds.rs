@@ -15,10 +15,8 @@ use crate::stats::{rel_half_width, Summary};
 /// Baseline and candidate samples of one round of one configuration.
 pub type RoundPair = (Vec<f64>, Vec<f64>);
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.retain(|x| x.is_finite());
-    v.sort_by(f64::total_cmp);
-    crate::stats::quantile_sorted(&v, 0.5)
+fn median(v: Vec<f64>) -> Option<f64> {
+    crate::stats::quantile_sorted(&crate::stats::sorted_finite(&v), 0.5)
 }
 
 /// Merge one model's round profiles into one profile: pooled samples with statistics

@@ -135,15 +135,14 @@ impl Runner for BoundRunner<'_> {
 
     /// The cost of an empty timed region (two `Instant::now` calls), median of 1001.
     fn timer_overhead_s(&mut self) -> f64 {
-        let mut v: Vec<f64> = (0..1001)
+        let v: Vec<f64> = (0..1001)
             .map(|_| {
                 let t = Instant::now();
                 std::hint::black_box(());
                 t.elapsed().as_secs_f64()
             })
             .collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+        crate::stats::median(&v).unwrap_or(0.0)
     }
 }
 
