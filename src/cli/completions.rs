@@ -73,10 +73,6 @@ mod tests {
             ] {
                 assert!(text.contains(word), "{shell:?} lacks {word}");
             }
-            assert!(
-                !text.contains("__profile-worker"),
-                "{shell:?} offers the hidden worker"
-            );
         }
     }
 }
