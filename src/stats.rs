@@ -376,7 +376,7 @@ fn binomial_cdf(n: usize, q: f64) -> Vec<f64> {
 /// `P(j ≤ B ≤ k - 1)`, `B ~ Binomial(n, q)` (Conover 1999, §3.2). `j` is the largest rank
 /// with `P(B ≤ j - 1) ≤ α/2`, `k` the smallest with `P(B ≥ k) ≤ α/2`. `None` when a
 /// tail cannot be kept under `α/2` inside the sample (too few samples for that
-/// confidence: n < 6 for the median at 95%, n < 59 for p95), rather than pretending.
+/// confidence: n < 6 for the median at 95%, n < 72 for p95), rather than pretending.
 pub fn quantile_ci_ranks(n: usize, q: f64, confidence: f64) -> Option<(usize, usize, f64)> {
     if n == 0 || !(0.0..1.0).contains(&confidence) {
         return None;
@@ -807,5 +807,39 @@ mod tests {
             bootstrap_ratio_rounds(&rounds[..1], 0.5, 0.95, 100, 1),
             None
         );
+    }
+
+    #[test]
+    fn quantile_ci_ranks_of_degenerate_sizes() {
+        for n in 0..=2 {
+            assert_eq!(quantile_ci_ranks(n, 0.5, 0.95), None, "n = {n}");
+            assert_eq!(quantile_ci(&vec![1.0; n], 0.5, 0.95), None, "n = {n}");
+        }
+        // The median needs 6 samples at 95%: [x(1), x(6)] covers 1 - 2/64 = 96.9%.
+        assert_eq!(quantile_ci_ranks(5, 0.5, 0.95), None);
+        let (j, k, cov) = quantile_ci_ranks(6, 0.5, 0.95).unwrap();
+        assert_eq!((j, k), (1, 6));
+        assert!(close(cov, 1.0 - 2.0 / 64.0), "{cov}");
+        // p95 needs 72: the upper tail P(B = n) = 0.95^n must fall under 2.5%.
+        assert_eq!(quantile_ci_ranks(71, 0.95, 0.95), None);
+        assert_eq!(quantile_ci_ranks(72, 0.95, 0.95).map(|r| r.1), Some(72));
+        // Confidence outside [0, 1) is refused, not clamped.
+        assert_eq!(quantile_ci_ranks(100, 0.5, 1.0), None);
+    }
+
+    #[test]
+    fn one_interval_for_the_median_whichever_door() {
+        // The profile's median CI and the gate's quantile CI at q = 1/2 are one computation.
+        for n in [6usize, 7, 20, 101, 1000] {
+            let s: Vec<f64> = (0..n).map(|i| (i * 7 % n) as f64).collect();
+            let m = median_ci(&s, 0.95).unwrap();
+            let q = quantile_ci(&sorted(&s), 0.5, 0.95).unwrap();
+            assert_eq!((m.low, m.high), (q.low, q.high), "n = {n}");
+        }
+        let equal = vec![3.0; 50];
+        let m = median_ci(&equal, 0.95).unwrap();
+        assert_eq!((m.low, m.high), (3.0, 3.0));
+        let p95 = quantile_ci(&vec![3.0; 100], 0.95, 0.95).unwrap();
+        assert_eq!((p95.low, p95.point, p95.high), (3.0, 3.0, 3.0));
     }
 }
