@@ -31,16 +31,9 @@ pub fn parse_accuracy_floor(s: &str) -> Result<f64> {
     if k.trim() != "sqnr" {
         return Err(bad());
     }
-    let v = v.trim();
-    let v = v
-        .strip_suffix("dB")
-        .or_else(|| v.strip_suffix("db"))
-        .unwrap_or(v);
-    v.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|x| x.is_finite())
-        .ok_or_else(bad)
+    // A level needs its unit, as every quantity does (`crate::units`).
+    crate::units::parse(v, crate::units::Unit::Decibels)
+        .map_err(|e| Error::usage("--accuracy-floor", format!("sqnr: {e}")))
 }
 
 /// Read a profile JSON (`edgepack.profile/1`).

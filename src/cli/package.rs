@@ -107,10 +107,7 @@ pub fn variants(
     let mut acc = BTreeMap::new();
     for s in sqnr {
         let (k, v) = split_kv("--sqnr", s)?;
-        let db: f64 = v
-            .trim_end_matches("dB")
-            .parse()
-            .map_err(|_| Error::usage("--sqnr", format!("'{s}': not a number of dB")))?;
+        let db = super::quantity("--sqnr", v, edgepack::units::Unit::Decibels)?;
         acc.insert(k.to_string(), db);
     }
     let mut out = vec![];

@@ -122,13 +122,17 @@ pub enum AccuracyFloor {
 }
 
 impl AccuracyFloor {
-    /// Parse `sqnr=30dB`, `sqnr=30`, `cosine=0.999`, `top1=0.99`.
+    /// Parse `sqnr=30dB` (the unit is required, as for every quantity: [`crate::units`]),
+    /// `cosine=0.999`, `top1=0.99` (plain fractions).
     pub fn parse(s: &str) -> Option<Self> {
         let (k, v) = s.split_once('=')?;
-        let v = v.trim().trim_end_matches("dB").trim_end_matches("db");
-        let v: f64 = v.parse().ok()?;
+        if k.trim() == "sqnr" {
+            return crate::units::parse(v, crate::units::Unit::Decibels)
+                .ok()
+                .map(AccuracyFloor::Sqnr);
+        }
+        let v: f64 = v.trim().parse().ok().filter(|x: &f64| x.is_finite())?;
         match k.trim() {
-            "sqnr" => Some(AccuracyFloor::Sqnr(v)),
             "cosine" if (0.0..=1.0).contains(&v) => Some(AccuracyFloor::Cosine(v)),
             "top1" if (0.0..=1.0).contains(&v) => Some(AccuracyFloor::Top1(v)),
             _ => None,
@@ -197,6 +201,11 @@ mod tests {
             Some(AccuracyFloor::Top1(0.99))
         );
         assert_eq!(AccuracyFloor::parse("cosine=2"), None);
+        assert_eq!(
+            AccuracyFloor::parse("sqnr=30"),
+            None,
+            "a level needs its unit"
+        );
         let o = OutputAccuracy {
             output: "y".into(),
             sqnr_db: Some(28.0),
