@@ -22,6 +22,7 @@ pub mod hardware;
 pub mod isolate;
 pub mod model;
 pub mod package;
+pub mod pipeline;
 pub mod profile;
 pub mod quantize;
 pub mod report;

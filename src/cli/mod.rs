@@ -99,6 +99,9 @@ pub enum Command {
     /// Internal: one profiling configuration in a child process.
     #[command(name = "__profile-worker", hide = true)]
     ProfileWorker,
+    /// Internal: one isolated build step (a typed request on stdin, a reply on stdout).
+    #[command(name = "__pipeline-worker", hide = true)]
+    PipelineWorker,
     /// Quantize a model (int8, int8 weights, int4 weights, fp16, or the best that meets an
     /// accuracy target), with an accuracy, size and latency report.
     Quantize(Box<quantize::QuantizeArgs>),
@@ -159,6 +162,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Inspect(args) => inspect::run(&cli.ort_lib, args),
         Command::Profile(args) => profile::run(&cli.ort_lib, *args),
         Command::ProfileWorker => profile::worker(),
+        Command::PipelineWorker => {
+            edgepack::pipeline::worker::serve()?;
+            Ok(Outcome::Success)
+        }
         Command::Quantize(args) => quantize::run(&cli.ort_lib, *args),
         Command::Compare(args) => compare::run(&cli.ort_lib, args),
     }
