@@ -274,12 +274,34 @@ pub enum Reply<T> {
     Error(String),
 }
 
+/// Why a [`call`] produced no value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The child ran and answered with this error (its own one line).
+    Reported(String),
+    /// The child ended without a usable answer: killed at the timeout, out of its memory
+    /// limit, crashed, or exited without a reply (one line from [`abnormal_end`] or the
+    /// exit status).
+    Ended(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Reported(s) | Failure::Ended(s) => f.write_str(s),
+        }
+    }
+}
+
 /// The outcome of [`call`]: the typed reply, or why there is none, plus the child's log.
 #[derive(Clone, Debug)]
 pub struct Called<T> {
     /// The child's value, or one line saying why there is none (its own error, or an
     /// abnormal end described by [`abnormal_end`]).
-    pub result: std::result::Result<T, String>,
+    pub result: std::result::Result<T, Failure>,
+    /// What the child wrote on stdout before its reply (a command's result table), for
+    /// relaying.
+    pub stdout: Vec<u8>,
     /// What the child wrote on stderr (its progress and warnings), for relaying.
     pub log: Vec<u8>,
 }
@@ -297,27 +319,34 @@ where
         message: format!("cannot encode the request: {e}"),
     })?;
     let out = run_isolated(cmd, &json, limits)?;
+    // The reply is the last non-empty line; what comes before it is the child's output.
+    let text = &out.stdout;
+    let trimmed = text.trim_ascii_end();
+    let start = trimmed
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let (before, line) = trimmed.split_at(start);
     let result = match abnormal_end(&out, &limits) {
-        Some(why) => Err(why),
-        None => {
-            let text = String::from_utf8_lossy(&out.stdout);
-            let line = text.lines().rev().find(|l| !l.trim().is_empty());
-            match line.map(serde_json::from_str::<Reply<Rep>>) {
-                Some(Ok(Reply::Done(v))) => Ok(v),
-                Some(Ok(Reply::Error(e))) => Err(e),
-                Some(Err(e)) => Err(format!("the worker's reply is not valid ({e})")),
-                None => Err(match out.end {
-                    ChildEnd::Exited(c) => format!(
-                        "the worker exited with status {c} without a reply: {}",
-                        out.stderr_tail(300)
-                    ),
-                    ref other => format!("the worker ended ({other:?}) without a reply"),
-                }),
-            }
-        }
+        Some(why) => Err(Failure::Ended(why)),
+        None if line.is_empty() => Err(Failure::Ended(match out.end {
+            ChildEnd::Exited(c) => format!(
+                "the worker exited with status {c} without a reply: {}",
+                out.stderr_tail(300)
+            ),
+            ref other => format!("the worker ended ({other:?}) without a reply"),
+        })),
+        None => match serde_json::from_slice::<Reply<Rep>>(line) {
+            Ok(Reply::Done(v)) => Ok(v),
+            Ok(Reply::Error(e)) => Err(Failure::Reported(e)),
+            Err(e) => Err(Failure::Ended(format!(
+                "the worker's reply is not valid ({e})"
+            ))),
+        },
     };
     Ok(Called {
         result,
+        stdout: before.to_vec(),
         log: out.stderr,
     })
 }
@@ -325,7 +354,7 @@ where
 /// The child side of [`call`]: read one request from stdin, do the work, write the
 /// [`Reply`] as one JSON line on stdout. A request that does not parse is answered with an
 /// error reply too, so the parent always gets a typed answer from a child that ran.
-pub fn serve<Req, Rep>(work: impl FnOnce(Req) -> Result<Rep>) -> Result<()>
+pub fn serve<Req, Rep>(work: impl FnOnce(Req) -> std::result::Result<Rep, String>) -> Result<()>
 where
     Req: serde::de::DeserializeOwned,
     Rep: serde::Serialize,
@@ -337,7 +366,7 @@ where
     let reply = match serde_json::from_str::<Req>(&text) {
         Ok(req) => match work(req) {
             Ok(v) => Reply::Done(v),
-            Err(e) => Reply::Error(e.to_string()),
+            Err(e) => Reply::Error(e),
         },
         Err(e) => Reply::Error(format!("invalid worker request: {e}")),
     };
@@ -473,6 +502,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(done.result, Ok(7));
+        assert_eq!(done.stdout, b"chatter\n");
         assert_eq!(String::from_utf8_lossy(&done.log).trim(), "progress");
         let err: Called<u32> = call(
             sh(r#"echo '{"error":"x.onnx: not a model"}'; exit 2"#),
@@ -480,16 +510,27 @@ mod tests {
             ChildLimits::default(),
         )
         .unwrap();
-        assert_eq!(err.result, Err("x.onnx: not a model".to_string()));
+        assert_eq!(
+            err.result,
+            Err(Failure::Reported("x.onnx: not a model".to_string()))
+        );
         let crashed: Called<u32> = call(sh("kill -SEGV $$"), &(), ChildLimits::default()).unwrap();
-        assert_eq!(crashed.result, Err("crashed (SIGSEGV)".to_string()));
+        assert_eq!(
+            crashed.result,
+            Err(Failure::Ended("crashed (SIGSEGV)".to_string()))
+        );
         let silent: Called<u32> = call(sh("exit 101"), &(), ChildLimits::default()).unwrap();
         assert!(silent
             .result
             .unwrap_err()
+            .to_string()
             .contains("status 101 without a reply"));
         let garbled: Called<u32> = call(sh("echo nope"), &(), ChildLimits::default()).unwrap();
-        assert!(garbled.result.unwrap_err().contains("not valid"));
+        assert!(garbled
+            .result
+            .unwrap_err()
+            .to_string()
+            .contains("not valid"));
     }
 
     #[test]

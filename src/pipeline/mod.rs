@@ -252,6 +252,7 @@ impl Build {
                     VariantInput::from_quantizer_report(vname, &done.output, &done.report)?,
                 ),
                 Err(why) => {
+                    let why = why.to_string();
                     obs.detail(Step::Quantize, &format!("skipped: {why}"));
                     out.skipped.push(report::SkippedVariant {
                         variant: vname.to_string(),
