@@ -16,6 +16,7 @@
 pub mod artifact;
 pub mod bounds;
 pub mod bundle;
+pub mod date;
 pub mod error;
 pub mod gate;
 pub mod hardware;
