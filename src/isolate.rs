@@ -354,10 +354,11 @@ where
 /// The child side of [`call`]: read one request from stdin, do the work, write the
 /// [`Reply`] as one JSON line on stdout. A request that does not parse is answered with an
 /// error reply too, so the parent always gets a typed answer from a child that ran.
-pub fn serve<Req, Rep>(work: impl FnOnce(Req) -> std::result::Result<Rep, String>) -> Result<()>
+pub fn serve<Req, Rep, E>(work: impl FnOnce(Req) -> std::result::Result<Rep, E>) -> Result<()>
 where
     Req: serde::de::DeserializeOwned,
     Rep: serde::Serialize,
+    E: std::fmt::Display,
 {
     let mut text = String::new();
     std::io::stdin()
@@ -366,7 +367,8 @@ where
     let reply = match serde_json::from_str::<Req>(&text) {
         Ok(req) => match work(req) {
             Ok(v) => Reply::Done(v),
-            Err(e) => Reply::Error(e),
+            // `{:#}`: an error with a chain (anyhow) says it all on the one line.
+            Err(e) => Reply::Error(format!("{e:#}")),
         },
         Err(e) => Reply::Error(format!("invalid worker request: {e}")),
     };

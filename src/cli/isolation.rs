@@ -153,7 +153,7 @@ pub fn serve() -> anyhow::Result<Outcome> {
             Command::Quantize(args) => super::quantize::run(&ort_lib, *args),
             Command::Compare(args) => super::compare::run(&ort_lib, args),
         };
-        result.map_err(|e| format!("{e:#}"))
+        result
     })?;
     Ok(Outcome::Success)
 }

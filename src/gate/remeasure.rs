@@ -105,8 +105,13 @@ pub fn split_plan(mut plan: Plan, rounds: usize, scope: &Scope) -> Result<Plan> 
     m.max_time_s /= r;
     m.min_iterations = (m.min_iterations as f64 / r).ceil().max(10.0) as u64;
     m.max_iterations = m.max_iterations.max(m.min_iterations);
-    plan.validate()
-        .map_err(|e| Error::usage(format!("plan '{}' split in {rounds} rounds", plan.name), e))?;
+    plan.validate().map_err(|e| match e {
+        Error::Usage { message, .. } => Error::usage(
+            format!("plan '{}' split in {rounds} rounds", plan.name),
+            message,
+        ),
+        e => e,
+    })?;
     Ok(plan)
 }
 

@@ -255,32 +255,55 @@ pub fn write_zip_file(path: &Path, entries: &BTreeMap<String, Vec<u8>>) -> Resul
     artifact::write_atomic(path, &bytes)
 }
 
+/// Why an archive entry name is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UnsafeName {
+    #[error("empty name")]
+    Empty,
+    #[error("name longer than 1024 bytes")]
+    TooLong,
+    #[error("absolute path")]
+    Absolute,
+    #[error("backslash in name")]
+    Backslash,
+    #[error("control character in name")]
+    ControlCharacter,
+    #[error("drive-letter path")]
+    DriveLetter,
+    #[error("empty path component")]
+    EmptyComponent,
+    #[error("'.' path component")]
+    Dot,
+    #[error("'..' path component (escapes the destination)")]
+    DotDot,
+}
+
 /// Check an entry name: relative, `/`-separated, no `.`/`..`/empty components, no
 /// backslashes, drive letters or control characters.
-pub fn check_name(name: &str) -> std::result::Result<(), String> {
+pub fn check_name(name: &str) -> std::result::Result<(), UnsafeName> {
     if name.is_empty() {
-        return Err("empty name".into());
+        return Err(UnsafeName::Empty);
     }
     if name.len() > 1024 {
-        return Err("name longer than 1024 bytes".into());
+        return Err(UnsafeName::TooLong);
     }
     if name.starts_with('/') {
-        return Err("absolute path".into());
+        return Err(UnsafeName::Absolute);
     }
     if name.contains('\\') {
-        return Err("backslash in name".into());
+        return Err(UnsafeName::Backslash);
     }
     if name.chars().any(|c| c.is_control()) {
-        return Err("control character in name".into());
+        return Err(UnsafeName::ControlCharacter);
     }
     if name.len() >= 2 && name.as_bytes()[1] == b':' {
-        return Err("drive-letter path".into());
+        return Err(UnsafeName::DriveLetter);
     }
     for comp in name.split('/') {
         match comp {
-            "" => return Err("empty path component".into()),
-            "." => return Err("'.' path component".into()),
-            ".." => return Err("'..' path component (escapes the destination)".into()),
+            "" => return Err(UnsafeName::EmptyComponent),
+            "." => return Err(UnsafeName::Dot),
+            ".." => return Err(UnsafeName::DotDot),
             _ => {}
         }
     }

@@ -37,8 +37,6 @@ pub fn command(exe: &Path) -> Command {
 /// Serve one request from stdin (the hidden subcommand's body).
 pub fn serve() -> Result<()> {
     crate::isolate::serve(|req: Request| match req {
-        Request::Quantize(job) => quantize::run(&job)
-            .map(Response::Quantize)
-            .map_err(|e| e.to_string()),
+        Request::Quantize(job) => quantize::run(&job).map(Response::Quantize),
     })
 }
