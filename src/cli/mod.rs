@@ -105,7 +105,7 @@ pub enum Command {
     PipelineWorker,
     /// Internal: a command's model work in an isolated child (typed request on stdin).
     #[command(name = "__command-worker", hide = true)]
-    CommandWorker,
+    IsolatedWorker,
     /// Quantize a model (int8, int8 weights, int4 weights, fp16, or the best that meets an
     /// accuracy target), with an accuracy, size and latency report.
     Quantize(Box<quantize::QuantizeArgs>),
@@ -148,7 +148,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Inspect(args) => inspect::run(&cli.ort_lib, args),
         Command::Profile(args) => profile::run(&cli.ort_lib, *args),
         Command::ProfileWorker => profile::worker(),
-        Command::CommandWorker => isolation::serve(),
+        Command::IsolatedWorker => isolation::serve(),
         Command::PipelineWorker => {
             edgepack::pipeline::worker::serve()?;
             Ok(Outcome::Success)

@@ -191,7 +191,7 @@ impl Build {
         })
     }
 
-    /// 1. The model's contract and its symbolic dims' values.
+    /// Step 1: the model's contract and its symbolic dims' values.
     pub fn inspect(&self, obs: &mut dyn Observer) -> Result<Inspection> {
         let s = &self.settings;
         obs.started(Step::Inspect, &format!("inspect {}", s.model.display()));
@@ -219,7 +219,7 @@ impl Build {
         })
     }
 
-    /// 2. Every variant mode asked for, each quantized in an isolated child.
+    /// Step 2: every variant mode asked for, each quantized in an isolated child.
     pub fn quantize(&self, inspection: &Inspection, obs: &mut dyn Observer) -> Result<Quantized> {
         let s = &self.settings;
         let mut out = Quantized::default();
@@ -264,7 +264,7 @@ impl Build {
         Ok(out)
     }
 
-    /// 3. The package: the original plus every variant.
+    /// Step 3: the package: the original plus every variant.
     pub fn package(
         &mut self,
         inspection: &Inspection,
@@ -280,8 +280,8 @@ impl Build {
         Ok(Packaged { path, manifest })
     }
 
-    /// 4. Every packaged variant profiled on this host (or its earlier profile reused).
-    /// A variant whose profiling fails is recorded and left without predictions.
+    /// Step 4: every packaged variant profiled on this host (or its earlier profile
+    /// reused). A variant whose profiling fails is recorded and left without predictions.
     pub fn profile(
         &self,
         inspection: &Inspection,
@@ -407,7 +407,7 @@ impl Build {
         Ok(profile)
     }
 
-    /// 5. A bundle for every target, predictions scaled from this host's profiles.
+    /// Step 5: a bundle for every target, predictions scaled from this host's profiles.
     pub fn bundle(
         &mut self,
         packaged: &Packaged,
@@ -433,7 +433,7 @@ impl Build {
         })
     }
 
-    /// 6. The typed report, written to `<output>/<name>-build.json`.
+    /// Step 6: the typed report, written to `<output>/<name>-build.json`.
     pub fn report(
         &self,
         inspection: &Inspection,
