@@ -346,10 +346,38 @@ struct Entry {
     external_attr: u32,
 }
 
-/// Read and check an archive held in memory; `origin` names it in messages.
+/// The end-of-central-directory record: where the central directory is and how many
+/// entries it declares.
+struct EndRecord {
+    /// Offset of the record itself.
+    at: usize,
+    entries: usize,
+    cd_offset: usize,
+}
+
+fn unsafe_(m: String) -> ArchiveProblem {
+    ArchiveProblem::Unsafe(m)
+}
+
+/// Read and check an archive held in memory, in four stages: the end record, the
+/// central directory, every entry's name, kind, sizes and local header (before anything
+/// is inflated), then inflation with a hard cap at each declared size.
 pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, ArchiveProblem> {
-    let unsafe_ = |m: String| ArchiveProblem::Unsafe(m);
-    // End of central directory: scan back over at most a 64 KiB comment.
+    let end = end_record(bytes, limits)?;
+    let entries = central_directory(bytes, &end)?;
+    let (headers, starts) = check_entries(bytes, &entries, end.cd_offset, limits)?;
+    let out = inflate(bytes, &entries, &starts)?;
+    Ok(Archive {
+        entries: out,
+        headers,
+        comment_len: bytes.len() - end.at - 22,
+        cd_offset: end.cd_offset as u64,
+    })
+}
+
+/// Find the end record (scanning back over at most a 64 KiB comment) and check it: one
+/// disk, no zip64, the entry limit, the central directory ending where it begins.
+fn end_record(bytes: &[u8], limits: &Limits) -> std::result::Result<EndRecord, ArchiveProblem> {
     if bytes.len() < 22 {
         return Err(unsafe_("not a zip archive (too short)".into()));
     }
@@ -400,8 +428,19 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
             "central directory does not end where the end record begins".into(),
         ));
     }
+    Ok(EndRecord {
+        at: eocd,
+        entries: n_total,
+        cd_offset,
+    })
+}
 
-    // Central directory.
+/// The central directory's entries as declared, each within the directory's bounds.
+fn central_directory(
+    bytes: &[u8],
+    end: &EndRecord,
+) -> std::result::Result<Vec<Entry>, ArchiveProblem> {
+    let (eocd, n_total, cd_offset) = (end.at, end.entries, end.cd_offset);
     let mut entries = Vec::with_capacity(n_total);
     let mut at = cd_offset;
     for _ in 0..n_total {
@@ -472,14 +511,25 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
             "central directory size does not match its entries".into(),
         ));
     }
+    Ok(entries)
+}
 
-    // Names, kinds and sizes, before anything is inflated.
+/// Every entry's name, kind, method and sizes, its local header agreeing with the
+/// directory, and no two entries' data overlapping; nothing is inflated yet. Returns the
+/// raw headers and where each entry's data starts.
+#[allow(clippy::type_complexity)]
+fn check_entries(
+    bytes: &[u8],
+    entries: &[Entry],
+    cd_offset: usize,
+    limits: &Limits,
+) -> std::result::Result<(Vec<RawHeader>, BTreeMap<String, usize>), ArchiveProblem> {
     let mut seen = BTreeSet::new();
     let mut folded = BTreeMap::new();
     let mut total: u64 = 0;
     let mut spans = Vec::with_capacity(entries.len());
     let mut headers = Vec::with_capacity(entries.len());
-    for e in &entries {
+    for e in entries {
         let n = &e.name;
         if n.ends_with('/') {
             // Folders are implied by file names; a folder entry carries nothing we need,
@@ -604,11 +654,19 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
             )));
         }
     }
+    let starts = spans.into_iter().map(|s| (s.3, s.2)).collect();
+    Ok((headers, starts))
+}
 
-    // Inflate with a hard cap at the declared size.
+/// Inflate every file entry with a hard cap at its declared size, checking size and
+/// CRC-32.
+fn inflate(
+    bytes: &[u8],
+    entries: &[Entry],
+    starts: &BTreeMap<String, usize>,
+) -> std::result::Result<BTreeMap<String, Vec<u8>>, ArchiveProblem> {
     let mut out = BTreeMap::new();
-    let starts: BTreeMap<&str, usize> = spans.iter().map(|s| (s.3.as_str(), s.2)).collect();
-    for e in &entries {
+    for e in entries {
         if e.name.ends_with('/') {
             continue;
         }
@@ -651,12 +709,7 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
         }
         out.insert(e.name.clone(), buf);
     }
-    Ok(Archive {
-        entries: out,
-        headers,
-        comment_len: bytes.len() - eocd - 22,
-        cd_offset: cd_offset as u64,
-    })
+    Ok(out)
 }
 
 /// Read and check an archive file. Every problem is an input error naming the file.
