@@ -590,60 +590,9 @@ fn check_entries(
                 limits.max_ratio
             )));
         }
-        // Local header: must be where the directory says, agree on name and method.
-        let lo = e.local_offset as usize;
-        if u32_at(bytes, lo) != Some(LFH_SIG) {
-            return Err(unsafe_(format!(
-                "'{n}': no local header at the declared offset"
-            )));
-        }
-        let l_flags = u16_at(bytes, lo + 6).unwrap_or(0);
-        let l_method = u16_at(bytes, lo + 8).unwrap_or(u16::MAX);
-        let l_name_len = u16_at(bytes, lo + 26).unwrap_or(0) as usize;
-        let l_extra_len = u16_at(bytes, lo + 28).unwrap_or(0) as usize;
-        let l_name = bytes.get(lo + 30..lo + 30 + l_name_len);
-        if l_name != Some(n.as_bytes()) {
-            return Err(unsafe_(format!(
-                "'{n}': local header names a different file than the central directory"
-            )));
-        }
-        if l_method != e.method || (l_flags & 0x0001) != 0 {
-            return Err(unsafe_(format!(
-                "'{n}': local header disagrees with the central directory"
-            )));
-        }
-        if l_flags & 0x0008 == 0 {
-            let l_crc = u32_at(bytes, lo + 14).unwrap_or(0);
-            let l_comp = u32_at(bytes, lo + 18).unwrap_or(0) as u64;
-            let l_uncomp = u32_at(bytes, lo + 22).unwrap_or(0) as u64;
-            if l_comp != e.compressed || l_uncomp != e.uncompressed || l_crc != e.crc32 {
-                return Err(unsafe_(format!(
-                    "'{n}': local header sizes disagree with the central directory"
-                )));
-            }
-        }
-        let data_start = lo + 30 + l_name_len + l_extra_len;
-        let data_end = data_start as u64 + e.compressed;
-        if data_end > cd_offset as u64 {
-            return Err(unsafe_(format!(
-                "'{n}': data runs into the central directory or past the end"
-            )));
-        }
-        spans.push((lo as u64, data_end, data_start, n.clone()));
-        headers.push(RawHeader {
-            name: n.clone(),
-            made_by: e.made_by,
-            version_needed: (e.version_needed, u16_at(bytes, lo + 4).unwrap_or(0)),
-            flags: (e.flags, l_flags),
-            time: (e.time, u16_at(bytes, lo + 10).unwrap_or(0)),
-            date: (e.date, u16_at(bytes, lo + 12).unwrap_or(0)),
-            extra_len: (e.extra_len, l_extra_len),
-            comment_len: e.comment_len,
-            disk_start: e.disk_start,
-            internal_attr: e.internal_attr,
-            external_attr: e.external_attr,
-            span: (lo as u64, data_end),
-        });
+        let (span, header) = local_header(bytes, e, cd_offset)?;
+        spans.push(span);
+        headers.push(header);
     }
     spans.sort();
     for w in spans.windows(2) {
@@ -656,6 +605,71 @@ fn check_entries(
     }
     let starts = spans.into_iter().map(|s| (s.3, s.2)).collect();
     Ok((headers, starts))
+}
+
+/// An entry's local header: where the directory says, agreeing with it on name, method,
+/// flags and (without a data descriptor) sizes and CRC, its data before the directory.
+/// Returns the entry's span `(header start, data end, data start, name)` and raw header.
+fn local_header(
+    bytes: &[u8],
+    e: &Entry,
+    cd_offset: usize,
+) -> std::result::Result<((u64, u64, usize, String), RawHeader), ArchiveProblem> {
+    let n = &e.name;
+    // Local header: must be where the directory says, agree on name and method.
+    let lo = e.local_offset as usize;
+    if u32_at(bytes, lo) != Some(LFH_SIG) {
+        return Err(unsafe_(format!(
+            "'{n}': no local header at the declared offset"
+        )));
+    }
+    let l_flags = u16_at(bytes, lo + 6).unwrap_or(0);
+    let l_method = u16_at(bytes, lo + 8).unwrap_or(u16::MAX);
+    let l_name_len = u16_at(bytes, lo + 26).unwrap_or(0) as usize;
+    let l_extra_len = u16_at(bytes, lo + 28).unwrap_or(0) as usize;
+    let l_name = bytes.get(lo + 30..lo + 30 + l_name_len);
+    if l_name != Some(n.as_bytes()) {
+        return Err(unsafe_(format!(
+            "'{n}': local header names a different file than the central directory"
+        )));
+    }
+    if l_method != e.method || (l_flags & 0x0001) != 0 {
+        return Err(unsafe_(format!(
+            "'{n}': local header disagrees with the central directory"
+        )));
+    }
+    if l_flags & 0x0008 == 0 {
+        let l_crc = u32_at(bytes, lo + 14).unwrap_or(0);
+        let l_comp = u32_at(bytes, lo + 18).unwrap_or(0) as u64;
+        let l_uncomp = u32_at(bytes, lo + 22).unwrap_or(0) as u64;
+        if l_comp != e.compressed || l_uncomp != e.uncompressed || l_crc != e.crc32 {
+            return Err(unsafe_(format!(
+                "'{n}': local header sizes disagree with the central directory"
+            )));
+        }
+    }
+    let data_start = lo + 30 + l_name_len + l_extra_len;
+    let data_end = data_start as u64 + e.compressed;
+    if data_end > cd_offset as u64 {
+        return Err(unsafe_(format!(
+            "'{n}': data runs into the central directory or past the end"
+        )));
+    }
+    let header = RawHeader {
+        name: n.clone(),
+        made_by: e.made_by,
+        version_needed: (e.version_needed, u16_at(bytes, lo + 4).unwrap_or(0)),
+        flags: (e.flags, l_flags),
+        time: (e.time, u16_at(bytes, lo + 10).unwrap_or(0)),
+        date: (e.date, u16_at(bytes, lo + 12).unwrap_or(0)),
+        extra_len: (e.extra_len, l_extra_len),
+        comment_len: e.comment_len,
+        disk_start: e.disk_start,
+        internal_attr: e.internal_attr,
+        external_attr: e.external_attr,
+        span: (lo as u64, data_end),
+    };
+    Ok(((lo as u64, data_end, data_start, n.clone()), header))
 }
 
 /// Inflate every file entry with a hard cap at its declared size, checking size and
