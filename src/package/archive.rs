@@ -607,6 +607,10 @@ fn check_entries(
     Ok((headers, starts))
 }
 
+/// Where an entry lies: (local header start, data end, data start, name); sorted, these
+/// show overlapping entries.
+type Span = (u64, u64, usize, String);
+
 /// An entry's local header: where the directory says, agreeing with it on name, method,
 /// flags and (without a data descriptor) sizes and CRC, its data before the directory.
 /// Returns the entry's span `(header start, data end, data start, name)` and raw header.
@@ -614,7 +618,7 @@ fn local_header(
     bytes: &[u8],
     e: &Entry,
     cd_offset: usize,
-) -> std::result::Result<((u64, u64, usize, String), RawHeader), ArchiveProblem> {
+) -> std::result::Result<(Span, RawHeader), ArchiveProblem> {
     let n = &e.name;
     // Local header: must be where the directory says, agree on name and method.
     let lo = e.local_offset as usize;
