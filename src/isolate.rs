@@ -262,6 +262,126 @@ pub fn abnormal_end(out: &ChildOutput, limits: &ChildLimits) -> Option<String> {
     }
 }
 
+/// What a worker child answers on stdout: the value it produced, or the one-line error
+/// it met. This is the typed half of the protocol: the parent never reads the child's
+/// stderr to learn what happened (stderr is the child's log, relayed as is).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Reply<T> {
+    /// The work was done.
+    Done(T),
+    /// The work failed with this error (an input or usage problem, said in one line).
+    Error(String),
+}
+
+/// Why a [`call`] produced no value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The child ran and answered with this error (its own one line).
+    Reported(String),
+    /// The child ended without a usable answer: killed at the timeout, out of its memory
+    /// limit, crashed, or exited without a reply (one line from [`abnormal_end`] or the
+    /// exit status).
+    Ended(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Reported(s) | Failure::Ended(s) => f.write_str(s),
+        }
+    }
+}
+
+/// The outcome of [`call`]: the typed reply, or why there is none, plus the child's log.
+#[derive(Clone, Debug)]
+pub struct Called<T> {
+    /// The child's value, or one line saying why there is none (its own error, or an
+    /// abnormal end described by [`abnormal_end`]).
+    pub result: std::result::Result<T, Failure>,
+    /// What the child wrote on stdout before its reply (a command's result table), for
+    /// relaying.
+    pub stdout: Vec<u8>,
+    /// What the child wrote on stderr (its progress and warnings), for relaying.
+    pub log: Vec<u8>,
+}
+
+/// Run `cmd` as an isolated child, send it `request` as JSON on stdin and read its
+/// [`Reply`] (one JSON line, the last line of its stdout). An error means the child could
+/// not be started at all; every way the child itself can fail is in [`Called::result`].
+pub fn call<Req, Rep>(cmd: Command, request: &Req, limits: ChildLimits) -> Result<Called<Rep>>
+where
+    Req: serde::Serialize,
+    Rep: serde::de::DeserializeOwned,
+{
+    let json = serde_json::to_vec(request).map_err(|e| Error::Tool {
+        tool: cmd.get_program().to_string_lossy().into_owned(),
+        message: format!("cannot encode the request: {e}"),
+    })?;
+    let out = run_isolated(cmd, &json, limits)?;
+    // The reply is the last non-empty line; what comes before it is the child's output.
+    let text = &out.stdout;
+    let trimmed = text.trim_ascii_end();
+    let start = trimmed
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let (before, line) = trimmed.split_at(start);
+    let result = match abnormal_end(&out, &limits) {
+        Some(why) => Err(Failure::Ended(why)),
+        None if line.is_empty() => Err(Failure::Ended(match out.end {
+            ChildEnd::Exited(c) => format!(
+                "the worker exited with status {c} without a reply: {}",
+                out.stderr_tail(300)
+            ),
+            ref other => format!("the worker ended ({other:?}) without a reply"),
+        })),
+        None => match serde_json::from_slice::<Reply<Rep>>(line) {
+            Ok(Reply::Done(v)) => Ok(v),
+            Ok(Reply::Error(e)) => Err(Failure::Reported(e)),
+            Err(e) => Err(Failure::Ended(format!(
+                "the worker's reply is not valid ({e})"
+            ))),
+        },
+    };
+    Ok(Called {
+        result,
+        stdout: before.to_vec(),
+        log: out.stderr,
+    })
+}
+
+/// The child side of [`call`]: read one request from stdin, do the work, write the
+/// [`Reply`] as one JSON line on stdout. A request that does not parse is answered with an
+/// error reply too, so the parent always gets a typed answer from a child that ran.
+pub fn serve<Req, Rep, E>(work: impl FnOnce(Req) -> std::result::Result<Rep, E>) -> Result<()>
+where
+    Req: serde::de::DeserializeOwned,
+    Rep: serde::Serialize,
+    E: std::fmt::Display,
+{
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| Error::io("standard input", e))?;
+    let reply = match serde_json::from_str::<Req>(&text) {
+        Ok(req) => match work(req) {
+            Ok(v) => Reply::Done(v),
+            // `{:#}`: an error with a chain (anyhow) says it all on the one line.
+            Err(e) => Reply::Error(format!("{e:#}")),
+        },
+        Err(e) => Reply::Error(format!("invalid worker request: {e}")),
+    };
+    let line = serde_json::to_string(&reply).map_err(|e| Error::Tool {
+        tool: "worker".into(),
+        message: format!("cannot encode the reply: {e}"),
+    })?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::io("standard output", e))
+}
+
 fn kill_group(pgid: libc::pid_t) {
     // SAFETY: plain system call; a negative pid addresses the child's own process group,
     // which `process_group(0)` made distinct from ours.
@@ -371,6 +491,48 @@ mod tests {
             !String::from_utf8_lossy(&out.stdout).contains("268435456"),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn call_reads_a_typed_reply_and_names_every_failure() {
+        // The reply is the last stdout line; log lines before it and on stderr are kept
+        // apart from it.
+        let done: Called<u32> = call(
+            sh(r#"cat >/dev/null; echo chatter; echo progress >&2; echo '{"done":7}'"#),
+            &"req",
+            ChildLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(done.result, Ok(7));
+        assert_eq!(done.stdout, b"chatter\n");
+        assert_eq!(String::from_utf8_lossy(&done.log).trim(), "progress");
+        let err: Called<u32> = call(
+            sh(r#"echo '{"error":"x.onnx: not a model"}'; exit 2"#),
+            &(),
+            ChildLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            err.result,
+            Err(Failure::Reported("x.onnx: not a model".to_string()))
+        );
+        let crashed: Called<u32> = call(sh("kill -SEGV $$"), &(), ChildLimits::default()).unwrap();
+        assert_eq!(
+            crashed.result,
+            Err(Failure::Ended("crashed (SIGSEGV)".to_string()))
+        );
+        let silent: Called<u32> = call(sh("exit 101"), &(), ChildLimits::default()).unwrap();
+        assert!(silent
+            .result
+            .unwrap_err()
+            .to_string()
+            .contains("status 101 without a reply"));
+        let garbled: Called<u32> = call(sh("echo nope"), &(), ChildLimits::default()).unwrap();
+        assert!(garbled
+            .result
+            .unwrap_err()
+            .to_string()
+            .contains("not valid"));
     }
 
     #[test]

@@ -19,12 +19,14 @@
 pub mod artifact;
 pub mod bounds;
 pub mod bundle;
+pub mod date;
 pub mod error;
 pub mod gate;
 pub mod hardware;
 pub mod isolate;
 pub mod model;
 pub mod package;
+pub mod pipeline;
 pub mod profile;
 pub mod quantize;
 pub mod report;

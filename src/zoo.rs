@@ -90,7 +90,9 @@ impl ZooModel {
 }
 
 /// The ONNX backend test data folder (`.../data` with `node/`, `simple/`, ...), extracted
-/// from the pinned `onnx` wheel on first use.
+/// from the pinned `onnx` wheel on first use. Test data only (the backend conformance
+/// suites), hence behind `test-support`.
+#[cfg(any(test, feature = "test-support"))]
 pub fn onnx_backend_test_data() -> Result<PathBuf> {
     let dir = wheel::cache_dir()
         .join("onnx-backend-test-data")

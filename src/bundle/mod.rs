@@ -6,6 +6,7 @@
 //! basis, and optionally the ONNX Runtime library for the target's platform. A bundle is a
 //! package in the same schema (`kind: bundle`), so `verify` and `lineage` read both.
 
+mod host;
 pub mod select;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use crate::package::manifest::{self, Kind, Manifest, Prediction, TargetInfo, Tra
 use crate::package::{self, archive, selftest, sha256_hex, Opened, EDGEPACK_VERSION};
 use crate::profile::schema::{Profile, Status, PROFILE_SCHEMA};
 
+pub use host::host_compute;
 pub use select::{Basis, Budgets, Candidate, Perf, PerfPoint, Preference, Selection, TargetBudget};
 
 /// Parse `sqnr=25dB` (the only accuracy metric the quantizer reports for every variant).

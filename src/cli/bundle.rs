@@ -98,33 +98,6 @@ pub fn resolve_targets(specs: &[String]) -> Result<Vec<(Target, String)>, Error>
     Ok(out)
 }
 
-/// The host compute figure for scaling the profiles.
-pub fn host_compute(
-    explicit: Option<f64>,
-    profiles: &[edgepack::profile::schema::Profile],
-    hardware_dir: Option<&Path>,
-) -> Result<Option<(f64, String)>, Error> {
-    if profiles.is_empty() {
-        return Ok(None);
-    }
-    if let Some(v) = explicit {
-        if !(v.is_finite() && v > 0.0) {
-            return Err(Error::usage("--host-compute", "must be a positive number"));
-        }
-    }
-    let cpu = &profiles[0].host.cpu_model;
-    let here = hardware::host();
-    let c = hardware::host_relative_compute(explicit, cpu, hardware_dir);
-    let clock_based = c.basis.contains("estimated from");
-    if clock_based && !cpu.is_empty() && cpu != &here.cpu_model {
-        return Err(Error::usage(
-            "--host-compute",
-            format!("the profile was measured on '{cpu}', not this host; give its compute figure"),
-        ));
-    }
-    Ok(Some((c.relative_compute, c.basis)))
-}
-
 pub fn print_table(sel: &Selection, target: &Target) {
     println!(
         "\n{} ({}, {} cores, {} for the model, storage {}, compute {:.2})",
@@ -267,7 +240,14 @@ pub fn options(
             );
         }
     }
-    let host_compute = host_compute(host_compute_flag, &profiles, hardware_dir)?;
+    if host_compute_flag.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+        return Err(Error::usage("--host-compute", "must be a positive number"));
+    }
+    let host_compute =
+        bundle::host_compute(host_compute_flag, &profiles, hardware_dir).map_err(|e| match e {
+            Error::Usage { message, .. } => Error::usage("--host-compute", message),
+            e => e,
+        })?;
     Ok(BundleOptions {
         budgets: Budgets {
             latency_budget_s: match super::optional_quantity(

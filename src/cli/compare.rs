@@ -11,7 +11,7 @@ use edgepack::quantize::{compare_models, Comparison};
 use edgepack::{model::Model, Error, Result};
 
 /// Compare model B against model A on the same inputs (accuracy and latency).
-#[derive(Debug, Args)]
+#[derive(Debug, Args, serde::Serialize, serde::Deserialize)]
 pub struct CompareArgs {
     /// The reference model.
     pub a: PathBuf,
@@ -56,8 +56,9 @@ pub struct CompareArgs {
 /// child (memory limit, timeout, own process group), which re-runs this command line.
 pub fn run(ort_lib: &Option<PathBuf>, args: CompareArgs) -> anyhow::Result<Outcome> {
     if !args.isolation.isolated_child {
-        let limits = args.isolation.limits()?;
-        return super::isolation::rerun_isolated(&args.b, limits);
+        let model = args.b.clone();
+        let command = super::isolation::Command::Compare(args);
+        return super::isolation::run_isolated(&model, ort_lib.as_deref(), command);
     }
     Ok(run_in_process(ort_lib, args)?)
 }

@@ -1,25 +1,29 @@
 //! Running a command's model work in an isolated child: `--memory-limit`, `--timeout`, and
-//! the re-run of the same command line as a child process (own process group, parent-death
-//! signal, `RLIMIT_DATA`, wall-clock timeout; see [`edgepack::isolate`]).
+//! the typed request that carries the command to the child (own process group,
+//! parent-death signal, `RLIMIT_DATA`, wall-clock timeout; see [`edgepack::isolate`]).
 //!
 //! Any subcommand that loads and runs a model for the user can use it in three lines:
-//! flatten [`IsolationArgs`] into its arguments, check its inputs as usual, then
-//! `if !args.isolation.isolated_child { return isolation::rerun_isolated(&model, limits) }`
-//! before touching ONNX Runtime. The child does the real work and writes the outputs (each
-//! atomically); the parent reports a model that exhausts memory, hangs or crashes as one
-//! line naming the model, exit status 2.
+//! flatten [`IsolationArgs`] into its (serde-derived) arguments, add a [`Command`] variant,
+//! check its inputs as usual, then
+//! `if !args.isolation.isolated_child { return isolation::run_isolated(&model, ort_lib, Command::X(args)) }`
+//! before touching ONNX Runtime. The parsed arguments travel to the child as JSON on its
+//! stdin (`edgepack __command-worker`), never as an argv string; the child runs the same
+//! function with `isolated_child` set, writes the outputs (each atomically) and answers
+//! with a typed [`edgepack::isolate::Reply`]. The parent reports a model that exhausts
+//! memory, hangs or crashes as one line naming the model, exit status 2.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use edgepack::error::Error;
-use edgepack::isolate::{self, ChildEnd, ChildLimits};
+use edgepack::isolate::{self, ChildLimits, Failure};
 use edgepack::units::Unit;
+use serde::{Deserialize, Serialize};
 
 use super::Outcome;
 
-/// `--memory-limit`, `--timeout` and the hidden child marker.
-#[derive(Debug, Args, Clone)]
+/// `--memory-limit`, `--timeout`, and whether this process is already the isolated child.
+#[derive(Debug, Args, Clone, Serialize, Deserialize)]
 pub struct IsolationArgs {
     /// Memory limit for the process that runs the model, e.g. 2GiB (default: 3/4 of RAM).
     /// A model whose constant shapes already need more is refused before it runs.
@@ -28,8 +32,9 @@ pub struct IsolationArgs {
     /// Wall-clock limit for the process that runs the model, e.g. 30s; it is killed after.
     #[arg(long, value_name = "DURATION", default_value = "600s")]
     pub timeout: String,
-    /// Internal: this process is the isolated child that runs the model.
-    #[arg(long, hide = true)]
+    /// Set in the isolated child (by [`serve`]), never from the command line.
+    #[arg(skip)]
+    #[serde(default)]
     pub isolated_child: bool,
 }
 
@@ -61,42 +66,92 @@ impl IsolationArgs {
     }
 }
 
-/// Run this same command line again as an isolated child and relay what it says. `model`
-/// names the subject in the one-line report of an abnormal end.
-pub fn rerun_isolated(model: &Path, limits: ChildLimits) -> anyhow::Result<Outcome> {
+/// A command whose model work runs in an isolated child, with its parsed arguments.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    Run(super::run::RunArgs),
+    Quantize(Box<super::quantize::QuantizeArgs>),
+    Compare(super::compare::CompareArgs),
+}
+
+impl Command {
+    fn isolation(&self) -> &IsolationArgs {
+        match self {
+            Command::Run(a) => &a.isolation,
+            Command::Quantize(a) => &a.isolation,
+            Command::Compare(a) => &a.isolation,
+        }
+    }
+
+    fn isolation_mut(&mut self) -> &mut IsolationArgs {
+        match self {
+            Command::Run(a) => &mut a.isolation,
+            Command::Quantize(a) => &mut a.isolation,
+            Command::Compare(a) => &mut a.isolation,
+        }
+    }
+}
+
+/// What the parent sends the child.
+#[derive(Debug, Serialize, Deserialize)]
+struct Request {
+    ort_lib: Option<PathBuf>,
+    command: Command,
+}
+
+/// The hidden subcommand the child runs.
+pub const SUBCOMMAND: &str = "__command-worker";
+
+/// Run `command` in an isolated child within its `--memory-limit` and `--timeout`, relay
+/// what it prints, and return its outcome. `model` names the subject in the one-line
+/// report of an abnormal end.
+pub fn run_isolated(
+    model: &Path,
+    ort_lib: Option<&Path>,
+    command: Command,
+) -> anyhow::Result<Outcome> {
+    let limits = command.isolation().limits()?;
     let exe = std::env::current_exe().map_err(|e| Error::io("edgepack executable", e))?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(super::command_line().into_iter().skip(1))
-        .arg("--isolated-child");
-    let out = isolate::run_isolated(cmd, b"", limits)?;
+    cmd.arg(SUBCOMMAND);
+    let request = Request {
+        ort_lib: ort_lib.map(Path::to_path_buf),
+        command,
+    };
+    let called = isolate::call::<_, Outcome>(cmd, &request, limits)?;
     {
         use std::io::Write;
         let mut so = std::io::stdout().lock();
-        let _ = so.write_all(&out.stdout);
+        let _ = so.write_all(&called.stdout);
         let _ = so.flush();
     }
-    // One line on failure: an abnormal end is ours to describe (the child's own stderr is
-    // then ONNX Runtime's noise); an error exit relays the child's one error line;
-    // otherwise the child's progress lines pass through.
-    if let Some(why) = isolate::abnormal_end(&out, &limits) {
-        return Err(Error::file(model, format!("running the model {why}")).into());
+    match called.result {
+        // The child's own error is printed once, by our caller; its other stderr lines
+        // (ONNX Runtime's noise before the error) are dropped with it.
+        Err(Failure::Reported(line)) => Err(anyhow::anyhow!(line)),
+        // An abnormal end is ours to describe in one line.
+        Err(Failure::Ended(why)) => {
+            Err(Error::file(model, format!("running the model {why}")).into())
+        }
+        Ok(outcome) => {
+            eprint!("{}", String::from_utf8_lossy(&called.log));
+            Ok(outcome)
+        }
     }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let error_line = stderr
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("edgepack: error: "))
-        .map(str::to_string);
-    if !matches!(out.end, ChildEnd::Exited(2)) {
-        eprint!("{stderr}");
-    }
-    match out.end {
-        ChildEnd::Exited(0) => Ok(Outcome::Success),
-        ChildEnd::Exited(1) => Ok(Outcome::Failed),
-        ChildEnd::Exited(3) => Ok(Outcome::Inconclusive),
-        other => Err(anyhow::anyhow!(error_line.unwrap_or_else(|| format!(
-            "{}: the process running the model ended with {other:?}",
-            model.display()
-        )))),
-    }
+}
+
+/// The child's side: run the command the parent sent, as the isolated child.
+pub fn serve() -> anyhow::Result<Outcome> {
+    isolate::serve(|mut req: Request| {
+        req.command.isolation_mut().isolated_child = true;
+        let ort_lib = req.ort_lib;
+        let result = match req.command {
+            Command::Run(args) => super::run::run(ort_lib.as_deref(), args),
+            Command::Quantize(args) => super::quantize::run(&ort_lib, *args),
+            Command::Compare(args) => super::compare::run(&ort_lib, args),
+        };
+        result
+    })?;
+    Ok(Outcome::Success)
 }

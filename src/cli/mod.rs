@@ -26,7 +26,8 @@ mod targets;
 mod verify;
 
 /// What a command concluded. Errors are separate (exit status 2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Everything asked for was done and every check passed (exit 0).
     Success,
@@ -99,6 +100,12 @@ pub enum Command {
     /// Internal: one profiling configuration in a child process.
     #[command(name = "__profile-worker", hide = true)]
     ProfileWorker,
+    /// Internal: one isolated build step (a typed request on stdin, a reply on stdout).
+    #[command(name = "__pipeline-worker", hide = true)]
+    PipelineWorker,
+    /// Internal: a command's model work in an isolated child (typed request on stdin).
+    #[command(name = "__command-worker", hide = true)]
+    IsolatedWorker,
     /// Quantize a model (int8, int8 weights, int4 weights, fp16, or the best that meets an
     /// accuracy target), with an accuracy, size and latency report.
     Quantize(Box<quantize::QuantizeArgs>),
@@ -119,28 +126,10 @@ pub fn main() -> i32 {
     }
 }
 
-/// The command line being run: the process's own, or the one the demo is running in
-/// process (an isolated child re-runs exactly that command).
-static COMMAND_LINE: std::sync::Mutex<Option<Vec<std::ffi::OsString>>> =
-    std::sync::Mutex::new(None);
-
-/// The command line of the command being run, program name first.
-pub fn command_line() -> Vec<std::ffi::OsString> {
-    let set = COMMAND_LINE
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    set.unwrap_or_else(|| std::env::args_os().collect())
-}
-
-/// Parse and run a command line in this process, as if it had been typed.
+/// Parse and run a command line in this process, as if it had been typed (the demo runs
+/// its steps through here).
 pub fn dispatch_args(argv: &[String]) -> anyhow::Result<Outcome> {
-    let cli = Cli::try_parse_from(argv)?;
-    *COMMAND_LINE.lock().unwrap_or_else(|e| e.into_inner()) =
-        Some(argv.iter().map(Into::into).collect());
-    let outcome = dispatch(cli);
-    *COMMAND_LINE.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    outcome
+    dispatch(Cli::try_parse_from(argv)?)
 }
 
 /// Run one parsed command line (the demo runs several through here, as a user would).
@@ -161,6 +150,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Inspect(args) => inspect::run(&cli.ort_lib, args),
         Command::Profile(args) => profile::run(&cli.ort_lib, *args),
         Command::ProfileWorker => profile::worker(),
+        Command::IsolatedWorker => isolation::serve(),
+        Command::PipelineWorker => {
+            edgepack::pipeline::worker::serve()?;
+            Ok(Outcome::Success)
+        }
         Command::Quantize(args) => quantize::run(&cli.ort_lib, *args),
         Command::Compare(args) => compare::run(&cli.ort_lib, args),
         Command::Completions(args) => completions::run(args),

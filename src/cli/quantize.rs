@@ -16,7 +16,7 @@ use edgepack::quantize::runner::Feed;
 use edgepack::quantize::{self, Mode, Options, Report};
 use edgepack::{artifact, model::Model, Error, Result};
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, ValueEnum, serde::Serialize, serde::Deserialize)]
 pub enum ModeArg {
     Int8,
     Int8Dynamic,
@@ -26,26 +26,26 @@ pub enum ModeArg {
     Auto,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 pub enum PrepareArg {
     Own,
     Ort,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, ValueEnum, serde::Serialize, serde::Deserialize)]
 pub enum LayoutArg {
     Nchw,
     Nhwc,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, ValueEnum, serde::Serialize, serde::Deserialize)]
 pub enum ChannelArg {
     Rgb,
     Bgr,
 }
 
 /// Image preprocessing flags (shared with `compare`).
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PreprocessArgs {
     /// Resize images to HEIGHTxWIDTH (default: the model's fixed input size, else as is).
     #[arg(long, value_name = "HxW")]
@@ -117,7 +117,7 @@ impl PreprocessArgs {
 }
 
 /// Quantize a model (int8 static QDQ for ONNX Runtime CPU, or `auto`).
-#[derive(Debug, Args)]
+#[derive(Debug, Args, serde::Serialize, serde::Deserialize)]
 pub struct QuantizeArgs {
     /// The fp32 ONNX model.
     pub model: PathBuf,
@@ -248,8 +248,9 @@ pub fn load_folder(model: &Model, dir: &Path, pre: &Preprocess) -> Result<Vec<(P
 /// child (memory limit, timeout, own process group), which re-runs this command line.
 pub fn run(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> anyhow::Result<Outcome> {
     if !args.isolation.isolated_child {
-        let limits = args.isolation.limits()?;
-        return super::isolation::rerun_isolated(&args.model, limits);
+        let model = args.model.clone();
+        let command = super::isolation::Command::Quantize(Box::new(args));
+        return super::isolation::run_isolated(&model, ort_lib.as_deref(), command);
     }
     Ok(run_in_process(ort_lib, args)?)
 }

@@ -16,7 +16,7 @@ use edgepack::tensor::{format_shape, npy, DType, Tensor};
 use super::isolation::{self, IsolationArgs};
 use super::Outcome;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, serde::Serialize, serde::Deserialize)]
 pub struct RunArgs {
     /// The ONNX model, or a package/bundle (verified first, then its self-test is run).
     pub model: PathBuf,
@@ -164,7 +164,8 @@ pub fn run(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome> {
 
     // Stage 2: ONNX Runtime, in a child process the parent watches.
     if !args.isolation.isolated_child {
-        return isolation::rerun_isolated(&args.model, limits);
+        let model = args.model.clone();
+        return isolation::run_isolated(&model, ort_lib, isolation::Command::Run(args));
     }
     let info = runtime::ensure(ort_lib)?;
     let mut session = Session::from_path(&args.model, &ctx)?;

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod policy;
+pub mod remeasure;
 pub mod rounds;
 pub mod verdict;
 

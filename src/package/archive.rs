@@ -214,7 +214,7 @@ pub fn entry_time() -> zip::DateTime {
 fn zip_time_from_unix(secs: i64) -> Option<zip::DateTime> {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = crate::date::civil_from_days(days);
     let y = y.clamp(1980, 2107);
     zip::DateTime::from_date_and_time(
         y as u16,
@@ -225,21 +225,6 @@ fn zip_time_from_unix(secs: i64) -> Option<zip::DateTime> {
         (rem % 60) as u8,
     )
     .ok()
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); Howard Hinnant's
-/// `civil_from_days` algorithm (http://howardhinnant.github.io/date_algorithms.html).
-fn civil_from_days(z: i64) -> (i64, u8, u8) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// Build a reproducible zip from `entries` (already sorted: a `BTreeMap`).
@@ -270,32 +255,55 @@ pub fn write_zip_file(path: &Path, entries: &BTreeMap<String, Vec<u8>>) -> Resul
     artifact::write_atomic(path, &bytes)
 }
 
+/// Why an archive entry name is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UnsafeName {
+    #[error("empty name")]
+    Empty,
+    #[error("name longer than 1024 bytes")]
+    TooLong,
+    #[error("absolute path")]
+    Absolute,
+    #[error("backslash in name")]
+    Backslash,
+    #[error("control character in name")]
+    ControlCharacter,
+    #[error("drive-letter path")]
+    DriveLetter,
+    #[error("empty path component")]
+    EmptyComponent,
+    #[error("'.' path component")]
+    Dot,
+    #[error("'..' path component (escapes the destination)")]
+    DotDot,
+}
+
 /// Check an entry name: relative, `/`-separated, no `.`/`..`/empty components, no
 /// backslashes, drive letters or control characters.
-pub fn check_name(name: &str) -> std::result::Result<(), String> {
+pub fn check_name(name: &str) -> std::result::Result<(), UnsafeName> {
     if name.is_empty() {
-        return Err("empty name".into());
+        return Err(UnsafeName::Empty);
     }
     if name.len() > 1024 {
-        return Err("name longer than 1024 bytes".into());
+        return Err(UnsafeName::TooLong);
     }
     if name.starts_with('/') {
-        return Err("absolute path".into());
+        return Err(UnsafeName::Absolute);
     }
     if name.contains('\\') {
-        return Err("backslash in name".into());
+        return Err(UnsafeName::Backslash);
     }
     if name.chars().any(|c| c.is_control()) {
-        return Err("control character in name".into());
+        return Err(UnsafeName::ControlCharacter);
     }
     if name.len() >= 2 && name.as_bytes()[1] == b':' {
-        return Err("drive-letter path".into());
+        return Err(UnsafeName::DriveLetter);
     }
     for comp in name.split('/') {
         match comp {
-            "" => return Err("empty path component".into()),
-            "." => return Err("'.' path component".into()),
-            ".." => return Err("'..' path component (escapes the destination)".into()),
+            "" => return Err(UnsafeName::EmptyComponent),
+            "." => return Err(UnsafeName::Dot),
+            ".." => return Err(UnsafeName::DotDot),
             _ => {}
         }
     }
@@ -338,10 +346,38 @@ struct Entry {
     external_attr: u32,
 }
 
-/// Read and check an archive held in memory; `origin` names it in messages.
+/// The end-of-central-directory record: where the central directory is and how many
+/// entries it declares.
+struct EndRecord {
+    /// Offset of the record itself.
+    at: usize,
+    entries: usize,
+    cd_offset: usize,
+}
+
+fn unsafe_(m: String) -> ArchiveProblem {
+    ArchiveProblem::Unsafe(m)
+}
+
+/// Read and check an archive held in memory, in four stages: the end record, the
+/// central directory, every entry's name, kind, sizes and local header (before anything
+/// is inflated), then inflation with a hard cap at each declared size.
 pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, ArchiveProblem> {
-    let unsafe_ = |m: String| ArchiveProblem::Unsafe(m);
-    // End of central directory: scan back over at most a 64 KiB comment.
+    let end = end_record(bytes, limits)?;
+    let entries = central_directory(bytes, &end)?;
+    let (headers, starts) = check_entries(bytes, &entries, end.cd_offset, limits)?;
+    let out = inflate(bytes, &entries, &starts)?;
+    Ok(Archive {
+        entries: out,
+        headers,
+        comment_len: bytes.len() - end.at - 22,
+        cd_offset: end.cd_offset as u64,
+    })
+}
+
+/// Find the end record (scanning back over at most a 64 KiB comment) and check it: one
+/// disk, no zip64, the entry limit, the central directory ending where it begins.
+fn end_record(bytes: &[u8], limits: &Limits) -> std::result::Result<EndRecord, ArchiveProblem> {
     if bytes.len() < 22 {
         return Err(unsafe_("not a zip archive (too short)".into()));
     }
@@ -392,8 +428,19 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
             "central directory does not end where the end record begins".into(),
         ));
     }
+    Ok(EndRecord {
+        at: eocd,
+        entries: n_total,
+        cd_offset,
+    })
+}
 
-    // Central directory.
+/// The central directory's entries as declared, each within the directory's bounds.
+fn central_directory(
+    bytes: &[u8],
+    end: &EndRecord,
+) -> std::result::Result<Vec<Entry>, ArchiveProblem> {
+    let (eocd, n_total, cd_offset) = (end.at, end.entries, end.cd_offset);
     let mut entries = Vec::with_capacity(n_total);
     let mut at = cd_offset;
     for _ in 0..n_total {
@@ -464,14 +511,25 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
             "central directory size does not match its entries".into(),
         ));
     }
+    Ok(entries)
+}
 
-    // Names, kinds and sizes, before anything is inflated.
+/// Every entry's name, kind, method and sizes, its local header agreeing with the
+/// directory, and no two entries' data overlapping; nothing is inflated yet. Returns the
+/// raw headers and where each entry's data starts.
+#[allow(clippy::type_complexity)]
+fn check_entries(
+    bytes: &[u8],
+    entries: &[Entry],
+    cd_offset: usize,
+    limits: &Limits,
+) -> std::result::Result<(Vec<RawHeader>, BTreeMap<String, usize>), ArchiveProblem> {
     let mut seen = BTreeSet::new();
     let mut folded = BTreeMap::new();
     let mut total: u64 = 0;
     let mut spans = Vec::with_capacity(entries.len());
     let mut headers = Vec::with_capacity(entries.len());
-    for e in &entries {
+    for e in entries {
         let n = &e.name;
         if n.ends_with('/') {
             // Folders are implied by file names; a folder entry carries nothing we need,
@@ -532,60 +590,9 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
                 limits.max_ratio
             )));
         }
-        // Local header: must be where the directory says, agree on name and method.
-        let lo = e.local_offset as usize;
-        if u32_at(bytes, lo) != Some(LFH_SIG) {
-            return Err(unsafe_(format!(
-                "'{n}': no local header at the declared offset"
-            )));
-        }
-        let l_flags = u16_at(bytes, lo + 6).unwrap_or(0);
-        let l_method = u16_at(bytes, lo + 8).unwrap_or(u16::MAX);
-        let l_name_len = u16_at(bytes, lo + 26).unwrap_or(0) as usize;
-        let l_extra_len = u16_at(bytes, lo + 28).unwrap_or(0) as usize;
-        let l_name = bytes.get(lo + 30..lo + 30 + l_name_len);
-        if l_name != Some(n.as_bytes()) {
-            return Err(unsafe_(format!(
-                "'{n}': local header names a different file than the central directory"
-            )));
-        }
-        if l_method != e.method || (l_flags & 0x0001) != 0 {
-            return Err(unsafe_(format!(
-                "'{n}': local header disagrees with the central directory"
-            )));
-        }
-        if l_flags & 0x0008 == 0 {
-            let l_crc = u32_at(bytes, lo + 14).unwrap_or(0);
-            let l_comp = u32_at(bytes, lo + 18).unwrap_or(0) as u64;
-            let l_uncomp = u32_at(bytes, lo + 22).unwrap_or(0) as u64;
-            if l_comp != e.compressed || l_uncomp != e.uncompressed || l_crc != e.crc32 {
-                return Err(unsafe_(format!(
-                    "'{n}': local header sizes disagree with the central directory"
-                )));
-            }
-        }
-        let data_start = lo + 30 + l_name_len + l_extra_len;
-        let data_end = data_start as u64 + e.compressed;
-        if data_end > cd_offset as u64 {
-            return Err(unsafe_(format!(
-                "'{n}': data runs into the central directory or past the end"
-            )));
-        }
-        spans.push((lo as u64, data_end, data_start, n.clone()));
-        headers.push(RawHeader {
-            name: n.clone(),
-            made_by: e.made_by,
-            version_needed: (e.version_needed, u16_at(bytes, lo + 4).unwrap_or(0)),
-            flags: (e.flags, l_flags),
-            time: (e.time, u16_at(bytes, lo + 10).unwrap_or(0)),
-            date: (e.date, u16_at(bytes, lo + 12).unwrap_or(0)),
-            extra_len: (e.extra_len, l_extra_len),
-            comment_len: e.comment_len,
-            disk_start: e.disk_start,
-            internal_attr: e.internal_attr,
-            external_attr: e.external_attr,
-            span: (lo as u64, data_end),
-        });
+        let (span, header) = local_header(bytes, e, cd_offset)?;
+        spans.push(span);
+        headers.push(header);
     }
     spans.sort();
     for w in spans.windows(2) {
@@ -596,11 +603,88 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
             )));
         }
     }
+    let starts = spans.into_iter().map(|s| (s.3, s.2)).collect();
+    Ok((headers, starts))
+}
 
-    // Inflate with a hard cap at the declared size.
+/// Where an entry lies: (local header start, data end, data start, name); sorted, these
+/// show overlapping entries.
+type Span = (u64, u64, usize, String);
+
+/// An entry's local header: where the directory says, agreeing with it on name, method,
+/// flags and (without a data descriptor) sizes and CRC, its data before the directory.
+/// Returns the entry's span `(header start, data end, data start, name)` and raw header.
+fn local_header(
+    bytes: &[u8],
+    e: &Entry,
+    cd_offset: usize,
+) -> std::result::Result<(Span, RawHeader), ArchiveProblem> {
+    let n = &e.name;
+    // Local header: must be where the directory says, agree on name and method.
+    let lo = e.local_offset as usize;
+    if u32_at(bytes, lo) != Some(LFH_SIG) {
+        return Err(unsafe_(format!(
+            "'{n}': no local header at the declared offset"
+        )));
+    }
+    let l_flags = u16_at(bytes, lo + 6).unwrap_or(0);
+    let l_method = u16_at(bytes, lo + 8).unwrap_or(u16::MAX);
+    let l_name_len = u16_at(bytes, lo + 26).unwrap_or(0) as usize;
+    let l_extra_len = u16_at(bytes, lo + 28).unwrap_or(0) as usize;
+    let l_name = bytes.get(lo + 30..lo + 30 + l_name_len);
+    if l_name != Some(n.as_bytes()) {
+        return Err(unsafe_(format!(
+            "'{n}': local header names a different file than the central directory"
+        )));
+    }
+    if l_method != e.method || (l_flags & 0x0001) != 0 {
+        return Err(unsafe_(format!(
+            "'{n}': local header disagrees with the central directory"
+        )));
+    }
+    if l_flags & 0x0008 == 0 {
+        let l_crc = u32_at(bytes, lo + 14).unwrap_or(0);
+        let l_comp = u32_at(bytes, lo + 18).unwrap_or(0) as u64;
+        let l_uncomp = u32_at(bytes, lo + 22).unwrap_or(0) as u64;
+        if l_comp != e.compressed || l_uncomp != e.uncompressed || l_crc != e.crc32 {
+            return Err(unsafe_(format!(
+                "'{n}': local header sizes disagree with the central directory"
+            )));
+        }
+    }
+    let data_start = lo + 30 + l_name_len + l_extra_len;
+    let data_end = data_start as u64 + e.compressed;
+    if data_end > cd_offset as u64 {
+        return Err(unsafe_(format!(
+            "'{n}': data runs into the central directory or past the end"
+        )));
+    }
+    let header = RawHeader {
+        name: n.clone(),
+        made_by: e.made_by,
+        version_needed: (e.version_needed, u16_at(bytes, lo + 4).unwrap_or(0)),
+        flags: (e.flags, l_flags),
+        time: (e.time, u16_at(bytes, lo + 10).unwrap_or(0)),
+        date: (e.date, u16_at(bytes, lo + 12).unwrap_or(0)),
+        extra_len: (e.extra_len, l_extra_len),
+        comment_len: e.comment_len,
+        disk_start: e.disk_start,
+        internal_attr: e.internal_attr,
+        external_attr: e.external_attr,
+        span: (lo as u64, data_end),
+    };
+    Ok(((lo as u64, data_end, data_start, n.clone()), header))
+}
+
+/// Inflate every file entry with a hard cap at its declared size, checking size and
+/// CRC-32.
+fn inflate(
+    bytes: &[u8],
+    entries: &[Entry],
+    starts: &BTreeMap<String, usize>,
+) -> std::result::Result<BTreeMap<String, Vec<u8>>, ArchiveProblem> {
     let mut out = BTreeMap::new();
-    let starts: BTreeMap<&str, usize> = spans.iter().map(|s| (s.3.as_str(), s.2)).collect();
-    for e in &entries {
+    for e in entries {
         if e.name.ends_with('/') {
             continue;
         }
@@ -643,12 +727,7 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> std::result::Result<Archive, A
         }
         out.insert(e.name.clone(), buf);
     }
-    Ok(Archive {
-        entries: out,
-        headers,
-        comment_len: bytes.len() - eocd - 22,
-        cd_offset: cd_offset as u64,
-    })
+    Ok(out)
 }
 
 /// Read and check an archive file. Every problem is an input error naming the file.
@@ -837,14 +916,6 @@ pub(crate) mod tests {
     fn same_entries_give_identical_bytes() {
         let e = entries(&[("m.onnx", &[7u8; 5000]), ("manifest.json", b"{}")]);
         assert_eq!(write_zip(&e).unwrap(), write_zip(&e).unwrap());
-    }
-
-    #[test]
-    fn civil_dates_match_known_epochs() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(3652), (1980, 1, 1));
-        // 2024-02-29 is day 19782.
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
     }
 
     #[test]

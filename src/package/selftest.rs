@@ -33,63 +33,14 @@ pub struct SampleCase {
     pub expected: Option<BTreeMap<String, Vec<u8>>>,
 }
 
-/// The dtype (numpy `descr`) and shape of a `.npy` file, from its header.
-pub fn npy_header(bytes: &[u8]) -> std::result::Result<(String, Vec<u64>), String> {
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err("not a .npy file (bad magic)".into());
-    }
-    let (hlen, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        v => return Err(format!("unsupported .npy version {v}")),
-    };
-    let header = bytes
-        .get(start..start + hlen)
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or("truncated .npy header")?;
-    let field = |key: &str| -> Option<&str> {
-        let at = header.find(&format!("'{key}'"))? + key.len() + 2;
-        Some(header[at..].trim_start().strip_prefix(':')?.trim_start())
-    };
-    let descr = field("descr")
-        .and_then(|s| s.strip_prefix('\''))
-        .and_then(|s| s.split('\'').next())
-        .ok_or("no 'descr' in .npy header")?;
-    if field("fortran_order").is_some_and(|s| s.starts_with("True")) {
-        return Err("Fortran-order arrays are not supported".into());
-    }
-    let shape_s = field("shape")
-        .and_then(|s| s.strip_prefix('('))
-        .and_then(|s| s.split(')').next())
-        .ok_or("no 'shape' in .npy header")?;
-    let shape = shape_s
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<u64>()
-                .map_err(|_| format!("bad dim '{s}' in .npy shape"))
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    let elem = descr.trim_start_matches(['<', '>', '|', '=']);
-    let nelem = shape
-        .iter()
-        .try_fold(1u64, |a, d| a.checked_mul(*d))
-        .ok_or("shape overflows")?;
-    let width: u64 = elem[1..]
-        .parse()
-        .map_err(|_| format!("unsupported dtype '{descr}'"))?;
-    let need = nelem.checked_mul(width).ok_or("shape overflows")?;
-    if (bytes.len() - start - hlen) as u64 != need {
-        return Err(format!(
-            "data is {} bytes but dtype {descr} and shape {shape:?} need {need}",
-            bytes.len() - start - hlen
-        ));
-    }
-    Ok((descr.to_string(), shape))
+/// The dtype name and shape of a `.npy` sample, read by the one `.npy` reader
+/// ([`crate::tensor::npy`]), which also checks the data fits the header.
+fn npy_signature(bytes: &[u8], origin: &Path) -> Result<(String, Vec<u64>)> {
+    let t = crate::tensor::npy::parse_npy(bytes, origin)?;
+    Ok((
+        t.dtype().name().to_string(),
+        t.shape().iter().map(|&d| d as u64).collect(),
+    ))
 }
 
 /// A file name for a tensor inside the archive. Tensor names are arbitrary strings
@@ -122,26 +73,6 @@ pub fn tensor_file_name(name: &str, taken: &mut std::collections::BTreeSet<Strin
     candidate
 }
 
-/// numpy `descr` -> manifest dtype name.
-fn npy_dtype(descr: &str) -> String {
-    match descr.trim_start_matches(['<', '>', '|', '=']) {
-        "f4" => "float32",
-        "f2" => "float16",
-        "f8" => "float64",
-        "i1" => "int8",
-        "u1" => "uint8",
-        "i2" => "int16",
-        "u2" => "uint16",
-        "i4" => "int32",
-        "u4" => "uint32",
-        "i8" => "int64",
-        "u8" => "uint64",
-        "b1" => "bool",
-        other => other,
-    }
-    .to_string()
-}
-
 fn read_npys(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut out = BTreeMap::new();
     let mut paths: Vec<_> = std::fs::read_dir(dir)
@@ -156,7 +87,7 @@ fn read_npys(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_default();
         let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
-        npy_header(&bytes).map_err(|m| Error::file(&p, m))?;
+        npy_signature(&bytes, &p)?;
         out.insert(name, bytes);
     }
     Ok(out)
@@ -211,14 +142,14 @@ pub fn read_samples(dir: &Path, contract: &Contract) -> Result<Vec<SampleCase>> 
                     ),
                 ));
             };
-            let (descr, shape) = npy_header(bytes).expect("checked when read");
-            if npy_dtype(&descr) != spec.dtype {
+            let (dtype, shape) = npy_signature(bytes, &cd.join(format!("{}.npy", spec.name)))?;
+            if dtype != spec.dtype {
                 return Err(Error::input(
                     &spec.name,
                     format!(
                         "sample in {} is {}, the model wants {}",
                         cd.display(),
-                        npy_dtype(&descr),
+                        dtype,
                         spec.dtype
                     ),
                 ));
@@ -278,26 +209,10 @@ pub fn read_samples(dir: &Path, contract: &Contract) -> Result<Vec<SampleCase>> 
 pub(crate) mod tests {
     use super::*;
 
-    /// A float32 `.npy` (v1.0) for tests.
+    /// A float32 `.npy` for tests (through the one `.npy` writer).
     pub fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
-        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-        let shape_s = if dims.len() == 1 {
-            format!("({},)", dims[0])
-        } else {
-            format!("({})", dims.join(", "))
-        };
-        let mut h = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_s}, }}");
-        while (10 + h.len() + 1) % 64 != 0 {
-            h.push(' ');
-        }
-        h.push('\n');
-        let mut out = b"\x93NUMPY\x01\x00".to_vec();
-        out.extend_from_slice(&(h.len() as u16).to_le_bytes());
-        out.extend_from_slice(h.as_bytes());
-        for v in data {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out
+        let t = crate::tensor::Tensor::from_f32(shape.to_vec(), data.to_vec()).unwrap();
+        crate::tensor::npy::to_npy_bytes(&t).unwrap()
     }
 
     #[test]
@@ -315,11 +230,16 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn reads_npy_header() {
+    fn reads_npy_signature() {
         let b = npy_f32(&[2, 3], &[0.0; 6]);
-        assert_eq!(npy_header(&b).unwrap(), ("<f4".to_string(), vec![2, 3]));
-        assert!(npy_header(&b[..b.len() - 1]).unwrap_err().contains("need"));
-        assert!(npy_header(b"garbage!!!!").unwrap_err().contains("magic"));
+        let p = Path::new("x.npy");
+        assert_eq!(
+            npy_signature(&b, p).unwrap(),
+            ("float32".to_string(), vec![2, 3])
+        );
+        assert!(npy_signature(&b[..b.len() - 1], p).is_err());
+        let e = npy_signature(b"garbage!!!!", p).unwrap_err().to_string();
+        assert!(e.contains("magic"), "{e}");
     }
 }
 

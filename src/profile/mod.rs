@@ -4,13 +4,12 @@
 //! Statistics come from [`crate::stats`] and units from [`crate::units`], shared with the gate.
 //! - [`measure`]: the measurement protocol, generic over a [`measure::Runner`].
 //! - [`plan`]: strict TOML plans from `profiles/`, with command-line overrides.
-//! - [`isolate`] and [`worker`]: one child process per configuration.
+//! - [`worker`]: one child process per configuration (through [`crate::isolate`]).
 //! - [`sweep`]: the cross product of query sizes, threads and providers, and the profile.
 //! - [`needs`]: the needs summary (threads for a latency budget, memory line).
 //! - [`schema`]: the `edgepack.profile/1` JSON.
 
 pub mod gpu;
-pub mod isolate;
 pub mod measure;
 pub mod needs;
 pub mod per_op;

@@ -236,7 +236,7 @@ impl Plan {
             name: name.to_string(),
             file,
         };
-        plan.validate().map_err(|m| Error::file(origin, m))?;
+        plan.check().map_err(|m| Error::file(origin, m))?;
         Ok(plan)
     }
 
@@ -316,13 +316,19 @@ impl Plan {
         if o.latency_budget_s.is_some() {
             f.limits.latency_budget_s = o.latency_budget_s;
         }
-        self.validate()
+        self.check()
             .map_err(|m| Error::usage(format!("plan '{}' with flags", self.name), m))?;
         Ok(self)
     }
 
-    /// Check value ranges; the message says which setting is wrong.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    /// Check value ranges; the error names the plan and says which setting is wrong.
+    pub fn validate(&self) -> Result<()> {
+        self.check()
+            .map_err(|m| Error::usage(format!("plan '{}'", self.name), m))
+    }
+
+    /// [`Plan::validate`]'s checks, the message saying which setting is wrong.
+    fn check(&self) -> std::result::Result<(), String> {
         let f = &self.file;
         if let Some(b) = f.sizes.batch.iter().find(|b| **b < 1) {
             return Err(format!("sizes.batch: {b} is not a positive batch size"));
@@ -493,7 +499,11 @@ mod tests {
         let mut p = Plan::builtin("quick").unwrap();
         p.file.measure.max_iterations = 1;
         p.file.measure.min_iterations = 5;
-        assert!(p.validate().unwrap_err().contains("max_iterations"));
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("max_iterations"));
     }
 
     #[test]

@@ -20,12 +20,12 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use super::isolate::{run_isolated, signal_name, ChildEnd, ChildLimits, ChildOutput};
 use super::needs;
 use super::plan::Plan;
 use super::schema::{ConfigResult, FailureKind, Host, ModelRef, Profile, Status, PROFILE_SCHEMA};
 use super::worker::{is_allocation_failure, WorkerReply, WorkerRequest};
 use crate::error::{Error, Result};
+use crate::isolate::{run_isolated, signal_name, ChildEnd, ChildLimits, ChildOutput};
 use crate::runtime::{ExecutionContext, GraphOptimizationLevel, Provider, ProviderFallback};
 use crate::tensor::inputs::{
     prepare_for, resolve_shapes, Dim, InputSources, ShapeOverrides, TensorSpec,

@@ -58,26 +58,9 @@ fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
     v.map(f).unwrap_or_else(|| "–".into())
 }
 
-/// `2023-11-14 22:13:20 UTC` from Unix seconds (Hinnant's days-to-civil algorithm,
-/// <https://howardhinnant.github.io/date_algorithms.html#civil_from_days>).
+/// `2023-11-14 22:13:20 UTC` from Unix seconds (see [`crate::date::utc`]).
 pub fn utc(unix_s: u64) -> String {
-    let days = (unix_s / 86_400) as i64;
-    let rem = unix_s % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    crate::date::utc(unix_s)
 }
 
 /// The configurations that ran, grouped by (execution provider, threads), each group

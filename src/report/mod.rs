@@ -7,6 +7,7 @@
 
 pub mod bundles;
 #[doc(hidden)]
+#[cfg(any(test, feature = "test-support"))]
 pub mod fixture;
 pub mod github;
 pub mod html;

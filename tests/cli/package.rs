@@ -321,6 +321,19 @@ fn build_pipeline_gives_verified_bundles_and_identical_bytes_twice() {
         &std::fs::read(dist.join("ch_ppocr_mobile_v2.0_cls_infer-build.json")).unwrap(),
     )
     .unwrap();
+    // The report is the typed `edgepack.build/1` its JSON Schema describes.
+    let schema: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/build.schema.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let errors: Vec<String> = jsonschema::validator_for(&schema)
+        .unwrap()
+        .iter_errors(&report)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(report["profiles"][1]["source"], "reused", "{report}");
     let variants: Vec<&str> = report["variants"]
         .as_array()
         .unwrap()

