@@ -28,6 +28,9 @@ mod backend;
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
 
+#[path = "cli/quantize_transformer.rs"]
+mod quantize_transformer;
+
 #[path = "cli/shape_suite.rs"]
 mod shape_suite;
 

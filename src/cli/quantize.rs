@@ -296,6 +296,7 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outco
     if let Some(op) = quantize::already_quantized(&model) {
         return Err(Error::file(&args.model, format!("the model is already quantized (it contains {op}); quantize the fp32 original instead")));
     }
+    edgepack::quantize::data::check_model_inputs(&model)?;
     let (calib, eval, random) = match &args.calibration {
         Some(dir) => {
             let mut all = load_folder(&model, dir, &pre)?;

@@ -13,6 +13,7 @@
 //! | [`symbolic_batch`] | the conv net with batch dim `N` |
 //! | [`if_model`] | an `If` whose branches read an outer-scope tensor |
 //! | [`constant_weights`] | weights held in `Constant` nodes, as PP-OCR exports them |
+//! | [`bert_encoder`] | a transformer: int64 token inputs, attention mask, LayerNorm, GELU |
 //!
 //! ```
 //! use edgepack::model::builder;
@@ -34,6 +35,9 @@ use super::proto::{
 };
 use super::tensor_data;
 use super::{DataType, Model};
+
+mod encoder;
+pub use encoder::{bert_encoder, EncoderConfig};
 
 /// Opset of builder models.
 pub const DEFAULT_OPSET: i64 = 13;

@@ -545,21 +545,9 @@ mod lstm_tests {
             let d = if direction == "bidirectional" { 2 } else { 1 };
             let m = lstm_model(direction, None);
             let feed = vec![
-                NamedTensor {
-                    name: "x".into(),
-                    shape: vec![seq, batch, 3],
-                    data: values(seq * batch * 3, 4, 1.5),
-                },
-                NamedTensor {
-                    name: "h0".into(),
-                    shape: vec![d, batch, 5],
-                    data: values(d * batch * 5, 5, 0.5),
-                },
-                NamedTensor {
-                    name: "c0".into(),
-                    shape: vec![d, batch, 5],
-                    data: values(d * batch * 5, 6, 0.5),
-                },
+                NamedTensor::f32("x", vec![seq, batch, 3], values(seq * batch * 3, 4, 1.5)),
+                NamedTensor::f32("h0", vec![d, batch, 5], values(d * batch * 5, 5, 0.5)),
+                NamedTensor::f32("c0", vec![d, batch, 5], values(d * batch * 5, 6, 0.5)),
             ];
             let want = engine.load(&m.to_bytes()).unwrap().run(&feed, &[]).unwrap();
             for per_channel in [true, false] {
@@ -567,12 +555,12 @@ mod lstm_tests {
                 let got = engine.load(&q.to_bytes()).unwrap().run(&feed, &[]).unwrap();
                 for (a, b) in want.iter().zip(&got) {
                     assert_eq!((&a.name, &a.shape), (&b.name, &b.shape));
-                    let err = a
-                        .data
+                    let (a_data, b_data) = (a.floats(), b.floats());
+                    let err = a_data
                         .iter()
-                        .zip(&b.data)
+                        .zip(b_data.iter())
                         .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
-                    let peak = a.data.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+                    let peak = a_data.iter().fold(0.0f32, |m, x| m.max(x.abs()));
                     assert!(
                         err < 0.02 && peak > 0.1,
                         "{direction} per_channel={per_channel} {}: max error {err} (peak {peak})",

@@ -39,6 +39,8 @@ pub mod prepare;
 pub mod preprocess;
 pub mod qdq;
 pub mod runner;
+#[cfg(test)]
+mod transformer_tests;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
@@ -701,16 +703,17 @@ pub fn calibrate_model(
                 let Some(c) = collectors.get_mut(&o.name) else {
                     continue;
                 };
+                let data = o.floats();
                 if pass == 0 {
-                    c.observe_range(&o.data);
+                    c.observe_range(&data);
                     if channel_means_of.contains(&o.name) {
-                        c.observe_channel_mean(&o.shape, &o.data);
+                        c.observe_channel_mean(&o.shape, &data);
                     }
                     for (_, m) in moments.iter_mut().filter(|(t, _)| *t == o.name) {
-                        m.observe(&o.shape, &o.data);
+                        m.observe(&o.shape, &data);
                     }
                 } else {
-                    c.observe_histogram(&o.data);
+                    c.observe_histogram(&data);
                 }
             }
         }
@@ -763,10 +766,15 @@ pub fn compare(
                     a.name, b.shape, a.shape
                 )));
             }
+            if !a.is_float() {
+                let exact = |t: &runner::NamedTensor| t.to_tensor().map(|t| t.to_f64_vec());
+                acc.add_exact(&exact(a)?, &exact(b)?);
+                continue;
+            }
             let classes = class_outputs
                 .contains(&a.name)
                 .then(|| *a.shape.last().unwrap_or(&1));
-            acc.add(&a.data, &b.data, classes);
+            acc.add(&a.floats(), &b.floats(), classes);
         }
     }
     Ok(accs.iter().zip(&names).map(|(a, n)| a.finish(n)).collect())
@@ -812,7 +820,7 @@ fn debug_layers(
         let a = fr.run(f, &acts)?;
         let b = qr.run(f, &dq_names)?;
         for ((acc, x), y) in accs.iter_mut().zip(&a).zip(&b) {
-            acc.add(&x.data, &y.data, None);
+            acc.add(&x.floats(), &y.floats(), None);
         }
     }
     Ok(acts
@@ -1059,7 +1067,7 @@ mod tests {
                 .map(|name| NamedTensor {
                     name,
                     shape: vec![2],
-                    data: vec![-1.0, 3.0],
+                    data: crate::tensor::TensorData::F32(vec![-1.0, 3.0]),
                 })
                 .collect())
         }
@@ -1080,7 +1088,7 @@ mod tests {
         vec![vec![NamedTensor {
             name: "x".into(),
             shape: vec![2],
-            data: vec![0.5, 2.0],
+            data: crate::tensor::TensorData::F32(vec![0.5, 2.0]),
         }]]
     }
 
