@@ -51,7 +51,7 @@ impl InputSpec {
                 &self.name,
                 format!(
                     "is a {} tensor; the quantizer feeds numeric and bool inputs only",
-                    crate::tensor::onnx_type_name(self.elem_type)
+                    crate::tensor::onnx_type_name(self.elem_type).to_ascii_lowercase()
                 ),
             )
         })
@@ -124,7 +124,12 @@ pub fn input_specs(model: &Model) -> Vec<InputSpec> {
                 symbols: dims
                     .iter()
                     .map(|d| match d {
-                        Some(dimension::Value::DimParam(p)) if !p.is_empty() => Some(p.clone()),
+                        // Placeholders such as Paddle's `?` name no size: unnamed.
+                        Some(dimension::Value::DimParam(p))
+                            if p.chars().any(|c| c.is_ascii_alphanumeric()) =>
+                        {
+                            Some(p.clone())
+                        }
                         _ => None,
                     })
                     .collect(),
@@ -407,7 +412,10 @@ pub fn random_feed(specs: &[InputSpec], symbolic: &[usize], seed: u64) -> Result
             let n: usize = shape.iter().product();
             let lower = s.name.to_ascii_lowercase();
             let values: Vec<f64> = if dtype.is_float() {
-                (0..n).map(|_| rng.random_range(-1.0f64..1.0)).collect()
+                // Drawn as f32, as before typed inputs, so seeds give the same feeds.
+                (0..n)
+                    .map(|_| f64::from(rng.random_range(-1.0f32..1.0)))
+                    .collect()
             } else if lower.contains("mask") || dtype == DType::Bool {
                 vec![1.0; n]
             } else if lower.contains("token_type") || lower.contains("segment") {

@@ -1207,6 +1207,85 @@ fn bad_quantizer_settings_and_samples_are_refused() {
             .expect("s0.npz")
             .expect("'y', which is not an input"),
     );
+    // A model whose input is a string tensor: nothing to feed it.
+    let c = Case::new("string-input");
+    let m = c.m().join("strings.onnx");
+    {
+        let mut b = GraphBuilder::new("strings", 1, WeightStorage::Initializer);
+        let x = b.input("text", DataType::String, &builder::fixed(&[1]));
+        let y = b.op("Identity", &[&x], vec![]);
+        b.rename_output(&y, "y");
+        b.output("y", DataType::String, &builder::fixed(&[1]));
+        save(&b.into_model(), &m);
+    }
+    let a = quantize(&c, &m, &["--mode", "int8-dynamic"]);
+    cases.push(c.args(a).expect("'text'").expect("string"));
+    // Transformer token batches (.npz, int64): one missing an input, one holding a token
+    // id outside the vocabulary, one with float ids.
+    let encoder = builder::bert_encoder(&builder::EncoderConfig::default(), 3);
+    let token_npz = |path: &Path, members: &[(&str, Tensor)]| {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+        for (name, t) in members {
+            z.start_file(
+                format!("{name}.npy"),
+                zip::write::SimpleFileOptions::default(),
+            )
+            .unwrap();
+            std::io::Write::write_all(&mut z, &npy::to_npy_bytes(t).unwrap()).unwrap();
+        }
+        z.finish().unwrap();
+    };
+    let ids =
+        |v: Vec<i64>| Tensor::new(vec![1, v.len()], edgepack::tensor::TensorData::I64(v)).unwrap();
+    for (name, members, expect) in [
+        (
+            "npz-missing-input",
+            vec![
+                ("input_ids", ids(vec![1, 2, 3])),
+                ("attention_mask", ids(vec![1, 1, 1])),
+            ],
+            "no tensor for input 'token_type_ids'",
+        ),
+        (
+            "token-outside-vocabulary",
+            vec![
+                ("input_ids", ids(vec![1, 100, 3])),
+                ("attention_mask", ids(vec![1, 1, 1])),
+                ("token_type_ids", ids(vec![0, 0, 0])),
+            ],
+            "token id 100 is outside the vocabulary [0, 100)",
+        ),
+        (
+            "token-ids-as-float",
+            vec![
+                (
+                    "input_ids",
+                    Tensor::from_f32(vec![1, 3], vec![1.0, 2.0, 3.0]).unwrap(),
+                ),
+                ("attention_mask", ids(vec![1, 1, 1])),
+                ("token_type_ids", ids(vec![0, 0, 0])),
+            ],
+            "dtype is float32, the model expects int64",
+        ),
+    ] {
+        let c = Case::new(name);
+        let m = c.m().join("encoder.onnx");
+        save(&encoder, &m);
+        let calib = c.m().join("calib");
+        std::fs::create_dir(&calib).unwrap();
+        token_npz(&calib.join("000.npz"), &members);
+        let a = quantize(
+            &c,
+            &m,
+            &[
+                "--mode",
+                "int8-dynamic",
+                "--calibration",
+                calib.to_str().unwrap(),
+            ],
+        );
+        cases.push(c.args(a).expect("000.npz").expect(expect));
+    }
     // A profile session entry that is not KEY=VALUE.
     let c = Case::new("session-config");
     let m = c.m().join("mlp.onnx");
