@@ -21,14 +21,26 @@ use super::shape::{self, Cost};
 use super::{external, for_each_graph, Model};
 use crate::error::{Error, Result};
 
-/// One dimension in JSON: a number, or the symbol's name (`"?"` for an anonymous one).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum JsonDim {
-    /// A fixed size.
-    Fixed(i64),
-    /// A symbolic size.
-    Symbol(String),
+/// `inspect` writes an anonymous dim as `"?"` (its JSON predates the one [`Dim`], whose
+/// own JSON form writes `null`); scripts read these files, so the form stays.
+fn dims_with_question_marks<S: serde::Serializer>(
+    dims: &Option<Vec<Dim>>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    match dims {
+        None => s.serialize_none(),
+        Some(dims) => {
+            let mut seq = s.serialize_seq(Some(dims.len()))?;
+            for d in dims {
+                match d {
+                    Dim::Unknown => seq.serialize_element("?")?,
+                    d => seq.serialize_element(d)?,
+                }
+            }
+            seq.end()
+        }
+    }
 }
 
 /// A graph input or output.
@@ -38,8 +50,10 @@ pub struct TensorSignature {
     pub name: String,
     /// ONNX element type name (`float`, `int64`, ...), `?` when not a tensor.
     pub dtype: String,
-    /// Dims, symbolic ones as strings; `null` when the rank is unknown.
-    pub shape: Option<Vec<JsonDim>>,
+    /// Dims, symbolic ones as strings (`"?"` when anonymous); `null` when the rank is
+    /// unknown.
+    #[serde(serialize_with = "dims_with_question_marks")]
+    pub shape: Option<Vec<Dim>>,
 }
 
 impl TensorSignature {
@@ -47,15 +61,7 @@ impl TensorSignature {
         TensorSignature {
             name: vi.name.clone(),
             dtype: graph::elem_type_name(vi),
-            shape: graph::shape(vi).map(|dims| {
-                dims.into_iter()
-                    .map(|d| match d {
-                        Dim::Fixed(n) => JsonDim::Fixed(n),
-                        Dim::Symbol(s) => JsonDim::Symbol(s),
-                        Dim::Unknown => JsonDim::Symbol("?".into()),
-                    })
-                    .collect()
-            }),
+            shape: graph::shape(vi),
         }
     }
 
@@ -67,10 +73,7 @@ impl TensorSignature {
             Some(d) => format!(
                 "[{}]",
                 d.iter()
-                    .map(|d| match d {
-                        JsonDim::Fixed(n) => n.to_string(),
-                        JsonDim::Symbol(s) => s.clone(),
-                    })
+                    .map(|d| d.to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -567,10 +570,10 @@ mod tests {
         assert_eq!(
             info.inputs[0].shape,
             Some(vec![
-                JsonDim::Symbol("N".into()),
-                JsonDim::Fixed(3),
-                JsonDim::Fixed(16),
-                JsonDim::Fixed(16)
+                Dim::Symbol("N".into()),
+                Dim::Fixed(3),
+                Dim::Fixed(16),
+                Dim::Fixed(16)
             ])
         );
         assert_eq!(info.weights.initializers.tensors, 0);

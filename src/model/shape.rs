@@ -1,7 +1,7 @@
 //! Best-effort static shape inference and a MACs/FLOPs estimate.
 //!
 //! Given concrete shapes for the real inputs (from `--shape NAME=1x3x224x224` and
-//! `--dim SYMBOL=N`), [`infer`] walks the main graph in topological order and sizes every
+//! `--dim SYMBOL=N`, parsed by `crate::inputs`), [`infer`] walks the main graph in topological order and sizes every
 //! tensor it can. It covers the ops that dominate edge vision and OCR models (convolutions,
 //! pools, elementwise ops with broadcasting, normalisation, Concat, Reshape, Flatten,
 //! Transpose, MatMul, Gemm, Resize, Slice, reductions) and propagates small integer
@@ -131,17 +131,6 @@ pub fn resolve_inputs(
         }
     }
     Ok(out)
-}
-
-/// Parse `1x3x224x224` (also `1,3,224,224`) into dims.
-pub fn parse_dims(s: &str) -> Option<Vec<i64>> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Some(Vec::new());
-    }
-    s.split(['x', 'X', ','])
-        .map(|p| p.trim().parse::<i64>().ok().filter(|&n| n >= 0))
-        .collect()
 }
 
 fn fmt_dims(d: &[i64]) -> String {
@@ -1136,8 +1125,6 @@ mod tests {
             .contains("no such input"));
         let bad = BTreeMap::from([("M".to_string(), 2)]);
         assert!(resolve_inputs(g, &BTreeMap::new(), &bad).is_err());
-        assert_eq!(parse_dims("1x3x224x224"), Some(vec![1, 3, 224, 224]));
-        assert_eq!(parse_dims("1x-3"), None);
     }
 
     #[test]

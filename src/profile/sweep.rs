@@ -26,10 +26,10 @@ use super::plan::Plan;
 use super::schema::{ConfigResult, FailureKind, Host, ModelRef, Profile, Status, PROFILE_SCHEMA};
 use super::worker::{is_allocation_failure, WorkerReply, WorkerRequest};
 use crate::error::{Error, Result};
-use crate::runtime::{ExecutionContext, GraphOptimizationLevel, Provider, ProviderFallback};
-use crate::tensor::inputs::{
-    prepare_for, resolve_shapes, Dim, InputSources, ShapeOverrides, TensorSpec,
+use crate::inputs::{
+    prepare_for, resolve_shapes, Dim, Generation, InputSources, ShapeOverrides, TensorSpec,
 };
+use crate::runtime::{ExecutionContext, GraphOptimizationLevel, Provider, ProviderFallback};
 
 /// How to start a worker: the program (normally the current `edgepack` executable) and
 /// the arguments that select the hidden worker subcommand.
@@ -68,6 +68,8 @@ pub struct SweepOptions {
     /// Whether the dims sweep came from `--dim`.
     pub dims_from_cli: bool,
     pub inputs_dir: Option<PathBuf>,
+    /// Roles read from the graph and `--input-range` values, for the workers.
+    pub generation: Generation,
     pub per_op: bool,
     pub seed: u64,
     pub ort_lib: Option<PathBuf>,
@@ -155,7 +157,7 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
             seed: opts.seed,
             ..Default::default()
         };
-        let tensors = prepare_for(specs, &ShapeOverrides::default(), &sources)?;
+        let tensors = prepare_for(specs, &ShapeOverrides::default(), &sources)?.tensors;
         let shapes: Vec<(String, Vec<usize>)> = tensors
             .iter()
             .map(|(n, t)| (n.clone(), t.shape().to_vec()))
@@ -299,8 +301,7 @@ fn apply_batch(batchers: &[&TensorSpec], ov: &mut ShapeOverrides, b: usize) {
                 let rest: Option<Vec<usize>> = dims[1..]
                     .iter()
                     .map(|d| match d {
-                        Dim::Fixed(n) => Some(*n),
-                        _ => None,
+                        d => d.fixed(),
                     })
                     .collect();
                 if let Some(rest) = rest {
@@ -605,6 +606,7 @@ pub fn run(
             context: context_for(&opts.base_context, &opts.plan, &c.ep, c.threads)?,
             input_shapes: c.input_shapes.clone(),
             inputs_dir: inputs_dir.clone(),
+            generation: opts.generation.clone(),
             seed: opts.seed,
             measure: opts.plan.file.measure.clone(),
             memory_limited: limits.memory_limit_bytes.is_some(),
@@ -647,6 +649,7 @@ mod tests {
             name: name.into(),
             elem_type: 1,
             dims: Some(dims),
+            role: Default::default(),
         }
     }
 
@@ -672,6 +675,7 @@ mod tests {
             batch_from_cli: false,
             dims_from_cli: false,
             inputs_dir: None,
+            generation: Default::default(),
             per_op: false,
             seed: 0,
             ort_lib: None,
@@ -755,12 +759,7 @@ mod tests {
     fn anonymous_batch_dim_takes_the_batch_when_the_rest_is_fixed() {
         let cls = vec![spec(
             "x",
-            vec![
-                Dim::Anonymous,
-                Dim::Fixed(3),
-                Dim::Fixed(48),
-                Dim::Fixed(192),
-            ],
+            vec![Dim::Unknown, Dim::Fixed(3), Dim::Fixed(48), Dim::Fixed(192)],
         )];
         let mut o = opts("quick");
         o.plan.file.sizes.batch = vec![1, 4];
