@@ -260,7 +260,28 @@ pub fn run(ort_lib: &Option<PathBuf>, args: ProfileArgs) -> anyhow::Result<Outco
         shapes.add_shape_arg(s)?;
     }
     let ranges = edgepack::inputs::ValueRanges::from_args(&args.input_range)?;
-    let from_files = args.inputs.is_some();
+    // Samples fix the shapes: a folder of samples (each distinct shape set is a query
+    // size), or the self-test inputs a package carries when no flag says otherwise.
+    let told_shapes = !args.batch.is_empty() || !args.dims.is_empty() || !args.shapes.is_empty();
+    let mut inputs_dir = args.inputs.clone();
+    let samples = match &args.inputs {
+        Some(p) => match edgepack::inputs::sample_files(p, &specs)? {
+            Some(s) => {
+                inputs_dir = None;
+                s
+            }
+            None => vec![],
+        },
+        None if !told_shapes && !source.sample_inputs.is_empty() => {
+            eprintln!(
+                "note: shapes from the {} sample input set(s) the package carries (--shape, --dim or --batch to choose others)",
+                source.sample_inputs.len()
+            );
+            source.sample_inputs.clone()
+        }
+        None => vec![],
+    };
+    let from_files = inputs_dir.is_some() || !samples.is_empty();
     edgepack::inputs::check_generation(&specs, &ranges, &|_| from_files)?;
     let generation = edgepack::inputs::Generation::new(&specs, &ranges);
     let mut base_context = source.context.clone().unwrap_or_default();
@@ -277,7 +298,8 @@ pub fn run(ort_lib: &Option<PathBuf>, args: ProfileArgs) -> anyhow::Result<Outco
         shapes,
         batch_from_cli: !args.batch.is_empty(),
         dims_from_cli: !args.dims.is_empty(),
-        inputs_dir: args.inputs.clone(),
+        inputs_dir,
+        samples,
         generation,
         per_op: args.per_op,
         seed: args.seed,

@@ -103,6 +103,7 @@ pub fn interleaved(s: &Settings, policy: &Policy) -> anyhow::Result<Remeasured> 
             batch_from_cli: false,
             dims_from_cli: false,
             inputs_dir: None,
+            samples: vec![],
             generation: Generation::new(&old_specs, &Default::default()),
             per_op: false,
             seed: s.seed,

@@ -62,8 +62,8 @@ pub use args::{
 pub use generate::{check_generation, generate, Generation};
 pub use resolve::{check_tensor, resolve, resolve_shapes, Resolved};
 pub use samples::{
-    prepare, prepare_bounded, prepare_for, read_sample, read_samples, sanitize_file_stem,
-    InputSources, Prepared, Sample, MAX_GENERATED_INPUT_BYTES,
+    prepare, prepare_bounded, prepare_for, read_sample, read_samples, sample_files,
+    sanitize_file_stem, InputSources, Prepared, Sample, MAX_GENERATED_INPUT_BYTES,
 };
 pub use spec::{model_inputs, model_outputs, Role, TensorSpec};
 

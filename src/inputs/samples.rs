@@ -392,3 +392,47 @@ pub fn read_sample(path: &Path, specs: &[TensorSpec]) -> Result<Sample> {
         tensors,
     })
 }
+
+/// The sample entries of `path` (see [`read_samples`]) as per-input files: for each
+/// sample, input name -> the file holding it (an `.npz` holds every input; a test-data
+/// folder has one `.pb` per input). Every sample is read and checked first, so a bad one
+/// is an error before anything runs. `None` when `path` is not a folder of samples (a
+/// single `.npz`, or a folder of `<input name>.npy` files: one input set, as `--inputs`
+/// always read it).
+pub fn sample_files(
+    path: &Path,
+    specs: &[TensorSpec],
+) -> Result<Option<Vec<BTreeMap<String, PathBuf>>>> {
+    if !path.is_dir() {
+        return Ok(None);
+    }
+    let entries = std::fs::read_dir(path).map_err(|e| Error::io(path, e))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| is_ext(p, "npz") || (p.is_dir() && p.join("input_0.pb").is_file()))
+        .collect();
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    paths.sort();
+    let mut out = Vec::with_capacity(paths.len());
+    for p in paths {
+        read_sample(&p, specs)?;
+        let p = std::fs::canonicalize(&p).map_err(|e| Error::io(&p, e))?;
+        out.push(
+            specs
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let f = if p.is_dir() {
+                        p.join(format!("input_{i}.pb"))
+                    } else {
+                        p.clone()
+                    };
+                    (s.name.clone(), f)
+                })
+                .collect(),
+        );
+    }
+    Ok(Some(out))
+}

@@ -44,6 +44,9 @@ pub struct WorkerRequest {
     pub input_shapes: Vec<(String, Vec<usize>)>,
     #[serde(default)]
     pub inputs_dir: Option<PathBuf>,
+    /// Sample files by input name (a sample set's member); shapes come from them.
+    #[serde(default)]
+    pub input_files: std::collections::BTreeMap<String, PathBuf>,
     /// Roles and `--input-range` values for generated inputs (see `inputs::Generation`).
     #[serde(default)]
     pub generation: Generation,
@@ -221,7 +224,7 @@ pub fn run_request(req: &WorkerRequest) -> WorkerReply {
     }
 
     let overrides = ShapeOverrides {
-        shapes: if req.inputs_dir.is_some() {
+        shapes: if req.inputs_dir.is_some() || !req.input_files.is_empty() {
             Default::default()
         } else {
             req.input_shapes.iter().cloned().collect()
@@ -231,6 +234,7 @@ pub fn run_request(req: &WorkerRequest) -> WorkerReply {
     let mut specs = session.inputs().to_vec();
     let sources = InputSources {
         bundle: req.inputs_dir.clone(),
+        files: req.input_files.clone(),
         seed: req.seed,
         ranges: req.generation.apply(&mut specs),
         ..Default::default()
@@ -348,6 +352,7 @@ mod tests {
             context: ExecutionContext::single_threaded(),
             input_shapes: vec![("x".into(), vec![1, 3, 8, 8])],
             inputs_dir: None,
+            input_files: Default::default(),
             generation: Default::default(),
             seed: 7,
             measure: MeasureSettings::default(),
