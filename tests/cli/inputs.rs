@@ -47,7 +47,7 @@ fn i64s(shape: &[usize], v: Vec<i64>) -> Tensor {
 }
 
 /// An `.npz` of `(name, tensor)` members, as `numpy.savez` writes them.
-pub fn write_npz(path: &Path, members: &[(&str, &Tensor)]) {
+pub(crate) fn write_npz(path: &Path, members: &[(&str, &Tensor)]) {
     let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
     for (n, t) in members {
         z.start_file(format!("{n}.npy"), zip::write::SimpleFileOptions::default())
