@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
-use edgepack::inputs::ShapeOverrides;
+use edgepack::inputs::{self, ShapeOverrides};
 use edgepack::model::info::ModelInfo;
 use edgepack::model::Model;
 use edgepack::runtime::{self, ExecutionContext, Session};
@@ -35,29 +35,37 @@ pub struct InspectArgs {
     pub no_ort_check: bool,
 }
 
-/// `--shape`/`--dim` in the one grammar of `edgepack::inputs`, as the i64 maps the
+/// `--shape`/`--dim` in the one grammar of `edgepack::inputs`, resolved as far as they
+/// go (no batch default: the estimate is at the shapes given), as the i64 shapes the
 /// compute estimate takes.
-fn parse_flags(
+fn input_shapes(
+    model: &Model,
     shapes: &[String],
     dims: &[String],
-) -> Result<(BTreeMap<String, Vec<i64>>, BTreeMap<String, i64>), Error> {
+) -> Result<BTreeMap<String, Vec<i64>>, Error> {
     let o = ShapeOverrides::from_args(shapes, dims)?;
-    Ok((
-        o.shapes
-            .into_iter()
-            .map(|(k, v)| (k, v.into_iter().map(|d| d as i64).collect()))
-            .collect(),
-        o.dims.into_iter().map(|(k, v)| (k, v as i64)).collect(),
-    ))
+    let specs = inputs::model_inputs(model);
+    let resolved = inputs::resolve_partial(&specs, &o).map_err(|e| match e {
+        e @ (Error::Input { .. } | Error::Usage { .. }) => e,
+        other => Error::file(&model_path(model), other.to_string()),
+    })?;
+    Ok(resolved
+        .into_iter()
+        .map(|(k, v)| (k, v.into_iter().map(|d| d as i64).collect()))
+        .collect())
+}
+
+fn model_path(model: &Model) -> PathBuf {
+    model.path.clone().unwrap_or_default()
 }
 
 pub fn run(ort_lib: &Option<PathBuf>, args: InspectArgs) -> anyhow::Result<Outcome> {
     // Our errors already say everything in one line; as plain messages, `{:#}` printing
     // does not append their `source()` a second time (e.g. the OS error of a missing file).
     let one_line = |e: Error| anyhow::anyhow!(e.to_string());
-    let (shapes, dims) = parse_flags(&args.shapes, &args.dims).map_err(one_line)?;
     let model = Model::load(&args.model).map_err(one_line)?;
-    let mut info = ModelInfo::collect(&model, &shapes, &dims).map_err(one_line)?;
+    let shapes = input_shapes(&model, &args.shapes, &args.dims).map_err(one_line)?;
+    let mut info = ModelInfo::collect(&model, &shapes).map_err(one_line)?;
     // Whether ONNX Runtime loads the model is asked of ONNX Runtime itself (a session is
     // created, nothing is run). No runtime installed is not an inspect error: the report
     // says it was not checked and why.

@@ -60,7 +60,7 @@ pub use args::{
     parse_dim_arg, parse_shape, parse_shape_arg, ShapeOverrides, ValueRange, ValueRanges,
 };
 pub use generate::{check_generation, generate, Generation};
-pub use resolve::{check_tensor, resolve, resolve_shapes, Resolved};
+pub use resolve::{check_tensor, resolve, resolve_partial, resolve_shapes, Resolved};
 pub use samples::{
     prepare, prepare_bounded, prepare_for, read_sample, read_samples, sample_files,
     sanitize_file_stem, InputSources, Prepared, Sample, MAX_GENERATED_INPUT_BYTES,

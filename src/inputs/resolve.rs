@@ -109,9 +109,61 @@ pub fn resolve(
     overrides: &ShapeOverrides,
     known: &BTreeMap<String, Vec<usize>>,
 ) -> Result<Resolved> {
+    let (shapes, notes) = resolve_inner(specs, overrides, known, false)?;
+    Ok(Resolved {
+        shapes: shapes.into_iter().map(|s| s.expect("complete")).collect(),
+        notes,
+    })
+}
+
+/// What the flags resolve without defaults and without insisting: the shape of every
+/// input they fully determine (for estimates such as `inspect`'s MACs at the given
+/// shapes). Contradictions are still errors: an unknown input or symbol, a rank or fixed
+/// dim the model does not have.
+pub fn resolve_partial(
+    specs: &[TensorSpec],
+    overrides: &ShapeOverrides,
+) -> Result<BTreeMap<String, Vec<usize>>> {
+    let (shapes, _) = resolve_inner(specs, overrides, &BTreeMap::new(), true)?;
+    Ok(specs
+        .iter()
+        .zip(shapes)
+        .filter_map(|(s, shape)| Some((s.name.clone(), shape?)))
+        .collect())
+}
+
+fn resolve_inner(
+    specs: &[TensorSpec],
+    overrides: &ShapeOverrides,
+    known: &BTreeMap<String, Vec<usize>>,
+    partial: bool,
+) -> Result<(Vec<Option<Vec<usize>>>, Vec<String>)> {
     for name in overrides.shapes.keys() {
         if !specs.iter().any(|s| &s.name == name) {
             return Err(unknown_input(name, specs, "--shape"));
+        }
+    }
+    let symbols: Vec<&str> = specs
+        .iter()
+        .flat_map(|s| s.dims.iter().flatten())
+        .filter_map(Dim::symbol)
+        .collect();
+    for sym in overrides.dims.keys() {
+        if !symbols.contains(&sym.as_str()) {
+            let mut all: Vec<&str> = symbols.clone();
+            all.sort();
+            all.dedup();
+            return Err(Error::usage(
+                "--dim",
+                format!(
+                    "no input has a dim named '{sym}' (symbols: {})",
+                    if all.is_empty() {
+                        "none".to_string()
+                    } else {
+                        all.join(", ")
+                    }
+                ),
+            ));
         }
     }
     let mut b = Bindings::default();
@@ -148,7 +200,7 @@ pub fn resolve(
     let mut out = Vec::with_capacity(specs.len());
     for spec in specs {
         if let Some(shape) = known.get(&spec.name) {
-            out.push(shape.clone());
+            out.push(Some(shape.clone()));
             continue;
         }
         if let Some(shape) = overrides.shapes.get(&spec.name) {
@@ -158,7 +210,11 @@ pub fn resolve(
                     shape[axis] = n;
                 }
             }
-            out.push(shape);
+            out.push(Some(shape));
+            continue;
+        }
+        if partial && spec.dims.is_none() {
+            out.push(None);
             continue;
         }
         let dims = spec.dims.as_ref().ok_or_else(|| {
@@ -171,6 +227,7 @@ pub fn resolve(
             )
         })?;
         let mut shape = Vec::with_capacity(dims.len());
+        let mut open = false;
         for (axis, d) in dims.iter().enumerate() {
             let bound = match d {
                 Dim::Fixed(n) if *n >= 0 => Some(*n as usize),
@@ -180,6 +237,10 @@ pub fn resolve(
             if let Some(n) = bound {
                 shape.push(n);
                 continue;
+            }
+            if partial {
+                open = true;
+                break;
             }
             if axis == 0 && dims.len() >= 2 {
                 // The leading dim of a batched input: one query is what a user runs
@@ -219,11 +280,11 @@ pub fn resolve(
                 ),
             });
         }
-        out.push(shape);
+        out.push((!open).then_some(shape));
     }
     // A batch note for a symbol shared by several inputs is said once.
     notes.dedup_by(|a, b| a.split_once(": ").map(|x| x.1) == b.split_once(": ").map(|x| x.1));
-    Ok(Resolved { shapes: out, notes })
+    Ok((out, notes))
 }
 
 /// An example `--shape` value for error messages: fixed dims kept, dynamic ones as `N`.

@@ -154,9 +154,13 @@ fn run_rejects_wrong_dtype_and_shape() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // The file, the input, what the model expects and what was found.
     assert_eq!(
         one_stderr_line(&out),
-        "edgepack: error: input 'x': element type is float64 but the model expects float32"
+        format!(
+            "edgepack: error: {}: input 'x': element type is float64 but the model expects float32",
+            x.display()
+        )
     );
     let out = edgepack()
         .arg("run")
