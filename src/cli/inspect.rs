@@ -47,7 +47,7 @@ fn input_shapes(
     let specs = inputs::model_inputs(model);
     let resolved = inputs::resolve_partial(&specs, &o).map_err(|e| match e {
         e @ (Error::Input { .. } | Error::Usage { .. }) => e,
-        other => Error::file(&model_path(model), other.to_string()),
+        other => Error::file(model_path(model), other.to_string()),
     })?;
     Ok(resolved
         .into_iter()

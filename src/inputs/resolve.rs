@@ -132,12 +132,15 @@ pub fn resolve_partial(
         .collect())
 }
 
+/// A shape per spec (`None`: left open, partial mode only) and the notes.
+type Partial = (Vec<Option<Vec<usize>>>, Vec<String>);
+
 fn resolve_inner(
     specs: &[TensorSpec],
     overrides: &ShapeOverrides,
     known: &BTreeMap<String, Vec<usize>>,
     partial: bool,
-) -> Result<(Vec<Option<Vec<usize>>>, Vec<String>)> {
+) -> Result<Partial> {
     for name in overrides.shapes.keys() {
         if !specs.iter().any(|s| &s.name == name) {
             return Err(unknown_input(name, specs, "--shape"));

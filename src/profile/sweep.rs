@@ -333,12 +333,7 @@ fn apply_batch(batchers: &[&TensorSpec], ov: &mut ShapeOverrides, b: usize) {
             _ => {
                 // An anonymous leading dim cannot be named; when every other dim is fixed
                 // the whole shape is known. Otherwise resolution reports what to pass.
-                let rest: Option<Vec<usize>> = dims[1..]
-                    .iter()
-                    .map(|d| match d {
-                        d => d.fixed(),
-                    })
-                    .collect();
+                let rest: Option<Vec<usize>> = dims[1..].iter().map(Dim::fixed).collect();
                 if let Some(rest) = rest {
                     let mut shape = vec![b];
                     shape.extend(rest);

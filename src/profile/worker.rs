@@ -237,7 +237,6 @@ pub fn run_request(req: &WorkerRequest) -> WorkerReply {
         files: req.input_files.clone(),
         seed: req.seed,
         ranges: req.generation.apply(&mut specs),
-        ..Default::default()
     };
     let inputs = match prepare_for(&specs, &overrides, &sources) {
         Ok(i) => i.tensors,
