@@ -263,3 +263,51 @@ fn integer_scalar_parameters_need_a_value() {
         .success()
         .stdout(predicates::str::contains("16000"));
 }
+
+#[test]
+fn profile_of_a_package_takes_shapes_from_its_sample_inputs() {
+    if !runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let m = token_model(d.path());
+    let samples = d.path().join("samples");
+    std::fs::create_dir(&samples).unwrap();
+    npy::write_npy(
+        &samples.join("input_ids.npy"),
+        &i64s(&[1, 6], vec![1, 2, 3, 4, 5, 6]),
+    )
+    .unwrap();
+    npy::write_npy(
+        &samples.join("attention_mask.npy"),
+        &i64s(&[1, 6], vec![1; 6]),
+    )
+    .unwrap();
+    let pkg = d.path().join("tokens.edgepkg");
+    edgepack()
+        .arg("package")
+        .arg(&m)
+        .arg("-o")
+        .arg(&pkg)
+        .arg("--sample-inputs")
+        .arg(&samples)
+        .assert()
+        .success();
+    let json = d.path().join("p.json");
+    let o = edgepack()
+        .arg("profile")
+        .arg(&pkg)
+        .arg("--plan")
+        .arg(plan(d.path()))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("sample input set"), "{stderr}");
+    let p = read_profile(&json);
+    assert_eq!(p.configs.len(), 1);
+    assert_eq!(p.configs[0].dims["sequence"], 6);
+    assert_eq!(p.configs[0].status, Status::Ok);
+}
