@@ -19,6 +19,7 @@ pub mod bundle;
 pub mod error;
 pub mod gate;
 pub mod hardware;
+pub mod inputs;
 pub mod isolate;
 pub mod model;
 pub mod package;

@@ -10,6 +10,9 @@ mod gate;
 #[path = "cli/run.rs"]
 mod run;
 
+#[path = "cli/inputs.rs"]
+mod inputs;
+
 #[path = "cli/profile.rs"]
 mod profile;
 

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use edgepack::bundle;
 use edgepack::model::Model;
-use edgepack::package::{self, manifest::Dim, VariantInput};
+use edgepack::package::{self, VariantInput};
 use edgepack::Error;
 
 use super::Outcome;
@@ -132,38 +132,6 @@ fn os(s: impl AsRef<std::ffi::OsStr>) -> OsString {
     s.as_ref().to_os_string()
 }
 
-/// The quantizer's `--dim` values (symbolic dims in order of appearance) from `--shape`.
-fn symbolic_values(model: &Model, shapes: &[String]) -> Result<Vec<String>, Error> {
-    let contract = package::contract::contract(&model.proto);
-    let mut out = vec![];
-    for i in &contract.inputs {
-        let Some(dims) = &i.shape else { continue };
-        let given = shapes
-            .iter()
-            .filter_map(|s| s.split_once('='))
-            .find(|(n, _)| *n == i.name)
-            .map(|(_, d)| d.split('x').map(str::to_string).collect::<Vec<_>>());
-        for (k, d) in dims.iter().enumerate() {
-            if matches!(d, Dim::Fixed(_)) {
-                continue;
-            }
-            match given.as_ref().and_then(|g| g.get(k)) {
-                Some(v) => out.push(v.clone()),
-                None => {
-                    return Err(Error::usage(
-                        "--shape",
-                        format!(
-                            "input '{}' has dynamic dims; give --shape {}=...",
-                            i.name, i.name
-                        ),
-                    ))
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
 pub fn run(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Outcome> {
     let out = &args.output;
     let work = out.join("work");
@@ -195,7 +163,6 @@ pub fn run(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Outcome> {
         );
     }
     let targets = super::bundle::resolve_targets(&args.targets)?;
-    let sym = symbolic_values(&model, &args.shapes)?;
 
     // 2. quantize
     let wanted: Vec<&(&str, &str)> = MODES
@@ -236,8 +203,8 @@ pub fn run(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Outcome> {
             argv.push(os("--calibration"));
             argv.push(os(c));
         }
-        for v in &sym {
-            argv.push(os("--dim"));
+        for v in &args.shapes {
+            argv.push(os("--shape"));
             argv.push(os(v));
         }
         match step(ort_lib, argv) {

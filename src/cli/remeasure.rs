@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 
 use edgepack::gate::rounds::{merge_rounds, pair_rounds, RoundPair};
 use edgepack::gate::Policy;
+use edgepack::inputs::{model_inputs, Generation, ShapeOverrides};
 use edgepack::profile::plan::Plan;
 use edgepack::profile::schema::Profile;
 use edgepack::profile::sweep::{self, Silent, SweepOptions, WorkerCommand};
-use edgepack::tensor::inputs::{model_inputs, ShapeOverrides};
 use edgepack::Error;
 
 /// How to remeasure.
@@ -76,9 +76,8 @@ pub fn interleaved(s: &Settings, policy: &Policy) -> anyhow::Result<Remeasured> 
         Ok(model_inputs(&model))
     };
     let (old_specs, new_specs) = (specs_of(s.old)?, specs_of(s.new)?);
-    let names = |v: &[edgepack::tensor::inputs::TensorSpec]| {
-        v.iter().map(|t| t.name.clone()).collect::<Vec<_>>()
-    };
+    let names =
+        |v: &[edgepack::inputs::TensorSpec]| v.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
     if names(&old_specs) != names(&new_specs) {
         return Err(Error::usage(
             "--model",
@@ -104,6 +103,8 @@ pub fn interleaved(s: &Settings, policy: &Policy) -> anyhow::Result<Remeasured> 
             batch_from_cli: false,
             dims_from_cli: false,
             inputs_dir: None,
+            samples: vec![],
+            generation: Generation::new(&old_specs, &Default::default()),
             per_op: false,
             seed: s.seed,
             ort_lib: s.ort_lib.clone(),

@@ -103,7 +103,7 @@ fn refuses_an_already_quantized_model() {
         .arg(&model)
         .arg("-o")
         .arg(&once)
-        .args(["--dim", "1", "--dim", "48", "--dim", "192", "--no-latency"])
+        .args(["--shape", "x=1x3x48x192", "--no-latency"])
         .assert()
         .success();
     let twice = tmp.path().join("twice.onnx");
@@ -212,16 +212,7 @@ fn debug_layers_reports_an_error_per_quantized_tensor() {
         .arg(&model)
         .arg("-o")
         .arg(tmp.path().join("q.onnx"))
-        .args([
-            "--dim",
-            "1",
-            "--dim",
-            "48",
-            "--dim",
-            "192",
-            "--no-latency",
-            "--debug-layers",
-        ])
+        .args(["--shape", "x=1x3x48x192", "--no-latency", "--debug-layers"])
         .arg("--report")
         .arg(&report)
         .assert()
@@ -248,12 +239,8 @@ fn int8_dynamic_rewrites_matmuls_without_calibration_data() {
         .args([
             "--mode",
             "int8-dynamic",
-            "--dim",
-            "1",
-            "--dim",
-            "48",
-            "--dim",
-            "192",
+            "--shape",
+            "x=1x3x48x192",
             "--no-latency",
         ])
         .arg("--report")
