@@ -14,15 +14,13 @@
 
 use std::path::{Path, PathBuf};
 
-use rand::{Rng, SeedableRng};
-
 use super::preprocess::Preprocess;
 use super::runner::{Feed, NamedTensor};
 use crate::error::{Error, Result};
 use crate::model::proto::tensor_shape_proto::dimension;
 use crate::model::proto::type_proto;
 use crate::model::Model;
-use crate::tensor::{DType, Tensor};
+use crate::tensor::DType;
 
 /// One model input's signature.
 #[derive(Clone, Debug, PartialEq)]
@@ -371,88 +369,6 @@ pub fn load_sample(path: &Path, specs: &[InputSpec], pre: &Preprocess) -> Result
     let t = NamedTensor::f32(&spec.name, shape, data);
     check(spec, &t, path)?;
     Ok(vec![t])
-}
-
-/// Generated inputs (seeded), by element type and role: float inputs uniform in [-1, 1];
-/// integer or bool inputs named like an attention mask all ones (true); token types
-/// (`token_type*`, `segment*`) zeros; other integer inputs that index a `Gather` table
-/// (token ids) uniform in `[0, vocab)`; any other integer input zeros. Symbolic dims take their values from `symbolic` in
-/// order of first appearance, one value per symbol, so `input_ids` and `attention_mask`
-/// share `[batch, sequence]`; past its end a leading (batch) dim is 1 and any other is 64
-/// (a spatial size every stride-32 backbone accepts, a short sentence for a
-/// transformer). Accuracy figures on these are meaningless; callers must say so.
-pub fn random_feed(specs: &[InputSpec], symbolic: &[usize], seed: u64) -> Result<Feed> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut bound: std::collections::HashMap<String, usize> = Default::default();
-    let mut k = 0;
-    specs
-        .iter()
-        .map(|s| {
-            let dtype = s.dtype()?;
-            let mut shape = Vec::with_capacity(s.dims.len());
-            for (axis, d) in s.dims.iter().enumerate() {
-                let sym = s.symbols.get(axis).cloned().flatten();
-                let v = match (d, sym.as_ref().and_then(|x| bound.get(x))) {
-                    (Some(d), _) => *d,
-                    (None, Some(&v)) => v,
-                    (None, None) => {
-                        let v = symbolic
-                            .get(k)
-                            .copied()
-                            .unwrap_or(if axis == 0 { 1 } else { 64 });
-                        k += 1;
-                        if let Some(sym) = sym {
-                            bound.insert(sym, v);
-                        }
-                        v
-                    }
-                };
-                shape.push(v);
-            }
-            let n: usize = shape.iter().product();
-            let lower = s.name.to_ascii_lowercase();
-            let values: Vec<f64> = if dtype.is_float() {
-                // Drawn as f32, as before typed inputs, so seeds give the same feeds.
-                (0..n)
-                    .map(|_| f64::from(rng.random_range(-1.0f32..1.0)))
-                    .collect()
-            } else if lower.contains("mask") || dtype == DType::Bool {
-                vec![1.0; n]
-            } else if lower.contains("token_type") || lower.contains("segment") {
-                vec![0.0; n]
-            } else if let Some(vocab) = s.vocab.filter(|&v| v > 0) {
-                (0..n).map(|_| rng.random_range(0..vocab) as f64).collect()
-            } else {
-                vec![0.0; n]
-            };
-            let t = tensor_of(dtype, shape, &values)?;
-            Ok(NamedTensor::from_tensor(&s.name, t))
-        })
-        .collect()
-}
-
-/// A tensor of `dtype` holding `values` (already inside the type's range).
-fn tensor_of(dtype: DType, shape: Vec<usize>, values: &[f64]) -> Result<Tensor> {
-    use crate::tensor::TensorData as D;
-    fn map<T>(v: &[f64], f: impl Fn(f64) -> T) -> Vec<T> {
-        v.iter().map(|&x| f(x)).collect()
-    }
-    let data = match dtype {
-        DType::F32 => D::F32(map(values, |x| x as f32)),
-        DType::F16 => D::F16(map(values, half::f16::from_f64)),
-        DType::BF16 => D::BF16(map(values, half::bf16::from_f64)),
-        DType::F64 => D::F64(values.to_vec()),
-        DType::I8 => D::I8(map(values, |x| x as i8)),
-        DType::U8 => D::U8(map(values, |x| x as u8)),
-        DType::I16 => D::I16(map(values, |x| x as i16)),
-        DType::U16 => D::U16(map(values, |x| x as u16)),
-        DType::I32 => D::I32(map(values, |x| x as i32)),
-        DType::U32 => D::U32(map(values, |x| x as u32)),
-        DType::I64 => D::I64(map(values, |x| x as i64)),
-        DType::U64 => D::U64(map(values, |x| x as u64)),
-        DType::Bool => D::Bool(map(values, |x| x != 0.0)),
-    };
-    Tensor::new(shape, data)
 }
 
 /// A float32 `.npy` sample, read by the crate's one `.npy` parser (`tensor::npy`: header,

@@ -2,15 +2,18 @@
 //! attention mask, LayerNorm, GELU) through generated and typed sample data and every
 //! mode, in ONNX Runtime.
 
+use crate::inputs::{self, InputSources, ShapeOverrides};
 use crate::model::builder::{bert_encoder, EncoderConfig};
-use crate::quantize::data::{input_specs, random_feed};
+use crate::quantize::data::input_specs;
 use crate::quantize::runner::Engine;
+use crate::quantize::runner::NamedTensor;
 
 #[test]
 fn encoder_runs_in_onnx_runtime_and_padding_does_not_change_the_embedding() {
     // What it protects: the encoder is a valid transformer (ORT runs it), the mask
     // really masks (padded tokens leave the pooled embedding unchanged), and the
-    // quantizer's generator reads the vocabulary from the token Gather.
+    // quantizer reads the vocabulary from the token Gather, and the input model's
+    // generated feed (ids in the vocabulary, mask ones) runs it.
     let m = bert_encoder(&EncoderConfig::default(), 7);
     let specs = input_specs(&m);
     assert_eq!(specs[0].vocab, Some(100));
@@ -19,7 +22,13 @@ fn encoder_runs_in_onnx_runtime_and_padding_does_not_change_the_embedding() {
     }
     let engine = crate::quantize::engine::RuntimeEngine::new(None, 1).unwrap();
     let mut r = engine.load(&m.to_bytes()).unwrap();
-    let feed = random_feed(&specs, &[1, 6], 3).unwrap();
+    let shapes = ShapeOverrides::from_args(&[], &["batch=1".into(), "sequence=6".into()]).unwrap();
+    let prepared = inputs::prepare(&m, &shapes, &InputSources::default()).unwrap();
+    let feed: Vec<NamedTensor> = prepared
+        .tensors
+        .into_iter()
+        .map(|(n, t)| NamedTensor::from_tensor(&n, t))
+        .collect();
     let a = r.run(&feed, &[]).unwrap();
     assert_eq!(a[0].shape, vec![1, 32]);
     // The same 6 tokens padded to 9 with a zero mask on the padding.

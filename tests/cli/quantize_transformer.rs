@@ -123,7 +123,7 @@ fn quantizes_a_transformer_encoder_in_every_mode() {
 #[test]
 fn generated_token_inputs_quantize_without_samples() {
     // No --calibration: ids are drawn inside the vocabulary, the mask is ones, token
-    // types zeros; `--dim` sets batch then sequence.
+    // types zeros (the input model's roles); `--dim` binds the symbols.
     if !runtime_available() {
         return;
     }
@@ -140,9 +140,9 @@ fn generated_token_inputs_quantize_without_samples() {
             "int8-dynamic",
             "--no-latency",
             "--dim",
-            "2",
+            "batch=2",
             "--dim",
-            "16",
+            "sequence=16",
         ])
         .assert()
         .success();
