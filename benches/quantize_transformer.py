@@ -193,7 +193,8 @@ def main():
         ("edgepack int8 (static QDQ)", edgepack("int8")),
         ("edgepack int4-weight", edgepack("int4-weight")),
         ("edgepack fp16", edgepack("fp16")),
-        ("edgepack auto cosine=0.99", edgepack("auto", "--accuracy-target", "cosine=0.99")),
+        ("edgepack auto cosine=0.99", edgepack("auto", "--accuracy-target", "cosine=0.99",
+                                               "--timeout", "3600s")),
     ]
     only = [o.strip() for o in args.only.split(",") if o.strip()]
     fp32 = session(args.model)
