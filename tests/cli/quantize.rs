@@ -535,7 +535,13 @@ fn int4_weight_refuses_a_conv_only_model_with_exit_2() {
         .arg(&model)
         .arg("-o")
         .arg(tmp.path().join("q.onnx"))
-        .args(["--mode", "int4-weight", "--no-latency"])
+        .args([
+            "--mode",
+            "int4-weight",
+            "--no-latency",
+            "--shape",
+            "x=1x3x48x192",
+        ])
         .assert()
         .code(2)
         .stderr(
