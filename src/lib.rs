@@ -23,6 +23,7 @@ pub mod date;
 pub mod error;
 pub mod gate;
 pub mod hardware;
+pub mod inputs;
 pub mod isolate;
 pub mod model;
 pub mod package;

@@ -10,6 +10,9 @@ mod gate;
 #[path = "cli/run.rs"]
 mod run;
 
+#[path = "cli/inputs.rs"]
+mod inputs;
+
 #[path = "cli/profile.rs"]
 mod profile;
 
@@ -27,6 +30,9 @@ mod backend;
 
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
+
+#[path = "cli/quantize_transformer.rs"]
+mod quantize_transformer;
 
 #[path = "cli/shape_suite.rs"]
 mod shape_suite;

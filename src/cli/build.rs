@@ -9,7 +9,7 @@ use clap::Args;
 use edgepack::isolate::{self, ChildLimits};
 use edgepack::pipeline::{Build, Observer, Settings, Step, VariantMode};
 use edgepack::profile::plan::Plan;
-use edgepack::tensor::inputs::ShapeOverrides;
+use edgepack::inputs::ShapeOverrides;
 use edgepack::Error;
 
 use super::Outcome;
@@ -145,6 +145,7 @@ fn settings(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Settings>
         hardware_dir,
         shapes,
         calibration: args.calibration,
+        eval: None,
         variants,
         plan: Plan::resolve(&args.plan)?,
         reprofile: args.reprofile,

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
+use edgepack::inputs::{self, ShapeOverrides};
 use edgepack::model::info::ModelInfo;
-use edgepack::model::{shape, Model};
+use edgepack::model::Model;
 use edgepack::runtime::{self, ExecutionContext, Session};
 use edgepack::Error;
 
@@ -34,61 +35,37 @@ pub struct InspectArgs {
     pub no_ort_check: bool,
 }
 
-/// Parse `--shape NAME=DIMS` values (the name may itself contain `=`; the dims may not).
-pub fn parse_shapes(values: &[String]) -> Result<BTreeMap<String, Vec<i64>>, Error> {
-    let mut out = BTreeMap::new();
-    for v in values {
-        let (name, dims) = v.rsplit_once('=').ok_or_else(|| {
-            Error::usage(
-                format!("--shape {v}"),
-                "expected NAME=DIMS, e.g. x=1x3x224x224",
-            )
-        })?;
-        let parsed = shape::parse_dims(dims).ok_or_else(|| {
-            Error::usage(
-                format!("--shape {v}"),
-                "dims must be non-negative integers separated by 'x', e.g. 1x3x224x224",
-            )
-        })?;
-        if out.insert(name.to_string(), parsed).is_some() {
-            return Err(Error::usage(
-                format!("--shape {v}"),
-                format!("input '{name}' given twice"),
-            ));
-        }
-    }
-    Ok(out)
+/// `--shape`/`--dim` in the one grammar of `edgepack::inputs`, resolved as far as they
+/// go (no batch default: the estimate is at the shapes given), as the i64 shapes the
+/// compute estimate takes.
+fn input_shapes(
+    model: &Model,
+    shapes: &[String],
+    dims: &[String],
+) -> Result<BTreeMap<String, Vec<i64>>, Error> {
+    let o = ShapeOverrides::from_args(shapes, dims)?;
+    let specs = inputs::model_inputs(model);
+    let resolved = inputs::resolve_partial(&specs, &o).map_err(|e| match e {
+        e @ (Error::Input { .. } | Error::Usage { .. }) => e,
+        other => Error::file(model_path(model), other.to_string()),
+    })?;
+    Ok(resolved
+        .into_iter()
+        .map(|(k, v)| (k, v.into_iter().map(|d| d as i64).collect()))
+        .collect())
 }
 
-/// Parse `--dim SYMBOL=N` values.
-pub fn parse_dims(values: &[String]) -> Result<BTreeMap<String, i64>, Error> {
-    let mut out = BTreeMap::new();
-    for v in values {
-        let (sym, n) = v
-            .rsplit_once('=')
-            .ok_or_else(|| Error::usage(format!("--dim {v}"), "expected SYMBOL=N, e.g. batch=1"))?;
-        let n: i64 =
-            n.trim().parse().ok().filter(|&n| n > 0).ok_or_else(|| {
-                Error::usage(format!("--dim {v}"), "N must be a positive integer")
-            })?;
-        if out.insert(sym.to_string(), n).is_some() {
-            return Err(Error::usage(
-                format!("--dim {v}"),
-                format!("symbol '{sym}' given twice"),
-            ));
-        }
-    }
-    Ok(out)
+fn model_path(model: &Model) -> PathBuf {
+    model.path.clone().unwrap_or_default()
 }
 
 pub fn run(ort_lib: &Option<PathBuf>, args: InspectArgs) -> anyhow::Result<Outcome> {
     // Our errors already say everything in one line; as plain messages, `{:#}` printing
     // does not append their `source()` a second time (e.g. the OS error of a missing file).
     let one_line = |e: Error| anyhow::anyhow!(e.to_string());
-    let shapes = parse_shapes(&args.shapes).map_err(one_line)?;
-    let dims = parse_dims(&args.dims).map_err(one_line)?;
     let model = Model::load(&args.model).map_err(one_line)?;
-    let mut info = ModelInfo::collect(&model, &shapes, &dims).map_err(one_line)?;
+    let shapes = input_shapes(&model, &args.shapes, &args.dims).map_err(one_line)?;
+    let mut info = ModelInfo::collect(&model, &shapes).map_err(one_line)?;
     // Whether ONNX Runtime loads the model is asked of ONNX Runtime itself (a session is
     // created, nothing is run). No runtime installed is not an inspect error: the report
     // says it was not checked and why.

@@ -40,9 +40,13 @@ pub struct ProfileArgs {
     /// A whole input shape, e.g. x=1x3x640x640 (its leading dim is replaced by --batch).
     #[arg(long = "shape", value_name = "NAME=DIMS")]
     pub shapes: Vec<String>,
-    /// Values of a symbolic dim to sweep, e.g. seq=128,512.
+    /// Values of a symbolic dim to sweep, e.g. sequence=16,64 (wins over the value a
+    /// --shape gives for that dim).
     #[arg(long = "dim", value_name = "SYMBOL=N,M,...")]
     pub dims: Vec<String>,
+    /// Range of generated values for an input, e.g. input_ids=0..999 or sr=16000..16000.
+    #[arg(long = "input-range", value_name = "NAME=LO..HI")]
+    pub input_range: Vec<String>,
     /// Intra-op thread counts to sweep (0 = ONNX Runtime's default).
     #[arg(long, value_delimiter = ',', value_name = "N,M,...")]
     pub threads: Vec<usize>,
@@ -105,21 +109,13 @@ fn duration(flag: &str, s: &Option<String>) -> anyhow::Result<Option<f64>> {
     Ok(super::optional_quantity(flag, s.as_deref(), Unit::Seconds)?)
 }
 
+/// `--dim SYMBOL=N,M,...` in the one grammar of `edgepack::inputs` (sizes >= 1).
 fn parse_dims(args: &[String]) -> anyhow::Result<std::collections::BTreeMap<String, Vec<i64>>> {
     let mut out = std::collections::BTreeMap::new();
     for a in args {
-        let (k, v) = a
-            .rsplit_once('=')
-            .filter(|(k, v)| !k.is_empty() && !v.is_empty())
-            .ok_or_else(|| Error::usage("--dim", format!("expected SYMBOL=N[,M...], got '{a}'")))?;
-        let values: Result<Vec<i64>, _> = v.split(',').map(|x| x.trim().parse::<i64>()).collect();
-        let values = values.map_err(|_| {
-            Error::usage(
-                "--dim",
-                format!("'{v}' is not a list of sizes like 128,512 (in '{a}')"),
-            )
-        })?;
-        if out.insert(k.to_string(), values).is_some() {
+        let (k, values) = edgepack::inputs::parse_dim_arg(a)?;
+        let values = values.into_iter().map(|v| v as i64).collect();
+        if out.insert(k.clone(), values).is_some() {
             return Err(Error::usage("--dim", format!("symbol '{k}' given twice")).into());
         }
     }
@@ -246,12 +242,37 @@ pub fn run(ort_lib: &Option<PathBuf>, args: ProfileArgs) -> anyhow::Result<Outco
         }
     }
     let model = edgepack::model::Model::load(&source.model_path)?;
-    let specs = edgepack::tensor::inputs::model_inputs(&model);
+    let specs = edgepack::inputs::model_inputs(&model);
     drop(model);
-    let mut shapes = edgepack::tensor::inputs::ShapeOverrides::default();
+    let mut shapes = edgepack::inputs::ShapeOverrides::default();
     for s in &args.shapes {
         shapes.add_shape_arg(s)?;
     }
+    let ranges = edgepack::inputs::ValueRanges::from_args(&args.input_range)?;
+    // Samples fix the shapes: a folder of samples (each distinct shape set is a query
+    // size), or the self-test inputs a package carries when no flag says otherwise.
+    let told_shapes = !args.batch.is_empty() || !args.dims.is_empty() || !args.shapes.is_empty();
+    let mut inputs_dir = args.inputs.clone();
+    let samples = match &args.inputs {
+        Some(p) => match edgepack::inputs::sample_files(p, &specs)? {
+            Some(s) => {
+                inputs_dir = None;
+                s
+            }
+            None => vec![],
+        },
+        None if !told_shapes && !source.sample_inputs.is_empty() => {
+            eprintln!(
+                "note: shapes from the {} sample input set(s) the package carries (--shape, --dim or --batch to choose others)",
+                source.sample_inputs.len()
+            );
+            source.sample_inputs.clone()
+        }
+        None => vec![],
+    };
+    let from_files = inputs_dir.is_some() || !samples.is_empty();
+    edgepack::inputs::check_generation(&specs, &ranges, &|_| from_files)?;
+    let generation = edgepack::inputs::Generation::new(&specs, &ranges);
     let mut base_context = source.context.clone().unwrap_or_default();
     base_context.session_config.extend(super::session_entries(
         "--session-config",
@@ -266,7 +287,9 @@ pub fn run(ort_lib: &Option<PathBuf>, args: ProfileArgs) -> anyhow::Result<Outco
         shapes,
         batch_from_cli: !args.batch.is_empty(),
         dims_from_cli: !args.dims.is_empty(),
-        inputs_dir: args.inputs.clone(),
+        inputs_dir,
+        samples,
+        generation,
         per_op: args.per_op,
         seed: args.seed,
         ort_lib: ort_lib.clone(),

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 
 use super::Outcome;
+use edgepack::inputs::{ShapeOverrides, ValueRanges};
 use edgepack::quantize::accuracy::AccuracyFloor;
 use edgepack::quantize::calibrate::Method;
-use edgepack::quantize::data::{input_specs, list_folder, load_sample, random_feed};
+use edgepack::quantize::data::{input_specs, list_folder, load_sample};
 use edgepack::quantize::engine::RuntimeEngine;
 use edgepack::quantize::preprocess::{ChannelOrder, Layout, Preprocess};
 use edgepack::quantize::qdq::{Selection, WeightRounding};
@@ -65,13 +66,34 @@ pub struct PreprocessArgs {
     /// Per-channel std divided last, `a,b,c`.
     #[arg(long, default_value = "1,1,1")]
     pub std: String,
-    /// Values for symbolic input dims, in order, when inputs are random (e.g. `--dim 1
-    /// --dim 48 --dim 192`; unset ones are 1 for a leading batch dim, else 64).
-    #[arg(long = "dim", value_name = "N")]
-    pub dims: Vec<usize>,
+    /// Value for a symbolic dim of generated inputs, e.g. sequence=128 (wins over a
+    /// --shape for that dim). Repeatable.
+    #[arg(long = "dim", value_name = "SYMBOL=N")]
+    pub dims: Vec<String>,
+    /// Concrete shape of a generated input, e.g. x=1x3x48x192. Repeatable.
+    #[arg(long = "shape", value_name = "NAME=DIMS")]
+    pub shapes: Vec<String>,
+    /// Range of generated values for an input, e.g. input_ids=0..999. Repeatable.
+    #[arg(long = "input-range", value_name = "NAME=LO..HI")]
+    pub input_ranges: Vec<String>,
 }
 
 impl PreprocessArgs {
+    /// One generated input set through the input model (`--shape`, `--dim`,
+    /// `--input-range`, roles), seeded; `notes` prints what was defaulted.
+    pub fn generated_feed(&self, model: &Model, seed: u64, notes: bool) -> Result<Feed> {
+        let overrides = ShapeOverrides::from_args(&self.shapes, &self.dims)?;
+        let ranges = ValueRanges::from_args(&self.input_ranges)?;
+        let (feed, prepared_notes) =
+            edgepack::quantize::data::generated_feed(model, &overrides, &ranges, seed)?;
+        if notes {
+            for n in &prepared_notes {
+                eprintln!("note: {n}");
+            }
+        }
+        Ok(feed)
+    }
+
     pub fn resolve(&self) -> Result<Preprocess> {
         let three = |flag: &str, s: &str| -> Result<[f32; 3]> {
             let v: Vec<f32> = s
@@ -309,6 +331,7 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outco
     if let Some(op) = quantize::already_quantized(&model) {
         return Err(Error::file(&args.model, format!("the model is already quantized (it contains {op}); quantize the fp32 original instead")));
     }
+    edgepack::quantize::data::check_model_inputs(&model)?;
     let (calib, eval, random) = match &args.calibration {
         Some(dir) => {
             let mut all = load_folder(&model, dir, &pre)?;
@@ -328,13 +351,12 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outco
         }
         None => {
             eprintln!("edgepack: WARNING: no --calibration folder: calibrating and evaluating on RANDOM inputs. Accuracy figures are MEANINGLESS and activation ranges will not fit real data.");
-            let specs = input_specs(&model);
             let n = args.calibration_samples.min(8);
             let calib = (0..n)
-                .map(|i| random_feed(&specs, &args.preprocess.dims, i as u64))
+                .map(|i| args.preprocess.generated_feed(&model, i as u64, i == 0))
                 .collect::<Result<Vec<_>>>()?;
             let eval = (0..4)
-                .map(|i| random_feed(&specs, &args.preprocess.dims, 1000 + i))
+                .map(|i| args.preprocess.generated_feed(&model, 1000 + i, false))
                 .collect::<Result<Vec<_>>>()?;
             (calib, eval, true)
         }

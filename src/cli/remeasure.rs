@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use edgepack::gate::remeasure::{self, SweepMeasurer};
 use edgepack::gate::Policy;
+use edgepack::inputs::ShapeOverrides;
 use edgepack::profile::plan::Plan;
 use edgepack::profile::sweep::WorkerCommand;
-use edgepack::tensor::inputs::ShapeOverrides;
 use edgepack::Error;
 
 pub use edgepack::gate::remeasure::Remeasured;

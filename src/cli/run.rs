@@ -8,9 +8,9 @@ use clap::Args;
 
 use edgepack::bounds;
 use edgepack::error::Error;
+use edgepack::inputs::{self, InputSources, ShapeOverrides, ValueRanges};
 use edgepack::model::Model;
 use edgepack::runtime::{self, ExecutionContext, Provider, Session};
-use edgepack::tensor::inputs::{self, InputSources, ShapeOverrides};
 use edgepack::tensor::{format_shape, npy, DType, Tensor};
 
 use super::isolation::{self, IsolationArgs};
@@ -32,16 +32,22 @@ pub struct RunArgs {
     /// Concrete shape for an input, e.g. x=1x3x224x224. Repeatable.
     #[arg(long, value_name = "NAME=SHAPE")]
     pub shape: Vec<String>,
-    /// Value for a symbolic dim, e.g. batch=4. Repeatable.
+    /// Value for a symbolic dim, e.g. batch=4; wins over a --shape for that dim.
+    /// Repeatable.
     #[arg(long, value_name = "SYMBOL=N")]
     pub dim: Vec<String>,
+    /// Range of generated values for an input, e.g. input_ids=0..999 or sr=16000..16000.
+    /// Repeatable.
+    #[arg(long = "input-range", value_name = "NAME=LO..HI")]
+    pub input_range: Vec<String>,
     /// Seed for generated inputs.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Write each output as DIR/<output name>.npy (created if missing).
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
-    /// Also write the inputs actually used as DIR/<input name>.npy.
+    /// Also write the inputs actually used as DIR/<input name>.npy (even when the run
+    /// fails: that is when they are needed).
     #[arg(long, value_name = "DIR")]
     pub save_inputs: Option<PathBuf>,
     /// Intra-op threads (default: ONNX Runtime's choice).
@@ -137,6 +143,7 @@ pub fn run(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome> {
     let mut sources = InputSources {
         bundle: args.inputs.clone(),
         seed: args.seed,
+        ranges: ValueRanges::from_args(&args.input_range)?,
         ..Default::default()
     };
     for a in &args.input {
@@ -144,7 +151,14 @@ pub fn run(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome> {
     }
     let limits = args.isolation.limits()?;
     let mem = limits.memory_limit_bytes.unwrap_or(u64::MAX);
-    let feeds = inputs::prepare_bounded(&inputs::model_inputs(&model), &overrides, &sources, mem)?;
+    let prepared =
+        inputs::prepare_bounded(&inputs::model_inputs(&model), &overrides, &sources, mem)?;
+    if !args.isolation.isolated_child {
+        for n in &prepared.notes {
+            eprintln!("note: {n}");
+        }
+    }
+    let feeds = prepared.tensors;
     let shapes: BTreeMap<String, Vec<i64>> = feeds
         .iter()
         .map(|(n, t)| (n.clone(), t.shape().iter().map(|&d| d as i64).collect()))
@@ -176,15 +190,25 @@ pub fn run(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome> {
         info.source,
         session.providers().summary()
     );
-    let outputs = session.run(&feeds)?;
+    let in_files = match &args.save_inputs {
+        Some(dir) => encode_all(&feeds, dir, "input")?,
+        None => Vec::new(),
+    };
+    let outputs = match session.run(&feeds) {
+        Ok(o) => o,
+        Err(e) => {
+            // The inputs of a failed run are what a bug report needs.
+            if let Some(dir) = &args.save_inputs {
+                write_all(dir, &in_files)?;
+                eprintln!("saved the inputs of the failed run in {}", dir.display());
+            }
+            return Err(e.into());
+        }
+    };
 
     // Stage 3: files, all encoded first so a bad output leaves nothing half-written.
     let out_files = match &args.output_dir {
         Some(dir) => encode_all(&outputs, dir, "output")?,
-        None => Vec::new(),
-    };
-    let in_files = match &args.save_inputs {
-        Some(dir) => encode_all(&feeds, dir, "input")?,
         None => Vec::new(),
     };
     if let Some(dir) = &args.save_inputs {

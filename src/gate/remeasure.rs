@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::profile::plan::Plan;
 use crate::profile::schema::Profile;
 use crate::profile::sweep::{self, ConfigSpec, Silent, SweepOptions, WorkerCommand};
-use crate::tensor::inputs::{model_inputs, ShapeOverrides, TensorSpec};
+use crate::inputs::{model_inputs, Generation, ShapeOverrides, TensorSpec};
 
 /// Which of the two models.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +177,8 @@ impl SweepMeasurer {
                 batch_from_cli: false,
                 dims_from_cli: false,
                 inputs_dir: None,
+                samples: vec![],
+                generation: Generation::new(specs, &Default::default()),
                 per_op: false,
                 seed: s.seed,
                 ort_lib: s.ort_lib.clone(),

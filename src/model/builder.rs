@@ -13,6 +13,7 @@
 //! | [`symbolic_batch`] | the conv net with batch dim `N` |
 //! | [`if_model`] | an `If` whose branches read an outer-scope tensor |
 //! | [`constant_weights`] | weights held in `Constant` nodes, as PP-OCR exports them |
+//! | [`bert_encoder`] | a transformer: int64 token inputs, attention mask, LayerNorm, GELU |
 //!
 //! ```
 //! use edgepack::model::builder;
@@ -34,6 +35,9 @@ use super::proto::{
 };
 use super::tensor_data;
 use super::{DataType, Model};
+
+mod encoder;
+pub use encoder::{bert_encoder, EncoderConfig};
 
 /// Opset of builder models.
 pub const DEFAULT_OPSET: i64 = 13;
@@ -415,6 +419,39 @@ pub fn if_model(seed: u64) -> Model {
         ],
     ));
     b.output("y", DataType::Float, &[n.clone(), Dim::Fixed(4)]);
+    b.into_model()
+}
+
+/// A token model: `input_ids[batch, sequence]` (int64) index an embedding table of
+/// `vocab` rows through `Gather`; `attention_mask[batch, sequence]` (int64) zeroes padded
+/// positions: `y[batch, sequence, hidden] = Gather(table, ids) * mask[..., None]`. The
+/// smallest model with the inputs of a BERT-style encoder, for the input model's tests.
+pub fn token_model(vocab: i64, hidden: i64) -> Model {
+    let mut b = GraphBuilder::new("token_model", 11, WeightStorage::Initializer);
+    let bs = [Dim::Symbol("batch".into()), Dim::Symbol("sequence".into())];
+    let ids = b.input("input_ids", DataType::Int64, &bs);
+    let mask = b.input("attention_mask", DataType::Int64, &bs);
+    let table = b.weight("embedding", &[vocab, hidden], -1.0, 1.0);
+    b.push(node("embed", "Gather", &[&table, &ids], &["emb"], vec![]));
+    b.push(node(
+        "mask_cast",
+        "Cast",
+        &[&mask],
+        &["mask_f"],
+        vec![attr::int("to", DataType::Float as i64)],
+    ));
+    let axes = b.ints("axes", &[2]);
+    b.push(node(
+        "mask_3d",
+        "Unsqueeze",
+        &["mask_f", &axes],
+        &["mask3"],
+        vec![],
+    ));
+    b.push(node("apply", "Mul", &["emb", "mask3"], &["y"], vec![]));
+    let mut out = bs.to_vec();
+    out.push(Dim::Fixed(hidden));
+    b.output("y", DataType::Float, &out);
     b.into_model()
 }
 

@@ -33,15 +33,66 @@ use super::tensor_data::{self, dtype_name};
 use super::{for_each_graph, DataType};
 use crate::error::{Error, Result};
 
-/// One dimension of a declared shape.
+/// One dimension of a declared shape: the one `Dim` of the crate.
+///
+/// `model/` is the lowest layer, so the type lives here; the input model
+/// (`crate::inputs`), package manifests and `inspect` all use it. In JSON it is a number,
+/// the symbol's name, or `null` for an anonymous dim (`"?"` is read as `null` too).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Dim {
     /// A fixed size.
     Fixed(i64),
     /// A named symbolic size (`dim_param`), e.g. `batch`.
     Symbol(String),
-    /// Neither value nor name (an anonymous dynamic dim).
+    /// Neither value nor name (an anonymous dynamic dim: `-1`, `?`, empty).
     Unknown,
+}
+
+impl Dim {
+    /// The fixed size, if this dim has one (negative sizes, which some exporters write
+    /// for "dynamic", are not sizes).
+    pub fn fixed(&self) -> Option<usize> {
+        match self {
+            Dim::Fixed(n) if *n >= 0 => Some(*n as usize),
+            _ => None,
+        }
+    }
+
+    /// The symbol's name, if this dim is named.
+    pub fn symbol(&self) -> Option<&str> {
+        match self {
+            Dim::Symbol(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl serde::Serialize for Dim {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Dim::Fixed(n) => s.serialize_i64(*n),
+            Dim::Symbol(name) => s.serialize_str(name),
+            Dim::Unknown => s.serialize_none(),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Dim {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Fixed(i64),
+            Symbol(String),
+            Unknown(#[allow(dead_code)] Option<()>),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::Fixed(n) => Dim::Fixed(n),
+            Raw::Symbol(s) if s.is_empty() || s == "?" => Dim::Unknown,
+            Raw::Symbol(s) => Dim::Symbol(s),
+            Raw::Unknown(_) => Dim::Unknown,
+        })
+    }
 }
 
 impl std::fmt::Display for Dim {
@@ -84,7 +135,8 @@ pub fn shape(vi: &ValueInfoProto) -> Option<Vec<Dim>> {
             .map(|d| match &d.value {
                 // Some exporters write -1 for "dynamic": ONNX Runtime treats it as unknown.
                 Some(DimValue::DimValue(n)) if *n >= 0 => Dim::Fixed(*n),
-                Some(DimValue::DimParam(s)) if !s.is_empty() => Dim::Symbol(s.clone()),
+                // `?` is how some exporters spell "no name": it cannot be set by name.
+                Some(DimValue::DimParam(s)) if !s.is_empty() && s != "?" => Dim::Symbol(s.clone()),
                 _ => Dim::Unknown,
             })
             .collect(),

@@ -21,14 +21,26 @@ use super::shape::{self, Cost};
 use super::{external, for_each_graph, Model};
 use crate::error::{Error, Result};
 
-/// One dimension in JSON: a number, or the symbol's name (`"?"` for an anonymous one).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum JsonDim {
-    /// A fixed size.
-    Fixed(i64),
-    /// A symbolic size.
-    Symbol(String),
+/// `inspect` writes an anonymous dim as `"?"` (its JSON predates the one [`Dim`], whose
+/// own JSON form writes `null`); scripts read these files, so the form stays.
+fn dims_with_question_marks<S: serde::Serializer>(
+    dims: &Option<Vec<Dim>>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    match dims {
+        None => s.serialize_none(),
+        Some(dims) => {
+            let mut seq = s.serialize_seq(Some(dims.len()))?;
+            for d in dims {
+                match d {
+                    Dim::Unknown => seq.serialize_element("?")?,
+                    d => seq.serialize_element(d)?,
+                }
+            }
+            seq.end()
+        }
+    }
 }
 
 /// A graph input or output.
@@ -38,8 +50,10 @@ pub struct TensorSignature {
     pub name: String,
     /// ONNX element type name (`float`, `int64`, ...), `?` when not a tensor.
     pub dtype: String,
-    /// Dims, symbolic ones as strings; `null` when the rank is unknown.
-    pub shape: Option<Vec<JsonDim>>,
+    /// Dims, symbolic ones as strings (`"?"` when anonymous); `null` when the rank is
+    /// unknown.
+    #[serde(serialize_with = "dims_with_question_marks")]
+    pub shape: Option<Vec<Dim>>,
 }
 
 impl TensorSignature {
@@ -47,15 +61,7 @@ impl TensorSignature {
         TensorSignature {
             name: vi.name.clone(),
             dtype: graph::elem_type_name(vi),
-            shape: graph::shape(vi).map(|dims| {
-                dims.into_iter()
-                    .map(|d| match d {
-                        Dim::Fixed(n) => JsonDim::Fixed(n),
-                        Dim::Symbol(s) => JsonDim::Symbol(s),
-                        Dim::Unknown => JsonDim::Symbol("?".into()),
-                    })
-                    .collect()
-            }),
+            shape: graph::shape(vi),
         }
     }
 
@@ -67,10 +73,7 @@ impl TensorSignature {
             Some(d) => format!(
                 "[{}]",
                 d.iter()
-                    .map(|d| match d {
-                        JsonDim::Fixed(n) => n.to_string(),
-                        JsonDim::Symbol(s) => s.clone(),
-                    })
+                    .map(|d| d.to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -186,13 +189,10 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
-    /// Gather the report. `shapes` (input -> dims) and `dims` (symbol -> size) size the
-    /// inputs for the compute estimate; see [`shape::resolve_inputs`] for what is refused.
-    pub fn collect(
-        model: &Model,
-        shapes: &BTreeMap<String, Vec<i64>>,
-        dims: &BTreeMap<String, i64>,
-    ) -> Result<Self> {
+    /// Gather the report. `input_shapes` (input -> concrete dims, already resolved and
+    /// checked against the model by the input model, `crate::inputs::resolve_partial`)
+    /// size the inputs for the compute estimate; inputs without one are unresolved.
+    pub fn collect(model: &Model, input_shapes: &BTreeMap<String, Vec<i64>>) -> Result<Self> {
         let origin = model
             .path
             .clone()
@@ -244,7 +244,7 @@ impl ModelInfo {
             }
         }
 
-        let input_shapes = shape::resolve_inputs(g, shapes, dims).map_err(in_file)?;
+        let input_shapes = input_shapes.clone();
         let unresolved_inputs: Vec<String> = index
             .real_inputs()
             .iter()
@@ -563,15 +563,15 @@ mod tests {
     #[test]
     fn reports_constant_weights_and_symbols() {
         let m = builder::constant_weights(1);
-        let info = ModelInfo::collect(&m, &BTreeMap::new(), &BTreeMap::new()).unwrap();
+        let info = ModelInfo::collect(&m, &BTreeMap::new()).unwrap();
         assert_eq!(info.inputs.len(), 1);
         assert_eq!(
             info.inputs[0].shape,
             Some(vec![
-                JsonDim::Symbol("N".into()),
-                JsonDim::Fixed(3),
-                JsonDim::Fixed(16),
-                JsonDim::Fixed(16)
+                Dim::Symbol("N".into()),
+                Dim::Fixed(3),
+                Dim::Fixed(16),
+                Dim::Fixed(16)
             ])
         );
         assert_eq!(info.weights.initializers.tensors, 0);
@@ -595,8 +595,8 @@ mod tests {
     #[test]
     fn computes_macs_when_symbols_are_given() {
         let m = builder::symbolic_batch(1);
-        let dims = BTreeMap::from([("N".to_string(), 2)]);
-        let info = ModelInfo::collect(&m, &BTreeMap::new(), &dims).unwrap();
+        let shapes = BTreeMap::from([("x".to_string(), vec![2, 3, 16, 16])]);
+        let info = ModelInfo::collect(&m, &shapes).unwrap();
         let per_image = 8 * 256 * 27 + 16 * 16 * 72 + 10 * 256;
         assert_eq!(info.compute.macs, Some(2 * per_image));
         assert_eq!(info.compute.flops, Some(4 * per_image));
@@ -607,8 +607,7 @@ mod tests {
 
     #[test]
     fn counts_subgraph_ops_and_reports_them_as_such() {
-        let info =
-            ModelInfo::collect(&builder::if_model(1), &BTreeMap::new(), &BTreeMap::new()).unwrap();
+        let info = ModelInfo::collect(&builder::if_model(1), &BTreeMap::new()).unwrap();
         assert_eq!(info.nodes, 2);
         assert_eq!(info.nodes_including_subgraphs, 4);
         assert_eq!(info.subgraphs, 2);
@@ -618,12 +617,8 @@ mod tests {
 
     #[test]
     fn runtime_answer_is_recorded() {
-        let mut info = ModelInfo::collect(
-            &builder::mlp(&[2, 2], 1),
-            &BTreeMap::new(),
-            &BTreeMap::new(),
-        )
-        .unwrap();
+        let shapes = BTreeMap::from([("x".to_string(), vec![1, 2])]);
+        let mut info = ModelInfo::collect(&builder::mlp(&[2, 2], 1), &shapes).unwrap();
         assert_eq!(info.compute.macs, Some(4));
         info.set_runtime_check(Err("bad op".into()), Some("1.31.1".into()));
         assert_eq!(info.onnxruntime_loads, Some(false));
@@ -655,11 +650,9 @@ mod tests {
             let Ok(m) = Model::from_bytes(&bytes, Path::new("fuzz.onnx")) else {
                 continue;
             };
-            for (sh, dims) in [
-                (&shapes, BTreeMap::new()),
-                (&BTreeMap::new(), BTreeMap::from([("N".to_string(), 1)])),
-            ] {
-                if let Ok(info) = ModelInfo::collect(&m, sh, &dims) {
+            let one = BTreeMap::from([("x".to_string(), vec![1, 3, 16, 16])]);
+            for sh in [&shapes, &one, &BTreeMap::new()] {
+                if let Ok(info) = ModelInfo::collect(&m, sh) {
                     let _ = info.to_table();
                     let _ = serde_json::to_string(&info).unwrap();
                     described += 1;
@@ -674,8 +667,8 @@ mod tests {
     #[test]
     fn table_and_json_snapshots() {
         let m = builder::symbolic_batch(1);
-        let dims = BTreeMap::from([("N".to_string(), 2)]);
-        let mut info = ModelInfo::collect(&m, &BTreeMap::new(), &dims).unwrap();
+        let shapes = BTreeMap::from([("x".to_string(), vec![2, 3, 16, 16])]);
+        let mut info = ModelInfo::collect(&m, &shapes).unwrap();
         info.set_runtime_check(Ok(()), Some("1.31.1".into()));
         insta::assert_snapshot!("inspect_table", info.to_table());
         insta::assert_json_snapshot!("inspect_json", info);

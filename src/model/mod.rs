@@ -32,6 +32,7 @@ use prost::Message;
 
 use crate::artifact;
 use crate::error::{Error, Result};
+pub use graph::Dim;
 pub use proto::tensor_proto::DataType;
 pub use proto::{GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto};
 

@@ -1,7 +1,7 @@
 //! Best-effort static shape inference and a MACs/FLOPs estimate.
 //!
 //! Given concrete shapes for the real inputs (from `--shape NAME=1x3x224x224` and
-//! `--dim SYMBOL=N`), [`infer`] walks the main graph in topological order and sizes every
+//! `--dim SYMBOL=N`, parsed by `crate::inputs`), [`infer`] walks the main graph in topological order and sizes every
 //! tensor it can. It covers the ops that dominate edge vision and OCR models (convolutions,
 //! pools, elementwise ops with broadcasting, normalisation, Concat, Reshape, Flatten,
 //! Transpose, MatMul, Gemm, Resize, Slice, reductions) and propagates small integer
@@ -17,7 +17,7 @@
 //! use std::collections::BTreeMap;
 //! use edgepack::model::{builder, shape};
 //! let m = builder::symbolic_batch(1);
-//! let inputs = shape::resolve_inputs(m.graph(), &BTreeMap::new(), &BTreeMap::from([("N".to_string(), 2)]))?;
+//! let inputs = BTreeMap::from([("x".to_string(), vec![2, 3, 16, 16])]);
 //! let inf = shape::infer(m.graph(), &inputs);
 //! assert_eq!(inf.shapes["y"], vec![2, 10]);
 //! let cost = shape::cost(m.graph(), &inf);
@@ -30,126 +30,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use super::attr::{node_label, NodeExt};
-use super::graph::{is_default_domain, shape as declared_shape, Dim, GraphIndex};
+use super::graph::{is_default_domain, GraphIndex};
 use super::proto::{GraphProto, NodeProto};
 use super::tensor_data;
-use crate::error::{Error, Result};
-
-/// Concrete shapes for the graph's real inputs, from explicit `shapes` (input name -> dims)
-/// and symbol values `dims` (dim_param -> size). Inputs that stay partly unknown are left
-/// out. An unknown input name, a shape whose rank or fixed dims contradict the model, a
-/// symbol no input uses, or a non-positive size is an error naming it.
-pub fn resolve_inputs(
-    graph: &GraphProto,
-    shapes: &BTreeMap<String, Vec<i64>>,
-    dims: &BTreeMap<String, i64>,
-) -> Result<BTreeMap<String, Vec<i64>>> {
-    let index = GraphIndex::new(graph);
-    let inputs = index.real_inputs();
-    for name in shapes.keys() {
-        if !inputs.iter().any(|vi| &vi.name == name) {
-            let known: Vec<&str> = inputs.iter().map(|v| v.name.as_str()).collect();
-            return Err(Error::input(
-                name,
-                format!("the model has no such input (inputs: {})", known.join(", ")),
-            ));
-        }
-    }
-    let mut used_symbols = std::collections::BTreeSet::new();
-    for vi in &inputs {
-        for d in declared_shape(vi).unwrap_or_default() {
-            if let Dim::Symbol(s) = d {
-                used_symbols.insert(s);
-            }
-        }
-    }
-    for (sym, &n) in dims {
-        if !used_symbols.contains(sym) {
-            return Err(Error::usage(
-                format!("--dim {sym}={n}"),
-                format!(
-                    "no input has a dimension named '{sym}' (symbols: {})",
-                    used_symbols.iter().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            ));
-        }
-        if n <= 0 {
-            return Err(Error::usage(
-                format!("--dim {sym}={n}"),
-                "a dimension must be positive",
-            ));
-        }
-    }
-    let mut out = BTreeMap::new();
-    for vi in inputs {
-        let declared = declared_shape(vi);
-        if let Some(given) = shapes.get(&vi.name) {
-            if let Some(decl) = &declared {
-                if decl.len() != given.len() {
-                    return Err(Error::input(
-                        &vi.name,
-                        format!(
-                            "shape {} has rank {}, the model declares rank {} ({})",
-                            fmt_dims(given),
-                            given.len(),
-                            decl.len(),
-                            decl.iter()
-                                .map(|d| d.to_string())
-                                .collect::<Vec<_>>()
-                                .join("x")
-                        ),
-                    ));
-                }
-                for (i, (d, &g)) in decl.iter().zip(given).enumerate() {
-                    if let Dim::Fixed(f) = d {
-                        if *f != g {
-                            return Err(Error::input(
-                                &vi.name,
-                                format!("dimension {i} is {g}, the model fixes it at {f}"),
-                            ));
-                        }
-                    }
-                }
-            }
-            if let Some(bad) = given.iter().find(|&&g| g < 0) {
-                return Err(Error::input(&vi.name, format!("negative dimension {bad}")));
-            }
-            out.insert(vi.name.clone(), given.clone());
-            continue;
-        }
-        let Some(decl) = declared else { continue };
-        let resolved: Option<Vec<i64>> = decl
-            .iter()
-            .map(|d| match d {
-                Dim::Fixed(n) => Some(*n),
-                Dim::Symbol(s) => dims.get(s).copied(),
-                Dim::Unknown => None,
-            })
-            .collect();
-        if let Some(r) = resolved {
-            out.insert(vi.name.clone(), r);
-        }
-    }
-    Ok(out)
-}
-
-/// Parse `1x3x224x224` (also `1,3,224,224`) into dims.
-pub fn parse_dims(s: &str) -> Option<Vec<i64>> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Some(Vec::new());
-    }
-    s.split(['x', 'X', ','])
-        .map(|p| p.trim().parse::<i64>().ok().filter(|&n| n >= 0))
-        .collect()
-}
-
-fn fmt_dims(d: &[i64]) -> String {
-    d.iter()
-        .map(|n| n.to_string())
-        .collect::<Vec<_>>()
-        .join("x")
-}
 
 /// The result of shape inference.
 #[derive(Clone, Debug, Default)]
@@ -1110,34 +993,6 @@ mod tests {
         assert_eq!(c.macs, want);
         assert_eq!(c.flops, 2 * want);
         assert_eq!(c.macs_by_op["Gemm"], 2560);
-    }
-
-    #[test]
-    fn resolves_symbols_and_rejects_contradictions() {
-        let m = builder::symbolic_batch(1);
-        let g = m.graph();
-        let dims = BTreeMap::from([("N".to_string(), 4)]);
-        let r = resolve_inputs(g, &BTreeMap::new(), &dims).unwrap();
-        assert_eq!(r["x"], vec![4, 3, 16, 16]);
-        assert!(resolve_inputs(g, &BTreeMap::new(), &BTreeMap::new())
-            .unwrap()
-            .is_empty());
-        let bad = BTreeMap::from([("x".to_string(), vec![1, 4, 16, 16])]);
-        let e = resolve_inputs(g, &bad, &BTreeMap::new())
-            .unwrap_err()
-            .to_string();
-        assert_eq!(e, "input 'x': dimension 1 is 4, the model fixes it at 3");
-        let bad = BTreeMap::from([("x".to_string(), vec![1, 3])]);
-        assert!(resolve_inputs(g, &bad, &BTreeMap::new()).is_err());
-        let bad = BTreeMap::from([("nope".to_string(), vec![1])]);
-        assert!(resolve_inputs(g, &bad, &BTreeMap::new())
-            .unwrap_err()
-            .to_string()
-            .contains("no such input"));
-        let bad = BTreeMap::from([("M".to_string(), 2)]);
-        assert!(resolve_inputs(g, &BTreeMap::new(), &bad).is_err());
-        assert_eq!(parse_dims("1x3x224x224"), Some(vec![1, 3, 224, 224]));
-        assert_eq!(parse_dims("1x-3"), None);
     }
 
     #[test]

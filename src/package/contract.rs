@@ -41,7 +41,7 @@ fn spec(v: &ValueInfoProto) -> TensorSpec {
                     .map(|d| match &d.value {
                         Some(DimValue::DimValue(n)) => Dim::Fixed(*n),
                         Some(DimValue::DimParam(p)) if !p.is_empty() => Dim::Symbol(p.clone()),
-                        _ => Dim::Unknown(None),
+                        _ => Dim::Unknown,
                     })
                     .collect()
             }),

@@ -122,14 +122,8 @@ pub struct TensorSpec {
     pub shape: Option<Vec<Dim>>,
 }
 
-/// One dimension: a number, a symbol, or unknown.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Dim {
-    Fixed(i64),
-    Symbol(String),
-    Unknown(Option<()>),
-}
+/// One dimension: a number, a symbol, or unknown (`null`); the crate's one [`Dim`].
+pub use crate::model::Dim;
 
 /// Inputs and outputs the model promises.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 //! A [`Build`] owns its resolved [`Settings`] and runs six steps, one method each, every
 //! step taking the typed result of the steps before it:
 //!
-//! 1. [`Build::inspect`]: the model's I/O contract and the values of its symbolic dims;
+//! 1. [`Build::inspect`]: the model's I/O contract;
 //! 2. [`Build::quantize`]: each variant mode asked for, each in an isolated child
 //!    ([`quantize::QuantizeJob`] through [`crate::isolate::call`]); a mode that fails is
 //!    recorded as skipped with the child's one-line reason, and the build goes on;
@@ -30,11 +30,11 @@ use crate::error::{Error, Result};
 use crate::hardware::Target;
 use crate::isolate::{self, ChildLimits};
 use crate::model::Model;
-use crate::package::{self, manifest::Dim, Manifest, PackageOptions, VariantInput};
+use crate::package::{self, Manifest, PackageOptions, VariantInput};
 use crate::profile::plan::Plan;
 use crate::profile::schema::{ConfigResult, Profile, Status};
 use crate::profile::sweep::{self, ConfigSpec, SweepObserver, SweepOptions, WorkerCommand};
-use crate::tensor::inputs::ShapeOverrides;
+use crate::inputs::ShapeOverrides;
 
 pub use quantize::VariantMode;
 pub use report::{BuildReport, BUILD_SCHEMA};
@@ -53,6 +53,8 @@ pub struct Settings {
     pub shapes: ShapeOverrides,
     /// Calibration samples for int8 (a folder the quantizer reads).
     pub calibration: Option<PathBuf>,
+    /// Held-out evaluation samples for the quantizer's accuracy figures.
+    pub eval: Option<PathBuf>,
     /// Variant modes to try, in order.
     pub variants: Vec<VariantMode>,
     /// The profiling plan.
@@ -119,8 +121,6 @@ pub struct Inspection {
     /// `<name>-<target>.zip`, `<name>-build.json`.
     pub name: String,
     pub contract: package::manifest::Contract,
-    /// Values for the symbolic input dims in order of appearance (what the quantizer takes).
-    pub symbolic_dims: Vec<usize>,
 }
 
 /// The result of [`Build::quantize`].
@@ -191,7 +191,7 @@ impl Build {
         })
     }
 
-    /// Step 1: the model's contract and its symbolic dims' values.
+    /// Step 1: the model's contract.
     pub fn inspect(&self, obs: &mut dyn Observer) -> Result<Inspection> {
         let s = &self.settings;
         obs.started(Step::Inspect, &format!("inspect {}", s.model.display()));
@@ -206,17 +206,12 @@ impl Build {
                 );
             }
         }
-        let symbolic_dims = symbolic_dims(&contract, &s.shapes)?;
         let name = s
             .model
             .file_stem()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_else(|| "model".into());
-        Ok(Inspection {
-            name,
-            contract,
-            symbolic_dims,
-        })
+        Ok(Inspection { name, contract })
     }
 
     /// Step 2: every variant mode asked for, each quantized in an isolated child.
@@ -236,7 +231,9 @@ impl Build {
                     .work_dir
                     .join(format!("{}.{vname}.quantize.json", inspection.name)),
                 calibration: s.calibration.clone(),
-                dims: inspection.symbolic_dims.clone(),
+                eval: s.eval.clone(),
+                shapes: s.shapes.shapes.clone(),
+                dims: s.shapes.dims.clone(),
                 ort_lib: s.ort_lib.clone(),
             };
             let called = isolate::call::<_, worker::Response>(
@@ -365,7 +362,7 @@ impl Build {
     ) -> Result<Profile> {
         let s = &self.settings;
         let model = Model::load(model_path)?;
-        let specs = crate::tensor::inputs::model_inputs(&model);
+        let specs = crate::inputs::model_inputs(&model);
         drop(model);
         let mut base_context = crate::runtime::ExecutionContext::default();
         base_context
@@ -381,6 +378,8 @@ impl Build {
             batch_from_cli: false,
             dims_from_cli: false,
             inputs_dir: None,
+            samples: vec![],
+            generation: crate::inputs::Generation::new(&specs, &Default::default()),
             per_op: false,
             seed: 0,
             ort_lib: s.ort_lib.clone(),
@@ -518,34 +517,6 @@ impl SweepObserver for SweepRelay<'_> {
         };
         self.obs.detail(Step::Profile, &line);
     }
-}
-
-/// The values of the contract's symbolic input dims, in order of appearance, from the
-/// given whole shapes (what the quantizer takes for random calibration inputs).
-pub fn symbolic_dims(
-    contract: &package::manifest::Contract,
-    shapes: &ShapeOverrides,
-) -> Result<Vec<usize>> {
-    let mut out = vec![];
-    for i in &contract.inputs {
-        let Some(dims) = &i.shape else { continue };
-        let given = shapes.shapes.get(&i.name);
-        for (k, d) in dims.iter().enumerate() {
-            if matches!(d, Dim::Fixed(_)) {
-                continue;
-            }
-            match given.and_then(|g| g.get(k)) {
-                Some(v) => out.push(*v),
-                None => {
-                    return Err(Error::input(
-                        &i.name,
-                        "has dynamic dims and no concrete shape was given for it",
-                    ))
-                }
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// A variant's bytes from a (just written, verified) package.

@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::artifact;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::quantize::data::{input_specs, list_folder, load_sample, random_feed};
+use crate::inputs::{ShapeOverrides, ValueRanges};
+use crate::quantize::data::{generated_feed, input_specs, list_folder, load_sample};
 use crate::quantize::engine::RuntimeEngine;
 use crate::quantize::preprocess::Preprocess;
 use crate::quantize::qdq::{Selection, WeightRounding};
@@ -84,8 +85,16 @@ pub struct QuantizeJob {
     pub report: PathBuf,
     /// Calibration samples (a folder the quantizer reads); random inputs without it.
     pub calibration: Option<PathBuf>,
-    /// Values for the model's symbolic input dims, in order of appearance.
-    pub dims: Vec<usize>,
+    /// Held-out evaluation samples; without them, up to 16 calibration files beyond the
+    /// first 32 are held out (and with none left, accuracy is in-sample, said so).
+    #[serde(default)]
+    pub eval: Option<PathBuf>,
+    /// Whole input shapes (`NAME` -> dims) for generated inputs, as `--shape` gives them.
+    #[serde(default)]
+    pub shapes: std::collections::BTreeMap<String, Vec<usize>>,
+    /// Symbolic dim values for generated inputs, as `--dim` gives them.
+    #[serde(default)]
+    pub dims: std::collections::BTreeMap<String, usize>,
     pub ort_lib: Option<PathBuf>,
 }
 
@@ -132,17 +141,33 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeDone> {
         Some(dir) => {
             let mut all = load_folder(&model, dir)?;
             let held = all.split_off(CALIBRATION_SAMPLES.min(all.len()));
-            let eval = held.into_iter().take(HELD_OUT_SAMPLES).collect();
+            let eval = match &job.eval {
+                Some(e) => load_folder(&model, e)?,
+                None => held.into_iter().take(HELD_OUT_SAMPLES).collect(),
+            };
             (all, eval, false)
         }
         None => {
             eprintln!("edgepack: WARNING: no calibration folder: calibrating and evaluating on RANDOM inputs. Accuracy figures are MEANINGLESS and activation ranges will not fit real data.");
-            let specs = input_specs(&model);
-            let calib = (0..RANDOM_CALIBRATION_FEEDS)
-                .map(|i| random_feed(&specs, &job.dims, i as u64))
+            let overrides = ShapeOverrides {
+                shapes: job.shapes.clone(),
+                dims: job.dims.clone(),
+            };
+            let ranges = ValueRanges::default();
+            let feed = |seed: u64| -> Result<_> {
+                let (f, notes) = generated_feed(&model, &overrides, &ranges, seed)?;
+                if seed == 0 {
+                    for n in notes {
+                        eprintln!("note: {n}");
+                    }
+                }
+                Ok(f)
+            };
+            let calib = (0..RANDOM_CALIBRATION_FEEDS as u64)
+                .map(feed)
                 .collect::<Result<Vec<_>>>()?;
             let eval = (0..RANDOM_EVALUATION_FEEDS)
-                .map(|i| random_feed(&specs, &job.dims, 1000 + i))
+                .map(|i| feed(1000 + i))
                 .collect::<Result<Vec<_>>>()?;
             (calib, eval, true)
         }

@@ -23,6 +23,9 @@ pub struct Source {
     pub context: Option<PackageContext>,
     /// The variant profiled, for packages and bundles.
     pub variant: Option<String>,
+    /// The sample inputs a package carries (its self-test cases: input name -> extracted
+    /// file), so a profile takes its shapes from them without `--shape`.
+    pub sample_inputs: Vec<std::collections::BTreeMap<String, PathBuf>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -51,6 +54,7 @@ impl Source {
                 display: path.display().to_string(),
                 context: None,
                 variant: None,
+                sample_inputs: vec![],
                 _dir: None,
             });
         }
@@ -105,7 +109,18 @@ impl Source {
                 ),
             ));
         }
+        let sample_inputs = m
+            .self_test
+            .iter()
+            .map(|c| {
+                c.inputs
+                    .iter()
+                    .map(|(name, p)| (name.clone(), dir.path().join(p)))
+                    .collect()
+            })
+            .collect();
         Ok(Source {
+            sample_inputs,
             model_path,
             display: format!("{}!{}", path.display(), chosen.path),
             context: Some(m.execution_for(chosen)),

@@ -26,10 +26,10 @@ use super::schema::{ConfigResult, FailureKind, Host, ModelRef, Profile, Status, 
 use super::worker::{is_allocation_failure, WorkerReply, WorkerRequest};
 use crate::error::{Error, Result};
 use crate::isolate::{run_isolated, signal_name, ChildEnd, ChildLimits, ChildOutput};
-use crate::runtime::{ExecutionContext, GraphOptimizationLevel, Provider, ProviderFallback};
-use crate::tensor::inputs::{
-    prepare_for, resolve_shapes, Dim, InputSources, ShapeOverrides, TensorSpec,
+use crate::inputs::{
+    prepare_for, resolve_shapes, Dim, Generation, InputSources, ShapeOverrides, TensorSpec,
 };
+use crate::runtime::{ExecutionContext, GraphOptimizationLevel, Provider, ProviderFallback};
 
 /// How to start a worker: the program (normally the current `edgepack` executable) and
 /// the arguments that select the hidden worker subcommand.
@@ -68,6 +68,11 @@ pub struct SweepOptions {
     /// Whether the dims sweep came from `--dim`.
     pub dims_from_cli: bool,
     pub inputs_dir: Option<PathBuf>,
+    /// Sample input sets (input name -> file, see `inputs::sample_files`): each distinct
+    /// set of shapes they show is one query size, measured on the first sample showing it.
+    pub samples: Vec<BTreeMap<String, PathBuf>>,
+    /// Roles read from the graph and `--input-range` values, for the workers.
+    pub generation: Generation,
     pub per_op: bool,
     pub seed: u64,
     pub ort_lib: Option<PathBuf>,
@@ -84,6 +89,9 @@ pub struct ConfigSpec {
     pub batch: Option<i64>,
     pub dims: BTreeMap<String, i64>,
     pub input_shapes: Vec<(String, Vec<usize>)>,
+    /// The sample files this configuration reads (input name -> file); empty when its
+    /// inputs are generated or come from `inputs_dir`.
+    pub input_files: BTreeMap<String, PathBuf>,
 }
 
 /// Hooks for progress and tables while a sweep runs.
@@ -142,8 +150,35 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
     let batchers = batch_specs(specs);
     // (batch value, dims, shapes) per query size.
     let mut sizes: Vec<QuerySize> = Vec::new();
+    // The sample files of each size (parallel to `sizes`).
+    let mut size_files: Vec<BTreeMap<String, PathBuf>> = Vec::new();
 
-    if let Some(dir) = &opts.inputs_dir {
+    if !opts.samples.is_empty() {
+        if opts.batch_from_cli || opts.dims_from_cli || !opts.shapes.shapes.is_empty() {
+            return Err(Error::usage(
+                "--inputs",
+                "the samples fix the shapes; drop --batch, --dim and --shape",
+            ));
+        }
+        for files in &opts.samples {
+            let sources = InputSources {
+                files: files.clone(),
+                seed: opts.seed,
+                ..Default::default()
+            };
+            let tensors = prepare_for(specs, &ShapeOverrides::default(), &sources)?.tensors;
+            let shapes: Vec<(String, Vec<usize>)> = tensors
+                .iter()
+                .map(|(n, t)| (n.clone(), t.shape().to_vec()))
+                .collect();
+            if sizes.iter().any(|(_, _, s)| s == &shapes) {
+                continue;
+            }
+            let (batch, dims) = describe(specs, &shapes);
+            sizes.push((batch, dims, shapes));
+            size_files.push(files.clone());
+        }
+    } else if let Some(dir) = &opts.inputs_dir {
         if opts.batch_from_cli || opts.dims_from_cli || !opts.shapes.shapes.is_empty() {
             return Err(Error::usage(
                 "--inputs",
@@ -155,7 +190,7 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
             seed: opts.seed,
             ..Default::default()
         };
-        let tensors = prepare_for(specs, &ShapeOverrides::default(), &sources)?;
+        let tensors = prepare_for(specs, &ShapeOverrides::default(), &sources)?.tensors;
         let shapes: Vec<(String, Vec<usize>)> = tensors
             .iter()
             .map(|(n, t)| (n.clone(), t.shape().to_vec()))
@@ -236,9 +271,10 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
         }
     }
 
+    size_files.resize(sizes.len(), BTreeMap::new());
     let mut out = Vec::new();
     for ep in &plan.run.execution_providers {
-        for (batch, dims, shapes) in &sizes {
+        for ((batch, dims, shapes), files) in sizes.iter().zip(&size_files) {
             for &t in &plan.run.threads {
                 let mut id = format!("ep={ep} threads={t}");
                 if let Some(b) = batch {
@@ -273,6 +309,7 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
                     batch: *batch,
                     dims: dims.clone(),
                     input_shapes: shapes.clone(),
+                    input_files: files.clone(),
                 });
             }
         }
@@ -296,13 +333,7 @@ fn apply_batch(batchers: &[&TensorSpec], ov: &mut ShapeOverrides, b: usize) {
             _ => {
                 // An anonymous leading dim cannot be named; when every other dim is fixed
                 // the whole shape is known. Otherwise resolution reports what to pass.
-                let rest: Option<Vec<usize>> = dims[1..]
-                    .iter()
-                    .map(|d| match d {
-                        Dim::Fixed(n) => Some(*n),
-                        _ => None,
-                    })
-                    .collect();
+                let rest: Option<Vec<usize>> = dims[1..].iter().map(Dim::fixed).collect();
                 if let Some(rest) = rest {
                     let mut shape = vec![b];
                     shape.extend(rest);
@@ -604,7 +635,13 @@ pub fn run(
             ort_lib: opts.ort_lib.clone(),
             context: context_for(&opts.base_context, &opts.plan, &c.ep, c.threads)?,
             input_shapes: c.input_shapes.clone(),
-            inputs_dir: inputs_dir.clone(),
+            inputs_dir: if c.input_files.is_empty() {
+                inputs_dir.clone()
+            } else {
+                None
+            },
+            input_files: c.input_files.clone(),
+            generation: opts.generation.clone(),
             seed: opts.seed,
             measure: opts.plan.file.measure.clone(),
             memory_limited: limits.memory_limit_bytes.is_some(),
@@ -647,6 +684,7 @@ mod tests {
             name: name.into(),
             elem_type: 1,
             dims: Some(dims),
+            role: Default::default(),
         }
     }
 
@@ -672,6 +710,8 @@ mod tests {
             batch_from_cli: false,
             dims_from_cli: false,
             inputs_dir: None,
+            samples: vec![],
+            generation: Default::default(),
             per_op: false,
             seed: 0,
             ort_lib: None,
@@ -755,12 +795,7 @@ mod tests {
     fn anonymous_batch_dim_takes_the_batch_when_the_rest_is_fixed() {
         let cls = vec![spec(
             "x",
-            vec![
-                Dim::Anonymous,
-                Dim::Fixed(3),
-                Dim::Fixed(48),
-                Dim::Fixed(192),
-            ],
+            vec![Dim::Unknown, Dim::Fixed(3), Dim::Fixed(48), Dim::Fixed(192)],
         )];
         let mut o = opts("quick");
         o.plan.file.sizes.batch = vec![1, 4];

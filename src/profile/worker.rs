@@ -29,8 +29,8 @@ use super::plan::MeasureSettings;
 use super::process;
 use super::schema::{CpuStats, FailureKind, GpuStats, LatencyStats, MemoryStats, OpShare};
 use crate::error::{Error, Result};
+use crate::inputs::{prepare_for, Generation, InputSources, ShapeOverrides};
 use crate::runtime::{self, ExecutionContext, Provider, Session};
-use crate::tensor::inputs::{prepare_for, InputSources, ShapeOverrides};
 
 /// What the parent asks one child to measure.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,6 +44,12 @@ pub struct WorkerRequest {
     pub input_shapes: Vec<(String, Vec<usize>)>,
     #[serde(default)]
     pub inputs_dir: Option<PathBuf>,
+    /// Sample files by input name (a sample set's member); shapes come from them.
+    #[serde(default)]
+    pub input_files: std::collections::BTreeMap<String, PathBuf>,
+    /// Roles and `--input-range` values for generated inputs (see `inputs::Generation`).
+    #[serde(default)]
+    pub generation: Generation,
     pub seed: u64,
     pub measure: MeasureSettings,
     /// Whether a memory limit is in force (allocation failures then count as OOM).
@@ -217,21 +223,22 @@ pub fn run_request(req: &WorkerRequest) -> WorkerReply {
     }
 
     let overrides = ShapeOverrides {
-        shapes: if req.inputs_dir.is_some() {
+        shapes: if req.inputs_dir.is_some() || !req.input_files.is_empty() {
             Default::default()
         } else {
             req.input_shapes.iter().cloned().collect()
         },
         dims: Default::default(),
     };
+    let mut specs = session.inputs().to_vec();
     let sources = InputSources {
         bundle: req.inputs_dir.clone(),
+        files: req.input_files.clone(),
         seed: req.seed,
-        ..Default::default()
+        ranges: req.generation.apply(&mut specs),
     };
-    let specs = session.inputs().to_vec();
     let inputs = match prepare_for(&specs, &overrides, &sources) {
-        Ok(i) => i,
+        Ok(i) => i.tensors,
         Err(e) => return reply.fail(FailureKind::LoadError, e.to_string()),
     };
 
@@ -343,6 +350,8 @@ mod tests {
             context: ExecutionContext::single_threaded(),
             input_shapes: vec![("x".into(), vec![1, 3, 8, 8])],
             inputs_dir: None,
+            input_files: Default::default(),
+            generation: Default::default(),
             seed: 7,
             measure: MeasureSettings::default(),
             memory_limited: false,

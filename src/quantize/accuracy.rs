@@ -4,7 +4,11 @@
 //! SQNR is the signal-to-quantization-noise ratio in dB, `10 log10(sum ref^2 / sum
 //! (ref - q)^2)` over all samples (the standard definition, e.g. Gray & Neuhoff,
 //! "Quantization", IEEE Trans. IT 1998). Cosine is over the flattened outputs of all
-//! samples. Top-1 agreement compares the argmax along the last axis, per row.
+//! samples; the minimum cosine is the worst single sample's (one [`Accumulator::add`]),
+//! which is what a sentence-embedding or retrieval user sees. Top-1 agreement compares
+//! the argmax along the last axis, per row. Integer and bool outputs (token ids, argmax
+//! indices, masks) have no noise to speak of: they are compared exactly
+//! ([`Accumulator::add_exact`]) and report the fraction of equal elements.
 
 use serde::Serialize;
 
@@ -20,6 +24,9 @@ pub struct Accumulator {
     count: u64,
     rows: u64,
     rows_agree: u64,
+    min_cosine: Option<f64>,
+    exact_equal: u64,
+    exact_total: u64,
 }
 
 /// The accuracy of one output.
@@ -31,6 +38,12 @@ pub struct OutputAccuracy {
     pub sqnr_db: Option<f64>,
     /// Cosine similarity of the flattened outputs (`None` when either is all zeros).
     pub cosine: Option<f64>,
+    /// Smallest per-sample cosine similarity (`None` when no sample had both sides
+    /// non-zero).
+    pub min_cosine: Option<f64>,
+    /// For integer and bool outputs: the fraction of elements exactly equal (`None` for
+    /// float outputs).
+    pub exact_match: Option<f64>,
     /// Largest absolute difference.
     pub max_abs_error: f64,
     /// Mean absolute difference.
@@ -46,16 +59,23 @@ impl Accumulator {
     /// Add one sample: `reference` and `candidate` of the same length; `classes` is the
     /// size of the last axis when it is a class axis.
     pub fn add(&mut self, reference: &[f32], candidate: &[f32], classes: Option<usize>) {
+        let (mut ss, mut dot, mut nb) = (0.0f64, 0.0f64, 0.0f64);
         for (&a, &b) in reference.iter().zip(candidate) {
             let (a, b) = (a as f64, b as f64);
             let d = (a - b).abs();
-            self.signal += a * a;
+            ss += a * a;
             self.noise += d * d;
-            self.dot += a * b;
-            self.norm_b += b * b;
+            dot += a * b;
+            nb += b * b;
             self.max_abs = self.max_abs.max(d);
             self.sum_abs += d;
             self.count += 1;
+        }
+        self.signal += ss;
+        self.dot += dot;
+        self.norm_b += nb;
+        if let Some(c) = cosine(ss, dot, nb) {
+            self.min_cosine = Some(self.min_cosine.map_or(c, |m| m.min(c)));
         }
         if let Some(k) = classes.filter(|&k| k > 1) {
             for (ra, rb) in reference.chunks_exact(k).zip(candidate.chunks_exact(k)) {
@@ -67,13 +87,32 @@ impl Accumulator {
         }
     }
 
+    /// Add one sample of an integer or bool output: elements compared for equality
+    /// (the values as `f64`, exact for every integer below 2^53).
+    pub fn add_exact(&mut self, reference: &[f64], candidate: &[f64]) {
+        for (a, b) in reference.iter().zip(candidate) {
+            let d = (a - b).abs();
+            self.max_abs = self.max_abs.max(d);
+            self.sum_abs += d;
+            self.count += 1;
+            self.exact_total += 1;
+            self.exact_equal += u64::from(a == b);
+        }
+    }
+
     /// The figures so far.
     pub fn finish(&self, output: &str) -> OutputAccuracy {
+        let exact = self.exact_total > 0;
         OutputAccuracy {
             output: output.to_string(),
-            sqnr_db: sqnr_db(self.signal, self.noise),
-            cosine: (self.signal > 0.0 && self.norm_b > 0.0)
-                .then(|| self.dot / (self.signal.sqrt() * self.norm_b.sqrt())),
+            sqnr_db: if exact {
+                None
+            } else {
+                sqnr_db(self.signal, self.noise)
+            },
+            cosine: cosine(self.signal, self.dot, self.norm_b),
+            min_cosine: self.min_cosine,
+            exact_match: exact.then(|| self.exact_equal as f64 / self.exact_total as f64),
             max_abs_error: self.max_abs,
             mean_abs_error: if self.count == 0 {
                 0.0
@@ -84,6 +123,12 @@ impl Accumulator {
             elements: self.count,
         }
     }
+}
+
+/// Cosine similarity from `sum a^2`, `sum a b`, `sum b^2`; `None` when either side is
+/// all zeros.
+pub fn cosine(norm_a: f64, dot: f64, norm_b: f64) -> Option<f64> {
+    (norm_a > 0.0 && norm_b > 0.0).then(|| dot / (norm_a.sqrt() * norm_b.sqrt()))
 }
 
 /// SQNR in dB from signal and noise energies.
@@ -115,9 +160,11 @@ pub fn argmax(v: &[f32]) -> usize {
 pub enum AccuracyFloor {
     /// Minimum SQNR in dB over all outputs.
     Sqnr(f64),
-    /// Minimum cosine similarity over all outputs.
+    /// Minimum cosine similarity over all outputs, per sample: the worst sample's cosine
+    /// must reach it (a mean over samples would hide the one sentence that broke).
     Cosine(f64),
-    /// Minimum top-1 agreement over outputs with a class axis.
+    /// Minimum top-1 agreement over outputs with a class axis (and exact agreement of
+    /// integer outputs).
     Top1(f64),
 }
 
@@ -139,12 +186,14 @@ impl AccuracyFloor {
         }
     }
 
-    /// Whether the outputs meet the target (outputs where the metric is undefined are skipped).
+    /// Whether the outputs meet the target (outputs where the metric is undefined are
+    /// skipped). Integer outputs have no SQNR or cosine; they count for `top1` through
+    /// their exact agreement.
     pub fn met_by(&self, outputs: &[OutputAccuracy]) -> bool {
         outputs.iter().all(|o| match self {
             AccuracyFloor::Sqnr(t) => o.sqnr_db.is_none_or(|v| v >= *t),
-            AccuracyFloor::Cosine(t) => o.cosine.is_none_or(|v| v >= *t),
-            AccuracyFloor::Top1(t) => o.top1_agreement.is_none_or(|v| v >= *t),
+            AccuracyFloor::Cosine(t) => o.min_cosine.or(o.cosine).is_none_or(|v| v >= *t),
+            AccuracyFloor::Top1(t) => o.top1_agreement.or(o.exact_match).is_none_or(|v| v >= *t),
         })
     }
 }
@@ -210,6 +259,8 @@ mod tests {
             output: "y".into(),
             sqnr_db: Some(28.0),
             cosine: Some(0.999),
+            min_cosine: Some(0.999),
+            exact_match: None,
             max_abs_error: 0.0,
             mean_abs_error: 0.0,
             top1_agreement: None,
@@ -217,5 +268,39 @@ mod tests {
         };
         assert!(!AccuracyFloor::Sqnr(30.0).met_by(std::slice::from_ref(&o)));
         assert!(AccuracyFloor::Top1(0.99).met_by(&[o]));
+    }
+
+    #[test]
+    fn min_cosine_is_the_worst_sample_not_the_pooled_one() {
+        // What it protects: one sample whose output points elsewhere must show, even when
+        // a large sample dominates the pooled cosine.
+        let mut a = Accumulator::default();
+        a.add(&[10.0, 0.0], &[10.0, 0.0], None);
+        a.add(&[1.0, 0.0], &[0.0, 1.0], None);
+        let r = a.finish("y");
+        assert_eq!(r.min_cosine, Some(0.0));
+        assert!(r.cosine.unwrap() > 0.99);
+        assert!(!AccuracyFloor::Cosine(0.99).met_by(std::slice::from_ref(&r)));
+        // One sample, all zeros on one side: undefined, not counted.
+        let mut z = Accumulator::default();
+        z.add(&[0.0, 0.0], &[1.0, 0.0], None);
+        assert_eq!(z.finish("y").min_cosine, None);
+    }
+
+    #[test]
+    fn integer_outputs_are_compared_exactly() {
+        let mut a = Accumulator::default();
+        a.add_exact(&[3.0, 7.0, 1.0, 9.0], &[3.0, 7.0, 2.0, 9.0]);
+        let r = a.finish("ids");
+        assert_eq!(r.exact_match, Some(0.75));
+        assert_eq!(
+            (r.sqnr_db, r.min_cosine, r.max_abs_error),
+            (None, None, 1.0)
+        );
+        assert!(!AccuracyFloor::Top1(0.9).met_by(std::slice::from_ref(&r)));
+        assert!(AccuracyFloor::Top1(0.75).met_by(std::slice::from_ref(&r)));
+        // SQNR and cosine targets skip an output that has neither.
+        assert!(AccuracyFloor::Sqnr(30.0).met_by(std::slice::from_ref(&r)));
+        assert!(AccuracyFloor::Cosine(0.99).met_by(&[r]));
     }
 }

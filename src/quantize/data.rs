@@ -7,19 +7,20 @@
 //! - a sub-folder holding one `.pb` or `.npy` per input (ONNX's `test_data_set_N/input_K.pb`
 //!   layout): matched by the TensorProto's name or the file stem, else `input_K` by position.
 //!
-//! Every sample is checked against the model's inputs (name, rank, fixed dimensions) and
-//! an error names the file and the input.
+//! Samples hold any element type (int64 token ids, int32 bytes, bool masks, float16...):
+//! every sample is checked against the model's inputs (name, element type, rank, fixed
+//! dimensions, token ids inside the vocabulary) and an error names the file and the input.
+//! Shapes may differ between samples (sequence lengths vary).
 
 use std::path::{Path, PathBuf};
-
-use rand::{Rng, SeedableRng};
 
 use super::preprocess::Preprocess;
 use super::runner::{Feed, NamedTensor};
 use crate::error::{Error, Result};
 use crate::model::proto::tensor_shape_proto::dimension;
 use crate::model::proto::type_proto;
-use crate::model::{DataType, Model};
+use crate::model::Model;
+use crate::tensor::DType;
 
 /// One model input's signature.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,10 +31,73 @@ pub struct InputSpec {
     pub elem_type: i32,
     /// Dimensions; `None` where symbolic or unknown.
     pub dims: Vec<Option<usize>>,
+    /// The symbol of each dim (`batch`, `sequence`), `None` where fixed or unnamed: inputs
+    /// that share a symbol get the same generated size.
+    pub symbols: Vec<Option<String>>,
+    /// For integer inputs that index a constant table through `Gather` (token ids): the
+    /// table's size along the gathered axis, so generated ids are valid and sample ids
+    /// are checked.
+    pub vocab: Option<usize>,
+}
+
+impl InputSpec {
+    /// The element type, or an error naming the input for types the quantizer cannot
+    /// feed (strings, complex, unknown).
+    pub fn dtype(&self) -> Result<DType> {
+        DType::from_onnx(self.elem_type).ok_or_else(|| {
+            Error::input(
+                &self.name,
+                format!(
+                    "is a {} tensor; the quantizer feeds numeric and bool inputs only",
+                    crate::tensor::onnx_type_name(self.elem_type).to_ascii_lowercase()
+                ),
+            )
+        })
+    }
+}
+
+/// Refuse, before any work, a model with an input the quantizer cannot feed (a string
+/// input, say): one error naming the input.
+pub fn check_model_inputs(model: &Model) -> Result<()> {
+    for s in input_specs(model) {
+        s.dtype()?;
+    }
+    Ok(())
+}
+
+/// The table size behind each input that feeds `Gather` indices (axis 0 by default).
+fn gather_vocab(model: &Model) -> std::collections::HashMap<String, usize> {
+    let g = model.graph();
+    let mut out = std::collections::HashMap::new();
+    for n in g.node.iter().filter(|n| n.op_type == "Gather") {
+        let (Some(table), Some(idx)) = (n.input.first(), n.input.get(1)) else {
+            continue;
+        };
+        let Some(t) = g.initializer.iter().find(|t| &t.name == table) else {
+            continue;
+        };
+        let axis = n
+            .attribute
+            .iter()
+            .find(|a| a.name == "axis")
+            .and_then(|a| a.i)
+            .unwrap_or(0);
+        let axis = if axis < 0 {
+            axis + t.dims.len() as i64
+        } else {
+            axis
+        };
+        if let Some(&d) = t.dims.get(axis as usize) {
+            let e = out.entry(idx.clone()).or_insert(d as usize);
+            *e = (*e).min(d as usize);
+        }
+    }
+    out
 }
 
 /// The model's real inputs (graph inputs that are not initializers).
 pub fn input_specs(model: &Model) -> Vec<InputSpec> {
+    let vocab = gather_vocab(model);
     let g = model.graph();
     let inits: std::collections::HashSet<&str> =
         g.initializer.iter().map(|t| t.name.as_str()).collect();
@@ -46,25 +110,35 @@ pub fn input_specs(model: &Model) -> Vec<InputSpec> {
                     t.elem_type.unwrap_or(0),
                     t.shape
                         .as_ref()
-                        .map(|s| {
-                            s.dim
-                                .iter()
-                                .map(|d| match d.value {
-                                    Some(dimension::Value::DimValue(n)) if n > 0 => {
-                                        Some(n as usize)
-                                    }
-                                    _ => None,
-                                })
-                                .collect()
-                        })
+                        .map(|s| s.dim.iter().map(|d| d.value.clone()).collect())
                         .unwrap_or_default(),
                 ),
                 _ => (0, Vec::new()),
             };
+            let dims: Vec<Option<dimension::Value>> = dims;
             InputSpec {
                 name: v.name.clone(),
                 elem_type,
-                dims,
+                symbols: dims
+                    .iter()
+                    .map(|d| match d {
+                        // Placeholders such as Paddle's `?` name no size: unnamed.
+                        Some(dimension::Value::DimParam(p))
+                            if p.chars().any(|c| c.is_ascii_alphanumeric()) =>
+                        {
+                            Some(p.clone())
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+                dims: dims
+                    .iter()
+                    .map(|d| match d {
+                        Some(dimension::Value::DimValue(n)) if *n > 0 => Some(*n as usize),
+                        _ => None,
+                    })
+                    .collect(),
+                vocab: vocab.get(&v.name).copied(),
             }
         })
         .collect()
@@ -73,8 +147,13 @@ pub fn input_specs(model: &Model) -> Vec<InputSpec> {
 /// Check one tensor against its input; `origin` names the file in the error.
 pub fn check(spec: &InputSpec, t: &NamedTensor, origin: &Path) -> Result<()> {
     let bad = |m: String| Error::file(origin, format!("input '{}': {m}", spec.name));
-    if spec.elem_type != DataType::Float as i32 {
-        return Err(bad("the model expects a non-float32 input; only float32 inputs are supported by the quantizer".into()));
+    let want = spec.dtype()?;
+    if t.dtype() != want {
+        return Err(bad(format!(
+            "dtype is {}, the model expects {}",
+            t.dtype().name(),
+            want.name()
+        )));
     }
     if !spec.dims.is_empty() && spec.dims.len() != t.shape.len() {
         return Err(bad(format!(
@@ -92,6 +171,14 @@ pub fn check(spec: &InputSpec, t: &NamedTensor, origin: &Path) -> Result<()> {
                     t.shape
                 )));
             }
+        }
+    }
+    if let Some(vocab) = spec.vocab {
+        let ids = t.to_tensor()?.to_f64_vec();
+        if let Some(bad_id) = ids.iter().find(|&&v| v < 0.0 || v >= vocab as f64) {
+            return Err(bad(format!(
+                "token id {bad_id} is outside the vocabulary [0, {vocab})"
+            )));
         }
     }
     Ok(())
@@ -194,12 +281,7 @@ fn match_inputs(
             let t = t.ok_or_else(|| {
                 Error::file(origin, format!("has no tensor for input '{}'", spec.name))
             })?;
-            let (shape, data) = as_f32(t, origin)?;
-            let t = NamedTensor {
-                name: spec.name.clone(),
-                shape,
-                data,
-            };
+            let t = NamedTensor::from_tensor(&spec.name, t);
             check(spec, &t, origin)?;
             Ok(t)
         })
@@ -265,9 +347,12 @@ pub fn load_sample(path: &Path, specs: &[InputSpec], pre: &Preprocess) -> Result
         ));
     }
     let spec = &specs[0];
-    let (shape, data) = if ext == "npy" {
-        read_npy_f32(path)?
-    } else {
+    if ext == "npy" {
+        let t = NamedTensor::from_tensor(&spec.name, crate::tensor::npy::read_npy(path)?);
+        check(spec, &t, path)?;
+        return Ok(vec![t]);
+    }
+    let (shape, data) = {
         let mut pre = pre.clone();
         // Resize to the model's fixed height/width when no size was declared.
         if pre.resize.is_none() && spec.dims.len() == 4 {
@@ -281,54 +366,9 @@ pub fn load_sample(path: &Path, specs: &[InputSpec], pre: &Preprocess) -> Result
         }
         pre.load(path)?
     };
-    let t = NamedTensor {
-        name: spec.name.clone(),
-        shape,
-        data,
-    };
+    let t = NamedTensor::f32(&spec.name, shape, data);
     check(spec, &t, path)?;
     Ok(vec![t])
-}
-
-/// Random inputs in [-1, 1] (seeded), symbolic dims set from `symbolic` in order of
-/// appearance; past its end, a leading (batch) dim is 1 and any other is 64 (a spatial
-/// size every stride-32 backbone accepts). Accuracy figures on these are meaningless;
-/// callers must say so.
-pub fn random_feed(specs: &[InputSpec], symbolic: &[usize], seed: u64) -> Result<Feed> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut k = 0;
-    specs
-        .iter()
-        .map(|s| {
-            if s.elem_type != DataType::Float as i32 {
-                return Err(Error::input(
-                    &s.name,
-                    "only float32 inputs can be generated",
-                ));
-            }
-            let shape: Vec<usize> = s
-                .dims
-                .iter()
-                .enumerate()
-                .map(|(axis, d)| {
-                    d.unwrap_or_else(|| {
-                        let v = symbolic
-                            .get(k)
-                            .copied()
-                            .unwrap_or(if axis == 0 { 1 } else { 64 });
-                        k += 1;
-                        v
-                    })
-                })
-                .collect();
-            let n: usize = shape.iter().product();
-            Ok(NamedTensor {
-                name: s.name.clone(),
-                shape,
-                data: (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect(),
-            })
-        })
-        .collect()
 }
 
 /// A float32 `.npy` sample, read by the crate's one `.npy` parser (`tensor::npy`: header,
@@ -348,8 +388,10 @@ mod tests {
     fn spec(name: &str, dims: &[usize]) -> InputSpec {
         InputSpec {
             name: name.into(),
-            elem_type: DataType::Float as i32,
+            elem_type: crate::model::DataType::Float as i32,
             dims: dims.iter().map(|&d| Some(d)).collect(),
+            symbols: vec![None; dims.len()],
+            vocab: None,
         }
     }
 
@@ -382,8 +424,8 @@ mod tests {
         let specs = [spec("a", &[1, 2]), spec("b", &[3])];
         let feed = load_sample(&p, &specs, &Preprocess::default()).unwrap();
         assert_eq!(feed[0].name, "a");
-        assert_eq!(feed[0].data, vec![1.0, 2.0]);
-        assert_eq!(feed[1].data, vec![3.0, 4.0, 5.0]);
+        assert_eq!(feed[0].floats().to_vec(), vec![1.0, 2.0]);
+        assert_eq!(feed[1].floats().to_vec(), vec![3.0, 4.0, 5.0]);
         // A missing input is named.
         write_npz(&p, &[("a", &a)]);
         let e = load_sample(&p, &specs, &Preprocess::default())
@@ -410,8 +452,8 @@ mod tests {
         let listed = list_folder(dir.path()).unwrap();
         assert_eq!(listed, vec![sample.clone()]);
         let feed = load_sample(&sample, &specs, &Preprocess::default()).unwrap();
-        assert_eq!((feed[0].name.as_str(), feed[0].data[0]), ("x", 0.5));
-        assert_eq!((feed[1].name.as_str(), feed[1].data[0]), ("y", 7.0));
+        assert_eq!((feed[0].name.as_str(), feed[0].floats()[0]), ("x", 0.5));
+        assert_eq!((feed[1].name.as_str(), feed[1].floats()[0]), ("y", 7.0));
     }
 
     #[test]
@@ -429,7 +471,10 @@ mod tests {
         let e = load_sample(&p, &[spec("x", &[2])], &Preprocess::default())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("a.pb") && e.contains("not float32"), "{e}");
+        assert!(
+            e.contains("a.pb") && e.contains("dtype is int64, the model expects float32"),
+            "{e}"
+        );
         // Wrong shape: names the file and the input.
         write_pb(&p, "x", &Tensor::from_f32(vec![3], vec![0.0; 3]).unwrap());
         let e = load_sample(&p, &[spec("x", &[2])], &Preprocess::default())
@@ -437,4 +482,27 @@ mod tests {
             .to_string();
         assert!(e.contains("a.pb") && e.contains("input 'x'"), "{e}");
     }
+}
+
+/// One generated input set through the input model ([`crate::inputs`]: shapes from the
+/// overrides, values by dtype and role, `ranges` overriding), seeded; with the notes on
+/// what was defaulted (a batch of 1, say). Used when there is no calibration folder.
+pub fn generated_feed(
+    model: &Model,
+    overrides: &crate::inputs::ShapeOverrides,
+    ranges: &crate::inputs::ValueRanges,
+    seed: u64,
+) -> Result<(Feed, Vec<String>)> {
+    let sources = crate::inputs::InputSources {
+        seed,
+        ranges: ranges.clone(),
+        ..Default::default()
+    };
+    let prepared = crate::inputs::prepare(model, overrides, &sources)?;
+    let feed = prepared
+        .tensors
+        .into_iter()
+        .map(|(name, t)| NamedTensor::from_tensor(&name, t))
+        .collect();
+    Ok((feed, prepared.notes))
 }

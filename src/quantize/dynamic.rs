@@ -13,13 +13,18 @@
 //!   `initial_c`, `P` pass through; then `W_scale`, `W_zero_point`, `R_scale`,
 //!   `R_zero_point`, shaped `[num_directions]` (per tensor, one per direction) or
 //!   `[num_directions, 4*hidden_size]` (per channel: one per gate row of the ONNX weight,
-//!   a column of the transposed one). Zero points are 0: weights are symmetric.
+//!   a column of the transposed one). Zero points are 0: weights are symmetric, and in
+//!   [-64, 64] rather than [-127, 127] because the u8 x s8 kernel of CPUs without VNNI
+//!   saturates on full-range weights (`math::NO_SATURATION_I8_MAX`).
 //!   The op has no `layout` attribute, so batch-first LSTMs (`layout = 1`) stay float.
 //!
 //! Convs stay float: ONNX Runtime's `ConvInteger` is slower than its fp32 convs on x86.
 
 use super::graph::node_key;
-use super::math::{quantize_per_channel_i8, quantize_per_tensor_i8};
+use super::math::{
+    quantize_per_channel_i8, quantize_per_channel_sym, quantize_per_tensor_i8,
+    quantize_per_tensor_sym, NO_SATURATION_I8_MAX,
+};
 use super::nbits::MS_DOMAIN;
 use crate::error::Result;
 use crate::model::attr::{self, NodeExt};
@@ -273,7 +278,8 @@ fn lstm(n: &NodeProto, ix: &GraphIndex, per_channel: bool, edits: &mut Edits) ->
     Ok(true)
 }
 
-/// Quantize an ONNX LSTM weight `[D, 4H, K]` to symmetric int8 and transpose each direction
+/// Quantize an ONNX LSTM weight `[D, 4H, K]` to symmetric int8 in `[-64, 64]` (see
+/// [`NO_SATURATION_I8_MAX`]: full-range weights saturate the AVX2 kernel) and transpose each direction
 /// to `[K, 4H]`. Returns the values, the scales and their dims: `[D]` per tensor (one per
 /// direction), `[D, 4H]` per channel (one per gate row).
 fn quantize_lstm_weight(
@@ -283,13 +289,13 @@ fn quantize_lstm_weight(
     let v = tensor_data::to_vec::<f32>(t)?;
     let (d, rows, cols) = (t.dims[0] as usize, t.dims[1] as usize, t.dims[2] as usize);
     let (q, scales, sdims) = if per_channel {
-        let (q, s) = quantize_per_channel_i8(&v, &[d * rows, cols], 0);
+        let (q, s) = quantize_per_channel_sym(&v, &[d * rows, cols], 0, NO_SATURATION_I8_MAX);
         (q, s, vec![d as i64, rows as i64])
     } else {
         let mut q = Vec::with_capacity(v.len());
         let mut s = Vec::with_capacity(d);
         for dir in v.chunks(rows * cols) {
-            let (qd, sd) = quantize_per_tensor_i8(dir);
+            let (qd, sd) = quantize_per_tensor_sym(dir, NO_SATURATION_I8_MAX);
             q.extend(qd);
             s.push(sd);
         }
@@ -489,6 +495,19 @@ mod lstm_tests {
     }
 
     #[test]
+    fn lstm_weights_stay_inside_the_range_the_avx2_kernel_cannot_saturate() {
+        // What it protects: full-range int8 weights (|q| up to 127) make ONNX Runtime's
+        // u8 x s8 LSTM GEMM saturate on CPUs without VNNI, whatever the scale layout.
+        let w: Vec<f32> = (0..40).map(|v| (v as f32 - 20.0) * 0.37).collect();
+        let t = tensor_data::from_f32("w", &[2, 4, 5], &w).unwrap();
+        for per_channel in [true, false] {
+            let (q, _, _) = quantize_lstm_weight(&t, per_channel).unwrap();
+            let peak = q.iter().map(|v| i32::from(*v).abs()).max().unwrap();
+            assert_eq!(peak, NO_SATURATION_I8_MAX, "per_channel={per_channel}");
+        }
+    }
+
+    #[test]
     fn batch_first_lstm_stays_float() {
         // What it protects: DynamicQuantizeLSTM has no `layout`; dropping it would read a
         // batch-first X as sequence-first.
@@ -513,7 +532,10 @@ mod lstm_tests {
         // What it protects: the contract ONNX Runtime 1.31 reads (transposed W/R, scale and
         // zero-point shapes, input order). A wrong transpose or a scale on the wrong axis
         // gives errors of the order of the outputs themselves (|y| ~ 0.1 to 0.9), not the
-        // ~1e-2 of int8 weights.
+        // ~1e-2 of int8 weights. So do full-range weights on a CPU without VNNI (AVX2): the
+        // kernel's 16-bit pair sums saturate (0.39 on 0.41 here, per tensor and per channel),
+        // which is why the weights are 7-bit; x spans [-1.5, 1.5] so that u8 activations
+        // reach 0 and 255 and would expose it again.
         if crate::runtime::ensure_for_tests().is_none() {
             return;
         }
@@ -523,21 +545,9 @@ mod lstm_tests {
             let d = if direction == "bidirectional" { 2 } else { 1 };
             let m = lstm_model(direction, None);
             let feed = vec![
-                NamedTensor {
-                    name: "x".into(),
-                    shape: vec![seq, batch, 3],
-                    data: values(seq * batch * 3, 4, 1.5),
-                },
-                NamedTensor {
-                    name: "h0".into(),
-                    shape: vec![d, batch, 5],
-                    data: values(d * batch * 5, 5, 0.5),
-                },
-                NamedTensor {
-                    name: "c0".into(),
-                    shape: vec![d, batch, 5],
-                    data: values(d * batch * 5, 6, 0.5),
-                },
+                NamedTensor::f32("x", vec![seq, batch, 3], values(seq * batch * 3, 4, 1.5)),
+                NamedTensor::f32("h0", vec![d, batch, 5], values(d * batch * 5, 5, 0.5)),
+                NamedTensor::f32("c0", vec![d, batch, 5], values(d * batch * 5, 6, 0.5)),
             ];
             let want = engine.load(&m.to_bytes()).unwrap().run(&feed, &[]).unwrap();
             for per_channel in [true, false] {
@@ -545,12 +555,12 @@ mod lstm_tests {
                 let got = engine.load(&q.to_bytes()).unwrap().run(&feed, &[]).unwrap();
                 for (a, b) in want.iter().zip(&got) {
                     assert_eq!((&a.name, &a.shape), (&b.name, &b.shape));
-                    let err = a
-                        .data
+                    let (a_data, b_data) = (a.floats(), b.floats());
+                    let err = a_data
                         .iter()
-                        .zip(&b.data)
+                        .zip(b_data.iter())
                         .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
-                    let peak = a.data.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+                    let peak = a_data.iter().fold(0.0f32, |m, x| m.max(x.abs()));
                     assert!(
                         err < 0.02 && peak > 0.1,
                         "{direction} per_channel={per_channel} {}: max error {err} (peak {peak})",

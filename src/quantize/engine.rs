@@ -96,20 +96,11 @@ impl ModelRunner for RuntimeRunner {
     fn run(&mut self, inputs: &[NamedTensor], outputs: &[String]) -> Result<Vec<NamedTensor>> {
         let feed: Vec<(String, Tensor)> = inputs
             .iter()
-            .map(|t| {
-                Ok((
-                    t.name.clone(),
-                    Tensor::from_f32(t.shape.clone(), t.data.clone())?,
-                ))
-            })
+            .map(|t| Ok((t.name.clone(), t.to_tensor()?)))
             .collect::<Result<_>>()?;
         let all = self.session.run(&feed)?;
         let pick = |(name, t): (String, Tensor)| -> Result<NamedTensor> {
-            let shape = t.shape().to_vec();
-            match t.into_data() {
-                crate::tensor::TensorData::F32(data) => Ok(NamedTensor { name, shape, data }),
-                _ => Err(Error::Runtime(format!("output '{name}' is not float32"))),
-            }
+            Ok(NamedTensor::from_tensor(&name, t))
         };
         if outputs.is_empty() {
             return all.into_iter().map(pick).collect();

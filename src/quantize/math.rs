@@ -30,10 +30,28 @@ pub fn asymmetric_u8(min: f32, max: f32) -> QParams {
 }
 
 /// Symmetric int8 parameters for values in `[-absmax, absmax]`, using [-127, 127] so that
-/// negation stays exact and u8 x s8 products cannot saturate 16-bit accumulators pairs.
+/// negation stays exact.
 pub fn symmetric_i8(absmax: f32) -> QParams {
+    symmetric(absmax, 127)
+}
+
+/// Largest weight magnitude for int8 weights that meet uint8 activations in ONNX Runtime's
+/// dynamic-quantization kernels (`DynamicQuantizeLSTM`, `DynamicQuantizeMatMul`).
+///
+/// Why not 127: on x86 CPUs without VNNI (AVX2, and AVX-512 before VNNI), MLAS's u8 x s8
+/// GEMM multiplies with `vpmaddubsw`, which adds *pairs* of u8 x s8 products into a
+/// saturating int16. Two products of 255 x 127 make 64770 and clip at 32767, so a weight
+/// row that uses the full int8 range gives garbage wherever the activations are large (the
+/// LSTM test in `dynamic.rs` saw errors as large as the outputs on an AMD EPYC with AVX2,
+/// per tensor as well as per channel; on a VNNI CPU the same model was fine). With |w| <= 64,
+/// 2 x 255 x 64 = 32640 fits, so the result is exact on every CPU, for one bit of weight
+/// precision. This is ONNX Runtime's own `reduce_range` for int8 weights.
+pub const NO_SATURATION_I8_MAX: i32 = 64;
+
+/// Symmetric parameters for values in `[-absmax, absmax]` mapped onto `[-qmax, qmax]`.
+pub fn symmetric(absmax: f32, qmax: i32) -> QParams {
     QParams {
-        scale: (absmax / 127.0).max(MIN_SCALE),
+        scale: (absmax / qmax as f32).max(MIN_SCALE),
         zero_point: 0,
     }
 }
@@ -47,6 +65,16 @@ pub fn quantize(x: f32, q: QParams, qmin: i32, qmax: i32) -> i32 {
 /// Per-channel symmetric int8 weights along `axis` of a tensor with `dims`.
 /// Returns the int8 values (same layout) and one scale per channel.
 pub fn quantize_per_channel_i8(w: &[f32], dims: &[usize], axis: usize) -> (Vec<i8>, Vec<f32>) {
+    quantize_per_channel_sym(w, dims, axis, 127)
+}
+
+/// Per-channel symmetric weights in `[-qmax, qmax]` along `axis` of a tensor with `dims`.
+pub fn quantize_per_channel_sym(
+    w: &[f32],
+    dims: &[usize],
+    axis: usize,
+    qmax: i32,
+) -> (Vec<i8>, Vec<f32>) {
     let channels = dims[axis];
     let inner: usize = dims[axis + 1..].iter().product();
     let mut absmax = vec![0.0f32; channels];
@@ -54,21 +82,28 @@ pub fn quantize_per_channel_i8(w: &[f32], dims: &[usize], axis: usize) -> (Vec<i
         let c = (i / inner) % channels;
         absmax[c] = absmax[c].max(x.abs());
     }
-    let params: Vec<QParams> = absmax.iter().map(|&a| symmetric_i8(a)).collect();
+    let params: Vec<QParams> = absmax.iter().map(|&a| symmetric(a, qmax)).collect();
     let q = w
         .iter()
         .enumerate()
-        .map(|(i, &x)| quantize(x, params[(i / inner) % channels], -127, 127) as i8)
+        .map(|(i, &x)| quantize(x, params[(i / inner) % channels], -qmax, qmax) as i8)
         .collect();
     (q, params.iter().map(|p| p.scale).collect())
 }
 
 /// Per-tensor symmetric int8 weights.
 pub fn quantize_per_tensor_i8(w: &[f32]) -> (Vec<i8>, f32) {
+    quantize_per_tensor_sym(w, 127)
+}
+
+/// Per-tensor symmetric weights in `[-qmax, qmax]`.
+pub fn quantize_per_tensor_sym(w: &[f32], qmax: i32) -> (Vec<i8>, f32) {
     let absmax = w.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    let p = symmetric_i8(absmax);
+    let p = symmetric(absmax, qmax);
     (
-        w.iter().map(|&x| quantize(x, p, -127, 127) as i8).collect(),
+        w.iter()
+            .map(|&x| quantize(x, p, -qmax, qmax) as i8)
+            .collect(),
         p.scale,
     )
 }

@@ -39,6 +39,16 @@ pub mod prepare;
 pub mod preprocess;
 pub mod qdq;
 pub mod runner;
+#[cfg(test)]
+mod transformer_tests;
+
+mod compare;
+mod report;
+
+use compare::debug_layers;
+pub use compare::{class_axis_outputs, compare, compare_models, Comparison};
+use report::measurement_warnings;
+pub use report::{Attempt, LayerError, Report, SizeReport};
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
@@ -46,12 +56,11 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::model::attr::NodeExt;
 use crate::model::builder::value_info_unshaped;
 use crate::model::{DataType, Model};
-use accuracy::{Accumulator, AccuracyFloor, OutputAccuracy};
+use accuracy::{AccuracyFloor, OutputAccuracy};
 use calibrate::{Collector, Method};
-use runner::{Engine, Feed, LatencyRatio};
+use runner::{Engine, Feed};
 
 /// What kind of quantization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -113,123 +122,6 @@ pub struct Options {
     /// When a target is missed, keep the most sensitive nodes in float until it is met
     /// (on by default; `auto` runs it once, on its own-preparation int8 candidate).
     pub accuracy_guard: bool,
-}
-
-/// Sizes before and after.
-#[derive(Clone, Debug, Serialize)]
-pub struct SizeReport {
-    /// Encoded fp32 model size.
-    pub fp32_bytes: u64,
-    /// Encoded quantized model size.
-    pub quantized_bytes: u64,
-    /// `quantized_bytes / fp32_bytes`.
-    pub ratio: f64,
-}
-
-/// One tensor's error in the quantized model (with `--debug-layers`).
-#[derive(Clone, Debug, Serialize)]
-pub struct LayerError {
-    /// Activation tensor name.
-    pub tensor: String,
-    /// SQNR of the quantized model's value of this tensor against the fp32 model's.
-    pub sqnr_db: Option<f64>,
-    /// Calibrated range.
-    pub range: (f32, f32),
-}
-
-/// One candidate `auto` tried.
-#[derive(Clone, Debug, Serialize)]
-pub struct Attempt {
-    /// What was tried.
-    pub variant: String,
-    /// Nodes quantized.
-    pub quantized_nodes: usize,
-    /// Worst SQNR over outputs.
-    pub min_sqnr_db: Option<f64>,
-    /// Latency ratio against fp32.
-    pub latency_ratio: Option<f64>,
-    /// Size ratio against fp32.
-    pub size_ratio: f64,
-    /// Whether it met the accuracy target.
-    pub meets_target: bool,
-}
-
-/// Everything the quantizer reports (`--report FILE.json`).
-#[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    /// Schema tag.
-    pub schema: &'static str,
-    /// Mode asked for.
-    pub mode: Mode,
-    /// Winning variant.
-    pub variant: String,
-    /// Calibration method.
-    pub method: Method,
-    /// Preparation patches applied.
-    pub preparation: Vec<String>,
-    /// Rewrite patch labels.
-    pub patches: Vec<String>,
-    /// Nodes quantized.
-    pub quantized_nodes: Vec<qdq::QuantNode>,
-    /// Calibration samples used.
-    pub calibration_samples: usize,
-    /// Evaluation samples used (held out from calibration).
-    pub eval_samples: usize,
-    /// Whether inputs were random (accuracy then meaningless).
-    pub random_inputs: bool,
-    /// Accuracy per output on the evaluation samples.
-    pub outputs: Vec<OutputAccuracy>,
-    /// Sizes.
-    pub size: SizeReport,
-    /// `size.ratio`, at top level for readers of the headline figures.
-    pub size_ratio: f64,
-    /// `latency.ratio` (quantized / fp32), at top level; `None` when not measured.
-    pub latency_ratio: Option<f64>,
-    /// Latency of the quantized model relative to the fp32 input model.
-    pub latency: Option<LatencyRatio>,
-    /// Wall time of preparation + calibration + rewrite, seconds.
-    pub quantize_wall_s: f64,
-    /// Accuracy targets.
-    pub targets: Vec<AccuracyFloor>,
-    /// Whether the target (if any) was met.
-    pub meets_target: Option<bool>,
-    /// Candidates tried by `auto` (one entry otherwise).
-    pub attempts: Vec<Attempt>,
-    /// Per-tensor errors (`--debug-layers`).
-    pub layers: Vec<LayerError>,
-    /// Warnings for the user (random inputs, slower model, ...).
-    pub warnings: Vec<String>,
-    /// `auto`: why the winner won.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub choice: Option<String>,
-    /// ONNX Runtime session configuration entries the quantized model is meant to run
-    /// with (and was measured with); packages carry them with the variant.
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub session_config: runner::SessionConfig,
-}
-
-/// What the user must know about how a result was measured: a model slower than fp32,
-/// random inputs, no held-out evaluation set.
-fn measurement_warnings(
-    what: &str,
-    latency: Option<LatencyRatio>,
-    random_inputs: bool,
-    no_eval: bool,
-) -> Vec<String> {
-    let mut w = Vec::new();
-    if let Some(l) = latency.filter(|l| l.ratio >= 1.0) {
-        w.push(format!(
-            "the {what} model is SLOWER than fp32 on this machine (latency ratio {:.2}); it does not pay off for this model here",
-            l.ratio
-        ));
-    }
-    if random_inputs {
-        w.push("calibration and evaluation used RANDOM inputs: the accuracy figures are meaningless; pass --calibration DIR with real inputs".into());
-    }
-    if no_eval {
-        w.push("no held-out evaluation inputs: accuracy measured on the calibration inputs".into());
-    }
-    w
 }
 
 /// Session entries a quantized model runs with. Weight-only int8 (DequantizeLinear on
@@ -701,195 +593,22 @@ pub fn calibrate_model(
                 let Some(c) = collectors.get_mut(&o.name) else {
                     continue;
                 };
+                let data = o.floats();
                 if pass == 0 {
-                    c.observe_range(&o.data);
+                    c.observe_range(&data);
                     if channel_means_of.contains(&o.name) {
-                        c.observe_channel_mean(&o.shape, &o.data);
+                        c.observe_channel_mean(&o.shape, &data);
                     }
                     for (_, m) in moments.iter_mut().filter(|(t, _)| *t == o.name) {
-                        m.observe(&o.shape, &o.data);
+                        m.observe(&o.shape, &data);
                     }
                 } else {
-                    c.observe_histogram(&o.data);
+                    c.observe_histogram(&data);
                 }
             }
         }
     }
     Ok(collectors)
-}
-
-/// Outputs whose last axis is a class axis: produced by Softmax/LogSoftmax over the last
-/// axis, possibly through Identity nodes.
-pub fn class_axis_outputs(prepared: &Model) -> HashSet<String> {
-    let g = prepared.graph();
-    let ranks = graph::infer_ranks(g);
-    let mut set: HashSet<String> = HashSet::new();
-    for n in &g.node {
-        let axis = n.attr_i_or("axis", -1).unwrap_or(-1);
-        let last = axis == -1
-            || ranks
-                .get(&n.output[0])
-                .is_some_and(|&r| axis == r as i64 - 1);
-        if matches!(n.op_type.as_str(), "Softmax" | "LogSoftmax") && last {
-            set.insert(n.output[0].clone());
-        }
-        if n.op_type == "Identity" && set.contains(&n.input[0]) {
-            set.insert(n.output[0].clone());
-        }
-    }
-    set
-}
-
-/// Run `cand` on `feeds` and compare with the reference outputs, output by output.
-pub fn compare(
-    cand: &mut dyn runner::ModelRunner,
-    feeds: &[Feed],
-    reference: &[Vec<runner::NamedTensor>],
-    class_outputs: &HashSet<String>,
-) -> Result<Vec<OutputAccuracy>> {
-    let mut accs: Vec<Accumulator> = Vec::new();
-    let mut names = Vec::new();
-    for (f, r) in feeds.iter().zip(reference) {
-        let names_wanted: Vec<String> = r.iter().map(|t| t.name.clone()).collect();
-        let outs = cand.run(f, &names_wanted)?;
-        if accs.is_empty() {
-            accs = vec![Accumulator::default(); outs.len()];
-            names = names_wanted.clone();
-        }
-        for ((acc, a), b) in accs.iter_mut().zip(r).zip(&outs) {
-            if a.shape != b.shape {
-                return Err(Error::Runtime(format!(
-                    "output '{}' has shape {:?} in the quantized model, {:?} in fp32",
-                    a.name, b.shape, a.shape
-                )));
-            }
-            let classes = class_outputs
-                .contains(&a.name)
-                .then(|| *a.shape.last().unwrap_or(&1));
-            acc.add(&a.data, &b.data, classes);
-        }
-    }
-    Ok(accs.iter().zip(&names).map(|(a, n)| a.finish(n)).collect())
-}
-
-/// Error at every quantized activation: the fp32 value vs the quantized model's value of
-/// the same tensor (its DequantizeLinear output), on the evaluation inputs.
-fn debug_layers(
-    prepared: &Model,
-    quantized: &Model,
-    plan: &qdq::Plan,
-    ranges: &BTreeMap<String, (f32, f32)>,
-    feeds: &[Feed],
-    engine: &dyn Engine,
-) -> Result<Vec<LayerError>> {
-    let mut fm = prepared.clone();
-    let mut qm = quantized.clone();
-    let graph_inputs: HashSet<String> = prepared
-        .graph()
-        .input
-        .iter()
-        .map(|i| i.name.clone())
-        .collect();
-    let acts: Vec<String> = plan
-        .activations
-        .iter()
-        .filter(|t| !graph_inputs.contains(*t))
-        .cloned()
-        .collect();
-    let dq_names: Vec<String> = acts.iter().map(|t| format!("{t}_dequantized")).collect();
-    for (t, d) in acts.iter().zip(&dq_names) {
-        fm.graph_mut()
-            .output
-            .push(value_info_unshaped(t, DataType::Float));
-        qm.graph_mut()
-            .output
-            .push(value_info_unshaped(d, DataType::Float));
-    }
-    let mut fr = engine.load_for_calibration(&fm.to_bytes())?;
-    let mut qr = engine.load_for_calibration(&qm.to_bytes())?;
-    let mut accs = vec![Accumulator::default(); acts.len()];
-    for f in feeds {
-        let a = fr.run(f, &acts)?;
-        let b = qr.run(f, &dq_names)?;
-        for ((acc, x), y) in accs.iter_mut().zip(&a).zip(&b) {
-            acc.add(&x.data, &y.data, None);
-        }
-    }
-    Ok(acts
-        .iter()
-        .zip(&accs)
-        .map(|(t, a)| LayerError {
-            tensor: t.clone(),
-            sqnr_db: a.finish(t).sqnr_db,
-            range: ranges.get(t).copied().unwrap_or((0.0, 0.0)),
-        })
-        .collect())
-}
-
-/// An offline A/B comparison of two models on the same inputs (`edgepack compare`).
-#[derive(Clone, Debug, Serialize)]
-pub struct Comparison {
-    /// Schema tag.
-    pub schema: &'static str,
-    /// Samples compared.
-    pub samples: usize,
-    /// Accuracy of B against A, per output.
-    pub outputs: Vec<OutputAccuracy>,
-    /// Latency of B relative to A (interleaved), when measured.
-    pub latency: Option<LatencyRatio>,
-    /// Encoded sizes.
-    pub a_bytes: u64,
-    /// Encoded sizes.
-    pub b_bytes: u64,
-}
-
-/// Compare model `b` against reference `a` on `feeds`: the quantizer's accuracy metrics
-/// plus an interleaved latency ratio (`latency_budget_s: None` skips timing).
-pub fn compare_models(
-    a: &Model,
-    b: &Model,
-    feeds: &[Feed],
-    engine: &dyn Engine,
-    latency_budget_s: Option<f64>,
-    b_config: &runner::SessionConfig,
-) -> Result<Comparison> {
-    if feeds.is_empty() {
-        return Err(Error::usage("--inputs", "no input samples"));
-    }
-    let (ab, bb) = (a.to_bytes(), b.to_bytes());
-    let mut ra = engine.load(&ab)?;
-    let mut rb = engine.load_configured(&bb, b_config, false)?;
-    let refs = feeds
-        .iter()
-        .map(|f| ra.run(f, &[]))
-        .collect::<Result<Vec<_>>>()?;
-    let names_a: HashSet<String> = refs[0].iter().map(|t| t.name.clone()).collect();
-    let names_b: HashSet<String> = b.graph().output.iter().map(|o| o.name.clone()).collect();
-    if let Some(missing) = names_a.iter().find(|n| !names_b.contains(*n)) {
-        return Err(Error::usage(
-            "compare",
-            format!("output '{missing}' of model A is not an output of model B"),
-        ));
-    }
-    let outputs = compare(&mut *rb, feeds, &refs, &class_axis_outputs(a))?;
-    let latency = match latency_budget_s {
-        Some(budget) => {
-            let mut ta = engine.load_for_timing(&ab)?;
-            let mut tb = engine.load_configured(&bb, b_config, true)?;
-            Some(runner::latency_ratio(
-                &mut *ta, &mut *tb, &feeds[0], 5, 200, budget,
-            )?)
-        }
-        None => None,
-    };
-    Ok(Comparison {
-        schema: "edgepack.compare/1",
-        samples: feeds.len(),
-        outputs,
-        latency,
-        a_bytes: ab.len() as u64,
-        b_bytes: bb.len() as u64,
-    })
 }
 
 /// A model rewritten by a mode that needs no calibration (int8-dynamic, fp16, int4-weight).
@@ -1059,7 +778,7 @@ mod tests {
                 .map(|name| NamedTensor {
                     name,
                     shape: vec![2],
-                    data: vec![-1.0, 3.0],
+                    data: crate::tensor::TensorData::F32(vec![-1.0, 3.0]),
                 })
                 .collect())
         }
@@ -1080,7 +799,7 @@ mod tests {
         vec![vec![NamedTensor {
             name: "x".into(),
             shape: vec![2],
-            data: vec![0.5, 2.0],
+            data: crate::tensor::TensorData::F32(vec![0.5, 2.0]),
         }]]
     }
 

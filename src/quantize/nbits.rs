@@ -783,7 +783,7 @@ mod tests {
         let feed = vec![NamedTensor {
             name: "x".into(),
             shape: vec![3, k],
-            data: x.clone(),
+            data: crate::tensor::TensorData::F32(x.clone()),
         }];
         for scheme in [Int4Scheme::Asymmetric, Int4Scheme::Symmetric] {
             for bs in [16, 32, 128] {
@@ -830,8 +830,8 @@ mod tests {
                     .unwrap()
                     .run(&feed, &[])
                     .unwrap();
-                let scale = want[0].data.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-                for (a, b) in want[0].data.iter().zip(&got[0].data) {
+                let scale = want[0].floats().iter().fold(0.0f32, |a, v| a.max(v.abs()));
+                for (a, b) in want[0].floats().iter().zip(got[0].floats().iter()) {
                     assert!(
                         (a - b).abs() <= 1e-5 * scale.max(1.0),
                         "{scheme:?} block {bs}: {a} vs {b}"
@@ -844,9 +844,9 @@ mod tests {
                     .run(&feed, &[])
                     .unwrap();
                 let drift = got[0]
-                    .data
+                    .floats()
                     .iter()
-                    .zip(&fast[0].data)
+                    .zip(fast[0].floats().iter())
                     .map(|(a, b)| (a - b).abs())
                     .fold(0.0, f32::max);
                 assert!(
@@ -856,9 +856,9 @@ mod tests {
                 // And it is an approximation of the float model, not something else.
                 let fp = engine.load(&m.to_bytes()).unwrap().run(&feed, &[]).unwrap();
                 let err = fp[0]
-                    .data
+                    .floats()
                     .iter()
-                    .zip(&got[0].data)
+                    .zip(got[0].floats().iter())
                     .map(|(a, b)| (a - b).abs())
                     .fold(0.0, f32::max);
                 assert!(

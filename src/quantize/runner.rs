@@ -1,13 +1,14 @@
 //! What the quantizer needs from an inference engine: load a model from bytes, feed named
-//! float tensors, read named float outputs. A trait so the statistics (calibration,
+//! tensors of any element type (token ids are int64, byte inputs int32), read named outputs. A trait so the statistics (calibration,
 //! accuracy, latency ratio) are testable with a deterministic mock, and so the ONNX
 //! Runtime implementation can move behind `runtime::Session` without touching the passes.
 
 use std::time::Instant;
 
 use crate::error::Result;
+use crate::tensor::{DType, Tensor, TensorData};
 
-/// A named float32 tensor in C order.
+/// A named tensor in C order, of any element type the crate holds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NamedTensor {
     /// Tensor (graph input/output) name.
@@ -15,7 +16,55 @@ pub struct NamedTensor {
     /// Dimensions.
     pub shape: Vec<usize>,
     /// Elements, C order.
-    pub data: Vec<f32>,
+    pub data: TensorData,
+}
+
+impl NamedTensor {
+    /// A float32 tensor.
+    pub fn f32(name: &str, shape: Vec<usize>, data: Vec<f32>) -> Self {
+        NamedTensor {
+            name: name.to_string(),
+            shape,
+            data: TensorData::F32(data),
+        }
+    }
+
+    /// The crate's tensor (checks that shape and data agree).
+    pub fn from_tensor(name: &str, t: Tensor) -> Self {
+        NamedTensor {
+            name: name.to_string(),
+            shape: t.shape().to_vec(),
+            data: t.into_data(),
+        }
+    }
+
+    /// As the crate's tensor, for the runtime.
+    pub fn to_tensor(&self) -> Result<Tensor> {
+        Tensor::new(self.shape.clone(), self.data.clone())
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.data.dtype()
+    }
+
+    /// Whether the elements are floating point (float32/16/64, bfloat16): the tensors
+    /// statistics and SQNR apply to; integer and bool tensors are compared exactly.
+    pub fn is_float(&self) -> bool {
+        self.dtype().is_float()
+    }
+
+    /// The elements as float32: borrowed for float32, converted otherwise.
+    pub fn floats(&self) -> std::borrow::Cow<'_, [f32]> {
+        match &self.data {
+            TensorData::F32(v) => std::borrow::Cow::Borrowed(v),
+            _ => std::borrow::Cow::Owned(
+                Tensor::new(self.shape.clone(), self.data.clone())
+                    .map(|t| t.to_f32_vec())
+                    .unwrap_or_default(),
+            ),
+        }
+    }
 }
 
 /// One model input set (one sample or one batch).

@@ -14,8 +14,8 @@ use super::context::{
 use super::convert;
 use super::library;
 use crate::error::{Error, Result};
+use crate::inputs::{check_tensor, Dim, Role, TensorSpec};
 use crate::model::Model;
-use crate::tensor::inputs::{check_tensor, Dim, TensorSpec};
 use crate::tensor::Tensor;
 
 /// ORT session option naming the folder external initializers resolve against when the
@@ -186,22 +186,27 @@ fn spec_from_outlet(o: &ort::value::Outlet) -> TensorSpec {
                 .map(|(i, &d)| {
                     let sym = dimension_symbols.get(i).map(String::as_str).unwrap_or("");
                     if d >= 0 {
-                        Dim::Fixed(d as usize)
+                        Dim::Fixed(d)
                     } else if !sym.is_empty() && sym != "?" {
                         Dim::Symbol(sym.to_string())
                     } else {
-                        Dim::Anonymous
+                        Dim::Unknown
                     }
                 })
                 .collect(),
         ),
         _ => None,
     };
-    TensorSpec {
+    let mut spec = TensorSpec {
         name: o.name().to_string(),
         elem_type,
         dims,
-    }
+        role: Role::Data,
+    };
+    // Without the graph only the signature tells: the profile worker passes the roles the
+    // parent read from the graph (`inputs::model_inputs`).
+    spec.role = spec.role_from_signature();
+    spec
 }
 
 impl Session {

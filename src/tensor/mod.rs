@@ -11,8 +11,8 @@
 //!   conversion to a `TensorProto`, e.g. for a new initializer).
 //! - [`read_file`] picks the reader from the extension.
 //!
-//! [`inputs`] turns a model's signature plus `--shape`/`--dim` values into concrete input
-//! shapes and fills them with seeded random data or data from files.
+//! [`crate::inputs`] turns a model's signature plus `--shape`/`--dim` values into concrete
+//! input shapes and fills them with generated data or data from files.
 //!
 //! ```
 //! use edgepack::tensor::{DType, Tensor};
@@ -25,7 +25,6 @@
 //! # Ok::<(), edgepack::Error>(())
 //! ```
 
-pub mod inputs;
 pub mod npy;
 pub mod pb;
 
@@ -393,6 +392,62 @@ impl Tensor {
             shape: shape.to_vec(),
             data,
         })
+    }
+
+    /// A tensor from `f64` values, each cast to `dtype` (Rust `as` semantics: saturating
+    /// for integers, nonzero is `true` for bool). For generated inputs, whose values the
+    /// caller has already put in the type's range.
+    pub fn from_f64_values(dtype: DType, shape: &[usize], v: Vec<f64>) -> Result<Self> {
+        let data = match dtype {
+            DType::F32 => TensorData::F32(v.into_iter().map(|x| x as f32).collect()),
+            DType::F16 => TensorData::F16(v.into_iter().map(f16::from_f64).collect()),
+            DType::BF16 => TensorData::BF16(v.into_iter().map(bf16::from_f64).collect()),
+            DType::F64 => TensorData::F64(v),
+            DType::I8 => TensorData::I8(v.into_iter().map(|x| x as i8).collect()),
+            DType::U8 => TensorData::U8(v.into_iter().map(|x| x as u8).collect()),
+            DType::I16 => TensorData::I16(v.into_iter().map(|x| x as i16).collect()),
+            DType::U16 => TensorData::U16(v.into_iter().map(|x| x as u16).collect()),
+            DType::I32 => TensorData::I32(v.into_iter().map(|x| x as i32).collect()),
+            DType::U32 => TensorData::U32(v.into_iter().map(|x| x as u32).collect()),
+            DType::I64 => TensorData::I64(v.into_iter().map(|x| x as i64).collect()),
+            DType::U64 => TensorData::U64(v.into_iter().map(|x| x as u64).collect()),
+            DType::Bool => TensorData::Bool(v.into_iter().map(|x| x != 0.0).collect()),
+        };
+        Tensor::new(shape.to_vec(), data)
+    }
+
+    /// `value` everywhere (see [`Tensor::from_f64_values`] for the cast).
+    pub fn filled(dtype: DType, shape: &[usize], value: f64) -> Result<Self> {
+        let n = element_count(shape).ok_or_else(|| {
+            Error::usage("tensor", format!("shape {} overflows", format_shape(shape)))
+        })?;
+        Tensor::from_f64_values(dtype, shape, vec![value; n])
+    }
+
+    /// Seeded values uniform in `lo..=hi` (integer and bool types: whole numbers, both
+    /// ends included) or `[lo, hi)` (floats; `lo` everywhere when `lo == hi`).
+    pub fn uniform(dtype: DType, shape: &[usize], lo: f64, hi: f64, seed: u64) -> Result<Self> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let n = element_count(shape).ok_or_else(|| {
+            Error::usage("tensor", format!("shape {} overflows", format_shape(shape)))
+        })?;
+        let v: Vec<f64> = if dtype.is_float() {
+            (0..n)
+                .map(|_| lo + (hi - lo) * rng.random::<f64>())
+                .collect()
+        } else {
+            let (lo, hi) = (lo.ceil() as i128, hi.floor() as i128);
+            (0..n)
+                .map(|_| {
+                    if hi <= lo {
+                        lo as f64
+                    } else {
+                        rng.random_range(lo..=hi) as f64
+                    }
+                })
+                .collect()
+        };
+        Tensor::from_f64_values(dtype, shape, v)
     }
 
     /// Seeded random data of the given type and shape (the same seed gives the same tensor

@@ -1295,6 +1295,85 @@ fn bad_quantizer_settings_and_samples_are_refused() {
             .expect("s0.npz")
             .expect("'y', which is not an input"),
     );
+    // A model whose input is a string tensor: nothing to feed it.
+    let c = Case::new("string-input");
+    let m = c.m().join("strings.onnx");
+    {
+        let mut b = GraphBuilder::new("strings", 1, WeightStorage::Initializer);
+        let x = b.input("text", DataType::String, &builder::fixed(&[1]));
+        let y = b.op("Identity", &[&x], vec![]);
+        b.rename_output(&y, "y");
+        b.output("y", DataType::String, &builder::fixed(&[1]));
+        save(&b.into_model(), &m);
+    }
+    let a = quantize(&c, &m, &["--mode", "int8-dynamic"]);
+    cases.push(c.args(a).expect("'text'").expect("string"));
+    // Transformer token batches (.npz, int64): one missing an input, one holding a token
+    // id outside the vocabulary, one with float ids.
+    let encoder = builder::bert_encoder(&builder::EncoderConfig::default(), 3);
+    let token_npz = |path: &Path, members: &[(&str, Tensor)]| {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+        for (name, t) in members {
+            z.start_file(
+                format!("{name}.npy"),
+                zip::write::SimpleFileOptions::default(),
+            )
+            .unwrap();
+            std::io::Write::write_all(&mut z, &npy::to_npy_bytes(t).unwrap()).unwrap();
+        }
+        z.finish().unwrap();
+    };
+    let ids =
+        |v: Vec<i64>| Tensor::new(vec![1, v.len()], edgepack::tensor::TensorData::I64(v)).unwrap();
+    for (name, members, expect) in [
+        (
+            "npz-missing-input",
+            vec![
+                ("input_ids", ids(vec![1, 2, 3])),
+                ("attention_mask", ids(vec![1, 1, 1])),
+            ],
+            "no tensor for input 'token_type_ids'",
+        ),
+        (
+            "token-outside-vocabulary",
+            vec![
+                ("input_ids", ids(vec![1, 100, 3])),
+                ("attention_mask", ids(vec![1, 1, 1])),
+                ("token_type_ids", ids(vec![0, 0, 0])),
+            ],
+            "token id 100 is outside the vocabulary [0, 100)",
+        ),
+        (
+            "token-ids-as-float",
+            vec![
+                (
+                    "input_ids",
+                    Tensor::from_f32(vec![1, 3], vec![1.0, 2.0, 3.0]).unwrap(),
+                ),
+                ("attention_mask", ids(vec![1, 1, 1])),
+                ("token_type_ids", ids(vec![0, 0, 0])),
+            ],
+            "dtype is float32, the model expects int64",
+        ),
+    ] {
+        let c = Case::new(name);
+        let m = c.m().join("encoder.onnx");
+        save(&encoder, &m);
+        let calib = c.m().join("calib");
+        std::fs::create_dir(&calib).unwrap();
+        token_npz(&calib.join("000.npz"), &members);
+        let a = quantize(
+            &c,
+            &m,
+            &[
+                "--mode",
+                "int8-dynamic",
+                "--calibration",
+                calib.to_str().unwrap(),
+            ],
+        );
+        cases.push(c.args(a).expect("000.npz").expect(expect));
+    }
     // A profile session entry that is not KEY=VALUE.
     let c = Case::new("session-config");
     let m = c.m().join("mlp.onnx");
@@ -1308,6 +1387,130 @@ fn bad_quantizer_settings_and_samples_are_refused() {
         ])
         .expect("--session-config")
         .expect("KEY=VALUE"),
+    );
+    check_all(cases);
+}
+
+/// Token inputs that contradict the model: each is refused before ONNX Runtime sees it,
+/// naming the file, the input, what the model expects and what was found.
+#[test]
+fn bad_token_inputs_are_refused() {
+    use crate::inputs::write_npz;
+    let i64s = |shape: &[usize], v: &[f64]| {
+        Tensor::from_f64_values(DType::I64, shape, v.to_vec()).unwrap()
+    };
+    let ids = i64s(&[1, 4], &[1.0, 2.0, 3.0, 4.0]);
+    let mask = i64s(&[1, 4], &[1.0; 4]);
+    let f_ids = Tensor::random(DType::F32, &[1, 4], 1);
+    let rank1 = i64s(&[4], &[1.0, 2.0, 3.0, 4.0]);
+    let oov = i64s(&[1, 4], &[1.0, 2.0, 30.0, 4.0]);
+    let token_case = |name: &str, members: &[(&str, &Tensor)], flags: &[&str]| {
+        let c = Case::new(name);
+        let p = c.m().join("model.onnx");
+        save(&builder::token_model(30, 4), &p);
+        let mut args: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+        if !members.is_empty() {
+            let s = c.m().join("s.npz");
+            write_npz(&s, members);
+            args.push("--inputs".into());
+            args.push(s.display().to_string());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        c.run_model(&p, &args)
+    };
+    let mut cases = vec![
+        token_case(
+            "sample-dtype-contradicts-model",
+            &[("input_ids", &f_ids), ("attention_mask", &mask)],
+            &[],
+        )
+        .expect("s.npz")
+        .expect("'input_ids'")
+        .expect("float32")
+        .expect("int64"),
+        token_case(
+            "sample-shape-contradicts-model",
+            &[("input_ids", &rank1), ("attention_mask", &mask)],
+            &[],
+        )
+        .expect("s.npz")
+        .expect("'input_ids'")
+        .expect("rank 1")
+        .expect("rank 2"),
+        token_case("npz-missing-an-input", &[("input_ids", &ids)], &[])
+            .expect("s.npz")
+            .expect("'attention_mask'"),
+        token_case(
+            "npz-unknown-array",
+            &[
+                ("input_ids", &ids),
+                ("attention_mask", &mask),
+                ("extra", &ids),
+            ],
+            &[],
+        )
+        .expect("s.npz")
+        .expect("'extra'"),
+        token_case(
+            "token-ids-outside-the-vocabulary",
+            &[("input_ids", &oov), ("attention_mask", &mask)],
+            &[],
+        )
+        .expect("s.npz")
+        .expect("'input_ids'")
+        .expect("index 30")
+        .expect("0..30"),
+        token_case(
+            "input-range-outside-the-dtype",
+            &[],
+            &[
+                "--dim",
+                "sequence=4",
+                "--input-range",
+                "attention_mask=0..1e30",
+            ],
+        )
+        .expect("'attention_mask'")
+        .expect("outside the type's range"),
+        token_case(
+            "input-range-lo-above-hi",
+            &[],
+            &["--dim", "sequence=4", "--input-range", "input_ids=5..1"],
+        )
+        .expect("--input-range")
+        .expect("above"),
+        token_case("zero-sized-shape", &[], &["--shape", "input_ids=0x4"])
+            .expect("--shape")
+            .expect(">= 1"),
+        token_case("unresolved-sequence-dim", &[], &[])
+            .expect("'sequence'")
+            .expect("--dim sequence=N"),
+    ];
+    // A string input cannot be generated or quantized.
+    let c = Case::new("string-input-to-quantize");
+    let p = c.m().join("model.onnx");
+    let mut b = GraphBuilder::new("text", 1, WeightStorage::Initializer);
+    let t = b.input("text", DataType::String, &builder::fixed(&[1]));
+    let x = b.input("x", DataType::Float, &builder::fixed(&[1, 4]));
+    let w = b.weight("w", &[4, 4], -1.0, 1.0);
+    b.push(node("mm", "MatMul", &[&x, &w], &["y"], vec![]));
+    b.push(node("id", "Identity", &[&t], &["t2"], vec![]));
+    b.output("y", DataType::Float, &builder::fixed(&[1, 4]));
+    b.output("t2", DataType::String, &builder::fixed(&[1]));
+    save(&b.into_model(), &p);
+    std::fs::create_dir(c.out()).unwrap();
+    let q = c.out().join("q.onnx");
+    cases.push(
+        c.args([
+            OsString::from("quantize"),
+            p.into(),
+            "-o".into(),
+            q.into(),
+            "--mode".into(),
+            "int8-dynamic".into(),
+        ])
+        .expect("'text'")
+        .expect("string"),
     );
     check_all(cases);
 }

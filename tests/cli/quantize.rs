@@ -97,7 +97,7 @@ fn refuses_an_already_quantized_model() {
         .arg(&model)
         .arg("-o")
         .arg(&once)
-        .args(["--dim", "1", "--dim", "48", "--dim", "192", "--no-latency"])
+        .args(["--shape", "x=1x3x48x192", "--no-latency"])
         .assert()
         .success();
     let twice = tmp.path().join("twice.onnx");
@@ -206,16 +206,7 @@ fn debug_layers_reports_an_error_per_quantized_tensor() {
         .arg(&model)
         .arg("-o")
         .arg(tmp.path().join("q.onnx"))
-        .args([
-            "--dim",
-            "1",
-            "--dim",
-            "48",
-            "--dim",
-            "192",
-            "--no-latency",
-            "--debug-layers",
-        ])
+        .args(["--shape", "x=1x3x48x192", "--no-latency", "--debug-layers"])
         .arg("--report")
         .arg(&report)
         .assert()
@@ -242,12 +233,8 @@ fn int8_dynamic_rewrites_matmuls_without_calibration_data() {
         .args([
             "--mode",
             "int8-dynamic",
-            "--dim",
-            "1",
-            "--dim",
-            "48",
-            "--dim",
-            "192",
+            "--shape",
+            "x=1x3x48x192",
             "--no-latency",
         ])
         .arg("--report")
@@ -543,7 +530,13 @@ fn int4_weight_refuses_a_conv_only_model_with_exit_2() {
         .arg(&model)
         .arg("-o")
         .arg(tmp.path().join("q.onnx"))
-        .args(["--mode", "int4-weight", "--no-latency"])
+        .args([
+            "--mode",
+            "int4-weight",
+            "--no-latency",
+            "--shape",
+            "x=1x3x48x192",
+        ])
         .assert()
         .code(2)
         .stderr(

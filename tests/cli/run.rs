@@ -154,9 +154,13 @@ fn run_rejects_wrong_dtype_and_shape() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // The file, the input, what the model expects and what was found.
     assert_eq!(
         one_stderr_line(&out),
-        "edgepack: error: input 'x': element type is float64 but the model expects float32"
+        format!(
+            "edgepack: error: {}: input 'x': element type is float64 but the model expects float32",
+            x.display()
+        )
     );
     let out = edgepack()
         .arg("run")
@@ -281,10 +285,7 @@ fn run_reproduces_onnx_backend_test_outputs_from_pb_inputs() {
             String::from_utf8_lossy(&out.stderr)
         );
         let model = edgepack::model::Model::load(&model_path).unwrap();
-        for (i, spec) in edgepack::tensor::inputs::model_outputs(&model)
-            .iter()
-            .enumerate()
-        {
+        for (i, spec) in edgepack::inputs::model_outputs(&model).iter().enumerate() {
             let (_, mut expected) =
                 edgepack::tensor::pb::read_pb(&set.join(format!("output_{i}.pb"))).unwrap();
             // onnx 1.17 stores the expected bfloat16 output as its uint16 bit patterns.
@@ -300,7 +301,7 @@ fn run_reproduces_onnx_backend_test_outputs_from_pb_inputs() {
             }
             let got = read(&out_dir.join(format!(
                 "{}.npy",
-                edgepack::tensor::inputs::sanitize_file_stem(&spec.name)
+                edgepack::inputs::sanitize_file_stem(&spec.name)
             )));
             assert_eq!(got.shape(), expected.shape(), "{case} output {i}");
             assert_eq!(got.dtype(), expected.dtype(), "{case} output {i}");

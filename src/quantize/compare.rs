@@ -1,0 +1,195 @@
+//! Accuracy of one model against another on the same inputs: the quantizer's judge of
+//! its own results and `edgepack compare`'s A/B comparison. Float outputs get SQNR and
+//! cosine (pooled and worst sample) and top-1 on class axes; integer and bool outputs
+//! are compared exactly.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Serialize;
+
+use super::accuracy::{Accumulator, OutputAccuracy};
+use super::runner::{self, Engine, Feed, LatencyRatio};
+use super::{graph, qdq, LayerError};
+use crate::error::{Error, Result};
+use crate::model::attr::NodeExt;
+use crate::model::builder::value_info_unshaped;
+use crate::model::{DataType, Model};
+
+/// Outputs whose last axis is a class axis: produced by Softmax/LogSoftmax over the last
+/// axis, possibly through Identity nodes.
+pub fn class_axis_outputs(prepared: &Model) -> HashSet<String> {
+    let g = prepared.graph();
+    let ranks = graph::infer_ranks(g);
+    let mut set: HashSet<String> = HashSet::new();
+    for n in &g.node {
+        let axis = n.attr_i_or("axis", -1).unwrap_or(-1);
+        let last = axis == -1
+            || ranks
+                .get(&n.output[0])
+                .is_some_and(|&r| axis == r as i64 - 1);
+        if matches!(n.op_type.as_str(), "Softmax" | "LogSoftmax") && last {
+            set.insert(n.output[0].clone());
+        }
+        if n.op_type == "Identity" && set.contains(&n.input[0]) {
+            set.insert(n.output[0].clone());
+        }
+    }
+    set
+}
+
+/// Run `cand` on `feeds` and compare with the reference outputs, output by output.
+pub fn compare(
+    cand: &mut dyn runner::ModelRunner,
+    feeds: &[Feed],
+    reference: &[Vec<runner::NamedTensor>],
+    class_outputs: &HashSet<String>,
+) -> Result<Vec<OutputAccuracy>> {
+    let mut accs: Vec<Accumulator> = Vec::new();
+    let mut names = Vec::new();
+    for (f, r) in feeds.iter().zip(reference) {
+        let names_wanted: Vec<String> = r.iter().map(|t| t.name.clone()).collect();
+        let outs = cand.run(f, &names_wanted)?;
+        if accs.is_empty() {
+            accs = vec![Accumulator::default(); outs.len()];
+            names = names_wanted.clone();
+        }
+        for ((acc, a), b) in accs.iter_mut().zip(r).zip(&outs) {
+            if a.shape != b.shape {
+                return Err(Error::Runtime(format!(
+                    "output '{}' has shape {:?} in the quantized model, {:?} in fp32",
+                    a.name, b.shape, a.shape
+                )));
+            }
+            if !a.is_float() {
+                let exact = |t: &runner::NamedTensor| t.to_tensor().map(|t| t.to_f64_vec());
+                acc.add_exact(&exact(a)?, &exact(b)?);
+                continue;
+            }
+            let classes = class_outputs
+                .contains(&a.name)
+                .then(|| *a.shape.last().unwrap_or(&1));
+            acc.add(&a.floats(), &b.floats(), classes);
+        }
+    }
+    Ok(accs.iter().zip(&names).map(|(a, n)| a.finish(n)).collect())
+}
+
+/// Error at every quantized activation: the fp32 value vs the quantized model's value of
+/// the same tensor (its DequantizeLinear output), on the evaluation inputs.
+pub(crate) fn debug_layers(
+    prepared: &Model,
+    quantized: &Model,
+    plan: &qdq::Plan,
+    ranges: &BTreeMap<String, (f32, f32)>,
+    feeds: &[Feed],
+    engine: &dyn Engine,
+) -> Result<Vec<LayerError>> {
+    let mut fm = prepared.clone();
+    let mut qm = quantized.clone();
+    let graph_inputs: HashSet<String> = prepared
+        .graph()
+        .input
+        .iter()
+        .map(|i| i.name.clone())
+        .collect();
+    let acts: Vec<String> = plan
+        .activations
+        .iter()
+        .filter(|t| !graph_inputs.contains(*t))
+        .cloned()
+        .collect();
+    let dq_names: Vec<String> = acts.iter().map(|t| format!("{t}_dequantized")).collect();
+    for (t, d) in acts.iter().zip(&dq_names) {
+        fm.graph_mut()
+            .output
+            .push(value_info_unshaped(t, DataType::Float));
+        qm.graph_mut()
+            .output
+            .push(value_info_unshaped(d, DataType::Float));
+    }
+    let mut fr = engine.load_for_calibration(&fm.to_bytes())?;
+    let mut qr = engine.load_for_calibration(&qm.to_bytes())?;
+    let mut accs = vec![Accumulator::default(); acts.len()];
+    for f in feeds {
+        let a = fr.run(f, &acts)?;
+        let b = qr.run(f, &dq_names)?;
+        for ((acc, x), y) in accs.iter_mut().zip(&a).zip(&b) {
+            acc.add(&x.floats(), &y.floats(), None);
+        }
+    }
+    Ok(acts
+        .iter()
+        .zip(&accs)
+        .map(|(t, a)| LayerError {
+            tensor: t.clone(),
+            sqnr_db: a.finish(t).sqnr_db,
+            range: ranges.get(t).copied().unwrap_or((0.0, 0.0)),
+        })
+        .collect())
+}
+
+/// An offline A/B comparison of two models on the same inputs (`edgepack compare`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Comparison {
+    /// Schema tag.
+    pub schema: &'static str,
+    /// Samples compared.
+    pub samples: usize,
+    /// Accuracy of B against A, per output.
+    pub outputs: Vec<OutputAccuracy>,
+    /// Latency of B relative to A (interleaved), when measured.
+    pub latency: Option<LatencyRatio>,
+    /// Encoded sizes.
+    pub a_bytes: u64,
+    /// Encoded sizes.
+    pub b_bytes: u64,
+}
+
+/// Compare model `b` against reference `a` on `feeds`: the quantizer's accuracy metrics
+/// plus an interleaved latency ratio (`latency_budget_s: None` skips timing).
+pub fn compare_models(
+    a: &Model,
+    b: &Model,
+    feeds: &[Feed],
+    engine: &dyn Engine,
+    latency_budget_s: Option<f64>,
+    b_config: &runner::SessionConfig,
+) -> Result<Comparison> {
+    if feeds.is_empty() {
+        return Err(Error::usage("--inputs", "no input samples"));
+    }
+    let (ab, bb) = (a.to_bytes(), b.to_bytes());
+    let mut ra = engine.load(&ab)?;
+    let mut rb = engine.load_configured(&bb, b_config, false)?;
+    let refs = feeds
+        .iter()
+        .map(|f| ra.run(f, &[]))
+        .collect::<Result<Vec<_>>>()?;
+    let names_a: HashSet<String> = refs[0].iter().map(|t| t.name.clone()).collect();
+    let names_b: HashSet<String> = b.graph().output.iter().map(|o| o.name.clone()).collect();
+    if let Some(missing) = names_a.iter().find(|n| !names_b.contains(*n)) {
+        return Err(Error::usage(
+            "compare",
+            format!("output '{missing}' of model A is not an output of model B"),
+        ));
+    }
+    let outputs = compare(&mut *rb, feeds, &refs, &class_axis_outputs(a))?;
+    let latency = match latency_budget_s {
+        Some(budget) => {
+            let mut ta = engine.load_for_timing(&ab)?;
+            let mut tb = engine.load_configured(&bb, b_config, true)?;
+            Some(runner::latency_ratio(
+                &mut *ta, &mut *tb, &feeds[0], 5, 200, budget,
+            )?)
+        }
+        None => None,
+    };
+    Ok(Comparison {
+        schema: "edgepack.compare/1",
+        samples: feeds.len(),
+        outputs,
+        latency,
+        a_bytes: ab.len() as u64,
+        b_bytes: bb.len() as u64,
+    })
+}

@@ -1,0 +1,127 @@
+//! What the quantizer reports (`--report FILE.json`): sizes, accuracy per output,
+//! latency, the candidates `auto` tried, per-tensor errors, and the warnings about how the
+//! figures were measured.
+
+use serde::Serialize;
+
+use super::accuracy::{AccuracyFloor, OutputAccuracy};
+use super::calibrate::Method;
+use super::runner::{self, LatencyRatio};
+use super::{qdq, Mode};
+
+/// Sizes before and after.
+#[derive(Clone, Debug, Serialize)]
+pub struct SizeReport {
+    /// Encoded fp32 model size.
+    pub fp32_bytes: u64,
+    /// Encoded quantized model size.
+    pub quantized_bytes: u64,
+    /// `quantized_bytes / fp32_bytes`.
+    pub ratio: f64,
+}
+
+/// One tensor's error in the quantized model (with `--debug-layers`).
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerError {
+    /// Activation tensor name.
+    pub tensor: String,
+    /// SQNR of the quantized model's value of this tensor against the fp32 model's.
+    pub sqnr_db: Option<f64>,
+    /// Calibrated range.
+    pub range: (f32, f32),
+}
+
+/// One candidate `auto` tried.
+#[derive(Clone, Debug, Serialize)]
+pub struct Attempt {
+    /// What was tried.
+    pub variant: String,
+    /// Nodes quantized.
+    pub quantized_nodes: usize,
+    /// Worst SQNR over outputs.
+    pub min_sqnr_db: Option<f64>,
+    /// Latency ratio against fp32.
+    pub latency_ratio: Option<f64>,
+    /// Size ratio against fp32.
+    pub size_ratio: f64,
+    /// Whether it met the accuracy target.
+    pub meets_target: bool,
+}
+
+/// Everything the quantizer reports (`--report FILE.json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Schema tag.
+    pub schema: &'static str,
+    /// Mode asked for.
+    pub mode: Mode,
+    /// Winning variant.
+    pub variant: String,
+    /// Calibration method.
+    pub method: Method,
+    /// Preparation patches applied.
+    pub preparation: Vec<String>,
+    /// Rewrite patch labels.
+    pub patches: Vec<String>,
+    /// Nodes quantized.
+    pub quantized_nodes: Vec<qdq::QuantNode>,
+    /// Calibration samples used.
+    pub calibration_samples: usize,
+    /// Evaluation samples used (held out from calibration).
+    pub eval_samples: usize,
+    /// Whether inputs were random (accuracy then meaningless).
+    pub random_inputs: bool,
+    /// Accuracy per output on the evaluation samples.
+    pub outputs: Vec<OutputAccuracy>,
+    /// Sizes.
+    pub size: SizeReport,
+    /// `size.ratio`, at top level for readers of the headline figures.
+    pub size_ratio: f64,
+    /// `latency.ratio` (quantized / fp32), at top level; `None` when not measured.
+    pub latency_ratio: Option<f64>,
+    /// Latency of the quantized model relative to the fp32 input model.
+    pub latency: Option<LatencyRatio>,
+    /// Wall time of preparation + calibration + rewrite, seconds.
+    pub quantize_wall_s: f64,
+    /// Accuracy targets.
+    pub targets: Vec<AccuracyFloor>,
+    /// Whether the target (if any) was met.
+    pub meets_target: Option<bool>,
+    /// Candidates tried by `auto` (one entry otherwise).
+    pub attempts: Vec<Attempt>,
+    /// Per-tensor errors (`--debug-layers`).
+    pub layers: Vec<LayerError>,
+    /// Warnings for the user (random inputs, slower model, ...).
+    pub warnings: Vec<String>,
+    /// `auto`: why the winner won.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub choice: Option<String>,
+    /// ONNX Runtime session configuration entries the quantized model is meant to run
+    /// with (and was measured with); packages carry them with the variant.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub session_config: runner::SessionConfig,
+}
+
+/// What the user must know about how a result was measured: a model slower than fp32,
+/// random inputs, no held-out evaluation set.
+pub(crate) fn measurement_warnings(
+    what: &str,
+    latency: Option<LatencyRatio>,
+    random_inputs: bool,
+    no_eval: bool,
+) -> Vec<String> {
+    let mut w = Vec::new();
+    if let Some(l) = latency.filter(|l| l.ratio >= 1.0) {
+        w.push(format!(
+            "the {what} model is SLOWER than fp32 on this machine (latency ratio {:.2}); it does not pay off for this model here",
+            l.ratio
+        ));
+    }
+    if random_inputs {
+        w.push("calibration and evaluation used RANDOM inputs: the accuracy figures are meaningless; pass --calibration DIR with real inputs".into());
+    }
+    if no_eval {
+        w.push("no held-out evaluation inputs: accuracy measured on the calibration inputs".into());
+    }
+    w
+}

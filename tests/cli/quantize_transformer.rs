@@ -1,0 +1,184 @@
+//! `edgepack quantize` on a transformer: the builder's BERT-style encoder (int64
+//! `input_ids`, `attention_mask`, `token_type_ids` of dims `[batch, sequence]`), with
+//! `.npz` token batches whose sequence lengths differ per sample, through every mode. Each
+//! run's report holds accuracy measured by ONNX Runtime on the written model, so a
+//! success here means ORT loaded and ran it.
+
+use std::io::Write;
+use std::path::Path;
+
+use edgepack::model::builder::{bert_encoder, EncoderConfig};
+use edgepack::tensor::{Tensor, TensorData};
+
+use crate::common::{edgepack, one_stderr_line, runtime_available};
+
+/// `n` samples of one sentence each, `len` tokens (8 + 5k, varying), ids in the
+/// encoder's vocabulary, the last two tokens padding (mask 0). Seeded by index.
+fn write_token_samples(dir: &Path, n: usize, offset: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        let len = 8 + 5 * ((i + offset) % 4);
+        let ids: Vec<i64> = (0..len)
+            .map(|t| ((t * 31 + (i + offset) * 17) % 97) as i64 + 1)
+            .collect();
+        let mask: Vec<i64> = (0..len).map(|t| i64::from(t + 2 < len)).collect();
+        let types: Vec<i64> = (0..len).map(|t| i64::from(t >= len / 2)).collect();
+        write_npz(
+            &dir.join(format!("{i:03}.npz")),
+            &[
+                ("input_ids", ids),
+                ("attention_mask", mask),
+                ("token_type_ids", types),
+            ],
+            len,
+        );
+    }
+}
+
+fn write_npz(path: &Path, members: &[(&str, Vec<i64>)], len: usize) {
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    for (name, v) in members {
+        let t = Tensor::new(vec![1, len], TensorData::I64(v.clone())).unwrap();
+        zip.start_file(
+            format!("{name}.npy"),
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        zip.write_all(&edgepack::tensor::npy::to_npy_bytes(&t).unwrap())
+            .unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+/// Hidden 64 and a 128-wide feed-forward block: every MatMul weight reaches the 4096
+/// values `int4-weight` takes.
+fn encoder(dir: &Path) -> std::path::PathBuf {
+    let p = dir.join("encoder.onnx");
+    let cfg = EncoderConfig {
+        hidden: 64,
+        ffn: 128,
+        ..EncoderConfig::default()
+    };
+    bert_encoder(&cfg, 11).save(&p).unwrap();
+    p
+}
+
+#[test]
+fn quantizes_a_transformer_encoder_in_every_mode() {
+    if !runtime_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let model = encoder(tmp.path());
+    write_token_samples(&tmp.path().join("calib"), 8, 0);
+    write_token_samples(&tmp.path().join("eval"), 4, 100);
+    for (mode, extra, min_sqnr) in [
+        ("int8-dynamic", &[][..], 15.0),
+        ("int8", &[][..], 12.0),
+        ("int8-weight", &[][..], 25.0),
+        ("int4-weight", &["--block-size", "32"][..], 8.0),
+        ("fp16", &[][..], 40.0),
+        ("auto", &["--accuracy-target", "cosine=0.99"][..], 0.0),
+    ] {
+        let out = tmp.path().join(format!("{mode}.onnx"));
+        let report = tmp.path().join(format!("{mode}.json"));
+        let res = edgepack()
+            .arg("quantize")
+            .arg(&model)
+            .arg("-o")
+            .arg(&out)
+            .args(["--mode", mode, "--no-latency"])
+            .args(extra)
+            .arg("--calibration")
+            .arg(tmp.path().join("calib"))
+            .arg("--eval")
+            .arg(tmp.path().join("eval"))
+            .arg("--report")
+            .arg(&report)
+            .output()
+            .unwrap();
+        assert!(
+            res.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        let r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        let o = &r["outputs"][0];
+        assert_eq!(o["output"], "sentence_embedding", "{mode}: {r}");
+        let sqnr = o["sqnr_db"].as_f64().unwrap_or(f64::INFINITY);
+        assert!(sqnr >= min_sqnr, "{mode}: SQNR {sqnr} dB < {min_sqnr}");
+        let min_cos = o["min_cosine"].as_f64().unwrap();
+        assert!(
+            min_cos <= o["cosine"].as_f64().unwrap() + 1e-9,
+            "{mode}: {o}"
+        );
+        if mode == "auto" {
+            assert!(min_cos >= 0.99, "auto missed cosine=0.99: {o}");
+        }
+        assert!(out.is_file(), "{mode}: no output model");
+    }
+}
+
+#[test]
+fn generated_token_inputs_quantize_without_samples() {
+    // No --calibration: ids are drawn inside the vocabulary, the mask is ones, token
+    // types zeros (the input model's roles); `--dim` binds the symbols.
+    if !runtime_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let model = encoder(tmp.path());
+    let out = tmp.path().join("q.onnx");
+    edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(&out)
+        .args([
+            "--mode",
+            "int8-dynamic",
+            "--no-latency",
+            "--dim",
+            "batch=2",
+            "--dim",
+            "sequence=16",
+        ])
+        .assert()
+        .success();
+    assert!(out.is_file());
+}
+
+#[test]
+fn npz_missing_an_input_is_one_line_exit_2_and_no_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = encoder(tmp.path());
+    let calib = tmp.path().join("calib");
+    std::fs::create_dir_all(&calib).unwrap();
+    write_npz(
+        &calib.join("000.npz"),
+        &[
+            ("input_ids", vec![1, 2, 3]),
+            ("attention_mask", vec![1, 1, 1]),
+        ],
+        3,
+    );
+    let out = tmp.path().join("q.onnx");
+    let res = edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(&out)
+        .args(["--mode", "int8-dynamic", "--no-latency"])
+        .arg("--calibration")
+        .arg(&calib)
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(2));
+    let line = one_stderr_line(&res);
+    assert!(
+        line.contains("000.npz") && line.contains("no tensor for input 'token_type_ids'"),
+        "{line}"
+    );
+    assert!(!out.exists());
+}
