@@ -94,6 +94,9 @@ fn profile(sha: &str, points: &[(usize, i64, f64, u64)]) -> Profile {
             })
             .collect(),
         needs: None,
+        model_session_config: Default::default(),
+        not_run: Vec::new(),
+        interrupted: false,
     }
 }
 

@@ -66,6 +66,13 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: CompareArgs) -> Result<Outcom
     load_folder(&b, &args.inputs, &pre)
         .map_err(|e| Error::usage(format!("model B ({})", args.b.display()), e.to_string()))?;
     let b_config = super::session_entries("--b-session-config", &args.b_session_config)?;
+    for (path, m) in [(&args.a, &a), (&args.b, &b)] {
+        let mut recorded = edgepack::model::metadata::session_entries(&m.proto);
+        if std::ptr::eq(m, &b) {
+            recorded.retain(|k, _| !b_config.contains_key(k));
+        }
+        super::report_model_entries(path, &recorded);
+    }
     let engine = RuntimeEngine::new(ort_lib.as_deref(), args.threads)?;
     let c = compare_models(
         &a,

@@ -34,12 +34,16 @@ pub enum Outcome {
     Failed,
     /// Measurements too noisy to decide (exit 3, documented in the README).
     Inconclusive,
+    /// Stopped by SIGINT/SIGTERM after writing what it had (exit 130, as the shell's
+    /// 128 + SIGINT).
+    Interrupted,
 }
 
 impl Outcome {
     /// The combined outcome of two steps: the worse one.
     pub fn and(self, other: Outcome) -> Outcome {
         match (self, other) {
+            (Outcome::Interrupted, _) | (_, Outcome::Interrupted) => Outcome::Interrupted,
             (Outcome::Failed, _) | (_, Outcome::Failed) => Outcome::Failed,
             (Outcome::Inconclusive, _) | (_, Outcome::Inconclusive) => Outcome::Inconclusive,
             _ => Outcome::Success,
@@ -51,6 +55,7 @@ impl Outcome {
             Outcome::Success => 0,
             Outcome::Failed => 1,
             Outcome::Inconclusive => 3,
+            Outcome::Interrupted => 130,
         }
     }
 }
@@ -179,4 +184,19 @@ pub fn session_entries(
             Ok((k.trim().to_string(), v.trim().to_string()))
         })
         .collect()
+}
+
+/// Say on stderr which session entries a model's own metadata made a session apply
+/// (`model::metadata`): a variant is judged the way it runs, and the user sees why.
+pub fn report_model_entries(
+    model: &std::path::Path,
+    entries: &std::collections::BTreeMap<String, String>,
+) {
+    if !entries.is_empty() {
+        eprintln!(
+            "edgepack: {}: applying the session entries the model records: {}",
+            model.display(),
+            edgepack::model::metadata::describe(entries)
+        );
+    }
 }

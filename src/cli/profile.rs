@@ -313,6 +313,22 @@ pub fn run(ort_lib: &Option<PathBuf>, args: ProfileArgs) -> anyhow::Result<Outco
     if let Some(b) = &progress.bar {
         b.finish_and_clear();
     }
+    super::report_model_entries(&source.model_path, &profile.model_session_config);
+    if profile.interrupted {
+        eprintln!(
+            "edgepack: profile interrupted after {} of {} configurations; never run: {}{}",
+            profile.configs.len(),
+            configs.len(),
+            profile.not_run.join("; "),
+            args.json.as_ref().map_or(String::new(), |p| format!(
+                " ({} records the profile as interrupted, with these configurations)",
+                p.display()
+            ))
+        );
+        let mut stdout = std::io::stdout().lock();
+        print_table(&mut stdout, &profile).context("writing the table")?;
+        return Ok(Outcome::Interrupted);
+    }
     let mut stdout = std::io::stdout().lock();
     print_table(&mut stdout, &profile).context("writing the table")?;
     if let Some(p) = &args.json {

@@ -50,6 +50,10 @@ pub struct RunArgs {
     /// Execution providers in order of preference, comma separated (cpu, cuda).
     #[arg(long, value_name = "LIST", default_value = "cpu")]
     pub providers: String,
+    /// ONNX Runtime session entry KEY=VALUE, on top of those the model records in its
+    /// metadata (e.g. session.disable_quant_qdq=1). Repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub session_config: Vec<String>,
     #[command(flatten)]
     pub isolation: IsolationArgs,
 }
@@ -153,6 +157,7 @@ pub fn run(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome> {
     let ctx = ExecutionContext {
         intra_op_threads: args.threads,
         execution_providers: providers,
+        session_config: super::session_entries("--session-config", &args.session_config)?,
         ..Default::default()
     };
     ctx.validate()?;
@@ -170,6 +175,7 @@ pub fn run(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome> {
         info.source,
         session.providers().summary()
     );
+    super::report_model_entries(&args.model, session.model_entries());
     let outputs = session.run(&feeds)?;
 
     // Stage 3: files, all encoded first so a bad output leaves nothing half-written.

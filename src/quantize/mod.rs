@@ -295,10 +295,14 @@ pub fn quantize(
     opts: &Options,
     engine: &dyn Engine,
 ) -> Result<Quantized> {
-    if opts.mode == Mode::Auto {
-        return auto::search(model, calib, eval, random_inputs, opts, engine);
-    }
-    quantize_mode(model, calib, eval, random_inputs, opts, engine)
+    let mut q = if opts.mode == Mode::Auto {
+        auto::search(model, calib, eval, random_inputs, opts, engine)?
+    } else {
+        quantize_mode(model, calib, eval, random_inputs, opts, engine)?
+    };
+    // The model carries the session entries it was measured with (issue 17 bug 3).
+    crate::model::metadata::set_session_entries(&mut q.model.proto, &q.report.session_config);
+    Ok(q)
 }
 
 /// One mode. `Mode::Auto` here is the int8 search (accuracy guard and the

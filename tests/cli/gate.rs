@@ -112,6 +112,9 @@ fn profile(model: &str, sha_byte: &str, configs: Vec<ConfigResult>) -> Profile {
         },
         configs,
         needs: None,
+        model_session_config: Default::default(),
+        not_run: Vec::new(),
+        interrupted: false,
     }
 }
 
