@@ -32,6 +32,8 @@ pub struct Settings<'a> {
     pub shapes: &'a [String],
     /// Seed of the generated inputs (the same for both models).
     pub seed: u64,
+    /// `--session-config` entries for both models, on top of those each model records.
+    pub session_config: BTreeMap<String, String>,
 }
 
 /// The merged baseline and candidate profiles and the per-round samples.
@@ -98,7 +100,10 @@ pub fn interleaved(s: &Settings, policy: &Policy) -> anyhow::Result<Remeasured> 
         Ok(SweepOptions {
             model_path: model.to_path_buf(),
             model_label: model.display().to_string(),
-            base_context: Default::default(),
+            base_context: edgepack::runtime::ExecutionContext {
+                session_config: s.session_config.clone(),
+                ..Default::default()
+            },
             plan: plan.clone(),
             shapes: shapes.clone(),
             batch_from_cli: false,
@@ -136,6 +141,11 @@ pub fn interleaved(s: &Settings, policy: &Policy) -> anyhow::Result<Remeasured> 
                 configs.len()
             );
             let p = sweep::run(opts, configs, &version, &mut Silent)?;
+            if let Some(why) = p.incompleteness() {
+                return Err(
+                    Error::usage("--remeasure", format!("round {}: {why}", round + 1)).into(),
+                );
+            }
             if which_old {
                 old_rounds.push(p);
             } else {

@@ -346,7 +346,8 @@ pub fn evaluate(
             return Err(Error::usage(
                 "--current",
                 format!(
-                    "current profile ({}) lacks configuration(s) {} that the baseline has                      (it has: {}); profile both with the same plan",
+                    "current profile ({}) lacks configuration(s) {} that the baseline has \
+                     (it has: {}); profile both with the same plan",
                     current.model.path,
                     ids(dropped.into_iter()),
                     ids(current.configs.iter())

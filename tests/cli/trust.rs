@@ -1,0 +1,198 @@
+//! Issue 17 ("trust in the first hour"): each test protects one fix a new user depends on.
+//! Tiny builder models, real ONNX Runtime; they skip (loudly) without it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use edgepack::model::builder::{mlp_with, WeightStorage};
+use edgepack::profile::schema::Profile;
+
+use crate::common::{edgepack, runtime_available};
+
+/// An MLP with a symbolic batch dim `N`, saved in `dir`.
+fn mlp_model(dir: &Path) -> PathBuf {
+    let p = dir.join("mlp.onnx");
+    mlp_with(&[16, 32, 4], 7, Some("N"), WeightStorage::Initializer)
+        .save(&p)
+        .unwrap();
+    p
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn read_profile(p: &Path) -> Profile {
+    let text = std::fs::read_to_string(p).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+const PLAN: &str = r#"
+[run]
+threads = [1]
+[measure]
+warmup_iterations = 1
+min_iterations = 10
+max_iterations = 100
+min_time_s = 0.02
+max_time_s = 0.2
+target_ci_rel = 0.05
+stability_tolerance = 0.5
+"#;
+
+/// An int8 weight-only model runs as measured only with `session.disable_quant_qdq=1`:
+/// the quantizer records it in the model's own metadata and prints it, and `run` and
+/// `profile` apply it and say so (bug 3).
+#[test]
+fn an_int8_weight_model_carries_and_applies_its_session_entries() {
+    if !runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let model = mlp_model(d.path());
+    let q = d.path().join("mlp.w8.onnx");
+    let out = edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(&q)
+        .args(["--mode", "int8-weight", "--no-latency"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stdout_of(&out).contains("runs with session entries: session.disable_quant_qdq=1"),
+        "{}",
+        stdout_of(&out)
+    );
+    let recorded = edgepack::model::metadata::read_session_entries(&q).unwrap();
+    assert_eq!(
+        recorded
+            .get("session.disable_quant_qdq")
+            .map(String::as_str),
+        Some("1")
+    );
+
+    let run = edgepack()
+        .arg("run")
+        .arg(&q)
+        .args(["--dim", "N=2"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    assert!(
+        stderr_of(&run).contains(
+            "applying the session entries the model records: session.disable_quant_qdq=1"
+        ),
+        "{}",
+        stderr_of(&run)
+    );
+    // An explicit entry wins over the recorded one, and is then not reported as the model's.
+    let run = edgepack()
+        .arg("run")
+        .arg(&q)
+        .args([
+            "--dim",
+            "N=2",
+            "--session-config",
+            "session.disable_quant_qdq=0",
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    assert!(!stderr_of(&run).contains("applying the session entries"));
+
+    let plan = d.path().join("plan.toml");
+    std::fs::write(&plan, PLAN).unwrap();
+    let json = d.path().join("p.json");
+    let prof = edgepack()
+        .arg("profile")
+        .arg(&q)
+        .arg("--plan")
+        .arg(&plan)
+        .args(["--batch", "1"])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(prof.status.success(), "{}", stderr_of(&prof));
+    assert!(stderr_of(&prof).contains("session.disable_quant_qdq=1"));
+    let p = read_profile(&json);
+    assert_eq!(
+        p.model_session_config
+            .get("session.disable_quant_qdq")
+            .map(String::as_str),
+        Some("1")
+    );
+}
+
+/// SIGINT during a sweep: exit 130, stderr says which configurations never ran, the JSON
+/// records it, and no gate passes that profile (bug 2).
+#[test]
+fn an_interrupted_profile_says_so_and_cannot_pass_a_gate() {
+    if !runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let model = mlp_model(d.path());
+    let plan = d.path().join("plan.toml");
+    std::fs::write(&plan, PLAN.replace("0.02", "0.3").replace("0.2\n", "0.4\n")).unwrap();
+    let json = d.path().join("p.json");
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("edgepack"))
+        .arg("profile")
+        .arg(&model)
+        .arg("--plan")
+        .arg(&plan)
+        .args(["--batch", "1,2,3,4,5,6,7,8"])
+        .arg("--json")
+        .arg(&json)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first configuration to be written, then interrupt the parent only.
+    let start = Instant::now();
+    while !json.exists() && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        json.exists(),
+        "the profile never wrote its first configuration"
+    );
+    let mid = read_profile(&json);
+    assert!(
+        !mid.not_run.is_empty(),
+        "a mid-sweep file lists what is still to run"
+    );
+    // SAFETY: sending a signal to our own child by its pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("profile interrupted after"),
+        "{}",
+        stderr_of(&out)
+    );
+    let p = read_profile(&json);
+    assert!(p.interrupted);
+    assert!(!p.not_run.is_empty());
+    assert_eq!(p.configs.len() + p.not_run.len(), 8);
+
+    let gate = edgepack()
+        .arg("gate")
+        .arg("--current")
+        .arg(&json)
+        .args(["--max-p95", "10s"])
+        .output()
+        .unwrap();
+    assert_eq!(gate.status.code(), Some(2), "{}", stderr_of(&gate));
+    assert!(
+        stderr_of(&gate).contains("incomplete: the profile was interrupted"),
+        "{}",
+        stderr_of(&gate)
+    );
+}
