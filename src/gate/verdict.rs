@@ -1115,7 +1115,7 @@ mod tests {
         .unwrap_err();
         assert!(
             e.to_string().contains(
-                "current profile (m.onnx) lacks configuration(s) ep=cpu threads=1 batch=4"
+                "lacks configuration(s) ep=cpu threads=1 batch=4 that the baseline has (it has"
             ),
             "{e}"
         );
