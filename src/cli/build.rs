@@ -256,9 +256,15 @@ pub fn run(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Outcome> {
     // 3. package
     eprintln!("[3/6] package");
     let pkg_path = out.join(format!("{name}.edgepkg"));
-    let opts = args
+    let mut opts = args
         .package
         .options(Some(name.clone()), variants, ort_lib)?;
+    // Without --sample-inputs, a self-test case from generated inputs (issue 17 bug 9).
+    opts.generated_self_test = Some(package::selftest::GeneratedInputs {
+        shapes: args.shapes.clone(),
+        dims: sym.clone(),
+        seed: 0,
+    });
     let manifest = package::write(&args.model, &opts, &pkg_path)?;
 
     // 4. profile

@@ -244,6 +244,7 @@ fn run_archive(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome>
             json: false,
             extract: None,
             self_test: true,
+            from_run: true,
         },
     )
 }
