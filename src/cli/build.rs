@@ -262,7 +262,7 @@ pub fn run(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Outcome> {
     // Without --sample-inputs, a self-test case from generated inputs (issue 17 bug 9).
     opts.generated_self_test = Some(package::selftest::GeneratedInputs {
         shapes: args.shapes.clone(),
-        dims: sym.clone(),
+        dims: Vec::new(),
         seed: 0,
     });
     let manifest = package::write(&args.model, &opts, &pkg_path)?;

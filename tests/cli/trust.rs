@@ -196,3 +196,106 @@ fn an_interrupted_profile_says_so_and_cannot_pass_a_gate() {
         stderr_of(&gate)
     );
 }
+
+/// `build` makes a self-test case from generated inputs, so its bundles pass `run` on
+/// arrival (bug 9); `verify --self-test` runs every variant of the package, each with its
+/// session entries (bug 8).
+#[test]
+fn build_packages_carry_a_self_test_that_every_variant_runs() {
+    if !runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let model = mlp_model(d.path());
+    let out = d.path().join("out");
+    let b = edgepack()
+        .arg("build")
+        .arg(&model)
+        .args([
+            "--targets",
+            "host",
+            "--variants",
+            "int8-weight",
+            "--no-profile",
+        ])
+        .args(["--shape", "x=1x16"])
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(b.status.success(), "{}", stderr_of(&b));
+    let pkg = out.join("mlp.edgepkg");
+    let v = edgepack()
+        .arg("verify")
+        .arg(&pkg)
+        .arg("--self-test")
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}{}", stdout_of(&v), stderr_of(&v));
+    let text = stdout_of(&v);
+    assert!(text.contains("self-test generated on fp32: ok"), "{text}");
+    assert!(
+        text.contains(
+            "self-test generated on int8-weight (session entries session.disable_quant_qdq=1): ran"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("SQNR"), "{text}");
+    let bundle = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "zip"))
+        .expect("a bundle");
+    let r = edgepack().arg("run").arg(&bundle).output().unwrap();
+    assert!(r.status.success(), "{}{}", stdout_of(&r), stderr_of(&r));
+    assert!(
+        stdout_of(&r).contains("self-test generated"),
+        "{}",
+        stdout_of(&r)
+    );
+}
+
+/// A package made without sample inputs: `run` says so in plain words and still runs it
+/// (bug 9), while `verify --self-test` says there is nothing to compare.
+#[test]
+fn run_on_a_package_without_self_test_cases_says_so_and_runs() {
+    if !runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let model = mlp_model(d.path());
+    let pkg = d.path().join("mlp.edgepkg");
+    let p = edgepack()
+        .arg("package")
+        .arg(&model)
+        .arg("-o")
+        .arg(&pkg)
+        .output()
+        .unwrap();
+    assert!(p.status.success(), "{}", stderr_of(&p));
+    let r = edgepack().arg("run").arg(&pkg).output().unwrap();
+    assert!(r.status.success(), "{}{}", stdout_of(&r), stderr_of(&r));
+    assert!(
+        stderr_of(&r).contains("carries no self-test cases"),
+        "{}",
+        stderr_of(&r)
+    );
+    assert!(!stderr_of(&r).contains("--self-test"), "{}", stderr_of(&r));
+    assert!(
+        stdout_of(&r).contains("fp32: ran on generated inputs"),
+        "{}",
+        stdout_of(&r)
+    );
+    let v = edgepack()
+        .arg("verify")
+        .arg(&pkg)
+        .arg("--self-test")
+        .output()
+        .unwrap();
+    assert_eq!(v.status.code(), Some(1));
+    assert!(
+        stdout_of(&v).contains("nothing to compare"),
+        "{}",
+        stdout_of(&v)
+    );
+}
