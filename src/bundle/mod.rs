@@ -89,6 +89,10 @@ pub fn load_profile(path: &Path) -> Result<Profile> {
 
 /// The CPU measurements of a profile as selection input.
 pub fn perf_from_profile(p: &Profile, basis: Basis) -> Perf {
+    // `threads = 0` is ONNX Runtime's default: one intra-op thread per physical core of
+    // the machine that measured it. A prediction must use the count that was measured,
+    // never 1 (issue 17 bug 4).
+    let default_threads = p.host.physical_cores.unwrap_or(p.host.logical_cores).max(1);
     let points = p
         .configs
         .iter()
@@ -96,7 +100,11 @@ pub fn perf_from_profile(p: &Profile, basis: Basis) -> Perf {
         .filter_map(|c| {
             let lat = c.latency.as_ref()?;
             Some(PerfPoint {
-                threads: c.threads.max(1),
+                threads: if c.threads == 0 {
+                    default_threads
+                } else {
+                    c.threads
+                },
                 batch: c.batch.unwrap_or(1).max(1),
                 p50_s: lat.p50_s,
                 p95_s: Some(lat.p95_s),

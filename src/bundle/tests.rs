@@ -367,3 +367,15 @@ fn a_package_variant_self_test_runs_with_the_variant_session_entries() {
         Some("1")
     );
 }
+
+#[test]
+fn a_default_thread_count_is_predicted_as_the_cores_that_measured_it() {
+    // threads = 0 is ONNX Runtime's default, one thread per physical core of the host
+    // that measured it; predicting from it as if it were 1 thread claims the wrong count.
+    let mut p = profile("abc", &[(0, 1, 0.010, 1 << 20), (1, 1, 0.018, 1 << 20)]);
+    p.host.physical_cores = Some(2);
+    p.host.logical_cores = 4;
+    let perf = perf_from_profile(&p, Basis::Device);
+    let threads: Vec<usize> = perf.points.iter().map(|x| x.threads).collect();
+    assert_eq!(threads, vec![2, 1]);
+}

@@ -159,8 +159,15 @@ fn resolve_plan(args: &ProfileArgs, package: Option<&PackageContext>) -> anyhow:
         .map(GraphOptimizationLevel::from_name)
         .transpose()?;
     if let Some(ctx) = package {
+        // A package is swept over the plan's thread counts like any model (a bundle then
+        // picks from measured counts), plus the count its context pins, if any.
         if threads.is_empty() {
-            threads = vec![ctx.intra_op_threads.unwrap_or(0)];
+            if let Some(n) = ctx.intra_op_threads {
+                threads = plan.file.run.threads.clone();
+                if !threads.contains(&n) {
+                    threads.push(n);
+                }
+            }
         }
         if eps.is_empty() {
             // The package lists providers in preference order with cpu as the fallback;

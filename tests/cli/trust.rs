@@ -299,3 +299,43 @@ fn run_on_a_package_without_self_test_cases_says_so_and_runs() {
         stdout_of(&v)
     );
 }
+
+/// A package is profiled over the plan's thread counts, not one `threads=0` configuration
+/// that a bundle would then mislabel (bug 4).
+#[test]
+fn a_package_profile_sweeps_the_plan_threads() {
+    if !runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let model = mlp_model(d.path());
+    let pkg = d.path().join("mlp.edgepkg");
+    let p = edgepack()
+        .arg("package")
+        .arg(&model)
+        .arg("-o")
+        .arg(&pkg)
+        .output()
+        .unwrap();
+    assert!(p.status.success(), "{}", stderr_of(&p));
+    let plan = d.path().join("plan.toml");
+    std::fs::write(&plan, PLAN.replace("threads = [1]", "threads = [1, 2]")).unwrap();
+    let json = d.path().join("p.json");
+    let out = edgepack()
+        .arg("profile")
+        .arg(&pkg)
+        .arg("--plan")
+        .arg(&plan)
+        .args(["--batch", "1"])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let threads: Vec<usize> = read_profile(&json)
+        .configs
+        .iter()
+        .map(|c| c.threads)
+        .collect();
+    assert_eq!(threads, vec![1, 2]);
+}
