@@ -216,6 +216,9 @@ pub fn candidates(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result
             variant: v.name.clone(),
             bundle_bytes: v.size_bytes + shared + runtime_bytes,
             sqnr_db: v.sqnr_db,
+            sqnr_in_sample: v.transformations.iter().any(|t| {
+                t.params.get("accuracy_basis").and_then(|b| b.as_str()) == Some("in_sample")
+            }),
             is_original: v.name == "fp32" && v.transformations.is_empty(),
             perf,
         });

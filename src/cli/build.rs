@@ -53,6 +53,10 @@ pub struct BuildArgs {
     /// quantizer calibrates on random inputs and reports no usable accuracy.
     #[arg(long, value_name = "DIR")]
     pub calibration: Option<PathBuf>,
+    /// Held-out evaluation inputs for the accuracy figures (as `quantize --eval`); without
+    /// it the figures are in-sample (measured on calibration inputs) and labelled so.
+    #[arg(long, value_name = "DIR")]
+    pub eval: Option<PathBuf>,
     /// Which variant modes to try (default: all the quantizer offers).
     #[arg(long, value_delimiter = ',', value_name = "MODE,...")]
     pub variants: Vec<String>,
@@ -235,6 +239,9 @@ pub fn run(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Outcome> {
         if let Some(c) = &args.calibration {
             argv.push(os("--calibration"));
             argv.push(os(c));
+        }
+        if let Some(e) = &args.eval {
+            argv.extend([os("--eval"), os(e)]);
         }
         for v in &sym {
             argv.push(os("--dim"));

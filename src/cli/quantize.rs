@@ -440,7 +440,11 @@ pub fn print_report(r: &Report, out: &Path) {
             l.pairs
         );
     }
-    println!("accuracy on {} held-out samples:", r.eval_samples);
+    println!(
+        "accuracy on {} {} samples:",
+        r.eval_samples,
+        r.accuracy_basis.label()
+    );
     print_accuracy_table(&r.outputs);
     if r.attempts.len() > 1 {
         println!("auto tried:");

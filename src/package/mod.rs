@@ -87,6 +87,7 @@ impl VariantInput {
             "calibration_samples",
             "eval_samples",
             "random_inputs",
+            "accuracy_basis",
         ] {
             if let Some(x) = v.get(key) {
                 params.insert(key.to_string(), x.clone());

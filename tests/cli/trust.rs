@@ -339,3 +339,50 @@ fn a_package_profile_sweeps_the_plan_threads() {
         .collect();
     assert_eq!(threads, vec![1, 2]);
 }
+
+/// Accuracy measured on the calibration inputs is labelled in-sample, never "held-out"
+/// (bug 5), on stdout and in the JSON report.
+#[test]
+fn in_sample_accuracy_is_labelled_in_sample() {
+    if !runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let model = mlp_model(d.path());
+    let calib = d.path().join("calib");
+    std::fs::create_dir(&calib).unwrap();
+    for i in 0..4 {
+        let data: Vec<f32> = (0..16)
+            .map(|k| ((i * 16 + k) as f32 * 0.37).sin())
+            .collect();
+        let t = edgepack::tensor::Tensor::from_f32(vec![1, 16], data).unwrap();
+        std::fs::write(
+            calib.join(format!("s{i}.npy")),
+            edgepack::tensor::npy::to_npy_bytes(&t).unwrap(),
+        )
+        .unwrap();
+    }
+    let q = d.path().join("q.onnx");
+    let report = d.path().join("q.json");
+    let out = edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(&q)
+        .arg("--calibration")
+        .arg(&calib)
+        .args(["--calibration-samples", "4", "--no-latency"])
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let text = stdout_of(&out);
+    assert!(
+        text.contains("accuracy on 4 in-sample (calibration) samples"),
+        "{text}"
+    );
+    assert!(!text.contains("held-out"), "{text}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["accuracy_basis"], "in_sample");
+}
