@@ -364,9 +364,15 @@ pub fn build(
         serde_json::json!(opts.budgets.accuracy_floor_sqnr_db),
     );
     params.insert("with_runtime".into(), serde_json::json!(runtime.is_some()));
+    // In the order they happened: the variant's quantization came before packaging.
+    let at = lineage
+        .transformations
+        .iter()
+        .position(|t| t.name == "package")
+        .unwrap_or(lineage.transformations.len());
     lineage
         .transformations
-        .extend(variant.transformations.iter().cloned());
+        .splice(at..at, variant.transformations.iter().cloned());
     lineage.transformations.push(Transformation {
         name: "bundle".into(),
         params,

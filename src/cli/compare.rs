@@ -74,7 +74,7 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: CompareArgs) -> Result<Outcom
         super::report_model_entries(path, &recorded);
     }
     let engine = RuntimeEngine::new(ort_lib.as_deref(), args.threads)?;
-    let c = compare_models(
+    let mut c = compare_models(
         &a,
         &b,
         &feeds,
@@ -82,6 +82,12 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: CompareArgs) -> Result<Outcom
         (!args.no_latency).then_some(args.latency_budget_s),
         &b_config,
     )?;
+    // The files' own sizes: re-encoding a model can differ from its file by a few bytes.
+    for (path, bytes) in [(&args.a, &mut c.a_bytes), (&args.b, &mut c.b_bytes)] {
+        *bytes = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&c).expect("serializes"));
     } else {

@@ -101,9 +101,6 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Profile latency, memory and CPU needs across query sizes, threads and providers.
     Profile(Box<profile::ProfileArgs>),
-    /// Internal: one profiling configuration in a child process.
-    #[command(name = "__profile-worker", hide = true)]
-    ProfileWorker,
     /// Quantize a model (int8, int8 weights, int4 weights, fp16, or the best that meets an
     /// accuracy target), with an accuracy, size and latency report.
     Quantize(Box<quantize::QuantizeArgs>),
@@ -113,7 +110,14 @@ pub enum Command {
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
 pub fn main() -> i32 {
-    match dispatch(Cli::parse()) {
+    // The profiler's child process (`sweep::WorkerCommand`) is not a subcommand: a hidden
+    // clap subcommand still shows up in "did you mean" suggestions for typos.
+    let outcome = if std::env::args_os().nth(1).is_some_and(|a| a == WORKER_ARG) {
+        profile::worker()
+    } else {
+        dispatch(Cli::parse())
+    };
+    match outcome {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
             eprintln!("edgepack: error: {e:#}");
@@ -121,6 +125,9 @@ pub fn main() -> i32 {
         }
     }
 }
+
+/// The first argument that makes this executable a profiling worker.
+const WORKER_ARG: &str = "__profile-worker";
 
 /// The command line being run: the process's own, or the one the demo is running in
 /// process (an isolated child re-runs exactly that command).
@@ -163,7 +170,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Report(args) => report::run(args),
         Command::Inspect(args) => inspect::run(&cli.ort_lib, args),
         Command::Profile(args) => profile::run(&cli.ort_lib, *args),
-        Command::ProfileWorker => profile::worker(),
         Command::Quantize(args) => quantize::run(&cli.ort_lib, *args),
         Command::Compare(args) => compare::run(&cli.ort_lib, args),
     }

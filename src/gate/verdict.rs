@@ -255,13 +255,22 @@ pub fn evaluate(
             ),
         ));
     }
-    if policy.rules.contains_key(&Metric::Sqnr) && extras.sqnr_db.is_none() {
-        return Err(Error::usage(
-            "--quantize",
-            "the policy checks sqnr but no quantize report was given",
-        ));
-    }
     let mut notes = Vec::new();
+    if let (Some(rule), None) = (policy.rules.get(&Metric::Sqnr), extras.sqnr_db) {
+        // A soft check is advice: without its input it is skipped, and the verdict says
+        // so; a hard one cannot be judged, which is an error.
+        if rule.severity == Severity::Soft {
+            notes.push(
+                "sqnr (a soft check) skipped: no quantize report given (--quantize FILE.json)"
+                    .to_string(),
+            );
+        } else {
+            return Err(Error::usage(
+                "--quantize",
+                "the policy checks sqnr but no quantize report was given",
+            ));
+        }
+    }
     if let Some(b) = baseline {
         let same_sha = b.model.sha256 == current.model.sha256;
         let (bn, cn) = (file_name(&b.model.path), file_name(&current.model.path));
@@ -1096,6 +1105,21 @@ mod tests {
         );
         let e = evaluate(&p, &cur, None, &Extras::default()).unwrap_err();
         assert!(e.to_string().contains("quantize"), "{e}");
+    }
+
+    #[test]
+    fn a_soft_sqnr_check_without_a_quantize_report_is_skipped_with_a_note() {
+        let cur = profile("m.onnx", vec![config(1, samples(0.01, 0.1, 50, 1), 1)]);
+        let mut p = Policy::default();
+        p.rule_mut(Metric::Sqnr).min = Some(25.0);
+        assert!(evaluate(&p, &cur, None, &Extras::default()).is_err());
+        p.rule_mut(Metric::Sqnr).severity = Severity::Soft;
+        let v = evaluate(&p, &cur, None, &Extras::default()).unwrap();
+        assert_eq!(v.decision, Decision::Pass);
+        assert!(v
+            .notes
+            .iter()
+            .any(|n| n.contains("sqnr (a soft check) skipped")));
     }
 
     #[test]
