@@ -386,3 +386,57 @@ fn in_sample_accuracy_is_labelled_in_sample() {
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(r["accuracy_basis"], "in_sample");
 }
+
+/// A mistyped subcommand never suggests the profiler's internal worker.
+#[test]
+fn a_typo_never_suggests_the_internal_worker() {
+    let out = edgepack().arg("__profile-worke").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        !stderr_of(&out).contains("__profile-worker"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = edgepack().arg("--help").output().unwrap();
+    assert!(!stdout_of(&out).contains("profile-worker"));
+}
+
+/// `compare` prints the model files' exact sizes, not their re-encoded sizes.
+#[test]
+fn compare_reports_the_files_exact_sizes() {
+    if !runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let model = mlp_model(d.path());
+    let inputs = d.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    let t = edgepack::tensor::Tensor::from_f32(vec![1, 16], vec![0.25; 16]).unwrap();
+    std::fs::write(
+        inputs.join("s0.npy"),
+        edgepack::tensor::npy::to_npy_bytes(&t).unwrap(),
+    )
+    .unwrap();
+    // Append an empty field-less tail the decoder accepts (an unknown field), so the file
+    // and its re-encoding differ in size.
+    let mut bytes = std::fs::read(&model).unwrap();
+    bytes.extend_from_slice(&[0xF8, 0x07, 0x00]); // field 127, varint 0
+    let b = d.path().join("b.onnx");
+    std::fs::write(&b, &bytes).unwrap();
+    let out = edgepack()
+        .arg("compare")
+        .arg(&model)
+        .arg(&b)
+        .arg("--inputs")
+        .arg(&inputs)
+        .args(["--no-latency", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let c: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(c["b_bytes"].as_u64(), Some(bytes.len() as u64));
+    assert_eq!(
+        c["a_bytes"].as_u64(),
+        Some(std::fs::metadata(&model).unwrap().len())
+    );
+}
