@@ -64,6 +64,22 @@ pub struct BundleArgs {
 pub fn resolve_targets(specs: &[String]) -> Result<Vec<(Target, String)>, Error> {
     let mut out: Vec<(Target, String)> = vec![];
     for s in specs {
+        // `builtin` (or the default `hardware` outside the repository): the targets
+        // compiled into the binary.
+        if s == "builtin" || (s == "hardware" && !Path::new(s).exists()) {
+            for (p, t) in hardware::builtin()? {
+                let file = p
+                    .to_string_lossy()
+                    .trim_start_matches("builtin:")
+                    .to_string();
+                let text = hardware::BUILTIN_TARGETS
+                    .iter()
+                    .find(|(f, _)| *f == file)
+                    .map_or("", |(_, t)| *t);
+                out.push((t, package::sha256_hex(text.as_bytes())));
+            }
+            continue;
+        }
         let files: Vec<PathBuf> = if s == "host" {
             vec![]
         } else if Path::new(s).is_dir() {

@@ -440,3 +440,44 @@ fn compare_reports_the_files_exact_sizes() {
         Some(std::fs::metadata(&model).unwrap().len())
     );
 }
+
+/// `edgepack targets` works outside the repository (built-in targets), and a folder adds
+/// to them.
+#[test]
+fn targets_are_built_in_and_a_folder_adds_to_them() {
+    let d = tempfile::tempdir().unwrap();
+    let out = edgepack()
+        .arg("targets")
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stdout_of(&out).contains("raspberry-pi-4-4gb"),
+        "{}",
+        stdout_of(&out)
+    );
+    let extra = d.path().join("mine");
+    std::fs::create_dir(&extra).unwrap();
+    let pi = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/raspberry-pi-4-4gb.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        extra.join("board.toml"),
+        pi.replacen("raspberry-pi-4-4gb", "my-board", 1),
+    )
+    .unwrap();
+    let out = edgepack()
+        .arg("targets")
+        .arg(&extra)
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let text = stdout_of(&out);
+    assert!(
+        text.contains("my-board") && text.contains("raspberry-pi-4-4gb"),
+        "{text}"
+    );
+}
