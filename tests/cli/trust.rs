@@ -481,3 +481,56 @@ fn targets_are_built_in_and_a_folder_adds_to_them() {
         "{text}"
     );
 }
+
+/// `bundle --profile P.json` whose profile is of no variant of the package says so.
+#[test]
+fn a_bundle_profile_that_matches_no_variant_is_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let model = mlp_model(d.path());
+    let samples = d.path().join("samples");
+    std::fs::create_dir_all(samples.join("expected")).unwrap();
+    let t = edgepack::tensor::Tensor::from_f32(vec![1, 16], vec![0.5; 16]).unwrap();
+    std::fs::write(
+        samples.join("x.npy"),
+        edgepack::tensor::npy::to_npy_bytes(&t).unwrap(),
+    )
+    .unwrap();
+    let y = edgepack::tensor::Tensor::from_f32(vec![1, 4], vec![0.0; 4]).unwrap();
+    std::fs::write(
+        samples.join("expected").join("y.npy"),
+        edgepack::tensor::npy::to_npy_bytes(&y).unwrap(),
+    )
+    .unwrap();
+    let pkg = d.path().join("mlp.edgepkg");
+    let p = edgepack()
+        .arg("package")
+        .arg(&model)
+        .arg("-o")
+        .arg(&pkg)
+        .arg("--sample-inputs")
+        .arg(&samples)
+        .output()
+        .unwrap();
+    assert!(p.status.success(), "{}", stderr_of(&p));
+    let prof = d.path().join("other.json");
+    std::fs::write(
+        &prof,
+        serde_json::to_vec(&edgepack::report::fixture::sample_profile()).unwrap(),
+    )
+    .unwrap();
+    let out = edgepack()
+        .arg("bundle")
+        .arg(&pkg)
+        .args(["--target", "host", "--host-compute", "1"])
+        .arg("--profile")
+        .arg(&prof)
+        .arg("-o")
+        .arg(d.path().join("dist"))
+        .output()
+        .unwrap();
+    assert!(
+        stderr_of(&out).contains("which is no variant of"),
+        "{}",
+        stderr_of(&out)
+    );
+}
