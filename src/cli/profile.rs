@@ -455,11 +455,29 @@ fn print_table(w: &mut dyn Write, p: &Profile) -> std::io::Result<()> {
     for r in &rows {
         line(w, r)?;
     }
+    // A warning every configuration gets (a slow first run, normal for ONNX Runtime) tells
+    // the user nothing per configuration: it is said once.
+    let ok: Vec<&ConfigResult> = p
+        .configs
+        .iter()
+        .filter(|c| c.status == Status::Ok)
+        .collect();
+    let slow_first = |c: &ConfigResult| c.warnings.iter().any(|x| x.starts_with("slow first run"));
+    let all_slow_first = ok.len() > 1 && ok.iter().all(|c| slow_first(c));
+    if all_slow_first {
+        writeln!(
+            w,
+            "! every configuration: slow first run (cold caches, lazy allocation; first_run_s in the JSON)"
+        )?;
+    }
     for c in &p.configs {
         if let Some(reason) = &c.reason {
             writeln!(w, "! {}: {reason}", c.id)?;
         }
         for warn in &c.warnings {
+            if all_slow_first && warn.starts_with("slow first run") {
+                continue;
+            }
             writeln!(w, "! {}: {warn}", c.id)?;
         }
     }
@@ -485,11 +503,38 @@ fn print_table(w: &mut dyn Write, p: &Profile) -> std::io::Result<()> {
                 }
             )?;
             if let Some(limit) = n.memory_limit_bytes {
+                // The limit caps private writable memory (RLIMIT_DATA), which is less than
+                // peak RSS (mapped model file, shared libraries): say which is which.
+                writeln!(
+                    w,
+                    "  --memory-limit {} caps each configuration's private writable memory \
+                     (heap, arena), not its RSS; the line below compares peak RSS with it",
+                    format_bytes(limit)
+                )?;
+                let measured = p
+                    .configs
+                    .iter()
+                    .filter(|c| c.memory.is_some())
+                    .filter_map(|c| c.batch)
+                    .max()
+                    .unwrap_or(1)
+                    .max(1);
                 match n.max_batch_within_memory_limit {
-                    Some(b) => writeln!(w, "  largest batch within {}: {b}", format_bytes(limit))?,
+                    Some(b) if b > measured => writeln!(
+                        w,
+                        "  largest batch with peak rss within {}: {b} (extrapolated {:.0}x beyond \
+                         the largest measured batch {measured}: an estimate, measure it)",
+                        format_bytes(limit),
+                        b as f64 / measured as f64
+                    )?,
+                    Some(b) => writeln!(
+                        w,
+                        "  largest batch with peak rss within {}: {b}",
+                        format_bytes(limit)
+                    )?,
                     None => writeln!(
                         w,
-                        "  no batch fits within {} by this line",
+                        "  no batch has peak rss within {} by this line",
                         format_bytes(limit)
                     )?,
                 }
@@ -524,4 +569,29 @@ pub fn worker() -> anyhow::Result<Outcome> {
     writeln!(out, "{line}").context("writing the worker reply")?;
     out.flush().ok();
     Ok(Outcome::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A warning every configuration gets is said once; a memory line that reaches beyond
+    /// the measured batches says so, and the limit says what it limits (issue 17).
+    #[test]
+    fn table_says_common_warnings_once_and_flags_extrapolation() {
+        let mut p = edgepack::report::fixture::sample_profile();
+        for c in &mut p.configs {
+            c.warnings = vec!["slow first run: 9.000 ms, 5.0x the steady median".into()];
+        }
+        let mut out = Vec::new();
+        print_table(&mut out, &p).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("slow first run").count(), 1, "{text}");
+        assert!(
+            text.contains("every configuration: slow first run"),
+            "{text}"
+        );
+        assert!(text.contains("private writable memory"), "{text}");
+        assert!(text.contains("extrapolated"), "{text}");
+    }
 }
