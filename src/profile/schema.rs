@@ -49,7 +49,7 @@ impl Profile {
             "the profile never finished (the file was written mid-sweep)"
         };
         Some(if self.not_run.is_empty() {
-            format!("{how}")
+            how.to_string()
         } else {
             format!(
                 "{how}; {} configuration(s) never ran: {}",
