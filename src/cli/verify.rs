@@ -85,16 +85,7 @@ pub fn run(ort_lib: Option<&std::path::Path>, args: VerifyArgs) -> anyhow::Resul
                         .push(format!("self-test {} on {}: {p}", r.name, v.name));
                 }
                 let entries = m.execution_for(v).session_config;
-                let name = if entries.is_empty() {
-                    v.name.clone()
-                } else {
-                    format!(
-                        "{} (session entries {})",
-                        v.name,
-                        edgepack::model::metadata::describe(&entries)
-                    )
-                };
-                self_test.push((name, r));
+                self_test.push((v.name.clone(), entries, r));
             }
         }
     }
@@ -107,8 +98,8 @@ pub fn run(ort_lib: Option<&std::path::Path>, args: VerifyArgs) -> anyhow::Resul
             "signer": report.signer,
             "key_pinned": report.key_pinned,
             "files_checked": report.files_checked,
-            "self_test": self_test.iter().map(|(v, r)| serde_json::json!({
-                "variant": v, "case": r.name, "max_abs_diff": r.max_abs_diff, "ok": r.problems.is_empty(),
+            "self_test": self_test.iter().map(|(v, e, r)| serde_json::json!({
+                "variant": v, "session_config": e, "case": r.name, "max_abs_diff": r.max_abs_diff, "ok": r.problems.is_empty(),
                 "sqnr_db_vs_original": r.sqnr_db,
             })).collect::<Vec<_>>(),
         });
@@ -125,7 +116,15 @@ pub fn run(ort_lib: Option<&std::path::Path>, args: VerifyArgs) -> anyhow::Resul
         for v in &generated {
             println!("  {v}: ran on generated inputs (nothing to compare against)");
         }
-        for (v, r) in &self_test {
+        for (v, e, r) in &self_test {
+            let v = if e.is_empty() {
+                v.clone()
+            } else {
+                format!(
+                    "{v} (session entries {})",
+                    edgepack::model::metadata::describe(e)
+                )
+            };
             match r.sqnr_db {
                 Some(db) => println!(
                     "  self-test {} on {v}: ran (against the original's outputs: SQNR {db:.1} dB, max |diff| {:.3e})",
