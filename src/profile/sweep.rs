@@ -654,7 +654,14 @@ pub fn run(
         let req = WorkerRequest {
             model_path: model_path.clone(),
             ort_lib: opts.ort_lib.clone(),
-            context: context_for(&opts.base_context, &opts.plan, &c.ep, c.threads)?,
+            context: {
+                // The model's recorded entries join here, once, so the worker builds its
+                // session from the context as given (see `Session::from_path_as_given`).
+                let mut ctx = context_for(&opts.base_context, &opts.plan, &c.ep, c.threads)?;
+                ctx.session_config
+                    .extend(profile.model_session_config.clone());
+                ctx
+            },
             input_shapes: c.input_shapes.clone(),
             inputs_dir: inputs_dir.clone(),
             seed: opts.seed,

@@ -277,6 +277,22 @@ impl Session {
         Ok(Self::wrap(inner, report, ctx, from_model))
     }
 
+    /// [`Session::from_path`] with the context exactly as given: the model's recorded
+    /// session entries are not read. For the profiler's worker, whose parent already
+    /// merged them into the context (`profile::sweep`), so that session creation time
+    /// measures ONNX Runtime alone.
+    pub fn from_path_as_given(path: &Path, ctx: &ExecutionContext) -> Result<Self> {
+        let abs = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
+        let (mut b, report) = configure(ctx)?;
+        let inner = b.commit_from_file(&abs).map_err(|e| {
+            Error::file(
+                path,
+                format!("ONNX Runtime cannot load the model: {}", one_line(e)),
+            )
+        })?;
+        Ok(Self::wrap(inner, report, ctx, BTreeMap::new()))
+    }
+
     fn wrap(
         inner: OrtSession,
         providers: ProviderReport,
