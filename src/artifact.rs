@@ -12,6 +12,32 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// Check, before any work, that `path` can be written: its folder exists and accepts a
+/// new file. Commands call it on every output before measuring or converting, so a typo
+/// in an output path costs nothing (a long measurement is not lost at the end).
+pub fn check_writable(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::file(
+            path,
+            format!("cannot write: folder {} does not exist", dir.display()),
+        ));
+    }
+    let md = fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+    if md.permissions().readonly() {
+        return Err(Error::file(path, "cannot write: the folder is read-only"));
+    }
+    // Probe with a temp file: permission bits alone miss ACLs and read-only mounts.
+    tempfile::Builder::new()
+        .prefix(".edgepack-probe-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::file(path, format!("cannot write: {e}")))?;
+    Ok(())
+}
+
 /// Write `bytes` to `path` atomically (temp file in the same folder, fsync, rename, fsync dir).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |w| w.write_all(bytes))

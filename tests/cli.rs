@@ -48,3 +48,6 @@ mod quantize;
 
 #[path = "cli/fp16_suite.rs"]
 mod fp16_suite;
+
+#[path = "cli/trust.rs"]
+mod trust;

@@ -54,6 +54,10 @@ pub fn load_profile(path: &Path) -> Result<Profile> {
 
 /// The CPU measurements of a profile as selection input.
 pub fn perf_from_profile(p: &Profile, basis: Basis) -> Perf {
+    // `threads = 0` is ONNX Runtime's default: one intra-op thread per physical core of
+    // the machine that measured it. A prediction must use the count that was measured,
+    // never 1 (issue 17 bug 4).
+    let default_threads = p.host.physical_cores.unwrap_or(p.host.logical_cores).max(1);
     let points = p
         .configs
         .iter()
@@ -61,7 +65,11 @@ pub fn perf_from_profile(p: &Profile, basis: Basis) -> Perf {
         .filter_map(|c| {
             let lat = c.latency.as_ref()?;
             Some(PerfPoint {
-                threads: c.threads.max(1),
+                threads: if c.threads == 0 {
+                    default_threads
+                } else {
+                    c.threads
+                },
                 batch: c.batch.unwrap_or(1).max(1),
                 p50_s: lat.p50_s,
                 p95_s: Some(lat.p95_s),
@@ -173,6 +181,9 @@ pub fn candidates(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result
             variant: v.name.clone(),
             bundle_bytes: v.size_bytes + shared + runtime_bytes,
             sqnr_db: v.sqnr_db,
+            sqnr_in_sample: v.transformations.iter().any(|t| {
+                t.params.get("accuracy_basis").and_then(|b| b.as_str()) == Some("in_sample")
+            }),
             is_original: v.name == "fp32" && v.transformations.is_empty(),
             perf,
         });
@@ -318,9 +329,15 @@ pub fn build(
         serde_json::json!(opts.budgets.accuracy_floor_sqnr_db),
     );
     params.insert("with_runtime".into(), serde_json::json!(runtime.is_some()));
+    // In the order they happened: the variant's quantization came before packaging.
+    let at = lineage
+        .transformations
+        .iter()
+        .position(|t| t.name == "package")
+        .unwrap_or(lineage.transformations.len());
     lineage
         .transformations
-        .extend(variant.transformations.iter().cloned());
+        .splice(at..at, variant.transformations.iter().cloned());
     lineage.transformations.push(Transformation {
         name: "bundle".into(),
         params,

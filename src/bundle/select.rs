@@ -55,6 +55,8 @@ pub struct Candidate {
     pub bundle_bytes: u64,
     /// `None` for the original (the reference), else the measured SQNR if known.
     pub sqnr_db: Option<f64>,
+    /// `sqnr_db` was measured on the calibration inputs (no held-out set): optimistic.
+    pub sqnr_in_sample: bool,
     pub is_original: bool,
     pub perf: Option<Perf>,
 }
@@ -170,8 +172,15 @@ pub fn evaluate(target: &TargetBudget, c: &Candidate, budgets: &Budgets) -> Eval
     if let Some(floor) = budgets.accuracy_floor_sqnr_db {
         if !c.is_original {
             match c.sqnr_db {
+                Some(s) if s >= floor && c.sqnr_in_sample => notes.push(format!(
+                    "SQNR {s:.1} dB >= floor {floor:.1} dB is in-sample (measured on the \
+                     calibration inputs, optimistic): build with --eval DIR for a held-out figure"
+                )),
                 Some(s) if s >= floor => {}
-                Some(s) => reasons.push(format!("SQNR {s:.1} dB < floor {floor:.1} dB")),
+                Some(s) => reasons.push(format!(
+                    "SQNR {s:.1} dB{} < floor {floor:.1} dB",
+                    if c.sqnr_in_sample { " (in-sample)" } else { "" }
+                )),
                 None => reasons.push(format!("accuracy unknown (floor {floor:.1} dB)")),
             }
         }
@@ -413,6 +422,7 @@ mod tests {
             variant: name.into(),
             bundle_bytes: mib * MIB,
             sqnr_db: sqnr,
+            sqnr_in_sample: false,
             is_original: name == "fp32",
             perf,
         }
@@ -602,6 +612,26 @@ mod tests {
         assert!(s.evaluations[0].reasons[0].contains("SQNR 18.0 dB < floor 25.0 dB"));
         assert!(s.evaluations[1].reasons[0].contains("accuracy unknown"));
         assert_eq!(s.evaluations[s.chosen.unwrap()].variant, "fp16");
+    }
+
+    #[test]
+    fn an_in_sample_accuracy_figure_is_labelled_where_it_is_judged() {
+        let t = target(4, 1024, 1024, 4.0);
+        let mut c = cand("int8", 1, Some(30.0), None);
+        c.sqnr_in_sample = true;
+        let b = Budgets {
+            accuracy_floor_sqnr_db: Some(25.0),
+            ..Default::default()
+        };
+        let e = evaluate(&t, &c, &b);
+        assert!(
+            e.notes.iter().any(|n| n.contains("in-sample")),
+            "{:?}",
+            e.notes
+        );
+        c.sqnr_db = Some(20.0);
+        let e = evaluate(&t, &c, &b);
+        assert!(e.reasons[0].contains("SQNR 20.0 dB (in-sample) < floor"));
     }
 
     #[test]

@@ -94,6 +94,9 @@ fn profile(sha: &str, points: &[(usize, i64, f64, u64)]) -> Profile {
             })
             .collect(),
         needs: None,
+        model_session_config: Default::default(),
+        not_run: Vec::new(),
+        interrupted: false,
     }
 }
 
@@ -211,7 +214,8 @@ fn each_target_gets_the_variant_that_fits_and_bundles_verify() {
         .iter()
         .map(|t| t.name.as_str())
         .collect();
-    assert_eq!(names, vec!["package", "quantize:int8", "bundle"]);
+    // In the order it happened: quantized, then packaged, then bundled (issue 17).
+    assert_eq!(names, vec!["quantize:int8", "package", "bundle"]);
     // The variant's session entries travel into the bundle's execution context; the fp32
     // bundle gets none.
     let entry = small
@@ -361,4 +365,16 @@ fn parses_accuracy_floors() {
         .to_string()
         .contains("has no unit"));
     assert!(parse_accuracy_floor("psnr=30dB").is_err());
+}
+
+#[test]
+fn a_default_thread_count_is_predicted_as_the_cores_that_measured_it() {
+    // threads = 0 is ONNX Runtime's default, one thread per physical core of the host
+    // that measured it; predicting from it as if it were 1 thread claims the wrong count.
+    let mut p = profile("abc", &[(0, 1, 0.010, 1 << 20), (1, 1, 0.018, 1 << 20)]);
+    p.host.physical_cores = Some(2);
+    p.host.logical_cores = 4;
+    let perf = perf_from_profile(&p, Basis::Device);
+    let threads: Vec<usize> = perf.points.iter().map(|x| x.threads).collect();
+    assert_eq!(threads, vec![2, 1]);
 }

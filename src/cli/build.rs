@@ -37,6 +37,10 @@ pub struct BuildArgs {
     /// quantizer calibrates on random inputs and reports no usable accuracy.
     #[arg(long, value_name = "DIR")]
     pub calibration: Option<PathBuf>,
+    /// Held-out evaluation inputs for the accuracy figures (as `quantize --eval`); without
+    /// it the figures are in-sample (measured on calibration inputs) and labelled so.
+    #[arg(long, value_name = "DIR")]
+    pub eval: Option<PathBuf>,
     /// Which variant modes to try (default: all the quantizer offers).
     #[arg(long, value_delimiter = ',', value_name = "MODE,...")]
     pub variants: Vec<String>,
@@ -137,7 +141,14 @@ fn settings(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Settings>
         args.package.sign.as_deref(),
         hardware_dir.as_deref(),
     )?;
-    let package = args.package.options(None, vec![], ort_lib)?;
+    let mut package = args.package.options(None, vec![], ort_lib)?;
+    // Without --sample-inputs, a self-test case from generated inputs, so that `run BUNDLE`
+    // on the device checks the model against the outputs it gave here.
+    package.generated_self_test = Some(edgepack::package::selftest::GeneratedInputs {
+        shapes: args.shapes.clone(),
+        dims: Vec::new(),
+        seed: 0,
+    });
     Ok(Settings {
         model: args.model,
         output: args.output,
@@ -145,7 +156,7 @@ fn settings(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Settings>
         hardware_dir,
         shapes,
         calibration: args.calibration,
-        eval: None,
+        eval: args.eval,
         variants,
         plan: Plan::resolve(&args.plan)?,
         reprofile: args.reprofile,

@@ -65,6 +65,22 @@ pub struct BundleArgs {
 pub fn resolve_targets(specs: &[String]) -> Result<Vec<(Target, String)>, Error> {
     let mut out: Vec<(Target, String)> = vec![];
     for s in specs {
+        // `builtin` (or the default `hardware` outside the repository): the targets
+        // compiled into the binary.
+        if s == "builtin" || (s == "hardware" && !Path::new(s).exists()) {
+            for (p, t) in hardware::builtin()? {
+                let file = p
+                    .to_string_lossy()
+                    .trim_start_matches("builtin:")
+                    .to_string();
+                let text = hardware::BUILTIN_TARGETS
+                    .iter()
+                    .find(|(f, _)| *f == file)
+                    .map_or("", |(_, t)| *t);
+                out.push((t, package::sha256_hex(text.as_bytes())));
+            }
+            continue;
+        }
         let files: Vec<PathBuf> = if s == "host" {
             vec![]
         } else if Path::new(s).is_dir() {
@@ -373,6 +389,33 @@ pub fn run(ort_lib: Option<&Path>, args: BundleArgs) -> anyhow::Result<Outcome> 
     )?;
     if opts.profiles.is_empty() && opts.device_profiles.is_empty() {
         eprintln!("note: no --profile given: latency and memory are not predicted");
+    }
+    // A profile is matched to a variant by the model's sha256: say when one matches none
+    // rather than ignore it silently.
+    if !args.profiles.is_empty() {
+        let m = package::open(&args.package, None)?.manifest;
+        let variants: Vec<&edgepack::package::manifest::Variant> = m
+            .components
+            .iter()
+            .flat_map(|c| c.variants.iter())
+            .collect();
+        for (path, p) in args.profiles.iter().zip(&opts.profiles) {
+            if !variants.iter().any(|v| v.sha256 == p.model.sha256) {
+                eprintln!(
+                    "edgepack: WARNING: {} profiles {} (sha256 {}), which is no variant of {} \
+                     ({}): it is not used",
+                    path.display(),
+                    p.model.path,
+                    &p.model.sha256[..p.model.sha256.len().min(12)],
+                    args.package.display(),
+                    variants
+                        .iter()
+                        .map(|v| format!("{} {}", v.name, &v.sha256[..v.sha256.len().min(12)]))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
     }
     let outcomes = bundle::bundle_all(&args.package, &targets, &opts, &args.output)?;
     Ok(report(&outcomes, args.json))

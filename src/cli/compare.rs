@@ -75,8 +75,15 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: CompareArgs) -> Result<Outcom
     load_folder(&b, &args.inputs, &pre)
         .map_err(|e| Error::usage(format!("model B ({})", args.b.display()), e.to_string()))?;
     let b_config = super::session_entries("--b-session-config", &args.b_session_config)?;
+    for (path, m) in [(&args.a, &a), (&args.b, &b)] {
+        let mut recorded = edgepack::model::metadata::session_entries(&m.proto);
+        if std::ptr::eq(m, &b) {
+            recorded.retain(|k, _| !b_config.contains_key(k));
+        }
+        super::report_model_entries(path, &recorded);
+    }
     let engine = RuntimeEngine::new(ort_lib.as_deref(), args.threads)?;
-    let c = compare_models(
+    let mut c = compare_models(
         &a,
         &b,
         &feeds,
@@ -91,6 +98,12 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: CompareArgs) -> Result<Outcom
         }),
         &b_config,
     )?;
+    // The files' own sizes: re-encoding a model can differ from its file by a few bytes.
+    for (path, bytes) in [(&args.a, &mut c.a_bytes), (&args.b, &mut c.b_bytes)] {
+        *bytes = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&c).expect("serializes"));
     } else {

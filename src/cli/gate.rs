@@ -98,6 +98,10 @@ pub struct GateArgs {
     /// With --remeasure: an input shape, as for `edgepack profile` (e.g. x=1x3x48x192).
     #[arg(long = "shape", value_name = "NAME=DIMS", requires = "remeasure")]
     pub shapes: Vec<String>,
+    /// With --remeasure: an ONNX Runtime session entry KEY=VALUE for both models, on top
+    /// of those each model records in its metadata (which are always applied). Repeatable.
+    #[arg(long, value_name = "KEY=VALUE", requires = "remeasure")]
+    pub session_config: Vec<String>,
 }
 
 fn quantity(flag: &str, text: &str, unit: Unit) -> anyhow::Result<f64> {
@@ -159,6 +163,22 @@ fn resolve_policy(a: &GateArgs) -> anyhow::Result<Policy> {
 
 pub fn run(ort_lib: &Option<PathBuf>, a: GateArgs) -> anyhow::Result<Outcome> {
     let policy = resolve_policy(&a)?;
+    // Every output location is checked before anything is measured: a remeasure takes
+    // minutes, and its verdict must not be lost to a missing folder at the end.
+    let saved = a
+        .save_profiles
+        .iter()
+        .flat_map(|d| [d.join("baseline.json"), d.join("current.json")]);
+    for path in a
+        .json
+        .iter()
+        .chain(&a.junit)
+        .chain(&a.markdown)
+        .cloned()
+        .chain(saved)
+    {
+        edgepack::artifact::check_writable(&path)?;
+    }
     let mut extras = Extras {
         allow_model_rename: a.allow_model_rename,
         ..Extras::default()
@@ -185,8 +205,12 @@ pub fn run(ort_lib: &Option<PathBuf>, a: GateArgs) -> anyhow::Result<Outcome> {
             rounds: a.rounds,
             shapes: &a.shapes,
             seed: a.seed.unwrap_or(0),
+            session_config: super::session_entries("--session-config", &a.session_config)?,
         };
         let r = super::remeasure::interleaved(&settings, &policy)?;
+        for (path, p) in [(old, &r.baseline), (new, &r.current)] {
+            super::report_model_entries(path, &p.model_session_config);
+        }
         if let Some(dir) = &a.save_profiles {
             for (name, p) in [("baseline.json", &r.baseline), ("current.json", &r.current)] {
                 let mut bytes = serde_json::to_vec_pretty(p).context("serializing a profile")?;

@@ -35,12 +35,16 @@ pub enum Outcome {
     Failed,
     /// Measurements too noisy to decide (exit 3, documented in the README).
     Inconclusive,
+    /// Stopped by SIGINT/SIGTERM after writing what it had (exit 130, as the shell's
+    /// 128 + SIGINT).
+    Interrupted,
 }
 
 impl Outcome {
     /// The combined outcome of two steps: the worse one.
     pub fn and(self, other: Outcome) -> Outcome {
         match (self, other) {
+            (Outcome::Interrupted, _) | (_, Outcome::Interrupted) => Outcome::Interrupted,
             (Outcome::Failed, _) | (_, Outcome::Failed) => Outcome::Failed,
             (Outcome::Inconclusive, _) | (_, Outcome::Inconclusive) => Outcome::Inconclusive,
             _ => Outcome::Success,
@@ -52,6 +56,7 @@ impl Outcome {
             Outcome::Success => 0,
             Outcome::Failed => 1,
             Outcome::Inconclusive => 3,
+            Outcome::Interrupted => 130,
         }
     }
 }
@@ -97,15 +102,6 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Profile latency, memory and CPU needs across query sizes, threads and providers.
     Profile(Box<profile::ProfileArgs>),
-    /// Internal: one profiling configuration in a child process.
-    #[command(name = "__profile-worker", hide = true)]
-    ProfileWorker,
-    /// Internal: one isolated build step (a typed request on stdin, a reply on stdout).
-    #[command(name = "__pipeline-worker", hide = true)]
-    PipelineWorker,
-    /// Internal: a command's model work in an isolated child (typed request on stdin).
-    #[command(name = "__command-worker", hide = true)]
-    IsolatedWorker,
     /// Quantize a model (int8, int8 weights, int4 weights, fp16, or the best that meets an
     /// accuracy target), with an accuracy, size and latency report.
     Quantize(Box<quantize::QuantizeArgs>),
@@ -117,13 +113,36 @@ pub enum Command {
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
 pub fn main() -> i32 {
-    match dispatch(Cli::parse()) {
+    // The profiler's child process (`sweep::WorkerCommand`) is not a subcommand: a hidden
+    // clap subcommand still shows up in "did you mean" suggestions for typos.
+    let outcome = match std::env::args_os().nth(1).and_then(|a| worker(&a)) {
+        Some(outcome) => outcome,
+        None => dispatch(Cli::parse()),
+    };
+    match outcome {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
             eprintln!("edgepack: error: {e:#}");
             2
         }
     }
+}
+
+/// Hidden entry points: the first argument that makes this executable a worker child.
+/// They are not clap subcommands, because a hidden subcommand still shows up in clap's
+/// "did you mean" suggestions for typos.
+const WORKERS: [&str; 3] = ["__profile-worker", "__pipeline-worker", "__command-worker"];
+
+/// Run the worker named by the first argument, if it names one.
+fn worker(arg: &std::ffi::OsStr) -> Option<anyhow::Result<Outcome>> {
+    let which = WORKERS.iter().position(|w| arg == *w)?;
+    Some(match which {
+        0 => profile::worker(),
+        1 => edgepack::pipeline::worker::serve()
+            .map(|()| Outcome::Success)
+            .map_err(Into::into),
+        _ => isolation::serve(),
+    })
 }
 
 /// Parse and run a command line in this process, as if it had been typed (the demo runs
@@ -149,12 +168,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Report(args) => report::run(args),
         Command::Inspect(args) => inspect::run(&cli.ort_lib, args),
         Command::Profile(args) => profile::run(&cli.ort_lib, *args),
-        Command::ProfileWorker => profile::worker(),
-        Command::IsolatedWorker => isolation::serve(),
-        Command::PipelineWorker => {
-            edgepack::pipeline::worker::serve()?;
-            Ok(Outcome::Success)
-        }
         Command::Quantize(args) => quantize::run(&cli.ort_lib, *args),
         Command::Compare(args) => compare::run(&cli.ort_lib, args),
         Command::Completions(args) => completions::run(args),
@@ -192,6 +205,21 @@ pub fn optional_quantity(
     unit: edgepack::units::Unit,
 ) -> edgepack::Result<Option<f64>> {
     text.map(|t| quantity(flag, t, unit)).transpose()
+}
+
+/// Say on stderr which session entries a model's own metadata made a session apply
+/// (`model::metadata`): a variant is judged the way it runs, and the user sees why.
+pub fn report_model_entries(
+    model: &std::path::Path,
+    entries: &std::collections::BTreeMap<String, String>,
+) {
+    if !entries.is_empty() {
+        eprintln!(
+            "edgepack: {}: applying the session entries the model records: {}",
+            model.display(),
+            edgepack::model::metadata::describe(entries)
+        );
+    }
 }
 
 #[cfg(test)]

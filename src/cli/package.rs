@@ -82,6 +82,7 @@ impl PackageInputs {
                 .transpose()?,
             runner: super::runner::self_test_runner(ort_lib),
             created_unix_s: None,
+            generated_self_test: None,
         })
     }
 }

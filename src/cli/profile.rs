@@ -139,8 +139,15 @@ fn resolve_plan(args: &ProfileArgs, package: Option<&PackageContext>) -> anyhow:
         .map(GraphOptimizationLevel::from_name)
         .transpose()?;
     if let Some(ctx) = package {
+        // A package is swept over the plan's thread counts like any model (a bundle then
+        // picks from measured counts), plus the count its context pins, if any.
         if threads.is_empty() {
-            threads = vec![ctx.intra_op_threads.unwrap_or(0)];
+            if let Some(n) = ctx.intra_op_threads {
+                threads = plan.file.run.threads.clone();
+                if !threads.contains(&n) {
+                    threads.push(n);
+                }
+            }
         }
         if eps.is_empty() {
             // The package lists providers in preference order with cpu as the fallback;
@@ -324,6 +331,24 @@ pub fn run(ort_lib: &Option<PathBuf>, args: ProfileArgs) -> anyhow::Result<Outco
     let profile = sweep::run(&opts, &configs, &version, &mut progress)?;
     if let Some(b) = &progress.bar {
         b.finish_and_clear();
+    }
+    super::report_model_entries(&source.model_path, &profile.model_session_config);
+    if profile.interrupted {
+        eprintln!(
+            "edgepack: profile interrupted after {} of {} configurations; never run: {}{}",
+            profile.configs.len(),
+            configs.len(),
+            profile.not_run.join("; "),
+            args.json.as_ref().map_or(String::new(), |p| format!(
+                " ({} records the profile as interrupted, with these configurations)",
+                p.display()
+            ))
+        );
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(edgepack::report::profile_table::render(&profile).as_bytes())
+            .context("writing the table")?;
+        return Ok(Outcome::Interrupted);
     }
     let mut stdout = std::io::stdout().lock();
     stdout

@@ -234,27 +234,16 @@ pub struct QuantizeArgs {
     pub isolation: super::isolation::IsolationArgs,
 }
 
+/// Whether two paths name the same existing file (symlinks and `./` resolved).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
 fn check_writable(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        return Err(Error::file(
-            path,
-            format!("cannot write: folder {} does not exist", dir.display()),
-        ));
-    }
-    let md = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
-    if md.permissions().readonly() {
-        return Err(Error::file(path, "cannot write: the folder is read-only"));
-    }
-    // Probe with a temp file: permission bits alone miss ACLs and read-only mounts.
-    tempfile::Builder::new()
-        .prefix(".edgepack-probe-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::file(path, format!("cannot write: {e}")))?;
-    Ok(())
+    artifact::check_writable(path)
 }
 
 /// Load samples for a model from a folder.
@@ -321,6 +310,15 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outco
     }
     let pre = args.preprocess.resolve()?;
     check_writable(&args.output)?;
+    if same_file(&args.model, &args.output) {
+        return Err(Error::usage(
+            "-o",
+            format!(
+                "{} is the input model; write the quantized model to another file",
+                args.output.display()
+            ),
+        ));
+    }
     if let Some(r) = &args.report {
         check_writable(r)?;
     }
@@ -468,6 +466,12 @@ pub fn print_report(r: &Report, out: &Path) {
         "size: {} -> {} bytes ({:.3}x)",
         r.size.fp32_bytes, r.size.quantized_bytes, r.size.ratio
     );
+    if !r.session_config.is_empty() {
+        println!(
+            "runs with session entries: {}  (recorded in the model's metadata; edgepack applies them wherever it loads the model)",
+            edgepack::model::metadata::describe(&r.session_config)
+        );
+    }
     if let Some(l) = &r.latency {
         println!(
             "latency vs fp32: {:.3}x  (fp32 p50 {:.3} ms, {} p50 {:.3} ms, {} interleaved pairs)",
@@ -478,7 +482,11 @@ pub fn print_report(r: &Report, out: &Path) {
             l.pairs
         );
     }
-    println!("accuracy on {} held-out samples:", r.eval_samples);
+    println!(
+        "accuracy on {} {} samples:",
+        r.eval_samples,
+        r.accuracy_basis.label()
+    );
     print_accuracy_table(&r.outputs);
     if r.attempts.len() > 1 {
         println!("auto tried:");

@@ -1,6 +1,7 @@
 //! `edgepack gate --remeasure`: resolve the flags into [`edgepack::gate::remeasure`]'s
 //! settings and run its interleaved protocol with the profiler's sweep.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use edgepack::gate::remeasure::{self, SweepMeasurer};
@@ -25,6 +26,8 @@ pub struct Settings<'a> {
     pub shapes: &'a [String],
     /// Seed of the generated inputs (the same for both models).
     pub seed: u64,
+    /// `--session-config` entries for both models, on top of those each model records.
+    pub session_config: BTreeMap<String, String>,
 }
 
 /// Profile `old` and `new` in interleaved rounds (see [`edgepack::gate::remeasure`]).
@@ -41,6 +44,7 @@ pub fn interleaved(s: &Settings, policy: &Policy) -> anyhow::Result<Remeasured> 
         shapes: ShapeOverrides::from_args(s.shapes, &[])?,
         seed: s.seed,
         worker: WorkerCommand::current_exe()?,
+        session_config: s.session_config.clone(),
     };
     let mut measurer = SweepMeasurer::new(&settings).map_err(|e| match e {
         Error::Usage { what, message } if what == "remeasure" => Error::usage("--model", message),

@@ -61,6 +61,10 @@ pub struct RunArgs {
         default_value = "cpu"
     )]
     pub providers: String,
+    /// ONNX Runtime session entry KEY=VALUE, on top of those the model records in its
+    /// metadata (e.g. session.disable_quant_qdq=1). Repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub session_config: Vec<String>,
     #[command(flatten)]
     pub isolation: IsolationArgs,
 }
@@ -172,6 +176,7 @@ pub fn run(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome> {
     let ctx = ExecutionContext {
         intra_op_threads: args.threads,
         execution_providers: providers,
+        session_config: super::session_entries("--session-config", &args.session_config)?,
         ..Default::default()
     };
     ctx.validate()?;
@@ -190,6 +195,7 @@ pub fn run(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome> {
         info.source,
         session.providers().summary()
     );
+    super::report_model_entries(&args.model, session.model_entries());
     let in_files = match &args.save_inputs {
         Some(dir) => encode_all(&feeds, dir, "input")?,
         None => Vec::new(),
@@ -268,6 +274,7 @@ fn run_archive(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome>
             json: false,
             extract: None,
             self_test: true,
+            from_run: true,
         },
     )
 }

@@ -1,4 +1,5 @@
-//! `edgepack targets [DIR]`: list the hardware targets in a folder and the detected host.
+//! `edgepack targets [DIR]`: list the built-in hardware targets, those of a folder, and the
+//! detected host.
 
 use std::path::PathBuf;
 
@@ -10,16 +11,16 @@ use super::Outcome;
 
 #[derive(Debug, Args)]
 pub struct TargetsArgs {
-    /// Folder of hardware target files.
-    #[arg(default_value = "hardware")]
-    pub dir: PathBuf,
+    /// Folder of more hardware target files, added to the built-in ones (a file with a
+    /// built-in target's name replaces it).
+    pub dir: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(args: TargetsArgs) -> anyhow::Result<Outcome> {
-    let mut targets: Vec<Target> = hardware::load_dir(&args.dir)?
+    let mut targets: Vec<Target> = hardware::builtin_and(args.dir.as_deref())?
         .into_iter()
         .map(|(_, t)| t)
         .collect();

@@ -28,6 +28,10 @@ pub struct VerifyArgs {
     /// every variant it carries (what a device does on arrival).
     #[arg(long)]
     pub self_test: bool,
+    /// Set by `edgepack run ARCHIVE`: an archive without self-test cases is then run on
+    /// generated inputs instead of failing a flag the user never passed.
+    #[arg(skip)]
+    pub from_run: bool,
 }
 
 pub fn run(ort_lib: Option<&std::path::Path>, args: VerifyArgs) -> anyhow::Result<Outcome> {
@@ -41,30 +45,47 @@ pub fn run(ort_lib: Option<&std::path::Path>, args: VerifyArgs) -> anyhow::Resul
     let (mut report, archive) = package::verify_bytes(&bytes, key.as_ref(), &limits)
         .map_err(|m| Error::file(&args.archive, m))?;
     let mut self_test = vec![];
+    let mut generated: Vec<String> = vec![];
     if args.self_test && report.ok() {
         let (Some(m), Some(a)) = (&report.manifest, &archive) else {
             unreachable!("a verified archive has a manifest")
         };
-        if m.self_test.is_empty() {
-            report
-                .problems
-                .push("--self-test: the archive has no self-test cases".into());
-        }
         let runner = package::selftest::OrtRunner {
             library: ort_lib.map(|p| p.to_path_buf()),
         };
-        for v in m.components.iter().flat_map(|c| c.variants.iter()) {
-            // The package's expected outputs belong to the original; a bundle's to its variant.
-            if m.kind == package::manifest::Kind::Package && v.name != "fp32" {
-                continue;
+        if m.self_test.is_empty() && args.from_run {
+            eprintln!(
+                "edgepack: {} carries no self-test cases (it was packaged without sample inputs), \
+                 so there are no expected outputs to compare with: running each variant once \
+                 on generated inputs instead",
+                args.archive.display()
+            );
+            for v in m.components.iter().flat_map(|c| c.variants.iter()) {
+                match run_generated(m, a, v, &runner) {
+                    Ok(()) => generated.push(v.name.clone()),
+                    Err(e) => report
+                        .problems
+                        .push(format!("{} on generated inputs: {e}", v.name)),
+                }
             }
+        } else if m.self_test.is_empty() {
+            report.problems.push(
+                "--self-test: the archive carries no self-test cases, so there is nothing to \
+                 compare (package with --sample-inputs, or use `edgepack build`, which makes one)"
+                    .into(),
+            );
+        }
+        // Every variant, each with its own session entries (`run_cases`); a package's
+        // quantized variants are judged against the original's outputs by SQNR.
+        for v in m.components.iter().flat_map(|c| c.variants.iter()) {
             for r in package::selftest::run_cases(m, a, &v.path, &runner)? {
                 for p in &r.problems {
                     report
                         .problems
                         .push(format!("self-test {} on {}: {p}", r.name, v.name));
                 }
-                self_test.push((v.name.clone(), r));
+                let entries = m.execution_for(v).session_config;
+                self_test.push((v.name.clone(), entries, r));
             }
         }
     }
@@ -77,8 +98,9 @@ pub fn run(ort_lib: Option<&std::path::Path>, args: VerifyArgs) -> anyhow::Resul
             "signer": report.signer,
             "key_pinned": report.key_pinned,
             "files_checked": report.files_checked,
-            "self_test": self_test.iter().map(|(v, r)| serde_json::json!({
-                "variant": v, "case": r.name, "max_abs_diff": r.max_abs_diff, "ok": r.problems.is_empty(),
+            "self_test": self_test.iter().map(|(v, e, r)| serde_json::json!({
+                "variant": v, "session_config": e, "case": r.name, "max_abs_diff": r.max_abs_diff, "ok": r.problems.is_empty(),
+                "sqnr_db_vs_original": r.sqnr_db,
             })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -91,11 +113,28 @@ pub fn run(ort_lib: Option<&std::path::Path>, args: VerifyArgs) -> anyhow::Resul
             (None, _) => "unsigned".to_string(),
         };
         println!("{name}: OK ({} files, {signed})", report.files_checked);
-        for (v, r) in &self_test {
-            println!(
-                "  self-test {} on {v}: ok (max |diff| {:.3e})",
-                r.name, r.max_abs_diff
-            );
+        for v in &generated {
+            println!("  {v}: ran on generated inputs (nothing to compare against)");
+        }
+        for (v, e, r) in &self_test {
+            let v = if e.is_empty() {
+                v.clone()
+            } else {
+                format!(
+                    "{v} (session entries {})",
+                    edgepack::model::metadata::describe(e)
+                )
+            };
+            match r.sqnr_db {
+                Some(db) => println!(
+                    "  self-test {} on {v}: ran (against the original's outputs: SQNR {db:.1} dB, max |diff| {:.3e})",
+                    r.name, r.max_abs_diff
+                ),
+                None => println!(
+                    "  self-test {} on {v}: ok (max |diff| {:.3e})",
+                    r.name, r.max_abs_diff
+                ),
+            }
         }
     } else {
         println!("{name}: FAILED");
@@ -112,4 +151,22 @@ pub fn run(ort_lib: Option<&std::path::Path>, args: VerifyArgs) -> anyhow::Resul
     } else {
         Outcome::Failed
     })
+}
+
+/// Run variant `v` of a verified archive once on inputs generated from its signature,
+/// with its session entries.
+fn run_generated(
+    m: &package::manifest::Manifest,
+    a: &archive::Archive,
+    v: &package::manifest::Variant,
+    runner: &dyn package::selftest::Runner,
+) -> edgepack::Result<()> {
+    let bytes = a
+        .entries
+        .get(&v.path)
+        .ok_or_else(|| Error::usage("self-test", format!("'{}' is not in the archive", v.path)))?;
+    let model = edgepack::model::Model::from_bytes(bytes, std::path::Path::new(&v.path))?;
+    let case = package::selftest::generated_case(&model, &Default::default())?;
+    runner.run(bytes, &m.execution_for(v), &case.inputs)?;
+    Ok(())
 }

@@ -131,6 +131,8 @@ pub struct Settings {
     pub seed: u64,
     /// How to start the profiler's worker.
     pub worker: WorkerCommand,
+    /// Session entries for both models, on top of those each model records.
+    pub session_config: BTreeMap<String, String>,
 }
 
 /// One side's sweep.
@@ -171,7 +173,10 @@ impl SweepMeasurer {
             let opts = SweepOptions {
                 model_path: model.to_path_buf(),
                 model_label: model.display().to_string(),
-                base_context: Default::default(),
+                base_context: crate::runtime::ExecutionContext {
+                    session_config: s.session_config.clone(),
+                    ..Default::default()
+                },
                 plan: s.plan.clone(),
                 shapes: s.shapes.clone(),
                 batch_from_cli: false,
@@ -211,7 +216,12 @@ impl Measurer for SweepMeasurer {
             s.opts.model_path.display(),
             s.configs.len()
         );
-        sweep::run(&s.opts, &s.configs, &self.onnxruntime_version, &mut Silent)
+        let p = sweep::run(&s.opts, &s.configs, &self.onnxruntime_version, &mut Silent)?;
+        // An interrupted or partial round must not be pooled into a verdict.
+        match p.incompleteness() {
+            Some(why) => Err(Error::usage("remeasure", format!("round {}: {why}", round + 1))),
+            None => Ok(p),
+        }
     }
 }
 

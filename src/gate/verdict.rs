@@ -223,6 +223,14 @@ pub fn evaluate(
                     ),
                 ));
             }
+            // A partial sweep must never pass: its missing configurations would simply
+            // not be checked (issue 17 bug 2).
+            if let Some(why) = p.incompleteness() {
+                return Err(Error::usage(
+                    format!("{which} profile ({})", p.model.path),
+                    format!("incomplete: {why}; profile it again to the end before gating"),
+                ));
+            }
         }
     }
     if policy.rules.is_empty() {
@@ -247,13 +255,22 @@ pub fn evaluate(
             ),
         ));
     }
-    if policy.rules.contains_key(&Metric::Sqnr) && extras.sqnr_db.is_none() {
-        return Err(Error::usage(
-            "--quantize",
-            "the policy checks sqnr but no quantize report was given",
-        ));
-    }
     let mut notes = Vec::new();
+    if let (Some(rule), None) = (policy.rules.get(&Metric::Sqnr), extras.sqnr_db) {
+        // A soft check is advice: without its input it is skipped, and the verdict says
+        // so; a hard one cannot be judged, which is an error.
+        if rule.severity == Severity::Soft {
+            notes.push(
+                "sqnr (a soft check) skipped: no quantize report given (--quantize FILE.json)"
+                    .to_string(),
+            );
+        } else {
+            return Err(Error::usage(
+                "--quantize",
+                "the policy checks sqnr but no quantize report was given",
+            ));
+        }
+    }
     if let Some(b) = baseline {
         let same_sha = b.model.sha256 == current.model.sha256;
         let (bn, cn) = (file_name(&b.model.path), file_name(&current.model.path));
@@ -321,6 +338,28 @@ pub fn evaluate(
                     b.model.path,
                     ids(missing.into_iter()),
                     ids(b.configs.iter())
+                ),
+            ));
+        }
+        // The other direction: a configuration the baseline measured and the current
+        // profile lacks is not a pass by omission.
+        let cur_ids: std::collections::BTreeSet<&str> =
+            current.configs.iter().map(|c| c.id.as_str()).collect();
+        let dropped: Vec<&ConfigResult> = b
+            .configs
+            .iter()
+            .filter(|c| policy.scope.includes(c.batch, c.threads, &c.ep_requested))
+            .filter(|c| !cur_ids.contains(c.id.as_str()))
+            .collect();
+        if !dropped.is_empty() && policy.needs_baseline() {
+            return Err(Error::usage(
+                "--current",
+                format!(
+                    "current profile ({}) lacks configuration(s) {} that the baseline has \
+                     (it has: {}); profile both with the same plan",
+                    current.model.path,
+                    ids(dropped.into_iter()),
+                    ids(current.configs.iter())
                 ),
             ));
         }
@@ -927,6 +966,9 @@ mod tests {
             },
             configs,
             needs: None,
+            model_session_config: Default::default(),
+            not_run: Vec::new(),
+            interrupted: false,
         }
     }
 
@@ -1062,6 +1104,59 @@ mod tests {
         );
         let e = evaluate(&p, &cur, None, &Extras::default()).unwrap_err();
         assert!(e.to_string().contains("quantize"), "{e}");
+    }
+
+    #[test]
+    fn a_soft_sqnr_check_without_a_quantize_report_is_skipped_with_a_note() {
+        let cur = profile("m.onnx", vec![config(1, samples(0.01, 0.1, 50, 1), 1)]);
+        let mut p = Policy::default();
+        p.rule_mut(Metric::Sqnr).min = Some(25.0);
+        assert!(evaluate(&p, &cur, None, &Extras::default()).is_err());
+        p.rule_mut(Metric::Sqnr).severity = Severity::Soft;
+        let v = evaluate(&p, &cur, None, &Extras::default()).unwrap();
+        assert_eq!(v.decision, Decision::Pass);
+        assert!(v
+            .notes
+            .iter()
+            .any(|n| n.contains("sqnr (a soft check) skipped")));
+    }
+
+    #[test]
+    fn a_configuration_missing_from_the_current_profile_is_an_error() {
+        let both = vec![
+            config(1, samples(0.01, 0.1, 50, 1), 1),
+            config(4, samples(0.04, 0.1, 50, 1), 1),
+        ];
+        let base = profile("m.onnx", both);
+        let cur = profile("m.onnx", vec![config(1, samples(0.01, 0.1, 50, 2), 1)]);
+        let e = evaluate(
+            &regression_policy("5%"),
+            &cur,
+            Some(&base),
+            &Extras::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "lacks configuration(s) ep=cpu threads=1 batch=4 that the baseline has (it has"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_interrupted_or_unfinished_profile_never_passes() {
+        let base = profile("m.onnx", vec![config(1, samples(0.01, 0.1, 50, 1), 1)]);
+        let mut cur = profile("m.onnx", vec![config(1, samples(0.01, 0.1, 50, 2), 1)]);
+        cur.interrupted = true;
+        cur.not_run = vec!["ep=cpu threads=1 batch=4".into()];
+        for (c, b) in [(&cur, &base), (&base, &cur)] {
+            let e = evaluate(&regression_policy("5%"), c, Some(b), &Extras::default()).unwrap_err();
+            assert!(e.to_string().contains("incomplete: the profile was interrupted; 1 configuration(s) never ran: ep=cpu threads=1 batch=4"), "{e}");
+        }
+        cur.interrupted = false;
+        let e = evaluate(&regression_policy("5%"), &cur, None, &Extras::default()).unwrap_err();
+        assert!(e.to_string().contains("never finished"), "{e}");
     }
 
     #[test]

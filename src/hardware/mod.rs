@@ -267,6 +267,61 @@ impl Target {
     }
 }
 
+/// The targets in the repository's `hardware/` folder, compiled into the binary (as the
+/// profile plans are), so `edgepack targets` and `--targets builtin` work anywhere.
+pub const BUILTIN_TARGETS: [(&str, &str); 7] = [
+    (
+        "cloud-vm-2vcpu-4gb.toml",
+        include_str!("../../hardware/cloud-vm-2vcpu-4gb.toml"),
+    ),
+    ("gpu-vm.toml", include_str!("../../hardware/gpu-vm.toml")),
+    (
+        "jetson-nano-4gb.toml",
+        include_str!("../../hardware/jetson-nano-4gb.toml"),
+    ),
+    (
+        "jetson-orin-nano-8gb.toml",
+        include_str!("../../hardware/jetson-orin-nano-8gb.toml"),
+    ),
+    (
+        "raspberry-pi-4-4gb.toml",
+        include_str!("../../hardware/raspberry-pi-4-4gb.toml"),
+    ),
+    (
+        "raspberry-pi-5-8gb.toml",
+        include_str!("../../hardware/raspberry-pi-5-8gb.toml"),
+    ),
+    (
+        "x86-industrial-pc.toml",
+        include_str!("../../hardware/x86-industrial-pc.toml"),
+    ),
+];
+
+/// The built-in targets, by file name order; their origin reads `builtin:<file>`.
+pub fn builtin() -> Result<Vec<(PathBuf, Target)>> {
+    BUILTIN_TARGETS
+        .iter()
+        .map(|(file, text)| {
+            let origin = PathBuf::from(format!("builtin:{file}"));
+            let t = Target::from_toml(text, &origin)?;
+            Ok((origin, t))
+        })
+        .collect()
+}
+
+/// The built-in targets plus those in `dir` (a folder adds to them; a file there with a
+/// built-in target's name replaces it).
+pub fn builtin_and(dir: Option<&Path>) -> Result<Vec<(PathBuf, Target)>> {
+    let mut out = builtin()?;
+    if let Some(d) = dir {
+        for (p, t) in load_dir(d)? {
+            out.retain(|(_, o)| o.name != t.name);
+            out.push((p, t));
+        }
+    }
+    Ok(out)
+}
+
 /// Read every `*.toml` in a folder, sorted by file name. Any bad file is an error.
 pub fn load_dir(dir: &Path) -> Result<Vec<(PathBuf, Target)>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
@@ -320,6 +375,24 @@ pub fn resolve(spec: &str) -> Result<Vec<Target>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn builtin_targets_are_every_file_of_the_hardware_folder_and_parse() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware");
+        let on_disk: Vec<String> = super::load_dir(&dir)
+            .unwrap()
+            .into_iter()
+            .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        let compiled: Vec<String> = super::BUILTIN_TARGETS
+            .iter()
+            .map(|(f, _)| f.to_string())
+            .collect();
+        assert_eq!(
+            compiled, on_disk,
+            "add new hardware/*.toml files to BUILTIN_TARGETS"
+        );
+        assert_eq!(super::builtin().unwrap().len(), on_disk.len());
+    }
     use super::*;
 
     const MINIMAL: &str = r#"

@@ -122,6 +122,9 @@ pub struct Compute {
     pub unsized_nodes: Vec<String>,
     /// Nodes of any type shape inference could not size.
     pub shape_unknown_nodes: usize,
+    /// How compute inside `If`/`Loop` subgraphs was counted (which branch, iterations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subgraphs: Vec<String>,
 }
 
 /// The schema identifier of the `inspect --json` object.
@@ -263,6 +266,7 @@ impl ModelInfo {
             macs_by_op: cost.macs_by_op,
             unsized_nodes: cost.unsized_nodes,
             shape_unknown_nodes: inference.unsized_nodes.len(),
+            subgraphs: cost.subgraphs,
         };
 
         let problems = match super::patch::check_graph(g, &Default::default()) {
@@ -489,7 +493,7 @@ impl ModelInfo {
             .keys()
             .any(|o| matches!(o.as_str(), "Conv" | "ConvTranspose" | "MatMul" | "Gemm"));
         match c.macs {
-            Some(_) if !counted => {
+            Some(0) if !counted => {
                 let _ = writeln!(
                     w,
                     "compute     no Conv, ConvTranspose, MatMul or Gemm nodes to count"
@@ -523,6 +527,9 @@ impl ModelInfo {
                 ));
                 let _ = writeln!(w, "compute     unknown ({})", why.join("; "));
             }
+        }
+        for s in &c.subgraphs {
+            let _ = writeln!(w, "            {s}");
         }
         for p in &self.problems {
             let _ = writeln!(w, "problem     {p}");

@@ -14,6 +14,7 @@
 //! | [`patch`] | labelled rewrites, validated and applied all-or-nothing |
 //! | [`shape`] | best-effort static shapes at given input sizes; MACs/FLOPs |
 //! | [`info`] | the `inspect` report |
+//! | [`metadata`] | session entries a model records in its `metadata_props` |
 //! | [`builder`] | small deterministic test models (MLP, conv net, `If`, `Constant` weights) |
 
 pub mod attr;
@@ -21,6 +22,7 @@ pub mod builder;
 pub mod external;
 pub mod graph;
 pub mod info;
+pub mod metadata;
 pub mod patch;
 pub mod proto;
 pub mod shape;

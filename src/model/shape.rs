@@ -50,8 +50,19 @@ const MAX_TRACKED_VALUES: usize = 64;
 
 /// Infer shapes of the main graph from concrete input shapes.
 pub fn infer(graph: &GraphProto, inputs: &BTreeMap<String, Vec<i64>>) -> Inference {
+    infer_from(graph, inputs, Inference::default())
+}
+
+/// [`infer`] starting from what is known already: for a subgraph (an `If` branch, a
+/// `Loop` body), the enclosing graph's shapes and values, which its nodes may use.
+fn infer_from(
+    graph: &GraphProto,
+    inputs: &BTreeMap<String, Vec<i64>>,
+    outer: Inference,
+) -> Inference {
     let index = GraphIndex::new(graph);
-    let mut inf = Inference::default();
+    let mut inf = outer;
+    inf.unsized_nodes.clear();
     for (k, v) in inputs {
         inf.shapes.insert(k.clone(), v.clone());
     }
@@ -903,6 +914,131 @@ pub struct Cost {
     pub macs_by_op: BTreeMap<String, u64>,
     /// Conv/ConvTranspose/MatMul/Gemm nodes that could not be sized, as `label (OpType)`.
     pub unsized_nodes: Vec<String>,
+    /// How compute inside `If`/`Loop`/`Scan` subgraphs was counted (which branch, how
+    /// many iterations), one line per such node that holds any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subgraphs: Vec<String>,
+}
+
+const COMPUTE_OPS: [&str; 4] = ["Conv", "ConvTranspose", "MatMul", "Gemm"];
+
+/// Whether `g` (or a subgraph of it) holds a counted compute node.
+fn has_compute(g: &GraphProto) -> bool {
+    g.node.iter().any(|n| {
+        COMPUTE_OPS.contains(&n.op_type.as_str())
+            || n.attribute
+                .iter()
+                .filter_map(|a| a.g.as_ref())
+                .any(has_compute)
+    })
+}
+
+fn subgraph<'a>(n: &'a NodeProto, name: &str) -> Option<&'a GraphProto> {
+    n.attribute
+        .iter()
+        .find(|a| a.name == name)
+        .and_then(|a| a.g.as_ref())
+}
+
+/// Add `sub` (the cost of one subgraph) to `c`, `times` times, its unsized nodes prefixed.
+fn add_cost(c: &mut Cost, sub: &Cost, times: u64, prefix: &str) {
+    c.macs = c.macs.saturating_add(sub.macs.saturating_mul(times));
+    for (op, m) in &sub.macs_by_op {
+        let e = c.macs_by_op.entry(op.clone()).or_insert(0);
+        *e = e.saturating_add(m.saturating_mul(times));
+    }
+    c.unsized_nodes
+        .extend(sub.unsized_nodes.iter().map(|u| format!("{prefix}/{u}")));
+    c.subgraphs.extend(sub.subgraphs.iter().cloned());
+}
+
+/// The compute of an `If`, `Loop` or `Scan` node's subgraphs (issue 17 bug 6: Silero VAD
+/// keeps all of its compute inside `If` branches, where a main-graph count sees 0).
+/// `If`: the larger branch is counted (only one runs), and the note says which. `Loop`:
+/// the body times the trip count when it is a known constant; otherwise the body's nodes
+/// are reported unsized, so the total is "unknown", never an undercount. `Scan`: not
+/// sized (its body sees slices), reported unsized.
+fn subgraph_cost(n: &NodeProto, inf: &Inference, c: &mut Cost) {
+    let label = node_label(n);
+    let sub_inf =
+        |g: &GraphProto, extra: BTreeMap<String, Vec<i64>>| infer_from(g, &extra, inf.clone());
+    match n.op_type.as_str() {
+        "If" => {
+            let branches: Vec<(&str, Cost)> = ["then_branch", "else_branch"]
+                .iter()
+                .filter_map(|b| subgraph(n, b).map(|g| (*b, g)))
+                .filter(|(_, g)| has_compute(g))
+                .map(|(b, g)| (b, cost(g, &sub_inf(g, BTreeMap::new()))))
+                .collect();
+            let Some((name, big)) = branches.iter().max_by_key(|(_, k)| k.macs) else {
+                return;
+            };
+            let all: Vec<String> = branches
+                .iter()
+                .map(|(b, k)| format!("{b} {} MACs", k.macs))
+                .collect();
+            c.subgraphs.push(format!(
+                "If {label}: the larger branch ({name}) counted, as only one runs ({})",
+                all.join(", ")
+            ));
+            add_cost(c, big, 1, &format!("{label}/{name}"));
+        }
+        "Loop" => {
+            let Some(body) = subgraph(n, "body").filter(|g| has_compute(g)) else {
+                return;
+            };
+            // Body inputs: iteration number, condition, then the loop-carried values.
+            let mut extra = BTreeMap::new();
+            for (i, vi) in body.input.iter().enumerate() {
+                let shape = match i {
+                    0 | 1 => Some(vec![]),
+                    _ => n.input.get(i).and_then(|x| inf.shapes.get(x)).cloned(),
+                };
+                if let Some(s) = shape {
+                    extra.insert(vi.name.clone(), s);
+                }
+            }
+            let per = cost(body, &sub_inf(body, extra));
+            let trips = n
+                .input
+                .first()
+                .filter(|m| !m.is_empty())
+                .and_then(|m| inf.values.get(m))
+                .and_then(|v| v.first().copied())
+                .and_then(|t| u64::try_from(t).ok());
+            match trips {
+                Some(t) => {
+                    c.subgraphs.push(format!(
+                        "Loop {label}: body counted {t} times ({} MACs per iteration)",
+                        per.macs
+                    ));
+                    add_cost(c, &per, t, &format!("{label}/body"));
+                }
+                None => {
+                    c.subgraphs.push(format!(
+                        "Loop {label}: trip count unknown ({} MACs per iteration), total unknown",
+                        per.macs
+                    ));
+                    c.unsized_nodes
+                        .push(format!("{label} (Loop: trip count unknown)"));
+                }
+            }
+        }
+        _ => {
+            if n.attribute
+                .iter()
+                .filter_map(|a| a.g.as_ref())
+                .any(has_compute)
+            {
+                c.subgraphs.push(format!(
+                    "{} {label}: subgraph compute not counted",
+                    n.op_type
+                ));
+                c.unsized_nodes
+                    .push(format!("{label} ({}: subgraph not sized)", n.op_type));
+            }
+        }
+    }
 }
 
 /// MACs of one node at the inferred shapes (`None` if not a counted op or not sized).
@@ -947,6 +1083,10 @@ pub fn node_macs(n: &NodeProto, inf: &Inference) -> Option<u64> {
 pub fn cost(graph: &GraphProto, inf: &Inference) -> Cost {
     let mut c = Cost::default();
     for n in &graph.node {
+        if is_default_domain(&n.domain) && n.attribute.iter().any(|a| a.g.is_some()) {
+            subgraph_cost(n, inf, &mut c);
+            continue;
+        }
         if !is_default_domain(&n.domain)
             || !matches!(
                 n.op_type.as_str(),
@@ -1057,6 +1197,59 @@ mod tests {
         assert_eq!(inf.shapes[&mp], vec![1, 2, 15, 15]);
         // Each of 4x8x8 inputs scatters into 2x2x2 outputs.
         assert_eq!(cost(m.graph(), &inf).macs, 4 * 64 * 8);
+    }
+
+    /// Compute inside `If` branches (Silero VAD keeps all of its there) is counted: the
+    /// larger branch, with a note saying so; a `Loop` with an unknown trip count makes the
+    /// total unknown rather than an undercount.
+    #[test]
+    fn compute_inside_if_branches_counts_the_larger_branch() {
+        let mut m = builder::if_model(1);
+        let w = |name: &str, dims: &[i64]| {
+            let n: i64 = dims.iter().product();
+            tensor_data::from_f32(name, dims, &vec![0.5; n as usize]).unwrap()
+        };
+        let g = m.graph_mut();
+        g.initializer.push(w("wt", &[4, 8]));
+        g.initializer.push(w("we", &[4, 2]));
+        for a in &mut g.node[1].attribute {
+            let wname = if a.name == "then_branch" { "wt" } else { "we" };
+            let b = a.g.as_mut().unwrap();
+            b.node[0].op_type = "MatMul".into();
+            b.node[0].input.push(wname.into());
+        }
+        let inf = infer(
+            m.graph(),
+            &BTreeMap::from([("x".to_string(), vec![3, 4]), ("cond".to_string(), vec![])]),
+        );
+        let c = cost(m.graph(), &inf);
+        assert_eq!(c.macs, 3 * 4 * 8, "{c:?}");
+        assert!(c.unsized_nodes.is_empty(), "{c:?}");
+        assert_eq!(c.subgraphs.len(), 1);
+        assert!(c.subgraphs[0].contains("the larger branch (then_branch) counted"));
+        assert!(
+            c.subgraphs[0].contains("else_branch 24 MACs"),
+            "{}",
+            c.subgraphs[0]
+        );
+
+        // The same body as a Loop with a trip count from an input: unknown, not 0.
+        let g = m.graph_mut();
+        let body = g.node[1].attribute[0].g.clone().unwrap();
+        g.node[1] = node(
+            "loop",
+            "Loop",
+            &["trips", ""],
+            &[],
+            vec![attr::graph("body", body)],
+        );
+        let inf = infer(m.graph(), &BTreeMap::from([("x".to_string(), vec![3, 4])]));
+        let c = cost(m.graph(), &inf);
+        assert_eq!(
+            c.unsized_nodes,
+            vec!["loop (Loop: trip count unknown)".to_string()]
+        );
+        assert!(c.subgraphs[0].contains("trip count unknown"));
     }
 
     #[test]

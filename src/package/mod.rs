@@ -87,6 +87,7 @@ impl VariantInput {
             "calibration_samples",
             "eval_samples",
             "random_inputs",
+            "accuracy_basis",
         ] {
             if let Some(x) = v.get(key) {
                 params.insert(key.to_string(), x.clone());
@@ -131,6 +132,9 @@ pub struct PackageOptions {
     pub sign: Option<ed25519_dalek::SigningKey>,
     /// Computes expected outputs for sample inputs that come without them.
     pub runner: Option<Box<dyn selftest::Runner>>,
+    /// Without `sample_inputs`: make one self-test case from inputs generated from the
+    /// model's signature (what `build` does, so its packages and bundles always carry one).
+    pub generated_self_test: Option<selftest::GeneratedInputs>,
     /// Creation time override (seconds since 1970).
     pub created_unix_s: Option<u64>,
 }
@@ -330,6 +334,10 @@ pub fn build(
         let mut entry = variant_entry(&v.name, &vb, &vm, &execution);
         entry.sqnr_db = v.sqnr_db;
         entry.session_config = v.session_config.clone();
+        // What the variant records about itself counts too (`model::metadata`).
+        for (k, val) in crate::model::metadata::session_entries(&vm.proto) {
+            entry.session_config.entry(k).or_insert(val);
+        }
         entry.transformations.push(manifest::Transformation {
             name: format!("quantize:{}", v.name),
             params: v.params.clone(),
@@ -343,18 +351,35 @@ pub fn build(
 
     // Self-test cases.
     let mut self_test = vec![];
-    if let Some(dir) = &opts.sample_inputs {
-        for case in selftest::read_samples(dir, &contract)? {
+    let (samples, origin) = match (&opts.sample_inputs, &opts.generated_self_test) {
+        (Some(dir), _) => (
+            selftest::read_samples(dir, &contract)?,
+            dir.display().to_string(),
+        ),
+        (None, Some(gen)) => (
+            vec![selftest::generated_case(&model, gen)?],
+            format!("inputs generated from the signature (seed {})", gen.seed),
+        ),
+        (None, None) => (Vec::new(), String::new()),
+    };
+    {
+        for case in samples {
             let (expected, produced_by) = match case.expected {
                 Some(e) => (e, "provided with the sample inputs".to_string()),
                 None => match &opts.runner {
-                    Some(r) => r.run(&model_bytes, &execution, &case.inputs)?,
+                    Some(r) => {
+                        let (e, by) = r.run(&model_bytes, &execution, &case.inputs)?;
+                        if opts.sample_inputs.is_none() {
+                            (e, format!("{by}, on {origin}"))
+                        } else {
+                            (e, by)
+                        }
+                    }
                     None => {
                         return Err(Error::usage(
                             "--sample-inputs",
                             format!(
-                                "{}: no expected outputs given (put them in an 'expected/' folder) and no runtime to compute them",
-                                dir.display()
+                                "{origin}: no expected outputs given (put them in an 'expected/' folder) and no runtime to compute them"
                             ),
                         ))
                     }

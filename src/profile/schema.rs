@@ -23,6 +23,41 @@ pub struct Profile {
     pub configs: Vec<ConfigResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub needs: Option<Needs>,
+    /// Session entries every configuration ran with that the model records in its own
+    /// metadata (`model::metadata`), e.g. `session.disable_quant_qdq` for int8 weights.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub model_session_config: BTreeMap<String, String>,
+    /// Configurations of the sweep that were never measured. Non-empty while the sweep
+    /// runs (the file is rewritten after each configuration) and after an interruption:
+    /// a profile with any is incomplete and no gate passes it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_run: Vec<String>,
+    /// The sweep was stopped by a signal (SIGINT, SIGTERM) before it finished.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+}
+
+impl Profile {
+    /// Why this profile does not hold its whole sweep, or `None` when it does.
+    pub fn incompleteness(&self) -> Option<String> {
+        if self.not_run.is_empty() && !self.interrupted {
+            return None;
+        }
+        let how = if self.interrupted {
+            "the profile was interrupted"
+        } else {
+            "the profile never finished (the file was written mid-sweep)"
+        };
+        Some(if self.not_run.is_empty() {
+            how.to_string()
+        } else {
+            format!(
+                "{how}; {} configuration(s) never ran: {}",
+                self.not_run.len(),
+                self.not_run.join("; ")
+            )
+        })
+    }
 }
 
 /// Which model was profiled.

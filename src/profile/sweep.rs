@@ -12,11 +12,17 @@
 //! instead of failing N children.
 //!
 //! Robustness. The profile JSON is rewritten atomically after every configuration, so a
-//! crash (of the machine, or of the parent) late in a sweep loses nothing measured.
+//! crash (of the machine, or of the parent) late in a sweep loses nothing measured. Each
+//! rewrite lists the configurations not measured yet (`not_run`), so a file left by a
+//! killed sweep reads as incomplete. SIGINT/SIGTERM during a sweep stop it after the
+//! current child: the profile is written with `interrupted` and its never-run
+//! configurations, and the caller says so (the configuration whose child the signal
+//! killed counts as never run, not as failed).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -585,6 +591,45 @@ pub fn write_profile(path: &Path, profile: &Profile) -> Result<()> {
     crate::artifact::write_atomic(path, &bytes)
 }
 
+/// Set by the signal handler [`InterruptGuard`] installs.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_sig: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Catches SIGINT and SIGTERM for the duration of a sweep and restores the previous
+/// handlers when dropped, so a command that runs a sweep and then does other work gets
+/// the default behaviour back.
+struct InterruptGuard {
+    previous: [(libc::c_int, libc::sighandler_t); 2],
+}
+
+impl InterruptGuard {
+    fn install() -> Self {
+        INTERRUPTED.store(false, Ordering::SeqCst);
+        let handler = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        // SAFETY: `on_interrupt` only stores to an atomic, which is async-signal-safe.
+        let previous =
+            [libc::SIGINT, libc::SIGTERM].map(|sig| (sig, unsafe { libc::signal(sig, handler) }));
+        InterruptGuard { previous }
+    }
+
+    fn interrupted() -> bool {
+        INTERRUPTED.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for InterruptGuard {
+    fn drop(&mut self) {
+        for (sig, h) in self.previous {
+            // SAFETY: restores the handler that was installed before (a valid value).
+            unsafe { libc::signal(sig, h) };
+        }
+    }
+}
+
 /// Run every configuration in its own child and return the profile. `onnxruntime_version`
 /// is the version the parent loaded (children report theirs; a mismatch is a warning).
 pub fn run(
@@ -623,7 +668,14 @@ pub fn run(
         plan: opts.plan.summary(),
         configs: Vec::with_capacity(configs.len()),
         needs: None,
+        model_session_config: crate::model::metadata::read_session_entries(&model_path)?
+            .into_iter()
+            .filter(|(k, _)| !opts.base_context.session_config.contains_key(k))
+            .collect(),
+        not_run: configs.iter().map(|c| c.id.clone()).collect(),
+        interrupted: false,
     };
+    let guard = InterruptGuard::install();
     let child_limits = ChildLimits {
         timeout_s: limits.timeout_s,
         memory_limit_bytes: limits.memory_limit_bytes,
@@ -633,7 +685,14 @@ pub fn run(
         let req = WorkerRequest {
             model_path: model_path.clone(),
             ort_lib: opts.ort_lib.clone(),
-            context: context_for(&opts.base_context, &opts.plan, &c.ep, c.threads)?,
+            context: {
+                // The model's recorded entries join here, once, so the worker builds its
+                // session from the context as given (see `Session::from_path_as_given`).
+                let mut ctx = context_for(&opts.base_context, &opts.plan, &c.ep, c.threads)?;
+                ctx.session_config
+                    .extend(profile.model_session_config.clone());
+                ctx
+            },
             input_shapes: c.input_shapes.clone(),
             inputs_dir: if c.input_files.is_empty() {
                 inputs_dir.clone()
@@ -652,6 +711,11 @@ pub fn run(
         let mut cmd = Command::new(&opts.worker.program);
         cmd.args(&opts.worker.args);
         let out = run_isolated(cmd, &json, child_limits)?;
+        if InterruptGuard::interrupted() && matches!(out.end, ChildEnd::Signaled(_)) {
+            // The signal reached the child too (Ctrl-C signals the whole group): this
+            // configuration was not measured, it did not fail.
+            break;
+        }
         let mut reply = classify(&out, limits.memory_limit_bytes.is_some(), limits.timeout_s);
         if let Some(v) = &reply.onnxruntime_version {
             if v != onnxruntime_version && !onnxruntime_version.is_empty() {
@@ -663,6 +727,7 @@ pub fn run(
         let result = result_of(c, reply);
         observer.finished(i, configs.len(), &result);
         profile.configs.push(result);
+        profile.not_run.remove(0);
         profile.needs = Some(needs::summarize(
             &profile.configs,
             limits.latency_budget_s,
@@ -671,7 +736,17 @@ pub fn run(
         if let Some(p) = &opts.json_path {
             write_profile(p, &profile)?;
         }
+        if InterruptGuard::interrupted() {
+            break;
+        }
     }
+    if InterruptGuard::interrupted() {
+        profile.interrupted = true;
+        if let Some(p) = &opts.json_path {
+            write_profile(p, &profile)?;
+        }
+    }
+    drop(guard);
     Ok(profile)
 }
 

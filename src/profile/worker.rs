@@ -187,7 +187,8 @@ pub fn run_request(req: &WorkerRequest) -> WorkerReply {
 
     let before = process::rss().unwrap_or_default();
     let t = Instant::now();
-    let mut session = match Session::from_path(&req.model_path, &req.context) {
+    // The parent merged the model's recorded session entries into the context.
+    let mut session = match Session::from_path_as_given(&req.model_path, &req.context) {
         Ok(s) => s,
         Err(e) => {
             let (k, m) = oom_or(FailureKind::LoadError, e.to_string());
@@ -313,7 +314,7 @@ fn per_op_shares(
         profiling_prefix: Some(dir.join(format!("ort-profile-{}", std::process::id()))),
         ..req.context.clone()
     };
-    let mut s = Session::from_path(&req.model_path, &ctx)?;
+    let mut s = Session::from_path_as_given(&req.model_path, &ctx)?;
     s.bind(inputs)?;
     for _ in 0..req.per_op_runs.max(1) {
         s.run_bound()?;

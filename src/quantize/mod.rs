@@ -48,7 +48,7 @@ mod report;
 use compare::debug_layers;
 pub use compare::{class_axis_outputs, compare, compare_models, Comparison};
 use report::measurement_warnings;
-pub use report::{Attempt, LayerError, Report, SizeReport};
+pub use report::{AccuracyBasis, Attempt, LayerError, Report, SizeReport};
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
@@ -187,10 +187,48 @@ pub fn quantize(
     opts: &Options,
     engine: &dyn Engine,
 ) -> Result<Quantized> {
-    if opts.mode == Mode::Auto {
-        return auto::search(model, calib, eval, random_inputs, opts, engine);
+    let mut q = if opts.mode == Mode::Auto {
+        auto::search(model, calib, eval, random_inputs, opts, engine)?
+    } else {
+        quantize_mode(model, calib, eval, random_inputs, opts, engine)?
+    };
+    // The model carries the session entries it was measured with (issue 17 bug 3).
+    crate::model::metadata::set_session_entries(&mut q.model.proto, &q.report.session_config);
+    if opts.targets.is_empty() {
+        let r = &q.report;
+        let w = below_default_target(r.random_inputs, &r.outputs, r.accuracy_basis);
+        q.report.warnings.extend(w);
     }
-    quantize_mode(model, calib, eval, random_inputs, opts, engine)
+    Ok(q)
+}
+
+/// Without an explicit target, a result under the default one ([`auto::DEFAULT_TARGET`])
+/// still gets an accuracy warning, as a slower result gets a speed warning (an int8
+/// model at 11 dB / cosine 0.96 used to pass without a word).
+fn below_default_target(
+    random_inputs: bool,
+    outputs: &[OutputAccuracy],
+    basis: AccuracyBasis,
+) -> Option<String> {
+    if random_inputs {
+        return None;
+    }
+    let target = accuracy::AccuracyFloor::parse(auto::DEFAULT_TARGET).expect("valid default");
+    if target.met_by(outputs) {
+        return None;
+    }
+    let worst = outputs
+        .iter()
+        .filter_map(|o| o.sqnr_db.map(|s| (s, o)))
+        .min_by(|a, b| a.0.total_cmp(&b.0))?;
+    Some(format!(
+        "accuracy below the default target {}: output '{}' SQNR {:.1} dB{} ({}); check it on your task, or set --accuracy-target",
+        auto::DEFAULT_TARGET,
+        worst.1.output,
+        worst.0,
+        worst.1.cosine.map_or(String::new(), |c| format!(", cosine {c:.4}")),
+        basis.label()
+    ))
 }
 
 /// One mode. `Mode::Auto` here is the int8 search (accuracy guard and the
@@ -517,6 +555,7 @@ fn quantize_mode(
         calibration_samples: calib.len(),
         eval_samples: eval_set.len(),
         random_inputs,
+        accuracy_basis: AccuracyBasis::of(random_inputs, eval.is_empty()),
         outputs,
         size: SizeReport {
             fp32_bytes: fp32_bytes.len() as u64,
@@ -729,6 +768,7 @@ fn finish_rewrite(ctx: Finish<'_>, rewrite: Rewrite) -> Result<Quantized> {
         calibration_samples: 0,
         eval_samples: eval_set.len(),
         random_inputs,
+        accuracy_basis: AccuracyBasis::of(random_inputs, eval.is_empty()),
         attempts: vec![Attempt {
             variant,
             quantized_nodes: count,
@@ -761,6 +801,30 @@ fn finish_rewrite(ctx: Finish<'_>, rewrite: Rewrite) -> Result<Quantized> {
 mod tests {
     use super::runner::{Engine, ModelRunner, NamedTensor};
     use super::*;
+
+    #[test]
+    fn a_result_below_the_default_target_gets_an_accuracy_warning() {
+        let out = |sqnr: f64, cos: f64| OutputAccuracy {
+            output: "y".into(),
+            sqnr_db: Some(sqnr),
+            cosine: Some(cos),
+            min_cosine: Some(cos),
+            exact_match: None,
+            max_abs_error: 0.0,
+            mean_abs_error: 0.0,
+            top1_agreement: None,
+            elements: 1,
+        };
+        let w = below_default_target(false, &[out(11.0, 0.96)], AccuracyBasis::HeldOut)
+            .expect("a warning");
+        assert!(w.contains("below the default target sqnr=30dB"), "{w}");
+        assert!(w.contains("SQNR 11.0 dB, cosine 0.9600 (held-out)"), "{w}");
+        assert!(
+            below_default_target(false, &[out(35.0, 0.9999)], AccuracyBasis::HeldOut).is_none()
+        );
+        // Random inputs already get their own warning.
+        assert!(below_default_target(true, &[out(11.0, 0.96)], AccuracyBasis::Random).is_none());
+    }
 
     /// Follows the [`ModelRunner`] contract like ONNX Runtime does: an empty output list
     /// returns every graph output (here one tensor named `y`).

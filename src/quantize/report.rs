@@ -48,6 +48,41 @@ pub struct Attempt {
     pub meets_target: bool,
 }
 
+/// What the accuracy figures were measured on (issue 17 bug 5: a figure measured on the
+/// calibration inputs is optimistic, and must say so wherever it is shown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccuracyBasis {
+    /// Samples not used for calibration (`--eval`, or spare calibration files).
+    HeldOut,
+    /// The calibration samples themselves: no held-out samples were available.
+    InSample,
+    /// Random inputs: the figures say nothing about real data.
+    Random,
+}
+
+impl AccuracyBasis {
+    /// The basis of figures measured on `eval` (empty: on the calibration samples).
+    pub fn of(random_inputs: bool, eval_is_empty: bool) -> Self {
+        if random_inputs {
+            AccuracyBasis::Random
+        } else if eval_is_empty {
+            AccuracyBasis::InSample
+        } else {
+            AccuracyBasis::HeldOut
+        }
+    }
+
+    /// The words shown next to a figure: `held-out`, `in-sample`, `random`.
+    pub fn label(self) -> &'static str {
+        match self {
+            AccuracyBasis::HeldOut => "held-out",
+            AccuracyBasis::InSample => "in-sample (calibration)",
+            AccuracyBasis::Random => "random",
+        }
+    }
+}
+
 /// Everything the quantizer reports (`--report FILE.json`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -67,8 +102,11 @@ pub struct Report {
     pub quantized_nodes: Vec<qdq::QuantNode>,
     /// Calibration samples used.
     pub calibration_samples: usize,
-    /// Evaluation samples used (held out from calibration).
+    /// Evaluation samples used (held out from calibration unless `accuracy_basis` says
+    /// `in_sample`).
     pub eval_samples: usize,
+    /// What the accuracy figures were measured on.
+    pub accuracy_basis: AccuracyBasis,
     /// Whether inputs were random (accuracy then meaningless).
     pub random_inputs: bool,
     /// Accuracy per output on the evaluation samples.

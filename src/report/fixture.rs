@@ -153,6 +153,9 @@ pub fn sample_profile() -> Profile {
             memory_limit_bytes: Some(1_000_000_000),
             max_batch_within_memory_limit: Some(19),
         }),
+        model_session_config: Default::default(),
+        not_run: Vec::new(),
+        interrupted: false,
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use crate::profile::schema::{Profile, Status};
+use crate::profile::schema::{ConfigResult, Profile, Status};
 use crate::table::Table;
 use crate::units::{format_bytes, format_duration_s};
 
@@ -83,11 +83,29 @@ fn write_to(w: &mut String, p: &Profile) -> std::fmt::Result {
         table.row(r);
     }
     w.push_str(&table.render());
+    // A warning every configuration gets (a slow first run, normal for ONNX Runtime) tells
+    // the user nothing per configuration: it is said once.
+    let ok: Vec<&ConfigResult> = p
+        .configs
+        .iter()
+        .filter(|c| c.status == Status::Ok)
+        .collect();
+    let slow_first = |c: &ConfigResult| c.warnings.iter().any(|x| x.starts_with("slow first run"));
+    let all_slow_first = ok.len() > 1 && ok.iter().all(|c| slow_first(c));
+    if all_slow_first {
+        writeln!(
+            w,
+            "! every configuration: slow first run (cold caches, lazy allocation; first_run_s in the JSON)"
+        )?;
+    }
     for c in &p.configs {
         if let Some(reason) = &c.reason {
             writeln!(w, "! {}: {reason}", c.id)?;
         }
         for warn in &c.warnings {
+            if all_slow_first && warn.starts_with("slow first run") {
+                continue;
+            }
             writeln!(w, "! {}: {warn}", c.id)?;
         }
     }
@@ -113,11 +131,38 @@ fn write_to(w: &mut String, p: &Profile) -> std::fmt::Result {
                 }
             )?;
             if let Some(limit) = n.memory_limit_bytes {
+                // The limit caps private writable memory (RLIMIT_DATA), which is less than
+                // peak RSS (mapped model file, shared libraries): say which is which.
+                writeln!(
+                    w,
+                    "  --memory-limit {} caps each configuration's private writable memory \
+                     (heap, arena), not its RSS; the line below compares peak RSS with it",
+                    format_bytes(limit)
+                )?;
+                let measured = p
+                    .configs
+                    .iter()
+                    .filter(|c| c.memory.is_some())
+                    .filter_map(|c| c.batch)
+                    .max()
+                    .unwrap_or(1)
+                    .max(1);
                 match n.max_batch_within_memory_limit {
-                    Some(b) => writeln!(w, "  largest batch within {}: {b}", format_bytes(limit))?,
+                    Some(b) if b > measured => writeln!(
+                        w,
+                        "  largest batch with peak rss within {}: {b} (extrapolated {:.0}x beyond \
+                         the largest measured batch {measured}: an estimate, measure it)",
+                        format_bytes(limit),
+                        b as f64 / measured as f64
+                    )?,
+                    Some(b) => writeln!(
+                        w,
+                        "  largest batch with peak rss within {}: {b}",
+                        format_bytes(limit)
+                    )?,
                     None => writeln!(
                         w,
-                        "  no batch fits within {} by this line",
+                        "  no batch has peak rss within {} by this line",
                         format_bytes(limit)
                     )?,
                 }
@@ -146,5 +191,23 @@ mod tests {
     #[test]
     fn profile_table_snapshot() {
         insta::assert_snapshot!(render(&crate::report::fixture::sample_profile()));
+    }
+
+    /// A warning every configuration gets is said once; a memory line that reaches beyond
+    /// the measured batches says so, and the limit says what it limits (issue 17).
+    #[test]
+    fn table_says_common_warnings_once_and_flags_extrapolation() {
+        let mut p = crate::report::fixture::sample_profile();
+        for c in &mut p.configs {
+            c.warnings = vec!["slow first run: 9.000 ms, 5.0x the steady median".into()];
+        }
+        let text = render(&p);
+        assert_eq!(text.matches("slow first run").count(), 1, "{text}");
+        assert!(
+            text.contains("every configuration: slow first run"),
+            "{text}"
+        );
+        assert!(text.contains("private writable memory"), "{text}");
+        assert!(text.contains("extrapolated"), "{text}");
     }
 }

@@ -1,6 +1,7 @@
 //! [`Session`]: an ONNX Runtime session built from an [`ExecutionContext`], with inputs
 //! checked against the model before anything reaches ONNX Runtime.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ort::session::builder::SessionBuilder;
@@ -31,6 +32,8 @@ pub struct Session {
     providers: ProviderReport,
     profiling: bool,
     bound: Option<Bound>,
+    /// Session entries taken from the model's own metadata.
+    model_entries: BTreeMap<String, String>,
 }
 
 /// Inputs and outputs bound once for repeated runs (the profiler's timing loop).
@@ -66,6 +69,22 @@ fn ort_err(what: &str) -> impl Fn(ort::Error) -> Error + '_ {
 
 fn builder_err(what: &str) -> impl Fn(ort::Error<SessionBuilder>) -> Error + '_ {
     move |e| Error::Runtime(format!("{what}: {}", one_line(e)))
+}
+
+/// The session entries a model records (`model::metadata`) joined with the context's:
+/// an entry the caller set explicitly (`--session-config`, a manifest) wins. Returns the
+/// context to build with and the entries that came from the model.
+fn with_model_entries(
+    ctx: &ExecutionContext,
+    recorded: BTreeMap<String, String>,
+) -> (ExecutionContext, BTreeMap<String, String>) {
+    let from_model: BTreeMap<String, String> = recorded
+        .into_iter()
+        .filter(|(k, _)| !ctx.session_config.contains_key(k))
+        .collect();
+    let mut ctx = ctx.clone();
+    ctx.session_config.extend(from_model.clone());
+    (ctx, from_model)
 }
 
 /// Build a session builder from the context; registers providers and reports which ones.
@@ -214,6 +233,9 @@ impl Session {
     /// own folder (set explicitly, never the current directory); a model with external
     /// data and no folder is refused.
     pub fn from_model(model: &Model, ctx: &ExecutionContext) -> Result<Self> {
+        let (ctx, from_model) =
+            with_model_entries(ctx, crate::model::metadata::session_entries(&model.proto));
+        let ctx = &ctx;
         let (mut b, report) = configure(ctx)?;
         let has_external = crate::model::external::has_external(&model.proto);
         if let Some(dir) = model.base_dir() {
@@ -240,12 +262,31 @@ impl Session {
                 one_line(e)
             ))
         })?;
-        Ok(Self::wrap(inner, report, ctx))
+        Ok(Self::wrap(inner, report, ctx, from_model))
     }
 
     /// Build a session from a model file. The path is made absolute first so ONNX Runtime
     /// resolves external data against the model's folder, whatever the current directory.
     pub fn from_path(path: &Path, ctx: &ExecutionContext) -> Result<Self> {
+        let abs = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
+        let (ctx, from_model) =
+            with_model_entries(ctx, crate::model::metadata::read_session_entries(&abs)?);
+        let ctx = &ctx;
+        let (mut b, report) = configure(ctx)?;
+        let inner = b.commit_from_file(&abs).map_err(|e| {
+            Error::file(
+                path,
+                format!("ONNX Runtime cannot load the model: {}", one_line(e)),
+            )
+        })?;
+        Ok(Self::wrap(inner, report, ctx, from_model))
+    }
+
+    /// [`Session::from_path`] with the context exactly as given: the model's recorded
+    /// session entries are not read. For the profiler's worker, whose parent already
+    /// merged them into the context (`profile::sweep`), so that session creation time
+    /// measures ONNX Runtime alone.
+    pub fn from_path_as_given(path: &Path, ctx: &ExecutionContext) -> Result<Self> {
         let abs = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
         let (mut b, report) = configure(ctx)?;
         let inner = b.commit_from_file(&abs).map_err(|e| {
@@ -254,10 +295,15 @@ impl Session {
                 format!("ONNX Runtime cannot load the model: {}", one_line(e)),
             )
         })?;
-        Ok(Self::wrap(inner, report, ctx))
+        Ok(Self::wrap(inner, report, ctx, BTreeMap::new()))
     }
 
-    fn wrap(inner: OrtSession, providers: ProviderReport, ctx: &ExecutionContext) -> Self {
+    fn wrap(
+        inner: OrtSession,
+        providers: ProviderReport,
+        ctx: &ExecutionContext,
+        model_entries: BTreeMap<String, String>,
+    ) -> Self {
         let inputs = inner.inputs().iter().map(spec_from_outlet).collect();
         let outputs = inner.outputs().iter().map(spec_from_outlet).collect();
         Session {
@@ -267,7 +313,14 @@ impl Session {
             providers,
             profiling: ctx.profiling_prefix.is_some(),
             bound: None,
+            model_entries,
         }
+    }
+
+    /// The session entries this session applied because the model records them in its
+    /// metadata (those the context did not set itself). Commands report them.
+    pub fn model_entries(&self) -> &BTreeMap<String, String> {
+        &self.model_entries
     }
 
     /// The inputs ONNX Runtime expects (names, element types, dims).

@@ -1514,3 +1514,76 @@ fn bad_token_inputs_are_refused() {
     );
     check_all(cases);
 }
+
+/// Issue 17: outputs checked before measuring, partial profiles, a quantizer told to
+/// overwrite its own input, malformed session entries.
+#[test]
+fn issue_17_inputs_are_refused_before_any_work() {
+    let mut cases = Vec::new();
+    // An interrupted profile can never pass a gate.
+    let c = Case::new("interrupted-profile");
+    let mut p = edgepack::report::fixture::sample_profile();
+    p.interrupted = true;
+    p.not_run = vec!["ep=cpu threads=2 batch=8".into()];
+    let cur = c.m().join("cur.json");
+    std::fs::write(&cur, serde_json::to_vec_pretty(&p).unwrap()).unwrap();
+    cases.push(
+        c.args([
+            OsString::from("gate"),
+            "--current".into(),
+            cur.into(),
+            "--max-p95".into(),
+            "1s".into(),
+        ])
+        .expect("incomplete: the profile was interrupted")
+        .expect("ep=cpu threads=2 batch=8"),
+    );
+    // gate --remeasure --save-profiles into a missing folder fails before measuring.
+    let c = Case::new("remeasure-save-profiles");
+    let m = c.m().join("mlp.onnx");
+    save(&builder::mlp(&[4, 8, 3], 1), &m);
+    let missing = c.root().join("no-such-folder");
+    cases.push(
+        c.args([
+            OsString::from("gate"),
+            "--remeasure".into(),
+            "--baseline-model".into(),
+            m.clone().into(),
+            "--model".into(),
+            m.into(),
+            "--save-profiles".into(),
+            missing.into(),
+        ])
+        .expect("no-such-folder")
+        .expect("does not exist"),
+    );
+    // quantize M -o M would overwrite its own input.
+    let c = Case::new("quantize-onto-input");
+    let m = c.m().join("mlp.onnx");
+    save(&builder::mlp(&[4, 8, 3], 1), &m);
+    cases.push(
+        c.args([
+            OsString::from("quantize"),
+            m.clone().into(),
+            "-o".into(),
+            m.into(),
+        ])
+        .expect("mlp.onnx")
+        .expect("is the input model"),
+    );
+    // run --session-config that is not KEY=VALUE.
+    let c = Case::new("run-session-config");
+    let m = c.m().join("mlp.onnx");
+    save(&builder::mlp(&[4, 8, 3], 1), &m);
+    cases.push(
+        c.args([
+            OsString::from("run"),
+            m.into(),
+            "--session-config".into(),
+            "session.disable_quant_qdq".into(),
+        ])
+        .expect("--session-config")
+        .expect("KEY=VALUE"),
+    );
+    check_all(cases);
+}

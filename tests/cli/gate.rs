@@ -112,6 +112,9 @@ fn profile(model: &str, sha_byte: &str, configs: Vec<ConfigResult>) -> Profile {
         },
         configs,
         needs: None,
+        model_session_config: Default::default(),
+        not_run: Vec::new(),
+        interrupted: false,
     }
 }
 
@@ -389,6 +392,26 @@ fn gate_applies_the_example_policy() {
         .assert()
         .code(0)
         .stdout(predicate::str::is_match(r"warn\s+sqnr budget").unwrap());
+}
+
+/// The README's example without `--quantize`: the soft SQNR check is skipped with a note,
+/// not an exit 2 (issue 17).
+#[test]
+fn the_example_policy_without_a_quantize_report_skips_its_soft_sqnr_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, cur) = pair(dir.path(), 1.0, 0.05, 400);
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gate.toml");
+    edgepack()
+        .args(["gate", "--current"])
+        .arg(&cur)
+        .arg("--baseline")
+        .arg(&base)
+        .arg("--policy")
+        .arg(&policy)
+        .env_remove("GITHUB_ACTIONS")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("sqnr (a soft check) skipped"));
 }
 
 #[test]
