@@ -14,6 +14,8 @@ mod isolation;
 mod keygen;
 mod lineage;
 mod package;
+mod predict;
+mod probe;
 mod profile;
 mod quantize;
 mod remeasure;
@@ -96,6 +98,10 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Profile latency, memory and CPU needs across query sizes, threads and providers.
     Profile(Box<profile::ProfileArgs>),
+    /// Measure this device's kernels once, for `predict` (writes an edgepack.device/1 profile).
+    Probe(probe::ProbeArgs),
+    /// Predict a model's latency and peak memory on a probed device without running it there.
+    Predict(Box<predict::PredictArgs>),
     /// Internal: one profiling configuration in a child process.
     #[command(name = "__profile-worker", hide = true)]
     ProfileWorker,
@@ -158,6 +164,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Report(args) => report::run(args),
         Command::Inspect(args) => inspect::run(&cli.ort_lib, args),
         Command::Profile(args) => profile::run(&cli.ort_lib, *args),
+        Command::Probe(args) => probe::run(&cli.ort_lib, args),
+        Command::Predict(args) => predict::run(&cli.ort_lib, *args),
         Command::ProfileWorker => profile::worker(),
         Command::Quantize(args) => quantize::run(&cli.ort_lib, *args),
         Command::Compare(args) => compare::run(&cli.ort_lib, args),

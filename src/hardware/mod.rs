@@ -21,7 +21,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+pub mod cost;
+pub mod device;
 pub mod host;
+pub mod probe;
 
 pub use host::{host, host_relative_compute, HostCompute};
 
