@@ -42,3 +42,6 @@ mod quantize;
 
 #[path = "cli/fp16_suite.rs"]
 mod fp16_suite;
+
+#[path = "cli/sizing.rs"]
+mod sizing;

@@ -586,6 +586,34 @@ pub fn predict(
     }
 }
 
+/// One configuration to predict: threads, batch and concrete input shapes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub threads: usize,
+    pub batch: i64,
+    pub inputs: BTreeMap<String, Vec<i64>>,
+}
+
+/// Predict every configuration of one model file on a device: loads the model and asks
+/// ONNX Runtime for its optimized graph once. The device profile must come from the
+/// loaded ONNX Runtime version (`device_origin` names it in the error).
+pub fn predict_file(
+    model_path: &Path,
+    session_config: &BTreeMap<String, String>,
+    device: &DeviceProfile,
+    device_origin: &Path,
+    configs: &[Config],
+) -> Result<Vec<Prediction>> {
+    let info = crate::runtime::ensure(None)?;
+    device.check_runtime(info.version.as_deref().unwrap_or("?"), device_origin)?;
+    let model = Model::load(model_path)?;
+    let optimized = optimized_graph(model_path, session_config)?;
+    Ok(configs
+        .iter()
+        .map(|c| predict(&model, &optimized, &c.inputs, device, c.threads))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

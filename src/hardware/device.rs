@@ -361,7 +361,10 @@ pub(crate) mod tests {
             edgepack_version: "0".into(),
             created_unix_s: 0,
             onnxruntime_version: "1.20.0".into(),
-            host: Host::default(),
+            host: Host {
+                logical_cores: 2,
+                ..Host::default()
+            },
             probe_wall_s: 1.0,
             threads: vec![ThreadProfile {
                 threads: 1,
@@ -411,6 +414,21 @@ pub(crate) mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("probe_wall"), "{e}");
+    }
+
+    #[test]
+    fn sealed_profile_validates_against_json_schema() {
+        let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/device.schema.json");
+        let schema: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(schema_path).unwrap()).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let instance: serde_json::Value =
+            serde_json::from_slice(&sample().to_json_bytes()).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&instance)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
     }
 
     #[test]

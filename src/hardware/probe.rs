@@ -507,6 +507,52 @@ fn fit(points: &[KernelPoint]) -> (f64, f64) {
     }
 }
 
+static INTERRUPTED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    INTERRUPTED.store(sig, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// SIGINT and SIGTERM handlers for the duration of a probe: the probe stops between two
+/// micro-models and returns an error (exit status 2, one line) instead of dying mid-way;
+/// the children run in process groups of their own, so a Ctrl-C does not kill them
+/// half-way through a reply. The previous handlers come back on drop.
+struct InterruptGuard {
+    old: [(libc::c_int, libc::sighandler_t); 2],
+}
+
+impl InterruptGuard {
+    fn install() -> Self {
+        INTERRUPTED.store(0, std::sync::atomic::Ordering::SeqCst);
+        let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        // SAFETY: the handler only stores into an atomic (async-signal-safe).
+        let old = [libc::SIGINT, libc::SIGTERM].map(|s| (s, unsafe { libc::signal(s, handler) }));
+        InterruptGuard { old }
+    }
+
+    fn check(&self) -> Result<()> {
+        match INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => Ok(()),
+            sig => Err(Error::usage(
+                "probe",
+                format!(
+                    "interrupted ({}): no device profile written",
+                    crate::isolate::signal_name(sig)
+                ),
+            )),
+        }
+    }
+}
+
+impl Drop for InterruptGuard {
+    fn drop(&mut self) {
+        for (s, h) in self.old {
+            // SAFETY: restoring the handler that was installed before.
+            unsafe { libc::signal(s, h) };
+        }
+    }
+}
+
 /// Progress hooks.
 pub trait ProbeObserver {
     fn measuring(&mut self, _index: usize, _total: usize, _name: &str, _threads: usize) {}
@@ -521,6 +567,7 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
             "thread counts must be at least 1",
         ));
     }
+    let guard = InterruptGuard::install();
     let micros = catalog(opts.scope)?;
     let dir = tempfile::tempdir().map_err(|e| Error::io("temporary folder", e))?;
     let mut paths = vec![];
@@ -553,7 +600,10 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
         for (m, p) in micros.iter().zip(&paths) {
             observer.measuring(index, total, &m.name, threads);
             index += 1;
-            measured.push(measure_one(p, threads, &settings, opts)?);
+            guard.check()?;
+            let m = measure_one(p, threads, &settings, opts);
+            guard.check()?;
+            measured.push(m?);
         }
         let find_chain = |n: usize| {
             micros
