@@ -14,7 +14,9 @@
 # usage: benches/predict_accuracy.sh [WORKDIR]
 #   env: EDGEPACK (a prebuilt binary; default: cargo build, target/debug/edgepack; the
 #        timed region is ONNX Runtime's Run either way), THREADS (1,2), BATCHES (1,4),
-#        PROBE_TIME (60s), LIGHT (glob of light models, default all), SKIP_PPOCR=1
+#        PROBE_TIME (60s), LIGHT (glob of light models, default all; LIGHT=none skips
+#        them), SKIP_PPOCR=1, ONLY (a grep pattern over case names), DEVICE (an existing
+#        device profile: skip the probe)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-$(mktemp -d -t edgepack-predict-XXXXXX)}
@@ -28,13 +30,17 @@ THREADS=${THREADS:-1,2}
 BATCHES=${BATCHES:-1,4}
 echo "work folder: $WORK" >&2
 
-"$EDGEPACK" probe -o "$WORK/device.json" --threads "$THREADS" --max-time "${PROBE_TIME:-60s}" >"$WORK/probe.txt"
+if [ -n "${DEVICE:-}" ]; then
+  cp "$DEVICE" "$WORK/device.json"
+else
+  "$EDGEPACK" probe -o "$WORK/device.json" --threads "$THREADS" --max-time "${PROBE_TIME:-60s}" >"$WORK/probe.txt"
+fi
 
 # name|path|shape flags|batches|session-config
 CASES="$WORK/cases.txt"
 : >"$CASES"
 LIGHT_DIR=$(ls -d "$CACHE"/test-venv/lib/python3*/site-packages/onnx/backend/test/data/light 2>/dev/null | head -1 || true)
-if [ -n "$LIGHT_DIR" ]; then
+if [ -n "$LIGHT_DIR" ] && [ "${LIGHT:-}" != none ]; then
   for m in "$LIGHT_DIR"/${LIGHT:-light_*}.onnx; do
     echo "$(basename "$m" .onnx)|$m||1|" >>"$CASES"
   done
@@ -44,16 +50,19 @@ if [ -z "${SKIP_PPOCR:-}" ]; then
   if [ ! -f "$PPOCR/ch_ppocr_mobile_v2.0_cls_infer.onnx" ]; then
     "$EDGEPACK" demo --model ppocr-cls >/dev/null 2>&1 || true
   fi
-  for spec in "cls:ch_ppocr_mobile_v2.0_cls_infer.onnx:x=1x3x48x192:$BATCHES" \
-              "rec:ch_PP-OCRv4_rec_infer.onnx:x=1x3x48x320:$BATCHES" \
-              "det:ch_PP-OCRv4_det_infer.onnx:x=1x3x320x320:1"; do
-    IFS=: read -r name file shape batches <<<"$spec"
+  for spec in "cls:ch_ppocr_mobile_v2.0_cls_infer.onnx:x=1x3x48x192:$BATCHES:48 192" \
+              "rec:ch_PP-OCRv4_rec_infer.onnx:x=1x3x48x320:$BATCHES:48 320" \
+              "det:ch_PP-OCRv4_det_infer.onnx:x=1x3x320x320:1:320 320"; do
+    IFS=: read -r name file shape batches hw <<<"$spec"
     m="$PPOCR/$file"
     [ -f "$m" ] || continue
     echo "ppocr-$name|$m|--shape $shape|$batches|" >>"$CASES"
     for mode in fp16 int8; do
       q="$WORK/ppocr-$name-$mode.onnx"
-      if "$EDGEPACK" quantize "$m" --mode "$mode" -o "$q" --shape "$shape" >/dev/null 2>"$WORK/quantize-$name-$mode.err"; then
+      dims="--dim 1"
+      for v in $hw; do dims="$dims --dim $v"; done
+      # shellcheck disable=SC2086
+      if [ -f "$q" ] || "$EDGEPACK" quantize "$m" --mode "$mode" -o "$q" $dims >/dev/null 2>"$WORK/quantize-$name-$mode.err"; then
         echo "ppocr-$name-$mode|$q|--shape $shape|$batches|" >>"$CASES"
       else
         echo "quantize $name $mode failed: $(tail -1 "$WORK/quantize-$name-$mode.err")" >&2
@@ -63,8 +72,9 @@ if [ -z "${SKIP_PPOCR:-}" ]; then
 fi
 
 ROWS="$WORK/rows.jsonl"
-: >"$ROWS"
+[ -n "${KEEP_ROWS:-}" ] || : >"$ROWS"
 while IFS='|' read -r name path shapeflags batches sc; do
+  if [ -n "${ONLY:-}" ] && ! grep -q -- "${ONLY}" <<<"$name"; then continue; fi
   echo "== $name" >&2
   prof="$WORK/$name.profile.json"
   # shellcheck disable=SC2086

@@ -189,6 +189,19 @@ pub fn candidates(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result
             .find(|(t, p)| t == &target.name && p.model.sha256 == v.sha256)
             .map(|(_, p)| perf_from_profile(p, Basis::Device));
         let host_profile = opts.profiles.iter().find(|p| p.model.sha256 == v.sha256);
+        // A measurement on the device is the ground truth; with a device profile too, the
+        // cost model's prediction is kept beside it (predicted against measured).
+        let predicted = match (&device, &target.device_profile) {
+            (Some(_), Some(dp)) => {
+                let measured = opts
+                    .device_profiles
+                    .iter()
+                    .find(|(t, p)| t == &target.name && p.model.sha256 == v.sha256)
+                    .map(|(_, p)| p);
+                Some(cost_model_perf(pkg, v, target, dp, measured)?)
+            }
+            _ => None,
+        };
         let perf = match (device, &target.device_profile) {
             (Some(d), _) => Some(d),
             (None, Some(dp)) => Some(cost_model_perf(pkg, v, target, dp, host_profile)?),
@@ -214,6 +227,7 @@ pub fn candidates(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result
             sqnr_db: v.sqnr_db,
             is_original: v.name == "fp32" && v.transformations.is_empty(),
             perf,
+            predicted,
         });
     }
     Ok(out)

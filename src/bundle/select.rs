@@ -75,6 +75,9 @@ pub struct Candidate {
     pub sqnr_db: Option<f64>,
     pub is_original: bool,
     pub perf: Option<Perf>,
+    /// The cost model's prediction where `perf` is a device measurement and the target
+    /// also has a device profile: shown beside the measurement, never used for the fit.
+    pub predicted: Option<Perf>,
 }
 
 /// The target, reduced to what selection needs.
@@ -167,6 +170,10 @@ pub struct Evaluation {
     pub choice: Option<Choice>,
     pub bundle_bytes: u64,
     pub sqnr_db: Option<f64>,
+    /// The cost model's p50 and peak memory at the chosen configuration, where the choice
+    /// is a device measurement and a prediction exists too (predicted against measured).
+    pub predicted_p50_s: Option<f64>,
+    pub predicted_peak_memory_bytes: Option<u64>,
 }
 
 /// Every variant's verdict and the chosen one (index into `evaluations`).
@@ -244,6 +251,8 @@ pub fn evaluate(target: &TargetBudget, c: &Candidate, budgets: &Budgets) -> Eval
         choice: None,
         bundle_bytes: bundle,
         sqnr_db: c.sqnr_db,
+        predicted_p50_s: None,
+        predicted_peak_memory_bytes: None,
     };
     let Some(perf) = &c.perf else {
         notes.push("no profile: latency and memory not predicted".into());
@@ -400,6 +409,16 @@ pub fn evaluate(target: &TargetBudget, c: &Candidate, budgets: &Budgets) -> Eval
             ));
         }
     }
+    if let (Some(pred), Some(ch)) = (&c.predicted, &eval.choice) {
+        if let Some(p) = pred
+            .points
+            .iter()
+            .find(|p| p.threads == ch.threads && p.batch == ch.batch)
+        {
+            eval.predicted_p50_s = Some(p.p50_s);
+            eval.predicted_peak_memory_bytes = p.peak_rss_bytes;
+        }
+    }
     eval.fits = reasons.is_empty();
     eval.reasons = reasons;
     eval.notes = notes;
@@ -503,6 +522,7 @@ mod tests {
             sqnr_db: sqnr,
             is_original: name == "fp32",
             perf,
+            predicted: None,
         }
     }
 
@@ -639,6 +659,24 @@ mod tests {
         p.basis = Basis::Device;
         let e = evaluate(&t, &cand("fp32", 1, None, Some(p)), &Budgets::default());
         assert_eq!(e.choice.unwrap().p50_s, Some(0.010));
+    }
+
+    #[test]
+    fn device_measurement_wins_and_the_prediction_is_shown_beside_it() {
+        let t = target(4, 1024, 1024, 1.0);
+        let mut measured = host(vec![point(1, 1, 10.0, 200)]).unwrap();
+        measured.basis = Basis::Device;
+        let mut c = cand("fp32", 1, None, Some(measured));
+        c.predicted = Some(Perf {
+            basis: Basis::CostModel { note: "p".into() },
+            points: vec![point(1, 1, 12.0, 210)],
+            memory_fixed_bytes: None,
+            memory_per_item_bytes: None,
+        });
+        let e = evaluate(&t, &c, &Budgets::default());
+        assert_eq!(e.choice.unwrap().p50_s, Some(0.010));
+        assert_eq!(e.predicted_p50_s, Some(0.012));
+        assert_eq!(e.predicted_peak_memory_bytes, Some(210 * MIB));
     }
 
     #[test]

@@ -313,6 +313,8 @@ pub fn report(outcomes: &[bundle::Outcome], json: bool) -> Outcome {
                         "peak_memory_bytes": e.choice.as_ref().and_then(|c| c.peak_memory_bytes),
                         "latency_p50_interval_s": e.choice.as_ref().and_then(|c| c.p50_interval_s).map(|(lo, hi)| [lo, hi]),
                         "peak_memory_high_bytes": e.choice.as_ref().and_then(|c| c.peak_memory_high_bytes),
+                        "predicted_latency_p50_s": e.predicted_p50_s,
+                        "predicted_peak_memory_bytes": e.predicted_peak_memory_bytes,
                         "basis": e.choice.as_ref().map(|c| c.basis.clone()),
                         "bundle_bytes": e.bundle_bytes,
                         "sqnr_db": e.sqnr_db,

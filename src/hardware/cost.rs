@@ -354,11 +354,11 @@ fn classify(
 }
 
 /// The probed line for a class and dtype, or the nearest probed one and a note saying so.
-fn line<'a>(
-    tp: &'a ThreadProfile,
+fn line(
+    tp: &ThreadProfile,
     class: KernelClass,
     dtype: KernelDtype,
-) -> Option<(&'a KernelFit, Option<String>)> {
+) -> Option<(&KernelFit, Option<String>)> {
     let find =
         |c: KernelClass, d: KernelDtype| tp.kernels.iter().find(|k| k.class == c && k.dtype == d);
     if let Some(k) = find(class, dtype) {

@@ -229,6 +229,9 @@ fn int4_of(m: &Model) -> Result<Model> {
     ))
 }
 
+/// A conv micro-model's size: (c_in, c_out, hw, k, stride, depthwise).
+type ConvSize = (i64, i64, i64, i64, i64, bool);
+
 /// Bytes of a float32 tensor of `dims`.
 fn f32_bytes(dims: &[i64]) -> f64 {
     4.0 * dims.iter().product::<i64>() as f64
@@ -304,7 +307,7 @@ fn catalog(scope: Scope) -> Result<Vec<Micro>> {
         return Ok(out);
     }
     // Convs: (c_in, c_out, hw, k, stride, depthwise), two sizes per class.
-    let convs: [(K, [(i64, i64, i64, i64, i64, bool); 2]); 3] = [
+    let convs: [(K, [ConvSize; 2]); 3] = [
         (
             K::ConvPointwise,
             [(32, 32, 32, 1, 1, false), (128, 128, 56, 1, 1, false)],
@@ -331,11 +334,7 @@ fn catalog(scope: Scope) -> Result<Vec<Micro>> {
     }
     // int8 QDQ: ORT fuses DQ -> Conv/MatMul -> Q into QLinearConv / QLinearMatMul; the
     // QuantizeLinear of the input and the DequantizeLinear of the output stay (auxiliary).
-    let q_convs: [(
-        K,
-        (i64, i64, i64, i64, i64, bool),
-        (i64, i64, i64, i64, i64, bool),
-    ); 3] = [
+    let q_convs: [(K, ConvSize, ConvSize); 3] = [
         (
             K::Conv,
             (16, 16, 32, 3, 1, false),
