@@ -198,13 +198,13 @@ pub fn candidates(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result
                     .iter()
                     .find(|(t, p)| t == &target.name && p.model.sha256 == v.sha256)
                     .map(|(_, p)| p);
-                Some(cost_model_perf(pkg, v, target, dp, measured)?)
+                cost_model_perf(pkg, v, target, dp, measured)?
             }
             _ => None,
         };
         let perf = match (device, &target.device_profile) {
             (Some(d), _) => Some(d),
-            (None, Some(dp)) => Some(cost_model_perf(pkg, v, target, dp, host_profile)?),
+            (None, Some(dp)) => cost_model_perf(pkg, v, target, dp, host_profile)?,
             (None, None) => match host_profile {
                 Some(p) => {
                     let (hc, note) = opts.host_compute.clone().ok_or_else(|| {
@@ -235,14 +235,16 @@ pub fn candidates(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result
 
 /// Predictions of one variant on a target with a device profile (the cost model): at the
 /// configurations a host profile measured (threads capped at the target's cores), else at
-/// batch 1 with 1..=cores threads and the model's declared input shapes.
+/// batch 1 with 1..=cores threads and the model's declared input shapes. `None` when
+/// neither gives concrete shapes (dynamic unnamed dims and no host profile): nothing is
+/// predicted, as without any profile.
 fn cost_model_perf(
     pkg: &Opened,
     v: &crate::package::manifest::Variant,
     target: &Target,
     device_path: &std::path::Path,
     host_profile: Option<&Profile>,
-) -> Result<Perf> {
+) -> Result<Option<Perf>> {
     use crate::hardware::cost::{self, Config};
     use crate::hardware::device::DeviceProfile;
     let device = DeviceProfile::load(device_path)?;
@@ -270,13 +272,15 @@ fn cost_model_perf(
     if configs.is_empty() {
         let model = crate::model::Model::load(&model_path)?;
         let specs = crate::tensor::inputs::model_inputs(&model);
-        let inputs = cost::resolve_inputs(
+        let Ok(inputs) = cost::resolve_inputs(
             &model_path,
             &specs,
             None,
             Default::default(),
             &Default::default(),
-        )?;
+        ) else {
+            return Ok(None);
+        };
         for threads in 1..=target.cores {
             configs.push(Config {
                 threads,
@@ -310,7 +314,7 @@ fn cost_model_perf(
             }
             acc
         });
-    Ok(Perf {
+    Ok(Some(Perf {
         basis: Basis::CostModel {
             note: format!(
                 "device profile {}{}",
@@ -325,7 +329,7 @@ fn cost_model_perf(
         points,
         memory_fixed_bytes: None,
         memory_per_item_bytes: None,
-    })
+    }))
 }
 
 /// Evaluate every variant on a target.

@@ -39,13 +39,14 @@ use crate::model::{shape, DataType, Model};
 
 use super::device::{DeviceProfile, KernelClass, KernelDtype, KernelFit, ThreadProfile};
 
-/// measured/predicted p50, 5th and 95th percentile over the cases of
+/// measured/predicted p50, 5th and 95th percentile over the 48 cases of
 /// `benches/predict_accuracy.sh` on this project's 2-core AMD EPYC host (BENCHMARKS.md,
-/// "Sizing: predicted against measured"). The interval of a prediction is
-/// `[p50 * low, p50 * high]`.
-pub const LATENCY_ERROR_Q05_Q95: (f64, f64) = (0.70, 1.45);
+/// "Sizing: predicted against measured", 2026-12-04, load average 15-19: the wide
+/// interval is mostly that contention, and is what was measured). The interval of a
+/// prediction is `[p50 * low, p50 * high]`; re-measure and update on a quiet host.
+pub const LATENCY_ERROR_Q05_Q95: (f64, f64) = (0.42, 11.97);
 /// measured/predicted peak RSS, 5th and 95th percentile (same source).
-pub const MEMORY_ERROR_Q05_Q95: (f64, f64) = (0.90, 1.12);
+pub const MEMORY_ERROR_Q05_Q95: (f64, f64) = (0.85, 1.20);
 
 /// One kernel's predicted cost.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

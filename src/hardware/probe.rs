@@ -575,18 +575,21 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
         m.model.save(&p)?;
         paths.push(p);
     }
-    // Size each child's measurement from the budget: about half of it is measurement, the
-    // rest process start, session creation and warm-up (measured on a 2-core host).
-    let children = (micros.len() * opts.threads.len()) as f64;
-    let per_child = (opts.max_time_s * 0.5 / children).clamp(0.02, 5.0);
-    let settings = MeasureSettings {
-        warmup_iterations: 3,
-        min_iterations: 10,
-        max_iterations: 100_000,
-        min_time_s: per_child * 0.5,
-        max_time_s: per_child,
-        target_ci_rel: 0.02,
-        stability_tolerance: 0.05,
+    // Size each child's measurement from what is left of the budget, re-planned before
+    // every child: about half of it measures, the rest is process start, session creation
+    // and warm-up (whose cost depends on the machine and its load). Each child still
+    // measures at least its minimum iterations, so a tiny budget overruns.
+    let settings_for = |left_s: f64, children_left: usize| {
+        let per_child = (left_s.max(0.0) * 0.5 / children_left.max(1) as f64).clamp(0.02, 5.0);
+        MeasureSettings {
+            warmup_iterations: 3,
+            min_iterations: 10,
+            max_iterations: 100_000,
+            min_time_s: per_child * 0.5,
+            max_time_s: per_child,
+            target_ci_rel: 0.02,
+            stability_tolerance: 0.05,
+        }
     };
     let total = micros.len() * opts.threads.len();
     let mut profiles = vec![];
@@ -600,6 +603,10 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
             observer.measuring(index, total, &m.name, threads);
             index += 1;
             guard.check()?;
+            let settings = settings_for(
+                opts.max_time_s - started.elapsed().as_secs_f64(),
+                total - index + 1,
+            );
             let m = measure_one(p, threads, &settings, opts);
             guard.check()?;
             measured.push(m?);
