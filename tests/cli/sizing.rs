@@ -113,3 +113,62 @@ fn interrupted_probe_leaves_no_file() {
     let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A target that carries a device profile gets cost-model predictions in `bundle`, with
+/// an interval, and the fit uses its pessimistic end.
+#[test]
+fn bundle_predicts_from_a_targets_device_profile() {
+    if !runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let hw = d.path().join("hw");
+    std::fs::create_dir(&hw).unwrap();
+    let dev = tiny_probe(&hw);
+    let target = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/raspberry-pi-4-4gb.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        hw.join("pi.toml"),
+        format!(
+            "device_profile = \"{}\"\n{target}",
+            dev.file_name().unwrap().to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let model = d.path().join("net.onnx");
+    builder::conv_net(1).save(&model).unwrap();
+    let pkg = d.path().join("net.edgepkg");
+    let r = edgepack()
+        .arg("package")
+        .arg(&model)
+        .arg("-o")
+        .arg(&pkg)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let r = edgepack()
+        .arg("bundle")
+        .arg(&pkg)
+        .arg("--target")
+        .arg(hw.join("pi.toml"))
+        .arg("-o")
+        .arg(d.path().join("dist"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    let e = &v[0]["variants"][0];
+    assert!(
+        e["basis"].as_str().unwrap().starts_with("cost model"),
+        "{e}"
+    );
+    let p50 = e["latency_p50_s"].as_f64().unwrap();
+    let iv = e["latency_p50_interval_s"].as_array().unwrap();
+    assert!(iv[0].as_f64().unwrap() < p50 && p50 < iv[1].as_f64().unwrap());
+    assert!(
+        e["peak_memory_high_bytes"].as_u64().unwrap() > e["peak_memory_bytes"].as_u64().unwrap()
+    );
+}
