@@ -78,7 +78,6 @@ def summary(path):
         sb, sg = shares(bad), shares(good) if good else {}
         print("predicted time share by kernel: missed cases vs cases within ±20%")
         for k in sorted(sb, key=lambda k: -sb[k])[:8]:
-            under = sum(1 for r, e in zip(rows, lat_err) if abs(e) > 0.20 and e < 0)
             print(f"  {k:<24} {sb[k]:>6.1%} vs {sg.get(k, 0):>6.1%}")
         print(f"  (of {len(bad)} missed: {sum(1 for e in lat_err if e < -0.20)} under-predicted, "
               f"{sum(1 for e in lat_err if e > 0.20)} over-predicted)")
