@@ -51,3 +51,5 @@ mod fp16_suite;
 
 #[path = "cli/trust.rs"]
 mod trust;
+#[path = "cli/sizing.rs"]
+mod sizing;

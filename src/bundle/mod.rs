@@ -79,6 +79,8 @@ pub fn perf_from_profile(p: &Profile, basis: Basis) -> Perf {
                     m.peak_rss_bytes
                         .max(m.peak_rss_session_create_bytes.unwrap_or(0))
                 }),
+                p50_interval_s: None,
+                peak_rss_high_bytes: None,
             })
         })
         .collect();
@@ -159,9 +161,24 @@ pub fn candidates(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result
             .iter()
             .find(|(t, p)| t == &target.name && p.model.sha256 == v.sha256)
             .map(|(_, p)| perf_from_profile(p, Basis::Device));
-        let perf = match device {
-            Some(d) => Some(d),
-            None => match opts.profiles.iter().find(|p| p.model.sha256 == v.sha256) {
+        let host_profile = opts.profiles.iter().find(|p| p.model.sha256 == v.sha256);
+        // A measurement on the device is the ground truth; with a device profile too, the
+        // cost model's prediction is kept beside it (predicted against measured).
+        let predicted = match (&device, &target.device_profile) {
+            (Some(_), Some(dp)) => {
+                let measured = opts
+                    .device_profiles
+                    .iter()
+                    .find(|(t, p)| t == &target.name && p.model.sha256 == v.sha256)
+                    .map(|(_, p)| p);
+                cost_model_perf(pkg, v, target, dp, measured)?
+            }
+            _ => None,
+        };
+        let perf = match (device, &target.device_profile) {
+            (Some(d), _) => Some(d),
+            (None, Some(dp)) => cost_model_perf(pkg, v, target, dp, host_profile)?,
+            (None, None) => match host_profile {
                 Some(p) => {
                     let (hc, note) = opts.host_compute.clone().ok_or_else(|| {
                         Error::usage("--host-compute", "needed to scale host profiles to targets")
@@ -186,9 +203,109 @@ pub fn candidates(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result
             }),
             is_original: v.name == "fp32" && v.transformations.is_empty(),
             perf,
+            predicted,
         });
     }
     Ok(out)
+}
+
+/// Predictions of one variant on a target with a device profile (the cost model): at the
+/// configurations a host profile measured (threads capped at the target's cores), else at
+/// batch 1 with 1..=cores threads and the model's declared input shapes. `None` when
+/// neither gives concrete shapes (dynamic unnamed dims and no host profile): nothing is
+/// predicted, as without any profile.
+fn cost_model_perf(
+    pkg: &Opened,
+    v: &crate::package::manifest::Variant,
+    target: &Target,
+    device_path: &std::path::Path,
+    host_profile: Option<&Profile>,
+) -> Result<Option<Perf>> {
+    use crate::hardware::cost::{self, Config};
+    use crate::hardware::device::DeviceProfile;
+    let device = DeviceProfile::load(device_path)?;
+    let bytes = pkg
+        .archive
+        .entries
+        .get(&v.path)
+        .ok_or_else(|| Error::file(&v.path, "variant missing from the package"))?;
+    let dir = tempfile::tempdir().map_err(|e| Error::io("temporary folder", e))?;
+    let model_path = dir.path().join("variant.onnx");
+    std::fs::write(&model_path, bytes).map_err(|e| Error::io(&model_path, e))?;
+    let mut configs: Vec<Config> = vec![];
+    if let Some(p) = host_profile {
+        for c in p.configs.iter().filter(|c| c.status == Status::Ok) {
+            let cfg = Config {
+                threads: c.threads.clamp(1, target.cores),
+                batch: c.batch.unwrap_or(1).max(1),
+                inputs: c.input_shapes.clone(),
+            };
+            if !configs.contains(&cfg) {
+                configs.push(cfg);
+            }
+        }
+    }
+    if configs.is_empty() {
+        let model = crate::model::Model::load(&model_path)?;
+        let specs = crate::inputs::model_inputs(&model);
+        let Ok(inputs) = cost::resolve_inputs(
+            &model_path,
+            &specs,
+            None,
+            Default::default(),
+            &Default::default(),
+        ) else {
+            return Ok(None);
+        };
+        for threads in 1..=target.cores {
+            configs.push(Config {
+                threads,
+                batch: 1,
+                inputs: inputs.clone(),
+            });
+        }
+    }
+    let session_config = pkg.manifest.execution_for(v).session_config;
+    let predictions =
+        cost::predict_file(&model_path, &session_config, &device, device_path, &configs)?;
+    let points = configs
+        .iter()
+        .zip(&predictions)
+        .map(|(c, p)| PerfPoint {
+            threads: c.threads,
+            batch: c.batch,
+            p50_s: p.p50_s,
+            p95_s: None,
+            peak_rss_bytes: Some(p.peak_rss_bytes),
+            p50_interval_s: Some((p.p50_low_s, p.p50_high_s)),
+            peak_rss_high_bytes: Some(p.peak_rss_high_bytes),
+        })
+        .collect();
+    let fallbacks: Vec<String> = predictions
+        .iter()
+        .flat_map(|p| p.fallbacks.iter().cloned())
+        .fold(vec![], |mut acc, f| {
+            if !acc.contains(&f) {
+                acc.push(f);
+            }
+            acc
+        });
+    Ok(Some(Perf {
+        basis: Basis::CostModel {
+            note: format!(
+                "device profile {}{}",
+                device_path.display(),
+                if fallbacks.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", fallbacks.join("; "))
+                }
+            ),
+        },
+        points,
+        memory_fixed_bytes: None,
+        memory_per_item_bytes: None,
+    }))
 }
 
 /// Evaluate every variant on a target.
@@ -382,7 +499,7 @@ pub fn build(
                 latency_p95_s: choice.p95_s,
                 peak_memory_bytes: choice.peak_memory_bytes,
                 bundle_size_bytes_max: target.storage_budget_bytes,
-                basis: choice.basis.clone(),
+                basis: choice.basis_with_interval(),
                 accuracy_sqnr_db: variant.sqnr_db,
             },
         }),

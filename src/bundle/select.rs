@@ -11,7 +11,14 @@
 //! - **memory**: the predicted peak RSS at that batch fits the model's share of RAM
 //!   (measured at that batch, else the profile's linear model `fixed + per_item * batch`);
 //! - **latency**: the predicted p50 for the whole batch is within the budget (measured on
-//!   the target, else the host p50 scaled by `host_compute / target_compute`).
+//!   the target; else predicted by the cost model from the target's device profile; else
+//!   the host p50 scaled by `host_compute / target_compute`).
+//!
+//! Every prediction carries its basis and an interval, and fit decisions use the
+//! **pessimistic end** of the interval (the high p50, the high peak memory): a device
+//! measurement is its own interval; the cost model's comes from its measured error
+//! ([`crate::hardware::cost::LATENCY_ERROR_Q05_Q95`]); the scalar's is the ±30% its
+//! figures were stated with ([`SCALAR_INTERVAL`]), which no measurement has checked.
 //!
 //! Among a variant's fitting configurations we take the highest throughput when a latency
 //! budget is given (the budget is what matters, use the rest for items/s), else the lowest
@@ -26,7 +33,14 @@ pub enum Basis {
     Device,
     /// Measured on the build host; latency is scaled by the compute ratio.
     Host { host_compute: f64, note: String },
+    /// Predicted for the target by the cost model from its device profile: the points
+    /// are already target figures with their intervals.
+    CostModel { note: String },
 }
+
+/// The interval of a latency scaled by `relative_compute`: the ±30% the public figures
+/// behind it were stated with (not a measured error distribution).
+pub const SCALAR_INTERVAL: (f64, f64) = (0.7, 1.3);
 
 /// One measured configuration of a variant.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,6 +50,10 @@ pub struct PerfPoint {
     pub p50_s: f64,
     pub p95_s: Option<f64>,
     pub peak_rss_bytes: Option<u64>,
+    /// Interval of a predicted p50 (`None`: the p50 is a measurement or scaled).
+    pub p50_interval_s: Option<(f64, f64)>,
+    /// Pessimistic end of a predicted peak RSS.
+    pub peak_rss_high_bytes: Option<u64>,
 }
 
 /// What a profile says about one variant.
@@ -59,6 +77,9 @@ pub struct Candidate {
     pub sqnr_in_sample: bool,
     pub is_original: bool,
     pub perf: Option<Perf>,
+    /// The cost model's prediction where `perf` is a device measurement and the target
+    /// also has a device profile: shown beside the measurement, never used for the fit.
+    pub predicted: Option<Perf>,
 }
 
 /// The target, reduced to what selection needs.
@@ -114,7 +135,29 @@ pub struct Choice {
     pub p50_s: Option<f64>,
     pub p95_s: Option<f64>,
     pub peak_memory_bytes: Option<u64>,
+    /// The p50's interval; fit decisions use its high end.
+    pub p50_interval_s: Option<(f64, f64)>,
+    /// The pessimistic end of the peak memory; fit decisions use it.
+    pub peak_memory_high_bytes: Option<u64>,
     pub basis: String,
+}
+
+impl Choice {
+    /// The basis with the intervals written out (for manifests and tables that have one
+    /// text field for it).
+    pub fn basis_with_interval(&self) -> String {
+        let mut b = self.basis.clone();
+        if let Some((lo, hi)) = self.p50_interval_s {
+            b.push_str(&format!("; p50 interval {}..{}", crate::units::format_duration_s(lo), crate::units::format_duration_s(hi)));
+        }
+        if let Some(h) = self.peak_memory_high_bytes {
+            b.push_str(&format!(
+                "; peak memory up to {}",
+                crate::units::format_bytes(h)
+            ));
+        }
+        b
+    }
 }
 
 /// The verdict on one variant for the target.
@@ -129,6 +172,10 @@ pub struct Evaluation {
     pub choice: Option<Choice>,
     pub bundle_bytes: u64,
     pub sqnr_db: Option<f64>,
+    /// The cost model's p50 and peak memory at the chosen configuration, where the choice
+    /// is a device measurement and a prediction exists too (predicted against measured).
+    pub predicted_p50_s: Option<f64>,
+    pub predicted_peak_memory_bytes: Option<u64>,
 }
 
 /// Every variant's verdict and the chosen one (index into `evaluations`).
@@ -141,6 +188,16 @@ pub struct Selection {
 
 /// Manifest and header overhead added to the entries' sizes (a manifest is a few KiB).
 pub const MANIFEST_ALLOWANCE_BYTES: u64 = 64 * 1024;
+
+fn predicted_memory_high(perf: &Perf, batch: i64) -> Option<u64> {
+    let high = perf
+        .points
+        .iter()
+        .filter(|p| p.batch == batch)
+        .filter_map(|p| p.peak_rss_high_bytes)
+        .max();
+    high.or_else(|| predicted_memory(perf, batch))
+}
 
 fn predicted_memory(perf: &Perf, batch: i64) -> Option<u64> {
     let measured = perf
@@ -193,6 +250,8 @@ pub fn evaluate(target: &TargetBudget, c: &Candidate, budgets: &Budgets) -> Eval
         choice: None,
         bundle_bytes: bundle,
         sqnr_db: c.sqnr_db,
+        predicted_p50_s: None,
+        predicted_peak_memory_bytes: None,
     };
     let Some(perf) = &c.perf else {
         notes.push("no profile: latency and memory not predicted".into());
@@ -205,6 +264,8 @@ pub fn evaluate(target: &TargetBudget, c: &Candidate, budgets: &Budgets) -> Eval
             p50_s: None,
             p95_s: None,
             peak_memory_bytes: None,
+            p50_interval_s: None,
+            peak_memory_high_bytes: None,
             basis: "no profile".into(),
         });
         eval.fits = reasons.is_empty();
@@ -212,15 +273,17 @@ pub fn evaluate(target: &TargetBudget, c: &Candidate, budgets: &Budgets) -> Eval
         eval.notes = notes;
         return eval;
     };
-    let (scale, basis) = match &perf.basis {
-        Basis::Device => (1.0, "measured on target".to_string()),
+    let (scale, basis, scalar) = match &perf.basis {
+        Basis::Device => (1.0, "measured on target".to_string(), false),
+        Basis::CostModel { note } => (1.0, format!("cost model ({note})"), false),
         Basis::Host { host_compute, note } => (
             host_compute / target.relative_compute,
             format!(
-                "host p50 x {:.2} (host compute {host_compute:.2} / target {:.2}; {note})",
+                "host p50 x {:.2} (host compute {host_compute:.2} / target {:.2}; {note}; interval: the stated ±30% of relative_compute, not measured)",
                 host_compute / target.relative_compute,
                 target.relative_compute
             ),
+            true,
         ),
     };
     // Every runnable configuration with its predictions and its own misses.
@@ -231,23 +294,43 @@ pub fn evaluate(target: &TargetBudget, c: &Candidate, budgets: &Budgets) -> Eval
         }
         let mut miss = vec![];
         let p50 = p.p50_s * scale;
+        let interval = match p.p50_interval_s {
+            Some(i) => Some(i),
+            None if scalar => Some((p50 * SCALAR_INTERVAL.0, p50 * SCALAR_INTERVAL.1)),
+            None => None,
+        };
+        let p50_high = interval.map_or(p50, |i| i.1);
         let mem = predicted_memory(perf, p.batch);
-        match mem {
-            Some(m) if m > target.model_ram_bytes => miss.push(format!(
-                "memory {} > {} allowed",
-                crate::units::format_bytes(m),
-                crate::units::format_bytes(target.model_ram_bytes)
-            )),
-            Some(_) => {}
-            None => {}
+        let mem_high = predicted_memory_high(perf, p.batch);
+        match (mem, mem_high) {
+            (Some(m), Some(h)) if h > target.model_ram_bytes => miss.push(if h > m {
+                format!(
+                    "memory up to {} (predicted {}) > {} allowed",
+                    crate::units::format_bytes(h),
+                    crate::units::format_bytes(m),
+                    crate::units::format_bytes(target.model_ram_bytes)
+                )
+            } else {
+                format!(
+                    "memory {} > {} allowed",
+                    crate::units::format_bytes(m),
+                    crate::units::format_bytes(target.model_ram_bytes)
+                )
+            }),
+            _ => {}
         }
         if let Some(b) = budgets.latency_budget_s {
-            if p50 > b {
-                miss.push(format!(
-                    "p50 {} > budget {}",
-                    crate::units::format_duration_s(p50),
-                    crate::units::format_duration_s(b)
-                ));
+            if p50_high > b {
+                miss.push(if p50_high > p50 {
+                    format!(
+                        "p50 up to {} (predicted {}) > budget {}",
+                        crate::units::format_duration_s(p50_high),
+                        crate::units::format_duration_s(p50),
+                        crate::units::format_duration_s(b)
+                    )
+                } else {
+                    format!("p50 {} > budget {}", crate::units::format_duration_s(p50), crate::units::format_duration_s(b))
+                });
             }
         }
         configs.push((
@@ -257,6 +340,8 @@ pub fn evaluate(target: &TargetBudget, c: &Candidate, budgets: &Budgets) -> Eval
                 p50_s: Some(p50),
                 p95_s: p.p95_s.map(|v| v * scale),
                 peak_memory_bytes: mem,
+                p50_interval_s: interval,
+                peak_memory_high_bytes: mem_high.filter(|&h| Some(h) != mem),
                 basis: basis.clone(),
             },
             miss,
@@ -321,6 +406,16 @@ pub fn evaluate(target: &TargetBudget, c: &Candidate, budgets: &Budgets) -> Eval
                 "{r} (best config: {} threads, batch {})",
                 c.threads, c.batch
             ));
+        }
+    }
+    if let (Some(pred), Some(ch)) = (&c.predicted, &eval.choice) {
+        if let Some(p) = pred
+            .points
+            .iter()
+            .find(|p| p.threads == ch.threads && p.batch == ch.batch)
+        {
+            eval.predicted_p50_s = Some(p.p50_s);
+            eval.predicted_peak_memory_bytes = p.peak_rss_bytes;
         }
     }
     eval.fits = reasons.is_empty();
@@ -402,6 +497,8 @@ mod tests {
             p50_s: p50_ms / 1e3,
             p95_s: Some(p50_ms * 1.1 / 1e3),
             peak_rss_bytes: Some(rss_mib * MIB),
+            p50_interval_s: None,
+            peak_rss_high_bytes: None,
         }
     }
 
@@ -425,6 +522,7 @@ mod tests {
             sqnr_in_sample: false,
             is_original: name == "fp32",
             perf,
+            predicted: None,
         }
     }
 
@@ -495,21 +593,63 @@ mod tests {
         .evaluations[0];
         assert!(!e.fits);
         assert!(
-            e.reasons[0].contains("p50 40.000 ms > budget 30.000 ms"),
+            e.reasons[0].contains("p50 up to 52.000 ms (predicted 40.000 ms) > budget 30.000 ms"),
             "{:?}",
             e.reasons
         );
-        let e = &select(
+        // The fit uses the pessimistic end (40 ms + 30%): 50 ms is not enough, 55 ms is.
+        let with_budget = |b: f64| {
+            select(
+                &t,
+                &c,
+                &Budgets {
+                    latency_budget_s: Some(b),
+                    ..Default::default()
+                },
+            )
+            .evaluations[0]
+                .clone()
+        };
+        assert!(!with_budget(0.050).fits);
+        let e = with_budget(0.055);
+        assert!(e.fits);
+        let ch = e.choice.unwrap();
+        assert!((ch.p50_s.unwrap() - 0.040).abs() < 1e-12);
+        let (lo, hi) = ch.p50_interval_s.unwrap();
+        assert!((lo - 0.028).abs() < 1e-12 && (hi - 0.052).abs() < 1e-12);
+        assert!(ch.basis.contains("not measured"), "{}", ch.basis);
+    }
+
+    #[test]
+    fn cost_model_predictions_fit_by_their_pessimistic_end() {
+        // Predicted 40 ms (interval 30..60 ms), 100 MiB (up to 130 MiB) on a 120 MiB share.
+        let t = target(4, 120, 1024, 1.0);
+        let mut p = point(1, 1, 40.0, 100);
+        p.p50_interval_s = Some((0.030, 0.060));
+        p.peak_rss_high_bytes = Some(130 * MIB);
+        let perf = Perf {
+            basis: Basis::CostModel {
+                note: "probe".into(),
+            },
+            points: vec![p],
+            memory_fixed_bytes: None,
+            memory_per_item_bytes: None,
+        };
+        let e = evaluate(
             &t,
-            &c,
+            &cand("fp32", 1, None, Some(perf)),
             &Budgets {
                 latency_budget_s: Some(0.050),
                 ..Default::default()
             },
-        )
-        .evaluations[0];
-        assert!(e.fits);
-        assert!((e.choice.as_ref().unwrap().p50_s.unwrap() - 0.040).abs() < 1e-12);
+        );
+        assert!(!e.fits);
+        assert_eq!(e.reasons.len(), 2, "{:?}", e.reasons);
+        assert!(e.reasons[0].contains("memory up to 130.0 MiB (predicted 100.0 MiB)"));
+        assert!(e.reasons[1].contains("p50 up to 60.0 ms (predicted 40.0 ms)"));
+        let ch = e.choice.unwrap();
+        assert_eq!(ch.p50_s, Some(0.040), "not scaled");
+        assert!(ch.basis.starts_with("cost model"));
     }
 
     #[test]
@@ -519,6 +659,24 @@ mod tests {
         p.basis = Basis::Device;
         let e = evaluate(&t, &cand("fp32", 1, None, Some(p)), &Budgets::default());
         assert_eq!(e.choice.unwrap().p50_s, Some(0.010));
+    }
+
+    #[test]
+    fn device_measurement_wins_and_the_prediction_is_shown_beside_it() {
+        let t = target(4, 1024, 1024, 1.0);
+        let mut measured = host(vec![point(1, 1, 10.0, 200)]).unwrap();
+        measured.basis = Basis::Device;
+        let mut c = cand("fp32", 1, None, Some(measured));
+        c.predicted = Some(Perf {
+            basis: Basis::CostModel { note: "p".into() },
+            points: vec![point(1, 1, 12.0, 210)],
+            memory_fixed_bytes: None,
+            memory_per_item_bytes: None,
+        });
+        let e = evaluate(&t, &c, &Budgets::default());
+        assert_eq!(e.choice.unwrap().p50_s, Some(0.010));
+        assert_eq!(e.predicted_p50_s, Some(0.012));
+        assert_eq!(e.predicted_peak_memory_bytes, Some(210 * MIB));
     }
 
     #[test]
@@ -562,7 +720,8 @@ mod tests {
             &t,
             &c,
             &Budgets {
-                latency_budget_s: Some(0.025),
+                // 20 ms, up to 26 ms with the scalar's ±30%.
+                latency_budget_s: Some(0.027),
                 ..Default::default()
             },
         );
@@ -584,6 +743,8 @@ mod tests {
             p50_s: 0.01,
             p95_s: None,
             peak_rss_bytes: None,
+            p50_interval_s: None,
+            peak_rss_high_bytes: None,
         }])
         .unwrap();
         p.memory_fixed_bytes = Some(50.0 * MIB as f64);

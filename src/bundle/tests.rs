@@ -115,6 +115,7 @@ fn target(name: &str, ram_mib: u64, compute: f64) -> Target {
         execution_providers: vec!["cpu".into()],
         relative_compute: compute,
         source: vec!["test".into()],
+        device_profile: None,
     }
 }
 

@@ -15,6 +15,8 @@ mod isolation;
 mod keygen;
 mod lineage;
 mod package;
+mod predict;
+mod probe;
 mod profile;
 mod quantize;
 mod remeasure;
@@ -102,6 +104,10 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Profile latency, memory and CPU needs across query sizes, threads and providers.
     Profile(Box<profile::ProfileArgs>),
+    /// Measure this device's kernels once, for `predict` (writes an edgepack.device/1 profile).
+    Probe(probe::ProbeArgs),
+    /// Predict a model's latency and peak memory on a probed device without running it there.
+    Predict(Box<predict::PredictArgs>),
     /// Quantize a model (int8, int8 weights, int4 weights, fp16, or the best that meets an
     /// accuracy target), with an accuracy, size and latency report.
     Quantize(Box<quantize::QuantizeArgs>),
@@ -168,6 +174,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Report(args) => report::run(args),
         Command::Inspect(args) => inspect::run(&cli.ort_lib, args),
         Command::Profile(args) => profile::run(&cli.ort_lib, *args),
+        Command::Probe(args) => probe::run(&cli.ort_lib, args),
+        Command::Predict(args) => predict::run(&cli.ort_lib, *args),
         Command::Quantize(args) => quantize::run(&cli.ort_lib, *args),
         Command::Compare(args) => compare::run(&cli.ort_lib, args),
         Command::Completions(args) => completions::run(args),

@@ -57,6 +57,7 @@ pub fn host() -> Target {
         execution_providers: vec!["cpu".to_string()],
         relative_compute: compute.relative_compute,
         source: vec![format!("detected at run time ({})", compute.basis)],
+        device_profile: None,
     }
 }
 

@@ -21,7 +21,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+pub mod cost;
+pub mod device;
 pub mod host;
+pub mod probe;
 
 pub use host::{host, host_relative_compute, HostCompute};
 
@@ -120,6 +123,8 @@ struct TargetFile {
     execution_providers: Vec<String>,
     relative_compute: f64,
     source: Vec<String>,
+    #[serde(default)]
+    device_profile: Option<PathBuf>,
 }
 
 /// A hardware target, validated.
@@ -147,6 +152,12 @@ pub struct Target {
     pub relative_compute: f64,
     /// Public documents the figures come from.
     pub source: Vec<String>,
+    /// A device profile (`edgepack probe` run on the device, [`device`]): bundles predict
+    /// latency and memory from it with the cost model instead of scaling by
+    /// `relative_compute`. Relative paths in a file resolve against the file's folder;
+    /// the profile must exist and parse when the target is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_profile: Option<PathBuf>,
 }
 
 impl Target {
@@ -249,7 +260,27 @@ impl Target {
                 return bad("accelerator.memory_bytes must be positive".into());
             }
         }
+        let device_profile = match &f.device_profile {
+            None => None,
+            Some(p) => {
+                let full = if p.is_absolute() {
+                    p.clone()
+                } else {
+                    origin.parent().unwrap_or(Path::new(".")).join(p)
+                };
+                if !full.is_file() {
+                    return bad(format!(
+                        "device_profile {} does not exist (run edgepack probe on the device)",
+                        full.display()
+                    ));
+                }
+                device::DeviceProfile::load(&full)
+                    .map_err(|e| Error::file(origin, format!("device_profile: {e}")))?;
+                Some(full)
+            }
+        };
         Ok(Target {
+            device_profile,
             name: f.name,
             description: f.description,
             arch: f.arch,

@@ -1587,3 +1587,118 @@ fn issue_17_inputs_are_refused_before_any_work() {
     );
     check_all(cases);
 }
+
+/// A sealed device profile (as `edgepack probe` writes it) claiming ONNX Runtime `ort`.
+fn device_profile_text(ort: &str) -> String {
+    use edgepack::hardware::device::*;
+    let mut p = DeviceProfile {
+        schema: DEVICE_SCHEMA.into(),
+        edgepack_version: "0".into(),
+        created_unix_s: 0,
+        onnxruntime_version: ort.into(),
+        host: Default::default(),
+        probe_wall_s: 1.0,
+        threads: vec![ThreadProfile {
+            threads: 1,
+            run_overhead_s: 1e-6,
+            dispatch_overhead_s: 1e-7,
+            kernels: vec![KernelFit {
+                class: KernelClass::Elementwise,
+                dtype: KernelDtype::Fp32,
+                unit: WorkUnit::Bytes,
+                points: vec![KernelPoint {
+                    name: "add".into(),
+                    work: 1e6,
+                    time_s: 1e-4,
+                    p50_ci_rel: 0.01,
+                }],
+                fixed_s: 0.0,
+                s_per_work: 1e-10,
+            }],
+        }],
+        memory: MemoryCost {
+            fixed_bytes: 1 << 20,
+            weight_factor: 1.0,
+            activation_factor: 1.0,
+        },
+        content_sha256: String::new(),
+    };
+    String::from_utf8(p.to_json_bytes()).unwrap()
+}
+
+#[test]
+fn bad_device_profiles_are_refused() {
+    let good = device_profile_text("0.0.1");
+    let predict_case = |name: &str, text: &str| {
+        let c = Case::new(name);
+        let model = c.m().join("net.onnx");
+        save(&builder::conv_net(1), &model);
+        let dev = c.m().join("dev.json");
+        std::fs::write(&dev, text).unwrap();
+        let args: Vec<OsString> = vec![
+            "predict".into(),
+            model.into(),
+            "--device".into(),
+            dev.into(),
+        ];
+        c.args(args).expect("dev.json")
+    };
+    let mut cases = vec![
+        predict_case("device-truncated", &good[..good.len() / 2]).expect("truncated"),
+        predict_case(
+            "device-other-schema",
+            &good.replace("edgepack.device/1", "edgepack.device/2"),
+        )
+        .expect("edgepack.device/2"),
+        predict_case(
+            "device-hand-edited",
+            &good.replace("\"probe_wall_s\": 1.0", "\"probe_wall_s\": 2.0"),
+        )
+        .expect("edited"),
+        predict_case(
+            "device-unknown-field",
+            &good.replace("\"probe_wall_s\"", "\"probe_wall\""),
+        )
+        .expect("probe_wall"),
+        predict_case(
+            "device-not-a-profile",
+            r#"{"schema": "edgepack.profile/1"}"#,
+        )
+        .expect("edgepack.profile/1"),
+    ];
+    if runtime_available() {
+        cases.push(
+            predict_case("device-other-runtime", &good).expect("probed with ONNX Runtime 0.0.1"),
+        );
+    }
+    // A target naming a device profile that does not exist, or one that was edited.
+    let target_case = |name: &str, profile: Option<&str>| {
+        let c = Case::new(name);
+        let hw = c.m().join("hw");
+        std::fs::create_dir(&hw).unwrap();
+        let good = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/raspberry-pi-4-4gb.toml"),
+        )
+        .unwrap();
+        if let Some(text) = profile {
+            std::fs::write(hw.join("pi4.json"), text).unwrap();
+        }
+        std::fs::write(
+            hw.join("pi.toml"),
+            format!("device_profile = \"pi4.json\"\n{good}"),
+        )
+        .unwrap();
+        c.args([OsString::from("targets"), hw.into()])
+            .expect("pi.toml")
+            .expect("pi4.json")
+    };
+    cases.push(target_case("target-device-profile-missing", None).expect("does not exist"));
+    cases.push(
+        target_case(
+            "target-device-profile-edited",
+            Some(&good.replace("\"edgepack_version\": \"0\"", "\"edgepack_version\": \"9\"")),
+        )
+        .expect("edited"),
+    );
+    check_all(cases);
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The cost model's measured error on this host: probe the host once, predict every model
+# and variant we can get at threads 1 and 2 and several batches (edgepack predict), then
+# profile each (edgepack profile, plan quick) and print predicted against measured:
+# median absolute error and the share within ±20% (latency) and ±10% (peak RSS), and
+# the time by kernel class of the worst cases. Figures go to BENCHMARKS.md (section
+# "Sizing: predicted against measured").
+#
+# Models: the ONNX backend `light_*` models of the test venv's `onnx` package (fixed
+# batch 1), the PP-OCR cls/rec/det models from the edgepack cache (symbolic batch:
+# batches 1 and 4; det at 1x3x320x320), and their fp16 and int8 variants made by
+# `edgepack quantize` (random calibration: accuracy is irrelevant here, kernels are not).
+#
+# usage: benches/predict_accuracy.sh [WORKDIR]
+#   env: EDGEPACK (a prebuilt binary; default: cargo build, target/debug/edgepack; the
+#        timed region is ONNX Runtime's Run either way), THREADS (1,2), BATCHES (1,4),
+#        PROBE_TIME (60s), LIGHT (glob of light models, default all; LIGHT=none skips
+#        them), SKIP_PPOCR=1, ONLY (a grep pattern over case names), DEVICE (an existing
+#        device profile: skip the probe)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORK=${1:-$(mktemp -d -t edgepack-predict-XXXXXX)}
+mkdir -p "$WORK"
+CACHE=${EDGEPACK_CACHE:-$HOME/.cache/edgepack}
+if [ -z "${EDGEPACK:-}" ]; then
+  cargo build --quiet --bin edgepack
+  EDGEPACK=${CARGO_TARGET_DIR:-target}/debug/edgepack
+fi
+THREADS=${THREADS:-1,2}
+BATCHES=${BATCHES:-1,4}
+echo "work folder: $WORK" >&2
+
+if [ -n "${DEVICE:-}" ]; then
+  cp "$DEVICE" "$WORK/device.json"
+else
+  "$EDGEPACK" probe -o "$WORK/device.json" --threads "$THREADS" --max-time "${PROBE_TIME:-60s}" >"$WORK/probe.txt"
+fi
+
+# name|path|shape flags|batches|session-config
+CASES="$WORK/cases.txt"
+: >"$CASES"
+LIGHT_DIR=$(ls -d "$CACHE"/test-venv/lib/python3*/site-packages/onnx/backend/test/data/light 2>/dev/null | head -1 || true)
+if [ -n "$LIGHT_DIR" ] && [ "${LIGHT:-}" != none ]; then
+  for m in "$LIGHT_DIR"/${LIGHT:-light_*}.onnx; do
+    echo "$(basename "$m" .onnx)|$m||1|" >>"$CASES"
+  done
+fi
+PPOCR="$CACHE/models/ppocr"
+if [ -z "${SKIP_PPOCR:-}" ]; then
+  if [ ! -f "$PPOCR/ch_ppocr_mobile_v2.0_cls_infer.onnx" ]; then
+    "$EDGEPACK" demo --model ppocr-cls >/dev/null 2>&1 || true
+  fi
+  for spec in "cls:ch_ppocr_mobile_v2.0_cls_infer.onnx:x=1x3x48x192:$BATCHES:48 192" \
+              "rec:ch_PP-OCRv4_rec_infer.onnx:x=1x3x48x320:$BATCHES:48 320" \
+              "det:ch_PP-OCRv4_det_infer.onnx:x=1x3x320x320:1:320 320"; do
+    IFS=: read -r name file shape batches hw <<<"$spec"
+    m="$PPOCR/$file"
+    [ -f "$m" ] || continue
+    echo "ppocr-$name|$m|--shape $shape|$batches|" >>"$CASES"
+    for mode in fp16 int8; do
+      q="$WORK/ppocr-$name-$mode.onnx"
+      dims="--dim 1"
+      for v in $hw; do dims="$dims --dim $v"; done
+      # shellcheck disable=SC2086
+      if [ -f "$q" ] || "$EDGEPACK" quantize "$m" --mode "$mode" -o "$q" $dims >/dev/null 2>"$WORK/quantize-$name-$mode.err"; then
+        echo "ppocr-$name-$mode|$q|--shape $shape|$batches|" >>"$CASES"
+      else
+        echo "quantize $name $mode failed: $(tail -1 "$WORK/quantize-$name-$mode.err")" >&2
+      fi
+    done
+  done
+fi
+
+ROWS="$WORK/rows.jsonl"
+[ -n "${KEEP_ROWS:-}" ] || : >"$ROWS"
+while IFS='|' read -r name path shapeflags batches sc; do
+  if [ -n "${ONLY:-}" ] && ! grep -q -- "${ONLY}" <<<"$name"; then continue; fi
+  echo "== $name" >&2
+  prof="$WORK/$name.profile.json"
+  # shellcheck disable=SC2086
+  if ! "$EDGEPACK" profile "$path" --plan quick --threads "$THREADS" --batch "$batches" $shapeflags --json "$prof" >/dev/null 2>"$WORK/$name.profile.err"; then
+    # Fixed-batch models refuse --batch: profile them without it.
+    # shellcheck disable=SC2086
+    "$EDGEPACK" profile "$path" --plan quick --threads "$THREADS" $shapeflags --json "$prof" >/dev/null 2>"$WORK/$name.profile.err" || { echo "profile $name failed: $(tail -1 "$WORK/$name.profile.err")" >&2; continue; }
+    batches=1
+  fi
+  for t in ${THREADS//,/ }; do
+    for b in ${batches//,/ }; do
+      pred="$WORK/$name.t$t.b$b.pred.json"
+      batchflag="--batch $b"
+      grep -q '"batch": null' "$prof" && batchflag=""
+      # shellcheck disable=SC2086
+      if "$EDGEPACK" predict "$path" --device "$WORK/device.json" --threads "$t" $batchflag $shapeflags --json >"$pred" 2>"$pred.err"; then
+        python3 benches/predict_accuracy.py row "$name" "$t" "$b" "$pred" "$prof" >>"$ROWS"
+      else
+        echo "predict $name t$t b$b failed: $(tail -1 "$pred.err")" >&2
+      fi
+    done
+  done
+done <"$CASES"
+python3 benches/predict_accuracy.py summary "$ROWS"

@@ -1,0 +1,692 @@
+//! The cost model: a model's p50 latency and peak RSS on a probed device, predicted
+//! without running the model there.
+//!
+//! **Latency**, per kernel as ONNX Runtime executes it: the model's graph after ONNX
+//! Runtime's own fusions (the session writes its optimized graph, [`optimized_graph`]),
+//! each node classified into a probed kernel class and dtype
+//! ([`super::device::KernelClass`]), its work counted from the shapes
+//! ([`crate::model::shape::infer`]: multiply-accumulates for convs and MatMuls, bytes moved
+//! for the rest), and its time read from the device's fitted line for that class, dtype and
+//! thread count. Shape-only nodes (Reshape, Squeeze...) cost one dispatch. The run costs
+//! the probed run overhead on top. A class or dtype the device profile lacks falls back to
+//! the nearest probed one (fp32 of the same class, then the generic conv / MatMul /
+//! element-wise line) and every fallback is listed in the prediction.
+//!
+//! The optimized graph is saved at level `extended` (fusions: Conv+activation, QDQ to
+//! QLinearConv/QLinearMatMul, MatMul+Add, GELU, LayerNorm...). Level `all` adds layout
+//! transforms (NCHWc blocked convs on x86) whose saved graph is hardware-specific; their
+//! speed-up is in the probed conv times, since the probe runs its micro-models at `all`.
+//!
+//! **Memory**: the probed fixed resident size + weights (initializers of the optimized
+//! graph) x the probed bytes per weight byte + the activation memory ONNX Runtime's
+//! planner holds at its peak (a walk of the graph in execution order: a tensor lives from
+//! its producer to its last consumer; graph inputs and outputs for the whole run) x the
+//! probed bytes per activation byte.
+//!
+//! **Intervals** come from the measured error distribution of this cost model
+//! (`benches/predict_accuracy.sh`, BENCHMARKS.md "Sizing: predicted against measured"):
+//! the 5th and 95th percentiles of measured/predicted over every case measured there.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::model::attr::{node_label, NodeExt};
+use crate::model::proto::{GraphProto, NodeProto};
+use crate::model::{shape, DataType, Model};
+
+use super::device::{DeviceProfile, KernelClass, KernelDtype, KernelFit, ThreadProfile};
+
+/// measured/predicted p50, 5th and 95th percentile over the 48 cases of
+/// `benches/predict_accuracy.sh` on this project's 2-core AMD EPYC host (BENCHMARKS.md,
+/// "Sizing: predicted against measured", 2026-12-04, load average 15-19: the wide
+/// interval is mostly that contention, and is what was measured). The interval of a
+/// prediction is `[p50 * low, p50 * high]`; re-measure and update on a quiet host.
+pub const LATENCY_ERROR_Q05_Q95: (f64, f64) = (0.42, 11.97);
+/// measured/predicted peak RSS, 5th and 95th percentile (same source).
+pub const MEMORY_ERROR_Q05_Q95: (f64, f64) = (0.85, 1.20);
+
+/// One kernel's predicted cost.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelCost {
+    pub node: String,
+    pub op_type: String,
+    /// `class/dtype` of the probed line used (`view` for shape-only nodes).
+    pub kernel: String,
+    pub work: f64,
+    pub time_s: f64,
+}
+
+/// A prediction with its interval and basis.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prediction {
+    pub p50_s: f64,
+    pub p50_low_s: f64,
+    pub p50_high_s: f64,
+    pub peak_rss_bytes: u64,
+    pub peak_rss_low_bytes: u64,
+    pub peak_rss_high_bytes: u64,
+    /// Where the figures come from, in words.
+    pub basis: String,
+    /// Thread count requested, and the probed one used.
+    pub threads: usize,
+    pub threads_probed: usize,
+    pub weights_bytes: u64,
+    pub activation_peak_bytes: u64,
+    /// Predicted time by kernel (`class/dtype`), seconds, largest first in tables.
+    pub time_by_kernel_s: BTreeMap<String, f64>,
+    pub kernels: Vec<KernelCost>,
+    /// Kernel classes the device profile lacked, and what was used instead.
+    pub fallbacks: Vec<String>,
+    /// Nodes whose work could not be sized (costed as one dispatch).
+    pub unsized_nodes: Vec<String>,
+}
+
+/// ONNX Runtime's optimized graph of `model_path` (level `extended`, the given session
+/// entries), written to a temporary file by the session and read back.
+pub fn optimized_graph(
+    model_path: &Path,
+    session_config: &BTreeMap<String, String>,
+) -> Result<Model> {
+    use crate::runtime::{ExecutionContext, GraphOptimizationLevel, Session};
+    let dir = tempfile::tempdir().map_err(|e| crate::Error::io("temporary folder", e))?;
+    let out = dir.path().join("optimized.onnx");
+    let ctx = ExecutionContext {
+        intra_op_threads: Some(1),
+        inter_op_threads: Some(1),
+        graph_optimization_level: GraphOptimizationLevel::Extended,
+        optimized_model_path: Some(out.clone()),
+        session_config: session_config.clone(),
+        ..ExecutionContext::default()
+    };
+    drop(Session::from_path(model_path, &ctx)?);
+    let mut m = Model::load(&out)?;
+    // Large weights go to an external file next to it: read them while the folder exists.
+    m.load_external_data()?;
+    m.path = None;
+    Ok(m)
+}
+
+/// Concrete input shapes for a prediction, resolved exactly as `edgepack profile` resolves
+/// them ([`crate::profile::sweep::expand`]): `batch` sets the leading dim of inputs whose
+/// leading dim is not fixed, `shapes` whole shapes, `dims` symbolic dims.
+pub fn resolve_inputs(
+    model_path: &Path,
+    specs: &[crate::inputs::TensorSpec],
+    batch: Option<i64>,
+    shapes: crate::inputs::ShapeOverrides,
+    dims: &BTreeMap<String, i64>,
+) -> Result<BTreeMap<String, Vec<i64>>> {
+    use crate::profile::plan::Plan;
+    use crate::profile::sweep::{expand, SweepOptions, WorkerCommand};
+    let mut plan = Plan::builtin("quick")?;
+    plan.file.sizes.batch = vec![batch.unwrap_or(1)];
+    plan.file.sizes.dims = dims.iter().map(|(k, v)| (k.clone(), vec![*v])).collect();
+    plan.file.run.threads = vec![1];
+    plan.file.run.execution_providers = vec!["cpu".into()];
+    let opts = SweepOptions {
+        model_path: model_path.to_path_buf(),
+        model_label: model_path.display().to_string(),
+        base_context: Default::default(),
+        plan,
+        shapes,
+        batch_from_cli: batch.is_some(),
+        dims_from_cli: !dims.is_empty(),
+        inputs_dir: None,
+        samples: vec![],
+        generation: crate::inputs::Generation::new(specs, &Default::default()),
+        per_op: false,
+        seed: 0,
+        ort_lib: None,
+        json_path: None,
+        worker: WorkerCommand {
+            program: "edgepack".into(),
+            args: vec![],
+        },
+    };
+    let configs = expand(specs, &opts)?;
+    let c = configs
+        .first()
+        .ok_or_else(|| crate::Error::usage("predict", "no input shapes could be resolved"))?;
+    Ok(c.input_shapes
+        .iter()
+        .map(|(n, s)| (n.clone(), s.iter().map(|&d| d as i64).collect()))
+        .collect())
+}
+
+fn elem_bytes(dt: i32) -> f64 {
+    DataType::try_from(dt)
+        .ok()
+        .and_then(crate::model::tensor_data::dtype_bits)
+        .map(|b| b as f64 / 8.0)
+        .unwrap_or(4.0)
+}
+
+/// Element types of every tensor: declared ones, then propagated in graph order (Cast to
+/// its `to`, QuantizeLinear to its zero point's type, DequantizeLinear to float, anything
+/// else to its first input's type).
+fn elem_types(g: &GraphProto) -> HashMap<String, i32> {
+    let mut t: HashMap<String, i32> = HashMap::new();
+    for v in g.input.iter().chain(&g.value_info).chain(&g.output) {
+        if let Some(e) = crate::model::graph::elem_type(v) {
+            t.insert(v.name.clone(), e);
+        }
+    }
+    for i in &g.initializer {
+        t.insert(i.name.clone(), i.data_type.unwrap_or(1));
+    }
+    for n in &g.node {
+        let first = n.input.first().and_then(|i| t.get(i)).copied();
+        let out = match n.op_type.as_str() {
+            "Cast" => n.attr_i("to").ok().map(|v| v as i32),
+            "QuantizeLinear" | "DynamicQuantizeLinear" => Some(
+                n.input
+                    .get(2)
+                    .and_then(|z| t.get(z))
+                    .copied()
+                    .unwrap_or(DataType::Uint8 as i32),
+            ),
+            "DequantizeLinear" | "MatMulIntegerToFloat" | "DynamicQuantizeMatMul" => {
+                Some(DataType::Float as i32)
+            }
+            "Shape" | "Size" => Some(DataType::Int64 as i32),
+            _ => first,
+        };
+        if let Some(e) = out {
+            for o in &n.output {
+                t.entry(o.clone()).or_insert(e);
+            }
+        }
+    }
+    t
+}
+
+const VIEW_OPS: &[&str] = &[
+    "Reshape",
+    "Squeeze",
+    "Unsqueeze",
+    "Flatten",
+    "Shape",
+    "Size",
+    "Identity",
+    "Constant",
+    "Dropout",
+];
+
+fn numel(s: &[i64]) -> Option<f64> {
+    s.iter()
+        .try_fold(1f64, |a, &d| (d >= 0).then_some(a * d as f64))
+}
+
+/// The kernel class, dtype and work of a node (`None` for shape-only nodes; `Err` with
+/// the class when its work cannot be sized).
+fn classify(
+    n: &NodeProto,
+    shapes: &HashMap<String, Vec<i64>>,
+    types: &HashMap<String, i32>,
+) -> Option<std::result::Result<(KernelClass, KernelDtype, f64), KernelClass>> {
+    let op = n.op_type.as_str();
+    if VIEW_OPS.contains(&op) {
+        return None;
+    }
+    let shape = |i: usize| n.input.get(i).and_then(|x| shapes.get(x));
+    let out = n.output.first().and_then(|o| shapes.get(o));
+    let ty = |name: &str| types.get(name).copied().unwrap_or(1);
+    let float_dtype = |name: &str| {
+        if ty(name) == DataType::Float16 as i32 {
+            KernelDtype::Fp16
+        } else {
+            KernelDtype::Fp32
+        }
+    };
+    let bytes_of = |names: &[String]| -> Option<f64> {
+        names
+            .iter()
+            .filter(|x| !x.is_empty())
+            .map(|x| {
+                shapes
+                    .get(x)
+                    .and_then(|s| numel(s))
+                    .map(|c| c * elem_bytes(ty(x)))
+            })
+            .sum()
+    };
+    let io_bytes = || Some(bytes_of(&n.input)? + bytes_of(&n.output)?);
+    let conv = matches!(
+        op,
+        "Conv" | "FusedConv" | "NhwcConv" | "NhwcFusedConv" | "QLinearConv" | "ConvInteger"
+    );
+    if conv || op == "ConvTranspose" {
+        let quant = matches!(op, "QLinearConv" | "ConvInteger");
+        let w_ix = if op == "QLinearConv" { 3 } else { 1 };
+        let w = shape(w_ix);
+        let group = n.attr_i_or("group", 1).unwrap_or(1);
+        let strides = n.attr_ints_or("strides", &[]).unwrap_or_default();
+        let (class, kernel_is_1) = match w {
+            Some(w) if w.len() >= 3 => {
+                let k1 = w[2..].iter().all(|&d| d == 1);
+                let class = if group > 1 && w[1] == 1 {
+                    KernelClass::ConvDepthwise
+                } else if strides.iter().any(|&s| s > 1) {
+                    KernelClass::ConvStrided
+                } else if k1 {
+                    KernelClass::ConvPointwise
+                } else {
+                    KernelClass::Conv
+                };
+                (class, k1)
+            }
+            _ => (KernelClass::Conv, false),
+        };
+        let _ = kernel_is_1;
+        let dtype = if quant {
+            KernelDtype::Int8
+        } else {
+            float_dtype(&n.input[0])
+        };
+        let macs = (|| {
+            let w = w?;
+            let per: f64 = numel(w.get(1..)?)?;
+            if op == "ConvTranspose" {
+                Some(numel(shape(0)?)? * per)
+            } else {
+                Some(numel(out?)? * per)
+            }
+        })();
+        return Some(macs.map(|m| (class, dtype, m)).ok_or(class));
+    }
+    let matmul = matches!(
+        op,
+        "MatMul"
+            | "Gemm"
+            | "FusedMatMul"
+            | "FusedGemm"
+            | "QLinearMatMul"
+            | "MatMulInteger"
+            | "MatMulIntegerToFloat"
+            | "DynamicQuantizeMatMul"
+            | "QGemm"
+            | "MatMulNBits"
+    );
+    if matmul {
+        let dtype = match op {
+            "MatMulNBits" => KernelDtype::Int4,
+            "QLinearMatMul"
+            | "MatMulInteger"
+            | "MatMulIntegerToFloat"
+            | "DynamicQuantizeMatMul"
+            | "QGemm" => KernelDtype::Int8,
+            _ => float_dtype(&n.input[0]),
+        };
+        let k = if op == "MatMulNBits" {
+            n.attr_i("K").ok()
+        } else {
+            let a = shape(0);
+            let trans_a = matches!(op, "Gemm" | "FusedGemm" | "QGemm")
+                && n.attr_i_or("transA", 0).unwrap_or(0) != 0;
+            a.and_then(|a| if trans_a { a.first() } else { a.last() })
+                .copied()
+        };
+        let macs = (|| Some(numel(out?)? * k? as f64))();
+        return Some(
+            macs.map(|m| (KernelClass::Matmul, dtype, m))
+                .ok_or(KernelClass::Matmul),
+        );
+    }
+    let class = match op {
+        "MaxPool"
+        | "AveragePool"
+        | "GlobalAveragePool"
+        | "GlobalMaxPool"
+        | "LpPool"
+        | "QLinearAveragePool"
+        | "QLinearGlobalAveragePool" => KernelClass::Pool,
+        "Resize" | "Upsample" => KernelClass::Resize,
+        _ => KernelClass::Elementwise,
+    };
+    let dtype = match n.input.first().map(|x| ty(x)) {
+        Some(t) if t == DataType::Float16 as i32 => KernelDtype::Fp16,
+        Some(t) if t == DataType::Int8 as i32 || t == DataType::Uint8 as i32 => KernelDtype::Int8,
+        _ => KernelDtype::Fp32,
+    };
+    Some(io_bytes().map(|b| (class, dtype, b)).ok_or(class))
+}
+
+/// The probed line for a class and dtype, or the nearest probed one and a note saying so.
+fn line(
+    tp: &ThreadProfile,
+    class: KernelClass,
+    dtype: KernelDtype,
+) -> Option<(&KernelFit, Option<String>)> {
+    let find =
+        |c: KernelClass, d: KernelDtype| tp.kernels.iter().find(|k| k.class == c && k.dtype == d);
+    if let Some(k) = find(class, dtype) {
+        return Some((k, None));
+    }
+    let generic = match class.unit() {
+        super::device::WorkUnit::Macs if class == KernelClass::Matmul => KernelClass::Matmul,
+        super::device::WorkUnit::Macs => KernelClass::Conv,
+        super::device::WorkUnit::Bytes => KernelClass::Elementwise,
+    };
+    let tries = [
+        (generic, dtype),
+        (class, KernelDtype::Fp32),
+        (generic, KernelDtype::Fp32),
+        (KernelClass::Matmul, KernelDtype::Fp32),
+        (KernelClass::Conv, KernelDtype::Fp32),
+        (KernelClass::Elementwise, KernelDtype::Fp32),
+    ];
+    for (c, d) in tries {
+        if c.unit() != class.unit() {
+            continue;
+        }
+        if let Some(k) = find(c, d) {
+            return Some((
+                k,
+                Some(format!(
+                    "{}/{} not probed: used {}/{}",
+                    class.as_str(),
+                    dtype.as_str(),
+                    c.as_str(),
+                    d.as_str()
+                )),
+            ));
+        }
+    }
+    None
+}
+
+/// Peak bytes of live tensors when the graph runs in its order: a tensor lives from its
+/// producer (graph inputs: from the start) to its last consumer (graph outputs: the end).
+fn activation_peak(
+    g: &GraphProto,
+    shapes: &HashMap<String, Vec<i64>>,
+    types: &HashMap<String, i32>,
+) -> f64 {
+    let inits: std::collections::HashSet<&str> =
+        g.initializer.iter().map(|t| t.name.as_str()).collect();
+    let size = |x: &str| -> f64 {
+        shapes
+            .get(x)
+            .and_then(|s| numel(s))
+            .map(|c| c * elem_bytes(types.get(x).copied().unwrap_or(1)))
+            .unwrap_or(0.0)
+    };
+    let mut last_use: HashMap<&str, usize> = HashMap::new();
+    for (i, n) in g.node.iter().enumerate() {
+        for x in &n.input {
+            last_use.insert(x.as_str(), i);
+        }
+    }
+    let end = g.node.len();
+    for o in &g.output {
+        last_use.insert(o.name.as_str(), end);
+    }
+    let mut live: f64 = g
+        .input
+        .iter()
+        .filter(|v| !inits.contains(v.name.as_str()))
+        .map(|v| size(&v.name))
+        .sum();
+    let mut peak = live;
+    for (i, n) in g.node.iter().enumerate() {
+        let is_view = VIEW_OPS.contains(&n.op_type.as_str());
+        for o in n.output.iter().filter(|o| !o.is_empty()) {
+            if !is_view {
+                live += size(o);
+            }
+        }
+        peak = peak.max(live);
+        for x in n.input.iter().filter(|x| !x.is_empty()) {
+            if !inits.contains(x.as_str())
+                && last_use.get(x.as_str()) == Some(&i)
+                && !g.input.iter().any(|v| &v.name == x)
+            {
+                let produced_by_view = g
+                    .node
+                    .iter()
+                    .any(|p| p.output.contains(x) && VIEW_OPS.contains(&p.op_type.as_str()));
+                if !produced_by_view {
+                    live -= size(x);
+                }
+            }
+        }
+        for o in n.output.iter().filter(|o| !o.is_empty()) {
+            if !is_view && !last_use.contains_key(o.as_str()) {
+                live -= size(o);
+            }
+        }
+    }
+    peak.max(0.0)
+}
+
+fn weights_bytes(g: &GraphProto) -> f64 {
+    g.initializer
+        .iter()
+        .map(|t| numel(&t.dims).unwrap_or(0.0) * elem_bytes(t.data_type.unwrap_or(1)))
+        .sum()
+}
+
+/// Predict p50 latency and peak RSS of `optimized` (ONNX Runtime's optimized graph of
+/// `original`) at concrete input shapes on the device at `threads`.
+pub fn predict(
+    original: &Model,
+    optimized: &Model,
+    inputs: &BTreeMap<String, Vec<i64>>,
+    device: &DeviceProfile,
+    threads: usize,
+) -> Prediction {
+    let g = optimized.graph();
+    // Names ONNX Runtime kept keep their shapes from the original graph; the optimized
+    // graph's own inference sizes the rest (its contrib-domain nodes are not inferred).
+    let mut shapes: HashMap<String, Vec<i64>> = shape::infer(original.graph(), inputs).shapes;
+    for (k, v) in shape::infer(g, inputs).shapes {
+        shapes.entry(k).or_insert(v);
+    }
+    let types = elem_types(g);
+    let tp = device.nearest_threads(threads);
+    let mut fallbacks: Vec<String> = vec![];
+    if tp.threads != threads {
+        fallbacks.push(format!(
+            "threads {threads} not probed: used the profile of {} threads",
+            tp.threads
+        ));
+    }
+    let mut kernels = vec![];
+    let mut unsized_nodes = vec![];
+    let mut by_kernel: BTreeMap<String, f64> = BTreeMap::new();
+    let mut total = tp.run_overhead_s;
+    for n in &g.node {
+        let (kernel, work, time) = match classify(n, &shapes, &types) {
+            None => ("view".to_string(), 0.0, tp.dispatch_overhead_s),
+            Some(Err(class)) => {
+                unsized_nodes.push(format!("{} ({})", node_label(n), n.op_type));
+                (
+                    format!("{}/unsized", class.as_str()),
+                    0.0,
+                    tp.dispatch_overhead_s,
+                )
+            }
+            Some(Ok((class, dtype, work))) => match line(tp, class, dtype) {
+                Some((fit, note)) => {
+                    if let Some(note) = note {
+                        if !fallbacks.contains(&note) {
+                            fallbacks.push(note);
+                        }
+                    }
+                    (
+                        format!("{}/{}", class.as_str(), dtype.as_str()),
+                        work,
+                        fit.time_s(work),
+                    )
+                }
+                None => {
+                    let note = format!(
+                        "{}/{} not probed and no line of its unit: one dispatch",
+                        class.as_str(),
+                        dtype.as_str()
+                    );
+                    if !fallbacks.contains(&note) {
+                        fallbacks.push(note);
+                    }
+                    (
+                        format!("{}/{}", class.as_str(), dtype.as_str()),
+                        work,
+                        tp.dispatch_overhead_s,
+                    )
+                }
+            },
+        };
+        total += time;
+        *by_kernel.entry(kernel.clone()).or_insert(0.0) += time;
+        kernels.push(KernelCost {
+            node: node_label(n),
+            op_type: n.op_type.clone(),
+            kernel,
+            work,
+            time_s: time,
+        });
+    }
+    let w = weights_bytes(g);
+    let act = activation_peak(g, &shapes, &types);
+    let mem = device.memory.fixed_bytes as f64
+        + device.memory.weight_factor * w
+        + device.memory.activation_factor * act;
+    let (ll, lh) = LATENCY_ERROR_Q05_Q95;
+    let (ml, mh) = MEMORY_ERROR_Q05_Q95;
+    Prediction {
+        p50_s: total,
+        p50_low_s: total * ll,
+        p50_high_s: total * lh,
+        peak_rss_bytes: mem.round() as u64,
+        peak_rss_low_bytes: (mem * ml).round() as u64,
+        peak_rss_high_bytes: (mem * mh).round() as u64,
+        basis: format!(
+            "cost model: {} kernels of ONNX Runtime's optimized graph on the probe of {} \
+             (ONNX Runtime {}, {} threads); interval: 5th-95th percentile of the measured \
+             error",
+            kernels.len(),
+            if device.host.cpu_model.is_empty() {
+                "the device"
+            } else {
+                &device.host.cpu_model
+            },
+            device.onnxruntime_version,
+            tp.threads
+        ),
+        threads,
+        threads_probed: tp.threads,
+        weights_bytes: w.round() as u64,
+        activation_peak_bytes: act.round() as u64,
+        time_by_kernel_s: by_kernel,
+        kernels,
+        fallbacks,
+        unsized_nodes,
+    }
+}
+
+/// One configuration to predict: threads, batch and concrete input shapes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub threads: usize,
+    pub batch: i64,
+    pub inputs: BTreeMap<String, Vec<i64>>,
+}
+
+/// Predict every configuration of one model file on a device: loads the model and asks
+/// ONNX Runtime for its optimized graph once. The device profile must come from the
+/// loaded ONNX Runtime version (`device_origin` names it in the error).
+pub fn predict_file(
+    model_path: &Path,
+    session_config: &BTreeMap<String, String>,
+    device: &DeviceProfile,
+    device_origin: &Path,
+    configs: &[Config],
+) -> Result<Vec<Prediction>> {
+    let info = crate::runtime::ensure(None)?;
+    device.check_runtime(info.version.as_deref().unwrap_or("?"), device_origin)?;
+    let model = Model::load(model_path)?;
+    let optimized = optimized_graph(model_path, session_config)?;
+    Ok(configs
+        .iter()
+        .map(|c| predict(&model, &optimized, &c.inputs, device, c.threads))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::device::tests::sample;
+    use crate::model::builder;
+
+    fn shapes(x: &[i64]) -> BTreeMap<String, Vec<i64>> {
+        BTreeMap::from([("x".to_string(), x.to_vec())])
+    }
+
+    #[test]
+    fn conv_net_is_costed_per_kernel_with_fallbacks_named() {
+        // The conv net has a 3x3 conv (probed in the sample), a strided conv (not probed:
+        // falls back to the conv line), pooling (falls back to element-wise) and a Gemm
+        // (no MAC line but conv's... MatMul is not in the sample: falls back to conv).
+        let m = builder::conv_net(1);
+        let dev = sample();
+        let p = predict(&m, &m, &shapes(&[1, 3, 16, 16]), &dev, 1);
+        assert!(p.unsized_nodes.is_empty(), "{:?}", p.unsized_nodes);
+        let conv1 = p.kernels.iter().find(|k| k.op_type == "Conv").unwrap();
+        assert_eq!(conv1.kernel, "conv/fp32");
+        assert_eq!(conv1.work, (8 * 256 * 27) as f64);
+        assert!((conv1.time_s - (1e-6 + 1e-10 * conv1.work)).abs() < 1e-15);
+        assert!(
+            p.fallbacks
+                .iter()
+                .any(|f| f.starts_with("conv_strided/fp32 not probed")),
+            "{:?}",
+            p.fallbacks
+        );
+        assert!(p
+            .fallbacks
+            .iter()
+            .any(|f| f.starts_with("pool/fp32 not probed: used elementwise")));
+        let sum: f64 = p.kernels.iter().map(|k| k.time_s).sum();
+        assert!((p.p50_s - (sum + 5e-6)).abs() < 1e-15);
+        assert!(p.p50_low_s < p.p50_s && p.p50_s < p.p50_high_s);
+    }
+
+    #[test]
+    fn memory_is_fixed_plus_weights_plus_activation_peak() {
+        let m = builder::mlp(&[4, 8, 2], 1);
+        let dev = sample();
+        let p = predict(
+            &m,
+            &m,
+            &BTreeMap::from([("x".to_string(), vec![1, 4])]),
+            &dev,
+            1,
+        );
+        // Weights: 8x4 + 8 + 8x2 + 2 floats.
+        assert_eq!(p.weights_bytes, 4 * (32 + 8 + 16 + 2));
+        assert!(p.activation_peak_bytes >= 4 * (4 + 8));
+        assert_eq!(
+            p.peak_rss_bytes,
+            (10 << 20) + p.weights_bytes + p.activation_peak_bytes
+        );
+    }
+
+    #[test]
+    fn unprobed_thread_count_uses_the_nearest_and_says_so() {
+        let m = builder::mlp(&[4, 8, 2], 1);
+        let p = predict(
+            &m,
+            &m,
+            &BTreeMap::from([("x".to_string(), vec![1, 4])]),
+            &sample(),
+            4,
+        );
+        assert_eq!(p.threads_probed, 1);
+        assert!(p.fallbacks[0].contains("threads 4 not probed"));
+    }
+}

@@ -1,0 +1,174 @@
+//! `edgepack probe` and `edgepack predict` end to end, with the tiny probe configuration
+//! (a full probe takes a minute; these take seconds).
+
+use std::path::Path;
+use std::process::Stdio;
+
+use edgepack::hardware::device::DeviceProfile;
+use edgepack::model::builder;
+
+use crate::common::{edgepack, runtime_available};
+
+fn tiny_probe(dir: &Path) -> std::path::PathBuf {
+    let out = dir.join("dev.json");
+    let r = edgepack()
+        .args([
+            "probe",
+            "--tiny",
+            "--threads",
+            "1",
+            "--max-time",
+            "3s",
+            "-o",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    out
+}
+
+/// Protects the whole chain: probe writes a sealed profile that loads strictly, and predict
+/// costs a model's kernels from it with an interval and a basis.
+#[test]
+fn tiny_probe_then_predict_gives_p50_and_memory_with_intervals() {
+    if !runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let dev = tiny_probe(d.path());
+    let p = DeviceProfile::load(&dev).unwrap();
+    assert_eq!(p.threads.len(), 1);
+    assert!(p.memory.fixed_bytes > 1 << 20);
+    assert!(p.threads[0]
+        .kernels
+        .iter()
+        .any(|k| k.class.as_str() == "conv" && k.s_per_work > 0.0));
+
+    let model = d.path().join("net.onnx");
+    builder::symbolic_batch(1).save(&model).unwrap();
+    let r = edgepack()
+        .args(["predict"])
+        .arg(&model)
+        .arg("--device")
+        .arg(&dev)
+        .args(["--batch", "4", "--json"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    let p50 = v["p50_s"].as_f64().unwrap();
+    assert!(p50 > 0.0 && v["p50_low_s"].as_f64().unwrap() < p50);
+    assert!(v["p50_high_s"].as_f64().unwrap() > p50);
+    assert!(v["peak_rss_bytes"].as_u64().unwrap() > p.memory.fixed_bytes);
+    assert!(v["basis"].as_str().unwrap().contains("cost model"));
+    // The tiny probe has no pooling line: the fallback is said.
+    assert!(
+        v["fallbacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f.as_str().unwrap().starts_with("pool/fp32 not probed")),
+        "{v}"
+    );
+    // Batch 4 costs more than batch 1.
+    let r1 = edgepack()
+        .args(["predict"])
+        .arg(&model)
+        .arg("--device")
+        .arg(&dev)
+        .args(["--batch", "1", "--json"])
+        .output()
+        .unwrap();
+    let v1: serde_json::Value = serde_json::from_slice(&r1.stdout).unwrap();
+    assert!(v1["p50_s"].as_f64().unwrap() < p50);
+}
+
+/// An interrupted probe says so in one line, exits 2 and leaves no file.
+#[test]
+fn interrupted_probe_leaves_no_file() {
+    if !runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("dev.json");
+    let bin = assert_cmd::cargo::cargo_bin("edgepack");
+    let child = std::process::Command::new(bin)
+        .args(["probe", "--tiny", "--max-time", "20s", "-o"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let it start measuring, then Ctrl-C it.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: signalling our own child by its pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let r = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{err}");
+    let last = err.lines().last().unwrap_or("");
+    assert!(last.contains("interrupted (SIGINT)"), "{err}");
+    assert!(!out.exists());
+    let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// A target that carries a device profile gets cost-model predictions in `bundle`, with
+/// an interval, and the fit uses its pessimistic end.
+#[test]
+fn bundle_predicts_from_a_targets_device_profile() {
+    if !runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let hw = d.path().join("hw");
+    std::fs::create_dir(&hw).unwrap();
+    let dev = tiny_probe(&hw);
+    let target = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/raspberry-pi-4-4gb.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        hw.join("pi.toml"),
+        format!(
+            "device_profile = \"{}\"\n{target}",
+            dev.file_name().unwrap().to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let model = d.path().join("net.onnx");
+    builder::conv_net(1).save(&model).unwrap();
+    let pkg = d.path().join("net.edgepkg");
+    let r = edgepack()
+        .arg("package")
+        .arg(&model)
+        .arg("-o")
+        .arg(&pkg)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let r = edgepack()
+        .arg("bundle")
+        .arg(&pkg)
+        .arg("--target")
+        .arg(hw.join("pi.toml"))
+        .arg("-o")
+        .arg(d.path().join("dist"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    let e = &v[0]["variants"][0];
+    assert!(
+        e["basis"].as_str().unwrap().starts_with("cost model"),
+        "{e}"
+    );
+    let p50 = e["latency_p50_s"].as_f64().unwrap();
+    let iv = e["latency_p50_interval_s"].as_array().unwrap();
+    assert!(iv[0].as_f64().unwrap() < p50 && p50 < iv[1].as_f64().unwrap());
+    assert!(
+        e["peak_memory_high_bytes"].as_u64().unwrap() > e["peak_memory_bytes"].as_u64().unwrap()
+    );
+}
