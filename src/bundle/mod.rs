@@ -6,6 +6,7 @@
 //! basis, and optionally the ONNX Runtime library for the target's platform. A bundle is a
 //! package in the same schema (`kind: bundle`), so `verify` and `lineage` read both.
 
+pub mod device;
 pub mod select;
 
 use std::collections::BTreeMap;
@@ -137,6 +138,8 @@ pub struct BundleOptions {
     pub host_compute: Option<(f64, String)>,
     /// Runtime library per platform name (`linux-aarch64`), when bundling it.
     pub runtimes: BTreeMap<String, RuntimeLib>,
+    /// edgepack executable per platform name, when bundling it (`--with-device-binary`).
+    pub device_binaries: BTreeMap<String, device::DeviceBinary>,
     pub sign: Option<ed25519_dalek::SigningKey>,
     /// Recomputes self-test outputs for quantized variants.
     pub runner: Option<Box<dyn selftest::Runner>>,
@@ -174,6 +177,13 @@ pub fn candidates(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result
             .len(),
         None => 0,
     };
+    // The device binary counts against the storage budget like every other byte.
+    let binary_bytes = match opts.device_binaries.get(target.arch.platform()) {
+        Some(d) => std::fs::metadata(&d.path)
+            .map_err(|e| Error::io(&d.path, e))?
+            .len(),
+        None => 0,
+    };
     let mut out = vec![];
     for v in pkg
         .manifest
@@ -206,7 +216,7 @@ pub fn candidates(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result
         };
         out.push(Candidate {
             variant: v.name.clone(),
-            bundle_bytes: v.size_bytes + shared + runtime_bytes,
+            bundle_bytes: v.size_bytes + shared + runtime_bytes + binary_bytes,
             sqnr_db: v.sqnr_db,
             is_original: v.name == "fp32" && v.transformations.is_empty(),
             perf,
@@ -337,6 +347,20 @@ pub fn build(
         }
         None => None,
     };
+    let device_binary = match opts.device_binaries.get(target.arch.platform()) {
+        Some(d) => {
+            let bytes = std::fs::read(&d.path).map_err(|e| Error::io(&d.path, e))?;
+            let path = device::entry_path(&d.platform);
+            entries.insert(path.clone(), bytes);
+            Some(manifest::RuntimeInfo {
+                name: device::BINARY_NAME.into(),
+                version: EDGEPACK_VERSION.into(),
+                platform: d.platform.clone(),
+                path,
+            })
+        }
+        None => None,
+    };
 
     let mut lineage = m.lineage.clone();
     let mut params = BTreeMap::new();
@@ -353,6 +377,10 @@ pub fn build(
         serde_json::json!(opts.budgets.accuracy_floor_sqnr_db),
     );
     params.insert("with_runtime".into(), serde_json::json!(runtime.is_some()));
+    params.insert(
+        "with_device_binary".into(),
+        serde_json::json!(device_binary.is_some()),
+    );
     lineage
         .transformations
         .extend(variant.transformations.iter().cloned());
@@ -405,6 +433,7 @@ pub fn build(
             },
         }),
         runtime,
+        device_binary,
         files: vec![],
     };
     Ok(package::seal(out, entries, opts.sign.as_ref()))

@@ -78,6 +78,8 @@ pub struct BuildArgs {
     pub device_profile: Vec<String>,
     #[arg(long)]
     pub with_runtime: bool,
+    #[arg(long)]
+    pub with_device_binary: bool,
     #[command(flatten)]
     pub package: super::package::PackageInputs,
 }
@@ -320,6 +322,7 @@ pub fn run(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Outcome> {
         &args.device_profile,
         args.host_compute,
         args.with_runtime,
+        args.with_device_binary,
         edgepack::runtime::DEFAULT_VERSION,
         args.package.sign.as_deref(),
         hw_dir.as_deref(),

@@ -49,6 +49,11 @@ pub struct BundleArgs {
     /// Carry the ONNX Runtime library for each target's platform (installed with pip).
     #[arg(long)]
     pub with_runtime: bool,
+    /// Also carry the edgepack executable for each target's platform (implies
+    /// --with-runtime), so the device can verify, self-test and profile the bundle with
+    /// nothing installed. The other architecture's comes from `scripts/cross-aarch64.sh`.
+    #[arg(long)]
+    pub with_device_binary: bool,
     /// ONNX Runtime version for --with-runtime.
     #[arg(long, default_value = runtime::DEFAULT_VERSION)]
     pub runtime_version: String,
@@ -204,6 +209,7 @@ pub fn options(
     device_profiles: &[String],
     host_compute_flag: Option<f64>,
     with_runtime: bool,
+    with_device_binary: bool,
     runtime_version: &str,
     sign_key: Option<&Path>,
     hardware_dir: Option<&Path>,
@@ -245,8 +251,15 @@ pub fn options(
         }
         dps.push((t.to_string(), p));
     }
+    let mut device_binaries = std::collections::BTreeMap::new();
+    if with_device_binary {
+        for (t, _) in targets {
+            let d = bundle::device::locate(t.arch)?;
+            device_binaries.insert(d.platform.clone(), d);
+        }
+    }
     let mut runtimes = std::collections::BTreeMap::new();
-    if with_runtime {
+    if with_runtime || with_device_binary {
         for (t, _) in targets {
             let platform = t.arch.platform();
             if runtimes.contains_key(platform) {
@@ -285,6 +298,7 @@ pub fn options(
         device_profiles: dps,
         host_compute,
         runtimes,
+        device_binaries,
         sign: sign_key.map(sign::load_signing_key).transpose()?,
         runner: super::runner::self_test_runner(ort_lib),
     })
@@ -374,6 +388,7 @@ pub fn run(ort_lib: Option<&Path>, args: BundleArgs) -> anyhow::Result<Outcome> 
         &args.device_profiles,
         args.host_compute,
         args.with_runtime,
+        args.with_device_binary,
         &args.runtime_version,
         args.sign.as_deref(),
         hw_dir.as_deref(),
