@@ -140,6 +140,9 @@ pub struct BundleOptions {
     pub runtimes: BTreeMap<String, RuntimeLib>,
     /// edgepack executable per platform name, when bundling it (`--with-device-binary`).
     pub device_binaries: BTreeMap<String, device::DeviceBinary>,
+    /// Only this variant is a candidate (`--variant`): to ship, or test, one variant on
+    /// every target whatever the selection would prefer. It must still fit.
+    pub variant: Option<String>,
     pub sign: Option<ed25519_dalek::SigningKey>,
     /// Recomputes self-test outputs for quantized variants.
     pub runner: Option<Box<dyn selftest::Runner>>,
@@ -184,12 +187,30 @@ pub fn candidates(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result
             .len(),
         None => 0,
     };
-    let mut out = vec![];
-    for v in pkg
+    let all: Vec<_> = pkg
         .manifest
         .components
         .iter()
         .flat_map(|c| c.variants.iter())
+        .collect();
+    if let Some(want) = &opts.variant {
+        if !all.iter().any(|v| &v.name == want) {
+            return Err(Error::usage(
+                "--variant",
+                format!(
+                    "the package has no variant '{want}' (it has: {})",
+                    all.iter()
+                        .map(|v| v.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+    let mut out = vec![];
+    for v in all
+        .into_iter()
+        .filter(|v| opts.variant.as_ref().is_none_or(|w| w == &v.name))
     {
         let device = opts
             .device_profiles

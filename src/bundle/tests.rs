@@ -327,6 +327,35 @@ fn runtime_library_is_carried_listed_and_counted_against_storage() {
 }
 
 #[test]
+fn a_forced_variant_is_the_only_candidate_and_an_unknown_one_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let (pkg, profiles) = fixture(d.path());
+    let mut o = opts(profiles);
+    o.variant = Some("int8".into());
+    // The big target would take fp32; forced, it gets int8.
+    let res = bundle_all(
+        &pkg,
+        &[(target("big", 1024, 2.0), "a".repeat(64))],
+        &o,
+        &d.path().join("dist"),
+    )
+    .unwrap();
+    let e = &res[0].selection.evaluations;
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].variant, "int8");
+    assert!(res[0].path.is_some());
+    o.variant = Some("int3".into());
+    let err = bundle_all(
+        &pkg,
+        &[(target("big", 1024, 2.0), "a".repeat(64))],
+        &o,
+        &d.path().join("dist2"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("no variant 'int3'"), "{err}");
+}
+
+#[test]
 fn device_binary_is_carried_executable_listed_and_counted_against_storage() {
     let d = tempfile::tempdir().unwrap();
     let (pkg, profiles) = fixture(d.path());

@@ -28,6 +28,10 @@ pub struct BundleArgs {
     /// Smallest acceptable accuracy of a quantized variant (e.g. sqnr=25dB).
     #[arg(long, value_name = "sqnr=DB")]
     pub accuracy_floor: Option<String>,
+    /// Only this variant of the package (e.g. int8): bundled for every target where it
+    /// fits, whatever the selection would prefer.
+    #[arg(long, value_name = "NAME")]
+    pub variant: Option<String>,
     /// Only consider this batch size.
     #[arg(long)]
     pub batch: Option<i64>,
@@ -396,6 +400,10 @@ pub fn run(ort_lib: Option<&Path>, args: BundleArgs) -> anyhow::Result<Outcome> 
     if opts.profiles.is_empty() && opts.device_profiles.is_empty() {
         eprintln!("note: no --profile given: latency and memory are not predicted");
     }
+    let opts = BundleOptions {
+        variant: args.variant,
+        ..opts
+    };
     let outcomes = bundle::bundle_all(&args.package, &targets, &opts, &args.output)?;
     Ok(report(&outcomes, args.json))
 }
