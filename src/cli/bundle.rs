@@ -303,6 +303,7 @@ pub fn options(
         host_compute,
         runtimes,
         device_binaries,
+        variant: None,
         sign: sign_key.map(sign::load_signing_key).transpose()?,
         runner: super::runner::self_test_runner(ort_lib),
     })
