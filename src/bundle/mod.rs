@@ -346,6 +346,7 @@ pub fn build(
                 entries.insert(p, b);
             }
             case.produced_by = by;
+            case.tolerance = selftest::variant_tolerance(&variant.name, &case.tolerance);
         }
     }
 
