@@ -121,6 +121,27 @@ fn read_head(path: &Path) -> Result<Vec<u8>> {
     Ok(head)
 }
 
+/// Refuse to run a bundle made for another architecture (exit 2, one line): `run BUNDLE` on
+/// the device must not pass off this machine's results as the target's. Integrity is
+/// architecture-free, so anything that keeps the manifest from being read is left to
+/// verification, which reports it (a tampered bundle fails the same way everywhere).
+pub fn check_archive_runs_here(path: &Path) -> Result<()> {
+    let Ok(limits) = crate::package::archive::Limits::from_env() else {
+        return Ok(());
+    };
+    let Ok(a) = crate::package::archive::read_zip_file(path, &limits) else {
+        return Ok(());
+    };
+    match a
+        .entries
+        .get(crate::package::MANIFEST_FILE)
+        .and_then(|b| serde_json::from_slice::<crate::package::Manifest>(b).ok())
+    {
+        Some(m) => crate::package::check_runs_here(&m, path),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
