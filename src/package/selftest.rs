@@ -389,16 +389,19 @@ pub struct CaseResult {
 /// kernels differ more between architectures: ARM has native fp16 arithmetic where x86 widens
 /// to fp32, and ONNX Runtime's int8 GEMMs use other instructions (x86 u8s8 `vpmaddubsw`, ARM
 /// `sdot`/`udot` or widening multiplies), so a requantized value can land one step apart and
-/// the step propagates. The figures are the largest differences measured on emulated
-/// Cortex-A72 and A76 boards for the PP-OCR detector, with a margin
-/// (`scripts/arm-device-check.sh`, recorded in RELIABILITY.md).
+/// the step propagates. Measured on emulated Cortex-A72 and A76 boards against x86_64
+/// expected outputs (PP-OCR det, one seeded 64x64 input, `scripts/arm-device-check.sh`,
+/// RELIABILITY.md): max |diff| 8.9e-8 (fp32), 3.0e-8 / 6.0e-8 (fp16, A72 / A76), 8.9e-8
+/// (int8). One input is thin evidence, so the bounds keep room for what the kernels can do:
+/// about one fp16 ulp of a [0, 1] output near 1 (1e-3), and 2.5 steps of an 8-bit
+/// [0, 1] output (1e-2) for int8, instead of the measured figures.
 pub fn variant_tolerance(variant: &str, fp32: &Tolerance) -> Tolerance {
     let floor = |abs: f64, rel: f64| Tolerance {
         abs: fp32.abs.max(abs),
         rel: fp32.rel.max(rel),
     };
     if variant.starts_with("fp16") {
-        floor(FP16_ABS, 1e-2)
+        floor(FP16_ABS, 1e-3)
     } else if variant.starts_with("int") {
         floor(INT_ABS, 0.0)
     } else {
@@ -407,8 +410,8 @@ pub fn variant_tolerance(variant: &str, fp32: &Tolerance) -> Tolerance {
 }
 
 /// See [`variant_tolerance`].
-const FP16_ABS: f64 = 1e-2;
-const INT_ABS: f64 = 5e-2;
+const FP16_ABS: f64 = 1e-3;
+const INT_ABS: f64 = 1e-2;
 
 /// Run every self-test case of a verified archive with `runner` on the variant at
 /// `model_path` (inside the archive) and compare with the expected outputs.
