@@ -41,3 +41,11 @@ if [ -f tests/report_chromium.sh ]; then
   echo "== HTML report in headless Chromium" >&2
   bash tests/report_chromium.sh
 fi
+
+# The ARM smoke check (one PP-OCR det bundle with its aarch64 edgepack: verify + self-test on
+# an emulated Cortex-A72) is opt-in: it apt-installs a cross toolchain and qemu and
+# cross-compiles edgepack (see docs/arm.md and RELIABILITY.md for its cost).
+if [ "${EDGEPACK_ARM_SMOKE:-0}" = 1 ]; then
+  echo "== ARM smoke check (scripts/arm-device-check.sh --smoke)" >&2
+  bash scripts/arm-device-check.sh --smoke -o target/arm-smoke
+fi

@@ -7,6 +7,7 @@
 //! package in the same schema (`kind: bundle`), so `verify` and `lineage` read both.
 
 mod host;
+pub mod device;
 pub mod select;
 
 use std::collections::BTreeMap;
@@ -112,6 +113,11 @@ pub struct BundleOptions {
     pub host_compute: Option<(f64, String)>,
     /// Runtime library per platform name (`linux-aarch64`), when bundling it.
     pub runtimes: BTreeMap<String, RuntimeLib>,
+    /// edgepack executable per platform name, when bundling it (`--with-device-binary`).
+    pub device_binaries: BTreeMap<String, device::DeviceBinary>,
+    /// Only this variant is a candidate (`--variant`): to ship, or test, one variant on
+    /// every target whatever the selection would prefer. It must still fit.
+    pub variant: Option<String>,
     pub sign: Option<ed25519_dalek::SigningKey>,
     /// Recomputes self-test outputs for quantized variants.
     pub runner: Option<Box<dyn selftest::Runner>>,
@@ -149,12 +155,37 @@ pub fn candidates(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result
             .len(),
         None => 0,
     };
-    let mut out = vec![];
-    for v in pkg
+    // The device binary counts against the storage budget like every other byte.
+    let binary_bytes = match opts.device_binaries.get(target.arch.platform()) {
+        Some(d) => std::fs::metadata(&d.path)
+            .map_err(|e| Error::io(&d.path, e))?
+            .len(),
+        None => 0,
+    };
+    let all: Vec<_> = pkg
         .manifest
         .components
         .iter()
         .flat_map(|c| c.variants.iter())
+        .collect();
+    if let Some(want) = &opts.variant {
+        if !all.iter().any(|v| &v.name == want) {
+            return Err(Error::usage(
+                "--variant",
+                format!(
+                    "the package has no variant '{want}' (it has: {})",
+                    all.iter()
+                        .map(|v| v.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+    let mut out = vec![];
+    for v in all
+        .into_iter()
+        .filter(|v| opts.variant.as_ref().is_none_or(|w| w == &v.name))
     {
         let device = opts
             .device_profiles
@@ -196,7 +227,7 @@ pub fn candidates(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result
         };
         out.push(Candidate {
             variant: v.name.clone(),
-            bundle_bytes: v.size_bytes + shared + runtime_bytes,
+            bundle_bytes: v.size_bytes + shared + runtime_bytes + binary_bytes,
             sqnr_db: v.sqnr_db,
             sqnr_in_sample: v.transformations.iter().any(|t| {
                 t.params.get("accuracy_basis").and_then(|b| b.as_str()) == Some("in_sample")
@@ -408,6 +439,7 @@ pub fn build(
                 entries.insert(p, b);
             }
             case.produced_by = by;
+            case.tolerance = selftest::variant_tolerance(&variant.name, &case.tolerance);
         }
     }
 
@@ -430,6 +462,20 @@ pub fn build(
         }
         None => None,
     };
+    let device_binary = match opts.device_binaries.get(target.arch.platform()) {
+        Some(d) => {
+            let bytes = std::fs::read(&d.path).map_err(|e| Error::io(&d.path, e))?;
+            let path = device::entry_path(&d.platform);
+            entries.insert(path.clone(), bytes);
+            Some(manifest::RuntimeInfo {
+                name: device::BINARY_NAME.into(),
+                version: EDGEPACK_VERSION.into(),
+                platform: d.platform.clone(),
+                path,
+            })
+        }
+        None => None,
+    };
 
     let mut lineage = m.lineage.clone();
     let mut params = BTreeMap::new();
@@ -446,6 +492,10 @@ pub fn build(
         serde_json::json!(opts.budgets.accuracy_floor_sqnr_db),
     );
     params.insert("with_runtime".into(), serde_json::json!(runtime.is_some()));
+    params.insert(
+        "with_device_binary".into(),
+        serde_json::json!(device_binary.is_some()),
+    );
     // In the order they happened: the variant's quantization came before packaging.
     let at = lineage
         .transformations
@@ -504,6 +554,7 @@ pub fn build(
             },
         }),
         runtime,
+        device_binary,
         files: vec![],
     };
     Ok(package::seal(out, entries, opts.sign.as_ref()))

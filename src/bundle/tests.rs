@@ -319,6 +319,82 @@ fn runtime_library_is_carried_listed_and_counted_against_storage() {
     assert!(res[1].selection.evaluations[0].reasons[0].contains("storage budget"));
 }
 
+#[test]
+fn a_forced_variant_is_the_only_candidate_and_an_unknown_one_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let (pkg, profiles) = fixture(d.path());
+    let mut o = opts(profiles);
+    o.variant = Some("int8".into());
+    // The big target would take fp32; forced, it gets int8.
+    let res = bundle_all(
+        &pkg,
+        &[(target("big", 1024, 2.0), "a".repeat(64))],
+        &o,
+        &d.path().join("dist"),
+    )
+    .unwrap();
+    let e = &res[0].selection.evaluations;
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].variant, "int8");
+    assert!(res[0].path.is_some());
+    o.variant = Some("int3".into());
+    let err = bundle_all(
+        &pkg,
+        &[(target("big", 1024, 2.0), "a".repeat(64))],
+        &o,
+        &d.path().join("dist2"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("no variant 'int3'"), "{err}");
+}
+
+#[test]
+fn device_binary_is_carried_executable_listed_and_counted_against_storage() {
+    let d = tempfile::tempdir().unwrap();
+    let (pkg, profiles) = fixture(d.path());
+    // Stands in for the aarch64 edgepack (its bytes do not matter to bundling).
+    let bin = d.path().join("edgepack");
+    std::fs::write(&bin, vec![9u8; 300_000]).unwrap();
+    let mut o = opts(profiles);
+    o.device_binaries.insert(
+        "linux-aarch64".into(),
+        device::DeviceBinary {
+            platform: "linux-aarch64".into(),
+            path: bin,
+            source: "test".into(),
+        },
+    );
+    let mut roomy = target("roomy", 1024, 2.0);
+    roomy.storage_budget_bytes = 2 << 20;
+    let mut cramped = target("cramped", 1024, 2.0);
+    // Fits the model and manifest alone, not with the 300 kB executable.
+    cramped.storage_budget_bytes = 200_000;
+    let res = bundle_all(
+        &pkg,
+        &[(roomy, "a".repeat(64)), (cramped, "b".repeat(64))],
+        &o,
+        &d.path().join("dist"),
+    )
+    .unwrap();
+    let opened = package::open(res[0].path.as_ref().unwrap(), None).unwrap();
+    let db = opened.manifest.device_binary.as_ref().unwrap();
+    assert_eq!(db.path, "runtime/linux-aarch64/edgepack");
+    assert_eq!(db.version, package::EDGEPACK_VERSION);
+    assert!(opened
+        .manifest
+        .files
+        .iter()
+        .any(|f| f.path == db.path && f.size_bytes == 300_000));
+    // Executable once extracted (unzip restores the mode); everything else stays 0644.
+    for h in &opened.archive.headers {
+        let mode = (h.external_attr >> 16) & 0o777;
+        let want = if h.name == db.path { 0o755 } else { 0o644 };
+        assert_eq!(mode, want, "{}", h.name);
+    }
+    assert!(res[1].path.is_none());
+    assert!(res[1].selection.evaluations[0].reasons[0].contains("storage budget"));
+}
+
 /// Records the session entries each self-test run was given, then computes Relu.
 struct EntriesRunner(std::cell::RefCell<Vec<BTreeMap<String, String>>>);
 

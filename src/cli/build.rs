@@ -73,6 +73,8 @@ pub struct BuildArgs {
     /// Carry the ONNX Runtime library for each target's platform in its bundle.
     #[arg(long)]
     pub with_runtime: bool,
+    #[arg(long)]
+    pub with_device_binary: bool,
     #[command(flatten)]
     pub package: super::package::PackageInputs,
 }
@@ -137,6 +139,7 @@ fn settings(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Settings>
         &args.device_profile,
         None,
         args.with_runtime,
+        args.with_device_binary,
         edgepack::runtime::DEFAULT_VERSION,
         args.package.sign.as_deref(),
         hardware_dir.as_deref(),

@@ -29,6 +29,10 @@ pub struct BundleArgs {
     /// Smallest acceptable accuracy of a quantized variant (e.g. sqnr=25dB).
     #[arg(long, value_name = "sqnr=DB")]
     pub accuracy_floor: Option<String>,
+    /// Only this variant of the package (e.g. int8): bundled for every target where it
+    /// fits, whatever the selection would prefer.
+    #[arg(long, value_name = "NAME")]
+    pub variant: Option<String>,
     /// Only consider this batch size.
     #[arg(long)]
     pub batch: Option<i64>,
@@ -50,6 +54,11 @@ pub struct BundleArgs {
     /// Carry the ONNX Runtime library for each target's platform (installed with pip).
     #[arg(long)]
     pub with_runtime: bool,
+    /// Also carry the edgepack executable for each target's platform (implies
+    /// --with-runtime), so the device can verify, self-test and profile the bundle with
+    /// nothing installed. The other architecture's comes from `scripts/cross-aarch64.sh`.
+    #[arg(long)]
+    pub with_device_binary: bool,
     /// ONNX Runtime version for --with-runtime.
     #[arg(long, default_value = runtime::DEFAULT_VERSION)]
     pub runtime_version: String,
@@ -194,6 +203,7 @@ pub fn options(
     device_profiles: &[String],
     host_compute_flag: Option<f64>,
     with_runtime: bool,
+    with_device_binary: bool,
     runtime_version: &str,
     sign_key: Option<&Path>,
     hardware_dir: Option<&Path>,
@@ -235,8 +245,15 @@ pub fn options(
         }
         dps.push((t.to_string(), p));
     }
+    let mut device_binaries = std::collections::BTreeMap::new();
+    if with_device_binary {
+        for (t, _) in targets {
+            let d = bundle::device::locate(t.arch)?;
+            device_binaries.insert(d.platform.clone(), d);
+        }
+    }
     let mut runtimes = std::collections::BTreeMap::new();
-    if with_runtime {
+    if with_runtime || with_device_binary {
         for (t, _) in targets {
             let platform = t.arch.platform();
             if runtimes.contains_key(platform) {
@@ -294,6 +311,8 @@ pub fn options(
         device_profiles: dps,
         host_compute,
         runtimes,
+        device_binaries,
+        variant: None,
         sign: sign_key.map(sign::load_signing_key).transpose()?,
         runner: super::runner::self_test_runner(ort_lib),
     })
@@ -387,6 +406,7 @@ pub fn run(ort_lib: Option<&Path>, args: BundleArgs) -> anyhow::Result<Outcome> 
         &args.device_profiles,
         args.host_compute,
         args.with_runtime,
+        args.with_device_binary,
         &args.runtime_version,
         args.sign.as_deref(),
         hw_dir.as_deref(),
@@ -421,6 +441,10 @@ pub fn run(ort_lib: Option<&Path>, args: BundleArgs) -> anyhow::Result<Outcome> 
             }
         }
     }
+    let opts = BundleOptions {
+        variant: args.variant,
+        ..opts
+    };
     let outcomes = bundle::bundle_all(&args.package, &targets, &opts, &args.output)?;
     Ok(report(&outcomes, args.json))
 }

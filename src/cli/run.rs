@@ -266,6 +266,7 @@ fn run_archive(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome>
         )
         .into());
     }
+    edgepack::bundle::device::check_archive_runs_here(&args.model)?;
     super::verify::run(
         ort_lib,
         super::verify::VerifyArgs {

@@ -144,11 +144,13 @@ pub struct RawHeader {
 pub fn canonical_problems(a: &Archive) -> Vec<String> {
     let cd_offset = a.cd_offset;
     let mut out = vec![];
-    let reference = write_zip(&BTreeMap::from([("a".to_string(), b"a".to_vec())]))
-        .ok()
-        .and_then(|b| read_zip(&b, &Limits::default()).ok())
-        .and_then(|r| r.headers.into_iter().next());
-    let Some(r) = reference else {
+    let reference = |name: &str| {
+        write_zip(&BTreeMap::from([(name.to_string(), b"a".to_vec())]))
+            .ok()
+            .and_then(|b| read_zip(&b, &Limits::default()).ok())
+            .and_then(|r| r.headers.into_iter().next())
+    };
+    let (Some(r), Some(r_exec)) = (reference("a"), reference("runtime/p/edgepack")) else {
         return vec!["cannot build the reference archive".into()];
     };
     let first_time = a.headers.first().map(|h| (h.time.0, h.date.0));
@@ -181,7 +183,12 @@ pub fn canonical_problems(a: &Archive) -> Vec<String> {
         if h.comment_len != 0 || h.disk_start != 0 || h.internal_attr != r.internal_attr {
             bad("the comment, disk or internal attributes");
         }
-        if h.external_attr != r.external_attr {
+        let mode_ref = if entry_mode(n) == entry_mode("a") {
+            &r
+        } else {
+            &r_exec
+        };
+        if h.external_attr != mode_ref.external_attr {
             bad("the file mode");
         }
     }
@@ -236,7 +243,7 @@ pub fn write_zip(entries: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>> {
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
             .last_modified_time(time)
-            .unix_permissions(0o644)
+            .unix_permissions(entry_mode(name))
             .large_file(bytes.len() as u64 >= u32::MAX as u64);
         w.start_file(name.as_str(), opts)
             .map_err(|e| Error::usage("archive entry", format!("'{name}': {e}")))?;
@@ -247,6 +254,16 @@ pub fn write_zip(entries: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>> {
         .finish()
         .map_err(|e| Error::usage("archive", e.to_string()))?;
     Ok(cursor.into_inner())
+}
+
+/// The file mode an entry is written with: 0644, except the edgepack executable a bundle
+/// carries (`runtime/<platform>/edgepack`), which must run once extracted on the device.
+pub fn entry_mode(name: &str) -> u32 {
+    if name.starts_with("runtime/") && name.ends_with("/edgepack") {
+        0o755
+    } else {
+        0o644
+    }
 }
 
 /// Write a reproducible zip atomically (temp file in the destination folder, rename).

@@ -67,6 +67,9 @@ pub struct Manifest {
     /// Bundles only: the runtime library carried (`--with-runtime`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<RuntimeInfo>,
+    /// Bundles only: the edgepack executable for the target (`--with-device-binary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_binary: Option<RuntimeInfo>,
     /// Every file in the archive except the manifest and its signature, sorted by path.
     pub files: Vec<FileEntry>,
 }

@@ -468,6 +468,7 @@ pub fn build(
         lineage: lin,
         target: None,
         runtime: None,
+        device_binary: None,
         files: vec![],
     };
     Ok(seal(m, entries, opts.sign.as_ref()))

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-use super::manifest::{Contract, Dim, ExecutionContext};
+use super::manifest::{Contract, Dim, ExecutionContext, Tolerance};
 
 /// Computes a model's outputs for sample inputs (all tensors as `.npy` bytes).
 pub trait Runner {
@@ -260,6 +260,22 @@ pub fn read_samples(dir: &Path, contract: &Contract) -> Result<Vec<SampleCase>> 
 pub(crate) mod tests {
     use super::*;
 
+    #[test]
+    fn quantized_variants_get_a_wider_tolerance_never_a_narrower_one() {
+        let fp32 = Tolerance {
+            abs: 1e-4,
+            rel: 1e-3,
+        };
+        assert_eq!(variant_tolerance("fp32", &fp32), fp32);
+        let h = variant_tolerance("fp16", &fp32);
+        let q = variant_tolerance("int8", &fp32);
+        assert!(h.abs > fp32.abs && q.abs > fp32.abs);
+        assert_eq!(variant_tolerance("int8-weight", &fp32), q);
+        // A package that asked for more slack keeps it.
+        let loose = Tolerance { abs: 1.0, rel: 1.0 };
+        assert_eq!(variant_tolerance("int8", &loose), loose);
+    }
+
     /// A float32 `.npy` for tests (through the one `.npy` writer).
     pub fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
         let t = crate::tensor::Tensor::from_f32(shape.to_vec(), data.to_vec()).unwrap();
@@ -344,6 +360,37 @@ pub struct CaseResult {
     /// outputs: the worst output SQNR (dB) it reached. `None` for exact comparisons.
     pub sqnr_db: Option<f64>,
 }
+
+/// The self-test tolerance of a variant's outputs on the device, from the package's (fp32) one.
+///
+/// A bundle's expected outputs are computed where it is made (x86_64); the device runs other
+/// kernels. fp32 differs by summation order only (the package's tolerance). fp16 and int8
+/// kernels differ more between architectures: ARM has native fp16 arithmetic where x86 widens
+/// to fp32, and ONNX Runtime's int8 GEMMs use other instructions (x86 u8s8 `vpmaddubsw`, ARM
+/// `sdot`/`udot` or widening multiplies), so a requantized value can land one step apart and
+/// the step propagates. Measured on emulated Cortex-A72 and A76 boards against x86_64
+/// expected outputs (PP-OCR det, one seeded 64x64 input, `scripts/arm-device-check.sh`,
+/// RELIABILITY.md): max |diff| 8.9e-8 (fp32), 3.0e-8 / 6.0e-8 (fp16, A72 / A76), 8.9e-8
+/// (int8). One input is thin evidence, so the bounds keep room for what the kernels can do:
+/// about one fp16 ulp of a [0, 1] output near 1 (1e-3), and 2.5 steps of an 8-bit
+/// [0, 1] output (1e-2) for int8, instead of the measured figures.
+pub fn variant_tolerance(variant: &str, fp32: &Tolerance) -> Tolerance {
+    let floor = |abs: f64, rel: f64| Tolerance {
+        abs: fp32.abs.max(abs),
+        rel: fp32.rel.max(rel),
+    };
+    if variant.starts_with("fp16") {
+        floor(FP16_ABS, 1e-3)
+    } else if variant.starts_with("int") {
+        floor(INT_ABS, 0.0)
+    } else {
+        fp32.clone()
+    }
+}
+
+/// See [`variant_tolerance`].
+const FP16_ABS: f64 = 1e-3;
+const INT_ABS: f64 = 1e-2;
 
 /// Run every self-test case of a verified archive with `runner` on the variant at
 /// `model_path` (inside the archive) and compare with the expected outputs.

@@ -1235,11 +1235,38 @@ fn bundle_for_another_architecture_is_refused() {
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "zip"))
         .expect("a bundle zip");
+    // Integrity is the same on every architecture: a foreign bundle verifies here.
+    let v = edgepack().arg("verify").arg(&zip).output().unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    let run = Case::new("bundle-wrong-arch-run")
+        .args([OsString::from("run"), zip.clone().into()])
+        .expect(".zip")
+        .expect("this machine is");
+    // The foreign architecture's executable is built by the cross script; without it,
+    // --with-device-binary names the script instead of writing a bundle without it.
+    let no_binary = Case::new("device-binary-missing");
+    let no_binary_dir = no_binary.root().join("no-binaries");
+    let no_binary = no_binary
+        .args([
+            OsString::from("bundle"),
+            pkg.clone().into(),
+            "--target".into(),
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("hardware")
+                .join(foreign)
+                .into(),
+            "--with-device-binary".into(),
+            "-o".into(),
+            c.out().into(),
+        ])
+        .env("EDGEPACK_DEVICE_BINARIES", no_binary_dir.to_str().unwrap())
+        .expect("--with-device-binary")
+        .expect("scripts/cross-aarch64.sh");
     let case = c
         .args([OsString::from("profile"), zip.into()])
         .expect(".zip")
         .expect("this machine is");
-    check_all(vec![case]);
+    check_all(vec![case, run, no_binary]);
 }
 
 /// Quantizer and profiler settings that cannot work are refused before any work: one line
