@@ -337,10 +337,11 @@ pub fn run(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Outcome> {
         })).collect::<Vec<_>>(),
         "skipped_variants": skipped.iter().map(|(v, why)| serde_json::json!({"variant": v, "why": why})).collect::<Vec<_>>(),
         "host_compute": bopts.host_compute.as_ref().map(|(v, b)| serde_json::json!({"relative_compute": v, "basis": b})),
+        "latency_budget_s": bopts.budgets.latency_budget_s, "prefer": args.prefer,
         "targets": outcomes.iter().map(|o| serde_json::json!({
             "target": o.target.name,
             "bundle": o.path.as_ref().map(|p| p.display().to_string()),
-            "size_bytes": o.size_bytes,
+            "size_bytes": o.size_bytes, "model_ram_bytes": o.target.model_ram_bytes(),
             "chosen": o.selection.chosen.map(|i| o.selection.evaluations[i].variant.clone()),
             "evaluations": o.selection.evaluations.iter().map(|e| serde_json::json!({
                 "variant": e.variant, "fits": e.fits, "reasons": e.reasons, "notes": e.notes,
@@ -359,6 +360,8 @@ pub fn run(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Outcome> {
     for (v, why) in &skipped {
         eprintln!("      note: no {v} variant: {why}");
     }
+    let trs: Vec<_> = targets.iter().map(|(t, _)| t.into()).collect();
+    edgepack::report::build::finish(out, &trs, &mut std::io::stdout())?;
     Ok(outcome)
 }
 

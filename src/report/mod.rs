@@ -5,9 +5,11 @@
 //! `artifact::write_atomic`). Snapshot tests feed them hand-built verdicts, never live
 //! timings, so a format change shows up as a reviewed snapshot diff.
 
+pub mod build;
 pub mod bundles;
 #[doc(hidden)]
 pub mod fixture;
+pub mod format;
 pub mod github;
 pub mod html;
 pub mod json;
