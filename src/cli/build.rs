@@ -56,6 +56,9 @@ pub struct BuildArgs {
     /// Which variant modes to try (default: all the quantizer offers).
     #[arg(long, value_delimiter = ',', value_name = "MODE,...")]
     pub variants: Vec<String>,
+    /// Batch sizes to profile (replaces the leading dim of --shape), e.g. 1,2,4.
+    #[arg(long, value_delimiter = ',', value_name = "N,M,...")]
+    pub batch: Vec<i64>,
     /// Profiling plan (profiles/<name>.toml or a file).
     #[arg(long, default_value = "quick")]
     pub plan: String,
@@ -78,6 +81,9 @@ pub struct BuildArgs {
     pub device_profile: Vec<String>,
     #[arg(long)]
     pub with_runtime: bool,
+    /// No progress lines (they are drawn only on a terminal anyway).
+    #[arg(long, short)]
+    pub quiet: bool,
     #[command(flatten)]
     pub package: super::package::PackageInputs,
 }
@@ -94,6 +100,7 @@ fn step(ort_lib: Option<&Path>, argv: Vec<OsString>) -> anyhow::Result<()> {
         cmd.arg("--ort-lib").arg(l);
     }
     let to_stderr = std::io::stderr().as_fd().try_clone_to_owned()?;
+    let _ticker = super::progress::Ticker::start(super::progress::label(&argv));
     let out = cmd
         .args(&argv)
         .stdout(std::process::Stdio::from(to_stderr))
@@ -165,6 +172,7 @@ fn symbolic_values(model: &Model, shapes: &[String]) -> Result<Vec<String>, Erro
 }
 
 pub fn run(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Outcome> {
+    super::progress::set_quiet(args.quiet);
     let out = &args.output;
     let work = out.join("work");
     std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
@@ -286,6 +294,10 @@ pub fn run(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Outcome> {
                 for s in &args.shapes {
                     argv.push(os("--shape"));
                     argv.push(os(s));
+                }
+                if !args.batch.is_empty() {
+                    let b: Vec<String> = args.batch.iter().map(i64::to_string).collect();
+                    argv.extend([os("--batch"), os(b.join(","))]);
                 }
                 // The session entries the variant runs with (as its bundle will).
                 for (k, val) in &v.session_config {

@@ -55,6 +55,11 @@ pub fn run(ort_lib: &Option<PathBuf>, args: DemoArgs) -> anyhow::Result<Outcome>
         edgepack::tensor::npy::write_npy(&calib.join(format!("sample_{i:03}.npy")), t)?;
     }
     let dist = out.join("dist");
+    // The demo's profiling plan: batch 1, 2 and 4 on 1 and 2 threads, so the report's sweep
+    // charts show how cost grows with the query size; measured briefly (a few seconds per
+    // configuration) to keep the demo short.
+    let plan = out.join("demo-plan.toml");
+    edgepack::artifact::write_atomic(&plan, DEMO_PLAN.as_bytes())?;
     let steps: Vec<Vec<String>> = vec![
         vec!["inspect".into(), m.clone(), "--shape".into(), shape.into()],
         vec![
@@ -74,6 +79,12 @@ pub fn run(ort_lib: &Option<PathBuf>, args: DemoArgs) -> anyhow::Result<Outcome>
             shape.into(),
             "--calibration".into(),
             calib.display().to_string(),
+            "--plan".into(),
+            plan.display().to_string(),
+            "--batch".into(),
+            "1,2,4".into(),
+            "--latency-budget".into(),
+            demo_budget(zoo).into(),
             "-o".into(),
             dist.display().to_string(),
         ],
@@ -82,7 +93,7 @@ pub fn run(ort_lib: &Option<PathBuf>, args: DemoArgs) -> anyhow::Result<Outcome>
     for step in steps {
         outcome = outcome.and(run_step(ort_lib.as_deref(), step)?);
     }
-    // The report: the fp32 profile and the int8 quantization report that `build` wrote.
+    // The report: the fp32 profile and the build's folder (its decision, every variant).
     let stem = model
         .file_stem()
         .and_then(|s| s.to_str())
@@ -101,11 +112,7 @@ pub fn run(ort_lib: &Option<PathBuf>, args: DemoArgs) -> anyhow::Result<Outcome>
         "{}.profile.json",
         &fp32_sha[..fp32_sha.len().min(16)]
     ));
-    let quant = work.join(format!("{stem}.int8.quantize.json"));
     let mut step = vec!["report".to_string(), profile.display().to_string()];
-    if quant.is_file() {
-        step.push(quant.display().to_string());
-    }
     step.extend([
         dist.display().to_string(),
         "--targets".into(),
@@ -118,6 +125,41 @@ pub fn run(ort_lib: &Option<PathBuf>, args: DemoArgs) -> anyhow::Result<Outcome>
         out.display()
     );
     Ok(outcome)
+}
+
+/// The demo's profiling plan (see `profiles/quick.toml` for what each key means).
+const DEMO_PLAN: &str = "\
+description = \"The demo's sweep: batch 1, 2 and 4 on 1 and 2 threads, measured briefly.\"
+
+[sizes]
+batch = [1, 2, 4]
+
+[run]
+threads = [1, 2]
+execution_providers = [\"cpu\"]
+graph_optimization_level = \"all\"
+
+[measure]
+warmup_iterations = 1
+min_iterations = 5
+max_iterations = 200
+min_time_s = 0.2
+max_time_s = 2.0
+target_ci_rel = 0.03
+stability_tolerance = 0.15
+
+[limits]
+timeout_s = 120
+";
+
+/// The latency budget the demo builds against (batch 1): tight enough that the slower
+/// boards must take a smaller or faster variant, so the decision has something to show.
+fn demo_budget(model: ZooModel) -> &'static str {
+    match model {
+        ZooModel::PpOcrDet => "1500ms",
+        ZooModel::PpOcrCls => "20ms",
+        ZooModel::PpOcrRec => "100ms",
+    }
 }
 
 /// Print a command line as the user would type it, then run it in this process.
@@ -160,5 +202,22 @@ fn default_targets() -> PathBuf {
         here
     } else {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_plan_sweeps_three_batches_on_two_thread_counts() {
+        let plan = edgepack::profile::plan::Plan::from_toml_str(
+            "demo",
+            DEMO_PLAN,
+            Path::new("demo-plan.toml"),
+        )
+        .unwrap();
+        assert_eq!(plan.file.sizes.batch, vec![1, 2, 4]);
+        assert_eq!(plan.file.run.threads, vec![1, 2]);
     }
 }

@@ -15,6 +15,7 @@ mod keygen;
 mod lineage;
 mod package;
 mod profile;
+mod progress;
 mod quantize;
 mod remeasure;
 mod report;

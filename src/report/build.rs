@@ -399,6 +399,39 @@ pub fn terminal_summary(s: &BuildSummary) -> String {
     out
 }
 
+/// A hand-built summary (three variants, two targets, one misfit), for the report's tests.
+#[doc(hidden)]
+pub fn sample_summary() -> BuildSummary {
+    let mut s = from_json(&serde_json::json!({"model": "models/det.onnx",
+        "latency_budget_s": 0.5, "prefer": "accuracy",
+        "variants": [
+            {"name": "fp32", "size_bytes": 4_700_000u64, "sqnr_db": null},
+            {"name": "fp16", "size_bytes": 2_400_000u64, "sqnr_db": 62.0},
+            {"name": "int8", "size_bytes": 1_300_000u64, "sqnr_db": 21.5}],
+        "skipped_variants": [{"variant": "int4-weight", "why": "not offered"}],
+        "targets": [
+            {"target": "pi4", "model_ram_bytes": 2_000_000_000u64, "chosen": "int8", "evaluations": [
+                {"variant": "fp32", "fits": false, "reasons": ["p50 900 ms > budget 500 ms"],
+                 "threads": 4, "batch": 1, "latency_p50_s": 0.9, "peak_memory_bytes": 200_000_000u64},
+                {"variant": "fp16", "fits": false, "reasons": ["p50 1.1 s > budget 500 ms"],
+                 "threads": 4, "batch": 1, "latency_p50_s": 1.1, "peak_memory_bytes": 190_000_000u64},
+                {"variant": "int8", "fits": true, "reasons": [], "threads": 4, "batch": 1,
+                 "latency_p50_s": 0.4, "peak_memory_bytes": 150_000_000u64}]},
+            {"target": "vm", "model_ram_bytes": 2_000_000_000u64, "chosen": "fp32", "evaluations": [
+                {"variant": "fp32", "fits": true, "reasons": [], "threads": 2, "batch": 1,
+                 "latency_p50_s": 0.1, "peak_memory_bytes": 200_000_000u64},
+                {"variant": "fp16", "fits": true, "reasons": [], "threads": 2, "batch": 1,
+                 "latency_p50_s": 0.12, "peak_memory_bytes": 190_000_000u64},
+                {"variant": "int8", "fits": true, "reasons": [], "threads": 2, "batch": 1,
+                 "latency_p50_s": 0.05, "peak_memory_bytes": 150_000_000u64}]}]}))
+    .expect("a build report");
+    for (v, p50) in s.variants.iter_mut().zip([0.2, 0.25, 0.09]) {
+        v.host_p50_s = Some(p50);
+        v.host_threads = Some(2);
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

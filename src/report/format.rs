@@ -63,21 +63,34 @@ pub fn score(v: f64) -> String {
 /// as plain numbers.
 pub fn figure(key: &str, v: f64) -> String {
     let whole = v.fract() == 0.0 && v >= 0.0;
-    if key.ends_with("_bytes") || key.ends_with(" bytes") {
+    // By words, not substrings: "calibration_samples" contains "ratio".
+    let words: Vec<&str> = key.split(['_', ' ', '.']).collect();
+    let has = |w: &str| words.contains(&w);
+    if has("bytes") {
         bytes(v)
-    } else if key.ends_with("_s") {
-        duration(v)
-    } else if key.contains("ratio") {
-        ratio(v)
-    } else if key.ends_with("_db") {
-        db(v)
-    } else if whole && (key.contains("samples") || key.contains("nodes") || key.contains("count")) {
-        let noun = if key.contains("samples") {
-            "sample"
+    } else if has("samples") || has("nodes") || has("count") {
+        if whole {
+            let noun = if has("samples") {
+                "sample"
+            } else if has("nodes") {
+                "node"
+            } else {
+                ""
+            };
+            if noun.is_empty() {
+                format!("{v:.0}")
+            } else {
+                count(v as u64, noun)
+            }
         } else {
-            "node"
-        };
-        count(v as u64, noun)
+            super::plot::trim_number(v)
+        }
+    } else if has("s") {
+        duration(v)
+    } else if has("ratio") {
+        ratio(v)
+    } else if has("db") {
+        db(v)
     } else if whole {
         format!("{v:.0}")
     } else {
@@ -109,5 +122,7 @@ mod tests {
         assert_eq!(figure("size_ratio", 0.3), "0.30×");
         assert_eq!(figure("quantize_wall_s", 3.5), "3.500 s");
         assert_eq!(figure("size quantized_bytes", 3e6), "3.0 MB");
+        assert_eq!(figure("size ratio", 0.29), "0.29×");
+        assert_eq!(figure("eval_samples", 8.0), "8 samples");
     }
 }

@@ -504,10 +504,11 @@ fn decision_section(h: &mut String, b: &BuildSummary) -> Result<()> {
                 });
             let detail = match (&t.chosen, e) {
                 (Some(c), Some(e)) => format!(
-                    "{c}{}",
+                    "{c}{}{}",
                     e.threads
                         .map(|th| format!(", {}", format::count(th, "thread")))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    e.batch.map(|b| format!(", batch {b}")).unwrap_or_default()
                 ),
                 _ => "no variant fits".into(),
             };
@@ -1278,6 +1279,48 @@ mod tests {
         assert!(html.contains("tiny-mcu-board"));
         assert!(html.contains("no: needs"), "a batch over the small target");
         assert!(html.contains("31.4 dB"));
+    }
+
+    #[test]
+    fn a_build_report_leads_with_the_decision_and_draws_no_chart_under_two_points() {
+        let mut inp = sample_inputs();
+        inp.build = Some(crate::report::build::sample_summary());
+        let html = render(&inp).unwrap();
+        let at = |id: &str| {
+            html.find(&format!("<section id=\"{id}\""))
+                .unwrap_or_else(|| panic!("missing {id}"))
+        };
+        assert!(at("decision") < at("tradeoff"));
+        assert!(at("tradeoff") < at("matrix"));
+        assert!(at("matrix") < at("summary"));
+        assert!(at("summary") < at("quantization"));
+        for chart in ["decision", "tradeoff", "matrix", "latency"] {
+            assert!(
+                html.contains(&format!("id=\"chart-{chart}\"")),
+                "no {chart} chart"
+            );
+        }
+        for n in html.split("data-points=\"").skip(1) {
+            let n: usize = n[..n.find('"').unwrap()].parse().unwrap();
+            assert!(n >= 2, "a chart with {n} point(s)");
+        }
+        // Every variant is in the quantization section, with why each target's won.
+        let q = &html[at("quantization")..];
+        for v in ["fp32", "fp16", "int8", "62.0 dB", "21.5 dB", "int4-weight"] {
+            assert!(q.contains(v), "quantization section lacks {v}");
+        }
+        assert!(q.contains("the only variant that fits"));
+        assert!(q.contains("most accurate of the 3 that fit"));
+        assert!(!html.contains("32.000×"));
+    }
+
+    #[test]
+    fn a_profile_of_one_batch_shows_figures_not_one_point_charts() {
+        let mut inp = sample_inputs();
+        inp.profile.configs.retain(|c| c.batch == Some(1));
+        let html = render(&inp).unwrap();
+        assert!(!html.contains("id=\"chart-latency\""));
+        assert!(html.contains("measured one batch size"));
     }
 
     #[test]
