@@ -10,6 +10,7 @@
 # screenshots are saved in OUT_DIR as the test's artifacts.
 #
 # Usage: tests/report_chromium.sh [OUT_DIR] [DEMO_OUTPUT_DIR]
+#        (EDGEPACK_BIN: the edgepack executable to render with; default target/release/edgepack)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,7 +36,7 @@ if [ ! -s "$demo/report.html" ]; then
     echo "report_chromium: running the demo into $demo" >&2
     cargo run --release --quiet -- demo --output-dir "$demo" >"$out/demo.stdout" 2>"$out/demo.stderr"
 fi
-edgepack=$root/target/release/edgepack
+edgepack=${EDGEPACK_BIN:-$root/target/release/edgepack}
 [ -x "$edgepack" ] || cargo build --release --quiet
 
 # The profile with a real sweep: the demo build's fp32 profile, without the build folder.

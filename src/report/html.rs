@@ -374,7 +374,7 @@ main{max-width:1100px;margin:0 auto;padding:8px 24px 40px}\
 section{background:#fff;border:1px solid #dde3ea;border-radius:8px;margin:18px 0;padding:14px 20px}\
 h2{font-size:18px;margin:4px 0 10px}\
 .chart{max-width:920px;margin:8px auto}.chart svg{width:100%;height:auto;display:block}\
-table{border-collapse:collapse;width:100%;font-size:13.5px;overflow-wrap:anywhere}\
+table{border-collapse:collapse;width:100%;font-size:13.5px}td.text{overflow-wrap:anywhere;min-width:12em}\
 table.compact{width:auto;min-width:60%}\
 .cards{display:flex;flex-wrap:wrap;gap:10px}.card{border:1px solid #dde3ea;border-radius:6px;padding:8px 12px;min-width:180px}\
 .big{font-size:22px;font-weight:600}ul.reasons{margin:6px 0;padding-left:22px;font-size:13.5px}\
@@ -390,12 +390,14 @@ header code{background:#2c3e52;color:#e8eef5}";
 pub fn render(inp: &Inputs) -> Result<String> {
     let p = &inp.profile;
     let mut h = String::new();
-    let model_name = p
-        .model
-        .path
-        .rsplit(['/', '\\'])
-        .next()
+    // A build's page is named after the model the build started from.
+    let model_path = inp
+        .build
+        .as_ref()
+        .map(|b| b.model.as_str())
+        .filter(|m| !m.is_empty())
         .unwrap_or(&p.model.path);
+    let model_name = model_path.rsplit(['/', '\\']).next().unwrap_or(model_path);
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -583,7 +585,7 @@ fn tradeoff_section(h: &mut String, b: &BuildSummary) -> Result<()> {
                 .collect();
             let _ = writeln!(
                 h,
-                "<p class=\"muted\">On the Pareto front (no other variant is both faster and more \
+                "<p class=\"muted\">The dashed line joins the Pareto front (filled markers: no other variant is both faster and more \
                  accurate): {}. Up and to the left is better.</p>",
                 esc(&front.join(", "))
             );
@@ -1025,25 +1027,61 @@ fn bundles_section(h: &mut String, bundles: Option<&[BundleRow]>, targets: &[Tar
         h.push_str("<p class=\"muted\">The bundle folder holds no bundles.</p></section>\n");
         return;
     }
-    let mut bases: Vec<&str> = rows.iter().filter_map(|r| r.basis.as_deref()).collect();
-    bases.sort();
-    bases.dedup();
-    let one_basis = bases.len() <= 1;
-    if let (true, Some(b)) = (one_basis, bases.first()) {
+    // The basis of each prediction is a sentence that mostly repeats from row to row
+    // ("host p50 × 0.89 (host compute 2.67 / target 3.00; host relative_compute 2.67
+    // estimated ...)"): the parts every row shares are said once above the table, the row
+    // keeps what differs.
+    let parts = |b: &str| -> Vec<String> {
+        b.replace(" (", "; ")
+            .split("; ")
+            .map(|x| x.trim_end_matches(')').trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect()
+    };
+    let all: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.basis.as_deref().map(parts).unwrap_or_default())
+        .collect();
+    let common: Vec<String> = all
+        .first()
+        .map(|f| {
+            f.iter()
+                .filter(|x| all.iter().all(|r| r.contains(x)))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let own: Vec<String> = all
+        .iter()
+        .map(|r| {
+            r.iter()
+                .filter(|x| !common.contains(x))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .collect();
+    let one_basis = own.iter().all(|o| o.is_empty());
+    if !common.is_empty() {
         let _ = writeln!(
             h,
-            "<p class=\"muted\">Basis of every prediction: {}.</p>",
-            esc(b)
+            "<p class=\"muted\">Basis of every prediction: {}{}.</p>",
+            esc(&common.join("; ")),
+            if one_basis {
+                ""
+            } else {
+                "; per row: what differs"
+            }
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<table><thead><tr><th>target</th><th>variant</th><th>threads</th><th>batch</th>\
          <th>p50</th><th>p95</th><th>peak memory</th><th>memory fit</th><th>bundle size max</th>\
-         <th>SQNR</th>{}</tr></thead><tbody>\n",
+         <th>SQNR</th>{}</tr></thead><tbody>",
         if one_basis { "" } else { "<th>basis</th>" }
     );
-    for r in rows {
+    for (r, own) in rows.iter().zip(&own) {
         let cap = targets
             .iter()
             .find(|t| t.name == r.target)
@@ -1074,7 +1112,7 @@ fn bundles_section(h: &mut String, bundles: Option<&[BundleRow]>, targets: &[Tar
             if one_basis {
                 String::new()
             } else {
-                format!("<td>{}</td>", esc(r.basis.as_deref().unwrap_or("–")))
+                format!("<td class=\"text\">{}</td>", esc(own))
             }
         );
     }
@@ -1226,7 +1264,7 @@ fn configs_section(h: &mut String, p: &Profile) {
         if !notes.is_empty() {
             let _ = writeln!(
                 h,
-                "<tr class=\"detail\"><td colspan=\"9\">⚠ {}</td></tr>",
+                "<tr class=\"detail\"><td colspan=\"9\" class=\"text\">⚠ {}</td></tr>",
                 esc(&notes.join("; "))
             );
         }

@@ -727,14 +727,6 @@ pub fn pareto_scatter(points: &[VariantPoint]) -> Result<Option<String>> {
                         ))
                         .map_err(plot_err)?;
                 }
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::LowerRight)
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(RGBColor(200, 200, 200))
-                    .label_font(("sans-serif", 13))
-                    .draw()
-                    .map_err(plot_err)?;
             }};
         }
         if log_x {
