@@ -56,9 +56,6 @@ pub struct BuildArgs {
     /// Which variant modes to try (default: all the quantizer offers).
     #[arg(long, value_delimiter = ',', value_name = "MODE,...")]
     pub variants: Vec<String>,
-    /// Batch sizes to profile (replaces the leading dim of --shape), e.g. 1,2,4.
-    #[arg(long, value_delimiter = ',', value_name = "N,M,...")]
-    pub batch: Vec<i64>,
     /// Profiling plan (profiles/<name>.toml or a file).
     #[arg(long, default_value = "quick")]
     pub plan: String,
@@ -294,10 +291,6 @@ pub fn run(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Outcome> {
                 for s in &args.shapes {
                     argv.push(os("--shape"));
                     argv.push(os(s));
-                }
-                if !args.batch.is_empty() {
-                    let b: Vec<String> = args.batch.iter().map(i64::to_string).collect();
-                    argv.extend([os("--batch"), os(b.join(","))]);
                 }
                 // The session entries the variant runs with (as its bundle will).
                 for (k, val) in &v.session_config {
