@@ -169,13 +169,14 @@ stability_tolerance = 0.15
 timeout_s = 120
 ";
 
-/// The latency budget the demo builds against (batch 1): tight enough that the slower
-/// boards must take a smaller or faster variant, so the decision has something to show.
+/// The latency budget the demo builds against, so the report can draw each board's p50
+/// against it: about 1.5x the slowest board's predicted fp32 p50 (the Jetson Nano's, about
+/// 2 s for the detector at 640x640), so every board gets a bundle and the demo exits 0.
 fn demo_budget(model: ZooModel) -> &'static str {
     match model {
-        ZooModel::PpOcrDet => "1500ms",
-        ZooModel::PpOcrCls => "20ms",
-        ZooModel::PpOcrRec => "100ms",
+        ZooModel::PpOcrDet => "3s",
+        ZooModel::PpOcrCls => "50ms",
+        ZooModel::PpOcrRec => "300ms",
     }
 }
 

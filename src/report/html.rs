@@ -518,6 +518,11 @@ fn decision_section(h: &mut String, b: &BuildSummary) -> Result<()> {
                 name: t.name.clone(),
                 detail,
                 bars: [lat, mem],
+                missing: if t.chosen.is_none() {
+                    "no variant fits".into()
+                } else {
+                    "not predicted".into()
+                },
             }
         })
         .collect();

@@ -346,6 +346,8 @@ pub struct LimitRow {
     pub name: String,
     pub detail: String,
     pub bars: [Option<LimitBar>; 2],
+    /// Said in place of a bar that is not there (e.g. "no variant fits").
+    pub missing: String,
 }
 
 /// Horizontal bars of each row's figures as a share of their limits, with the limit (100%)
@@ -461,10 +463,11 @@ pub fn limit_bars(names: [&str; 2], rows: &[LimitRow]) -> Option<String> {
             let by = y + 6.0 + k as f64 * 22.0;
             let Some(b) = b else {
                 o.push_str(&format!(
-                    "<text x=\"{}\" y=\"{}\" fill=\"#6b7684\">{}: not predicted</text>",
+                    "<text x=\"{}\" y=\"{}\" fill=\"#b3261e\">{}: {}</text>",
                     left + 4.0,
                     by + 14.0,
-                    xml(names[k])
+                    xml(names[k]),
+                    xml(&r.missing)
                 ));
                 continue;
             };
