@@ -467,7 +467,19 @@ pub fn render(inp: &Inputs) -> Result<String> {
         &inp.targets,
     );
     match &inp.build {
-        Some(b) => build_quantize_section(&mut h, b),
+        Some(b) => {
+            build_quantize_section(&mut h, b);
+            // A quantize report given besides the build folder keeps its own section.
+            if inp.quantize.is_some() {
+                let mut q = String::new();
+                quantize_section(&mut q, inp.quantize.as_ref());
+                h.push_str(&q.replacen(
+                    "<section id=\"quantization\"><h2>Quantization: accuracy, size and speed",
+                    "<section id=\"quantization-report\"><h2>Quantize report given",
+                    1,
+                ));
+            }
+        }
         None => quantize_section(&mut h, inp.quantize.as_ref()),
     }
     configs_section(&mut h, p);
@@ -538,8 +550,8 @@ fn decision_section(h: &mut String, b: &BuildSummary) -> Result<()> {
     }
     let _ = write!(
         h,
-        "<p class=\"muted\">{}Predictions for batch 1 from this host's profile scaled to each target \
-         (details in the bundles table). Among the variants that fit, the build prefers <b>{}</b>.</p>",
+        "<p class=\"muted\">{}Predictions from this host's profile scaled to each target, for \
+         the threads and batch named under each target (details in the bundles table). Among the variants that fit, the build prefers <b>{}</b>.</p>",
         match budget {
             Some(bud) => format!("Latency budget {}. ", secs(bud)),
             None => "No latency budget was given (<code>--latency-budget</code>): latency bars are not drawn. ".into(),
