@@ -49,7 +49,7 @@ mod quantize;
 #[path = "cli/fp16_suite.rs"]
 mod fp16_suite;
 
-#[path = "cli/trust.rs"]
-mod trust;
 #[path = "cli/sizing.rs"]
 mod sizing;
+#[path = "cli/trust.rs"]
+mod trust;

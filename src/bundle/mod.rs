@@ -6,8 +6,8 @@
 //! basis, and optionally the ONNX Runtime library for the target's platform. A bundle is a
 //! package in the same schema (`kind: bundle`), so `verify` and `lineage` read both.
 
-mod host;
 pub mod device;
+mod host;
 pub mod select;
 
 use std::collections::BTreeMap;

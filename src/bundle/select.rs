@@ -148,7 +148,11 @@ impl Choice {
     pub fn basis_with_interval(&self) -> String {
         let mut b = self.basis.clone();
         if let Some((lo, hi)) = self.p50_interval_s {
-            b.push_str(&format!("; p50 interval {}..{}", crate::units::format_duration_s(lo), crate::units::format_duration_s(hi)));
+            b.push_str(&format!(
+                "; p50 interval {}..{}",
+                crate::units::format_duration_s(lo),
+                crate::units::format_duration_s(hi)
+            ));
         }
         if let Some(h) = self.peak_memory_high_bytes {
             b.push_str(&format!(
@@ -329,7 +333,11 @@ pub fn evaluate(target: &TargetBudget, c: &Candidate, budgets: &Budgets) -> Eval
                         crate::units::format_duration_s(b)
                     )
                 } else {
-                    format!("p50 {} > budget {}", crate::units::format_duration_s(p50), crate::units::format_duration_s(b))
+                    format!(
+                        "p50 {} > budget {}",
+                        crate::units::format_duration_s(p50),
+                        crate::units::format_duration_s(b)
+                    )
                 });
             }
         }

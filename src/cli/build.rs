@@ -6,10 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use edgepack::inputs::ShapeOverrides;
 use edgepack::isolate::{self, ChildLimits};
 use edgepack::pipeline::{Build, Observer, Settings, Step, VariantMode};
 use edgepack::profile::plan::Plan;
-use edgepack::inputs::ShapeOverrides;
 use edgepack::Error;
 
 use super::Outcome;
@@ -73,21 +73,37 @@ pub struct BuildArgs {
     /// Carry the ONNX Runtime library for each target's platform in its bundle.
     #[arg(long)]
     pub with_runtime: bool,
+    /// Also carry the edgepack executable for each target's platform (implies
+    /// --with-runtime), so the board can verify, self-test and profile the bundle.
     #[arg(long)]
     pub with_device_binary: bool,
+    /// No progress lines (they are drawn only on a terminal anyway).
+    #[arg(long, short)]
+    pub quiet: bool,
     #[command(flatten)]
     pub package: super::package::PackageInputs,
 }
 
-/// Progress lines on stderr: `[n/6] what` per step, details indented under it.
-struct Progress;
+/// Progress lines on stderr: `[n/6] what` per step, details indented under it, and a
+/// redrawn elapsed-time line while a step runs (on a terminal only).
+#[derive(Default)]
+struct Progress {
+    ticker: Option<super::progress::Ticker>,
+}
 
 impl Observer for Progress {
     fn started(&mut self, step: Step, what: &str) {
+        // Stop the previous step's line before printing, so lines never interleave.
+        self.ticker = None;
         eprintln!("[{}/{}] {what}", step.number(), Step::COUNT);
+        self.ticker = Some(super::progress::Ticker::start(what.to_string()));
     }
 
     fn detail(&mut self, _step: Step, line: &str) {
+        if self.ticker.is_some() && super::progress::enabled() {
+            // Erase the elapsed-time line; the ticker redraws it below within a second.
+            eprint!("\r\x1b[2K");
+        }
         eprintln!("      {line}");
     }
 }
@@ -177,16 +193,24 @@ fn settings(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Settings>
 }
 
 pub fn run(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Outcome> {
+    super::progress::set_quiet(args.quiet);
     let settings = settings(ort_lib, args)?;
+    let output = settings.output.clone();
+    let mut progress = Progress::default();
     let built = Build::new(settings)?
-        .run(&mut Progress)
+        .run(&mut progress)
         .map_err(|e| match e {
             Error::Usage { what, message } if what == "host compute" => {
                 Error::usage("--host-compute", message)
             }
             e => e,
         })?;
-    Ok(super::bundle::report(&built.outcomes, false))
+    drop(progress);
+    let outcome = super::bundle::report(&built.outcomes, false);
+    // The HTML build report next to the bundles, then the short summary and its path.
+    let targets: Vec<_> = built.outcomes.iter().map(|o| (&o.target).into()).collect();
+    edgepack::report::build::finish(&output, &targets, &mut std::io::stdout())?;
+    Ok(outcome)
 }
 
 #[cfg(test)]

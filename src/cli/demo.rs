@@ -55,6 +55,20 @@ pub fn run(ort_lib: &Option<PathBuf>, args: DemoArgs) -> anyhow::Result<Outcome>
         edgepack::tensor::npy::write_npy(&calib.join(format!("sample_{i:03}.npy")), t)?;
     }
     let dist = out.join("dist");
+    // The demo's profiling plan for the fp32 model: batch 1, 2 and 4 on 1 and 2 threads, so
+    // the report's sweep charts show how cost grows with the query size; measured briefly
+    // (3 runs at least) so the demo takes at most a minute longer than with batch 1 only.
+    let plan = out.join("demo-plan.toml");
+    edgepack::artifact::write_atomic(&plan, DEMO_PLAN.as_bytes())?;
+    // The fp32 sweep goes where `build` looks for a profile of the same model (work/, by
+    // sha256) and is reused there; the variants are profiled by `build` at batch 1.
+    let model_sha = edgepack::package::sha256_hex(
+        &std::fs::read(&model).map_err(|e| edgepack::Error::io(&model, e))?,
+    );
+    let sweep = dist
+        .join("work")
+        .join(format!("{}.profile.json", &model_sha[..16]));
+    std::fs::create_dir_all(dist.join("work")).map_err(|e| edgepack::Error::io(&dist, e))?;
     let steps: Vec<Vec<String>> = vec![
         vec!["inspect".into(), m.clone(), "--shape".into(), shape.into()],
         vec![
@@ -66,6 +80,18 @@ pub fn run(ort_lib: &Option<PathBuf>, args: DemoArgs) -> anyhow::Result<Outcome>
             o("outputs"),
         ],
         vec![
+            "profile".into(),
+            m.clone(),
+            "--plan".into(),
+            plan.display().to_string(),
+            "--shape".into(),
+            shape.into(),
+            "--batch".into(),
+            "1,2,4".into(),
+            "--json".into(),
+            sweep.display().to_string(),
+        ],
+        vec![
             "build".into(),
             m.clone(),
             "--targets".into(),
@@ -74,6 +100,8 @@ pub fn run(ort_lib: &Option<PathBuf>, args: DemoArgs) -> anyhow::Result<Outcome>
             shape.into(),
             "--calibration".into(),
             calib.display().to_string(),
+            "--latency-budget".into(),
+            demo_budget(zoo).into(),
             "-o".into(),
             dist.display().to_string(),
         ],
@@ -82,7 +110,7 @@ pub fn run(ort_lib: &Option<PathBuf>, args: DemoArgs) -> anyhow::Result<Outcome>
     for step in steps {
         outcome = outcome.and(run_step(ort_lib.as_deref(), step)?);
     }
-    // The report: the fp32 profile and the int8 quantization report that `build` wrote.
+    // The report: the fp32 profile and the build's folder (its decision, every variant).
     let stem = model
         .file_stem()
         .and_then(|s| s.to_str())
@@ -101,11 +129,7 @@ pub fn run(ort_lib: &Option<PathBuf>, args: DemoArgs) -> anyhow::Result<Outcome>
         "{}.profile.json",
         &fp32_sha[..fp32_sha.len().min(16)]
     ));
-    let quant = work.join(format!("{stem}.int8.quantize.json"));
     let mut step = vec!["report".to_string(), profile.display().to_string()];
-    if quant.is_file() {
-        step.push(quant.display().to_string());
-    }
     step.extend([
         dist.display().to_string(),
         "--targets".into(),
@@ -118,6 +142,42 @@ pub fn run(ort_lib: &Option<PathBuf>, args: DemoArgs) -> anyhow::Result<Outcome>
         out.display()
     );
     Ok(outcome)
+}
+
+/// The demo's profiling plan (see `profiles/quick.toml` for what each key means).
+const DEMO_PLAN: &str = "\
+description = \"The demo's sweep: batch 1, 2 and 4 on 1 and 2 threads, measured briefly.\"
+
+[sizes]
+batch = [1, 2, 4]
+
+[run]
+threads = [1, 2]
+execution_providers = [\"cpu\"]
+graph_optimization_level = \"all\"
+
+[measure]
+warmup_iterations = 1
+min_iterations = 3
+max_iterations = 200
+min_time_s = 0.1
+max_time_s = 1.5
+target_ci_rel = 0.03
+stability_tolerance = 0.15
+
+[limits]
+timeout_s = 120
+";
+
+/// The latency budget the demo builds against, so the report can draw each board's p50
+/// against it: about 1.5x the slowest board's predicted fp32 p50 (the Jetson Nano's, about
+/// 2 s for the detector at 640x640), so every board gets a bundle and the demo exits 0.
+fn demo_budget(model: ZooModel) -> &'static str {
+    match model {
+        ZooModel::PpOcrDet => "3s",
+        ZooModel::PpOcrCls => "50ms",
+        ZooModel::PpOcrRec => "300ms",
+    }
 }
 
 /// Print a command line as the user would type it, then run it in this process.
@@ -160,5 +220,22 @@ fn default_targets() -> PathBuf {
         here
     } else {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_plan_sweeps_three_batches_on_two_thread_counts() {
+        let plan = edgepack::profile::plan::Plan::from_toml_str(
+            "demo",
+            DEMO_PLAN,
+            Path::new("demo-plan.toml"),
+        )
+        .unwrap();
+        assert_eq!(plan.file.sizes.batch, vec![1, 2, 4]);
+        assert_eq!(plan.file.run.threads, vec![1, 2]);
     }
 }

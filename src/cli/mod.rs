@@ -18,6 +18,7 @@ mod package;
 mod predict;
 mod probe;
 mod profile;
+mod progress;
 mod quantize;
 mod remeasure;
 mod report;

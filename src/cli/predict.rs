@@ -10,9 +10,9 @@ use clap::Args;
 
 use edgepack::hardware::cost;
 use edgepack::hardware::device::DeviceProfile;
+use edgepack::inputs::{model_inputs, ShapeOverrides};
 use edgepack::model::Model;
 use edgepack::units::{format_bytes, format_duration_s};
-use edgepack::inputs::{model_inputs, ShapeOverrides};
 use edgepack::Error;
 
 use super::Outcome;

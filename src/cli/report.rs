@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::Outcome;
 use edgepack::artifact::write_atomic;
 use edgepack::gate::read_profile;
-use edgepack::report::{bundles, html, quantize::QuantizeSummary, targets};
+use edgepack::report::{build::BuildSummary, bundles, html, quantize::QuantizeSummary, targets};
 use edgepack::Error;
 
 #[derive(Debug, clap::Args)]
@@ -27,12 +27,14 @@ pub fn run(a: ReportArgs) -> anyhow::Result<Outcome> {
     let mut profile = None;
     let mut quantize = None;
     let mut bundle_rows = None;
+    let mut bundle_dir = None;
     for p in &a.inputs {
         if p.is_dir() {
             if bundle_rows.is_some() {
                 return Err(Error::usage("report", "give at most one bundle folder").into());
             }
             bundle_rows = Some(bundles::read_bundle_dir(p)?);
+            bundle_dir = Some(p.clone());
             continue;
         }
         let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
@@ -64,11 +66,17 @@ pub fn run(a: ReportArgs) -> anyhow::Result<Outcome> {
         Some(dir) => targets::read_dir(dir)?,
         None => vec![],
     };
+    // A build's output folder: the page leads with what the build decided.
+    let build = match &bundle_dir {
+        Some(d) => BuildSummary::from_dir(d, &targets)?,
+        None => None,
+    };
     let page = html::render(&html::Inputs {
         profile,
         quantize,
         bundles: bundle_rows,
         targets,
+        build,
     })?;
     write_atomic(&a.output, page.as_bytes())?;
     eprintln!("edgepack: wrote {}", a.output.display());

@@ -19,10 +19,10 @@ use std::path::{Path, PathBuf};
 use super::rounds::{merge_rounds, pair_rounds, RoundPair};
 use super::Scope;
 use crate::error::{Error, Result};
+use crate::inputs::{model_inputs, Generation, ShapeOverrides, TensorSpec};
 use crate::profile::plan::Plan;
 use crate::profile::schema::Profile;
 use crate::profile::sweep::{self, ConfigSpec, Silent, SweepOptions, WorkerCommand};
-use crate::inputs::{model_inputs, Generation, ShapeOverrides, TensorSpec};
 
 /// Which of the two models.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,7 +219,10 @@ impl Measurer for SweepMeasurer {
         let p = sweep::run(&s.opts, &s.configs, &self.onnxruntime_version, &mut Silent)?;
         // An interrupted or partial round must not be pooled into a verdict.
         match p.incompleteness() {
-            Some(why) => Err(Error::usage("remeasure", format!("round {}: {why}", round + 1))),
+            Some(why) => Err(Error::usage(
+                "remeasure",
+                format!("round {}: {why}", round + 1),
+            )),
             None => Ok(p),
         }
     }

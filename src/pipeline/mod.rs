@@ -28,13 +28,13 @@ use std::path::{Path, PathBuf};
 use crate::bundle::{self, BundleOptions};
 use crate::error::{Error, Result};
 use crate::hardware::Target;
+use crate::inputs::ShapeOverrides;
 use crate::isolate::{self, ChildLimits};
 use crate::model::Model;
 use crate::package::{self, Manifest, PackageOptions, VariantInput};
 use crate::profile::plan::Plan;
 use crate::profile::schema::{ConfigResult, Profile, Status};
 use crate::profile::sweep::{self, ConfigSpec, SweepObserver, SweepOptions, WorkerCommand};
-use crate::inputs::ShapeOverrides;
 
 pub use quantize::VariantMode;
 pub use report::{BuildReport, BUILD_SCHEMA};
@@ -474,6 +474,8 @@ impl Build {
                     relative_compute: *v,
                     basis: b.clone(),
                 }),
+            latency_budget_s: s.bundle.budgets.latency_budget_s,
+            prefer: format!("{:?}", s.bundle.budgets.prefer).to_lowercase(),
             targets: bundled
                 .outcomes
                 .iter()

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::artifact;
 use crate::error::{Error, Result};
-use crate::model::Model;
 use crate::inputs::{ShapeOverrides, ValueRanges};
+use crate::model::Model;
 use crate::quantize::data::{generated_feed, input_specs, list_folder, load_sample};
 use crate::quantize::engine::RuntimeEngine;
 use crate::quantize::preprocess::Preprocess;

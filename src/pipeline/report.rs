@@ -31,6 +31,10 @@ pub struct BuildReport {
     pub profiles: Vec<ProfileRecord>,
     /// The figure host latencies were scaled by (absent without profiles).
     pub host_compute: Option<HostCompute>,
+    /// The p50 budget every target was judged against (absent without one).
+    pub latency_budget_s: Option<f64>,
+    /// What decided between variants that fit: `accuracy`, `latency` or `size`.
+    pub prefer: String,
     /// One entry per hardware target.
     pub targets: Vec<TargetRecord>,
 }
@@ -97,6 +101,8 @@ pub struct TargetRecord {
     /// The bundle written (absent when no variant fits).
     pub bundle: Option<String>,
     pub size_bytes: Option<u64>,
+    /// The RAM share a model may use on the target.
+    pub model_ram_bytes: u64,
     /// The chosen variant.
     pub chosen: Option<String>,
     pub evaluations: Vec<EvaluationRecord>,
@@ -126,6 +132,7 @@ impl TargetRecord {
             target: o.target.name.clone(),
             bundle: o.path.as_ref().map(|p| p.display().to_string()),
             size_bytes: o.size_bytes,
+            model_ram_bytes: o.target.model_ram_bytes(),
             chosen: sel.chosen.map(|i| sel.evaluations[i].variant.clone()),
             evaluations: sel
                 .evaluations
@@ -221,11 +228,14 @@ mod tests {
                 relative_compute: 4.0,
                 basis: "hardware/x86-industrial-pc.toml".into(),
             }),
+            latency_budget_s: Some(0.05),
+            prefer: "accuracy".into(),
             targets: vec![
                 TargetRecord {
                     target: "raspberry-pi-4-4gb".into(),
                     bundle: Some("dist/cls-raspberry-pi-4-4gb.zip".into()),
                     size_bytes: Some(250_000),
+                    model_ram_bytes: 2 << 30,
                     chosen: Some("fp32".into()),
                     evaluations: vec![EvaluationRecord {
                         variant: "fp32".into(),
@@ -243,6 +253,7 @@ mod tests {
                     target: "tiny-mcu".into(),
                     bundle: None,
                     size_bytes: None,
+                    model_ram_bytes: 64 << 20,
                     chosen: None,
                     evaluations: vec![],
                 },

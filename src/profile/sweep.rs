@@ -31,10 +31,10 @@ use super::plan::Plan;
 use super::schema::{ConfigResult, FailureKind, Host, ModelRef, Profile, Status, PROFILE_SCHEMA};
 use super::worker::{is_allocation_failure, WorkerReply, WorkerRequest};
 use crate::error::{Error, Result};
-use crate::isolate::{run_isolated, signal_name, ChildEnd, ChildLimits, ChildOutput};
 use crate::inputs::{
     prepare_for, resolve_shapes, Dim, Generation, InputSources, ShapeOverrides, TensorSpec,
 };
+use crate::isolate::{run_isolated, signal_name, ChildEnd, ChildLimits, ChildOutput};
 use crate::runtime::{ExecutionContext, GraphOptimizationLevel, Provider, ProviderFallback};
 
 /// How to start a worker: the program (normally the current `edgepack` executable) and

@@ -220,5 +220,6 @@ pub fn sample_inputs() -> Inputs {
                 model_ram_bytes: Some(256 << 20),
             },
         ],
+        build: None,
     }
 }

@@ -12,13 +12,14 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::build::BuildSummary;
 use super::bundles::{BundleDir, BundleRow, FitMatrix};
+use super::format;
 use super::plot::{self, Axis, HLine, LineChart, Series};
 use super::quantize::QuantizeSummary;
 use super::targets::TargetRam;
 use crate::error::Result;
 use crate::profile::schema::{ConfigResult, Profile, Status};
-use crate::units::{Display, Unit};
 
 /// Everything the report shows.
 #[derive(Clone, Debug)]
@@ -28,6 +29,9 @@ pub struct Inputs {
     /// `None` when no bundle folder was given.
     pub bundles: Option<BundleDir>,
     pub targets: Vec<TargetRam>,
+    /// What a build decided (from `edgepack build`'s output folder); when present the page
+    /// leads with the decision.
+    pub build: Option<BuildSummary>,
 }
 
 /// Escape text for HTML content and attribute values.
@@ -47,15 +51,23 @@ pub fn esc(s: &str) -> String {
 }
 
 fn secs(v: f64) -> String {
-    Display(v, Unit::Seconds).to_string()
+    format::duration(v)
 }
 
 fn bytes(v: f64) -> String {
-    Display(v, Unit::Bytes).to_string()
+    format::bytes(v)
 }
 
-fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
-    v.map(f).unwrap_or_else(|| "–".into())
+use format::opt;
+
+/// A chart in its frame, with the number of data points it draws (the browser test checks
+/// that no chart is drawn with fewer than two).
+fn chart_div(id: &str, points: usize, svg: &str) -> String {
+    format!("<div class=\"chart\" id=\"chart-{id}\" data-points=\"{points}\">{svg}</div>\n")
+}
+
+fn points_of(series: &[Series]) -> usize {
+    series.iter().map(|s| s.points.len()).sum()
 }
 
 /// `2023-11-14 22:13:20 UTC` from Unix seconds (see [`crate::date::utc`]).
@@ -117,7 +129,7 @@ fn mib(y: f64) -> String {
     }
 }
 
-fn latency_chart(p: &Profile) -> Result<Option<String>> {
+fn latency_chart(p: &Profile) -> Result<Option<(usize, String)>> {
     let g = groups(p);
     let multi_ep = g
         .keys()
@@ -150,7 +162,8 @@ fn latency_chart(p: &Profile) -> Result<Option<String>> {
             color: i,
         });
     }
-    plot::line_chart(
+    let n = points_of(&series);
+    Ok(plot::line_chart(
         &LineChart {
             title: "Latency against batch size (p50 solid, p95 dashed)",
             x_desc: "batch size",
@@ -158,13 +171,15 @@ fn latency_chart(p: &Profile) -> Result<Option<String>> {
             x_axis: batch_axis(p),
             y_axis: Axis::Linear,
             y_fmt: &ms,
+            x_integer: true,
         },
         &series,
         &[],
-    )
+    )?
+    .map(|svg| (n, svg)))
 }
 
-fn throughput_chart(p: &Profile) -> Result<Option<String>> {
+fn throughput_chart(p: &Profile) -> Result<Option<(usize, String)>> {
     let g = groups(p);
     let multi_ep = g
         .keys()
@@ -188,7 +203,8 @@ fn throughput_chart(p: &Profile) -> Result<Option<String>> {
             color: i,
         })
         .collect();
-    plot::line_chart(
+    let n = points_of(&series);
+    Ok(plot::line_chart(
         &LineChart {
             title: "Throughput against batch size",
             x_desc: "batch size",
@@ -196,13 +212,15 @@ fn throughput_chart(p: &Profile) -> Result<Option<String>> {
             x_axis: batch_axis(p),
             y_axis: Axis::Linear,
             y_fmt: &per_s,
+            x_integer: true,
         },
         &series,
         &[],
-    )
+    )?
+    .map(|svg| (n, svg)))
 }
 
-fn memory_chart(p: &Profile, targets: &[TargetRam]) -> Result<Option<String>> {
+fn memory_chart(p: &Profile, targets: &[TargetRam]) -> Result<Option<(usize, String)>> {
     let g = groups(p);
     let multi_ep = g
         .keys()
@@ -272,6 +290,7 @@ fn memory_chart(p: &Profile, targets: &[TargetRam]) -> Result<Option<String>> {
     let (lines, off): (Vec<HLine>, Vec<HLine>) = all_lines
         .into_iter()
         .partition(|l| data_max <= 0.0 || l.y <= 3.0 * data_max);
+    let n = points_of(&series);
     let svg = plot::line_chart(
         &LineChart {
             title: "Peak memory against batch size, with each target's model RAM",
@@ -280,18 +299,22 @@ fn memory_chart(p: &Profile, targets: &[TargetRam]) -> Result<Option<String>> {
             x_axis: batch_axis(p),
             y_axis: Axis::Linear,
             y_fmt: &mib,
+            x_integer: true,
         },
         &series,
         &lines,
     )?;
     Ok(svg.map(|svg| {
         if off.is_empty() {
-            svg
+            (n, svg)
         } else {
             let names: Vec<String> = off.iter().map(|l| esc(&l.label)).collect();
-            format!(
-                "{svg}<p class=\"muted\">Off the chart (more than 3× the largest peak): {}.</p>",
-                names.join("; ")
+            (
+                n,
+                format!(
+                    "{svg}<p class=\"muted\">Off the chart (more than 3× the largest peak): {}.</p>",
+                    names.join("; ")
+                ),
             )
         }
     }))
@@ -299,7 +322,7 @@ fn memory_chart(p: &Profile, targets: &[TargetRam]) -> Result<Option<String>> {
 
 /// The configuration whose per-op shares are shown: the first that has them, preferring
 /// op-type rows over node rows.
-fn ops_chart(p: &Profile) -> Result<Option<(String, String)>> {
+fn ops_chart(p: &Profile) -> Result<Option<(usize, String)>> {
     let Some(cfg) = p.configs.iter().find(|c| !c.per_op.is_empty()) else {
         return Ok(None);
     };
@@ -321,7 +344,10 @@ fn ops_chart(p: &Profile) -> Result<Option<(String, String)>> {
         if kind == "op" { "op type" } else { "node" },
         cfg.id
     );
-    Ok(plot::share_bars(&title, &bars)?.map(|svg| (cfg.id.clone(), svg)))
+    if bars.len() < 2 {
+        return Ok(None);
+    }
+    Ok(plot::share_bars(&title, &bars)?.map(|svg| (bars.len(), svg)))
 }
 
 const CSS: &str = "\
@@ -330,10 +356,14 @@ margin:0;background:#f4f6f9}\
 header{background:#1d2b3a;color:#fff;padding:18px 32px}\
 header h1{margin:0 0 4px;font-size:22px}header p{margin:2px 0;color:#c8d3df}\
 main{max-width:1100px;margin:0 auto;padding:8px 24px 40px}\
-section{background:#fff;border:1px solid #dde3ea;border-radius:8px;margin:18px 0;padding:14px 20px;overflow-x:auto}\
+section{background:#fff;border:1px solid #dde3ea;border-radius:8px;margin:18px 0;padding:14px 20px}\
 h2{font-size:18px;margin:4px 0 10px}\
 .chart{max-width:920px;margin:8px auto}.chart svg{width:100%;height:auto;display:block}\
-table{border-collapse:collapse;width:100%;font-size:13.5px}\
+table{border-collapse:collapse;width:100%;font-size:13.5px}td.text{overflow-wrap:anywhere;min-width:12em}\
+table.compact{width:auto;min-width:60%}\
+.cards{display:flex;flex-wrap:wrap;gap:10px}.card{border:1px solid #dde3ea;border-radius:6px;padding:8px 12px;min-width:180px}\
+.big{font-size:22px;font-weight:600}ul.reasons{margin:6px 0;padding-left:22px;font-size:13.5px}\
+tr.detail td{border-bottom:1px solid #e6eaef;padding-top:0;color:#6b7684;font-size:12.5px}tr.has-detail td{border-bottom:0}\
 th,td{border-bottom:1px solid #e6eaef;padding:5px 8px;text-align:left;vertical-align:top}\
 th{background:#f0f3f7;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
 .ok{color:#0a7a3e;font-weight:600}.bad{color:#b3261e;font-weight:600}.muted{color:#6b7684}\
@@ -345,12 +375,14 @@ header code{background:#2c3e52;color:#e8eef5}";
 pub fn render(inp: &Inputs) -> Result<String> {
     let p = &inp.profile;
     let mut h = String::new();
-    let model_name = p
-        .model
-        .path
-        .rsplit(['/', '\\'])
-        .next()
+    // A build's page is named after the model the build started from.
+    let model_path = inp
+        .build
+        .as_ref()
+        .map(|b| b.model.as_str())
+        .filter(|m| !m.is_empty())
         .unwrap_or(&p.model.path);
+    let model_name = model_path.rsplit(['/', '\\']).next().unwrap_or(model_path);
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -377,30 +409,33 @@ pub fn render(inp: &Inputs) -> Result<String> {
         esc(&p.plan.name),
         utc(p.created_unix_s)
     );
+    if let Some(b) = &inp.build {
+        decision_section(&mut h, b)?;
+        tradeoff_section(&mut h, b)?;
+        grid_section(&mut h, b);
+    }
     summary_section(&mut h, p);
 
     h.push_str("<section id=\"charts\"><h2>Latency, throughput and memory</h2>\n");
-    let mut any = false;
-    for (id, svg) in [
+    let mut drawn = 0;
+    for (id, chart) in [
         ("latency", latency_chart(p)?),
         ("throughput", throughput_chart(p)?),
         ("memory", memory_chart(p, &inp.targets)?),
     ] {
-        if let Some(svg) = svg {
-            any = true;
-            let _ = writeln!(h, "<div class=\"chart\" id=\"chart-{id}\">{svg}</div>");
+        if let Some((n, svg)) = chart {
+            drawn += 1;
+            h.push_str(&chart_div(id, n, &svg));
         }
     }
-    if !any {
-        h.push_str("<p class=\"muted\">No configuration ran successfully: nothing to plot.</p>");
+    if drawn == 0 {
+        single_batch_figures(&mut h, p);
     }
     h.push_str("</section>\n");
 
     h.push_str("<section id=\"ops\"><h2>Per-op time shares</h2>\n");
     match ops_chart(p)? {
-        Some((_, svg)) => {
-            let _ = writeln!(h, "<div class=\"chart\">{svg}</div>");
-        }
+        Some((n, svg)) => h.push_str(&chart_div("ops", n, &svg)),
         None => h.push_str(
             "<p class=\"muted\">No per-op data in this profile (run <code>edgepack profile --per-op</code>).</p>\n",
         ),
@@ -408,13 +443,30 @@ pub fn render(inp: &Inputs) -> Result<String> {
     h.push_str("</section>\n");
 
     fit_section(&mut h, p, &inp.targets);
-    matrix_section(&mut h, inp.bundles.as_ref().and_then(|b| b.fit.as_ref()));
+    if inp.build.is_none() {
+        matrix_section(&mut h, inp.bundles.as_ref().and_then(|b| b.fit.as_ref()));
+    }
     bundles_section(
         &mut h,
         inp.bundles.as_ref().map(|b| b.rows.as_slice()),
         &inp.targets,
     );
-    quantize_section(&mut h, inp.quantize.as_ref());
+    match &inp.build {
+        Some(b) => {
+            build_quantize_section(&mut h, b);
+            // A quantize report given besides the build folder keeps its own section.
+            if inp.quantize.is_some() {
+                let mut q = String::new();
+                quantize_section(&mut q, inp.quantize.as_ref());
+                h.push_str(&q.replacen(
+                    "<section id=\"quantization\"><h2>Quantization: accuracy, size and speed",
+                    "<section id=\"quantization-report\"><h2>Quantize report given",
+                    1,
+                ));
+            }
+        }
+        None => quantize_section(&mut h, inp.quantize.as_ref()),
+    }
     configs_section(&mut h, p);
     let _ = write!(
         h,
@@ -424,6 +476,332 @@ pub fn render(inp: &Inputs) -> Result<String> {
         esc(&p.schema)
     );
     Ok(h)
+}
+
+/// The decision first: per target the chosen variant, its predicted p50 against the latency
+/// budget and its peak memory against the target's model RAM, as shares of those limits.
+fn decision_section(h: &mut String, b: &BuildSummary) -> Result<()> {
+    h.push_str("<section id=\"decision\"><h2>Decision: which variant goes to which target</h2>\n");
+    let budget = b.latency_budget_s;
+    let rows: Vec<plot::LimitRow> = b
+        .targets
+        .iter()
+        .map(|t| {
+            let e = t.chosen_eval();
+            let lat = e.and_then(|e| e.p50_s).and_then(|p| {
+                budget.map(|bud| plot::LimitBar {
+                    share: p / bud,
+                    label: format!("p50 {} of {}", secs(p), secs(bud)),
+                })
+            });
+            let mem = e
+                .and_then(|e| e.peak_memory_bytes)
+                .zip(t.model_ram_bytes)
+                .map(|(pk, cap)| plot::LimitBar {
+                    share: pk as f64 / cap as f64,
+                    label: format!("{} of {}", bytes(pk as f64), bytes(cap as f64)),
+                });
+            let detail = match (&t.chosen, e) {
+                (Some(c), Some(e)) => format!(
+                    "{c}{}{}",
+                    e.threads
+                        .map(|th| format!(", {}", format::count(th, "thread")))
+                        .unwrap_or_default(),
+                    e.batch.map(|b| format!(", batch {b}")).unwrap_or_default()
+                ),
+                _ => "no variant fits".into(),
+            };
+            plot::LimitRow {
+                name: t.name.clone(),
+                detail,
+                bars: [lat, mem],
+                missing: if t.chosen.is_none() {
+                    "no variant fits".into()
+                } else {
+                    "not predicted".into()
+                },
+            }
+        })
+        .collect();
+    let names = ["predicted p50 / latency budget", "peak memory / model RAM"];
+    match plot::limit_bars(names, &rows) {
+        Some(svg) => {
+            let n = rows.iter().flat_map(|r| r.bars.iter().flatten()).count();
+            h.push_str(&chart_div("decision", n, &svg));
+        }
+        None => {
+            h.push_str("<p class=\"muted\">No predictions to compare with the targets' limits.</p>")
+        }
+    }
+    let _ = write!(
+        h,
+        "<p class=\"muted\">{}Predictions from this host's profile scaled to each target, for \
+         the threads and batch named under each target (details in the bundles table). Among the variants that fit, the build prefers <b>{}</b>.</p>",
+        match budget {
+            Some(bud) => format!("Latency budget {}. ", secs(bud)),
+            None => "No latency budget was given (<code>--latency-budget</code>): latency bars are not drawn. ".into(),
+        },
+        esc(&b.prefer)
+    );
+    h.push_str(
+        "<table class=\"compact\"><thead><tr><th>target</th><th>chosen</th><th>p50</th>\
+                <th>peak memory</th><th>why</th></tr></thead><tbody>\n",
+    );
+    for t in &b.targets {
+        let e = t.chosen_eval();
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td><b>{}</b></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            esc(&t.name),
+            esc(t.chosen.as_deref().unwrap_or("none")),
+            opt(e.and_then(|e| e.p50_s), secs),
+            opt(e.and_then(|e| e.peak_memory_bytes), |b| bytes(b as f64)),
+            esc(&b.why(t))
+        );
+    }
+    h.push_str("</tbody></table></section>\n");
+    Ok(())
+}
+
+/// Accuracy against latency, one point per variant, size as the marker's area.
+fn tradeoff_section(h: &mut String, b: &BuildSummary) -> Result<()> {
+    h.push_str("<section id=\"tradeoff\"><h2>Accuracy against latency, per variant</h2>\n");
+    let pts: Vec<plot::VariantPoint> = b
+        .variants
+        .iter()
+        .filter_map(|v| {
+            Some(plot::VariantPoint {
+                name: v.name.clone(),
+                latency_s: v.host_p50_s?,
+                sqnr_db: v.sqnr_db,
+                size_bytes: v.size_bytes,
+            })
+        })
+        .collect();
+    match plot::pareto_scatter(&pts)? {
+        Some(svg) => {
+            h.push_str(&chart_div("tradeoff", pts.len(), &svg));
+            let front: Vec<&str> = plot::pareto_front(&pts)
+                .into_iter()
+                .map(|i| pts[i].name.as_str())
+                .collect();
+            let _ = writeln!(
+                h,
+                "<p class=\"muted\">The dashed line joins the Pareto front (filled markers: no other variant is both faster and more \
+                 accurate): {}. Up and to the left is better.</p>",
+                esc(&front.join(", "))
+            );
+        }
+        None => h.push_str(
+            "<p class=\"muted\">Fewer than two variants were profiled: nothing to compare.</p>\n",
+        ),
+    }
+    h.push_str("</section>\n");
+    Ok(())
+}
+
+/// Every variant on every target as a picture, with why each misfit does not fit.
+fn grid_section(h: &mut String, b: &BuildSummary) {
+    h.push_str("<section id=\"matrix\"><h2>Fit matrix: every variant on every target</h2>\n");
+    let mut cols: Vec<String> = vec![];
+    for t in &b.targets {
+        for e in &t.evaluations {
+            if !cols.contains(&e.variant) {
+                cols.push(e.variant.clone());
+            }
+        }
+    }
+    let rows: Vec<String> = b.targets.iter().map(|t| t.name.clone()).collect();
+    let cells: Vec<Vec<Option<plot::GridCell>>> = b
+        .targets
+        .iter()
+        .map(|t| {
+            cols.iter()
+                .map(|v| {
+                    let e = t.evaluations.iter().find(|e| &e.variant == v)?;
+                    Some(plot::GridCell {
+                        fits: e.fits,
+                        chosen: t.chosen.as_deref() == Some(v.as_str()),
+                        lines: [
+                            e.p50_s.map(|p| format!("p50 {}", secs(p))),
+                            e.peak_memory_bytes.map(|m| bytes(m as f64)),
+                        ]
+                        .into_iter()
+                        .flatten()
+                        .collect(),
+                        title: if e.reasons.is_empty() {
+                            "fits".into()
+                        } else {
+                            e.reasons.join("; ")
+                        },
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    if let Some(svg) = plot::fit_grid(&rows, &cols, &cells) {
+        let n = cells.iter().flatten().flatten().count();
+        h.push_str(&chart_div("matrix", n, &svg));
+    }
+    let misfits: Vec<String> = b
+        .targets
+        .iter()
+        .flat_map(|t| {
+            t.evaluations.iter().filter(|e| !e.fits).map(move |e| {
+                format!(
+                    "<li><b>{} on {}</b>: {}</li>",
+                    esc(&e.variant),
+                    esc(&t.name),
+                    esc(&e.reasons.join("; "))
+                )
+            })
+        })
+        .collect();
+    if !misfits.is_empty() {
+        let _ = write!(
+            h,
+            "<details><summary>Why the red cells do not fit ({})</summary><ul class=\"reasons\">{}</ul></details>",
+            format::count(misfits.len() as u64, "cell"),
+            misfits.join("")
+        );
+    }
+    h.push_str("</section>\n");
+}
+
+/// One batch size only: the figures per thread count as numbers, not as one-point charts.
+fn single_batch_figures(h: &mut String, p: &Profile) {
+    let g = groups(p);
+    if g.is_empty() {
+        h.push_str("<p class=\"muted\">No configuration ran successfully: nothing to plot.</p>");
+        return;
+    }
+    h.push_str(
+        "<p class=\"muted\">The profile measured one batch size, so there is no curve to draw; \
+         the figures per configuration:</p><div class=\"cards\">",
+    );
+    for ((ep, threads), cs) in &g {
+        for c in cs {
+            let _ = write!(
+                h,
+                "<div class=\"card\"><div class=\"muted\">{} · {} · batch {}</div>\
+                 <div class=\"big\">{}</div><div>p50 · p95 {}</div><div>{} · peak {}</div></div>",
+                esc(ep),
+                format::count(*threads as u64, "thread"),
+                c.batch.unwrap_or(1),
+                opt(c.latency.as_ref().map(|l| l.p50_s), secs),
+                opt(c.latency.as_ref().map(|l| l.p95_s), secs),
+                opt(c.throughput_items_per_s, format::per_second),
+                opt(c.memory.as_ref().map(|m| m.peak_rss_bytes), |b| bytes(
+                    b as f64
+                )),
+            );
+        }
+    }
+    h.push_str("</div>\n");
+}
+
+/// Every variant the build made: accuracy, size, speed, and which targets chose it.
+fn build_quantize_section(h: &mut String, b: &BuildSummary) {
+    h.push_str(
+        "<section id=\"quantization\"><h2>Quantization: every variant the build made</h2>\n",
+    );
+    let fp32 = b.variant("fp32");
+    let held_out: Vec<String> = b
+        .variants
+        .iter()
+        .filter_map(|v| v.quantize.as_ref())
+        .filter_map(|q| {
+            let ev = q.figure("eval_samples").filter(|n| *n > 0.0);
+            let cal = q.figure("calibration_samples");
+            Some(match (ev, cal, q.random_inputs) {
+                (_, _, true) => "random inputs (accuracy says little)".to_string(),
+                (Some(e), _, _) => format!("held-out, {}", format::count(e as u64, "sample")),
+                (None, Some(c), _) => format!(
+                    "in-sample, {}",
+                    format::count(c as u64, "calibration sample")
+                ),
+                _ => return None,
+            })
+        })
+        .collect();
+    let mut basis = held_out.clone();
+    basis.dedup();
+    let _ = write!(
+        h,
+        "<p class=\"muted\">Accuracy: worst-output SQNR against fp32{}. Speed: fastest p50 at batch 1 \
+         on this host. Ratios against fp32.</p>",
+        if basis.len() == 1 {
+            format!(", {}", esc(&basis[0]))
+        } else {
+            String::new()
+        }
+    );
+    h.push_str(
+        "<table><thead><tr><th>variant</th><th>SQNR</th><th>size</th><th>size ratio</th>\
+         <th>p50</th><th>latency ratio</th><th>chosen for</th></tr></thead><tbody>\n",
+    );
+    for v in &b.variants {
+        let chosen_for: Vec<&str> = b
+            .targets
+            .iter()
+            .filter(|t| t.chosen.as_deref() == Some(v.name.as_str()))
+            .map(|t| t.name.as_str())
+            .collect();
+        let _ = writeln!(
+            h,
+            "<tr><td><b>{}</b></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            esc(&v.name),
+            match v.sqnr_db {
+                Some(d) => format::db(d),
+                None if v.name == "fp32" => "reference".into(),
+                None => "–".into(),
+            },
+            bytes(v.size_bytes as f64),
+            opt(fp32.filter(|f| f.size_bytes > 0), |f| format::ratio(v.size_bytes as f64 / f.size_bytes as f64)),
+            opt(v.host_p50_s, secs),
+            opt(v.host_p50_s.zip(fp32.and_then(|f| f.host_p50_s)), |(a, f)| format::ratio(a / f)),
+            if chosen_for.is_empty() {
+                "<span class=\"muted\">–</span>".to_string()
+            } else {
+                esc(&chosen_for.join(", "))
+            }
+        );
+    }
+    h.push_str("</tbody></table>\n");
+    for (v, why) in &b.skipped {
+        let _ = writeln!(
+            h,
+            "<p class=\"muted\">Not made: <b>{}</b>: {}</p>",
+            esc(v),
+            esc(why)
+        );
+    }
+    let warnings: Vec<String> = b
+        .variants
+        .iter()
+        .filter_map(|v| v.quantize.as_ref().map(|q| (v, q)))
+        .flat_map(|(v, q)| {
+            q.warnings
+                .iter()
+                .map(move |w| format!("<li><b>{}</b>: {}</li>", esc(&v.name), esc(w)))
+        })
+        .collect();
+    if !warnings.is_empty() {
+        let _ = write!(h, "<details><summary>Quantizer warnings ({})</summary><ul class=\"reasons\">{}</ul></details>",
+            format::count(warnings.len() as u64, "warning"), warnings.join(""));
+    }
+    h.push_str("<h3>Why each target's variant won</h3><ul>");
+    for t in &b.targets {
+        let _ = write!(
+            h,
+            "<li><b>{}</b> → {}: {}</li>",
+            esc(&t.name),
+            esc(t.chosen.as_deref().unwrap_or("none")),
+            esc(&b.why(t))
+        );
+    }
+    h.push_str("</ul></section>\n");
 }
 
 fn summary_section(h: &mut String, p: &Profile) {
@@ -651,18 +1029,71 @@ fn bundles_section(h: &mut String, bundles: Option<&[BundleRow]>, targets: &[Tar
         h.push_str("<p class=\"muted\">The bundle folder holds no bundles.</p></section>\n");
         return;
     }
-    h.push_str(
+    // The basis of each prediction is a sentence that mostly repeats from row to row
+    // ("host p50 × 0.89 (host compute 2.67 / target 3.00; host relative_compute 2.67
+    // estimated ...)"): the parts every row shares are said once above the table, the row
+    // keeps what differs.
+    let parts = |b: &str| -> Vec<String> {
+        b.replace(" (", "; ")
+            .split("; ")
+            .map(|x| x.trim_end_matches(')').trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect()
+    };
+    let all: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.basis.as_deref().map(parts).unwrap_or_default())
+        .collect();
+    let common: Vec<String> = all
+        .first()
+        .map(|f| {
+            f.iter()
+                .filter(|x| all.iter().all(|r| r.contains(x)))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let own: Vec<String> = all
+        .iter()
+        .map(|r| {
+            r.iter()
+                .filter(|x| !common.contains(x))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .collect();
+    let one_basis = own.iter().all(|o| o.is_empty());
+    if !common.is_empty() {
+        let _ = writeln!(
+            h,
+            "<p class=\"muted\">Basis of every prediction: {}{}.</p>",
+            esc(&common.join("; ")),
+            if one_basis {
+                ""
+            } else {
+                "; per row: what differs"
+            }
+        );
+    }
+    let _ = writeln!(
+        h,
         "<table><thead><tr><th>target</th><th>variant</th><th>threads</th><th>batch</th>\
          <th>p50</th><th>p95</th><th>peak memory</th><th>memory fit</th><th>bundle size max</th>\
-         <th>SQNR</th><th>basis</th></tr></thead><tbody>\n",
+         <th>SQNR</th>{}</tr></thead><tbody>",
+        if one_basis { "" } else { "<th>basis</th>" }
     );
-    for r in rows {
+    for (r, own) in rows.iter().zip(&own) {
         let cap = targets
             .iter()
             .find(|t| t.name == r.target)
             .map(|t| t.model_ram_bytes.unwrap_or(t.ram_bytes));
         let fit = match (r.peak_memory_bytes, cap) {
-            (Some(pk), Some(cap)) if pk <= cap => "<td class=\"ok\">fits</td>".to_string(),
+            (Some(pk), Some(cap)) if pk <= cap => format!(
+                "<td class=\"ok\">fits ({} of {})</td>",
+                format::percent(pk as f64 / cap as f64),
+                bytes(cap as f64)
+            ),
             (Some(_), Some(cap)) => format!("<td class=\"bad\">over {}</td>", bytes(cap as f64)),
             _ => "<td class=\"muted\">–</td>".into(),
         };
@@ -670,7 +1101,7 @@ fn bundles_section(h: &mut String, bundles: Option<&[BundleRow]>, targets: &[Tar
             h,
             "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>{fit}\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+             <td class=\"num\">{}</td><td class=\"num\">{}</td>{}</tr>",
             esc(&r.target),
             esc(&r.variant),
             opt(r.threads, |t| t.to_string()),
@@ -679,8 +1110,12 @@ fn bundles_section(h: &mut String, bundles: Option<&[BundleRow]>, targets: &[Tar
             opt(r.latency_p95_s, secs),
             opt(r.peak_memory_bytes, |b| bytes(b as f64)),
             opt(r.bundle_size_bytes_max, |b| bytes(b as f64)),
-            opt(r.accuracy_sqnr_db, |d| format!("{d:.1} dB")),
-            esc(r.basis.as_deref().unwrap_or("–"))
+            opt(r.accuracy_sqnr_db, format::db),
+            if one_basis {
+                String::new()
+            } else {
+                format!("<td class=\"text\">{}</td>", esc(own))
+            }
         );
     }
     h.push_str("</tbody></table></section>\n");
@@ -708,17 +1143,20 @@ fn quantize_section(h: &mut String, q: Option<&QuantizeSummary>) {
     if let Some(v) = &q.variant {
         let _ = write!(h, "<dt>chosen variant</dt><dd>{}</dd>", esc(v));
     }
+    let mut shown_keys: Vec<String> = vec![];
     for (k, v) in &q.figures {
-        let shown = if k.ends_with("_bytes") {
-            bytes(*v)
-        } else if k.ends_with("_s") {
-            secs(*v)
-        } else if k.contains("ratio") {
-            format!("{v:.3}×")
-        } else {
-            plot::trim_number(*v)
-        };
-        let _ = write!(h, "<dt>{}</dt><dd>{shown}</dd>", esc(&k.replace('_', " ")));
+        // `size.ratio` repeats the top-level `size_ratio`.
+        let label = k.replace('_', " ");
+        if shown_keys.contains(&label) {
+            continue;
+        }
+        let _ = write!(
+            h,
+            "<dt>{}</dt><dd>{}</dd>",
+            esc(&label),
+            format::figure(k, *v)
+        );
+        shown_keys.push(label);
     }
     h.push_str("</dl>\n");
     if !q.outputs.is_empty() {
@@ -732,13 +1170,9 @@ fn quantize_section(h: &mut String, q: Option<&QuantizeSummary>) {
                 "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
                  <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
                 esc(&o.output),
-                opt(o.sqnr_db, |d| if d.is_infinite() {
-                    "∞ (identical)".into()
-                } else {
-                    format!("{d:.1} dB")
-                }),
-                opt(o.cosine, |c| format!("{c:.5}")),
-                opt(o.top1_agreement, |t| format!("{:.2}%", t * 100.0)),
+                opt(o.sqnr_db, format::db),
+                opt(o.cosine, format::score),
+                opt(o.top1_agreement, format::percent),
                 opt(o.max_abs_error, |e| format!("{e:.3e}"))
             );
         }
@@ -755,9 +1189,9 @@ fn quantize_section(h: &mut String, q: Option<&QuantizeSummary>) {
                 "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
                  <td class=\"num\">{}</td><td>{}</td></tr>",
                 esc(&a.variant),
-                opt(a.min_sqnr_db, |d| format!("{d:.1} dB")),
-                opt(a.latency_ratio, |r| format!("{r:.3}×")),
-                opt(a.size_ratio, |r| format!("{r:.3}×")),
+                opt(a.min_sqnr_db, format::db),
+                opt(a.latency_ratio, format::ratio),
+                opt(a.size_ratio, format::ratio),
                 match a.meets_target {
                     Some(true) => "<span class=\"ok\">yes</span>",
                     Some(false) => "<span class=\"bad\">no</span>",
@@ -774,10 +1208,12 @@ fn quantize_section(h: &mut String, q: Option<&QuantizeSummary>) {
 }
 
 fn configs_section(h: &mut String, p: &Profile) {
+    // Warnings are long sentences: they get a row of their own under the figures, so the
+    // table keeps to the page width.
     h.push_str(
         "<section id=\"configs\"><h2>Every configuration</h2><table><thead><tr>\
          <th>configuration</th><th>status</th><th>p50 [95% CI]</th><th>p95</th><th>throughput</th>\
-         <th>peak RSS</th><th>session</th><th>first run</th><th>busy cores</th><th>notes</th>\
+         <th>peak RSS</th><th>session</th><th>first run</th><th>busy cores</th>\
          </tr></thead><tbody>\n",
     );
     for c in &p.configs {
@@ -806,26 +1242,34 @@ fn configs_section(h: &mut String, p: &Profile) {
         if l.is_some_and(|l| !l.stable) {
             notes.push("unstable across windows".into());
         }
-        let _ = writeln!(
+        let _ =
+            writeln!(
             h,
-            "<tr><td>{}</td><td>{status}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+            "<tr{}><td>{}</td><td>{status}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+             <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            if notes.is_empty() { "" } else { " class=\"has-detail\"" },
             esc(&c.id),
             opt(l, |l| format!(
-                "{} [{}, {}]",
+                "{}<br><span class=\"muted\">[{}, {}]</span>",
                 secs(l.p50_s),
                 secs(l.p50_ci_low_s),
                 secs(l.p50_ci_high_s)
             )),
             opt(l, |l| secs(l.p95_s)),
-            opt(c.throughput_items_per_s, |t| format!("{t:.1}/s")),
+            opt(c.throughput_items_per_s, format::per_second),
             opt(c.memory.as_ref(), |m| bytes(m.peak_rss_bytes as f64)),
             opt(c.session_create_s, secs),
             opt(c.first_run_s, secs),
             opt(c.cpu.as_ref(), |u| format!("{:.2}", u.busy_cores)),
-            esc(&notes.join("; "))
         );
+        if !notes.is_empty() {
+            let _ = writeln!(
+                h,
+                "<tr class=\"detail\"><td colspan=\"9\" class=\"text\">⚠ {}</td></tr>",
+                esc(&notes.join("; "))
+            );
+        }
     }
     h.push_str("</tbody></table></section>\n");
 }
@@ -875,6 +1319,48 @@ mod tests {
         assert!(html.contains("tiny-mcu-board"));
         assert!(html.contains("no: needs"), "a batch over the small target");
         assert!(html.contains("31.4 dB"));
+    }
+
+    #[test]
+    fn a_build_report_leads_with_the_decision_and_draws_no_chart_under_two_points() {
+        let mut inp = sample_inputs();
+        inp.build = Some(crate::report::build::sample_summary());
+        let html = render(&inp).unwrap();
+        let at = |id: &str| {
+            html.find(&format!("<section id=\"{id}\""))
+                .unwrap_or_else(|| panic!("missing {id}"))
+        };
+        assert!(at("decision") < at("tradeoff"));
+        assert!(at("tradeoff") < at("matrix"));
+        assert!(at("matrix") < at("summary"));
+        assert!(at("summary") < at("quantization"));
+        for chart in ["decision", "tradeoff", "matrix", "latency"] {
+            assert!(
+                html.contains(&format!("id=\"chart-{chart}\"")),
+                "no {chart} chart"
+            );
+        }
+        for n in html.split("data-points=\"").skip(1) {
+            let n: usize = n[..n.find('"').unwrap()].parse().unwrap();
+            assert!(n >= 2, "a chart with {n} point(s)");
+        }
+        // Every variant is in the quantization section, with why each target's won.
+        let q = &html[at("quantization")..];
+        for v in ["fp32", "fp16", "int8", "62.0 dB", "21.5 dB", "int4-weight"] {
+            assert!(q.contains(v), "quantization section lacks {v}");
+        }
+        assert!(q.contains("the only variant that fits"));
+        assert!(q.contains("most accurate of the 3 that fit"));
+        assert!(!html.contains("32.000×"));
+    }
+
+    #[test]
+    fn a_profile_of_one_batch_shows_figures_not_one_point_charts() {
+        let mut inp = sample_inputs();
+        inp.profile.configs.retain(|c| c.batch == Some(1));
+        let html = render(&inp).unwrap();
+        assert!(!html.contains("id=\"chart-latency\""));
+        assert!(html.contains("measured one batch size"));
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! `artifact::write_atomic`). Snapshot tests feed them hand-built verdicts, never live
 //! timings, so a format change shows up as a reviewed snapshot diff.
 
+pub mod build;
 pub mod bundles;
 #[doc(hidden)]
 #[cfg(any(test, feature = "test-support"))]
 pub mod fixture;
+pub mod format;
 pub mod github;
 pub mod html;
 pub mod json;

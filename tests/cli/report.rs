@@ -88,12 +88,15 @@ fn report_writes_one_self_contained_html_page() {
         .code(0);
     let html = std::fs::read_to_string(&out).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
-    assert_eq!(html.matches("<svg").count(), 4);
+    // The build's decision (memory bars; no latency budget in this build report) and its
+    // fit matrix picture come first, then the profile's three sweep charts and per-op bars.
+    assert_eq!(html.matches("<svg").count(), 6);
+    assert!(html.find("id=\"decision\"").unwrap() < html.find("id=\"summary\"").unwrap());
     assert!(html.contains("jetson-nano-4gb"));
     assert!(html.contains("raspberry-pi-4-4gb"));
     assert!(html.contains("31.4 dB"));
     assert!(
-        html.contains("fits ★ chosen"),
+        html.contains("★ chosen"),
         "fit matrix from the build report"
     );
     assert!(html.contains("p50 48.0 ms over the 30 ms budget"));
