@@ -112,21 +112,33 @@ fn with_ms_domain(mut m: Model) -> Model {
 /// Quantize `x` to uint8 and back (scale fixed: the values are what they are, the kernels
 /// ORT picks are what matters here).
 fn qdq_u8(b: &mut GraphBuilder, x: &str, tag: &str) -> String {
-    let s = b.constant(tensor_data::from_f32(&format!("{tag}_s"), &[], &[0.02]).unwrap());
-    let z = b.constant(tensor_data::from_slice::<u8>(&format!("{tag}_z"), &[], &[128]).unwrap());
+    let s = b.constant(
+        tensor_data::from_f32(&format!("{tag}_s"), &[], &[0.02]).expect("a well-formed constant"),
+    );
+    let z = b.constant(
+        tensor_data::from_slice::<u8>(&format!("{tag}_z"), &[], &[128])
+            .expect("a well-formed constant"),
+    );
     let q = b.op("QuantizeLinear", &[x, &s, &z], vec![]);
     b.op("DequantizeLinear", &[&q, &s, &z], vec![])
 }
 
 /// An int8 weight behind a DequantizeLinear (per tensor, zero point 0).
 fn int8_weight(b: &mut GraphBuilder, name: &str, dims: &[i64]) -> String {
-    let n = tensor_data::dims_count(name, dims).unwrap();
+    let n = tensor_data::dims_count(name, dims).expect("small probe dims");
     let data: Vec<i8> = (0..n)
         .map(|i| ((i * 37 % 255) as i32 - 127) as i8)
         .collect();
-    let w = b.constant(tensor_data::from_slice::<i8>(name, dims, &data).unwrap());
-    let s = b.constant(tensor_data::from_f32(&format!("{name}_s"), &[], &[0.01]).unwrap());
-    let z = b.constant(tensor_data::from_slice::<i8>(&format!("{name}_z"), &[], &[0]).unwrap());
+    let w = b.constant(
+        tensor_data::from_slice::<i8>(name, dims, &data).expect("a well-formed constant"),
+    );
+    let s = b.constant(
+        tensor_data::from_f32(&format!("{name}_s"), &[], &[0.01]).expect("a well-formed constant"),
+    );
+    let z = b.constant(
+        tensor_data::from_slice::<i8>(&format!("{name}_z"), &[], &[0])
+            .expect("a well-formed constant"),
+    );
     b.op("DequantizeLinear", &[&w, &s, &z], vec![])
 }
 
@@ -208,7 +220,10 @@ fn pool(c: i64, hw: i64) -> Model {
 fn resize(c: i64, hw: i64) -> Model {
     let mut b = GraphBuilder::new("probe_resize", 7, WeightStorage::Initializer);
     let x = f32_input(&mut b, &[1, c, hw, hw]);
-    let scales = b.constant(tensor_data::from_f32("scales", &[4], &[1.0, 1.0, 2.0, 2.0]).unwrap());
+    let scales = b.constant(
+        tensor_data::from_f32("scales", &[4], &[1.0, 1.0, 2.0, 2.0])
+            .expect("a well-formed constant"),
+    );
     let y = b.op(
         "Resize",
         &[&x, "", &scales],

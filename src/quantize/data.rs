@@ -378,6 +378,29 @@ pub fn read_npy_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     as_f32(crate::tensor::npy::read_npy(path)?, path)
 }
 
+/// One generated input set through the input model ([`crate::inputs`]: shapes from the
+/// overrides, values by dtype and role, `ranges` overriding), seeded; with the notes on
+/// what was defaulted (a batch of 1, say). Used when there is no calibration folder.
+pub fn generated_feed(
+    model: &Model,
+    overrides: &crate::inputs::ShapeOverrides,
+    ranges: &crate::inputs::ValueRanges,
+    seed: u64,
+) -> Result<(Feed, Vec<String>)> {
+    let sources = crate::inputs::InputSources {
+        seed,
+        ranges: ranges.clone(),
+        ..Default::default()
+    };
+    let prepared = crate::inputs::prepare(model, overrides, &sources)?;
+    let feed = prepared
+        .tensors
+        .into_iter()
+        .map(|(name, t)| NamedTensor::from_tensor(&name, t))
+        .collect();
+    Ok((feed, prepared.notes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,27 +505,4 @@ mod tests {
             .to_string();
         assert!(e.contains("a.pb") && e.contains("input 'x'"), "{e}");
     }
-}
-
-/// One generated input set through the input model ([`crate::inputs`]: shapes from the
-/// overrides, values by dtype and role, `ranges` overriding), seeded; with the notes on
-/// what was defaulted (a batch of 1, say). Used when there is no calibration folder.
-pub fn generated_feed(
-    model: &Model,
-    overrides: &crate::inputs::ShapeOverrides,
-    ranges: &crate::inputs::ValueRanges,
-    seed: u64,
-) -> Result<(Feed, Vec<String>)> {
-    let sources = crate::inputs::InputSources {
-        seed,
-        ranges: ranges.clone(),
-        ..Default::default()
-    };
-    let prepared = crate::inputs::prepare(model, overrides, &sources)?;
-    let feed = prepared
-        .tensors
-        .into_iter()
-        .map(|(name, t)| NamedTensor::from_tensor(&name, t))
-        .collect();
-    Ok((feed, prepared.notes))
 }
