@@ -654,7 +654,7 @@ mod tests {
         assert!(!e.fits);
         assert_eq!(e.reasons.len(), 2, "{:?}", e.reasons);
         assert!(e.reasons[0].contains("memory up to 130.0 MiB (predicted 100.0 MiB)"));
-        assert!(e.reasons[1].contains("p50 up to 60.0 ms (predicted 40.0 ms)"));
+        assert!(e.reasons[1].contains("p50 up to 60.000 ms (predicted 40.000 ms)"));
         let ch = e.choice.unwrap();
         assert_eq!(ch.p50_s, Some(0.040), "not scaled");
         assert!(ch.basis.starts_with("cost model"));

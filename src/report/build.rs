@@ -352,17 +352,11 @@ pub fn from_json(v: &Value) -> Option<BuildSummary> {
 /// The short table `build` ends with: per target the chosen variant, its predicted p50 and
 /// peak memory, whether it fits, and why it won.
 pub fn terminal_summary(s: &BuildSummary) -> String {
-    let mut rows: Vec<[String; 6]> = vec![[
-        "target".into(),
-        "chosen".into(),
-        "p50".into(),
-        "memory".into(),
-        "fits".into(),
-        "why".into(),
-    ]];
+    let mut table = crate::table::Table::new(["target", "chosen", "p50", "memory", "fits", "why"])
+        .right_aligned([2, 3]);
     for t in &s.targets {
         let e = t.chosen_eval();
-        rows.push([
+        table.row([
             t.name.clone(),
             t.chosen.clone().unwrap_or_else(|| "none".into()),
             format::opt(e.and_then(|e| e.p50_s), format::duration),
@@ -377,26 +371,7 @@ pub fn terminal_summary(s: &BuildSummary) -> String {
             s.why(t),
         ]);
     }
-    let widths: Vec<usize> = (0..6)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for r in &rows {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if i == 5 {
-                    c.clone()
-                } else {
-                    format!("{c:<w$}", w = widths[i])
-                }
-            })
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    table.render()
 }
 
 /// A hand-built summary (three variants, two targets, one misfit), for the report's tests.
@@ -466,7 +441,7 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("target"));
         assert!(lines[1].contains("int8") && lines[1].contains("400.000 ms"));
-        assert!(lines[1].contains("150.0 MB") && lines[1].contains("yes"));
+        assert!(lines[1].contains("143.1 MiB") && lines[1].contains("yes"));
     }
 
     #[test]

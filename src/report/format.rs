@@ -111,7 +111,7 @@ mod tests {
     fn formats_each_kind_of_number_by_what_it_is() {
         assert_eq!(count(32, "sample"), "32 samples");
         assert_eq!(count(1, "sample"), "1 sample");
-        assert_eq!(bytes(4_700_000.0), "4.7 MB");
+        assert_eq!(bytes(4_700_000.0), "4.5 MiB");
         assert_eq!(duration(0.012345), "12.345 ms");
         assert_eq!(ratio(0.3123), "0.31×");
         assert_eq!(db(31.44), "31.4 dB");
@@ -121,7 +121,7 @@ mod tests {
         assert_eq!(figure("calibration_samples", 32.0), "32 samples");
         assert_eq!(figure("size_ratio", 0.3), "0.30×");
         assert_eq!(figure("quantize_wall_s", 3.5), "3.500 s");
-        assert_eq!(figure("size quantized_bytes", 3e6), "3.0 MB");
+        assert_eq!(figure("size quantized_bytes", 3e6), "2.9 MiB");
         assert_eq!(figure("size ratio", 0.29), "0.29×");
         assert_eq!(figure("eval_samples", 8.0), "8 samples");
     }
