@@ -165,18 +165,42 @@ pub struct Build {
     pub settings: Settings,
     /// `<output>/work`.
     pub work_dir: PathBuf,
+    /// What this build created and must remove when it fails: the output folder itself when
+    /// it did not exist, else `work/` when that did not exist (no partial output is left).
+    created: Option<PathBuf>,
 }
 
 impl Build {
     /// A build with its work folder created.
     pub fn new(settings: Settings) -> Result<Self> {
         let work_dir = settings.output.join("work");
+        let created = if !settings.output.exists() {
+            Some(settings.output.clone())
+        } else if !work_dir.exists() {
+            Some(work_dir.clone())
+        } else {
+            None
+        };
         std::fs::create_dir_all(&work_dir).map_err(|e| Error::io(&work_dir, e))?;
-        Ok(Build { settings, work_dir })
+        Ok(Build {
+            settings,
+            work_dir,
+            created,
+        })
     }
 
-    /// All six steps in order.
-    pub fn run(mut self, obs: &mut dyn Observer) -> Result<Built> {
+    /// All six steps in order; on failure, what the build created is removed.
+    pub fn run(self, obs: &mut dyn Observer) -> Result<Built> {
+        let created = self.created.clone();
+        let result = self.steps(obs);
+        if let (Err(_), Some(dir)) = (&result, created) {
+            // Best effort: the error that stopped the build is what the user must see.
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        result
+    }
+
+    fn steps(mut self, obs: &mut dyn Observer) -> Result<Built> {
         let inspection = self.inspect(obs)?;
         let quantized = self.quantize(&inspection, obs)?;
         let packaged = self.package(&inspection, &quantized, obs)?;

@@ -390,13 +390,11 @@ fn in_sample_accuracy_is_labelled_in_sample() {
 /// A mistyped subcommand never suggests the profiler's internal worker.
 #[test]
 fn a_typo_never_suggests_the_internal_worker() {
-    let out = edgepack().arg("__profile-worke").output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        !stderr_of(&out).contains("__profile-worker"),
-        "{}",
-        stderr_of(&out)
-    );
+    for typo in ["__profile-worke", "__pipeline-worke", "__command-worke"] {
+        let out = edgepack().arg(typo).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(!stderr_of(&out).contains("-worker"), "{}", stderr_of(&out));
+    }
     let out = edgepack().arg("--help").output().unwrap();
     assert!(!stdout_of(&out).contains("profile-worker"));
 }
@@ -533,4 +531,39 @@ fn a_bundle_profile_that_matches_no_variant_is_reported() {
         "{}",
         stderr_of(&out)
     );
+}
+
+/// A build that fails after it created its output folder removes what it created: the
+/// README promises no partial output (issue 17: `build -o DIR` left `DIR/work` behind).
+#[test]
+fn a_failed_build_leaves_no_output_folder() {
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("broken.onnx");
+    std::fs::write(&model, b"not a protobuf at all").unwrap();
+    let out_dir = d.path().join("dist");
+    let out = edgepack()
+        .args(["build", model.to_str().unwrap(), "--no-profile", "-o"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("broken.onnx"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(
+        !out_dir.exists(),
+        "the failed build left {}",
+        out_dir.display()
+    );
+    // An output folder the user made stays, and gains no work/ folder.
+    std::fs::create_dir(&out_dir).unwrap();
+    let out = edgepack()
+        .args(["build", model.to_str().unwrap(), "--no-profile", "-o"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out_dir.is_dir() && !out_dir.join("work").exists());
 }
