@@ -168,8 +168,8 @@ pub struct QuantizeArgs {
     /// Calibration method: minmax, percentile, percentile:P, entropy.
     #[arg(long, default_value = "minmax")]
     pub method: String,
-    /// How int8 weights are rounded: auto (error-compensating GPTQ for int8-weight, nearest
-    /// for int8), nearest, gptq (against calibrated input moments; per-channel only).
+    /// How int8 weights are rounded: auto (error-compensating GPTQ, per-channel only), nearest,
+    /// gptq (against calibrated input moments; per-channel only).
     #[arg(long, default_value = "auto")]
     pub weight_rounding: String,
     /// Per-channel weight scales (the default).

@@ -3,7 +3,7 @@
 //!
 //! - `MatMul` with a constant 2-D weight becomes `DynamicQuantizeLinear -> MatMulInteger ->
 //!   Cast -> Mul(scales)`, the pattern ONNX Runtime's CPU provider fuses into one
-//!   `DynamicQuantizeMatMul` kernel.
+//!   `DynamicQuantizeMatMul` kernel. Its weights are in [-64, 64] too (below).
 //! - `LSTM` with constant float `W` and `R` becomes ONNX Runtime's contrib op
 //!   `com.microsoft.DynamicQuantizeLSTM` (version 1), which quantizes `X` and the hidden
 //!   state per step and runs both gate GEMMs in int8. Its contract (ONNX Runtime's
@@ -21,10 +21,7 @@
 //! Convs stay float: ONNX Runtime's `ConvInteger` is slower than its fp32 convs on x86.
 
 use super::graph::node_key;
-use super::math::{
-    quantize_per_channel_i8, quantize_per_channel_sym, quantize_per_tensor_i8,
-    quantize_per_tensor_sym, NO_SATURATION_I8_MAX,
-};
+use super::math::{quantize_per_channel_sym, quantize_per_tensor_sym, NO_SATURATION_I8_MAX};
 use super::nbits::MS_DOMAIN;
 use crate::error::Result;
 use crate::model::attr::{self, NodeExt};
@@ -122,10 +119,11 @@ fn matmul(n: &NodeProto, ix: &GraphIndex, per_channel: bool, edits: &mut Edits) 
     }
     let wv = tensor_data::to_vec::<f32>(w)?;
     let dims: Vec<usize> = w.dims.iter().map(|&d| d as usize).collect();
+    // [-64, 64], like the LSTM weights: MatMulInteger is ONNX Runtime's u8 x s8 kernel.
     let (q, scales) = if per_channel {
-        quantize_per_channel_i8(&wv, &dims, 1)
+        quantize_per_channel_sym(&wv, &dims, 1, NO_SATURATION_I8_MAX)
     } else {
-        let (q, s) = quantize_per_tensor_i8(&wv);
+        let (q, s) = quantize_per_tensor_sym(&wv, NO_SATURATION_I8_MAX);
         (q, vec![s])
     };
     let base = node_key(n);

@@ -36,16 +36,23 @@ pub fn symmetric_i8(absmax: f32) -> QParams {
 }
 
 /// Largest weight magnitude for int8 weights that meet uint8 activations in ONNX Runtime's
-/// dynamic-quantization kernels (`DynamicQuantizeLSTM`, `DynamicQuantizeMatMul`).
+/// integer kernels: the static QDQ ones (`QLinearConv`, `QLinearMatMul`, `QGemm`,
+/// `MatMulIntegerToFloat`, fused from Q/DQ pairs) and the dynamic ones (`MatMulInteger`,
+/// `DynamicQuantizeMatMul`, `DynamicQuantizeLSTM`).
 ///
 /// Why not 127: on x86 CPUs without VNNI (AVX2, and AVX-512 before VNNI), MLAS's u8 x s8
 /// GEMM multiplies with `vpmaddubsw`, which adds *pairs* of u8 x s8 products into a
 /// saturating int16. Two products of 255 x 127 make 64770 and clip at 32767, so a weight
-/// row that uses the full int8 range gives garbage wherever the activations are large (the
-/// LSTM test in `dynamic.rs` saw errors as large as the outputs on an AMD EPYC with AVX2,
-/// per tensor as well as per channel; on a VNNI CPU the same model was fine). With |w| <= 64,
-/// 2 x 255 x 64 = 32640 fits, so the result is exact on every CPU, for one bit of weight
-/// precision. This is ONNX Runtime's own `reduce_range` for int8 weights.
+/// row that uses the full int8 range gives garbage wherever the activations are large. On
+/// an AMD EPYC with AVX2 (ONNX Runtime 1.31), against exact integer references: a QDQ
+/// MatMul was off by 9% of its output range at 127 and exact at 64; a QDQ 1x1 Conv by 19%
+/// (0.4%, the output's own rounding, at 64); `MatMulInteger` by 6% (exact at 64); the
+/// PP-OCR classifier fell to -1.5 dB SQNR and the LSTM test saw errors as large as the
+/// outputs, per tensor as well as per channel. On a VNNI CPU the same models were fine, but
+/// a bundle built on one may run on the other. With |w| <= 64, 2 x 255 x 64 = 32640 fits,
+/// so the result is exact on every CPU, for one bit of weight precision. This is ONNX
+/// Runtime's own `reduce_range` for int8 weights. Weight-only int8 (`int8-weight`, float
+/// compute behind a `DequantizeLinear`) never reaches these kernels and keeps [-127, 127].
 pub const NO_SATURATION_I8_MAX: i32 = 64;
 
 /// Symmetric parameters for values in `[-absmax, absmax]` mapped onto `[-qmax, qmax]`.
@@ -309,7 +316,7 @@ pub fn inverse_cholesky_upper(h: &[f64], n: usize, damp: f64) -> Option<Vec<f64>
 /// yet rounded, in proportion to the inverse Hessian, so that `E[((W - Q) x)^2]` rather
 /// than `|W - Q|^2` is kept small. Because `h` is not centred, this includes the mean of
 /// the output error, which rounding to nearest leaves uncompensated and which the PP-OCR
-/// models amplify (BENCHMARKS.md#quantizer). Values saturate at +-127. `None` when `h`
+/// models amplify (BENCHMARKS.md#quantizer). Values saturate at `+-qmax`. `None` when `h`
 /// (damped by `damp x mean(diag h)`) is not positive definite.
 pub fn gptq_round_i8(
     w: &[f32],
@@ -318,6 +325,7 @@ pub fn gptq_round_i8(
     h: &[f64],
     scales: &[f32],
     damp: f64,
+    qmax: i32,
 ) -> Option<Vec<i8>> {
     if w.len() != rows * cols || h.len() != cols * cols || scales.len() != rows {
         return None;
@@ -331,7 +339,9 @@ pub fn gptq_round_i8(
             *x = v as f64;
         }
         for i in 0..cols {
-            let qi = (row[i] / s).round_ties_even().clamp(-127.0, 127.0);
+            let qi = (row[i] / s)
+                .round_ties_even()
+                .clamp(-qmax as f64, qmax as f64);
             q[r * cols + i] = qi as i8;
             let err = (row[i] - qi * s) / u[i * cols + i];
             for j in i + 1..cols {
@@ -486,7 +496,7 @@ mod tests {
         let h = [
             1.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.0, 0.0, 4.0,
         ];
-        let q = gptq_round_i8(&w, 1, 4, &h, &[0.01], 0.0).unwrap();
+        let q = gptq_round_i8(&w, 1, 4, &h, &[0.01], 0.0, 127).unwrap();
         assert_eq!(q, vec![26, -74, 50, 127]);
     }
 
@@ -500,7 +510,7 @@ mod tests {
         let s = 0.01f32;
         let h: Vec<f64> = vec![1.0; 9];
         let nearest: Vec<i8> = w.iter().map(|&x| (x / s).round() as i8).collect();
-        let q = gptq_round_i8(&w, 1, 3, &h, &[s], 0.01).unwrap();
+        let q = gptq_round_i8(&w, 1, 3, &h, &[s], 0.01, 127).unwrap();
         let out_err = |q: &[i8]| {
             w.iter()
                 .zip(q)
@@ -515,6 +525,6 @@ mod tests {
 
     #[test]
     fn gptq_rejects_mismatched_shapes() {
-        assert!(gptq_round_i8(&[1.0], 1, 2, &[1.0; 4], &[1.0], 0.01).is_none());
+        assert!(gptq_round_i8(&[1.0], 1, 2, &[1.0; 4], &[1.0], 0.01, 127).is_none());
     }
 }
