@@ -82,7 +82,7 @@ else
   # quantizer's 600 s timeout for this model (see RELIABILITY.md).
   say "edgepack build for $(ls "$out/targets" | wc -l) aarch64 targets (--with-device-binary)"
   "$host_ep" build "$det" --targets "$out/targets" -o "$out/dist" --shape "$shape" \
-    --variants fp16,int8 --no-profile --with-device-binary --sample-inputs "$out/samples" >&2
+    --variants fp16,int8,int8-weight --no-profile --with-device-binary --sample-inputs "$out/samples" >&2
   pkg=$(ls "$out"/dist/*.edgepkg)
   for v in $(python3 -c 'import json,sys,zipfile; m=json.loads(zipfile.ZipFile(sys.argv[1]).read("manifest.json")); print(" ".join(v["name"] for c in m["components"] for v in c["variants"] if v["name"]!="fp32"))' "$pkg"); do
     say "forcing variant $v (raspberry-pi-4-4gb)"
