@@ -78,8 +78,6 @@ else
   for f in hardware/*.toml; do
     grep -q '^arch = "aarch64"' "$f" && cp "$f" "$out/targets/"
   done
-  # int8-weight is left out: on this 2-core host its quantization did not finish within the
-  # quantizer's 600 s timeout for this model (see RELIABILITY.md).
   say "edgepack build for $(ls "$out/targets" | wc -l) aarch64 targets (--with-device-binary)"
   "$host_ep" build "$det" --targets "$out/targets" -o "$out/dist" --shape "$shape" \
     --variants fp16,int8,int8-weight --no-profile --with-device-binary --sample-inputs "$out/samples" >&2
