@@ -59,10 +59,8 @@ if [ -z "${SKIP_PPOCR:-}" ]; then
     echo "ppocr-$name|$m|--shape $shape|$batches|" >>"$CASES"
     for mode in fp16 int8; do
       q="$WORK/ppocr-$name-$mode.onnx"
-      dims="--dim 1"
-      for v in $hw; do dims="$dims --dim $v"; done
-      # shellcheck disable=SC2086
-      if [ -f "$q" ] || "$EDGEPACK" quantize "$m" --mode "$mode" -o "$q" $dims >/dev/null 2>"$WORK/quantize-$name-$mode.err"; then
+      # Random calibration inputs of the profiled shape (the input model's --shape grammar).
+      if [ -f "$q" ] || "$EDGEPACK" quantize "$m" --mode "$mode" -o "$q" --shape "$shape" >/dev/null 2>"$WORK/quantize-$name-$mode.err"; then
         echo "ppocr-$name-$mode|$q|--shape $shape|$batches|" >>"$CASES"
       else
         echo "quantize $name $mode failed: $(tail -1 "$WORK/quantize-$name-$mode.err")" >&2
