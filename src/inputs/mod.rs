@@ -68,4 +68,4 @@ pub use samples::{
 pub use spec::{model_inputs, model_outputs, Role, TensorSpec};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -2,35 +2,13 @@
 //! [`super::ensure_for_tests`]).
 
 use super::*;
-use crate::model::proto::tensor_shape_proto::{dimension::Value as DimValue, Dimension};
-use crate::model::proto::type_proto;
-use crate::model::proto::{ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto};
+use crate::model::proto::{ModelProto, NodeProto, OperatorSetIdProto};
 use crate::model::{GraphProto, Model, ValueInfoProto};
 use crate::tensor::{DType, Tensor};
 
+/// The one test helper for a typed input signature (`inputs::tests::vi`), by dtype.
 fn vi(name: &str, elem: DType, dims: &[&str]) -> ValueInfoProto {
-    ValueInfoProto {
-        name: name.into(),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(elem.to_onnx() as i32),
-                shape: Some(TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|d| Dimension {
-                            value: Some(match d.parse::<i64>() {
-                                Ok(n) => DimValue::DimValue(n),
-                                Err(_) => DimValue::DimParam(d.to_string()),
-                            }),
-                            denotation: String::new(),
-                        })
-                        .collect(),
-                }),
-            })),
-            denotation: String::new(),
-        }),
-        ..Default::default()
-    }
+    crate::inputs::tests::vi(name, elem.to_onnx() as i32, dims)
 }
 
 fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
