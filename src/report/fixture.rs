@@ -163,21 +163,24 @@ pub fn sample_inputs() -> Inputs {
     Inputs {
         profile: sample_profile(),
         quantize: Some(
-            QuantizeSummary::from_json(&serde_json::json!({
-                "schema": "edgepack.quantize/1", "mode": "auto",
-                "variant": "int8 (2 nodes kept in float)", "random_inputs": false,
-                "calibration_samples": 64, "eval_samples": 32, "quantize_wall_s": 4.2,
-                "size": {"fp32_bytes": 585532, "quantized_bytes": 170000, "ratio": 0.29},
-                "size_ratio": 0.29, "latency_ratio": 0.78,
-                "outputs": [{"output": "softmax_0.tmp_0", "sqnr_db": 31.4, "cosine": 0.99964,
-                             "top1_agreement": 0.998, "max_abs_error": 0.0123}],
-                "attempts": [
-                    {"variant": "int8", "min_sqnr_db": 19.5, "latency_ratio": 0.71,
-                     "size_ratio": 0.27, "meets_target": false},
-                    {"variant": "int8 (2 nodes kept in float)", "min_sqnr_db": 31.4,
-                     "latency_ratio": 0.78, "size_ratio": 0.29, "meets_target": true}
-                ]
-            }))
+            QuantizeSummary::from_json(
+                &serde_json::json!({
+                    "schema": "edgepack.quantize/1", "mode": "auto",
+                    "variant": "int8 (2 nodes kept in float)", "random_inputs": false,
+                    "calibration_samples": 64, "eval_samples": 32, "quantize_wall_s": 4.2,
+                    "size": {"fp32_bytes": 585532, "quantized_bytes": 170000, "ratio": 0.29},
+                    "size_ratio": 0.29, "latency_ratio": 0.78,
+                    "outputs": [{"output": "softmax_0.tmp_0", "sqnr_db": 31.4, "cosine": 0.99964,
+                                 "top1_agreement": 0.998, "max_abs_error": 0.0123}],
+                    "attempts": [
+                        {"variant": "int8", "min_sqnr_db": 19.5, "latency_ratio": 0.71,
+                         "size_ratio": 0.27, "meets_target": false},
+                        {"variant": "int8 (2 nodes kept in float)", "min_sqnr_db": 31.4,
+                         "latency_ratio": 0.78, "size_ratio": 0.29, "meets_target": true}
+                    ]
+                }),
+                std::path::Path::new("quantize.json"),
+            )
             .expect("the fixture is a valid quantize report"),
         ),
         bundles: Some(BundleDir {
