@@ -191,6 +191,43 @@ pub struct LatencyStats {
     pub samples_s: Vec<f64>,
 }
 
+impl LatencyStats {
+    /// The latency object of a sample summary. Without a median interval (too few
+    /// samples for a 95% one) the interval is [min, max], never invented narrower;
+    /// `ci_rel` overrides the relative half-width computed from it.
+    pub fn from_summary(
+        s: &crate::stats::Summary,
+        ci_rel: Option<f64>,
+        stable: bool,
+        samples_s: Vec<f64>,
+    ) -> LatencyStats {
+        let (lo, hi) = s
+            .median_ci
+            .map(|c| (c.low, c.high))
+            .unwrap_or((s.min, s.max));
+        LatencyStats {
+            iterations: s.n as u64,
+            min_s: s.min,
+            mean_s: s.mean,
+            p50_s: s.p50,
+            p90_s: s.p90,
+            p95_s: s.p95,
+            p99_s: s.p99,
+            max_s: s.max,
+            stddev_s: s.stddev,
+            p50_ci_low_s: lo,
+            p50_ci_high_s: hi,
+            p50_ci_rel: ci_rel
+                .or_else(|| crate::stats::rel_half_width(lo, hi, s.p50))
+                .unwrap_or(f64::INFINITY),
+            outliers_mild: s.outliers.mild() as u64,
+            outliers_severe: s.outliers.severe() as u64,
+            stable,
+            samples_s,
+        }
+    }
+}
+
 /// Process memory of one configuration (its own child process).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

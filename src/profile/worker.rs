@@ -32,7 +32,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::measure::{self, Protocol, Runner};
+use super::measure::{self, Runner};
 use super::plan::MeasureSettings;
 use super::process;
 use super::schema::{CpuStats, FailureKind, GpuStats, LatencyStats, MemoryStats, OpShare};
@@ -148,19 +148,6 @@ impl Runner for BoundRunner<'_> {
     }
 }
 
-fn protocol_of(m: &MeasureSettings) -> Protocol {
-    Protocol {
-        warmup_iterations: m.warmup_iterations,
-        min_iterations: m.min_iterations,
-        max_iterations: m.max_iterations,
-        min_time_s: m.min_time_s,
-        max_time_s: m.max_time_s,
-        target_ci_rel: m.target_ci_rel,
-        stability_tolerance: m.stability_tolerance,
-        ..Protocol::default()
-    }
-}
-
 /// Measure one configuration in this process (the child). Never returns an error: every
 /// failure becomes a reply with a [`FailureKind`] and a reason.
 pub fn run_request(req: &WorkerRequest) -> WorkerReply {
@@ -256,7 +243,7 @@ pub fn run_request(req: &WorkerRequest) -> WorkerReply {
         let mut runner = BoundRunner::new(&mut session);
         measure::measure_after_cold(
             &mut runner,
-            &protocol_of(&req.measure),
+            &req.measure.protocol(),
             reply.first_run_s.unwrap_or(0.0),
         )
     };
