@@ -9,6 +9,12 @@
 //! models compute dynamic shapes. What it cannot size it says so ([`Inference::unsized_nodes`])
 //! instead of guessing; downstream tensors of such a node stay unknown.
 //!
+//! Each op's rule is a short function in the file of its family (`values.rs`: the integer
+//! tensors of shape arithmetic; `elementwise.rs`; `window.rs`: convolutions, pools,
+//! resampling; `reduce.rs`: matrix products and reductions; `layout.rs`: reshaping,
+//! slicing, joining, indexing), and one table (`rule`) maps an op type to its rule. A new
+//! op is a rule in its family's file and a line in that table.
+//!
 //! [`cost`] then counts multiply-accumulates of Conv, ConvTranspose, MatMul and Gemm at
 //! those shapes (FLOPs = 2 × MACs; bias adds, activations and pools are not counted,
 //! as is customary), listing the compute nodes it could not size.
