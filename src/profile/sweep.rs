@@ -171,11 +171,7 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
                 seed: opts.seed,
                 ..Default::default()
             };
-            let tensors = prepare_for(specs, &ShapeOverrides::default(), &sources)?.tensors;
-            let shapes: Vec<(String, Vec<usize>)> = tensors
-                .iter()
-                .map(|(n, t)| (n.clone(), t.shape().to_vec()))
-                .collect();
+            let shapes = shapes_from(specs, &sources)?;
             if sizes.iter().any(|(_, _, s)| s == &shapes) {
                 continue;
             }
@@ -195,11 +191,7 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
             seed: opts.seed,
             ..Default::default()
         };
-        let tensors = prepare_for(specs, &ShapeOverrides::default(), &sources)?.tensors;
-        let shapes: Vec<(String, Vec<usize>)> = tensors
-            .iter()
-            .map(|(n, t)| (n.clone(), t.shape().to_vec()))
-            .collect();
+        let shapes = shapes_from(specs, &sources)?;
         let (batch, dims) = describe(specs, &shapes);
         sizes.push((batch, dims, shapes));
     } else {
@@ -320,6 +312,15 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
         }
     }
     Ok(out)
+}
+
+/// The input shapes that sample files give (read once, as the worker will read them).
+fn shapes_from(specs: &[TensorSpec], sources: &InputSources) -> Result<Vec<(String, Vec<usize>)>> {
+    let tensors = prepare_for(specs, &ShapeOverrides::default(), sources)?.tensors;
+    Ok(tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.shape().to_vec()))
+        .collect())
 }
 
 fn apply_batch(batchers: &[&TensorSpec], ov: &mut ShapeOverrides, b: usize) {
