@@ -170,7 +170,7 @@ impl BuildSummary {
     /// quantizer reports and profiles it left in `work/`. `Ok(None)` when there is no
     /// build report.
     pub fn from_dir(dir: &Path) -> Result<Option<BuildSummary>> {
-        let Some(report) = read_build_report(dir)? else {
+        let Some(report) = BuildReport::find_in(dir)? else {
             return Ok(None);
         };
         Ok(Some(Self::from_build_dir(dir, &report)?))
@@ -204,20 +204,6 @@ impl BuildSummary {
     }
 }
 
-/// The build report of a build's output folder: its `*-build.json`, the first by name.
-fn read_build_report(dir: &Path) -> Result<Option<BuildReport>> {
-    let mut reports: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().ends_with("-build.json"))
-        })
-        .collect();
-    reports.sort();
-    reports.first().map(|p| BuildReport::load(p)).transpose()
-}
-
 /// Where a build keeps the host profile of the variant with this hash:
 /// `work/<sha256[..16]>.profile.json`.
 fn profile_path(dir: &Path, sha256: &str) -> PathBuf {
@@ -245,7 +231,7 @@ pub fn finish(dir: &Path, targets: &[TargetRam], w: &mut dyn std::io::Write) -> 
 /// build left in `work/`), the bundles. `Ok(None)` when there is no build report or the fp32
 /// variant was not profiled (nothing to draw).
 pub fn write_report(dir: &Path, targets: &[TargetRam]) -> Result<Option<PathBuf>> {
-    let Some(report) = read_build_report(dir)? else {
+    let Some(report) = BuildReport::find_in(dir)? else {
         return Ok(None);
     };
     let summary = BuildSummary::from_build_dir(dir, &report)?;

@@ -140,6 +140,21 @@ impl BuildReport {
         crate::artifact::write_atomic(path, &self.to_bytes())
     }
 
+    /// The build report of a build's output folder: its `*-build.json`, the first by
+    /// name (`Ok(None)` when there is none).
+    pub fn find_in(dir: &Path) -> Result<Option<Self>> {
+        let mut reports: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().ends_with("-build.json"))
+            })
+            .collect();
+        reports.sort();
+        reports.first().map(|p| Self::load(p)).transpose()
+    }
+
     /// Read a report back, checking its schema name.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;

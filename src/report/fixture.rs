@@ -159,6 +159,22 @@ pub fn sample_profile() -> Profile {
     }
 }
 
+/// A build report holding these targets (each evaluation's `notes` and each target's
+/// `model_ram_bytes` filled in), the rest empty.
+fn build_report(mut targets: serde_json::Value) -> crate::report::build_schema::BuildReport {
+    for t in targets.as_array_mut().into_iter().flatten() {
+        t["model_ram_bytes"] = serde_json::json!(1u64 << 30);
+        for e in t["evaluations"].as_array_mut().into_iter().flatten() {
+            e["notes"] = serde_json::json!([]);
+        }
+    }
+    serde_json::from_value(serde_json::json!({"schema": "edgepack.build/1",
+        "edgepack_version": "0.1.0", "model": "cls.onnx", "package": "cls.edgepkg",
+        "variants": [], "skipped_variants": [], "profiles": [], "prefer": "accuracy",
+        "targets": targets}))
+    .expect("the fixture is a valid build report")
+}
+
 pub fn sample_inputs() -> Inputs {
     Inputs {
         profile: sample_profile(),
@@ -197,7 +213,7 @@ pub fn sample_inputs() -> Inputs {
                 accuracy_sqnr_db: Some(31.4),
                 basis: Some("scaled from host (relative_compute 1.0 vs 3.0)".into()),
             }],
-            fit: fit_matrix(&serde_json::json!({"targets": [
+            fit: fit_matrix(&build_report(serde_json::json!([
                 {"target": "raspberry-pi-4-4gb", "chosen": "int8", "evaluations": [
                     {"variant": "fp32", "fits": false,
                      "reasons": ["p50 48.0 ms over the 30 ms budget"],
@@ -209,7 +225,7 @@ pub fn sample_inputs() -> Inputs {
                      "reasons": ["peak memory 160.0 MB over 134.2 MB"]},
                     {"variant": "int8", "fits": false,
                      "reasons": ["peak memory 150.0 MB over 134.2 MB"]}]}
-            ]})),
+            ]))),
         }),
         targets: vec![
             TargetRam {
