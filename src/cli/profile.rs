@@ -17,7 +17,7 @@ use edgepack::profile::plan::{Overrides, Plan};
 use edgepack::profile::schema::{ConfigResult, Status};
 use edgepack::profile::source::Source;
 use edgepack::profile::sweep::{self, ConfigSpec, SweepObserver, SweepOptions, WorkerCommand};
-use edgepack::units::{format_duration_s, Unit};
+use edgepack::units::Unit;
 use edgepack::Error;
 
 use super::Outcome;
@@ -207,20 +207,7 @@ impl SweepObserver for Progress {
     }
 
     fn finished(&mut self, _index: usize, _total: usize, r: &ConfigResult) {
-        let line = match (&r.status, &r.latency) {
-            (Status::Ok, Some(l)) => format!(
-                "{}: p50 {} ±{:.1}% ({} runs)",
-                r.id,
-                format_duration_s(l.p50_s),
-                l.p50_ci_rel * 100.0,
-                l.iterations
-            ),
-            _ => format!(
-                "{}: FAILED ({})",
-                r.id,
-                r.reason.as_deref().unwrap_or("unknown reason")
-            ),
-        };
+        let line = r.progress_line();
         match &self.bar {
             Some(b) => {
                 b.println(line);

@@ -163,6 +163,26 @@ pub struct ConfigResult {
     pub warnings: Vec<String>,
 }
 
+impl ConfigResult {
+    /// One progress line: `id: p50 1.234 ms ±0.8% (300 runs)`, or `id: FAILED (reason)`.
+    pub fn progress_line(&self) -> String {
+        match (&self.status, &self.latency) {
+            (Status::Ok, Some(l)) => format!(
+                "{}: p50 {} ±{:.1}% ({} runs)",
+                self.id,
+                crate::units::format_duration_s(l.p50_s),
+                l.p50_ci_rel * 100.0,
+                l.iterations
+            ),
+            _ => format!(
+                "{}: FAILED ({})",
+                self.id,
+                self.reason.as_deref().unwrap_or("unknown reason")
+            ),
+        }
+    }
+}
+
 /// Steady-state latency of one configuration.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
