@@ -1,4 +1,5 @@
-//! The child side of a sweep: one configuration, measured in a process of its own.
+//! One configuration of a sweep, measured in a process of its own: the child (what it
+//! measures, [`run_request`]) and the parent's side of the exchange ([`measure_in_child`]).
 //!
 //! The parent re-executes the `edgepack` binary with a hidden subcommand
 //! (`edgepack __profile-worker`) and talks to it through [`crate::isolate`]'s one protocol:
