@@ -226,19 +226,24 @@ pub fn default_memory_limit_bytes() -> u64 {
         .unwrap_or(4 << 30)
 }
 
-/// Whether the child's stderr shows an allocation failure (what ONNX Runtime and the Rust
-/// allocator print when `RLIMIT_DATA` refuses memory).
-pub fn looks_out_of_memory(stderr: &[u8]) -> bool {
-    let s = String::from_utf8_lossy(stderr);
+/// Whether a message is an allocation failure: what ONNX Runtime and the Rust allocator
+/// say when `RLIMIT_DATA` refuses memory (case-insensitive).
+pub fn is_allocation_failure(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
     [
         "bad_alloc",
+        "failed to allocate",
         "memory allocation of",
-        "Failed to allocate",
         "out of memory",
-        "Cannot allocate memory",
+        "cannot allocate memory",
     ]
     .iter()
-    .any(|p| s.contains(p))
+    .any(|p| m.contains(p))
+}
+
+/// Whether the child's stderr shows an allocation failure ([`is_allocation_failure`]).
+pub fn looks_out_of_memory(stderr: &[u8]) -> bool {
+    is_allocation_failure(&String::from_utf8_lossy(stderr))
 }
 
 /// One line saying why a child did not end normally, or `None` for a plain exit status.
@@ -306,10 +311,22 @@ pub struct Called<T> {
     pub log: Vec<u8>,
 }
 
+/// A request sent to a child and what came back, before any judgement of how it ended:
+/// for a caller that classifies endings itself (the profiler names a timeout, an OOM and
+/// a signal as different failure kinds of a configuration). Most callers want [`call`].
+#[derive(Clone, Debug)]
+pub struct Exchange<T> {
+    /// How the child ended; its `stdout` is what it wrote *before* its reply line.
+    pub output: ChildOutput,
+    /// The child's [`Reply`]: `None` when it wrote none, `Err` (why) when the last line
+    /// is not a valid reply.
+    pub reply: Option<std::result::Result<Reply<T>, String>>,
+}
+
 /// Run `cmd` as an isolated child, send it `request` as JSON on stdin and read its
 /// [`Reply`] (one JSON line, the last line of its stdout). An error means the child could
-/// not be started at all; every way the child itself can fail is in [`Called::result`].
-pub fn call<Req, Rep>(cmd: Command, request: &Req, limits: ChildLimits) -> Result<Called<Rep>>
+/// not be started at all; how it ended is in [`Exchange::output`].
+pub fn exchange<Req, Rep>(cmd: Command, request: &Req, limits: ChildLimits) -> Result<Exchange<Rep>>
 where
     Req: serde::Serialize,
     Rep: serde::de::DeserializeOwned,
@@ -318,36 +335,48 @@ where
         tool: cmd.get_program().to_string_lossy().into_owned(),
         message: format!("cannot encode the request: {e}"),
     })?;
-    let out = run_isolated(cmd, &json, limits)?;
+    let mut output = run_isolated(cmd, &json, limits)?;
     // The reply is the last non-empty line; what comes before it is the child's output.
-    let text = &out.stdout;
-    let trimmed = text.trim_ascii_end();
+    let trimmed = output.stdout.trim_ascii_end();
     let start = trimmed
         .iter()
         .rposition(|&b| b == b'\n')
         .map_or(0, |i| i + 1);
     let (before, line) = trimmed.split_at(start);
-    let result = match abnormal_end(&out, &limits) {
-        Some(why) => Err(Failure::Ended(why)),
-        None if line.is_empty() => Err(Failure::Ended(match out.end {
+    let reply = (!line.is_empty())
+        .then(|| serde_json::from_slice::<Reply<Rep>>(line).map_err(|e| e.to_string()));
+    output.stdout = before.to_vec();
+    Ok(Exchange { output, reply })
+}
+
+/// [`exchange`], with every way the child can fail said in one line
+/// ([`abnormal_end`] first: a child that was killed or ran out of memory failed, whatever
+/// it wrote).
+pub fn call<Req, Rep>(cmd: Command, request: &Req, limits: ChildLimits) -> Result<Called<Rep>>
+where
+    Req: serde::Serialize,
+    Rep: serde::de::DeserializeOwned,
+{
+    let Exchange { output, reply } = exchange(cmd, request, limits)?;
+    let result = match (abnormal_end(&output, &limits), reply) {
+        (Some(why), _) => Err(Failure::Ended(why)),
+        (None, None) => Err(Failure::Ended(match output.end {
             ChildEnd::Exited(c) => format!(
                 "the worker exited with status {c} without a reply: {}",
-                out.stderr_tail(300)
+                output.stderr_tail(300)
             ),
             ref other => format!("the worker ended ({other:?}) without a reply"),
         })),
-        None => match serde_json::from_slice::<Reply<Rep>>(line) {
-            Ok(Reply::Done(v)) => Ok(v),
-            Ok(Reply::Error(e)) => Err(Failure::Reported(e)),
-            Err(e) => Err(Failure::Ended(format!(
-                "the worker's reply is not valid ({e})"
-            ))),
-        },
+        (None, Some(Ok(Reply::Done(v)))) => Ok(v),
+        (None, Some(Ok(Reply::Error(e)))) => Err(Failure::Reported(e)),
+        (None, Some(Err(e))) => Err(Failure::Ended(format!(
+            "the worker's reply is not valid ({e})"
+        ))),
     };
     Ok(Called {
         result,
-        stdout: before.to_vec(),
-        log: out.stderr,
+        stdout: output.stdout,
+        log: output.stderr,
     })
 }
 

@@ -157,7 +157,7 @@ fn resolve_policy(a: &GateArgs) -> anyhow::Result<Policy> {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "gate flags".into());
-    p.validate().map_err(|m| Error::usage(origin, m))?;
+    p.validate(&origin)?;
     Ok(p)
 }
 

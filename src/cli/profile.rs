@@ -5,7 +5,7 @@
 //! Also the hidden `edgepack __profile-worker`: the child process of one configuration
 //! (request JSON on stdin, reply JSON on stdout).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -17,8 +17,7 @@ use edgepack::profile::plan::{Overrides, Plan};
 use edgepack::profile::schema::{ConfigResult, Status};
 use edgepack::profile::source::Source;
 use edgepack::profile::sweep::{self, ConfigSpec, SweepObserver, SweepOptions, WorkerCommand};
-use edgepack::profile::worker::{run_request, WorkerRequest};
-use edgepack::units::{format_duration_s, Unit};
+use edgepack::units::Unit;
 use edgepack::Error;
 
 use super::Outcome;
@@ -208,20 +207,7 @@ impl SweepObserver for Progress {
     }
 
     fn finished(&mut self, _index: usize, _total: usize, r: &ConfigResult) {
-        let line = match (&r.status, &r.latency) {
-            (Status::Ok, Some(l)) => format!(
-                "{}: p50 {} ±{:.1}% ({} runs)",
-                r.id,
-                format_duration_s(l.p50_s),
-                l.p50_ci_rel * 100.0,
-                l.iterations
-            ),
-            _ => format!(
-                "{}: FAILED ({})",
-                r.id,
-                r.reason.as_deref().unwrap_or("unknown reason")
-            ),
-        };
+        let line = r.progress_line();
         match &self.bar {
             Some(b) => {
                 b.println(line);
@@ -395,16 +381,6 @@ fn console_is_term() -> bool {
 
 /// `edgepack __profile-worker`: one configuration, request on stdin, reply on stdout.
 pub fn worker() -> anyhow::Result<Outcome> {
-    let mut text = String::new();
-    std::io::stdin()
-        .read_to_string(&mut text)
-        .context("reading the worker request")?;
-    let req: WorkerRequest = serde_json::from_str(&text)
-        .map_err(|e| Error::usage("__profile-worker", format!("invalid request: {e}")))?;
-    let reply = run_request(&req);
-    let line = serde_json::to_string(&reply).context("serializing the worker reply")?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}").context("writing the worker reply")?;
-    out.flush().ok();
+    edgepack::profile::worker::serve()?;
     Ok(Outcome::Success)
 }

@@ -53,7 +53,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<Outcome> {
             if quantize.is_some() {
                 return Err(Error::usage("report", "give at most one quantize report").into());
             }
-            quantize = Some(QuantizeSummary::from_json(&v).map_err(|m| Error::file(p, m))?);
+            quantize = Some(QuantizeSummary::from_json(&v, p)?);
         }
     }
     let profile = profile.ok_or_else(|| {
@@ -68,7 +68,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<Outcome> {
     };
     // A build's output folder: the page leads with what the build decided.
     let build = match &bundle_dir {
-        Some(d) => BuildSummary::from_dir(d, &targets)?,
+        Some(d) => BuildSummary::from_dir(d)?,
         None => None,
     };
     let page = html::render(&html::Inputs {

@@ -297,11 +297,24 @@ impl Policy {
     /// Read and validate a policy file.
     pub fn from_path(path: &Path) -> Result<Policy> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Policy::from_toml(&text).map_err(|m| Error::file(path, m))
+        Policy::parse(&text).map_err(|m| Error::file(path, m))
     }
 
-    /// Parse and validate policy TOML; the error is one line naming the bad key or value.
-    pub fn from_toml(text: &str) -> Result<Policy, String> {
+    /// Parse and validate policy TOML; the error is one line naming the bad key or value
+    /// (`policy: metrics.p50_latency.max: ...`).
+    pub fn from_toml(text: &str) -> Result<Policy> {
+        Policy::parse(text).map_err(|m| Error::usage("policy", m))
+    }
+
+    /// Check the resolved values make sense together (also after CLI overrides); the error
+    /// names `origin` (the policy file, or the flags the values came from) and the key.
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        self.check().map_err(|m| Error::usage(origin, m))
+    }
+
+    /// [`Policy::from_toml`], the error being the bare message (the caller adds where
+    /// the text came from).
+    fn parse(text: &str) -> Result<Policy, String> {
         let file: PolicyFile = toml::from_str(text).map_err(|e| {
             // toml's message spans lines (it quotes the source); keep it to one line.
             e.message().replace('\n', " ")
@@ -364,12 +377,12 @@ impl Policy {
             };
             policy.rules.insert(metric, rule);
         }
-        policy.validate()?;
+        policy.check()?;
         Ok(policy)
     }
 
-    /// Check the resolved values make sense together (also after CLI overrides).
-    pub fn validate(&self) -> Result<(), String> {
+    /// [`Policy::validate`], the error being the bare message.
+    fn check(&self) -> Result<(), String> {
         let b = &self.bootstrap;
         if !(b.confidence > 0.5 && b.confidence < 1.0) {
             return Err(format!(
@@ -469,23 +482,23 @@ mod tests {
 
     #[test]
     fn unknown_metric_is_an_error_naming_it() {
-        let e = Policy::from_toml("[metrics.p99_latency]\nmax = \"20ms\"\n").unwrap_err();
+        let e = Policy::parse("[metrics.p99_latency]\nmax = \"20ms\"\n").unwrap_err();
         assert!(e.contains("unknown metric 'p99_latency'"), "{e}");
         assert!(e.contains("p95_latency"), "lists known metrics: {e}");
     }
 
     #[test]
     fn unknown_key_is_an_error_naming_it() {
-        let e = Policy::from_toml("[metrics.p95_latency]\nmaximum = \"20ms\"\n").unwrap_err();
+        let e = Policy::parse("[metrics.p95_latency]\nmaximum = \"20ms\"\n").unwrap_err();
         assert!(e.contains("maximum"), "{e}");
-        let e = Policy::from_toml("[defaults]\nresample = 10\n").unwrap_err();
+        let e = Policy::parse("[defaults]\nresample = 10\n").unwrap_err();
         assert!(e.contains("resample"), "{e}");
         assert!(!e.contains('\n'));
     }
 
     #[test]
     fn quantities_need_units() {
-        let p = Policy::from_toml(
+        let p = Policy::parse(
             "[metrics.p95_latency]\nmax = \"20ms\"\n[metrics.peak_memory]\nmax = \"300MiB\"\n\
              [metrics.p50_latency]\nmax_regression = \"5%\"\nmin_effect = \"2%\"\n",
         )
@@ -501,27 +514,26 @@ mod tests {
             "[metrics.p50_latency]\nmax_regression = 5\n",
             "[defaults]\nmin_effect = 1\n",
         ] {
-            let e = Policy::from_toml(toml).unwrap_err();
+            let e = Policy::parse(toml).unwrap_err();
             assert!(e.contains("has no unit"), "{toml}: {e}");
         }
     }
 
     #[test]
     fn rejects_wrong_unit_and_inconsistent_rules() {
-        let e = Policy::from_toml("[metrics.peak_memory]\nmax = \"20ms\"\n").unwrap_err();
+        let e = Policy::parse("[metrics.peak_memory]\nmax = \"20ms\"\n").unwrap_err();
         assert!(e.contains("metrics.peak_memory.max"), "{e}");
-        let e = Policy::from_toml("[metrics.p50_latency]\nseverity = \"soft\"\n").unwrap_err();
+        let e = Policy::parse("[metrics.p50_latency]\nseverity = \"soft\"\n").unwrap_err();
         assert!(e.contains("nothing to check"), "{e}");
-        let e = Policy::from_toml(
-            "[metrics.p50_latency]\nmax_regression = \"2%\"\nmin_effect = \"5%\"\n",
-        )
-        .unwrap_err();
+        let e =
+            Policy::parse("[metrics.p50_latency]\nmax_regression = \"2%\"\nmin_effect = \"5%\"\n")
+                .unwrap_err();
         assert!(e.contains("min_effect"), "{e}");
-        let e = Policy::from_toml("[metrics.sqnr]\nmax_regression = \"5%\"\n").unwrap_err();
+        let e = Policy::parse("[metrics.sqnr]\nmax_regression = \"5%\"\n").unwrap_err();
         assert!(e.contains("sqnr"), "{e}");
-        let e = Policy::from_toml("[defaults]\nconfidence = 95\n").unwrap_err();
+        let e = Policy::parse("[defaults]\nconfidence = 95\n").unwrap_err();
         assert!(e.contains("confidence"), "{e}");
-        let e = Policy::from_toml("[metrics.p50_latency]\nmax = \"1ms\"\nseverity = \"fatal\"\n")
+        let e = Policy::parse("[metrics.p50_latency]\nmax = \"1ms\"\nseverity = \"fatal\"\n")
             .unwrap_err();
         assert!(e.contains("fatal"), "{e}");
     }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::profile::schema::{ConfigResult, LatencyStats, Profile, Status};
-use crate::stats::{rel_half_width, Summary};
+use crate::stats::Summary;
 
 /// Baseline and candidate samples of one round of one configuration.
 pub type RoundPair = (Vec<f64>, Vec<f64>);
@@ -23,9 +23,12 @@ fn median(v: Vec<f64>) -> Option<f64> {
 /// recomputed, the largest peak memory, median session and first-run times. A
 /// configuration that failed in any round is failed (with that round's reason).
 pub fn merge_rounds(rounds: &[Profile]) -> Result<Profile> {
-    let first = rounds
-        .first()
-        .ok_or_else(|| Error::usage("--rounds", "at least one round is needed"))?;
+    let first = rounds.first().ok_or_else(|| {
+        Error::usage(
+            "rounds",
+            "at least one round of profiles is needed to merge",
+        )
+    })?;
     let mut merged = first.clone();
     for c in merged.configs.iter_mut() {
         let same: Vec<&ConfigResult> = rounds
@@ -50,28 +53,7 @@ pub fn merge_rounds(rounds: &[Profile]) -> Result<Profile> {
             .iter()
             .all(|x| x.latency.as_ref().is_none_or(|l| l.stable));
         if let Some(s) = Summary::of(&samples, 0.95) {
-            let (lo, hi) = s
-                .median_ci
-                .map(|m| (m.low, m.high))
-                .unwrap_or((s.min, s.max));
-            c.latency = Some(LatencyStats {
-                iterations: s.n as u64,
-                min_s: s.min,
-                mean_s: s.mean,
-                p50_s: s.p50,
-                p90_s: s.p90,
-                p95_s: s.p95,
-                p99_s: s.p99,
-                max_s: s.max,
-                stddev_s: s.stddev,
-                p50_ci_low_s: lo,
-                p50_ci_high_s: hi,
-                p50_ci_rel: rel_half_width(lo, hi, s.p50).unwrap_or(f64::INFINITY),
-                outliers_mild: s.outliers.mild() as u64,
-                outliers_severe: s.outliers.severe() as u64,
-                stable,
-                samples_s: samples,
-            });
+            c.latency = Some(LatencyStats::from_summary(&s, None, stable, samples));
             if let Some(batch) = c.batch {
                 c.throughput_items_per_s = Some(batch as f64 / s.p50);
             } else if c.throughput_items_per_s.is_some() {

@@ -21,16 +21,15 @@
 //! leaves no file behind.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::isolate::{run_isolated, ChildLimits};
+use crate::isolate::ChildLimits;
 use crate::model::builder::{value_info_unshaped, GraphBuilder, WeightStorage};
 use crate::model::{attr, tensor_data, DataType, Model};
 use crate::profile::plan::MeasureSettings;
-use crate::profile::sweep::{classify, WorkerCommand};
-use crate::profile::worker::{WorkerReply, WorkerRequest};
+use crate::profile::sweep::WorkerCommand;
+use crate::profile::worker::{measure_in_child, WorkerRequest};
 use crate::runtime::{ExecutionContext, GraphOptimizationLevel, Provider, ProviderFallback};
 
 use super::device::{
@@ -471,19 +470,12 @@ fn measure_one(
         per_op_dir: None,
         per_op_runs: 1,
     };
-    let json = serde_json::to_vec(&req).expect("requests serialize");
-    let mut cmd = Command::new(&opts.worker.program);
-    cmd.args(&opts.worker.args);
     let timeout = Some(60.0 + 4.0 * settings.max_time_s);
-    let out = run_isolated(
-        cmd,
-        &json,
-        ChildLimits {
-            timeout_s: timeout,
-            memory_limit_bytes: None,
-        },
-    )?;
-    let reply: WorkerReply = classify(&out, false, timeout);
+    let limits = ChildLimits {
+        timeout_s: timeout,
+        memory_limit_bytes: None,
+    };
+    let reply = measure_in_child(&opts.worker, &req, limits)?.reply;
     let fail = |why: String| Error::Runtime(format!("probe model {}: {why}", path.display()));
     if let Some(kind) = reply.failure {
         return Err(fail(format!(

@@ -107,42 +107,56 @@ impl SignatureFile {
     }
 
     /// Check the signature over `manifest`; with `pinned`, the signer must be that key.
-    /// Returns the signer's public key (hex) or why the check failed.
+    /// Returns the signer's key fingerprint, or why the check failed (a problem `verify`
+    /// reports, not an error: the archive was read fine).
     pub fn verify(
         &self,
         manifest: &[u8],
         pinned: Option<&VerifyingKey>,
-    ) -> std::result::Result<String, String> {
+    ) -> std::result::Result<String, SignatureProblem> {
         if self.algorithm != "ed25519" {
-            return Err(format!(
-                "unsupported signature algorithm '{}'",
-                self.algorithm
-            ));
+            return Err(SignatureProblem::Algorithm(self.algorithm.clone()));
         }
         let pk: [u8; 32] = hex::decode(&self.public_key)
             .ok()
             .and_then(|b| b.try_into().ok())
-            .ok_or("signature's public key is not 32 hex bytes")?;
-        let key = VerifyingKey::from_bytes(&pk).map_err(|_| "signature's public key is invalid")?;
+            .ok_or(SignatureProblem::KeyEncoding)?;
+        let key = VerifyingKey::from_bytes(&pk).map_err(|_| SignatureProblem::KeyInvalid)?;
         if let Some(p) = pinned {
             if p.to_bytes() != key.to_bytes() {
-                return Err(format!(
-                    "signed by key {} but the expected key is {}",
-                    fingerprint(&key),
-                    fingerprint(p)
-                ));
+                return Err(SignatureProblem::OtherSigner {
+                    signer: fingerprint(&key),
+                    expected: fingerprint(p),
+                });
             }
         }
         let sig: [u8; 64] = hex::decode(&self.signature)
             .ok()
             .and_then(|b| b.try_into().ok())
-            .ok_or("signature is not 64 hex bytes")?;
+            .ok_or(SignatureProblem::SignatureEncoding)?;
         key.verify(manifest, &Signature::from_bytes(&sig))
-            .map_err(|_| {
-                "signature does not match manifest.json (changed or forged)".to_string()
-            })?;
+            .map_err(|_| SignatureProblem::Mismatch)?;
         Ok(fingerprint(&key))
     }
+}
+
+/// Why a signature does not check out.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureProblem {
+    #[error("unsupported signature algorithm '{0}'")]
+    Algorithm(String),
+    #[error("signature's public key is not 32 hex bytes")]
+    KeyEncoding,
+    #[error("signature's public key is invalid")]
+    KeyInvalid,
+    /// Signed, but not by the pinned key (fingerprints).
+    #[error("signed by key {signer} but the expected key is {expected}")]
+    OtherSigner { signer: String, expected: String },
+    #[error("signature is not 64 hex bytes")]
+    SignatureEncoding,
+    #[error("signature does not match manifest.json (changed or forged)")]
+    Mismatch,
 }
 
 /// A short, printable key identifier: the first 16 hex digits of the key.
@@ -163,10 +177,10 @@ mod tests {
         let pk = load_verifying_key(&pubp).unwrap();
         let s = sign(&sk, b"manifest");
         assert!(s.verify(b"manifest", Some(&pk)).is_ok());
-        assert!(s
-            .verify(b"manifesT", Some(&pk))
-            .unwrap_err()
-            .contains("does not match"));
+        assert_eq!(
+            s.verify(b"manifesT", Some(&pk)),
+            Err(SignatureProblem::Mismatch)
+        );
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             std::fs::metadata(&k).unwrap().permissions().mode() & 0o777,
@@ -185,6 +199,7 @@ mod tests {
         assert!(s
             .verify(b"m", Some(&b))
             .unwrap_err()
+            .to_string()
             .contains("expected key"));
         assert!(s.verify(b"m", None).is_ok());
     }

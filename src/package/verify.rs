@@ -79,7 +79,7 @@ pub fn verify_bytes(
         Some(sb) => match serde_json::from_slice::<SignatureFile>(sb) {
             Ok(sig) => match sig.verify(mbytes, pinned) {
                 Ok(fp) => r.signer = Some(fp),
-                Err(m) => r.problems.push(m),
+                Err(m) => r.problems.push(m.to_string()),
             },
             Err(e) => r
                 .problems

@@ -527,20 +527,7 @@ impl SweepObserver for SweepRelay<'_> {
     fn started(&mut self, _index: usize, _total: usize, _config: &ConfigSpec) {}
 
     fn finished(&mut self, _index: usize, _total: usize, r: &ConfigResult) {
-        let line = match (&r.status, &r.latency) {
-            (Status::Ok, Some(l)) => format!(
-                "{}: p50 {:.3} ms ±{:.1}% ({} runs)",
-                r.id,
-                l.p50_s * 1e3,
-                l.p50_ci_rel * 100.0,
-                l.iterations
-            ),
-            _ => format!(
-                "{}: FAILED ({})",
-                r.id,
-                r.reason.as_deref().unwrap_or("unknown reason")
-            ),
-        };
+        let line = r.progress_line();
         self.obs.detail(Step::Profile, &line);
     }
 }

@@ -192,34 +192,14 @@ pub struct Measurement {
 impl Measurement {
     /// The schema's latency object (raw samples included).
     pub fn to_latency_stats(&self) -> LatencyStats {
-        let s = &self.summary;
-        // With too few samples for a 95% interval, report [min, max] and flag it through
-        // the NotConverged warning rather than inventing a narrower interval.
-        let (lo, hi) = s
-            .median_ci
-            .map(|c| (c.low, c.high))
-            .unwrap_or((s.min, s.max));
-        LatencyStats {
-            iterations: s.n as u64,
-            min_s: s.min,
-            mean_s: s.mean,
-            p50_s: s.p50,
-            p90_s: s.p90,
-            p95_s: s.p95,
-            p99_s: s.p99,
-            max_s: s.max,
-            stddev_s: s.stddev,
-            p50_ci_low_s: lo,
-            p50_ci_high_s: hi,
-            p50_ci_rel: self
-                .ci_rel
-                .or_else(|| stats::rel_half_width(lo, hi, s.p50))
-                .unwrap_or(f64::INFINITY),
-            outliers_mild: s.outliers.mild() as u64,
-            outliers_severe: s.outliers.severe() as u64,
-            stable: self.stable.unwrap_or(false),
-            samples_s: self.samples_s.clone(),
-        }
+        // With too few samples for a 95% interval, [min, max] is reported and flagged
+        // through the NotConverged warning.
+        LatencyStats::from_summary(
+            &self.summary,
+            self.ci_rel,
+            self.stable.unwrap_or(false),
+            self.samples_s.clone(),
+        )
     }
 }
 

@@ -160,6 +160,22 @@ pub struct MeasureSettings {
     pub stability_tolerance: f64,
 }
 
+impl MeasureSettings {
+    /// The measurement protocol these settings describe (the rest at its defaults).
+    pub fn protocol(&self) -> Protocol {
+        Protocol {
+            warmup_iterations: self.warmup_iterations,
+            min_iterations: self.min_iterations,
+            max_iterations: self.max_iterations,
+            min_time_s: self.min_time_s,
+            max_time_s: self.max_time_s,
+            target_ci_rel: self.target_ci_rel,
+            stability_tolerance: self.stability_tolerance,
+            ..Protocol::default()
+        }
+    }
+}
+
 impl Default for MeasureSettings {
     fn default() -> Self {
         let p = Protocol::default();
@@ -399,17 +415,7 @@ impl Plan {
 
     /// The measurement protocol of this plan.
     pub fn protocol(&self) -> Protocol {
-        let m = &self.file.measure;
-        Protocol {
-            warmup_iterations: m.warmup_iterations,
-            min_iterations: m.min_iterations,
-            max_iterations: m.max_iterations,
-            min_time_s: m.min_time_s,
-            max_time_s: m.max_time_s,
-            target_ci_rel: m.target_ci_rel,
-            stability_tolerance: m.stability_tolerance,
-            ..Protocol::default()
-        }
+        self.file.measure.protocol()
     }
 
     /// The schema's plan summary.

@@ -163,6 +163,26 @@ pub struct ConfigResult {
     pub warnings: Vec<String>,
 }
 
+impl ConfigResult {
+    /// One progress line: `id: p50 1.234 ms ±0.8% (300 runs)`, or `id: FAILED (reason)`.
+    pub fn progress_line(&self) -> String {
+        match (&self.status, &self.latency) {
+            (Status::Ok, Some(l)) => format!(
+                "{}: p50 {} ±{:.1}% ({} runs)",
+                self.id,
+                crate::units::format_duration_s(l.p50_s),
+                l.p50_ci_rel * 100.0,
+                l.iterations
+            ),
+            _ => format!(
+                "{}: FAILED ({})",
+                self.id,
+                self.reason.as_deref().unwrap_or("unknown reason")
+            ),
+        }
+    }
+}
+
 /// Steady-state latency of one configuration.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -189,6 +209,43 @@ pub struct LatencyStats {
     /// The raw steady-state samples, so gates can bootstrap ratios.
     #[serde(default)]
     pub samples_s: Vec<f64>,
+}
+
+impl LatencyStats {
+    /// The latency object of a sample summary. Without a median interval (too few
+    /// samples for a 95% one) the interval is [min, max], never invented narrower;
+    /// `ci_rel` overrides the relative half-width computed from it.
+    pub fn from_summary(
+        s: &crate::stats::Summary,
+        ci_rel: Option<f64>,
+        stable: bool,
+        samples_s: Vec<f64>,
+    ) -> LatencyStats {
+        let (lo, hi) = s
+            .median_ci
+            .map(|c| (c.low, c.high))
+            .unwrap_or((s.min, s.max));
+        LatencyStats {
+            iterations: s.n as u64,
+            min_s: s.min,
+            mean_s: s.mean,
+            p50_s: s.p50,
+            p90_s: s.p90,
+            p95_s: s.p95,
+            p99_s: s.p99,
+            max_s: s.max,
+            stddev_s: s.stddev,
+            p50_ci_low_s: lo,
+            p50_ci_high_s: hi,
+            p50_ci_rel: ci_rel
+                .or_else(|| crate::stats::rel_half_width(lo, hi, s.p50))
+                .unwrap_or(f64::INFINITY),
+            outliers_mild: s.outliers.mild() as u64,
+            outliers_severe: s.outliers.severe() as u64,
+            stable,
+            samples_s,
+        }
+    }
 }
 
 /// Process memory of one configuration (its own child process).

@@ -1,5 +1,5 @@
 //! A sweep: the cross product of query sizes, thread counts and execution providers, each
-//! configuration measured in a child process of its own ([`super::isolate`],
+//! configuration measured in a child process of its own ([`crate::isolate`],
 //! [`super::worker`]), collected into one [`Profile`].
 //!
 //! Query sizes. The batch is the leading dim of every input whose leading dim is not fixed.
@@ -21,20 +21,19 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest, Sha256};
 
 use super::needs;
 use super::plan::Plan;
-use super::schema::{ConfigResult, FailureKind, Host, ModelRef, Profile, Status, PROFILE_SCHEMA};
-use super::worker::{is_allocation_failure, WorkerReply, WorkerRequest};
+use super::schema::{ConfigResult, Host, ModelRef, Profile, Status, PROFILE_SCHEMA};
+use super::worker::{measure_in_child, WorkerReply, WorkerRequest};
 use crate::error::{Error, Result};
 use crate::inputs::{
     prepare_for, resolve_shapes, Dim, Generation, InputSources, ShapeOverrides, TensorSpec,
 };
-use crate::isolate::{run_isolated, signal_name, ChildEnd, ChildLimits, ChildOutput};
+use crate::isolate::{ChildEnd, ChildLimits};
 use crate::runtime::{ExecutionContext, GraphOptimizationLevel, Provider, ProviderFallback};
 
 /// How to start a worker: the program (normally the current `edgepack` executable) and
@@ -172,11 +171,7 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
                 seed: opts.seed,
                 ..Default::default()
             };
-            let tensors = prepare_for(specs, &ShapeOverrides::default(), &sources)?.tensors;
-            let shapes: Vec<(String, Vec<usize>)> = tensors
-                .iter()
-                .map(|(n, t)| (n.clone(), t.shape().to_vec()))
-                .collect();
+            let shapes = shapes_from(specs, &sources)?;
             if sizes.iter().any(|(_, _, s)| s == &shapes) {
                 continue;
             }
@@ -196,11 +191,7 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
             seed: opts.seed,
             ..Default::default()
         };
-        let tensors = prepare_for(specs, &ShapeOverrides::default(), &sources)?.tensors;
-        let shapes: Vec<(String, Vec<usize>)> = tensors
-            .iter()
-            .map(|(n, t)| (n.clone(), t.shape().to_vec()))
-            .collect();
+        let shapes = shapes_from(specs, &sources)?;
         let (batch, dims) = describe(specs, &shapes);
         sizes.push((batch, dims, shapes));
     } else {
@@ -323,6 +314,15 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
     Ok(out)
 }
 
+/// The input shapes that sample files give (read once, as the worker will read them).
+fn shapes_from(specs: &[TensorSpec], sources: &InputSources) -> Result<Vec<(String, Vec<usize>)>> {
+    let tensors = prepare_for(specs, &ShapeOverrides::default(), sources)?.tensors;
+    Ok(tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.shape().to_vec()))
+        .collect())
+}
+
 fn apply_batch(batchers: &[&TensorSpec], ov: &mut ShapeOverrides, b: usize) {
     for s in batchers {
         if let Some(shape) = ov.shapes.get_mut(&s.name) {
@@ -438,83 +438,6 @@ fn isa_features() -> Vec<String> {
         arm!("neon", "dotprod", "fp16", "i8mm", "sve");
     }
     f.into_iter().map(String::from).collect()
-}
-
-/// Turn what a child produced into a reply: its own JSON reply when it exited cleanly,
-/// otherwise a failure classified as timeout, OOM, signal or run error.
-pub fn classify(out: &ChildOutput, memory_limited: bool, timeout_s: Option<f64>) -> WorkerReply {
-    let tail = out.stderr_tail(400);
-    let with_tail = |msg: String| {
-        if tail.is_empty() {
-            msg
-        } else {
-            format!("{msg}: {tail}")
-        }
-    };
-    let fail = |kind: FailureKind, reason: String| WorkerReply {
-        failure: Some(kind),
-        reason: Some(reason),
-        ..WorkerReply::default()
-    };
-    let oom_text = is_allocation_failure(&tail);
-    match out.end {
-        ChildEnd::TimedOut => fail(
-            FailureKind::Timeout,
-            format!(
-                "no result within the {} timeout; its process group was killed",
-                crate::units::format_duration_s(timeout_s.unwrap_or(0.0))
-            ),
-        ),
-        ChildEnd::Exited(0) => {
-            let text = String::from_utf8_lossy(&out.stdout);
-            let last = text
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
-            match serde_json::from_str::<WorkerReply>(last) {
-                Ok(r) => r,
-                Err(e) => fail(
-                    FailureKind::RunError,
-                    with_tail(format!("the worker's reply is not valid JSON ({e})")),
-                ),
-            }
-        }
-        ChildEnd::Exited(code) => {
-            if memory_limited && oom_text {
-                fail(
-                    FailureKind::Oom,
-                    with_tail(format!(
-                        "out of memory under the limit (exit status {code})"
-                    )),
-                )
-            } else {
-                fail(
-                    FailureKind::RunError,
-                    with_tail(format!("the worker exited with status {code}")),
-                )
-            }
-        }
-        ChildEnd::Signaled(sig) => {
-            // Under a memory limit, an allocation failure surfaces as an abort (Rust's
-            // allocator, C++ terminate) or the kernel's OOM killer (SIGKILL).
-            let oom = memory_limited && (oom_text || sig == libc::SIGKILL || sig == libc::SIGABRT);
-            if oom {
-                fail(
-                    FailureKind::Oom,
-                    with_tail(format!(
-                        "out of memory under the limit (killed by {})",
-                        signal_name(sig)
-                    )),
-                )
-            } else {
-                fail(
-                    FailureKind::Signal,
-                    with_tail(format!("the worker was killed by {}", signal_name(sig))),
-                )
-            }
-        }
-    }
 }
 
 fn context_for(
@@ -707,16 +630,13 @@ pub fn run(
             per_op_dir: per_op_dir.as_ref().map(|d| d.path().to_path_buf()),
             per_op_runs: 10,
         };
-        let json = serde_json::to_vec(&req).expect("requests serialize");
-        let mut cmd = Command::new(&opts.worker.program);
-        cmd.args(&opts.worker.args);
-        let out = run_isolated(cmd, &json, child_limits)?;
-        if InterruptGuard::interrupted() && matches!(out.end, ChildEnd::Signaled(_)) {
+        let child = measure_in_child(&opts.worker, &req, child_limits)?;
+        if InterruptGuard::interrupted() && matches!(child.end, ChildEnd::Signaled(_)) {
             // The signal reached the child too (Ctrl-C signals the whole group): this
             // configuration was not measured, it did not fail.
             break;
         }
-        let mut reply = classify(&out, limits.memory_limit_bytes.is_some(), limits.timeout_s);
+        let mut reply = child.reply;
         if let Some(v) = &reply.onnxruntime_version {
             if v != onnxruntime_version && !onnxruntime_version.is_empty() {
                 reply.warnings.push(format!(
@@ -879,57 +799,5 @@ mod tests {
         let c = expand(&cls, &o).unwrap();
         assert_eq!(c[1].input_shapes[0].1, vec![4, 3, 48, 192]);
         assert_eq!(c[1].id, "ep=cpu threads=1 batch=4");
-    }
-
-    fn out(end: ChildEnd, stdout: &str, stderr: &str) -> ChildOutput {
-        ChildOutput {
-            end,
-            stdout: stdout.as_bytes().to_vec(),
-            stderr: stderr.as_bytes().to_vec(),
-            wall_s: 0.1,
-        }
-    }
-
-    #[test]
-    fn classifies_child_endings() {
-        let r = classify(&out(ChildEnd::TimedOut, "", ""), false, Some(5.0));
-        assert_eq!(r.failure, Some(FailureKind::Timeout));
-        assert!(r.reason.unwrap().contains("5.000 s timeout"));
-
-        let r = classify(
-            &out(ChildEnd::Signaled(libc::SIGSEGV), "", "boom"),
-            false,
-            None,
-        );
-        assert_eq!(r.failure, Some(FailureKind::Signal));
-        assert!(r.reason.unwrap().contains("SIGSEGV: boom"));
-
-        let r = classify(
-            &out(
-                ChildEnd::Signaled(libc::SIGABRT),
-                "",
-                "memory allocation of 4096 bytes failed",
-            ),
-            true,
-            None,
-        );
-        assert_eq!(r.failure, Some(FailureKind::Oom));
-
-        let r = classify(&out(ChildEnd::Exited(101), "", "panicked"), true, None);
-        assert_eq!(r.failure, Some(FailureKind::RunError));
-
-        let reply = WorkerReply {
-            first_run_s: Some(0.5),
-            ..Default::default()
-        };
-        let line = serde_json::to_string(&reply).unwrap();
-        let r = classify(
-            &out(ChildEnd::Exited(0), &format!("noise\n{line}\n"), ""),
-            false,
-            None,
-        );
-        assert_eq!(r, reply);
-        let r = classify(&out(ChildEnd::Exited(0), "not json", ""), false, None);
-        assert_eq!(r.failure, Some(FailureKind::RunError));
     }
 }

@@ -1,8 +1,16 @@
-//! The child side of a sweep: one configuration, measured in a process of its own.
+//! One configuration of a sweep, measured in a process of its own: the child (what it
+//! measures, [`run_request`]) and the parent's side of the exchange ([`measure_in_child`]).
 //!
 //! The parent re-executes the `edgepack` binary with a hidden subcommand
-//! (`edgepack __profile-worker`), writes a [`WorkerRequest`] as JSON on its stdin and reads
-//! one [`WorkerReply`] as JSON from its stdout. Inside the child, in this order:
+//! (`edgepack __profile-worker`) and talks to it through [`crate::isolate`]'s one protocol:
+//! a [`WorkerRequest`] as JSON on its stdin, a [`crate::isolate::Reply`] holding a
+//! [`WorkerReply`] as the last line of its stdout ([`measure_in_child`] on the parent's
+//! side, [`serve`] on the child's). A configuration that fails inside the child (the model
+//! does not load, a run fails, an allocation fails under the limit) is still a *done*
+//! reply: the failure is a measured result with a [`FailureKind`]. A child that ends
+//! without a reply (timeout, signal, a crash) is classified by [`classify`].
+//!
+//! Inside the child, in this order:
 //!
 //! 1. load ONNX Runtime, then read RSS: `rss_before_load_bytes` (library mapped, no model);
 //! 2. create the session (timed: `session_create_s`), read RSS again
@@ -20,16 +28,19 @@
 //!    never shares a session with the timed loop.
 
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::measure::{self, Protocol, Runner};
+use super::measure::{self, Runner};
 use super::plan::MeasureSettings;
 use super::process;
 use super::schema::{CpuStats, FailureKind, GpuStats, LatencyStats, MemoryStats, OpShare};
+use super::sweep::WorkerCommand;
 use crate::error::{Error, Result};
 use crate::inputs::{prepare_for, Generation, InputSources, ShapeOverrides};
+use crate::isolate::{self, is_allocation_failure, signal_name, ChildEnd, ChildLimits, Reply};
 use crate::runtime::{self, ExecutionContext, Provider, Session};
 
 /// What the parent asks one child to measure.
@@ -105,20 +116,6 @@ impl WorkerReply {
     }
 }
 
-/// Whether an error message is an allocation failure (ONNX Runtime's or the allocator's).
-pub fn is_allocation_failure(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    [
-        "bad_alloc",
-        "failed to allocate",
-        "memory allocation of",
-        "out of memory",
-        "cannot allocate memory",
-    ]
-    .iter()
-    .any(|p| m.contains(p))
-}
-
 /// The bound fast path as a [`Runner`]: times `Session::run_bound` and nothing else.
 pub struct BoundRunner<'a> {
     session: &'a mut Session,
@@ -149,19 +146,6 @@ impl Runner for BoundRunner<'_> {
             })
             .collect();
         crate::stats::median(&v).unwrap_or(0.0)
-    }
-}
-
-fn protocol_of(m: &MeasureSettings) -> Protocol {
-    Protocol {
-        warmup_iterations: m.warmup_iterations,
-        min_iterations: m.min_iterations,
-        max_iterations: m.max_iterations,
-        min_time_s: m.min_time_s,
-        max_time_s: m.max_time_s,
-        target_ci_rel: m.target_ci_rel,
-        stability_tolerance: m.stability_tolerance,
-        ..Protocol::default()
     }
 }
 
@@ -260,7 +244,7 @@ pub fn run_request(req: &WorkerRequest) -> WorkerReply {
         let mut runner = BoundRunner::new(&mut session);
         measure::measure_after_cold(
             &mut runner,
-            &protocol_of(&req.measure),
+            &req.measure.protocol(),
             reply.first_run_s.unwrap_or(0.0),
         )
     };
@@ -305,6 +289,112 @@ pub fn run_request(req: &WorkerRequest) -> WorkerReply {
     reply
 }
 
+/// The child side: read one [`WorkerRequest`] from stdin, measure it, answer with the
+/// [`WorkerReply`] (`edgepack __profile-worker`).
+pub fn serve() -> Result<()> {
+    isolate::serve(|req: WorkerRequest| Ok::<_, std::convert::Infallible>(run_request(&req)))
+}
+
+/// What [`measure_in_child`] got back: the reply (the child's own, or a failure classified
+/// from how it ended) and how the child ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChildMeasurement {
+    pub reply: WorkerReply,
+    pub end: ChildEnd,
+}
+
+/// Measure one configuration in a child process of its own, started by `worker`, within
+/// `limits`. An error means the child could not be started at all; every way the child
+/// itself fails is a [`WorkerReply`] with a [`FailureKind`].
+pub fn measure_in_child(
+    worker: &WorkerCommand,
+    req: &WorkerRequest,
+    limits: ChildLimits,
+) -> Result<ChildMeasurement> {
+    let mut cmd = Command::new(&worker.program);
+    cmd.args(&worker.args);
+    let exchange = isolate::exchange::<_, WorkerReply>(cmd, req, limits)?;
+    Ok(ChildMeasurement {
+        reply: classify(&exchange, req.memory_limited, limits.timeout_s),
+        end: exchange.output.end,
+    })
+}
+
+/// Turn what a child produced into a reply: its own reply when it exited cleanly,
+/// otherwise a failure classified as timeout, OOM, signal or run error.
+pub fn classify(
+    exchange: &isolate::Exchange<WorkerReply>,
+    memory_limited: bool,
+    timeout_s: Option<f64>,
+) -> WorkerReply {
+    let out = &exchange.output;
+    let tail = out.stderr_tail(400);
+    let with_tail = |msg: String| {
+        if tail.is_empty() {
+            msg
+        } else {
+            format!("{msg}: {tail}")
+        }
+    };
+    let fail = |kind: FailureKind, reason: String| WorkerReply::default().fail(kind, reason);
+    let oom_text = is_allocation_failure(&tail);
+    match out.end {
+        ChildEnd::TimedOut => fail(
+            FailureKind::Timeout,
+            format!(
+                "no result within the {} timeout; its process group was killed",
+                crate::units::format_duration_s(timeout_s.unwrap_or(0.0))
+            ),
+        ),
+        ChildEnd::Exited(0) => match &exchange.reply {
+            Some(Ok(Reply::Done(r))) => r.clone(),
+            Some(Ok(Reply::Error(e))) => fail(FailureKind::RunError, with_tail(e.clone())),
+            Some(Err(e)) => fail(
+                FailureKind::RunError,
+                with_tail(format!("the worker's reply is not valid JSON ({e})")),
+            ),
+            None => fail(
+                FailureKind::RunError,
+                with_tail("the worker exited without a reply".into()),
+            ),
+        },
+        ChildEnd::Exited(code) => {
+            if memory_limited && oom_text {
+                fail(
+                    FailureKind::Oom,
+                    with_tail(format!(
+                        "out of memory under the limit (exit status {code})"
+                    )),
+                )
+            } else {
+                fail(
+                    FailureKind::RunError,
+                    with_tail(format!("the worker exited with status {code}")),
+                )
+            }
+        }
+        ChildEnd::Signaled(sig) => {
+            // Under a memory limit, an allocation failure surfaces as an abort (Rust's
+            // allocator, C++ terminate) or the kernel's OOM killer (SIGKILL).
+            let oom = memory_limited && (oom_text || sig == libc::SIGKILL || sig == libc::SIGABRT);
+            if oom {
+                fail(
+                    FailureKind::Oom,
+                    with_tail(format!(
+                        "out of memory under the limit (killed by {})",
+                        signal_name(sig)
+                    )),
+                )
+            } else {
+                fail(
+                    FailureKind::Signal,
+                    with_tail(format!("the worker was killed by {}", signal_name(sig))),
+                )
+            }
+        }
+    }
+}
+
 fn per_op_shares(
     req: &WorkerRequest,
     inputs: &[(String, crate::tensor::Tensor)],
@@ -331,6 +421,8 @@ fn per_op_shares(
 mod tests {
     use super::*;
 
+    use crate::isolate::ChildOutput;
+
     #[test]
     fn recognises_allocation_failures() {
         assert!(is_allocation_failure(
@@ -341,6 +433,74 @@ mod tests {
             "Failed to allocate memory for requested buffer of size 123"
         ));
         assert!(!is_allocation_failure("input 'x': shape mismatch"));
+    }
+
+    /// A child's ending as `isolate::exchange` hands it over: `stdout` holds the lines
+    /// before the reply, which is parsed from the last line.
+    fn exchanged(end: ChildEnd, stdout: &str, stderr: &str) -> isolate::Exchange<WorkerReply> {
+        let last = stdout.lines().rev().find(|l| !l.trim().is_empty());
+        isolate::Exchange {
+            output: ChildOutput {
+                end,
+                stdout: vec![],
+                stderr: stderr.as_bytes().to_vec(),
+                wall_s: 0.1,
+            },
+            reply: last.map(|l| serde_json::from_str(l).map_err(|e| e.to_string())),
+        }
+    }
+
+    #[test]
+    fn classifies_child_endings() {
+        let r = classify(&exchanged(ChildEnd::TimedOut, "", ""), false, Some(5.0));
+        assert_eq!(r.failure, Some(FailureKind::Timeout));
+        assert!(r.reason.unwrap().contains("5.000 s timeout"));
+
+        let r = classify(
+            &exchanged(ChildEnd::Signaled(libc::SIGSEGV), "", "boom"),
+            false,
+            None,
+        );
+        assert_eq!(r.failure, Some(FailureKind::Signal));
+        assert!(r.reason.unwrap().contains("SIGSEGV: boom"));
+
+        let r = classify(
+            &exchanged(
+                ChildEnd::Signaled(libc::SIGABRT),
+                "",
+                "memory allocation of 4096 bytes failed",
+            ),
+            true,
+            None,
+        );
+        assert_eq!(r.failure, Some(FailureKind::Oom));
+
+        let r = classify(
+            &exchanged(ChildEnd::Exited(101), "", "panicked"),
+            true,
+            None,
+        );
+        assert_eq!(r.failure, Some(FailureKind::RunError));
+
+        let reply = WorkerReply {
+            first_run_s: Some(0.5),
+            ..Default::default()
+        };
+        let line = serde_json::to_string(&Reply::Done(reply.clone())).unwrap();
+        let r = classify(
+            &exchanged(ChildEnd::Exited(0), &format!("noise\n{line}\n"), ""),
+            false,
+            None,
+        );
+        assert_eq!(r, reply);
+        let r = classify(&exchanged(ChildEnd::Exited(0), "not json", ""), false, None);
+        assert_eq!(r.failure, Some(FailureKind::RunError));
+        let r = classify(&exchanged(ChildEnd::Exited(0), "", ""), false, None);
+        assert_eq!(r.failure, Some(FailureKind::RunError));
+        let bad =
+            serde_json::to_string(&Reply::<WorkerReply>::Error("bad request".into())).unwrap();
+        let r = classify(&exchanged(ChildEnd::Exited(0), &bad, ""), false, None);
+        assert_eq!(r.reason.as_deref(), Some("bad request"));
     }
 
     #[test]

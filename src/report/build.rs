@@ -2,15 +2,14 @@
 //! per target the chosen variant and every variant's fit, and per variant its accuracy,
 //! size and speed on this host.
 //!
-//! [`BuildSummary`] is filled today from the files `edgepack build` leaves in its output
-//! folder (`<name>-build.json`, and in `work/` the quantizer's reports and the profiles);
-//! a typed build pipeline can fill it directly. Only the fields named here are read, so the
-//! report does not break when those files grow.
+//! [`BuildSummary`] is filled from the files `edgepack build` leaves in its output folder:
+//! `<name>-build.json`, read as the typed [`BuildReport`] (schema `edgepack.build/1`, a
+//! file that is not one is an error naming it), and in `work/` the quantizer's reports and
+//! the profiles it points to.
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
+use super::build_schema::BuildReport;
 use super::format;
 use super::quantize::QuantizeSummary;
 use super::targets::TargetRam;
@@ -120,71 +119,96 @@ impl BuildSummary {
         self.variants.iter().find(|v| v.name == name)
     }
 
-    /// Read a build's output folder: its `*-build.json` (the first by name), the quantizer
-    /// reports and profiles it left in `work/`, and the targets' model RAM from `targets`
-    /// when the build report does not carry it. `Ok(None)` when there is no build report.
-    pub fn from_dir(dir: &Path, targets: &[TargetRam]) -> Result<Option<BuildSummary>> {
-        let mut reports: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| Error::io(dir, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().ends_with("-build.json"))
-            })
-            .collect();
-        reports.sort();
-        let Some(path) = reports.first() else {
+    /// The summary of a build report, without the files it points to.
+    pub fn from_report(r: &BuildReport) -> BuildSummary {
+        BuildSummary {
+            model: r.model.clone(),
+            latency_budget_s: r.latency_budget_s,
+            prefer: r.prefer.clone(),
+            variants: r
+                .variants
+                .iter()
+                .map(|v| VariantFacts {
+                    name: v.name.clone(),
+                    size_bytes: v.size_bytes,
+                    sqnr_db: v.sqnr_db,
+                    ..Default::default()
+                })
+                .collect(),
+            skipped: r
+                .skipped_variants
+                .iter()
+                .map(|v| (v.variant.clone(), v.why.clone()))
+                .collect(),
+            targets: r
+                .targets
+                .iter()
+                .map(|t| TargetDecision {
+                    name: t.target.clone(),
+                    model_ram_bytes: Some(t.model_ram_bytes),
+                    chosen: t.chosen.clone(),
+                    evaluations: t
+                        .evaluations
+                        .iter()
+                        .map(|e| Evaluation {
+                            variant: e.variant.clone(),
+                            fits: e.fits,
+                            reasons: e.reasons.clone(),
+                            threads: e.threads.map(|t| t as u64),
+                            batch: e.batch,
+                            p50_s: e.latency_p50_s,
+                            peak_memory_bytes: e.peak_memory_bytes,
+                            basis: e.basis.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Read a build's output folder: its `*-build.json` (the first by name), and the
+    /// quantizer reports and profiles it left in `work/`. `Ok(None)` when there is no
+    /// build report.
+    pub fn from_dir(dir: &Path) -> Result<Option<BuildSummary>> {
+        let Some(report) = BuildReport::find_in(dir)? else {
             return Ok(None);
         };
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| Error::file(path, format!("not valid JSON: {e}")))?;
-        let mut s = from_json(&v)
-            .ok_or_else(|| Error::file(path, "a build report without targets[].evaluations[]"))?;
-        for t in &mut s.targets {
-            if t.model_ram_bytes.is_none() {
-                t.model_ram_bytes = targets
-                    .iter()
-                    .find(|r| r.name == t.name)
-                    .map(|r| r.model_ram_bytes.unwrap_or(r.ram_bytes));
-            }
-        }
+        Ok(Some(Self::from_build_dir(dir, &report)?))
+    }
+
+    /// [`Self::from_report`], with the quantizer reports and host profiles the build left
+    /// in `dir/work/`.
+    fn from_build_dir(dir: &Path, report: &BuildReport) -> Result<BuildSummary> {
+        let mut s = Self::from_report(report);
         let work = dir.join("work");
         let stem = Path::new(&s.model)
             .file_stem()
             .map(|x| x.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let shas: Vec<(String, String)> = v
-            .get("variants")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| {
-                        Some((
-                            x.get("name")?.as_str()?.to_string(),
-                            x.get("sha256")?.as_str()?.to_string(),
-                        ))
-                    })
-                    .collect()
-            })
             .unwrap_or_default();
         for f in &mut s.variants {
             let q = work.join(format!("{stem}.{}.quantize.json", f.name));
             if q.is_file() {
                 f.quantize = Some(QuantizeSummary::from_path(&q)?);
             }
-            if let Some((_, sha)) = shas.iter().find(|(n, _)| *n == f.name) {
-                let p = work.join(format!("{}.profile.json", &sha[..sha.len().min(16)]));
-                if let Ok(profile) = crate::gate::read_profile(&p) {
-                    if let Some((p50, threads)) = fastest_batch1(&profile) {
-                        f.host_p50_s = Some(p50);
-                        f.host_threads = Some(threads);
-                    }
+            let Some(v) = report.variants.iter().find(|v| v.name == f.name) else {
+                continue;
+            };
+            if let Ok(profile) = crate::gate::read_profile(&profile_path(dir, &v.sha256)) {
+                if let Some((p50, threads)) = fastest_batch1(&profile) {
+                    f.host_p50_s = Some(p50);
+                    f.host_threads = Some(threads);
                 }
             }
         }
-        Ok(Some(s))
+        Ok(s)
     }
+}
+
+/// Where a build keeps the host profile of the variant with this hash:
+/// `work/<sha256[..16]>.profile.json`.
+fn profile_path(dir: &Path, sha256: &str) -> PathBuf {
+    dir.join("work")
+        .join(format!("{}.profile.json", &sha256[..sha256.len().min(16)]))
 }
 
 /// The end of `build`: write the HTML build report, then print the summary table (target,
@@ -192,7 +216,7 @@ impl BuildSummary {
 pub fn finish(dir: &Path, targets: &[TargetRam], w: &mut dyn std::io::Write) -> Result<()> {
     let html = write_report(dir, targets)?;
     let io = |e| Error::io("standard output", e);
-    if let Some(s) = BuildSummary::from_dir(dir, targets)? {
+    if let Some(s) = BuildSummary::from_dir(dir)? {
         writeln!(w, "\nbuild summary").map_err(io)?;
         write!(w, "{}", terminal_summary(&s)).map_err(io)?;
     }
@@ -207,14 +231,15 @@ pub fn finish(dir: &Path, targets: &[TargetRam], w: &mut dyn std::io::Write) -> 
 /// build left in `work/`), the bundles. `Ok(None)` when there is no build report or the fp32
 /// variant was not profiled (nothing to draw).
 pub fn write_report(dir: &Path, targets: &[TargetRam]) -> Result<Option<PathBuf>> {
-    let Some(summary) = BuildSummary::from_dir(dir, targets)? else {
+    let Some(report) = BuildReport::find_in(dir)? else {
         return Ok(None);
     };
+    let summary = BuildSummary::from_build_dir(dir, &report)?;
     let stem = Path::new(&summary.model)
         .file_stem()
         .map(|x| x.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into());
-    let Some(profile) = fp32_profile(dir)? else {
+    let Some(profile) = fp32_profile(dir, &report)? else {
         return Ok(None);
     };
     let bundles = super::bundles::read_bundle_dir(dir)?;
@@ -231,38 +256,14 @@ pub fn write_report(dir: &Path, targets: &[TargetRam]) -> Result<Option<PathBuf>
 }
 
 /// The profile of the build's fp32 variant, from `work/<sha256[..16]>.profile.json`.
-fn fp32_profile(dir: &Path) -> Result<Option<Profile>> {
-    let mut reports: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().ends_with("-build.json"))
-        })
-        .collect();
-    reports.sort();
-    let Some(path) = reports.first() else {
+fn fp32_profile(dir: &Path, report: &BuildReport) -> Result<Option<Profile>> {
+    let Some(fp32) = report.variants.iter().find(|v| v.name == "fp32") else {
         return Ok(None);
     };
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let v: Value = serde_json::from_str(&text)
-        .map_err(|e| Error::file(path, format!("not valid JSON: {e}")))?;
-    let sha = v
-        .get("variants")
-        .and_then(Value::as_array)
-        .and_then(|a| {
-            a.iter()
-                .find(|x| x.get("name").and_then(Value::as_str) == Some("fp32"))
-        })
-        .and_then(|x| x.get("sha256"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if sha.is_empty() {
+    if fp32.sha256.is_empty() {
         return Ok(None);
     }
-    let p = dir
-        .join("work")
-        .join(format!("{}.profile.json", &sha[..sha.len().min(16)]));
+    let p = profile_path(dir, &fp32.sha256);
     if !p.is_file() {
         return Ok(None);
     }
@@ -276,77 +277,6 @@ pub fn fastest_batch1(p: &Profile) -> Option<(f64, usize)> {
         .filter(|c| c.status == Status::Ok && c.batch.unwrap_or(1) == 1)
         .filter_map(|c| c.latency.as_ref().map(|l| (l.p50_s, c.threads)))
         .min_by(|a, b| a.0.total_cmp(&b.0))
-}
-
-/// The summary of a build report (`edgepack build`'s `<name>-build.json`), without the
-/// files it points to; `None` when the JSON is not a build report.
-pub fn from_json(v: &Value) -> Option<BuildSummary> {
-    let mut s = BuildSummary {
-        model: v.get("model").and_then(Value::as_str).unwrap_or("").into(),
-        latency_budget_s: v.get("latency_budget_s").and_then(Value::as_f64),
-        prefer: v
-            .get("prefer")
-            .and_then(Value::as_str)
-            .unwrap_or("accuracy")
-            .into(),
-        ..Default::default()
-    };
-    for x in v
-        .get("variants")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        s.variants.push(VariantFacts {
-            name: x.get("name")?.as_str()?.into(),
-            size_bytes: x.get("size_bytes").and_then(Value::as_u64).unwrap_or(0),
-            sqnr_db: x.get("sqnr_db").and_then(Value::as_f64),
-            ..Default::default()
-        });
-    }
-    for x in v
-        .get("skipped_variants")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let (Some(n), Some(w)) = (
-            x.get("variant").and_then(Value::as_str),
-            x.get("why").and_then(Value::as_str),
-        ) {
-            s.skipped.push((n.into(), w.into()));
-        }
-    }
-    for t in v.get("targets")?.as_array()? {
-        let mut d = TargetDecision {
-            name: t.get("target")?.as_str()?.into(),
-            model_ram_bytes: t.get("model_ram_bytes").and_then(Value::as_u64),
-            chosen: t.get("chosen").and_then(Value::as_str).map(str::to_string),
-            evaluations: vec![],
-        };
-        for e in t.get("evaluations")?.as_array()? {
-            d.evaluations.push(Evaluation {
-                variant: e.get("variant")?.as_str()?.into(),
-                fits: e.get("fits")?.as_bool()?,
-                reasons: e
-                    .get("reasons")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|r| r.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                threads: e.get("threads").and_then(Value::as_u64),
-                batch: e.get("batch").and_then(Value::as_i64),
-                p50_s: e.get("latency_p50_s").and_then(Value::as_f64),
-                peak_memory_bytes: e.get("peak_memory_bytes").and_then(Value::as_u64),
-                basis: e.get("basis").and_then(Value::as_str).map(str::to_string),
-            });
-        }
-        s.targets.push(d);
-    }
-    (!s.targets.is_empty()).then_some(s)
 }
 
 /// The short table `build` ends with: per target the chosen variant, its predicted p50 and
@@ -377,29 +307,38 @@ pub fn terminal_summary(s: &BuildSummary) -> String {
 /// A hand-built summary (three variants, two targets, one misfit), for the report's tests.
 #[doc(hidden)]
 pub fn sample_summary() -> BuildSummary {
-    let mut s = from_json(&serde_json::json!({"model": "models/det.onnx",
-        "latency_budget_s": 0.5, "prefer": "accuracy",
+    let eval = |variant: &str,
+                fits: bool,
+                reason: Option<&str>,
+                threads: usize,
+                p50: f64,
+                mem: u64| {
+        serde_json::json!({"variant": variant, "fits": fits, "reasons": reason.into_iter().collect::<Vec<_>>(),
+            "notes": [], "threads": threads, "batch": 1, "latency_p50_s": p50,
+            "peak_memory_bytes": mem, "basis": null})
+    };
+    let report: BuildReport = serde_json::from_value(serde_json::json!({
+        "schema": super::build_schema::BUILD_SCHEMA, "edgepack_version": "0.0.0",
+        "model": "models/det.onnx", "package": "dist/det.edgepkg",
+        "latency_budget_s": 0.5, "prefer": "accuracy", "host_compute": null, "profiles": [],
         "variants": [
-            {"name": "fp32", "size_bytes": 4_700_000u64, "sqnr_db": null},
-            {"name": "fp16", "size_bytes": 2_400_000u64, "sqnr_db": 62.0},
-            {"name": "int8", "size_bytes": 1_300_000u64, "sqnr_db": 21.5}],
+            {"name": "fp32", "sha256": "aa", "size_bytes": 4_700_000u64, "sqnr_db": null},
+            {"name": "fp16", "sha256": "bb", "size_bytes": 2_400_000u64, "sqnr_db": 62.0},
+            {"name": "int8", "sha256": "cc", "size_bytes": 1_300_000u64, "sqnr_db": 21.5}],
         "skipped_variants": [{"variant": "int4-weight", "why": "not offered"}],
         "targets": [
-            {"target": "pi4", "model_ram_bytes": 2_000_000_000u64, "chosen": "int8", "evaluations": [
-                {"variant": "fp32", "fits": false, "reasons": ["p50 900 ms > budget 500 ms"],
-                 "threads": 4, "batch": 1, "latency_p50_s": 0.9, "peak_memory_bytes": 200_000_000u64},
-                {"variant": "fp16", "fits": false, "reasons": ["p50 1.1 s > budget 500 ms"],
-                 "threads": 4, "batch": 1, "latency_p50_s": 1.1, "peak_memory_bytes": 190_000_000u64},
-                {"variant": "int8", "fits": true, "reasons": [], "threads": 4, "batch": 1,
-                 "latency_p50_s": 0.4, "peak_memory_bytes": 150_000_000u64}]},
-            {"target": "vm", "model_ram_bytes": 2_000_000_000u64, "chosen": "fp32", "evaluations": [
-                {"variant": "fp32", "fits": true, "reasons": [], "threads": 2, "batch": 1,
-                 "latency_p50_s": 0.1, "peak_memory_bytes": 200_000_000u64},
-                {"variant": "fp16", "fits": true, "reasons": [], "threads": 2, "batch": 1,
-                 "latency_p50_s": 0.12, "peak_memory_bytes": 190_000_000u64},
-                {"variant": "int8", "fits": true, "reasons": [], "threads": 2, "batch": 1,
-                 "latency_p50_s": 0.05, "peak_memory_bytes": 150_000_000u64}]}]}))
+            {"target": "pi4", "bundle": null, "size_bytes": null,
+             "model_ram_bytes": 2_000_000_000u64, "chosen": "int8", "evaluations": [
+                eval("fp32", false, Some("p50 900 ms > budget 500 ms"), 4, 0.9, 200_000_000),
+                eval("fp16", false, Some("p50 1.1 s > budget 500 ms"), 4, 1.1, 190_000_000),
+                eval("int8", true, None, 4, 0.4, 150_000_000)]},
+            {"target": "vm", "bundle": null, "size_bytes": null,
+             "model_ram_bytes": 2_000_000_000u64, "chosen": "fp32", "evaluations": [
+                eval("fp32", true, None, 2, 0.1, 200_000_000),
+                eval("fp16", true, None, 2, 0.12, 190_000_000),
+                eval("int8", true, None, 2, 0.05, 150_000_000)]}]}))
     .expect("a build report");
+    let mut s = BuildSummary::from_report(&report);
     for (v, p50) in s.variants.iter_mut().zip([0.2, 0.25, 0.09]) {
         v.host_p50_s = Some(p50);
         v.host_threads = Some(2);
@@ -410,43 +349,37 @@ pub fn sample_summary() -> BuildSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn sample() -> Value {
-        json!({"model": "models/det.onnx", "latency_budget_s": 0.5, "prefer": "accuracy",
-            "variants": [
-                {"name": "fp32", "sha256": "aa", "size_bytes": 4_700_000u64, "sqnr_db": null},
-                {"name": "int8", "sha256": "bb", "size_bytes": 1_300_000u64, "sqnr_db": 21.5}],
-            "skipped_variants": [{"variant": "int4-weight", "why": "not offered"}],
-            "targets": [
-                {"target": "pi4", "model_ram_bytes": 2_000_000_000u64, "chosen": "int8", "evaluations": [
-                    {"variant": "fp32", "fits": false, "reasons": ["p50 0.9 s > budget 0.5 s"],
-                     "threads": 4, "batch": 1, "latency_p50_s": 0.9, "peak_memory_bytes": 200_000_000u64,
-                     "basis": "host scaled"},
-                    {"variant": "int8", "fits": true, "reasons": [], "threads": 4, "batch": 1,
-                     "latency_p50_s": 0.4, "peak_memory_bytes": 150_000_000u64, "basis": "host scaled"}]}]})
-    }
 
     #[test]
     fn reads_a_build_report_and_says_why_the_chosen_variant_won() {
-        let s = from_json(&sample()).unwrap();
+        let s = sample_summary();
         assert_eq!(s.latency_budget_s, Some(0.5));
-        assert_eq!(s.variants.len(), 2);
+        assert_eq!(s.variants.len(), 3);
         assert_eq!(s.skipped[0].0, "int4-weight");
         let t = &s.targets[0];
         assert_eq!(t.chosen_eval().unwrap().p50_s, Some(0.4));
-        assert_eq!(s.why(t), "the only variant that fits; fp32 does not");
+        assert_eq!(s.why(t), "the only variant that fits; fp32, fp16 do not");
+        assert_eq!(s.why(&s.targets[1]), "most accurate of the 3 that fit");
         let table = terminal_summary(&s);
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 2);
+        assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("target"));
         assert!(lines[1].contains("int8") && lines[1].contains("400.000 ms"));
         assert!(lines[1].contains("143.1 MiB") && lines[1].contains("yes"));
     }
 
     #[test]
-    fn a_json_that_is_not_a_build_report_gives_none() {
-        assert!(from_json(&json!({"targets": 3})).is_none());
-        assert!(from_json(&json!({"schema": "edgepack.profile/1"})).is_none());
+    fn a_json_that_is_not_a_build_report_is_an_error_naming_it() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(BuildSummary::from_dir(d.path()).unwrap(), None);
+        let p = d.path().join("m-build.json");
+        std::fs::write(&p, r#"{"targets": 3}"#).unwrap();
+        let e = BuildSummary::from_dir(d.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("m-build.json") && e.contains("not a build report"),
+            "{e}"
+        );
+        std::fs::write(&p, r#"{"schema": "edgepack.profile/1"}"#).unwrap();
+        assert!(BuildSummary::from_dir(d.path()).is_err());
     }
 }

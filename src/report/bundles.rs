@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::build_schema::BuildReport;
 use crate::error::{Error, Result};
 
 /// Largest manifest we are willing to read from an archive.
@@ -57,42 +58,26 @@ pub struct BundleDir {
     pub fit: Option<FitMatrix>,
 }
 
-/// The fit matrix of a build report (`{"targets": [{"target", "chosen", "evaluations":
-/// [{"variant", "fits", "reasons", "latency_p50_s", "peak_memory_bytes"}]}]}`), or `None`
-/// when the JSON is not one.
-pub fn fit_matrix(v: &Value) -> Option<FitMatrix> {
-    let targets = v.get("targets")?.as_array()?;
+/// The fit matrix of a build report, or `None` when it has no targets.
+pub fn fit_matrix(r: &BuildReport) -> Option<FitMatrix> {
     let mut m = FitMatrix::default();
-    for t in targets {
-        let name = t.get("target")?.as_str()?.to_string();
-        let chosen = t.get("chosen").and_then(Value::as_str).map(str::to_string);
+    for t in &r.targets {
         let mut cells = BTreeMap::new();
-        for e in t.get("evaluations")?.as_array()? {
-            let variant = e.get("variant")?.as_str()?.to_string();
-            if !m.variants.contains(&variant) {
-                m.variants.push(variant.clone());
+        for e in &t.evaluations {
+            if !m.variants.contains(&e.variant) {
+                m.variants.push(e.variant.clone());
             }
-            let strings = |k: &str| -> Vec<String> {
-                e.get(k)
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|s| s.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
             cells.insert(
-                variant,
+                e.variant.clone(),
                 FitCell {
-                    fits: e.get("fits")?.as_bool()?,
-                    reasons: strings("reasons"),
-                    latency_p50_s: e.get("latency_p50_s").and_then(Value::as_f64),
-                    peak_memory_bytes: e.get("peak_memory_bytes").and_then(Value::as_u64),
+                    fits: e.fits,
+                    reasons: e.reasons.clone(),
+                    latency_p50_s: e.latency_p50_s,
+                    peak_memory_bytes: e.peak_memory_bytes,
                 },
             );
         }
-        m.targets.push((name, chosen, cells));
+        m.targets.push((t.target.clone(), t.chosen.clone(), cells));
     }
     (!m.targets.is_empty()).then_some(m)
 }
@@ -102,25 +87,7 @@ pub fn fit_matrix(v: &Value) -> Option<FitMatrix> {
 /// are skipped; a bundle whose manifest is unreadable is an error naming it.
 pub fn read_bundle_dir(dir: &Path) -> Result<BundleDir> {
     let rows = read_dir(dir)?;
-    let mut fit = None;
-    let mut reports: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().ends_with("-build.json"))
-        })
-        .collect();
-    reports.sort();
-    if let Some(p) = reports.first() {
-        let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| Error::file(p, format!("not valid JSON: {e}")))?;
-        fit = Some(
-            fit_matrix(&v)
-                .ok_or_else(|| Error::file(p, "a build report without targets[].evaluations[]"))?,
-        );
-    }
+    let fit = BuildReport::find_in(dir)?.as_ref().and_then(fit_matrix);
     Ok(BundleDir { rows, fit })
 }
 
@@ -241,13 +208,16 @@ mod tests {
     #[test]
     fn reads_the_fit_matrix_of_a_build_report() {
         let dir = tempfile::tempdir().unwrap();
-        let report = json!({"model": "det.onnx", "targets": [
-            {"target": "pi4", "chosen": "int8", "evaluations": [
+        let report = json!({"schema": "edgepack.build/1", "edgepack_version": "0.1.0",
+            "model": "det.onnx", "package": "det.edgepkg", "variants": [],
+            "skipped_variants": [], "profiles": [], "prefer": "accuracy", "targets": [
+            {"target": "pi4", "model_ram_bytes": 1u64 << 30, "chosen": "int8", "evaluations": [
                 {"variant": "fp32", "fits": false, "reasons": ["peak memory 1.2 GB > 1.0 GB"],
-                 "latency_p50_s": 0.4, "peak_memory_bytes": 1200000000u64},
-                {"variant": "int8", "fits": true, "reasons": [], "latency_p50_s": 0.2}]},
-            {"target": "vm", "chosen": "fp32", "evaluations": [
-                {"variant": "fp32", "fits": true, "reasons": []}]}
+                 "notes": [], "latency_p50_s": 0.4, "peak_memory_bytes": 1200000000u64},
+                {"variant": "int8", "fits": true, "reasons": [], "notes": [],
+                 "latency_p50_s": 0.2}]},
+            {"target": "vm", "model_ram_bytes": 1u64 << 30, "chosen": "fp32", "evaluations": [
+                {"variant": "fp32", "fits": true, "reasons": [], "notes": []}]}
         ]});
         std::fs::write(dir.path().join("det-build.json"), report.to_string()).unwrap();
         let d = read_bundle_dir(dir.path()).unwrap();

@@ -159,25 +159,44 @@ pub fn sample_profile() -> Profile {
     }
 }
 
+/// A build report holding these targets (each evaluation's `notes` and each target's
+/// `model_ram_bytes` filled in), the rest empty.
+fn build_report(mut targets: serde_json::Value) -> crate::report::build_schema::BuildReport {
+    for t in targets.as_array_mut().into_iter().flatten() {
+        t["model_ram_bytes"] = serde_json::json!(1u64 << 30);
+        for e in t["evaluations"].as_array_mut().into_iter().flatten() {
+            e["notes"] = serde_json::json!([]);
+        }
+    }
+    serde_json::from_value(serde_json::json!({"schema": "edgepack.build/1",
+        "edgepack_version": "0.1.0", "model": "cls.onnx", "package": "cls.edgepkg",
+        "variants": [], "skipped_variants": [], "profiles": [], "prefer": "accuracy",
+        "targets": targets}))
+    .expect("the fixture is a valid build report")
+}
+
 pub fn sample_inputs() -> Inputs {
     Inputs {
         profile: sample_profile(),
         quantize: Some(
-            QuantizeSummary::from_json(&serde_json::json!({
-                "schema": "edgepack.quantize/1", "mode": "auto",
-                "variant": "int8 (2 nodes kept in float)", "random_inputs": false,
-                "calibration_samples": 64, "eval_samples": 32, "quantize_wall_s": 4.2,
-                "size": {"fp32_bytes": 585532, "quantized_bytes": 170000, "ratio": 0.29},
-                "size_ratio": 0.29, "latency_ratio": 0.78,
-                "outputs": [{"output": "softmax_0.tmp_0", "sqnr_db": 31.4, "cosine": 0.99964,
-                             "top1_agreement": 0.998, "max_abs_error": 0.0123}],
-                "attempts": [
-                    {"variant": "int8", "min_sqnr_db": 19.5, "latency_ratio": 0.71,
-                     "size_ratio": 0.27, "meets_target": false},
-                    {"variant": "int8 (2 nodes kept in float)", "min_sqnr_db": 31.4,
-                     "latency_ratio": 0.78, "size_ratio": 0.29, "meets_target": true}
-                ]
-            }))
+            QuantizeSummary::from_json(
+                &serde_json::json!({
+                    "schema": "edgepack.quantize/1", "mode": "auto",
+                    "variant": "int8 (2 nodes kept in float)", "random_inputs": false,
+                    "calibration_samples": 64, "eval_samples": 32, "quantize_wall_s": 4.2,
+                    "size": {"fp32_bytes": 585532, "quantized_bytes": 170000, "ratio": 0.29},
+                    "size_ratio": 0.29, "latency_ratio": 0.78,
+                    "outputs": [{"output": "softmax_0.tmp_0", "sqnr_db": 31.4, "cosine": 0.99964,
+                                 "top1_agreement": 0.998, "max_abs_error": 0.0123}],
+                    "attempts": [
+                        {"variant": "int8", "min_sqnr_db": 19.5, "latency_ratio": 0.71,
+                         "size_ratio": 0.27, "meets_target": false},
+                        {"variant": "int8 (2 nodes kept in float)", "min_sqnr_db": 31.4,
+                         "latency_ratio": 0.78, "size_ratio": 0.29, "meets_target": true}
+                    ]
+                }),
+                std::path::Path::new("quantize.json"),
+            )
             .expect("the fixture is a valid quantize report"),
         ),
         bundles: Some(BundleDir {
@@ -194,7 +213,7 @@ pub fn sample_inputs() -> Inputs {
                 accuracy_sqnr_db: Some(31.4),
                 basis: Some("scaled from host (relative_compute 1.0 vs 3.0)".into()),
             }],
-            fit: fit_matrix(&serde_json::json!({"targets": [
+            fit: fit_matrix(&build_report(serde_json::json!([
                 {"target": "raspberry-pi-4-4gb", "chosen": "int8", "evaluations": [
                     {"variant": "fp32", "fits": false,
                      "reasons": ["p50 48.0 ms over the 30 ms budget"],
@@ -206,7 +225,7 @@ pub fn sample_inputs() -> Inputs {
                      "reasons": ["peak memory 160.0 MB over 134.2 MB"]},
                     {"variant": "int8", "fits": false,
                      "reasons": ["peak memory 150.0 MB over 134.2 MB"]}]}
-            ]})),
+            ]))),
         }),
         targets: vec![
             TargetRam {

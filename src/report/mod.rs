@@ -6,6 +6,7 @@
 //! timings, so a format change shows up as a reviewed snapshot diff.
 
 pub mod build;
+pub mod build_schema;
 pub mod bundles;
 #[doc(hidden)]
 #[cfg(any(test, feature = "test-support"))]

@@ -60,11 +60,16 @@ impl QuantizeSummary {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let v: Value = serde_json::from_str(&text)
             .map_err(|e| Error::file(path, format!("not valid JSON: {e}")))?;
-        QuantizeSummary::from_json(&v).map_err(|m| Error::file(path, m))
+        QuantizeSummary::from_json(&v, path)
     }
 
-    /// Extract the figures from a parsed report.
-    pub fn from_json(v: &Value) -> std::result::Result<QuantizeSummary, String> {
+    /// Extract the figures from a parsed report read from `origin`; an error names it.
+    pub fn from_json(v: &Value, origin: &Path) -> Result<QuantizeSummary> {
+        QuantizeSummary::parse(v).map_err(|m| Error::file(origin, m))
+    }
+
+    /// [`QuantizeSummary::from_json`], the error being the bare message.
+    fn parse(v: &Value) -> std::result::Result<QuantizeSummary, String> {
         let obj = v
             .as_object()
             .ok_or("a quantize report must be a JSON object")?;
@@ -200,7 +205,7 @@ mod tests {
             ],
             "tried": [{"mode": "int4", "outputs": [{"output": "logits", "sqnr_db": 12.0}]}]
         });
-        let s = QuantizeSummary::from_json(&v).unwrap();
+        let s = QuantizeSummary::parse(&v).unwrap();
         assert_eq!(s.mode.as_deref(), Some("int8"));
         assert_eq!(s.outputs.len(), 2, "only the chosen model's outputs");
         assert_eq!(s.worst_sqnr_db(), Some(27.0));
@@ -227,7 +232,7 @@ mod tests {
             "choice": "'int8 (2 nodes in float)' meets the target",
             "session_config": {"session.disable_quant_qdq": "1"}
         });
-        let s = QuantizeSummary::from_json(&v).unwrap();
+        let s = QuantizeSummary::parse(&v).unwrap();
         assert_eq!(s.variant.as_deref(), Some("int8 (2 nodes in float)"));
         assert!(s.choice.as_deref().unwrap().contains("meets the target"));
         assert_eq!(s.attempts.len(), 2);
@@ -241,14 +246,14 @@ mod tests {
     #[test]
     fn finds_nested_outputs_without_a_top_level_array() {
         let v = json!({"accuracy": {"per_output": [{"name": "y", "sqnr_db": 20.5}]}});
-        let s = QuantizeSummary::from_json(&v).unwrap();
+        let s = QuantizeSummary::parse(&v).unwrap();
         assert_eq!(s.worst_sqnr_db(), Some(20.5));
     }
 
     #[test]
     fn rejects_other_files() {
-        assert!(QuantizeSummary::from_json(&json!([1, 2])).is_err());
-        assert!(QuantizeSummary::from_json(&json!({"schema": "edgepack.profile/1"})).is_err());
-        assert!(QuantizeSummary::from_json(&json!({"name": "x"})).is_err());
+        assert!(QuantizeSummary::parse(&json!([1, 2])).is_err());
+        assert!(QuantizeSummary::parse(&json!({"schema": "edgepack.profile/1"})).is_err());
+        assert!(QuantizeSummary::parse(&json!({"name": "x"})).is_err());
     }
 }

@@ -41,17 +41,27 @@ fn write_inputs(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
         .unwrap();
     z.write_all(manifest.to_string().as_bytes()).unwrap();
     z.finish().unwrap();
-    // `edgepack build`'s report: every variant's fit per target.
+    // `edgepack build`'s report (`edgepack.build/1`): every variant's fit per target.
+    let eval = |variant: &str, fits: bool, reasons: &[&str], p50: f64, mem: Option<u64>| {
+        serde_json::json!({"variant": variant, "fits": fits, "reasons": reasons, "notes": [],
+            "threads": null, "batch": null, "latency_p50_s": p50, "peak_memory_bytes": mem,
+            "basis": null})
+    };
+    // Both targets: 4 GiB with a 0.25 model share, as in hardware/.
+    let target = |name: &str, chosen: &str, evaluations: Vec<serde_json::Value>| {
+        serde_json::json!({"target": name, "bundle": null, "size_bytes": null,
+            "model_ram_bytes": 1073741824u64, "chosen": chosen, "evaluations": evaluations})
+    };
     std::fs::write(
         dist.join("cls-build.json"),
-        serde_json::json!({"model": "cls.onnx", "targets": [
-            {"target": "raspberry-pi-4-4gb", "chosen": "int8", "evaluations": [
-                {"variant": "fp32", "fits": false, "reasons": ["p50 48.0 ms over the 30 ms budget"],
-                 "latency_p50_s": 0.048, "peak_memory_bytes": 160000000u64},
-                {"variant": "int8", "fits": true, "reasons": [],
-                 "latency_p50_s": 0.021, "peak_memory_bytes": 150000000u64}]},
-            {"target": "jetson-nano-4gb", "chosen": "fp32", "evaluations": [
-                {"variant": "fp32", "fits": true, "reasons": [], "latency_p50_s": 0.012}]}
+        serde_json::json!({"schema": "edgepack.build/1", "edgepack_version": "0.1.0",
+            "model": "cls.onnx", "package": "cls.edgepkg", "variants": [], "skipped_variants": [],
+            "profiles": [], "host_compute": null, "latency_budget_s": null, "prefer": "accuracy",
+            "targets": [
+                target("raspberry-pi-4-4gb", "int8", vec![
+                    eval("fp32", false, &["p50 48.0 ms over the 30 ms budget"], 0.048, Some(160000000)),
+                    eval("int8", true, &[], 0.021, Some(150000000))]),
+                target("jetson-nano-4gb", "fp32", vec![eval("fp32", true, &[], 0.012, None)])
         ]})
         .to_string(),
     )
