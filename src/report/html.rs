@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use super::build::BuildSummary;
 use super::bundles::{BundleDir, BundleRow, FitMatrix};
 use super::format;
+use super::label::ConfigLabels;
 use super::plot::{self, Axis, HLine, LineChart, Series};
 use super::quantize::QuantizeSummary;
 use super::targets::TargetRam;
@@ -342,7 +343,7 @@ fn ops_chart(p: &Profile) -> Result<Option<(usize, String)>> {
     let title = format!(
         "Share of run time per {} ({})",
         if kind == "op" { "op type" } else { "node" },
-        cfg.id
+        ConfigLabels::of(p).label(&cfg.id)
     );
     if bars.len() < 2 {
         return Ok(None);
@@ -825,7 +826,7 @@ fn summary_section(h: &mut String, p: &Profile) {
             h,
             "<dt>Fastest p50</dt><dd>{} ({})</dd>",
             secs(p50),
-            esc(&c.id)
+            esc(ConfigLabels::of(p).label(&c.id))
         );
     }
     if let Some(n) = &p.needs {
@@ -1216,6 +1217,9 @@ fn configs_section(h: &mut String, p: &Profile) {
          <th>peak RSS</th><th>session</th><th>first run</th><th>busy cores</th>\
          </tr></thead><tbody>\n",
     );
+    // Rows are named by what varies across the sweep; the full id (the gate's matching
+    // key) is the cell's tooltip, and what every row shares is said under the table.
+    let labels = ConfigLabels::of(p);
     for c in &p.configs {
         let status = match c.status {
             Status::Ok => format!(
@@ -1245,11 +1249,12 @@ fn configs_section(h: &mut String, p: &Profile) {
         let _ =
             writeln!(
             h,
-            "<tr{}><td>{}</td><td>{status}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+            "<tr{}><td title=\"{}\">{}</td><td>{status}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             if notes.is_empty() { "" } else { " class=\"has-detail\"" },
             esc(&c.id),
+            esc(labels.label(&c.id)),
             opt(l, |l| format!(
                 "{}<br><span class=\"muted\">[{}, {}]</span>",
                 secs(l.p50_s),
@@ -1271,7 +1276,15 @@ fn configs_section(h: &mut String, p: &Profile) {
             );
         }
     }
-    h.push_str("</tbody></table></section>\n");
+    h.push_str("</tbody></table>");
+    if let Some(fixed) = labels.fixed_line() {
+        let _ = write!(
+            h,
+            "<p class=\"muted\" id=\"configs-fixed\">Every configuration: <code>{}</code></p>",
+            esc(&fixed)
+        );
+    }
+    h.push_str("</section>\n");
 }
 
 #[cfg(test)]
