@@ -535,3 +535,53 @@ fn context_and_labels_land_in_the_manifest_and_wrong_names_are_refused() {
     assert!(one_stderr_line(&o).contains("'image' is not an input of the model"));
     assert!(!d.path().join("bad.edgepkg").exists());
 }
+
+/// The bundle-size figures are the written file's length, not the selection's estimate
+/// (issue 17: the column was ~58 KiB larger than the zip): in the table's column, in the
+/// line naming the file and in `--json`.
+#[test]
+fn bundle_size_figures_equal_the_written_file() {
+    let d = tempfile::tempdir().unwrap();
+    let pkg = package(d.path(), "cls.edgepkg", &[]);
+    let dist = d.path().join("dist");
+    let out = edgepack()
+        .arg("bundle")
+        .arg(&pkg)
+        .arg("--target")
+        .arg(hardware().join("jetson-nano-4gb.toml"))
+        .arg("-o")
+        .arg(&dist)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = dist.join("ch_ppocr_mobile_v2.0_cls_infer-jetson-nano-4gb.zip");
+    let len = std::fs::metadata(&file).unwrap().len();
+    let shown = edgepack::units::format_bytes(len);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("* fp32"))
+        .unwrap_or_else(|| panic!("no chosen row: {stdout}"));
+    assert!(row.contains(&format!("  {shown}  ")), "{row} vs {shown}");
+    assert!(!row.contains("<="), "{row}");
+    assert!(stdout.contains(&format!("({shown})")), "{stdout}");
+    let out = edgepack()
+        .arg("bundle")
+        .arg(&pkg)
+        .arg("--target")
+        .arg(hardware().join("jetson-nano-4gb.toml"))
+        .arg("-o")
+        .arg(d.path().join("dist2"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["size_bytes"], len);
+    assert_eq!(v[0]["variants"][0]["bundle_bytes"], len);
+    assert_eq!(v[0]["variants"][0]["bundle_bytes_is_upper_bound"], false);
+}
