@@ -28,7 +28,12 @@ pub struct BundleRow {
     pub peak_memory_bytes: Option<u64>,
     pub bundle_size_bytes_max: Option<u64>,
     pub accuracy_sqnr_db: Option<f64>,
+    /// The SQNR was judged on the calibration samples (the variant's quantize step in the
+    /// manifest says `accuracy_basis: in_sample`).
+    pub accuracy_in_sample: bool,
     pub basis: Option<String>,
+    /// The bundled variant's model sha256 (what a profile of it names).
+    pub model_sha256: Option<String>,
 }
 
 /// One variant's fit decision for one target.
@@ -193,11 +198,30 @@ pub fn row_from_manifest(v: &Value, path: &Path) -> Option<BundleRow> {
         peak_memory_bytes: u("peak_memory_bytes"),
         bundle_size_bytes_max: u("bundle_size_bytes_max"),
         accuracy_sqnr_db: f("accuracy_sqnr_db"),
+        accuracy_in_sample: variant_of(v).is_some_and(|var| {
+            var.get("transformations")
+                .and_then(Value::as_array)
+                .is_some_and(|ts| {
+                    ts.iter().any(|t| {
+                        t.pointer("/params/accuracy_basis").and_then(Value::as_str)
+                            == Some("in_sample")
+                    })
+                })
+        }),
+        model_sha256: variant_of(v)
+            .and_then(|var| var.get("sha256"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
         basis: p
             .and_then(|p| p.get("basis"))
             .and_then(Value::as_str)
             .map(str::to_string),
     })
+}
+
+/// The bundle's one variant (`components[0].variants[0]`).
+fn variant_of(v: &Value) -> Option<&Value> {
+    v.pointer("/components/0/variants/0")
 }
 
 #[cfg(test)]

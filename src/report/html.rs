@@ -370,7 +370,24 @@ th{background:#f0f3f7;font-weight:600}td.num{text-align:right;font-variant-numer
 .ok{color:#0a7a3e;font-weight:600}.bad{color:#b3261e;font-weight:600}.muted{color:#6b7684}\
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;margin:0}dt{color:#6b7684}dd{margin:0}\
 code{font-size:12.5px;background:#f0f3f7;padding:1px 4px;border-radius:3px}\
-header code{background:#2c3e52;color:#e8eef5}";
+header code{background:#2c3e52;color:#e8eef5}\
+.badge{display:inline-block;font-size:11.5px;font-weight:600;padding:0 6px;margin-left:4px;\
+border-radius:9px;white-space:nowrap;vertical-align:1px}\
+.badge.in-sample{background:#fff1d6;color:#8a5300;border:1px solid #f0c36d}";
+
+/// The badge on an accuracy figure judged on the calibration samples themselves (no
+/// held-out data): such a figure is optimistic, and says so wherever it is shown.
+const IN_SAMPLE_BADGE: &str = "<span class=\"badge in-sample\" title=\"measured on the \
+calibration samples themselves, no held-out data: optimistic (give --eval)\">in-sample</span>";
+
+/// `figure` followed by the in-sample badge when `in_sample`.
+fn with_badge(figure: String, in_sample: bool) -> String {
+    if in_sample {
+        format!("{figure}{IN_SAMPLE_BADGE}")
+    } else {
+        figure
+    }
+}
 
 /// Render the whole report.
 pub fn render(inp: &Inputs) -> Result<String> {
@@ -592,6 +609,20 @@ fn tradeoff_section(h: &mut String, b: &BuildSummary) -> Result<()> {
                  accurate): {}. Up and to the left is better.</p>",
                 esc(&front.join(", "))
             );
+            let in_sample: Vec<&str> = b
+                .variants
+                .iter()
+                .filter(|v| v.quantize.as_ref().is_some_and(|q| q.in_sample()))
+                .map(|v| v.name.as_str())
+                .collect();
+            if !in_sample.is_empty() {
+                let _ = writeln!(
+                    h,
+                    "<p class=\"muted\">{IN_SAMPLE_BADGE} The SQNR of {} was measured on the \
+                     calibration samples themselves: the accuracy axis is optimistic for it.</p>",
+                    esc(&in_sample.join(", "))
+                );
+            }
         }
         None => h.push_str(
             "<p class=\"muted\">Fewer than two variants were profiled: nothing to compare.</p>\n",
@@ -716,6 +747,12 @@ fn build_quantize_section(h: &mut String, b: &BuildSummary) {
             let cal = q.figure("calibration_samples");
             Some(match (ev, cal, q.random_inputs) {
                 (_, _, true) => "random inputs (accuracy says little)".to_string(),
+                // The quantizer says what its figures were measured on; older reports
+                // are judged by their sample counts.
+                (_, Some(c), _) if q.in_sample() => format!(
+                    "in-sample, {}",
+                    format::count(c as u64, "calibration sample")
+                ),
                 (Some(e), _, _) => format!("held-out, {}", format::count(e as u64, "sample")),
                 (None, Some(c), _) => format!(
                     "in-sample, {}",
@@ -754,7 +791,10 @@ fn build_quantize_section(h: &mut String, b: &BuildSummary) {
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
             esc(&v.name),
             match v.sqnr_db {
-                Some(d) => format::db(d),
+                Some(d) => with_badge(
+                    format::db(d),
+                    v.quantize.as_ref().is_some_and(|q| q.in_sample())
+                ),
                 None if v.name == "fp32" => "reference".into(),
                 None => "–".into(),
             },
@@ -1111,7 +1151,10 @@ fn bundles_section(h: &mut String, bundles: Option<&[BundleRow]>, targets: &[Tar
             opt(r.latency_p95_s, secs),
             opt(r.peak_memory_bytes, |b| bytes(b as f64)),
             opt(r.bundle_size_bytes_max, |b| bytes(b as f64)),
-            opt(r.accuracy_sqnr_db, format::db),
+            opt(r.accuracy_sqnr_db, |d| with_badge(
+                format::db(d),
+                r.accuracy_in_sample
+            )),
             if one_basis {
                 String::new()
             } else {
@@ -1132,6 +1175,18 @@ fn quantize_section(h: &mut String, q: Option<&QuantizeSummary>) {
         h.push_str(
             "<p class=\"bad\">Accuracy was measured on random inputs: it says little about \
              real data (give the quantizer --calibration and --eval folders).</p>\n",
+        );
+    }
+    if q.in_sample() {
+        let _ = writeln!(
+            h,
+            "<p>{IN_SAMPLE_BADGE} The accuracy figures were measured on the {} calibration \
+             samples themselves (no held-out data): expect them to be optimistic. Give \
+             <code>--eval</code> held-out inputs for figures that say how the model does on \
+             data it was not calibrated on.</p>",
+            q.figure("calibration_samples")
+                .map(|c| (c as u64).to_string())
+                .unwrap_or_default()
         );
     }
     for w in &q.warnings {
@@ -1165,14 +1220,15 @@ fn quantize_section(h: &mut String, q: Option<&QuantizeSummary>) {
             "<table><thead><tr><th>output</th><th>SQNR</th><th>cosine</th>\
              <th>top-1 agreement</th><th>max abs error</th></tr></thead><tbody>\n",
         );
+        let badge = |x: String| with_badge(x, q.in_sample());
         for o in &q.outputs {
             let _ = writeln!(
                 h,
                 "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
                  <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
                 esc(&o.output),
-                opt(o.sqnr_db, format::db),
-                opt(o.cosine, format::score),
+                opt(o.sqnr_db, |d| badge(format::db(d))),
+                opt(o.cosine, |c| badge(format::score(c))),
                 opt(o.top1_agreement, format::percent),
                 opt(o.max_abs_error, |e| format!("{e:.3e}"))
             );
@@ -1190,7 +1246,7 @@ fn quantize_section(h: &mut String, q: Option<&QuantizeSummary>) {
                 "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
                  <td class=\"num\">{}</td><td>{}</td></tr>",
                 esc(&a.variant),
-                opt(a.min_sqnr_db, format::db),
+                opt(a.min_sqnr_db, |d| with_badge(format::db(d), q.in_sample())),
                 opt(a.latency_ratio, format::ratio),
                 opt(a.size_ratio, format::ratio),
                 match a.meets_target {
@@ -1386,6 +1442,68 @@ mod tests {
         assert!(html.contains("No quantize report given"));
         assert!(html.contains("No bundle folder given"));
         assert!(html.contains("No targets given"));
+    }
+
+    /// Accuracy judged on the calibration samples carries the in-sample badge wherever it
+    /// is shown (issue 17 bug 5); held-out figures carry none.
+    #[test]
+    fn in_sample_accuracy_carries_a_badge_everywhere_it_is_shown() {
+        let mut inp = sample_inputs();
+        let held_out = render(&inp).unwrap();
+        assert!(
+            !held_out.contains("badge in-sample"),
+            "the fixture is held-out"
+        );
+        let in_sample = QuantizeSummary {
+            accuracy_basis: Some("in_sample".into()),
+            ..inp.quantize.clone().unwrap()
+        };
+        inp.quantize = Some(in_sample.clone());
+        if let Some(b) = inp.bundles.as_mut() {
+            b.rows[0].accuracy_in_sample = true;
+        }
+        let html = render(&inp).unwrap();
+        let q = &html[html.find("<section id=\"quantization\"").unwrap()..];
+        let q = &q[..q.find("</section>").unwrap()];
+        assert!(q.contains("calibration samples themselves"), "{q}");
+        // The section's note, the SQNR and cosine cells, and both attempts' SQNR.
+        assert_eq!(q.matches("badge in-sample").count(), 5, "{q}");
+        let b = &html[html.find("<section id=\"bundles\"").unwrap()..];
+        let b = &b[..b.find("</section>").unwrap()];
+        assert!(b.contains("31.4 dB<span class=\"badge in-sample\""), "{b}");
+        // A build's variant table and trade-off chart.
+        inp.quantize = None;
+        let mut build = crate::report::build::sample_summary();
+        build.variants[2].quantize = Some(in_sample);
+        inp.build = Some(build);
+        let html = render(&inp).unwrap();
+        let t = &html[html.find("<section id=\"tradeoff\"").unwrap()..];
+        assert!(t[..t.find("</section>").unwrap()].contains("The SQNR of int8 was measured"));
+        let q = &html[html.find("<section id=\"quantization\"").unwrap()..];
+        assert!(q.contains("21.5 dB<span class=\"badge in-sample\""), "{q}");
+        assert!(
+            !q.contains("62.0 dB<span"),
+            "fp16 has no quantize report: no badge"
+        );
+    }
+
+    /// The configurations table names rows by what varies, keeps the whole id (the gate's
+    /// key) as the tooltip, and says what every row shares once (issue 17).
+    #[test]
+    fn configuration_rows_are_labelled_by_what_varies() {
+        let mut inp = sample_inputs();
+        for c in &mut inp.profile.configs {
+            c.id.push_str(" H=640 W=640");
+        }
+        let html = render(&inp).unwrap();
+        let c = &html[html.find("<section id=\"configs\"").unwrap()..];
+        assert!(
+            c.contains("<td title=\"ep=cpu threads=2 batch=4 H=640 W=640\">threads=2 batch=4</td>"),
+            "{c}"
+        );
+        assert!(c.contains("Every configuration: <code>ep=cpu H=640 W=640</code>"));
+        // The fastest configuration is named by its label too.
+        assert!(html.contains("(threads=2 batch=1)</dd>"), "{html}");
     }
 
     #[test]
