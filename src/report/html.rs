@@ -76,37 +76,139 @@ pub fn utc(unix_s: u64) -> String {
     crate::date::utc(unix_s)
 }
 
-/// The configurations that ran, grouped by (execution provider, threads), each group
-/// sorted by batch (1 where the model has no batch dimension).
-fn groups(p: &Profile) -> BTreeMap<(String, usize), Vec<&ConfigResult>> {
-    let mut g: BTreeMap<(String, usize), Vec<&ConfigResult>> = BTreeMap::new();
+/// A size the sweep varies, drawn as a chart's x axis: the batch, or a symbolic dim swept
+/// with `--dim` (the sequence length of a token model, issue 11).
+#[derive(Clone, Debug, PartialEq)]
+struct SizeAxis {
+    /// `batch`, or the dim's symbol as the configuration ids spell it.
+    key: String,
+}
+
+impl SizeAxis {
+    fn batch() -> SizeAxis {
+        SizeAxis {
+            key: "batch".into(),
+        }
+    }
+
+    fn is_batch(&self) -> bool {
+        self.key == "batch"
+    }
+
+    /// The configuration's value on this axis (batch 1 where the model has none).
+    fn value(&self, c: &ConfigResult) -> Option<i64> {
+        if self.is_batch() {
+            Some(c.batch.unwrap_or(1))
+        } else {
+            c.dims.get(&self.key).copied()
+        }
+    }
+
+    /// The axis as the chart's title and caption say it.
+    fn desc(&self) -> String {
+        match self.key.as_str() {
+            "batch" => "batch size".into(),
+            "sequence" | "seq" | "seq_len" | "sequence_length" => "sequence length".into(),
+            k => format!("{k} (symbolic dim)"),
+        }
+    }
+
+    /// The chart's id: `latency` against batch, `latency-sequence` against a dim.
+    fn chart_id(&self, base: &str) -> String {
+        if self.is_batch() {
+            base.to_string()
+        } else {
+            let slug: String = self
+                .key
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            format!("{base}-{slug}")
+        }
+    }
+}
+
+/// The sizes the sweep varies among the configurations that ran: the batch and every
+/// swept symbolic dim, each a chart axis. Batch alone when nothing varies, so a profile of
+/// one size still reads as one (and gets figures, not one-point charts).
+fn size_axes(p: &Profile) -> Vec<SizeAxis> {
+    let ok: Vec<&ConfigResult> = p
+        .configs
+        .iter()
+        .filter(|c| c.status == Status::Ok)
+        .collect();
+    let labels = ConfigLabels::new(ok.iter().map(|c| c.id.as_str()));
+    let axes: Vec<SizeAxis> = labels
+        .varying
+        .iter()
+        .filter(|k| *k != "ep" && *k != "threads")
+        .map(|k| SizeAxis { key: k.clone() })
+        .filter(|a| ok.iter().all(|c| a.value(c).is_some()))
+        .collect();
+    if axes.is_empty() {
+        vec![SizeAxis::batch()]
+    } else {
+        axes
+    }
+}
+
+/// The configurations that ran, grouped by execution provider, threads and the values of
+/// the other size axes (`sequence=64` on a batch chart), each group sorted along `axis`.
+fn groups<'a>(
+    p: &'a Profile,
+    axis: &SizeAxis,
+) -> BTreeMap<(String, usize, String), Vec<&'a ConfigResult>> {
+    let others: Vec<SizeAxis> = size_axes(p).into_iter().filter(|a| a != axis).collect();
+    let mut g: BTreeMap<(String, usize, String), Vec<&ConfigResult>> = BTreeMap::new();
     for c in p.configs.iter().filter(|c| c.status == Status::Ok) {
-        g.entry((c.ep_requested.clone(), c.threads))
+        if axis.value(c).is_none() {
+            continue;
+        }
+        let rest: Vec<String> = others
+            .iter()
+            .filter_map(|a| a.value(c).map(|v| format!("{}={v}", a.key)))
+            .collect();
+        g.entry((c.ep_requested.clone(), c.threads, rest.join(" ")))
             .or_default()
             .push(c);
     }
     for v in g.values_mut() {
-        v.sort_by_key(|c| c.batch.unwrap_or(1));
+        v.sort_by_key(|c| axis.value(c).unwrap_or(1));
     }
     g
 }
 
-fn group_label(ep: &str, threads: usize, multi_ep: bool) -> String {
-    if multi_ep {
+fn multi_ep(g: &BTreeMap<(String, usize, String), Vec<&ConfigResult>>) -> bool {
+    g.keys()
+        .map(|k| &k.0)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1
+}
+
+fn group_label(key: &(String, usize, String), multi_ep: bool) -> String {
+    let (ep, threads, rest) = key;
+    let mut l = if multi_ep {
         format!("{ep} threads={threads}")
     } else {
         format!("threads={threads}")
+    };
+    if !rest.is_empty() {
+        l.push(' ');
+        l.push_str(rest);
     }
+    l
 }
 
-fn batch_axis(p: &Profile) -> Axis {
-    let bs: Vec<i64> = p
+/// A log axis where the sizes span a factor of 4 or more, else linear.
+fn x_axis(p: &Profile, axis: &SizeAxis) -> Axis {
+    let xs: Vec<i64> = p
         .configs
         .iter()
         .filter(|c| c.status == Status::Ok)
-        .map(|c| c.batch.unwrap_or(1))
+        .filter_map(|c| axis.value(c))
         .collect();
-    match (bs.iter().min(), bs.iter().max()) {
+    match (xs.iter().min(), xs.iter().max()) {
         (Some(&lo), Some(&hi)) if lo > 0 && hi >= 4 * lo => Axis::Log,
         _ => Axis::Linear,
     }
@@ -130,26 +232,17 @@ fn mib(y: f64) -> String {
     }
 }
 
-fn latency_chart(p: &Profile) -> Result<Option<(usize, String)>> {
-    let g = groups(p);
-    let multi_ep = g
-        .keys()
-        .map(|k| &k.0)
-        .collect::<std::collections::BTreeSet<_>>()
-        .len()
-        > 1;
+fn latency_chart(p: &Profile, axis: &SizeAxis) -> Result<Option<(usize, String)>> {
+    let g = groups(p, axis);
+    let multi = multi_ep(&g);
     let mut series = Vec::new();
-    for (i, ((ep, threads), cs)) in g.iter().enumerate() {
+    for (i, (key, cs)) in g.iter().enumerate() {
         let pts = |f: fn(&crate::profile::schema::LatencyStats) -> f64| -> Vec<(f64, f64)> {
             cs.iter()
-                .filter_map(|c| {
-                    c.latency
-                        .as_ref()
-                        .map(|l| (c.batch.unwrap_or(1) as f64, f(l)))
-                })
+                .filter_map(|c| Some((axis.value(c)? as f64, f(c.latency.as_ref()?))))
                 .collect()
         };
-        let label = group_label(ep, *threads, multi_ep);
+        let label = group_label(key, multi);
         series.push(Series {
             label: format!("p50 {label}"),
             points: pts(|l| l.p50_s),
@@ -164,12 +257,13 @@ fn latency_chart(p: &Profile) -> Result<Option<(usize, String)>> {
         });
     }
     let n = points_of(&series);
+    let title = format!("Latency against {} (p50 solid, p95 dashed)", axis.desc());
     Ok(plot::line_chart(
         &LineChart {
-            title: "Latency against batch size (p50 solid, p95 dashed)",
-            x_desc: "batch size",
+            title: &title,
+            x_desc: &axis.desc(),
             y_desc: "latency",
-            x_axis: batch_axis(p),
+            x_axis: x_axis(p, axis),
             y_axis: Axis::Linear,
             y_fmt: &ms,
             x_integer: true,
@@ -180,37 +274,30 @@ fn latency_chart(p: &Profile) -> Result<Option<(usize, String)>> {
     .map(|svg| (n, svg)))
 }
 
-fn throughput_chart(p: &Profile) -> Result<Option<(usize, String)>> {
-    let g = groups(p);
-    let multi_ep = g
-        .keys()
-        .map(|k| &k.0)
-        .collect::<std::collections::BTreeSet<_>>()
-        .len()
-        > 1;
+fn throughput_chart(p: &Profile, axis: &SizeAxis) -> Result<Option<(usize, String)>> {
+    let g = groups(p, axis);
+    let multi = multi_ep(&g);
     let series: Vec<Series> = g
         .iter()
         .enumerate()
-        .map(|(i, ((ep, threads), cs))| Series {
-            label: group_label(ep, *threads, multi_ep),
+        .map(|(i, (key, cs))| Series {
+            label: group_label(key, multi),
             points: cs
                 .iter()
-                .filter_map(|c| {
-                    c.throughput_items_per_s
-                        .map(|t| (c.batch.unwrap_or(1) as f64, t))
-                })
+                .filter_map(|c| Some((axis.value(c)? as f64, c.throughput_items_per_s?)))
                 .collect(),
             dashed: false,
             color: i,
         })
         .collect();
     let n = points_of(&series);
+    let title = format!("Throughput against {}", axis.desc());
     Ok(plot::line_chart(
         &LineChart {
-            title: "Throughput against batch size",
-            x_desc: "batch size",
+            title: &title,
+            x_desc: &axis.desc(),
             y_desc: "items per second",
-            x_axis: batch_axis(p),
+            x_axis: x_axis(p, axis),
             y_axis: Axis::Linear,
             y_fmt: &per_s,
             x_integer: true,
@@ -221,32 +308,33 @@ fn throughput_chart(p: &Profile) -> Result<Option<(usize, String)>> {
     .map(|svg| (n, svg)))
 }
 
-fn memory_chart(p: &Profile, targets: &[TargetRam]) -> Result<Option<(usize, String)>> {
-    let g = groups(p);
-    let multi_ep = g
-        .keys()
-        .map(|k| &k.0)
-        .collect::<std::collections::BTreeSet<_>>()
-        .len()
-        > 1;
+fn memory_chart(
+    p: &Profile,
+    axis: &SizeAxis,
+    targets: &[TargetRam],
+) -> Result<Option<(usize, String)>> {
+    let g = groups(p, axis);
+    let multi = multi_ep(&g);
     let mut series: Vec<Series> = g
         .iter()
         .enumerate()
-        .map(|(i, ((ep, threads), cs))| Series {
-            label: format!("peak RSS {}", group_label(ep, *threads, multi_ep)),
+        .map(|(i, (key, cs))| Series {
+            label: format!("peak RSS {}", group_label(key, multi)),
             points: cs
                 .iter()
                 .filter_map(|c| {
-                    c.memory
-                        .as_ref()
-                        .map(|m| (c.batch.unwrap_or(1) as f64, m.peak_rss_bytes as f64))
+                    Some((
+                        axis.value(c)? as f64,
+                        c.memory.as_ref()?.peak_rss_bytes as f64,
+                    ))
                 })
                 .collect(),
             dashed: false,
             color: i,
         })
         .collect();
-    if let Some(n) = &p.needs {
+    // The memory line of the needs summary is fitted against batch only.
+    if let (true, Some(n)) = (axis.is_batch(), &p.needs) {
         if let (Some(fixed), Some(per)) = (n.memory_fixed_bytes, n.memory_per_item_bytes) {
             let mut bs: Vec<i64> = p
                 .configs
@@ -292,12 +380,16 @@ fn memory_chart(p: &Profile, targets: &[TargetRam]) -> Result<Option<(usize, Str
         .into_iter()
         .partition(|l| data_max <= 0.0 || l.y <= 3.0 * data_max);
     let n = points_of(&series);
+    let title = format!(
+        "Peak memory against {}, with each target's model RAM",
+        axis.desc()
+    );
     let svg = plot::line_chart(
         &LineChart {
-            title: "Peak memory against batch size, with each target's model RAM",
-            x_desc: "batch size",
+            title: &title,
+            x_desc: &axis.desc(),
             y_desc: "peak resident memory",
-            x_axis: batch_axis(p),
+            x_axis: x_axis(p, axis),
             y_axis: Axis::Linear,
             y_fmt: &mib,
             x_integer: true,
@@ -435,15 +527,19 @@ pub fn render(inp: &Inputs) -> Result<String> {
     summary_section(&mut h, p);
 
     h.push_str("<section id=\"charts\"><h2>Latency, throughput and memory</h2>\n");
+    // One set of charts per size the sweep varies: batch, and a swept symbolic dim such as
+    // a token model's sequence length (`--dim sequence=16,64,128`).
     let mut drawn = 0;
-    for (id, chart) in [
-        ("latency", latency_chart(p)?),
-        ("throughput", throughput_chart(p)?),
-        ("memory", memory_chart(p, &inp.targets)?),
-    ] {
-        if let Some((n, svg)) = chart {
-            drawn += 1;
-            h.push_str(&chart_div(id, n, &svg));
+    for axis in size_axes(p) {
+        for (id, chart) in [
+            ("latency", latency_chart(p, &axis)?),
+            ("throughput", throughput_chart(p, &axis)?),
+            ("memory", memory_chart(p, &axis, &inp.targets)?),
+        ] {
+            if let Some((n, svg)) = chart {
+                drawn += 1;
+                h.push_str(&chart_div(&axis.chart_id(id), n, &svg));
+            }
         }
     }
     if drawn == 0 {
@@ -702,7 +798,7 @@ fn grid_section(h: &mut String, b: &BuildSummary) {
 
 /// One batch size only: the figures per thread count as numbers, not as one-point charts.
 fn single_batch_figures(h: &mut String, p: &Profile) {
-    let g = groups(p);
+    let g = groups(p, &SizeAxis::batch());
     if g.is_empty() {
         h.push_str("<p class=\"muted\">No configuration ran successfully: nothing to plot.</p>");
         return;
@@ -711,7 +807,7 @@ fn single_batch_figures(h: &mut String, p: &Profile) {
         "<p class=\"muted\">The profile measured one batch size, so there is no curve to draw; \
          the figures per configuration:</p><div class=\"cards\">",
     );
-    for ((ep, threads), cs) in &g {
+    for ((ep, threads, _), cs) in &g {
         for c in cs {
             let _ = write!(
                 h,
@@ -1504,6 +1600,73 @@ mod tests {
         assert!(c.contains("Every configuration: <code>ep=cpu H=640 W=640</code>"));
         // The fastest configuration is named by its label too.
         assert!(html.contains("(threads=2 batch=1)</dd>"), "{html}");
+    }
+
+    /// A sweep of a symbolic dim (a token model's sequence length, issue 11) is drawn
+    /// against that dim; with batch swept too, both get charts, each series naming the
+    /// other size.
+    #[test]
+    fn a_sequence_sweep_is_charted_against_sequence_length() {
+        let mut inp = sample_inputs();
+        inp.profile.configs.retain(|c| c.batch == Some(1));
+        for c in &mut inp.profile.configs {
+            c.id.push_str(" sequence=16");
+            c.dims.insert("sequence".into(), 16);
+        }
+        let base = inp.profile.configs.clone();
+        for (seq, scale) in [(64, 3.0), (128, 7.0)] {
+            for c in &base {
+                let mut c = c.clone();
+                c.id = c.id.replace("sequence=16", &format!("sequence={seq}"));
+                c.dims.insert("sequence".into(), seq);
+                if let Some(l) = c.latency.as_mut() {
+                    l.p50_s *= scale;
+                    l.p95_s *= scale;
+                }
+                inp.profile.configs.push(c);
+            }
+        }
+        let html = render(&inp).unwrap();
+        for id in ["latency-sequence", "throughput-sequence", "memory-sequence"] {
+            assert!(
+                html.contains(&format!("id=\"chart-{id}\"")),
+                "no {id} chart"
+            );
+        }
+        assert!(
+            !html.contains("id=\"chart-latency\""),
+            "batch does not vary"
+        );
+        assert!(html.contains("sequence length"));
+        assert!(!html.contains("measured one batch size"));
+        // Batch swept as well: charts against both, series naming the other size.
+        let more: Vec<_> = inp
+            .profile
+            .configs
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                c.id = c.id.replace("batch=1", "batch=4");
+                c.batch = Some(4);
+                c
+            })
+            .collect();
+        inp.profile.configs.extend(more);
+        let html = render(&inp).unwrap();
+        for id in ["latency", "latency-sequence", "memory", "memory-sequence"] {
+            assert!(
+                html.contains(&format!("id=\"chart-{id}\"")),
+                "no {id} chart"
+            );
+        }
+        assert!(
+            html.contains("sequence=128"),
+            "a batch series names its sequence"
+        );
+        for n in html.split("data-points=\"").skip(1) {
+            let n: usize = n[..n.find('"').unwrap()].parse().unwrap();
+            assert!(n >= 2, "a chart with {n} point(s)");
+        }
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub struct ConfigLabels {
     by_id: BTreeMap<String, String>,
     /// The `key=value` parts every configuration has with the same value, in id order.
     pub fixed: Vec<String>,
+    /// The keys whose value differs between configurations, in id order (`batch`,
+    /// `sequence`): what the sweep varies.
+    pub varying: Vec<String>,
 }
 
 impl ConfigLabels {
@@ -44,6 +47,7 @@ impl ConfigLabels {
                 parsed.iter().any(|p| value(p, k) != first)
             })
             .collect();
+        let varying: Vec<String> = varies.iter().map(|k| k.to_string()).collect();
         let shown: Vec<&str> = if varies.is_empty() {
             keys.iter()
                 .copied()
@@ -78,7 +82,11 @@ impl ConfigLabels {
                 (id.to_string(), label)
             })
             .collect();
-        ConfigLabels { by_id, fixed }
+        ConfigLabels {
+            by_id,
+            fixed,
+            varying,
+        }
     }
 
     /// Labels for a profile's configurations.

@@ -135,3 +135,59 @@ fn report_rejects_a_profile_of_another_schema() {
         .code(2)
         .stderr(predicate::str::contains("edgepack.profile/9"));
 }
+
+/// A token model profiled over sequence lengths (`--dim sequence=16,64,128`, issue 11)
+/// gets its charts against sequence length, each drawing at least two points, and its
+/// table rows named by the sequence alone.
+#[test]
+fn a_sequence_sweep_is_charted_against_sequence_length() {
+    if !crate::common::runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("tokens.onnx");
+    edgepack::model::builder::token_model(30, 4)
+        .save(&model)
+        .unwrap();
+    let plan = d.path().join("tiny.toml");
+    std::fs::write(
+        &plan,
+        "[run]\nthreads = [1]\n[measure]\nwarmup_iterations = 1\nmin_iterations = 5\n\
+         max_iterations = 50\nmin_time_s = 0.01\nmax_time_s = 0.1\ntarget_ci_rel = 0.5\n\
+         stability_tolerance = 0.9\n",
+    )
+    .unwrap();
+    let json = d.path().join("p.json");
+    let out = edgepack()
+        .arg("profile")
+        .arg(&model)
+        .arg("--plan")
+        .arg(&plan)
+        .args(["--batch", "1", "--dim", "sequence=16,64,128", "--json-out"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("\nsequence=128 "), "{table}");
+    let html = d.path().join("r.html");
+    edgepack()
+        .arg("report")
+        .arg(&json)
+        .arg("-o")
+        .arg(&html)
+        .assert()
+        .success();
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("id=\"chart-latency-sequence\" data-points=\"6\""),
+        "{page}"
+    );
+    assert!(page.contains("id=\"chart-memory-sequence\""));
+    assert!(page.contains("Latency against sequence length"));
+    assert!(!page.contains("id=\"chart-latency\""));
+}
