@@ -224,5 +224,6 @@ pub fn sample_inputs() -> Inputs {
             },
         ],
         build: None,
+        device_profiles: vec![],
     }
 }

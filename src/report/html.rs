@@ -33,6 +33,9 @@ pub struct Inputs {
     /// What a build decided (from `edgepack build`'s output folder); when present the page
     /// leads with the decision.
     pub build: Option<BuildSummary>,
+    /// Profiles measured on the targets themselves (`--device-profile TARGET=FILE`): the
+    /// bundles' predictions are shown against them.
+    pub device_profiles: Vec<(String, Profile)>,
 }
 
 /// Escape text for HTML content and attribute values.
@@ -564,6 +567,7 @@ pub fn render(inp: &Inputs) -> Result<String> {
         &mut h,
         inp.bundles.as_ref().map(|b| b.rows.as_slice()),
         &inp.targets,
+        &inp.device_profiles,
     );
     match &inp.build {
         Some(b) => {
@@ -1154,7 +1158,12 @@ fn matrix_section(h: &mut String, m: Option<&FitMatrix>) {
     h.push_str("</tbody></table></section>\n");
 }
 
-fn bundles_section(h: &mut String, bundles: Option<&[BundleRow]>, targets: &[TargetRam]) {
+fn bundles_section(
+    h: &mut String,
+    bundles: Option<&[BundleRow]>,
+    targets: &[TargetRam],
+    device: &[(String, Profile)],
+) {
     h.push_str(
         "<section id=\"bundles\"><h2>Bundles: chosen variant and predictions per target</h2>\n",
     );
@@ -1258,7 +1267,58 @@ fn bundles_section(h: &mut String, bundles: Option<&[BundleRow]>, targets: &[Tar
             }
         );
     }
-    h.push_str("</tbody></table></section>\n");
+    h.push_str("</tbody></table>\n");
+    predicted_measured_table(h, &super::bundles::predicted_vs_measured(rows, device));
+    h.push_str("</section>\n");
+}
+
+/// Each bundle's prediction against the profile measured on its target (issue 13), with
+/// the error as (predicted - measured) / measured.
+fn predicted_measured_table(h: &mut String, pm: &[super::bundles::PredictedMeasured]) {
+    if pm.is_empty() {
+        return;
+    }
+    let err = |e: Option<f64>| {
+        opt(e, |e| {
+            let class = if e.abs() <= 0.2 { "ok" } else { "bad" };
+            format!("<span class=\"{class}\">{:+.1}%</span>", e * 100.0)
+        })
+    };
+    h.push_str(
+        "<h3 id=\"predicted-measured\">Predicted against measured on the device</h3>\
+         <p class=\"muted\">Each bundle's prediction beside the profile measured on its target \
+         (<code>--device-profile</code>) at the same threads and batch; error = (predicted − \
+         measured) / measured, green within ±20%.</p>\
+         <table><thead><tr><th>target</th><th>variant</th><th>threads</th><th>batch</th>\
+         <th>p50 predicted</th><th>p50 measured</th><th>error</th><th>peak predicted</th>\
+         <th>peak measured</th><th>error</th><th>basis</th></tr></thead><tbody>\n",
+    );
+    for r in pm {
+        let basis = r.basis.as_deref().unwrap_or("–");
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"text\">{}{}</td></tr>",
+            esc(&r.target),
+            esc(&r.variant),
+            opt(r.threads, |t| t.to_string()),
+            opt(r.batch, |b| b.to_string()),
+            opt(r.predicted_p50_s, secs),
+            opt(r.measured_p50_s, secs),
+            err(r.p50_error()),
+            opt(r.predicted_peak_memory_bytes, |b| bytes(b as f64)),
+            opt(r.measured_peak_memory_bytes, |b| bytes(b as f64)),
+            err(r.peak_memory_error()),
+            esc(basis.split(" (").next().unwrap_or(basis)),
+            r.note
+                .as_ref()
+                .map(|n| format!("<br><span class=\"muted\">{}</span>", esc(n)))
+                .unwrap_or_default()
+        );
+    }
+    h.push_str("</tbody></table>\n");
 }
 
 fn quantize_section(h: &mut String, q: Option<&QuantizeSummary>) {
