@@ -585,3 +585,53 @@ fn bundle_size_figures_equal_the_written_file() {
     assert_eq!(v[0]["variants"][0]["bundle_bytes"], len);
     assert_eq!(v[0]["variants"][0]["bundle_bytes_is_upper_bound"], false);
 }
+
+/// `profile PACKAGE --batch 1,2` takes the other dims from the sample inputs the package
+/// carries, as it does without `--batch` (issue 17: it demanded `--shape`).
+#[test]
+fn profile_of_a_package_sweeps_batches_with_shapes_from_its_samples() {
+    if !runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let samples = d.path().join("samples");
+    std::fs::create_dir(&samples).unwrap();
+    let x = edgepack::tensor::Tensor::random(edgepack::tensor::DType::F32, &[1, 3, 48, 160], 7);
+    edgepack::tensor::npy::write_npy(&samples.join("x.npy"), &x).unwrap();
+    let pkg = package(
+        d.path(),
+        "cls.edgepkg",
+        &["--sample-inputs", samples.to_str().unwrap()],
+    );
+    let plan = d.path().join("tiny.toml");
+    std::fs::write(
+        &plan,
+        "[run]\nthreads = [1]\n[measure]\nwarmup_iterations = 1\nmin_iterations = 5\n\
+         max_iterations = 30\nmin_time_s = 0.01\nmax_time_s = 0.1\ntarget_ci_rel = 0.5\n\
+         stability_tolerance = 0.9\n",
+    )
+    .unwrap();
+    let json = d.path().join("p.json");
+    let out = edgepack()
+        .arg("profile")
+        .arg(&pkg)
+        .arg("--plan")
+        .arg(&plan)
+        .args(["--batch", "1,2", "--json-out"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p: edgepack::profile::schema::Profile =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let shapes: Vec<Vec<i64>> = p
+        .configs
+        .iter()
+        .map(|c| c.input_shapes["x"].clone())
+        .collect();
+    assert_eq!(shapes, vec![vec![1, 3, 48, 160], vec![2, 3, 48, 160]]);
+}
