@@ -4,7 +4,11 @@
 #   1. a control page with a script error and a blocked fetch, to prove the checks see errors;
 #   2. the demo build's report (`demo-output/report.html`; the demo is run when it is missing);
 #   3. the report of a profile with a real sweep (the demo's fp32 profile: batch 1, 2, 4 on
-#      1 and 2 threads), rendered by `edgepack report`.
+#      1 and 2 threads), rendered by `edgepack report` with one of the demo's quantize
+#      reports marked in-sample (as a build without held-out inputs writes it), so the
+#      in-sample badge is on the page;
+#   4. the demo's profile and bundles with that profile given as the x86 target's device
+#      profile (`--device-profile`): the bundles' predictions against a measurement.
 # For each page (tests/report_chromium.js): no console message, every chart draws at least
 # two data points, no main table overflows at 1280 px; full-page screenshots and first-screen
 # screenshots are saved in OUT_DIR as the test's artifacts.
@@ -43,7 +47,13 @@ edgepack=${EDGEPACK_BIN:-$root/target/release/edgepack}
 build_json=$(ls "$demo"/dist/*-build.json | head -1)
 sha=$(python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print(next(x["sha256"] for x in v["variants"] if x["name"]=="fp32")[:16])' "$build_json")
 profile=$demo/dist/work/$sha.profile.json
-"$edgepack" report "$profile" --targets "$root/hardware" -o "$out/profile-report.html" 2>/dev/null
+quantize=$(ls "$demo"/dist/work/*.int8.quantize.json | head -1)
+sed 's/"accuracy_basis": "held_out"/"accuracy_basis": "in_sample"/' "$quantize" >"$out/in-sample.quantize.json"
+"$edgepack" report "$profile" "$out/in-sample.quantize.json" --targets "$root/hardware" \
+    -o "$out/profile-report.html" 2>/dev/null
+device_target=$(python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print(next(t["target"] for t in v["targets"] if t["bundle"] and t["target"].startswith("x86")))' "$build_json")
+"$edgepack" report "$profile" "$demo/dist" --targets "$root/hardware" \
+    --device-profile "$device_target=$profile" -o "$out/device-report.html" 2>/dev/null
 
 control=$out/control.html
 cat >"$control" <<'HTML'
@@ -65,5 +75,7 @@ grep -q 'page error' "$out/control.log" && grep -q 'console' "$out/control.log" 
 
 cp "$demo/report.html" "$out/demo-report.html"
 NODE_PATH="$node_dir/node_modules" node "$js" "$out" \
-    "demo-report=$out/demo-report.html" "profile-report=$out/profile-report.html"
+    "demo-report=$out/demo-report.html=#decision,#configs td[title]" \
+    "profile-report=$out/profile-report.html=.badge.in-sample,#configs-fixed" \
+    "device-report=$out/device-report.html=#predicted-measured,#bundles table"
 echo "report_chromium: screenshots in $out"

@@ -590,8 +590,8 @@ pub fn bundle_all(
     }
     let mut out = vec![];
     for (t, t_sha) in targets {
-        let sel = plan(&pkg, t, opts)?;
-        let (path, size) = if sel.chosen.is_some() {
+        let mut sel = plan(&pkg, t, opts)?;
+        let (path, size) = if let Some(i) = sel.chosen {
             let (_, entries) = build(&pkg, &pkg_sha, &uri, t, t_sha, &sel, opts)?;
             let bytes = archive::write_zip(&entries)?;
             if bytes.len() as u64 > t.storage_budget_bytes {
@@ -606,6 +606,11 @@ pub fn bundle_all(
             }
             let p = out_dir.join(bundle_file_name(&pkg.manifest.name, &t.name));
             crate::artifact::write_atomic(&p, &bytes)?;
+            // The selection sized the bundle before writing it, as the entries plus an
+            // allowance for the manifest and zip headers (an upper bound, used for the
+            // storage budget). The chosen variant's figure becomes the file's real length,
+            // so every size shown for a written bundle is the file's (issue 17).
+            sel.evaluations[i].bundle_bytes = bytes.len() as u64;
             (Some(p), Some(bytes.len() as u64))
         } else {
             (None, None)

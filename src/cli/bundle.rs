@@ -123,7 +123,10 @@ pub fn resolve_targets(specs: &[String]) -> Result<Vec<(Target, String)>, Error>
     Ok(out)
 }
 
-pub fn print_table(sel: &Selection, target: &Target) {
+/// One target's table. The chosen variant's bundle size is the written file's length;
+/// the other variants' are the selection's upper bound (entries plus the manifest
+/// allowance), marked `<=`.
+pub fn print_table(sel: &Selection, target: &Target, written: bool) {
     println!(
         "\n{} ({}, {} cores, {} for the model, storage {}, compute {:.2})",
         target.name,
@@ -157,7 +160,11 @@ pub fn print_table(sel: &Selection, target: &Target) {
                 c.and_then(|c| c.peak_memory_bytes)
                     .map(human_bytes)
                     .unwrap_or_else(|| "?".into()),
-                human_bytes(e.bundle_bytes),
+                if written && sel.chosen == Some(i) {
+                    human_bytes(e.bundle_bytes)
+                } else {
+                    format!("<= {}", human_bytes(e.bundle_bytes))
+                },
                 e.sqnr_db
                     .map(|s| format!("{s:.1} dB"))
                     .unwrap_or_else(|| "-".into()),
@@ -329,7 +336,7 @@ pub fn report(outcomes: &[bundle::Outcome], json: bool) -> Outcome {
                     "bundle": o.path.as_ref().map(|p| p.display().to_string()),
                     "size_bytes": o.size_bytes,
                     "chosen": o.selection.chosen.map(|i| o.selection.evaluations[i].variant.clone()),
-                    "variants": o.selection.evaluations.iter().map(|e| serde_json::json!({
+                    "variants": o.selection.evaluations.iter().enumerate().map(|(i, e)| serde_json::json!({
                         "variant": e.variant,
                         "fits": e.fits,
                         "reasons": e.reasons,
@@ -345,6 +352,8 @@ pub fn report(outcomes: &[bundle::Outcome], json: bool) -> Outcome {
                         "predicted_peak_memory_bytes": e.predicted_peak_memory_bytes,
                         "basis": e.choice.as_ref().map(|c| c.basis.clone()),
                         "bundle_bytes": e.bundle_bytes,
+                        // The written bundle's real length, or the selection's upper bound.
+                        "bundle_bytes_is_upper_bound": o.path.is_none() || o.selection.chosen != Some(i),
                         "sqnr_db": e.sqnr_db,
                     })).collect::<Vec<_>>(),
                 })
@@ -363,7 +372,7 @@ pub fn report(outcomes: &[bundle::Outcome], json: bool) -> Outcome {
             }
         }
         for o in outcomes {
-            print_table(&o.selection, &o.target);
+            print_table(&o.selection, &o.target, o.path.is_some());
             match &o.path {
                 Some(p) => println!(
                     "-> {} ({})",

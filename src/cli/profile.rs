@@ -245,6 +245,26 @@ pub fn run(ort_lib: &Option<PathBuf>, args: ProfileArgs) -> anyhow::Result<Outco
     // Samples fix the shapes: a folder of samples (each distinct shape set is a query
     // size), or the self-test inputs a package carries when no flag says otherwise.
     let told_shapes = !args.batch.is_empty() || !args.dims.is_empty() || !args.shapes.is_empty();
+    // `--batch` or `--dim` on a package or bundle that carries sample inputs: the samples
+    // give the shapes the flags then change, so no `--shape` is needed (issue 17: `profile
+    // BUNDLE --batch 1,2` demanded one).
+    if told_shapes && args.shapes.is_empty() && args.inputs.is_none() {
+        if let Some(files) = source.sample_inputs.first() {
+            let sources = edgepack::inputs::InputSources {
+                files: files.clone(),
+                seed: args.seed,
+                ..Default::default()
+            };
+            let prepared = edgepack::inputs::prepare_for(&specs, &Default::default(), &sources)?;
+            for (name, t) in &prepared.tensors {
+                shapes
+                    .shapes
+                    .entry(name.clone())
+                    .or_insert_with(|| t.shape().to_vec());
+            }
+            eprintln!("note: shapes from the package's sample inputs, with --batch/--dim applied");
+        }
+    }
     let mut inputs_dir = args.inputs.clone();
     let samples = match &args.inputs {
         Some(p) => match edgepack::inputs::sample_files(p, &specs)? {

@@ -21,6 +21,11 @@ pub struct ReportArgs {
     /// Folder of target files (`hardware/*.toml`) for the memory lines and fit matrix.
     #[arg(long = "target", alias = "targets", value_name = "DIR")]
     pub targets: Option<PathBuf>,
+    /// A profile measured on a target itself (`edgepack profile` run on the device),
+    /// TARGET=FILE (or FILE when the bundle folder holds one target): the bundles'
+    /// predictions for that target are shown against it. Repeatable.
+    #[arg(long = "device-profile", value_name = "TARGET=FILE")]
+    pub device_profiles: Vec<String>,
 }
 
 pub fn run(a: ReportArgs) -> anyhow::Result<Outcome> {
@@ -66,6 +71,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<Outcome> {
         Some(dir) => targets::read_dir(dir)?,
         None => vec![],
     };
+    let device_profiles = device_profiles(&a.device_profiles, bundle_rows.as_ref())?;
     // A build's output folder: the page leads with what the build decided.
     let build = match &bundle_dir {
         Some(d) => BuildSummary::from_dir(d)?,
@@ -77,8 +83,57 @@ pub fn run(a: ReportArgs) -> anyhow::Result<Outcome> {
         bundles: bundle_rows,
         targets,
         build,
+        device_profiles,
     })?;
     write_atomic(&a.output, page.as_bytes())?;
     eprintln!("edgepack: wrote {}", a.output.display());
     Ok(Outcome::Success)
+}
+
+/// `--device-profile TARGET=FILE` (or FILE with a single bundle target): each a profile of
+/// one of the bundle folder's targets.
+fn device_profiles(
+    specs: &[String],
+    bundles: Option<&bundles::BundleDir>,
+) -> Result<Vec<(String, edgepack::profile::schema::Profile)>, Error> {
+    if specs.is_empty() {
+        return Ok(vec![]);
+    }
+    let Some(dir) = bundles else {
+        return Err(Error::usage(
+            "--device-profile",
+            "needs a bundle folder among the inputs (the predictions it is compared with)",
+        ));
+    };
+    let mut names: Vec<&str> = dir.rows.iter().map(|r| r.target.as_str()).collect();
+    names.sort();
+    names.dedup();
+    let mut out = vec![];
+    for s in specs {
+        let (target, file) = match s.split_once('=') {
+            Some((t, f)) if !std::path::Path::new(s).exists() => (t.to_string(), f),
+            _ if names.len() == 1 => (names[0].to_string(), s.as_str()),
+            _ => {
+                return Err(Error::usage(
+                    "--device-profile",
+                    format!("'{s}': name the target it was measured on (TARGET=FILE)"),
+                ))
+            }
+        };
+        if !names.contains(&target.as_str()) {
+            return Err(Error::usage(
+                "--device-profile",
+                format!(
+                    "no bundle in the folder is for target '{target}' (it has: {})",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            ));
+        }
+        out.push((target, read_profile(std::path::Path::new(file))?));
+    }
+    Ok(out)
 }

@@ -249,6 +249,7 @@ pub fn write_report(dir: &Path, targets: &[TargetRam]) -> Result<Option<PathBuf>
         bundles: Some(bundles),
         targets: targets.to_vec(),
         build: Some(summary),
+        device_profiles: vec![],
     })?;
     let out = dir.join(format!("{stem}-report.html"));
     crate::artifact::write_atomic(&out, page.as_bytes())?;

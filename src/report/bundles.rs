@@ -29,7 +29,12 @@ pub struct BundleRow {
     pub peak_memory_bytes: Option<u64>,
     pub bundle_size_bytes_max: Option<u64>,
     pub accuracy_sqnr_db: Option<f64>,
+    /// The SQNR was judged on the calibration samples (the variant's quantize step in the
+    /// manifest says `accuracy_basis: in_sample`).
+    pub accuracy_in_sample: bool,
     pub basis: Option<String>,
+    /// The bundled variant's model sha256 (what a profile of it names).
+    pub model_sha256: Option<String>,
 }
 
 /// One variant's fit decision for one target.
@@ -160,11 +165,138 @@ pub fn row_from_manifest(v: &Value, path: &Path) -> Option<BundleRow> {
         peak_memory_bytes: u("peak_memory_bytes"),
         bundle_size_bytes_max: u("bundle_size_bytes_max"),
         accuracy_sqnr_db: f("accuracy_sqnr_db"),
+        accuracy_in_sample: variant_of(v).is_some_and(|var| {
+            var.get("transformations")
+                .and_then(Value::as_array)
+                .is_some_and(|ts| {
+                    ts.iter().any(|t| {
+                        t.pointer("/params/accuracy_basis").and_then(Value::as_str)
+                            == Some("in_sample")
+                    })
+                })
+        }),
+        model_sha256: variant_of(v)
+            .and_then(|var| var.get("sha256"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
         basis: p
             .and_then(|p| p.get("basis"))
             .and_then(Value::as_str)
             .map(str::to_string),
     })
+}
+
+/// A bundle's prediction beside what a profile measured on the target itself, at the
+/// same thread count and batch (issue 13: the report shows predicted against measured
+/// wherever both exist).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct PredictedMeasured {
+    pub target: String,
+    pub variant: String,
+    pub threads: Option<u64>,
+    pub batch: Option<i64>,
+    pub predicted_p50_s: Option<f64>,
+    pub measured_p50_s: Option<f64>,
+    pub predicted_peak_memory_bytes: Option<u64>,
+    pub measured_peak_memory_bytes: Option<u64>,
+    /// How the bundle's figures were made (the manifest's `basis`).
+    pub basis: Option<String>,
+    /// Why a figure is missing, or that the prediction already was this measurement.
+    pub note: Option<String>,
+}
+
+impl PredictedMeasured {
+    /// (predicted - measured) / measured of the p50.
+    pub fn p50_error(&self) -> Option<f64> {
+        relative_error(self.predicted_p50_s?, self.measured_p50_s?)
+    }
+
+    /// (predicted - measured) / measured of the peak memory.
+    pub fn peak_memory_error(&self) -> Option<f64> {
+        relative_error(
+            self.predicted_peak_memory_bytes? as f64,
+            self.measured_peak_memory_bytes? as f64,
+        )
+    }
+}
+
+fn relative_error(predicted: f64, measured: f64) -> Option<f64> {
+    (measured > 0.0).then(|| (predicted - measured) / measured)
+}
+
+/// Each bundle whose target has a device profile (`(target name, profile measured on
+/// it)`), its prediction beside the measurement at the bundle's threads and batch. A
+/// profile is matched to a bundle by target name and, where both name one, by the model's
+/// sha256 (a profile of another model measures something else). Thread count 0 in a
+/// profile is ONNX Runtime's default, one per physical core of the device, as the
+/// bundler reads it.
+pub fn predicted_vs_measured(
+    rows: &[BundleRow],
+    device: &[(String, crate::profile::schema::Profile)],
+) -> Vec<PredictedMeasured> {
+    use crate::profile::schema::Status;
+    let mut out = vec![];
+    for r in rows {
+        let Some((_, p)) = device.iter().find(|(t, p)| {
+            t == &r.target
+                && r.model_sha256
+                    .as_ref()
+                    .is_none_or(|sha| sha == &p.model.sha256)
+        }) else {
+            continue;
+        };
+        let default_threads = p.host.physical_cores.unwrap_or(p.host.logical_cores).max(1) as u64;
+        let measured = p.configs.iter().find(|c| {
+            c.status == Status::Ok
+                && c.ep_requested == "cpu"
+                && Some(if c.threads == 0 {
+                    default_threads
+                } else {
+                    c.threads as u64
+                }) == r.threads
+                && Some(c.batch.unwrap_or(1).max(1)) == r.batch
+        });
+        let already = r
+            .basis
+            .as_deref()
+            .is_some_and(|b| b.starts_with("measured"));
+        let note = match (measured, already) {
+            (_, true) => Some(
+                "the bundle's figures are this device's measurement (given to bundle with                  --device-profile), not a prediction"
+                    .to_string(),
+            ),
+            (None, _) => Some(format!(
+                "the device profile has no configuration at {} thread(s), batch {}",
+                r.threads.map_or("?".into(), |t| t.to_string()),
+                r.batch.map_or("?".into(), |b| b.to_string())
+            )),
+            _ => None,
+        };
+        out.push(PredictedMeasured {
+            target: r.target.clone(),
+            variant: r.variant.clone(),
+            threads: r.threads,
+            batch: r.batch,
+            predicted_p50_s: r.latency_p50_s,
+            measured_p50_s: measured.and_then(|c| c.latency.as_ref().map(|l| l.p50_s)),
+            predicted_peak_memory_bytes: r.peak_memory_bytes,
+            measured_peak_memory_bytes: measured.and_then(|c| {
+                c.memory.as_ref().map(|m| {
+                    // As the bundler counts a measured peak: session creation included.
+                    m.peak_rss_bytes
+                        .max(m.peak_rss_session_create_bytes.unwrap_or(0))
+                })
+            }),
+            basis: r.basis.clone(),
+            note,
+        });
+    }
+    out
+}
+
+/// The bundle's one variant (`components[0].variants[0]`).
+fn variant_of(v: &Value) -> Option<&Value> {
+    v.pointer("/components/0/variants/0")
 }
 
 #[cfg(test)]
@@ -231,6 +363,58 @@ mod tests {
         std::fs::write(dir.path().join("det-build.json"), "{\"targets\": 3}").unwrap();
         let e = read_bundle_dir(dir.path()).unwrap_err();
         assert!(e.to_string().contains("det-build.json"), "{e}");
+    }
+
+    /// A device profile at the bundle's threads and batch gives the measured figures
+    /// beside the prediction; another model's profile, or one without that
+    /// configuration, says so instead of comparing unlike things.
+    #[test]
+    fn pairs_each_prediction_with_the_device_measurement_at_its_configuration() {
+        let mut device = crate::report::fixture::sample_profile();
+        device.model.sha256 = "ab".repeat(32);
+        let row = BundleRow {
+            target: "pi4".into(),
+            variant: "int8".into(),
+            threads: Some(2),
+            batch: Some(4),
+            latency_p50_s: Some(0.0150),
+            peak_memory_bytes: Some(300_000_000),
+            basis: Some("device profile pi4.json (cost model)".into()),
+            model_sha256: Some("ab".repeat(32)),
+            ..Default::default()
+        };
+        let pm = predicted_vs_measured(&[row.clone()], &[("pi4".into(), device.clone())]);
+        assert_eq!(pm.len(), 1);
+        // The fixture measures threads 2, batch 4 at 0.004 + 0.0062*4/2*0.8 s.
+        let measured = 0.004 + 0.0062 * 4.0 / 2.0 * 0.8;
+        assert_eq!(pm[0].measured_p50_s, Some(measured));
+        assert!((pm[0].p50_error().unwrap() - (0.015 - measured) / measured).abs() < 1e-12);
+        assert_eq!(
+            pm[0].measured_peak_memory_bytes,
+            Some(110_000_000 + 45_000_000 * 4)
+        );
+        assert!(pm[0].note.is_none());
+        // Another target, another model: nothing to compare.
+        assert!(predicted_vs_measured(&[row.clone()], &[("vm".into(), device.clone())]).is_empty());
+        let other = BundleRow {
+            model_sha256: Some("cd".repeat(32)),
+            ..row.clone()
+        };
+        assert!(predicted_vs_measured(&[other], &[("pi4".into(), device.clone())]).is_empty());
+        // A configuration the device profile lacks, and a bundle already measured there.
+        let b16 = BundleRow {
+            batch: Some(16),
+            ..row.clone()
+        };
+        let pm = predicted_vs_measured(&[b16], &[("pi4".into(), device.clone())]);
+        assert!(pm[0].measured_p50_s.is_none());
+        assert!(pm[0].note.as_deref().unwrap().contains("batch 16"));
+        let measured_row = BundleRow {
+            basis: Some("measured on target".into()),
+            ..row
+        };
+        let pm = predicted_vs_measured(&[measured_row], &[("pi4".into(), device)]);
+        assert!(pm[0].note.as_deref().unwrap().contains("not a prediction"));
     }
 
     #[test]

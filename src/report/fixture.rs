@@ -184,6 +184,7 @@ pub fn sample_inputs() -> Inputs {
                     "schema": "edgepack.quantize/1", "mode": "auto",
                     "variant": "int8 (2 nodes kept in float)", "random_inputs": false,
                     "calibration_samples": 64, "eval_samples": 32, "quantize_wall_s": 4.2,
+                    "accuracy_basis": "held_out",
                     "size": {"fp32_bytes": 585532, "quantized_bytes": 170000, "ratio": 0.29},
                     "size_ratio": 0.29, "latency_ratio": 0.78,
                     "outputs": [{"output": "softmax_0.tmp_0", "sqnr_db": 31.4, "cosine": 0.99964,
@@ -211,7 +212,9 @@ pub fn sample_inputs() -> Inputs {
                 peak_memory_bytes: Some(150_000_000),
                 bundle_size_bytes_max: Some(1_000_000),
                 accuracy_sqnr_db: Some(31.4),
+                accuracy_in_sample: false,
                 basis: Some("scaled from host (relative_compute 1.0 vs 3.0)".into()),
+                model_sha256: None,
             }],
             fit: fit_matrix(&build_report(serde_json::json!([
                 {"target": "raspberry-pi-4-4gb", "chosen": "int8", "evaluations": [
@@ -240,5 +243,6 @@ pub fn sample_inputs() -> Inputs {
             },
         ],
         build: None,
+        device_profiles: vec![],
     }
 }

@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use super::build::BuildSummary;
 use super::bundles::{BundleDir, BundleRow, FitMatrix};
 use super::format;
+use super::label::ConfigLabels;
 use super::plot::{self, Axis, HLine, LineChart, Series};
 use super::quantize::QuantizeSummary;
 use super::targets::TargetRam;
@@ -32,6 +33,9 @@ pub struct Inputs {
     /// What a build decided (from `edgepack build`'s output folder); when present the page
     /// leads with the decision.
     pub build: Option<BuildSummary>,
+    /// Profiles measured on the targets themselves (`--device-profile TARGET=FILE`): the
+    /// bundles' predictions are shown against them.
+    pub device_profiles: Vec<(String, Profile)>,
 }
 
 /// Escape text for HTML content and attribute values.
@@ -75,37 +79,139 @@ pub fn utc(unix_s: u64) -> String {
     crate::date::utc(unix_s)
 }
 
-/// The configurations that ran, grouped by (execution provider, threads), each group
-/// sorted by batch (1 where the model has no batch dimension).
-fn groups(p: &Profile) -> BTreeMap<(String, usize), Vec<&ConfigResult>> {
-    let mut g: BTreeMap<(String, usize), Vec<&ConfigResult>> = BTreeMap::new();
+/// A size the sweep varies, drawn as a chart's x axis: the batch, or a symbolic dim swept
+/// with `--dim` (the sequence length of a token model, issue 11).
+#[derive(Clone, Debug, PartialEq)]
+struct SizeAxis {
+    /// `batch`, or the dim's symbol as the configuration ids spell it.
+    key: String,
+}
+
+impl SizeAxis {
+    fn batch() -> SizeAxis {
+        SizeAxis {
+            key: "batch".into(),
+        }
+    }
+
+    fn is_batch(&self) -> bool {
+        self.key == "batch"
+    }
+
+    /// The configuration's value on this axis (batch 1 where the model has none).
+    fn value(&self, c: &ConfigResult) -> Option<i64> {
+        if self.is_batch() {
+            Some(c.batch.unwrap_or(1))
+        } else {
+            c.dims.get(&self.key).copied()
+        }
+    }
+
+    /// The axis as the chart's title and caption say it.
+    fn desc(&self) -> String {
+        match self.key.as_str() {
+            "batch" => "batch size".into(),
+            "sequence" | "seq" | "seq_len" | "sequence_length" => "sequence length".into(),
+            k => format!("{k} (symbolic dim)"),
+        }
+    }
+
+    /// The chart's id: `latency` against batch, `latency-sequence` against a dim.
+    fn chart_id(&self, base: &str) -> String {
+        if self.is_batch() {
+            base.to_string()
+        } else {
+            let slug: String = self
+                .key
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            format!("{base}-{slug}")
+        }
+    }
+}
+
+/// The sizes the sweep varies among the configurations that ran: the batch and every
+/// swept symbolic dim, each a chart axis. Batch alone when nothing varies, so a profile of
+/// one size still reads as one (and gets figures, not one-point charts).
+fn size_axes(p: &Profile) -> Vec<SizeAxis> {
+    let ok: Vec<&ConfigResult> = p
+        .configs
+        .iter()
+        .filter(|c| c.status == Status::Ok)
+        .collect();
+    let labels = ConfigLabels::new(ok.iter().map(|c| c.id.as_str()));
+    let axes: Vec<SizeAxis> = labels
+        .varying
+        .iter()
+        .filter(|k| *k != "ep" && *k != "threads")
+        .map(|k| SizeAxis { key: k.clone() })
+        .filter(|a| ok.iter().all(|c| a.value(c).is_some()))
+        .collect();
+    if axes.is_empty() {
+        vec![SizeAxis::batch()]
+    } else {
+        axes
+    }
+}
+
+/// The configurations that ran, grouped by execution provider, threads and the values of
+/// the other size axes (`sequence=64` on a batch chart), each group sorted along `axis`.
+fn groups<'a>(
+    p: &'a Profile,
+    axis: &SizeAxis,
+) -> BTreeMap<(String, usize, String), Vec<&'a ConfigResult>> {
+    let others: Vec<SizeAxis> = size_axes(p).into_iter().filter(|a| a != axis).collect();
+    let mut g: BTreeMap<(String, usize, String), Vec<&ConfigResult>> = BTreeMap::new();
     for c in p.configs.iter().filter(|c| c.status == Status::Ok) {
-        g.entry((c.ep_requested.clone(), c.threads))
+        if axis.value(c).is_none() {
+            continue;
+        }
+        let rest: Vec<String> = others
+            .iter()
+            .filter_map(|a| a.value(c).map(|v| format!("{}={v}", a.key)))
+            .collect();
+        g.entry((c.ep_requested.clone(), c.threads, rest.join(" ")))
             .or_default()
             .push(c);
     }
     for v in g.values_mut() {
-        v.sort_by_key(|c| c.batch.unwrap_or(1));
+        v.sort_by_key(|c| axis.value(c).unwrap_or(1));
     }
     g
 }
 
-fn group_label(ep: &str, threads: usize, multi_ep: bool) -> String {
-    if multi_ep {
+fn multi_ep(g: &BTreeMap<(String, usize, String), Vec<&ConfigResult>>) -> bool {
+    g.keys()
+        .map(|k| &k.0)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1
+}
+
+fn group_label(key: &(String, usize, String), multi_ep: bool) -> String {
+    let (ep, threads, rest) = key;
+    let mut l = if multi_ep {
         format!("{ep} threads={threads}")
     } else {
         format!("threads={threads}")
+    };
+    if !rest.is_empty() {
+        l.push(' ');
+        l.push_str(rest);
     }
+    l
 }
 
-fn batch_axis(p: &Profile) -> Axis {
-    let bs: Vec<i64> = p
+/// A log axis where the sizes span a factor of 4 or more, else linear.
+fn x_axis(p: &Profile, axis: &SizeAxis) -> Axis {
+    let xs: Vec<i64> = p
         .configs
         .iter()
         .filter(|c| c.status == Status::Ok)
-        .map(|c| c.batch.unwrap_or(1))
+        .filter_map(|c| axis.value(c))
         .collect();
-    match (bs.iter().min(), bs.iter().max()) {
+    match (xs.iter().min(), xs.iter().max()) {
         (Some(&lo), Some(&hi)) if lo > 0 && hi >= 4 * lo => Axis::Log,
         _ => Axis::Linear,
     }
@@ -129,26 +235,17 @@ fn mib(y: f64) -> String {
     }
 }
 
-fn latency_chart(p: &Profile) -> Result<Option<(usize, String)>> {
-    let g = groups(p);
-    let multi_ep = g
-        .keys()
-        .map(|k| &k.0)
-        .collect::<std::collections::BTreeSet<_>>()
-        .len()
-        > 1;
+fn latency_chart(p: &Profile, axis: &SizeAxis) -> Result<Option<(usize, String)>> {
+    let g = groups(p, axis);
+    let multi = multi_ep(&g);
     let mut series = Vec::new();
-    for (i, ((ep, threads), cs)) in g.iter().enumerate() {
+    for (i, (key, cs)) in g.iter().enumerate() {
         let pts = |f: fn(&crate::profile::schema::LatencyStats) -> f64| -> Vec<(f64, f64)> {
             cs.iter()
-                .filter_map(|c| {
-                    c.latency
-                        .as_ref()
-                        .map(|l| (c.batch.unwrap_or(1) as f64, f(l)))
-                })
+                .filter_map(|c| Some((axis.value(c)? as f64, f(c.latency.as_ref()?))))
                 .collect()
         };
-        let label = group_label(ep, *threads, multi_ep);
+        let label = group_label(key, multi);
         series.push(Series {
             label: format!("p50 {label}"),
             points: pts(|l| l.p50_s),
@@ -163,12 +260,13 @@ fn latency_chart(p: &Profile) -> Result<Option<(usize, String)>> {
         });
     }
     let n = points_of(&series);
+    let title = format!("Latency against {} (p50 solid, p95 dashed)", axis.desc());
     Ok(plot::line_chart(
         &LineChart {
-            title: "Latency against batch size (p50 solid, p95 dashed)",
-            x_desc: "batch size",
+            title: &title,
+            x_desc: &axis.desc(),
             y_desc: "latency",
-            x_axis: batch_axis(p),
+            x_axis: x_axis(p, axis),
             y_axis: Axis::Linear,
             y_fmt: &ms,
             x_integer: true,
@@ -179,37 +277,30 @@ fn latency_chart(p: &Profile) -> Result<Option<(usize, String)>> {
     .map(|svg| (n, svg)))
 }
 
-fn throughput_chart(p: &Profile) -> Result<Option<(usize, String)>> {
-    let g = groups(p);
-    let multi_ep = g
-        .keys()
-        .map(|k| &k.0)
-        .collect::<std::collections::BTreeSet<_>>()
-        .len()
-        > 1;
+fn throughput_chart(p: &Profile, axis: &SizeAxis) -> Result<Option<(usize, String)>> {
+    let g = groups(p, axis);
+    let multi = multi_ep(&g);
     let series: Vec<Series> = g
         .iter()
         .enumerate()
-        .map(|(i, ((ep, threads), cs))| Series {
-            label: group_label(ep, *threads, multi_ep),
+        .map(|(i, (key, cs))| Series {
+            label: group_label(key, multi),
             points: cs
                 .iter()
-                .filter_map(|c| {
-                    c.throughput_items_per_s
-                        .map(|t| (c.batch.unwrap_or(1) as f64, t))
-                })
+                .filter_map(|c| Some((axis.value(c)? as f64, c.throughput_items_per_s?)))
                 .collect(),
             dashed: false,
             color: i,
         })
         .collect();
     let n = points_of(&series);
+    let title = format!("Throughput against {}", axis.desc());
     Ok(plot::line_chart(
         &LineChart {
-            title: "Throughput against batch size",
-            x_desc: "batch size",
+            title: &title,
+            x_desc: &axis.desc(),
             y_desc: "items per second",
-            x_axis: batch_axis(p),
+            x_axis: x_axis(p, axis),
             y_axis: Axis::Linear,
             y_fmt: &per_s,
             x_integer: true,
@@ -220,32 +311,33 @@ fn throughput_chart(p: &Profile) -> Result<Option<(usize, String)>> {
     .map(|svg| (n, svg)))
 }
 
-fn memory_chart(p: &Profile, targets: &[TargetRam]) -> Result<Option<(usize, String)>> {
-    let g = groups(p);
-    let multi_ep = g
-        .keys()
-        .map(|k| &k.0)
-        .collect::<std::collections::BTreeSet<_>>()
-        .len()
-        > 1;
+fn memory_chart(
+    p: &Profile,
+    axis: &SizeAxis,
+    targets: &[TargetRam],
+) -> Result<Option<(usize, String)>> {
+    let g = groups(p, axis);
+    let multi = multi_ep(&g);
     let mut series: Vec<Series> = g
         .iter()
         .enumerate()
-        .map(|(i, ((ep, threads), cs))| Series {
-            label: format!("peak RSS {}", group_label(ep, *threads, multi_ep)),
+        .map(|(i, (key, cs))| Series {
+            label: format!("peak RSS {}", group_label(key, multi)),
             points: cs
                 .iter()
                 .filter_map(|c| {
-                    c.memory
-                        .as_ref()
-                        .map(|m| (c.batch.unwrap_or(1) as f64, m.peak_rss_bytes as f64))
+                    Some((
+                        axis.value(c)? as f64,
+                        c.memory.as_ref()?.peak_rss_bytes as f64,
+                    ))
                 })
                 .collect(),
             dashed: false,
             color: i,
         })
         .collect();
-    if let Some(n) = &p.needs {
+    // The memory line of the needs summary is fitted against batch only.
+    if let (true, Some(n)) = (axis.is_batch(), &p.needs) {
         if let (Some(fixed), Some(per)) = (n.memory_fixed_bytes, n.memory_per_item_bytes) {
             let mut bs: Vec<i64> = p
                 .configs
@@ -291,12 +383,16 @@ fn memory_chart(p: &Profile, targets: &[TargetRam]) -> Result<Option<(usize, Str
         .into_iter()
         .partition(|l| data_max <= 0.0 || l.y <= 3.0 * data_max);
     let n = points_of(&series);
+    let title = format!(
+        "Peak memory against {}, with each target's model RAM",
+        axis.desc()
+    );
     let svg = plot::line_chart(
         &LineChart {
-            title: "Peak memory against batch size, with each target's model RAM",
-            x_desc: "batch size",
+            title: &title,
+            x_desc: &axis.desc(),
             y_desc: "peak resident memory",
-            x_axis: batch_axis(p),
+            x_axis: x_axis(p, axis),
             y_axis: Axis::Linear,
             y_fmt: &mib,
             x_integer: true,
@@ -342,7 +438,7 @@ fn ops_chart(p: &Profile) -> Result<Option<(usize, String)>> {
     let title = format!(
         "Share of run time per {} ({})",
         if kind == "op" { "op type" } else { "node" },
-        cfg.id
+        ConfigLabels::of(p).label(&cfg.id)
     );
     if bars.len() < 2 {
         return Ok(None);
@@ -369,7 +465,24 @@ th{background:#f0f3f7;font-weight:600}td.num{text-align:right;font-variant-numer
 .ok{color:#0a7a3e;font-weight:600}.bad{color:#b3261e;font-weight:600}.muted{color:#6b7684}\
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;margin:0}dt{color:#6b7684}dd{margin:0}\
 code{font-size:12.5px;background:#f0f3f7;padding:1px 4px;border-radius:3px}\
-header code{background:#2c3e52;color:#e8eef5}";
+header code{background:#2c3e52;color:#e8eef5}\
+.badge{display:inline-block;font-size:11.5px;font-weight:600;padding:0 6px;margin-left:4px;\
+border-radius:9px;white-space:nowrap;vertical-align:1px}\
+.badge.in-sample{background:#fff1d6;color:#8a5300;border:1px solid #f0c36d}";
+
+/// The badge on an accuracy figure judged on the calibration samples themselves (no
+/// held-out data): such a figure is optimistic, and says so wherever it is shown.
+const IN_SAMPLE_BADGE: &str = "<span class=\"badge in-sample\" title=\"measured on the \
+calibration samples themselves, no held-out data: optimistic (give --eval)\">in-sample</span>";
+
+/// `figure` followed by the in-sample badge when `in_sample`.
+fn with_badge(figure: String, in_sample: bool) -> String {
+    if in_sample {
+        format!("{figure}{IN_SAMPLE_BADGE}")
+    } else {
+        figure
+    }
+}
 
 /// Render the whole report.
 pub fn render(inp: &Inputs) -> Result<String> {
@@ -417,15 +530,19 @@ pub fn render(inp: &Inputs) -> Result<String> {
     summary_section(&mut h, p);
 
     h.push_str("<section id=\"charts\"><h2>Latency, throughput and memory</h2>\n");
+    // One set of charts per size the sweep varies: batch, and a swept symbolic dim such as
+    // a token model's sequence length (`--dim sequence=16,64,128`).
     let mut drawn = 0;
-    for (id, chart) in [
-        ("latency", latency_chart(p)?),
-        ("throughput", throughput_chart(p)?),
-        ("memory", memory_chart(p, &inp.targets)?),
-    ] {
-        if let Some((n, svg)) = chart {
-            drawn += 1;
-            h.push_str(&chart_div(id, n, &svg));
+    for axis in size_axes(p) {
+        for (id, chart) in [
+            ("latency", latency_chart(p, &axis)?),
+            ("throughput", throughput_chart(p, &axis)?),
+            ("memory", memory_chart(p, &axis, &inp.targets)?),
+        ] {
+            if let Some((n, svg)) = chart {
+                drawn += 1;
+                h.push_str(&chart_div(&axis.chart_id(id), n, &svg));
+            }
         }
     }
     if drawn == 0 {
@@ -450,6 +567,7 @@ pub fn render(inp: &Inputs) -> Result<String> {
         &mut h,
         inp.bundles.as_ref().map(|b| b.rows.as_slice()),
         &inp.targets,
+        &inp.device_profiles,
     );
     match &inp.build {
         Some(b) => {
@@ -591,6 +709,20 @@ fn tradeoff_section(h: &mut String, b: &BuildSummary) -> Result<()> {
                  accurate): {}. Up and to the left is better.</p>",
                 esc(&front.join(", "))
             );
+            let in_sample: Vec<&str> = b
+                .variants
+                .iter()
+                .filter(|v| v.quantize.as_ref().is_some_and(|q| q.in_sample()))
+                .map(|v| v.name.as_str())
+                .collect();
+            if !in_sample.is_empty() {
+                let _ = writeln!(
+                    h,
+                    "<p class=\"muted\">{IN_SAMPLE_BADGE} The SQNR of {} was measured on the \
+                     calibration samples themselves: the accuracy axis is optimistic for it.</p>",
+                    esc(&in_sample.join(", "))
+                );
+            }
         }
         None => h.push_str(
             "<p class=\"muted\">Fewer than two variants were profiled: nothing to compare.</p>\n",
@@ -670,7 +802,7 @@ fn grid_section(h: &mut String, b: &BuildSummary) {
 
 /// One batch size only: the figures per thread count as numbers, not as one-point charts.
 fn single_batch_figures(h: &mut String, p: &Profile) {
-    let g = groups(p);
+    let g = groups(p, &SizeAxis::batch());
     if g.is_empty() {
         h.push_str("<p class=\"muted\">No configuration ran successfully: nothing to plot.</p>");
         return;
@@ -679,7 +811,7 @@ fn single_batch_figures(h: &mut String, p: &Profile) {
         "<p class=\"muted\">The profile measured one batch size, so there is no curve to draw; \
          the figures per configuration:</p><div class=\"cards\">",
     );
-    for ((ep, threads), cs) in &g {
+    for ((ep, threads, _), cs) in &g {
         for c in cs {
             let _ = write!(
                 h,
@@ -715,6 +847,12 @@ fn build_quantize_section(h: &mut String, b: &BuildSummary) {
             let cal = q.figure("calibration_samples");
             Some(match (ev, cal, q.random_inputs) {
                 (_, _, true) => "random inputs (accuracy says little)".to_string(),
+                // The quantizer says what its figures were measured on; older reports
+                // are judged by their sample counts.
+                (_, Some(c), _) if q.in_sample() => format!(
+                    "in-sample, {}",
+                    format::count(c as u64, "calibration sample")
+                ),
                 (Some(e), _, _) => format!("held-out, {}", format::count(e as u64, "sample")),
                 (None, Some(c), _) => format!(
                     "in-sample, {}",
@@ -753,7 +891,10 @@ fn build_quantize_section(h: &mut String, b: &BuildSummary) {
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
             esc(&v.name),
             match v.sqnr_db {
-                Some(d) => format::db(d),
+                Some(d) => with_badge(
+                    format::db(d),
+                    v.quantize.as_ref().is_some_and(|q| q.in_sample())
+                ),
                 None if v.name == "fp32" => "reference".into(),
                 None => "–".into(),
             },
@@ -825,7 +966,7 @@ fn summary_section(h: &mut String, p: &Profile) {
             h,
             "<dt>Fastest p50</dt><dd>{} ({})</dd>",
             secs(p50),
-            esc(&c.id)
+            esc(ConfigLabels::of(p).label(&c.id))
         );
     }
     if let Some(n) = &p.needs {
@@ -1017,7 +1158,12 @@ fn matrix_section(h: &mut String, m: Option<&FitMatrix>) {
     h.push_str("</tbody></table></section>\n");
 }
 
-fn bundles_section(h: &mut String, bundles: Option<&[BundleRow]>, targets: &[TargetRam]) {
+fn bundles_section(
+    h: &mut String,
+    bundles: Option<&[BundleRow]>,
+    targets: &[TargetRam],
+    device: &[(String, Profile)],
+) {
     h.push_str(
         "<section id=\"bundles\"><h2>Bundles: chosen variant and predictions per target</h2>\n",
     );
@@ -1110,7 +1256,10 @@ fn bundles_section(h: &mut String, bundles: Option<&[BundleRow]>, targets: &[Tar
             opt(r.latency_p95_s, secs),
             opt(r.peak_memory_bytes, |b| bytes(b as f64)),
             opt(r.bundle_size_bytes_max, |b| bytes(b as f64)),
-            opt(r.accuracy_sqnr_db, format::db),
+            opt(r.accuracy_sqnr_db, |d| with_badge(
+                format::db(d),
+                r.accuracy_in_sample
+            )),
             if one_basis {
                 String::new()
             } else {
@@ -1118,7 +1267,58 @@ fn bundles_section(h: &mut String, bundles: Option<&[BundleRow]>, targets: &[Tar
             }
         );
     }
-    h.push_str("</tbody></table></section>\n");
+    h.push_str("</tbody></table>\n");
+    predicted_measured_table(h, &super::bundles::predicted_vs_measured(rows, device));
+    h.push_str("</section>\n");
+}
+
+/// Each bundle's prediction against the profile measured on its target (issue 13), with
+/// the error as (predicted - measured) / measured.
+fn predicted_measured_table(h: &mut String, pm: &[super::bundles::PredictedMeasured]) {
+    if pm.is_empty() {
+        return;
+    }
+    let err = |e: Option<f64>| {
+        opt(e, |e| {
+            let class = if e.abs() <= 0.2 { "ok" } else { "bad" };
+            format!("<span class=\"{class}\">{:+.1}%</span>", e * 100.0)
+        })
+    };
+    h.push_str(
+        "<h3 id=\"predicted-measured\">Predicted against measured on the device</h3>\
+         <p class=\"muted\">Each bundle's prediction beside the profile measured on its target \
+         (<code>--device-profile</code>) at the same threads and batch; error = (predicted − \
+         measured) / measured, green within ±20%.</p>\
+         <table><thead><tr><th>target</th><th>variant</th><th>threads</th><th>batch</th>\
+         <th>p50 predicted</th><th>p50 measured</th><th>error</th><th>peak predicted</th>\
+         <th>peak measured</th><th>error</th><th>basis</th></tr></thead><tbody>\n",
+    );
+    for r in pm {
+        let basis = r.basis.as_deref().unwrap_or("–");
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"text\">{}{}</td></tr>",
+            esc(&r.target),
+            esc(&r.variant),
+            opt(r.threads, |t| t.to_string()),
+            opt(r.batch, |b| b.to_string()),
+            opt(r.predicted_p50_s, secs),
+            opt(r.measured_p50_s, secs),
+            err(r.p50_error()),
+            opt(r.predicted_peak_memory_bytes, |b| bytes(b as f64)),
+            opt(r.measured_peak_memory_bytes, |b| bytes(b as f64)),
+            err(r.peak_memory_error()),
+            esc(basis.split(" (").next().unwrap_or(basis)),
+            r.note
+                .as_ref()
+                .map(|n| format!("<br><span class=\"muted\">{}</span>", esc(n)))
+                .unwrap_or_default()
+        );
+    }
+    h.push_str("</tbody></table>\n");
 }
 
 fn quantize_section(h: &mut String, q: Option<&QuantizeSummary>) {
@@ -1131,6 +1331,18 @@ fn quantize_section(h: &mut String, q: Option<&QuantizeSummary>) {
         h.push_str(
             "<p class=\"bad\">Accuracy was measured on random inputs: it says little about \
              real data (give the quantizer --calibration and --eval folders).</p>\n",
+        );
+    }
+    if q.in_sample() {
+        let _ = writeln!(
+            h,
+            "<p>{IN_SAMPLE_BADGE} The accuracy figures were measured on the {} calibration \
+             samples themselves (no held-out data): expect them to be optimistic. Give \
+             <code>--eval</code> held-out inputs for figures that say how the model does on \
+             data it was not calibrated on.</p>",
+            q.figure("calibration_samples")
+                .map(|c| (c as u64).to_string())
+                .unwrap_or_default()
         );
     }
     for w in &q.warnings {
@@ -1164,14 +1376,15 @@ fn quantize_section(h: &mut String, q: Option<&QuantizeSummary>) {
             "<table><thead><tr><th>output</th><th>SQNR</th><th>cosine</th>\
              <th>top-1 agreement</th><th>max abs error</th></tr></thead><tbody>\n",
         );
+        let badge = |x: String| with_badge(x, q.in_sample());
         for o in &q.outputs {
             let _ = writeln!(
                 h,
                 "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
                  <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
                 esc(&o.output),
-                opt(o.sqnr_db, format::db),
-                opt(o.cosine, format::score),
+                opt(o.sqnr_db, |d| badge(format::db(d))),
+                opt(o.cosine, |c| badge(format::score(c))),
                 opt(o.top1_agreement, format::percent),
                 opt(o.max_abs_error, |e| format!("{e:.3e}"))
             );
@@ -1189,7 +1402,7 @@ fn quantize_section(h: &mut String, q: Option<&QuantizeSummary>) {
                 "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
                  <td class=\"num\">{}</td><td>{}</td></tr>",
                 esc(&a.variant),
-                opt(a.min_sqnr_db, format::db),
+                opt(a.min_sqnr_db, |d| with_badge(format::db(d), q.in_sample())),
                 opt(a.latency_ratio, format::ratio),
                 opt(a.size_ratio, format::ratio),
                 match a.meets_target {
@@ -1216,6 +1429,9 @@ fn configs_section(h: &mut String, p: &Profile) {
          <th>peak RSS</th><th>session</th><th>first run</th><th>busy cores</th>\
          </tr></thead><tbody>\n",
     );
+    // Rows are named by what varies across the sweep; the full id (the gate's matching
+    // key) is the cell's tooltip, and what every row shares is said under the table.
+    let labels = ConfigLabels::of(p);
     for c in &p.configs {
         let status = match c.status {
             Status::Ok => format!(
@@ -1245,11 +1461,12 @@ fn configs_section(h: &mut String, p: &Profile) {
         let _ =
             writeln!(
             h,
-            "<tr{}><td>{}</td><td>{status}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+            "<tr{}><td title=\"{}\">{}</td><td>{status}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             if notes.is_empty() { "" } else { " class=\"has-detail\"" },
             esc(&c.id),
+            esc(labels.label(&c.id)),
             opt(l, |l| format!(
                 "{}<br><span class=\"muted\">[{}, {}]</span>",
                 secs(l.p50_s),
@@ -1271,7 +1488,15 @@ fn configs_section(h: &mut String, p: &Profile) {
             );
         }
     }
-    h.push_str("</tbody></table></section>\n");
+    h.push_str("</tbody></table>");
+    if let Some(fixed) = labels.fixed_line() {
+        let _ = write!(
+            h,
+            "<p class=\"muted\" id=\"configs-fixed\">Every configuration: <code>{}</code></p>",
+            esc(&fixed)
+        );
+    }
+    h.push_str("</section>\n");
 }
 
 #[cfg(test)]
@@ -1373,6 +1598,135 @@ mod tests {
         assert!(html.contains("No quantize report given"));
         assert!(html.contains("No bundle folder given"));
         assert!(html.contains("No targets given"));
+    }
+
+    /// Accuracy judged on the calibration samples carries the in-sample badge wherever it
+    /// is shown (issue 17 bug 5); held-out figures carry none.
+    #[test]
+    fn in_sample_accuracy_carries_a_badge_everywhere_it_is_shown() {
+        let mut inp = sample_inputs();
+        let held_out = render(&inp).unwrap();
+        assert!(
+            !held_out.contains("badge in-sample"),
+            "the fixture is held-out"
+        );
+        let in_sample = QuantizeSummary {
+            accuracy_basis: Some("in_sample".into()),
+            ..inp.quantize.clone().unwrap()
+        };
+        inp.quantize = Some(in_sample.clone());
+        if let Some(b) = inp.bundles.as_mut() {
+            b.rows[0].accuracy_in_sample = true;
+        }
+        let html = render(&inp).unwrap();
+        let q = &html[html.find("<section id=\"quantization\"").unwrap()..];
+        let q = &q[..q.find("</section>").unwrap()];
+        assert!(q.contains("calibration samples themselves"), "{q}");
+        // The section's note, the SQNR and cosine cells, and both attempts' SQNR.
+        assert_eq!(q.matches("badge in-sample").count(), 5, "{q}");
+        let b = &html[html.find("<section id=\"bundles\"").unwrap()..];
+        let b = &b[..b.find("</section>").unwrap()];
+        assert!(b.contains("31.4 dB<span class=\"badge in-sample\""), "{b}");
+        // A build's variant table and trade-off chart.
+        inp.quantize = None;
+        let mut build = crate::report::build::sample_summary();
+        build.variants[2].quantize = Some(in_sample);
+        inp.build = Some(build);
+        let html = render(&inp).unwrap();
+        let t = &html[html.find("<section id=\"tradeoff\"").unwrap()..];
+        assert!(t[..t.find("</section>").unwrap()].contains("The SQNR of int8 was measured"));
+        let q = &html[html.find("<section id=\"quantization\"").unwrap()..];
+        assert!(q.contains("21.5 dB<span class=\"badge in-sample\""), "{q}");
+        assert!(
+            !q.contains("62.0 dB<span"),
+            "fp16 has no quantize report: no badge"
+        );
+    }
+
+    /// The configurations table names rows by what varies, keeps the whole id (the gate's
+    /// key) as the tooltip, and says what every row shares once (issue 17).
+    #[test]
+    fn configuration_rows_are_labelled_by_what_varies() {
+        let mut inp = sample_inputs();
+        for c in &mut inp.profile.configs {
+            c.id.push_str(" H=640 W=640");
+        }
+        let html = render(&inp).unwrap();
+        let c = &html[html.find("<section id=\"configs\"").unwrap()..];
+        assert!(
+            c.contains("<td title=\"ep=cpu threads=2 batch=4 H=640 W=640\">threads=2 batch=4</td>"),
+            "{c}"
+        );
+        assert!(c.contains("Every configuration: <code>ep=cpu H=640 W=640</code>"));
+        // The fastest configuration is named by its label too.
+        assert!(html.contains("(threads=2 batch=1)</dd>"), "{html}");
+    }
+
+    /// A sweep of a symbolic dim (a token model's sequence length, issue 11) is drawn
+    /// against that dim; with batch swept too, both get charts, each series naming the
+    /// other size.
+    #[test]
+    fn a_sequence_sweep_is_charted_against_sequence_length() {
+        let mut inp = sample_inputs();
+        inp.profile.configs.retain(|c| c.batch == Some(1));
+        for c in &mut inp.profile.configs {
+            c.id.push_str(" sequence=16");
+            c.dims.insert("sequence".into(), 16);
+        }
+        let base = inp.profile.configs.clone();
+        for (seq, scale) in [(64, 3.0), (128, 7.0)] {
+            for c in &base {
+                let mut c = c.clone();
+                c.id = c.id.replace("sequence=16", &format!("sequence={seq}"));
+                c.dims.insert("sequence".into(), seq);
+                if let Some(l) = c.latency.as_mut() {
+                    l.p50_s *= scale;
+                    l.p95_s *= scale;
+                }
+                inp.profile.configs.push(c);
+            }
+        }
+        let html = render(&inp).unwrap();
+        for id in ["latency-sequence", "throughput-sequence", "memory-sequence"] {
+            assert!(
+                html.contains(&format!("id=\"chart-{id}\"")),
+                "no {id} chart"
+            );
+        }
+        assert!(
+            !html.contains("id=\"chart-latency\""),
+            "batch does not vary"
+        );
+        assert!(html.contains("sequence length"));
+        assert!(!html.contains("measured one batch size"));
+        // Batch swept as well: charts against both, series naming the other size.
+        let more: Vec<_> = inp
+            .profile
+            .configs
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                c.id = c.id.replace("batch=1", "batch=4");
+                c.batch = Some(4);
+                c
+            })
+            .collect();
+        inp.profile.configs.extend(more);
+        let html = render(&inp).unwrap();
+        for id in ["latency", "latency-sequence", "memory", "memory-sequence"] {
+            assert!(
+                html.contains(&format!("id=\"chart-{id}\"")),
+                "no {id} chart"
+            );
+        }
+        assert!(
+            html.contains("sequence=128"),
+            "a batch series names its sequence"
+        );
+        for n in html.split("data-points=\"").skip(1) {
+            let n: usize = n[..n.find('"').unwrap()].parse().unwrap();
+            assert!(n >= 2, "a chart with {n} point(s)");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod github;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod label;
 pub mod markdown;
 pub mod plot;
 pub mod profile_table;

@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use super::label::ConfigLabels;
 use crate::profile::schema::{ConfigResult, Profile, Status};
 use crate::table::Table;
 use crate::units::{format_bytes, format_duration_s};
@@ -31,9 +32,15 @@ fn write_to(w: &mut String, p: &Profile) -> std::fmt::Result {
         "config", "status", "p50", "p90", "p99", "±ci", "runs", "items/s", "session", "first",
         "rss sess", "peak rss", "cores", "ep used",
     ];
+    // Rows are named by what varies; what every configuration shares is said once, above
+    // the table (the ids, the gate's matching keys, stay whole in the JSON).
+    let labels = ConfigLabels::of(p);
+    if let Some(fixed) = labels.fixed_line() {
+        writeln!(w, "every configuration: {fixed}")?;
+    }
     let mut rows: Vec<Vec<String>> = Vec::new();
     for c in &p.configs {
-        let mut r = vec![c.id.clone()];
+        let mut r = vec![labels.label(&c.id).to_string()];
         match (&c.status, &c.latency) {
             (Status::Ok, Some(l)) => {
                 r.push("ok".into());
@@ -100,13 +107,13 @@ fn write_to(w: &mut String, p: &Profile) -> std::fmt::Result {
     }
     for c in &p.configs {
         if let Some(reason) = &c.reason {
-            writeln!(w, "! {}: {reason}", c.id)?;
+            writeln!(w, "! {}: {reason}", labels.label(&c.id))?;
         }
         for warn in &c.warnings {
             if all_slow_first && warn.starts_with("slow first run") {
                 continue;
             }
-            writeln!(w, "! {}: {warn}", c.id)?;
+            writeln!(w, "! {}: {warn}", labels.label(&c.id))?;
         }
     }
     if let Some(n) = &p.needs {
@@ -178,7 +185,7 @@ fn write_to(w: &mut String, p: &Profile) -> std::fmt::Result {
             .iter()
             .map(|o| format!("{} {:.0}%", o.name, o.share * 100.0))
             .collect();
-        writeln!(w, "top ops {}: {}", c.id, s.join(", "))?;
+        writeln!(w, "top ops {}: {}", labels.label(&c.id), s.join(", "))?;
     }
     Ok(())
 }

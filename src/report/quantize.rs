@@ -43,6 +43,9 @@ pub struct QuantizeSummary {
     pub variant: Option<String>,
     /// Accuracy was measured on random inputs (then it says little).
     pub random_inputs: bool,
+    /// What the accuracy figures were measured on, as the quantizer's report spells it
+    /// (`held_out`, `in_sample`, `random`); `None` in reports older than the field.
+    pub accuracy_basis: Option<String>,
     pub outputs: Vec<OutputRow>,
     /// Other top-level numbers (ratios, sizes, timings) and those of a `size` object, in
     /// report order.
@@ -83,6 +86,7 @@ impl QuantizeSummary {
             mode: text("mode"),
             variant: text("variant"),
             choice: text("choice"),
+            accuracy_basis: text("accuracy_basis"),
             random_inputs: obj.get("random_inputs").and_then(Value::as_bool) == Some(true),
             warnings: obj
                 .get("warnings")
@@ -134,6 +138,12 @@ impl QuantizeSummary {
             );
         }
         Ok(s)
+    }
+
+    /// The accuracy figures were judged on the calibration samples themselves (no
+    /// held-out data), so they are optimistic and every view says so.
+    pub fn in_sample(&self) -> bool {
+        self.accuracy_basis.as_deref() == Some("in_sample")
     }
 
     /// The worst (lowest) finite SQNR over the outputs.
@@ -217,6 +227,7 @@ mod tests {
         let v = json!({
             "schema": "edgepack.quantize/1", "mode": "auto", "variant": "int8 (2 nodes in float)",
             "random_inputs": false, "calibration_samples": 32, "quantize_wall_s": 3.5,
+            "accuracy_basis": "in_sample",
             "outputs": [{"output": "y", "sqnr_db": 30.0, "cosine": 0.9993,
                          "max_abs_error": 0.01, "mean_abs_error": 0.001, "top1_agreement": null,
                          "elements": 100}],
@@ -241,6 +252,7 @@ mod tests {
         assert_eq!(s.figure("latency_ratio"), Some(0.8));
         assert_eq!(s.warnings.len(), 1);
         assert_eq!(s.worst_sqnr_db(), Some(30.0));
+        assert!(s.in_sample());
     }
 
     #[test]

@@ -823,6 +823,36 @@ fn bad_config_and_profiles_are_refused() {
             .expect("cur.json")
             .expect("p50_ms"),
     );
+    // A device profile for a target no bundle in the folder is for (report).
+    let c = Case::new("report-device-profile-unknown-target");
+    let cur = write_profile(&c.m(), "cur.json", &profile);
+    let dist = c.m().join("dist");
+    std::fs::create_dir(&dist).unwrap();
+    let manifest = serde_json::json!({"kind": "bundle", "target": {"name": "pi4",
+        "variant": "fp32", "prediction": {"threads": 1, "batch": 1, "basis": "host p50 x 1"}}});
+    std::fs::write(
+        dist.join("cls-pi4.zip"),
+        craft_zip(
+            &[entry("manifest.json", manifest.to_string().as_bytes())],
+            false,
+        ),
+    )
+    .unwrap();
+    let out = c.root().join("out").join("r.html");
+    cases.push(
+        c.args([
+            OsString::from("report"),
+            cur.clone().into(),
+            dist.into(),
+            "--device-profile".into(),
+            format!("jetson={}", cur.display()).into(),
+            "-o".into(),
+            out.into(),
+        ])
+        .expect("--device-profile")
+        .expect("jetson")
+        .expect("pi4"),
+    );
     check_all(cases);
 }
 

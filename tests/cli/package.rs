@@ -535,3 +535,103 @@ fn context_and_labels_land_in_the_manifest_and_wrong_names_are_refused() {
     assert!(one_stderr_line(&o).contains("'image' is not an input of the model"));
     assert!(!d.path().join("bad.edgepkg").exists());
 }
+
+/// The bundle-size figures are the written file's length, not the selection's estimate
+/// (issue 17: the column was ~58 KiB larger than the zip): in the table's column, in the
+/// line naming the file and in `--json`.
+#[test]
+fn bundle_size_figures_equal_the_written_file() {
+    let d = tempfile::tempdir().unwrap();
+    let pkg = package(d.path(), "cls.edgepkg", &[]);
+    let dist = d.path().join("dist");
+    let out = edgepack()
+        .arg("bundle")
+        .arg(&pkg)
+        .arg("--target")
+        .arg(hardware().join("jetson-nano-4gb.toml"))
+        .arg("-o")
+        .arg(&dist)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = dist.join("ch_ppocr_mobile_v2.0_cls_infer-jetson-nano-4gb.zip");
+    let len = std::fs::metadata(&file).unwrap().len();
+    let shown = edgepack::units::format_bytes(len);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("* fp32"))
+        .unwrap_or_else(|| panic!("no chosen row: {stdout}"));
+    assert!(row.contains(&format!("  {shown}  ")), "{row} vs {shown}");
+    assert!(!row.contains("<="), "{row}");
+    assert!(stdout.contains(&format!("({shown})")), "{stdout}");
+    let out = edgepack()
+        .arg("bundle")
+        .arg(&pkg)
+        .arg("--target")
+        .arg(hardware().join("jetson-nano-4gb.toml"))
+        .arg("-o")
+        .arg(d.path().join("dist2"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["size_bytes"], len);
+    assert_eq!(v[0]["variants"][0]["bundle_bytes"], len);
+    assert_eq!(v[0]["variants"][0]["bundle_bytes_is_upper_bound"], false);
+}
+
+/// `profile PACKAGE --batch 1,2` takes the other dims from the sample inputs the package
+/// carries, as it does without `--batch` (issue 17: it demanded `--shape`).
+#[test]
+fn profile_of_a_package_sweeps_batches_with_shapes_from_its_samples() {
+    if !runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let samples = d.path().join("samples");
+    std::fs::create_dir(&samples).unwrap();
+    let x = edgepack::tensor::Tensor::random(edgepack::tensor::DType::F32, &[1, 3, 48, 160], 7);
+    edgepack::tensor::npy::write_npy(&samples.join("x.npy"), &x).unwrap();
+    let pkg = package(
+        d.path(),
+        "cls.edgepkg",
+        &["--sample-inputs", samples.to_str().unwrap()],
+    );
+    let plan = d.path().join("tiny.toml");
+    std::fs::write(
+        &plan,
+        "[run]\nthreads = [1]\n[measure]\nwarmup_iterations = 1\nmin_iterations = 5\n\
+         max_iterations = 30\nmin_time_s = 0.01\nmax_time_s = 0.1\ntarget_ci_rel = 0.5\n\
+         stability_tolerance = 0.9\n",
+    )
+    .unwrap();
+    let json = d.path().join("p.json");
+    let out = edgepack()
+        .arg("profile")
+        .arg(&pkg)
+        .arg("--plan")
+        .arg(&plan)
+        .args(["--batch", "1,2", "--json-out"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p: edgepack::profile::schema::Profile =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let shapes: Vec<Vec<i64>> = p
+        .configs
+        .iter()
+        .map(|c| c.input_shapes["x"].clone())
+        .collect();
+    assert_eq!(shapes, vec![vec![1, 3, 48, 160], vec![2, 3, 48, 160]]);
+}

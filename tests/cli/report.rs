@@ -145,3 +145,150 @@ fn report_rejects_a_profile_of_another_schema() {
         .code(2)
         .stderr(predicate::str::contains("edgepack.profile/9"));
 }
+
+/// A token model profiled over sequence lengths (`--dim sequence=16,64,128`, issue 11)
+/// gets its charts against sequence length, each drawing at least two points, and its
+/// table rows named by the sequence alone.
+#[test]
+fn a_sequence_sweep_is_charted_against_sequence_length() {
+    if !crate::common::runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("tokens.onnx");
+    edgepack::model::builder::token_model(30, 4)
+        .save(&model)
+        .unwrap();
+    let plan = d.path().join("tiny.toml");
+    std::fs::write(
+        &plan,
+        "[run]\nthreads = [1]\n[measure]\nwarmup_iterations = 1\nmin_iterations = 5\n\
+         max_iterations = 50\nmin_time_s = 0.01\nmax_time_s = 0.1\ntarget_ci_rel = 0.5\n\
+         stability_tolerance = 0.9\n",
+    )
+    .unwrap();
+    let json = d.path().join("p.json");
+    let out = edgepack()
+        .arg("profile")
+        .arg(&model)
+        .arg("--plan")
+        .arg(&plan)
+        .args(["--batch", "1", "--dim", "sequence=16,64,128", "--json-out"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("\nsequence=128 "), "{table}");
+    let html = d.path().join("r.html");
+    edgepack()
+        .arg("report")
+        .arg(&json)
+        .arg("-o")
+        .arg(&html)
+        .assert()
+        .success();
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("id=\"chart-latency-sequence\" data-points=\"6\""),
+        "{page}"
+    );
+    assert!(page.contains("id=\"chart-memory-sequence\""));
+    assert!(page.contains("Latency against sequence length"));
+    assert!(!page.contains("id=\"chart-latency\""));
+}
+
+/// A bundle's prediction against a profile measured on its target (issue 13): the
+/// classifier's bundle for an x86 target is predicted from a host profile scaled by the
+/// compute ratio; given that target's own measurement (here this host's profile, which is
+/// what `profile` run on an x86 device writes), the page shows both and the error. A
+/// device profile for a target no bundle is for is refused.
+#[test]
+fn report_shows_bundle_predictions_against_the_device_measurement() {
+    if !crate::common::runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let pkg = d.path().join("cls.edgepkg");
+    edgepack()
+        .arg("package")
+        .arg(crate::common::cls_model())
+        .arg("-o")
+        .arg(&pkg)
+        .assert()
+        .success();
+    let plan = d.path().join("tiny.toml");
+    std::fs::write(
+        &plan,
+        "[run]\nthreads = [1]\n[measure]\nwarmup_iterations = 1\nmin_iterations = 5\n\
+         max_iterations = 30\nmin_time_s = 0.01\nmax_time_s = 0.2\ntarget_ci_rel = 0.5\n\
+         stability_tolerance = 0.9\n",
+    )
+    .unwrap();
+    let measured = d.path().join("measured.json");
+    edgepack()
+        .arg("profile")
+        .arg(&pkg)
+        .arg("--plan")
+        .arg(&plan)
+        .args(["--shape", "x=1x3x48x192", "--batch", "1", "--json-out"])
+        .arg(&measured)
+        .assert()
+        .success();
+    let hw = Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/x86-industrial-pc.toml");
+    let dist = d.path().join("dist");
+    edgepack()
+        .arg("bundle")
+        .arg(&pkg)
+        .arg("--target")
+        .arg(&hw)
+        .arg("--profile")
+        .arg(&measured)
+        .args(["--host-compute", "2"])
+        .arg("-o")
+        .arg(&dist)
+        .assert()
+        .success();
+    let html = d.path().join("r.html");
+    edgepack()
+        .arg("report")
+        .arg(&measured)
+        .arg(&dist)
+        .arg("--device-profile")
+        .arg(format!("x86-industrial-pc={}", measured.display()))
+        .arg("-o")
+        .arg(&html)
+        .assert()
+        .success();
+    let page = std::fs::read_to_string(&html).unwrap();
+    let at = page
+        .find("id=\"predicted-measured\"")
+        .unwrap_or_else(|| panic!("no predicted-measured table: {page}"));
+    let table = &page[at..at + page[at..].find("</table>").unwrap()];
+    assert!(
+        table.contains("<td>x86-industrial-pc</td><td>fp32</td>"),
+        "{table}"
+    );
+    assert!(
+        table.contains("host p50 x"),
+        "the prediction's basis: {table}"
+    );
+    assert!(table.contains('%'), "an error figure: {table}");
+    let out = edgepack()
+        .arg("report")
+        .arg(&measured)
+        .arg(&dist)
+        .arg("--device-profile")
+        .arg(format!("raspberry-pi-4-4gb={}", measured.display()))
+        .arg("-o")
+        .arg(d.path().join("r2.html"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(crate::common::one_stderr_line(&out).contains("raspberry-pi-4-4gb"));
+    assert!(!d.path().join("r2.html").exists());
+}
