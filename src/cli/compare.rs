@@ -7,6 +7,7 @@ use clap::Args;
 use super::quantize::{load_folder, PreprocessArgs};
 use super::Outcome;
 use edgepack::quantize::engine::RuntimeEngine;
+use edgepack::quantize::task::Task;
 use edgepack::quantize::{compare_models, Comparison};
 use edgepack::{model::Model, Error, Result};
 
@@ -46,6 +47,11 @@ pub struct CompareArgs {
     /// for int8-weight models.
     #[arg(long = "b-session-config", value_name = "KEY=VALUE")]
     pub b_session_config: Vec<String>,
+    /// A task metric to compute on every output (repeatable): ctc (greedy CTC decoding,
+    /// character error rate of B's text against A's), mask@T (IoU of the maps binarised at
+    /// T, e.g. mask@0.3), top1, embedding.
+    #[arg(long = "task", value_name = "TASK")]
+    pub tasks: Vec<String>,
     #[command(flatten)]
     pub preprocess: PreprocessArgs,
     #[command(flatten)]
@@ -64,6 +70,11 @@ pub fn run(ort_lib: &Option<PathBuf>, args: CompareArgs) -> anyhow::Result<Outco
 }
 
 fn run_in_process(ort_lib: &Option<PathBuf>, args: CompareArgs) -> Result<Outcome> {
+    let tasks = args
+        .tasks
+        .iter()
+        .map(|t| Task::parse("--task", t))
+        .collect::<Result<Vec<_>>>()?;
     let a = Model::load(&args.a)?;
     let b = Model::load(&args.b)?;
     let pre = args.preprocess.resolve()?;
@@ -97,6 +108,7 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: CompareArgs) -> Result<Outcom
             )?,
         }),
         &b_config,
+        &tasks,
     )?;
     // The files' own sizes: re-encoding a model can differ from its file by a few bytes.
     for (path, bytes) in [(&args.a, &mut c.a_bytes), (&args.b, &mut c.b_bytes)] {

@@ -48,6 +48,14 @@ pub struct GateArgs {
     /// Floor on the worst output SQNR of the quantize report (e.g. 25dB).
     #[arg(long, value_name = "DB")]
     pub min_sqnr: Option<String>,
+    /// Ceiling on the quantize report's CTC character error rate against the fp32 text
+    /// (e.g. 0.5%; the report needs `quantize --accuracy-target cer<=...`).
+    #[arg(long, value_name = "PERCENT")]
+    pub max_cer: Option<String>,
+    /// Floor on the quantize report's mean IoU of binarised maps (e.g. 98%; the report
+    /// needs `quantize --accuracy-target mask-iou>=...@T`).
+    #[arg(long, value_name = "PERCENT")]
+    pub min_mask_iou: Option<String>,
     /// Tolerated median-latency regression against the baseline (e.g. 5%).
     #[arg(long, value_name = "PERCENT")]
     pub max_regression: Option<String>,
@@ -136,6 +144,12 @@ fn resolve_policy(a: &GateArgs) -> anyhow::Result<Policy> {
     if let Some(t) = &a.min_sqnr {
         p.rule_mut(Metric::Sqnr).min = Some(quantity("--min-sqnr", t, Unit::Decibels)?);
     }
+    if let Some(t) = &a.max_cer {
+        p.rule_mut(Metric::Cer).max = Some(quantity("--max-cer", t, Unit::Percent)?);
+    }
+    if let Some(t) = &a.min_mask_iou {
+        p.rule_mut(Metric::MaskIou).min = Some(quantity("--min-mask-iou", t, Unit::Percent)?);
+    }
     if let Some(t) = &a.max_regression {
         p.rule_mut(Metric::P50Latency).max_regression =
             Some(quantity("--max-regression", t, Unit::Percent)?);
@@ -189,6 +203,11 @@ pub fn run(ort_lib: &Option<PathBuf>, a: GateArgs) -> anyhow::Result<Outcome> {
             Some(summary.worst_sqnr_db().ok_or_else(|| {
                 Error::file(q, "the quantize report has no finite per-output SQNR")
             })?);
+        // The task metrics (CTC character error rate, mask IoU) the report carries.
+        let text = std::fs::read(q).map_err(|e| Error::io(q, e))?;
+        let json: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|e| Error::file(q, format!("not valid JSON: {e}")))?;
+        extras.read_task_metrics(&json);
     }
     let (current, baseline) = if a.remeasure {
         // Both models are named explicitly, so differing file names are expected.

@@ -56,17 +56,25 @@ pub enum Metric {
     Sqnr,
     /// Items per second per configuration (`throughput_items_per_s`).
     Throughput,
+    /// Worst per-output character error rate of greedy CTC decoding against the fp32
+    /// model's text (`outputs[].ctc.cer` of the quantize report), a fraction.
+    Cer,
+    /// Worst per-output mean IoU of the binarised maps against the fp32 model's
+    /// (`outputs[].mask.mean_iou` of the quantize report), a fraction.
+    MaskIou,
 }
 
 impl Metric {
     /// Every metric, in report order.
-    pub const ALL: [Metric; 6] = [
+    pub const ALL: [Metric; 8] = [
         Metric::P50Latency,
         Metric::P95Latency,
         Metric::Throughput,
         Metric::PeakMemory,
         Metric::ModelSize,
         Metric::Sqnr,
+        Metric::Cer,
+        Metric::MaskIou,
     ];
 
     /// The name used in policy files and reports.
@@ -78,6 +86,8 @@ impl Metric {
             Metric::ModelSize => "model_size",
             Metric::Sqnr => "sqnr",
             Metric::Throughput => "throughput",
+            Metric::Cer => "cer",
+            Metric::MaskIou => "mask_iou",
         }
     }
 
@@ -88,15 +98,22 @@ impl Metric {
             Metric::PeakMemory | Metric::ModelSize => Unit::Bytes,
             Metric::Sqnr => Unit::Decibels,
             Metric::Throughput => Unit::PerSecond,
+            Metric::Cer | Metric::MaskIou => Unit::Percent,
         }
     }
 
     /// Which direction is better when the policy does not say.
     pub fn natural_direction(self) -> Direction {
         match self {
-            Metric::Sqnr | Metric::Throughput => Direction::HigherIsBetter,
+            Metric::Sqnr | Metric::Throughput | Metric::MaskIou => Direction::HigherIsBetter,
             _ => Direction::LowerIsBetter,
         }
+    }
+
+    /// Whether the value is an accuracy figure read from a quantize report (one value per
+    /// model, judged against absolute limits only).
+    pub fn from_quantize_report(self) -> bool {
+        matches!(self, Metric::Sqnr | Metric::Cer | Metric::MaskIou)
     }
 
     /// Whether the value is a timing (noisy; judged with confidence intervals).
@@ -420,10 +437,15 @@ impl Policy {
                 ));
             }
             if let Some(r) = rule.max_regression {
-                if *metric == Metric::Sqnr {
+                if metric.from_quantize_report() {
                     return Err(format!(
-                        "metrics.{name}.max_regression: not supported for sqnr \
-                         (the gate reads one quantize report; use min)"
+                        "metrics.{name}.max_regression: not supported for {name} \
+                         (the gate reads one quantize report; use {})",
+                        if metric.natural_direction() == Direction::HigherIsBetter {
+                            "min"
+                        } else {
+                            "max"
+                        }
                     ));
                 }
                 if !(0.0..10.0).contains(&r) {
@@ -550,5 +572,28 @@ mod tests {
         assert!(!s.includes(None, 4, "cpu"));
         assert!(!s.includes(Some(1), 4, "cuda"));
         assert!(Scope::default().includes(None, 1, "x"));
+    }
+
+    #[test]
+    fn task_metrics_are_percentages_read_from_the_quantize_report() {
+        let p =
+            Policy::from_toml("[metrics.cer]\nmax = \"0.5%\"\n[metrics.mask_iou]\nmin = \"98%\"\n")
+                .unwrap();
+        assert_eq!(p.rules[&Metric::Cer].max, Some(0.005));
+        assert_eq!(p.rules[&Metric::Cer].direction, Direction::LowerIsBetter);
+        assert_eq!(p.rules[&Metric::MaskIou].min, Some(0.98));
+        assert_eq!(
+            p.rules[&Metric::MaskIou].direction,
+            Direction::HigherIsBetter
+        );
+        let e = Policy::from_toml("[metrics.cer]\nmax = 0.005\n").unwrap_err();
+        assert!(e.contains("metrics.cer.max"), "{e}");
+        let e = Policy::from_toml("[metrics.cer]\nmax_regression = \"5%\"\n").unwrap_err();
+        assert!(e.contains("use max"), "{e}");
+        let e = Policy::from_toml("[metrics.wer]\nmax = \"1%\"\n").unwrap_err();
+        assert!(
+            e.contains("mask_iou"),
+            "the known list names the new metrics: {e}"
+        );
     }
 }

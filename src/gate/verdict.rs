@@ -168,12 +168,42 @@ impl Verdict {
 pub struct Extras {
     /// Worst per-output SQNR (dB) from a quantize report, for `sqnr` rules.
     pub sqnr_db: Option<f64>,
+    /// Worst per-output CTC character error rate from a quantize report, for `cer` rules.
+    pub cer: Option<f64>,
+    /// Worst per-output mean mask IoU from a quantize report, for `mask_iou` rules.
+    pub mask_iou: Option<f64>,
     /// Compare profiles of differently named model files (set by `--remeasure`, where the
     /// two models are given explicitly, or by the user for a renamed model).
     pub allow_model_rename: bool,
     /// Raw samples per configuration id and interleaved round (`--remeasure`): timing
     /// regressions then use the hierarchical bootstrap over rounds.
     pub rounds: BTreeMap<String, Vec<super::rounds::RoundPair>>,
+}
+
+impl Extras {
+    /// The quantize report's figure for a metric read from it.
+    pub fn report_figure(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::Sqnr => self.sqnr_db,
+            Metric::Cer => self.cer,
+            Metric::MaskIou => self.mask_iou,
+            _ => None,
+        }
+    }
+
+    /// Read the task metrics of a quantize report (`edgepack quantize --report`): the worst
+    /// output's `ctc.cer` and `mask.mean_iou`, absent when the report has none.
+    pub fn read_task_metrics(&mut self, report: &serde_json::Value) {
+        let outputs = report.get("outputs").and_then(|o| o.as_array());
+        let figures = |path: [&'static str; 2]| {
+            outputs
+                .into_iter()
+                .flatten()
+                .filter_map(move |o| o.get(path[0])?.get(path[1])?.as_f64())
+        };
+        self.cer = figures(["ctc", "cer"]).reduce(f64::max);
+        self.mask_iou = figures(["mask", "mean_iou"]).reduce(f64::min);
+    }
 }
 
 /// Read a profile, checking its schema before its fields so a newer schema gets a clear
@@ -256,18 +286,25 @@ pub fn evaluate(
         ));
     }
     let mut notes = Vec::new();
-    if let (Some(rule), None) = (policy.rules.get(&Metric::Sqnr), extras.sqnr_db) {
+    for (metric, rule) in &policy.rules {
+        if !metric.from_quantize_report() || extras.report_figure(*metric).is_some() {
+            continue;
+        }
+        let why = if *metric == Metric::Sqnr {
+            "no quantize report given (--quantize FILE.json)"
+        } else {
+            "the quantize report has no such figure (none given with --quantize FILE.json, or \
+             the model was quantized without that task metric: --accuracy-target cer<=... or \
+             mask-iou>=...@T)"
+        };
         // A soft check is advice: without its input it is skipped, and the verdict says
         // so; a hard one cannot be judged, which is an error.
         if rule.severity == Severity::Soft {
-            notes.push(
-                "sqnr (a soft check) skipped: no quantize report given (--quantize FILE.json)"
-                    .to_string(),
-            );
+            notes.push(format!("{metric} (a soft check) skipped: {why}"));
         } else {
             return Err(Error::usage(
                 "--quantize",
-                "the policy checks sqnr but no quantize report was given",
+                format!("the policy checks {metric} but {why}"),
             ));
         }
     }
@@ -309,7 +346,7 @@ pub fn evaluate(
     let per_config = policy
         .rules
         .keys()
-        .any(|m| *m != Metric::ModelSize && *m != Metric::Sqnr);
+        .any(|m| *m != Metric::ModelSize && !m.from_quantize_report());
     if per_config && gated.is_empty() {
         return Err(Error::usage(
             "scope",
@@ -372,8 +409,10 @@ pub fn evaluate(
         let base = baseline.map(|b| b.model.size_bytes as f64);
         checks.extend(exact_checks(Metric::ModelSize, rule, None, cur, base));
     }
-    if let (Some(rule), Some(sqnr)) = (policy.rules.get(&Metric::Sqnr), extras.sqnr_db) {
-        checks.extend(exact_checks(Metric::Sqnr, rule, None, sqnr, None));
+    for (metric, rule) in &policy.rules {
+        if let (true, Some(v)) = (metric.from_quantize_report(), extras.report_figure(*metric)) {
+            checks.extend(exact_checks(*metric, rule, None, v, None));
+        }
     }
     if per_config {
         for cfg in &gated {
@@ -383,7 +422,7 @@ pub fn evaluate(
                 continue;
             }
             for (metric, rule) in &policy.rules {
-                if matches!(metric, Metric::ModelSize | Metric::Sqnr) {
+                if *metric == Metric::ModelSize || metric.from_quantize_report() {
                     continue;
                 }
                 config_checks(
@@ -756,7 +795,7 @@ fn config_checks(
                 out.push(c);
             }
         }
-        Metric::ModelSize | Metric::Sqnr => {}
+        Metric::ModelSize | Metric::Sqnr | Metric::Cer | Metric::MaskIou => {}
     }
 }
 
@@ -1104,6 +1143,41 @@ mod tests {
         );
         let e = evaluate(&p, &cur, None, &Extras::default()).unwrap_err();
         assert!(e.to_string().contains("quantize"), "{e}");
+    }
+
+    #[test]
+    fn task_metric_limits_read_the_quantize_report() {
+        // What it protects: a package whose task is CTC text or a detection mask is gated
+        // on what its users see (the decoded text, the binarised map), not only on SQNR.
+        let cur = profile("m.onnx", vec![]);
+        let p =
+            Policy::from_toml("[metrics.cer]\nmax = \"0.5%\"\n[metrics.mask_iou]\nmin = \"98%\"\n")
+                .unwrap();
+        let report = |cer: f64, iou: f64| {
+            serde_json::json!({"outputs": [
+                {"output": "y", "sqnr_db": 20.0, "ctc": {"cer": cer, "lines": 16}},
+                {"output": "m", "mask": {"threshold": 0.3, "mean_iou": iou, "min_iou": iou}},
+                {"output": "z", "ctc": {"cer": cer / 2.0}}
+            ]})
+        };
+        let ex = |cer, iou| {
+            let mut e = Extras::default();
+            e.read_task_metrics(&report(cer, iou));
+            e
+        };
+        assert_eq!(ex(0.004, 0.99).cer, Some(0.004), "the worst output's CER");
+        let v = evaluate(&p, &cur, None, &ex(0.004, 0.99)).unwrap();
+        assert_eq!(v.decision, Decision::Pass);
+        assert_eq!(v.checks.len(), 2);
+        let v = evaluate(&p, &cur, None, &ex(0.036, 0.99)).unwrap();
+        assert_eq!(v.decision, Decision::Fail);
+        let v = evaluate(&p, &cur, None, &ex(0.004, 0.957)).unwrap();
+        assert_eq!(v.decision, Decision::Fail);
+        // A report without the figure: a hard check cannot be judged.
+        let mut none = Extras::default();
+        none.read_task_metrics(&serde_json::json!({"outputs": [{"output": "y", "sqnr_db": 30.0}]}));
+        let e = evaluate(&p, &cur, None, &none).unwrap_err();
+        assert!(e.to_string().contains("checks cer"), "{e}");
     }
 
     #[test]

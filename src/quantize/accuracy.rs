@@ -9,8 +9,20 @@
 //! the argmax along the last axis, per row. Integer and bool outputs (token ids, argmax
 //! indices, masks) have no noise to speak of: they are compared exactly
 //! ([`Accumulator::add_exact`]) and report the fraction of equal elements.
+//!
+//! Task metrics ([`super::task`]: CTC character error rate, binarised-map IoU) are
+//! accumulated per output when a target or a declared task asks for them
+//! ([`Accumulator::for_tasks`]).
+//!
+//! [`AccuracyFloor`] is THE accuracy-target grammar (`--accuracy-target` of `quantize`,
+//! the targets `auto` and the accuracy guard search against).
+
+use std::fmt;
 
 use serde::Serialize;
+
+use super::task::{CtcAccumulator, CtcAgreement, MaskAccumulator, MaskOverlap, Task};
+use crate::error::{Error, Result};
 
 /// Running sums for one output compared across samples.
 #[derive(Clone, Debug, Default)]
@@ -27,6 +39,8 @@ pub struct Accumulator {
     min_cosine: Option<f64>,
     exact_equal: u64,
     exact_total: u64,
+    ctc: Option<CtcAccumulator>,
+    mask: Option<MaskAccumulator>,
 }
 
 /// The accuracy of one output.
@@ -53,9 +67,40 @@ pub struct OutputAccuracy {
     pub top1_agreement: Option<f64>,
     /// Number of elements compared.
     pub elements: u64,
+    /// CTC text agreement (greedy decoding of both models), when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ctc: Option<CtcAgreement>,
+    /// Overlap of the binarised maps, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mask: Option<MaskOverlap>,
 }
 
 impl Accumulator {
+    /// An accumulator that also computes the task metrics of `tasks` (CTC and mask; top-1
+    /// and cosine are always computed).
+    pub fn for_tasks(tasks: &[Task]) -> Self {
+        let mut a = Accumulator::default();
+        for t in tasks {
+            match *t {
+                Task::Ctc { blank } => a.ctc = Some(CtcAccumulator::new(blank)),
+                Task::Mask { threshold } => a.mask = Some(MaskAccumulator::new(threshold)),
+                Task::Top1 | Task::Embedding => {}
+            }
+        }
+        a
+    }
+
+    /// Add one sample to the task metrics: `shape` is the output's shape (checked by
+    /// [`Task::check_output`] first).
+    pub fn add_task(&mut self, shape: &[usize], reference: &[f32], candidate: &[f32]) {
+        if let Some(c) = self.ctc.as_mut() {
+            c.add(shape, reference, candidate);
+        }
+        if let Some(m) = self.mask.as_mut() {
+            m.add(reference, candidate);
+        }
+    }
+
     /// Add one sample: `reference` and `candidate` of the same length; `classes` is the
     /// size of the last axis when it is a class axis.
     pub fn add(&mut self, reference: &[f32], candidate: &[f32], classes: Option<usize>) {
@@ -121,6 +166,8 @@ impl Accumulator {
             },
             top1_agreement: (self.rows > 0).then(|| self.rows_agree as f64 / self.rows as f64),
             elements: self.count,
+            ctc: self.ctc.as_ref().map(CtcAccumulator::finish),
+            mask: self.mask.as_ref().map(MaskAccumulator::finish),
         }
     }
 }
@@ -153,10 +200,23 @@ pub fn argmax(v: &[f32]) -> usize {
     best
 }
 
-/// An accuracy floor the quantized model must reach: `sqnr=30dB`, `cosine=0.999`,
-/// `top1=0.99` (named apart from hardware targets; `--accuracy-floor` on the command line).
+/// An accuracy target the quantized model must reach (named apart from hardware targets;
+/// `--accuracy-target` on the command line, `--accuracy-floor` its older spelling).
+///
+/// Grammar, `METRIC OP VALUE[@THRESHOLD]`:
+/// - `sqnr>=25dB`: worst output's SQNR (the unit is required, as for every quantity:
+///   [`crate::units`]);
+/// - `cosine>=0.99`: worst sample's cosine similarity, a plain fraction;
+/// - `top1>=99%` (or `top1>=0.99`): top-1 agreement on class-axis outputs;
+/// - `cer<=0.5%`: character error rate of greedy CTC decoding against the fp32 text (a
+///   percentage: a bare `0.5` would be ambiguous);
+/// - `mask-iou>=0.98@0.3`: mean IoU over samples of the maps binarised at 0.3 (`>= 98%`
+///   also reads).
+///
+/// `=` is the older spelling of `>=` (`sqnr=30dB`, `cosine=0.999`, `top1=0.99`). A
+/// ceiling written as a floor (`cer>=1%`) or the reverse is refused, not flipped.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-#[serde(tag = "metric", content = "value", rename_all = "lowercase")]
+#[serde(tag = "metric", content = "value", rename_all = "kebab-case")]
 pub enum AccuracyFloor {
     /// Minimum SQNR in dB over all outputs.
     Sqnr(f64),
@@ -166,23 +226,162 @@ pub enum AccuracyFloor {
     /// Minimum top-1 agreement over outputs with a class axis (and exact agreement of
     /// integer outputs).
     Top1(f64),
+    /// Maximum character error rate (a fraction) of greedy CTC decoding against the fp32
+    /// model's text, pooled over lines.
+    Cer(f64),
+    /// Minimum mean IoU over samples of the maps binarised at `threshold`.
+    MaskIou {
+        /// Minimum mean IoU.
+        min: f64,
+        /// Binarisation threshold.
+        threshold: f64,
+    },
 }
 
+/// What the accuracy-target flag is called in errors.
+const TARGET_FLAG: &str = "--accuracy-target";
+
+/// The forms, for error messages.
+const TARGET_FORMS: &str = "sqnr>=25dB, cosine>=0.99, top1>=99%, cer<=0.5% or mask-iou>=0.98@0.3";
+
 impl AccuracyFloor {
-    /// Parse `sqnr=30dB` (the unit is required, as for every quantity: [`crate::units`]),
-    /// `cosine=0.999`, `top1=0.99` (plain fractions).
-    pub fn parse(s: &str) -> Option<Self> {
-        let (k, v) = s.split_once('=')?;
-        if k.trim() == "sqnr" {
-            return crate::units::parse(v, crate::units::Unit::Decibels)
-                .ok()
-                .map(AccuracyFloor::Sqnr);
+    /// Parse one target (see the type's docs for the grammar); errors name the flag and
+    /// say what was expected.
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = |m: String| Error::usage(TARGET_FLAG, format!("'{s}': {m}"));
+        let t = s.trim();
+        let Some(at) = t.find(['<', '>', '=']) else {
+            return Err(bad(format!("not a target; write {TARGET_FORMS}")));
+        };
+        let metric = t[..at].trim();
+        let rest = &t[at..];
+        let (op, value) = if let Some(v) = rest.strip_prefix(">=") {
+            (">=", v)
+        } else if let Some(v) = rest.strip_prefix("<=") {
+            ("<=", v)
+        } else if let Some(v) = rest.strip_prefix('=') {
+            ("=", v)
+        } else {
+            return Err(bad(format!(
+                "the comparison must be >= or <= (e.g. {TARGET_FORMS})"
+            )));
+        };
+        let floor = |what: &str| -> Result<()> {
+            match op {
+                "<=" => Err(bad(format!("{what} is a floor: write {metric}>=VALUE"))),
+                _ => Ok(()),
+            }
+        };
+        // A plain fraction in [0, 1], or a percentage when `percent_ok`.
+        let fraction = |v: &str, percent_ok: bool| -> Result<f64> {
+            let v = v.trim();
+            let x = if v.ends_with('%') && percent_ok {
+                crate::units::parse_percent(v).map_err(|e| bad(e.to_string()))?
+            } else {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "'{v}' is not {}",
+                            if percent_ok {
+                                "a fraction or a percentage (0.99 or 99%)"
+                            } else {
+                                "a fraction such as 0.99"
+                            }
+                        ))
+                    })?
+            };
+            if !(0.0..=1.0).contains(&x) {
+                return Err(bad(format!("{v} is not between 0 and 1 (0% and 100%)")));
+            }
+            Ok(x)
+        };
+        match metric {
+            "sqnr" => {
+                floor("sqnr")?;
+                crate::units::parse(value, crate::units::Unit::Decibels)
+                    .map(AccuracyFloor::Sqnr)
+                    .map_err(|e| bad(e.to_string()))
+            }
+            "cosine" => {
+                floor("cosine")?;
+                fraction(value, false).map(AccuracyFloor::Cosine)
+            }
+            "top1" => {
+                floor("top1")?;
+                fraction(value, true).map(AccuracyFloor::Top1)
+            }
+            "cer" => {
+                if op != "<=" {
+                    return Err(bad("cer is a ceiling: write cer<=0.5%".into()));
+                }
+                if !value.trim().ends_with('%') {
+                    return Err(bad(format!(
+                        "'{}' needs its unit: a percentage such as 0.5%",
+                        value.trim()
+                    )));
+                }
+                fraction(value, true).map(AccuracyFloor::Cer)
+            }
+            "mask-iou" => {
+                if op != ">=" {
+                    return Err(bad("mask-iou is a floor: write mask-iou>=0.98@0.3".into()));
+                }
+                let Some((v, th)) = value.split_once('@') else {
+                    return Err(bad(
+                        "mask-iou needs its binarisation threshold: mask-iou>=0.98@0.3".into(),
+                    ));
+                };
+                let threshold = match Task::parse(TARGET_FLAG, &format!("mask@{th}"))? {
+                    Task::Mask { threshold } => threshold,
+                    _ => unreachable!("mask@ parses as a mask"),
+                };
+                Ok(AccuracyFloor::MaskIou {
+                    min: fraction(v, true)?,
+                    threshold,
+                })
+            }
+            "" => Err(bad(format!("no metric; write {TARGET_FORMS}"))),
+            m => Err(bad(format!(
+                "unknown metric '{m}' (known: sqnr, cosine, top1, cer, mask-iou)"
+            ))),
         }
-        let v: f64 = v.trim().parse().ok().filter(|x: &f64| x.is_finite())?;
-        match k.trim() {
-            "cosine" if (0.0..=1.0).contains(&v) => Some(AccuracyFloor::Cosine(v)),
-            "top1" if (0.0..=1.0).contains(&v) => Some(AccuracyFloor::Top1(v)),
+    }
+
+    /// The task metric this target needs computed, if any (SQNR, cosine and top-1 are
+    /// computed for every output).
+    pub fn task(&self) -> Option<Task> {
+        match *self {
+            AccuracyFloor::Cer(_) => Some(Task::Ctc {
+                blank: super::task::CTC_BLANK,
+            }),
+            AccuracyFloor::MaskIou { threshold, .. } => Some(Task::Mask { threshold }),
             _ => None,
+        }
+    }
+
+    /// This target's value on the outputs: the worst over the outputs where it is defined
+    /// (`None` when defined on none).
+    pub fn value(&self, outputs: &[OutputAccuracy]) -> Option<f64> {
+        let vals = outputs.iter().filter_map(|o| match self {
+            AccuracyFloor::Sqnr(_) => o.sqnr_db,
+            AccuracyFloor::Cosine(_) => o.min_cosine.or(o.cosine),
+            AccuracyFloor::Top1(_) => o.top1_agreement.or(o.exact_match),
+            // Undefined CER (the fp32 model decoded nothing): any edit is all error.
+            AccuracyFloor::Cer(_) => o
+                .ctc
+                .as_ref()
+                .map(|c| c.cer.unwrap_or(if c.edits == 0 { 0.0 } else { 1.0 })),
+            AccuracyFloor::MaskIou { threshold, .. } => o
+                .mask
+                .as_ref()
+                .filter(|m| m.threshold == *threshold)
+                .and_then(|m| m.mean_iou),
+        });
+        match self {
+            AccuracyFloor::Cer(_) => vals.reduce(f64::max),
+            _ => vals.reduce(f64::min),
         }
     }
 
@@ -190,11 +389,89 @@ impl AccuracyFloor {
     /// skipped). Integer outputs have no SQNR or cosine; they count for `top1` through
     /// their exact agreement.
     pub fn met_by(&self, outputs: &[OutputAccuracy]) -> bool {
-        outputs.iter().all(|o| match self {
-            AccuracyFloor::Sqnr(t) => o.sqnr_db.is_none_or(|v| v >= *t),
-            AccuracyFloor::Cosine(t) => o.min_cosine.or(o.cosine).is_none_or(|v| v >= *t),
-            AccuracyFloor::Top1(t) => o.top1_agreement.or(o.exact_match).is_none_or(|v| v >= *t),
-        })
+        self.margin(outputs) >= 0.0
+    }
+
+    /// How far the outputs are past the target, scaled so that targets of different
+    /// metrics compare: positive when met, negative when missed, 0 at the target. SQNR
+    /// counts in units of 10 dB; fractions in units of the distance from the
+    /// target to perfect (`cosine>=0.99` at 0.98 is -1, at 0.995 is +0.5); CER in units of
+    /// the target (`cer<=1%` at 2% is -1). Infinite when nothing is measured.
+    pub fn margin(&self, outputs: &[OutputAccuracy]) -> f64 {
+        let Some(v) = self.value(outputs) else {
+            return f64::INFINITY;
+        };
+        let above = |v: f64, t: f64| {
+            if v >= t {
+                if t >= 1.0 {
+                    f64::INFINITY
+                } else {
+                    (v - t) / (1.0 - t)
+                }
+            } else {
+                (v - t) / (1.0 - t).max(1e-9)
+            }
+        };
+        match *self {
+            AccuracyFloor::Sqnr(t) => (v - t) / 10.0,
+            AccuracyFloor::Cosine(t) | AccuracyFloor::Top1(t) => above(v, t),
+            AccuracyFloor::MaskIou { min, .. } => above(v, min),
+            AccuracyFloor::Cer(t) => (t - v) / t.max(1e-9),
+        }
+    }
+}
+
+/// The least margin over `targets` ([`AccuracyFloor::margin`]): what a search ranks
+/// candidates by when several targets are given.
+pub fn worst_margin(targets: &[AccuracyFloor], outputs: &[OutputAccuracy]) -> f64 {
+    targets
+        .iter()
+        .map(|t| t.margin(outputs))
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// The task metrics to compute: those the targets need plus the declared ones, each once.
+/// Two mask thresholds are refused (one map, one threshold).
+pub fn tasks_of(targets: &[AccuracyFloor], declared: &[Task]) -> Result<Vec<Task>> {
+    let mut tasks: Vec<Task> = Vec::new();
+    for t in targets
+        .iter()
+        .filter_map(AccuracyFloor::task)
+        .chain(declared.iter().copied())
+    {
+        if let (Task::Mask { threshold: a }, Some(Task::Mask { threshold: b })) =
+            (t, tasks.iter().find(|x| matches!(x, Task::Mask { .. })))
+        {
+            if a != *b {
+                return Err(Error::usage(
+                    TARGET_FLAG,
+                    format!("two mask thresholds ({b} and {a}); binarise at one"),
+                ));
+            }
+        }
+        if !tasks.contains(&t) {
+            tasks.push(t);
+        }
+    }
+    Ok(tasks)
+}
+
+/// A fraction as a percentage without float noise (0.995 -> 99.5).
+fn percent(x: f64) -> f64 {
+    (x * 100.0 * 1e9).round() / 1e9
+}
+
+impl fmt::Display for AccuracyFloor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            AccuracyFloor::Sqnr(t) => write!(f, "sqnr>={t}dB"),
+            AccuracyFloor::Cosine(t) => write!(f, "cosine>={t}"),
+            AccuracyFloor::Top1(t) => write!(f, "top1>={}%", percent(t)),
+            AccuracyFloor::Cer(t) => write!(f, "cer<={}%", percent(t)),
+            AccuracyFloor::MaskIou { min, threshold } => {
+                write!(f, "mask-iou>={min}@{threshold}")
+            }
+        }
     }
 }
 
@@ -242,19 +519,16 @@ mod tests {
     #[test]
     fn parses_and_checks_targets() {
         assert_eq!(
-            AccuracyFloor::parse("sqnr=30dB"),
-            Some(AccuracyFloor::Sqnr(30.0))
+            AccuracyFloor::parse("sqnr=30dB").unwrap(),
+            AccuracyFloor::Sqnr(30.0)
         );
         assert_eq!(
-            AccuracyFloor::parse("top1=0.99"),
-            Some(AccuracyFloor::Top1(0.99))
+            AccuracyFloor::parse("top1=0.99").unwrap(),
+            AccuracyFloor::Top1(0.99)
         );
-        assert_eq!(AccuracyFloor::parse("cosine=2"), None);
-        assert_eq!(
-            AccuracyFloor::parse("sqnr=30"),
-            None,
-            "a level needs its unit"
-        );
+        assert!(AccuracyFloor::parse("cosine=2").is_err());
+        let e = AccuracyFloor::parse("sqnr=30").unwrap_err().to_string();
+        assert!(e.contains("unit"), "a level needs its unit: {e}");
         let o = OutputAccuracy {
             output: "y".into(),
             sqnr_db: Some(28.0),
@@ -265,6 +539,8 @@ mod tests {
             mean_abs_error: 0.0,
             top1_agreement: None,
             elements: 1,
+            ctc: None,
+            mask: None,
         };
         assert!(!AccuracyFloor::Sqnr(30.0).met_by(std::slice::from_ref(&o)));
         assert!(AccuracyFloor::Top1(0.99).met_by(&[o]));
@@ -302,5 +578,141 @@ mod tests {
         // SQNR and cosine targets skip an output that has neither.
         assert!(AccuracyFloor::Sqnr(30.0).met_by(std::slice::from_ref(&r)));
         assert!(AccuracyFloor::Cosine(0.99).met_by(&[r]));
+    }
+
+    #[test]
+    fn parses_the_target_grammar() {
+        let p = |s: &str| AccuracyFloor::parse(s).unwrap();
+        assert_eq!(p("cer<=0.5%"), AccuracyFloor::Cer(0.005));
+        assert_eq!(
+            p("mask-iou>=0.98@0.3"),
+            AccuracyFloor::MaskIou {
+                min: 0.98,
+                threshold: 0.3
+            }
+        );
+        assert_eq!(
+            p("mask-iou>=98%@0.3"),
+            AccuracyFloor::MaskIou {
+                min: 0.98,
+                threshold: 0.3
+            }
+        );
+        assert_eq!(p("top1>=99%"), AccuracyFloor::Top1(0.99));
+        assert_eq!(p("top1>=0.99"), AccuracyFloor::Top1(0.99));
+        assert_eq!(p("cosine>=0.99"), AccuracyFloor::Cosine(0.99));
+        assert_eq!(p(" sqnr>=25dB "), AccuracyFloor::Sqnr(25.0));
+        // The older spellings still read.
+        assert_eq!(p("cosine=0.99"), AccuracyFloor::Cosine(0.99));
+        // Display is the grammar's own spelling, and reads back.
+        for s in [
+            "cer<=0.5%",
+            "mask-iou>=0.98@0.3",
+            "top1>=99%",
+            "cosine>=0.99",
+            "sqnr>=25dB",
+        ] {
+            assert_eq!(p(s).to_string(), s);
+            assert_eq!(p(&p(s).to_string()), p(s));
+        }
+    }
+
+    #[test]
+    fn refuses_bad_targets_with_a_reason() {
+        for (bad, why) in [
+            ("cer<=0.5", "percentage"),
+            ("cer>=0.5%", "ceiling"),
+            ("cer<=150%", "between 0 and 1"),
+            ("sqnr<=25dB", "floor"),
+            ("sqnr>=25", "unit"),
+            ("mask-iou>=0.98", "threshold"),
+            ("mask-iou>=0.98@x", "threshold"),
+            ("mask-iou<=0.98@0.3", "floor"),
+            ("cosine>=99%", "fraction"),
+            ("cosine>=1.5", "between 0 and 1"),
+            ("wer<=1%", "unknown metric 'wer'"),
+            ("top1", "not a target"),
+            ("top1>99%", ">= or <="),
+            (">=0.9", "no metric"),
+        ] {
+            let e = AccuracyFloor::parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--accuracy-target: "), "{bad}: {e}");
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    fn task_output(cer: Option<f64>, edits: u64, mean_iou: Option<f64>) -> OutputAccuracy {
+        let mut a = Accumulator::default().finish("y");
+        a.ctc = Some(CtcAgreement {
+            blank: 0,
+            cer,
+            edits,
+            reference_chars: 100,
+            lines: 4,
+            lines_identical: 3,
+        });
+        a.mask = mean_iou.map(|m| MaskOverlap {
+            threshold: 0.3,
+            mean_iou: Some(m),
+            min_iou: Some(m),
+            samples: 2,
+        });
+        a
+    }
+
+    #[test]
+    fn task_targets_judge_the_task_metrics() {
+        let cer = AccuracyFloor::parse("cer<=0.5%").unwrap();
+        assert!(cer.met_by(&[task_output(Some(0.004), 1, None)]));
+        assert!(!cer.met_by(&[task_output(Some(0.036), 9, None)]));
+        // No reference text: met only when nothing was decoded differently.
+        assert!(cer.met_by(&[task_output(None, 0, None)]));
+        assert!(!cer.met_by(&[task_output(None, 2, None)]));
+        let iou = AccuracyFloor::parse("mask-iou>=0.98@0.3").unwrap();
+        assert!(iou.met_by(&[task_output(None, 0, Some(0.99))]));
+        assert!(!iou.met_by(&[task_output(None, 0, Some(0.957))]));
+        // Another threshold was measured: this target is not judged by it.
+        let other = AccuracyFloor::parse("mask-iou>=0.98@0.5").unwrap();
+        assert_eq!(other.value(&[task_output(None, 0, Some(0.5))]), None);
+        // Margins rank across metrics: 3.6% CER is further off 0.5% than 0.6% is.
+        assert!(
+            cer.margin(&[task_output(Some(0.036), 9, None)])
+                < cer.margin(&[task_output(Some(0.006), 9, None)])
+        );
+        let both = [cer, iou];
+        assert!(worst_margin(&both, &[task_output(Some(0.004), 1, Some(0.95))]) < 0.0);
+    }
+
+    #[test]
+    fn tasks_come_from_targets_and_declarations_once() {
+        let t = |s: &str| AccuracyFloor::parse(s).unwrap();
+        let tasks = tasks_of(
+            &[t("cer<=1%"), t("sqnr>=20dB"), t("mask-iou>=0.9@0.3")],
+            &[Task::Ctc { blank: 0 }],
+        )
+        .unwrap();
+        assert_eq!(
+            tasks,
+            [Task::Ctc { blank: 0 }, Task::Mask { threshold: 0.3 }]
+        );
+        let e = tasks_of(&[t("mask-iou>=0.9@0.3"), t("mask-iou>=0.9@0.5")], &[]).unwrap_err();
+        assert!(e.to_string().contains("two mask thresholds"), "{e}");
+    }
+
+    #[test]
+    fn accumulates_task_metrics_when_asked() {
+        let mut a =
+            Accumulator::for_tasks(&[Task::Ctc { blank: 0 }, Task::Mask { threshold: 0.5 }]);
+        // One line, 3 timesteps, 2 classes: fp32 decodes [1, 1], the candidate [1].
+        let r = [0.1, 0.9, 0.8, 0.2, 0.3, 0.7];
+        let c = [0.2, 0.8, 0.7, 0.3, 0.6, 0.4];
+        a.add(&r, &c, None);
+        a.add_task(&[1, 3, 2], &r, &c);
+        let o = a.finish("y");
+        let ctc = o.ctc.unwrap();
+        assert_eq!((ctc.lines, ctc.lines_identical, ctc.edits), (1, 0, 1));
+        assert_eq!(ctc.reference_chars, 2);
+        assert!(o.mask.unwrap().mean_iou.unwrap() < 1.0);
+        assert_eq!(Accumulator::default().finish("y").ctc, None);
     }
 }

@@ -1,14 +1,17 @@
 //! Accuracy of one model against another on the same inputs: the quantizer's judge of
 //! its own results and `edgepack compare`'s A/B comparison. Float outputs get SQNR and
 //! cosine (pooled and worst sample) and top-1 on class axes; integer and bool outputs
-//! are compared exactly.
+//! are compared exactly. Task metrics (CTC character error rate, mask IoU: [`super::task`])
+//! are computed on every output when asked for ([`Metrics`]); an output they do not fit
+//! is an error naming it.
 
 use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
-use super::accuracy::{Accumulator, OutputAccuracy};
+use super::accuracy::{self, Accumulator, AccuracyFloor, OutputAccuracy};
 use super::runner::{self, Engine, Feed, LatencyRatio};
+use super::task::Task;
 use super::{graph, qdq, LayerError};
 use crate::error::{Error, Result};
 use crate::model::attr::NodeExt;
@@ -37,20 +40,53 @@ pub fn class_axis_outputs(prepared: &Model) -> HashSet<String> {
     set
 }
 
+/// What to measure on a model's outputs: which have a class axis (top-1), and which task
+/// metrics to compute on every output.
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    /// Outputs whose last axis is a class axis ([`class_axis_outputs`]).
+    pub class_outputs: HashSet<String>,
+    /// Task metrics computed on every output.
+    pub tasks: Vec<Task>,
+}
+
+impl Metrics {
+    /// The metrics for `model`'s outputs under `targets` (the task metrics they need) plus
+    /// the `declared` tasks (a package's, `compare --task`).
+    pub fn of(model: &Model, targets: &[AccuracyFloor], declared: &[Task]) -> Result<Self> {
+        Ok(Metrics {
+            class_outputs: class_axis_outputs(model),
+            tasks: accuracy::tasks_of(targets, declared)?,
+        })
+    }
+
+    /// Check that every task metric fits every output (run before anything is written, so a
+    /// metric that does not apply is a usage error naming the output).
+    pub fn check(&self, outputs: &[runner::NamedTensor]) -> Result<()> {
+        for o in outputs {
+            for t in &self.tasks {
+                t.check_output(&o.name, &o.shape, o.is_float())?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Run `cand` on `feeds` and compare with the reference outputs, output by output.
 pub fn compare(
     cand: &mut dyn runner::ModelRunner,
     feeds: &[Feed],
     reference: &[Vec<runner::NamedTensor>],
-    class_outputs: &HashSet<String>,
+    metrics: &Metrics,
 ) -> Result<Vec<OutputAccuracy>> {
     let mut accs: Vec<Accumulator> = Vec::new();
     let mut names = Vec::new();
     for (f, r) in feeds.iter().zip(reference) {
         let names_wanted: Vec<String> = r.iter().map(|t| t.name.clone()).collect();
+        metrics.check(r)?;
         let outs = cand.run(f, &names_wanted)?;
         if accs.is_empty() {
-            accs = vec![Accumulator::default(); outs.len()];
+            accs = vec![Accumulator::for_tasks(&metrics.tasks); outs.len()];
             names = names_wanted.clone();
         }
         for ((acc, a), b) in accs.iter_mut().zip(r).zip(&outs) {
@@ -65,10 +101,13 @@ pub fn compare(
                 acc.add_exact(&exact(a)?, &exact(b)?);
                 continue;
             }
-            let classes = class_outputs
+            let classes = metrics
+                .class_outputs
                 .contains(&a.name)
                 .then(|| *a.shape.last().unwrap_or(&1));
-            acc.add(&a.floats(), &b.floats(), classes);
+            let (fa, fb) = (a.floats(), b.floats());
+            acc.add(&fa, &fb, classes);
+            acc.add_task(&a.shape, &fa, &fb);
         }
     }
     Ok(accs.iter().zip(&names).map(|(a, n)| a.finish(n)).collect())
@@ -143,6 +182,9 @@ pub struct Comparison {
     pub a_bytes: u64,
     /// Encoded sizes.
     pub b_bytes: u64,
+    /// Task metrics computed (`--task`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<Task>,
 }
 
 /// Compare model `b` against reference `a` on `feeds`: the quantizer's accuracy metrics
@@ -154,6 +196,7 @@ pub fn compare_models(
     engine: &dyn Engine,
     latency_budget_s: Option<f64>,
     b_config: &runner::SessionConfig,
+    tasks: &[Task],
 ) -> Result<Comparison> {
     if feeds.is_empty() {
         return Err(Error::usage("--inputs", "no input samples"));
@@ -173,7 +216,9 @@ pub fn compare_models(
             format!("output '{missing}' of model A is not an output of model B"),
         ));
     }
-    let outputs = compare(&mut *rb, feeds, &refs, &class_axis_outputs(a))?;
+    let metrics = Metrics::of(a, &[], tasks)?;
+    metrics.check(&refs[0])?;
+    let outputs = compare(&mut *rb, feeds, &refs, &metrics)?;
     let latency = match latency_budget_s {
         Some(budget) => {
             let mut ta = engine.load_for_timing(&ab)?;
@@ -191,5 +236,6 @@ pub fn compare_models(
         latency,
         a_bytes: ab.len() as u64,
         b_bytes: bb.len() as u64,
+        tasks: metrics.tasks,
     })
 }

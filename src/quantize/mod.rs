@@ -39,6 +39,7 @@ pub mod prepare;
 pub mod preprocess;
 pub mod qdq;
 pub mod runner;
+pub mod task;
 #[cfg(test)]
 mod transformer_tests;
 
@@ -46,7 +47,7 @@ mod compare;
 mod report;
 
 use compare::debug_layers;
-pub use compare::{class_axis_outputs, compare, compare_models, Comparison};
+pub use compare::{class_axis_outputs, compare, compare_models, Comparison, Metrics};
 use report::measurement_warnings;
 pub use report::{AccuracyBasis, Attempt, LayerError, Report, SizeReport};
 
@@ -345,7 +346,7 @@ fn quantize_mode(
 
     let fp32_bytes = model.to_bytes();
     let mut reference = engine.load(&fp32_bytes)?;
-    let class_outputs = class_axis_outputs(&prepared);
+    let class_outputs = Metrics::of(&prepared, &opts.targets, &[])?;
     let eval_set: &[Feed] = if eval.is_empty() { calib } else { eval };
     let mut ref_outputs: Vec<Vec<runner::NamedTensor>> = Vec::new();
     for f in eval_set {
@@ -734,7 +735,8 @@ fn finish_rewrite(ctx: Finish<'_>, rewrite: Rewrite) -> Result<Quantized> {
     let mut cand = engine
         .load(&qbytes)
         .map_err(|e| Error::Runtime(format!("the {variant} model does not load: {e}")))?;
-    let outputs = compare(&mut *cand, eval_set, &refs, &class_axis_outputs(prepared))?;
+    let metrics = Metrics::of(prepared, &opts.targets, &[])?;
+    let outputs = compare(&mut *cand, eval_set, &refs, &metrics)?;
     let latency = if opts.measure_latency {
         let mut ta = engine.load_for_timing(&fp32_bytes)?;
         let mut tb = engine.load_for_timing(&qbytes)?;
@@ -814,6 +816,8 @@ mod tests {
             mean_abs_error: 0.0,
             top1_agreement: None,
             elements: 1,
+            ctc: None,
+            mask: None,
         };
         let w = below_default_target(false, &[out(11.0, 0.96)], AccuracyBasis::HeldOut)
             .expect("a warning");

@@ -1759,3 +1759,114 @@ fn bad_device_profiles_are_refused() {
     );
     check_all(cases);
 }
+
+/// Accuracy targets and task metrics (issue 16): a target outside the grammar, and a task
+/// metric that does not fit the model's outputs, are refused with one line naming the flag
+/// or the output, exit 2, and no model written.
+#[test]
+fn bad_accuracy_targets_and_task_metrics_are_refused() {
+    let mut cases = Vec::new();
+    let quantize = |c: &Case, model: &Path, extra: &[&str]| -> Vec<OsString> {
+        std::fs::create_dir_all(c.out()).unwrap();
+        let mut a: Vec<OsString> = vec![
+            "quantize".into(),
+            model.into(),
+            "-o".into(),
+            c.out().join("q.onnx").into(),
+            "--no-latency".into(),
+        ];
+        a.extend(extra.iter().map(OsString::from));
+        a
+    };
+    for (name, target, expect) in [
+        (
+            "target-cer-no-percent",
+            "cer<=0.5",
+            "a percentage such as 0.5%",
+        ),
+        ("target-cer-floor", "cer>=0.5%", "cer is a ceiling"),
+        (
+            "target-mask-no-threshold",
+            "mask-iou>=0.98",
+            "binarisation threshold",
+        ),
+        (
+            "target-mask-bad-threshold",
+            "mask-iou>=0.98@high",
+            "'high' is not a threshold",
+        ),
+        ("target-unknown-metric", "wer<=1%", "unknown metric 'wer'"),
+        ("target-sqnr-no-unit", "sqnr>=25", "unit"),
+        ("target-top1-over-100", "top1>=101%", "between 0 and 1"),
+    ] {
+        let c = Case::new(name);
+        let m = c.m().join("mlp.onnx");
+        save(&builder::mlp(&[4, 8, 3], 1), &m);
+        let a = quantize(&c, &m, &["--accuracy-target", target]);
+        cases.push(c.args(a).expect("--accuracy-target").expect(expect));
+    }
+    let c = Case::new("target-two-mask-thresholds");
+    let m = c.m().join("mlp.onnx");
+    save(&builder::mlp(&[4, 8, 3], 1), &m);
+    let a = quantize(
+        &c,
+        &m,
+        &[
+            "--accuracy-target",
+            "mask-iou>=0.9@0.3",
+            "--accuracy-target",
+            "mask-iou>=0.9@0.5",
+        ],
+    );
+    cases.push(c.args(a).expect("two mask thresholds"));
+    // compare --task outside its grammar.
+    let c = Case::new("compare-task-mask-no-threshold");
+    let m = c.m().join("mlp.onnx");
+    save(&builder::mlp(&[4, 8, 3], 1), &m);
+    let inputs = c.m().join("inputs");
+    std::fs::create_dir(&inputs).unwrap();
+    let a: Vec<OsString> = vec![
+        "compare".into(),
+        m.clone().into(),
+        m.into(),
+        "--inputs".into(),
+        inputs.into(),
+        "--task".into(),
+        "mask".into(),
+    ];
+    cases.push(c.args(a).expect("--task").expect("mask@0.3"));
+    if runtime_available() {
+        // CTC on a 2-D output: the metric does not apply, and the error names the output,
+        // for a plain mode, for auto (checked before any candidate runs) and for compare.
+        for (name, mode) in [("ctc-on-2d-int8", "int8"), ("ctc-on-2d-auto", "auto")] {
+            let c = Case::new(name);
+            let m = c.m().join("mlp.onnx");
+            save(&builder::mlp(&[4, 8, 3], 1), &m);
+            let a = quantize(&c, &m, &["--mode", mode, "--accuracy-target", "cer<=1%"]);
+            cases.push(
+                c.args(a)
+                    .expect("output 'y'")
+                    .expect("[lines, time, classes]"),
+            );
+        }
+        let c = Case::new("compare-ctc-on-2d");
+        let m = c.m().join("mlp.onnx");
+        save(&builder::mlp(&[4, 8, 3], 1), &m);
+        let inputs = c.m().join("inputs");
+        std::fs::create_dir(&inputs).unwrap();
+        let x = Tensor::from_f32(vec![1, 4], vec![0.5, -1.0, 2.0, 0.25]).unwrap();
+        std::fs::write(inputs.join("0.npy"), npy::to_npy_bytes(&x).unwrap()).unwrap();
+        let a: Vec<OsString> = vec![
+            "compare".into(),
+            m.clone().into(),
+            m.into(),
+            "--inputs".into(),
+            inputs.into(),
+            "--no-latency".into(),
+            "--task".into(),
+            "ctc".into(),
+        ];
+        cases.push(c.args(a).expect("output 'y'").expect("ctc"));
+    }
+    check_all(cases);
+}

@@ -1,0 +1,442 @@
+//! Task metrics: accuracy in the terms of what the model's output is used for, computed
+//! from the fp32 model's outputs and a candidate's on the same inputs. SQNR says how much
+//! noise quantization added; these say whether a user would notice it.
+//!
+//! - **CTC text** ([`Task::Ctc`]): each line is decoded greedily (argmax per timestep,
+//!   repeats merged, the blank class dropped: Graves et al. 2006, "Connectionist Temporal
+//!   Classification", best-path decoding) from both models. The character error rate is the
+//!   Levenshtein distance between the candidate's and the fp32 model's index sequences,
+//!   summed over all lines and divided by the fp32 text's total length (pooled, as speech
+//!   and OCR evaluations report it: a short line does not weigh more than a long one).
+//!   The class axis is the last one, time the one before it, every axis before those
+//!   counts lines (an output `[N, T, C]` holds N lines).
+//! - **Binarised maps** ([`Task::Mask`]): the intersection over union of `fp32 > t` and
+//!   `candidate > t`, per sample; mean and worst over samples. Two empty masks agree
+//!   (IoU 1): nothing was detected by either.
+//! - **Top-1** ([`Task::Top1`]) and **embeddings** ([`Task::Embedding`], minimum cosine
+//!   over samples) are computed by [`super::accuracy::Accumulator`] for every output; a
+//!   task only declares that they are the figures that matter.
+//!
+//! Everything here is a pure function over plain slices.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// The blank class of CTC outputs when none is given (PP-OCR, PaddleOCR and most CTC
+/// recognizers put it first).
+pub const CTC_BLANK: usize = 0;
+
+/// What a model's outputs are used for, i.e. which task metric judges them.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(tag = "task", rename_all = "kebab-case")]
+pub enum Task {
+    /// CTC text recognition: greedy decoding, character error rate against fp32's text.
+    Ctc {
+        /// Index of the blank class.
+        blank: usize,
+    },
+    /// A probability/score map binarised at `threshold` (text detection, segmentation).
+    Mask {
+        /// Binarisation threshold (`value > threshold` is foreground).
+        threshold: f64,
+    },
+    /// Classification: argmax agreement.
+    Top1,
+    /// Embeddings: the worst sample's cosine similarity.
+    Embedding,
+}
+
+impl Task {
+    /// Parse `ctc`, `mask@0.3`, `top1`, `embedding` (the spelling of a package context's
+    /// `task` and of `compare --task`). `what` names the flag or file for the error.
+    pub fn parse(what: &str, s: &str) -> Result<Self> {
+        let s = s.trim();
+        let bad = |m: String| Error::usage(what, m);
+        if let Some(t) = s.strip_prefix("mask@") {
+            return Ok(Task::Mask {
+                threshold: parse_threshold(t).map_err(bad)?,
+            });
+        }
+        match s {
+            "ctc" => Ok(Task::Ctc { blank: CTC_BLANK }),
+            "top1" => Ok(Task::Top1),
+            "embedding" => Ok(Task::Embedding),
+            "mask" => Err(bad(
+                "mask needs its binarisation threshold, e.g. mask@0.3".into()
+            )),
+            _ => Err(bad(format!(
+                "'{s}' is not a task: ctc, mask@THRESHOLD (e.g. mask@0.3), top1 or embedding"
+            ))),
+        }
+    }
+
+    /// The spelling [`Task::parse`] reads.
+    pub fn name(&self) -> String {
+        match self {
+            Task::Ctc { .. } => "ctc".into(),
+            Task::Mask { threshold } => format!("mask@{threshold}"),
+            Task::Top1 => "top1".into(),
+            Task::Embedding => "embedding".into(),
+        }
+    }
+
+    /// Whether the metric can be computed on an output of this shape and kind; the error
+    /// names the output and says why not.
+    pub fn check_output(&self, output: &str, shape: &[usize], is_float: bool) -> Result<()> {
+        let bad = |m: String| Error::usage(format!("output '{output}'"), m);
+        match self {
+            Task::Ctc { blank } => {
+                if !is_float {
+                    return Err(bad(format!(
+                        "the ctc metric needs per-class scores, this output is not float (shape {shape:?})"
+                    )));
+                }
+                if shape.len() < 3 {
+                    return Err(bad(format!(
+                        "the ctc metric needs a [lines, time, classes] output, this one has shape {shape:?} ({} axes)",
+                        shape.len()
+                    )));
+                }
+                let classes = *shape.last().unwrap_or(&0);
+                if *blank >= classes {
+                    return Err(bad(format!(
+                        "the ctc blank index {blank} is not one of its {classes} classes"
+                    )));
+                }
+                Ok(())
+            }
+            Task::Mask { .. } if !is_float => Err(bad(format!(
+                "the mask metric binarises a float map, this output is not float (shape {shape:?})"
+            ))),
+            Task::Mask { .. } | Task::Embedding => Ok(()),
+            Task::Top1 => {
+                if is_float && shape.last().copied().unwrap_or(0) < 2 {
+                    return Err(bad(format!(
+                        "top-1 needs a class axis (last axis of at least 2), this output has shape {shape:?}"
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `0.3`: a plain finite number.
+fn parse_threshold(t: &str) -> std::result::Result<f64, String> {
+    t.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite())
+        .ok_or_else(|| format!("'{t}' is not a threshold (a number such as 0.3)"))
+}
+
+/// Greedy (best-path) CTC decoding of one line: `scores` is `[time, classes]` row-major.
+/// Argmax per timestep (first index on ties), consecutive repeats merged, blanks dropped.
+pub fn ctc_greedy_decode(scores: &[f32], classes: usize, blank: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut prev = None;
+    if classes == 0 {
+        return out;
+    }
+    for row in scores.chunks_exact(classes) {
+        let k = super::accuracy::argmax(row);
+        if Some(k) != prev && k != blank {
+            out.push(k);
+        }
+        prev = Some(k);
+    }
+    out
+}
+
+/// Levenshtein edit distance (insertions, deletions, substitutions, each cost 1;
+/// Wagner & Fischer 1974), in O(len(a) * len(b)) time and O(len(b)) memory.
+pub fn levenshtein(a: &[usize], b: &[usize]) -> usize {
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, x) in a.iter().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, y) in b.iter().enumerate() {
+            let up = row[j + 1];
+            row[j + 1] = (up + 1).min(row[j] + 1).min(diag + usize::from(x != y));
+            diag = up;
+        }
+    }
+    row[b.len()]
+}
+
+/// How the candidate's decoded text compares with the fp32 model's.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CtcAgreement {
+    /// Blank class dropped by the decoder.
+    pub blank: usize,
+    /// Character error rate: edits / reference characters, pooled over all lines (`None`
+    /// when the fp32 model decoded no character at all).
+    pub cer: Option<f64>,
+    /// Total edit distance over all lines.
+    pub edits: u64,
+    /// Characters the fp32 model decoded over all lines.
+    pub reference_chars: u64,
+    /// Lines compared.
+    pub lines: u64,
+    /// Lines the candidate decoded exactly as the fp32 model did.
+    pub lines_identical: u64,
+}
+
+/// Running CTC comparison over samples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CtcAccumulator {
+    blank: usize,
+    edits: u64,
+    reference_chars: u64,
+    lines: u64,
+    lines_identical: u64,
+}
+
+impl CtcAccumulator {
+    /// An empty comparison dropping class `blank`.
+    pub fn new(blank: usize) -> Self {
+        CtcAccumulator {
+            blank,
+            edits: 0,
+            reference_chars: 0,
+            lines: 0,
+            lines_identical: 0,
+        }
+    }
+
+    /// Add one sample of shape `shape` (`[..., time, classes]`, checked by
+    /// [`Task::check_output`]).
+    pub fn add(&mut self, shape: &[usize], reference: &[f32], candidate: &[f32]) {
+        let classes = shape.last().copied().unwrap_or(0);
+        let time = shape.len().checked_sub(2).map_or(0, |i| shape[i]);
+        let line = classes * time;
+        if line == 0 {
+            return;
+        }
+        for (ra, rb) in reference
+            .chunks_exact(line)
+            .zip(candidate.chunks_exact(line))
+        {
+            let a = ctc_greedy_decode(ra, classes, self.blank);
+            let b = ctc_greedy_decode(rb, classes, self.blank);
+            let d = levenshtein(&a, &b) as u64;
+            self.edits += d;
+            self.reference_chars += a.len() as u64;
+            self.lines += 1;
+            self.lines_identical += u64::from(a == b);
+        }
+    }
+
+    /// The figures so far.
+    pub fn finish(&self) -> CtcAgreement {
+        CtcAgreement {
+            blank: self.blank,
+            cer: (self.reference_chars > 0)
+                .then(|| self.edits as f64 / self.reference_chars as f64),
+            edits: self.edits,
+            reference_chars: self.reference_chars,
+            lines: self.lines,
+            lines_identical: self.lines_identical,
+        }
+    }
+}
+
+/// Intersection over union of `reference > threshold` and `candidate > threshold`; two
+/// empty masks agree (1.0). The comparison is in f32, the outputs' own precision (so an
+/// output of exactly `0.3f32` is background at threshold 0.3, as in the model's own
+/// post-processing).
+pub fn mask_iou(reference: &[f32], candidate: &[f32], threshold: f64) -> f64 {
+    let t = threshold as f32;
+    let (mut inter, mut union) = (0u64, 0u64);
+    for (&a, &b) in reference.iter().zip(candidate) {
+        let (a, b) = (a > t, b > t);
+        inter += u64::from(a && b);
+        union += u64::from(a || b);
+    }
+    if union == 0 {
+        1.0
+    } else {
+        inter as f64 / union as f64
+    }
+}
+
+/// How the candidate's binarised map overlaps the fp32 model's.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MaskOverlap {
+    /// Binarisation threshold.
+    pub threshold: f64,
+    /// Mean IoU over samples (`None` without samples).
+    pub mean_iou: Option<f64>,
+    /// Worst sample's IoU.
+    pub min_iou: Option<f64>,
+    /// Samples compared.
+    pub samples: u64,
+}
+
+/// Running mask comparison over samples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MaskAccumulator {
+    threshold: f64,
+    sum: f64,
+    min: Option<f64>,
+    samples: u64,
+}
+
+impl MaskAccumulator {
+    /// An empty comparison binarising at `threshold`.
+    pub fn new(threshold: f64) -> Self {
+        MaskAccumulator {
+            threshold,
+            sum: 0.0,
+            min: None,
+            samples: 0,
+        }
+    }
+
+    /// Add one sample.
+    pub fn add(&mut self, reference: &[f32], candidate: &[f32]) {
+        let iou = mask_iou(reference, candidate, self.threshold);
+        self.sum += iou;
+        self.min = Some(self.min.map_or(iou, |m: f64| m.min(iou)));
+        self.samples += 1;
+    }
+
+    /// The figures so far.
+    pub fn finish(&self) -> MaskOverlap {
+        MaskOverlap {
+            threshold: self.threshold,
+            mean_iou: (self.samples > 0).then(|| self.sum / self.samples as f64),
+            min_iou: self.min,
+            samples: self.samples,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One-hot rows for a sequence of class indices over `classes` classes.
+    fn onehot(seq: &[usize], classes: usize) -> Vec<f32> {
+        let mut v = vec![0.0; seq.len() * classes];
+        for (t, &k) in seq.iter().enumerate() {
+            v[t * classes + k] = 1.0;
+        }
+        v
+    }
+
+    #[test]
+    fn greedy_decoding_merges_repeats_and_drops_blanks() {
+        // "a a _ a b b _ _ c" with blank 0 -> a a b c (the blank separates the two a's).
+        let s = onehot(&[1, 1, 0, 1, 2, 2, 0, 0, 3], 4);
+        assert_eq!(ctc_greedy_decode(&s, 4, 0), vec![1, 1, 2, 3]);
+        assert_eq!(
+            ctc_greedy_decode(&onehot(&[0, 0], 4), 4, 0),
+            Vec::<usize>::new()
+        );
+        assert_eq!(ctc_greedy_decode(&[], 4, 0), Vec::<usize>::new());
+        // Another blank index: class 0 is then a character.
+        assert_eq!(ctc_greedy_decode(&onehot(&[0, 3, 0], 4), 4, 3), vec![0, 0]);
+    }
+
+    #[test]
+    fn levenshtein_counts_insertions_deletions_substitutions() {
+        assert_eq!(levenshtein(&[], &[]), 0);
+        assert_eq!(levenshtein(&[1, 2, 3], &[]), 3);
+        assert_eq!(levenshtein(&[], &[1]), 1);
+        assert_eq!(levenshtein(&[1, 2, 3], &[1, 2, 3]), 0);
+        assert_eq!(levenshtein(&[1, 2, 3], &[1, 4, 3]), 1);
+        // kitten -> sitting: 3.
+        let k = [10, 8, 19, 19, 4, 13];
+        let s = [18, 8, 19, 19, 8, 13, 6];
+        assert_eq!(levenshtein(&k, &s), 3);
+    }
+
+    #[test]
+    fn cer_is_pooled_over_lines_not_averaged() {
+        // What it protects: a CER that averages per-line rates would weigh a 1-char line
+        // like a 10-char one. Two lines in one [2, T, C] sample: the first decodes
+        // identically (4 chars), the second loses 1 of its 1 char.
+        let c = 3;
+        let mut reference = onehot(&[1, 0, 2, 0, 1, 0, 2], c);
+        reference.extend(onehot(&[0, 0, 0, 1, 0, 0, 0], c));
+        let mut candidate = onehot(&[1, 1, 2, 0, 1, 2, 2], c); // 1 2 1 2: same text
+        candidate.extend(onehot(&[0, 0, 0, 0, 0, 0, 0], c)); // nothing
+        let mut acc = CtcAccumulator::new(0);
+        acc.add(&[2, 7, c], &reference, &candidate);
+        let r = acc.finish();
+        assert_eq!((r.edits, r.reference_chars), (1, 5));
+        assert_eq!((r.lines, r.lines_identical), (2, 1));
+        assert!((r.cer.unwrap() - 0.2).abs() < 1e-12);
+    }
+
+    #[test]
+    fn cer_without_reference_text_is_undefined() {
+        let mut acc = CtcAccumulator::new(0);
+        acc.add(&[1, 2, 2], &onehot(&[0, 0], 2), &onehot(&[1, 0], 2));
+        let r = acc.finish();
+        assert_eq!((r.cer, r.edits, r.lines_identical), (None, 1, 0));
+        assert_eq!(CtcAccumulator::new(0).finish().lines, 0);
+    }
+
+    #[test]
+    fn mask_iou_of_hand_made_maps() {
+        let a = [0.9, 0.8, 0.1, 0.0];
+        assert_eq!(mask_iou(&a, &a, 0.3), 1.0);
+        // a: {0, 1}; b: {1, 2}: intersection 1, union 3.
+        let b = [0.2, 0.5, 0.4, 0.0];
+        assert!((mask_iou(&a, &b, 0.3) - 1.0 / 3.0).abs() < 1e-12);
+        // Strictly greater than the threshold: 0.3 itself is background.
+        assert_eq!(mask_iou(&[0.3], &[0.31], 0.3), 0.0);
+        // Both empty: they agree.
+        assert_eq!(mask_iou(&[0.0, 0.1], &[0.2, 0.0], 0.3), 1.0);
+    }
+
+    #[test]
+    fn mask_overlap_reports_mean_and_worst_sample() {
+        let mut m = MaskAccumulator::new(0.5);
+        assert_eq!(m.finish().mean_iou, None);
+        m.add(&[1.0, 1.0], &[1.0, 1.0]);
+        m.add(&[1.0, 1.0], &[1.0, 0.0]);
+        let r = m.finish();
+        assert_eq!(
+            (r.mean_iou, r.min_iou, r.samples),
+            (Some(0.75), Some(0.5), 2)
+        );
+    }
+
+    #[test]
+    fn parses_tasks_strictly() {
+        assert_eq!(Task::parse("t", "ctc").unwrap(), Task::Ctc { blank: 0 });
+        assert_eq!(
+            Task::parse("t", "mask@0.3").unwrap(),
+            Task::Mask { threshold: 0.3 }
+        );
+        assert_eq!(Task::parse("t", "top1").unwrap(), Task::Top1);
+        assert_eq!(Task::parse("t", "embedding").unwrap(), Task::Embedding);
+        for bad in ["mask", "mask@", "mask@x", "CTC", "cer", ""] {
+            let e = Task::parse("--task", bad).unwrap_err().to_string();
+            assert!(e.starts_with("--task: "), "{bad}: {e}");
+        }
+        assert_eq!(Task::Mask { threshold: 0.3 }.name(), "mask@0.3");
+    }
+
+    #[test]
+    fn a_metric_that_does_not_fit_the_output_names_it() {
+        let ctc = Task::Ctc { blank: 0 };
+        assert!(ctc.check_output("y", &[1, 40, 97], true).is_ok());
+        let e = ctc.check_output("probs", &[1, 97], true).unwrap_err();
+        assert!(e.to_string().contains("output 'probs'"), "{e}");
+        assert!(e.to_string().contains("[lines, time, classes]"), "{e}");
+        assert!(ctc.check_output("ids", &[1, 40, 2], false).is_err());
+        assert!(Task::Ctc { blank: 5 }
+            .check_output("y", &[1, 4, 5], true)
+            .is_err());
+        assert!(Task::Mask { threshold: 0.3 }
+            .check_output("m", &[1, 1, 8, 8], false)
+            .is_err());
+        assert!(Task::Top1.check_output("y", &[1, 1], true).is_err());
+        assert!(Task::Embedding.check_output("e", &[1, 384], true).is_ok());
+    }
+}
