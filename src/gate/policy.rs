@@ -586,11 +586,17 @@ mod tests {
             p.rules[&Metric::MaskIou].direction,
             Direction::HigherIsBetter
         );
-        let e = Policy::from_toml("[metrics.cer]\nmax = 0.005\n").unwrap_err();
+        let e = Policy::from_toml("[metrics.cer]\nmax = 0.005\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("metrics.cer.max"), "{e}");
-        let e = Policy::from_toml("[metrics.cer]\nmax_regression = \"5%\"\n").unwrap_err();
+        let e = Policy::from_toml("[metrics.cer]\nmax_regression = \"5%\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("use max"), "{e}");
-        let e = Policy::from_toml("[metrics.wer]\nmax = \"1%\"\n").unwrap_err();
+        let e = Policy::from_toml("[metrics.wer]\nmax = \"1%\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("mask_iou"),
             "the known list names the new metrics: {e}"
