@@ -48,7 +48,8 @@ build_json=$(ls "$demo"/dist/*-build.json | head -1)
 sha=$(python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print(next(x["sha256"] for x in v["variants"] if x["name"]=="fp32")[:16])' "$build_json")
 profile=$demo/dist/work/$sha.profile.json
 quantize=$(ls "$demo"/dist/work/*.int8.quantize.json | head -1)
-sed 's/"accuracy_basis": "held_out"/"accuracy_basis": "in_sample"/' "$quantize" >"$out/in-sample.quantize.json"
+python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); v.update(accuracy_basis="in_sample", eval_samples=0); json.dump(v, open(sys.argv[2], "w"))' \
+    "$quantize" "$out/in-sample.quantize.json"
 "$edgepack" report "$profile" "$out/in-sample.quantize.json" --targets "$root/hardware" \
     -o "$out/profile-report.html" 2>/dev/null
 device_target=$(python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print(next(t["target"] for t in v["targets"] if t["bundle"] and t["target"].startswith("x86")))' "$build_json")

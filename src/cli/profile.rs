@@ -17,6 +17,7 @@ use edgepack::profile::plan::{Overrides, Plan};
 use edgepack::profile::schema::{ConfigResult, Status};
 use edgepack::profile::source::Source;
 use edgepack::profile::sweep::{self, ConfigSpec, SweepObserver, SweepOptions, WorkerCommand};
+use edgepack::report::label::ConfigLabels;
 use edgepack::units::Unit;
 use edgepack::Error;
 
@@ -197,17 +198,19 @@ fn resolve_plan(args: &ProfileArgs, package: Option<&PackageContext>) -> anyhow:
 
 struct Progress {
     bar: Option<ProgressBar>,
+    /// The configurations named by what varies, as the table names them.
+    labels: ConfigLabels,
 }
 
 impl SweepObserver for Progress {
     fn started(&mut self, _index: usize, _total: usize, config: &ConfigSpec) {
         if let Some(b) = &self.bar {
-            b.set_message(config.id.clone());
+            b.set_message(self.labels.label(&config.id).to_string());
         }
     }
 
     fn finished(&mut self, _index: usize, _total: usize, r: &ConfigResult) {
-        let line = r.progress_line();
+        let line = r.progress_line_as(&self.labels.label(&r.id));
         match &self.bar {
             Some(b) => {
                 b.println(line);
@@ -326,14 +329,19 @@ pub fn run(ort_lib: &Option<PathBuf>, args: ProfileArgs) -> anyhow::Result<Outco
     } else {
         None
     };
-    let mut progress = Progress { bar };
+    let labels = ConfigLabels::new(configs.iter().map(|c| c.id.as_str()));
     eprintln!(
-        "profiling {} ({} configurations, plan '{}', ONNX Runtime {})",
+        "profiling {} ({} configurations, plan '{}', ONNX Runtime {}{})",
         source.display,
         configs.len(),
         opts.plan.name,
-        if version.is_empty() { "?" } else { &version }
+        if version.is_empty() { "?" } else { &version },
+        labels
+            .fixed_line()
+            .map(|f| format!("; every configuration: {f}"))
+            .unwrap_or_default()
     );
+    let mut progress = Progress { bar, labels };
     let profile = sweep::run(&opts, &configs, &version, &mut progress)?;
     if let Some(b) = &progress.bar {
         b.finish_and_clear();

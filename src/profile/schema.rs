@@ -166,17 +166,22 @@ pub struct ConfigResult {
 impl ConfigResult {
     /// One progress line: `id: p50 1.234 ms ±0.8% (300 runs)`, or `id: FAILED (reason)`.
     pub fn progress_line(&self) -> String {
+        self.progress_line_as(&self.id)
+    }
+
+    /// [`Self::progress_line`] under a display label (e.g. only what varies in the sweep).
+    pub fn progress_line_as(&self, label: &str) -> String {
         match (&self.status, &self.latency) {
             (Status::Ok, Some(l)) => format!(
                 "{}: p50 {} ±{:.1}% ({} runs)",
-                self.id,
+                label,
                 crate::units::format_duration_s(l.p50_s),
                 l.p50_ci_rel * 100.0,
                 l.iterations
             ),
             _ => format!(
                 "{}: FAILED ({})",
-                self.id,
+                label,
                 self.reason.as_deref().unwrap_or("unknown reason")
             ),
         }

@@ -383,7 +383,10 @@ mod tests {
             model_sha256: Some("ab".repeat(32)),
             ..Default::default()
         };
-        let pm = predicted_vs_measured(&[row.clone()], &[("pi4".into(), device.clone())]);
+        let pm = predicted_vs_measured(
+            std::slice::from_ref(&row),
+            &[("pi4".into(), device.clone())],
+        );
         assert_eq!(pm.len(), 1);
         // The fixture measures threads 2, batch 4 at 0.004 + 0.0062*4/2*0.8 s.
         let measured = 0.004 + 0.0062 * 4.0 / 2.0 * 0.8;
@@ -395,7 +398,11 @@ mod tests {
         );
         assert!(pm[0].note.is_none());
         // Another target, another model: nothing to compare.
-        assert!(predicted_vs_measured(&[row.clone()], &[("vm".into(), device.clone())]).is_empty());
+        assert!(predicted_vs_measured(
+            std::slice::from_ref(&row),
+            &[("vm".into(), device.clone())]
+        )
+        .is_empty());
         let other = BundleRow {
             model_sha256: Some("cd".repeat(32)),
             ..row.clone()
