@@ -37,7 +37,7 @@ use crate::model::attr::{node_label, NodeExt};
 use crate::model::proto::{GraphProto, NodeProto};
 use crate::model::{shape, DataType, Model};
 
-use super::device::{DeviceProfile, KernelClass, KernelDtype, KernelFit, ThreadProfile};
+use super::device::{DeviceProfile, KernelClass, KernelDtype, KernelFit, ThreadProfile, WorkUnit};
 
 /// measured/predicted p50, 5th and 95th percentile over the 48 cases of
 /// `benches/predict_accuracy.sh` on this project's 2-core AMD EPYC host (BENCHMARKS.md,
@@ -346,6 +346,7 @@ fn classify(
         | "QLinearAveragePool"
         | "QLinearGlobalAveragePool" => KernelClass::Pool,
         "Resize" | "Upsample" => KernelClass::Resize,
+        "LRN" => KernelClass::Lrn,
         _ => KernelClass::Elementwise,
     };
     let dtype = match n.input.first().map(|x| ty(x)) {
@@ -366,6 +367,10 @@ fn line(
         |c: KernelClass, d: KernelDtype| tp.kernels.iter().find(|k| k.class == c && k.dtype == d);
     if let Some(k) = find(class, dtype) {
         return Some((k, None));
+    }
+    if class == KernelClass::WeightStream {
+        // A bound, not a kernel: without its line there is nothing to bound by.
+        return None;
     }
     let generic = match class.unit() {
         super::device::WorkUnit::Macs if class == KernelClass::Matmul => KernelClass::Matmul,
@@ -500,6 +505,27 @@ pub fn predict(
     let mut unsized_nodes = vec![];
     let mut by_kernel: BTreeMap<String, f64> = BTreeMap::new();
     let mut total = tp.run_overhead_s;
+    let init_bytes: HashMap<&str, f64> = g
+        .initializer
+        .iter()
+        .map(|t| {
+            let b = numel(&t.dims).unwrap_or(0.0) * elem_bytes(t.data_type.unwrap_or(1));
+            (t.name.as_str(), b)
+        })
+        .collect();
+    // Seconds per weight byte at the largest probed size (through the origin: the line's
+    // intercept is the chain's overheads, which a small MatMul's own line already has).
+    let stream = line(tp, KernelClass::WeightStream, KernelDtype::Fp32).and_then(|(k, _)| {
+        let p = k.points.iter().max_by(|a, b| a.work.total_cmp(&b.work))?;
+        (p.work > 0.0).then(|| p.time_s / p.work)
+    });
+    if stream.is_none() {
+        fallbacks.push(
+            "weight_stream not probed (a profile of an earlier probe): large-weight MatMuls \
+             costed by their multiply-accumulates only"
+                .into(),
+        );
+    }
     for n in &g.node {
         let (kernel, work, time) = match classify(n, &shapes, &types) {
             None => ("view".to_string(), 0.0, tp.dispatch_overhead_s),
@@ -518,11 +544,20 @@ pub fn predict(
                             fallbacks.push(note);
                         }
                     }
-                    (
-                        format!("{}/{}", class.as_str(), dtype.as_str()),
-                        work,
-                        fit.time_s(work),
-                    )
+                    let own = fit.time_s(work);
+                    // A MatMul or conv cannot run faster than its weights stream in: at
+                    // batch 1 a large fully-connected layer is bound by that.
+                    let weights: f64 = n
+                        .input
+                        .iter()
+                        .filter_map(|x| init_bytes.get(x.as_str()))
+                        .sum();
+                    match stream.map(|s_per_byte| s_per_byte * weights) {
+                        Some(t) if class.unit() == WorkUnit::Macs && t > own => {
+                            ("weight_stream/fp32".to_string(), weights, t)
+                        }
+                        _ => (format!("{}/{}", class.as_str(), dtype.as_str()), work, own),
+                    }
                 }
                 None => {
                     let note = format!(
@@ -553,9 +588,17 @@ pub fn predict(
     }
     let w = weights_bytes(g);
     let act = activation_peak(g, &shapes, &types);
-    let mem = device.memory.fixed_bytes as f64
-        + device.memory.weight_factor * w
-        + device.memory.activation_factor * act;
+    // The fixed part: the probed baseline net's session (of int8 kernels too when the
+    // model runs any), else (profiles of earlier probes) the tiny session.
+    let int8 = kernels.iter().any(|k| k.kernel.ends_with("/int8"));
+    let fixed = if int8 {
+        device.memory.baseline_int8_bytes
+    } else {
+        device.memory.baseline_bytes
+    }
+    .unwrap_or(device.memory.fixed_bytes);
+    let mem =
+        fixed as f64 + device.memory.weight_factor * w + device.memory.activation_factor * act;
     let (ll, lh) = LATENCY_ERROR_Q05_Q95;
     let (ml, mh) = MEMORY_ERROR_Q05_Q95;
     Prediction {
@@ -674,6 +717,53 @@ mod tests {
             p.peak_rss_bytes,
             (10 << 20) + p.weights_bytes + p.activation_peak_bytes
         );
+    }
+
+    #[test]
+    fn fixed_memory_is_the_probed_baseline_net_where_the_profile_has_one() {
+        // Profiles of earlier probes have only the tiny session's size; newer ones the
+        // baseline net's (fp32, and with int8 kernels for models that run any).
+        let m = builder::mlp(&[4, 8, 2], 1);
+        let x = BTreeMap::from([("x".to_string(), vec![1, 4])]);
+        let mut dev = sample();
+        let old = predict(&m, &m, &x, &dev, 1).peak_rss_bytes;
+        dev.memory.baseline_bytes = Some((10 << 20) + 12345);
+        dev.memory.baseline_int8_bytes = Some((10 << 20) + 99999);
+        let new = predict(&m, &m, &x, &dev, 1).peak_rss_bytes;
+        assert_eq!(new, old + 12345);
+    }
+
+    #[test]
+    fn large_weights_at_batch_one_are_bound_by_streaming_them() {
+        use crate::hardware::device::{KernelFit, KernelPoint};
+        let m = builder::mlp(&[512, 512, 2], 1);
+        let x = BTreeMap::from([("x".to_string(), vec![1, 512])]);
+        let mut dev = sample();
+        let old = predict(&m, &m, &x, &dev, 1);
+        assert!(old.fallbacks.iter().any(|f| f.contains("weight_stream")));
+        // 1 ns per weight byte: the 1 MiB layer takes about 1 ms, far above its MACs.
+        dev.threads[0].kernels.push(KernelFit {
+            class: KernelClass::WeightStream,
+            dtype: KernelDtype::Fp32,
+            unit: KernelClass::WeightStream.unit(),
+            points: vec![KernelPoint {
+                name: "w".into(),
+                work: 1e7,
+                time_s: 1e-2,
+                p50_ci_rel: 0.0,
+            }],
+            fixed_s: 0.0,
+            s_per_work: 1e-9,
+        });
+        let new = predict(&m, &m, &x, &dev, 1);
+        let big = new
+            .kernels
+            .iter()
+            .find(|k| k.kernel == "weight_stream/fp32")
+            .expect("the 512x512 layer is bound by its weights");
+        assert!((big.time_s - 1e-9 * big.work).abs() < 1e-12);
+        assert!(big.work >= 4.0 * 512.0 * 512.0);
+        assert!(new.p50_s > old.p50_s + 1e-3);
     }
 
     #[test]
