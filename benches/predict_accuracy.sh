@@ -9,7 +9,9 @@
 # Models: the ONNX backend `light_*` models of the test venv's `onnx` package (fixed
 # batch 1), the PP-OCR cls/rec/det models from the edgepack cache (symbolic batch:
 # batches 1 and 4; det at 1x3x320x320), and their fp16 and int8 variants made by
-# `edgepack quantize` (random calibration: accuracy is irrelevant here, kernels are not).
+# `edgepack quantize` (random calibration: accuracy is irrelevant here, kernels are not),
+# and MiniLM-L6 from the cache at sequence 128 (SKIP_MINILM=1 skips it). Silero VAD is not
+# a case: its network sits in the branches of an If, which the cost model does not cost.
 #
 # usage: benches/predict_accuracy.sh [WORKDIR]
 #   env: EDGEPACK (a prebuilt binary; default: cargo build, target/debug/edgepack; the
@@ -85,6 +87,13 @@ if [ -z "${SKIP_PPOCR:-}" ]; then
       fi
     done
   done
+fi
+
+# The transformer: MiniLM-L6 (the cached sentence encoder of
+# benches/quantize_transformer.sh) at sequence 128.
+MINILM="$CACHE/models/minilm/all-MiniLM-L6-v2.onnx"
+if [ -z "${SKIP_MINILM:-}" ] && [ -f "$MINILM" ]; then
+  echo "minilm|$MINILM|--dim sequence=128|$BATCHES|" >>"$CASES"
 fi
 
 ROWS="$WORK/rows.jsonl"

@@ -194,6 +194,12 @@ pub struct MemoryCost {
     pub weight_factor: f64,
     /// Resident bytes per byte of the activation memory the planner holds at its peak.
     pub activation_factor: f64,
+    /// Resident bytes per weight byte at the peak of session creation, above a tiny
+    /// session's (the model's bytes and the session's copies of its weights live together
+    /// for a while: for a large-weight model this, not the run, is the peak). Profiles of
+    /// earlier probes lack it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_factor_session_create: Option<f64>,
     /// Peak resident bytes (session creation and runs) of a small net of every fp32
     /// kernel class: what a real model's session costs besides its weights and
     /// activations (the session, the code pages of the kernels it runs, the allocator's
@@ -404,6 +410,7 @@ pub(crate) mod tests {
                 fixed_bytes: 10 << 20,
                 weight_factor: 1.0,
                 activation_factor: 1.0,
+                weight_factor_session_create: None,
                 baseline_bytes: None,
                 baseline_int8_bytes: None,
             },

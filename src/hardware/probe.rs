@@ -248,13 +248,19 @@ fn matmul_chain(m: i64, k: i64, form: Form, n: usize) -> Built {
     }
 }
 
-/// A MatMul holding a `[k, n]` weight (memory per weight byte).
-fn matmul(m: i64, k: i64, n: i64) -> Model {
-    let mut b = GraphBuilder::new("probe_matmul", 7, WeightStorage::Initializer);
-    let x = f32_input(&mut b, &[m, k]);
+/// A Gemm (transposed weight, as exporters write fully-connected layers) and a MatMul,
+/// each holding a `[k, k]` weight: resident bytes per weight byte after session creation,
+/// and at its peak (the model's bytes and the session's copies live together for a while).
+fn weights_net(k: i64) -> Model {
+    let mut b = GraphBuilder::new("probe_weights", 7, WeightStorage::Initializer);
+    let x = f32_input(&mut b, &[1, k]);
     let s = 1.0 / (k as f32).sqrt();
-    let w = b.weight("w", &[k, n], -s, s);
-    let y = b.op("MatMul", &[&x, &w], vec![]);
+    let w = b.weight("w1", &[k, k], -s, s);
+    let bias = b.weight("b1", &[k], -0.1, 0.1);
+    let g = b.op("Gemm", &[&x, &w, &bias], vec![attr::int("transB", 1)]);
+    let r = b.op("Relu", &[&g], vec![]);
+    let w = b.weight("w2", &[k, k], -s, s);
+    let y = b.op("MatMul", &[&r, &w], vec![]);
     finish(b, &y)
 }
 
@@ -552,10 +558,10 @@ fn catalog(scope: Scope) -> Result<Vec<Micro>> {
         },
     });
     out.push(Micro {
-        name: "memory: matmul 1024x1024 weights".into(),
-        model: matmul(1, 1024, 1024),
+        name: "memory: gemm + matmul 2x 2048x2048 weights".into(),
+        model: weights_net(2048),
         role: Role::WeightMemory {
-            weight_bytes: f32_bytes(&[1024, 1024]),
+            weight_bytes: 2.0 * f32_bytes(&[2048, 2048]),
         },
     });
     for int8 in [false, true] {
@@ -762,6 +768,8 @@ struct Measured {
     ci_rel: f64,
     rss_after_session_bytes: u64,
     peak_rss_bytes: u64,
+    /// The peak while the session was created.
+    peak_rss_session_create_bytes: u64,
     /// The peak over session creation and runs (what `edgepack profile` reports as the
     /// peak, and what the cost model predicts).
     peak_rss_overall_bytes: u64,
@@ -822,6 +830,9 @@ fn measure_one(
         ci_rel: lat.p50_ci_rel,
         rss_after_session_bytes: mem.rss_after_session_bytes,
         peak_rss_bytes: mem.peak_rss_bytes,
+        peak_rss_session_create_bytes: mem
+            .peak_rss_session_create_bytes
+            .unwrap_or(mem.rss_after_session_bytes),
         peak_rss_overall_bytes: mem
             .peak_rss_bytes
             .max(mem.peak_rss_session_create_bytes.unwrap_or(0)),
@@ -939,6 +950,7 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
     let mut fixed_bytes = u64::MAX;
     let mut baseline_bytes = [u64::MAX; 2];
     let mut weight_factors = vec![];
+    let mut create_factors = vec![];
     let mut activation_factors = vec![];
     let mut index = 0;
     for &threads in &opts.threads {
@@ -969,8 +981,17 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
         fixed_bytes = fixed_bytes.min(base_rss);
         for (m, r) in micros.iter().zip(&measured) {
             match m.role {
-                Role::WeightMemory { weight_bytes } => weight_factors
-                    .push(r.rss_after_session_bytes.saturating_sub(base_rss) as f64 / weight_bytes),
+                Role::WeightMemory { weight_bytes } => {
+                    weight_factors.push(
+                        r.rss_after_session_bytes.saturating_sub(base_rss) as f64 / weight_bytes,
+                    );
+                    create_factors.push(
+                        r.peak_rss_session_create_bytes
+                            .saturating_sub(one.peak_rss_session_create_bytes)
+                            as f64
+                            / weight_bytes,
+                    );
+                }
                 Role::ActivationMemory { activation_bytes } => activation_factors.push(
                     r.peak_rss_bytes.saturating_sub(r.rss_after_session_bytes) as f64
                         / activation_bytes,
@@ -1071,6 +1092,7 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
             // Pre-packing makes this at least 1; a noisy reading below it is clamped.
             weight_factor: median(weight_factors).max(1.0),
             activation_factor: median(activation_factors).max(0.0),
+            weight_factor_session_create: Some(median(create_factors).max(1.0)),
             baseline_bytes: (baseline_bytes[0] != u64::MAX).then_some(baseline_bytes[0]),
             baseline_int8_bytes: (baseline_bytes[1] != u64::MAX).then_some(baseline_bytes[1]),
         },
