@@ -1,6 +1,9 @@
 """Helper of benches/predict_accuracy.sh (standard library only).
 
-row NAME THREADS BATCH PRED.json PROFILE.json  -> one JSON line: predicted and measured
+row NAME THREADS BATCH PRED.json PROFILE.json [HOST_PROFILE.json HOST_COMPUTE DEVICE_COMPUTE]
+                                               -> one JSON line: predicted and measured (and
+                                                  the scalar method's prediction from the
+                                                  host's measurement, when given)
 summary ROWS.jsonl                             -> the table and the error figures
 """
 import json
@@ -8,29 +11,50 @@ import statistics
 import sys
 
 
-def row(name, threads, batch, pred_path, prof_path):
-    pred = json.load(open(pred_path))
-    prof = json.load(open(prof_path))
-    threads, batch = int(threads), int(batch)
+def config(prof, threads, batch):
     conf = None
     for c in prof["configs"]:
         if c["status"] != "ok" or c["threads"] != threads:
             continue
         if (c.get("batch") or 1) == batch:
             conf = c
+    return conf
+
+
+def peak_rss(conf):
+    mem = conf["memory"]
+    return max(mem["peak_rss_bytes"], mem.get("peak_rss_session_create_bytes") or 0)
+
+
+def row(name, threads, batch, pred_path, prof_path, host_prof_path="", host_compute="",
+        device_compute=""):
+    pred = json.load(open(pred_path))
+    prof = json.load(open(prof_path))
+    threads, batch = int(threads), int(batch)
+    conf = config(prof, threads, batch)
     if conf is None:
         return
-    mem = conf["memory"]
-    measured_rss = max(mem["peak_rss_bytes"], mem.get("peak_rss_session_create_bytes") or 0)
-    print(json.dumps({
+    out = {
         "case": f"{name} t{threads} b{batch}",
         "pred_p50_s": pred["p50_s"],
         "meas_p50_s": conf["latency"]["p50_s"],
         "pred_rss": pred["peak_rss_bytes"],
-        "meas_rss": measured_rss,
+        "meas_rss": peak_rss(conf),
         "by_kernel": pred["time_by_kernel_s"],
         "fallbacks": pred["fallbacks"],
-    }))
+    }
+    # The scalar method: this host's measured p50 x host compute / device compute, and
+    # this host's measured peak RSS as is (what bundle does without a device profile).
+    if host_prof_path and host_compute and device_compute:
+        try:
+            host = config(json.load(open(host_prof_path)), threads, batch)
+        except OSError:
+            host = None
+        if host is not None:
+            out["scalar_p50_s"] = (host["latency"]["p50_s"] * float(host_compute)
+                                   / float(device_compute))
+            out["scalar_rss"] = peak_rss(host)
+    print(json.dumps(out))
 
 
 def summary(path):
@@ -60,9 +84,21 @@ def summary(path):
     mq = statistics.quantiles([r["meas_rss"] / r["pred_rss"] for r in rows], n=20) if n >= 2 else [1.0] * 19
     print(f"measured/predicted p50: 5th pct {q[0]:.2f}, 95th pct {q[-1]:.2f}; "
           f"peak RSS: 5th {mq[0]:.2f}, 95th {mq[-1]:.2f}")
-    print("scalar method (host p50 x host_compute / target_compute): on the host it was "
-          "measured on the ratio is 1.0, so it is exact by construction here; its error "
-          "only shows on a second device (not available in this run)")
+    scalar = [r for r in rows if "scalar_p50_s" in r]
+    if scalar:
+        sl = [r["scalar_p50_s"] / r["meas_p50_s"] - 1 for r in scalar]
+        sm = [r["scalar_rss"] / r["meas_rss"] - 1 for r in scalar]
+        ns = len(scalar)
+        print(f"scalar method on the same {ns} cases (host p50 x host_compute / device_compute; "
+              "host peak RSS):")
+        print(f"  latency: median |error| {statistics.median(abs(e) for e in sl):.1%}, "
+              f"within ±20%: {sum(abs(e) <= 0.2 for e in sl) / ns:.0%}")
+        print(f"  peak RSS: median |error| {statistics.median(abs(e) for e in sm):.1%}, "
+              f"within ±10%: {sum(abs(e) <= 0.1 for e in sm) / ns:.0%}")
+    else:
+        print("scalar method (host p50 x host_compute / target_compute): on the host it was "
+              "measured on the ratio is 1.0, so it is exact by construction here; its error "
+              "only shows on a second device (predict-only mode with HOST_PROFILES)")
     # Where the error comes from: the predicted share of each kernel class in the cases
     # beyond ±20%, against the cases within.
     def shares(rs):

@@ -9,7 +9,9 @@
 # Models: the ONNX backend `light_*` models of the test venv's `onnx` package (fixed
 # batch 1), the PP-OCR cls/rec/det models from the edgepack cache (symbolic batch:
 # batches 1 and 4; det at 1x3x320x320), and their fp16 and int8 variants made by
-# `edgepack quantize` (random calibration: accuracy is irrelevant here, kernels are not).
+# `edgepack quantize` (random calibration: accuracy is irrelevant here, kernels are not),
+# and MiniLM-L6 from the cache at sequence 128 (SKIP_MINILM=1 skips it). Silero VAD is not
+# a case: its network sits in the branches of an If, which the cost model does not cost.
 #
 # usage: benches/predict_accuracy.sh [WORKDIR]
 #   env: EDGEPACK (a prebuilt binary; default: cargo build, target/debug/edgepack; the
@@ -17,6 +19,16 @@
 #        PROBE_TIME (60s), LIGHT (glob of light models, default all; LIGHT=none skips
 #        them), SKIP_PPOCR=1, ONLY (a grep pattern over case names), DEVICE (an existing
 #        device profile: skip the probe)
+#
+# Predict-only mode (cross-device): `DEVICE=dev.json PROFILES=DIR` skips probing and
+# profiling: it predicts every case from the device profile alone and scores against the
+# profiles measured on that device (`DIR/<case>.profile.json`, the work folder of a run of
+# this script there; its quantized variants are used when present, else made here). The
+# cost model is a pure function of the device profile and the model, so this is what a
+# prediction for that device would have said. With HOST_PROFILES (this host's work folder
+# of the same cases) and HOST_COMPUTE / DEVICE_COMPUTE (the two machines' relative_compute),
+# each row also carries the scalar method's prediction: host p50 x HOST_COMPUTE /
+# DEVICE_COMPUTE, host peak RSS unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-$(mktemp -d -t edgepack-predict-XXXXXX)}
@@ -30,6 +42,10 @@ THREADS=${THREADS:-1,2}
 BATCHES=${BATCHES:-1,4}
 echo "work folder: $WORK" >&2
 
+if [ -n "${PROFILES:-}" ] && [ -z "${DEVICE:-}" ]; then
+  echo "PROFILES needs DEVICE (the device profile probed where the profiles were measured)" >&2
+  exit 2
+fi
 if [ -n "${DEVICE:-}" ]; then
   cp "$DEVICE" "$WORK/device.json"
 else
@@ -59,6 +75,10 @@ if [ -z "${SKIP_PPOCR:-}" ]; then
     echo "ppocr-$name|$m|--shape $shape|$batches|" >>"$CASES"
     for mode in fp16 int8; do
       q="$WORK/ppocr-$name-$mode.onnx"
+      # Predict-only: the variant the device profiled, where its work folder has it.
+      if [ -n "${PROFILES:-}" ] && [ -f "$PROFILES/ppocr-$name-$mode.onnx" ] && [ ! -f "$q" ]; then
+        cp "$PROFILES/ppocr-$name-$mode.onnx" "$q"
+      fi
       # Random calibration inputs of the profiled shape (the input model's --shape grammar).
       if [ -f "$q" ] || "$EDGEPACK" quantize "$m" --mode "$mode" -o "$q" --shape "$shape" >/dev/null 2>"$WORK/quantize-$name-$mode.err"; then
         echo "ppocr-$name-$mode|$q|--shape $shape|$batches|" >>"$CASES"
@@ -69,14 +89,28 @@ if [ -z "${SKIP_PPOCR:-}" ]; then
   done
 fi
 
+# The transformer: MiniLM-L6 (the cached sentence encoder of
+# benches/quantize_transformer.sh) at sequence 128.
+MINILM="$CACHE/models/minilm/all-MiniLM-L6-v2.onnx"
+if [ -z "${SKIP_MINILM:-}" ] && [ -f "$MINILM" ]; then
+  echo "minilm|$MINILM|--dim sequence=128|$BATCHES|" >>"$CASES"
+fi
+
 ROWS="$WORK/rows.jsonl"
 [ -n "${KEEP_ROWS:-}" ] || : >"$ROWS"
 while IFS='|' read -r name path shapeflags batches sc; do
   if [ -n "${ONLY:-}" ] && ! grep -q -- "${ONLY}" <<<"$name"; then continue; fi
   echo "== $name" >&2
   prof="$WORK/$name.profile.json"
+  if [ -n "${PROFILES:-}" ]; then
+    if [ ! -f "$PROFILES/$name.profile.json" ]; then
+      echo "no profile of $name in $PROFILES: skipped" >&2
+      continue
+    fi
+    cp "$PROFILES/$name.profile.json" "$prof"
+    grep -q '"batch": null' "$prof" && batches=1
   # shellcheck disable=SC2086
-  if ! "$EDGEPACK" profile "$path" --plan quick --threads "$THREADS" --batch "$batches" $shapeflags --json "$prof" >/dev/null 2>"$WORK/$name.profile.err"; then
+  elif ! "$EDGEPACK" profile "$path" --plan quick --threads "$THREADS" --batch "$batches" $shapeflags --json "$prof" >/dev/null 2>"$WORK/$name.profile.err"; then
     # Fixed-batch models refuse --batch: profile them without it.
     # shellcheck disable=SC2086
     "$EDGEPACK" profile "$path" --plan quick --threads "$THREADS" $shapeflags --json "$prof" >/dev/null 2>"$WORK/$name.profile.err" || { echo "profile $name failed: $(tail -1 "$WORK/$name.profile.err")" >&2; continue; }
@@ -89,7 +123,9 @@ while IFS='|' read -r name path shapeflags batches sc; do
       grep -q '"batch": null' "$prof" && batchflag=""
       # shellcheck disable=SC2086
       if "$EDGEPACK" predict "$path" --device "$WORK/device.json" --threads "$t" $batchflag $shapeflags --json >"$pred" 2>"$pred.err"; then
-        python3 benches/predict_accuracy.py row "$name" "$t" "$b" "$pred" "$prof" >>"$ROWS"
+        host_prof=""
+        [ -n "${HOST_PROFILES:-}" ] && host_prof="$HOST_PROFILES/$name.profile.json"
+        python3 benches/predict_accuracy.py row "$name" "$t" "$b" "$pred" "$prof" "$host_prof" "${HOST_COMPUTE:-}" "${DEVICE_COMPUTE:-}" >>"$ROWS"
       else
         echo "predict $name t$t b$b failed: $(tail -1 "$pred.err")" >&2
       fi

@@ -56,11 +56,18 @@ pub enum KernelClass {
     Pool,
     /// Resize / Upsample.
     Resize,
+    /// LocalResponseNormalization: a window sum and a power per element, far slower per
+    /// byte than element-wise ops (AlexNet, GoogLeNet, ZFNet).
+    Lrn,
+    /// Streaming a MatMul's or Gemm's weights from memory (work: weight bytes): at batch 1
+    /// a large fully-connected layer is bound by this, not by its multiply-accumulates.
+    /// The cost model takes the larger of this and the kernel's own line.
+    WeightStream,
 }
 
 impl KernelClass {
     /// Every class.
-    pub const ALL: [KernelClass; 8] = [
+    pub const ALL: [KernelClass; 10] = [
         KernelClass::Conv,
         KernelClass::ConvPointwise,
         KernelClass::ConvDepthwise,
@@ -69,6 +76,8 @@ impl KernelClass {
         KernelClass::Elementwise,
         KernelClass::Pool,
         KernelClass::Resize,
+        KernelClass::Lrn,
+        KernelClass::WeightStream,
     ];
 
     /// The name used in files and tables.
@@ -82,6 +91,8 @@ impl KernelClass {
             KernelClass::Elementwise => "elementwise",
             KernelClass::Pool => "pool",
             KernelClass::Resize => "resize",
+            KernelClass::Lrn => "lrn",
+            KernelClass::WeightStream => "weight_stream",
         }
     }
 
@@ -93,7 +104,11 @@ impl KernelClass {
             | KernelClass::ConvDepthwise
             | KernelClass::ConvStrided
             | KernelClass::Matmul => WorkUnit::Macs,
-            KernelClass::Elementwise | KernelClass::Pool | KernelClass::Resize => WorkUnit::Bytes,
+            KernelClass::Elementwise
+            | KernelClass::Pool
+            | KernelClass::Resize
+            | KernelClass::Lrn
+            | KernelClass::WeightStream => WorkUnit::Bytes,
         }
     }
 }
@@ -179,6 +194,22 @@ pub struct MemoryCost {
     pub weight_factor: f64,
     /// Resident bytes per byte of the activation memory the planner holds at its peak.
     pub activation_factor: f64,
+    /// Resident bytes per weight byte at the peak of session creation, above a tiny
+    /// session's (the model's bytes and the session's copies of its weights live together
+    /// for a while: for a large-weight model this, not the run, is the peak). Profiles of
+    /// earlier probes lack it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_factor_session_create: Option<f64>,
+    /// Peak resident bytes (session creation and runs) of a small net of every fp32
+    /// kernel class: what a real model's session costs besides its weights and
+    /// activations (the session, the code pages of the kernels it runs, the allocator's
+    /// first chunks). The cost model's fixed memory where present (profiles of earlier
+    /// probes lack it: `fixed_bytes` then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_bytes: Option<u64>,
+    /// The same with int8 QDQ kernels in the net (for models with int8 kernels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_int8_bytes: Option<u64>,
 }
 
 /// A whole device profile.
@@ -379,6 +410,9 @@ pub(crate) mod tests {
                 fixed_bytes: 10 << 20,
                 weight_factor: 1.0,
                 activation_factor: 1.0,
+                weight_factor_session_create: None,
+                baseline_bytes: None,
+                baseline_int8_bytes: None,
             },
             content_sha256: String::new(),
         }

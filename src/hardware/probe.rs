@@ -62,15 +62,19 @@ pub struct ProbeOptions {
 /// What a micro-model isolates.
 #[derive(Clone, Debug)]
 enum Role {
-    /// A kernel of a class and dtype doing `work`, plus auxiliary element-wise nodes
-    /// (`aux_kernels` of them moving `aux_bytes`).
+    /// `kernels` kernels of a class and dtype doing `work` in all, plus auxiliary
+    /// element-wise nodes (`aux_kernels` of them moving `aux_bytes`).
     Kernel {
         class: KernelClass,
         dtype: KernelDtype,
         work: f64,
+        kernels: usize,
         aux_kernels: usize,
         aux_bytes: f64,
     },
+    /// A small net of every kernel class (int8 ones too with `int8`): the fixed memory of
+    /// a real model's session.
+    BaselineMemory { int8: bool },
     /// A chain of `n` tiny Adds (run and dispatch overhead).
     Chain(usize),
     /// A MatMul holding `weight_bytes` of weights (memory per weight byte).
@@ -141,46 +145,121 @@ fn int8_weight(b: &mut GraphBuilder, name: &str, dims: &[i64]) -> String {
     b.op("DequantizeLinear", &[&w, &s, &z], vec![])
 }
 
-/// A conv micro-model: `[1, c_in, hw, hw]` through a `k`x`k` conv with `c_out` outputs.
-fn conv(c_in: i64, c_out: i64, hw: i64, k: i64, stride: i64, depthwise: bool, q: bool) -> Model {
-    let mut b = GraphBuilder::new("probe_conv", 7, WeightStorage::Initializer);
-    let x = f32_input(&mut b, &[1, c_in, hw, hw]);
-    let group = if depthwise { c_in } else { 1 };
-    let wdims = [c_out, c_in / group, k, k];
-    let attrs = vec![
-        attr::ints("kernel_shape", &[k, k]),
-        attr::ints("pads", &[k / 2, k / 2, k / 2, k / 2]),
-        attr::ints("strides", &[stride, stride]),
-        attr::int("group", group),
-    ];
-    let y = if q {
-        let xq = qdq_u8(&mut b, &x, "x");
-        let w = int8_weight(&mut b, "w", &wdims);
-        let c = b.op("Conv", &[&xq, &w], attrs);
-        qdq_u8(&mut b, &c, "y")
-    } else {
-        let s = 1.0 / ((c_in / group * k * k) as f32).sqrt();
-        let w = b.weight("w", &wdims, -s, s);
-        let bias = b.weight("b", &[c_out], -0.1, 0.1);
-        b.op("Conv", &[&x, &w, &bias], attrs)
-    };
-    finish(b, &y)
+/// Kernels per micro-model: each kernel micro-model is a chain of this many kernels of
+/// one class (fewer where the chain shrinks or grows the tensor), and its time is divided
+/// among them. A lone kernel would carry what ONNX Runtime adds at a graph's edges (the
+/// NCHWc reorders of x86 fp32 convs, the casts of fp16, the Q/DQ of int8) at full weight;
+/// in a real model those costs are paid once per run, not once per kernel, so a chain
+/// measures the kernel as a model runs it (the edge cost is divided by the chain length).
+const CHAIN: usize = 4;
+
+/// How a micro-model's float kernels are turned into the variant's kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    Fp32,
+    /// int8 QDQ around every kernel (ONNX Runtime fuses each DQ -> op -> Q into its
+    /// QLinear kernel; the Q of the input and the DQ of the output stay).
+    Int8,
 }
 
-/// `[m, k] x [k, n]` with a constant weight.
-fn matmul(m: i64, k: i64, n: i64, q: bool) -> Model {
+/// A micro-model with the total work of its kernels.
+struct Built {
+    model: Model,
+    work: f64,
+    kernels: usize,
+}
+
+/// A chain of `n` convs on `[1, c, hw, hw]` (c in = c out), `k`x`k`, stride `stride`
+/// (a strided chain halves the map at each step).
+fn conv_chain(
+    c: i64,
+    hw: i64,
+    k: i64,
+    stride: i64,
+    depthwise: bool,
+    form: Form,
+    n: usize,
+) -> Built {
+    let mut b = GraphBuilder::new("probe_conv", 7, WeightStorage::Initializer);
+    let x = f32_input(&mut b, &[1, c, hw, hw]);
+    let group = if depthwise { c } else { 1 };
+    let wdims = [c, c / group, k, k];
+    let mut cur = if form == Form::Int8 {
+        qdq_u8(&mut b, &x, "x")
+    } else {
+        x
+    };
+    let mut work = 0.0;
+    let mut side = hw;
+    for i in 0..n {
+        let attrs = vec![
+            attr::ints("kernel_shape", &[k, k]),
+            attr::ints("pads", &[k / 2, k / 2, k / 2, k / 2]),
+            attr::ints("strides", &[stride, stride]),
+            attr::int("group", group),
+        ];
+        let out_side = (side + stride - 1) / stride;
+        let per = if depthwise { k * k } else { c * k * k };
+        work += (c * out_side * out_side * per) as f64;
+        side = out_side;
+        cur = if form == Form::Int8 {
+            let w = int8_weight(&mut b, &format!("w{i}"), &wdims);
+            let y = b.op("Conv", &[&cur, &w], attrs);
+            qdq_u8(&mut b, &y, &format!("y{i}"))
+        } else {
+            let s = 1.0 / ((c / group * k * k) as f32).sqrt();
+            let w = b.weight(&format!("w{i}"), &wdims, -s, s);
+            let bias = b.weight(&format!("b{i}"), &[c], -0.1, 0.1);
+            b.op("Conv", &[&cur, &w, &bias], attrs)
+        };
+    }
+    Built {
+        model: finish(b, &cur),
+        work,
+        kernels: n,
+    }
+}
+
+/// A chain of `n` `[m, k] x [k, k]` MatMuls with constant weights.
+fn matmul_chain(m: i64, k: i64, form: Form, n: usize) -> Built {
     let mut b = GraphBuilder::new("probe_matmul", 7, WeightStorage::Initializer);
     let x = f32_input(&mut b, &[m, k]);
-    let y = if q {
-        let xq = qdq_u8(&mut b, &x, "x");
-        let w = int8_weight(&mut b, "w", &[k, n]);
-        let c = b.op("MatMul", &[&xq, &w], vec![]);
-        qdq_u8(&mut b, &c, "y")
+    let mut cur = if form == Form::Int8 {
+        qdq_u8(&mut b, &x, "x")
     } else {
-        let s = 1.0 / (k as f32).sqrt();
-        let w = b.weight("w", &[k, n], -s, s);
-        b.op("MatMul", &[&x, &w], vec![])
+        x
     };
+    for i in 0..n {
+        cur = if form == Form::Int8 {
+            let w = int8_weight(&mut b, &format!("w{i}"), &[k, k]);
+            let y = b.op("MatMul", &[&cur, &w], vec![]);
+            qdq_u8(&mut b, &y, &format!("y{i}"))
+        } else {
+            let s = 1.0 / (k as f32).sqrt();
+            let w = b.weight(&format!("w{i}"), &[k, k], -s, s);
+            b.op("MatMul", &[&cur, &w], vec![])
+        };
+    }
+    Built {
+        model: finish(b, &cur),
+        work: (m * k * k) as f64 * n as f64,
+        kernels: n,
+    }
+}
+
+/// A Gemm (transposed weight, as exporters write fully-connected layers) and a MatMul,
+/// each holding a `[k, k]` weight: resident bytes per weight byte after session creation,
+/// and at its peak (the model's bytes and the session's copies live together for a while).
+fn weights_net(k: i64) -> Model {
+    let mut b = GraphBuilder::new("probe_weights", 7, WeightStorage::Initializer);
+    let x = f32_input(&mut b, &[1, k]);
+    let s = 1.0 / (k as f32).sqrt();
+    let w = b.weight("w1", &[k, k], -s, s);
+    let bias = b.weight("b1", &[k], -0.1, 0.1);
+    let g = b.op("Gemm", &[&x, &w, &bias], vec![attr::int("transB", 1)]);
+    let r = b.op("Relu", &[&g], vec![]);
+    let w = b.weight("w2", &[k, k], -s, s);
+    let y = b.op("MatMul", &[&r, &w], vec![]);
     finish(b, &y)
 }
 
@@ -189,6 +268,33 @@ fn add(dims: &[i64]) -> Model {
     let x = f32_input(&mut b, dims);
     let y = b.op("Add", &[&x, &x], vec![]);
     finish(b, &y)
+}
+
+/// A chain of `n` Adds of the running value and the input (each reads two tensors and
+/// writes one); work in bytes of `elem_bytes` per element.
+fn add_chain(dims: &[i64], form: Form, n: usize, elem_bytes: f64) -> Built {
+    let mut b = GraphBuilder::new("probe_add", 7, WeightStorage::Initializer);
+    let x = f32_input(&mut b, dims);
+    let x = if form == Form::Int8 {
+        qdq_u8(&mut b, &x, "x")
+    } else {
+        x
+    };
+    let mut cur = x.clone();
+    for i in 0..n {
+        let y = b.op("Add", &[&cur, &x], vec![]);
+        cur = if form == Form::Int8 {
+            qdq_u8(&mut b, &y, &format!("y{i}"))
+        } else {
+            y
+        };
+    }
+    let numel = dims.iter().product::<i64>() as f64;
+    Built {
+        model: finish(b, &cur),
+        work: 3.0 * numel * elem_bytes * n as f64,
+        kernels: n,
+    }
 }
 
 fn chain(n: usize) -> Model {
@@ -201,33 +307,165 @@ fn chain(n: usize) -> Model {
     finish(b, &cur)
 }
 
-fn pool(c: i64, hw: i64) -> Model {
+/// A chain of `n` 3x3 stride-2 MaxPools from `[1, c, hw, hw]`; work in bytes read and
+/// written at `elem_bytes` per element.
+fn pool_chain(c: i64, hw: i64, form: Form, n: usize, elem_bytes: f64) -> Built {
     let mut b = GraphBuilder::new("probe_pool", 7, WeightStorage::Initializer);
     let x = f32_input(&mut b, &[1, c, hw, hw]);
-    let y = b.op(
-        "MaxPool",
-        &[&x],
-        vec![
-            attr::ints("kernel_shape", &[3, 3]),
-            attr::ints("pads", &[1, 1, 1, 1]),
-            attr::ints("strides", &[2, 2]),
-        ],
-    );
-    finish(b, &y)
+    let mut cur = if form == Form::Int8 {
+        qdq_u8(&mut b, &x, "x")
+    } else {
+        x
+    };
+    let mut work = 0.0;
+    let mut side = hw;
+    for i in 0..n {
+        let out = (side + 1) / 2;
+        work += elem_bytes * (c * (side * side + out * out)) as f64;
+        side = out;
+        let y = b.op(
+            "MaxPool",
+            &[&cur],
+            vec![
+                attr::ints("kernel_shape", &[3, 3]),
+                attr::ints("pads", &[1, 1, 1, 1]),
+                attr::ints("strides", &[2, 2]),
+            ],
+        );
+        cur = if form == Form::Int8 {
+            qdq_u8(&mut b, &y, &format!("y{i}"))
+        } else {
+            y
+        };
+    }
+    Built {
+        model: finish(b, &cur),
+        work,
+        kernels: n,
+    }
 }
 
-fn resize(c: i64, hw: i64) -> Model {
+/// A chain of `n` nearest x2 Resizes from `[1, c, hw, hw]`.
+fn resize_chain(c: i64, hw: i64, n: usize) -> Built {
     let mut b = GraphBuilder::new("probe_resize", 7, WeightStorage::Initializer);
-    let x = f32_input(&mut b, &[1, c, hw, hw]);
+    let mut cur = f32_input(&mut b, &[1, c, hw, hw]);
     let scales = b.constant(
         tensor_data::from_f32("scales", &[4], &[1.0, 1.0, 2.0, 2.0])
             .expect("a well-formed constant"),
     );
-    let y = b.op(
+    let mut work = 0.0;
+    let mut side = hw;
+    for _ in 0..n {
+        // Reads the map, writes four times it.
+        work += f32_bytes(&[c, side, side]) * 5.0;
+        side *= 2;
+        cur = b.op(
+            "Resize",
+            &[&cur, "", &scales],
+            vec![attr::string("mode", "nearest")],
+        );
+    }
+    Built {
+        model: finish(b, &cur),
+        work,
+        kernels: n,
+    }
+}
+
+/// A chain of `n` LocalResponseNormalizations (size 5) on `[1, c, hw, hw]`.
+fn lrn_chain(c: i64, hw: i64, n: usize) -> Built {
+    let mut b = GraphBuilder::new("probe_lrn", 7, WeightStorage::Initializer);
+    let mut cur = f32_input(&mut b, &[1, c, hw, hw]);
+    for _ in 0..n {
+        cur = b.op(
+            "LRN",
+            &[&cur],
+            vec![
+                attr::int("size", 5),
+                attr::float("alpha", 1e-4),
+                attr::float("beta", 0.75),
+                attr::float("bias", 1.0),
+            ],
+        );
+    }
+    Built {
+        model: finish(b, &cur),
+        work: 2.0 * f32_bytes(&[c, hw, hw]) * n as f64,
+        kernels: n,
+    }
+}
+
+/// A small net of every fp32 kernel class (and, with `int8`, QDQ convs and a MatMul):
+/// its resident size is what a session of a real model costs besides its weights and
+/// activations (the runtime, the session, the code pages of the kernels it touches, the
+/// allocator's first chunks).
+fn baseline_net(int8: bool) -> Model {
+    let mut b = GraphBuilder::new("probe_baseline", 7, WeightStorage::Initializer);
+    let x = f32_input(&mut b, &[1, 8, 16, 16]);
+    let conv = |b: &mut GraphBuilder, x: &str, tag: &str, k: i64, s: i64, g: i64| {
+        let w = b.weight(&format!("w{tag}"), &[8, 8 / g, k, k], -0.3, 0.3);
+        let bias = b.weight(&format!("b{tag}"), &[8], -0.1, 0.1);
+        b.op(
+            "Conv",
+            &[x, &w, &bias],
+            vec![
+                attr::ints("kernel_shape", &[k, k]),
+                attr::ints("pads", &[k / 2, k / 2, k / 2, k / 2]),
+                attr::ints("strides", &[s, s]),
+                attr::int("group", g),
+            ],
+        )
+    };
+    let c1 = conv(&mut b, &x, "c", 3, 1, 1);
+    let r = b.op("Relu", &[&c1], vec![]);
+    let c2 = conv(&mut b, &r, "d", 3, 1, 8);
+    let c3 = conv(&mut b, &c2, "p", 1, 1, 1);
+    let c4 = conv(&mut b, &c3, "s", 3, 2, 1);
+    let sig = b.op("Sigmoid", &[&c4], vec![]);
+    let m = b.op("Mul", &[&c4, &sig], vec![]);
+    let p = b.op(
+        "MaxPool",
+        &[&m],
+        vec![
+            attr::ints("kernel_shape", &[2, 2]),
+            attr::ints("strides", &[2, 2]),
+        ],
+    );
+    let scales = b.constant(
+        tensor_data::from_f32("scales", &[4], &[1.0, 1.0, 2.0, 2.0])
+            .expect("a well-formed constant"),
+    );
+    let up = b.op(
         "Resize",
-        &[&x, "", &scales],
+        &[&p, "", &scales],
         vec![attr::string("mode", "nearest")],
     );
+    let mut cur = b.op("GlobalAveragePool", &[&up], vec![]);
+    let shape = b.ints("flat", &[1, 8]);
+    cur = b.op("Reshape", &[&cur, &shape], vec![]);
+    if int8 {
+        let xq = qdq_u8(&mut b, &x, "bx");
+        let w = int8_weight(&mut b, "qw", &[8, 8, 3, 3]);
+        let y = b.op(
+            "Conv",
+            &[&xq, &w],
+            vec![
+                attr::ints("kernel_shape", &[3, 3]),
+                attr::ints("pads", &[1, 1, 1, 1]),
+            ],
+        );
+        let yq = qdq_u8(&mut b, &y, "by");
+        let g = b.op("GlobalAveragePool", &[&yq], vec![]);
+        let g = b.op("Reshape", &[&g, &shape], vec![]);
+        let gq = qdq_u8(&mut b, &g, "bg");
+        let w = int8_weight(&mut b, "qm", &[8, 8]);
+        let mm = b.op("MatMul", &[&gq, &w], vec![]);
+        let mq = qdq_u8(&mut b, &mm, "bm");
+        cur = b.op("Add", &[&cur, &mq], vec![]);
+    }
+    let w = b.weight("fc", &[8, 4], -0.3, 0.3);
+    let y = b.op("MatMul", &[&cur, &w], vec![]);
+    let y = b.op("Softmax", &[&y], vec![attr::int("axis", -1)]);
     finish(b, &y)
 }
 
@@ -243,9 +481,6 @@ fn int4_of(m: &Model) -> Result<Model> {
     ))
 }
 
-/// A conv micro-model's size: (c_in, c_out, hw, k, stride, depthwise).
-type ConvSize = (i64, i64, i64, i64, i64, bool);
-
 /// Bytes of a float32 tensor of `dims`.
 fn f32_bytes(dims: &[i64]) -> f64 {
     4.0 * dims.iter().product::<i64>() as f64
@@ -257,23 +492,26 @@ fn catalog(scope: Scope) -> Result<Vec<Micro>> {
     use KernelClass as K;
     use KernelDtype as D;
     let mut out = vec![];
-    let kernel = |class, dtype, work: f64, aux_kernels, aux_bytes| Role::Kernel {
-        class,
-        dtype,
-        work,
-        aux_kernels,
-        aux_bytes,
+    // A kernel micro-model; `aux_kernels` auxiliary element-wise kernels at the chain's
+    // edges move `aux_bytes` (costed with the fp32 element-wise line and subtracted).
+    let mut push = |name: String, class, dtype, built: Built, aux_kernels, aux_bytes| {
+        out.push(Micro {
+            name: format!("{name} x{}", built.kernels),
+            model: built.model,
+            role: Role::Kernel {
+                class,
+                dtype,
+                work: built.work,
+                kernels: built.kernels,
+                aux_kernels,
+                aux_bytes,
+            },
+        })
     };
-    out.push(Micro {
-        name: "chain 1 add 1x16".into(),
-        model: chain(1),
-        role: Role::Chain(1),
-    });
-    out.push(Micro {
-        name: "chain 33 add 1x16".into(),
-        model: chain(33),
-        role: Role::Chain(33),
-    });
+    // Edges: Q of the input (reads 4 bytes, writes 1 per value) and DQ of the output
+    // (the reverse); fp16 casts read 4 and write 2 (and back).
+    let q_edges = |input: &[i64], output: &[i64]| 1.25 * (f32_bytes(input) + f32_bytes(output));
+    let cast_edges = |input: &[i64], output: &[i64]| 1.5 * (f32_bytes(input) + f32_bytes(output));
     let (ew_sizes, conv_sizes): (Vec<[i64; 4]>, Vec<(i64, i64)>) = match scope {
         Scope::Tiny => (
             vec![[1, 8, 16, 16], [1, 16, 32, 32]],
@@ -285,23 +523,31 @@ fn catalog(scope: Scope) -> Result<Vec<Micro>> {
         ),
     };
     for d in &ew_sizes {
-        out.push(Micro {
-            name: format!("add {}x{}x{}", d[1], d[2], d[3]),
-            model: add(d),
-            role: kernel(K::Elementwise, D::Fp32, 3.0 * f32_bytes(d), 0, 0.0),
-        });
+        let name = format!("add {}x{}x{}", d[1], d[2], d[3]);
+        push(
+            name,
+            K::Elementwise,
+            D::Fp32,
+            add_chain(d, Form::Fp32, CHAIN, 4.0),
+            0,
+            0.0,
+        );
     }
-    let conv_macs = |c_in: i64, c_out: i64, hw_out: i64, k: i64, dw: bool| -> f64 {
-        let per = if dw { k * k } else { c_in * k * k };
-        (c_out * hw_out * hw_out * per) as f64
-    };
     for &(c, hw) in &conv_sizes {
-        out.push(Micro {
-            name: format!("conv3x3 {c}x{hw}x{hw}"),
-            model: conv(c, c, hw, 3, 1, false, false),
-            role: kernel(K::Conv, D::Fp32, conv_macs(c, c, hw, 3, false), 0, 0.0),
-        });
+        let name = format!("conv3x3 {c}x{hw}x{hw}");
+        let built = conv_chain(c, hw, 3, 1, false, Form::Fp32, CHAIN);
+        push(name, K::Conv, D::Fp32, built, 0, 0.0);
     }
+    out.push(Micro {
+        name: "chain 1 add 1x16".into(),
+        model: chain(1),
+        role: Role::Chain(1),
+    });
+    out.push(Micro {
+        name: "chain 33 add 1x16".into(),
+        model: chain(33),
+        role: Role::Chain(33),
+    });
     let big = f32_bytes(&[1, 64, 128, 128]);
     out.push(Micro {
         name: "memory: add 64x128x128".into(),
@@ -311,126 +557,206 @@ fn catalog(scope: Scope) -> Result<Vec<Micro>> {
         },
     });
     out.push(Micro {
-        name: "memory: matmul 1024x1024 weights".into(),
-        model: matmul(1, 1024, 1024, false),
+        name: "memory: gemm + matmul 2x 2048x2048 weights".into(),
+        model: weights_net(2048),
         role: Role::WeightMemory {
-            weight_bytes: f32_bytes(&[1024, 1024]),
+            weight_bytes: 2.0 * f32_bytes(&[2048, 2048]),
         },
     });
+    for int8 in [false, true] {
+        out.push(Micro {
+            name: format!("memory: baseline net{}", if int8 { " int8" } else { "" }),
+            model: baseline_net(int8),
+            role: Role::BaselineMemory { int8 },
+        });
+    }
     if scope == Scope::Tiny {
         return Ok(out);
     }
-    // Convs: (c_in, c_out, hw, k, stride, depthwise), two sizes per class.
+    let mut push = |name: String, class, dtype, built: Built, aux_kernels, aux_bytes| {
+        out.push(Micro {
+            name: format!("{name} x{}", built.kernels),
+            model: built.model,
+            role: Role::Kernel {
+                class,
+                dtype,
+                work: built.work,
+                kernels: built.kernels,
+                aux_kernels,
+                aux_bytes,
+            },
+        })
+    };
+    // Convs: (class, c, hw, k, stride, depthwise, chain length), two sizes per class; a
+    // strided chain stops before the map gets tiny.
+    type ConvSize = (i64, i64, i64, i64, bool, usize);
     let convs: [(K, [ConvSize; 2]); 3] = [
         (
             K::ConvPointwise,
-            [(32, 32, 32, 1, 1, false), (128, 128, 56, 1, 1, false)],
+            [(32, 32, 1, 1, false, CHAIN), (128, 56, 1, 1, false, CHAIN)],
         ),
         (
             K::ConvDepthwise,
-            [(32, 32, 32, 3, 1, true), (128, 128, 112, 3, 1, true)],
+            [(32, 32, 3, 1, true, CHAIN), (128, 112, 3, 1, true, CHAIN)],
         ),
         (
             K::ConvStrided,
-            [(16, 32, 64, 3, 2, false), (64, 128, 56, 3, 2, false)],
+            [(32, 64, 3, 2, false, 3), (128, 56, 3, 2, false, 3)],
         ),
     ];
     for (class, sizes) in convs {
-        for (ci, co, hw, k, s, dw) in sizes {
-            let ho = (hw + s - 1) / s;
-            let m = conv(ci, co, hw, k, s, dw, false);
-            out.push(Micro {
-                name: format!("{} {ci}->{co} {hw}x{hw} k{k} s{s}", class.as_str()),
-                model: m,
-                role: kernel(class, D::Fp32, conv_macs(ci, co, ho, k, dw), 0, 0.0),
-            });
+        for (c, hw, k, s, dw, n) in sizes {
+            let name = format!("{} {c}x{hw}x{hw} k{k} s{s}", class.as_str());
+            push(
+                name,
+                class,
+                D::Fp32,
+                conv_chain(c, hw, k, s, dw, Form::Fp32, n),
+                0,
+                0.0,
+            );
         }
     }
-    // int8 QDQ: ORT fuses DQ -> Conv/MatMul -> Q into QLinearConv / QLinearMatMul; the
-    // QuantizeLinear of the input and the DequantizeLinear of the output stay (auxiliary).
-    let q_convs: [(K, ConvSize, ConvSize); 3] = [
+    // int8 QDQ: ORT fuses each DQ -> Conv/MatMul -> Q into QLinearConv / QLinearMatMul;
+    // the QuantizeLinear of the input and the DequantizeLinear of the output stay.
+    let q_convs: [(K, [ConvSize; 2]); 4] = [
         (
             K::Conv,
-            (16, 16, 32, 3, 1, false),
-            (64, 64, 56, 3, 1, false),
+            [(16, 32, 3, 1, false, CHAIN), (64, 56, 3, 1, false, CHAIN)],
         ),
         (
             K::ConvPointwise,
-            (32, 32, 32, 1, 1, false),
-            (128, 128, 56, 1, 1, false),
+            [(32, 32, 1, 1, false, CHAIN), (128, 56, 1, 1, false, CHAIN)],
         ),
         (
             K::ConvDepthwise,
-            (32, 32, 32, 3, 1, true),
-            (128, 128, 112, 3, 1, true),
+            [(32, 32, 3, 1, true, CHAIN), (128, 112, 3, 1, true, CHAIN)],
+        ),
+        (
+            K::ConvStrided,
+            [(32, 64, 3, 2, false, 3), (128, 56, 3, 2, false, 3)],
         ),
     ];
-    for (class, a, bsz) in q_convs {
-        for (ci, co, hw, k, s, dw) in [a, bsz] {
-            let ho = (hw + s - 1) / s;
-            // Q of the input writes 1 byte per 4 read; DQ of the output the reverse.
-            let aux = 1.25 * (f32_bytes(&[ci, hw, hw]) + f32_bytes(&[co, ho, ho]));
-            out.push(Micro {
-                name: format!("int8 {} {ci}->{co} {hw}x{hw} k{k}", class.as_str()),
-                model: conv(ci, co, hw, k, s, dw, true),
-                role: kernel(class, D::Int8, conv_macs(ci, co, ho, k, dw), 2, aux),
-            });
+    for (class, sizes) in q_convs {
+        for (c, hw, k, s, dw, n) in sizes {
+            let built = conv_chain(c, hw, k, s, dw, Form::Int8, n);
+            let last = hw >> if s > 1 { n } else { 0 };
+            let aux = q_edges(&[c, hw, hw], &[c, last, last]);
+            let name = format!("int8 {} {c}x{hw}x{hw} k{k} s{s}", class.as_str());
+            push(name, class, D::Int8, built, 2, aux);
         }
     }
-    for (m, k, n) in [(64, 256, 256), (256, 512, 512)] {
-        let macs = (m * k * n) as f64;
-        out.push(Micro {
-            name: format!("matmul {m}x{k}x{n}"),
-            model: matmul(m, k, n, false),
-            role: kernel(K::Matmul, D::Fp32, macs, 0, 0.0),
-        });
-        let aux = 1.25 * (f32_bytes(&[m, k]) + f32_bytes(&[m, n]));
-        out.push(Micro {
-            name: format!("int8 matmul {m}x{k}x{n}"),
-            model: matmul(m, k, n, true),
-            role: kernel(K::Matmul, D::Int8, macs, 2, aux),
-        });
-        // Casts at the edges: 4 bytes read, 2 written per value (and back).
-        let aux = 1.5 * (f32_bytes(&[m, k]) + f32_bytes(&[m, n]));
-        out.push(Micro {
-            name: format!("fp16 matmul {m}x{k}x{n}"),
-            model: fp16_of(&matmul(m, k, n, false))?,
-            role: kernel(K::Matmul, D::Fp16, macs, 2, aux),
-        });
-        out.push(Micro {
-            name: format!("int4 matmul {m}x{k}x{n}"),
-            model: int4_of(&matmul(m, k, n, false))?,
-            role: kernel(K::Matmul, D::Int4, macs, 0, 0.0),
-        });
+    for (m, k) in [(64, 256), (256, 512)] {
+        let name = format!("matmul {m}x{k}x{k}");
+        push(
+            name.clone(),
+            K::Matmul,
+            D::Fp32,
+            matmul_chain(m, k, Form::Fp32, CHAIN),
+            0,
+            0.0,
+        );
+        let aux = q_edges(&[m, k], &[m, k]);
+        let built = matmul_chain(m, k, Form::Int8, CHAIN);
+        push(format!("int8 {name}"), K::Matmul, D::Int8, built, 2, aux);
+        let built = matmul_chain(m, k, Form::Fp32, CHAIN);
+        let aux = cast_edges(&[m, k], &[m, k]);
+        let fp16 = Built {
+            model: fp16_of(&built.model)?,
+            ..built
+        };
+        push(format!("fp16 {name}"), K::Matmul, D::Fp16, fp16, 2, aux);
+        let built = matmul_chain(m, k, Form::Fp32, CHAIN);
+        let int4 = Built {
+            model: int4_of(&built.model)?,
+            ..built
+        };
+        push(format!("int4 {name}"), K::Matmul, D::Int4, int4, 0, 0.0);
     }
-    for (c, hw) in [(16, 32), (64, 56)] {
-        let aux = 1.5 * 2.0 * f32_bytes(&[c, hw, hw]);
-        out.push(Micro {
-            name: format!("fp16 conv3x3 {c}x{hw}x{hw}"),
-            model: fp16_of(&conv(c, c, hw, 3, 1, false, false))?,
-            role: kernel(K::Conv, D::Fp16, conv_macs(c, c, hw, 3, false), 2, aux),
-        });
+    for &(c, hw) in &conv_sizes {
+        let built = conv_chain(c, hw, 3, 1, false, Form::Fp32, CHAIN);
+        let fp16 = Built {
+            model: fp16_of(&built.model)?,
+            ..built
+        };
+        let aux = cast_edges(&[c, hw, hw], &[c, hw, hw]);
+        push(
+            format!("fp16 conv3x3 {c}x{hw}x{hw}"),
+            K::Conv,
+            D::Fp16,
+            fp16,
+            2,
+            aux,
+        );
     }
-    for (c, hw) in [(32, 32), (64, 112)] {
-        let ho = hw / 2;
-        out.push(Micro {
-            name: format!("maxpool 3x3/2 {c}x{hw}x{hw}"),
-            model: pool(c, hw),
-            role: kernel(
-                K::Pool,
-                D::Fp32,
-                f32_bytes(&[c, hw, hw]) + f32_bytes(&[c, ho, ho]),
-                0,
-                0.0,
-            ),
-        });
+    // Element-wise and pooling in int8 (ONNX Runtime fuses QDQ Add to QLinearAdd and
+    // runs MaxPool on uint8) and fp16.
+    for d in &ew_sizes {
+        let name = format!("add {}x{}x{}", d[1], d[2], d[3]);
+        let built = add_chain(d, Form::Int8, CHAIN, 1.0);
+        push(
+            format!("int8 {name}"),
+            K::Elementwise,
+            D::Int8,
+            built,
+            2,
+            q_edges(d, d),
+        );
+        let built = add_chain(d, Form::Fp32, CHAIN, 2.0);
+        let fp16 = Built {
+            model: fp16_of(&built.model)?,
+            ..built
+        };
+        push(
+            format!("fp16 {name}"),
+            K::Elementwise,
+            D::Fp16,
+            fp16,
+            2,
+            cast_edges(d, d),
+        );
     }
-    for (c, hw) in [(16, 32), (64, 64)] {
-        out.push(Micro {
-            name: format!("resize x2 {c}x{hw}x{hw}"),
-            model: resize(c, hw),
-            role: kernel(K::Resize, D::Fp32, f32_bytes(&[c, hw, hw]) * 5.0, 0, 0.0),
-        });
+    for (c, hw) in [(32, 64), (64, 224)] {
+        let name = format!("maxpool 3x3/2 {c}x{hw}x{hw}");
+        let n = 2;
+        let last = hw >> n;
+        push(
+            name.clone(),
+            K::Pool,
+            D::Fp32,
+            pool_chain(c, hw, Form::Fp32, n, 4.0),
+            0,
+            0.0,
+        );
+        let aux = q_edges(&[c, hw, hw], &[c, last, last]);
+        let built = pool_chain(c, hw, Form::Int8, n, 1.0);
+        push(format!("int8 {name}"), K::Pool, D::Int8, built, 2, aux);
+        let built = pool_chain(c, hw, Form::Fp32, n, 2.0);
+        let fp16 = Built {
+            model: fp16_of(&built.model)?,
+            ..built
+        };
+        let aux = cast_edges(&[c, hw, hw], &[c, last, last]);
+        push(format!("fp16 {name}"), K::Pool, D::Fp16, fp16, 2, aux);
+    }
+    for (c, hw) in [(32, 32), (64, 56)] {
+        let name = format!("lrn {c}x{hw}x{hw}");
+        push(name, K::Lrn, D::Fp32, lrn_chain(c, hw, 2), 0, 0.0);
+    }
+    // Batch-1 MatMuls with large weights: the time to stream weight bytes (the chain's
+    // weights, 16 and 64 MiB, exceed the caches of small devices; work: weight bytes).
+    for k in [1024, 2048] {
+        let built = matmul_chain(1, k, Form::Fp32, CHAIN);
+        let stream = Built {
+            work: f32_bytes(&[k, k]) * CHAIN as f64,
+            ..built
+        };
+        let name = format!("matmul 1x{k}x{k} weights");
+        push(name, K::WeightStream, D::Fp32, stream, 0, 0.0);
+    }
+    for (c, hw) in [(16, 16), (32, 32)] {
+        let name = format!("resize x2 {c}x{hw}x{hw}");
+        push(name, K::Resize, D::Fp32, resize_chain(c, hw, 2), 0, 0.0);
     }
     Ok(out)
 }
@@ -441,6 +767,11 @@ struct Measured {
     ci_rel: f64,
     rss_after_session_bytes: u64,
     peak_rss_bytes: u64,
+    /// The peak while the session was created.
+    peak_rss_session_create_bytes: u64,
+    /// The peak over session creation and runs (what `edgepack profile` reports as the
+    /// peak, and what the cost model predicts).
+    peak_rss_overall_bytes: u64,
 }
 
 fn measure_one(
@@ -491,6 +822,12 @@ fn measure_one(
         ci_rel: lat.p50_ci_rel,
         rss_after_session_bytes: mem.rss_after_session_bytes,
         peak_rss_bytes: mem.peak_rss_bytes,
+        peak_rss_session_create_bytes: mem
+            .peak_rss_session_create_bytes
+            .unwrap_or(mem.rss_after_session_bytes),
+        peak_rss_overall_bytes: mem
+            .peak_rss_bytes
+            .max(mem.peak_rss_session_create_bytes.unwrap_or(0)),
     })
 }
 
@@ -603,7 +940,9 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
     let total = micros.len() * opts.threads.len();
     let mut profiles = vec![];
     let mut fixed_bytes = u64::MAX;
+    let mut baseline_bytes = [u64::MAX; 2];
     let mut weight_factors = vec![];
+    let mut create_factors = vec![];
     let mut activation_factors = vec![];
     let mut index = 0;
     for &threads in &opts.threads {
@@ -634,12 +973,25 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
         fixed_bytes = fixed_bytes.min(base_rss);
         for (m, r) in micros.iter().zip(&measured) {
             match m.role {
-                Role::WeightMemory { weight_bytes } => weight_factors
-                    .push(r.rss_after_session_bytes.saturating_sub(base_rss) as f64 / weight_bytes),
+                Role::WeightMemory { weight_bytes } => {
+                    weight_factors.push(
+                        r.rss_after_session_bytes.saturating_sub(base_rss) as f64 / weight_bytes,
+                    );
+                    create_factors.push(
+                        r.peak_rss_session_create_bytes
+                            .saturating_sub(one.peak_rss_session_create_bytes)
+                            as f64
+                            / weight_bytes,
+                    );
+                }
                 Role::ActivationMemory { activation_bytes } => activation_factors.push(
                     r.peak_rss_bytes.saturating_sub(r.rss_after_session_bytes) as f64
                         / activation_bytes,
                 ),
+                Role::BaselineMemory { int8 } => {
+                    let slot = &mut baseline_bytes[usize::from(int8)];
+                    *slot = (*slot).min(r.peak_rss_overall_bytes);
+                }
                 _ => {}
             }
         }
@@ -660,6 +1012,7 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
                 class,
                 dtype,
                 work,
+                kernels: chained,
                 aux_kernels,
                 aux_bytes,
             } = micros[i].role
@@ -675,10 +1028,12 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
                     .map(|k| aux_kernels as f64 * k.fixed_s + k.s_per_work * aux_bytes)
                     .unwrap_or(0.0)
             };
+            // One kernel of the chain: the mean work and time (exact for a line).
+            let n = chained.max(1) as f64;
             let point = KernelPoint {
                 name: micros[i].name.clone(),
-                work,
-                time_s: (measured[i].p50_s - run_overhead - aux_s).max(0.0),
+                work: work / n,
+                time_s: ((measured[i].p50_s - run_overhead - aux_s) / n).max(0.0),
                 p50_ci_rel: measured[i].ci_rel,
             };
             match kernels
@@ -729,6 +1084,9 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
             // Pre-packing makes this at least 1; a noisy reading below it is clamped.
             weight_factor: median(weight_factors).max(1.0),
             activation_factor: median(activation_factors).max(0.0),
+            weight_factor_session_create: Some(median(create_factors).max(1.0)),
+            baseline_bytes: (baseline_bytes[0] != u64::MAX).then_some(baseline_bytes[0]),
+            baseline_int8_bytes: (baseline_bytes[1] != u64::MAX).then_some(baseline_bytes[1]),
         },
         content_sha256: String::new(),
     })
@@ -768,6 +1126,29 @@ mod tests {
         assert!(has(KernelClass::Conv, KernelDtype::Int8));
         assert!(has(KernelClass::Matmul, KernelDtype::Int4));
         assert!(has(KernelClass::Matmul, KernelDtype::Fp16));
+        for dtype in [KernelDtype::Int8, KernelDtype::Fp16] {
+            assert!(has(KernelClass::Elementwise, dtype), "{dtype:?}");
+            assert!(has(KernelClass::Pool, dtype), "{dtype:?}");
+        }
+        // Kernels come in chains, so that edge costs (layout reorders, casts, Q/DQ) are
+        // divided among them as in a real model.
+        assert!(c.iter().all(|m| match m.role {
+            Role::Kernel { kernels, .. } => kernels >= 2,
+            _ => true,
+        }));
+        let convs = |name: &str| {
+            let m = c.iter().find(|m| m.name.starts_with(name)).unwrap();
+            m.model
+                .graph()
+                .node
+                .iter()
+                .filter(|n| n.op_type == "Conv")
+                .count()
+        };
+        assert_eq!(convs("conv_depthwise"), CHAIN);
+        assert!(c
+            .iter()
+            .any(|m| matches!(m.role, Role::BaselineMemory { int8: true })));
         let int4 = c.iter().find(|m| m.name.starts_with("int4")).unwrap();
         assert!(int4
             .model

@@ -1677,6 +1677,9 @@ fn device_profile_text(ort: &str) -> String {
             fixed_bytes: 1 << 20,
             weight_factor: 1.0,
             activation_factor: 1.0,
+            weight_factor_session_create: None,
+            baseline_bytes: None,
+            baseline_int8_bytes: None,
         },
         content_sha256: String::new(),
     };
