@@ -165,7 +165,8 @@ pub struct QuantizeArgs {
     /// files beyond --calibration-samples (up to 16) are held out.
     #[arg(long, value_name = "DIR")]
     pub eval: Option<PathBuf>,
-    /// Calibration method: minmax, percentile, percentile:P, entropy.
+    /// Calibration method: minmax, percentile, percentile:P, entropy, mse (the u8 range with
+    /// the smallest round-trip error over the observed distribution).
     #[arg(long, default_value = "minmax")]
     pub method: String,
     /// How int8 weights are rounded: auto (error-compensating GPTQ, per-channel only), nearest,
@@ -284,7 +285,10 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outco
     let method = Method::parse(&args.method).ok_or_else(|| {
         Error::usage(
             "--method",
-            format!("'{}' is not minmax, percentile[:P] or entropy", args.method),
+            format!(
+                "'{}' is not minmax, percentile[:P], entropy or mse",
+                args.method
+            ),
         )
     })?;
     let rounding = WeightRounding::parse(&args.weight_rounding).ok_or_else(|| {
