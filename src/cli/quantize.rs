@@ -170,7 +170,8 @@ pub struct QuantizeArgs {
     #[arg(long, default_value = "minmax")]
     pub method: String,
     /// How int8 weights are rounded: auto (error-compensating GPTQ, per-channel only), nearest,
-    /// gptq (against calibrated input moments; per-channel only).
+    /// gptq (against calibrated input moments; per-channel only), adaround (learned rounding
+    /// against each layer's output error, GPTQ where a layer is too large; per-channel only).
     #[arg(long, default_value = "auto")]
     pub weight_rounding: String,
     /// Per-channel weight scales (the default).
@@ -294,7 +295,10 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outco
     let rounding = WeightRounding::parse(&args.weight_rounding).ok_or_else(|| {
         Error::usage(
             "--weight-rounding",
-            format!("'{}' is not auto, nearest or gptq", args.weight_rounding),
+            format!(
+                "'{}' is not auto, nearest, gptq or adaround",
+                args.weight_rounding
+            ),
         )
     })?;
     let targets = args

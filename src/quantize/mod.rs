@@ -26,6 +26,7 @@
 //! `runtime::Session`), so the passes never touch ONNX Runtime directly.
 
 pub mod accuracy;
+pub mod adaround;
 pub mod auto;
 pub mod calibrate;
 pub mod data;
