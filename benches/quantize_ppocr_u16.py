@@ -59,6 +59,11 @@ def to_u16(m, tensors):
         m.graph.initializer.append(numpy_helper.from_array(np.array(zp16, np.uint16), zn))
         for n in (q, dq):
             n.input[1], n.input[2] = sn, zn
+            # uint16 Q/DQ needs opset 21; below that ONNX Runtime takes its contrib ops (what
+            # its own quantizer emits for 16-bit activations).
+            n.domain = "com.microsoft"
+    if not any(o.domain == "com.microsoft" for o in m.opset_import):
+        m.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
     return m
 
 

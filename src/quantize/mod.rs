@@ -34,6 +34,8 @@ pub mod dynamic;
 pub mod engine;
 pub mod fp16;
 pub mod graph;
+#[cfg(test)]
+mod int8_tests;
 pub mod math;
 pub mod nbits;
 pub mod prepare;
