@@ -67,6 +67,20 @@ fn rect_sigmoid(v: f64) -> (f64, f64) {
     (h.clamp(0.0, 1.0), grad)
 }
 
+/// `h` with `damp x mean(diag h)` added to its diagonal and never-excited inputs
+/// (`h_ii = 0`) given `h_ii = 1`, as [`super::math::inverse_cholesky_upper`] damps GPTQ's.
+pub fn damped(h: &[f64], n: usize, damp: f64) -> Vec<f64> {
+    let mut a = h.to_vec();
+    let mean_diag = (0..n).map(|i| a[i * n + i]).sum::<f64>() / n.max(1) as f64;
+    for i in 0..n {
+        if a[i * n + i] <= 0.0 {
+            a[i * n + i] = 1.0;
+        }
+        a[i * n + i] += damp * mean_diag.max(f64::MIN_POSITIVE);
+    }
+    a
+}
+
 /// `y = h x` for symmetric `h` (`n x n`, row-major).
 fn mat_vec(h: &[f64], x: &[f64], y: &mut [f64]) {
     let n = x.len();

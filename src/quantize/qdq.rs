@@ -365,6 +365,11 @@ fn round_block(
     if rounding != WeightRounding::AdaRound {
         return gptq.map(|q| (q, false));
     }
+    // The same damping as GPTQ's: moments from a few calibration images are nearly
+    // singular (neighbouring taps of flat backgrounds), and an undamped objective lets
+    // weights drift along directions the calibration never excited (measured on the PP-OCR
+    // classifier: 32.2 dB with GPTQ, 18.0 dB with undamped AdaRound + refinement).
+    let h = &adaround::damped(h, cols, GPTQ_DAMP);
     let polish = |mut q: Vec<i8>| {
         adaround::refine_rows(w, &mut q, rows, cols, h, scales, qmax, REFINE_SWEEPS);
         (adaround::layer_error(w, &q, rows, cols, h, scales), q)
@@ -999,7 +1004,7 @@ mod tests {
             WeightRounding::AdaRound,
         )
         .unwrap();
-        let h = m.second_moment(0).unwrap();
+        let h = adaround::damped(&m.second_moment(0).unwrap(), 9, GPTQ_DAMP);
         let err = |q: &[i8]| adaround::layer_error(&w, q, 4, 9, &h, &s);
         assert!(err(&a) <= err(&g) + 1e-15, "{} vs {}", err(&a), err(&g));
         assert_eq!(
