@@ -20,6 +20,13 @@ All figures are computed here, by the same code for both rows:
                    (1 intra-op thread, ORT_ENABLE_ALL), batch 6 for cls/rec, 1 for det
   SQNR / cosine    over all outputs of all evaluation images vs the original fp32 model
   top-1            argmax agreement along the last axis (cls: per image, rec: per timestep)
+  rec CER          the task metric of the recognizer: each output line decoded greedily (CTC:
+                   argmax over the last axis, merge repeats, drop blank 0), character error
+                   rate = edit distance to the fp32 model's text / fp32 text length, pooled
+                   over all held-out lines; "lines same" = lines decoded identically
+  det mask IoU     the detector's task metric: the probability map binarised at 0.3 (as
+                   PP-OCR's post-processing does), IoU of the int8 mask with the fp32 mask per
+                   held-out page; mean and worst
   command wall     wall time of the quantize call (ORT: prep + quantize_static; edgepack:
                    the whole CLI command, which also evaluates the result on the eval set)
   quantize s       ORT: the same; edgepack: `quantize_wall_s` from its report (load,
@@ -164,10 +171,41 @@ def ort_quantize(src, dst, calib):
     return time.perf_counter() - t0
 
 
+def ctc_greedy(scores):
+    """Greedy CTC decoding of one line (`[T, C]`): argmax per timestep, merge repeats, drop
+    the blank (class 0)."""
+    out, prev = [], -1
+    for k in scores.argmax(-1).tolist():
+        if k != prev and k != 0:
+            out.append(k)
+        prev = k
+    return out
+
+
+def edit_distance(a, b):
+    """Levenshtein distance between two sequences (unit costs)."""
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1]
+
+
+def mask_iou(a, b, threshold=0.3):
+    ma, mb = a > threshold, b > threshold
+    union = np.logical_or(ma, mb).sum()
+    return 1.0 if union == 0 else float(np.logical_and(ma, mb).sum() / union)
+
+
 def metrics(fp32, q, evals, kind, config=None):
+    """Output and task metrics of `q` against `fp32` on the held-out inputs."""
     a, b = session(fp32), session(q, config=config)
     sig = noise = dot = nb = 0.0
     agree = rows = 0
+    errors = ref_chars = same = lines = 0
+    ious = []
     for x in evals:
         ra = a.run(None, {"x": x})[0].astype(np.float64)
         rb = b.run(None, {"x": x})[0].astype(np.float64)
@@ -175,9 +213,29 @@ def metrics(fp32, q, evals, kind, config=None):
         if kind in ("cls", "rec"):
             ka, kb = ra.argmax(-1).ravel(), rb.argmax(-1).ravel()
             agree += int((ka == kb).sum()); rows += ka.size
+        if kind == "rec":
+            for la, lb in zip(ra, rb):
+                ta, tb = ctc_greedy(la), ctc_greedy(lb)
+                errors += edit_distance(ta, tb); ref_chars += len(ta)
+                same += int(ta == tb); lines += 1
+        if kind == "det":
+            ious += [mask_iou(pa, pb) for pa, pb in zip(ra.reshape(len(ra), -1), rb.reshape(len(rb), -1))]
     sqnr = 10 * np.log10(sig / noise) if noise > 0 else float("inf")
     cos = dot / np.sqrt(sig * nb)
-    return sqnr, cos, (agree / rows if rows else None)
+    task = {}
+    if kind == "rec":
+        task = dict(cer=errors / max(ref_chars, 1), lines_same=same, lines=lines, ref_chars=ref_chars)
+    if kind == "det":
+        task = dict(iou_mean=float(np.mean(ious)), iou_worst=float(np.min(ious)), pages=len(ious))
+    return sqnr, cos, (agree / rows if rows else None), task
+
+
+def task_text(r):
+    if "cer" in r:
+        return f"CER {r['cer']*100:.2f}%, {r['lines_same']}/{r['lines']} lines same"
+    if "iou_mean" in r:
+        return f"mask IoU@0.3 {r['iou_mean']:.4f} mean, {r['iou_worst']:.4f} worst"
+    return "-"
 
 
 def latency_ratio(fp32, q, x, budget_s=20.0, min_pairs=10, config=None):
@@ -205,8 +263,13 @@ def main():
     ap.add_argument("--method", default="minmax")
     ap.add_argument("--extra", default="", help="extra edgepack flags")
     ap.add_argument("--skip-ort", action="store_true")
+    ap.add_argument("--latency-s", type=float, default=20.0,
+                    help="seconds of interleaved latency pairs per row (at least 10 pairs)")
     ap.add_argument("--modes", default="int8",
                     help="edgepack modes, comma-separated (int8, auto, fp16, int4-weight, ...)")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
+                    help="an extra edgepack row: NAME=quantize flags (e.g. "
+                         "'mse-ada=--mode int8 --method mse --weight-rounding adaround'); repeatable")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     rows = []
@@ -219,43 +282,47 @@ def main():
         batch = 6 if kind in ("cls", "rec") else 1
         xb = np.concatenate([evals[i % len(evals)] for i in range(batch)])
         cands = []
-        for mode in args.modes.split(","):
-            if mode == "int4-weight" and kind != "rec":
+        runs = [(("edgepack" if m == "int8" else f"edgepack {m}"), m, ["--mode", m, "--method", args.method])
+                for m in args.modes.split(",") if m]
+        for v in args.variant:
+            vname, _, vflags = v.partition("=")
+            runs.append((f"edgepack {vname}", vname, vflags.split()))
+        for name, tag, flags in runs:
+            if "int4-weight" in flags and kind != "rec":
                 continue  # det and cls have no MatMul: nothing for int4 weight-only
-            out_e = os.path.join(args.work, f"{kind}.edgepack.{mode}.onnx")
-            cmd = [args.edgepack, "quantize", src, "-o", out_e, "--mode", mode,
+            out_e = os.path.join(args.work, f"{kind}.edgepack.{tag}.onnx")
+            cmd = [args.edgepack, "quantize", src, "-o", out_e,
                    "--calibration", os.path.join(args.work, kind, "calib"), "--calibration-samples", str(args.calib),
-                   "--eval", os.path.join(args.work, kind, "eval"), "--method", args.method, "--no-latency",
-                   "--report", out_e + ".report.json"] + edgepack_pre_flags(kind) + args.extra.split()
+                   "--eval", os.path.join(args.work, kind, "eval"), "--no-latency",
+                   "--report", out_e + ".report.json"] + flags + edgepack_pre_flags(kind) + args.extra.split()
             t0 = time.perf_counter()
             p = subprocess.run(cmd, capture_output=True, text=True)
             wall_e = time.perf_counter() - t0
             if p.returncode not in (0, 1):
                 print(p.stdout, p.stderr, file=sys.stderr)
-                raise SystemExit(f"edgepack --mode {mode} failed on {kind}")
+                raise SystemExit(f"edgepack {' '.join(flags)} failed on {kind}")
             with open(out_e + ".report.json") as f:
                 rep = json.load(f)
-            name = "edgepack" if mode == "int8" else f"edgepack {mode}"
             cands.append((name, out_e, wall_e, rep["quantize_wall_s"], rep.get("session_config", {})))
         if not args.skip_ort:
             out_o = os.path.join(args.work, f"{kind}.ort.int8.onnx")
             wall_o = ort_quantize(src, out_o, calib)
             cands.append(("ort-python", out_o, wall_o, wall_o, {}))
         for name, path, wall, quant_s, config in cands:
-            sq, cos, top1 = metrics(src, path, evals, kind, config)
-            lr, ta, tb, pairs = latency_ratio(src, path, xb, config=config)
+            sq, cos, top1, task = metrics(src, path, evals, kind, config)
+            lr, ta, tb, pairs = latency_ratio(src, path, xb, budget_s=args.latency_s, config=config)
             rows.append(dict(model=kind, quantizer=name, size_ratio=os.path.getsize(path) / os.path.getsize(src),
                              latency_ratio=lr, fp32_p50_ms=ta * 1e3, int8_p50_ms=tb * 1e3, pairs=pairs,
-                             sqnr_db=sq, cosine=cos, top1=top1, wall_s=wall, quantize_s=quant_s))
+                             sqnr_db=sq, cosine=cos, top1=top1, wall_s=wall, quantize_s=quant_s, **task))
             r = rows[-1]
             print(f"{kind:4} {name:11} size {r['size_ratio']:.3f}x  latency {lr:.3f}x ({ta*1e3:.1f} -> {tb*1e3:.1f} ms, {pairs} pairs)  "
-                  f"SQNR {sq:6.2f} dB  cos {cos:.5f}  top1 {'-' if top1 is None else f'{top1*100:.2f}%'}  wall {wall:.1f} s (quantize {quant_s:.1f} s)", flush=True)
+                  f"SQNR {sq:6.2f} dB  cos {cos:.5f}  top1 {'-' if top1 is None else f'{top1*100:.2f}%'}  {task_text(r)}  wall {wall:.1f} s (quantize {quant_s:.1f} s)", flush=True)
     print()
-    print("| model | quantizer | size vs fp32 | latency vs fp32 | SQNR dB | cosine | top-1 agree | command wall s | quantize s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | quantizer | size vs fp32 | latency vs fp32 | SQNR dB | cosine | top-1 agree | task metric vs fp32 (held-out) | command wall s | quantize s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         t1 = "-" if r["top1"] is None else f"{r['top1']*100:.2f}%"
-        print(f"| {r['model']} | {r['quantizer']} | {r['size_ratio']:.3f}x | {r['latency_ratio']:.3f}x | {r['sqnr_db']:.2f} | {r['cosine']:.5f} | {t1} | {r['wall_s']:.1f} | {r['quantize_s']:.1f} |")
+        print(f"| {r['model']} | {r['quantizer']} | {r['size_ratio']:.3f}x | {r['latency_ratio']:.3f}x | {r['sqnr_db']:.2f} | {r['cosine']:.5f} | {t1} | {task_text(r)} | {r['wall_s']:.1f} | {r['quantize_s']:.1f} |")
     with open(os.path.join(args.work, "results.json"), "w") as f:
         json.dump(rows, f, indent=1)
 

@@ -165,11 +165,13 @@ pub struct QuantizeArgs {
     /// files beyond --calibration-samples (up to 16) are held out.
     #[arg(long, value_name = "DIR")]
     pub eval: Option<PathBuf>,
-    /// Calibration method: minmax, percentile, percentile:P, entropy.
+    /// Calibration method: minmax, percentile, percentile:P, entropy, mse (the u8 range with
+    /// the smallest round-trip error over the observed distribution).
     #[arg(long, default_value = "minmax")]
     pub method: String,
     /// How int8 weights are rounded: auto (error-compensating GPTQ, per-channel only), nearest,
-    /// gptq (against calibrated input moments; per-channel only).
+    /// gptq (against calibrated input moments; per-channel only), adaround (learned rounding
+    /// against each layer's output error, GPTQ where a layer is too large; per-channel only).
     #[arg(long, default_value = "auto")]
     pub weight_rounding: String,
     /// Per-channel weight scales (the default).
@@ -286,13 +288,19 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outco
     let method = Method::parse(&args.method).ok_or_else(|| {
         Error::usage(
             "--method",
-            format!("'{}' is not minmax, percentile[:P] or entropy", args.method),
+            format!(
+                "'{}' is not minmax, percentile[:P], entropy or mse",
+                args.method
+            ),
         )
     })?;
     let rounding = WeightRounding::parse(&args.weight_rounding).ok_or_else(|| {
         Error::usage(
             "--weight-rounding",
-            format!("'{}' is not auto, nearest or gptq", args.weight_rounding),
+            format!(
+                "'{}' is not auto, nearest, gptq or adaround",
+                args.weight_rounding
+            ),
         )
     })?;
     let targets = args

@@ -26,6 +26,7 @@
 //! `runtime::Session`), so the passes never touch ONNX Runtime directly.
 
 pub mod accuracy;
+pub mod adaround;
 pub mod auto;
 pub mod calibrate;
 pub mod data;
@@ -33,6 +34,8 @@ pub mod dynamic;
 pub mod engine;
 pub mod fp16;
 pub mod graph;
+#[cfg(test)]
+mod int8_tests;
 pub mod math;
 pub mod nbits;
 pub mod prepare;
