@@ -21,7 +21,7 @@ use crate::artifact;
 use crate::error::{Error, Result};
 use crate::inputs::{ShapeOverrides, ValueRanges};
 use crate::model::Model;
-use crate::quantize::data::{generated_feed, input_specs, list_folder, load_sample};
+use crate::quantize::data::{generated_feed, list_folder, load_sample};
 use crate::quantize::engine::RuntimeEngine;
 use crate::quantize::preprocess::Preprocess;
 use crate::quantize::qdq::{Selection, WeightRounding};
@@ -124,7 +124,7 @@ const RANDOM_CALIBRATION_FEEDS: usize = 8;
 const RANDOM_EVALUATION_FEEDS: u64 = 4;
 
 fn load_folder(model: &Model, dir: &Path) -> Result<Vec<quantize::runner::Feed>> {
-    let specs = input_specs(model);
+    let specs = crate::inputs::model_inputs(model);
     let pre = Preprocess::default();
     list_folder(dir)?
         .into_iter()

@@ -177,7 +177,7 @@ fn npz_missing_an_input_is_one_line_exit_2_and_no_output() {
     assert_eq!(res.status.code(), Some(2));
     let line = one_stderr_line(&res);
     assert!(
-        line.contains("000.npz") && line.contains("no tensor for input 'token_type_ids'"),
+        line.contains("000.npz") && line.contains("has no array for input 'token_type_ids'"),
         "{line}"
     );
     assert!(!out.exists());
