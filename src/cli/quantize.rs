@@ -9,7 +9,7 @@ use super::Outcome;
 use edgepack::inputs::{ShapeOverrides, ValueRanges};
 use edgepack::quantize::accuracy::AccuracyFloor;
 use edgepack::quantize::calibrate::Method;
-use edgepack::quantize::data::{input_specs, list_folder, load_sample};
+use edgepack::quantize::data::{list_folder, load_sample};
 use edgepack::quantize::engine::RuntimeEngine;
 use edgepack::quantize::preprocess::{ChannelOrder, Layout, Preprocess};
 use edgepack::quantize::qdq::{Selection, WeightRounding};
@@ -252,7 +252,7 @@ fn check_writable(path: &Path) -> Result<()> {
 
 /// Load samples for a model from a folder.
 pub fn load_folder(model: &Model, dir: &Path, pre: &Preprocess) -> Result<Vec<(PathBuf, Feed)>> {
-    let specs = input_specs(model);
+    let specs = edgepack::inputs::model_inputs(model);
     list_folder(dir)?
         .into_iter()
         .map(|p| load_sample(&p, &specs, pre).map(|f| (p, f)))

@@ -40,6 +40,8 @@ pub struct SampleCase {
 pub struct GeneratedInputs {
     pub shapes: Vec<String>,
     pub dims: Vec<String>,
+    /// `--input-range NAME=LO..HI` values (a sample-rate scalar has no generated value).
+    pub ranges: Vec<String>,
     pub seed: u64,
 }
 
@@ -70,6 +72,7 @@ pub fn generated_case(model: &crate::model::Model, gen: &GeneratedInputs) -> Res
     }
     let sources = InputSources {
         seed: gen.seed,
+        ranges: inputs::ValueRanges::from_args(&gen.ranges)?,
         ..Default::default()
     };
     let tensors = inputs::prepare_for(&specs, &overrides, &sources)?;

@@ -51,6 +51,9 @@ pub struct Settings {
     pub hardware_dir: Option<PathBuf>,
     /// Concrete shapes for dynamic inputs (profiling and random calibration).
     pub shapes: ShapeOverrides,
+    /// `--input-range NAME=LO..HI` values for generated inputs (random calibration,
+    /// profiling), as the other commands take them.
+    pub input_ranges: Vec<String>,
     /// Calibration samples for int8 (a folder the quantizer reads).
     pub calibration: Option<PathBuf>,
     /// Held-out evaluation samples for the quantizer's accuracy figures.
@@ -258,6 +261,7 @@ impl Build {
                 eval: s.eval.clone(),
                 shapes: s.shapes.shapes.clone(),
                 dims: s.shapes.dims.clone(),
+                input_ranges: s.input_ranges.clone(),
                 ort_lib: s.ort_lib.clone(),
             };
             let called = isolate::call::<_, worker::Response>(
@@ -403,7 +407,10 @@ impl Build {
             dims_from_cli: false,
             inputs_dir: None,
             samples: vec![],
-            generation: crate::inputs::Generation::new(&specs, &Default::default()),
+            generation: crate::inputs::Generation::new(
+                &specs,
+                &crate::inputs::ValueRanges::from_args(&s.input_ranges)?,
+            ),
             per_op: false,
             seed: 0,
             ort_lib: s.ort_lib.clone(),

@@ -21,7 +21,7 @@ use crate::artifact;
 use crate::error::{Error, Result};
 use crate::inputs::{ShapeOverrides, ValueRanges};
 use crate::model::Model;
-use crate::quantize::data::{generated_feed, input_specs, list_folder, load_sample};
+use crate::quantize::data::{generated_feed, list_folder, load_sample};
 use crate::quantize::engine::RuntimeEngine;
 use crate::quantize::preprocess::Preprocess;
 use crate::quantize::qdq::{Selection, WeightRounding};
@@ -33,15 +33,17 @@ use crate::quantize::{self, calibrate::Method, Mode, Options};
 pub enum VariantMode {
     Fp16,
     Int8,
+    Int8Dynamic,
     Int8Weight,
     Int4Weight,
 }
 
 impl VariantMode {
     /// Every mode, in the order the build tries them.
-    pub const ALL: [VariantMode; 4] = [
+    pub const ALL: [VariantMode; 5] = [
         VariantMode::Fp16,
         VariantMode::Int8,
+        VariantMode::Int8Dynamic,
         VariantMode::Int8Weight,
         VariantMode::Int4Weight,
     ];
@@ -51,6 +53,7 @@ impl VariantMode {
         match self {
             VariantMode::Fp16 => "fp16",
             VariantMode::Int8 => "int8",
+            VariantMode::Int8Dynamic => "int8-dynamic",
             VariantMode::Int8Weight => "int8-weight",
             VariantMode::Int4Weight => "int4-weight",
         }
@@ -66,6 +69,7 @@ impl VariantMode {
         match self {
             VariantMode::Fp16 => Mode::Fp16,
             VariantMode::Int8 => Mode::Int8,
+            VariantMode::Int8Dynamic => Mode::Int8Dynamic,
             VariantMode::Int8Weight => Mode::Int8Weight,
             VariantMode::Int4Weight => Mode::Int4Weight,
         }
@@ -95,6 +99,9 @@ pub struct QuantizeJob {
     /// Symbolic dim values for generated inputs, as `--dim` gives them.
     #[serde(default)]
     pub dims: std::collections::BTreeMap<String, usize>,
+    /// `--input-range NAME=LO..HI` values for generated inputs.
+    #[serde(default)]
+    pub input_ranges: Vec<String>,
     pub ort_lib: Option<PathBuf>,
 }
 
@@ -117,7 +124,7 @@ const RANDOM_CALIBRATION_FEEDS: usize = 8;
 const RANDOM_EVALUATION_FEEDS: u64 = 4;
 
 fn load_folder(model: &Model, dir: &Path) -> Result<Vec<quantize::runner::Feed>> {
-    let specs = input_specs(model);
+    let specs = crate::inputs::model_inputs(model);
     let pre = Preprocess::default();
     list_folder(dir)?
         .into_iter()
@@ -153,7 +160,7 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeDone> {
                 shapes: job.shapes.clone(),
                 dims: job.dims.clone(),
             };
-            let ranges = ValueRanges::default();
+            let ranges = ValueRanges::from_args(&job.input_ranges)?;
             let feed = |seed: u64| -> Result<_> {
                 let (f, notes) = generated_feed(&model, &overrides, &ranges, seed)?;
                 if seed == 0 {
@@ -229,6 +236,6 @@ mod tests {
             let json = serde_json::to_string(&m).unwrap();
             assert_eq!(json, format!("\"{}\"", m.name()));
         }
-        assert_eq!(VariantMode::from_name("int8-dynamic"), None);
+        assert_eq!(VariantMode::from_name("int8-static"), None);
     }
 }

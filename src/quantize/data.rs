@@ -1,187 +1,40 @@
 //! Calibration and evaluation samples: from a folder of images (through a declared
-//! [`Preprocess`]) or of tensors, or random with a loud warning. One sample is one of:
-//! - an image (`.png`, `.jpg`, `.jpeg`) or a `.npy` array: single-input models;
+//! [`Preprocess`]) or of tensors, or generated. One sample is one of:
+//! - an image (`.png`, `.jpg`, `.jpeg`): single-input models;
+//! - an `.npz` archive with one array per input, keyed by input name, or a `.npy` array
+//!   (single-input models): read by the input model ([`inputs::read_sample`]);
 //! - a `.pb` ONNX `TensorProto`: single-input models (its name, if set, must be the input's);
-//! - an `.npz` archive with one array per input, keyed by input name (a single-input model
-//!   also takes an archive holding one array under any name);
 //! - a sub-folder holding one `.pb` or `.npy` per input (ONNX's `test_data_set_N/input_K.pb`
 //!   layout): matched by the TensorProto's name or the file stem, else `input_K` by position.
 //!
-//! Samples hold any element type (int64 token ids, int32 bytes, bool masks, float16...):
-//! every sample is checked against the model's inputs (name, element type, rank, fixed
-//! dimensions, token ids inside the vocabulary) and an error names the file and the input.
-//! Shapes may differ between samples (sequence lengths vary).
+//! What a model's inputs are and whether a tensor fits one is the input model's business
+//! ([`crate::inputs`]: [`TensorSpec`], [`inputs::check_tensor`]), so samples hold any
+//! element type (int64 token ids, int32 bytes, bool masks, float16...) and are checked
+//! as every other command checks them (element type, rank, fixed dims, token ids inside
+//! the vocabulary); an error names the file and the input. Shapes may differ between
+//! samples (sequence lengths vary).
 
 use std::path::{Path, PathBuf};
 
 use super::preprocess::Preprocess;
 use super::runner::{Feed, NamedTensor};
 use crate::error::{Error, Result};
-use crate::model::proto::tensor_shape_proto::dimension;
-use crate::model::proto::type_proto;
+use crate::inputs::{self, TensorSpec};
 use crate::model::Model;
-use crate::tensor::DType;
-
-/// One model input's signature.
-#[derive(Clone, Debug, PartialEq)]
-pub struct InputSpec {
-    /// Input name.
-    pub name: String,
-    /// ONNX element type code.
-    pub elem_type: i32,
-    /// Dimensions; `None` where symbolic or unknown.
-    pub dims: Vec<Option<usize>>,
-    /// The symbol of each dim (`batch`, `sequence`), `None` where fixed or unnamed: inputs
-    /// that share a symbol get the same generated size.
-    pub symbols: Vec<Option<String>>,
-    /// For integer inputs that index a constant table through `Gather` (token ids): the
-    /// table's size along the gathered axis, so generated ids are valid and sample ids
-    /// are checked.
-    pub vocab: Option<usize>,
-}
-
-impl InputSpec {
-    /// The element type, or an error naming the input for types the quantizer cannot
-    /// feed (strings, complex, unknown).
-    pub fn dtype(&self) -> Result<DType> {
-        DType::from_onnx(self.elem_type).ok_or_else(|| {
-            Error::input(
-                &self.name,
-                format!(
-                    "is a {} tensor; the quantizer feeds numeric and bool inputs only",
-                    crate::tensor::onnx_type_name(self.elem_type).to_ascii_lowercase()
-                ),
-            )
-        })
-    }
-}
 
 /// Refuse, before any work, a model with an input the quantizer cannot feed (a string
 /// input, say): one error naming the input.
 pub fn check_model_inputs(model: &Model) -> Result<()> {
-    for s in input_specs(model) {
+    for s in inputs::model_inputs(model) {
         s.dtype()?;
     }
     Ok(())
 }
 
-/// The table size behind each input that feeds `Gather` indices (axis 0 by default).
-fn gather_vocab(model: &Model) -> std::collections::HashMap<String, usize> {
-    let g = model.graph();
-    let mut out = std::collections::HashMap::new();
-    for n in g.node.iter().filter(|n| n.op_type == "Gather") {
-        let (Some(table), Some(idx)) = (n.input.first(), n.input.get(1)) else {
-            continue;
-        };
-        let Some(t) = g.initializer.iter().find(|t| &t.name == table) else {
-            continue;
-        };
-        let axis = n
-            .attribute
-            .iter()
-            .find(|a| a.name == "axis")
-            .and_then(|a| a.i)
-            .unwrap_or(0);
-        let axis = if axis < 0 {
-            axis + t.dims.len() as i64
-        } else {
-            axis
-        };
-        if let Some(&d) = t.dims.get(axis as usize) {
-            let e = out.entry(idx.clone()).or_insert(d as usize);
-            *e = (*e).min(d as usize);
-        }
-    }
-    out
-}
-
-/// The model's real inputs (graph inputs that are not initializers).
-pub fn input_specs(model: &Model) -> Vec<InputSpec> {
-    let vocab = gather_vocab(model);
-    let g = model.graph();
-    let inits: std::collections::HashSet<&str> =
-        g.initializer.iter().map(|t| t.name.as_str()).collect();
-    g.input
-        .iter()
-        .filter(|v| !inits.contains(v.name.as_str()))
-        .map(|v| {
-            let (elem_type, dims) = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
-                Some(type_proto::Value::TensorType(t)) => (
-                    t.elem_type.unwrap_or(0),
-                    t.shape
-                        .as_ref()
-                        .map(|s| s.dim.iter().map(|d| d.value.clone()).collect())
-                        .unwrap_or_default(),
-                ),
-                _ => (0, Vec::new()),
-            };
-            let dims: Vec<Option<dimension::Value>> = dims;
-            InputSpec {
-                name: v.name.clone(),
-                elem_type,
-                symbols: dims
-                    .iter()
-                    .map(|d| match d {
-                        // Placeholders such as Paddle's `?` name no size: unnamed.
-                        Some(dimension::Value::DimParam(p))
-                            if p.chars().any(|c| c.is_ascii_alphanumeric()) =>
-                        {
-                            Some(p.clone())
-                        }
-                        _ => None,
-                    })
-                    .collect(),
-                dims: dims
-                    .iter()
-                    .map(|d| match d {
-                        Some(dimension::Value::DimValue(n)) if *n > 0 => Some(*n as usize),
-                        _ => None,
-                    })
-                    .collect(),
-                vocab: vocab.get(&v.name).copied(),
-            }
-        })
-        .collect()
-}
-
-/// Check one tensor against its input; `origin` names the file in the error.
-pub fn check(spec: &InputSpec, t: &NamedTensor, origin: &Path) -> Result<()> {
-    let bad = |m: String| Error::file(origin, format!("input '{}': {m}", spec.name));
-    let want = spec.dtype()?;
-    if t.dtype() != want {
-        return Err(bad(format!(
-            "dtype is {}, the model expects {}",
-            t.dtype().name(),
-            want.name()
-        )));
-    }
-    if !spec.dims.is_empty() && spec.dims.len() != t.shape.len() {
-        return Err(bad(format!(
-            "shape {:?} has rank {}, the model expects rank {}",
-            t.shape,
-            t.shape.len(),
-            spec.dims.len()
-        )));
-    }
-    for (i, (d, &n)) in spec.dims.iter().zip(&t.shape).enumerate() {
-        if let Some(d) = d {
-            if *d != n {
-                return Err(bad(format!(
-                    "shape {:?} has {n} at axis {i}, the model expects {d}",
-                    t.shape
-                )));
-            }
-        }
-    }
-    if let Some(vocab) = spec.vocab {
-        let ids = t.to_tensor()?.to_f64_vec();
-        if let Some(bad_id) = ids.iter().find(|&&v| v < 0.0 || v >= vocab as f64) {
-            return Err(bad(format!(
-                "token id {bad_id} is outside the vocabulary [0, {vocab})"
-            )));
-        }
-    }
-    Ok(())
+/// Check one tensor against its input with the input model's rules; `origin` names the
+/// file in the error.
+fn check(spec: &TensorSpec, t: &NamedTensor, origin: &Path) -> Result<()> {
+    inputs::check_tensor(spec, &t.to_tensor()?).map_err(|e| Error::file(origin, e.to_string()))
 }
 
 const SAMPLE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "npy", "npz", "pb"];
@@ -227,25 +80,11 @@ fn tensor_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// A float32 tensor for the quantizer, or an error naming the file.
-fn as_f32(t: crate::tensor::Tensor, origin: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
-    if t.dtype() != crate::tensor::DType::F32 {
-        return Err(Error::file(
-            origin,
-            format!(
-                "dtype is {}, not float32; the quantizer reads float32 inputs",
-                t.dtype().name()
-            ),
-        ));
-    }
-    Ok((t.shape().to_vec(), t.to_f32_vec()))
-}
-
 /// Match named tensors to the model's inputs: by name; a single-input model also takes a
 /// single tensor of any name; otherwise `input_K` (or an empty name) means input K.
 fn match_inputs(
     tensors: Vec<(String, crate::tensor::Tensor)>,
-    specs: &[InputSpec],
+    specs: &[TensorSpec],
     origin: &Path,
 ) -> Result<Feed> {
     let mut slots: Vec<Option<crate::tensor::Tensor>> = vec![None; specs.len()];
@@ -289,7 +128,7 @@ fn match_inputs(
 }
 
 /// Read one sample (a file or a one-sample folder; see the module docs).
-pub fn load_sample(path: &Path, specs: &[InputSpec], pre: &Preprocess) -> Result<Feed> {
+pub fn load_sample(path: &Path, specs: &[TensorSpec], pre: &Preprocess) -> Result<Feed> {
     if path.is_dir() {
         let tensors = tensor_files(path)?
             .into_iter()
@@ -315,7 +154,14 @@ pub fn load_sample(path: &Path, specs: &[InputSpec], pre: &Preprocess) -> Result
     }
     let ext = extension(path);
     match ext.as_str() {
-        "npz" => return match_inputs(crate::tensor::npy::read_npz(path)?, specs, path),
+        "npz" | "npy" => {
+            let sample = inputs::read_sample(path, specs)?;
+            return Ok(sample
+                .tensors
+                .into_iter()
+                .map(|(name, t)| NamedTensor::from_tensor(&name, t))
+                .collect());
+        }
         "pb" => {
             let (name, t) = crate::tensor::pb::read_pb(path)?;
             if specs.len() == 1 && !name.is_empty() && name != specs[0].name {
@@ -347,18 +193,19 @@ pub fn load_sample(path: &Path, specs: &[InputSpec], pre: &Preprocess) -> Result
         ));
     }
     let spec = &specs[0];
-    if ext == "npy" {
-        let t = NamedTensor::from_tensor(&spec.name, crate::tensor::npy::read_npy(path)?);
-        check(spec, &t, path)?;
-        return Ok(vec![t]);
-    }
     let (shape, data) = {
         let mut pre = pre.clone();
         // Resize to the model's fixed height/width when no size was declared.
-        if pre.resize.is_none() && spec.dims.len() == 4 {
+        let dims: Vec<Option<usize>> = spec
+            .dims
+            .iter()
+            .flatten()
+            .map(crate::model::Dim::fixed)
+            .collect();
+        if pre.resize.is_none() && dims.len() == 4 {
             let (h, w) = match pre.layout {
-                super::preprocess::Layout::Nchw => (spec.dims[2], spec.dims[3]),
-                super::preprocess::Layout::Nhwc => (spec.dims[1], spec.dims[2]),
+                super::preprocess::Layout::Nchw => (dims[2], dims[3]),
+                super::preprocess::Layout::Nhwc => (dims[1], dims[2]),
             };
             if let (Some(h), Some(w)) = (h, w) {
                 pre.resize = Some([h as u32, w as u32]);
@@ -369,13 +216,6 @@ pub fn load_sample(path: &Path, specs: &[InputSpec], pre: &Preprocess) -> Result
     let t = NamedTensor::f32(&spec.name, shape, data);
     check(spec, &t, path)?;
     Ok(vec![t])
-}
-
-/// A float32 `.npy` sample, read by the crate's one `.npy` parser (`tensor::npy`: header,
-/// dtype, byte order and size checked before allocating). Other dtypes are refused with the
-/// file named.
-pub fn read_npy_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
-    as_f32(crate::tensor::npy::read_npy(path)?, path)
 }
 
 /// One generated input set through the input model ([`crate::inputs`]: shapes from the
@@ -408,13 +248,16 @@ mod tests {
     use prost::Message;
     use std::io::Write;
 
-    fn spec(name: &str, dims: &[usize]) -> InputSpec {
-        InputSpec {
+    fn spec(name: &str, dims: &[usize]) -> TensorSpec {
+        TensorSpec {
             name: name.into(),
             elem_type: crate::model::DataType::Float as i32,
-            dims: dims.iter().map(|&d| Some(d)).collect(),
-            symbols: vec![None; dims.len()],
-            vocab: None,
+            dims: Some(
+                dims.iter()
+                    .map(|&d| crate::model::Dim::Fixed(d as i64))
+                    .collect(),
+            ),
+            role: inputs::Role::Data,
         }
     }
 
@@ -455,7 +298,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("s.npz") && e.contains("no tensor for input 'b'"),
+            e.contains("s.npz") && e.contains("has no array for input 'b'"),
             "{e}"
         );
     }
@@ -495,7 +338,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("a.pb") && e.contains("dtype is int64, the model expects float32"),
+            e.contains("a.pb") && e.contains("element type is int64 but the model expects float32"),
             "{e}"
         );
         // Wrong shape: names the file and the input.

@@ -269,7 +269,32 @@ fn quantize_mode(
     preparation.extend(prepare::prepare(&mut prepared)?);
     // Modes that rewrite the prepared model without calibration.
     let rewrite = match opts.mode {
-        Mode::Int8Dynamic => Some(rewrite_dynamic(&prepared, &origin, opts)?),
+        Mode::Int8Dynamic => Some(match rewrite_dynamic(&prepared, &origin, opts) {
+            Ok(r) => r,
+            // Weights an exporter computes from constants (Silero VAD's LSTM weights are
+            // Slice/Concat/Unsqueeze of Constants, inside If branches) are initializers
+            // only after constant folding: ONNX Runtime's basic offline optimization does
+            // that, in subgraphs too. Tried only when the plain graph has nothing.
+            Err(e) if !opts.ort_offline_first => {
+                let Some(bytes) = engine.optimize_offline(&prepared.to_bytes())? else {
+                    return Err(e);
+                };
+                let mut folded = Model::from_bytes(&bytes, &origin)?;
+                let steps = prepare::prepare(&mut folded)?;
+                let Ok(r) = rewrite_dynamic(&folded, &origin, opts) else {
+                    return Err(e);
+                };
+                prepared = folded;
+                preparation.push(
+                    "ONNX Runtime basic-level offline graph optimization (constant folding: \
+                     the weights are computed from constants)"
+                        .to_string(),
+                );
+                preparation.extend(steps);
+                r
+            }
+            Err(e) => return Err(e),
+        }),
         Mode::Fp16 => Some(fp16::convert(&prepared, &origin, &opts.fp16)?),
         Mode::Int4Weight => Some(nbits::convert(&prepared, &origin, &opts.int4)?),
         Mode::Int8 | Mode::Auto | Mode::Int8Weight => None,
@@ -682,27 +707,90 @@ struct Finish<'a> {
 }
 
 fn rewrite_dynamic(prepared: &Model, origin: &std::path::Path, opts: &Options) -> Result<Rewrite> {
-    let (patch, counts) = dynamic::emit(
-        prepared,
-        opts.selection.per_channel,
-        &opts.selection.exclude_nodes,
-    )?;
+    let mut q = prepared.clone();
+    let (labels, counts) = dynamic_everywhere(&mut q, opts)?;
     if counts.total() == 0 {
         return Err(Error::file(
             origin,
-            "nothing to quantize dynamically: no MatMul with a constant 2-D weight and no LSTM with constant W and R",
+            "nothing to quantize dynamically: no MatMul with a constant 2-D weight and no LSTM with constant W and R (in the graph or its If/Loop/Scan bodies)",
         ));
     }
-    let mut q = prepared.clone();
-    let label = q.apply(patch)?.label;
-    graph::prune_initializers(&mut q)?;
     Ok(Rewrite {
         model: q,
-        labels: vec![label],
+        labels,
         variant: format!("int8 dynamic: {counts}"),
         count: counts.total(),
         warnings: Vec::new(),
     })
+}
+
+/// The dynamic rewrite ([`dynamic::emit`]) on `model`'s graph and, recursively, on every
+/// subgraph (`If` branches, `Loop`/`Scan` bodies): recurrent models such as Silero VAD
+/// keep their LSTM inside an `If` on the sample rate. Each subgraph is rewritten as a
+/// model of its own (the outer-scope names it reads declared as extra inputs, so the patch
+/// checks pass, and dropped again) and set back on its node by one labelled patch per
+/// graph level. Returns the labels of the patches applied and the counts over all levels.
+fn dynamic_everywhere(model: &mut Model, opts: &Options) -> Result<(Vec<String>, dynamic::Counts)> {
+    use crate::model::patch::{NodeRef, Patch};
+    let mut labels = Vec::new();
+    let mut sub_counts = dynamic::Counts::default();
+    let mut sets = Vec::new();
+    for n in &model.graph().node {
+        for a in &n.attribute {
+            let Some(g) = &a.g else { continue };
+            let mut sub_graph = g.clone();
+            let declared = sub_graph.input.len();
+            for name in crate::model::graph::outer_scope_reads(g) {
+                sub_graph.input.push(crate::model::ValueInfoProto {
+                    name,
+                    ..Default::default()
+                });
+            }
+            let mut sub = Model::from_proto(crate::model::proto::ModelProto {
+                graph: Some(sub_graph),
+                ..model.proto.clone()
+            });
+            let (_, c) = dynamic_everywhere(&mut sub, opts)?;
+            if c.total() == 0 {
+                continue;
+            }
+            let mut rewritten = sub.proto.graph.unwrap_or_default();
+            rewritten.input.truncate(declared);
+            sets.push((
+                NodeRef::of(n),
+                crate::model::attr::graph(&a.name, rewritten),
+            ));
+            sub_counts.matmul += c.matmul;
+            sub_counts.lstm += c.lstm;
+        }
+    }
+    if !sets.is_empty() {
+        let mut p = Patch::new(format!("int8 dynamic in subgraphs: {sub_counts}"));
+        if sub_counts.lstm > 0 {
+            // DynamicQuantizeLSTM (com.microsoft, version 1), as `dynamic::emit` declares it.
+            p = p.set_opset(nbits::MS_DOMAIN, 1);
+        }
+        for (node, attribute) in sets {
+            p = p.set_attribute(node, attribute);
+        }
+        labels.push(model.apply(p)?.label);
+    }
+    let (patch, counts) = dynamic::emit(
+        model,
+        opts.selection.per_channel,
+        &opts.selection.exclude_nodes,
+    )?;
+    if counts.total() > 0 {
+        labels.push(model.apply(patch)?.label);
+        graph::prune_initializers(model)?;
+    }
+    Ok((
+        labels,
+        dynamic::Counts {
+            matmul: counts.matmul + sub_counts.matmul,
+            lstm: counts.lstm + sub_counts.lstm,
+        },
+    ))
 }
 
 /// Measure a rewritten model against the fp32 original: accuracy on the evaluation

@@ -4,7 +4,6 @@
 
 use crate::inputs::{self, InputSources, ShapeOverrides};
 use crate::model::builder::{bert_encoder, EncoderConfig};
-use crate::quantize::data::input_specs;
 use crate::quantize::runner::Engine;
 use crate::quantize::runner::NamedTensor;
 
@@ -15,8 +14,8 @@ fn encoder_runs_in_onnx_runtime_and_padding_does_not_change_the_embedding() {
     // quantizer reads the vocabulary from the token Gather, and the input model's
     // generated feed (ids in the vocabulary, mask ones) runs it.
     let m = bert_encoder(&EncoderConfig::default(), 7);
-    let specs = input_specs(&m);
-    assert_eq!(specs[0].vocab, Some(100));
+    let specs = inputs::model_inputs(&m);
+    assert_eq!(specs[0].role, inputs::Role::Indices { vocab: 100 });
     if crate::runtime::ensure_for_tests().is_none() {
         return;
     }

@@ -1350,7 +1350,7 @@ fn bad_quantizer_settings_and_samples_are_refused() {
     cases.push(
         c.args(a)
             .expect("s0.npz")
-            .expect("'y', which is not an input"),
+            .expect("array 'y' names no input"),
     );
     // A model whose input is a string tensor: nothing to feed it.
     let c = Case::new("string-input");
@@ -1389,7 +1389,7 @@ fn bad_quantizer_settings_and_samples_are_refused() {
                 ("input_ids", ids(vec![1, 2, 3])),
                 ("attention_mask", ids(vec![1, 1, 1])),
             ],
-            "no tensor for input 'token_type_ids'",
+            "has no array for input 'token_type_ids'",
         ),
         (
             "token-outside-vocabulary",
@@ -1398,7 +1398,7 @@ fn bad_quantizer_settings_and_samples_are_refused() {
                 ("attention_mask", ids(vec![1, 1, 1])),
                 ("token_type_ids", ids(vec![0, 0, 0])),
             ],
-            "token id 100 is outside the vocabulary [0, 100)",
+            "index 100 is outside the table it indexes",
         ),
         (
             "token-ids-as-float",
@@ -1410,7 +1410,7 @@ fn bad_quantizer_settings_and_samples_are_refused() {
                 ("attention_mask", ids(vec![1, 1, 1])),
                 ("token_type_ids", ids(vec![0, 0, 0])),
             ],
-            "dtype is float32, the model expects int64",
+            "element type is float32 but the model expects int64",
         ),
     ] {
         let c = Case::new(name);
@@ -1870,6 +1870,71 @@ fn bad_accuracy_targets_and_task_metrics_are_refused() {
             "ctc".into(),
         ];
         cases.push(c.args(a).expect("output 'y'").expect("ctc"));
+    }
+    check_all(cases);
+}
+
+/// Flags of `build` that the input model reads (`--dim`, `--input-range`), a variant the
+/// build does not offer, and an int8-dynamic request on a model with nothing dynamic to
+/// quantize (not in the graph, not in a subgraph, not after constant folding): one line,
+/// exit 2, nothing written.
+#[test]
+fn bad_build_input_flags_and_dynamic_requests_are_refused() {
+    let mut cases = Vec::new();
+    let build = |c: &Case, extra: &[&str]| -> Vec<OsString> {
+        let m = c.m().join("mlp.onnx");
+        save(&builder::mlp(&[4, 8, 3], 1), &m);
+        std::fs::create_dir_all(c.out()).unwrap();
+        let mut a: Vec<OsString> = vec![
+            "build".into(),
+            m.into(),
+            "-o".into(),
+            c.out().join("b").into(),
+            "--target".into(),
+            "host".into(),
+        ];
+        a.extend(extra.iter().map(OsString::from));
+        a
+    };
+    let c = Case::new("build-input-range-reversed");
+    let a = build(&c, &["--input-range", "x=5..1"]);
+    cases.push(c.args(a).expect("--input-range").expect("x=5..1"));
+    let c = Case::new("build-dim-not-a-number");
+    let a = build(&c, &["--dim", "batch=two"]);
+    cases.push(c.args(a).expect("--dim").expect("two"));
+    let c = Case::new("build-unknown-variant");
+    let a = build(&c, &["--variants", "int8-static"]);
+    cases.push(
+        c.args(a)
+            .expect("--variants")
+            .expect("int8-static")
+            .expect("int8-dynamic"),
+    );
+    if runtime_available() {
+        // Relu only: no MatMul, no LSTM, nothing ORT's constant folding could reveal.
+        let c = Case::new("dynamic-nothing-to-quantize");
+        let m = c.m().join("relu.onnx");
+        let mut b = GraphBuilder::new("relu", 0, WeightStorage::Initializer);
+        let x = b.input("x", DataType::Float, &builder::fixed(&[1, 4]));
+        let y = b.op("Relu", &[&x], vec![]);
+        b.rename_output(&y, "y");
+        b.output("y", DataType::Float, &builder::fixed(&[1, 4]));
+        save(&b.into_model(), &m);
+        std::fs::create_dir_all(c.out()).unwrap();
+        let a: Vec<OsString> = vec![
+            "quantize".into(),
+            m.clone().into(),
+            "-o".into(),
+            c.out().join("q.onnx").into(),
+            "--mode".into(),
+            "int8-dynamic".into(),
+            "--no-latency".into(),
+        ];
+        cases.push(
+            c.args(a)
+                .expect("relu.onnx")
+                .expect("nothing to quantize dynamically"),
+        );
     }
     check_all(cases);
 }

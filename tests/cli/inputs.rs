@@ -16,7 +16,7 @@ use crate::common::{edgepack, one_stderr_line, runtime_available};
 const VOCAB: i64 = 30;
 const HIDDEN: i64 = 4;
 
-const TINY_PLAN: &str = r#"
+pub(crate) const TINY_PLAN: &str = r#"
 description = "input-model tests: tiny and fast"
 [run]
 threads = [1]

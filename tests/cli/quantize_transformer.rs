@@ -177,8 +177,131 @@ fn npz_missing_an_input_is_one_line_exit_2_and_no_output() {
     assert_eq!(res.status.code(), Some(2));
     let line = one_stderr_line(&res);
     assert!(
-        line.contains("000.npz") && line.contains("no tensor for input 'token_type_ids'"),
+        line.contains("000.npz") && line.contains("has no array for input 'token_type_ids'"),
         "{line}"
     );
     assert!(!out.exists());
+}
+
+/// Silero VAD from its PyPI wheel (`silero-vad`), the real recurrent model with a non-float
+/// input (int64 `sr` scalar) and its LSTM inside `If` branches, through every command:
+/// inspect, run (the rate must be given: no generated value means anything), quantize
+/// int8-dynamic (the LSTMs in the branches, weights folded from constants), compare,
+/// profile and build. What it protects: a second real family, not only float images and
+/// token encoders. Skips, loudly, only when pip cannot fetch the wheel.
+#[test]
+fn silero_vad_goes_through_every_command() {
+    if !runtime_available() {
+        return;
+    }
+    let model = match edgepack::zoo::SILERO_VAD.path() {
+        Ok(p) => p,
+        Err(e @ edgepack::Error::Tool { .. }) => {
+            eprintln!("\n\n!!! SKIPPED silero_vad_goes_through_every_command: pip could not fetch silero-vad ({e}) !!!\n");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let flags = edgepack::zoo::SILERO_VAD_FLAGS;
+    let tmp = tempfile::tempdir().unwrap();
+    let samples = tmp.path().join("samples");
+    std::fs::create_dir_all(&samples).unwrap();
+    for (i, s) in edgepack::zoo::synthetic_vad_samples(6, 7)
+        .iter()
+        .enumerate()
+    {
+        let members: Vec<(&str, &Tensor)> = s.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        crate::inputs::write_npz(&samples.join(format!("{i:03}.npz")), &members);
+    }
+
+    let out = edgepack().arg("inspect").arg(&model).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("sr") && text.contains("int64"), "{text}");
+
+    // The rate is a parameter: refused without a value, one line naming it.
+    let res = edgepack().arg("run").arg(&model).output().unwrap();
+    assert_eq!(res.status.code(), Some(2));
+    assert!(one_stderr_line(&res).contains("input 'sr'"));
+    let outs = tmp.path().join("outs");
+    edgepack()
+        .arg("run")
+        .arg(&model)
+        .args(flags)
+        .arg("--output-dir")
+        .arg(&outs)
+        .assert()
+        .success();
+    assert!(outs.join("output.npy").is_file() && outs.join("stateN.npy").is_file());
+
+    let q = tmp.path().join("vad.int8-dynamic.onnx");
+    let report = tmp.path().join("q.json");
+    edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(&q)
+        .args(["--mode", "int8-dynamic", "--no-latency", "--calibration"])
+        .arg(&samples)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .success();
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["variant"], "int8 dynamic: 4 LSTM", "{r}");
+    let sqnr = r["outputs"][0]["sqnr_db"].as_f64().unwrap();
+    assert!(sqnr > 20.0, "speech probability SQNR {sqnr} dB");
+    assert!(std::fs::metadata(&q).unwrap().len() < std::fs::metadata(&model).unwrap().len());
+
+    edgepack()
+        .arg("compare")
+        .arg(&model)
+        .arg(&q)
+        .arg("--inputs")
+        .arg(&samples)
+        .assert()
+        .success();
+
+    let plan = tmp.path().join("tiny.toml");
+    std::fs::write(&plan, crate::inputs::TINY_PLAN).unwrap();
+    let prof = tmp.path().join("p.json");
+    edgepack()
+        .arg("profile")
+        .arg(&q)
+        .args(flags)
+        .arg("--plan")
+        .arg(&plan)
+        .arg("--json-out")
+        .arg(&prof)
+        .assert()
+        .success();
+    assert!(prof.is_file());
+
+    let build = tmp.path().join("build");
+    edgepack()
+        .arg("build")
+        .arg(&model)
+        .arg("-o")
+        .arg(&build)
+        .args(flags)
+        .args([
+            "--target",
+            "host",
+            "--variants",
+            "int8-dynamic",
+            "-q",
+            "--plan",
+        ])
+        .arg(&plan)
+        .arg("--calibration")
+        .arg(&samples)
+        .assert()
+        .success();
+    let b: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(build.join("silero_vad-build.json")).unwrap(),
+    )
+    .unwrap();
+    let text = b.to_string();
+    assert!(text.contains("int8-dynamic"), "{text}");
 }
