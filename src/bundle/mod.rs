@@ -22,21 +22,20 @@ use crate::profile::schema::{Profile, Status, PROFILE_SCHEMA};
 pub use host::host_compute;
 pub use select::{Basis, Budgets, Candidate, Perf, PerfPoint, Preference, Selection, TargetBudget};
 
-/// Parse `sqnr=25dB` (the only accuracy metric the quantizer reports for every variant).
+/// Parse `sqnr>=25dB` (or `sqnr=25dB`): the quantizer's one target grammar
+/// ([`crate::quantize::accuracy::AccuracyFloor`]), of which bundles use SQNR, the only
+/// accuracy figure every variant carries.
 pub fn parse_accuracy_floor(s: &str) -> Result<f64> {
-    let bad = || {
-        Error::usage(
+    use crate::quantize::accuracy::AccuracyFloor;
+    match AccuracyFloor::parse_for("--accuracy-floor", s)? {
+        AccuracyFloor::Sqnr(db) => Ok(db),
+        other => Err(Error::usage(
             "--accuracy-floor",
-            format!("'{s}': expected sqnr=<dB>, e.g. sqnr=25dB"),
-        )
-    };
-    let (k, v) = s.split_once('=').ok_or_else(bad)?;
-    if k.trim() != "sqnr" {
-        return Err(bad());
+            format!(
+                "'{s}': bundles choose variants by SQNR (e.g. sqnr>=25dB); {other} is checked by `quantize --accuracy-target` and `gate`"
+            ),
+        )),
     }
-    // A level needs its unit, as every quantity does (`crate::units`).
-    crate::units::parse(v, crate::units::Unit::Decibels)
-        .map_err(|e| Error::usage("--accuracy-floor", format!("sqnr: {e}")))
 }
 
 /// Read a profile JSON (`edgepack.profile/1`).

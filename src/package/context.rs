@@ -18,16 +18,21 @@
 //! [postprocessing]
 //! output = "softmax_0.tmp_0"
 //! argmax = true
+//! task = "top1"        # or "ctc", "mask@0.3", "embedding": the task metric of `output`
 //! ```
 //!
-//! Parsed strictly: unknown keys, unknown providers, layouts or channel orders, and names
-//! that are not inputs/outputs of the model are errors naming the file.
+//! Parsed strictly: unknown keys, unknown providers, layouts or channel orders, names
+//! that are not inputs/outputs of the model, and a task that is not one of
+//! [`Task::parse`]'s or does not fit the output (`ctc` on a 2-D output) are errors naming
+//! the file.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::model::Dim;
+use crate::quantize::task::Task;
 
 use super::manifest::{Contract, ExecutionContext, Postprocessing, Preprocessing};
 
@@ -125,11 +130,78 @@ impl ContextFile {
                     "labels are given with --labels FILE, not in the context file".into(),
                 ));
             }
+            if let Some(t) = &p.task {
+                let task = Task::parse("postprocessing.task", t).map_err(|e| bad(e.to_string()))?;
+                if let Some(o) = contract.outputs.iter().find(|o| o.name == p.output) {
+                    // Unknown sizes count as large: only what the model declares can fail.
+                    let shape: Option<Vec<usize>> = o.shape.as_ref().map(|dims| {
+                        dims.iter()
+                            .map(|d| match d {
+                                Dim::Fixed(n) if *n >= 0 => *n as usize,
+                                _ => usize::MAX,
+                            })
+                            .collect()
+                    });
+                    if let Some(shape) = shape {
+                        let float = o.dtype.starts_with("float") || o.dtype == "bfloat16";
+                        task.check_output(&o.name, &shape, float)
+                            .map_err(|e| bad(format!("postprocessing.task '{t}': {e}")))?;
+                    }
+                }
+            }
         }
         Ok((
             exec,
             self.preprocessing.clone(),
             self.postprocessing.clone(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::package::manifest::TensorSpec;
+
+    fn contract(shape: &[i64]) -> Contract {
+        let spec = |name: &str, shape: &[i64]| TensorSpec {
+            name: name.into(),
+            dtype: "float32".into(),
+            shape: Some(shape.iter().map(|&n| Dim::Fixed(n)).collect()),
+        };
+        Contract {
+            inputs: vec![spec("x", &[1, 3, 48, 320])],
+            outputs: vec![spec("y", shape)],
+        }
+    }
+
+    fn context(task: &str) -> ContextFile {
+        let mut c: ContextFile = toml::from_str(&format!(
+            "[postprocessing]\noutput = \"y\"\ntask = \"{task}\"\n"
+        ))
+        .unwrap();
+        c.origin = "ctx.toml".into();
+        c
+    }
+
+    #[test]
+    fn a_package_declares_its_task_metric() {
+        let (_, _, post) = context("ctc").resolve(&contract(&[1, 40, 6625])).unwrap();
+        assert_eq!(post.unwrap().task.as_deref(), Some("ctc"));
+        assert!(context("mask@0.3")
+            .resolve(&contract(&[1, 1, 640, 640]))
+            .is_ok());
+    }
+
+    #[test]
+    fn a_task_that_is_unknown_or_does_not_fit_the_output_names_the_file() {
+        let e = context("ocr")
+            .resolve(&contract(&[1, 40, 6625]))
+            .unwrap_err();
+        assert!(e.to_string().starts_with("ctx.toml: "), "{e}");
+        assert!(e.to_string().contains("'ocr' is not a task"), "{e}");
+        let e = context("ctc").resolve(&contract(&[1, 6625])).unwrap_err();
+        assert!(e.to_string().contains("output 'y'"), "{e}");
+        assert!(e.to_string().contains("[lines, time, classes]"), "{e}");
     }
 }

@@ -206,6 +206,10 @@ pub struct Postprocessing {
     /// Path of the labels file inside the archive (one label per line).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<String>,
+    /// What `output` is used for, i.e. the task metric that judges a variant against fp32:
+    /// `ctc`, `mask@0.3`, `top1` or `embedding` ([`crate::quantize::task::Task`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
 }
 
 /// A self-test case any device can run: feed `inputs`, compare with `expected`.

@@ -275,6 +275,7 @@ pub fn build(
                 argmax: true,
                 top_k: None,
                 labels: None,
+                task: None,
             },
             None => {
                 return Err(Error::usage(

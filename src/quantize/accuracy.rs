@@ -245,10 +245,15 @@ const TARGET_FLAG: &str = "--accuracy-target";
 const TARGET_FORMS: &str = "sqnr>=25dB, cosine>=0.99, top1>=99%, cer<=0.5% or mask-iou>=0.98@0.3";
 
 impl AccuracyFloor {
-    /// Parse one target (see the type's docs for the grammar); errors name the flag and
-    /// say what was expected.
+    /// Parse one target (see the type's docs for the grammar); errors name the flag
+    /// (`--accuracy-target`) and say what was expected.
     pub fn parse(s: &str) -> Result<Self> {
-        let bad = |m: String| Error::usage(TARGET_FLAG, format!("'{s}': {m}"));
+        Self::parse_for(TARGET_FLAG, s)
+    }
+
+    /// [`AccuracyFloor::parse`] for another flag (`bundle --accuracy-floor`), named in errors.
+    pub fn parse_for(flag: &str, s: &str) -> Result<Self> {
+        let bad = |m: String| Error::usage(flag, format!("'{s}': {m}"));
         let t = s.trim();
         let Some(at) = t.find(['<', '>', '=']) else {
             return Err(bad(format!("not a target; write {TARGET_FORMS}")));
@@ -333,7 +338,7 @@ impl AccuracyFloor {
                         "mask-iou needs its binarisation threshold: mask-iou>=0.98@0.3".into(),
                     ));
                 };
-                let threshold = match Task::parse(TARGET_FLAG, &format!("mask@{th}"))? {
+                let threshold = match Task::parse(flag, &format!("mask@{th}"))? {
                     Task::Mask { threshold } => threshold,
                     _ => unreachable!("mask@ parses as a mask"),
                 };
