@@ -210,7 +210,7 @@ impl SweepObserver for Progress {
     }
 
     fn finished(&mut self, _index: usize, _total: usize, r: &ConfigResult) {
-        let line = r.progress_line_as(&self.labels.label(&r.id));
+        let line = r.progress_line_as(self.labels.label(&r.id));
         match &self.bar {
             Some(b) => {
                 b.println(line);
