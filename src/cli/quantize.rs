@@ -519,7 +519,7 @@ pub fn print_report(r: &Report, out: &Path) {
     );
     print_accuracy_table(&r.outputs);
     if r.attempts.len() > 1 {
-        println!("auto tried:");
+        println!("{} tried:", r.mode.name());
         for a in &r.attempts {
             println!(
                 "  {:<60} nodes {:>3}  min SQNR {:>7} dB  latency {:>6}x  size {:.3}x  meets target: {}",

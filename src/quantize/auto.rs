@@ -287,22 +287,29 @@ pub fn dynamic_guard(
         super::compare(&mut *cand, &eval_set[..n], &refs[..n], &metrics).map(Some)
     };
     let probe = eval_set.len().min(4);
-    let mut sens: Vec<(f64, String)> = Vec::new();
+    // (margin, worst SQNR, node): a task metric on a few probe samples often ties (no
+    // character changes for any node alone), so the SQNR breaks ties.
+    let mut sens: Vec<(f64, f64, String)> = Vec::new();
     for k in &keys {
         let mut others = all.clone();
         others.remove(k);
         if let Some(outs) = evaluate(&others, probe)? {
-            sens.push((worst_margin(&opts.targets, &outs), k.clone()));
+            let sqnr = outs
+                .iter()
+                .filter_map(|o| o.sqnr_db)
+                .reduce(f64::min)
+                .unwrap_or(f64::INFINITY);
+            sens.push((worst_margin(&opts.targets, &outs), sqnr, k.clone()));
         }
     }
-    sens.sort_by(|a, b| a.0.total_cmp(&b.0));
+    sens.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
     let max_float = (sens.len() / GUARD_MAX_FLOAT_SHARE).max(1);
     let mut attempts: Vec<Attempt> = Vec::new();
     let mut best: Option<(f64, Vec<String>, bool)> = None;
     let mut best_margin = worst_margin(&opts.targets, &first.report.outputs);
     let mut since_best = 0;
     let mut kept: Vec<String> = Vec::new();
-    for (alone, node) in sens.iter().take(max_float) {
+    for (alone, sqnr_alone, node) in sens.iter().take(max_float) {
         kept.push(node.clone());
         let set: HashSet<String> = kept.iter().cloned().collect();
         let Some(outs) = evaluate(&set, eval_set.len())? else {
@@ -312,7 +319,7 @@ pub fn dynamic_guard(
         let ok = opts.targets.iter().all(|t| t.met_by(&outs));
         attempts.push(Attempt {
             variant: format!(
-                "int8-dynamic, {} most sensitive kept float (last: {node}, margin {alone:.2} alone)",
+                "int8-dynamic, {} most sensitive kept float (last: {node}, alone: margin {alone:.2}, {sqnr_alone:.1} dB)",
                 kept.len()
             ),
             quantized_nodes: sens.len() - kept.len(),

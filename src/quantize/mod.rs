@@ -194,7 +194,16 @@ pub fn quantize(
     let mut q = if opts.mode == Mode::Auto {
         auto::search(model, calib, eval, random_inputs, opts, engine)?
     } else {
-        quantize_mode(model, calib, eval, random_inputs, opts, engine)?
+        let q = quantize_mode(model, calib, eval, random_inputs, opts, engine)?;
+        // int8-dynamic gets the accuracy guard too (its MatMuls back to float: `auto`).
+        if opts.mode == Mode::Int8Dynamic
+            && opts.accuracy_guard
+            && q.report.meets_target == Some(false)
+        {
+            auto::dynamic_guard(model, calib, eval, random_inputs, opts, engine, q)?
+        } else {
+            q
+        }
     };
     // The model carries the session entries it was measured with (issue 17 bug 3).
     crate::model::metadata::set_session_entries(&mut q.model.proto, &q.report.session_config);
