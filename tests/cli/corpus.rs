@@ -1324,8 +1324,8 @@ fn bad_quantizer_settings_and_samples_are_refused() {
     let c = Case::new("weight-rounding");
     let m = c.m().join("mlp.onnx");
     save(&builder::mlp(&[4, 8, 3], 1), &m);
-    let a = quantize(&c, &m, &["--weight-rounding", "adaround"]);
-    cases.push(c.args(a).expect("--weight-rounding").expect("adaround"));
+    let a = quantize(&c, &m, &["--weight-rounding", "brecq"]);
+    cases.push(c.args(a).expect("--weight-rounding").expect("brecq"));
     // An .npz sample whose array is named after no input of the model.
     let c = Case::new("npz-wrong-input");
     let m = c.m().join("mlp.onnx");
