@@ -40,7 +40,7 @@ if [ ! -s "$demo/report.html" ]; then
     echo "report_chromium: running the demo into $demo" >&2
     cargo run --release --quiet -- demo --output-dir "$demo" >"$out/demo.stdout" 2>"$out/demo.stderr"
 fi
-edgepack=${EDGEPACK_BIN:-$root/target/release/edgepack}
+edgepack=${EDGEPACK_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/edgepack}
 [ -x "$edgepack" ] || cargo build --release --quiet
 
 # The profile with a real sweep: the demo build's fp32 profile, without the build folder.
