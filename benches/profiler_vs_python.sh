@@ -3,14 +3,18 @@
 #   1. per-call harness overhead on a one-node (Identity) model vs `InferenceSession.run`;
 #   2. p50 of the PP-OCRv4 detector at the same thread count, edgepack vs Python;
 #   3. wall time of a `quick` sweep of the detector over 4 batch sizes x 2 thread counts,
-#      and the widest median CI in it.
+#      and the widest median CI in it;
+#   4. at threads = cores: the p50 of PROCS fresh processes per side (Python, and edgepack
+#      with --rounds 1), interleaved, their spread, and whether one default 3-round edgepack
+#      profile's interval covers the spread (and names the modes).
 # Figures go to BENCHMARKS.md (section "Profiler").
 #
 # usage: benches/profiler_vs_python.sh [PYTHON] [WORKDIR]
 #   PYTHON   a Python with onnxruntime and numpy; without it a venv is created in WORKDIR
 #            and onnxruntime==1.31.1 + numpy are installed with pip.
 #   env: DET_SHAPE (default 1x3x320x320), DET_THREADS (default 1), SWEEP_THREADS (1,2),
-#        SWEEP_BATCH (1,2,4,8), EDGEPACK (a prebuilt binary; default: cargo build --release)
+#        SWEEP_BATCH (1,2,4,8), EDGEPACK (a prebuilt binary; default: cargo build --release),
+#        ALL_CORES_THREADS (default: nproc), PROCS (processes per side in part 4, default 6)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${1:-}
@@ -62,6 +66,22 @@ start=$(date +%s%N)
 end=$(date +%s%N)
 ms=$(( (end - start) / 1000000 ))
 printf "%d.%03d\n" $((ms / 1000)) $((ms % 1000)) > "$WORK/sweep_seconds.txt"
+
+ALL=${ALL_CORES_THREADS:-$(nproc)}
+PROCS=${PROCS:-6}
+echo "== 4. every core ($ALL threads): $PROCS fresh processes per side, interleaved" >&2
+# Issue 18: at threads = cores a 2-vCPU machine can put a whole process in a slow regime
+# (2x). One process per side per step; each edgepack process is a single round, so the
+# spread between processes shows on both sides; then one default (3-round) profile whose
+# interval should cover that spread and whose JSON should name the modes when they occur.
+for r in $(seq 1 "$PROCS"); do
+  "$PY" examples/profiler_vs_python.py p50 "$DET" --shape "${DET_SHAPE//x/,}" \
+    --threads "$ALL" --max-time 2 > "$WORK/all_python_$r.json"
+  "$EDGEPACK" profile "$DET" --plan profiles/default.toml --rounds 1 --max-time 2s \
+    --threads "$ALL" --shape "x=$DET_SHAPE" --json "$WORK/all_edgepack_$r.json" > /dev/null
+done
+"$EDGEPACK" profile "$DET" --plan profiles/default.toml --max-time 6s --threads "$ALL" \
+  --shape "x=$DET_SHAPE" --json "$WORK/all_rounds.json" > /dev/null
 
 uptime >&2
 "$PY" examples/profiler_vs_python.py summary "$WORK"

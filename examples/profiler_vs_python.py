@@ -185,7 +185,48 @@ def summary(work):
         c["id"]: c["latency"]["p50_s"] * 1e3 for c in sweep["configs"] if c.get("latency")
     }
     out["host"] = sweep["host"]["cpu_model"] + f" ({sweep['host']['logical_cores']} logical cores)"
+    out.update(all_cores(work, load))
     return out
+
+
+def all_cores(work, load):
+    """Part 4: processes at threads = cores, both sides, and the 3-round profile."""
+    import glob
+
+    procs = len(glob.glob(f"{work}/all_python_*.json"))
+    if procs == 0:
+        return {}
+    py = [load(f"all_python_{r}.json")["p50_s"] for r in range(1, procs + 1)]
+    ep = [
+        load(f"all_edgepack_{r}.json")["configs"][0]["latency"]["p50_s"]
+        for r in range(1, procs + 1)
+    ]
+    ep_ci = [
+        load(f"all_edgepack_{r}.json")["configs"][0]["latency"]["p50_ci_rel"]
+        for r in range(1, procs + 1)
+    ]
+    rounds = load("all_rounds.json")["configs"][0]
+    lat = rounds["latency"]
+    both = py + ep
+    lo, hi = lat["p50_ci_low_s"], lat["p50_ci_high_s"]
+    return {
+        "all_cores_threads": rounds["threads"],
+        "all_cores_processes_per_side": procs,
+        "all_cores_python_p50_ms": [x * 1e3 for x in py],
+        "all_cores_edgepack_single_round_p50_ms": [x * 1e3 for x in ep],
+        "all_cores_edgepack_single_round_ci_rel_pct": [x * 100 for x in ep_ci],
+        "all_cores_python_max_over_min": max(py) / min(py),
+        "all_cores_edgepack_max_over_min": max(ep) / min(ep),
+        "all_cores_rounds_profile_p50_ms": lat["p50_s"] * 1e3,
+        "all_cores_rounds_profile_round_p50_ms": [r["p50_s"] * 1e3 for r in lat.get("rounds", [])],
+        "all_cores_rounds_profile_ci_ms": [lo * 1e3, hi * 1e3],
+        "all_cores_rounds_profile_ci_rel_pct": lat["p50_ci_rel"] * 100,
+        "all_cores_rounds_profile_modes_ms": [m["p50_s"] * 1e3 for m in lat.get("modes", [])],
+        "all_cores_rounds_profile_flagged_all_cores": rounds.get("uses_all_cores", False),
+        # Share of the single-process p50s (both tools) inside the 3-round interval.
+        "all_cores_share_of_processes_inside_rounds_ci": sum(lo <= x <= hi for x in both)
+        / len(both),
+    }
 
 
 def main():

@@ -487,18 +487,11 @@ pub fn bootstrap_ratio_rounds(
     let mut rng = StdRng::seed_from_u64(seed);
     let mut ratios = Vec::with_capacity(resamples);
     let (mut pb, mut pc) = (Vec::new(), Vec::new());
+    let mut picks = Vec::with_capacity(rounds.len());
     for _ in 0..resamples {
-        pb.clear();
-        pc.clear();
-        for _ in 0..rounds.len() {
-            let (rb, rc) = &rounds[rng.random_range(0..rounds.len())];
-            for _ in 0..rb.len() {
-                pb.push(rb[rng.random_range(0..rb.len())]);
-            }
-            for _ in 0..rc.len() {
-                pc.push(rc[rng.random_range(0..rc.len())]);
-            }
-        }
+        pick_rounds(rounds.len(), &mut rng, &mut picks);
+        draw_within(&picks, |i| &rounds[i].0, &mut rng, &mut pb);
+        draw_within(&picks, |i| &rounds[i].1, &mut rng, &mut pc);
         if let (Some(qb), Some(qc)) = (quantile_select(&mut pb, q), quantile_select(&mut pc, q)) {
             if qb > 0.0 {
                 ratios.push(qc / qb);
@@ -517,6 +510,109 @@ pub fn bootstrap_ratio_rounds(
     })
 }
 
+/// Seeded two-level (hierarchical) bootstrap interval of one quantile of measurements made
+/// in *rounds* (independent processes): each resample draws rounds with replacement, then
+/// samples with replacement inside each chosen round, and takes the quantile of the pooled
+/// draw. The point is the quantile of all samples pooled. Drawing whole rounds carries the
+/// between-process spread into the interval: two rounds at 12 ms and one at 26 ms give an
+/// interval that reaches both, where the pooled samples' order-statistic interval would
+/// claim ±1% (the same method as [`bootstrap_ratio_rounds`], for one side; Davison &
+/// Hinkley 1997, §3.8). `None` when fewer than 2 rounds have samples.
+pub fn bootstrap_quantile_rounds(
+    rounds: &[Vec<f64>],
+    q: f64,
+    confidence: f64,
+    resamples: usize,
+    seed: u64,
+) -> Option<Interval> {
+    let rounds: Vec<Vec<f64>> = rounds
+        .iter()
+        .map(|r| sorted_finite(r))
+        .filter(|r| !r.is_empty())
+        .collect();
+    if rounds.len() < 2 || resamples == 0 {
+        return None;
+    }
+    let mut pooled: Vec<f64> = rounds.iter().flatten().copied().collect();
+    let point = quantile_select(&mut pooled, q)?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut estimates = Vec::with_capacity(resamples);
+    let (mut draw, mut picks) = (Vec::new(), Vec::with_capacity(rounds.len()));
+    for _ in 0..resamples {
+        pick_rounds(rounds.len(), &mut rng, &mut picks);
+        draw_within(&picks, |i| &rounds[i], &mut rng, &mut draw);
+        if let Some(x) = quantile_select(&mut draw, q) {
+            estimates.push(x);
+        }
+    }
+    estimates.sort_by(f64::total_cmp);
+    let alpha = 1.0 - confidence;
+    Some(Interval {
+        point,
+        low: quantile_sorted(&estimates, alpha / 2.0)?,
+        high: quantile_sorted(&estimates, 1.0 - alpha / 2.0)?,
+    })
+}
+
+/// Draw `n` round indices with replacement into `picks`.
+fn pick_rounds(n: usize, rng: &mut StdRng, picks: &mut Vec<usize>) {
+    picks.clear();
+    picks.extend((0..n).map(|_| rng.random_range(0..n)));
+}
+
+/// Fill `out` with, for each picked round, as many samples drawn with replacement from
+/// that round as it holds.
+fn draw_within<'a>(
+    picks: &[usize],
+    round: impl Fn(usize) -> &'a [f64],
+    rng: &mut StdRng,
+    out: &mut Vec<f64>,
+) {
+    out.clear();
+    for &i in picks {
+        let r = round(i);
+        out.extend((0..r.len()).map(|_| r[rng.random_range(0..r.len())]));
+    }
+}
+
+/// One round's median and its own (within-process) confidence interval.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RoundMedian {
+    pub p50: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// Group rounds into *modes*: rounds sorted by median, a new mode starting where the next
+/// round's interval lies wholly above the previous round's (they disagree beyond their
+/// own uncertainty) **and** its median is at least `min_gap_rel` higher (a gap a user would
+/// care about, not a 1% drift between processes). Single linkage: rounds that drift up in
+/// small steps stay one mode. Returns the modes fastest first, each the indices of its
+/// rounds (in input order); one mode (or none, for no rounds) means the rounds agree.
+pub fn modes(rounds: &[RoundMedian], min_gap_rel: f64) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..rounds.len())
+        .filter(|&i| rounds[i].p50.is_finite())
+        .collect();
+    order.sort_by(|&a, &b| rounds[a].p50.total_cmp(&rounds[b].p50));
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    for w in 0..order.len() {
+        let i = order[w];
+        let split = w > 0 && {
+            let prev = &rounds[order[w - 1]];
+            let cur = &rounds[i];
+            cur.low > prev.high && cur.p50 >= prev.p50 * (1.0 + min_gap_rel)
+        };
+        match out.last_mut() {
+            Some(m) if !split => m.push(i),
+            _ => out.push(vec![i]),
+        }
+    }
+    for m in out.iter_mut() {
+        m.sort_unstable();
+    }
+    out
+}
+
 fn resampled_quantile(sample: &[f64], buf: &mut [f64], q: f64, rng: &mut StdRng) -> f64 {
     for slot in buf.iter_mut() {
         *slot = sample[rng.random_range(0..sample.len())];
@@ -530,6 +626,49 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12 * (1.0 + a.abs().max(b.abs()))
+    }
+
+    #[test]
+    fn rounds_bootstrap_covers_the_between_round_spread() {
+        // Two processes at ~12 ms, one at ~26 ms, each tight within itself.
+        let round = |c: f64| (0..60).map(|i| c * (1.0 + 0.001 * (i % 7) as f64)).collect();
+        let rounds: Vec<Vec<f64>> = vec![round(0.012), round(0.0125), round(0.026)];
+        let i = bootstrap_quantile_rounds(&rounds, 0.5, 0.95, 2000, 7).unwrap();
+        assert!(i.low < 0.0126 && i.high > 0.025, "{i:?}");
+        // The pooled samples alone claim a narrow interval.
+        let pooled: Vec<f64> = rounds.iter().flatten().copied().collect();
+        let flat = median_ci(&pooled, 0.95).unwrap();
+        assert!(flat.high - flat.low < 0.001, "{flat:?}");
+        // Rounds that agree give a narrow interval around the pooled median.
+        let same = vec![round(0.012), round(0.012), round(0.012)];
+        let j = bootstrap_quantile_rounds(&same, 0.5, 0.95, 2000, 7).unwrap();
+        assert!(j.high / j.low < 1.01, "{j:?}");
+        assert!(bootstrap_quantile_rounds(&same[..1], 0.5, 0.95, 100, 7).is_none());
+    }
+
+    #[test]
+    fn modes_split_only_on_disjoint_intervals_and_a_material_gap() {
+        let r = |p50: f64| RoundMedian {
+            p50,
+            low: p50 * 0.99,
+            high: p50 * 1.01,
+        };
+        // The six runs: 12.4, 12.5, 12.1, 13.3, 25.6, 25.6 ms.
+        let rounds = [r(12.4), r(12.5), r(12.1), r(13.3), r(25.6), r(25.6)];
+        assert_eq!(
+            modes(&rounds, 0.15),
+            vec![vec![0, 1, 2, 3], vec![4, 5]]
+        );
+        // 12.1 vs 13.3 disagree beyond ±1% but by less than 15%: one mode.
+        assert_eq!(modes(&[r(12.1), r(13.3)], 0.15).len(), 1);
+        // Wide intervals that overlap: one mode even at 2x.
+        let wide = |p50: f64| RoundMedian {
+            p50,
+            low: p50 * 0.5,
+            high: p50 * 1.5,
+        };
+        assert_eq!(modes(&[wide(10.0), wide(20.0)], 0.15).len(), 1);
+        assert!(modes(&[], 0.15).is_empty());
     }
 
     #[test]

@@ -71,7 +71,9 @@ pub fn perf_from_profile(p: &Profile, basis: Basis) -> Perf {
                     c.threads
                 },
                 batch: c.batch.unwrap_or(1).max(1),
-                p50_s: lat.p50_s,
+                // Rounds that disagreed (a 2x swing between processes): predict from the
+                // slow regime, never the lucky one.
+                p50_s: lat.pessimistic_p50_s(),
                 p95_s: Some(lat.p95_s),
                 // Session creation (graph optimization) can peak above inference: the
                 // device must survive both.

@@ -39,6 +39,7 @@ fn profile(sha: &str, points: &[(usize, i64, f64, u64)]) -> Profile {
         onnxruntime_version: "1.31.1".into(),
         plan: PlanSummary {
             name: "quick".into(),
+            rounds: 1,
             warmup_iterations: 1,
             min_iterations: 1,
             max_iterations: 1,
@@ -79,6 +80,8 @@ fn profile(sha: &str, points: &[(usize, i64, f64, u64)]) -> Profile {
                     outliers_severe: 0,
                     stable: true,
                     samples_s: vec![],
+                    rounds: vec![],
+                    modes: vec![],
                 }),
                 throughput_items_per_s: None,
                 memory: Some(MemoryStats {
@@ -91,6 +94,7 @@ fn profile(sha: &str, points: &[(usize, i64, f64, u64)]) -> Profile {
                 gpu: None,
                 per_op: vec![],
                 warnings: vec![],
+                uses_all_cores: false,
             })
             .collect(),
         needs: None,

@@ -16,7 +16,9 @@ use edgepack::package::manifest::ExecutionContext as PackageContext;
 use edgepack::profile::plan::{Overrides, Plan};
 use edgepack::profile::schema::{ConfigResult, Status};
 use edgepack::profile::source::Source;
-use edgepack::profile::sweep::{self, ConfigSpec, SweepObserver, SweepOptions, WorkerCommand};
+use edgepack::profile::sweep::{
+    self, ConfigSpec, Step, SweepObserver, SweepOptions, WorkerCommand,
+};
 use edgepack::report::label::ConfigLabels;
 use edgepack::units::Unit;
 use edgepack::Error;
@@ -70,25 +72,30 @@ pub struct ProfileArgs {
     /// Memory limit per configuration, e.g. 512MB (RLIMIT_DATA in the child).
     #[arg(long, value_name = "SIZE")]
     pub memory_limit: Option<String>,
-    /// Wall-clock timeout per configuration, e.g. 60s.
+    /// Wall-clock timeout per configuration and round (each child process), e.g. 60s.
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
     /// Graph optimization level (disable, basic, extended, all).
     #[arg(long, value_name = "LEVEL")]
     pub graph_optimization_level: Option<String>,
-    /// Warm-up runs per configuration.
+    /// Independent processes (rounds) each configuration is measured in, interleaved
+    /// across configurations; the time and iteration budgets are shared by the rounds, and
+    /// the reported interval covers the spread between processes (default: the plan's, 3).
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<u64>,
+    /// Warm-up runs per configuration (in each round).
     #[arg(long, value_name = "N")]
     pub warmup: Option<u64>,
-    /// Minimum measured runs per configuration.
+    /// Minimum measured runs per configuration (shared by its rounds).
     #[arg(long, value_name = "N")]
     pub min_iterations: Option<u64>,
-    /// Maximum measured runs per configuration.
+    /// Maximum measured runs per configuration (shared by its rounds).
     #[arg(long, value_name = "N")]
     pub max_iterations: Option<u64>,
-    /// Minimum measured time per configuration, e.g. 1s.
+    /// Minimum measured time per configuration, e.g. 1s (shared by its rounds).
     #[arg(long, value_name = "DURATION")]
     pub min_time: Option<String>,
-    /// Maximum measured time per configuration, e.g. 10s.
+    /// Maximum measured time per configuration, e.g. 10s (shared by its rounds).
     #[arg(long, value_name = "DURATION")]
     pub max_time: Option<String>,
     /// Stop measuring a configuration once the half-width of its median's 95% confidence
@@ -174,6 +181,7 @@ fn resolve_plan(args: &ProfileArgs, package: Option<&PackageContext>) -> anyhow:
         threads,
         execution_providers: eps,
         graph_optimization_level: level,
+        rounds: args.rounds,
         warmup_iterations: args.warmup,
         min_iterations: args.min_iterations,
         max_iterations: args.max_iterations,
@@ -203,14 +211,22 @@ struct Progress {
 }
 
 impl SweepObserver for Progress {
-    fn started(&mut self, _index: usize, _total: usize, config: &ConfigSpec) {
+    fn started(&mut self, step: Step, config: &ConfigSpec) {
         if let Some(b) = &self.bar {
-            b.set_message(self.labels.label(&config.id).to_string());
+            b.set_message(format!(
+                "{}{}",
+                step.round_prefix(),
+                self.labels.label(&config.id)
+            ));
         }
     }
 
-    fn finished(&mut self, _index: usize, _total: usize, r: &ConfigResult) {
-        let line = r.progress_line_as(self.labels.label(&r.id));
+    fn finished(&mut self, step: Step, r: &ConfigResult, _merged: &ConfigResult) {
+        let line = format!(
+            "{}{}",
+            step.round_prefix(),
+            r.progress_line_as(self.labels.label(&r.id))
+        );
         match &self.bar {
             Some(b) => {
                 b.println(line);
@@ -316,8 +332,10 @@ pub fn run(ort_lib: &Option<PathBuf>, args: ProfileArgs) -> anyhow::Result<Outco
     let info = edgepack::runtime::ensure(ort_lib.as_deref())?;
     let version = info.version.clone().unwrap_or_default();
 
-    let bar = if configs.len() > 1 && console_is_term() {
-        let b = ProgressBar::new(configs.len() as u64);
+    let rounds = opts.plan.file.measure.rounds.max(1);
+    let children = configs.len() as u64 * rounds;
+    let bar = if children > 1 && console_is_term() {
+        let b = ProgressBar::new(children);
         b.set_style(
             ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
@@ -331,9 +349,10 @@ pub fn run(ort_lib: &Option<PathBuf>, args: ProfileArgs) -> anyhow::Result<Outco
     };
     let labels = ConfigLabels::new(configs.iter().map(|c| c.id.as_str()));
     eprintln!(
-        "profiling {} ({} configurations, plan '{}', ONNX Runtime {}{})",
+        "profiling {} ({} configurations x {rounds} round{} (processes), plan '{}', ONNX Runtime {}{})",
         source.display,
         configs.len(),
+        if rounds == 1 { "" } else { "s" },
         opts.plan.name,
         if version.is_empty() { "?" } else { &version },
         labels

@@ -88,7 +88,8 @@ pub fn interleave(rounds: usize, measurer: &mut dyn Measurer) -> Result<Remeasur
 
 /// The plan one round runs: narrowed to the policy's scope (there is no point measuring
 /// what is not gated), with `1/rounds` of the time budget so the pooled rounds give the
-/// plan's total.
+/// plan's total ([`crate::profile::plan::MeasureSettings::per_round`]), and a single
+/// process per configuration (the gate interleaves its rounds itself).
 pub fn split_plan(mut plan: Plan, rounds: usize, scope: &Scope) -> Result<Plan> {
     if !scope.batch.is_empty() {
         plan.file.sizes.batch = scope.batch.clone();
@@ -99,12 +100,10 @@ pub fn split_plan(mut plan: Plan, rounds: usize, scope: &Scope) -> Result<Plan> 
     if !scope.ep.is_empty() {
         plan.file.run.execution_providers = scope.ep.clone();
     }
-    let r = rounds.max(1) as f64;
-    let m = &mut plan.file.measure;
-    m.min_time_s /= r;
-    m.max_time_s /= r;
-    m.min_iterations = (m.min_iterations as f64 / r).ceil().max(10.0) as u64;
-    m.max_iterations = m.max_iterations.max(m.min_iterations);
+    // The gate's own rounds replace the profiler's: each side's sweep is one process per
+    // configuration per round, the rounds interleaved between the two models.
+    plan.file.measure.rounds = rounds.max(1) as u64;
+    plan.file.measure = plan.file.measure.per_round();
     plan.validate().map_err(|e| match e {
         Error::Usage { message, .. } => Error::usage(
             format!("plan '{}' split in {rounds} rounds", plan.name),
@@ -319,5 +318,6 @@ mod tests {
         assert!((p.file.measure.min_time_s - min_t / 4.0).abs() < 1e-12);
         assert!(p.file.measure.min_iterations >= (min_i as f64 / 4.0).ceil() as u64);
         assert!(p.file.measure.min_iterations >= 10);
+        assert_eq!(p.file.measure.rounds, 1, "the gate interleaves its own rounds");
     }
 }

@@ -9,18 +9,15 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::profile::schema::{ConfigResult, LatencyStats, Profile, Status};
-use crate::stats::Summary;
+use crate::profile::schema::{ConfigResult, Profile};
 
 /// Baseline and candidate samples of one round of one configuration.
 pub type RoundPair = (Vec<f64>, Vec<f64>);
 
-fn median(v: Vec<f64>) -> Option<f64> {
-    crate::stats::quantile_sorted(&crate::stats::sorted_finite(&v), 0.5)
-}
-
-/// Merge one model's round profiles into one profile: pooled samples with statistics
-/// recomputed, the largest peak memory, median session and first-run times. A
+/// Merge one model's round profiles into one profile, configuration by configuration
+/// with the profiler's own rounds merge ([`crate::profile::rounds::merge`]): pooled
+/// samples with statistics recomputed and an interval over rounds, the largest peak
+/// memory, median session and first-run times, modes where rounds disagree. A
 /// configuration that failed in any round is failed (with that round's reason).
 pub fn merge_rounds(rounds: &[Profile]) -> Result<Profile> {
     let first = rounds.first().ok_or_else(|| {
@@ -31,50 +28,16 @@ pub fn merge_rounds(rounds: &[Profile]) -> Result<Profile> {
     })?;
     let mut merged = first.clone();
     for c in merged.configs.iter_mut() {
-        let same: Vec<&ConfigResult> = rounds
+        let same: Vec<ConfigResult> = rounds
             .iter()
-            .filter_map(|p| p.configs.iter().find(|x| x.id == c.id))
+            .filter_map(|p| p.configs.iter().find(|x| x.id == c.id).cloned())
             .collect();
-        if let Some(f) = same.iter().find(|x| x.status == Status::Failed) {
-            *c = (*f).clone();
-            c.reason = Some(format!(
-                "failed in one of {} rounds: {}",
-                rounds.len(),
-                f.reason.clone().unwrap_or_default()
-            ));
-            continue;
+        if let Some(m) = crate::profile::rounds::merge(&same) {
+            *c = m;
         }
-        let samples: Vec<f64> = same
-            .iter()
-            .filter_map(|x| x.latency.as_ref())
-            .flat_map(|l| l.samples_s.iter().copied())
-            .collect();
-        let stable = same
-            .iter()
-            .all(|x| x.latency.as_ref().is_none_or(|l| l.stable));
-        if let Some(s) = Summary::of(&samples, 0.95) {
-            c.latency = Some(LatencyStats::from_summary(&s, None, stable, samples));
-            if let Some(batch) = c.batch {
-                c.throughput_items_per_s = Some(batch as f64 / s.p50);
-            } else if c.throughput_items_per_s.is_some() {
-                c.throughput_items_per_s = Some(1.0 / s.p50);
-            }
-        }
-        if let Some(m) = c.memory.as_mut() {
-            m.peak_rss_bytes = same
-                .iter()
-                .filter_map(|x| x.memory.as_ref().map(|m| m.peak_rss_bytes))
-                .max()
-                .unwrap_or(m.peak_rss_bytes);
-        }
-        c.session_create_s = median(same.iter().filter_map(|x| x.session_create_s).collect());
-        c.first_run_s = median(same.iter().filter_map(|x| x.first_run_s).collect());
-        let mut warnings: Vec<String> = same.iter().flat_map(|x| x.warnings.clone()).collect();
-        warnings.sort();
-        warnings.dedup();
-        c.warnings = warnings;
     }
     merged.plan.name = format!("{} ({} interleaved rounds)", first.plan.name, rounds.len());
+    merged.plan.rounds = rounds.len() as u64;
     Ok(merged)
 }
 
@@ -103,6 +66,7 @@ pub fn pair_rounds(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::schema::Status;
     use crate::report::fixture::sample_profile;
 
     #[test]

@@ -833,6 +833,21 @@ fn timing_regression(
         return c;
     };
     c.baseline = Some(point(base));
+    // A side whose rounds (processes) fell into distinct regimes has no single latency to
+    // compare: the ratio would depend on which regime each side happened to catch. Paired
+    // rounds (remeasure) carry that into their own interval; unpaired profiles refuse.
+    if rounds.is_none() {
+        let modal = |side: &str, l: &crate::profile::schema::LatencyStats| {
+            l.is_multimodal()
+                .then(|| format!("the {side}'s rounds disagree (p50 {})", l.modes_line()))
+        };
+        if let Some(why) = modal("candidate", lat).or_else(|| modal("baseline", base)) {
+            c.message = format!(
+                "{why}: cannot decide a regression from a latency that changes regime between                  processes (use --remeasure, fewer threads than cores or a quieter runner)"
+            );
+            return c;
+        }
+    }
     let b = &policy.bootstrap;
     let by_rounds =
         rounds.and_then(|r| stats::bootstrap_ratio_rounds(r, q, b.confidence, b.resamples, b.seed));
@@ -962,6 +977,8 @@ mod tests {
                 outliers_severe: 0,
                 stable: true,
                 samples_s: s,
+                rounds: vec![],
+                modes: vec![],
             }),
             throughput_items_per_s: Some(id_batch as f64 / p50),
             memory: Some(MemoryStats {
@@ -974,6 +991,7 @@ mod tests {
             gpu: None,
             per_op: vec![],
             warnings: vec![],
+            uses_all_cores: false,
         }
     }
 
@@ -995,6 +1013,7 @@ mod tests {
             onnxruntime_version: "1.31.1".into(),
             plan: PlanSummary {
                 name: "ci".into(),
+                rounds: 1,
                 warmup_iterations: 5,
                 min_iterations: 10,
                 max_iterations: 1000,

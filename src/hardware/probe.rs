@@ -928,6 +928,8 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
     let settings_for = |left_s: f64, children_left: usize| {
         let per_child = (left_s.max(0.0) * 0.5 / children_left.max(1) as f64).clamp(0.02, 5.0);
         MeasureSettings {
+            // One process per micro-model: the probe's budget is a minute in all.
+            rounds: 1,
             warmup_iterations: 3,
             min_iterations: 10,
             max_iterations: 100_000,

@@ -34,7 +34,7 @@ use crate::model::Model;
 use crate::package::{self, Manifest, PackageOptions, VariantInput};
 use crate::profile::plan::Plan;
 use crate::profile::schema::{ConfigResult, Profile, Status};
-use crate::profile::sweep::{self, ConfigSpec, SweepObserver, SweepOptions, WorkerCommand};
+use crate::profile::sweep::{self, SweepObserver, SweepOptions, WorkerCommand};
 
 pub use quantize::VariantMode;
 pub use report::{BuildReport, BUILD_SCHEMA};
@@ -531,10 +531,8 @@ struct SweepRelay<'a> {
 }
 
 impl SweepObserver for SweepRelay<'_> {
-    fn started(&mut self, _index: usize, _total: usize, _config: &ConfigSpec) {}
-
-    fn finished(&mut self, _index: usize, _total: usize, r: &ConfigResult) {
-        let line = r.progress_line();
+    fn finished(&mut self, step: sweep::Step, r: &ConfigResult, _merged: &ConfigResult) {
+        let line = format!("{}{}", step.round_prefix(), r.progress_line());
         self.obs.detail(Step::Profile, &line);
     }
 }

@@ -5,6 +5,7 @@
 //! - [`measure`]: the measurement protocol, generic over a [`measure::Runner`].
 //! - [`plan`]: strict TOML plans from `profiles/`, with command-line overrides.
 //! - [`worker`]: one child process per configuration (through [`crate::isolate`]).
+//! - [`rounds`]: several processes per configuration, pooled, with modes.
 //! - [`sweep`]: the cross product of query sizes, threads and providers, and the profile.
 //! - [`needs`]: the needs summary (threads for a latency budget, memory line).
 //! - [`schema`]: the `edgepack.profile/1` JSON.
@@ -15,6 +16,7 @@ pub mod needs;
 pub mod per_op;
 pub mod plan;
 pub mod process;
+pub mod rounds;
 pub mod schema;
 pub mod source;
 pub mod sweep;

@@ -2,6 +2,8 @@
 //!
 //! - **Threads for a latency budget**: for each query size and execution provider, the
 //!   fewest intra-op threads whose median latency meets the budget (`None` when none did).
+//!   Where a configuration's rounds were multi-modal, its slowest mode is the median that
+//!   must meet the budget ([`super::schema::LatencyStats::pessimistic_p50_s`]).
 //! - **Memory line**: peak RSS ≈ `fixed + per_item × batch`, fitted by ordinary least
 //!   squares over every successful configuration (for each batch the largest peak over
 //!   thread counts is used, the conservative choice; the session-creation peak counts when
@@ -34,7 +36,9 @@ pub fn min_threads_for_budget(
         let key = size_key(c);
         let entry = out.entry(key).or_insert(None);
         let meets =
-            c.status == Status::Ok && c.latency.as_ref().is_some_and(|l| l.p50_s <= budget_s);
+            c.status == Status::Ok && c.latency
+                .as_ref()
+                .is_some_and(|l| l.pessimistic_p50_s() <= budget_s);
         if meets {
             *entry = Some(entry.map_or(c.threads, |t| t.min(c.threads)));
         }
@@ -135,6 +139,8 @@ mod tests {
                 outliers_severe: 0,
                 stable: true,
                 samples_s: vec![],
+                rounds: vec![],
+                modes: vec![],
             }),
             throughput_items_per_s: None,
             memory: p50_s.map(|_| MemoryStats {
@@ -147,6 +153,7 @@ mod tests {
             gpu: None,
             per_op: vec![],
             warnings: vec![],
+            uses_all_cores: false,
         }
     }
 

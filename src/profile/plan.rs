@@ -19,10 +19,11 @@
 //! graph_optimization_level = "all"        # disable, basic, extended, all
 //!
 //! [measure]
+//! rounds = 3                              # independent processes per configuration
 //! warmup_iterations = 3
 //! min_iterations = 10
 //! max_iterations = 1000
-//! min_time_s = 0.5
+//! min_time_s = 0.5                       # per configuration, shared by its rounds
 //! max_time_s = 5.0
 //! target_ci_rel = 0.01                    # ±1% relative half-width of the median's CI
 //! stability_tolerance = 0.05              # last 3 windows within ±5%
@@ -151,6 +152,11 @@ impl Default for RunSettings {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MeasureSettings {
+    /// Independent processes each configuration is measured in (see
+    /// [`super::rounds`]); the iteration and time settings below are the configuration's
+    /// total, shared by its rounds ([`Self::per_round`]).
+    #[serde(default = "default_rounds")]
+    pub rounds: u64,
     pub warmup_iterations: u64,
     pub min_iterations: u64,
     pub max_iterations: u64,
@@ -160,7 +166,33 @@ pub struct MeasureSettings {
     pub stability_tolerance: f64,
 }
 
+/// Rounds when a plan does not say: three processes are the fewest in which one odd
+/// process shows as the odd one out (issue 18).
+pub const DEFAULT_ROUNDS: u64 = 3;
+
+fn default_rounds() -> u64 {
+    DEFAULT_ROUNDS
+}
+
 impl MeasureSettings {
+    /// The settings of one of `self.rounds` rounds: each gets `1/rounds` of the time and
+    /// iteration budget (at least 10 runs), so the pooled rounds cost what the plan says,
+    /// and a target interval `√rounds` wider, so the pooled samples reach the plan's
+    /// target. The result is a single round.
+    pub fn per_round(&self) -> MeasureSettings {
+        let r = self.rounds.max(1) as f64;
+        let min_iterations = (self.min_iterations as f64 / r).ceil().max(10.0) as u64;
+        MeasureSettings {
+            rounds: 1,
+            min_iterations,
+            max_iterations: ((self.max_iterations as f64 / r).ceil() as u64).max(min_iterations),
+            min_time_s: self.min_time_s / r,
+            max_time_s: self.max_time_s / r,
+            target_ci_rel: (self.target_ci_rel * r.sqrt()).min(0.5),
+            ..self.clone()
+        }
+    }
+
     /// The measurement protocol these settings describe (the rest at its defaults).
     pub fn protocol(&self) -> Protocol {
         Protocol {
@@ -180,6 +212,7 @@ impl Default for MeasureSettings {
     fn default() -> Self {
         let p = Protocol::default();
         MeasureSettings {
+            rounds: DEFAULT_ROUNDS,
             warmup_iterations: p.warmup_iterations,
             min_iterations: p.min_iterations,
             max_iterations: p.max_iterations,
@@ -218,6 +251,7 @@ pub struct Overrides {
     pub threads: Vec<usize>,
     pub execution_providers: Vec<String>,
     pub graph_optimization_level: Option<GraphOptimizationLevel>,
+    pub rounds: Option<u64>,
     pub warmup_iterations: Option<u64>,
     pub min_iterations: Option<u64>,
     pub max_iterations: Option<u64>,
@@ -309,6 +343,9 @@ impl Plan {
         if let Some(l) = o.graph_optimization_level {
             f.run.graph_optimization_level = l;
         }
+        if let Some(r) = o.rounds {
+            f.measure.rounds = r;
+        }
         let m = &mut f.measure;
         macro_rules! take {
             ($field:ident, $dst:expr) => {
@@ -375,6 +412,12 @@ impl Plan {
             ));
         }
         let m = &f.measure;
+        if !(1..=100).contains(&m.rounds) {
+            return Err(format!(
+                "measure.rounds: {} must be between 1 and 100 (processes per configuration)",
+                m.rounds
+            ));
+        }
         if m.min_iterations < 1 {
             return Err("measure.min_iterations must be at least 1".into());
         }
@@ -423,6 +466,7 @@ impl Plan {
         let m = &self.file.measure;
         PlanSummary {
             name: self.name.clone(),
+            rounds: m.rounds,
             warmup_iterations: m.warmup_iterations,
             min_iterations: m.min_iterations,
             max_iterations: m.max_iterations,

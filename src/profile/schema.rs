@@ -84,11 +84,18 @@ pub struct Host {
     pub isa_features: Vec<String>,
 }
 
-/// The measurement settings used.
+fn one_round() -> u64 {
+    1
+}
+
+/// The measurement settings used (for the whole configuration: its rounds share them).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PlanSummary {
     pub name: String,
+    /// Independent processes per configuration (profiles before rounds: 1).
+    #[serde(default = "one_round")]
+    pub rounds: u64,
     pub warmup_iterations: u64,
     pub min_iterations: u64,
     pub max_iterations: u64,
@@ -161,6 +168,11 @@ pub struct ConfigResult {
     pub per_op: Vec<OpShare>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The configuration's threads occupy every core this machine offers the process
+    /// (or `threads = 0`, ONNX Runtime's one per core): its timings then depend on
+    /// everything else the machine runs, and on a small VM can swing 2x between processes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub uses_all_cores: bool,
 }
 
 impl ConfigResult {
@@ -211,9 +223,41 @@ pub struct LatencyStats {
     pub outliers_severe: u64,
     /// Whether the last stability windows agreed within the plan's tolerance.
     pub stable: bool,
-    /// The raw steady-state samples, so gates can bootstrap ratios.
+    /// The raw steady-state samples, so gates can bootstrap ratios (round after round,
+    /// in the order of `rounds` when there are several).
     #[serde(default)]
     pub samples_s: Vec<f64>,
+    /// Each round's own figures when the configuration was measured in several independent
+    /// processes ([`crate::profile::rounds`]); the interval above then comes from a
+    /// bootstrap over rounds, then samples, and covers the between-process spread.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<RoundLatency>,
+    /// Present when rounds disagree beyond their own intervals by a material gap: the
+    /// modes, fastest first. Decisions use the slowest ([`Self::pessimistic_p50_s`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modes: Vec<LatencyMode>,
+}
+
+/// One round (one process) of a configuration measured in several.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RoundLatency {
+    pub p50_s: f64,
+    /// The round's own (within-process) 95% interval of its median.
+    pub p50_ci_low_s: f64,
+    pub p50_ci_high_s: f64,
+    /// Samples this round contributed (its slice of `samples_s`).
+    pub iterations: u64,
+}
+
+/// A group of rounds that agree with each other and not with the other groups.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyMode {
+    /// Median of the pooled samples of this mode's rounds.
+    pub p50_s: f64,
+    /// Indices into `rounds` (0-based).
+    pub rounds: Vec<usize>,
 }
 
 impl LatencyStats {
@@ -249,7 +293,39 @@ impl LatencyStats {
             outliers_severe: s.outliers.severe() as u64,
             stable,
             samples_s,
+            rounds: Vec::new(),
+            modes: Vec::new(),
         }
+    }
+
+    /// The p50 that decisions (thread counts, budgets, bundle predictions) use: the slowest
+    /// mode's when the rounds were multi-modal, never the lucky one; else the p50.
+    pub fn pessimistic_p50_s(&self) -> f64 {
+        self.modes
+            .iter()
+            .map(|m| m.p50_s)
+            .fold(self.p50_s, f64::max)
+    }
+
+    /// Whether the rounds disagreed (see [`Self::modes`]).
+    pub fn is_multimodal(&self) -> bool {
+        self.modes.len() > 1
+    }
+
+    /// `12.4 ms (2 rounds), 25.6 ms (1 round)`: the modes for a warning or a message.
+    pub fn modes_line(&self) -> String {
+        self.modes
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} ({} round{})",
+                    crate::units::format_duration_s(m.p50_s),
+                    m.rounds.len(),
+                    if m.rounds.len() == 1 { "" } else { "s" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

@@ -1,6 +1,7 @@
 //! A sweep: the cross product of query sizes, thread counts and execution providers, each
-//! configuration measured in a child process of its own ([`crate::isolate`],
-//! [`super::worker`]), collected into one [`Profile`].
+//! configuration measured in child processes of its own ([`crate::isolate`],
+//! [`super::worker`]), one per round ([`super::rounds`]: the plan's `measure.rounds`
+//! passes, alternating direction), collected into one [`Profile`].
 //!
 //! Query sizes. The batch is the leading dim of every input whose leading dim is not fixed.
 //! Its values come from `--batch`, else from the leading value of a `--shape` given for
@@ -99,12 +100,45 @@ pub struct ConfigSpec {
     pub input_files: BTreeMap<String, PathBuf>,
 }
 
+/// Where a sweep is: child `index` of `total` (0-based), in round `round` of `rounds`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub index: usize,
+    pub total: usize,
+    pub round: usize,
+    pub rounds: usize,
+}
+
+impl Step {
+    /// `round 2/3 · ` when there are several rounds, else nothing (for progress lines).
+    pub fn round_prefix(&self) -> String {
+        if self.rounds > 1 {
+            format!("round {}/{} · ", self.round + 1, self.rounds)
+        } else {
+            String::new()
+        }
+    }
+}
+
 /// Hooks for progress and tables while a sweep runs.
 pub trait SweepObserver {
-    /// Configuration `index` (0-based) of `total` is about to start.
-    fn started(&mut self, _index: usize, _total: usize, _config: &ConfigSpec) {}
-    /// Configuration `index` finished (ok or failed).
-    fn finished(&mut self, _index: usize, _total: usize, _result: &ConfigResult) {}
+    /// One round of a configuration is about to start in its own child.
+    fn started(&mut self, _step: Step, _config: &ConfigSpec) {}
+    /// One round of a configuration finished (ok or failed): `round` is that process's
+    /// result, `merged` the configuration's figures over its rounds so far.
+    fn finished(&mut self, _step: Step, _round: &ConfigResult, _merged: &ConfigResult) {}
+}
+
+/// The order children run in: `rounds` passes over `n` configurations, forward then
+/// backward (A B C, C B A, A B C, ...), so a drift of the machine over the sweep's minutes
+/// lands on every configuration alike and the same configuration never runs twice in a
+/// row across a pass boundary by accident of order alone. Pairs are (round, config).
+pub fn round_order(n: usize, rounds: usize) -> Vec<(usize, usize)> {
+    (0..rounds)
+        .flat_map(|r| {
+            (0..n).map(move |i| (r, if r % 2 == 0 { i } else { n - 1 - i }))
+        })
+        .collect()
 }
 
 /// An observer that does nothing.
@@ -466,7 +500,10 @@ fn context_for(
     })
 }
 
-fn result_of(c: &ConfigSpec, reply: WorkerReply) -> ConfigResult {
+/// One child's reply as a configuration result. `cores` is what the machine offers this
+/// process: a configuration with that many threads (or ONNX Runtime's default, one per
+/// core) is marked as using every core.
+fn result_of(c: &ConfigSpec, reply: WorkerReply, cores: usize) -> ConfigResult {
     let status = if reply.failure.is_some() {
         Status::Failed
     } else {
@@ -503,6 +540,7 @@ fn result_of(c: &ConfigSpec, reply: WorkerReply) -> ConfigResult {
         gpu: reply.gpu,
         per_op: reply.per_op,
         warnings: reply.warnings,
+        uses_all_cores: c.threads == 0 || c.threads >= cores,
     }
 }
 
@@ -603,8 +641,25 @@ pub fn run(
         timeout_s: limits.timeout_s,
         memory_limit_bytes: limits.memory_limit_bytes,
     };
-    for (i, c) in configs.iter().enumerate() {
-        observer.started(i, configs.len(), c);
+    let rounds = opts.plan.file.measure.rounds.max(1) as usize;
+    let measure = opts.plan.file.measure.per_round();
+    let cores = profile.host.logical_cores.max(1);
+    let mut done: Vec<Vec<ConfigResult>> = vec![Vec::new(); configs.len()];
+    let order = round_order(configs.len(), rounds);
+    for (index, &(round, i)) in order.iter().enumerate() {
+        let c = &configs[i];
+        // A configuration that failed is not run again: its failure stands (an
+        // out-of-memory or a load error does not go away in the next process).
+        if done[i].iter().any(|r| r.status == Status::Failed) {
+            continue;
+        }
+        let step = Step {
+            index,
+            total: order.len(),
+            round,
+            rounds,
+        };
+        observer.started(step, c);
         let req = WorkerRequest {
             model_path: model_path.clone(),
             ort_lib: opts.ort_lib.clone(),
@@ -625,15 +680,19 @@ pub fn run(
             input_files: c.input_files.clone(),
             generation: opts.generation.clone(),
             seed: opts.seed,
-            measure: opts.plan.file.measure.clone(),
+            measure: measure.clone(),
             memory_limited: limits.memory_limit_bytes.is_some(),
-            per_op_dir: per_op_dir.as_ref().map(|d| d.path().to_path_buf()),
+            // ONNX Runtime's per-node profile once, in the first round.
+            per_op_dir: per_op_dir
+                .as_ref()
+                .filter(|_| round == 0)
+                .map(|d| d.path().to_path_buf()),
             per_op_runs: 10,
         };
         let child = measure_in_child(&opts.worker, &req, child_limits)?;
         if InterruptGuard::interrupted() && matches!(child.end, ChildEnd::Signaled(_)) {
             // The signal reached the child too (Ctrl-C signals the whole group): this
-            // configuration was not measured, it did not fail.
+            // round was not measured, it did not fail.
             break;
         }
         let mut reply = child.reply;
@@ -644,10 +703,19 @@ pub fn run(
                 ));
             }
         }
-        let result = result_of(c, reply);
-        observer.finished(i, configs.len(), &result);
-        profile.configs.push(result);
-        profile.not_run.remove(0);
+        let result = result_of(c, reply, cores);
+        done[i].push(result.clone());
+        let Some(merged) = super::rounds::merge(&done[i]) else {
+            continue;
+        };
+        observer.finished(step, &result, &merged);
+        if i < profile.configs.len() {
+            profile.configs[i] = merged;
+        } else {
+            // The first round runs forward: configuration `i` is the next one.
+            profile.configs.push(merged);
+            profile.not_run.remove(0);
+        }
         profile.needs = Some(needs::summarize(
             &profile.configs,
             limits.latency_budget_s,
@@ -716,6 +784,26 @@ mod tests {
                 args: vec![],
             },
         }
+    }
+
+    #[test]
+    fn rounds_alternate_direction_over_the_configurations() {
+        assert_eq!(
+            round_order(3, 3),
+            vec![
+                (0, 0),
+                (0, 1),
+                (0, 2),
+                (1, 2),
+                (1, 1),
+                (1, 0),
+                (2, 0),
+                (2, 1),
+                (2, 2)
+            ]
+        );
+        assert_eq!(round_order(2, 1), vec![(0, 0), (0, 1)]);
+        assert!(round_order(0, 3).is_empty());
     }
 
     #[test]

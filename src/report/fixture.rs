@@ -51,6 +51,8 @@ pub fn sample_profile() -> Profile {
                     outliers_severe: 0,
                     stable: !(threads == 2 && batch == 8),
                     samples_s: samples,
+                    rounds: vec![],
+                    modes: vec![],
                 }),
                 throughput_items_per_s: Some(batch as f64 / p50),
                 memory: Some(MemoryStats {
@@ -88,6 +90,8 @@ pub fn sample_profile() -> Profile {
                     vec![]
                 },
                 warnings: vec![],
+                // The fixture's host has 2 logical cores.
+                uses_all_cores: threads == 2,
             });
         }
     }
@@ -111,6 +115,7 @@ pub fn sample_profile() -> Profile {
         gpu: None,
         per_op: vec![],
         warnings: vec![],
+        uses_all_cores: false,
     });
     Profile {
         schema: PROFILE_SCHEMA.into(),
@@ -133,6 +138,7 @@ pub fn sample_profile() -> Profile {
         onnxruntime_version: "1.31.1".into(),
         plan: PlanSummary {
             name: "quick".into(),
+            rounds: 1,
             warmup_iterations: 5,
             min_iterations: 20,
             max_iterations: 500,

@@ -40,7 +40,8 @@ fn write_to(w: &mut String, p: &Profile) -> std::fmt::Result {
     }
     let mut rows: Vec<Vec<String>> = Vec::new();
     for c in &p.configs {
-        let mut r = vec![labels.label(&c.id).to_string()];
+        let mark = if c.uses_all_cores { " *" } else { "" };
+        let mut r = vec![format!("{}{mark}", labels.label(&c.id))];
         match (&c.status, &c.latency) {
             (Status::Ok, Some(l)) => {
                 r.push("ok".into());
@@ -90,6 +91,21 @@ fn write_to(w: &mut String, p: &Profile) -> std::fmt::Result {
         table.row(r);
     }
     w.push_str(&table.render());
+    if p.configs.iter().any(|c| c.uses_all_cores) {
+        writeln!(
+            w,
+            "* uses every core this machine offers ({}): its timings depend on everything else \
+             the machine runs",
+            p.host.logical_cores
+        )?;
+    }
+    if p.plan.rounds > 1 {
+        writeln!(
+            w,
+            "each configuration measured in {} processes (rounds); ±ci covers the spread between them",
+            p.plan.rounds
+        )?;
+    }
     // A warning every configuration gets (a slow first run, normal for ONNX Runtime) tells
     // the user nothing per configuration: it is said once.
     let ok: Vec<&ConfigResult> = p

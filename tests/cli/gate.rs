@@ -65,6 +65,8 @@ fn config(batch: i64, s: Vec<f64>, peak_rss_bytes: u64) -> ConfigResult {
             outliers_severe: 0,
             stable: true,
             samples_s: s,
+            rounds: vec![],
+            modes: vec![],
         }),
         throughput_items_per_s: Some(batch as f64 / p50),
         memory: Some(MemoryStats {
@@ -77,6 +79,7 @@ fn config(batch: i64, s: Vec<f64>, peak_rss_bytes: u64) -> ConfigResult {
         gpu: None,
         per_op: vec![],
         warnings: vec![],
+        uses_all_cores: false,
     }
 }
 
@@ -102,6 +105,7 @@ fn profile(model: &str, sha_byte: &str, configs: Vec<ConfigResult>) -> Profile {
         onnxruntime_version: "1.31.1".into(),
         plan: PlanSummary {
             name: "ci".into(),
+            rounds: 1,
             warmup_iterations: 5,
             min_iterations: 20,
             max_iterations: 2000,
