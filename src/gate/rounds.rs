@@ -32,7 +32,7 @@ pub fn merge_rounds(rounds: &[Profile]) -> Result<Profile> {
             .iter()
             .filter_map(|p| p.configs.iter().find(|x| x.id == c.id).cloned())
             .collect();
-        if let Some(m) = crate::profile::rounds::merge(&same) {
+        if let Some(m) = crate::profile::rounds::merge(&same, None) {
             *c = m;
         }
     }

@@ -1096,6 +1096,42 @@ mod tests {
     }
 
     #[test]
+    fn a_multimodal_side_is_inconclusive_never_the_lucky_mode() {
+        // The candidate's three processes: two at 10 ms, one at 20 ms (issue 18's 2-core
+        // machine at threads = cores). Pooled, its median looks like the baseline's.
+        let round = |c: f64, seed: u64| {
+            let mut r = config(1, samples(c, 0.02, 60, seed), 1);
+            r.id = "ep=cpu threads=2 batch=1".into();
+            r
+        };
+        let merged = crate::profile::rounds::merge(
+            &[round(0.010, 1), round(0.020, 2), round(0.010, 3)],
+            None,
+        )
+        .unwrap();
+        assert!(merged.latency.as_ref().unwrap().is_multimodal());
+        let cur = profile("m.onnx", vec![merged]);
+        let base = profile("m.onnx", vec![round(0.010, 4)]);
+        let v = evaluate(
+            &regression_policy("5%"),
+            &cur,
+            Some(&base),
+            &Extras::default(),
+        )
+        .unwrap();
+        assert_eq!(v.decision, Decision::Inconclusive, "{:#?}", v.checks);
+        assert!(
+            v.checks.iter().any(|c| c.message.contains("rounds disagree")),
+            "{:#?}",
+            v.checks
+        );
+        // A budget between the modes cannot pass on the fast one.
+        let p = Policy::from_toml("[metrics.p50_latency]\nmax = \"15ms\"\n").unwrap();
+        let v = evaluate(&p, &cur, None, &Extras::default()).unwrap();
+        assert_ne!(v.decision, Decision::Pass, "{:#?}", v.checks);
+    }
+
+    #[test]
     fn latency_budget_is_judged_on_the_interval() {
         let cur = profile("m.onnx", vec![config(1, samples(0.010, 0.1, 400, 3), 1)]);
         let judge = |max: &str| {

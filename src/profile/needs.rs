@@ -158,6 +158,27 @@ mod tests {
     }
 
     #[test]
+    fn threads_for_a_budget_use_the_slow_mode() {
+        let mut c = cfg(2, 1, Some(0.010), 1);
+        c.latency.as_mut().unwrap().modes = vec![
+            crate::profile::schema::LatencyMode {
+                p50_s: 0.010,
+                rounds: vec![0, 2],
+            },
+            crate::profile::schema::LatencyMode {
+                p50_s: 0.021,
+                rounds: vec![1],
+            },
+        ];
+        let m = min_threads_for_budget(&[c.clone()], 0.015);
+        assert_eq!(m.values().next(), Some(&None), "{m:?}");
+        assert_eq!(
+            min_threads_for_budget(&[c], 0.025).values().next(),
+            Some(&Some(2))
+        );
+    }
+
+    #[test]
     fn picks_fewest_threads_meeting_the_budget_per_size() {
         let c = vec![
             cfg(1, 1, Some(0.030), 0),

@@ -43,8 +43,10 @@ const SEED: u64 = 0x5eed_0018;
 
 /// One configuration's figures from all its rounds (at least one, in the order they ran).
 /// A configuration that failed in any round is failed, with that round's reason. A single
-/// round is returned as it is.
-pub fn merge(rounds: &[ConfigResult]) -> Option<ConfigResult> {
+/// round is returned as it is. `target_ci_rel` is the plan's target for the pooled
+/// interval: given, the rounds' own "wider than the (per-round) target" warnings give way
+/// to one about the pooled interval.
+pub fn merge(rounds: &[ConfigResult], target_ci_rel: Option<f64>) -> Option<ConfigResult> {
     let first = rounds.first()?;
     if let Some(f) = rounds.iter().position(|r| r.status == Status::Failed) {
         let mut failed = rounds[f].clone();
@@ -99,9 +101,17 @@ pub fn merge(rounds: &[ConfigResult]) -> Option<ConfigResult> {
             .map(|r| r.per_op.clone())
             .unwrap_or_default();
     }
-    let mut warnings: Vec<String> = rounds.iter().flat_map(|r| r.warnings.clone()).collect();
-    warnings.sort();
-    warnings.dedup();
+    let mut warnings = merge_warnings(rounds, target_ci_rel.is_some());
+    if let (Some(l), Some(t)) = (&out.latency, target_ci_rel) {
+        if l.p50_ci_rel > t {
+            warnings.push(format!(
+                "median CI ±{:.2}% over {} rounds is wider than the target ±{:.2}%",
+                l.p50_ci_rel * 100.0,
+                rounds.len(),
+                t * 100.0
+            ));
+        }
+    }
     if let Some(l) = out.latency.as_ref().filter(|l| l.is_multimodal()) {
         warnings.push(format!(
             "rounds disagree: p50 {} across {} processes; decisions use the slowest{}",
@@ -116,6 +126,40 @@ pub fn merge(rounds: &[ConfigResult]) -> Option<ConfigResult> {
     }
     out.warnings = warnings;
     Some(out)
+}
+
+/// The kind of a warning: its text up to the first number (`unstable: the last`,
+/// `outliers:`, `median CI`), so the same warning from several rounds is said once.
+fn warning_kind(w: &str) -> &str {
+    let end = w
+        .find(|c: char| c.is_ascii_digit() || c == '±')
+        .unwrap_or(w.len());
+    w[..end].trim_end()
+}
+
+/// The rounds' warnings, one per kind (the first round's wording, with how many rounds
+/// said it). `pooled_ci` drops the per-round interval warnings: the pooled interval is
+/// judged against the plan's target instead.
+fn merge_warnings(rounds: &[ConfigResult], pooled_ci: bool) -> Vec<String> {
+    let mut kinds: Vec<(&str, &str, usize)> = Vec::new();
+    for r in rounds {
+        let mut seen: Vec<&str> = Vec::new();
+        for w in &r.warnings {
+            let k = warning_kind(w);
+            if (pooled_ci && k == "median CI") || seen.contains(&k) {
+                continue;
+            }
+            seen.push(k);
+            match kinds.iter_mut().find(|(kind, _, _)| *kind == k) {
+                Some(e) => e.2 += 1,
+                None => kinds.push((k, w, 1)),
+            }
+        }
+    }
+    kinds
+        .into_iter()
+        .map(|(_, w, n)| format!("{w} (in {n} of {} rounds)", rounds.len()))
+        .collect()
 }
 
 /// Pooled statistics, the rounds bootstrap interval, per-round figures and modes.
@@ -211,7 +255,7 @@ mod tests {
     #[test]
     fn agreeing_rounds_pool_their_samples_and_keep_each_round() {
         let rs = [round(1.0), round(1.01), round(0.99)];
-        let m = merge(&rs).unwrap();
+        let m = merge(&rs, Some(0.02)).unwrap();
         let l = m.latency.as_ref().unwrap();
         let n: usize = rs.iter().map(|r| r.latency.as_ref().unwrap().samples_s.len()).sum();
         assert_eq!(l.samples_s.len(), n);
@@ -229,7 +273,7 @@ mod tests {
     #[test]
     fn a_slow_regime_is_a_mode_and_decisions_use_it() {
         let rs = [round(1.0), round(2.07), round(1.01)];
-        let m = merge(&rs).unwrap();
+        let m = merge(&rs, Some(0.02)).unwrap();
         let l = m.latency.as_ref().unwrap();
         assert_eq!(l.modes.len(), 2, "{:?}", l.modes);
         assert_eq!(l.modes[0].rounds, vec![0, 2]);
@@ -240,6 +284,36 @@ mod tests {
         assert!(l.p50_ci_rel > 0.2, "{}", l.p50_ci_rel);
         let w = m.warnings.iter().find(|w| w.contains("rounds disagree")).unwrap();
         assert!(w.contains("2 rounds") && w.contains("1 round"), "{w}");
+        // The pooled interval is judged against the plan's target.
+        assert!(
+            m.warnings.iter().any(|w| w.contains("over 3 rounds is wider")),
+            "{:?}",
+            m.warnings
+        );
+    }
+
+    #[test]
+    fn the_same_warning_from_several_rounds_is_said_once() {
+        let mut rs = [round(1.0), round(1.0), round(1.0)];
+        rs[0].warnings = vec![
+            "unstable: the last 3 windows differ by up to 13.2% (tolerance 10.0%)".into(),
+            "median CI ±17.34% is wider than the target ±3.46% after 10 iterations".into(),
+        ];
+        rs[2].warnings = vec![
+            "unstable: the last 3 windows differ by up to 17.4% (tolerance 10.0%)".into(),
+        ];
+        let m = merge(&rs, Some(0.5)).unwrap();
+        assert_eq!(
+            m.warnings,
+            vec![
+                "unstable: the last 3 windows differ by up to 13.2% (tolerance 10.0%) \
+                 (in 2 of 3 rounds)"
+                    .to_string()
+            ]
+        );
+        // Without a target for the pooled interval, the rounds' own ones stay.
+        let m = merge(&rs, None).unwrap();
+        assert_eq!(m.warnings.len(), 2);
     }
 
     #[test]
@@ -248,13 +322,13 @@ mod tests {
         bad.status = Status::Failed;
         bad.latency = None;
         bad.reason = Some("out of memory".into());
-        let m = merge(&[round(1.0), bad]).unwrap();
+        let m = merge(&[round(1.0), bad], None).unwrap();
         assert_eq!(m.status, Status::Failed);
         assert_eq!(
             m.reason.as_deref(),
             Some("failed in round 2 of 2: out of memory")
         );
-        assert!(merge(&[]).is_none());
-        assert_eq!(merge(&[round(1.0)]).unwrap(), round(1.0));
+        assert!(merge(&[], None).is_none());
+        assert_eq!(merge(&[round(1.0)], None).unwrap(), round(1.0));
     }
 }

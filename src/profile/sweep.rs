@@ -705,7 +705,7 @@ pub fn run(
         }
         let result = result_of(c, reply, cores);
         done[i].push(result.clone());
-        let Some(merged) = super::rounds::merge(&done[i]) else {
+        let Some(merged) = super::rounds::merge(&done[i], Some(opts.plan.file.measure.target_ci_rel)) else {
             continue;
         };
         observer.finished(step, &result, &merged);
