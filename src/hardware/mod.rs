@@ -54,31 +54,6 @@ impl Arch {
     }
 }
 
-/// ISA features we know. Anything else in a file is refused as a probable typo.
-pub const KNOWN_ISA_FEATURES: &[&str] = &[
-    // Arm
-    "neon",
-    "fp16",
-    "dotprod",
-    "i8mm",
-    "bf16",
-    "sve",
-    "sve2",
-    // x86
-    "sse4.2",
-    "avx",
-    "avx2",
-    "fma",
-    "f16c",
-    "avx512f",
-    "avx512bw",
-    "avx512vl",
-    "avx512-vnni",
-    "avx512-bf16",
-    "avx-vnni",
-    "amx",
-];
-
 /// Execution providers we know (ONNX Runtime names, lower case, without `ExecutionProvider`).
 pub const KNOWN_EXECUTION_PROVIDERS: &[&str] = &[
     "cpu", "cuda", "tensorrt", "openvino", "xnnpack", "acl", "armnn", "qnn", "rocm", "migraphx",
@@ -232,10 +207,10 @@ impl Target {
             ));
         }
         for feat in &f.isa_features {
-            if !KNOWN_ISA_FEATURES.contains(&feat.as_str()) {
+            if !crate::isa::KNOWN.contains(&feat.as_str()) {
                 return bad(format!(
                     "unknown ISA feature '{feat}' (known: {})",
-                    KNOWN_ISA_FEATURES.join(", ")
+                    crate::isa::KNOWN.join(", ")
                 ));
             }
         }
