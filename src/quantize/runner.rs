@@ -121,8 +121,8 @@ pub trait Engine {
 /// that machine noise hits both alike: the median of per-pair ratios `t_b / t_a`.
 ///
 /// Protocol: one warm-up run each, then pairs until `min_pairs` are done and either
-/// `max_pairs` are done or `budget_s` has elapsed. Returns `(ratio, median_a_s, median_b_s,
-/// pairs)`. To be replaced by the profiler's interleaved comparison once it lands.
+/// `max_pairs` are done or `budget_s` has elapsed. Returns the ratio with both medians and
+/// the number of pairs run ([`LatencyRatio`]).
 pub fn latency_ratio(
     a: &mut dyn ModelRunner,
     b: &mut dyn ModelRunner,

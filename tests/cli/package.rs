@@ -34,6 +34,20 @@ fn package(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     out
 }
 
+/// The classifier packaged as `dir/cls.edgepkg` with one random sample input `x` of this
+/// shape (seed 7) as its self-test case.
+fn package_with_sample(dir: &Path, shape: &[usize]) -> PathBuf {
+    let samples = dir.join("samples");
+    std::fs::create_dir(&samples).unwrap();
+    let x = edgepack::tensor::Tensor::random(edgepack::tensor::DType::F32, shape, 7);
+    edgepack::tensor::npy::write_npy(&samples.join("x.npy"), &x).unwrap();
+    package(
+        dir,
+        "cls.edgepkg",
+        &["--sample-inputs", samples.to_str().unwrap()],
+    )
+}
+
 /// A zip built by hand from stored entries, so tests can write what no honest tool writes.
 /// `mode` is a unix mode for the entry (0 = none recorded).
 fn craft_zip(entries: &[(&str, &[u8], u32)]) -> Vec<u8> {
@@ -397,15 +411,7 @@ fn self_test_inputs_travel_with_the_bundle_and_pass_on_arrival() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let samples = d.path().join("samples");
-    std::fs::create_dir(&samples).unwrap();
-    let x = edgepack::tensor::Tensor::random(edgepack::tensor::DType::F32, &[2, 3, 48, 192], 7);
-    edgepack::tensor::npy::write_npy(&samples.join("x.npy"), &x).unwrap();
-    let pkg = package(
-        d.path(),
-        "cls.edgepkg",
-        &["--sample-inputs", samples.to_str().unwrap()],
-    );
+    let pkg = package_with_sample(d.path(), &[2, 3, 48, 192]);
     edgepack()
         .arg("verify")
         .arg(&pkg)
@@ -591,15 +597,7 @@ fn profile_of_a_package_sweeps_batches_with_shapes_from_its_samples() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let samples = d.path().join("samples");
-    std::fs::create_dir(&samples).unwrap();
-    let x = edgepack::tensor::Tensor::random(edgepack::tensor::DType::F32, &[1, 3, 48, 160], 7);
-    edgepack::tensor::npy::write_npy(&samples.join("x.npy"), &x).unwrap();
-    let pkg = package(
-        d.path(),
-        "cls.edgepkg",
-        &["--sample-inputs", samples.to_str().unwrap()],
-    );
+    let pkg = package_with_sample(d.path(), &[1, 3, 48, 160]);
     let plan = crate::common::quick_plan(d.path());
     let json = d.path().join("p.json");
     run_ok(

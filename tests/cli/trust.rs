@@ -14,6 +14,11 @@ fn mlp_model(dir: &Path) -> PathBuf {
     crate::common::mlp_model(dir, &[16, 32, 4])
 }
 
+/// [`mlp_model`] packaged (no sample inputs) as `dir/mlp.edgepkg`.
+fn mlp_package(dir: &Path) -> PathBuf {
+    package_model(&mlp_model(dir), &dir.join("mlp.edgepkg"), &[])
+}
+
 const PLAN: &str = r#"
 [run]
 threads = [1]
@@ -217,8 +222,7 @@ fn build_packages_carry_a_self_test_that_every_variant_runs() {
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "zip"))
         .expect("a bundle");
-    let r = edgepack().arg("run").arg(&bundle).output().unwrap();
-    assert!(r.status.success(), "{}{}", stdout_of(&r), stderr_of(&r));
+    let r = run_ok(edgepack().arg("run").arg(&bundle));
     assert!(
         stdout_of(&r).contains("self-test generated"),
         "{}",
@@ -234,10 +238,8 @@ fn run_on_a_package_without_self_test_cases_says_so_and_runs() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let model = mlp_model(d.path());
-    let pkg = package_model(&model, &d.path().join("mlp.edgepkg"), &[]);
-    let r = edgepack().arg("run").arg(&pkg).output().unwrap();
-    assert!(r.status.success(), "{}{}", stdout_of(&r), stderr_of(&r));
+    let pkg = mlp_package(d.path());
+    let r = run_ok(edgepack().arg("run").arg(&pkg));
     assert!(
         stderr_of(&r).contains("carries no self-test cases"),
         "{}",
@@ -271,8 +273,7 @@ fn a_package_profile_sweeps_the_plan_threads() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let model = mlp_model(d.path());
-    let pkg = package_model(&model, &d.path().join("mlp.edgepkg"), &[]);
+    let pkg = mlp_package(d.path());
     let plan = d.path().join("plan.toml");
     std::fs::write(&plan, PLAN.replace("threads = [1]", "threads = [1, 2]")).unwrap();
     let json = d.path().join("p.json");
