@@ -4,7 +4,7 @@
 //! Targets are TOML files (`hardware/*.toml`, users add their own) parsed strictly: an
 //! unknown key, an unknown ISA feature or execution provider is an error, because a typo in
 //! a target silently changes which variant a device gets. The special target `host` is the
-//! machine edgepack runs on, detected at run time ([`host`]).
+//! machine edgepack runs on, detected at run time ([`host()`]).
 //!
 //! ## Relative compute
 //! `relative_compute` is the speed of **one CPU core** of the target relative to the

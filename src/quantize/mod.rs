@@ -2,25 +2,28 @@
 //! rewrite it to int8 where ONNX Runtime's CPU kernels run int8, and measure what that
 //! cost in accuracy and bought in size and latency.
 //!
-//! Pipeline for `--mode int8` (static):
-//! 1. [`prepare`]: labelled patches (Constant -> initializer, BN folding, hard-swish
-//!    simplification, opset 13, dead nodes).
-//! 2. [`qdq::plan`]: which nodes to quantize and which activations need a range.
-//! 3. [`calibrate`]: run the prepared model with those activations exposed, sample by
-//!    sample, keeping only fixed-size statistics.
-//! 4. [`qdq::emit`]: one labelled patch inserting Q/DQ pairs and int8 weights.
-//! 5. [`accuracy`] on held-out inputs, file sizes, and an interleaved latency ratio.
+//! One mode runs as typed steps (`quantize_mode`):
+//! 1. prepare (`Prepared`): inline external data, optionally start from ONNX Runtime's
+//!    offline optimization, then the [`prepare`] patches (Constant -> initializer, BN
+//!    folding, hard-swish simplification, opset 13, dead nodes).
+//! 2. either rewrite (`rewrite.rs`: `int8-dynamic` ([`dynamic`]), `fp16` ([`fp16`]: float16
+//!    weights and compute, float32 at the inputs and outputs, casts around a block list of
+//!    ops kept in float32), `int4-weight` ([`nbits`]: 4-bit blockwise weights of large
+//!    constant-weight MatMuls/Gemms as ONNX Runtime's `MatMulNBits`)), no calibration;
+//! 3. or, for `int8` and `int8-weight`, the calibrated steps (`int8.rs`): [`qdq::plan`]
+//!    (which nodes, which activations need a range), [`calibrate`] (the prepared model run
+//!    with those activations exposed, sample by sample, keeping fixed-size statistics),
+//!    [`qdq::emit`] (one labelled patch of Q/DQ pairs and int8 weights), then the accuracy
+//!    guard: a missed accuracy target triggers a per-node sensitivity ranking (the error
+//!    each node adds when quantized alone) and keeps the worst nodes in float until it is
+//!    met. `int8-weight` rounds weights with error compensation and bias correction and
+//!    computes in float, run with [`session_config`]'s load-time dequantization.
+//! 4. evaluate (`evaluate.rs`): [`accuracy`] against the fp32 model on held-out inputs, file
+//!    sizes, an interleaved latency ratio; then the [`Report`].
 //!
-//! Other modes: `auto` ([`auto`]: every applicable mode, measured, winner by a stated rule;
-//! its int8 candidate also tries depthwise and squeeze-excitation convs in float and keeps
-//! the faster), `int8-weight` (int8 weights rounded with error compensation and bias
-//! correction, float compute, run with [`session_config`]'s load-time dequantization),
-//! `int8-dynamic` ([`dynamic`]). An `--accuracy-floor` that is missed triggers a per-node
-//! sensitivity ranking (error each node adds when quantized alone) and keeps the worst
-//! nodes in float until it is met.
-//! `fp16` ([`fp16`]): float16 weights and compute, float32 at the inputs and outputs, casts
-//! around a block list of ops kept in float32. `int4-weight` ([`nbits`]): 4-bit blockwise
-//! weights of large constant-weight MatMuls/Gemms as ONNX Runtime's `MatMulNBits`.
+//! `auto` ([`auto`]) runs every applicable mode, measured, and picks the winner by a stated
+//! rule; its int8 candidate also tries depthwise and squeeze-excitation convs in float and
+//! keeps the faster.
 //!
 //! Runs go through the [`runner::Engine`] trait ([`engine::RuntimeEngine`] on
 //! `runtime::Session`), so the passes never touch ONNX Runtime directly.
