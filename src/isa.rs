@@ -100,45 +100,37 @@ pub fn from_cpuinfo(cpuinfo: &str) -> Vec<String> {
 pub fn std_detected() -> Vec<String> {
     #[allow(unused_mut)]
     let mut found: Vec<&str> = Vec::new();
+    // `$detect!` is the architecture's detection macro; each pair is (its name, ours).
+    #[allow(unused_macros)]
+    macro_rules! detect {
+        ($detect:ident: $(($std:tt, $ours:expr)),*) => {$(
+            if std::arch::$detect!($std) { found.push($ours); }
+        )*};
+    }
     #[cfg(target_arch = "x86_64")]
-    {
-        // (the standard library's name, ours)
-        macro_rules! x86 {
-            ($(($std:tt, $ours:expr)),*) => {$(
-                if std::arch::is_x86_feature_detected!($std) { found.push($ours); }
-            )*};
-        }
-        x86!(
-            ("sse4.2", "sse4.2"),
-            ("avx", "avx"),
-            ("avx2", "avx2"),
-            ("fma", "fma"),
-            ("f16c", "f16c"),
-            ("avx512f", "avx512f"),
-            ("avx512bw", "avx512bw"),
-            ("avx512vl", "avx512vl"),
-            ("avx512vnni", "avx512-vnni"),
-            ("avx512bf16", "avx512-bf16"),
-            ("avxvnni", "avx-vnni")
-        );
-    }
+    detect!(is_x86_feature_detected:
+        ("sse4.2", "sse4.2"),
+        ("avx", "avx"),
+        ("avx2", "avx2"),
+        ("fma", "fma"),
+        ("f16c", "f16c"),
+        ("avx512f", "avx512f"),
+        ("avx512bw", "avx512bw"),
+        ("avx512vl", "avx512vl"),
+        ("avx512vnni", "avx512-vnni"),
+        ("avx512bf16", "avx512-bf16"),
+        ("avxvnni", "avx-vnni")
+    );
     #[cfg(target_arch = "aarch64")]
-    {
-        macro_rules! arm {
-            ($(($std:tt, $ours:expr)),*) => {$(
-                if std::arch::is_aarch64_feature_detected!($std) { found.push($ours); }
-            )*};
-        }
-        arm!(
-            ("neon", "neon"),
-            ("fp16", "fp16"),
-            ("dotprod", "dotprod"),
-            ("i8mm", "i8mm"),
-            ("bf16", "bf16"),
-            ("sve", "sve"),
-            ("sve2", "sve2")
-        );
-    }
+    detect!(is_aarch64_feature_detected:
+        ("neon", "neon"),
+        ("fp16", "fp16"),
+        ("dotprod", "dotprod"),
+        ("i8mm", "i8mm"),
+        ("bf16", "bf16"),
+        ("sve", "sve"),
+        ("sve2", "sve2")
+    );
     sorted(found.into_iter())
 }
 
