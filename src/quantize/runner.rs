@@ -1,7 +1,8 @@
 //! What the quantizer needs from an inference engine: load a model from bytes, feed named
-//! tensors of any element type (token ids are int64, byte inputs int32), read named outputs. A trait so the statistics (calibration,
-//! accuracy, latency ratio) are testable with a deterministic mock, and so the ONNX
-//! Runtime implementation can move behind `runtime::Session` without touching the passes.
+//! tensors of any element type (token ids are int64, byte inputs int32), read named
+//! outputs. A trait so the statistics (calibration, accuracy, latency ratio) are testable
+//! with a deterministic mock, and so the passes never see ONNX Runtime: its implementation
+//! is [`super::engine::RuntimeEngine`], on `runtime::Session`.
 
 use std::time::Instant;
 
