@@ -24,6 +24,7 @@ pub mod error;
 pub mod gate;
 pub mod hardware;
 pub mod inputs;
+pub mod isa;
 pub mod isolate;
 pub mod model;
 pub mod package;

@@ -283,6 +283,26 @@ fn bundle_manifest_validates_against_json_schema() {
     assert!(errors.is_empty(), "{errors:#?}");
 }
 
+/// Bundle for a roomy target (2 MiB of storage) and a cramped one (200 kB: the model and
+/// manifest fit, not with the 300 kB file the options carry besides); asserts that the
+/// cramped one is refused for its storage budget and returns the roomy one's bundle.
+fn bundle_roomy_and_cramped(pkg: &Path, o: &BundleOptions, dist: &Path) -> package::Opened {
+    let mut roomy = target("roomy", 1024, 2.0);
+    roomy.storage_budget_bytes = 2 << 20;
+    let mut cramped = target("cramped", 1024, 2.0);
+    cramped.storage_budget_bytes = 200_000;
+    let res = bundle_all(
+        pkg,
+        &[(roomy, "a".repeat(64)), (cramped, "b".repeat(64))],
+        o,
+        dist,
+    )
+    .unwrap();
+    assert!(res[1].path.is_none());
+    assert!(res[1].selection.evaluations[0].reasons[0].contains("storage budget"));
+    package::open(res[0].path.as_ref().unwrap(), None).unwrap()
+}
+
 #[test]
 fn runtime_library_is_carried_listed_and_counted_against_storage() {
     let d = tempfile::tempdir().unwrap();
@@ -299,19 +319,7 @@ fn runtime_library_is_carried_listed_and_counted_against_storage() {
             path: lib,
         },
     );
-    let mut roomy = target("roomy", 1024, 2.0);
-    roomy.storage_budget_bytes = 2 << 20;
-    let mut cramped = target("cramped", 1024, 2.0);
-    // Fits the model and manifest alone, not with the 300 kB library.
-    cramped.storage_budget_bytes = 200_000;
-    let res = bundle_all(
-        &pkg,
-        &[(roomy, "a".repeat(64)), (cramped, "b".repeat(64))],
-        &o,
-        &d.path().join("dist"),
-    )
-    .unwrap();
-    let opened = package::open(res[0].path.as_ref().unwrap(), None).unwrap();
+    let opened = bundle_roomy_and_cramped(&pkg, &o, &d.path().join("dist"));
     let rt = opened.manifest.runtime.as_ref().unwrap();
     assert_eq!(rt.path, "runtime/linux-aarch64/libonnxruntime.so.1.31.1");
     assert!(opened
@@ -319,8 +327,6 @@ fn runtime_library_is_carried_listed_and_counted_against_storage() {
         .files
         .iter()
         .any(|f| f.path == rt.path && f.size_bytes == 300_000));
-    assert!(res[1].path.is_none());
-    assert!(res[1].selection.evaluations[0].reasons[0].contains("storage budget"));
 }
 
 #[test]
@@ -368,19 +374,7 @@ fn device_binary_is_carried_executable_listed_and_counted_against_storage() {
             source: "test".into(),
         },
     );
-    let mut roomy = target("roomy", 1024, 2.0);
-    roomy.storage_budget_bytes = 2 << 20;
-    let mut cramped = target("cramped", 1024, 2.0);
-    // Fits the model and manifest alone, not with the 300 kB executable.
-    cramped.storage_budget_bytes = 200_000;
-    let res = bundle_all(
-        &pkg,
-        &[(roomy, "a".repeat(64)), (cramped, "b".repeat(64))],
-        &o,
-        &d.path().join("dist"),
-    )
-    .unwrap();
-    let opened = package::open(res[0].path.as_ref().unwrap(), None).unwrap();
+    let opened = bundle_roomy_and_cramped(&pkg, &o, &d.path().join("dist"));
     let db = opened.manifest.device_binary.as_ref().unwrap();
     assert_eq!(db.path, "runtime/linux-aarch64/edgepack");
     assert_eq!(db.version, package::EDGEPACK_VERSION);
@@ -395,8 +389,6 @@ fn device_binary_is_carried_executable_listed_and_counted_against_storage() {
         let want = if h.name == db.path { 0o755 } else { 0o644 };
         assert_eq!(mode, want, "{}", h.name);
     }
-    assert!(res[1].path.is_none());
-    assert!(res[1].selection.evaluations[0].reasons[0].contains("storage budget"));
 }
 
 /// Records the session entries each self-test run was given, then computes Relu.

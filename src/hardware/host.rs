@@ -1,5 +1,5 @@
 //! The `host` target: the machine edgepack runs on, detected with sysinfo and, for ISA
-//! features, the kernel's `/proc/cpuinfo` flags (sysinfo does not report them).
+//! features, [`crate::isa::host_features`] (sysinfo does not report them).
 //!
 //! The host's `relative_compute` is what host measurements are scaled *from*, so it matters
 //! as much as the target's. It is resolved in this order: `EDGEPACK_HOST_COMPUTE` (or the
@@ -49,7 +49,7 @@ pub fn host() -> Target {
         arch,
         cores,
         cpu_model,
-        isa_features: isa_features(),
+        isa_features: crate::isa::host_features(),
         ram_bytes: sys.total_memory().max(1),
         model_ram_share: 0.8,
         storage_budget_bytes: u64::MAX,
@@ -59,61 +59,6 @@ pub fn host() -> Target {
         source: vec![format!("detected at run time ({})", compute.basis)],
         device_profile: None,
     }
-}
-
-/// ISA features of the running CPU, in our names (see [`super::KNOWN_ISA_FEATURES`]).
-pub fn isa_features() -> Vec<String> {
-    match std::fs::read_to_string("/proc/cpuinfo") {
-        Ok(text) => isa_features_from_cpuinfo(&text),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// Map the kernel's `flags` (x86) or `Features` (Arm) line to our feature names.
-pub fn isa_features_from_cpuinfo(cpuinfo: &str) -> Vec<String> {
-    // kernel flag -> our name
-    const MAP: &[(&str, &str)] = &[
-        ("asimd", "neon"),
-        ("asimdhp", "fp16"),
-        ("asimddp", "dotprod"),
-        ("i8mm", "i8mm"),
-        ("bf16", "bf16"),
-        ("sve", "sve"),
-        ("sve2", "sve2"),
-        ("sse4_2", "sse4.2"),
-        ("avx", "avx"),
-        ("avx2", "avx2"),
-        ("fma", "fma"),
-        ("f16c", "f16c"),
-        ("avx512f", "avx512f"),
-        ("avx512bw", "avx512bw"),
-        ("avx512vl", "avx512vl"),
-        ("avx512_vnni", "avx512-vnni"),
-        ("avx512_bf16", "avx512-bf16"),
-        ("avx_vnni", "avx-vnni"),
-        ("amx_int8", "amx"),
-    ];
-    let line = cpuinfo.lines().find(|l| {
-        let key = l.split(':').next().unwrap_or("").trim();
-        key == "flags" || key == "Features"
-    });
-    let Some(line) = line else {
-        return Vec::new();
-    };
-    let flags: Vec<&str> = line
-        .split(':')
-        .nth(1)
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let mut out: Vec<String> = MAP
-        .iter()
-        .filter(|(k, _)| flags.contains(k))
-        .map(|(_, v)| v.to_string())
-        .collect();
-    out.sort();
-    out.dedup();
-    out
 }
 
 /// The host's relative compute: explicit value, then a hardware file naming this CPU, then
@@ -204,21 +149,6 @@ pub fn estimate_from_clock(arch: Arch, mhz: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn maps_x86_and_arm_cpuinfo_flags() {
-        let x86 = "processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512_vnni\n";
-        assert_eq!(
-            isa_features_from_cpuinfo(x86),
-            vec!["avx", "avx2", "avx512-vnni", "avx512f", "fma", "sse4.2"]
-        );
-        let arm = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes asimdhp asimddp\n";
-        assert_eq!(
-            isa_features_from_cpuinfo(arm),
-            vec!["dotprod", "fp16", "neon"]
-        );
-        assert!(isa_features_from_cpuinfo("nothing").is_empty());
-    }
 
     #[test]
     fn host_is_detected_with_positive_figures() {

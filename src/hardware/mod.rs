@@ -4,7 +4,7 @@
 //! Targets are TOML files (`hardware/*.toml`, users add their own) parsed strictly: an
 //! unknown key, an unknown ISA feature or execution provider is an error, because a typo in
 //! a target silently changes which variant a device gets. The special target `host` is the
-//! machine edgepack runs on, detected at run time ([`host`]).
+//! machine edgepack runs on, detected at run time ([`host()`]).
 //!
 //! ## Relative compute
 //! `relative_compute` is the speed of **one CPU core** of the target relative to the
@@ -53,31 +53,6 @@ impl Arch {
         }
     }
 }
-
-/// ISA features we know. Anything else in a file is refused as a probable typo.
-pub const KNOWN_ISA_FEATURES: &[&str] = &[
-    // Arm
-    "neon",
-    "fp16",
-    "dotprod",
-    "i8mm",
-    "bf16",
-    "sve",
-    "sve2",
-    // x86
-    "sse4.2",
-    "avx",
-    "avx2",
-    "fma",
-    "f16c",
-    "avx512f",
-    "avx512bw",
-    "avx512vl",
-    "avx512-vnni",
-    "avx512-bf16",
-    "avx-vnni",
-    "amx",
-];
 
 /// Execution providers we know (ONNX Runtime names, lower case, without `ExecutionProvider`).
 pub const KNOWN_EXECUTION_PROVIDERS: &[&str] = &[
@@ -232,10 +207,10 @@ impl Target {
             ));
         }
         for feat in &f.isa_features {
-            if !KNOWN_ISA_FEATURES.contains(&feat.as_str()) {
+            if !crate::isa::KNOWN.contains(&feat.as_str()) {
                 return bad(format!(
                     "unknown ISA feature '{feat}' (known: {})",
-                    KNOWN_ISA_FEATURES.join(", ")
+                    crate::isa::KNOWN.join(", ")
                 ));
             }
         }

@@ -437,41 +437,8 @@ pub fn host() -> Host {
             .unwrap_or(sys.cpus().len()),
         physical_cores: System::physical_core_count(),
         total_memory_bytes: sys.total_memory(),
-        isa_features: isa_features(),
+        isa_features: crate::isa::host_features(),
     }
-}
-
-fn isa_features() -> Vec<String> {
-    #[allow(unused_mut)]
-    let mut f: Vec<&str> = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    {
-        macro_rules! x86 {
-            ($($name:tt),*) => {$(
-                if std::arch::is_x86_feature_detected!($name) { f.push($name); }
-            )*};
-        }
-        x86!(
-            "sse4.2",
-            "avx",
-            "avx2",
-            "fma",
-            "f16c",
-            "avx512f",
-            "avx512bw",
-            "avx512vnni"
-        );
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        macro_rules! arm {
-            ($($name:tt),*) => {$(
-                if std::arch::is_aarch64_feature_detected!($name) { f.push($name); }
-            )*};
-        }
-        arm!("neon", "dotprod", "fp16", "i8mm", "sve");
-    }
-    f.into_iter().map(String::from).collect()
 }
 
 fn context_for(

@@ -20,6 +20,17 @@ pub struct SizeReport {
     pub ratio: f64,
 }
 
+impl SizeReport {
+    /// The sizes of two encoded models and their ratio.
+    pub fn of(fp32_bytes: u64, quantized_bytes: u64) -> Self {
+        SizeReport {
+            fp32_bytes,
+            quantized_bytes,
+            ratio: quantized_bytes as f64 / fp32_bytes as f64,
+        }
+    }
+}
+
 /// One tensor's error in the quantized model (with `--debug-layers`).
 #[derive(Clone, Debug, Serialize)]
 pub struct LayerError {
@@ -46,6 +57,12 @@ pub struct Attempt {
     pub size_ratio: f64,
     /// Whether it met the accuracy target.
     pub meets_target: bool,
+}
+
+/// The worst SQNR over `outputs` (an [`Attempt`]'s `min_sqnr_db`); `None` when no output
+/// has one.
+pub fn min_sqnr_db(outputs: &[OutputAccuracy]) -> Option<f64> {
+    outputs.iter().filter_map(|o| o.sqnr_db).reduce(f64::min)
 }
 
 /// What the accuracy figures were measured on (issue 17 bug 5: a figure measured on the
@@ -138,6 +155,16 @@ pub struct Report {
     /// with (and was measured with); packages carry them with the variant.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub session_config: runner::SessionConfig,
+}
+
+impl Report {
+    /// Set the quantized size to `bytes`, the model as written: the session entries it
+    /// carries in its metadata are added after it was measured, and the size line must be
+    /// the file's length to the byte.
+    pub fn set_quantized_bytes(&mut self, bytes: u64) {
+        self.size = SizeReport::of(self.size.fp32_bytes, bytes);
+        self.size_ratio = self.size.ratio;
+    }
 }
 
 /// What the user must know about how a result was measured: a model slower than fp32,

@@ -1,7 +1,8 @@
 //! What the quantizer needs from an inference engine: load a model from bytes, feed named
-//! tensors of any element type (token ids are int64, byte inputs int32), read named outputs. A trait so the statistics (calibration,
-//! accuracy, latency ratio) are testable with a deterministic mock, and so the ONNX
-//! Runtime implementation can move behind `runtime::Session` without touching the passes.
+//! tensors of any element type (token ids are int64, byte inputs int32), read named
+//! outputs. A trait so the statistics (calibration, accuracy, latency ratio) are testable
+//! with a deterministic mock, and so the passes never see ONNX Runtime: its implementation
+//! is [`super::engine::RuntimeEngine`], on `runtime::Session`.
 
 use std::time::Instant;
 
@@ -121,8 +122,8 @@ pub trait Engine {
 /// that machine noise hits both alike: the median of per-pair ratios `t_b / t_a`.
 ///
 /// Protocol: one warm-up run each, then pairs until `min_pairs` are done and either
-/// `max_pairs` are done or `budget_s` has elapsed. Returns `(ratio, median_a_s, median_b_s,
-/// pairs)`. To be replaced by the profiler's interleaved comparison once it lands.
+/// `max_pairs` are done or `budget_s` has elapsed. Returns the ratio with both medians and
+/// the number of pairs run ([`LatencyRatio`]).
 pub fn latency_ratio(
     a: &mut dyn ModelRunner,
     b: &mut dyn ModelRunner,

@@ -114,6 +114,18 @@ impl BuildSummary {
         }
     }
 
+    /// Every variant evaluated on some target, in first-seen order: the fit matrix's
+    /// columns (its rows are [`Self::targets`]).
+    pub fn evaluated_variants(&self) -> Vec<&str> {
+        let mut cols: Vec<&str> = vec![];
+        for e in self.targets.iter().flat_map(|t| &t.evaluations) {
+            if !cols.contains(&e.variant.as_str()) {
+                cols.push(&e.variant);
+            }
+        }
+        cols
+    }
+
     /// The variant's facts by name.
     pub fn variant(&self, name: &str) -> Option<&VariantFacts> {
         self.variants.iter().find(|v| v.name == name)
@@ -367,6 +379,32 @@ mod tests {
         assert!(lines[0].starts_with("target"));
         assert!(lines[1].contains("int8") && lines[1].contains("400.000 ms"));
         assert!(lines[1].contains("143.1 MiB") && lines[1].contains("yes"));
+    }
+
+    /// The fit matrix (every variant's fit per target) as a build report records it: the
+    /// columns in first-seen order, a variant a target did not evaluate left out of its row.
+    #[test]
+    fn reads_the_fit_matrix_of_a_build_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = serde_json::json!({"schema": "edgepack.build/1", "edgepack_version": "0.1.0",
+            "model": "det.onnx", "package": "det.edgepkg", "variants": [],
+            "skipped_variants": [], "profiles": [], "prefer": "accuracy", "targets": [
+            {"target": "pi4", "model_ram_bytes": 1u64 << 30, "chosen": "int8", "evaluations": [
+                {"variant": "fp32", "fits": false, "reasons": ["peak memory 1.2 GB > 1.0 GB"],
+                 "notes": [], "latency_p50_s": 0.4, "peak_memory_bytes": 1200000000u64},
+                {"variant": "int8", "fits": true, "reasons": [], "notes": [],
+                 "latency_p50_s": 0.2}]},
+            {"target": "vm", "model_ram_bytes": 1u64 << 30, "chosen": "fp32", "evaluations": [
+                {"variant": "fp32", "fits": true, "reasons": [], "notes": []}]}
+        ]});
+        std::fs::write(dir.path().join("det-build.json"), report.to_string()).unwrap();
+        let s = BuildSummary::from_dir(dir.path()).unwrap().unwrap();
+        assert_eq!(s.evaluated_variants(), vec!["fp32", "int8"]);
+        assert_eq!(s.targets[0].chosen.as_deref(), Some("int8"));
+        let fp32 = &s.targets[0].evaluations[0];
+        assert!(!fp32.fits);
+        assert_eq!(fp32.reasons.len(), 1);
+        assert!(!s.targets[1].evaluations.iter().any(|e| e.variant == "int8"));
     }
 
     #[test]

@@ -1,16 +1,14 @@
 //! What a `dist/` folder says about each target: the chosen variant and the predictions
-//! written in each bundle's `manifest.json` (`target.prediction`), and, when `edgepack
-//! build` left its `<name>-build.json` there, every variant's fit decision per target (the
-//! fit matrix). Only those fields are read, so the report does not break when the files
-//! grow.
+//! written in each bundle's `manifest.json` (`target.prediction`). Only those fields are
+//! read, so the report does not break when the manifests grow. Every variant's fit per
+//! target (the fit matrix), when `edgepack build` left its `<name>-build.json` there, is
+//! the build's decision: [`super::build::BuildSummary`].
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::build_schema::BuildReport;
 use crate::error::{Error, Result};
 
 /// Largest manifest we are willing to read from an archive.
@@ -37,63 +35,20 @@ pub struct BundleRow {
     pub model_sha256: Option<String>,
 }
 
-/// One variant's fit decision for one target.
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct FitCell {
-    pub fits: bool,
-    /// Why it does not fit (or what could not be predicted).
-    pub reasons: Vec<String>,
-    pub latency_p50_s: Option<f64>,
-    pub peak_memory_bytes: Option<u64>,
-}
-
-/// Every variant's fit per target, from `edgepack build`'s report.
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct FitMatrix {
-    /// Variant names in first-seen order.
-    pub variants: Vec<String>,
-    /// Per target: its name, the chosen variant and the cell of each variant evaluated.
-    pub targets: Vec<(String, Option<String>, BTreeMap<String, FitCell>)>,
-}
-
 /// Everything read from a bundle folder.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct BundleDir {
     pub rows: Vec<BundleRow>,
-    pub fit: Option<FitMatrix>,
-}
-
-/// The fit matrix of a build report, or `None` when it has no targets.
-pub fn fit_matrix(r: &BuildReport) -> Option<FitMatrix> {
-    let mut m = FitMatrix::default();
-    for t in &r.targets {
-        let mut cells = BTreeMap::new();
-        for e in &t.evaluations {
-            if !m.variants.contains(&e.variant) {
-                m.variants.push(e.variant.clone());
-            }
-            cells.insert(
-                e.variant.clone(),
-                FitCell {
-                    fits: e.fits,
-                    reasons: e.reasons.clone(),
-                    latency_p50_s: e.latency_p50_s,
-                    peak_memory_bytes: e.peak_memory_bytes,
-                },
-            );
-        }
-        m.targets.push((t.target.clone(), t.chosen.clone(), cells));
-    }
-    (!m.targets.is_empty()).then_some(m)
 }
 
 /// Read a bundle folder: every bundle (`*.zip` or a folder with `manifest.json`), sorted by
-/// name, and the fit matrix of a `*-build.json` build report if there is one. Other files
-/// are skipped; a bundle whose manifest is unreadable is an error naming it.
+/// name. Other files are skipped (a build's `*-build.json`, with every variant's fit per
+/// target, is read as a [`super::build::BuildSummary`]); a bundle whose manifest is
+/// unreadable is an error naming it.
 pub fn read_bundle_dir(dir: &Path) -> Result<BundleDir> {
-    let rows = read_dir(dir)?;
-    let fit = BuildReport::find_in(dir)?.as_ref().and_then(fit_matrix);
-    Ok(BundleDir { rows, fit })
+    Ok(BundleDir {
+        rows: read_dir(dir)?,
+    })
 }
 
 /// Read every bundle (`*.zip` or a folder with `manifest.json`) in `dir`, sorted by name.
@@ -262,7 +217,7 @@ pub fn predicted_vs_measured(
             .is_some_and(|b| b.starts_with("measured"));
         let note = match (measured, already) {
             (_, true) => Some(
-                "the bundle's figures are this device's measurement (given to bundle with                  --device-profile), not a prediction"
+                "the bundle's figures are this device's measurement (given to bundle with --device-profile), not a prediction"
                     .to_string(),
             ),
             (None, _) => Some(format!(
@@ -335,34 +290,6 @@ mod tests {
         assert_eq!(rows[0].threads, Some(4));
         assert_eq!(rows[0].peak_memory_bytes, Some(180_000_000));
         assert_eq!(rows[1].target, "cloud-vm");
-    }
-
-    #[test]
-    fn reads_the_fit_matrix_of_a_build_report() {
-        let dir = tempfile::tempdir().unwrap();
-        let report = json!({"schema": "edgepack.build/1", "edgepack_version": "0.1.0",
-            "model": "det.onnx", "package": "det.edgepkg", "variants": [],
-            "skipped_variants": [], "profiles": [], "prefer": "accuracy", "targets": [
-            {"target": "pi4", "model_ram_bytes": 1u64 << 30, "chosen": "int8", "evaluations": [
-                {"variant": "fp32", "fits": false, "reasons": ["peak memory 1.2 GB > 1.0 GB"],
-                 "notes": [], "latency_p50_s": 0.4, "peak_memory_bytes": 1200000000u64},
-                {"variant": "int8", "fits": true, "reasons": [], "notes": [],
-                 "latency_p50_s": 0.2}]},
-            {"target": "vm", "model_ram_bytes": 1u64 << 30, "chosen": "fp32", "evaluations": [
-                {"variant": "fp32", "fits": true, "reasons": [], "notes": []}]}
-        ]});
-        std::fs::write(dir.path().join("det-build.json"), report.to_string()).unwrap();
-        let d = read_bundle_dir(dir.path()).unwrap();
-        assert!(d.rows.is_empty());
-        let m = d.fit.unwrap();
-        assert_eq!(m.variants, vec!["fp32", "int8"]);
-        assert_eq!(m.targets[0].1.as_deref(), Some("int8"));
-        assert!(!m.targets[0].2["fp32"].fits);
-        assert_eq!(m.targets[0].2["fp32"].reasons.len(), 1);
-        assert!(!m.targets[1].2.contains_key("int8"));
-        std::fs::write(dir.path().join("det-build.json"), "{\"targets\": 3}").unwrap();
-        let e = read_bundle_dir(dir.path()).unwrap_err();
-        assert!(e.to_string().contains("det-build.json"), "{e}");
     }
 
     /// A device profile at the bundle's threads and batch gives the measured figures

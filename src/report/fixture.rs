@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::bundles::{fit_matrix, BundleDir, BundleRow};
+use super::bundles::{BundleDir, BundleRow};
 use super::html::Inputs;
 use super::quantize::QuantizeSummary;
 use super::targets::TargetRam;
@@ -165,22 +165,6 @@ pub fn sample_profile() -> Profile {
     }
 }
 
-/// A build report holding these targets (each evaluation's `notes` and each target's
-/// `model_ram_bytes` filled in), the rest empty.
-fn build_report(mut targets: serde_json::Value) -> crate::report::build_schema::BuildReport {
-    for t in targets.as_array_mut().into_iter().flatten() {
-        t["model_ram_bytes"] = serde_json::json!(1u64 << 30);
-        for e in t["evaluations"].as_array_mut().into_iter().flatten() {
-            e["notes"] = serde_json::json!([]);
-        }
-    }
-    serde_json::from_value(serde_json::json!({"schema": "edgepack.build/1",
-        "edgepack_version": "0.1.0", "model": "cls.onnx", "package": "cls.edgepkg",
-        "variants": [], "skipped_variants": [], "profiles": [], "prefer": "accuracy",
-        "targets": targets}))
-    .expect("the fixture is a valid build report")
-}
-
 pub fn sample_inputs() -> Inputs {
     Inputs {
         profile: sample_profile(),
@@ -222,19 +206,6 @@ pub fn sample_inputs() -> Inputs {
                 basis: Some("scaled from host (relative_compute 1.0 vs 3.0)".into()),
                 model_sha256: None,
             }],
-            fit: fit_matrix(&build_report(serde_json::json!([
-                {"target": "raspberry-pi-4-4gb", "chosen": "int8", "evaluations": [
-                    {"variant": "fp32", "fits": false,
-                     "reasons": ["p50 48.0 ms over the 30 ms budget"],
-                     "latency_p50_s": 0.048, "peak_memory_bytes": 160000000u64},
-                    {"variant": "int8", "fits": true, "reasons": [],
-                     "latency_p50_s": 0.021, "peak_memory_bytes": 150000000u64}]},
-                {"target": "tiny-mcu-board", "chosen": null, "evaluations": [
-                    {"variant": "fp32", "fits": false,
-                     "reasons": ["peak memory 160.0 MB over 134.2 MB"]},
-                    {"variant": "int8", "fits": false,
-                     "reasons": ["peak memory 150.0 MB over 134.2 MB"]}]}
-            ]))),
         }),
         targets: vec![
             TargetRam {

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::build::BuildSummary;
-use super::bundles::{BundleDir, BundleRow, FitMatrix};
+use super::bundles::{BundleDir, BundleRow};
 use super::format;
 use super::label::ConfigLabels;
 use super::plot::{self, Axis, HLine, LineChart, Series};
@@ -561,7 +561,7 @@ pub fn render(inp: &Inputs) -> Result<String> {
 
     fit_section(&mut h, p, &inp.targets);
     if inp.build.is_none() {
-        matrix_section(&mut h, inp.bundles.as_ref().and_then(|b| b.fit.as_ref()));
+        no_matrix_section(&mut h);
     }
     bundles_section(
         &mut h,
@@ -735,14 +735,11 @@ fn tradeoff_section(h: &mut String, b: &BuildSummary) -> Result<()> {
 /// Every variant on every target as a picture, with why each misfit does not fit.
 fn grid_section(h: &mut String, b: &BuildSummary) {
     h.push_str("<section id=\"matrix\"><h2>Fit matrix: every variant on every target</h2>\n");
-    let mut cols: Vec<String> = vec![];
-    for t in &b.targets {
-        for e in &t.evaluations {
-            if !cols.contains(&e.variant) {
-                cols.push(e.variant.clone());
-            }
-        }
-    }
+    let cols: Vec<String> = b
+        .evaluated_variants()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     let rows: Vec<String> = b.targets.iter().map(|t| t.name.clone()).collect();
     let cells: Vec<Vec<Option<plot::GridCell>>> = b
         .targets
@@ -1097,65 +1094,14 @@ fn fit_section(h: &mut String, p: &Profile, targets: &[TargetRam]) {
     h.push_str("</tbody></table></section>\n");
 }
 
-/// Every variant against every target, from `edgepack build`'s report.
-fn matrix_section(h: &mut String, m: Option<&FitMatrix>) {
-    h.push_str("<section id=\"matrix\"><h2>Fit matrix: every variant on every target</h2>\n");
-    let Some(m) = m else {
-        h.push_str(
-            "<p class=\"muted\">No build report in the bundle folder (<code>edgepack build</code> \
-             writes <code>NAME-build.json</code> next to the bundles).</p></section>\n",
-        );
-        return;
-    };
-    h.push_str("<table><thead><tr><th>target</th>");
-    for v in &m.variants {
-        let _ = write!(h, "<th>{}</th>", esc(v));
-    }
-    h.push_str("</tr></thead><tbody>\n");
-    for (target, chosen, cells) in &m.targets {
-        let _ = write!(h, "<tr><td>{}</td>", esc(target));
-        for v in &m.variants {
-            match cells.get(v) {
-                None => h.push_str("<td class=\"muted\">not evaluated</td>"),
-                Some(c) => {
-                    let star = if chosen.as_deref() == Some(v.as_str()) {
-                        " ★ chosen"
-                    } else {
-                        ""
-                    };
-                    let figures: Vec<String> = [
-                        c.latency_p50_s.map(|p| format!("p50 {}", secs(p))),
-                        c.peak_memory_bytes
-                            .map(|b| format!("peak {}", bytes(b as f64))),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                    let (class, word) = if c.fits {
-                        ("ok", "fits")
-                    } else {
-                        ("bad", "no")
-                    };
-                    let _ = write!(
-                        h,
-                        "<td><span class=\"{class}\">{word}{star}</span>{}{}</td>",
-                        if figures.is_empty() {
-                            String::new()
-                        } else {
-                            format!("<br><span class=\"muted\">{}</span>", figures.join(", "))
-                        },
-                        if c.reasons.is_empty() {
-                            String::new()
-                        } else {
-                            format!("<br>{}", esc(&c.reasons.join("; ")))
-                        }
-                    );
-                }
-            }
-        }
-        h.push_str("</tr>\n");
-    }
-    h.push_str("</tbody></table></section>\n");
+/// Without a build report there is no fit matrix ([`grid_section`] draws it from one):
+/// say where it comes from.
+fn no_matrix_section(h: &mut String) {
+    h.push_str(
+        "<section id=\"matrix\"><h2>Fit matrix: every variant on every target</h2>\n\
+         <p class=\"muted\">No build report in the bundle folder (<code>edgepack build</code> \
+         writes <code>NAME-build.json</code> next to the bundles).</p></section>\n",
+    );
 }
 
 fn bundles_section(

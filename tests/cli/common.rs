@@ -1,7 +1,12 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
 use assert_cmd::Command;
+use edgepack::model::builder::{mlp_with, WeightStorage};
 
 /// The `edgepack` binary under test.
 pub fn edgepack() -> Command {
@@ -21,8 +26,83 @@ pub fn cls_model() -> std::path::PathBuf {
         .expect("PP-OCR classifier from PyPI")
 }
 
+/// A command's stdout, as text.
+pub fn stdout_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A command's stderr, as text.
+pub fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Assert that a command succeeded, showing what it printed when it did not.
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stdout_of(out),
+        stderr_of(out)
+    );
+}
+
+/// A profile JSON file, parsed (the text shown when it does not parse).
+pub fn read_profile(p: &Path) -> edgepack::profile::schema::Profile {
+    let text = std::fs::read_to_string(p).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// An MLP with these layer widths and a symbolic batch dim `N`, saved as `dir/mlp.onnx`.
+pub fn mlp_model(dir: &Path, dims: &[usize]) -> PathBuf {
+    let p = dir.join("mlp.onnx");
+    mlp_with(dims, 7, Some("N"), WeightStorage::Initializer)
+        .save(&p)
+        .unwrap();
+    p
+}
+
+/// A measurement plan for tests that need a profile, not a precise one: a few iterations
+/// and a fraction of a second per configuration.
+pub const QUICK_PLAN: &str = "[run]\nthreads = [1]\n[measure]\nwarmup_iterations = 1\n\
+    min_iterations = 5\nmax_iterations = 50\nmin_time_s = 0.01\nmax_time_s = 0.1\n\
+    target_ci_rel = 0.5\nstability_tolerance = 0.9\n";
+
+/// [`QUICK_PLAN`] written to `dir/quick.toml`.
+pub fn quick_plan(dir: &Path) -> PathBuf {
+    let p = dir.join("quick.toml");
+    std::fs::write(&p, QUICK_PLAN).unwrap();
+    p
+}
+
+/// `edgepack profile MODEL --plan PLAN`, for the test to add its flags to.
+pub fn profile_cmd(model: impl AsRef<OsStr>, plan: impl AsRef<OsStr>) -> Command {
+    let mut c = edgepack();
+    c.arg("profile").arg(model).arg("--plan").arg(plan);
+    c
+}
+
+/// Run a command and assert that it succeeded, showing what it printed when it did not.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert_ok(&out);
+    out
+}
+
+/// `edgepack package MODEL -o PKG EXTRA...`, asserted to succeed; returns `PKG`.
+pub fn package_model(model: &Path, pkg: &Path, extra: &[&str]) -> PathBuf {
+    run_ok(
+        edgepack()
+            .arg("package")
+            .arg(model)
+            .arg("-o")
+            .arg(pkg)
+            .args(extra),
+    );
+    pkg.to_path_buf()
+}
+
 /// The one non-empty line a failing command printed on stderr (asserts there is exactly one).
-pub fn one_stderr_line(out: &std::process::Output) -> String {
+pub fn one_stderr_line(out: &Output) -> String {
     let s = String::from_utf8_lossy(&out.stderr).to_string();
     let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one line on stderr, got: {s}");

@@ -1432,19 +1432,7 @@ fn bad_quantizer_settings_and_samples_are_refused() {
         cases.push(c.args(a).expect("000.npz").expect(expect));
     }
     // A profile session entry that is not KEY=VALUE.
-    let c = Case::new("session-config");
-    let m = c.m().join("mlp.onnx");
-    save(&builder::mlp(&[4, 8, 3], 1), &m);
-    cases.push(
-        c.args([
-            OsString::from("profile"),
-            m.into(),
-            "--session-config".into(),
-            "session.disable_quant_qdq".into(),
-        ])
-        .expect("--session-config")
-        .expect("KEY=VALUE"),
-    );
+    cases.push(bad_session_config_case("session-config", "profile"));
     check_all(cases);
 }
 
@@ -1629,20 +1617,24 @@ fn issue_17_inputs_are_refused_before_any_work() {
         .expect("is the input model"),
     );
     // run --session-config that is not KEY=VALUE.
-    let c = Case::new("run-session-config");
+    cases.push(bad_session_config_case("run-session-config", "run"));
+    check_all(cases);
+}
+
+/// `edgepack COMMAND MLP --session-config session.disable_quant_qdq` (no `=VALUE`): refused
+/// naming the flag and the form it wants.
+fn bad_session_config_case(name: &str, command: &str) -> Case {
+    let c = Case::new(name);
     let m = c.m().join("mlp.onnx");
     save(&builder::mlp(&[4, 8, 3], 1), &m);
-    cases.push(
-        c.args([
-            OsString::from("run"),
-            m.into(),
-            "--session-config".into(),
-            "session.disable_quant_qdq".into(),
-        ])
-        .expect("--session-config")
-        .expect("KEY=VALUE"),
-    );
-    check_all(cases);
+    c.args([
+        OsString::from(command),
+        m.into(),
+        "--session-config".into(),
+        "session.disable_quant_qdq".into(),
+    ])
+    .expect("--session-config")
+    .expect("KEY=VALUE")
 }
 
 /// A sealed device profile (as `edgepack probe` writes it) claiming ONNX Runtime `ort`.

@@ -8,37 +8,19 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use edgepack::model::builder;
-use edgepack::profile::schema::{Profile, Status};
+use edgepack::profile::schema::Status;
 use edgepack::tensor::{npy, DType, Tensor};
 
-use crate::common::{edgepack, one_stderr_line, runtime_available};
+use crate::common::{
+    edgepack, one_stderr_line, profile_cmd, quick_plan, read_profile, run_ok, runtime_available,
+};
 
 const VOCAB: i64 = 30;
 const HIDDEN: i64 = 4;
 
-pub(crate) const TINY_PLAN: &str = r#"
-description = "input-model tests: tiny and fast"
-[run]
-threads = [1]
-[measure]
-warmup_iterations = 1
-min_iterations = 5
-max_iterations = 50
-min_time_s = 0.01
-max_time_s = 0.1
-target_ci_rel = 0.5
-stability_tolerance = 0.9
-"#;
-
 fn token_model(dir: &Path) -> PathBuf {
     let p = dir.join("tokens.onnx");
     builder::token_model(VOCAB, HIDDEN).save(&p).unwrap();
-    p
-}
-
-fn plan(dir: &Path) -> PathBuf {
-    let p = dir.join("tiny.toml");
-    std::fs::write(&p, TINY_PLAN).unwrap();
     p
 }
 
@@ -70,10 +52,6 @@ fn sample(path: &Path, batch: usize, seq: usize) {
         (0..n).map(|i| i64::from(i % seq != seq - 1)).collect(),
     );
     write_npz(path, &[("input_ids", &ids), ("attention_mask", &mask)]);
-}
-
-fn read_profile(p: &Path) -> Profile {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
 #[test]
@@ -124,16 +102,15 @@ fn run_reads_npz_samples_and_applies_the_mask() {
     let s = d.path().join("s.npz");
     sample(&s, 2, 5);
     let out = d.path().join("out");
-    let o = edgepack()
-        .arg("run")
-        .arg(&m)
-        .arg("--inputs")
-        .arg(&s)
-        .arg("--output-dir")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_ok(
+        edgepack()
+            .arg("run")
+            .arg(&m)
+            .arg("--inputs")
+            .arg(&s)
+            .arg("--output-dir")
+            .arg(&out),
+    );
     let y = npy::read_npy(&out.join("y.npy")).unwrap().to_f64_vec();
     assert_eq!(y.len(), 2 * 5 * HIDDEN as usize);
     // Padded positions (mask 0) are zero, the others are embedding rows (nonzero).
@@ -178,11 +155,7 @@ fn profile_sweeps_a_symbolic_sequence_dim() {
     let d = tempfile::tempdir().unwrap();
     let m = token_model(d.path());
     let json = d.path().join("p.json");
-    edgepack()
-        .arg("profile")
-        .arg(&m)
-        .arg("--plan")
-        .arg(plan(d.path()))
+    profile_cmd(&m, quick_plan(d.path()))
         .args(["--batch", "1", "--dim", "sequence=16,64"])
         .arg("--json")
         .arg(&json)
@@ -208,11 +181,7 @@ fn profile_sweeps_the_sizes_a_sample_folder_shows() {
         sample(&samples.join(format!("{i:03}.npz")), 1, *seq);
     }
     let json = d.path().join("p.json");
-    edgepack()
-        .arg("profile")
-        .arg(&m)
-        .arg("--plan")
-        .arg(plan(d.path()))
+    profile_cmd(&m, quick_plan(d.path()))
         .arg("--inputs")
         .arg(&samples)
         .arg("--json")
@@ -294,11 +263,7 @@ fn profile_of_a_package_takes_shapes_from_its_sample_inputs() {
         .assert()
         .success();
     let json = d.path().join("p.json");
-    let o = edgepack()
-        .arg("profile")
-        .arg(&pkg)
-        .arg("--plan")
-        .arg(plan(d.path()))
+    let o = profile_cmd(&pkg, quick_plan(d.path()))
         .arg("--json")
         .arg(&json)
         .output()

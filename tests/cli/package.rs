@@ -5,7 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{self, cls_model, edgepack, one_stderr_line, runtime_available};
+use crate::common::{
+    self, cls_model, edgepack, one_stderr_line, profile_cmd, run_ok, runtime_available,
+};
 
 fn hardware() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware")
@@ -30,6 +32,20 @@ fn package(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
         .assert()
         .success();
     out
+}
+
+/// The classifier packaged as `dir/cls.edgepkg` with one random sample input `x` of this
+/// shape (seed 7) as its self-test case.
+fn package_with_sample(dir: &Path, shape: &[usize]) -> PathBuf {
+    let samples = dir.join("samples");
+    std::fs::create_dir(&samples).unwrap();
+    let x = edgepack::tensor::Tensor::random(edgepack::tensor::DType::F32, shape, 7);
+    edgepack::tensor::npy::write_npy(&samples.join("x.npy"), &x).unwrap();
+    package(
+        dir,
+        "cls.edgepkg",
+        &["--sample-inputs", samples.to_str().unwrap()],
+    )
 }
 
 /// A zip built by hand from stored entries, so tests can write what no honest tool writes.
@@ -395,15 +411,7 @@ fn self_test_inputs_travel_with_the_bundle_and_pass_on_arrival() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let samples = d.path().join("samples");
-    std::fs::create_dir(&samples).unwrap();
-    let x = edgepack::tensor::Tensor::random(edgepack::tensor::DType::F32, &[2, 3, 48, 192], 7);
-    edgepack::tensor::npy::write_npy(&samples.join("x.npy"), &x).unwrap();
-    let pkg = package(
-        d.path(),
-        "cls.edgepkg",
-        &["--sample-inputs", samples.to_str().unwrap()],
-    );
+    let pkg = package_with_sample(d.path(), &[2, 3, 48, 192]);
     edgepack()
         .arg("verify")
         .arg(&pkg)
@@ -544,19 +552,14 @@ fn bundle_size_figures_equal_the_written_file() {
     let d = tempfile::tempdir().unwrap();
     let pkg = package(d.path(), "cls.edgepkg", &[]);
     let dist = d.path().join("dist");
-    let out = edgepack()
-        .arg("bundle")
-        .arg(&pkg)
-        .arg("--target")
-        .arg(hardware().join("jetson-nano-4gb.toml"))
-        .arg("-o")
-        .arg(&dist)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        edgepack()
+            .arg("bundle")
+            .arg(&pkg)
+            .arg("--target")
+            .arg(hardware().join("jetson-nano-4gb.toml"))
+            .arg("-o")
+            .arg(&dist),
     );
     let file = dist.join("ch_ppocr_mobile_v2.0_cls_infer-jetson-nano-4gb.zip");
     let len = std::fs::metadata(&file).unwrap().len();
@@ -594,37 +597,13 @@ fn profile_of_a_package_sweeps_batches_with_shapes_from_its_samples() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let samples = d.path().join("samples");
-    std::fs::create_dir(&samples).unwrap();
-    let x = edgepack::tensor::Tensor::random(edgepack::tensor::DType::F32, &[1, 3, 48, 160], 7);
-    edgepack::tensor::npy::write_npy(&samples.join("x.npy"), &x).unwrap();
-    let pkg = package(
-        d.path(),
-        "cls.edgepkg",
-        &["--sample-inputs", samples.to_str().unwrap()],
-    );
-    let plan = d.path().join("tiny.toml");
-    std::fs::write(
-        &plan,
-        "[run]\nthreads = [1]\n[measure]\nwarmup_iterations = 1\nmin_iterations = 5\n\
-         max_iterations = 30\nmin_time_s = 0.01\nmax_time_s = 0.1\ntarget_ci_rel = 0.5\n\
-         stability_tolerance = 0.9\n",
-    )
-    .unwrap();
+    let pkg = package_with_sample(d.path(), &[1, 3, 48, 160]);
+    let plan = crate::common::quick_plan(d.path());
     let json = d.path().join("p.json");
-    let out = edgepack()
-        .arg("profile")
-        .arg(&pkg)
-        .arg("--plan")
-        .arg(&plan)
-        .args(["--batch", "1,2", "--json-out"])
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        profile_cmd(&pkg, &plan)
+            .args(["--batch", "1,2", "--json-out"])
+            .arg(&json),
     );
     let p: edgepack::profile::schema::Profile =
         serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();

@@ -5,9 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use edgepack::model::builder::{mlp_with, WeightStorage};
-use edgepack::profile::schema::{FailureKind, Profile, Status, PROFILE_SCHEMA};
+use edgepack::profile::schema::{FailureKind, Status, PROFILE_SCHEMA};
 
-use crate::common::{edgepack, one_stderr_line, runtime_available};
+use crate::common::{
+    edgepack, mlp_model, one_stderr_line, profile_cmd, read_profile, run_ok, runtime_available,
+};
 
 /// A plan that keeps each configuration well under a second.
 const TINY_PLAN: &str = r#"
@@ -24,24 +26,10 @@ target_ci_rel = 0.05
 stability_tolerance = 0.5
 "#;
 
-/// An MLP with a symbolic batch dim `N`, saved in `dir`.
-fn mlp_model(dir: &Path, dims: &[usize]) -> PathBuf {
-    let p = dir.join("mlp.onnx");
-    mlp_with(dims, 7, Some("N"), WeightStorage::Initializer)
-        .save(&p)
-        .unwrap();
-    p
-}
-
 fn tiny_plan(dir: &Path) -> PathBuf {
     let p = dir.join("tiny.toml");
     std::fs::write(&p, TINY_PLAN).unwrap();
     p
-}
-
-fn read_profile(p: &Path) -> Profile {
-    let text = std::fs::read_to_string(p).unwrap();
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
 #[test]
@@ -52,21 +40,12 @@ fn profile_sweeps_batches_and_writes_schema_json() {
     let d = tempfile::tempdir().unwrap();
     let model = mlp_model(d.path(), &[16, 32, 4]);
     let json = d.path().join("profile.json");
-    let out = edgepack()
-        .arg("profile")
-        .arg(&model)
-        .arg("--plan")
-        .arg(tiny_plan(d.path()))
-        .args(["--batch", "1,4", "--latency-budget", "10s"])
-        // A session entry reaches every configuration's session (ONNX Runtime accepts it).
-        .args(["--session-config", "session.disable_quant_qdq=1", "--json"])
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        profile_cmd(&model, tiny_plan(d.path()))
+            .args(["--batch", "1,4", "--latency-budget", "10s"])
+            // A session entry reaches every configuration's session (ONNX Runtime accepts it).
+            .args(["--session-config", "session.disable_quant_qdq=1", "--json"])
+            .arg(&json),
     );
     let table = String::from_utf8_lossy(&out.stdout);
     // Rows are labelled by what varies (batch); what every row shares is said once
@@ -121,19 +100,10 @@ fn memory_limit_fails_the_large_batch_and_the_sweep_goes_on() {
     // batch 1 needs a few MB.
     let model = mlp_model(d.path(), &[64, 4096, 8]);
     let json = d.path().join("p.json");
-    let out = edgepack()
-        .arg("profile")
-        .arg(&model)
-        .arg("--plan")
-        .arg(tiny_plan(d.path()))
-        .args(["--batch", "200000,1", "--memory-limit", "600MB", "--json"])
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        profile_cmd(&model, tiny_plan(d.path()))
+            .args(["--batch", "200000,1", "--memory-limit", "600MB", "--json"])
+            .arg(&json),
     );
     let p = read_profile(&json);
     assert_eq!(p.configs.len(), 2);
@@ -154,11 +124,7 @@ fn timeout_stops_a_configuration_and_nothing_run_exits_2() {
     let d = tempfile::tempdir().unwrap();
     let model = mlp_model(d.path(), &[8, 4]);
     let json = d.path().join("p.json");
-    let out = edgepack()
-        .arg("profile")
-        .arg(&model)
-        .arg("--plan")
-        .arg(tiny_plan(d.path()))
+    let out = profile_cmd(&model, tiny_plan(d.path()))
         .args(["--timeout", "1ms", "--json"])
         .arg(&json)
         .output()
@@ -181,19 +147,10 @@ fn unavailable_provider_is_a_clear_failed_configuration() {
     let d = tempfile::tempdir().unwrap();
     let model = mlp_model(d.path(), &[8, 4]);
     let json = d.path().join("p.json");
-    let out = edgepack()
-        .arg("profile")
-        .arg(&model)
-        .arg("--plan")
-        .arg(tiny_plan(d.path()))
-        .args(["--ep", "cuda,cpu", "--json"])
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        profile_cmd(&model, tiny_plan(d.path()))
+            .args(["--ep", "cuda,cpu", "--json"])
+            .arg(&json),
     );
     let p = read_profile(&json);
     let cuda = p.configs.iter().find(|c| c.ep_requested == "cuda").unwrap();
@@ -210,11 +167,7 @@ fn plan_typo_exits_2_naming_the_key_and_writes_nothing() {
     let plan = d.path().join("typo.toml");
     std::fs::write(&plan, "[measure]\nmin_iteration = 10\n").unwrap();
     let json = d.path().join("p.json");
-    let out = edgepack()
-        .arg("profile")
-        .arg(&model)
-        .arg("--plan")
-        .arg(&plan)
+    let out = profile_cmd(&model, &plan)
         .arg("--json")
         .arg(&json)
         .output()
@@ -277,19 +230,10 @@ fn per_op_shares_come_from_onnxruntime_profiler_on_ppocr_classifier() {
         .expect("PP-OCR classifier from PyPI");
     let d = tempfile::tempdir().unwrap();
     let json = d.path().join("p.json");
-    let out = edgepack()
-        .arg("profile")
-        .arg(&cls)
-        .arg("--plan")
-        .arg(tiny_plan(d.path()))
-        .args(["--shape", "x=1x3x48x192", "--per-op", "--json"])
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        profile_cmd(&cls, tiny_plan(d.path()))
+            .args(["--shape", "x=1x3x48x192", "--per-op", "--json"])
+            .arg(&json),
     );
     let p = read_profile(&json);
     let ops = &p.configs[0].per_op;
@@ -322,34 +266,20 @@ fn profiling_a_package_uses_its_execution_context_and_variant_hash() {
     )
     .unwrap();
     let pkg = d.path().join("mlp.edgepkg");
-    let out = edgepack()
-        .arg("package")
-        .arg(&model)
-        .arg("-o")
-        .arg(&pkg)
-        .arg("--context")
-        .arg(&ctx)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        edgepack()
+            .arg("package")
+            .arg(&model)
+            .arg("-o")
+            .arg(&pkg)
+            .arg("--context")
+            .arg(&ctx),
     );
     let json = d.path().join("p.json");
-    let out = edgepack()
-        .arg("profile")
-        .arg(&pkg)
-        .arg("--plan")
-        .arg(tiny_plan(d.path()))
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        profile_cmd(&pkg, tiny_plan(d.path()))
+            .arg("--json")
+            .arg(&json),
     );
     let p = read_profile(&json);
     assert_eq!(p.plan.graph_optimization_level, "basic");
@@ -383,21 +313,12 @@ fn inputs_folder_fixes_the_shapes_and_cannot_be_mixed_with_a_batch_sweep() {
     let x = edgepack::tensor::Tensor::random(edgepack::tensor::DType::F32, &[3, 16], 5);
     edgepack::tensor::npy::write_npy(&inputs.join("x.npy"), &x).unwrap();
     let json = d.path().join("p.json");
-    let out = edgepack()
-        .arg("profile")
-        .arg(&model)
-        .arg("--plan")
-        .arg(tiny_plan(d.path()))
-        .arg("--inputs")
-        .arg(&inputs)
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        profile_cmd(&model, tiny_plan(d.path()))
+            .arg("--inputs")
+            .arg(&inputs)
+            .arg("--json")
+            .arg(&json),
     );
     let p = read_profile(&json);
     assert_eq!(p.configs[0].batch, Some(3));

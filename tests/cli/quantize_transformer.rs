@@ -263,8 +263,7 @@ fn silero_vad_goes_through_every_command() {
         .assert()
         .success();
 
-    let plan = tmp.path().join("tiny.toml");
-    std::fs::write(&plan, crate::inputs::TINY_PLAN).unwrap();
+    let plan = crate::common::quick_plan(tmp.path());
     let prof = tmp.path().join("p.json");
     edgepack()
         .arg("profile")

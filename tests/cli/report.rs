@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use edgepack::report::fixture::sample_profile;
 use predicates::prelude::*;
 
-use crate::common::edgepack;
+use crate::common::{edgepack, profile_cmd, run_ok};
 
 /// Write a profile, a quantize report, a `dist/` folder with one bundle and a `hardware/`
 /// folder with two targets into `dir`.
@@ -159,28 +159,12 @@ fn a_sequence_sweep_is_charted_against_sequence_length() {
     edgepack::model::builder::token_model(30, 4)
         .save(&model)
         .unwrap();
-    let plan = d.path().join("tiny.toml");
-    std::fs::write(
-        &plan,
-        "[run]\nthreads = [1]\n[measure]\nwarmup_iterations = 1\nmin_iterations = 5\n\
-         max_iterations = 50\nmin_time_s = 0.01\nmax_time_s = 0.1\ntarget_ci_rel = 0.5\n\
-         stability_tolerance = 0.9\n",
-    )
-    .unwrap();
+    let plan = crate::common::quick_plan(d.path());
     let json = d.path().join("p.json");
-    let out = edgepack()
-        .arg("profile")
-        .arg(&model)
-        .arg("--plan")
-        .arg(&plan)
-        .args(["--batch", "1", "--dim", "sequence=16,64,128", "--json-out"])
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        profile_cmd(&model, &plan)
+            .args(["--batch", "1", "--dim", "sequence=16,64,128", "--json-out"])
+            .arg(&json),
     );
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("\nsequence=128 "), "{table}");
@@ -221,20 +205,9 @@ fn report_shows_bundle_predictions_against_the_device_measurement() {
         .arg(&pkg)
         .assert()
         .success();
-    let plan = d.path().join("tiny.toml");
-    std::fs::write(
-        &plan,
-        "[run]\nthreads = [1]\n[measure]\nwarmup_iterations = 1\nmin_iterations = 5\n\
-         max_iterations = 30\nmin_time_s = 0.01\nmax_time_s = 0.2\ntarget_ci_rel = 0.5\n\
-         stability_tolerance = 0.9\n",
-    )
-    .unwrap();
+    let plan = crate::common::quick_plan(d.path());
     let measured = d.path().join("measured.json");
-    edgepack()
-        .arg("profile")
-        .arg(&pkg)
-        .arg("--plan")
-        .arg(&plan)
+    profile_cmd(&pkg, &plan)
         .args(["--shape", "x=1x3x48x192", "--batch", "1", "--json-out"])
         .arg(&measured)
         .assert()

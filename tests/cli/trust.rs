@@ -4,31 +4,19 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use edgepack::model::builder::{mlp_with, WeightStorage};
-use edgepack::profile::schema::Profile;
+use crate::common::{
+    edgepack, package_model, profile_cmd, read_profile, run_ok, runtime_available, stderr_of,
+    stdout_of,
+};
 
-use crate::common::{edgepack, runtime_available};
-
-/// An MLP with a symbolic batch dim `N`, saved in `dir`.
+/// The MLP every test here starts from (symbolic batch dim `N`), saved in `dir`.
 fn mlp_model(dir: &Path) -> PathBuf {
-    let p = dir.join("mlp.onnx");
-    mlp_with(&[16, 32, 4], 7, Some("N"), WeightStorage::Initializer)
-        .save(&p)
-        .unwrap();
-    p
+    crate::common::mlp_model(dir, &[16, 32, 4])
 }
 
-fn stderr_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn read_profile(p: &Path) -> Profile {
-    let text = std::fs::read_to_string(p).unwrap();
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+/// [`mlp_model`] packaged (no sample inputs) as `dir/mlp.edgepkg`.
+fn mlp_package(dir: &Path) -> PathBuf {
+    package_model(&mlp_model(dir), &dir.join("mlp.edgepkg"), &[])
 }
 
 const PLAN: &str = r#"
@@ -55,15 +43,21 @@ fn an_int8_weight_model_carries_and_applies_its_session_entries() {
     let d = tempfile::tempdir().unwrap();
     let model = mlp_model(d.path());
     let q = d.path().join("mlp.w8.onnx");
-    let out = edgepack()
-        .arg("quantize")
-        .arg(&model)
-        .arg("-o")
-        .arg(&q)
-        .args(["--mode", "int8-weight", "--no-latency"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = run_ok(
+        edgepack()
+            .arg("quantize")
+            .arg(&model)
+            .arg("-o")
+            .arg(&q)
+            .args(["--mode", "int8-weight", "--no-latency"]),
+    );
+    // The size line is the written file's length, the recorded session entries included.
+    let written = std::fs::metadata(&q).unwrap().len();
+    assert!(
+        stdout_of(&out).contains(&format!(" -> {written} bytes")),
+        "{written} bytes written: {}",
+        stdout_of(&out)
+    );
     assert!(
         stdout_of(&out).contains("runs with session entries: session.disable_quant_qdq=1"),
         "{}",
@@ -77,13 +71,7 @@ fn an_int8_weight_model_carries_and_applies_its_session_entries() {
         Some("1")
     );
 
-    let run = edgepack()
-        .arg("run")
-        .arg(&q)
-        .args(["--dim", "N=2"])
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", stderr_of(&run));
+    let run = run_ok(edgepack().arg("run").arg(&q).args(["--dim", "N=2"]));
     assert!(
         stderr_of(&run).contains(
             "applying the session entries the model records: session.disable_quant_qdq=1"
@@ -92,34 +80,23 @@ fn an_int8_weight_model_carries_and_applies_its_session_entries() {
         stderr_of(&run)
     );
     // An explicit entry wins over the recorded one, and is then not reported as the model's.
-    let run = edgepack()
-        .arg("run")
-        .arg(&q)
-        .args([
-            "--dim",
-            "N=2",
-            "--session-config",
-            "session.disable_quant_qdq=0",
-        ])
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", stderr_of(&run));
+    let run = run_ok(edgepack().arg("run").arg(&q).args([
+        "--dim",
+        "N=2",
+        "--session-config",
+        "session.disable_quant_qdq=0",
+    ]));
     assert!(!stderr_of(&run).contains("applying the session entries"));
 
     let plan = d.path().join("plan.toml");
     std::fs::write(&plan, PLAN).unwrap();
     let json = d.path().join("p.json");
-    let prof = edgepack()
-        .arg("profile")
-        .arg(&q)
-        .arg("--plan")
-        .arg(&plan)
-        .args(["--batch", "1"])
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(prof.status.success(), "{}", stderr_of(&prof));
+    let prof = run_ok(
+        profile_cmd(&q, &plan)
+            .args(["--batch", "1"])
+            .arg("--json")
+            .arg(&json),
+    );
     assert!(stderr_of(&prof).contains("session.disable_quant_qdq=1"));
     let p = read_profile(&json);
     assert_eq!(
@@ -208,22 +185,21 @@ fn build_packages_carry_a_self_test_that_every_variant_runs() {
     let d = tempfile::tempdir().unwrap();
     let model = mlp_model(d.path());
     let out = d.path().join("out");
-    let b = edgepack()
-        .arg("build")
-        .arg(&model)
-        .args([
-            "--targets",
-            "host",
-            "--variants",
-            "int8-weight",
-            "--no-profile",
-        ])
-        .args(["--shape", "x=1x16"])
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(b.status.success(), "{}", stderr_of(&b));
+    run_ok(
+        edgepack()
+            .arg("build")
+            .arg(&model)
+            .args([
+                "--targets",
+                "host",
+                "--variants",
+                "int8-weight",
+                "--no-profile",
+            ])
+            .args(["--shape", "x=1x16"])
+            .arg("-o")
+            .arg(&out),
+    );
     let pkg = out.join("mlp.edgepkg");
     let v = edgepack()
         .arg("verify")
@@ -246,8 +222,7 @@ fn build_packages_carry_a_self_test_that_every_variant_runs() {
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "zip"))
         .expect("a bundle");
-    let r = edgepack().arg("run").arg(&bundle).output().unwrap();
-    assert!(r.status.success(), "{}{}", stdout_of(&r), stderr_of(&r));
+    let r = run_ok(edgepack().arg("run").arg(&bundle));
     assert!(
         stdout_of(&r).contains("self-test generated"),
         "{}",
@@ -263,18 +238,8 @@ fn run_on_a_package_without_self_test_cases_says_so_and_runs() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let model = mlp_model(d.path());
-    let pkg = d.path().join("mlp.edgepkg");
-    let p = edgepack()
-        .arg("package")
-        .arg(&model)
-        .arg("-o")
-        .arg(&pkg)
-        .output()
-        .unwrap();
-    assert!(p.status.success(), "{}", stderr_of(&p));
-    let r = edgepack().arg("run").arg(&pkg).output().unwrap();
-    assert!(r.status.success(), "{}{}", stdout_of(&r), stderr_of(&r));
+    let pkg = mlp_package(d.path());
+    let r = run_ok(edgepack().arg("run").arg(&pkg));
     assert!(
         stderr_of(&r).contains("carries no self-test cases"),
         "{}",
@@ -308,30 +273,16 @@ fn a_package_profile_sweeps_the_plan_threads() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let model = mlp_model(d.path());
-    let pkg = d.path().join("mlp.edgepkg");
-    let p = edgepack()
-        .arg("package")
-        .arg(&model)
-        .arg("-o")
-        .arg(&pkg)
-        .output()
-        .unwrap();
-    assert!(p.status.success(), "{}", stderr_of(&p));
+    let pkg = mlp_package(d.path());
     let plan = d.path().join("plan.toml");
     std::fs::write(&plan, PLAN.replace("threads = [1]", "threads = [1, 2]")).unwrap();
     let json = d.path().join("p.json");
-    let out = edgepack()
-        .arg("profile")
-        .arg(&pkg)
-        .arg("--plan")
-        .arg(&plan)
-        .args(["--batch", "1"])
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    run_ok(
+        profile_cmd(&pkg, &plan)
+            .args(["--batch", "1"])
+            .arg("--json")
+            .arg(&json),
+    );
     let threads: Vec<usize> = read_profile(&json)
         .configs
         .iter()
@@ -364,19 +315,18 @@ fn in_sample_accuracy_is_labelled_in_sample() {
     }
     let q = d.path().join("q.onnx");
     let report = d.path().join("q.json");
-    let out = edgepack()
-        .arg("quantize")
-        .arg(&model)
-        .arg("-o")
-        .arg(&q)
-        .arg("--calibration")
-        .arg(&calib)
-        .args(["--calibration-samples", "4", "--no-latency"])
-        .arg("--report")
-        .arg(&report)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = run_ok(
+        edgepack()
+            .arg("quantize")
+            .arg(&model)
+            .arg("-o")
+            .arg(&q)
+            .arg("--calibration")
+            .arg(&calib)
+            .args(["--calibration-samples", "4", "--no-latency"])
+            .arg("--report")
+            .arg(&report),
+    );
     let text = stdout_of(&out);
     assert!(
         text.contains("accuracy on 4 in-sample (calibration) samples"),
@@ -421,16 +371,15 @@ fn compare_reports_the_files_exact_sizes() {
     bytes.extend_from_slice(&[0xF8, 0x07, 0x00]); // field 127, varint 0
     let b = d.path().join("b.onnx");
     std::fs::write(&b, &bytes).unwrap();
-    let out = edgepack()
-        .arg("compare")
-        .arg(&model)
-        .arg(&b)
-        .arg("--inputs")
-        .arg(&inputs)
-        .args(["--no-latency", "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = run_ok(
+        edgepack()
+            .arg("compare")
+            .arg(&model)
+            .arg(&b)
+            .arg("--inputs")
+            .arg(&inputs)
+            .args(["--no-latency", "--json"]),
+    );
     let c: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(c["b_bytes"].as_u64(), Some(bytes.len() as u64));
     assert_eq!(
@@ -444,12 +393,7 @@ fn compare_reports_the_files_exact_sizes() {
 #[test]
 fn targets_are_built_in_and_a_folder_adds_to_them() {
     let d = tempfile::tempdir().unwrap();
-    let out = edgepack()
-        .arg("targets")
-        .current_dir(d.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = run_ok(edgepack().arg("targets").current_dir(d.path()));
     assert!(
         stdout_of(&out).contains("raspberry-pi-4-4gb"),
         "{}",
@@ -466,13 +410,7 @@ fn targets_are_built_in_and_a_folder_adds_to_them() {
         pi.replacen("raspberry-pi-4-4gb", "my-board", 1),
     )
     .unwrap();
-    let out = edgepack()
-        .arg("targets")
-        .arg(&extra)
-        .current_dir(d.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = run_ok(edgepack().arg("targets").arg(&extra).current_dir(d.path()));
     let text = stdout_of(&out);
     assert!(
         text.contains("my-board") && text.contains("raspberry-pi-4-4gb"),
@@ -499,17 +437,11 @@ fn a_bundle_profile_that_matches_no_variant_is_reported() {
         edgepack::tensor::npy::to_npy_bytes(&y).unwrap(),
     )
     .unwrap();
-    let pkg = d.path().join("mlp.edgepkg");
-    let p = edgepack()
-        .arg("package")
-        .arg(&model)
-        .arg("-o")
-        .arg(&pkg)
-        .arg("--sample-inputs")
-        .arg(&samples)
-        .output()
-        .unwrap();
-    assert!(p.status.success(), "{}", stderr_of(&p));
+    let pkg = package_model(
+        &model,
+        &d.path().join("mlp.edgepkg"),
+        &["--sample-inputs", samples.to_str().unwrap()],
+    );
     let prof = d.path().join("other.json");
     std::fs::write(
         &prof,
