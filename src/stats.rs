@@ -631,7 +631,11 @@ mod tests {
     #[test]
     fn rounds_bootstrap_covers_the_between_round_spread() {
         // Two processes at ~12 ms, one at ~26 ms, each tight within itself.
-        let round = |c: f64| (0..60).map(|i| c * (1.0 + 0.001 * (i % 7) as f64)).collect();
+        let round = |c: f64| {
+            (0..60)
+                .map(|i| c * (1.0 + 0.001 * (i % 7) as f64))
+                .collect()
+        };
         let rounds: Vec<Vec<f64>> = vec![round(0.012), round(0.0125), round(0.026)];
         let i = bootstrap_quantile_rounds(&rounds, 0.5, 0.95, 2000, 7).unwrap();
         assert!(i.low < 0.0126 && i.high > 0.025, "{i:?}");
@@ -655,10 +659,7 @@ mod tests {
         };
         // The six runs: 12.4, 12.5, 12.1, 13.3, 25.6, 25.6 ms.
         let rounds = [r(12.4), r(12.5), r(12.1), r(13.3), r(25.6), r(25.6)];
-        assert_eq!(
-            modes(&rounds, 0.15),
-            vec![vec![0, 1, 2, 3], vec![4, 5]]
-        );
+        assert_eq!(modes(&rounds, 0.15), vec![vec![0, 1, 2, 3], vec![4, 5]]);
         // 12.1 vs 13.3 disagree beyond ±1% but by less than 15%: one mode.
         assert_eq!(modes(&[r(12.1), r(13.3)], 0.15).len(), 1);
         // Wide intervals that overlap: one mode even at 2x.

@@ -1121,7 +1121,9 @@ mod tests {
         .unwrap();
         assert_eq!(v.decision, Decision::Inconclusive, "{:#?}", v.checks);
         assert!(
-            v.checks.iter().any(|c| c.message.contains("rounds disagree")),
+            v.checks
+                .iter()
+                .any(|c| c.message.contains("rounds disagree")),
             "{:#?}",
             v.checks
         );

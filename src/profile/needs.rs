@@ -35,8 +35,8 @@ pub fn min_threads_for_budget(
     for c in configs {
         let key = size_key(c);
         let entry = out.entry(key).or_insert(None);
-        let meets =
-            c.status == Status::Ok && c.latency
+        let meets = c.status == Status::Ok
+            && c.latency
                 .as_ref()
                 .is_some_and(|l| l.pessimistic_p50_s() <= budget_s);
         if meets {

@@ -169,8 +169,7 @@ fn merge_latency(lats: &[&LatencyStats]) -> Option<LatencyStats> {
     let summary = Summary::of(&pooled, CONFIDENCE)?;
     let stable = lats.iter().all(|l| l.stable);
     let mut merged = LatencyStats::from_summary(&summary, None, stable, pooled);
-    if let Some(i) =
-        stats::bootstrap_quantile_rounds(&per_round, 0.5, CONFIDENCE, RESAMPLES, SEED)
+    if let Some(i) = stats::bootstrap_quantile_rounds(&per_round, 0.5, CONFIDENCE, RESAMPLES, SEED)
     {
         // Never narrower than the pooled samples' own interval.
         merged.p50_ci_low_s = i.low.min(merged.p50_ci_low_s);
@@ -257,7 +256,10 @@ mod tests {
         let rs = [round(1.0), round(1.01), round(0.99)];
         let m = merge(&rs, Some(0.02)).unwrap();
         let l = m.latency.as_ref().unwrap();
-        let n: usize = rs.iter().map(|r| r.latency.as_ref().unwrap().samples_s.len()).sum();
+        let n: usize = rs
+            .iter()
+            .map(|r| r.latency.as_ref().unwrap().samples_s.len())
+            .sum();
         assert_eq!(l.samples_s.len(), n);
         assert_eq!(l.iterations as usize, n);
         assert_eq!(l.rounds.len(), 3);
@@ -282,11 +284,17 @@ mod tests {
         // The interval covers both regimes.
         assert!(l.p50_ci_high_s >= l.modes[1].p50_s * 0.99, "{l:?}");
         assert!(l.p50_ci_rel > 0.2, "{}", l.p50_ci_rel);
-        let w = m.warnings.iter().find(|w| w.contains("rounds disagree")).unwrap();
+        let w = m
+            .warnings
+            .iter()
+            .find(|w| w.contains("rounds disagree"))
+            .unwrap();
         assert!(w.contains("2 rounds") && w.contains("1 round"), "{w}");
         // The pooled interval is judged against the plan's target.
         assert!(
-            m.warnings.iter().any(|w| w.contains("over 3 rounds is wider")),
+            m.warnings
+                .iter()
+                .any(|w| w.contains("over 3 rounds is wider")),
             "{:?}",
             m.warnings
         );
@@ -299,9 +307,8 @@ mod tests {
             "unstable: the last 3 windows differ by up to 13.2% (tolerance 10.0%)".into(),
             "median CI ±17.34% is wider than the target ±3.46% after 10 iterations".into(),
         ];
-        rs[2].warnings = vec![
-            "unstable: the last 3 windows differ by up to 17.4% (tolerance 10.0%)".into(),
-        ];
+        rs[2].warnings =
+            vec!["unstable: the last 3 windows differ by up to 17.4% (tolerance 10.0%)".into()];
         let m = merge(&rs, Some(0.5)).unwrap();
         assert_eq!(
             m.warnings,

@@ -135,9 +135,7 @@ pub trait SweepObserver {
 /// row across a pass boundary by accident of order alone. Pairs are (round, config).
 pub fn round_order(n: usize, rounds: usize) -> Vec<(usize, usize)> {
     (0..rounds)
-        .flat_map(|r| {
-            (0..n).map(move |i| (r, if r % 2 == 0 { i } else { n - 1 - i }))
-        })
+        .flat_map(|r| (0..n).map(move |i| (r, if r % 2 == 0 { i } else { n - 1 - i })))
         .collect()
 }
 
@@ -672,7 +670,9 @@ pub fn run(
         }
         let result = result_of(c, reply, cores);
         done[i].push(result.clone());
-        let Some(merged) = super::rounds::merge(&done[i], Some(opts.plan.file.measure.target_ci_rel)) else {
+        let Some(merged) =
+            super::rounds::merge(&done[i], Some(opts.plan.file.measure.target_ci_rel))
+        else {
             continue;
         };
         observer.finished(step, &result, &merged);
