@@ -66,6 +66,14 @@ start=$(date +%s%N)
 end=$(date +%s%N)
 ms=$(( (end - start) / 1000000 ))
 printf "%d.%03d\n" $((ms / 1000)) $((ms % 1000)) > "$WORK/sweep_seconds.txt"
+# The same sweep in one process per configuration (before rounds): the rounds share the
+# plan's time budget, so the two wall times should be close (issue 18 item 5).
+start=$(date +%s%N)
+"$EDGEPACK" profile "$DET" --plan profiles/quick.toml --rounds 1 --batch "${SWEEP_BATCH:-1,2,4,8}" \
+  --threads "${SWEEP_THREADS:-1,2}" --shape "x=$DET_SHAPE" --json "$WORK/sweep_quick_1round.json" > /dev/null
+end=$(date +%s%N)
+ms=$(( (end - start) / 1000000 ))
+printf "%d.%03d\n" $((ms / 1000)) $((ms % 1000)) > "$WORK/sweep_seconds_1round.txt"
 
 ALL=${ALL_CORES_THREADS:-$(nproc)}
 PROCS=${PROCS:-6}

@@ -185,6 +185,14 @@ def summary(work):
         c["id"]: c["latency"]["p50_s"] * 1e3 for c in sweep["configs"] if c.get("latency")
     }
     out["host"] = sweep["host"]["cpu_model"] + f" ({sweep['host']['logical_cores']} logical cores)"
+    try:
+        with open(f"{work}/sweep_seconds_1round.txt") as f:
+            out["quick_sweep_wall_s_one_round"] = float(f.read().strip())
+        out["quick_sweep_wall_ratio_rounds_vs_one"] = (
+            out["quick_sweep_wall_s"] / out["quick_sweep_wall_s_one_round"]
+        )
+    except FileNotFoundError:
+        pass
     out.update(all_cores(work, load))
     return out
 

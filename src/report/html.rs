@@ -1404,6 +1404,17 @@ fn configs_section(h: &mut String, p: &Profile) {
         if l.is_some_and(|l| !l.stable) {
             notes.push("unstable across windows".into());
         }
+        if let Some(l) = l.filter(|l| l.rounds.len() > 1) {
+            let p50s: Vec<String> = l.rounds.iter().map(|r| secs(r.p50_s)).collect();
+            notes.push(format!("p50 per process (round): {}", p50s.join(", ")));
+        }
+        if c.uses_all_cores {
+            notes.push(format!(
+                "uses every core of the machine ({}): its timings depend on everything else \
+                 the machine runs",
+                p.host.logical_cores
+            ));
+        }
         let _ =
             writeln!(
             h,
