@@ -50,6 +50,35 @@ pub const LATENCY_ERROR_Q05_Q95: (f64, f64) = (0.56, 3.19);
 /// ONNX backend light models) of the same bench and probe.
 pub const MEMORY_ERROR_Q05_Q95: (f64, f64) = (0.83, 1.18);
 
+/// How much wider a prediction from a **derived** device profile is (`super::derive`):
+/// the measured interval's ends are multiplied by these. Not measured (no target has
+/// been probed): peak figures say how two CPUs compare at best, and the share of peak
+/// ONNX Runtime's kernels reach differs between microarchitectures by up to about 2x
+/// either way (docs/derived-profiles.md).
+pub const DERIVED_SPREAD: (f64, f64) = (0.5, 2.0);
+/// The same for memory: ONNX Runtime's code pages and weight pre-packing differ between
+/// x86-64 and aarch64 builds (not measured).
+pub const DERIVED_MEMORY_SPREAD: (f64, f64) = (0.8, 1.25);
+
+/// Whether the device profile behind a prediction was measured on the device or derived
+/// from public figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileBasis {
+    #[default]
+    Measured,
+    Derived,
+}
+
+impl ProfileBasis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileBasis::Measured => "measured",
+            ProfileBasis::Derived => "derived",
+        }
+    }
+}
+
 /// One kernel's predicted cost.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +103,10 @@ pub struct Prediction {
     pub peak_rss_high_bytes: u64,
     /// Where the figures come from, in words.
     pub basis: String,
+    /// `measured`: the device profile was probed on the device; `derived`: it was
+    /// derived from public figures (wider interval).
+    #[serde(default)]
+    pub profile_basis: ProfileBasis,
     /// Thread count requested, and the probed one used.
     pub threads: usize,
     pub threads_probed: usize,
@@ -608,8 +641,33 @@ pub fn predict(
         .weight_factor_session_create
         .map_or(0.0, |f| fixed as f64 + f * w);
     let mem = running.max(creating);
-    let (ll, lh) = LATENCY_ERROR_Q05_Q95;
-    let (ml, mh) = MEMORY_ERROR_Q05_Q95;
+    let (mut ll, mut lh) = LATENCY_ERROR_Q05_Q95;
+    let (mut ml, mut mh) = MEMORY_ERROR_Q05_Q95;
+    let derived = device.derivation.as_ref();
+    if derived.is_some() {
+        ll *= DERIVED_SPREAD.0;
+        lh *= DERIVED_SPREAD.1;
+        ml *= DERIVED_MEMORY_SPREAD.0;
+        mh *= DERIVED_MEMORY_SPREAD.1;
+    }
+    let cpu = if device.host.cpu_model.is_empty() {
+        "the device"
+    } else {
+        &device.host.cpu_model
+    };
+    let profile = match derived {
+        None => format!(
+            "the probe of {cpu} (ONNX Runtime {}, {} threads); interval: 5th-95th \
+             percentile of the measured error",
+            device.onnxruntime_version, tp.threads
+        ),
+        Some(d) => format!(
+            "a DERIVED profile of {cpu} (not measured: the probe of {} scaled by public \
+             figures, {}; {} threads); interval: 5th-95th percentile of the measured \
+             error widened x{} for the derivation",
+            d.reference_cpu_model, d.document, tp.threads, DERIVED_SPREAD.1
+        ),
+    };
     Prediction {
         p50_s: total,
         p50_low_s: total * ll,
@@ -618,18 +676,14 @@ pub fn predict(
         peak_rss_low_bytes: (mem * ml).round() as u64,
         peak_rss_high_bytes: (mem * mh).round() as u64,
         basis: format!(
-            "cost model: {} kernels of ONNX Runtime's optimized graph on the probe of {} \
-             (ONNX Runtime {}, {} threads); interval: 5th-95th percentile of the measured \
-             error",
+            "cost model: {} kernels of ONNX Runtime's optimized graph on {profile}",
             kernels.len(),
-            if device.host.cpu_model.is_empty() {
-                "the device"
-            } else {
-                &device.host.cpu_model
-            },
-            device.onnxruntime_version,
-            tp.threads
         ),
+        profile_basis: if derived.is_some() {
+            ProfileBasis::Derived
+        } else {
+            ProfileBasis::Measured
+        },
         threads,
         threads_probed: tp.threads,
         weights_bytes: w.round() as u64,
@@ -660,12 +714,29 @@ pub fn predict_file(
     configs: &[Config],
 ) -> Result<Vec<Prediction>> {
     let info = crate::runtime::ensure(None)?;
-    device.check_runtime(info.version.as_deref().unwrap_or("?"), device_origin)?;
+    let running = info.version.as_deref().unwrap_or("?");
+    // A derived profile is an estimate already: another runtime version widens it, and
+    // is said, but does not stop a bundle. A probe must match.
+    let version_note = if device.is_derived() {
+        (device.onnxruntime_version != running).then(|| {
+            format!(
+                "derived from a probe of ONNX Runtime {} but {running} is loaded",
+                device.onnxruntime_version
+            )
+        })
+    } else {
+        device.check_runtime(running, device_origin)?;
+        None
+    };
     let model = Model::load(model_path)?;
     let optimized = optimized_graph(model_path, session_config)?;
     Ok(configs
         .iter()
-        .map(|c| predict(&model, &optimized, &c.inputs, device, c.threads))
+        .map(|c| {
+            let mut p = predict(&model, &optimized, &c.inputs, device, c.threads);
+            p.fallbacks.extend(version_note.clone());
+            p
+        })
         .collect())
 }
 

@@ -1681,6 +1681,7 @@ fn device_profile_text(ort: &str) -> String {
             baseline_bytes: None,
             baseline_int8_bytes: None,
         },
+        derivation: None,
         content_sha256: String::new(),
     };
     String::from_utf8(p.to_json_bytes()).unwrap()
