@@ -847,6 +847,33 @@ mod tests {
     }
 
     #[test]
+    fn builtin_target_predicts_from_a_derived_profile_with_a_wider_interval() {
+        // Every built-in target carries a derived profile: its predictions must say so
+        // and be wider than a measured profile's, at both latency and memory.
+        let targets = crate::hardware::builtin().unwrap();
+        let (_, pi) = targets
+            .iter()
+            .find(|(_, t)| t.name == "raspberry-pi-4-4gb")
+            .unwrap();
+        let path = pi.device_profile.as_ref().expect("a built-in device profile");
+        let derived = DeviceProfile::load(path).unwrap();
+        let m = builder::conv_net(1);
+        let x = shapes(&[1, 3, 16, 16]);
+        let d = predict(&m, &m, &x, &derived, 2);
+        let measured = predict(&m, &m, &x, &sample(), 1);
+        assert_eq!(d.profile_basis, ProfileBasis::Derived);
+        assert_eq!(measured.profile_basis, ProfileBasis::Measured);
+        assert!(d.basis.contains("DERIVED"), "{}", d.basis);
+        assert!(!measured.basis.contains("DERIVED"), "{}", measured.basis);
+        let width = |p: &Prediction| (p.p50_high_s / p.p50_s, p.p50_low_s / p.p50_s);
+        assert!(width(&d).0 > width(&measured).0 && width(&d).1 < width(&measured).1);
+        let mem = |p: &Prediction| p.peak_rss_high_bytes as f64 / p.peak_rss_bytes as f64;
+        assert!(mem(&d) > mem(&measured));
+        // The derived Pi 4 probes 1..=4 threads: 2 is its own line, not a fallback.
+        assert_eq!(d.threads_probed, 2);
+    }
+
+    #[test]
     fn unprobed_thread_count_uses_the_nearest_and_says_so() {
         let m = builder::mlp(&[4, 8, 2], 1);
         let p = predict(

@@ -480,6 +480,24 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn builtin_derived_profiles_validate_against_json_schema() {
+        let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/device.schema.json");
+        let schema: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(schema_path).unwrap()).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        for (file, text) in crate::hardware::BUILTIN_DEVICE_PROFILES {
+            let instance: serde_json::Value = serde_json::from_str(text).unwrap();
+            let errors: Vec<String> = validator
+                .iter_errors(&instance)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{file}: {errors:#?}");
+            let p = DeviceProfile::load(Path::new(&format!("builtin:{file}"))).unwrap();
+            assert!(p.is_derived(), "{file}");
+        }
+    }
+
+    #[test]
     fn runtime_version_must_match() {
         let p = sample();
         assert!(p.check_runtime("1.20.0", Path::new("d")).is_ok());

@@ -1746,7 +1746,11 @@ fn bad_device_profiles_are_refused() {
         }
         std::fs::write(
             hw.join("pi.toml"),
-            format!("device_profile = \"pi4.json\"\n{good}"),
+            // In place of the built-in Pi's own (derived) profile.
+            good.replace(
+                "device_profile = \"builtin:raspberry-pi-4-4gb.device.json\"",
+                "device_profile = \"pi4.json\"",
+            ),
         )
         .unwrap();
         c.args([OsString::from("targets"), hw.into()])

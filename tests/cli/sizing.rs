@@ -125,10 +125,15 @@ fn bundle_predicts_from_a_targets_device_profile() {
     let hw = d.path().join("hw");
     std::fs::create_dir(&hw).unwrap();
     let dev = tiny_probe(&hw);
-    let target = std::fs::read_to_string(
+    // The built-in Pi carries a derived profile: this test's probe replaces it.
+    let target: String = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/raspberry-pi-4-4gb.toml"),
     )
-    .unwrap();
+    .unwrap()
+    .lines()
+    .filter(|l| !l.starts_with("device_profile"))
+    .map(|l| format!("{l}\n"))
+    .collect();
     std::fs::write(
         hw.join("pi.toml"),
         format!(
@@ -171,4 +176,48 @@ fn bundle_predicts_from_a_targets_device_profile() {
     assert!(
         e["peak_memory_high_bytes"].as_u64().unwrap() > e["peak_memory_bytes"].as_u64().unwrap()
     );
+}
+
+/// A built-in target's bundle predictions come from its derived device profile: the basis
+/// says "derived", and the interval is wider than the measured error's (5th-95th
+/// percentile 0.56-3.19 of the predicted p50).
+#[test]
+fn builtin_target_bundles_predict_from_its_derived_profile() {
+    if !runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("net.onnx");
+    builder::conv_net(1).save(&model).unwrap();
+    let pkg = d.path().join("net.edgepkg");
+    let r = edgepack()
+        .arg("package")
+        .arg(&model)
+        .arg("-o")
+        .arg(&pkg)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let r = edgepack()
+        .arg("bundle")
+        .arg(&pkg)
+        .arg("--target")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/raspberry-pi-4-4gb.toml"))
+        .arg("-o")
+        .arg(d.path().join("dist"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    let e = &v[0]["variants"][0];
+    let basis = e["basis"].as_str().unwrap();
+    assert!(
+        basis.starts_with("cost model (derived (not measured) device profile builtin:"),
+        "{e}"
+    );
+    let p50 = e["latency_p50_s"].as_f64().unwrap();
+    let iv = e["latency_p50_interval_s"].as_array().unwrap();
+    assert!(iv[1].as_f64().unwrap() / p50 > 3.19 * 1.5, "{e}");
+    assert!(iv[0].as_f64().unwrap() / p50 < 0.56 / 1.5, "{e}");
 }
