@@ -119,6 +119,9 @@ pub struct Prediction {
     pub fallbacks: Vec<String>,
     /// Nodes whose work could not be sized (costed as one dispatch).
     pub unsized_nodes: Vec<String>,
+    /// How `If`/`Loop`/`Scan` subgraphs were costed (which branch, how many iterations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subgraphs: Vec<String>,
 }
 
 /// ONNX Runtime's optimized graph of `model_path` (level `extended`, the given session
@@ -205,7 +208,13 @@ fn elem_bytes(dt: i32) -> f64 {
 /// its `to`, QuantizeLinear to its zero point's type, DequantizeLinear to float, anything
 /// else to its first input's type).
 fn elem_types(g: &GraphProto) -> HashMap<String, i32> {
-    let mut t: HashMap<String, i32> = HashMap::new();
+    elem_types_from(g, HashMap::new())
+}
+
+/// [`elem_types`] of a subgraph, starting from the enclosing graph's types (its nodes
+/// may read outer tensors).
+fn elem_types_from(g: &GraphProto, outer: HashMap<String, i32>) -> HashMap<String, i32> {
+    let mut t = outer;
     for v in g.input.iter().chain(&g.value_info).chain(&g.output) {
         if let Some(e) = crate::model::graph::elem_type(v) {
             t.insert(v.name.clone(), e);
@@ -504,11 +513,219 @@ fn activation_peak(
     peak.max(0.0)
 }
 
+/// Bytes of every initializer, those of subgraphs included (both branches of an `If` are
+/// loaded, whichever runs).
 fn weights_bytes(g: &GraphProto) -> f64 {
-    g.initializer
+    let own: f64 = g
+        .initializer
         .iter()
         .map(|t| numel(&t.dims).unwrap_or(0.0) * elem_bytes(t.data_type.unwrap_or(1)))
-        .sum()
+        .sum();
+    let subs: f64 = g
+        .node
+        .iter()
+        .flat_map(|n| n.attribute.iter().filter_map(|a| a.g.as_ref()))
+        .map(weights_bytes)
+        .sum();
+    own + subs
+}
+
+fn subgraph<'a>(n: &'a NodeProto, name: &str) -> Option<&'a GraphProto> {
+    n.attribute
+        .iter()
+        .find(|a| a.name == name)
+        .and_then(|a| a.g.as_ref())
+}
+
+/// The per-kernel costing of one prediction: the device's lines at one thread count, and
+/// what it had to say on the way.
+struct Costing<'a> {
+    tp: &'a ThreadProfile,
+    /// Seconds per weight byte streamed, where probed.
+    stream: Option<f64>,
+    fallbacks: Vec<String>,
+    unsized_nodes: Vec<String>,
+    subgraphs: Vec<String>,
+}
+
+impl Costing<'_> {
+    fn note(&mut self, note: String) {
+        if !self.fallbacks.contains(&note) {
+            self.fallbacks.push(note);
+        }
+    }
+
+    /// Every kernel of `g` with its time; the kernels of `If`/`Loop`/`Scan` subgraphs are
+    /// costed in place of the node (`prefix` names the subgraph they come from).
+    fn graph(
+        &mut self,
+        g: &GraphProto,
+        inf: &shape::Inference,
+        types: &HashMap<String, i32>,
+        outer_inits: &HashMap<String, f64>,
+        prefix: &str,
+    ) -> Vec<KernelCost> {
+        let mut inits = outer_inits.clone();
+        for t in &g.initializer {
+            let b = numel(&t.dims).unwrap_or(0.0) * elem_bytes(t.data_type.unwrap_or(1));
+            inits.insert(t.name.clone(), b);
+        }
+        let tp = self.tp;
+        let mut out = vec![];
+        for n in &g.node {
+            let label = format!("{prefix}{}", node_label(n));
+            if let Some(inner) = self.control_flow(n, &label, inf, types, &inits) {
+                out.extend(inner);
+                // The node itself: one dispatch (it picks a branch, runs the body).
+                out.push(KernelCost {
+                    node: label,
+                    op_type: n.op_type.clone(),
+                    kernel: "control".into(),
+                    work: 0.0,
+                    time_s: tp.dispatch_overhead_s,
+                });
+                continue;
+            }
+            let (kernel, work, time) = match classify(n, &inf.shapes, types) {
+                None => ("view".to_string(), 0.0, tp.dispatch_overhead_s),
+                Some(Err(class)) => {
+                    self.unsized_nodes
+                        .push(format!("{label} ({})", n.op_type));
+                    (
+                        format!("{}/unsized", class.as_str()),
+                        0.0,
+                        tp.dispatch_overhead_s,
+                    )
+                }
+                Some(Ok((class, dtype, work))) => match line(tp, class, dtype) {
+                    Some((fit, note)) => {
+                        if let Some(note) = note {
+                            self.note(note);
+                        }
+                        let own = fit.time_s(work);
+                        // A MatMul or conv cannot run faster than its weights stream in: at
+                        // batch 1 a large fully-connected layer is bound by that.
+                        let weights: f64 = n.input.iter().filter_map(|x| inits.get(x)).sum();
+                        match self.stream.map(|s_per_byte| s_per_byte * weights) {
+                            Some(t) if class.unit() == WorkUnit::Macs && t > own => {
+                                ("weight_stream/fp32".to_string(), weights, t)
+                            }
+                            _ => (format!("{}/{}", class.as_str(), dtype.as_str()), work, own),
+                        }
+                    }
+                    None => {
+                        self.note(format!(
+                            "{}/{} not probed and no line of its unit: one dispatch",
+                            class.as_str(),
+                            dtype.as_str()
+                        ));
+                        (
+                            format!("{}/{}", class.as_str(), dtype.as_str()),
+                            work,
+                            tp.dispatch_overhead_s,
+                        )
+                    }
+                },
+            };
+            out.push(KernelCost {
+                node: label,
+                op_type: n.op_type.clone(),
+                kernel,
+                work,
+                time_s: time,
+            });
+        }
+        out
+    }
+
+    /// The kernels inside an `If` (its slower branch: only one runs, and which one is
+    /// data), a `Loop` (its body times the trip count when that is a constant; else once,
+    /// and said) or a `Scan` (its body once, and said); `None` for any other node.
+    fn control_flow(
+        &mut self,
+        n: &NodeProto,
+        label: &str,
+        inf: &shape::Inference,
+        types: &HashMap<String, i32>,
+        inits: &HashMap<String, f64>,
+    ) -> Option<Vec<KernelCost>> {
+        let total = |ks: &[KernelCost]| ks.iter().map(|k| k.time_s).sum::<f64>();
+        match n.op_type.as_str() {
+            "If" => {
+                let mut best: Option<(&str, Vec<KernelCost>, f64)> = None;
+                let mut all = vec![];
+                for b in ["then_branch", "else_branch"] {
+                    let Some(g) = subgraph(n, b) else { continue };
+                    let sub = shape::infer_from(g, &BTreeMap::new(), inf.clone());
+                    let sub_types = elem_types_from(g, types.clone());
+                    let ks = self.graph(g, &sub, &sub_types, inits, &format!("{label}/{b}/"));
+                    let t = total(&ks);
+                    all.push(format!("{b} {:.3} ms", t * 1e3));
+                    if best.as_ref().is_none_or(|(_, _, bt)| t > *bt) {
+                        best = Some((b, ks, t));
+                    }
+                }
+                let (name, ks, _) = best?;
+                self.subgraphs.push(format!(
+                    "If {label}: the slower branch ({name}) costed, as only one runs ({})",
+                    all.join(", ")
+                ));
+                Some(ks)
+            }
+            "Loop" | "Scan" => {
+                let body = subgraph(n, "body")?;
+                // Loop body inputs: iteration number, condition, then the loop-carried
+                // values (shaped as the node's inputs). A Scan body sees slices: unsized.
+                let mut extra = BTreeMap::new();
+                if n.op_type == "Loop" {
+                    for (i, vi) in body.input.iter().enumerate() {
+                        let shape = match i {
+                            0 | 1 => Some(vec![]),
+                            _ => n.input.get(i).and_then(|x| inf.shapes.get(x)).cloned(),
+                        };
+                        if let Some(s) = shape {
+                            extra.insert(vi.name.clone(), s);
+                        }
+                    }
+                }
+                let sub = shape::infer_from(body, &extra, inf.clone());
+                let sub_types = elem_types_from(body, types.clone());
+                let mut ks = self.graph(body, &sub, &sub_types, inits, &format!("{label}/body/"));
+                let per = total(&ks);
+                let trips = (n.op_type == "Loop")
+                    .then(|| n.input.first().filter(|m| !m.is_empty()))
+                    .flatten()
+                    .and_then(|m| inf.values.get(m))
+                    .and_then(|v| v.first().copied())
+                    .and_then(|t| u32::try_from(t).ok());
+                match trips {
+                    Some(t) => {
+                        for k in &mut ks {
+                            k.time_s *= t as f64;
+                            k.work *= t as f64;
+                        }
+                        self.subgraphs.push(format!(
+                            "{} {label}: body costed {t} times ({:.3} ms per iteration)",
+                            n.op_type,
+                            per * 1e3
+                        ));
+                    }
+                    None => {
+                        let note = format!(
+                            "{} {label}: trip count not a constant: body costed ONCE ({:.3} ms \
+                             per iteration); the real time is that times the trip count",
+                            n.op_type,
+                            per * 1e3
+                        );
+                        self.subgraphs.push(note.clone());
+                        self.note(note);
+                    }
+                }
+                Some(ks)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Predict p50 latency and peak RSS of `optimized` (ONNX Runtime's optimized graph of
@@ -523,10 +740,15 @@ pub fn predict(
     let g = optimized.graph();
     // Names ONNX Runtime kept keep their shapes from the original graph; the optimized
     // graph's own inference sizes the rest (its contrib-domain nodes are not inferred).
-    let mut shapes: HashMap<String, Vec<i64>> = shape::infer(original.graph(), inputs).shapes;
-    for (k, v) in shape::infer(g, inputs).shapes {
-        shapes.entry(k).or_insert(v);
+    let mut inference = shape::infer(original.graph(), inputs);
+    let own = shape::infer(g, inputs);
+    for (k, v) in own.shapes {
+        inference.shapes.entry(k).or_insert(v);
     }
+    for (k, v) in own.values {
+        inference.values.entry(k).or_insert(v);
+    }
+    let shapes = &inference.shapes;
     let types = elem_types(g);
     let tp = device.nearest_threads(threads);
     let mut fallbacks: Vec<String> = vec![];
@@ -536,18 +758,6 @@ pub fn predict(
             tp.threads
         ));
     }
-    let mut kernels = vec![];
-    let mut unsized_nodes = vec![];
-    let mut by_kernel: BTreeMap<String, f64> = BTreeMap::new();
-    let mut total = tp.run_overhead_s;
-    let init_bytes: HashMap<&str, f64> = g
-        .initializer
-        .iter()
-        .map(|t| {
-            let b = numel(&t.dims).unwrap_or(0.0) * elem_bytes(t.data_type.unwrap_or(1));
-            (t.name.as_str(), b)
-        })
-        .collect();
     // Seconds per weight byte at the largest probed size (through the origin: the line's
     // intercept is the chain's overheads, which a small MatMul's own line already has).
     let stream = line(tp, KernelClass::WeightStream, KernelDtype::Fp32).and_then(|(k, _)| {
@@ -561,68 +771,28 @@ pub fn predict(
                 .into(),
         );
     }
-    for n in &g.node {
-        let (kernel, work, time) = match classify(n, &shapes, &types) {
-            None => ("view".to_string(), 0.0, tp.dispatch_overhead_s),
-            Some(Err(class)) => {
-                unsized_nodes.push(format!("{} ({})", node_label(n), n.op_type));
-                (
-                    format!("{}/unsized", class.as_str()),
-                    0.0,
-                    tp.dispatch_overhead_s,
-                )
-            }
-            Some(Ok((class, dtype, work))) => match line(tp, class, dtype) {
-                Some((fit, note)) => {
-                    if let Some(note) = note {
-                        if !fallbacks.contains(&note) {
-                            fallbacks.push(note);
-                        }
-                    }
-                    let own = fit.time_s(work);
-                    // A MatMul or conv cannot run faster than its weights stream in: at
-                    // batch 1 a large fully-connected layer is bound by that.
-                    let weights: f64 = n
-                        .input
-                        .iter()
-                        .filter_map(|x| init_bytes.get(x.as_str()))
-                        .sum();
-                    match stream.map(|s_per_byte| s_per_byte * weights) {
-                        Some(t) if class.unit() == WorkUnit::Macs && t > own => {
-                            ("weight_stream/fp32".to_string(), weights, t)
-                        }
-                        _ => (format!("{}/{}", class.as_str(), dtype.as_str()), work, own),
-                    }
-                }
-                None => {
-                    let note = format!(
-                        "{}/{} not probed and no line of its unit: one dispatch",
-                        class.as_str(),
-                        dtype.as_str()
-                    );
-                    if !fallbacks.contains(&note) {
-                        fallbacks.push(note);
-                    }
-                    (
-                        format!("{}/{}", class.as_str(), dtype.as_str()),
-                        work,
-                        tp.dispatch_overhead_s,
-                    )
-                }
-            },
-        };
-        total += time;
-        *by_kernel.entry(kernel.clone()).or_insert(0.0) += time;
-        kernels.push(KernelCost {
-            node: node_label(n),
-            op_type: n.op_type.clone(),
-            kernel,
-            work,
-            time_s: time,
-        });
+    let mut costing = Costing {
+        tp,
+        stream,
+        fallbacks,
+        unsized_nodes: vec![],
+        subgraphs: vec![],
+    };
+    let kernels = costing.graph(g, &inference, &types, &HashMap::new(), "");
+    let Costing {
+        fallbacks,
+        unsized_nodes,
+        subgraphs,
+        ..
+    } = costing;
+    let mut by_kernel: BTreeMap<String, f64> = BTreeMap::new();
+    let mut total = tp.run_overhead_s;
+    for k in &kernels {
+        total += k.time_s;
+        *by_kernel.entry(k.kernel.clone()).or_insert(0.0) += k.time_s;
     }
     let w = weights_bytes(g);
-    let act = activation_peak(g, &shapes, &types);
+    let act = activation_peak(g, shapes, &types);
     // The fixed part: the probed baseline net's session (of int8 kernels too when the
     // model runs any), else (profiles of earlier probes) the tiny session.
     let int8 = kernels.iter().any(|k| k.kernel.ends_with("/int8"));
@@ -692,6 +862,7 @@ pub fn predict(
         kernels,
         fallbacks,
         unsized_nodes,
+        subgraphs,
     }
 }
 
@@ -871,6 +1042,96 @@ mod tests {
         assert!(mem(&d) > mem(&measured));
         // The derived Pi 4 probes 1..=4 threads: 2 is its own line, not a fallback.
         assert_eq!(d.threads_probed, 2);
+    }
+
+    /// `if_model` with a MatMul in each branch, each branch holding its own weight (as
+    /// Silero VAD's branches do): then `xw[N,4] x wt[4,64]`, else `xw x we[4,2]`.
+    fn if_matmul_model() -> crate::model::Model {
+        use crate::model::tensor_data;
+        let mut m = builder::if_model(1);
+        let g = m.graph_mut();
+        for a in &mut g.node[1].attribute {
+            let (wname, cols) = if a.name == "then_branch" {
+                ("wt", 64)
+            } else {
+                ("we", 2)
+            };
+            let b = a.g.as_mut().unwrap();
+            b.initializer.push(
+                tensor_data::from_f32(wname, &[4, cols], &vec![0.5; 4 * cols as usize]).unwrap(),
+            );
+            b.node[0].op_type = "MatMul".into();
+            b.node[0].input.push(wname.into());
+        }
+        m
+    }
+
+    #[test]
+    fn if_costs_its_slower_branch_and_loads_both_branches_weights() {
+        let m = if_matmul_model();
+        let x = BTreeMap::from([("x".to_string(), vec![3, 4]), ("cond".to_string(), vec![])]);
+        let p = predict(&m, &m, &x, &sample(), 1);
+        assert!(p.unsized_nodes.is_empty(), "{:?}", p.unsized_nodes);
+        let then = p
+            .kernels
+            .iter()
+            .find(|k| k.node == "if/then_branch/then_op")
+            .unwrap_or_else(|| panic!("{:#?}", p.kernels));
+        assert_eq!(then.work, (3 * 4 * 64) as f64);
+        assert!(!p.kernels.iter().any(|k| k.node.contains("else_branch")));
+        assert!(p.kernels.iter().any(|k| k.node == "if" && k.kernel == "control"));
+        assert_eq!(p.subgraphs.len(), 1, "{:?}", p.subgraphs);
+        assert!(p.subgraphs[0].contains("slower branch (then_branch)"));
+        let sum: f64 = p.kernels.iter().map(|k| k.time_s).sum();
+        assert!((p.p50_s - (sum + 5e-6)).abs() < 1e-15);
+        // Both branches' weights are resident, whichever runs, and the outer w.
+        assert_eq!(p.weights_bytes, 4 * (4 + 4 * 64 + 4 * 2));
+    }
+
+    #[test]
+    fn loop_costs_its_body_times_a_constant_trip_count_else_once_and_says_so() {
+        use crate::model::{attr, tensor_data};
+        let mut m = if_matmul_model();
+        let g = m.graph_mut();
+        let body = g.node[1].attribute[0].g.clone().unwrap();
+        g.node[1] = builder::node(
+            "loop",
+            "Loop",
+            &["trips", ""],
+            &["y"],
+            vec![attr::graph("body", body)],
+        );
+        g.initializer
+            .push(tensor_data::from_i64("trips", &[], &[5]).unwrap());
+        let x = BTreeMap::from([("x".to_string(), vec![3, 4])]);
+        let p = predict(&m, &m, &x, &sample(), 1);
+        let body = p
+            .kernels
+            .iter()
+            .find(|k| k.node == "loop/body/then_op")
+            .unwrap_or_else(|| panic!("{:#?}", p.kernels));
+        assert_eq!(body.work, (5 * 3 * 4 * 64) as f64);
+        assert!(p.subgraphs[0].contains("body costed 5 times"), "{:?}", p.subgraphs);
+        // A trip count from a graph input: costed once, and said in the fallbacks.
+        let g = m.graph_mut();
+        g.initializer.retain(|t| t.name != "trips");
+        g.input.push(crate::model::builder::value_info(
+            "trips",
+            crate::model::DataType::Int64,
+            &[],
+        ));
+        let p = predict(&m, &m, &x, &sample(), 1);
+        let body = p
+            .kernels
+            .iter()
+            .find(|k| k.node == "loop/body/then_op")
+            .unwrap();
+        assert_eq!(body.work, (3 * 4 * 64) as f64);
+        assert!(
+            p.fallbacks.iter().any(|f| f.contains("costed ONCE")),
+            "{:?}",
+            p.fallbacks
+        );
     }
 
     #[test]
