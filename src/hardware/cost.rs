@@ -381,6 +381,33 @@ fn classify(
                 .ok_or(KernelClass::Matmul),
         );
     }
+    if matches!(op, "LSTM" | "GRU" | "RNN") {
+        // Gate MatMuls of every step: directions x steps x batch x gates*H x (input + H),
+        // from W[dirs, gates*H, input] and X[steps, batch, input] (layout 0) or
+        // X[batch, steps, input] (layout 1).
+        let macs = (|| {
+            let w = shape(1)?;
+            let x = shape(0)?;
+            let hidden = n.attr_i("hidden_size").ok()? as f64;
+            let (steps, batch) = if n.attr_i_or("layout", 0).unwrap_or(0) == 0 {
+                (*x.first()?, *x.get(1)?)
+            } else {
+                (*x.get(1)?, *x.first()?)
+            };
+            let (dirs, gates_h, input) = (*w.first()?, *w.get(1)?, *w.get(2)?);
+            Some(
+                dirs as f64
+                    * steps as f64
+                    * batch as f64
+                    * gates_h as f64
+                    * (input as f64 + hidden),
+            )
+        })();
+        return Some(
+            macs.map(|m| (KernelClass::Matmul, float_dtype(&n.input[0]), m))
+                .ok_or(KernelClass::Matmul),
+        );
+    }
     let class = match op {
         "MaxPool"
         | "AveragePool"
@@ -530,6 +557,26 @@ fn weights_bytes(g: &GraphProto) -> f64 {
     own + subs
 }
 
+/// `g` as shape inference should see it: ONNX Runtime's fused contrib ops whose output
+/// shapes are their base op's (FusedConv is a Conv with an activation, FusedGemm a Gemm)
+/// renamed to the base op, so the tensors after them are sized too. Inside an inlined
+/// subgraph ONNX Runtime renames every tensor, so the original graph's shapes do not
+/// cover them: without this a fused conv leaves everything after it unsized.
+fn for_inference(g: &GraphProto) -> GraphProto {
+    let mut v = g.clone();
+    for n in &mut v.node {
+        let base = match (n.domain.as_str(), n.op_type.as_str()) {
+            ("com.microsoft", "FusedConv") => "Conv",
+            ("com.microsoft", "FusedGemm") => "Gemm",
+            _ => continue,
+        };
+        n.op_type = base.into();
+        n.domain.clear();
+        n.input.truncate(3);
+    }
+    v
+}
+
 fn subgraph<'a>(n: &'a NodeProto, name: &str) -> Option<&'a GraphProto> {
     n.attribute
         .iter()
@@ -589,8 +636,7 @@ impl Costing<'_> {
             let (kernel, work, time) = match classify(n, &inf.shapes, types) {
                 None => ("view".to_string(), 0.0, tp.dispatch_overhead_s),
                 Some(Err(class)) => {
-                    self.unsized_nodes
-                        .push(format!("{label} ({})", n.op_type));
+                    self.unsized_nodes.push(format!("{label} ({})", n.op_type));
                     (
                         format!("{}/unsized", class.as_str()),
                         0.0,
@@ -654,11 +700,14 @@ impl Costing<'_> {
             "If" => {
                 let mut best: Option<(&str, Vec<KernelCost>, f64)> = None;
                 let mut all = vec![];
+                let mut unsized_of: Vec<(&str, Vec<String>)> = vec![];
                 for b in ["then_branch", "else_branch"] {
                     let Some(g) = subgraph(n, b) else { continue };
-                    let sub = shape::infer_from(g, &BTreeMap::new(), inf.clone());
+                    let sub = shape::infer_from(&for_inference(g), &BTreeMap::new(), inf.clone());
                     let sub_types = elem_types_from(g, types.clone());
+                    let before = self.unsized_nodes.len();
                     let ks = self.graph(g, &sub, &sub_types, inits, &format!("{label}/{b}/"));
+                    unsized_of.push((b, self.unsized_nodes.split_off(before)));
                     let t = total(&ks);
                     all.push(format!("{b} {:.3} ms", t * 1e3));
                     if best.as_ref().is_none_or(|(_, _, bt)| t > *bt) {
@@ -666,6 +715,10 @@ impl Costing<'_> {
                     }
                 }
                 let (name, ks, _) = best?;
+                // Only the costed branch's unsized nodes count against the prediction.
+                if let Some((_, u)) = unsized_of.into_iter().find(|(b, _)| *b == name) {
+                    self.unsized_nodes.extend(u);
+                }
                 self.subgraphs.push(format!(
                     "If {label}: the slower branch ({name}) costed, as only one runs ({})",
                     all.join(", ")
@@ -688,7 +741,7 @@ impl Costing<'_> {
                         }
                     }
                 }
-                let sub = shape::infer_from(body, &extra, inf.clone());
+                let sub = shape::infer_from(&for_inference(body), &extra, inf.clone());
                 let sub_types = elem_types_from(body, types.clone());
                 let mut ks = self.graph(body, &sub, &sub_types, inits, &format!("{label}/body/"));
                 let per = total(&ks);
@@ -741,7 +794,7 @@ pub fn predict(
     // Names ONNX Runtime kept keep their shapes from the original graph; the optimized
     // graph's own inference sizes the rest (its contrib-domain nodes are not inferred).
     let mut inference = shape::infer(original.graph(), inputs);
-    let own = shape::infer(g, inputs);
+    let own = shape::infer(&for_inference(g), inputs);
     for (k, v) in own.shapes {
         inference.shapes.entry(k).or_insert(v);
     }
@@ -1026,7 +1079,10 @@ mod tests {
             .iter()
             .find(|(_, t)| t.name == "raspberry-pi-4-4gb")
             .unwrap();
-        let path = pi.device_profile.as_ref().expect("a built-in device profile");
+        let path = pi
+            .device_profile
+            .as_ref()
+            .expect("a built-in device profile");
         let derived = DeviceProfile::load(path).unwrap();
         let m = builder::conv_net(1);
         let x = shapes(&[1, 3, 16, 16]);
@@ -1079,7 +1135,10 @@ mod tests {
             .unwrap_or_else(|| panic!("{:#?}", p.kernels));
         assert_eq!(then.work, (3 * 4 * 64) as f64);
         assert!(!p.kernels.iter().any(|k| k.node.contains("else_branch")));
-        assert!(p.kernels.iter().any(|k| k.node == "if" && k.kernel == "control"));
+        assert!(p
+            .kernels
+            .iter()
+            .any(|k| k.node == "if" && k.kernel == "control"));
         assert_eq!(p.subgraphs.len(), 1, "{:?}", p.subgraphs);
         assert!(p.subgraphs[0].contains("slower branch (then_branch)"));
         let sum: f64 = p.kernels.iter().map(|k| k.time_s).sum();
@@ -1111,7 +1170,11 @@ mod tests {
             .find(|k| k.node == "loop/body/then_op")
             .unwrap_or_else(|| panic!("{:#?}", p.kernels));
         assert_eq!(body.work, (5 * 3 * 4 * 64) as f64);
-        assert!(p.subgraphs[0].contains("body costed 5 times"), "{:?}", p.subgraphs);
+        assert!(
+            p.subgraphs[0].contains("body costed 5 times"),
+            "{:?}",
+            p.subgraphs
+        );
         // A trip count from a graph input: costed once, and said in the fallbacks.
         let g = m.graph_mut();
         g.initializer.retain(|t| t.name != "trips");

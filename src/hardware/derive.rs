@@ -463,13 +463,9 @@ source = ["https://example.invalid/spec"]
         let ref_path = root.join(REFERENCE);
         let ref_info: Reference =
             toml::from_str(&std::fs::read_to_string(&ref_path).unwrap()).unwrap();
-        let reference = DeviceProfile::load(
-            &ref_path
-                .parent()
-                .unwrap()
-                .join(&ref_info.device_profile),
-        )
-        .unwrap();
+        let reference =
+            DeviceProfile::load(&ref_path.parent().unwrap().join(&ref_info.device_profile))
+                .unwrap();
         let write = std::env::var_os("EDGEPACK_WRITE_DERIVED_PROFILES").is_some();
         for (file, text) in super::super::BUILTIN_TARGETS {
             let origin = std::path::PathBuf::from(format!("builtin:{file}"));
@@ -480,8 +476,7 @@ source = ["https://example.invalid/spec"]
                 .map(|l| format!("{l}\n"))
                 .collect();
             let target = Target::from_toml(&bare, &origin).unwrap();
-            let Some(figures) = super::super::cpu_figures_from_toml(text, &origin).unwrap()
-            else {
+            let Some(figures) = super::super::cpu_figures_from_toml(text, &origin).unwrap() else {
                 continue;
             };
             let mut derived = derive(&reference, &ref_info, &target, &figures).unwrap();
@@ -491,9 +486,9 @@ source = ["https://example.invalid/spec"]
                 std::fs::write(root.join("hardware").join(&name), &bytes).unwrap();
                 continue;
             }
-            let built_in = super::super::builtin_device_profile(std::path::Path::new(
-                &format!("builtin:{name}"),
-            ))
+            let built_in = super::super::builtin_device_profile(std::path::Path::new(&format!(
+                "builtin:{name}"
+            )))
             .unwrap_or_else(|| panic!("{name} is not in BUILTIN_DEVICE_PROFILES"));
             assert!(
                 built_in.as_bytes() == bytes.as_slice(),

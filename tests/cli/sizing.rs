@@ -221,3 +221,55 @@ fn builtin_target_bundles_predict_from_its_derived_profile() {
     assert!(iv[1].as_f64().unwrap() / p50 > 3.19 * 1.5, "{e}");
     assert!(iv[0].as_f64().unwrap() / p50 < 0.56 / 1.5, "{e}");
 }
+
+/// Silero VAD keeps all of its compute inside `If` branches (one per sample rate): the
+/// cost model must cost the slower branch's kernels, sized, not one dispatch for the `If`.
+/// Uses the model cached by `benches/silero_vad.sh` or the Silero test; skipped without it.
+#[test]
+fn silero_vad_is_costed_inside_its_if_branches() {
+    let model = edgepack::wheel::cache_dir().join("models/silero-vad/silero_vad.onnx");
+    if !runtime_available() || !model.is_file() {
+        eprintln!("skipped: no runtime or no cached {}", model.display());
+        return;
+    }
+    let r = edgepack()
+        .arg("predict")
+        .arg(&model)
+        .args([
+            "--device",
+            "builtin:raspberry-pi-4-4gb.device.json",
+            "--shape",
+            "input=1x512",
+            "--shape",
+            "state=2x1x128",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let p: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(p["profile_basis"], "derived");
+    let notes: Vec<&str> = p["subgraphs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("If If_0: the slower branch")),
+        "{notes:?}"
+    );
+    // The encoder's convs inside the branch are sized and costed.
+    let convs: Vec<&serde_json::Value> = p["kernels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| {
+            k["node"].as_str().unwrap().contains("encoder") && k["work"].as_f64() > Some(0.0)
+        })
+        .collect();
+    assert!(convs.len() >= 4, "{:#?}", p["kernels"]);
+    assert!(p["weights_bytes"].as_u64().unwrap() > 1 << 20);
+}
