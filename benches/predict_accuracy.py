@@ -151,8 +151,9 @@ def by_class(rows, ridge=0.05):
     count as much as large ones), with a ridge term pulling each f_c towards 1 (a class
     the cases cannot tell apart keeps its prediction). Ridge regression: Hoerl & Kennard,
     Technometrics 12(1), 1970. f_c > 1: the class is under-predicted; < 1: over-predicted.
-    "explains" is the mean over cases of |f_c - 1| x predicted_ic / measured_i: the share
-    of the measured time the class's misprediction accounts for.
+    "pred/meas" is the class's predicted time over the measured p50, averaged over cases;
+    "explains" the mean of |f_c - 1| x predicted_ic / measured_i: the share of the
+    measured time the class's misprediction accounts for.
     """
     classes = sorted({k for r in rows for k in r["by_kernel"]} | {"run overhead"})
     def parts(r):
@@ -163,17 +164,30 @@ def by_class(rows, ridge=0.05):
     n = len(classes)
     # Normal equations of min sum_i (1 - x_i . f)^2 + ridge * n_rows * sum_c (f_c - 1)^2.
     lam = ridge * len(rows)
-    a = [[sum(xi[j] * xi[k] for xi in x) + (lam if j == k else 0.0) for k in range(n)]
-         for j in range(n)]
-    b = [sum(xi[j] for xi in x) + lam for j in range(n)]
-    f = solve(a, b)
+    # Factors are time multipliers: never negative. Active set: a class whose factor
+    # comes out negative is held at 0 and the rest refitted (Lawson & Hanson's NNLS idea,
+    # in its simplest form).
+    zero = set()
+    while True:
+        free = [j for j in range(n) if j not in zero]
+        a = [[sum(xi[j] * xi[k] for xi in x) + (lam if j == k else 0.0) for k in free]
+             for j in free]
+        b = [sum(xi[j] for xi in x) + lam for j in free]
+        sol = solve(a, b)
+        f = [0.0] * n
+        for j, v in zip(free, sol):
+            f[j] = v
+        neg = [j for j in free if f[j] < 0]
+        if not neg:
+            break
+        zero.update(neg)
     share = [sum(xi[j] for xi in x) / len(x) for j in range(n)]
     explains = [sum(abs(f[j] - 1) * xi[j] for xi in x) / len(x) for j in range(n)]
     fitted = [sum(fj * xij for fj, xij in zip(f, xi)) for xi in x]
     after = sum(abs(v - 1) <= 0.2 for v in fitted) / len(fitted)
     print("latency error by kernel class (least-squares factor per class, measured ~ "
           "sum factor x predicted; >1: under-predicted):")
-    print(f"  {'class':<24} {'factor':>7} {'pred share':>10} {'explains':>9}")
+    print(f"  {'class':<24} {'factor':>7} {'pred/meas':>10} {'explains':>9}")
     for j in sorted(range(n), key=lambda j: -explains[j]):
         if share[j] < 1e-4:
             continue
