@@ -25,7 +25,13 @@
 //!
 //! **Intervals** come from the measured error distribution of this cost model
 //! (`benches/predict_accuracy.sh`, BENCHMARKS.md "Sizing: predicted against measured"):
-//! the 5th and 95th percentiles of measured/predicted over every case measured there.
+//! the 5th and 95th percentiles of measured/predicted over every case measured there; a
+//! profile derived from public figures ([`super::derive`]) widens them by
+//! [`DERIVED_SPREAD`] and its predictions say "derived".
+//!
+//! **Subgraphs**: an `If` costs its slower branch (only one runs), a `Loop` its body times
+//! a constant trip count (else once, said in the fallbacks), a `Scan` its body once (said);
+//! each is listed in [`Prediction::subgraphs`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
