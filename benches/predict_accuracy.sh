@@ -10,8 +10,15 @@
 # batch 1), the PP-OCR cls/rec/det models from the edgepack cache (symbolic batch:
 # batches 1 and 4; det at 1x3x320x320), and their fp16 and int8 variants made by
 # `edgepack quantize` (random calibration: accuracy is irrelevant here, kernels are not),
-# and MiniLM-L6 from the cache at sequence 128 (SKIP_MINILM=1 skips it). Silero VAD is not
-# a case: its network sits in the branches of an If, which the cost model does not cost.
+# MiniLM-L6 from the cache at sequence 128 (SKIP_MINILM=1 skips it; made by
+# benches/minilm_model.py when missing, with the bench venv's onnx), and Silero VAD from
+# the cache (its network sits in If branches: the cost model costs the slower one, the
+# 16 kHz branch the profile runs with sr=16000; SKIP_SILERO=1 skips it).
+#
+# The summary breaks the latency error down by kernel class: a least-squares fit of one
+# factor per class, measured ~ sum over classes of factor x predicted time of that class
+# (relative errors, ridge towards 1), says which classes are under- (factor > 1) or
+# over-predicted (< 1) across the cases, and how much of the error each explains.
 #
 # usage: benches/predict_accuracy.sh [WORKDIR]
 #   env: EDGEPACK (a prebuilt binary; default: cargo build, target/debug/edgepack; the
@@ -52,13 +59,13 @@ else
   "$EDGEPACK" probe -o "$WORK/device.json" --threads "$THREADS" --max-time "${PROBE_TIME:-60s}" >"$WORK/probe.txt"
 fi
 
-# name|path|shape flags|batches|session-config
+# name|path|shape flags|batches|session-config|flags for profile only
 CASES="$WORK/cases.txt"
 : >"$CASES"
 LIGHT_DIR=$(ls -d "$CACHE"/test-venv/lib/python3*/site-packages/onnx/backend/test/data/light 2>/dev/null | head -1 || true)
 if [ -n "$LIGHT_DIR" ] && [ "${LIGHT:-}" != none ]; then
   for m in "$LIGHT_DIR"/${LIGHT:-light_*}.onnx; do
-    echo "$(basename "$m" .onnx)|$m||1|" >>"$CASES"
+    echo "$(basename "$m" .onnx)|$m||1||" >>"$CASES"
   done
 fi
 PPOCR="$CACHE/models/ppocr"
@@ -72,7 +79,7 @@ if [ -z "${SKIP_PPOCR:-}" ]; then
     IFS=: read -r name file shape batches hw <<<"$spec"
     m="$PPOCR/$file"
     [ -f "$m" ] || continue
-    echo "ppocr-$name|$m|--shape $shape|$batches|" >>"$CASES"
+    echo "ppocr-$name|$m|--shape $shape|$batches||" >>"$CASES"
     for mode in fp16 int8; do
       q="$WORK/ppocr-$name-$mode.onnx"
       # Predict-only: the variant the device profiled, where its work folder has it.
@@ -81,7 +88,7 @@ if [ -z "${SKIP_PPOCR:-}" ]; then
       fi
       # Random calibration inputs of the profiled shape (the input model's --shape grammar).
       if [ -f "$q" ] || "$EDGEPACK" quantize "$m" --mode "$mode" -o "$q" --shape "$shape" >/dev/null 2>"$WORK/quantize-$name-$mode.err"; then
-        echo "ppocr-$name-$mode|$q|--shape $shape|$batches|" >>"$CASES"
+        echo "ppocr-$name-$mode|$q|--shape $shape|$batches||" >>"$CASES"
       else
         echo "quantize $name $mode failed: $(tail -1 "$WORK/quantize-$name-$mode.err")" >&2
       fi
@@ -92,13 +99,23 @@ fi
 # The transformer: MiniLM-L6 (the cached sentence encoder of
 # benches/quantize_transformer.sh) at sequence 128.
 MINILM="$CACHE/models/minilm/all-MiniLM-L6-v2.onnx"
+if [ -z "${SKIP_MINILM:-}" ] && [ ! -f "$MINILM" ] && [ -x "$CACHE/bench-tf-venv/bin/python" ]; then
+  "$CACHE/bench-tf-venv/bin/python" benches/minilm_model.py --cache "$CACHE" >/dev/null 2>"$WORK/minilm-model.err" \
+    || echo "benches/minilm_model.py failed: $(tail -1 "$WORK/minilm-model.err")" >&2
+fi
 if [ -z "${SKIP_MINILM:-}" ] && [ -f "$MINILM" ]; then
-  echo "minilm|$MINILM|--dim sequence=128|$BATCHES|" >>"$CASES"
+  echo "minilm|$MINILM|--dim sequence=128|$BATCHES||" >>"$CASES"
+fi
+
+# Silero VAD (cached by benches/silero_vad.sh): one 36 ms chunk at 16 kHz, batch 1.
+SILERO="$CACHE/models/silero-vad/silero_vad.onnx"
+if [ -z "${SKIP_SILERO:-}" ] && [ -f "$SILERO" ]; then
+  echo "silero-vad|$SILERO|--shape input=1x576 --shape state=2x1x128|1||--input-range sr=16000..16000" >>"$CASES"
 fi
 
 ROWS="$WORK/rows.jsonl"
 [ -n "${KEEP_ROWS:-}" ] || : >"$ROWS"
-while IFS='|' read -r name path shapeflags batches sc; do
+while IFS='|' read -r name path shapeflags batches sc pflags; do
   if [ -n "${ONLY:-}" ] && ! grep -q -- "${ONLY}" <<<"$name"; then continue; fi
   echo "== $name" >&2
   prof="$WORK/$name.profile.json"
@@ -110,10 +127,10 @@ while IFS='|' read -r name path shapeflags batches sc; do
     cp "$PROFILES/$name.profile.json" "$prof"
     grep -q '"batch": null' "$prof" && batches=1
   # shellcheck disable=SC2086
-  elif ! "$EDGEPACK" profile "$path" --plan quick --threads "$THREADS" --batch "$batches" $shapeflags --json "$prof" >/dev/null 2>"$WORK/$name.profile.err"; then
+  elif ! "$EDGEPACK" profile "$path" --plan quick --threads "$THREADS" --batch "$batches" $shapeflags $pflags --json "$prof" >/dev/null 2>"$WORK/$name.profile.err"; then
     # Fixed-batch models refuse --batch: profile them without it.
     # shellcheck disable=SC2086
-    "$EDGEPACK" profile "$path" --plan quick --threads "$THREADS" $shapeflags --json "$prof" >/dev/null 2>"$WORK/$name.profile.err" || { echo "profile $name failed: $(tail -1 "$WORK/$name.profile.err")" >&2; continue; }
+    "$EDGEPACK" profile "$path" --plan quick --threads "$THREADS" $shapeflags $pflags --json "$prof" >/dev/null 2>"$WORK/$name.profile.err" || { echo "profile $name failed: $(tail -1 "$WORK/$name.profile.err")" >&2; continue; }
     batches=1
   fi
   for t in ${THREADS//,/ }; do

@@ -325,7 +325,12 @@ fn cost_model_perf(
     Ok(Some(Perf {
         basis: Basis::CostModel {
             note: format!(
-                "device profile {}{}",
+                "{} device profile {}{}",
+                if device.is_derived() {
+                    "derived (not measured)"
+                } else {
+                    "measured"
+                },
                 device_path.display(),
                 if fallbacks.is_empty() {
                     String::new()

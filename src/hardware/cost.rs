@@ -25,7 +25,13 @@
 //!
 //! **Intervals** come from the measured error distribution of this cost model
 //! (`benches/predict_accuracy.sh`, BENCHMARKS.md "Sizing: predicted against measured"):
-//! the 5th and 95th percentiles of measured/predicted over every case measured there.
+//! the 5th and 95th percentiles of measured/predicted over every case measured there; a
+//! profile derived from public figures ([`super::derive`]) widens them by
+//! [`DERIVED_SPREAD`] and its predictions say "derived".
+//!
+//! **Subgraphs**: an `If` costs its slower branch (only one runs), a `Loop` its body times
+//! a constant trip count (else once, said in the fallbacks), a `Scan` its body once (said);
+//! each is listed in [`Prediction::subgraphs`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -49,6 +55,35 @@ pub const LATENCY_ERROR_Q05_Q95: (f64, f64) = (0.56, 3.19);
 /// measured/predicted peak RSS, 5th and 95th percentile over the 48 cases (PP-OCR and the
 /// ONNX backend light models) of the same bench and probe.
 pub const MEMORY_ERROR_Q05_Q95: (f64, f64) = (0.83, 1.18);
+
+/// How much wider a prediction from a **derived** device profile is (`super::derive`):
+/// the measured interval's ends are multiplied by these. Not measured (no target has
+/// been probed): peak figures say how two CPUs compare at best, and the share of peak
+/// ONNX Runtime's kernels reach differs between microarchitectures by up to about 2x
+/// either way (docs/derived-profiles.md).
+pub const DERIVED_SPREAD: (f64, f64) = (0.5, 2.0);
+/// The same for memory: ONNX Runtime's code pages and weight pre-packing differ between
+/// x86-64 and aarch64 builds (not measured).
+pub const DERIVED_MEMORY_SPREAD: (f64, f64) = (0.8, 1.25);
+
+/// Whether the device profile behind a prediction was measured on the device or derived
+/// from public figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileBasis {
+    #[default]
+    Measured,
+    Derived,
+}
+
+impl ProfileBasis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileBasis::Measured => "measured",
+            ProfileBasis::Derived => "derived",
+        }
+    }
+}
 
 /// One kernel's predicted cost.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -74,6 +109,10 @@ pub struct Prediction {
     pub peak_rss_high_bytes: u64,
     /// Where the figures come from, in words.
     pub basis: String,
+    /// `measured`: the device profile was probed on the device; `derived`: it was
+    /// derived from public figures (wider interval).
+    #[serde(default)]
+    pub profile_basis: ProfileBasis,
     /// Thread count requested, and the probed one used.
     pub threads: usize,
     pub threads_probed: usize,
@@ -86,6 +125,9 @@ pub struct Prediction {
     pub fallbacks: Vec<String>,
     /// Nodes whose work could not be sized (costed as one dispatch).
     pub unsized_nodes: Vec<String>,
+    /// How `If`/`Loop`/`Scan` subgraphs were costed (which branch, how many iterations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subgraphs: Vec<String>,
 }
 
 /// ONNX Runtime's optimized graph of `model_path` (level `extended`, the given session
@@ -172,7 +214,13 @@ fn elem_bytes(dt: i32) -> f64 {
 /// its `to`, QuantizeLinear to its zero point's type, DequantizeLinear to float, anything
 /// else to its first input's type).
 fn elem_types(g: &GraphProto) -> HashMap<String, i32> {
-    let mut t: HashMap<String, i32> = HashMap::new();
+    elem_types_from(g, HashMap::new())
+}
+
+/// [`elem_types`] of a subgraph, starting from the enclosing graph's types (its nodes
+/// may read outer tensors).
+fn elem_types_from(g: &GraphProto, outer: HashMap<String, i32>) -> HashMap<String, i32> {
+    let mut t = outer;
     for v in g.input.iter().chain(&g.value_info).chain(&g.output) {
         if let Some(e) = crate::model::graph::elem_type(v) {
             t.insert(v.name.clone(), e);
@@ -339,6 +387,33 @@ fn classify(
                 .ok_or(KernelClass::Matmul),
         );
     }
+    if matches!(op, "LSTM" | "GRU" | "RNN") {
+        // Gate MatMuls of every step: directions x steps x batch x gates*H x (input + H),
+        // from W[dirs, gates*H, input] and X[steps, batch, input] (layout 0) or
+        // X[batch, steps, input] (layout 1).
+        let macs = (|| {
+            let w = shape(1)?;
+            let x = shape(0)?;
+            let hidden = n.attr_i("hidden_size").ok()? as f64;
+            let (steps, batch) = if n.attr_i_or("layout", 0).unwrap_or(0) == 0 {
+                (*x.first()?, *x.get(1)?)
+            } else {
+                (*x.get(1)?, *x.first()?)
+            };
+            let (dirs, gates_h, input) = (*w.first()?, *w.get(1)?, *w.get(2)?);
+            Some(
+                dirs as f64
+                    * steps as f64
+                    * batch as f64
+                    * gates_h as f64
+                    * (input as f64 + hidden),
+            )
+        })();
+        return Some(
+            macs.map(|m| (KernelClass::Matmul, float_dtype(&n.input[0]), m))
+                .ok_or(KernelClass::Matmul),
+        );
+    }
     let class = match op {
         "MaxPool"
         | "AveragePool"
@@ -471,11 +546,245 @@ fn activation_peak(
     peak.max(0.0)
 }
 
+/// Bytes of every initializer, those of subgraphs included (both branches of an `If` are
+/// loaded, whichever runs).
 fn weights_bytes(g: &GraphProto) -> f64 {
-    g.initializer
+    let own: f64 = g
+        .initializer
         .iter()
         .map(|t| numel(&t.dims).unwrap_or(0.0) * elem_bytes(t.data_type.unwrap_or(1)))
-        .sum()
+        .sum();
+    let subs: f64 = g
+        .node
+        .iter()
+        .flat_map(|n| n.attribute.iter().filter_map(|a| a.g.as_ref()))
+        .map(weights_bytes)
+        .sum();
+    own + subs
+}
+
+/// `g` as shape inference should see it: ONNX Runtime's fused contrib ops whose output
+/// shapes are their base op's (FusedConv is a Conv with an activation, FusedGemm a Gemm)
+/// renamed to the base op, so the tensors after them are sized too. Inside an inlined
+/// subgraph ONNX Runtime renames every tensor, so the original graph's shapes do not
+/// cover them: without this a fused conv leaves everything after it unsized.
+fn for_inference(g: &GraphProto) -> GraphProto {
+    let mut v = g.clone();
+    for n in &mut v.node {
+        let base = match (n.domain.as_str(), n.op_type.as_str()) {
+            ("com.microsoft", "FusedConv") => "Conv",
+            ("com.microsoft", "FusedGemm") => "Gemm",
+            _ => continue,
+        };
+        n.op_type = base.into();
+        n.domain.clear();
+        n.input.truncate(3);
+    }
+    v
+}
+
+fn subgraph<'a>(n: &'a NodeProto, name: &str) -> Option<&'a GraphProto> {
+    n.attribute
+        .iter()
+        .find(|a| a.name == name)
+        .and_then(|a| a.g.as_ref())
+}
+
+/// The per-kernel costing of one prediction: the device's lines at one thread count, and
+/// what it had to say on the way.
+struct Costing<'a> {
+    tp: &'a ThreadProfile,
+    /// Seconds per weight byte streamed, where probed.
+    stream: Option<f64>,
+    fallbacks: Vec<String>,
+    unsized_nodes: Vec<String>,
+    subgraphs: Vec<String>,
+}
+
+impl Costing<'_> {
+    fn note(&mut self, note: String) {
+        if !self.fallbacks.contains(&note) {
+            self.fallbacks.push(note);
+        }
+    }
+
+    /// Every kernel of `g` with its time; the kernels of `If`/`Loop`/`Scan` subgraphs are
+    /// costed in place of the node (`prefix` names the subgraph they come from).
+    fn graph(
+        &mut self,
+        g: &GraphProto,
+        inf: &shape::Inference,
+        types: &HashMap<String, i32>,
+        outer_inits: &HashMap<String, f64>,
+        prefix: &str,
+    ) -> Vec<KernelCost> {
+        let mut inits = outer_inits.clone();
+        for t in &g.initializer {
+            let b = numel(&t.dims).unwrap_or(0.0) * elem_bytes(t.data_type.unwrap_or(1));
+            inits.insert(t.name.clone(), b);
+        }
+        let tp = self.tp;
+        let mut out = vec![];
+        for n in &g.node {
+            let label = format!("{prefix}{}", node_label(n));
+            if let Some(inner) = self.control_flow(n, &label, inf, types, &inits) {
+                out.extend(inner);
+                // The node itself: one dispatch (it picks a branch, runs the body).
+                out.push(KernelCost {
+                    node: label,
+                    op_type: n.op_type.clone(),
+                    kernel: "control".into(),
+                    work: 0.0,
+                    time_s: tp.dispatch_overhead_s,
+                });
+                continue;
+            }
+            let (kernel, work, time) = match classify(n, &inf.shapes, types) {
+                None => ("view".to_string(), 0.0, tp.dispatch_overhead_s),
+                Some(Err(class)) => {
+                    self.unsized_nodes.push(format!("{label} ({})", n.op_type));
+                    (
+                        format!("{}/unsized", class.as_str()),
+                        0.0,
+                        tp.dispatch_overhead_s,
+                    )
+                }
+                Some(Ok((class, dtype, work))) => match line(tp, class, dtype) {
+                    Some((fit, note)) => {
+                        if let Some(note) = note {
+                            self.note(note);
+                        }
+                        let own = fit.time_s(work);
+                        // A MatMul or conv cannot run faster than its weights stream in: at
+                        // batch 1 a large fully-connected layer is bound by that.
+                        let weights: f64 = n.input.iter().filter_map(|x| inits.get(x)).sum();
+                        match self.stream.map(|s_per_byte| s_per_byte * weights) {
+                            Some(t) if class.unit() == WorkUnit::Macs && t > own => {
+                                ("weight_stream/fp32".to_string(), weights, t)
+                            }
+                            _ => (format!("{}/{}", class.as_str(), dtype.as_str()), work, own),
+                        }
+                    }
+                    None => {
+                        self.note(format!(
+                            "{}/{} not probed and no line of its unit: one dispatch",
+                            class.as_str(),
+                            dtype.as_str()
+                        ));
+                        (
+                            format!("{}/{}", class.as_str(), dtype.as_str()),
+                            work,
+                            tp.dispatch_overhead_s,
+                        )
+                    }
+                },
+            };
+            out.push(KernelCost {
+                node: label,
+                op_type: n.op_type.clone(),
+                kernel,
+                work,
+                time_s: time,
+            });
+        }
+        out
+    }
+
+    /// The kernels inside an `If` (its slower branch: only one runs, and which one is
+    /// data), a `Loop` (its body times the trip count when that is a constant; else once,
+    /// and said) or a `Scan` (its body once, and said); `None` for any other node.
+    fn control_flow(
+        &mut self,
+        n: &NodeProto,
+        label: &str,
+        inf: &shape::Inference,
+        types: &HashMap<String, i32>,
+        inits: &HashMap<String, f64>,
+    ) -> Option<Vec<KernelCost>> {
+        let total = |ks: &[KernelCost]| ks.iter().map(|k| k.time_s).sum::<f64>();
+        match n.op_type.as_str() {
+            "If" => {
+                let mut best: Option<(&str, Vec<KernelCost>, f64)> = None;
+                let mut all = vec![];
+                let mut unsized_of: Vec<(&str, Vec<String>)> = vec![];
+                for b in ["then_branch", "else_branch"] {
+                    let Some(g) = subgraph(n, b) else { continue };
+                    let sub = shape::infer_from(&for_inference(g), &BTreeMap::new(), inf.clone());
+                    let sub_types = elem_types_from(g, types.clone());
+                    let before = self.unsized_nodes.len();
+                    let ks = self.graph(g, &sub, &sub_types, inits, &format!("{label}/{b}/"));
+                    unsized_of.push((b, self.unsized_nodes.split_off(before)));
+                    let t = total(&ks);
+                    all.push(format!("{b} {:.3} ms", t * 1e3));
+                    if best.as_ref().is_none_or(|(_, _, bt)| t > *bt) {
+                        best = Some((b, ks, t));
+                    }
+                }
+                let (name, ks, _) = best?;
+                // Only the costed branch's unsized nodes count against the prediction.
+                if let Some((_, u)) = unsized_of.into_iter().find(|(b, _)| *b == name) {
+                    self.unsized_nodes.extend(u);
+                }
+                self.subgraphs.push(format!(
+                    "If {label}: the slower branch ({name}) costed, as only one runs ({})",
+                    all.join(", ")
+                ));
+                Some(ks)
+            }
+            "Loop" | "Scan" => {
+                let body = subgraph(n, "body")?;
+                // Loop body inputs: iteration number, condition, then the loop-carried
+                // values (shaped as the node's inputs). A Scan body sees slices: unsized.
+                let mut extra = BTreeMap::new();
+                if n.op_type == "Loop" {
+                    for (i, vi) in body.input.iter().enumerate() {
+                        let shape = match i {
+                            0 | 1 => Some(vec![]),
+                            _ => n.input.get(i).and_then(|x| inf.shapes.get(x)).cloned(),
+                        };
+                        if let Some(s) = shape {
+                            extra.insert(vi.name.clone(), s);
+                        }
+                    }
+                }
+                let sub = shape::infer_from(&for_inference(body), &extra, inf.clone());
+                let sub_types = elem_types_from(body, types.clone());
+                let mut ks = self.graph(body, &sub, &sub_types, inits, &format!("{label}/body/"));
+                let per = total(&ks);
+                let trips = (n.op_type == "Loop")
+                    .then(|| n.input.first().filter(|m| !m.is_empty()))
+                    .flatten()
+                    .and_then(|m| inf.values.get(m))
+                    .and_then(|v| v.first().copied())
+                    .and_then(|t| u32::try_from(t).ok());
+                match trips {
+                    Some(t) => {
+                        for k in &mut ks {
+                            k.time_s *= t as f64;
+                            k.work *= t as f64;
+                        }
+                        self.subgraphs.push(format!(
+                            "{} {label}: body costed {t} times ({:.3} ms per iteration)",
+                            n.op_type,
+                            per * 1e3
+                        ));
+                    }
+                    None => {
+                        let note = format!(
+                            "{} {label}: trip count not a constant: body costed ONCE ({:.3} ms \
+                             per iteration); the real time is that times the trip count",
+                            n.op_type,
+                            per * 1e3
+                        );
+                        self.subgraphs.push(note.clone());
+                        self.note(note);
+                    }
+                }
+                Some(ks)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Predict p50 latency and peak RSS of `optimized` (ONNX Runtime's optimized graph of
@@ -490,10 +799,15 @@ pub fn predict(
     let g = optimized.graph();
     // Names ONNX Runtime kept keep their shapes from the original graph; the optimized
     // graph's own inference sizes the rest (its contrib-domain nodes are not inferred).
-    let mut shapes: HashMap<String, Vec<i64>> = shape::infer(original.graph(), inputs).shapes;
-    for (k, v) in shape::infer(g, inputs).shapes {
-        shapes.entry(k).or_insert(v);
+    let mut inference = shape::infer(original.graph(), inputs);
+    let own = shape::infer(&for_inference(g), inputs);
+    for (k, v) in own.shapes {
+        inference.shapes.entry(k).or_insert(v);
     }
+    for (k, v) in own.values {
+        inference.values.entry(k).or_insert(v);
+    }
+    let shapes = &inference.shapes;
     let types = elem_types(g);
     let tp = device.nearest_threads(threads);
     let mut fallbacks: Vec<String> = vec![];
@@ -503,18 +817,6 @@ pub fn predict(
             tp.threads
         ));
     }
-    let mut kernels = vec![];
-    let mut unsized_nodes = vec![];
-    let mut by_kernel: BTreeMap<String, f64> = BTreeMap::new();
-    let mut total = tp.run_overhead_s;
-    let init_bytes: HashMap<&str, f64> = g
-        .initializer
-        .iter()
-        .map(|t| {
-            let b = numel(&t.dims).unwrap_or(0.0) * elem_bytes(t.data_type.unwrap_or(1));
-            (t.name.as_str(), b)
-        })
-        .collect();
     // Seconds per weight byte at the largest probed size (through the origin: the line's
     // intercept is the chain's overheads, which a small MatMul's own line already has).
     let stream = line(tp, KernelClass::WeightStream, KernelDtype::Fp32).and_then(|(k, _)| {
@@ -528,68 +830,28 @@ pub fn predict(
                 .into(),
         );
     }
-    for n in &g.node {
-        let (kernel, work, time) = match classify(n, &shapes, &types) {
-            None => ("view".to_string(), 0.0, tp.dispatch_overhead_s),
-            Some(Err(class)) => {
-                unsized_nodes.push(format!("{} ({})", node_label(n), n.op_type));
-                (
-                    format!("{}/unsized", class.as_str()),
-                    0.0,
-                    tp.dispatch_overhead_s,
-                )
-            }
-            Some(Ok((class, dtype, work))) => match line(tp, class, dtype) {
-                Some((fit, note)) => {
-                    if let Some(note) = note {
-                        if !fallbacks.contains(&note) {
-                            fallbacks.push(note);
-                        }
-                    }
-                    let own = fit.time_s(work);
-                    // A MatMul or conv cannot run faster than its weights stream in: at
-                    // batch 1 a large fully-connected layer is bound by that.
-                    let weights: f64 = n
-                        .input
-                        .iter()
-                        .filter_map(|x| init_bytes.get(x.as_str()))
-                        .sum();
-                    match stream.map(|s_per_byte| s_per_byte * weights) {
-                        Some(t) if class.unit() == WorkUnit::Macs && t > own => {
-                            ("weight_stream/fp32".to_string(), weights, t)
-                        }
-                        _ => (format!("{}/{}", class.as_str(), dtype.as_str()), work, own),
-                    }
-                }
-                None => {
-                    let note = format!(
-                        "{}/{} not probed and no line of its unit: one dispatch",
-                        class.as_str(),
-                        dtype.as_str()
-                    );
-                    if !fallbacks.contains(&note) {
-                        fallbacks.push(note);
-                    }
-                    (
-                        format!("{}/{}", class.as_str(), dtype.as_str()),
-                        work,
-                        tp.dispatch_overhead_s,
-                    )
-                }
-            },
-        };
-        total += time;
-        *by_kernel.entry(kernel.clone()).or_insert(0.0) += time;
-        kernels.push(KernelCost {
-            node: node_label(n),
-            op_type: n.op_type.clone(),
-            kernel,
-            work,
-            time_s: time,
-        });
+    let mut costing = Costing {
+        tp,
+        stream,
+        fallbacks,
+        unsized_nodes: vec![],
+        subgraphs: vec![],
+    };
+    let kernels = costing.graph(g, &inference, &types, &HashMap::new(), "");
+    let Costing {
+        fallbacks,
+        unsized_nodes,
+        subgraphs,
+        ..
+    } = costing;
+    let mut by_kernel: BTreeMap<String, f64> = BTreeMap::new();
+    let mut total = tp.run_overhead_s;
+    for k in &kernels {
+        total += k.time_s;
+        *by_kernel.entry(k.kernel.clone()).or_insert(0.0) += k.time_s;
     }
     let w = weights_bytes(g);
-    let act = activation_peak(g, &shapes, &types);
+    let act = activation_peak(g, shapes, &types);
     // The fixed part: the probed baseline net's session (of int8 kernels too when the
     // model runs any), else (profiles of earlier probes) the tiny session.
     let int8 = kernels.iter().any(|k| k.kernel.ends_with("/int8"));
@@ -608,8 +870,33 @@ pub fn predict(
         .weight_factor_session_create
         .map_or(0.0, |f| fixed as f64 + f * w);
     let mem = running.max(creating);
-    let (ll, lh) = LATENCY_ERROR_Q05_Q95;
-    let (ml, mh) = MEMORY_ERROR_Q05_Q95;
+    let (mut ll, mut lh) = LATENCY_ERROR_Q05_Q95;
+    let (mut ml, mut mh) = MEMORY_ERROR_Q05_Q95;
+    let derived = device.derivation.as_ref();
+    if derived.is_some() {
+        ll *= DERIVED_SPREAD.0;
+        lh *= DERIVED_SPREAD.1;
+        ml *= DERIVED_MEMORY_SPREAD.0;
+        mh *= DERIVED_MEMORY_SPREAD.1;
+    }
+    let cpu = if device.host.cpu_model.is_empty() {
+        "the device"
+    } else {
+        &device.host.cpu_model
+    };
+    let profile = match derived {
+        None => format!(
+            "the probe of {cpu} (ONNX Runtime {}, {} threads); interval: 5th-95th \
+             percentile of the measured error",
+            device.onnxruntime_version, tp.threads
+        ),
+        Some(d) => format!(
+            "a DERIVED profile of {cpu} (not measured: the probe of {} scaled by public \
+             figures, {}; {} threads); interval: 5th-95th percentile of the measured \
+             error widened x{} for the derivation",
+            d.reference_cpu_model, d.document, tp.threads, DERIVED_SPREAD.1
+        ),
+    };
     Prediction {
         p50_s: total,
         p50_low_s: total * ll,
@@ -618,18 +905,14 @@ pub fn predict(
         peak_rss_low_bytes: (mem * ml).round() as u64,
         peak_rss_high_bytes: (mem * mh).round() as u64,
         basis: format!(
-            "cost model: {} kernels of ONNX Runtime's optimized graph on the probe of {} \
-             (ONNX Runtime {}, {} threads); interval: 5th-95th percentile of the measured \
-             error",
+            "cost model: {} kernels of ONNX Runtime's optimized graph on {profile}",
             kernels.len(),
-            if device.host.cpu_model.is_empty() {
-                "the device"
-            } else {
-                &device.host.cpu_model
-            },
-            device.onnxruntime_version,
-            tp.threads
         ),
+        profile_basis: if derived.is_some() {
+            ProfileBasis::Derived
+        } else {
+            ProfileBasis::Measured
+        },
         threads,
         threads_probed: tp.threads,
         weights_bytes: w.round() as u64,
@@ -638,6 +921,7 @@ pub fn predict(
         kernels,
         fallbacks,
         unsized_nodes,
+        subgraphs,
     }
 }
 
@@ -660,12 +944,29 @@ pub fn predict_file(
     configs: &[Config],
 ) -> Result<Vec<Prediction>> {
     let info = crate::runtime::ensure(None)?;
-    device.check_runtime(info.version.as_deref().unwrap_or("?"), device_origin)?;
+    let running = info.version.as_deref().unwrap_or("?");
+    // A derived profile is an estimate already: another runtime version widens it, and
+    // is said, but does not stop a bundle. A probe must match.
+    let version_note = if device.is_derived() {
+        (device.onnxruntime_version != running).then(|| {
+            format!(
+                "derived from a probe of ONNX Runtime {} but {running} is loaded",
+                device.onnxruntime_version
+            )
+        })
+    } else {
+        device.check_runtime(running, device_origin)?;
+        None
+    };
     let model = Model::load(model_path)?;
     let optimized = optimized_graph(model_path, session_config)?;
     Ok(configs
         .iter()
-        .map(|c| predict(&model, &optimized, &c.inputs, device, c.threads))
+        .map(|c| {
+            let mut p = predict(&model, &optimized, &c.inputs, device, c.threads);
+            p.fallbacks.extend(version_note.clone());
+            p
+        })
         .collect())
 }
 
@@ -773,6 +1074,133 @@ mod tests {
         assert!((big.time_s - 1e-9 * big.work).abs() < 1e-12);
         assert!(big.work >= 4.0 * 512.0 * 512.0);
         assert!(new.p50_s > old.p50_s + 1e-3);
+    }
+
+    #[test]
+    fn builtin_target_predicts_from_a_derived_profile_with_a_wider_interval() {
+        // Every built-in target carries a derived profile: its predictions must say so
+        // and be wider than a measured profile's, at both latency and memory.
+        let targets = crate::hardware::builtin().unwrap();
+        let (_, pi) = targets
+            .iter()
+            .find(|(_, t)| t.name == "raspberry-pi-4-4gb")
+            .unwrap();
+        let path = pi
+            .device_profile
+            .as_ref()
+            .expect("a built-in device profile");
+        let derived = DeviceProfile::load(path).unwrap();
+        let m = builder::conv_net(1);
+        let x = shapes(&[1, 3, 16, 16]);
+        let d = predict(&m, &m, &x, &derived, 2);
+        let measured = predict(&m, &m, &x, &sample(), 1);
+        assert_eq!(d.profile_basis, ProfileBasis::Derived);
+        assert_eq!(measured.profile_basis, ProfileBasis::Measured);
+        assert!(d.basis.contains("DERIVED"), "{}", d.basis);
+        assert!(!measured.basis.contains("DERIVED"), "{}", measured.basis);
+        let width = |p: &Prediction| (p.p50_high_s / p.p50_s, p.p50_low_s / p.p50_s);
+        assert!(width(&d).0 > width(&measured).0 && width(&d).1 < width(&measured).1);
+        let mem = |p: &Prediction| p.peak_rss_high_bytes as f64 / p.peak_rss_bytes as f64;
+        assert!(mem(&d) > mem(&measured));
+        // The derived Pi 4 probes 1..=4 threads: 2 is its own line, not a fallback.
+        assert_eq!(d.threads_probed, 2);
+    }
+
+    /// `if_model` with a MatMul in each branch, each branch holding its own weight (as
+    /// Silero VAD's branches do): then `xw[N,4] x wt[4,64]`, else `xw x we[4,2]`.
+    fn if_matmul_model() -> crate::model::Model {
+        use crate::model::tensor_data;
+        let mut m = builder::if_model(1);
+        let g = m.graph_mut();
+        for a in &mut g.node[1].attribute {
+            let (wname, cols) = if a.name == "then_branch" {
+                ("wt", 64)
+            } else {
+                ("we", 2)
+            };
+            let b = a.g.as_mut().unwrap();
+            b.initializer.push(
+                tensor_data::from_f32(wname, &[4, cols], &vec![0.5; 4 * cols as usize]).unwrap(),
+            );
+            b.node[0].op_type = "MatMul".into();
+            b.node[0].input.push(wname.into());
+        }
+        m
+    }
+
+    #[test]
+    fn if_costs_its_slower_branch_and_loads_both_branches_weights() {
+        let m = if_matmul_model();
+        let x = BTreeMap::from([("x".to_string(), vec![3, 4]), ("cond".to_string(), vec![])]);
+        let p = predict(&m, &m, &x, &sample(), 1);
+        assert!(p.unsized_nodes.is_empty(), "{:?}", p.unsized_nodes);
+        let then = p
+            .kernels
+            .iter()
+            .find(|k| k.node == "if/then_branch/then_op")
+            .unwrap_or_else(|| panic!("{:#?}", p.kernels));
+        assert_eq!(then.work, (3 * 4 * 64) as f64);
+        assert!(!p.kernels.iter().any(|k| k.node.contains("else_branch")));
+        assert!(p
+            .kernels
+            .iter()
+            .any(|k| k.node == "if" && k.kernel == "control"));
+        assert_eq!(p.subgraphs.len(), 1, "{:?}", p.subgraphs);
+        assert!(p.subgraphs[0].contains("slower branch (then_branch)"));
+        let sum: f64 = p.kernels.iter().map(|k| k.time_s).sum();
+        assert!((p.p50_s - (sum + 5e-6)).abs() < 1e-15);
+        // Both branches' weights are resident, whichever runs, and the outer w.
+        assert_eq!(p.weights_bytes, 4 * (4 + 4 * 64 + 4 * 2));
+    }
+
+    #[test]
+    fn loop_costs_its_body_times_a_constant_trip_count_else_once_and_says_so() {
+        use crate::model::{attr, tensor_data};
+        let mut m = if_matmul_model();
+        let g = m.graph_mut();
+        let body = g.node[1].attribute[0].g.clone().unwrap();
+        g.node[1] = builder::node(
+            "loop",
+            "Loop",
+            &["trips", ""],
+            &["y"],
+            vec![attr::graph("body", body)],
+        );
+        g.initializer
+            .push(tensor_data::from_i64("trips", &[], &[5]).unwrap());
+        let x = BTreeMap::from([("x".to_string(), vec![3, 4])]);
+        let p = predict(&m, &m, &x, &sample(), 1);
+        let body = p
+            .kernels
+            .iter()
+            .find(|k| k.node == "loop/body/then_op")
+            .unwrap_or_else(|| panic!("{:#?}", p.kernels));
+        assert_eq!(body.work, (5 * 3 * 4 * 64) as f64);
+        assert!(
+            p.subgraphs[0].contains("body costed 5 times"),
+            "{:?}",
+            p.subgraphs
+        );
+        // A trip count from a graph input: costed once, and said in the fallbacks.
+        let g = m.graph_mut();
+        g.initializer.retain(|t| t.name != "trips");
+        g.input.push(crate::model::builder::value_info(
+            "trips",
+            crate::model::DataType::Int64,
+            &[],
+        ));
+        let p = predict(&m, &m, &x, &sample(), 1);
+        let body = p
+            .kernels
+            .iter()
+            .find(|k| k.node == "loop/body/then_op")
+            .unwrap();
+        assert_eq!(body.work, (3 * 4 * 64) as f64);
+        assert!(
+            p.fallbacks.iter().any(|f| f.contains("costed ONCE")),
+            "{:?}",
+            p.fallbacks
+        );
     }
 
     #[test]

@@ -227,6 +227,10 @@ pub struct DeviceProfile {
     pub probe_wall_s: f64,
     pub threads: Vec<ThreadProfile>,
     pub memory: MemoryCost,
+    /// Present when the profile was derived from public figures (`super::derive`), not
+    /// measured on the device: predictions from it say so and carry a wider interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derivation: Option<super::derive::Derivation>,
     /// sha256 (hex) of this profile serialized with this field empty: a hand-edited
     /// profile no longer matches, and is refused.
     #[serde(default)]
@@ -300,10 +304,19 @@ impl DeviceProfile {
         Ok(p)
     }
 
-    /// Read a profile file.
+    /// Read a profile file, or a built-in derived profile (`builtin:<file>`, compiled into
+    /// the binary with the built-in targets).
     pub fn load(path: &Path) -> Result<Self> {
+        if let Some(text) = super::builtin_device_profile(path) {
+            return Self::from_json(text, path);
+        }
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         Self::from_json(&text, path)
+    }
+
+    /// Whether the profile was derived from public figures rather than probed.
+    pub fn is_derived(&self) -> bool {
+        self.derivation.is_some()
     }
 
     /// Refuse a profile probed with another ONNX Runtime version than `running`.
@@ -414,6 +427,7 @@ pub(crate) mod tests {
                 baseline_bytes: None,
                 baseline_int8_bytes: None,
             },
+            derivation: None,
             content_sha256: String::new(),
         }
     }
@@ -463,6 +477,24 @@ pub(crate) mod tests {
             .map(|e| format!("{e} at {}", e.instance_path()))
             .collect();
         assert!(errors.is_empty(), "{errors:#?}");
+    }
+
+    #[test]
+    fn builtin_derived_profiles_validate_against_json_schema() {
+        let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/device.schema.json");
+        let schema: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(schema_path).unwrap()).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        for (file, text) in crate::hardware::BUILTIN_DEVICE_PROFILES {
+            let instance: serde_json::Value = serde_json::from_str(text).unwrap();
+            let errors: Vec<String> = validator
+                .iter_errors(&instance)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{file}: {errors:#?}");
+            let p = DeviceProfile::load(Path::new(&format!("builtin:{file}"))).unwrap();
+            assert!(p.is_derived(), "{file}");
+        }
     }
 
     #[test]

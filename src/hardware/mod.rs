@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 pub mod cost;
+pub mod derive;
 pub mod device;
 pub mod host;
 pub mod probe;
@@ -100,6 +101,10 @@ struct TargetFile {
     source: Vec<String>,
     #[serde(default)]
     device_profile: Option<PathBuf>,
+    /// Public figures of the CPU, for a derived device profile (`derive`): read by the
+    /// derivation only, so not kept in [`Target`].
+    #[serde(default)]
+    cpu_figures: Option<derive::CpuFigures>,
 }
 
 /// A hardware target, validated.
@@ -127,10 +132,12 @@ pub struct Target {
     pub relative_compute: f64,
     /// Public documents the figures come from.
     pub source: Vec<String>,
-    /// A device profile (`edgepack probe` run on the device, [`device`]): bundles predict
-    /// latency and memory from it with the cost model instead of scaling by
-    /// `relative_compute`. Relative paths in a file resolve against the file's folder;
-    /// the profile must exist and parse when the target is loaded.
+    /// A device profile (`edgepack probe` run on the device, [`device`], or derived from
+    /// public figures, [`derive`]): bundles predict latency and memory from it with the
+    /// cost model instead of scaling by `relative_compute`. Relative paths in a file
+    /// resolve against the file's folder; `builtin:<file>` names a profile compiled into
+    /// the binary ([`BUILTIN_DEVICE_PROFILES`]); the profile must exist and parse when the
+    /// target is loaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_profile: Option<PathBuf>,
 }
@@ -235,8 +242,27 @@ impl Target {
                 return bad("accelerator.memory_bytes must be positive".into());
             }
         }
+        if let Some(fig) = &f.cpu_figures {
+            fig.validate().map_err(|m| Error::file(origin, m))?;
+        }
         let device_profile = match &f.device_profile {
             None => None,
+            Some(p) if p.to_string_lossy().starts_with("builtin:") => {
+                if builtin_device_profile(p).is_none() {
+                    return bad(format!(
+                        "device_profile {} is not a built-in profile (built in: {})",
+                        p.display(),
+                        BUILTIN_DEVICE_PROFILES
+                            .iter()
+                            .map(|(f, _)| format!("builtin:{f}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                device::DeviceProfile::load(p)
+                    .map_err(|e| Error::file(origin, format!("device_profile: {e}")))?;
+                Some(p.clone())
+            }
             Some(p) => {
                 let full = if p.is_absolute() {
                     p.clone()
@@ -302,6 +328,62 @@ pub const BUILTIN_TARGETS: [(&str, &str); 7] = [
         include_str!("../../hardware/x86-industrial-pc.toml"),
     ),
 ];
+
+/// Device profiles derived from public figures for the built-in targets
+/// (`docs/derived-profiles.md`), compiled into the binary; targets name them
+/// `builtin:<file>`. A unit test checks each equals its derivation from the committed
+/// reference probe and figures.
+pub const BUILTIN_DEVICE_PROFILES: [(&str, &str); 7] = [
+    (
+        "cloud-vm-2vcpu-4gb.device.json",
+        include_str!("../../hardware/cloud-vm-2vcpu-4gb.device.json"),
+    ),
+    (
+        "gpu-vm.device.json",
+        include_str!("../../hardware/gpu-vm.device.json"),
+    ),
+    (
+        "jetson-nano-4gb.device.json",
+        include_str!("../../hardware/jetson-nano-4gb.device.json"),
+    ),
+    (
+        "jetson-orin-nano-8gb.device.json",
+        include_str!("../../hardware/jetson-orin-nano-8gb.device.json"),
+    ),
+    (
+        "raspberry-pi-4-4gb.device.json",
+        include_str!("../../hardware/raspberry-pi-4-4gb.device.json"),
+    ),
+    (
+        "raspberry-pi-5-8gb.device.json",
+        include_str!("../../hardware/raspberry-pi-5-8gb.device.json"),
+    ),
+    (
+        "x86-industrial-pc.device.json",
+        include_str!("../../hardware/x86-industrial-pc.device.json"),
+    ),
+];
+
+/// The text of a built-in device profile named `builtin:<file>`.
+pub fn builtin_device_profile(path: &Path) -> Option<&'static str> {
+    let name = path.to_str()?.strip_prefix("builtin:")?;
+    BUILTIN_DEVICE_PROFILES
+        .iter()
+        .find(|(f, _)| *f == name)
+        .map(|(_, t)| *t)
+}
+
+/// The public CPU figures a target file carries for its derived profile (`None` when it
+/// has none).
+pub fn cpu_figures_from_toml(text: &str, origin: &Path) -> Result<Option<derive::CpuFigures>> {
+    let file: TargetFile = toml::from_str(text).map_err(|e| {
+        Error::file(
+            origin,
+            format!("not a valid hardware target: {}", e.message()),
+        )
+    })?;
+    Ok(file.cpu_figures)
+}
 
 /// The built-in targets, by file name order; their origin reads `builtin:<file>`.
 pub fn builtin() -> Result<Vec<(PathBuf, Target)>> {

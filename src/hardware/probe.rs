@@ -1090,6 +1090,7 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
             baseline_bytes: (baseline_bytes[0] != u64::MAX).then_some(baseline_bytes[0]),
             baseline_int8_bytes: (baseline_bytes[1] != u64::MAX).then_some(baseline_bytes[1]),
         },
+        derivation: None,
         content_sha256: String::new(),
     })
 }

@@ -1673,6 +1673,7 @@ fn device_profile_text(ort: &str) -> String {
             baseline_bytes: None,
             baseline_int8_bytes: None,
         },
+        derivation: None,
         content_sha256: String::new(),
     };
     String::from_utf8(p.to_json_bytes()).unwrap()
@@ -1737,7 +1738,11 @@ fn bad_device_profiles_are_refused() {
         }
         std::fs::write(
             hw.join("pi.toml"),
-            format!("device_profile = \"pi4.json\"\n{good}"),
+            // In place of the built-in Pi's own (derived) profile.
+            good.replace(
+                "device_profile = \"builtin:raspberry-pi-4-4gb.device.json\"",
+                "device_profile = \"pi4.json\"",
+            ),
         )
         .unwrap();
         c.args([OsString::from("targets"), hw.into()])

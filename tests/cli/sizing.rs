@@ -125,10 +125,15 @@ fn bundle_predicts_from_a_targets_device_profile() {
     let hw = d.path().join("hw");
     std::fs::create_dir(&hw).unwrap();
     let dev = tiny_probe(&hw);
-    let target = std::fs::read_to_string(
+    // The built-in Pi carries a derived profile: this test's probe replaces it.
+    let target: String = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/raspberry-pi-4-4gb.toml"),
     )
-    .unwrap();
+    .unwrap()
+    .lines()
+    .filter(|l| !l.starts_with("device_profile"))
+    .map(|l| format!("{l}\n"))
+    .collect();
     std::fs::write(
         hw.join("pi.toml"),
         format!(
@@ -171,4 +176,100 @@ fn bundle_predicts_from_a_targets_device_profile() {
     assert!(
         e["peak_memory_high_bytes"].as_u64().unwrap() > e["peak_memory_bytes"].as_u64().unwrap()
     );
+}
+
+/// A built-in target's bundle predictions come from its derived device profile: the basis
+/// says "derived", and the interval is wider than the measured error's (5th-95th
+/// percentile 0.56-3.19 of the predicted p50).
+#[test]
+fn builtin_target_bundles_predict_from_its_derived_profile() {
+    if !runtime_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("net.onnx");
+    builder::conv_net(1).save(&model).unwrap();
+    let pkg = d.path().join("net.edgepkg");
+    let r = edgepack()
+        .arg("package")
+        .arg(&model)
+        .arg("-o")
+        .arg(&pkg)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let r = edgepack()
+        .arg("bundle")
+        .arg(&pkg)
+        .arg("--target")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/raspberry-pi-4-4gb.toml"))
+        .arg("-o")
+        .arg(d.path().join("dist"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    let e = &v[0]["variants"][0];
+    let basis = e["basis"].as_str().unwrap();
+    assert!(
+        basis.starts_with("cost model (derived (not measured) device profile builtin:"),
+        "{e}"
+    );
+    let p50 = e["latency_p50_s"].as_f64().unwrap();
+    let iv = e["latency_p50_interval_s"].as_array().unwrap();
+    assert!(iv[1].as_f64().unwrap() / p50 > 3.19 * 1.5, "{e}");
+    assert!(iv[0].as_f64().unwrap() / p50 < 0.56 / 1.5, "{e}");
+}
+
+/// Silero VAD keeps all of its compute inside `If` branches (one per sample rate): the
+/// cost model must cost the slower branch's kernels, sized, not one dispatch for the `If`.
+/// Uses the model cached by `benches/silero_vad.sh` or the Silero test; skipped without it.
+#[test]
+fn silero_vad_is_costed_inside_its_if_branches() {
+    let model = edgepack::wheel::cache_dir().join("models/silero-vad/silero_vad.onnx");
+    if !runtime_available() || !model.is_file() {
+        eprintln!("skipped: no runtime or no cached {}", model.display());
+        return;
+    }
+    let r = edgepack()
+        .arg("predict")
+        .arg(&model)
+        .args([
+            "--device",
+            "builtin:raspberry-pi-4-4gb.device.json",
+            "--shape",
+            "input=1x512",
+            "--shape",
+            "state=2x1x128",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let p: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(p["profile_basis"], "derived");
+    let notes: Vec<&str> = p["subgraphs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("If If_0: the slower branch")),
+        "{notes:?}"
+    );
+    // The encoder's convs inside the branch are sized and costed.
+    let convs: Vec<&serde_json::Value> = p["kernels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| {
+            k["node"].as_str().unwrap().contains("encoder") && k["work"].as_f64() > Some(0.0)
+        })
+        .collect();
+    assert!(convs.len() >= 4, "{:#?}", p["kernels"]);
+    assert!(p["weights_bytes"].as_u64().unwrap() > 1 << 20);
 }

@@ -71,7 +71,7 @@ pub fn infer(graph: &GraphProto, inputs: &BTreeMap<String, Vec<i64>>) -> Inferen
 
 /// [`infer`] starting from what is known already: for a subgraph (an `If` branch, a
 /// `Loop` body), the enclosing graph's shapes and values, which its nodes may use.
-fn infer_from(
+pub fn infer_from(
     graph: &GraphProto,
     inputs: &BTreeMap<String, Vec<i64>>,
     outer: Inference,
