@@ -42,6 +42,7 @@ pub mod prepare;
 pub mod preprocess;
 pub mod qdq;
 pub mod runner;
+pub mod subgraph;
 pub mod task;
 #[cfg(test)]
 mod transformer_tests;
@@ -323,10 +324,10 @@ fn quantize_mode(
         return finish_rewrite(ctx, rewrite);
     }
     let full_plan = qdq::plan(&prepared, &opts.selection)?;
-    if full_plan.nodes.is_empty() {
+    if full_plan.nodes.is_empty() && full_plan.nested.is_empty() {
         return Err(Error::file(
             &origin,
-            "nothing to quantize: no Conv, MatMul or Gemm with constant weights (after exclusions)",
+            "nothing to quantize: no Conv, MatMul or Gemm with constant weights (after exclusions), in the graph or its If/Loop/Scan bodies",
         ));
     }
     // Weight-only convs get bias correction, which needs the per-channel means of their
@@ -423,7 +424,7 @@ fn quantize_mode(
         Ok((q, bytes, label, outs))
     };
     let mut attempts = Vec::new();
-    let mut warnings = Vec::new();
+    let mut warnings = qdq::nested_warnings(&full_plan, opts.selection.weights_only);
     let attempt = |variant: String,
                    plan: &qdq::Plan,
                    bytes: usize,
