@@ -267,13 +267,21 @@ pub fn convert(prepared: &Model, origin: &Path, opts: &Options) -> Result<Rewrit
             format!("the model already holds float16 tensors ('{name}'); --mode fp16 converts a float32 model"),
         ));
     }
-    let top = convert_graph(prepared, opts)?;
+    // Every name anywhere in the model, and those each rewritten body adds: a body's new
+    // tensors must not reuse a name of an enclosing or nested scope (ONNX Runtime refuses
+    // the model: "Graph must be in single static assignment (SSA) form").
+    let mut reserved = super::subgraph::all_names(g);
+    let top = convert_graph(prepared, opts, &reserved)?;
     let mut model = top.model.clone().unwrap_or_else(|| prepared.clone());
+    reserved.extend(super::subgraph::all_names(model.graph()));
     let nested = super::subgraph::nested(
         &model,
         super::subgraph::OuterNames::Inputs,
         &mut |sub: &Model| {
-            let c = convert_graph(sub, opts)?;
+            let c = convert_graph(sub, opts, &reserved)?;
+            if let Some(m) = &c.model {
+                reserved.extend(super::subgraph::all_names(m.graph()));
+            }
             Ok(c.model.map(|m| super::subgraph::Rewritten {
                 model: m,
                 nodes: c.converted,
@@ -336,7 +344,11 @@ struct GraphFp16 {
 }
 
 /// The fp16 conversion of `prepared`'s main graph alone (its subgraphs untouched).
-fn convert_graph(prepared: &Model, opts: &Options) -> Result<GraphFp16> {
+fn convert_graph(
+    prepared: &Model,
+    opts: &Options,
+    reserved: &HashSet<String>,
+) -> Result<GraphFp16> {
     let g = prepared.graph();
     let types = elem_types(g);
     let huge = out_of_range_initializers(g);
@@ -368,7 +380,7 @@ fn convert_graph(prepared: &Model, opts: &Options) -> Result<GraphFp16> {
             warnings: Vec::new(),
         });
     }
-    let emitted = emit(g, &types, &fates)?;
+    let emitted = emit(g, &types, &fates, reserved)?;
     let mut model = prepared.clone();
     model.apply(emitted.patch)?;
     // value_info is a declaration, not part of the graph's structure: a stale float32
@@ -726,7 +738,14 @@ fn set_elem_type(vi: &mut crate::model::ValueInfoProto, elem: i32) {
     }
 }
 
-fn emit(g: &GraphProto, types: &HashMap<String, i32>, fates: &[Fate]) -> Result<Emitted> {
+/// `reserved`: names the new tensors must not take (those of enclosing and nested graphs:
+/// a subgraph may not reuse a name of its scope).
+fn emit(
+    g: &GraphProto,
+    types: &HashMap<String, i32>,
+    fates: &[Fate],
+    reserved: &HashSet<String>,
+) -> Result<Emitted> {
     let is_float = |t: &str| types.get(t) == Some(&FLOAT);
     let graph_inputs: HashSet<&str> = g.input.iter().map(|v| v.name.as_str()).collect();
     let inits: HashMap<&str, &TensorProto> = g
@@ -735,7 +754,7 @@ fn emit(g: &GraphProto, types: &HashMap<String, i32>, fates: &[Fate]) -> Result<
         .filter(|t| !graph_inputs.contains(t.name.as_str()))
         .map(|t| (t.name.as_str(), t))
         .collect();
-    let mut taken: HashSet<String> = HashSet::new();
+    let mut taken: HashSet<String> = reserved.clone();
     taken.extend(g.input.iter().map(|v| v.name.clone()));
     taken.extend(g.output.iter().map(|v| v.name.clone()));
     taken.extend(g.initializer.iter().map(|t| t.name.clone()));

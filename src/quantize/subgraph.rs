@@ -218,9 +218,9 @@ fn one_body(
     let mut counts = Nested::default();
     // Deeper bodies first: their rewrite is part of this body before this level's runs.
     let deeper = level(sub.graph(), shell, outer, rewrite)?;
+    counts.absorb(&deeper);
     let mut changed = false;
     if !deeper.is_empty() {
-        counts.absorb(&deeper);
         let p = deeper.extend_patch(Patch::new(format!(
             "rewritten subgraphs: {} nodes",
             deeper.nodes
@@ -274,6 +274,35 @@ fn one_body(
     g.input.truncate(declared);
     g.initializer.retain(|t| !copied.contains(&t.name));
     Ok((Some((g, opsets)), counts))
+}
+
+/// Every name in `g` and its subgraphs: inputs, outputs, initializers, value_info, node
+/// names and the tensors nodes read and write.
+pub fn all_names(g: &GraphProto) -> HashSet<String> {
+    let mut names = HashSet::new();
+    crate::model::for_each_graph(g, &mut |sub| {
+        names.extend(
+            sub.input
+                .iter()
+                .chain(&sub.output)
+                .chain(&sub.value_info)
+                .map(|v| v.name.clone()),
+        );
+        names.extend(sub.initializer.iter().map(|t| t.name.clone()));
+        for n in &sub.node {
+            names.extend(
+                n.input
+                    .iter()
+                    .chain(&n.output)
+                    .filter(|s| !s.is_empty())
+                    .cloned(),
+            );
+            if !n.name.is_empty() {
+                names.insert(n.name.clone());
+            }
+        }
+    });
+    names
 }
 
 /// A graph input of the given element type (unknown type: no type at all).
