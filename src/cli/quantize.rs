@@ -377,6 +377,7 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outco
             rounding,
         },
         targets,
+        tasks: Vec::new(),
         measure_latency: !args.no_latency,
         latency_budget_s: match args.latency_budget_s {
             Some(s) => s,

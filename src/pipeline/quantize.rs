@@ -193,6 +193,7 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeDone> {
             rounding: WeightRounding::Auto,
         },
         targets: vec![],
+        tasks: Vec::new(),
         measure_latency: false,
         latency_budget_s: 10.0,
         debug_layers: false,

@@ -125,7 +125,7 @@ pub fn search(
             "no --accuracy-target given: auto used {DEFAULT_TARGET}"
         ));
     }
-    check_task_metrics(model, calib, eval, &opts.targets, engine)?;
+    check_task_metrics(model, calib, eval, &opts.targets, &opts.tasks, engine)?;
     // (mode, prepare from ONNX Runtime's offline-optimized graph): int8 is tried from both
     // preparations, since which gives the faster int8 model depends on the model (measured:
     // the classifier favours ORT's, the recognizer and detector edgepack's own).
@@ -213,9 +213,10 @@ pub fn check_task_metrics(
     calib: &[Feed],
     eval: &[Feed],
     targets: &[AccuracyFloor],
+    declared: &[super::task::Task],
     engine: &dyn Engine,
 ) -> Result<()> {
-    let metrics = Metrics::of(model, targets, &[])?;
+    let metrics = Metrics::of(model, targets, declared)?;
     if metrics.tasks.is_empty() {
         return Ok(());
     }
@@ -267,7 +268,7 @@ pub fn dynamic_guard(
         .collect();
     let all: HashSet<String> = keys.iter().cloned().collect();
     let eval_set: &[Feed] = if eval.is_empty() { calib } else { eval };
-    let metrics = Metrics::of(&prepared, &opts.targets, &[])?;
+    let metrics = Metrics::of(&prepared, &opts.targets, &opts.tasks)?;
     let mut reference = engine.load(&model.to_bytes())?;
     let refs = eval_set
         .iter()
@@ -495,6 +496,7 @@ mod tests {
                 ..Default::default()
             },
             targets: vec![target],
+            tasks: Vec::new(),
             measure_latency: false,
             latency_budget_s: 0.0,
             debug_layers: false,

@@ -111,6 +111,9 @@ pub struct Options {
     /// Accuracy targets: when set and missed, the most sensitive nodes are kept in float
     /// until they are met (both modes); they also decide the verdict.
     pub targets: Vec<AccuracyFloor>,
+    /// Task metrics reported for every output without being targets (a package's
+    /// declared `[postprocessing] task`, which the build passes on).
+    pub tasks: Vec<task::Task>,
     /// Measure the latency ratio (interleaved runs) against the fp32 model.
     pub measure_latency: bool,
     /// Seconds to spend on the latency comparison (at least 5 pairs are always run).
@@ -384,7 +387,7 @@ fn quantize_mode(
 
     let fp32_bytes = model.to_bytes();
     let mut reference = engine.load(&fp32_bytes)?;
-    let class_outputs = Metrics::of(&prepared, &opts.targets, &[])?;
+    let class_outputs = Metrics::of(&prepared, &opts.targets, &opts.tasks)?;
     let eval_set: &[Feed] = if eval.is_empty() { calib } else { eval };
     let mut ref_outputs: Vec<Vec<runner::NamedTensor>> = Vec::new();
     for f in eval_set {
@@ -836,7 +839,7 @@ fn finish_rewrite(ctx: Finish<'_>, rewrite: Rewrite) -> Result<Quantized> {
     let mut cand = engine
         .load(&qbytes)
         .map_err(|e| Error::Runtime(format!("the {variant} model does not load: {e}")))?;
-    let metrics = Metrics::of(prepared, &opts.targets, &[])?;
+    let metrics = Metrics::of(prepared, &opts.targets, &opts.tasks)?;
     let outputs = compare(&mut *cand, eval_set, &refs, &metrics)?;
     let latency = if opts.measure_latency {
         let mut ta = engine.load_for_timing(&fp32_bytes)?;

@@ -618,6 +618,7 @@ mod tests {
                     ..Default::default()
                 },
                 targets: Vec::new(),
+                tasks: Vec::new(),
                 measure_latency: false,
                 latency_budget_s: 0.0,
                 debug_layers: false,
