@@ -478,7 +478,13 @@ pub fn print_report(r: &Report, out: &Path) {
     println!("quantized model: {}  ({})", out.display(), r.variant);
     println!("preparation: {}", r.preparation.join("; "));
     let rewritten = if r.quantized_nodes.is_empty() {
-        r.attempts.last().map_or(0, |a| a.quantized_nodes)
+        // auto's attempts end with the last candidate tried, not the winner.
+        r.attempts
+            .iter()
+            .rev()
+            .find(|a| a.variant == r.variant)
+            .or(r.attempts.last())
+            .map_or(0, |a| a.quantized_nodes)
     } else {
         r.quantized_nodes.len()
     };
