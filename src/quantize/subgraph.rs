@@ -141,13 +141,18 @@ pub fn nested(model: &Model, outer: OuterNames, rewrite: &mut GraphRewrite<'_>) 
         ..Default::default()
     };
     shell.graph = None;
-    level(model.graph(), &shell, outer, rewrite)
+    // A body's new names must not clash with a name already in the model at any level (a
+    // weight quantized both in the main graph and in a branch would otherwise be defined
+    // twice in one scope chain, which ONNX Runtime refuses).
+    let existing = all_names(model.graph());
+    level(model.graph(), &shell, outer, &existing, rewrite)
 }
 
 fn level(
     g: &GraphProto,
     shell: &ModelProto,
     outer: OuterNames,
+    existing: &HashSet<String>,
     rewrite: &mut GraphRewrite<'_>,
 ) -> Result<Nested> {
     let types = super::fp16::elem_types(g);
@@ -159,7 +164,7 @@ fn level(
         for a in &n.attribute {
             let Some(body) = &a.g else { continue };
             out.seen += 1;
-            let (changed, done) = one_body(body, &types, &inits, shell, outer, rewrite)?;
+            let (changed, done) = one_body(body, &types, &inits, shell, outer, existing, rewrite)?;
             out.absorb(&done);
             let Some((new_body, sub_opsets)) = changed else {
                 continue;
@@ -195,6 +200,7 @@ fn one_body(
     outer_inits: &HashMap<&str, &crate::model::TensorProto>,
     shell: &ModelProto,
     outer: OuterNames,
+    existing: &HashSet<String>,
     rewrite: &mut GraphRewrite<'_>,
 ) -> Result<(Option<(GraphProto, Vec<(String, i64)>)>, Nested)> {
     let declared = body.input.len();
@@ -217,7 +223,7 @@ fn one_body(
     });
     let mut counts = Nested::default();
     // Deeper bodies first: their rewrite is part of this body before this level's runs.
-    let deeper = level(sub.graph(), shell, outer, rewrite)?;
+    let deeper = level(sub.graph(), shell, outer, existing, rewrite)?;
     counts.absorb(&deeper);
     let mut changed = false;
     if !deeper.is_empty() {
@@ -240,9 +246,17 @@ fn one_body(
     if !p.ops.is_empty() {
         prepared.apply(p)?;
     }
+    let before = all_names(prepared.graph());
+    let clashes = |m: &Model| {
+        all_names(m.graph())
+            .iter()
+            .any(|n| !before.contains(n) && existing.contains(n))
+    };
     let rewritten = rewrite(&prepared)?;
     let done: HashSet<String> = match rewritten {
-        Some(r) if !r.nodes.is_empty() => {
+        // A rewrite whose new names clash with the model's is dropped: that body stays as
+        // it was, and what it holds counts as left in float.
+        Some(r) if !r.nodes.is_empty() && !clashes(&r.model) => {
             sub = r.model;
             changed = true;
             counts.graphs += 1;
@@ -565,6 +579,24 @@ mod tests {
             crate::model::graph::elem_type(&then.output[0]),
             Some(DataType::Float as i32)
         );
+    }
+
+    #[test]
+    fn a_body_rewrite_whose_new_names_clash_with_the_model_is_dropped() {
+        // What it protects: `w_outer` quantized in the main graph and in a branch would
+        // define `w_outer_quantized` twice along one scope chain (ONNX Runtime: "Graph
+        // must be in single static assignment (SSA) form").
+        let mut m = prepared();
+        m.graph_mut()
+            .initializer
+            .push(weight("w_outer_quantized", &[1], 9, 1.0));
+        let sel = qdq::Selection {
+            per_channel: true,
+            ..Default::default()
+        };
+        let n = qdq::nested_weights(&m, &sel).unwrap();
+        assert_eq!((n.nodes, n.graphs), (1, 1), "only the else branch (Gemm)");
+        assert_eq!(n.left_ops(), "LSTM x1, MatMul x2");
     }
 
     #[test]
