@@ -434,7 +434,7 @@ fn quantize_mode(
                    outs: &[OutputAccuracy],
                    latency: Option<f64>| Attempt {
         variant,
-        quantized_nodes: plan.nodes.len(),
+        quantized_nodes: plan.nodes.len() + plan.nested.nodes,
         min_sqnr_db: outs.iter().filter_map(|o| o.sqnr_db).reduce(f64::min),
         latency_ratio: latency,
         size_ratio: bytes as f64 / fp32_bytes.len() as f64,
