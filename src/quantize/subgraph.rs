@@ -191,6 +191,9 @@ fn level(
     Ok(out)
 }
 
+/// A rewritten body and the opsets (domain, version) it needs.
+type NewBody = (GraphProto, Vec<(String, i64)>);
+
 /// Rewrite one body (its own subgraphs first). Returns the new body and the opsets it needs
 /// that the enclosing model lacks (`None` when nothing changed in it), and the counts (this
 /// body and its nested ones, left-in-float ones included).
@@ -202,7 +205,7 @@ fn one_body(
     outer: OuterNames,
     existing: &HashSet<String>,
     rewrite: &mut GraphRewrite<'_>,
-) -> Result<(Option<(GraphProto, Vec<(String, i64)>)>, Nested)> {
+) -> Result<(Option<NewBody>, Nested)> {
     let declared = body.input.len();
     let mut g = body.clone();
     let mut copied: HashSet<String> = HashSet::new();
