@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Silero VAD (the `silero-vad` wheel, as edgepack::zoo::SILERO_VAD pins it) through
 # `edgepack quantize --mode int8-dynamic` (its LSTMs live inside If branches), `compare`
-# and `profile`. Samples: synthetic 16 kHz chunks (voiced harmonic tones and near-silence,
+# and `profile`; then `--mode int8-weight`, `int8` and `fp16`, which reach the convs inside
+# the branches (latency ratio and accuracy from each quantize run's own report). Samples: synthetic 16 kHz chunks (voiced harmonic tones and near-silence,
 # as zoo::synthetic_vad_samples makes them), one .npz each (input [1,576], state zeros
 # [2,1,128], sr 16000). EDGEPACK_BIN: the binary to measure (default target/release).
 set -euo pipefail
@@ -43,3 +44,7 @@ flags=(--shape input=1x576 --shape state=2x1x128 --input-range sr=16000..16000)
 "$bin" compare "$model" "$work/vad.int8-dynamic.onnx" --inputs "$work/eval"
 "$bin" profile "$model" "${flags[@]}" --threads 1 --plan quick
 "$bin" profile "$work/vad.int8-dynamic.onnx" "${flags[@]}" --threads 1 --plan quick
+for mode in int8-weight int8 fp16; do
+  "$bin" quantize "$model" -o "$work/vad.$mode.onnx" --mode "$mode" \
+    --calibration "$work/calib" --eval "$work/eval" --report "$work/$mode.json"
+done

@@ -34,6 +34,9 @@ mod roundtrip;
 #[path = "cli/quantize_transformer.rs"]
 mod quantize_transformer;
 
+#[path = "cli/families.rs"]
+mod families;
+
 #[path = "cli/shape_suite.rs"]
 mod shape_suite;
 

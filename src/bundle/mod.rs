@@ -183,6 +183,14 @@ pub fn candidates(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result
             ));
         }
     }
+    // The package's declared task (checked when it was packaged).
+    let declared_task = pkg
+        .manifest
+        .postprocessing
+        .as_ref()
+        .and_then(|p| p.task.as_deref())
+        .map(|t| crate::quantize::task::Task::parse("postprocessing.task", t))
+        .transpose()?;
     let mut out = vec![];
     for v in all
         .into_iter()
@@ -236,6 +244,17 @@ pub fn candidates(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result
             is_original: v.name == "fp32" && v.transformations.is_empty(),
             perf,
             predicted,
+            task: declared_task.as_ref().map(|t| {
+                let figures = v
+                    .transformations
+                    .iter()
+                    .rev()
+                    .find_map(|t| {
+                        serde_json::from_value(t.params.get("task_figures")?.clone()).ok()
+                    })
+                    .unwrap_or_default();
+                select::TaskScore::of(t, &figures)
+            }),
         });
     }
     Ok(out)

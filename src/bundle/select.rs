@@ -20,11 +20,22 @@
 //! ([`crate::hardware::cost::LATENCY_ERROR_Q05_Q95`]); the scalar's is the ±30% its
 //! figures were stated with ([`SCALAR_INTERVAL`]), which no measurement has checked.
 //!
+//! - **task**: when the package declares its task (`[postprocessing] task`: `ctc`,
+//!   `mask@0.3`, `top1`, `embedding`) and the variant carries a figure for that task's
+//!   metric (from its quantize report), the figure is within the task's limit
+//!   ([`crate::quantize::task::Task::default_limit`]: CER <= 0.5% of fp32's text, mean
+//!   mask IoU >= 0.98, top-1 agreement >= 99%, min cosine >= 0.99). SQNR does not say
+//!   whether a user notices (a recognizer at 19 dB changed 3.6% of the characters); where
+//!   no figure exists the variant is judged by SQNR alone, and a note says so.
+//!
 //! Among a variant's fitting configurations we take the highest throughput when a latency
 //! budget is given (the budget is what matters, use the rest for items/s), else the lowest
 //! latency at the smallest batch. Among fitting variants, the **most accurate** wins (fp32,
-//! then by SQNR), ties going to the lower predicted latency, then the smaller file: the
-//! budgets say what is good enough, and within them nobody wants to give up accuracy.
+//! then by the declared task's figure where variants have one, then by SQNR), ties going
+//! to the lower predicted latency, then the smaller file: the budgets say what is good
+//! enough, and within them nobody wants to give up accuracy.
+
+use crate::quantize::task::{Figure, Task};
 
 /// How the latency and memory of a configuration are known.
 #[derive(Clone, Debug, PartialEq)]
@@ -80,6 +91,35 @@ pub struct Candidate {
     /// The cost model's prediction where `perf` is a device measurement and the target
     /// also has a device profile: shown beside the measurement, never used for the fit.
     pub predicted: Option<Perf>,
+    /// The package's declared task and this variant's figure on it (`None`: no task).
+    pub task: Option<TaskScore>,
+}
+
+/// A variant's figure on the package's declared task metric, and the limit it is held to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskScore {
+    /// The declared task as the package spells it (`ctc`, `mask@0.3`).
+    pub task: String,
+    /// Which figure judges it, and which way is better.
+    pub figure: Figure,
+    /// The variant's worst-output figure (`None`: its report has none).
+    pub value: Option<f64>,
+    /// The limit the figure must be within.
+    pub limit: f64,
+}
+
+impl TaskScore {
+    /// The score of a variant whose quantize report gave `figures`
+    /// ([`crate::quantize::task::worst_figures`]) on the declared `task`.
+    pub fn of(task: &Task, figures: &std::collections::BTreeMap<String, f64>) -> TaskScore {
+        let figure = task.figure();
+        TaskScore {
+            task: task.name(),
+            figure,
+            value: figures.get(figure.key).copied(),
+            limit: task.default_limit(),
+        }
+    }
 }
 
 /// The target, reduced to what selection needs.
@@ -244,6 +284,21 @@ pub fn evaluate(target: &TargetBudget, c: &Candidate, budgets: &Budgets) -> Eval
                 )),
                 None => reasons.push(format!("accuracy unknown (floor {floor:.1} dB)")),
             }
+        }
+    }
+    if let (Some(t), false) = (&c.task, c.is_original) {
+        match t.value {
+            Some(v) if t.figure.meets(v, t.limit) => {}
+            Some(v) => reasons.push(format!(
+                "declared task {}: {} beyond the limit {}",
+                t.task,
+                t.figure.show(v),
+                t.figure.show(t.limit)
+            )),
+            None => notes.push(format!(
+                "declared task {}: no {} figure for this variant (judged by SQNR only)",
+                t.task, t.figure.label
+            )),
         }
     }
     let mut eval = Evaluation {
@@ -438,12 +493,20 @@ pub fn select(target: &TargetBudget, candidates: &[Candidate], budgets: &Budgets
         .iter()
         .map(|c| evaluate(target, c, budgets))
         .collect();
-    let accuracy = |i: usize| -> f64 {
-        if candidates[i].is_original {
-            f64::INFINITY
-        } else {
-            candidates[i].sqnr_db.unwrap_or(f64::NEG_INFINITY)
-        }
+    // (original, has a task figure, the task figure oriented larger-is-better, SQNR):
+    // compared left to right, larger is more accurate.
+    let accuracy = |i: usize| -> (bool, bool, f64, f64) {
+        let c = &candidates[i];
+        let task = c
+            .task
+            .as_ref()
+            .and_then(|t| Some(t.figure.goodness(t.value?)));
+        (
+            c.is_original,
+            task.is_some(),
+            task.unwrap_or(f64::NEG_INFINITY),
+            c.sqnr_db.unwrap_or(f64::NEG_INFINITY),
+        )
     };
     let latency = |i: usize| -> f64 {
         evaluations[i]
@@ -454,9 +517,11 @@ pub fn select(target: &TargetBudget, candidates: &[Candidate], budgets: &Budgets
     };
     use std::cmp::Ordering;
     let by_accuracy = |a: usize, b: usize| {
-        accuracy(b)
-            .partial_cmp(&accuracy(a))
-            .unwrap_or(Ordering::Equal)
+        let (x, y) = (accuracy(a), accuracy(b));
+        (y.0, y.1)
+            .cmp(&(x.0, x.1))
+            .then(y.2.partial_cmp(&x.2).unwrap_or(Ordering::Equal))
+            .then(y.3.partial_cmp(&x.3).unwrap_or(Ordering::Equal))
     };
     let by_latency = |a: usize, b: usize| {
         latency(a)
@@ -531,7 +596,102 @@ mod tests {
             is_original: name == "fp32",
             perf,
             predicted: None,
+            task: None,
         }
+    }
+
+    fn with_task(mut c: Candidate, task: &str, figures: &[(&str, f64)]) -> Candidate {
+        let t = Task::parse("task", task).unwrap();
+        let f = figures.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        c.task = Some(TaskScore::of(&t, &f));
+        c
+    }
+
+    #[test]
+    fn a_declared_ctc_task_rejects_a_variant_over_its_cer_limit_and_ranks_by_cer() {
+        // What it protects (issue 16): the recognizer's int8 (19 dB, CER 3.6%) is not
+        // shippable text although a 15 dB SQNR floor passes it; int8-weight (CER 0.3%) is.
+        // Among variants within the limit the lower CER wins even at a lower SQNR.
+        let t = target(4, 512, 512, 1.0);
+        let fast = || host(vec![point(1, 1, 10.0, 50)]);
+        let cands = vec![
+            with_task(
+                cand("int8", 2, Some(19.0), fast()),
+                "ctc",
+                &[("cer", 0.036)],
+            ),
+            with_task(
+                cand("int8-weight", 3, Some(40.6), fast()),
+                "ctc",
+                &[("cer", 0.003)],
+            ),
+            with_task(
+                cand("fp16", 4, Some(60.0), fast()),
+                "ctc",
+                &[("cer", 0.001)],
+            ),
+        ];
+        let budgets = Budgets {
+            accuracy_floor_sqnr_db: Some(15.0),
+            prefer: Preference::Size,
+            ..Budgets::default()
+        };
+        let s = select(&t, &cands, &budgets);
+        assert!(!s.evaluations[0].fits);
+        assert!(
+            s.evaluations[0].reasons[0]
+                .contains("declared task ctc: CER 3.60% beyond the limit CER 0.50%"),
+            "{:?}",
+            s.evaluations[0].reasons
+        );
+        assert_eq!(s.chosen, Some(1), "the smallest within the CER limit");
+        let s = select(
+            &t,
+            &cands,
+            &Budgets {
+                prefer: Preference::Accuracy,
+                ..budgets.clone()
+            },
+        );
+        assert_eq!(s.chosen, Some(2), "the lowest CER");
+        // By the task, not by SQNR: a lower-SQNR variant with the better CER wins.
+        let cands = vec![
+            with_task(cand("a", 2, Some(40.0), fast()), "ctc", &[("cer", 0.004)]),
+            with_task(cand("b", 2, Some(20.0), fast()), "ctc", &[("cer", 0.001)]),
+        ];
+        let s = select(&t, &cands, &Budgets::default());
+        assert_eq!(s.chosen, Some(1));
+    }
+
+    #[test]
+    fn a_variant_without_the_task_figure_is_judged_by_sqnr_with_a_note() {
+        let t = target(4, 512, 512, 1.0);
+        let fast = || host(vec![point(1, 1, 10.0, 50)]);
+        let cands = vec![
+            with_task(
+                cand("int8", 2, Some(30.0), fast()),
+                "mask@0.3",
+                &[("cer", 0.1)],
+            ),
+            with_task(
+                cand("fp16", 4, Some(60.0), fast()),
+                "mask@0.3",
+                &[("mask_iou", 0.99)],
+            ),
+            with_task(cand("fp32", 8, None, fast()), "mask@0.3", &[]),
+        ];
+        let s = select(&t, &cands, &Budgets::default());
+        assert!(s.evaluations[0].fits);
+        assert!(
+            s.evaluations[0].notes[0].contains("no mask IoU figure"),
+            "{:?}",
+            s.evaluations[0].notes
+        );
+        assert!(s.evaluations[2].notes.iter().all(|n| !n.contains("task")));
+        assert_eq!(s.chosen, Some(2), "the original first");
+        // Without the original: the variant with a figure ranks above one without.
+        let s = select(&t, &cands[..2], &Budgets::default());
+        assert_eq!(s.chosen, Some(1));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use anyhow::Context;
 use super::Outcome;
 use edgepack::artifact::write_atomic;
 use edgepack::gate::{self, Decision, Extras, Metric, Policy};
+use edgepack::quantize::task::Task;
 use edgepack::report::{self, Exporter};
 use edgepack::units::Unit;
 use edgepack::Error;
@@ -45,6 +46,12 @@ pub struct GateArgs {
     /// Budget on the model file size (e.g. 5MB).
     #[arg(long, value_name = "SIZE")]
     pub max_size: Option<String>,
+    /// The package (`.edgepkg`) the gated model comes from: its declared task
+    /// (`[postprocessing] task`) sets the accuracy check unless one is given (`ctc`: cer at
+    /// most 0.5%; `mask@T`: mask_iou at least 98%), and without --quantize the accuracy
+    /// figures are those the package records for the profiled model's variant.
+    #[arg(long, value_name = "PKG.edgepkg")]
+    pub package: Option<PathBuf>,
     /// Floor on the worst output SQNR of the quantize report (e.g. 25dB).
     #[arg(long, value_name = "DB")]
     pub min_sqnr: Option<String>,
@@ -116,8 +123,9 @@ fn quantity(flag: &str, text: &str, unit: Unit) -> anyhow::Result<f64> {
     Ok(super::quantity(flag, text, unit)?)
 }
 
-/// Resolve the policy: file (if any), then flags on top.
-fn resolve_policy(a: &GateArgs) -> anyhow::Result<Policy> {
+/// Resolve the policy: file (if any), then flags on top, then the package's declared task
+/// for an accuracy metric neither sets.
+fn resolve_policy(a: &GateArgs, task: Option<&Task>) -> anyhow::Result<Policy> {
     let mut p = match &a.policy {
         Some(path) => Policy::from_path(path)?,
         None => Policy::default(),
@@ -166,6 +174,9 @@ fn resolve_policy(a: &GateArgs) -> anyhow::Result<Policy> {
     if let Some(s) = a.seed {
         p.bootstrap.seed = s;
     }
+    if let Some(t) = task {
+        eprintln!("edgepack: {}", p.apply_declared_task(t));
+    }
     let origin = a
         .policy
         .as_ref()
@@ -176,7 +187,17 @@ fn resolve_policy(a: &GateArgs) -> anyhow::Result<Policy> {
 }
 
 pub fn run(ort_lib: &Option<PathBuf>, a: GateArgs) -> anyhow::Result<Outcome> {
-    let policy = resolve_policy(&a)?;
+    let package = a
+        .package
+        .as_deref()
+        .map(|p| edgepack::package::open(p, None))
+        .transpose()?;
+    let task = package
+        .as_ref()
+        .and_then(|p| p.manifest.postprocessing.as_ref()?.task.as_deref())
+        .map(|t| Task::parse("postprocessing.task", t))
+        .transpose()?;
+    let policy = resolve_policy(&a, task.as_ref())?;
     // Every output location is checked before anything is measured: a remeasure takes
     // minutes, and its verdict must not be lost to a missing folder at the end.
     let saved = a
@@ -247,6 +268,9 @@ pub fn run(ort_lib: &Option<PathBuf>, a: GateArgs) -> anyhow::Result<Outcome> {
         let baseline = a.baseline.as_deref().map(gate::read_profile).transpose()?;
         (current, baseline)
     };
+    if let (Some(pkg), None) = (&package, &a.quantize) {
+        package_figures(pkg, &current.model.sha256, &mut extras);
+    }
     let verdict = gate::evaluate(&policy, &current, baseline.as_ref(), &extras)?;
 
     // Files first: a failed write is an error (exit 2), and nothing half-written is left.
@@ -271,4 +295,33 @@ pub fn run(ort_lib: &Option<PathBuf>, a: GateArgs) -> anyhow::Result<Outcome> {
         Decision::Fail => Outcome::Failed,
         Decision::Inconclusive => Outcome::Inconclusive,
     })
+}
+
+/// The accuracy figures a package records for the variant whose file is `sha256`: its SQNR
+/// and its task figures (worst CER, worst mean mask IoU). The original is the reference:
+/// CER 0 and IoU 1 by definition.
+fn package_figures(pkg: &edgepack::package::Opened, sha256: &str, extras: &mut Extras) {
+    let Some(v) = pkg
+        .manifest
+        .components
+        .iter()
+        .flat_map(|c| &c.variants)
+        .find(|v| v.sha256 == sha256)
+    else {
+        return;
+    };
+    if v.transformations.is_empty() {
+        extras.cer = Some(0.0);
+        extras.mask_iou = Some(1.0);
+        return;
+    }
+    extras.sqnr_db = v.sqnr_db;
+    let figures = v
+        .transformations
+        .iter()
+        .rev()
+        .find_map(|t| t.params.get("task_figures")?.as_object().cloned())
+        .unwrap_or_default();
+    extras.cer = figures.get("cer").and_then(|x| x.as_f64());
+    extras.mask_iou = figures.get("mask_iou").and_then(|x| x.as_f64());
 }

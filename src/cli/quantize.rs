@@ -377,6 +377,7 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: QuantizeArgs) -> Result<Outco
             rounding,
         },
         targets,
+        tasks: Vec::new(),
         measure_latency: !args.no_latency,
         latency_budget_s: match args.latency_budget_s {
             Some(s) => s,
@@ -477,7 +478,13 @@ pub fn print_report(r: &Report, out: &Path) {
     println!("quantized model: {}  ({})", out.display(), r.variant);
     println!("preparation: {}", r.preparation.join("; "));
     let rewritten = if r.quantized_nodes.is_empty() {
-        r.attempts.last().map_or(0, |a| a.quantized_nodes)
+        // auto's attempts end with the last candidate tried, not the winner.
+        r.attempts
+            .iter()
+            .rev()
+            .find(|a| a.variant == r.variant)
+            .or(r.attempts.last())
+            .map_or(0, |a| a.quantized_nodes)
     } else {
         r.quantized_nodes.len()
     };

@@ -474,6 +474,46 @@ impl Policy {
             .or_insert_with(|| Rule::new(metric, min_effect))
     }
 
+    /// The accuracy check a package's declared task asks for (`[postprocessing] task`):
+    /// when neither the policy file nor a flag sets a rule on the task's metric, its
+    /// default limit becomes a hard rule (`ctc`: `cer` at most 0.5%; `mask@T`: `mask_iou`
+    /// at least 98%, [`crate::quantize::task::Task::default_limit`]); a rule already set
+    /// is kept. Returns one line saying what was done, for stderr. `top1` and `embedding`
+    /// have no gate metric yet: the line says so and nothing is added.
+    pub fn apply_declared_task(&mut self, task: &crate::quantize::task::Task) -> String {
+        use crate::quantize::task::Task;
+        let metric = match task {
+            Task::Ctc { .. } => Metric::Cer,
+            Task::Mask { .. } => Metric::MaskIou,
+            Task::Top1 | Task::Embedding => {
+                return format!(
+                    "the package declares task {}, which the gate has no metric for: accuracy is checked by the rules given (sqnr, cer, mask_iou)",
+                    task.name()
+                )
+            }
+        };
+        if self.rules.contains_key(&metric) {
+            return format!(
+                "the package declares task {}: its metric {metric} is checked by the rule given",
+                task.name()
+            );
+        }
+        let limit = task.default_limit();
+        let rule = self.rule_mut(metric);
+        let bound = if rule.direction == Direction::HigherIsBetter {
+            rule.min = Some(limit);
+            "at least"
+        } else {
+            rule.max = Some(limit);
+            "at most"
+        };
+        format!(
+            "the package declares task {}: checking {metric} {bound} {} (the task's default limit; set [metrics.{metric}] or its flag to change it)",
+            task.name(),
+            units::Display(limit, Unit::Percent)
+        )
+    }
+
     /// Whether any rule compares against a baseline.
     pub fn needs_baseline(&self) -> bool {
         self.rules.values().any(|r| r.max_regression.is_some())
@@ -572,6 +612,30 @@ mod tests {
         assert!(!s.includes(None, 4, "cpu"));
         assert!(!s.includes(Some(1), 4, "cuda"));
         assert!(Scope::default().includes(None, 1, "x"));
+    }
+
+    #[test]
+    fn a_declared_task_adds_its_metric_unless_a_rule_is_set() {
+        use crate::quantize::task::Task;
+        let mut p = Policy::default();
+        let note = p.apply_declared_task(&Task::Ctc { blank: 0 });
+        assert_eq!(p.rules[&Metric::Cer].max, Some(0.005));
+        assert_eq!(p.rules[&Metric::Cer].severity, Severity::Hard);
+        assert!(note.contains("checking cer at most 0.5%"), "{note}");
+        let mut p = Policy::from_toml("[metrics.mask_iou]\nmin = \"95%\"\n").unwrap();
+        let note = p.apply_declared_task(&Task::Mask { threshold: 0.3 });
+        let kept = p.rules[&Metric::MaskIou].min.unwrap();
+        assert!(
+            (kept - 0.95).abs() < 1e-12,
+            "the given rule is kept: {kept}"
+        );
+        assert!(note.contains("checked by the rule given"), "{note}");
+        let mut p = Policy::default();
+        p.apply_declared_task(&Task::Mask { threshold: 0.3 });
+        assert_eq!(p.rules[&Metric::MaskIou].min, Some(0.98));
+        let mut p = Policy::default();
+        let note = p.apply_declared_task(&Task::Top1);
+        assert!(p.rules.is_empty() && note.contains("no metric"), "{note}");
     }
 
     #[test]

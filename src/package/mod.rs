@@ -99,6 +99,12 @@ impl VariantInput {
         if let Some(p) = v.get("preparation") {
             params.insert("preparation".into(), p.clone());
         }
+        // The worst figure of each task metric (CER, mask IoU, top-1, min cosine), which
+        // bundle selection judges a package's declared task by; none from random inputs.
+        let figures = crate::quantize::task::worst_figures(outputs);
+        if !random && !figures.is_empty() {
+            params.insert("task_figures".into(), serde_json::json!(figures));
+        }
         let session_config = match v.get("session_config") {
             None => BTreeMap::new(),
             Some(c) => serde_json::from_value(c.clone()).map_err(|e| {

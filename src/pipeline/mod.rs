@@ -263,6 +263,12 @@ impl Build {
                 dims: s.shapes.dims.clone(),
                 input_ranges: s.input_ranges.clone(),
                 ort_lib: s.ort_lib.clone(),
+                task: s
+                    .package
+                    .context
+                    .as_ref()
+                    .and_then(|c| c.postprocessing.as_ref())
+                    .and_then(|p| p.task.clone()),
             };
             let called = isolate::call::<_, worker::Response>(
                 worker::command(&s.exe),

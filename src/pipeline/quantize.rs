@@ -103,6 +103,10 @@ pub struct QuantizeJob {
     #[serde(default)]
     pub input_ranges: Vec<String>,
     pub ort_lib: Option<PathBuf>,
+    /// The package's declared task (`[postprocessing] task`, e.g. `ctc`): its metric is
+    /// reported for every output, so the bundle can judge the variant by it.
+    #[serde(default)]
+    pub task: Option<String>,
 }
 
 /// What the child did.
@@ -181,6 +185,11 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeDone> {
     };
     let engine = RuntimeEngine::new(job.ort_lib.as_deref(), 1)?;
     let mode = job.mode.quantizer_mode();
+    let tasks = job
+        .task
+        .iter()
+        .map(|t| quantize::task::Task::parse("postprocessing.task", t))
+        .collect::<Result<Vec<_>>>()?;
     let opts = Options {
         mode,
         method: Method::MinMax,
@@ -193,6 +202,7 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeDone> {
             rounding: WeightRounding::Auto,
         },
         targets: vec![],
+        tasks,
         measure_latency: false,
         latency_budget_s: 10.0,
         debug_layers: false,

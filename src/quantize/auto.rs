@@ -106,6 +106,39 @@ pub fn choose(cands: &[Candidate]) -> Option<(usize, String)> {
     Some((best, why))
 }
 
+/// The warning when the choice was made without latency (`--no-latency`): the rule then
+/// falls back to size alone, which favours `fp16` and weight-only variants, on a CPU
+/// usually slower than fp32 (issue 11: on all-MiniLM-L6-v2 with `cosine>=0.99`, auto with
+/// `--no-latency` chose fp16 at 0.50x size, 1.16x fp32 latency, over an int8-dynamic
+/// variant that met the target at 0.67x size). `None` when latency was measured or the
+/// winner computes in int8.
+pub fn unmeasured_latency_warning(cands: &[Candidate], winner: usize) -> Option<String> {
+    let w = cands.get(winner)?;
+    if cands.iter().any(|c| c.latency_ratio.is_some()) {
+        return None;
+    }
+    let int8_compute = |name: &str| {
+        (name.starts_with("int8") && !name.starts_with("int8-weight")) || name.starts_with("int4")
+    };
+    if int8_compute(&w.name) {
+        return None;
+    }
+    let faster: Vec<&str> = cands
+        .iter()
+        .filter(|c| c.meets_target && int8_compute(&c.name))
+        .map(|c| c.name.as_str())
+        .collect();
+    Some(format!(
+        "auto chose '{}' by size alone: latency was not measured (--no-latency), and float16 or weight-only models are usually slower than fp32 on a CPU{}; run without --no-latency to choose by size x latency",
+        w.name,
+        if faster.is_empty() {
+            String::new()
+        } else {
+            format!(" (also meeting the target with int8 compute: {})", faster.join("; "))
+        }
+    ))
+}
+
 /// Run every applicable mode and keep the winner (see the module docs).
 pub fn search(
     model: &Model,
@@ -125,7 +158,7 @@ pub fn search(
             "no --accuracy-target given: auto used {DEFAULT_TARGET}"
         ));
     }
-    check_task_metrics(model, calib, eval, &opts.targets, engine)?;
+    check_task_metrics(model, calib, eval, &opts.targets, &opts.tasks, engine)?;
     // (mode, prepare from ONNX Runtime's offline-optimized graph): int8 is tried from both
     // preparations, since which gives the faster int8 model depends on the model (measured:
     // the classifier favours ORT's, the recognizer and detector edgepack's own).
@@ -189,6 +222,7 @@ pub fn search(
             format!("no mode applies to this model: {}", notes.join("; ")),
         ));
     };
+    notes.extend(unmeasured_latency_warning(&cands, best));
     let mut q = results.swap_remove(best);
     let winner = &cands[best];
     q.report.mode = Mode::Auto;
@@ -213,9 +247,10 @@ pub fn check_task_metrics(
     calib: &[Feed],
     eval: &[Feed],
     targets: &[AccuracyFloor],
+    declared: &[super::task::Task],
     engine: &dyn Engine,
 ) -> Result<()> {
-    let metrics = Metrics::of(model, targets, &[])?;
+    let metrics = Metrics::of(model, targets, declared)?;
     if metrics.tasks.is_empty() {
         return Ok(());
     }
@@ -267,7 +302,7 @@ pub fn dynamic_guard(
         .collect();
     let all: HashSet<String> = keys.iter().cloned().collect();
     let eval_set: &[Feed] = if eval.is_empty() { calib } else { eval };
-    let metrics = Metrics::of(&prepared, &opts.targets, &[])?;
+    let metrics = Metrics::of(&prepared, &opts.targets, &opts.tasks)?;
     let mut reference = engine.load(&model.to_bytes())?;
     let refs = eval_set
         .iter()
@@ -439,6 +474,43 @@ mod tests {
         assert!(choose(&[]).is_none());
     }
 
+    #[test]
+    fn choosing_without_latency_warns_when_the_winner_computes_in_float() {
+        // What it protects (issue 11): the MiniLM bench ran auto with --no-latency and got
+        // fp16 (smallest, slower than fp32) without a word about the int8 candidate.
+        let cands = [
+            c(
+                "int8 dynamic: 35 MatMul; 1 most sensitive kept float",
+                true,
+                None,
+                0.67,
+                19.5,
+            ),
+            c(
+                "int8-weight: every Conv/MatMul/Gemm",
+                true,
+                None,
+                0.65,
+                32.2,
+            ),
+            c("fp16: 220 of 223 nodes in float16", true, None, 0.50, 60.7),
+        ];
+        let (i, _) = choose(&cands).unwrap();
+        assert_eq!(i, 2);
+        let w = unmeasured_latency_warning(&cands, i).unwrap();
+        assert!(
+            w.contains("by size alone") && w.contains("--no-latency"),
+            "{w}"
+        );
+        assert!(
+            w.contains("with int8 compute: int8 dynamic: 35 MatMul") && !w.contains("int8-weight:"),
+            "{w}"
+        );
+        assert!(unmeasured_latency_warning(&cands, 0).is_none());
+        let timed = [c("fp16", true, Some(1.2), 0.5, 60.0)];
+        assert!(unmeasured_latency_warning(&timed, 0).is_none());
+    }
+
     /// Token batches as the transformer CLI test writes them: one sentence of 8 + 5k
     /// tokens, ids in the vocabulary, the last two tokens padding. Seeded by index.
     fn token_feeds(n: usize, offset: usize) -> Vec<Feed> {
@@ -495,6 +567,7 @@ mod tests {
                 ..Default::default()
             },
             targets: vec![target],
+            tasks: Vec::new(),
             measure_latency: false,
             latency_budget_s: 0.0,
             debug_layers: false,

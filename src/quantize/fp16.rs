@@ -30,8 +30,10 @@
 //! float16, ops whose ONNX type constraints leave out float16 (the quantization ops' scales
 //! among them), ops ONNX Runtime cannot run in float16 (MeanVarianceNormalization), and ops
 //! whose output type is set by an attribute (nothing to gain). On top of it: ops outside the default ONNX domain
-//! (their typing is unknown here), nodes with subgraphs (`If`, `Loop`, `Scan`: their bodies
-//! and the outer tensors they read stay float32), and `--exclude-ops` / `--exclude-nodes`.
+//! (their typing is unknown here), nodes with subgraphs (`If`, `Loop`, `Scan`: the node and
+//! the outer tensors its bodies read stay float32; each body is converted on its own, by
+//! the same rules, with float32 at its inputs and outputs: [`super::subgraph`]), and
+//! `--exclude-ops` / `--exclude-nodes`.
 //!
 //! Trade-off: float16 halves the file and, on GPUs and NPUs with float16 units, the memory
 //! traffic and compute time. ONNX Runtime's CPU provider has few float16 kernels; it wraps
@@ -254,7 +256,9 @@ fn want(f: &Fate, op: &str, i: usize) -> Want {
     }
 }
 
-/// Convert the prepared model to fp16.
+/// Convert the prepared model to fp16: its main graph, then the bodies of its `If`, `Loop`
+/// and `Scan` nodes ([`super::subgraph`]), each with float32 at its boundary (the node
+/// holding it stays float32 in the enclosing graph).
 pub fn convert(prepared: &Model, origin: &Path, opts: &Options) -> Result<Rewrite> {
     let g = prepared.graph();
     if let Some(name) = float16_tensor(g) {
@@ -263,28 +267,34 @@ pub fn convert(prepared: &Model, origin: &Path, opts: &Options) -> Result<Rewrit
             format!("the model already holds float16 tensors ('{name}'); --mode fp16 converts a float32 model"),
         ));
     }
-    let types = elem_types(g);
-    let huge = out_of_range_initializers(g);
-    let fates: Vec<Fate> = g
-        .node
-        .iter()
-        .map(|n| fate(n, &types, &huge, opts))
-        .collect();
-    let converted = fates.iter().filter(|f| **f == Fate::Converted).count();
-    if converted == 0 {
-        let blocked: Vec<String> = g
-            .node
-            .iter()
-            .zip(&fates)
-            .filter(|(_, f)| matches!(f, Fate::Blocked(_)))
-            .map(|(n, _)| n.op_type.clone())
-            .collect();
-        let why = if blocked.is_empty() {
+    // Every name anywhere in the model, and those each rewritten body adds: a body's new
+    // tensors must not reuse a name of an enclosing or nested scope (ONNX Runtime refuses
+    // the model: "Graph must be in single static assignment (SSA) form").
+    let mut reserved = super::subgraph::all_names(g);
+    let top = convert_graph(prepared, opts, &reserved)?;
+    let mut model = top.model.clone().unwrap_or_else(|| prepared.clone());
+    reserved.extend(super::subgraph::all_names(model.graph()));
+    let nested = super::subgraph::nested(
+        &model,
+        super::subgraph::OuterNames::Inputs,
+        &mut |sub: &Model| {
+            let c = convert_graph(sub, opts, &reserved)?;
+            if let Some(m) = &c.model {
+                reserved.extend(super::subgraph::all_names(m.graph()));
+            }
+            Ok(c.model.map(|m| super::subgraph::Rewritten {
+                model: m,
+                nodes: c.converted,
+            }))
+        },
+    )?;
+    if top.converted.is_empty() && nested.is_empty() {
+        let why = if top.blocked.is_empty() {
             "no node computes on float32 tensors".to_string()
         } else {
             format!(
                 "every node computing on float32 is kept in float32 ({})",
-                op_counts(blocked.iter().map(String::as_str))
+                op_counts(top.blocked.iter().map(String::as_str))
             )
         };
         return Err(Error::file(
@@ -292,7 +302,85 @@ pub fn convert(prepared: &Model, origin: &Path, opts: &Options) -> Result<Rewrit
             format!("nothing to convert to fp16: {why}"),
         ));
     }
-    let emitted = emit(g, &types, &fates)?;
+    let mut labels: Vec<String> = top.label.into_iter().collect();
+    if !nested.is_empty() {
+        let p = nested.extend_patch(Patch::new(format!(
+            "fp16 in subgraphs: {} nodes in {} subgraphs, float32 at their boundaries",
+            nested.nodes, nested.graphs
+        )));
+        labels.push(model.apply(p)?.label);
+    }
+    let mut warnings = top.warnings;
+    warnings.extend(nested.float_warning("fp16"));
+    let total = g.node.len();
+    let mut variant = format!("fp16: {} of {total} nodes in float16", top.converted.len());
+    if !nested.is_empty() {
+        variant.push_str(&format!(
+            ", {} in {} subgraphs",
+            nested.nodes, nested.graphs
+        ));
+    }
+    Ok(Rewrite {
+        model,
+        labels,
+        variant,
+        count: top.converted.len() + nested.nodes,
+        warnings,
+    })
+}
+
+/// What [`convert_graph`] did to one graph.
+struct GraphFp16 {
+    /// The converted model (`None`: nothing converted).
+    model: Option<Model>,
+    /// The patch label.
+    label: Option<String>,
+    /// Keys of the converted nodes.
+    converted: Vec<String>,
+    /// Op types of the blocked nodes.
+    blocked: Vec<String>,
+    /// Kept-in-float32 reasons, clamped and flushed values.
+    warnings: Vec<String>,
+}
+
+/// The fp16 conversion of `prepared`'s main graph alone (its subgraphs untouched).
+fn convert_graph(
+    prepared: &Model,
+    opts: &Options,
+    reserved: &HashSet<String>,
+) -> Result<GraphFp16> {
+    let g = prepared.graph();
+    let types = elem_types(g);
+    let huge = out_of_range_initializers(g);
+    let fates: Vec<Fate> = g
+        .node
+        .iter()
+        .map(|n| fate(n, &types, &huge, opts))
+        .collect();
+    let converted: Vec<String> = g
+        .node
+        .iter()
+        .zip(&fates)
+        .filter(|(_, f)| **f == Fate::Converted)
+        .map(|(n, _)| super::graph::node_key(n))
+        .collect();
+    let blocked: Vec<String> = g
+        .node
+        .iter()
+        .zip(&fates)
+        .filter(|(_, f)| matches!(f, Fate::Blocked(_)))
+        .map(|(n, _)| n.op_type.clone())
+        .collect();
+    if converted.is_empty() {
+        return Ok(GraphFp16 {
+            model: None,
+            label: None,
+            converted,
+            blocked,
+            warnings: Vec::new(),
+        });
+    }
+    let emitted = emit(g, &types, &fates, reserved)?;
     let mut model = prepared.clone();
     model.apply(emitted.patch)?;
     // value_info is a declaration, not part of the graph's structure: a stale float32
@@ -302,7 +390,6 @@ pub fn convert(prepared: &Model, origin: &Path, opts: &Options) -> Result<Rewrit
             set_elem_type(vi, FLOAT16);
         }
     }
-    let total = g.node.len();
     let mut warnings = Vec::new();
     let mut by_reason: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (n, f) in g.node.iter().zip(&fates) {
@@ -328,11 +415,11 @@ pub fn convert(prepared: &Model, origin: &Path, opts: &Options) -> Result<Rewrit
             emitted.flushed
         ));
     }
-    Ok(Rewrite {
-        model,
-        labels: vec![emitted.label],
-        variant: format!("fp16: {converted} of {total} nodes in float16"),
-        count: converted,
+    Ok(GraphFp16 {
+        model: Some(model),
+        label: Some(emitted.label),
+        converted,
+        blocked,
         warnings,
     })
 }
@@ -388,7 +475,7 @@ fn float16_tensor(g: &GraphProto) -> Option<String> {
 
 /// Element type of every tensor of the main graph that can be worked out: declared types,
 /// initializer types, then each node's typing rule in topological order.
-fn elem_types(g: &GraphProto) -> HashMap<String, i32> {
+pub(crate) fn elem_types(g: &GraphProto) -> HashMap<String, i32> {
     elem_types_in(g, &HashMap::new())
 }
 
@@ -569,7 +656,7 @@ fn fate(
         return blocked("not a default-domain ONNX op");
     }
     if has_subgraph(n) {
-        return blocked("has a subgraph");
+        return blocked("has a subgraph, converted on its own with float32 at its boundary");
     }
     if !n.name.is_empty() && opts.block_nodes.contains(&n.name) {
         return blocked("--exclude-nodes");
@@ -651,7 +738,14 @@ fn set_elem_type(vi: &mut crate::model::ValueInfoProto, elem: i32) {
     }
 }
 
-fn emit(g: &GraphProto, types: &HashMap<String, i32>, fates: &[Fate]) -> Result<Emitted> {
+/// `reserved`: names the new tensors must not take (those of enclosing and nested graphs:
+/// a subgraph may not reuse a name of its scope).
+fn emit(
+    g: &GraphProto,
+    types: &HashMap<String, i32>,
+    fates: &[Fate],
+    reserved: &HashSet<String>,
+) -> Result<Emitted> {
     let is_float = |t: &str| types.get(t) == Some(&FLOAT);
     let graph_inputs: HashSet<&str> = g.input.iter().map(|v| v.name.as_str()).collect();
     let inits: HashMap<&str, &TensorProto> = g
@@ -660,7 +754,7 @@ fn emit(g: &GraphProto, types: &HashMap<String, i32>, fates: &[Fate]) -> Result<
         .filter(|t| !graph_inputs.contains(t.name.as_str()))
         .map(|t| (t.name.as_str(), t))
         .collect();
-    let mut taken: HashSet<String> = HashSet::new();
+    let mut taken: HashSet<String> = reserved.clone();
     taken.extend(g.input.iter().map(|v| v.name.clone()));
     taken.extend(g.output.iter().map(|v| v.name.clone()));
     taken.extend(g.initializer.iter().map(|t| t.name.clone()));
@@ -1175,7 +1269,8 @@ mod tests {
             .push(builder::node("add", "Add", &["t", "xw"], &["y"], vec![]));
         assert_eq!(elem_types(m.graph()).get("t"), Some(&FLOAT));
         let r = convert_ok(&m, &Options::default());
-        assert_eq!(r.variant, "fp16: 2 of 3 nodes in float16");
+        // The branches (Relu, Neg) convert on their own, float32 at their boundary.
+        assert_eq!(r.variant, "fp16: 2 of 3 nodes in float16, 2 in 2 subgraphs");
         assert_eq!(
             node(r.model.graph(), "Add").input,
             vec!["t_fp16", "xw_fp16"]

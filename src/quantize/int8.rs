@@ -38,11 +38,11 @@ pub(super) fn quantize(
         engine,
         // Weight-only models run with DequantizeLinear folded at load (see `session_config`).
         qconfig: session_config(opts),
-        metrics: Metrics::of(&prepared.model, &opts.targets, &[])?,
+        metrics: Metrics::of(&prepared.model, &opts.targets, &opts.tasks)?,
     };
     let kind = kind(opts);
     let mut attempts = Vec::new();
-    let mut warnings = Vec::new();
+    let mut warnings = qdq::nested_warnings(&full_plan, opts.selection.weights_only);
     // 1. Everything the kernels support.
     let every = format!("{kind}: every Conv/MatMul/Gemm");
     let mut best = cands.judge(full_plan.clone(), every)?;
@@ -103,10 +103,10 @@ fn kind(opts: &Options) -> &'static str {
 /// nothing to quantize.
 fn plan(prepared: &Prepared, opts: &Options) -> Result<qdq::Plan> {
     let plan = qdq::plan(&prepared.model, &opts.selection)?;
-    if plan.nodes.is_empty() {
+    if plan.nodes.is_empty() && plan.nested.is_empty() {
         return Err(Error::file(
             &prepared.origin,
-            "nothing to quantize: no Conv, MatMul or Gemm with constant weights (after exclusions)",
+            "nothing to quantize: no Conv, MatMul or Gemm with constant weights (after exclusions), in the graph or its If/Loop/Scan bodies",
         ));
     }
     Ok(plan)
@@ -379,7 +379,7 @@ impl Candidates<'_> {
     fn attempt(&self, c: &Candidate) -> Attempt {
         Attempt {
             variant: c.variant.clone(),
-            quantized_nodes: c.plan.nodes.len(),
+            quantized_nodes: c.plan.nodes.len() + c.plan.nested.nodes,
             min_sqnr_db: min_sqnr_db(&c.outputs),
             latency_ratio: c.latency.map(|l| l.ratio),
             size_ratio: c.bytes.len() as f64 / self.reference.bytes.len() as f64,

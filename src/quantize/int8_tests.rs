@@ -18,6 +18,7 @@ fn options(method: Method, rounding: WeightRounding) -> Options {
             ..Selection::default()
         },
         targets: Vec::new(),
+        tasks: Vec::new(),
         measure_latency: false,
         latency_budget_s: 0.0,
         debug_layers: false,

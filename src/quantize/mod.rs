@@ -45,6 +45,7 @@ pub mod prepare;
 pub mod preprocess;
 pub mod qdq;
 pub mod runner;
+pub mod subgraph;
 pub mod task;
 #[cfg(test)]
 mod transformer_tests;
@@ -116,6 +117,9 @@ pub struct Options {
     /// Accuracy targets: when set and missed, the most sensitive nodes are kept in float
     /// until they are met (both modes); they also decide the verdict.
     pub targets: Vec<AccuracyFloor>,
+    /// Task metrics reported for every output without being targets (a package's
+    /// declared `[postprocessing] task`, which the build passes on).
+    pub tasks: Vec<task::Task>,
     /// Measure the latency ratio (interleaved runs) against the fp32 model.
     pub measure_latency: bool,
     /// Seconds to spend on the latency comparison (at least 5 pairs are always run).

@@ -313,8 +313,102 @@ fn classify<'a>(
 
 /// Rewrite large constant-weight MatMuls (and simple Gemms) of the prepared model to
 /// `MatMulNBits`: one labelled patch for the opset import, one per node, and one dropping
-/// the float weights no node reads any more.
+/// the float weights no node reads any more; then the same inside the bodies of `If`,
+/// `Loop` and `Scan` nodes ([`super::subgraph`]; weights held by an enclosing graph are
+/// quantized where they are read), as one more labelled patch.
 pub fn convert(prepared: &Model, origin: &Path, opts: &Options) -> Result<Rewrite> {
+    let top = convert_graph(prepared, opts)?;
+    let mut model = top.model.clone().unwrap_or_else(|| prepared.clone());
+    let (mut matmuls, mut gemms) = (top.matmuls, top.gemms);
+    let mut too_small = top.too_small;
+    let mut unsupported = top.unsupported;
+    let nested = super::subgraph::nested(
+        &model,
+        super::subgraph::OuterNames::CopyInitializers,
+        &mut |sub: &Model| {
+            let c = convert_graph(sub, opts)?;
+            matmuls += c.matmuls;
+            gemms += c.gemms;
+            too_small.extend(c.too_small);
+            unsupported.extend(c.unsupported);
+            Ok(c.model.map(|model| super::subgraph::Rewritten {
+                model,
+                nodes: c.rewritten,
+            }))
+        },
+    )?;
+    if top.model.is_none() && nested.is_empty() {
+        return Err(Error::file(
+            origin,
+            format!(
+                "nothing to quantize to int4: no MatMul with a constant 2-D weight of at least \
+                 {MIN_K}x{MIN_N} and {MIN_WEIGHTS} values (after exclusions), in the graph or \
+                 its If/Loop/Scan bodies (int4-weight applies to MatMul-heavy models; try --mode int8)"
+            ),
+        ));
+    }
+    let mut labels = top.labels;
+    if !nested.is_empty() {
+        let p = nested.extend_patch(Patch::new(format!(
+            "int4 MatMulNBits in subgraphs: {} nodes in {} subgraphs",
+            nested.nodes, nested.graphs
+        )));
+        labels.push(model.apply(p)?.label);
+        super::graph::prune_initializers(&mut model)?;
+    }
+    let count = matmuls + gemms;
+    let mut ops = vec![];
+    if matmuls > 0 {
+        ops.push(format!("{matmuls} MatMul"));
+    }
+    if gemms > 0 {
+        ops.push(format!("{gemms} Gemm"));
+    }
+    let scheme = match opts.scheme {
+        Int4Scheme::Asymmetric => "asymmetric",
+        Int4Scheme::Symmetric => "symmetric",
+    };
+    let bs = opts.block_size;
+    let mut variant = format!("int4-weight: {}, block {bs}, {scheme}", ops.join(" + "));
+    if !nested.is_empty() {
+        variant.push_str(&format!(" ({} in subgraphs)", nested.nodes));
+    }
+    let mut warnings = Vec::new();
+    if !too_small.is_empty() {
+        warnings.push(format!(
+            "kept {} MatMul/Gemm in float: weights under {MIN_K}x{MIN_N} or {MIN_WEIGHTS} values ({})",
+            too_small.len(),
+            name_list(&too_small)
+        ));
+    }
+    for u in unsupported {
+        warnings.push(format!("kept {u}"));
+    }
+    warnings.extend(nested.float_warning("int4-weight"));
+    Ok(Rewrite {
+        model,
+        labels,
+        variant,
+        count,
+        warnings,
+    })
+}
+
+/// What [`convert_graph`] did to one graph.
+struct Int4Graph {
+    /// The rewritten model (`None`: nothing to rewrite).
+    model: Option<Model>,
+    labels: Vec<String>,
+    /// Keys of the rewritten nodes.
+    rewritten: Vec<String>,
+    matmuls: usize,
+    gemms: usize,
+    too_small: Vec<String>,
+    unsupported: Vec<String>,
+}
+
+/// [`convert`] on `prepared`'s main graph alone (its subgraphs untouched).
+fn convert_graph(prepared: &Model, opts: &Options) -> Result<Int4Graph> {
     let g = prepared.graph();
     let ix = GraphIndex::new(g);
     let ranks = infer_ranks(g);
@@ -335,14 +429,15 @@ pub fn convert(prepared: &Model, origin: &Path, opts: &Options) -> Result<Rewrit
         }
     }
     if candidates.is_empty() {
-        return Err(Error::file(
-            origin,
-            format!(
-                "nothing to quantize to int4: no MatMul with a constant 2-D weight of at least \
-                 {MIN_K}x{MIN_N} and {MIN_WEIGHTS} values (after exclusions) (int4-weight \
-                 applies to MatMul-heavy models; try --mode int8)"
-            ),
-        ));
+        return Ok(Int4Graph {
+            model: None,
+            labels: Vec::new(),
+            rewritten: Vec::new(),
+            matmuls: 0,
+            gemms: 0,
+            too_small,
+            unsupported,
+        });
     }
 
     let mut patches = vec![
@@ -458,36 +553,17 @@ pub fn convert(prepared: &Model, origin: &Path, opts: &Options) -> Result<Rewrit
         .map(|r| r.label)
         .collect();
 
-    let count = matmuls + gemms;
-    let mut ops = vec![];
-    if matmuls > 0 {
-        ops.push(format!("{matmuls} MatMul"));
-    }
-    if gemms > 0 {
-        ops.push(format!("{gemms} Gemm"));
-    }
-    let scheme = match opts.scheme {
-        Int4Scheme::Asymmetric => "asymmetric",
-        Int4Scheme::Symmetric => "symmetric",
-    };
-    let variant = format!("int4-weight: {}, block {bs}, {scheme}", ops.join(" + "));
-    let mut warnings = Vec::new();
-    if !too_small.is_empty() {
-        warnings.push(format!(
-            "kept {} MatMul/Gemm in float: weights under {MIN_K}x{MIN_N} or {MIN_WEIGHTS} values ({})",
-            too_small.len(),
-            name_list(&too_small)
-        ));
-    }
-    for u in unsupported {
-        warnings.push(format!("kept {u}"));
-    }
-    Ok(Rewrite {
-        model,
+    Ok(Int4Graph {
+        model: Some(model),
         labels,
-        variant,
-        count,
-        warnings,
+        rewritten: candidates
+            .iter()
+            .map(|c| super::graph::node_key(&g.node[c.index]))
+            .collect(),
+        matmuls,
+        gemms,
+        too_small,
+        unsupported,
     })
 }
 

@@ -71,6 +71,11 @@ pub fn constants_to_initializers(model: &Model) -> Result<Patch> {
         if n.op_type != "Constant" || !n.domain.is_empty() || n.output.len() != 1 {
             continue;
         }
+        // A constant that is itself a graph output (an `If` branch returning a constant)
+        // stays a node: an initializer cannot stand in for a subgraph's output everywhere.
+        if g.output.iter().any(|o| o.name == n.output[0]) {
+            continue;
+        }
         // Sparse and string constants stay as they are.
         if constant_tensor(n).is_ok() {
             outputs.push(n.output[0].clone());

@@ -130,10 +130,23 @@ pub struct Plan {
     pub activations: Vec<String>,
     /// How per-channel weights with calibrated input moments are rounded.
     pub rounding: WeightRounding,
+    /// Int8 weights (weight-only, rounded to nearest) inside `If`/`Loop`/`Scan` bodies,
+    /// ready to add to the patch ([`nested_weights`]): activations inside a body are not
+    /// calibrated, so its compute stays float whatever the mode.
+    #[serde(skip)]
+    pub nested: super::subgraph::Nested,
 }
 
-/// Find the nodes to quantize in a prepared (opset >= 13, weights as initializers) graph.
+/// Find the nodes to quantize in a prepared (opset >= 13, weights as initializers) graph,
+/// and the int8 weights of its subgraphs ([`nested_weights`]).
 pub fn plan(model: &Model, sel: &Selection) -> Result<Plan> {
+    let mut p = plan_graph(model, sel)?;
+    p.nested = nested_weights(model, sel)?;
+    Ok(p)
+}
+
+/// [`plan`] for the main graph alone.
+fn plan_graph(model: &Model, sel: &Selection) -> Result<Plan> {
     let g = model.graph();
     let ix = GraphIndex::new(g);
     // Tensors with 1x1 spatial extent: outputs of global pooling and everything computed
@@ -267,7 +280,63 @@ pub fn plan(model: &Model, sel: &Selection) -> Result<Plan> {
         nodes,
         activations,
         rounding: sel.rounding,
+        nested: Default::default(),
     })
+}
+
+/// Int8 weights for the Conv/MatMul/Gemm nodes inside the model's `If`, `Loop` and `Scan`
+/// bodies (their `Constant` weights, their own initializers and the enclosing graphs'
+/// initializers they read), weight-only: per-channel (when `sel.per_channel`) symmetric
+/// int8 in [-127, 127] behind a `DequantizeLinear`, rounded to nearest, no bias
+/// correction. Why weight-only even for `--mode int8`: calibrating an activation inside a
+/// body means exposing it through the `If`/`Loop` outputs of every enclosing level, which
+/// this quantizer does not do; the mode says so in a warning ([`nested_warnings`]).
+pub fn nested_weights(model: &Model, sel: &Selection) -> Result<super::subgraph::Nested> {
+    let mut inner = sel.clone();
+    inner.weights_only = true;
+    super::subgraph::nested(
+        model,
+        super::subgraph::OuterNames::CopyInitializers,
+        &mut |sub: &Model| {
+            let mut p = plan_graph(sub, &inner)?;
+            if p.nodes.is_empty() {
+                return Ok(None);
+            }
+            p.activations.clear();
+            let (ranges, means) = (BTreeMap::new(), BTreeMap::new());
+            let patch = emit(
+                sub,
+                &p,
+                &ranges,
+                &means,
+                &BTreeMap::new(),
+                inner.per_channel,
+            )?;
+            let mut q = sub.clone();
+            q.apply(patch)?;
+            super::graph::prune_initializers(&mut q)?;
+            Ok(Some(super::subgraph::Rewritten {
+                model: q,
+                nodes: p.nodes.iter().map(|n| n.node.clone()).collect(),
+            }))
+        },
+    )
+}
+
+/// The warnings a plan's subgraph part needs (`int8`, or `int8-weight` if weight-only): compute
+/// left in float inside bodies, and for `int8` that bodies get int8 weights only.
+pub fn nested_warnings(plan: &Plan, weights_only: bool) -> Vec<String> {
+    let mode = if weights_only { "int8-weight" } else { "int8" };
+    let n = &plan.nested;
+    let mut w = Vec::new();
+    if !weights_only && n.nodes > 0 {
+        w.push(format!(
+            "{mode}: activations inside subgraphs are not calibrated: {} Conv/MatMul/Gemm in {} subgraph(s) got int8 weights with float compute (as int8-weight)",
+            n.nodes, n.graphs
+        ));
+    }
+    w.extend(n.float_warning(mode));
+    w
 }
 
 /// The geometry of the input patches a planned node reads, for [`Moments`]: 2-D convs with
@@ -669,7 +738,13 @@ pub fn emit(
             "; {gptq_count} weights rounded with error compensation (GPTQ)"
         ));
     }
-    let mut p = Patch::new(label);
+    if !plan.nested.is_empty() {
+        label.push_str(&format!(
+            "; int8 weights only in subgraphs: {} nodes in {} subgraphs",
+            plan.nested.nodes, plan.nested.graphs
+        ));
+    }
+    let mut p = plan.nested.extend_patch(Patch::new(label));
     for (node, index, name) in inputs {
         p.push(PatchOp::SetNodeInput { node, index, name });
     }
@@ -814,6 +889,7 @@ pub fn restrict(plan: &Plan, keep: impl Fn(&QuantNode) -> bool) -> Plan {
         nodes,
         activations: acts,
         rounding: plan.rounding,
+        nested: plan.nested.clone(),
     }
 }
 

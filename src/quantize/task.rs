@@ -122,6 +122,99 @@ impl Task {
     }
 }
 
+/// How a task's figure reads: its key in [`worst_figures`], which way is better, and the
+/// limit a variant is held to when nobody gave one ([`Task::default_limit`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Figure {
+    /// Key in [`worst_figures`]: `cer`, `mask_iou`, `top1`, `min_cosine`.
+    pub key: &'static str,
+    /// What a person reads: `CER`, `mask IoU`, `top-1 agreement`, `min cosine`.
+    pub label: &'static str,
+    /// Higher is better (all but the character error rate).
+    pub higher_is_better: bool,
+}
+
+impl Figure {
+    /// Whether `value` is within `limit` (a ceiling for CER, a floor for the others).
+    pub fn meets(&self, value: f64, limit: f64) -> bool {
+        if self.higher_is_better {
+            value >= limit
+        } else {
+            value <= limit
+        }
+    }
+
+    /// `value` oriented so that larger is better (for ranking).
+    pub fn goodness(&self, value: f64) -> f64 {
+        if self.higher_is_better {
+            value
+        } else {
+            -value
+        }
+    }
+
+    /// `CER 0.40%`, `mask IoU 0.9570`.
+    pub fn show(&self, value: f64) -> String {
+        match self.key {
+            "cer" | "top1" => format!("{} {:.2}%", self.label, value * 100.0),
+            _ => format!("{} {value:.4}", self.label),
+        }
+    }
+}
+
+impl Task {
+    /// The figure that judges this task.
+    pub fn figure(&self) -> Figure {
+        let (key, label, higher_is_better) = match self {
+            Task::Ctc { .. } => ("cer", "CER", false),
+            Task::Mask { .. } => ("mask_iou", "mask IoU", true),
+            Task::Top1 => ("top1", "top-1 agreement", true),
+            Task::Embedding => ("min_cosine", "min cosine", true),
+        };
+        Figure {
+            key,
+            label,
+            higher_is_better,
+        }
+    }
+
+    /// The limit a variant is held to on this task when no other is given: what issue 16
+    /// set as "a user would not notice" (CER <= 0.5% of fp32's text, mean mask IoU >= 0.98)
+    /// and the quantizer's own embedding/classifier targets (min cosine >= 0.99, top-1
+    /// agreement >= 99%).
+    pub fn default_limit(&self) -> f64 {
+        match self {
+            Task::Ctc { .. } => 0.005,
+            Task::Mask { .. } => 0.98,
+            Task::Top1 => 0.99,
+            Task::Embedding => 0.99,
+        }
+    }
+}
+
+/// The worst figure of each task metric over the `outputs` of a quantize report (or
+/// `compare --json`): the highest `ctc.cer`, the lowest `mask.mean_iou`, `top1_agreement`
+/// and `min_cosine`. A metric no output carries is absent. Keys as [`Figure::key`].
+pub fn worst_figures(outputs: &[serde_json::Value]) -> std::collections::BTreeMap<String, f64> {
+    let read = |path: &'static str| {
+        outputs
+            .iter()
+            .filter_map(move |o| o.pointer(path)?.as_f64())
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for (key, v) in [
+        ("cer", read("/ctc/cer").reduce(f64::max)),
+        ("mask_iou", read("/mask/mean_iou").reduce(f64::min)),
+        ("top1", read("/top1_agreement").reduce(f64::min)),
+        ("min_cosine", read("/min_cosine").reduce(f64::min)),
+    ] {
+        if let Some(v) = v.filter(|v| v.is_finite()) {
+            out.insert(key.to_string(), v);
+        }
+    }
+    out
+}
+
 /// `0.3`: a plain finite number.
 fn parse_threshold(t: &str) -> std::result::Result<f64, String> {
     t.trim()
@@ -316,6 +409,29 @@ impl MaskAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn worst_figures_take_the_worst_output_of_each_metric() {
+        let outs: Vec<serde_json::Value> = serde_json::from_str(
+            r#"[{"output": "a", "min_cosine": 0.999, "top1_agreement": 1.0,
+                 "ctc": {"cer": 0.004}, "mask": {"mean_iou": 0.97}},
+                {"output": "b", "min_cosine": 0.95, "top1_agreement": null,
+                 "ctc": {"cer": 0.036}}]"#,
+        )
+        .unwrap();
+        let f = worst_figures(&outs);
+        assert_eq!(f["cer"], 0.036);
+        assert_eq!(f["mask_iou"], 0.97);
+        assert_eq!(f["top1"], 1.0);
+        assert_eq!(f["min_cosine"], 0.95);
+        assert!(worst_figures(&[]).is_empty());
+        let ctc = Task::Ctc { blank: 0 }.figure();
+        assert!(ctc.meets(0.004, 0.005) && !ctc.meets(0.036, 0.005));
+        assert!(ctc.goodness(0.004) > ctc.goodness(0.036));
+        assert_eq!(ctc.show(0.004), "CER 0.40%");
+        let iou = Task::Mask { threshold: 0.3 }.figure();
+        assert!(iou.meets(0.99, 0.98) && !iou.meets(0.957, 0.98));
+    }
 
     /// One-hot rows for a sequence of class indices over `classes` classes.
     fn onehot(seq: &[usize], classes: usize) -> Vec<f32> {

@@ -263,6 +263,83 @@ fn silero_vad_goes_through_every_command() {
         .assert()
         .success();
 
+    // The static modes reach into the If branches too (issue 11): the 12 convs of the two
+    // rate branches get int8 (or float16) weights where they are, the LSTMs they cannot
+    // rewrite are named on stderr, and int8 says its activations there stay float.
+    for (mode, weight_type, warnings) in [
+        (
+            "int8",
+            3, // int8
+            &["activations inside subgraphs are not calibrated: 12 Conv/MatMul/Gemm in 2 subgraph(s)", "left in float (LSTM x4)"][..],
+        ),
+        ("int8-weight", 3, &["int8-weight: 4 compute node(s) in 4 of 50 subgraph(s) left in float (LSTM x4)"][..]),
+        ("fp16", 10, &[][..]), // float16
+    ] {
+        let q = tmp.path().join(format!("vad.{mode}.onnx"));
+        let report = tmp.path().join(format!("{mode}.json"));
+        let out = edgepack()
+            .arg("quantize")
+            .arg(&model)
+            .arg("-o")
+            .arg(&q)
+            .args(["--mode", mode, "--no-latency", "--calibration"])
+            .arg(&samples)
+            .arg("--report")
+            .arg(&report)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{mode}: {stderr}");
+        for w in warnings {
+            assert!(stderr.contains(w), "{mode}: no '{w}' in {stderr}");
+        }
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        let sqnr = r["outputs"][0]["sqnr_db"].as_f64().unwrap();
+        assert!(sqnr > 30.0, "{mode}: speech probability SQNR {sqnr} dB");
+        // Every conv weight inside the branches is stored in the mode's type: none is left
+        // a float32 initializer or Constant of 4 dims.
+        let m = edgepack::model::Model::load(&q).unwrap();
+        let (mut low, mut float_convs) = (0, 0);
+        edgepack::model::for_each_graph(m.graph(), &mut |g| {
+            if std::ptr::eq(g, m.graph()) {
+                return;
+            }
+            low += g
+                .initializer
+                .iter()
+                .filter(|t| t.data_type == Some(weight_type) && t.dims.len() >= 3)
+                .count();
+            float_convs += g
+                .initializer
+                .iter()
+                .filter(|t| t.data_type == Some(1) && t.dims.len() >= 3)
+                .count();
+        });
+        assert!(low >= 12, "{mode}: {low} conv weights of type {weight_type} in subgraphs");
+        assert_eq!(float_convs, 0, "{mode}: float32 conv weights left in subgraphs");
+        assert!(std::fs::metadata(&q).unwrap().len() < std::fs::metadata(&model).unwrap().len());
+    }
+    // No MatMul anywhere: int4-weight says so, naming the bodies it looked in, and writes
+    // nothing.
+    let q4 = tmp.path().join("vad.int4.onnx");
+    let out = edgepack()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(&q4)
+        .args(["--mode", "int4-weight", "--no-latency", "--calibration"])
+        .arg(&samples)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("nothing to quantize to int4") && stderr.contains("If/Loop/Scan bodies"),
+        "{stderr}"
+    );
+    assert!(!q4.exists());
+
     let plan = crate::common::quick_plan(tmp.path());
     let prof = tmp.path().join("p.json");
     edgepack()
