@@ -119,8 +119,10 @@ cat "$base/base.cpio" "$run/data.cpio" > "$run/initrd.cpio"
 echo "== booting an emulated $cpu ($smp cores, $mem_mb MiB) with $(du -sh "$in_dir" | cut -f1) of job files; timings under emulation mean nothing about real boards" >&2
 start_ms=$(( $(date +%s%N) / 1000000 ))
 set +e
+# -nic none: the guest needs no network, and the virt board's default virtio NIC wants
+# efi-virtio.rom, which Debian ships in ipxe-qemu (a recommends we do not install).
 timeout "$timeout_s" qemu-system-aarch64 -M virt -cpu "$cpu" -smp "$smp" -m "$mem_mb" \
-  -nographic -no-reboot -kernel "$base/vmlinuz" -initrd "$run/initrd.cpio" \
+  -nographic -no-reboot -nic none -kernel "$base/vmlinuz" -initrd "$run/initrd.cpio" \
   -append "console=ttyAMA0 rdinit=/init quiet loglevel=1 panic=-1" \
   > "$out_dir/console.log" 2>&1 < /dev/null
 qrc=$?
