@@ -317,7 +317,7 @@ mod tests {
         assert_eq!(p.file.sizes.batch, vec![1]);
         assert!((p.file.measure.min_time_s - min_t / 4.0).abs() < 1e-12);
         assert!(p.file.measure.min_iterations >= (min_i as f64 / 4.0).ceil() as u64);
-        assert!(p.file.measure.min_iterations >= 10);
+        assert!(p.file.measure.min_iterations >= 6);
         assert_eq!(
             p.file.measure.rounds, 1,
             "the gate interleaves its own rounds"

@@ -166,6 +166,10 @@ pub struct MeasureSettings {
     pub stability_tolerance: f64,
 }
 
+/// The fewest runs a round makes when the rounds share a plan's iterations: 6 is the
+/// smallest sample whose [min, max] covers the median with at least 95% (1 - 2/2^6).
+pub const MIN_ROUND_ITERATIONS: u64 = 6;
+
 /// Rounds when a plan does not say: three processes are the fewest in which one odd
 /// process shows as the odd one out (issue 18).
 pub const DEFAULT_ROUNDS: u64 = 3;
@@ -176,12 +180,22 @@ fn default_rounds() -> u64 {
 
 impl MeasureSettings {
     /// The settings of one of `self.rounds` rounds: each gets `1/rounds` of the time and
-    /// iteration budget (at least 10 runs), so the pooled rounds cost what the plan says,
-    /// and a target interval `√rounds` wider, so the pooled samples reach the plan's
-    /// target. The result is a single round.
+    /// iteration budget (at least [`MIN_ROUND_ITERATIONS`] runs, the fewest with a 95%
+    /// median interval of their own, which mode detection compares), so the pooled rounds
+    /// cost what the plan says, and a target interval `√rounds` wider, so the pooled
+    /// samples reach the plan's target. The result is a single round; one round is the
+    /// plan's settings unchanged.
     pub fn per_round(&self) -> MeasureSettings {
-        let r = self.rounds.max(1) as f64;
-        let min_iterations = (self.min_iterations as f64 / r).ceil().max(10.0) as u64;
+        if self.rounds <= 1 {
+            return MeasureSettings {
+                rounds: 1,
+                ..self.clone()
+            };
+        }
+        let r = self.rounds as f64;
+        let min_iterations = ((self.min_iterations as f64 / r).ceil() as u64)
+            .max(MIN_ROUND_ITERATIONS)
+            .min(self.min_iterations.max(1));
         MeasureSettings {
             rounds: 1,
             min_iterations,
@@ -481,6 +495,31 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounds_share_the_plan_budget_and_one_round_is_the_plan() {
+        let m = Plan::builtin("quick").unwrap().file.measure;
+        assert_eq!(m.rounds, 3);
+        let r = m.per_round();
+        assert_eq!(r.rounds, 1);
+        assert!((r.max_time_s - m.max_time_s / 3.0).abs() < 1e-12);
+        assert!((r.min_time_s - m.min_time_s / 3.0).abs() < 1e-12);
+        assert_eq!(r.min_iterations, MIN_ROUND_ITERATIONS);
+        assert!((r.target_ci_rel - m.target_ci_rel * 3f64.sqrt()).abs() < 1e-12);
+        let one = MeasureSettings {
+            rounds: 1,
+            min_iterations: 3,
+            ..m.clone()
+        };
+        assert_eq!(one.per_round(), one);
+        // A plan asking for fewer runs than the floor is not given more per round.
+        let few = MeasureSettings {
+            min_iterations: 2,
+            ..m
+        };
+        assert_eq!(few.per_round().min_iterations, 2);
+        assert!(Plan::from_toml_str("p", "[measure]\nrounds = 0\nwarmup_iterations = 1\nmin_iterations = 1\nmax_iterations = 1\nmin_time_s = 0.0\nmax_time_s = 1.0\ntarget_ci_rel = 0.01\nstability_tolerance = 0.05\n", Path::new("p.toml")).is_err());
+    }
 
     #[test]
     fn every_file_in_profiles_parses_strictly() {

@@ -138,15 +138,18 @@ fn warning_kind(w: &str) -> &str {
 }
 
 /// The rounds' warnings, one per kind (the first round's wording, with how many rounds
-/// said it). `pooled_ci` drops the per-round interval warnings: the pooled interval is
-/// judged against the plan's target instead.
+/// said it). `pooled_ci` drops the per-round interval and window-check warnings: the
+/// pooled interval is judged against the plan's target instead, and drift between rounds.
 fn merge_warnings(rounds: &[ConfigResult], pooled_ci: bool) -> Vec<String> {
     let mut kinds: Vec<(&str, &str, usize)> = Vec::new();
     for r in rounds {
         let mut seen: Vec<&str> = Vec::new();
         for w in &r.warnings {
             let k = warning_kind(w);
-            if (pooled_ci && k == "median CI") || seen.contains(&k) {
+            // With several rounds, drift is judged between them (the pooled interval,
+            // modes): a round too short for its own window check says nothing more.
+            let judged_by_rounds = k == "median CI" || k == "stability not checked";
+            if (pooled_ci && judged_by_rounds) || seen.contains(&k) {
                 continue;
             }
             seen.push(k);
