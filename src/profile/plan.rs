@@ -518,7 +518,8 @@ mod tests {
             ..m
         };
         assert_eq!(few.per_round().min_iterations, 2);
-        assert!(Plan::from_toml_str("p", "[measure]\nrounds = 0\nwarmup_iterations = 1\nmin_iterations = 1\nmax_iterations = 1\nmin_time_s = 0.0\nmax_time_s = 1.0\ntarget_ci_rel = 0.01\nstability_tolerance = 0.05\n", Path::new("p.toml")).is_err());
+        let e = Plan::from_toml_str("p", "[measure]\nrounds = 0\nwarmup_iterations = 1\nmin_iterations = 1\nmax_iterations = 1\nmin_time_s = 0.0\nmax_time_s = 1.0\ntarget_ci_rel = 0.01\nstability_tolerance = 0.05\n", Path::new("p.toml")).unwrap_err().to_string();
+        assert!(e.contains("measure.rounds"), "{e}");
     }
 
     #[test]
