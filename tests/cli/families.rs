@@ -8,7 +8,7 @@ use std::path::Path;
 use edgepack::model::builder;
 use edgepack::tensor::Tensor;
 
-use crate::common::{edgepack, runtime_available};
+use crate::common::{edgepack, hand_config, hand_profile, runtime_available};
 
 /// `n` samples `x[1, 16]` in .npy, seeded by index.
 fn write_samples(dir: &Path, n: usize) {
@@ -181,83 +181,7 @@ fn a_declared_task_judges_bundle_variants_and_gates_by_default() {
 
 /// A minimal profile (one configuration) of the model whose file has `sha256`.
 fn profile_json(sha256: &str) -> String {
-    use edgepack::profile::schema::*;
     let samples: Vec<f64> = (0..20).map(|i| 0.001 + i as f64 * 1e-6).collect();
-    let p = Profile {
-        schema: PROFILE_SCHEMA.into(),
-        edgepack_version: "0.1.0".into(),
-        created_unix_s: 1_700_000_000,
-        model: ModelRef {
-            path: "mlp.onnx".into(),
-            sha256: sha256.into(),
-            size_bytes: 5000,
-        },
-        host: Host {
-            os: "linux".into(),
-            arch: "x86_64".into(),
-            cpu_model: "Test CPU".into(),
-            logical_cores: 2,
-            physical_cores: Some(1),
-            total_memory_bytes: 8_000_000_000,
-            isa_features: vec![],
-        },
-        onnxruntime_version: "1.31.1".into(),
-        plan: PlanSummary {
-            name: "ci".into(),
-            rounds: 1,
-            warmup_iterations: 5,
-            min_iterations: 20,
-            max_iterations: 2000,
-            min_time_s: 1.0,
-            max_time_s: 10.0,
-            target_ci_rel: 0.01,
-            graph_optimization_level: "all".into(),
-        },
-        configs: vec![ConfigResult {
-            id: "ep=cpu threads=1 batch=1".into(),
-            ep_requested: "cpu".into(),
-            threads: 1,
-            batch: Some(1),
-            dims: Default::default(),
-            input_shapes: Default::default(),
-            status: Status::Ok,
-            failure: None,
-            reason: None,
-            ep_used: Some("CPUExecutionProvider".into()),
-            session_create_s: Some(0.05),
-            first_run_s: Some(0.002),
-            latency: Some(LatencyStats {
-                iterations: 20,
-                min_s: samples[0],
-                mean_s: samples[10],
-                p50_s: samples[10],
-                p90_s: samples[18],
-                p95_s: samples[19],
-                p99_s: samples[19],
-                max_s: samples[19],
-                stddev_s: None,
-                p50_ci_low_s: samples[8],
-                p50_ci_high_s: samples[12],
-                p50_ci_rel: 0.002,
-                outliers_mild: 0,
-                outliers_severe: 0,
-                stable: true,
-                samples_s: samples.clone(),
-                rounds: vec![],
-                modes: vec![],
-            }),
-            throughput_items_per_s: Some(1000.0),
-            memory: None,
-            cpu: None,
-            gpu: None,
-            per_op: vec![],
-            warnings: vec![],
-            uses_all_cores: false,
-        }],
-        needs: None,
-        model_session_config: Default::default(),
-        not_run: Vec::new(),
-        interrupted: false,
-    };
+    let p = hand_profile("mlp.onnx", sha256, 5000, vec![hand_config(1, samples, 1)]);
     serde_json::to_string(&p).unwrap()
 }

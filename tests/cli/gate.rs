@@ -7,7 +7,7 @@ use edgepack::profile::schema::*;
 use predicates::prelude::*;
 use rand::{Rng, SeedableRng};
 
-use crate::common::edgepack;
+use crate::common::{edgepack, hand_config, hand_profile};
 
 /// Latency samples around `center_s` with relative spread `spread` (seeded).
 fn samples(center_s: f64, spread: f64, n: usize, seed: u64) -> Vec<f64> {
@@ -17,109 +17,17 @@ fn samples(center_s: f64, spread: f64, n: usize, seed: u64) -> Vec<f64> {
         .collect()
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let h = (sorted.len() - 1) as f64 * q;
-    let lo = h.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
-    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
-}
-
 fn config(batch: i64, s: Vec<f64>, peak_rss_bytes: u64) -> ConfigResult {
-    let mut sorted = s.clone();
-    sorted.sort_by(f64::total_cmp);
-    let p50 = quantile(&sorted, 0.5);
-    // A plain order-statistic interval is enough for hand-built inputs.
-    let n = sorted.len();
-    let half = (1.96 * (n as f64 * 0.25).sqrt()).ceil() as usize;
-    let (lo, hi) = (
-        sorted[(n / 2).saturating_sub(half)],
-        sorted[(n / 2 + half).min(n - 1)],
-    );
-    ConfigResult {
-        id: format!("ep=cpu threads=1 batch={batch}"),
-        ep_requested: "cpu".into(),
-        threads: 1,
-        batch: Some(batch),
-        dims: Default::default(),
-        input_shapes: Default::default(),
-        status: Status::Ok,
-        failure: None,
-        reason: None,
-        ep_used: Some("CPUExecutionProvider".into()),
-        session_create_s: Some(0.05),
-        first_run_s: Some(0.02),
-        latency: Some(LatencyStats {
-            iterations: n as u64,
-            min_s: sorted[0],
-            mean_s: p50,
-            p50_s: p50,
-            p90_s: quantile(&sorted, 0.9),
-            p95_s: quantile(&sorted, 0.95),
-            p99_s: quantile(&sorted, 0.99),
-            max_s: sorted[n - 1],
-            stddev_s: None,
-            p50_ci_low_s: lo,
-            p50_ci_high_s: hi,
-            p50_ci_rel: (hi - lo) / 2.0 / p50,
-            outliers_mild: 0,
-            outliers_severe: 0,
-            stable: true,
-            samples_s: s,
-            rounds: vec![],
-            modes: vec![],
-        }),
-        throughput_items_per_s: Some(batch as f64 / p50),
-        memory: Some(MemoryStats {
-            rss_before_load_bytes: 20_000_000,
-            rss_after_session_bytes: 80_000_000,
-            peak_rss_bytes,
-            peak_rss_session_create_bytes: None,
-        }),
-        cpu: None,
-        gpu: None,
-        per_op: vec![],
-        warnings: vec![],
-        uses_all_cores: false,
-    }
+    hand_config(batch, s, peak_rss_bytes)
 }
 
 fn profile(model: &str, sha_byte: &str, configs: Vec<ConfigResult>) -> Profile {
-    Profile {
-        schema: PROFILE_SCHEMA.into(),
-        edgepack_version: "0.1.0".into(),
-        created_unix_s: 1_700_000_000,
-        model: ModelRef {
-            path: format!("models/{model}"),
-            sha256: sha_byte.repeat(32),
-            size_bytes: 4_500_000,
-        },
-        host: Host {
-            os: "linux".into(),
-            arch: "x86_64".into(),
-            cpu_model: "Test CPU".into(),
-            logical_cores: 2,
-            physical_cores: Some(1),
-            total_memory_bytes: 8_000_000_000,
-            isa_features: vec![],
-        },
-        onnxruntime_version: "1.31.1".into(),
-        plan: PlanSummary {
-            name: "ci".into(),
-            rounds: 1,
-            warmup_iterations: 5,
-            min_iterations: 20,
-            max_iterations: 2000,
-            min_time_s: 1.0,
-            max_time_s: 10.0,
-            target_ci_rel: 0.01,
-            graph_optimization_level: "all".into(),
-        },
+    hand_profile(
+        &format!("models/{model}"),
+        &sha_byte.repeat(32),
+        4_500_000,
         configs,
-        needs: None,
-        model_session_config: Default::default(),
-        not_run: Vec::new(),
-        interrupted: false,
-    }
+    )
 }
 
 fn write(dir: &Path, name: &str, p: &Profile) -> PathBuf {
