@@ -498,13 +498,14 @@ mod tests {
 
     #[test]
     fn rounds_share_the_plan_budget_and_one_round_is_the_plan() {
-        let m = Plan::builtin("quick").unwrap().file.measure;
+        let m = Plan::builtin("default").unwrap().file.measure;
         assert_eq!(m.rounds, 3);
+        assert_eq!(Plan::builtin("quick").unwrap().file.measure.rounds, 2);
         let r = m.per_round();
         assert_eq!(r.rounds, 1);
         assert!((r.max_time_s - m.max_time_s / 3.0).abs() < 1e-12);
         assert!((r.min_time_s - m.min_time_s / 3.0).abs() < 1e-12);
-        assert_eq!(r.min_iterations, MIN_ROUND_ITERATIONS);
+        assert_eq!(r.min_iterations, 7); // ceil(20 / 3)
         assert!((r.target_ci_rel - m.target_ci_rel * 3f64.sqrt()).abs() < 1e-12);
         let one = MeasureSettings {
             rounds: 1,
@@ -518,6 +519,12 @@ mod tests {
             ..m
         };
         assert_eq!(few.per_round().min_iterations, 2);
+        // The floor: 10 runs over 3 rounds is 6 per round, not 4.
+        let ten = MeasureSettings {
+            min_iterations: 10,
+            ..few.clone()
+        };
+        assert_eq!(ten.per_round().min_iterations, MIN_ROUND_ITERATIONS);
         let e = Plan::from_toml_str("p", "[measure]\nrounds = 0\nwarmup_iterations = 1\nmin_iterations = 1\nmax_iterations = 1\nmin_time_s = 0.0\nmax_time_s = 1.0\ntarget_ci_rel = 0.01\nstability_tolerance = 0.05\n", Path::new("p.toml")).unwrap_err().to_string();
         assert!(e.contains("measure.rounds"), "{e}");
     }
