@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::setting::Subject;
+
 /// The library's error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -14,9 +16,10 @@ pub enum Error {
     /// An input to the model (a tensor, a shape) is wrong.
     #[error("input '{name}': {message}")]
     Input { name: String, message: String },
-    /// A command-line value or option combination is wrong.
+    /// A setting's value or a combination of settings is wrong ([`Subject`] says which
+    /// setting, typed, or names what else).
     #[error("{what}: {message}")]
-    Usage { what: String, message: String },
+    Usage { what: Subject, message: String },
     /// An operating-system I/O error on a named path.
     // The OS error is part of the message and deliberately not a `#[source]`: the CLI prints
     // the error chain on one line, which would repeat it.
@@ -71,8 +74,8 @@ impl Error {
         }
     }
 
-    /// A wrong command-line value.
-    pub fn usage(what: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A wrong setting (a [`crate::setting::Setting`], or a named subject that is not one).
+    pub fn usage(what: impl Into<Subject>, message: impl Into<String>) -> Self {
         Error::Usage {
             what: what.into(),
             message: message.into(),

@@ -33,6 +33,7 @@ pub mod profile;
 pub mod quantize;
 pub mod report;
 pub mod runtime;
+pub mod setting;
 pub mod stats;
 pub mod table;
 pub mod tensor;

@@ -9,6 +9,7 @@ mod bundle;
 mod compare;
 mod completions;
 mod demo;
+mod flag;
 mod gate;
 mod inspect;
 mod isolation;
@@ -120,6 +121,8 @@ pub enum Command {
 
 /// Parse arguments, run the command, print any error as one line, return the exit status.
 pub fn main() -> i32 {
+    // Before anything else: every message the library writes from here on names flags.
+    flag::install();
     // The profiler's child process (`sweep::WorkerCommand`) is not a subcommand: a hidden
     // clap subcommand still shows up in "did you mean" suggestions for typos.
     let outcome = match std::env::args_os().nth(1).and_then(|a| worker(&a)) {

@@ -9,6 +9,7 @@ use edgepack::gate::Policy;
 use edgepack::inputs::ShapeOverrides;
 use edgepack::profile::plan::Plan;
 use edgepack::profile::sweep::WorkerCommand;
+use edgepack::setting::Subject;
 use edgepack::Error;
 
 pub use edgepack::gate::remeasure::Remeasured;
@@ -47,7 +48,10 @@ pub fn interleaved(s: &Settings, policy: &Policy) -> anyhow::Result<Remeasured> 
         session_config: s.session_config.clone(),
     };
     let mut measurer = SweepMeasurer::new(&settings).map_err(|e| match e {
-        Error::Usage { what, message } if what == "remeasure" => Error::usage("--model", message),
+        Error::Usage {
+            what: Subject::Named(what),
+            message,
+        } if what == "remeasure" => Error::usage("--model", message),
         e => e,
     })?;
     Ok(remeasure::interleave(s.rounds, &mut measurer)?)
