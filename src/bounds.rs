@@ -13,6 +13,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::model::graph::is_default_domain;
 use crate::model::{attr, shape, tensor_data, Model};
+use crate::setting::Setting;
 
 /// The largest tensor the main graph would hold whose size is known statically, as
 /// (node label, op type, bytes). Element sizes come from the declared dtype where known,
@@ -64,20 +65,20 @@ fn product(dims: &[i64]) -> u64 {
 }
 
 /// Refuse a model that would statically allocate a tensor larger than `limit_bytes`.
-/// `origin` names the model in the error; `flag` names the option that sets the limit.
+/// `origin` names the model in the error; `setting` is what sets the limit.
 pub fn check_static_allocations(
     model: &Model,
     input_shapes: &BTreeMap<String, Vec<i64>>,
     limit_bytes: u64,
     origin: &Path,
-    flag: &str,
+    setting: Setting,
 ) -> Result<()> {
     match largest_static_tensor(model, input_shapes) {
         Some((node, op, bytes)) if bytes > limit_bytes => Err(Error::file(
             origin,
             format!(
                 "node '{node}' ({op}) would allocate {} ({bytes} bytes), over the memory limit of \
-                 {} ({flag}); refused before running",
+                 {} ({setting}); refused before running",
                 crate::units::format_bytes(bytes),
                 crate::units::format_bytes(limit_bytes),
             ),
@@ -109,13 +110,13 @@ mod tests {
             &BTreeMap::new(),
             1 << 30,
             Path::new("b.onnx"),
-            "--memory-limit",
+            Setting::MemoryLimit,
         )
         .unwrap_err()
         .to_string();
         assert!(e.starts_with("b.onnx: node '"), "{e}");
         assert!(
-            e.contains("(ConstantOfShape)") && e.contains("--memory-limit"),
+            e.contains("(ConstantOfShape)") && e.contains("(memory limit)"),
             "{e}"
         );
     }
@@ -124,10 +125,24 @@ mod tests {
     fn accepts_small_constant_of_shape_and_ordinary_models() {
         let m = bomb(&[2, 3]);
         assert_eq!(largest_static_tensor(&m, &BTreeMap::new()).unwrap().2, 24);
-        check_static_allocations(&m, &BTreeMap::new(), 1 << 20, Path::new("b.onnx"), "x").unwrap();
+        check_static_allocations(
+            &m,
+            &BTreeMap::new(),
+            1 << 20,
+            Path::new("b.onnx"),
+            Setting::MemoryLimit,
+        )
+        .unwrap();
         let mlp = builder::mlp(&[4, 8, 3], 1);
         let shapes = BTreeMap::from([("x".to_string(), vec![1, 4])]);
-        check_static_allocations(&mlp, &shapes, 1 << 20, Path::new("m.onnx"), "x").unwrap();
+        check_static_allocations(
+            &mlp,
+            &shapes,
+            1 << 20,
+            Path::new("m.onnx"),
+            Setting::MemoryLimit,
+        )
+        .unwrap();
     }
 
     #[test]

@@ -120,8 +120,8 @@ pub struct WheelModel {
 /// state, zeros at the start of a stream), `sr` int64 scalar (16000 or 8000). Outputs:
 /// `output` `[batch, 1]` (speech probability) and `stateN` (the next state). The sample
 /// rate has no generated value that means anything ([`crate::inputs::Role::Parameter`]):
-/// give it, `--input-range sr=16000..16000`, with `--shape input=1x576 --shape
-/// state=2x1x128` ([`SILERO_VAD_FLAGS`]).
+/// give it an input range `sr=16000..16000`, with input shapes `input=1x576` and
+/// `state=2x1x128` (one 16 kHz chunk).
 pub const SILERO_VAD: WheelModel = WheelModel {
     name: "silero-vad",
     requirement: "silero-vad==6.2.3",
@@ -130,16 +130,6 @@ pub const SILERO_VAD: WheelModel = WheelModel {
     cache: "silero-vad",
     sha256: "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3",
 };
-
-/// The flags that size Silero VAD's inputs for one 16 kHz chunk (see [`SILERO_VAD`]).
-pub const SILERO_VAD_FLAGS: [&str; 6] = [
-    "--shape",
-    "input=1x576",
-    "--shape",
-    "state=2x1x128",
-    "--input-range",
-    "sr=16000..16000",
-];
 
 impl WheelModel {
     /// Path of the cached, hash-checked file, downloading the wheel on first use.

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::hardware::Arch;
 use crate::package::EDGEPACK_VERSION;
+use crate::setting::Setting;
 
 /// The entry's file name inside `runtime/<platform>/`.
 pub const BINARY_NAME: &str = "edgepack";
@@ -88,7 +89,7 @@ pub fn locate(arch: Arch) -> Result<DeviceBinary> {
     };
     if !path.is_file() {
         return Err(Error::usage(
-            "--with-device-binary",
+            Setting::WithDeviceBinary,
             format!(
                 "no edgepack {EDGEPACK_VERSION} for {platform} at {}; build it with `bash {CROSS_SCRIPT}` (or set {DIR_ENV})",
                 path.display()

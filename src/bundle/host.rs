@@ -5,6 +5,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::hardware;
 use crate::profile::schema::Profile;
+use crate::setting::Setting;
 
 /// The host compute figure and its basis for scaling `profiles` (none without profiles):
 /// `explicit` when given, else an estimate placing the host among the devices in
@@ -21,7 +22,7 @@ pub fn host_compute(
     if let Some(v) = explicit {
         if !(v.is_finite() && v > 0.0) {
             return Err(Error::usage(
-                "host compute",
+                Setting::HostCompute,
                 format!("{v} is not a positive number"),
             ));
         }
@@ -32,7 +33,7 @@ pub fn host_compute(
     let clock_based = c.basis.contains("estimated from");
     if clock_based && !cpu.is_empty() && cpu != &here.cpu_model {
         return Err(Error::usage(
-            "host compute",
+            Setting::HostCompute,
             format!("the profile was measured on '{cpu}', not this host; give its compute figure"),
         ));
     }

@@ -18,6 +18,7 @@ use crate::hardware::{Arch, Target};
 use crate::package::manifest::{self, Kind, Manifest, Prediction, TargetInfo, Transformation};
 use crate::package::{self, archive, selftest, sha256_hex, Opened, EDGEPACK_VERSION};
 use crate::profile::schema::{Profile, Status, PROFILE_SCHEMA};
+use crate::setting::Setting;
 
 pub use host::host_compute;
 pub use select::{Basis, Budgets, Candidate, Perf, PerfPoint, Preference, Selection, TargetBudget};
@@ -27,12 +28,13 @@ pub use select::{Basis, Budgets, Candidate, Perf, PerfPoint, Preference, Selecti
 /// accuracy figure every variant carries.
 pub fn parse_accuracy_floor(s: &str) -> Result<f64> {
     use crate::quantize::accuracy::AccuracyFloor;
-    match AccuracyFloor::parse_for("--accuracy-floor", s)? {
+    match AccuracyFloor::parse_for(Setting::AccuracyFloor, s)? {
         AccuracyFloor::Sqnr(db) => Ok(db),
         other => Err(Error::usage(
-            "--accuracy-floor",
+            Setting::AccuracyFloor,
             format!(
-                "'{s}': bundles choose variants by SQNR (e.g. sqnr>=25dB); {other} is checked by `quantize --accuracy-target` and `gate`"
+                "'{s}': bundles choose variants by SQNR (e.g. sqnr>=25dB); {other} is checked by `quantize {}` and `gate`",
+                Setting::AccuracyTarget
             ),
         )),
     }
@@ -172,7 +174,7 @@ pub fn candidates(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result
     if let Some(want) = &opts.variant {
         if !all.iter().any(|v| &v.name == want) {
             return Err(Error::usage(
-                "--variant",
+                Setting::Variant,
                 format!(
                     "the package has no variant '{want}' (it has: {})",
                     all.iter()
@@ -221,7 +223,10 @@ pub fn candidates(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result
             (None, None) => match host_profile {
                 Some(p) => {
                     let (hc, note) = opts.host_compute.clone().ok_or_else(|| {
-                        Error::usage("--host-compute", "needed to scale host profiles to targets")
+                        Error::usage(
+                            Setting::HostCompute,
+                            "needed to scale host profiles to targets",
+                        )
                     })?;
                     Some(perf_from_profile(
                         p,
@@ -382,7 +387,8 @@ pub fn plan(pkg: &Opened, target: &Target, opts: &BundleOptions) -> Result<Selec
                 .is_some_and(|c| c.basis.starts_with("host"))
             {
                 e.notes.push(format!(
-                    "CPU-provider estimate; {ep} on the target is not predicted (give --device-profile)"
+                    "CPU-provider estimate; {ep} on the target is not predicted (give {})",
+                    Setting::DeviceProfile
                 ));
             }
         }

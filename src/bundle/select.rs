@@ -36,6 +36,7 @@
 //! enough, and within them nobody wants to give up accuracy.
 
 use crate::quantize::task::{Figure, Task};
+use crate::setting::Setting;
 
 /// How the latency and memory of a configuration are known.
 #[derive(Clone, Debug, PartialEq)]
@@ -275,7 +276,8 @@ pub fn evaluate(target: &TargetBudget, c: &Candidate, budgets: &Budgets) -> Eval
             match c.sqnr_db {
                 Some(s) if s >= floor && c.sqnr_in_sample => notes.push(format!(
                     "SQNR {s:.1} dB >= floor {floor:.1} dB is in-sample (measured on the \
-                     calibration inputs, optimistic): build with --eval DIR for a held-out figure"
+                     calibration inputs, optimistic): build with {} DIR for a held-out figure",
+                    Setting::Eval
                 )),
                 Some(s) if s >= floor => {}
                 Some(s) => reasons.push(format!(

@@ -210,14 +210,7 @@ pub fn run(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Outcome> {
     let settings = settings(ort_lib, args)?;
     let output = settings.output.clone();
     let mut progress = Progress::default();
-    let built = Build::new(settings)?
-        .run(&mut progress)
-        .map_err(|e| match e {
-            Error::Usage { what, message } if what == "host compute" => {
-                Error::usage("--host-compute", message)
-            }
-            e => e,
-        })?;
+    let built = Build::new(settings)?.run(&mut progress)?;
     drop(progress);
     let outcome = super::bundle::report(&built.outcomes, false);
     // The HTML build report next to the bundles, then the short summary and its path.

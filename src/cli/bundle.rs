@@ -283,11 +283,7 @@ pub fn options(
     if host_compute_flag.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
         return Err(Error::usage("--host-compute", "must be a positive number"));
     }
-    let host_compute =
-        bundle::host_compute(host_compute_flag, &profiles, hardware_dir).map_err(|e| match e {
-            Error::Usage { message, .. } => Error::usage("--host-compute", message),
-            e => e,
-        })?;
+    let host_compute = bundle::host_compute(host_compute_flag, &profiles, hardware_dir)?;
     Ok(BundleOptions {
         budgets: Budgets {
             latency_budget_s: match super::optional_quantity(

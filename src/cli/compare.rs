@@ -9,6 +9,7 @@ use super::Outcome;
 use edgepack::quantize::engine::RuntimeEngine;
 use edgepack::quantize::task::Task;
 use edgepack::quantize::{compare_models, Comparison};
+use edgepack::setting::Setting;
 use edgepack::{model::Model, Error, Result};
 
 /// Compare model B against model A on the same inputs (accuracy and latency).
@@ -73,7 +74,7 @@ fn run_in_process(ort_lib: &Option<PathBuf>, args: CompareArgs) -> Result<Outcom
     let tasks = args
         .tasks
         .iter()
-        .map(|t| Task::parse("--task", t))
+        .map(|t| Task::parse(Setting::Task, t))
         .collect::<Result<Vec<_>>>()?;
     let a = Model::load(&args.a)?;
     let b = Model::load(&args.b)?;

@@ -167,7 +167,13 @@ pub fn run(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome> {
         .iter()
         .map(|(n, t)| (n.clone(), t.shape().iter().map(|&d| d as i64).collect()))
         .collect();
-    bounds::check_static_allocations(&model, &shapes, mem, &args.model, "--memory-limit")?;
+    bounds::check_static_allocations(
+        &model,
+        &shapes,
+        mem,
+        &args.model,
+        edgepack::setting::Setting::MemoryLimit,
+    )?;
     let providers = args
         .providers
         .split(',')

@@ -23,6 +23,7 @@ use serde::Serialize;
 use super::policy::{Direction, Metric, Policy, Rule, Severity};
 use crate::error::{Error, Result};
 use crate::profile::schema::{ConfigResult, Profile, Status, PROFILE_SCHEMA};
+use crate::setting::Setting;
 use crate::stats::{self, Interval};
 
 /// The schema identifier of the gate's JSON output.
@@ -266,8 +267,16 @@ pub fn evaluate(
     if policy.rules.is_empty() {
         return Err(Error::usage(
             "gate",
-            "nothing to check: give --policy, a budget (--max-p95, --max-peak-memory, \
-             --max-size, --min-sqnr) or --baseline with --max-regression",
+            format!(
+                "nothing to check: give {}, a budget ({}, {}, {}, {}) or {} with {}",
+                Setting::Policy,
+                Setting::MaxP95,
+                Setting::MaxPeakMemory,
+                Setting::MaxSize,
+                Setting::MinSqnr,
+                Setting::Baseline,
+                Setting::MaxRegression
+            ),
         ));
     }
     if policy.needs_baseline() && baseline.is_none() {
@@ -278,7 +287,7 @@ pub fn evaluate(
             .map(|(m, _)| m.name())
             .collect();
         return Err(Error::usage(
-            "--baseline",
+            Setting::Baseline,
             format!(
                 "the policy checks regressions of {} but no baseline profile was given",
                 metrics.join(", ")
@@ -291,11 +300,18 @@ pub fn evaluate(
             continue;
         }
         let why = if *metric == Metric::Sqnr {
-            "no quantize report given (--quantize FILE.json)"
+            format!(
+                "no quantize report given ({} FILE.json)",
+                Setting::QuantizeReport
+            )
         } else {
-            "the quantize report has no such figure (none given with --quantize FILE.json, or \
-             the model was quantized without that task metric: --accuracy-target cer<=... or \
-             mask-iou>=...@T)"
+            format!(
+                "the quantize report has no such figure (none given with {} FILE.json, or \
+                 the model was quantized without that task metric: {} cer<=... or \
+                 mask-iou>=...@T)",
+                Setting::QuantizeReport,
+                Setting::AccuracyTarget
+            )
         };
         // A soft check is advice: without its input it is skipped, and the verdict says
         // so; a hard one cannot be judged, which is an error.
@@ -303,7 +319,7 @@ pub fn evaluate(
             notes.push(format!("{metric} (a soft check) skipped: {why}"));
         } else {
             return Err(Error::usage(
-                "--quantize",
+                Setting::QuantizeReport,
                 format!("the policy checks {metric} but {why}"),
             ));
         }
@@ -313,13 +329,14 @@ pub fn evaluate(
         let (bn, cn) = (file_name(&b.model.path), file_name(&current.model.path));
         if !same_sha && bn != cn && !extras.allow_model_rename {
             return Err(Error::usage(
-                "--baseline",
+                Setting::Baseline,
                 format!(
                     "baseline profile is of a different model ('{bn}', sha256 {}) than the \
-                     current one ('{cn}', sha256 {}); pass --allow-model-rename if the model \
+                     current one ('{cn}', sha256 {}); pass {} if the model \
                      file was renamed",
                     short(&b.model.sha256),
-                    short(&current.model.sha256)
+                    short(&current.model.sha256),
+                    Setting::AllowModelRename
                 ),
             ));
         }
@@ -329,11 +346,12 @@ pub fn evaluate(
             notes.push(format!(
                 "baseline was measured on a different machine ({}, {} cores) than the \
                  current profile ({}, {} cores): latency comparisons are unreliable; \
-                 prefer --remeasure",
+                 prefer {}",
                 b.host.cpu_model,
                 b.host.logical_cores,
                 current.host.cpu_model,
-                current.host.logical_cores
+                current.host.logical_cores,
+                Setting::Remeasure
             ));
         }
     }
@@ -368,7 +386,7 @@ pub fn evaluate(
             .collect();
         if !missing.is_empty() && policy.needs_baseline() {
             return Err(Error::usage(
-                "--baseline",
+                Setting::Baseline,
                 format!(
                     "baseline profile ({}) lacks configuration(s) {} (it has: {}); profile \
                      the baseline with the same plan",
@@ -390,7 +408,7 @@ pub fn evaluate(
             .collect();
         if !dropped.is_empty() && policy.needs_baseline() {
             return Err(Error::usage(
-                "--current",
+                Setting::Current,
                 format!(
                     "current profile ({}) lacks configuration(s) {} that the baseline has \
                      (it has: {}); profile both with the same plan",
@@ -843,7 +861,9 @@ fn timing_regression(
         };
         if let Some(why) = modal("candidate", lat).or_else(|| modal("baseline", base)) {
             c.message = format!(
-                "{why}: cannot decide a regression from a latency that changes regime between                  processes (use --remeasure, fewer threads than cores or a quieter runner)"
+                "{why}: cannot decide a regression from a latency that changes regime between \
+                 processes (use {}, fewer threads than cores or a quieter runner)",
+                Setting::Remeasure
             );
             return c;
         }
@@ -922,8 +942,9 @@ fn judge_regression(c: &mut Check, rule: &Rule, metric: Metric, t: f64) {
             CheckStatus::Inconclusive,
             format!(
                 "{change}: the interval straddles the tolerated {}; too noisy to decide \
-                 (use --remeasure, more iterations or a quieter runner)",
-                pct(t)
+                 (use {}, more iterations or a quieter runner)",
+                pct(t),
+                Setting::Remeasure
             ),
         )
     };

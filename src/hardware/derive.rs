@@ -32,7 +32,9 @@ use serde::{Deserialize, Serialize};
 use super::device::{DeviceProfile, KernelClass, KernelDtype, KernelFit, KernelPoint};
 use super::device::{ThreadProfile, DEVICE_SCHEMA};
 use super::Target;
+use crate::error::{Error, Result};
 use crate::profile::schema::Host;
+use crate::setting::Setting;
 
 /// Assumed parallel fraction of a kernel for the derived thread scaling (Amdahl's law).
 /// Not measured on any target: ONNX Runtime's MLAS kernels split large convs and GEMMs
@@ -68,8 +70,8 @@ pub struct CpuFigures {
 }
 
 impl CpuFigures {
-    /// Check the figures are usable; the message names the bad one.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    /// Check the figures are usable; the error names the bad one.
+    pub fn validate(&self) -> Result<()> {
         let pos = |v: f64| v.is_finite() && v > 0.0;
         for (name, v) in [
             ("clock_hz", self.clock_hz),
@@ -83,14 +85,23 @@ impl CpuFigures {
             ),
         ] {
             if !pos(v) {
-                return Err(format!("cpu_figures.{name} must be positive, got {v}"));
+                return Err(Error::usage(
+                    format!("cpu_figures.{name}"),
+                    format!("must be positive, got {v}"),
+                ));
             }
         }
         if self.physical_cores == 0 {
-            return Err("cpu_figures.physical_cores must be at least 1".into());
+            return Err(Error::usage(
+                "cpu_figures.physical_cores",
+                "must be at least 1",
+            ));
         }
         if self.source.is_empty() || self.source.iter().any(|s| s.trim().is_empty()) {
-            return Err("cpu_figures.source must name the documents the figures come from".into());
+            return Err(Error::usage(
+                "cpu_figures.source",
+                "must name the documents the figures come from",
+            ));
         }
         Ok(())
     }
@@ -227,17 +238,28 @@ pub fn derive(
     ref_info: &Reference,
     target: &Target,
     figures: &CpuFigures,
-) -> std::result::Result<DeviceProfile, String> {
+) -> Result<DeviceProfile> {
     ref_info.cpu_figures.validate()?;
     figures.validate()?;
     if reference.derivation.is_some() {
-        return Err("the reference profile is itself derived: derive from a probe".into());
+        return Err(Error::usage(
+            "reference profile",
+            "it is itself derived: derive from a probe",
+        ));
     }
     let one = reference
         .threads
         .iter()
         .find(|t| t.threads == 1)
-        .ok_or("the reference probe has no single-thread lines (probe with --threads 1)")?;
+        .ok_or_else(|| {
+            Error::usage(
+                "reference profile",
+                format!(
+                    "the probe has no single-thread lines (probe with {} 1)",
+                    Setting::Threads
+                ),
+            )
+        })?;
     let rf = &ref_info.cpu_figures;
     let overhead = ref_info.relative_compute / target.relative_compute;
     let fp32_of = |class: KernelClass| {

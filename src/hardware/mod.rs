@@ -243,7 +243,8 @@ impl Target {
             }
         }
         if let Some(fig) = &f.cpu_figures {
-            fig.validate().map_err(|m| Error::file(origin, m))?;
+            fig.validate()
+                .map_err(|e| Error::file(origin, e.to_string()))?;
         }
         let device_profile = match &f.device_profile {
             None => None,

@@ -31,6 +31,7 @@ use crate::profile::plan::MeasureSettings;
 use crate::profile::sweep::WorkerCommand;
 use crate::profile::worker::{measure_in_child, WorkerRequest};
 use crate::runtime::{ExecutionContext, GraphOptimizationLevel, Provider, ProviderFallback};
+use crate::setting::Setting;
 
 use super::device::{
     DeviceProfile, KernelClass, KernelDtype, KernelFit, KernelPoint, MemoryCost, ThreadProfile,
@@ -908,7 +909,7 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
     let started = Instant::now();
     if opts.threads.is_empty() || opts.threads.contains(&0) {
         return Err(Error::usage(
-            "--threads",
+            Setting::Threads,
             "thread counts must be at least 1",
         ));
     }

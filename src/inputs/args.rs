@@ -4,13 +4,17 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
+use crate::setting::Setting;
 use crate::tensor::{format_shape, DType};
 
 /// Split `NAME=VALUE` at the *last* `=` (input names may contain `=`, values never do).
-fn split_assignment<'a>(flag: &str, arg: &'a str, form: &str) -> Result<(&'a str, &'a str)> {
+fn split_assignment<'a>(setting: Setting, arg: &'a str, form: &str) -> Result<(&'a str, &'a str)> {
     match arg.rsplit_once('=') {
         Some((k, v)) if !k.is_empty() && !v.trim().is_empty() => Ok((k, v.trim())),
-        _ => Err(Error::usage(flag, format!("expected {form}, got '{arg}'"))),
+        _ => Err(Error::usage(
+            setting,
+            format!("expected {form}, got '{arg}'"),
+        )),
     }
 }
 
@@ -29,10 +33,10 @@ pub fn parse_shape(text: &str) -> Option<Vec<usize>> {
 
 /// Parse one `--shape NAME=1x3x224x224` argument.
 pub fn parse_shape_arg(arg: &str) -> Result<(String, Vec<usize>)> {
-    let (name, value) = split_assignment("--shape", arg, "NAME=DIMS like x=1x3x224x224")?;
+    let (name, value) = split_assignment(Setting::Shape, arg, "NAME=DIMS like x=1x3x224x224")?;
     let shape = parse_shape(value).ok_or_else(|| {
         Error::usage(
-            "--shape",
+            Setting::Shape,
             format!("'{value}' is not a shape like 1x3x224x224 with every dim >= 1 (in '{arg}')"),
         )
     })?;
@@ -42,14 +46,14 @@ pub fn parse_shape_arg(arg: &str) -> Result<(String, Vec<usize>)> {
 /// Parse one `--dim SYMBOL=N[,M...]` argument (a list sweeps, in `profile`; one value
 /// everywhere else). Every size must be at least 1.
 pub fn parse_dim_arg(arg: &str) -> Result<(String, Vec<usize>)> {
-    let (name, value) = split_assignment("--dim", arg, "SYMBOL=N[,M...] like sequence=128")?;
+    let (name, value) = split_assignment(Setting::Dim, arg, "SYMBOL=N[,M...] like sequence=128")?;
     let values: Option<Vec<usize>> = value
         .split(',')
         .map(|x| x.trim().parse::<usize>().ok().filter(|&n| n >= 1))
         .collect();
     let values = values.filter(|v| !v.is_empty()).ok_or_else(|| {
         Error::usage(
-            "--dim",
+            Setting::Dim,
             format!("'{value}' is not a size >= 1 or a list like 16,64 (in '{arg}')"),
         )
     })?;
@@ -72,7 +76,7 @@ impl ShapeOverrides {
         if let Some(old) = self.shapes.insert(name.clone(), shape.clone()) {
             if old != shape {
                 return Err(Error::usage(
-                    "--shape",
+                    Setting::Shape,
                     format!(
                         "input '{name}' given twice ({} and {})",
                         format_shape(&old),
@@ -89,14 +93,14 @@ impl ShapeOverrides {
         let (name, values) = parse_dim_arg(arg)?;
         let [n] = values[..] else {
             return Err(Error::usage(
-                "--dim",
+                Setting::Dim,
                 format!("'{arg}' gives several sizes; this command runs one (profile sweeps)"),
             ));
         };
         if let Some(old) = self.dims.insert(name.clone(), n) {
             if old != n {
                 return Err(Error::usage(
-                    "--dim",
+                    Setting::Dim,
                     format!("symbol '{name}' given twice ({old} and {n})"),
                 ));
             }
@@ -147,7 +151,7 @@ impl ValueRange {
         let text = format!("{}..{}", self.lo, self.hi);
         let bad = |why: String| {
             Err(Error::usage(
-                "--input-range",
+                Setting::InputRange,
                 format!("input '{input}' ({dtype}): {text} {why}"),
             ))
         };
@@ -168,20 +172,21 @@ pub struct ValueRanges(pub BTreeMap<String, ValueRange>);
 impl ValueRanges {
     /// Add one `--input-range NAME=LO..HI` argument (`LO <= HI`, both finite).
     pub fn add_arg(&mut self, arg: &str) -> Result<()> {
-        let (name, value) = split_assignment("--input-range", arg, "NAME=LO..HI like ids=0..999")?;
+        let (name, value) =
+            split_assignment(Setting::InputRange, arg, "NAME=LO..HI like ids=0..999")?;
         let (lo, hi) = value
             .split_once("..")
             .and_then(|(a, b)| Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?)))
             .filter(|(a, b)| a.is_finite() && b.is_finite())
             .ok_or_else(|| {
                 Error::usage(
-                    "--input-range",
+                    Setting::InputRange,
                     format!("'{value}' is not a range like 0..999 or -1.5..1.5 (in '{arg}')"),
                 )
             })?;
         if lo > hi {
             return Err(Error::usage(
-                "--input-range",
+                Setting::InputRange,
                 format!("'{arg}': LO {lo} is above HI {hi}"),
             ));
         }
@@ -191,7 +196,7 @@ impl ValueRanges {
             .is_some()
         {
             return Err(Error::usage(
-                "--input-range",
+                Setting::InputRange,
                 format!("input '{name}' given twice"),
             ));
         }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::args::{ValueRange, ValueRanges};
 use super::spec::{unknown_input, Role, TensorSpec};
 use crate::error::{Error, Result};
+use crate::setting::Setting;
 use crate::tensor::{DType, Tensor};
 
 /// One generated tensor for `spec` at `shape`, seeded.
@@ -38,9 +39,11 @@ pub fn generate(
             &spec.name,
             format!(
                 "is an {dtype} scalar that indexes nothing (a parameter such as a sample \
-                 rate): edgepack cannot make up its value; give it with --input-range {0}=V..V \
-                 or --input {0}=FILE",
-                spec.name
+                 rate): edgepack cannot make up its value; give it with {1} {0}=V..V \
+                 or {2} {0}=FILE",
+                spec.name,
+                Setting::InputRange,
+                Setting::Input
             ),
         )),
         Role::Data if dtype == DType::Bool => Tensor::filled(dtype, shape, 1.0),
@@ -96,7 +99,7 @@ pub fn check_generation(
         let spec = specs
             .iter()
             .find(|s| &s.name == name)
-            .ok_or_else(|| unknown_input(name, specs, "--input-range"))?;
+            .ok_or_else(|| unknown_input(name, specs, Setting::InputRange))?;
         r.check(name, spec.dtype()?)?;
     }
     for s in specs {

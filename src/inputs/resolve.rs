@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use super::spec::{unknown_input, Role, TensorSpec};
 use crate::error::{Error, Result};
 use crate::model::Dim;
+use crate::setting::Setting;
 use crate::tensor::{format_shape, Tensor};
 
 /// Concrete shapes, one per spec in order, and notes for stderr (defaults taken).
@@ -143,7 +144,7 @@ fn resolve_inner(
 ) -> Result<Partial> {
     for name in overrides.shapes.keys() {
         if !specs.iter().any(|s| &s.name == name) {
-            return Err(unknown_input(name, specs, "--shape"));
+            return Err(unknown_input(name, specs, Setting::Shape));
         }
     }
     let symbols: Vec<&str> = specs
@@ -157,7 +158,7 @@ fn resolve_inner(
             all.sort();
             all.dedup();
             return Err(Error::usage(
-                "--dim",
+                Setting::Dim,
                 format!(
                     "no input has a dim named '{sym}' (symbols: {})",
                     if all.is_empty() {
@@ -172,7 +173,7 @@ fn resolve_inner(
     let mut b = Bindings::default();
     let mut notes = Vec::new();
     for (sym, &n) in &overrides.dims {
-        b.bind("", sym, n, format!("--dim {sym}={n}"))?;
+        b.bind("", sym, n, format!("{} {sym}={n}", Setting::Dim))?;
         b.from_flag.insert(sym.clone(), n);
     }
     // Pass 1: files bind symbols (and must agree with --dim), then --shape (where --dim
@@ -189,14 +190,15 @@ fn resolve_inner(
                     return Err(Error::input(
                         &spec.name,
                         format!(
-                            "--shape {} disagrees with the input file's shape {}",
+                            "{} {} disagrees with the input file's shape {}",
+                            Setting::Shape,
                             format_shape(shape),
                             format_shape(file_shape)
                         ),
                     ));
                 }
             }
-            fit_shape(spec, shape, "--shape", &mut b, true)?;
+            fit_shape(spec, shape, &Setting::Shape.to_string(), &mut b, true)?;
         }
     }
     // Pass 2: everything else from the model's dims and the bindings.
@@ -224,7 +226,8 @@ fn resolve_inner(
             Error::input(
                 &spec.name,
                 format!(
-                    "the model declares no shape for this input; pass --shape {}=DxDx...",
+                    "the model declares no shape for this input; pass {} {}=DxDx...",
+                    Setting::Shape,
                     spec.name
                 ),
             )
@@ -251,9 +254,9 @@ fn resolve_inner(
                 let how = match d {
                     Dim::Symbol(s) => {
                         b.bind(&spec.name, s, 1, "the default batch".into())?;
-                        format!("--dim {s}=N")
+                        format!("{} {s}=N", Setting::Dim)
                     }
-                    _ => format!("--shape {}=...", spec.name),
+                    _ => format!("{} {}=...", Setting::Shape, spec.name),
                 };
                 notes.push(format!(
                     "input '{}': batch dim '{d}' (axis 0 of {}) set to 1; {how} sets it",
@@ -267,16 +270,19 @@ fn resolve_inner(
                 Dim::Symbol(s) => Error::input(
                     &spec.name,
                     format!(
-                        "symbolic dim '{s}' (axis {axis} of {}) is unresolved; pass --dim {s}=N or --shape {}=...",
+                        "symbolic dim '{s}' (axis {axis} of {}) is unresolved; pass {} {s}=N or {} {}=...",
                         spec.shape_text(),
+                        Setting::Dim,
+                        Setting::Shape,
                         spec.name
                     ),
                 ),
                 _ => Error::input(
                     &spec.name,
                     format!(
-                        "axis {axis} of {} is dynamic and unnamed; pass --shape {}={}",
+                        "axis {axis} of {} is dynamic and unnamed; pass {} {}={}",
                         spec.shape_text(),
+                        Setting::Shape,
                         spec.name,
                         example_shape(dims)
                     ),

@@ -10,6 +10,7 @@ use super::resolve::{check_tensor, fit_shape, resolve, Bindings};
 use super::spec::{input_names, model_inputs, unknown_input, TensorSpec};
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::setting::Setting;
 use crate::tensor::{self, npy, pb, Tensor};
 
 /// Where input data comes from.
@@ -35,7 +36,7 @@ impl InputSources {
             Some((k, v)) if !k.is_empty() && !v.is_empty() => (k, v),
             _ => {
                 return Err(Error::usage(
-                    "--input",
+                    Setting::Input,
                     format!("expected NAME=FILE, got '{arg}'"),
                 ))
             }
@@ -46,7 +47,7 @@ impl InputSources {
             .is_some()
         {
             return Err(Error::usage(
-                "--input",
+                Setting::Input,
                 format!("input '{name}' given twice"),
             ));
         }
@@ -162,7 +163,7 @@ fn load_files(
     let mut out = BTreeMap::new();
     for (name, path) in &src.files {
         if !specs.iter().any(|s| &s.name == name) {
-            return Err(unknown_input(name, specs, "--input"));
+            return Err(unknown_input(name, specs, Setting::Input));
         }
         out.insert(name.clone(), (read_named(path, name)?, path.clone()));
     }
@@ -179,7 +180,7 @@ fn load_files(
     if !bundle.is_dir() {
         return Err(Error::file(
             bundle,
-            "--inputs must be a folder or an .npz file",
+            format!("{} must be a folder or an .npz file", Setting::Inputs),
         ));
     }
     for (i, spec) in specs.iter().enumerate() {

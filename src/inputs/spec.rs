@@ -7,6 +7,7 @@ use crate::model::attr::NodeExt;
 use crate::model::graph::{self, GraphIndex};
 use crate::model::proto::type_proto::Value as TypeValue;
 use crate::model::{DataType, Dim, Model, ValueInfoProto};
+use crate::setting::Setting;
 use crate::tensor::{onnx_type_name, DType};
 
 /// What an input means to the model, as far as the graph and the name tell. It decides
@@ -203,12 +204,12 @@ pub fn model_outputs(model: &Model) -> Vec<TensorSpec> {
         .collect()
 }
 
-/// An error for a flag or file that names no input of the model.
-pub(crate) fn unknown_input(name: &str, specs: &[TensorSpec], flag: &str) -> Error {
+/// An error for a setting that names no input of the model.
+pub(crate) fn unknown_input(name: &str, specs: &[TensorSpec], setting: Setting) -> Error {
     Error::input(
         name,
         format!(
-            "{flag} names no input of the model (its inputs: {})",
+            "{setting} names no input of the model (its inputs: {})",
             input_names(specs)
         ),
     )

@@ -105,12 +105,12 @@ fn leading_batch_defaults_to_one_with_a_note() {
     let r = resolve(&model_inputs(&m), &ov(&[], &[]), &none()).unwrap();
     assert_eq!(r.shapes, vec![vec![1, 4], vec![1, 2]]);
     assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
-    assert!(r.notes[0].contains("--dim batch=N"), "{:?}", r.notes);
+    assert!(r.notes[0].contains("symbolic dim batch=N"), "{:?}", r.notes);
     // An anonymous leading dim too.
     let m = model(vec![vi("x", 1, &["?", "3", "48", "192"])], &[]);
     let r = resolve(&model_inputs(&m), &ov(&[], &[]), &none()).unwrap();
     assert_eq!(r.shapes, vec![vec![1, 3, 48, 192]]);
-    assert!(r.notes[0].contains("--shape x="), "{:?}", r.notes);
+    assert!(r.notes[0].contains("input shape x="), "{:?}", r.notes);
 }
 
 #[test]
@@ -119,7 +119,10 @@ fn unresolved_symbol_says_which_dim_to_pass() {
     let e = resolve_shapes(&model_inputs(&m), &ov(&[], &[]), &none())
         .unwrap_err()
         .to_string();
-    assert!(e.contains("'seq'") && e.contains("pass --dim seq=N"), "{e}");
+    assert!(
+        e.contains("'seq'") && e.contains("pass symbolic dim seq=N"),
+        "{e}"
+    );
     assert!(e.starts_with("input 'x'"), "{e}");
 }
 
@@ -130,7 +133,7 @@ fn anonymous_dim_asks_for_a_shape() {
     let e = resolve_shapes(&specs, &ov(&[], &[]), &none())
         .unwrap_err()
         .to_string();
-    assert!(e.contains("pass --shape x=Nx3xNxN"), "{e}");
+    assert!(e.contains("pass input shape x=Nx3xNxN"), "{e}");
     let s = resolve_shapes(&specs, &ov(&["x=1x3x48x192"], &[]), &none()).unwrap();
     assert_eq!(s, vec![vec![1, 3, 48, 192]]);
 }
@@ -178,7 +181,7 @@ fn rejects_unknown_input_names() {
         .to_string();
     assert_eq!(
         e,
-        "input 'y': --shape names no input of the model (its inputs: x)"
+        "input 'y': input shape names no input of the model (its inputs: x)"
     );
 }
 
@@ -278,7 +281,7 @@ fn integer_scalar_parameters_are_asked_for() {
         .unwrap_err()
         .to_string();
     assert!(e.starts_with("input 'sr'"), "{e}");
-    assert!(e.contains("--input-range sr=V..V"), "{e}");
+    assert!(e.contains("input range sr=V..V"), "{e}");
     let src = InputSources {
         ranges: ValueRanges::from_args(&["sr=16000..16000".into()]).unwrap(),
         ..Default::default()

@@ -20,6 +20,7 @@ use super::proto::ValueInfoProto;
 use super::shape::{self, Cost};
 use super::{external, for_each_graph, Model};
 use crate::error::{Error, Result};
+use crate::setting::Setting;
 
 /// `inspect` writes an anonymous dim as `"?"` (its JSON predates the one [`Dim`], whose
 /// own JSON form writes `null`); scripts read these files, so the form stays.
@@ -516,8 +517,10 @@ impl ModelInfo {
                 let mut why = Vec::new();
                 if !c.unresolved_inputs.is_empty() {
                     why.push(format!(
-                        "input {} not sized: pass --shape NAME=DIMS or --dim SYMBOL=N",
-                        c.unresolved_inputs.join(", ")
+                        "input {} not sized: pass {} NAME=DIMS or {} SYMBOL=N",
+                        c.unresolved_inputs.join(", "),
+                        Setting::Shape,
+                        Setting::Dim
                     ));
                 }
                 why.push(format!(

@@ -33,6 +33,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::model::Dim;
 use crate::quantize::task::Task;
+use crate::setting::Setting;
 
 use super::manifest::{Contract, ExecutionContext, Postprocessing, Preprocessing};
 
@@ -126,9 +127,10 @@ impl ContextFile {
                 )));
             }
             if p.labels.is_some() {
-                return Err(bad(
-                    "labels are given with --labels FILE, not in the context file".into(),
-                ));
+                return Err(bad(format!(
+                    "labels are given with {} FILE, not in the context file",
+                    Setting::Labels
+                )));
             }
             if let Some(t) = &p.task {
                 let task = Task::parse("postprocessing.task", t).map_err(|e| bad(e.to_string()))?;

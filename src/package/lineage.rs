@@ -6,6 +6,7 @@
 //! to an existing file without a fragment is hashed for you.
 
 use crate::error::{Error, Result};
+use crate::setting::Setting;
 
 use super::manifest::{Artifact, CodeRef, Lineage};
 
@@ -21,7 +22,7 @@ pub struct LineageSpec {
 impl LineageSpec {
     /// Parse `KEY[:NAME]=URI[#FRAGMENT]`.
     pub fn parse(s: &str) -> Result<Self> {
-        let bad = |m: &str| Error::usage("--lineage", format!("'{s}': {m}"));
+        let bad = |m: &str| Error::usage(Setting::Lineage, format!("'{s}': {m}"));
         let (k, rest) = s
             .split_once('=')
             .ok_or_else(|| bad("expected KEY=URI[#sha256]"))?;
@@ -95,11 +96,11 @@ pub fn build(specs: &[LineageSpec]) -> Result<Lineage> {
                 };
                 match key {
                     "source" if l.source_model.is_some() => {
-                        return Err(Error::usage("--lineage", "source given twice"))
+                        return Err(Error::usage(Setting::Lineage, "source given twice"))
                     }
                     "source" => l.source_model = Some(a),
                     "parent" if l.parent.is_some() => {
-                        return Err(Error::usage("--lineage", "parent given twice"))
+                        return Err(Error::usage(Setting::Lineage, "parent given twice"))
                     }
                     "parent" => l.parent = Some(a),
                     _ => l.datasets.push(a),

@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::setting::Setting;
 
 pub use context::ContextFile;
 pub use lineage::LineageSpec;
@@ -285,7 +286,7 @@ pub fn build(
             },
             None => {
                 return Err(Error::usage(
-                    "--labels",
+                    Setting::Labels,
                     "the model has several outputs; name the one the labels apply to in the context file's [postprocessing] output",
                 ))
             }
@@ -309,13 +310,13 @@ pub fn build(
             || v.name.is_empty()
         {
             return Err(Error::usage(
-                "--variant",
+                Setting::Variant,
                 format!("'{}': names are a-z, 0-9, '-', '_'", v.name),
             ));
         }
         if entries.contains_key(&variant_path(&v.name)) {
             return Err(Error::usage(
-                "--variant",
+                Setting::Variant,
                 format!("variant '{}' given twice", v.name),
             ));
         }
@@ -384,7 +385,7 @@ pub fn build(
                     }
                     None => {
                         return Err(Error::usage(
-                            "--sample-inputs",
+                            Setting::SampleInputs,
                             format!(
                                 "{origin}: no expected outputs given (put them in an 'expected/' folder) and no runtime to compute them"
                             ),

@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 use super::measure::Protocol;
 use super::schema::PlanSummary;
 use crate::error::{Error, Result};
+use crate::setting::Setting;
 
 /// Plans shipped in `profiles/`, compiled in (name, TOML).
 pub const BUILTIN_PLANS: [(&str, &str); 4] = [
@@ -321,7 +322,7 @@ impl Plan {
             .find(|(n, _)| *n == name)
             .ok_or_else(|| {
                 Error::usage(
-                    "--plan",
+                    Setting::Plan,
                     format!(
                         "no plan named '{name}' (built in: quick, default, ci, edge; or give a path to a .toml file)"
                     ),

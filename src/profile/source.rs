@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::package::manifest::ExecutionContext as PackageContext;
+use crate::setting::Setting;
 
 /// The model to profile, resolved.
 #[derive(Debug)]
@@ -45,7 +46,7 @@ impl Source {
         if !is_archive(path) {
             if variant.is_some() {
                 return Err(Error::usage(
-                    "--variant",
+                    Setting::Variant,
                     format!("{} is an ONNX file, not a package", path.display()),
                 ));
             }
@@ -82,7 +83,7 @@ impl Source {
         let chosen = match variant {
             Some(v) => all.iter().find(|x| x.name == v).ok_or_else(|| {
                 Error::usage(
-                    "--variant",
+                    Setting::Variant,
                     format!(
                         "{} has no variant '{v}' (it has: {})",
                         path.display(),

@@ -36,6 +36,7 @@ use crate::inputs::{
 };
 use crate::isolate::{ChildEnd, ChildLimits};
 use crate::runtime::{ExecutionContext, GraphOptimizationLevel, Provider, ProviderFallback};
+use crate::setting::Setting;
 
 /// How to start a worker: the program (normally the current `edgepack` executable) and
 /// the arguments that select the hidden worker subcommand.
@@ -193,8 +194,13 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
     if !opts.samples.is_empty() {
         if opts.batch_from_cli || opts.dims_from_cli || !opts.shapes.shapes.is_empty() {
             return Err(Error::usage(
-                "--inputs",
-                "the samples fix the shapes; drop --batch, --dim and --shape",
+                Setting::Inputs,
+                format!(
+                    "the samples fix the shapes; drop {}, {} and {}",
+                    Setting::Batch,
+                    Setting::Dim,
+                    Setting::Shape
+                ),
             ));
         }
         for files in &opts.samples {
@@ -214,8 +220,13 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
     } else if let Some(dir) = &opts.inputs_dir {
         if opts.batch_from_cli || opts.dims_from_cli || !opts.shapes.shapes.is_empty() {
             return Err(Error::usage(
-                "--inputs",
-                "the input files fix the shapes; drop --batch, --dim and --shape",
+                Setting::Inputs,
+                format!(
+                    "the input files fix the shapes; drop {}, {} and {}",
+                    Setting::Batch,
+                    Setting::Dim,
+                    Setting::Shape
+                ),
             ));
         }
         let sources = InputSources {
@@ -237,8 +248,11 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
                     .map(|s| format!(": input '{}' is {}", s.name, s.shape_text()))
                     .unwrap_or_default();
                 return Err(Error::usage(
-                    "--batch",
-                    format!("{model} has a fixed batch dim{first}; drop --batch"),
+                    Setting::Batch,
+                    format!(
+                        "{model} has a fixed batch dim{first}; drop {}",
+                        Setting::Batch
+                    ),
                 ));
             }
             plan.sizes.batch.clone()
@@ -264,7 +278,7 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
                     continue; // a plan's dims for another model
                 }
                 return Err(Error::usage(
-                    "--dim",
+                    Setting::Dim,
                     format!(
                         "{model} has no symbolic dim '{sym}' (its symbols: {})",
                         if known_symbols.is_empty() {
@@ -820,7 +834,7 @@ mod tests {
         o.batch_from_cli = true;
         let e = expand(&fixed, &o).unwrap_err().to_string();
         assert!(
-            e.contains("fixed batch dim") && e.contains("--batch"),
+            e.contains("fixed batch dim") && e.contains("drop batch size"),
             "{e}"
         );
     }
@@ -836,7 +850,7 @@ mod tests {
         );
         let mut o = opts("quick");
         let e = expand(&det(), &o).unwrap_err().to_string();
-        assert!(e.contains("H") || e.contains("--shape"), "{e}");
+        assert!(e.contains("H") || e.contains("input shape"), "{e}");
         o.shapes.add_shape_arg("y=1x3x64x64").unwrap();
         assert!(expand(&det(), &o).is_err());
     }

@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use super::task::{CtcAccumulator, CtcAgreement, MaskAccumulator, MaskOverlap, Task};
 use crate::error::{Error, Result};
+use crate::setting::Setting;
 
 /// Running sums for one output compared across samples.
 #[derive(Clone, Debug, Default)]
@@ -238,22 +239,20 @@ pub enum AccuracyFloor {
     },
 }
 
-/// What the accuracy-target flag is called in errors.
-const TARGET_FLAG: &str = "--accuracy-target";
-
 /// The forms, for error messages.
 const TARGET_FORMS: &str = "sqnr>=25dB, cosine>=0.99, top1>=99%, cer<=0.5% or mask-iou>=0.98@0.3";
 
 impl AccuracyFloor {
-    /// Parse one target (see the type's docs for the grammar); errors name the flag
-    /// (`--accuracy-target`) and say what was expected.
+    /// Parse one target (see the type's docs for the grammar); errors name the setting
+    /// ([`Setting::AccuracyTarget`]) and say what was expected.
     pub fn parse(s: &str) -> Result<Self> {
-        Self::parse_for(TARGET_FLAG, s)
+        Self::parse_for(Setting::AccuracyTarget, s)
     }
 
-    /// [`AccuracyFloor::parse`] for another flag (`bundle --accuracy-floor`), named in errors.
-    pub fn parse_for(flag: &str, s: &str) -> Result<Self> {
-        let bad = |m: String| Error::usage(flag, format!("'{s}': {m}"));
+    /// [`AccuracyFloor::parse`] for another setting (a bundle's
+    /// [`Setting::AccuracyFloor`]), named in errors.
+    pub fn parse_for(setting: Setting, s: &str) -> Result<Self> {
+        let bad = |m: String| Error::usage(setting, format!("'{s}': {m}"));
         let t = s.trim();
         let Some(at) = t.find(['<', '>', '=']) else {
             return Err(bad(format!("not a target; write {TARGET_FORMS}")));
@@ -338,7 +337,7 @@ impl AccuracyFloor {
                         "mask-iou needs its binarisation threshold: mask-iou>=0.98@0.3".into(),
                     ));
                 };
-                let threshold = match Task::parse(flag, &format!("mask@{th}"))? {
+                let threshold = match Task::parse(setting, &format!("mask@{th}"))? {
                     Task::Mask { threshold } => threshold,
                     _ => unreachable!("mask@ parses as a mask"),
                 };
@@ -449,7 +448,7 @@ pub fn tasks_of(targets: &[AccuracyFloor], declared: &[Task]) -> Result<Vec<Task
         {
             if a != *b {
                 return Err(Error::usage(
-                    TARGET_FLAG,
+                    Setting::AccuracyTarget,
                     format!("two mask thresholds ({b} and {a}); binarise at one"),
                 ));
             }
@@ -641,7 +640,7 @@ mod tests {
             (">=0.9", "no metric"),
         ] {
             let e = AccuracyFloor::parse(bad).unwrap_err().to_string();
-            assert!(e.starts_with("--accuracy-target: "), "{bad}: {e}");
+            assert!(e.starts_with("accuracy target: "), "{bad}: {e}");
             assert!(e.contains(why), "{bad}: {e}");
         }
     }

@@ -30,6 +30,7 @@ use super::runner::{Engine, Feed, NamedTensor};
 use super::{Attempt, Metrics, Mode, Options, Quantized};
 use crate::error::Result;
 use crate::model::Model;
+use crate::setting::Setting;
 
 /// The accuracy target `auto` uses when none is given.
 pub const DEFAULT_TARGET: &str = "sqnr=30dB";
@@ -129,13 +130,14 @@ pub fn unmeasured_latency_warning(cands: &[Candidate], winner: usize) -> Option<
         .map(|c| c.name.as_str())
         .collect();
     Some(format!(
-        "auto chose '{}' by size alone: latency was not measured (--no-latency), and float16 or weight-only models are usually slower than fp32 on a CPU{}; run without --no-latency to choose by size x latency",
+        "auto chose '{}' by size alone: latency was not measured ({nl}), and float16 or weight-only models are usually slower than fp32 on a CPU{}; run without {nl} to choose by size x latency",
         w.name,
         if faster.is_empty() {
             String::new()
         } else {
             format!(" (also meeting the target with int8 compute: {})", faster.join("; "))
-        }
+        },
+        nl = Setting::NoLatency,
     ))
 }
 
@@ -155,7 +157,8 @@ pub fn search(
         opts.targets
             .push(AccuracyFloor::parse(DEFAULT_TARGET).expect("valid default"));
         notes.push(format!(
-            "no --accuracy-target given: auto used {DEFAULT_TARGET}"
+            "no {} given: auto used {DEFAULT_TARGET}",
+            Setting::AccuracyTarget
         ));
     }
     check_task_metrics(model, calib, eval, &opts.targets, &opts.tasks, engine)?;
@@ -218,7 +221,7 @@ pub fn search(
         .collect();
     let Some((best, why)) = choose(&cands) else {
         return Err(crate::error::Error::usage(
-            "--mode auto",
+            format!("{} auto", Setting::Mode),
             format!("no mode applies to this model: {}", notes.join("; ")),
         ));
     };
@@ -499,7 +502,7 @@ mod tests {
         assert_eq!(i, 2);
         let w = unmeasured_latency_warning(&cands, i).unwrap();
         assert!(
-            w.contains("by size alone") && w.contains("--no-latency"),
+            w.contains("by size alone") && w.contains("skipping latency"),
             "{w}"
         );
         assert!(

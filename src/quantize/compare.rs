@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::model::attr::NodeExt;
 use crate::model::builder::value_info_unshaped;
 use crate::model::{DataType, Model};
+use crate::setting::Setting;
 
 /// Outputs whose last axis is a class axis: produced by Softmax/LogSoftmax over the last
 /// axis, possibly through Identity nodes.
@@ -199,7 +200,7 @@ pub fn compare_models(
     tasks: &[Task],
 ) -> Result<Comparison> {
     if feeds.is_empty() {
-        return Err(Error::usage("--inputs", "no input samples"));
+        return Err(Error::usage(Setting::Inputs, "no input samples"));
     }
     let (ab, bb) = (a.to_bytes(), b.to_bytes());
     let mut ra = engine.load(&ab)?;

@@ -51,6 +51,7 @@ use crate::model::graph::{self, is_default_domain, GraphIndex};
 use crate::model::patch::{constant_tensor, NodeRef, Patch, PatchOp, Position};
 use crate::model::proto::{GraphProto, NodeProto, TensorProto};
 use crate::model::{tensor_data, DataType, Model};
+use crate::setting::Setting;
 
 const FLOAT: i32 = DataType::Float as i32;
 const FLOAT16: i32 = DataType::Float16 as i32;
@@ -264,7 +265,7 @@ pub fn convert(prepared: &Model, origin: &Path, opts: &Options) -> Result<Rewrit
     if let Some(name) = float16_tensor(g) {
         return Err(Error::file(
             origin,
-            format!("the model already holds float16 tensors ('{name}'); --mode fp16 converts a float32 model"),
+            format!("the model already holds float16 tensors ('{name}'); {} fp16 converts a float32 model", Setting::Mode),
         ));
     }
     // Every name anywhere in the model, and those each rewritten body adds: a body's new
@@ -659,10 +660,10 @@ fn fate(
         return blocked("has a subgraph, converted on its own with float32 at its boundary");
     }
     if !n.name.is_empty() && opts.block_nodes.contains(&n.name) {
-        return blocked("--exclude-nodes");
+        return blocked(&Setting::ExcludeNodes.to_string());
     }
     if opts.block_ops.contains(&n.op_type) {
-        return blocked("--exclude-ops");
+        return blocked(&Setting::ExcludeOps.to_string());
     }
     if let Some((_, why)) = DEFAULT_BLOCK_LIST.iter().find(|(op, _)| *op == n.op_type) {
         return Fate::Blocked(format!("block list: {why}"));
@@ -1188,7 +1189,7 @@ mod tests {
         assert!(r
             .warnings
             .iter()
-            .any(|w| w.contains("--exclude-ops") && w.contains("MaxPool x1")));
+            .any(|w| w.contains("excluded op types") && w.contains("MaxPool x1")));
     }
 
     #[test]
@@ -1295,7 +1296,7 @@ mod tests {
         assert_eq!(init_type(g, "w_fp16"), Some(FLOAT16));
         assert_eq!(node(g, "Mul").input, vec!["x_fp16", "w_fp16"]);
         assert_eq!(node(g, "Add").input, vec!["a_fp32", "w"]);
-        assert!(r.warnings.iter().any(|w| w.contains("--exclude-nodes")));
+        assert!(r.warnings.iter().any(|w| w.contains("excluded nodes")));
     }
 
     #[test]

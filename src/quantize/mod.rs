@@ -68,6 +68,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::setting::Setting;
 use accuracy::{AccuracyFloor, OutputAccuracy};
 use calibrate::Method;
 use evaluate::Samples;
@@ -248,12 +249,13 @@ fn below_default_target(
         .filter_map(|o| o.sqnr_db.map(|s| (s, o)))
         .min_by(|a, b| a.0.total_cmp(&b.0))?;
     Some(format!(
-        "accuracy below the default target {}: output '{}' SQNR {:.1} dB{} ({}); check it on your task, or set --accuracy-target",
+        "accuracy below the default target {}: output '{}' SQNR {:.1} dB{} ({}); check it on your task, or set {}",
         auto::DEFAULT_TARGET,
         worst.1.output,
         worst.0,
         worst.1.cosine.map_or(String::new(), |c| format!(", cosine {c:.4}")),
-        basis.label()
+        basis.label(),
+        Setting::AccuracyTarget
     ))
 }
 
@@ -282,7 +284,7 @@ impl Prepared {
             return Err(Error::file(&origin, format!("the model is already quantized (it contains {op}); quantize the fp32 original instead")));
         }
         if calib.is_empty() {
-            return Err(Error::usage("--calibration", "no calibration samples"));
+            return Err(Error::usage(Setting::Calibration, "no calibration samples"));
         }
         let mut prepared = model.clone();
         prepared.load_external_data()?;
@@ -290,7 +292,7 @@ impl Prepared {
         if opts.ort_offline_first {
             let Some(bytes) = engine.optimize_offline(&prepared.to_bytes())? else {
                 return Err(Error::usage(
-                    "--prepare ort",
+                    format!("{} ort", Setting::Prepare),
                     "this engine cannot run ONNX Runtime's offline optimization",
                 ));
             };

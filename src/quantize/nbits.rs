@@ -46,6 +46,7 @@ use crate::model::attr::{self, node_label, NodeExt};
 use crate::model::graph::{is_default_domain, GraphIndex};
 use crate::model::patch::{NodeRef, Patch, Position};
 use crate::model::{tensor_data, DataType, Model, NodeProto, TensorProto};
+use crate::setting::Setting;
 
 /// The domain and version of the `MatMulNBits` contrib op.
 pub const MS_DOMAIN: &str = "com.microsoft";
@@ -343,7 +344,8 @@ pub fn convert(prepared: &Model, origin: &Path, opts: &Options) -> Result<Rewrit
             format!(
                 "nothing to quantize to int4: no MatMul with a constant 2-D weight of at least \
                  {MIN_K}x{MIN_N} and {MIN_WEIGHTS} values (after exclusions), in the graph or \
-                 its If/Loop/Scan bodies (int4-weight applies to MatMul-heavy models; try --mode int8)"
+                 its If/Loop/Scan bodies (int4-weight applies to MatMul-heavy models; try {} int8)",
+                Setting::Mode
             ),
         ));
     }
@@ -813,7 +815,7 @@ mod tests {
             s.contains("cls.onnx") && s.contains("nothing to quantize to int4"),
             "{s}"
         );
-        assert!(s.contains("try --mode int8"), "{s}");
+        assert!(s.contains("try quantization mode int8"), "{s}");
     }
 
     #[test]

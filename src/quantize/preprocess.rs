@@ -10,6 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::setting::Setting;
 
 /// Tensor layout of an image input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,13 +69,13 @@ impl Preprocess {
     pub fn validate(&self) -> Result<()> {
         if self.std.iter().any(|&s| s == 0.0 || !s.is_finite()) {
             return Err(Error::usage(
-                "--std",
+                Setting::Std,
                 "every standard deviation must be non-zero",
             ));
         }
         if self.resize.is_some_and(|[h, w]| h == 0 || w == 0) {
             return Err(Error::usage(
-                "--resize",
+                Setting::Resize,
                 "height and width must be positive",
             ));
         }

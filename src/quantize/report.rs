@@ -8,6 +8,7 @@ use super::accuracy::{AccuracyFloor, OutputAccuracy};
 use super::calibrate::Method;
 use super::runner::{self, LatencyRatio};
 use super::{qdq, Mode};
+use crate::setting::Setting;
 
 /// Sizes before and after.
 #[derive(Clone, Debug, Serialize)]
@@ -183,7 +184,7 @@ pub(crate) fn measurement_warnings(
         ));
     }
     if random_inputs {
-        w.push("calibration and evaluation used RANDOM inputs: the accuracy figures are meaningless; pass --calibration DIR with real inputs".into());
+        w.push(format!("calibration and evaluation used RANDOM inputs: the accuracy figures are meaningless; pass {} DIR with real inputs", Setting::Calibration));
     }
     if no_eval {
         w.push("no held-out evaluation inputs: accuracy measured on the calibration inputs".into());

@@ -22,6 +22,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::setting::Subject;
 
 /// The blank class of CTC outputs when none is given (PP-OCR, PaddleOCR and most CTC
 /// recognizers put it first).
@@ -49,10 +50,12 @@ pub enum Task {
 
 impl Task {
     /// Parse `ctc`, `mask@0.3`, `top1`, `embedding` (the spelling of a package context's
-    /// `task` and of `compare --task`). `what` names the flag or file for the error.
-    pub fn parse(what: &str, s: &str) -> Result<Self> {
+    /// `task` and of the compare task setting). `what` names the setting or file field
+    /// for the error.
+    pub fn parse(what: impl Into<Subject>, s: &str) -> Result<Self> {
         let s = s.trim();
-        let bad = |m: String| Error::usage(what, m);
+        let what: Subject = what.into();
+        let bad = |m: String| Error::usage(what.clone(), m);
         if let Some(t) = s.strip_prefix("mask@") {
             return Ok(Task::Mask {
                 threshold: parse_threshold(t).map_err(bad)?,
@@ -532,8 +535,10 @@ mod tests {
         assert_eq!(Task::parse("t", "top1").unwrap(), Task::Top1);
         assert_eq!(Task::parse("t", "embedding").unwrap(), Task::Embedding);
         for bad in ["mask", "mask@", "mask@x", "CTC", "cer", ""] {
-            let e = Task::parse("--task", bad).unwrap_err().to_string();
-            assert!(e.starts_with("--task: "), "{bad}: {e}");
+            let e = Task::parse(crate::setting::Setting::Task, bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("task: "), "{bad}: {e}");
         }
         assert_eq!(Task::Mask { threshold: 0.3 }.name(), "mask@0.3");
     }

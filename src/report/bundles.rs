@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::setting::Setting;
 
 /// Largest manifest we are willing to read from an archive.
 const MAX_MANIFEST_BYTES: u64 = 16 << 20;
@@ -216,10 +217,10 @@ pub fn predicted_vs_measured(
             .as_deref()
             .is_some_and(|b| b.starts_with("measured"));
         let note = match (measured, already) {
-            (_, true) => Some(
-                "the bundle's figures are this device's measurement (given to bundle with --device-profile), not a prediction"
-                    .to_string(),
-            ),
+            (_, true) => Some(format!(
+                "the bundle's figures are this device's measurement (given to bundle with {}), not a prediction",
+                Setting::DeviceProfile
+            )),
             (None, _) => Some(format!(
                 "the device profile has no configuration at {} thread(s), batch {}",
                 r.threads.map_or("?".into(), |t| t.to_string()),

@@ -21,6 +21,7 @@ use super::quantize::QuantizeSummary;
 use super::targets::TargetRam;
 use crate::error::Result;
 use crate::profile::schema::{ConfigResult, Profile, Status};
+use crate::setting::Setting;
 
 /// Everything the report shows.
 #[derive(Clone, Debug)]
@@ -472,13 +473,18 @@ border-radius:9px;white-space:nowrap;vertical-align:1px}\
 
 /// The badge on an accuracy figure judged on the calibration samples themselves (no
 /// held-out data): such a figure is optimistic, and says so wherever it is shown.
-const IN_SAMPLE_BADGE: &str = "<span class=\"badge in-sample\" title=\"measured on the \
-calibration samples themselves, no held-out data: optimistic (give --eval)\">in-sample</span>";
+fn in_sample_badge() -> String {
+    format!(
+        "<span class=\"badge in-sample\" title=\"measured on the calibration samples \
+         themselves, no held-out data: optimistic (give {})\">in-sample</span>",
+        Setting::Eval
+    )
+}
 
 /// `figure` followed by the in-sample badge when `in_sample`.
 fn with_badge(figure: String, in_sample: bool) -> String {
     if in_sample {
-        format!("{figure}{IN_SAMPLE_BADGE}")
+        format!("{figure}{}", in_sample_badge())
     } else {
         figure
     }
@@ -553,9 +559,13 @@ pub fn render(inp: &Inputs) -> Result<String> {
     h.push_str("<section id=\"ops\"><h2>Per-op time shares</h2>\n");
     match ops_chart(p)? {
         Some((n, svg)) => h.push_str(&chart_div("ops", n, &svg)),
-        None => h.push_str(
-            "<p class=\"muted\">No per-op data in this profile (run <code>edgepack profile --per-op</code>).</p>\n",
-        ),
+        None => {
+            let _ = writeln!(
+                h,
+                "<p class=\"muted\">No per-op data in this profile (run <code>edgepack profile {}</code>).</p>",
+                Setting::PerOp
+            );
+        }
     }
     h.push_str("</section>\n");
 
@@ -657,7 +667,7 @@ fn decision_section(h: &mut String, b: &BuildSummary) -> Result<()> {
          the threads and batch named under each target (details in the bundles table). Among the variants that fit, the build prefers <b>{}</b>.</p>",
         match budget {
             Some(bud) => format!("Latency budget {}. ", secs(bud)),
-            None => "No latency budget was given (<code>--latency-budget</code>): latency bars are not drawn. ".into(),
+            None => format!("No latency budget was given (<code>{}</code>): latency bars are not drawn. ", Setting::LatencyBudget),
         },
         esc(&b.prefer)
     );
@@ -718,8 +728,9 @@ fn tradeoff_section(h: &mut String, b: &BuildSummary) -> Result<()> {
             if !in_sample.is_empty() {
                 let _ = writeln!(
                     h,
-                    "<p class=\"muted\">{IN_SAMPLE_BADGE} The SQNR of {} was measured on the \
+                    "<p class=\"muted\">{} The SQNR of {} was measured on the \
                      calibration samples themselves: the accuracy axis is optimistic for it.</p>",
+                    in_sample_badge(),
                     esc(&in_sample.join(", "))
                 );
             }
@@ -1026,7 +1037,11 @@ fn summary_section(h: &mut String, p: &Profile) {
 fn fit_section(h: &mut String, p: &Profile, targets: &[TargetRam]) {
     h.push_str("<section id=\"fit\"><h2>Memory fit per target</h2>\n");
     if targets.is_empty() {
-        h.push_str("<p class=\"muted\">No targets given (pass <code>--targets hardware/</code>).</p></section>\n");
+        let _ = writeln!(
+            h,
+            "<p class=\"muted\">No targets given (pass <code>{} hardware/</code>).</p></section>",
+            Setting::Targets
+        );
         return;
     }
     let mut peak: BTreeMap<i64, u64> = BTreeMap::new();
@@ -1230,14 +1245,16 @@ fn predicted_measured_table(h: &mut String, pm: &[super::bundles::PredictedMeasu
             format!("<span class=\"{class}\">{:+.1}%</span>", e * 100.0)
         })
     };
-    h.push_str(
+    let _ = writeln!(
+        h,
         "<h3 id=\"predicted-measured\">Predicted against measured on the device</h3>\
          <p class=\"muted\">Each bundle's prediction beside the profile measured on its target \
-         (<code>--device-profile</code>) at the same threads and batch; error = (predicted − \
+         (<code>{dp}</code>) at the same threads and batch; error = (predicted − \
          measured) / measured, green within ±20%.</p>\
          <table><thead><tr><th>target</th><th>variant</th><th>threads</th><th>batch</th>\
          <th>p50 predicted</th><th>p50 measured</th><th>error</th><th>peak predicted</th>\
-         <th>peak measured</th><th>error</th><th>basis</th></tr></thead><tbody>\n",
+         <th>peak measured</th><th>error</th><th>basis</th></tr></thead><tbody>",
+        dp = Setting::DeviceProfile
     );
     for r in pm {
         let basis = r.basis.as_deref().unwrap_or("–");
@@ -1270,25 +1287,34 @@ fn predicted_measured_table(h: &mut String, pm: &[super::bundles::PredictedMeasu
 fn quantize_section(h: &mut String, q: Option<&QuantizeSummary>) {
     h.push_str("<section id=\"quantization\"><h2>Quantization: accuracy, size and speed</h2>\n");
     let Some(q) = q else {
-        h.push_str("<p class=\"muted\">No quantize report given (pass the file written by <code>edgepack quantize --report</code>).</p></section>\n");
+        let _ = writeln!(
+            h,
+            "<p class=\"muted\">No quantize report given (pass the file written by <code>edgepack quantize {}</code>).</p></section>",
+            Setting::QuantizeReportOut
+        );
         return;
     };
     if q.random_inputs {
-        h.push_str(
+        let _ = writeln!(
+            h,
             "<p class=\"bad\">Accuracy was measured on random inputs: it says little about \
-             real data (give the quantizer --calibration and --eval folders).</p>\n",
+             real data (give the quantizer {} and {} folders).</p>",
+            Setting::Calibration,
+            Setting::Eval
         );
     }
     if q.in_sample() {
         let _ = writeln!(
             h,
-            "<p>{IN_SAMPLE_BADGE} The accuracy figures were measured on the {} calibration \
+            "<p>{} The accuracy figures were measured on the {} calibration \
              samples themselves (no held-out data): expect them to be optimistic. Give \
-             <code>--eval</code> held-out inputs for figures that say how the model does on \
+             <code>{}</code> held-out inputs for figures that say how the model does on \
              data it was not calibrated on.</p>",
+            in_sample_badge(),
             q.figure("calibration_samples")
                 .map(|c| (c as u64).to_string())
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            Setting::Eval
         );
     }
     for w in &q.warnings {

@@ -3,6 +3,7 @@
 
 use super::{change_cell, current_cell, decision_label, limit_cell, status_label, value, Exporter};
 use crate::gate::{CheckStatus, Decision, Verdict};
+use crate::setting::Setting;
 
 /// GitHub-flavoured Markdown.
 pub struct Markdown;
@@ -75,11 +76,12 @@ impl Exporter for Markdown {
             }
         }
         if v.decision == Decision::Inconclusive {
-            o.push_str(
+            o.push_str(&format!(
                 "\nInconclusive means the measurements were too noisy to decide (exit status 3). \
-                 Re-run with `edgepack gate --remeasure` so old and new models are measured \
+                 Re-run with `edgepack gate {}` so old and new models are measured \
                  interleaved on the same runner.\n",
-            );
+                Setting::Remeasure
+            ));
         }
         o
     }

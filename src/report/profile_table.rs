@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use super::label::ConfigLabels;
 use crate::profile::schema::{ConfigResult, Profile, Status};
+use crate::setting::Setting;
 use crate::table::Table;
 use crate::units::{format_bytes, format_duration_s};
 
@@ -158,8 +159,9 @@ fn write_to(w: &mut String, p: &Profile) -> std::fmt::Result {
                 // peak RSS (mapped model file, shared libraries): say which is which.
                 writeln!(
                     w,
-                    "  --memory-limit {} caps each configuration's private writable memory \
+                    "  {} {} caps each configuration's private writable memory \
                      (heap, arena), not its RSS; the line below compares peak RSS with it",
+                    Setting::MemoryLimit,
                     format_bytes(limit)
                 )?;
                 let measured = p

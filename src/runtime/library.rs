@@ -22,6 +22,7 @@ use std::sync::{Mutex, OnceLock};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::setting::Setting;
 use crate::wheel::{self, WheelSpec};
 
 /// The ONNX Runtime release edgepack is built and tested against (`ort` 2.0.0-rc.15, API 31).
@@ -37,7 +38,7 @@ pub const MISSING_MESSAGE: &str =
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LibrarySource {
-    /// `--ort-lib` / an explicit path.
+    /// An explicit path ([`Setting::OrtLib`]).
     Explicit,
     /// `ORT_DYLIB_PATH`.
     Env,
@@ -52,7 +53,7 @@ pub enum LibrarySource {
 impl std::fmt::Display for LibrarySource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            LibrarySource::Explicit => "--ort-lib",
+            LibrarySource::Explicit => return write!(f, "{}", Setting::OrtLib),
             LibrarySource::Env => "ORT_DYLIB_PATH",
             LibrarySource::Cache => "edgepack cache",
             LibrarySource::Executable => "next to the executable",
@@ -100,7 +101,7 @@ impl Platform {
             .find(|p| p.name() == name)
             .ok_or_else(|| {
                 Error::usage(
-                    "--platform",
+                    Setting::Platform,
                     format!("unknown platform '{name}' (known: linux-x86_64, linux-aarch64)"),
                 )
             })
@@ -211,7 +212,7 @@ pub fn install(version: &str, platform: Platform) -> Result<PathBuf> {
             .all(|c| c.is_ascii_alphanumeric() || c == '.')
     {
         return Err(Error::usage(
-            "--version",
+            Setting::RuntimeVersion,
             format!("'{version}' is not a release number like {DEFAULT_VERSION}"),
         ));
     }
@@ -386,7 +387,8 @@ pub fn locate(explicit: Option<&Path>) -> Result<(PathBuf, LibrarySource)> {
     if let Some(p) = explicit {
         if !p.is_file() {
             return Err(Error::RuntimeMissing(format!(
-                "--ort-lib {}: no such file",
+                "{} {}: no such file",
+                Setting::OrtLib,
                 p.display()
             )));
         }
@@ -541,7 +543,7 @@ mod tests {
             .to_string();
         assert_eq!(
             e,
-            "ONNX Runtime library: --ort-lib /nonexistent/libonnxruntime.so: no such file"
+            "ONNX Runtime library: ONNX Runtime library path /nonexistent/libonnxruntime.so: no such file"
         );
     }
 
@@ -564,6 +566,6 @@ mod tests {
         let e = install("1.31.1; rm -rf /", Platform::LinuxX86_64)
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("--version"), "{e}");
+        assert!(e.starts_with("runtime version: "), "{e}");
     }
 }
