@@ -319,4 +319,3 @@ pub fn run(ort_lib: &Option<PathBuf>, a: GateArgs) -> anyhow::Result<Outcome> {
         Decision::Inconclusive => Outcome::Inconclusive,
     })
 }
-

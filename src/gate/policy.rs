@@ -634,7 +634,10 @@ mod tests {
         let mut p = Policy::default();
         let note = p.apply_declared_task(&Task::Embedding);
         assert_eq!(p.rules[&Metric::MinCosine].min, Some(0.99));
-        assert!(note.contains("checking min_cosine at least 0.9900"), "{note}");
+        assert!(
+            note.contains("checking min_cosine at least 0.9900"),
+            "{note}"
+        );
         let mut p = Policy::default();
         let note = p.apply_declared_task(&Task::Top1);
         assert_eq!(p.rules[&Metric::Top1].min, Some(0.99));

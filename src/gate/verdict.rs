@@ -1247,8 +1247,9 @@ mod tests {
         // users depend on (argmax agreement, the worst sample's cosine), read from every
         // output of the report, the worst one deciding.
         let cur = profile("m.onnx", vec![]);
-        let p = Policy::from_toml("[metrics.top1]\nmin = \"99%\"\n[metrics.min_cosine]\nmin = 0.99\n")
-            .unwrap();
+        let p =
+            Policy::from_toml("[metrics.top1]\nmin = \"99%\"\n[metrics.min_cosine]\nmin = 0.99\n")
+                .unwrap();
         let ex = |top1: f64, cos: f64| {
             let mut e = Extras::default();
             e.read_task_metrics(&serde_json::json!({"outputs": [
@@ -1258,12 +1259,22 @@ mod tests {
             ]}));
             e
         };
-        assert_eq!(ex(0.995, 0.993).min_cosine, Some(0.993), "the worst output's cosine");
+        assert_eq!(
+            ex(0.995, 0.993).min_cosine,
+            Some(0.993),
+            "the worst output's cosine"
+        );
         let v = evaluate(&p, &cur, None, &ex(0.995, 0.993)).unwrap();
         assert_eq!(v.decision, Decision::Pass);
         assert_eq!(v.checks.len(), 2);
-        assert_eq!(evaluate(&p, &cur, None, &ex(0.97, 0.993)).unwrap().decision, Decision::Fail);
-        assert_eq!(evaluate(&p, &cur, None, &ex(0.995, 0.98)).unwrap().decision, Decision::Fail);
+        assert_eq!(
+            evaluate(&p, &cur, None, &ex(0.97, 0.993)).unwrap().decision,
+            Decision::Fail
+        );
+        assert_eq!(
+            evaluate(&p, &cur, None, &ex(0.995, 0.98)).unwrap().decision,
+            Decision::Fail
+        );
         // A percentage is not a cosine: the policy says what form it wants.
         let e = Policy::from_toml("[metrics.min_cosine]\nmin = \"99%\"\n").unwrap_err();
         assert!(e.to_string().contains("between 0 and 1"), "{e}");
