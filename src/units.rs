@@ -45,6 +45,9 @@ pub enum Unit {
     Percent,
     /// A plain ratio written with `x` (`1.5x`).
     Ratio,
+    /// A plain number between 0 and 1 with no unit (`0.99`): a similarity such as a
+    /// cosine, which is not a share of anything and so not written as a percentage.
+    Fraction,
 }
 
 impl Unit {
@@ -57,6 +60,7 @@ impl Unit {
             Unit::PerSecond => "a rate per second, such as 120/s",
             Unit::Percent => "a percentage, such as 5%",
             Unit::Ratio => "a ratio, such as 1.5x",
+            Unit::Fraction => "a plain number between 0 and 1, such as 0.99",
         }
     }
 
@@ -69,6 +73,7 @@ impl Unit {
             Unit::PerSecond => "rate",
             Unit::Percent => "percentage",
             Unit::Ratio => "ratio",
+            Unit::Fraction => "fraction",
         }
     }
 
@@ -114,6 +119,7 @@ impl Unit {
                 "x" => 1.0,
                 _ => return None,
             },
+            Unit::Fraction => return None,
         })
     }
 }
@@ -151,6 +157,12 @@ pub fn parse(text: &str, unit: Unit) -> Result<f64, ParseError> {
             })
         }
     };
+    if suffix.is_empty() && unit == Unit::Fraction {
+        return from_bare_number(value, unit).map_err(|_| ParseError::NotANumber {
+            text: text.to_string(),
+            unit,
+        });
+    }
     if suffix.is_empty() {
         return Err(ParseError::MissingUnit {
             text: text.to_string(),
@@ -196,8 +208,18 @@ pub fn parse_percent(text: &str) -> Result<f64, ParseError> {
 
 /// A number that arrived without any text around it (a TOML number where a quantity was
 /// expected): refused the same way as a bare number on the command line, because the
-/// grammar requires a unit.
+/// grammar requires a unit; only a [`Unit::Fraction`] is written bare (and must lie in 0..=1).
 pub fn from_bare_number(value: f64, unit: Unit) -> Result<f64, ParseError> {
+    if unit == Unit::Fraction {
+        return if (0.0..=1.0).contains(&value) {
+            Ok(value)
+        } else {
+            Err(ParseError::NotANumber {
+                text: value.to_string(),
+                unit,
+            })
+        };
+    }
     Err(ParseError::MissingUnit {
         text: value.to_string(),
         unit,
@@ -266,6 +288,7 @@ impl fmt::Display for Display {
             Unit::PerSecond => write!(f, "{v:.1}/s"),
             Unit::Percent => write!(f, "{:.1}%", v * 100.0),
             Unit::Ratio => write!(f, "{v:.2}x"),
+            Unit::Fraction => write!(f, "{v:.4}"),
         }
     }
 }
@@ -326,6 +349,8 @@ mod tests {
         assert!(close(parse_percent("5%").unwrap(), 0.05));
         assert!(close(parse_percent("2.5 %").unwrap(), 0.025));
         assert_eq!(parse("1.5x", Unit::Ratio).unwrap(), 1.5);
+        assert_eq!(parse("0.99", Unit::Fraction).unwrap(), 0.99);
+        assert_eq!(from_bare_number(0.95, Unit::Fraction).unwrap(), 0.95);
         assert_eq!(parse("25dB", Unit::Decibels).unwrap(), 25.0);
         assert_eq!(parse("25db", Unit::Decibels).unwrap(), 25.0);
         assert_eq!(parse("120/s", Unit::PerSecond).unwrap(), 120.0);
@@ -352,6 +377,15 @@ mod tests {
         }
         let e = from_bare_number(20.0, Unit::Seconds).unwrap_err();
         assert!(e.to_string().contains("'20' has no unit"), "{e}");
+    }
+
+    #[test]
+    fn a_fraction_is_bare_and_between_zero_and_one() {
+        for bad in ["1.5", "99%", "0.9x"] {
+            let e = parse(bad, Unit::Fraction).unwrap_err().to_string();
+            assert!(e.contains("between 0 and 1"), "{bad}: {e}");
+        }
+        assert_eq!(Display(0.99271, Unit::Fraction).to_string(), "0.9927");
     }
 
     #[test]

@@ -48,7 +48,8 @@ pub struct GateArgs {
     pub max_size: Option<String>,
     /// The package (`.edgepkg`) the gated model comes from: its declared task
     /// (`[postprocessing] task`) sets the accuracy check unless one is given (`ctc`: cer at
-    /// most 0.5%; `mask@T`: mask_iou at least 98%), and without --quantize the accuracy
+    /// most 0.5%; `mask@T`: mask_iou at least 98%; `top1`: top1 at least 99%; `embedding`:
+    /// min_cosine at least 0.99), and without --quantize the accuracy
     /// figures are those the package records for the profiled model's variant.
     #[arg(long, value_name = "PKG.edgepkg")]
     pub package: Option<PathBuf>,
@@ -63,6 +64,14 @@ pub struct GateArgs {
     /// needs `quantize --accuracy-target mask-iou>=...@T`).
     #[arg(long, value_name = "PERCENT")]
     pub min_mask_iou: Option<String>,
+    /// Floor on the quantize report's top-1 agreement with the fp32 model on class axes
+    /// (e.g. 99%; the worst output with a class axis).
+    #[arg(long, value_name = "PERCENT")]
+    pub min_top1: Option<String>,
+    /// Floor on the quantize report's minimum cosine similarity to the fp32 outputs over
+    /// samples (e.g. 0.99; embeddings, hidden states; the worst output).
+    #[arg(long, value_name = "FRACTION")]
+    pub min_cosine: Option<String>,
     /// Tolerated median-latency regression against the baseline (e.g. 5%).
     #[arg(long, value_name = "PERCENT")]
     pub max_regression: Option<String>,
@@ -157,6 +166,12 @@ fn resolve_policy(a: &GateArgs, task: Option<&Task>) -> anyhow::Result<Policy> {
     }
     if let Some(t) = &a.min_mask_iou {
         p.rule_mut(Metric::MaskIou).min = Some(quantity("--min-mask-iou", t, Unit::Percent)?);
+    }
+    if let Some(t) = &a.min_top1 {
+        p.rule_mut(Metric::Top1).min = Some(quantity("--min-top1", t, Unit::Percent)?);
+    }
+    if let Some(t) = &a.min_cosine {
+        p.rule_mut(Metric::MinCosine).min = Some(quantity("--min-cosine", t, Unit::Fraction)?);
     }
     if let Some(t) = &a.max_regression {
         p.rule_mut(Metric::P50Latency).max_regression =
@@ -269,7 +284,15 @@ pub fn run(ort_lib: &Option<PathBuf>, a: GateArgs) -> anyhow::Result<Outcome> {
         (current, baseline)
     };
     if let (Some(pkg), None) = (&package, &a.quantize) {
-        package_figures(pkg, &current.model.sha256, &mut extras);
+        let variant = pkg
+            .manifest
+            .components
+            .iter()
+            .flat_map(|c| &c.variants)
+            .find(|v| v.sha256 == current.model.sha256);
+        if let Some(v) = variant {
+            extras.read_package_variant(v);
+        }
     }
     let verdict = gate::evaluate(&policy, &current, baseline.as_ref(), &extras)?;
 
@@ -295,33 +318,4 @@ pub fn run(ort_lib: &Option<PathBuf>, a: GateArgs) -> anyhow::Result<Outcome> {
         Decision::Fail => Outcome::Failed,
         Decision::Inconclusive => Outcome::Inconclusive,
     })
-}
-
-/// The accuracy figures a package records for the variant whose file is `sha256`: its SQNR
-/// and its task figures (worst CER, worst mean mask IoU). The original is the reference:
-/// CER 0 and IoU 1 by definition.
-fn package_figures(pkg: &edgepack::package::Opened, sha256: &str, extras: &mut Extras) {
-    let Some(v) = pkg
-        .manifest
-        .components
-        .iter()
-        .flat_map(|c| &c.variants)
-        .find(|v| v.sha256 == sha256)
-    else {
-        return;
-    };
-    if v.transformations.is_empty() {
-        extras.cer = Some(0.0);
-        extras.mask_iou = Some(1.0);
-        return;
-    }
-    extras.sqnr_db = v.sqnr_db;
-    let figures = v
-        .transformations
-        .iter()
-        .rev()
-        .find_map(|t| t.params.get("task_figures")?.as_object().cloned())
-        .unwrap_or_default();
-    extras.cer = figures.get("cer").and_then(|x| x.as_f64());
-    extras.mask_iou = figures.get("mask_iou").and_then(|x| x.as_f64());
 }

@@ -62,11 +62,17 @@ pub enum Metric {
     /// Worst per-output mean IoU of the binarised maps against the fp32 model's
     /// (`outputs[].mask.mean_iou` of the quantize report), a fraction.
     MaskIou,
+    /// Worst per-output top-1 agreement with the fp32 model on class axes
+    /// (`outputs[].top1_agreement` of the quantize report), a fraction.
+    Top1,
+    /// Worst per-output minimum cosine similarity over samples against the fp32 model
+    /// (`outputs[].min_cosine` of the quantize report): embeddings, hidden states.
+    MinCosine,
 }
 
 impl Metric {
     /// Every metric, in report order.
-    pub const ALL: [Metric; 8] = [
+    pub const ALL: [Metric; 10] = [
         Metric::P50Latency,
         Metric::P95Latency,
         Metric::Throughput,
@@ -75,6 +81,8 @@ impl Metric {
         Metric::Sqnr,
         Metric::Cer,
         Metric::MaskIou,
+        Metric::Top1,
+        Metric::MinCosine,
     ];
 
     /// The name used in policy files and reports.
@@ -88,6 +96,8 @@ impl Metric {
             Metric::Throughput => "throughput",
             Metric::Cer => "cer",
             Metric::MaskIou => "mask_iou",
+            Metric::Top1 => "top1",
+            Metric::MinCosine => "min_cosine",
         }
     }
 
@@ -98,14 +108,19 @@ impl Metric {
             Metric::PeakMemory | Metric::ModelSize => Unit::Bytes,
             Metric::Sqnr => Unit::Decibels,
             Metric::Throughput => Unit::PerSecond,
-            Metric::Cer | Metric::MaskIou => Unit::Percent,
+            Metric::Cer | Metric::MaskIou | Metric::Top1 => Unit::Percent,
+            Metric::MinCosine => Unit::Fraction,
         }
     }
 
     /// Which direction is better when the policy does not say.
     pub fn natural_direction(self) -> Direction {
         match self {
-            Metric::Sqnr | Metric::Throughput | Metric::MaskIou => Direction::HigherIsBetter,
+            Metric::Sqnr
+            | Metric::Throughput
+            | Metric::MaskIou
+            | Metric::Top1
+            | Metric::MinCosine => Direction::HigherIsBetter,
             _ => Direction::LowerIsBetter,
         }
     }
@@ -113,7 +128,10 @@ impl Metric {
     /// Whether the value is an accuracy figure read from a quantize report (one value per
     /// model, judged against absolute limits only).
     pub fn from_quantize_report(self) -> bool {
-        matches!(self, Metric::Sqnr | Metric::Cer | Metric::MaskIou)
+        matches!(
+            self,
+            Metric::Sqnr | Metric::Cer | Metric::MaskIou | Metric::Top1 | Metric::MinCosine
+        )
     }
 
     /// Whether the value is a timing (noisy; judged with confidence intervals).
@@ -131,16 +149,18 @@ impl fmt::Display for Metric {
     }
 }
 
+/// A metric name that is not one of [`Metric::ALL`]; the message lists the known names.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown metric '{0}' (known: {known})", known = Metric::ALL.map(Metric::name).join(", "))]
+pub struct UnknownMetric(pub String);
+
 impl FromStr for Metric {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownMetric;
+    fn from_str(s: &str) -> Result<Self, UnknownMetric> {
         Metric::ALL
             .into_iter()
             .find(|m| m.name() == s)
-            .ok_or_else(|| {
-                let known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
-                format!("unknown metric '{s}' (known: {})", known.join(", "))
-            })
+            .ok_or_else(|| UnknownMetric(s.to_string()))
     }
 }
 
@@ -477,20 +497,16 @@ impl Policy {
     /// The accuracy check a package's declared task asks for (`[postprocessing] task`):
     /// when neither the policy file nor a flag sets a rule on the task's metric, its
     /// default limit becomes a hard rule (`ctc`: `cer` at most 0.5%; `mask@T`: `mask_iou`
-    /// at least 98%, [`crate::quantize::task::Task::default_limit`]); a rule already set
-    /// is kept. Returns one line saying what was done, for stderr. `top1` and `embedding`
-    /// have no gate metric yet: the line says so and nothing is added.
+    /// at least 98%; `top1`: `top1` at least 99%; `embedding`: `min_cosine` at least 0.99;
+    /// [`crate::quantize::task::Task::default_limit`]); a rule already set is kept. Returns
+    /// one line saying what was done, for stderr.
     pub fn apply_declared_task(&mut self, task: &crate::quantize::task::Task) -> String {
         use crate::quantize::task::Task;
         let metric = match task {
             Task::Ctc { .. } => Metric::Cer,
             Task::Mask { .. } => Metric::MaskIou,
-            Task::Top1 | Task::Embedding => {
-                return format!(
-                    "the package declares task {}, which the gate has no metric for: accuracy is checked by the rules given (sqnr, cer, mask_iou)",
-                    task.name()
-                )
-            }
+            Task::Top1 => Metric::Top1,
+            Task::Embedding => Metric::MinCosine,
         };
         if self.rules.contains_key(&metric) {
             return format!(
@@ -510,7 +526,7 @@ impl Policy {
         format!(
             "the package declares task {}: checking {metric} {bound} {} (the task's default limit; set [metrics.{metric}] or its flag to change it)",
             task.name(),
-            units::Display(limit, Unit::Percent)
+            units::Display(limit, metric.unit())
         )
     }
 
@@ -618,6 +634,17 @@ mod tests {
     fn a_declared_task_adds_its_metric_unless_a_rule_is_set() {
         use crate::quantize::task::Task;
         let mut p = Policy::default();
+        let note = p.apply_declared_task(&Task::Embedding);
+        assert_eq!(p.rules[&Metric::MinCosine].min, Some(0.99));
+        assert!(
+            note.contains("checking min_cosine at least 0.9900"),
+            "{note}"
+        );
+        let mut p = Policy::default();
+        let note = p.apply_declared_task(&Task::Top1);
+        assert_eq!(p.rules[&Metric::Top1].min, Some(0.99));
+        assert!(note.contains("checking top1 at least 99.0%"), "{note}");
+        let mut p = Policy::default();
         let note = p.apply_declared_task(&Task::Ctc { blank: 0 });
         assert_eq!(p.rules[&Metric::Cer].max, Some(0.005));
         assert_eq!(p.rules[&Metric::Cer].severity, Severity::Hard);
@@ -633,9 +660,6 @@ mod tests {
         let mut p = Policy::default();
         p.apply_declared_task(&Task::Mask { threshold: 0.3 });
         assert_eq!(p.rules[&Metric::MaskIou].min, Some(0.98));
-        let mut p = Policy::default();
-        let note = p.apply_declared_task(&Task::Top1);
-        assert!(p.rules.is_empty() && note.contains("no metric"), "{note}");
     }
 
     #[test]

@@ -173,6 +173,10 @@ pub struct Extras {
     pub cer: Option<f64>,
     /// Worst per-output mean mask IoU from a quantize report, for `mask_iou` rules.
     pub mask_iou: Option<f64>,
+    /// Worst per-output top-1 agreement from a quantize report, for `top1` rules.
+    pub top1: Option<f64>,
+    /// Worst per-output minimum cosine from a quantize report, for `min_cosine` rules.
+    pub min_cosine: Option<f64>,
     /// Compare profiles of differently named model files (set by `--remeasure`, where the
     /// two models are given explicitly, or by the user for a renamed model).
     pub allow_model_rename: bool,
@@ -188,22 +192,52 @@ impl Extras {
             Metric::Sqnr => self.sqnr_db,
             Metric::Cer => self.cer,
             Metric::MaskIou => self.mask_iou,
+            Metric::Top1 => self.top1,
+            Metric::MinCosine => self.min_cosine,
             _ => None,
         }
     }
 
     /// Read the task metrics of a quantize report (`edgepack quantize --report`): the worst
-    /// output's `ctc.cer` and `mask.mean_iou`, absent when the report has none.
+    /// output's `ctc.cer`, `mask.mean_iou`, `top1_agreement` and `min_cosine`
+    /// ([`crate::quantize::task::worst_figures`]), absent when the report has none.
     pub fn read_task_metrics(&mut self, report: &serde_json::Value) {
-        let outputs = report.get("outputs").and_then(|o| o.as_array());
-        let figures = |path: [&'static str; 2]| {
-            outputs
-                .into_iter()
-                .flatten()
-                .filter_map(move |o| o.get(path[0])?.get(path[1])?.as_f64())
-        };
-        self.cer = figures(["ctc", "cer"]).reduce(f64::max);
-        self.mask_iou = figures(["mask", "mean_iou"]).reduce(f64::min);
+        let outputs = report
+            .get("outputs")
+            .and_then(|o| o.as_array())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let worst = crate::quantize::task::worst_figures(outputs);
+        self.cer = worst.get("cer").copied();
+        self.mask_iou = worst.get("mask_iou").copied();
+        self.top1 = worst.get("top1").copied();
+        self.min_cosine = worst.get("min_cosine").copied();
+    }
+
+    /// The accuracy figures a package records for one of its variants (SQNR and the task
+    /// figures of its last transformation, as written by [`crate::quantize::task::worst_figures`]).
+    /// The original (no transformation) is the reference: CER 0, IoU, top-1 and cosine 1
+    /// by definition.
+    pub fn read_package_variant(&mut self, v: &crate::package::manifest::Variant) {
+        if v.transformations.is_empty() {
+            self.cer = Some(0.0);
+            self.mask_iou = Some(1.0);
+            self.top1 = Some(1.0);
+            self.min_cosine = Some(1.0);
+            return;
+        }
+        self.sqnr_db = v.sqnr_db;
+        let figures = v
+            .transformations
+            .iter()
+            .rev()
+            .find_map(|t| t.params.get("task_figures")?.as_object().cloned())
+            .unwrap_or_default();
+        let read = |k: &str| figures.get(k).and_then(|x| x.as_f64());
+        self.cer = read("cer");
+        self.mask_iou = read("mask_iou");
+        self.top1 = read("top1");
+        self.min_cosine = read("min_cosine");
     }
 }
 
@@ -308,7 +342,7 @@ pub fn evaluate(
             format!(
                 "the quantize report has no such figure (none given with {} FILE.json, or \
                  the model was quantized without that task metric: {} cer<=... or \
-                 mask-iou>=...@T)",
+                 mask-iou>=...@T; top1 needs an output with a class axis)",
                 Setting::QuantizeReport,
                 Setting::AccuracyTarget
             )
@@ -813,7 +847,12 @@ fn config_checks(
                 out.push(c);
             }
         }
-        Metric::ModelSize | Metric::Sqnr | Metric::Cer | Metric::MaskIou => {}
+        Metric::ModelSize
+        | Metric::Sqnr
+        | Metric::Cer
+        | Metric::MaskIou
+        | Metric::Top1
+        | Metric::MinCosine => {}
     }
 }
 
@@ -1221,6 +1260,45 @@ mod tests {
         );
         let e = evaluate(&p, &cur, None, &Extras::default()).unwrap_err();
         assert!(e.to_string().contains("quantize"), "{e}");
+    }
+
+    #[test]
+    fn top1_and_cosine_limits_read_the_worst_output() {
+        // What it protects: a classifier or an embedding model is gated on the figure its
+        // users depend on (argmax agreement, the worst sample's cosine), read from every
+        // output of the report, the worst one deciding.
+        let cur = profile("m.onnx", vec![]);
+        let p =
+            Policy::from_toml("[metrics.top1]\nmin = \"99%\"\n[metrics.min_cosine]\nmin = 0.99\n")
+                .unwrap();
+        let ex = |top1: f64, cos: f64| {
+            let mut e = Extras::default();
+            e.read_task_metrics(&serde_json::json!({"outputs": [
+                {"output": "logits", "top1_agreement": top1, "min_cosine": 0.9999},
+                {"output": "emb", "min_cosine": cos},
+                {"output": "pooled", "min_cosine": 0.999}
+            ]}));
+            e
+        };
+        assert_eq!(
+            ex(0.995, 0.993).min_cosine,
+            Some(0.993),
+            "the worst output's cosine"
+        );
+        let v = evaluate(&p, &cur, None, &ex(0.995, 0.993)).unwrap();
+        assert_eq!(v.decision, Decision::Pass);
+        assert_eq!(v.checks.len(), 2);
+        assert_eq!(
+            evaluate(&p, &cur, None, &ex(0.97, 0.993)).unwrap().decision,
+            Decision::Fail
+        );
+        assert_eq!(
+            evaluate(&p, &cur, None, &ex(0.995, 0.98)).unwrap().decision,
+            Decision::Fail
+        );
+        // A percentage is not a cosine: the policy says what form it wants.
+        let e = Policy::from_toml("[metrics.min_cosine]\nmin = \"99%\"\n").unwrap_err();
+        assert!(e.to_string().contains("between 0 and 1"), "{e}");
     }
 
     #[test]

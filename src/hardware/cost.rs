@@ -45,16 +45,16 @@ use crate::model::{shape, DataType, Model};
 
 use super::device::{DeviceProfile, KernelClass, KernelDtype, KernelFit, ThreadProfile, WorkUnit};
 
-/// measured/predicted p50, 5th and 95th percentile over the 30 PP-OCR cases (cls/rec/det,
-/// fp32/fp16/int8, threads 1 and 2, batches 1 and 4) of `benches/predict_accuracy.sh` with
-/// this probe (kernel chains) on this project's 2-core AMD EPYC host (BENCHMARKS.md,
-/// "Sizing: chained probe, measured error", 2026-12-04, load average 2-5 from other work:
-/// the high end is mostly that contention, and is what was measured). The interval of a
-/// prediction is `[p50 * low, p50 * high]`; re-measure on a quiet host and update.
-pub const LATENCY_ERROR_Q05_Q95: (f64, f64) = (0.56, 3.19);
-/// measured/predicted peak RSS, 5th and 95th percentile over the 48 cases (PP-OCR and the
-/// ONNX backend light models) of the same bench and probe.
-pub const MEMORY_ERROR_Q05_Q95: (f64, f64) = (0.83, 1.18);
+/// measured/predicted p50, 5th and 95th percentile over the 54 cases of
+/// `benches/predict_accuracy.sh` (PP-OCR cls/rec/det and their fp16/int8 variants at
+/// batches 1 and 4, the ONNX backend `light_*` models, MiniLM-L6, Silero VAD; threads 1
+/// and 2) with this probe on this project's quiet 2-vCPU Intel Xeon host (BENCHMARKS.md,
+/// "Sizing: quiet Xeon host", 2026-12-05, load average below 1.5). The interval of a
+/// prediction is `[p50 * low, p50 * high]`. (On the contended AMD EPYC host of
+/// 2026-12-04, load 2-5, the same bench gave 0.56-3.19: contention, not the model.)
+pub const LATENCY_ERROR_Q05_Q95: (f64, f64) = (0.75, 1.59);
+/// measured/predicted peak RSS, 5th and 95th percentile over the same 54 cases.
+pub const MEMORY_ERROR_Q05_Q95: (f64, f64) = (0.80, 1.34);
 
 /// How much wider a prediction from a **derived** device profile is (`super::derive`):
 /// the measured interval's ends are multiplied by these. Not measured (no target has
