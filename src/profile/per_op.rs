@@ -7,22 +7,28 @@
 //! over the total kernel time of all nodes, so they add up to 1 per kind.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde_json::Value;
 
 use super::schema::OpShare;
+use crate::error::{Error, Result};
 
 const KERNEL_SUFFIX: &str = "_kernel_time";
 
 /// Parse an ONNX Runtime profile and return the top `top` op types (`kind = "op"`), the top
 /// `top` nodes (`kind = "node"`) and the time share of every execution provider
-/// (`kind = "provider"`), each sorted by time, largest first.
-pub fn top_shares(json: &str, top: usize) -> Result<Vec<OpShare>, String> {
-    let v: Value =
-        serde_json::from_str(json).map_err(|e| format!("not an ONNX Runtime profile: {e}"))?;
-    let events = v
-        .as_array()
-        .ok_or("not an ONNX Runtime profile: expected a JSON array of events")?;
+/// (`kind = "provider"`), each sorted by time, largest first. `path` names the profile
+/// file in errors.
+pub fn top_shares(path: &Path, json: &str, top: usize) -> Result<Vec<OpShare>> {
+    let v: Value = serde_json::from_str(json)
+        .map_err(|e| Error::file(path, format!("not an ONNX Runtime profile: {e}")))?;
+    let events = v.as_array().ok_or_else(|| {
+        Error::file(
+            path,
+            "not an ONNX Runtime profile: expected a JSON array of events",
+        )
+    })?;
     // (total µs, calls, op type)
     let mut by_op: BTreeMap<String, (f64, u64)> = BTreeMap::new();
     let mut by_node: BTreeMap<String, (f64, u64, String)> = BTreeMap::new();
@@ -65,7 +71,7 @@ pub fn top_shares(json: &str, top: usize) -> Result<Vec<OpShare>, String> {
         p.1 += 1;
     }
     if total_us <= 0.0 {
-        return Err("the profile has no node kernel timings".into());
+        return Err(Error::file(path, "the profile has no node kernel timings"));
     }
     let share = |kind: &str, name: String, op_type: Option<String>, us: f64, calls: u64| OpShare {
         kind: kind.into(),
@@ -114,7 +120,7 @@ mod tests {
 
     #[test]
     fn aggregates_kernel_time_by_op_node_and_provider() {
-        let s = top_shares(PROFILE, 10).unwrap();
+        let s = top_shares(Path::new("p.json"), PROFILE, 10).unwrap();
         let get = |kind: &str, name: &str| {
             s.iter()
                 .find(|x| x.kind == kind && x.name == name)
@@ -135,15 +141,21 @@ mod tests {
 
     #[test]
     fn keeps_only_the_top_entries() {
-        let s = top_shares(PROFILE, 1).unwrap();
+        let s = top_shares(Path::new("p.json"), PROFILE, 1).unwrap();
         assert_eq!(s.iter().filter(|x| x.kind == "op").count(), 1);
         assert_eq!(s.iter().filter(|x| x.kind == "node").count(), 1);
     }
 
     #[test]
     fn rejects_what_is_not_a_profile() {
-        assert!(top_shares("{}", 5).unwrap_err().contains("JSON array"));
-        assert!(top_shares("[]", 5).unwrap_err().contains("no node kernel"));
-        assert!(top_shares("nope", 5).is_err());
+        assert!(top_shares(Path::new("p.json"), "{}", 5)
+            .unwrap_err()
+            .to_string()
+            .contains("JSON array"));
+        assert!(top_shares(Path::new("p.json"), "[]", 5)
+            .unwrap_err()
+            .to_string()
+            .contains("no node kernel"));
+        assert!(top_shares(Path::new("p.json"), "nope", 5).is_err());
     }
 }

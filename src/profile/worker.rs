@@ -414,7 +414,7 @@ fn per_op_shares(
         .ok_or_else(|| Error::Runtime("profiling was not enabled".into()))?;
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     let _ = std::fs::remove_file(&path);
-    super::per_op::top_shares(&text, 10).map_err(|m| Error::file(&path, m))
+    super::per_op::top_shares(&path, &text, 10)
 }
 
 #[cfg(test)]
