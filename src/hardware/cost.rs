@@ -563,6 +563,42 @@ fn weights_bytes(g: &GraphProto) -> f64 {
     own + subs
 }
 
+/// Bytes of the initializers that are conv weights (input 1 of a Conv, FusedConv,
+/// ConvTranspose or QLinearConv input 3, directly or through a `DequantizeLinear`), here
+/// and in subgraphs.
+fn conv_weights_bytes(g: &GraphProto) -> f64 {
+    let dq_source: HashMap<&str, &str> = g
+        .node
+        .iter()
+        .filter(|n| n.op_type == "DequantizeLinear" && !n.input.is_empty())
+        .filter_map(|n| Some((n.output.first()?.as_str(), n.input[0].as_str())))
+        .collect();
+    let mut names = std::collections::HashSet::new();
+    for n in &g.node {
+        let slot = match n.op_type.as_str() {
+            "Conv" | "FusedConv" | "ConvTranspose" => 1,
+            "QLinearConv" => 3,
+            _ => continue,
+        };
+        if let Some(w) = n.input.get(slot) {
+            names.insert(dq_source.get(w.as_str()).copied().unwrap_or(w.as_str()));
+        }
+    }
+    let own: f64 = g
+        .initializer
+        .iter()
+        .filter(|t| names.contains(t.name.as_str()))
+        .map(|t| numel(&t.dims).unwrap_or(0.0) * elem_bytes(t.data_type.unwrap_or(1)))
+        .sum();
+    let subs: f64 = g
+        .node
+        .iter()
+        .flat_map(|n| n.attribute.iter().filter_map(|a| a.g.as_ref()))
+        .map(conv_weights_bytes)
+        .sum();
+    own + subs
+}
+
 /// `g` as shape inference should see it: ONNX Runtime's fused contrib ops whose output
 /// shapes are their base op's (FusedConv is a Conv with an activation, FusedGemm a Gemm)
 /// renamed to the base op, so the tensors after them are sized too. Inside an inlined
@@ -861,14 +897,26 @@ pub fn predict(
         device.memory.baseline_bytes
     }
     .unwrap_or(device.memory.fixed_bytes);
-    let running =
-        fixed as f64 + device.memory.weight_factor * w + device.memory.activation_factor * act;
+    // Conv weights at their own factor where the probe measured one (ONNX Runtime keeps a
+    // reordered or pre-packed copy beside the original), the rest at the Gemm/MatMul one.
+    let mem = &device.memory;
+    let w_conv = conv_weights_bytes(g).min(w);
+    let w_other = w - w_conv;
+    let running = fixed as f64
+        + mem.weight_factor * w_other
+        + mem.conv_weight_factor.unwrap_or(mem.weight_factor) * w_conv
+        + mem.activation_factor * act;
     // The peak may be while the session is created (large weights: the model's bytes and
     // the session's copies together), where the probe measured that.
-    let creating = device
-        .memory
-        .weight_factor_session_create
-        .map_or(0.0, |f| fixed as f64 + f * w);
+    let creating = mem.weight_factor_session_create.map_or(0.0, |f| {
+        fixed as f64
+            + f * w_other
+            + mem
+                .conv_weight_factor_session_create
+                .or(mem.conv_weight_factor)
+                .unwrap_or(f)
+                * w_conv
+    });
     let mem = running.max(creating);
     let (mut ll, mut lh) = LATENCY_ERROR_Q05_Q95;
     let (mut ml, mut mh) = MEMORY_ERROR_Q05_Q95;
@@ -1027,6 +1075,24 @@ mod tests {
             p.peak_rss_bytes,
             (10 << 20) + p.weights_bytes + p.activation_peak_bytes
         );
+    }
+
+    #[test]
+    fn conv_weights_cost_their_own_factor_where_probed() {
+        // What it protects: ONNX Runtime keeps a second (reordered) copy of conv weights,
+        // so a conv net's resident weights are ~2.5x their bytes where a Gemm's are ~1x;
+        // one factor for both under-predicted ResNet-50 by 25% and over-predicted AlexNet.
+        let m = builder::conv_net(1);
+        let x = shapes(&[1, 3, 16, 16]);
+        let g = m.graph();
+        let conv = conv_weights_bytes(g);
+        let all = weights_bytes(g);
+        assert!(conv > 0.0 && conv < all, "conv {conv} of {all}");
+        let mut dev = sample();
+        let old = predict(&m, &m, &x, &dev, 1).peak_rss_bytes as f64;
+        dev.memory.conv_weight_factor = Some(dev.memory.weight_factor + 1.5);
+        let new = predict(&m, &m, &x, &dev, 1).peak_rss_bytes as f64;
+        assert!((new - old - 1.5 * conv).abs() <= 1.0, "{new} - {old} vs {conv}");
     }
 
     #[test]

@@ -200,6 +200,15 @@ pub struct MemoryCost {
     /// earlier probes lack it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight_factor_session_create: Option<f64>,
+    /// Resident bytes per byte of conv weights after session creation, and at its peak
+    /// (ONNX Runtime keeps a reordered or pre-packed copy of a conv's weights beside the
+    /// original: measured 2.3-2.9 on conv nets against about 1.0 on Gemm-heavy ones).
+    /// Profiles of earlier probes lack them: conv weights then cost `weight_factor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv_weight_factor: Option<f64>,
+    /// See [`MemoryCost::conv_weight_factor`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv_weight_factor_session_create: Option<f64>,
     /// Peak resident bytes (session creation and runs) of a small net of every fp32
     /// kernel class: what a real model's session costs besides its weights and
     /// activations (the session, the code pages of the kernels it runs, the allocator's
@@ -424,6 +433,8 @@ pub(crate) mod tests {
                 weight_factor: 1.0,
                 activation_factor: 1.0,
                 weight_factor_session_create: None,
+                conv_weight_factor: None,
+                conv_weight_factor_session_create: None,
                 baseline_bytes: None,
                 baseline_int8_bytes: None,
             },

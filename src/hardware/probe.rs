@@ -80,6 +80,10 @@ enum Role {
     Chain(usize),
     /// A MatMul holding `weight_bytes` of weights (memory per weight byte).
     WeightMemory { weight_bytes: f64 },
+    /// A chain of 3x3 convs holding `weight_bytes` of weights (memory per conv weight
+    /// byte: ONNX Runtime keeps a reordered or pre-packed copy of conv weights beside
+    /// the original, so a conv weight costs more resident bytes than a Gemm's).
+    ConvWeightMemory { weight_bytes: f64 },
     /// An Add with `activation_bytes` of inputs and outputs (memory per activation byte).
     ActivationMemory { activation_bytes: f64 },
 }
@@ -564,6 +568,16 @@ fn catalog(scope: Scope) -> Result<Vec<Micro>> {
             weight_bytes: 2.0 * f32_bytes(&[2048, 2048]),
         },
     });
+    // 4 convs of 512x512x3x3: 36 MiB of conv weights at a small 8x8 map (the compute,
+    // 0.6 GMAC, stays short).
+    let conv_weights = conv_chain(512, 8, 3, 1, false, Form::Fp32, 4);
+    out.push(Micro {
+        name: "memory: conv3x3 4x 512x512 weights".into(),
+        model: conv_weights.model,
+        role: Role::ConvWeightMemory {
+            weight_bytes: 4.0 * f32_bytes(&[512, 512, 3, 3]),
+        },
+    });
     for int8 in [false, true] {
         out.push(Micro {
             name: format!("memory: baseline net{}", if int8 { " int8" } else { "" }),
@@ -946,6 +960,8 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
     let mut baseline_bytes = [u64::MAX; 2];
     let mut weight_factors = vec![];
     let mut create_factors = vec![];
+    let mut conv_factors = vec![];
+    let mut conv_create_factors = vec![];
     let mut activation_factors = vec![];
     let mut index = 0;
     for &threads in &opts.threads {
@@ -981,6 +997,17 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
                         r.rss_after_session_bytes.saturating_sub(base_rss) as f64 / weight_bytes,
                     );
                     create_factors.push(
+                        r.peak_rss_session_create_bytes
+                            .saturating_sub(one.peak_rss_session_create_bytes)
+                            as f64
+                            / weight_bytes,
+                    );
+                }
+                Role::ConvWeightMemory { weight_bytes } => {
+                    conv_factors.push(
+                        r.rss_after_session_bytes.saturating_sub(base_rss) as f64 / weight_bytes,
+                    );
+                    conv_create_factors.push(
                         r.peak_rss_session_create_bytes
                             .saturating_sub(one.peak_rss_session_create_bytes)
                             as f64
@@ -1088,6 +1115,8 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
             weight_factor: median(weight_factors).max(1.0),
             activation_factor: median(activation_factors).max(0.0),
             weight_factor_session_create: Some(median(create_factors).max(1.0)),
+            conv_weight_factor: Some(median(conv_factors).max(1.0)),
+            conv_weight_factor_session_create: Some(median(conv_create_factors).max(1.0)),
             baseline_bytes: (baseline_bytes[0] != u64::MAX).then_some(baseline_bytes[0]),
             baseline_int8_bytes: (baseline_bytes[1] != u64::MAX).then_some(baseline_bytes[1]),
         },
