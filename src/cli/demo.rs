@@ -172,13 +172,14 @@ timeout_s = 120
 /// The latency budget the demo builds against, so the report can draw each board's p50
 /// against it. Fit decisions use the pessimistic end of each prediction's interval, and the
 /// built-in boards' device profiles are derived (x2 wider intervals), so the budget sits
-/// about 1.35x above the slowest board's pessimistic fp32 p50 at 2 threads, the Raspberry
+/// about 1.6x above the slowest board's pessimistic fp32 p50 at 2 threads, the Raspberry
 /// Pi 4's (`edgepack predict MODEL --device hardware/raspberry-pi-4-4gb.device.json
-/// --threads 2 --shape ...`, 2026-12-05: det 640x640 0.92 s up to 2.92 s, rec 48x320 288 ms
-/// up to 915 ms, cls 48x192 15.7 ms up to 50 ms). Every board then gets a bundle and the
-/// demo exits 0; the cost model is a pure function of the model and the device profile,
-/// so this does not depend on the machine the demo runs on. Re-check when the cost
-/// model's error interval (`hardware::cost::LATENCY_ERROR_Q05_Q95`) changes.
+/// --threads 2 --shape ...`, 2026-12-05 13:15 UTC: det 640x640 0.79 s up to 2.45 s, rec
+/// 48x320 243 ms up to 752 ms, cls 48x192 13.2 ms up to 41 ms). Every board then gets a
+/// bundle and the demo exits 0; the cost model is a pure function of the model and the
+/// device profile, so this does not depend on the machine the demo runs on. Re-check when
+/// the cost model's error interval (`hardware::cost::LATENCY_ERROR_Q05_Q95`) or the
+/// reference probe (`hardware/reference/`) changes.
 fn demo_budget(model: ZooModel) -> &'static str {
     match model {
         ZooModel::PpOcrDet => "4s",
