@@ -1670,6 +1670,8 @@ fn device_profile_text(ort: &str) -> String {
             weight_factor: 1.0,
             activation_factor: 1.0,
             weight_factor_session_create: None,
+            conv_weight_factor: None,
+            conv_weight_factor_session_create: None,
             baseline_bytes: None,
             baseline_int8_bytes: None,
         },
