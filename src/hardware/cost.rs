@@ -33,7 +33,7 @@
 //! a constant trip count (else once, said in the fallbacks), a `Scan` its body once (said);
 //! each is listed in [`Prediction::subgraphs`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -550,31 +550,25 @@ fn activation_peak(
 /// Bytes of every initializer, those of subgraphs included (both branches of an `If` are
 /// loaded, whichever runs).
 fn weights_bytes(g: &GraphProto) -> f64 {
-    let own: f64 = g
-        .initializer
-        .iter()
-        .map(|t| numel(&t.dims).unwrap_or(0.0) * elem_bytes(t.data_type.unwrap_or(1)))
-        .sum();
-    let subs: f64 = g
-        .node
-        .iter()
-        .flat_map(|n| n.attribute.iter().filter_map(|a| a.g.as_ref()))
-        .map(weights_bytes)
-        .sum();
-    own + subs
+    initializer_bytes(g, &|_| None)
 }
 
 /// Bytes of the initializers that are conv weights (input 1 of a Conv, FusedConv,
 /// ConvTranspose or QLinearConv input 3, directly or through a `DequantizeLinear`), here
 /// and in subgraphs.
 fn conv_weights_bytes(g: &GraphProto) -> f64 {
+    initializer_bytes(g, &|g| Some(conv_weight_names(g)))
+}
+
+/// The names of `g`'s conv weights (see [`conv_weights_bytes`]).
+fn conv_weight_names(g: &GraphProto) -> HashSet<String> {
     let dq_source: HashMap<&str, &str> = g
         .node
         .iter()
         .filter(|n| n.op_type == "DequantizeLinear" && !n.input.is_empty())
         .filter_map(|n| Some((n.output.first()?.as_str(), n.input[0].as_str())))
         .collect();
-    let mut names = std::collections::HashSet::new();
+    let mut names = HashSet::new();
     for n in &g.node {
         let slot = match n.op_type.as_str() {
             "Conv" | "FusedConv" | "ConvTranspose" => 1,
@@ -582,20 +576,36 @@ fn conv_weights_bytes(g: &GraphProto) -> f64 {
             _ => continue,
         };
         if let Some(w) = n.input.get(slot) {
-            names.insert(dq_source.get(w.as_str()).copied().unwrap_or(w.as_str()));
+            names.insert(
+                dq_source
+                    .get(w.as_str())
+                    .copied()
+                    .unwrap_or(w.as_str())
+                    .to_string(),
+            );
         }
     }
+    names
+}
+
+/// Bytes of `g`'s initializers (only those `select` names, where it names any) and of its
+/// subgraphs' under the same rule.
+fn initializer_bytes(
+    g: &GraphProto,
+    select: &dyn Fn(&GraphProto) -> Option<HashSet<String>>,
+) -> f64 {
+    let names = select(g);
     let own: f64 = g
         .initializer
         .iter()
-        .filter(|t| names.contains(t.name.as_str()))
+        .filter(|t| names.as_ref().is_none_or(|n| n.contains(&t.name)))
         .map(|t| numel(&t.dims).unwrap_or(0.0) * elem_bytes(t.data_type.unwrap_or(1)))
         .sum();
     let subs: f64 = g
         .node
         .iter()
         .flat_map(|n| n.attribute.iter().filter_map(|a| a.g.as_ref()))
-        .map(conv_weights_bytes)
+        .map(|sub| initializer_bytes(sub, select))
         .sum();
     own + subs
 }

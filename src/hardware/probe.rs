@@ -992,22 +992,16 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
         fixed_bytes = fixed_bytes.min(base_rss);
         for (m, r) in micros.iter().zip(&measured) {
             match m.role {
-                Role::WeightMemory { weight_bytes } => {
-                    weight_factors.push(
+                Role::WeightMemory { weight_bytes } | Role::ConvWeightMemory { weight_bytes } => {
+                    let (after, create) = if matches!(m.role, Role::ConvWeightMemory { .. }) {
+                        (&mut conv_factors, &mut conv_create_factors)
+                    } else {
+                        (&mut weight_factors, &mut create_factors)
+                    };
+                    after.push(
                         r.rss_after_session_bytes.saturating_sub(base_rss) as f64 / weight_bytes,
                     );
-                    create_factors.push(
-                        r.peak_rss_session_create_bytes
-                            .saturating_sub(one.peak_rss_session_create_bytes)
-                            as f64
-                            / weight_bytes,
-                    );
-                }
-                Role::ConvWeightMemory { weight_bytes } => {
-                    conv_factors.push(
-                        r.rss_after_session_bytes.saturating_sub(base_rss) as f64 / weight_bytes,
-                    );
-                    conv_create_factors.push(
+                    create.push(
                         r.peak_rss_session_create_bytes
                             .saturating_sub(one.peak_rss_session_create_bytes)
                             as f64
