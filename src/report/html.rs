@@ -661,10 +661,26 @@ fn decision_section(h: &mut String, b: &BuildSummary) -> Result<()> {
             h.push_str("<p class=\"muted\">No predictions to compare with the targets' limits.</p>")
         }
     }
+    // Say where the drawn predictions come from: the cost model (a target's device
+    // profile) or this host's profile scaled by relative compute.
+    let from_cost_model = b
+        .targets
+        .iter()
+        .filter_map(|t| t.chosen_eval()?.basis.as_deref())
+        .map(|basis| basis.starts_with("cost model"))
+        .collect::<Vec<_>>();
+    let source = if !from_cost_model.is_empty() && from_cost_model.iter().all(|&c| c) {
+        "Predictions of the cost model from each target's device profile"
+    } else if from_cost_model.iter().any(|&c| c) {
+        "Predictions per target (the cost model where a device profile exists, else this host's profile scaled)"
+    } else {
+        "Predictions from this host's profile scaled to each target"
+    };
     let _ = write!(
         h,
-        "<p class=\"muted\">{}Predictions from this host's profile scaled to each target, for \
-         the threads and batch named under each target (details in the bundles table). Among the variants that fit, the build prefers <b>{}</b>.</p>",
+        "<p class=\"muted\">{}{source}, for the threads and batch named under each target \
+         (details and each prediction's basis in the bundles table); a variant fits when the \
+         pessimistic end of its prediction's interval is within the limits. Among the variants that fit, the build prefers <b>{}</b>.</p>",
         match budget {
             Some(bud) => format!("Latency budget {}. ", secs(bud)),
             None => format!("No latency budget was given (<code>{}</code>): latency bars are not drawn. ", Setting::LatencyBudget),
