@@ -7,6 +7,7 @@ row NAME THREADS BATCH PRED.json PROFILE.json [HOST_PROFILE.json HOST_COMPUTE DE
 summary ROWS.jsonl                             -> the table and the error figures
 """
 import json
+import os
 import statistics
 import sys
 
@@ -57,10 +58,32 @@ def row(name, threads, batch, pred_path, prof_path, host_prof_path="", host_comp
     print(json.dumps(out))
 
 
+def memory_summary(rows):
+    """Peak RSS only (MEMORY_ONLY=1): for profiles measured where timings mean nothing,
+    such as an emulated board (benches/arm_memory.sh)."""
+    print(f"{'case':<34} {'pred MiB':>8} {'meas MiB':>8} {'err':>7}")
+    errs = []
+    for r in rows:
+        e = r["pred_rss"] / r["meas_rss"] - 1
+        errs.append(e)
+        print(f"{r['case']:<34} {r['pred_rss']/2**20:>8.1f} {r['meas_rss']/2**20:>8.1f} {e:>+7.1%}")
+    n = len(rows)
+    print()
+    print(f"cases: {n} (timings not scored)")
+    print(f"peak RSS: median |error| {statistics.median(abs(e) for e in errs):.1%}, "
+          f"within ±10%: {sum(abs(e) <= 0.10 for e in errs) / n:.0%} (bar: 90%)")
+    if n >= 2:
+        mq = statistics.quantiles([r["meas_rss"] / r["pred_rss"] for r in rows], n=20)
+        print(f"measured/predicted peak RSS: 5th pct {mq[0]:.2f}, 95th pct {mq[-1]:.2f}")
+
+
 def summary(path):
     rows = [json.loads(l) for l in open(path) if l.strip()]
     if not rows:
         print("no cases")
+        return
+    if os.environ.get("MEMORY_ONLY") == "1":
+        memory_summary(rows)
         return
     print(f"{'case':<34} {'pred ms':>9} {'meas ms':>9} {'err':>7}  {'pred MiB':>8} {'meas MiB':>8} {'err':>7}")
     lat_err, mem_err, ratio = [], [], []

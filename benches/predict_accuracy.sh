@@ -25,7 +25,8 @@
 #        timed region is ONNX Runtime's Run either way), THREADS (1,2), BATCHES (1,4),
 #        PROBE_TIME (60s), LIGHT (glob of light models, default all; LIGHT=none skips
 #        them), SKIP_PPOCR=1, ONLY (a grep pattern over case names), DEVICE (an existing
-#        device profile: skip the probe)
+#        device profile: skip the probe), MEMORY_ONLY=1 (score peak RSS only: profiles
+#        measured where timings mean nothing, e.g. benches/arm_memory.sh's emulated board)
 #
 # Predict-only mode (cross-device): `DEVICE=dev.json PROFILES=DIR` skips probing and
 # profiling: it predicts every case from the device profile alone and scores against the

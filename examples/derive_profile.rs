@@ -2,13 +2,16 @@
 //! target's `[cpu_figures]` (docs/derived-profiles.md): what the built-in targets carry.
 //!
 //! ```sh
-//! cargo run --example derive_profile -- my-board.toml hardware/reference/xeon-2c.toml my-board.device.json
+//! cargo run --example derive_profile -- my-board.toml hardware/reference/xeon-2c.toml my-board.device.json \
+//!     hardware/reference/aarch64-memory.toml
 //! ```
+//! The memory references after the output (optional) give the memory lines of the
+//! target's architecture where the reference probe's are another's (aarch64 boards).
 //! Then set `device_profile = "my-board.device.json"` in the target file.
 
 use std::path::{Path, PathBuf};
 
-use edgepack::hardware::derive::{derive, Reference};
+use edgepack::hardware::derive::{derive, MemoryReference, Reference};
 use edgepack::hardware::device::DeviceProfile;
 use edgepack::hardware::{cpu_figures_from_toml, Target};
 
@@ -21,9 +24,19 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-    let [target_path, reference_path, out] = args.as_slice() else {
-        return Err("usage: derive_profile TARGET.toml REFERENCE.toml OUT.device.json".into());
+    let [target_path, reference_path, out, memory_paths @ ..] = args.as_slice() else {
+        return Err(
+            "usage: derive_profile TARGET.toml REFERENCE.toml OUT.device.json [MEMORY.toml...]"
+                .into(),
+        );
     };
+    let memory_refs = memory_paths
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            toml::from_str::<MemoryReference>(&text).map_err(|e| format!("{}: {e}", p.display()))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     let text = std::fs::read_to_string(target_path)
         .map_err(|e| format!("{}: {e}", target_path.display()))?;
     // The target's own device_profile (if any) is what is being replaced: ignore it.
@@ -45,7 +58,7 @@ fn run() -> Result<(), String> {
         .unwrap_or(Path::new("."))
         .join(&reference.device_profile);
     let probe = DeviceProfile::load(&probe_path).map_err(|e| e.to_string())?;
-    let mut derived = derive(&probe, &reference, &target, &figures)
+    let mut derived = derive(&probe, &reference, &target, &figures, &memory_refs)
         .map_err(|e| format!("{}: {e}", target_path.display()))?;
     derived.write(out).map_err(|e| e.to_string())?;
     println!("wrote {} (derived, not measured)", out.display());

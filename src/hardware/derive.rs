@@ -29,7 +29,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::device::{DeviceProfile, KernelClass, KernelDtype, KernelFit, KernelPoint};
+use super::device::{DeviceProfile, KernelClass, KernelDtype, KernelFit, KernelPoint, MemoryCost};
 use super::device::{ThreadProfile, DEVICE_SCHEMA};
 use super::Target;
 use crate::error::{Error, Result};
@@ -182,6 +182,23 @@ pub struct Reference {
     pub cpu_figures: CpuFigures,
 }
 
+/// Memory lines probed on another architecture, for the targets of that architecture
+/// (`hardware/reference/aarch64-memory.toml`). Only memory: where it was measured (an
+/// emulated board) timings mean nothing, so none are kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryReference {
+    /// The architecture whose targets take these lines (`aarch64`).
+    pub arch: String,
+    /// The CPU the probe ran on, as it is named in a derived profile's basis.
+    pub cpu_model: String,
+    /// ONNX Runtime's memory is its own code's: only the same version's lines carry.
+    pub onnxruntime_version: String,
+    /// How the lines were measured.
+    pub command: String,
+    pub memory: MemoryCost,
+}
+
 /// One class and dtype's derived line against the reference's, at one thread.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -211,6 +228,10 @@ pub struct Derivation {
     /// Reference relative_compute / target relative_compute: the overheads' factor.
     pub overhead_factor: f64,
     pub factors: Vec<DerivedFactor>,
+    /// Where the memory lines come from when not from the reference probe (a
+    /// [`MemoryReference`] of the target's architecture).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_source: Option<String>,
     /// Where the rules and the figures' sources are written down.
     pub document: String,
 }
@@ -232,12 +253,15 @@ fn carry_speedup(s_ref: f64, r_ref: f64, r_t: f64) -> f64 {
 }
 
 /// Derive `target`'s device profile from the reference probe and both CPUs' figures.
-/// Only the reference's single-thread lines are used.
+/// Only the reference's single-thread lines are used. Memory is the reference's, or the
+/// lines of `memory_refs` probed on the target's architecture where there are some for
+/// the reference's ONNX Runtime version.
 pub fn derive(
     reference: &DeviceProfile,
     ref_info: &Reference,
     target: &Target,
     figures: &CpuFigures,
+    memory_refs: &[MemoryReference],
 ) -> Result<DeviceProfile> {
     ref_info.cpu_figures.validate()?;
     figures.validate()?;
@@ -260,6 +284,9 @@ pub fn derive(
                 ),
             )
         })?;
+    let arch_memory = memory_refs.iter().find(|m| {
+        m.arch == target.arch.as_str() && m.onnxruntime_version == reference.onnxruntime_version
+    });
     let rf = &ref_info.cpu_figures;
     let overhead = ref_info.relative_compute / target.relative_compute;
     let fp32_of = |class: KernelClass| {
@@ -355,9 +382,10 @@ pub fn derive(
         },
         probe_wall_s: 0.0,
         threads,
-        // ONNX Runtime's memory is much the same code on every CPU; the derivation does
-        // not scale it (docs/derived-profiles.md says what differs).
-        memory: reference.memory.clone(),
+        // Memory is not scaled: the same ONNX Runtime allocates the same on every CPU of
+        // an architecture, but not across architectures (on aarch64 no NCHWc copies of
+        // conv weights): a target takes its architecture's probed lines where there are.
+        memory: arch_memory.map_or_else(|| reference.memory.clone(), |m| m.memory.clone()),
         derivation: Some(Derivation {
             target: target.name.clone(),
             reference_cpu_model: ref_info.cpu_model.clone(),
@@ -366,6 +394,7 @@ pub fn derive(
             target_figures: figures.clone(),
             overhead_factor: overhead,
             factors,
+            memory_source: arch_memory.map(|m| format!("{} ({})", m.cpu_model, m.command)),
             document: "docs/derived-profiles.md".into(),
         }),
         content_sha256: String::new(),
@@ -444,7 +473,7 @@ source = ["https://example.invalid/spec"]
         )
         .unwrap();
         let f = figures(1.5, 4.0, 8.0, 16.0, 12e9);
-        let d = derive(&reference, &ref_info, &target, &f).unwrap();
+        let d = derive(&reference, &ref_info, &target, &f, &[]).unwrap();
         assert_eq!(d.threads.len(), 2);
         let one = &d.threads[0];
         let conv = one
@@ -469,11 +498,40 @@ source = ["https://example.invalid/spec"]
         assert_eq!(dv.factors.len(), 2);
         assert_eq!(d.host.cpu_model, "Cortex-A72");
         // A derived profile cannot be the reference of another.
-        assert!(derive(&d, &ref_info, &target, &f).is_err());
+        assert!(derive(&d, &ref_info, &target, &f, &[]).is_err());
+        assert_eq!(d.memory, reference.memory);
+        assert_eq!(dv.memory_source, None);
+
+        // Memory lines probed on the target's architecture replace the reference's, for
+        // the reference's ONNX Runtime version only; the kernel lines do not change.
+        let mut lines = MemoryReference {
+            arch: "aarch64".into(),
+            cpu_model: "Cortex-A72 (emulated)".into(),
+            onnxruntime_version: reference.onnxruntime_version.clone(),
+            command: "probe --tiny".into(),
+            memory: MemoryCost {
+                conv_weight_factor: Some(1.03),
+                ..reference.memory.clone()
+            },
+        };
+        let a = derive(&reference, &ref_info, &target, &f, &[lines.clone()]).unwrap();
+        assert_eq!(a.memory.conv_weight_factor, Some(1.03));
+        assert_eq!(a.threads, d.threads);
+        let source = a.derivation.unwrap().memory_source.unwrap();
+        assert!(source.contains("Cortex-A72 (emulated)"), "{source}");
+        lines.onnxruntime_version = "0.0.1".into();
+        let other = derive(&reference, &ref_info, &target, &f, &[lines.clone()]).unwrap();
+        assert_eq!(other.memory, reference.memory);
+        lines.onnxruntime_version = reference.onnxruntime_version.clone();
+        lines.arch = "x86_64".into();
+        let other = derive(&reference, &ref_info, &target, &f, &[lines]).unwrap();
+        assert_eq!(other.memory, reference.memory);
     }
 
     /// The reference the built-in derived profiles come from.
     const REFERENCE: &str = "hardware/reference/xeon-2c.toml";
+    /// Memory lines of other architectures the built-in derived profiles take.
+    const MEMORY_REFERENCES: &[&str] = &["hardware/reference/aarch64-memory.toml"];
 
     /// Protects the built-in derived profiles from drifting away from their derivation:
     /// each must be, byte for byte, what `derive` makes of the committed reference probe
@@ -488,6 +546,10 @@ source = ["https://example.invalid/spec"]
         let reference =
             DeviceProfile::load(&ref_path.parent().unwrap().join(&ref_info.device_profile))
                 .unwrap();
+        let memory_refs: Vec<MemoryReference> = MEMORY_REFERENCES
+            .iter()
+            .map(|p| toml::from_str(&std::fs::read_to_string(root.join(p)).unwrap()).unwrap())
+            .collect();
         let write = std::env::var_os("EDGEPACK_WRITE_DERIVED_PROFILES").is_some();
         for (file, text) in super::super::BUILTIN_TARGETS {
             let origin = std::path::PathBuf::from(format!("builtin:{file}"));
@@ -501,7 +563,8 @@ source = ["https://example.invalid/spec"]
             let Some(figures) = super::super::cpu_figures_from_toml(text, &origin).unwrap() else {
                 continue;
             };
-            let mut derived = derive(&reference, &ref_info, &target, &figures).unwrap();
+            let mut derived =
+                derive(&reference, &ref_info, &target, &figures, &memory_refs).unwrap();
             let bytes = derived.to_json_bytes();
             let name = format!("{}.device.json", target.name);
             if write {
