@@ -52,8 +52,8 @@ use super::device::{DeviceProfile, KernelClass, KernelDtype, KernelFit, ThreadPr
 /// measured/predicted p50, 5th and 95th percentile over two runs of the 54 cases of
 /// `benches/predict_accuracy.sh` (PP-OCR cls/rec/det and their fp16/int8 variants at
 /// batches 1 and 4, the ONNX backend `light_*` models, MiniLM-L6, Silero VAD; threads 1
-/// and 2; 108 predictions against their measurements) with one probe of this project's
-/// quiet 2-vCPU Intel Xeon host (BENCHMARKS.md, "Sizing on a quiet host, twice",
+/// and 2; 108 predictions against their measurements) with one probe of a quiet 2-vCPU
+/// AMD EPYC build host (AVX-512 VNNI; BENCHMARKS.md, "Sizing on a quiet host, twice",
 /// 2026-12-06 01:24-01:40 UTC, load average below 0.5). The interval of a prediction is
 /// `[p50 * low, p50 * high]`. The upper tail is mostly the 2-thread measurements, which
 /// did not reproduce between the two runs on this 2-vCPU VM (19 of 27 within ±20% of each

@@ -190,7 +190,7 @@ pub struct Reference {
 pub struct MemoryReference {
     /// The architecture whose targets take these lines (`aarch64`).
     pub arch: String,
-    /// The CPU the probe ran on, as it is named in a derived profile's basis.
+    /// The CPU the probe ran on, as `derivation.memory_source` names it.
     pub cpu_model: String,
     /// ONNX Runtime's memory is its own code's: only the same version's lines carry.
     pub onnxruntime_version: String,
