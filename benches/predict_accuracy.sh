@@ -26,7 +26,9 @@
 #        PROBE_TIME (60s), LIGHT (glob of light models, default all; LIGHT=none skips
 #        them), SKIP_PPOCR=1, ONLY (a grep pattern over case names), DEVICE (an existing
 #        device profile: skip the probe), MEMORY_ONLY=1 (score peak RSS only: profiles
-#        measured where timings mean nothing, e.g. benches/arm_memory.sh's emulated board)
+#        measured where timings mean nothing, e.g. benches/arm_memory.sh's emulated board),
+#        CASES_ONLY=1 (write WORKDIR/cases.txt and the quantized variants, then stop:
+#        name|model|shape flags|batches|session config|profile-only flags)
 #
 # Predict-only mode (cross-device): `DEVICE=dev.json PROFILES=DIR` skips probing and
 # profiling: it predicts every case from the device profile alone and scores against the
@@ -54,7 +56,9 @@ if [ -n "${PROFILES:-}" ] && [ -z "${DEVICE:-}" ]; then
   echo "PROFILES needs DEVICE (the device profile probed where the profiles were measured)" >&2
   exit 2
 fi
-if [ -n "${DEVICE:-}" ]; then
+if [ -n "${CASES_ONLY:-}" ]; then
+  :
+elif [ -n "${DEVICE:-}" ]; then
   cp "$DEVICE" "$WORK/device.json"
 else
   "$EDGEPACK" probe -o "$WORK/device.json" --threads "$THREADS" --max-time "${PROBE_TIME:-60s}" >"$WORK/probe.txt"
@@ -113,6 +117,10 @@ SILERO="$CACHE/models/silero-vad/silero_vad.onnx"
 if [ -z "${SKIP_SILERO:-}" ] && [ -f "$SILERO" ]; then
   echo "silero-vad|$SILERO|--shape input=1x576 --shape state=2x1x128|1||--input-range sr=16000..16000" >>"$CASES"
 fi
+
+# CASES_ONLY=1: the case list and the quantized variants are all that is wanted (another
+# script profiles them elsewhere, e.g. benches/arm_memory.sh on its emulated board).
+[ -z "${CASES_ONLY:-}" ] || exit 0
 
 ROWS="$WORK/rows.jsonl"
 [ -n "${KEEP_ROWS:-}" ] || : >"$ROWS"
