@@ -34,7 +34,8 @@ fn run() -> Result<(), String> {
         .iter()
         .map(|p| {
             let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            toml::from_str::<MemoryReference>(&text).map_err(|e| format!("{}: {e}", p.display()))
+            toml::from_str::<MemoryReference>(&text)
+                .map_err(|e| format!("{}: {}", p.display(), e.message()))
         })
         .collect::<Result<Vec<_>, String>>()?;
     let text = std::fs::read_to_string(target_path)
@@ -51,8 +52,8 @@ fn run() -> Result<(), String> {
         .ok_or_else(|| format!("{}: no [cpu_figures] table", target_path.display()))?;
     let ref_text = std::fs::read_to_string(reference_path)
         .map_err(|e| format!("{}: {e}", reference_path.display()))?;
-    let reference: Reference =
-        toml::from_str(&ref_text).map_err(|e| format!("{}: {e}", reference_path.display()))?;
+    let reference: Reference = toml::from_str(&ref_text)
+        .map_err(|e| format!("{}: {}", reference_path.display(), e.message()))?;
     let probe_path = reference_path
         .parent()
         .unwrap_or(Path::new("."))
