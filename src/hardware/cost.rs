@@ -16,6 +16,12 @@
 //! QLinearConv/QLinearMatMul, MatMul+Add, GELU, LayerNorm...). Level `all` adds layout
 //! transforms (NCHWc blocked convs on x86) whose saved graph is hardware-specific; their
 //! speed-up is in the probed conv times, since the probe runs its micro-models at `all`.
+//! Three things level `all` does differently are applied to the `extended` graph here:
+//! casts of constants are folded (no kernel; an fp16 model's convs get constant fp32
+//! weights), and on a device with an NCHWc block ([`DeviceProfile::nchwc_block`]: x86-64)
+//! a float conv's channels are padded to the block ([`nchwc_padding`]) and the activations
+//! it runs fused cost nothing ([`nchwc_fused_activations`]). The probe's convs have
+//! channels that are multiples of 16, so its lines hold no padding of their own.
 //!
 //! **Memory**: the probed fixed resident size + weights (initializers of the optimized
 //! graph) x the probed bytes per weight byte of their kind + the activation memory ONNX
@@ -701,6 +707,112 @@ fn subgraph<'a>(n: &'a NodeProto, name: &str) -> Option<&'a GraphProto> {
         .and_then(|a| a.g.as_ref())
 }
 
+/// The activations ONNX Runtime fuses into an NCHWc conv at level `all` (its layout
+/// transformer runs the conv-activation fusion again, after the casts an fp16 model
+/// carries are folded, and fuses hard-swish, `x * HardSigmoid(x)`): node indices of `g`
+/// that run no kernel of their own there. The graph saved at level `extended` still has
+/// them where the conv's output had another consumer or a cast in between.
+fn nchwc_fused_activations(
+    g: &GraphProto,
+    shapes: &HashMap<String, Vec<i64>>,
+    consts: &HashMap<String, f64>,
+) -> Vec<usize> {
+    let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, n) in g.node.iter().enumerate() {
+        for x in n.input.iter().filter(|x| !x.is_empty()) {
+            consumers.entry(x.as_str()).or_default().push(i);
+        }
+    }
+    let only = |name: &str| match consumers.get(name).map(Vec::as_slice) {
+        Some([one]) => Some(*one),
+        _ => None,
+    };
+    let mut fused = vec![];
+    for n in &g.node {
+        let reordered = n.op_type == "Conv"
+            && n.input.get(1).is_some_and(|w| consts.contains_key(w))
+            && n.input
+                .get(1)
+                .and_then(|w| shapes.get(w))
+                .is_some_and(|w| nchwc_reordered(w, n.attr_i_or("group", 1).unwrap_or(1)));
+        let Some(y) = n.output.first().filter(|_| reordered) else {
+            continue;
+        };
+        let Some(users) = consumers.get(y.as_str()) else {
+            continue;
+        };
+        match users.as_slice() {
+            [a] if NCHWC_ACTIVATIONS.contains(&g.node[*a].op_type.as_str()) => fused.push(*a),
+            [a, b] => {
+                // hard-swish: HardSigmoid(y) (alpha 1/6, beta 1/2) and Mul(y, that).
+                let (h, m) = if g.node[*a].op_type == "HardSigmoid" {
+                    (*a, *b)
+                } else {
+                    (*b, *a)
+                };
+                let hs = &g.node[h];
+                let is_hard_swish = hs.op_type == "HardSigmoid"
+                    && (hs.attr_f_or("alpha", 0.2).unwrap_or(0.2) - 1.0 / 6.0).abs() < 1e-3
+                    && (hs.attr_f_or("beta", 0.5).unwrap_or(0.5) - 0.5).abs() < 1e-3
+                    && g.node[m].op_type == "Mul"
+                    && hs.output.first().and_then(|o| only(o)) == Some(m);
+                if is_hard_swish {
+                    fused.extend([h, m]);
+                }
+            }
+            _ => {}
+        }
+    }
+    fused
+}
+
+/// Activations an NCHWc conv runs fused (MLAS's conv activations).
+const NCHWC_ACTIVATIONS: &[&str] = &[
+    "Relu",
+    "LeakyRelu",
+    "Sigmoid",
+    "Tanh",
+    "Clip",
+    "HardSigmoid",
+    "HardSwish",
+];
+
+/// Whether ONNX Runtime's NCHWc layout transformer reorders a conv with a constant weight
+/// of shape `w` in `group`s: 2-D convs, ungrouped or depthwise.
+fn nchwc_reordered(w: &[i64], group: i64) -> bool {
+    match *w {
+        [out, per_group, _, _] if out > 0 && per_group > 0 => {
+            group == 1 || (per_group == 1 && out == group)
+        }
+        _ => false,
+    }
+}
+
+/// Work in ONNX Runtime's NCHWc layout per unit of a conv's own work, for a weight of
+/// shape `w` (`[out, in / group, kh, kw]`) in `group`s on a CPU whose NCHWc block is
+/// `block` channels. The layout pads output channels to the block, and input channels
+/// too unless there are fewer than one block (those are read as they are). A depthwise
+/// conv pads its channels; other grouped convs are not reordered. Measured on this host
+/// (AVX-512, block 16; ONNX Runtime 1.31.1, one thread, 8-conv chains): 96->24 1x1 ran
+/// as long as 96->32, 24->24 3x3 as 32->32, 40->40 as 48->48, depthwise 24 as 32, and
+/// 8->8 at half of 16->16 (BENCHMARKS.md, "NCHWc channel padding"). The probe's convs
+/// have channels that are multiples of 16, so its lines hold no padding.
+fn nchwc_padding(w: &[i64], group: i64, block: i64) -> f64 {
+    if !nchwc_reordered(w, group) {
+        return 1.0;
+    }
+    let pad = |c: i64| (c + block - 1) / block * block;
+    let ratio = |c: i64| pad(c) as f64 / c as f64;
+    let (out, per_group) = (w[0], w[1]);
+    // Depthwise: one channel in per group; fewer input channels than a block are read
+    // unpadded.
+    if group > 1 || per_group < block {
+        ratio(out)
+    } else {
+        ratio(out) * ratio(per_group)
+    }
+}
+
 /// The per-kernel costing of one prediction: the device's lines at one thread count, and
 /// what it had to say on the way.
 struct Costing<'a> {
@@ -710,12 +822,40 @@ struct Costing<'a> {
     fallbacks: Vec<String>,
     unsized_nodes: Vec<String>,
     subgraphs: Vec<String>,
+    /// The device's NCHWc channel block, where ONNX Runtime uses that layout
+    /// ([`DeviceProfile::nchwc_block`]).
+    nchwc_block: Option<i64>,
 }
 
 impl Costing<'_> {
     fn note(&mut self, note: String) {
         if !self.fallbacks.contains(&note) {
             self.fallbacks.push(note);
+        }
+    }
+
+    /// The multiply-accumulates a float conv runs per multiply-accumulate of the model in
+    /// ONNX Runtime's NCHWc layout (x86-64, level `all`), which pads channels to the block
+    /// ([`nchwc_padding`]); 1 for every other node and on devices without that layout. Only
+    /// a conv with a constant 2-D weight is reordered.
+    fn nchwc_padding(
+        &self,
+        n: &NodeProto,
+        shapes: &HashMap<String, Vec<i64>>,
+        inits: &HashMap<String, f64>,
+        dtype: KernelDtype,
+    ) -> f64 {
+        let (Some(block), true, true) = (
+            self.nchwc_block,
+            matches!(n.op_type.as_str(), "Conv" | "FusedConv"),
+            matches!(dtype, KernelDtype::Fp32 | KernelDtype::Fp16),
+        ) else {
+            return 1.0;
+        };
+        let w = n.input.get(1).filter(|w| inits.contains_key(*w));
+        match w.and_then(|w| shapes.get(w)) {
+            Some(w) => nchwc_padding(w, n.attr_i_or("group", 1).unwrap_or(1), block),
+            None => 1.0,
         }
     }
 
@@ -736,7 +876,28 @@ impl Costing<'_> {
         }
         let tp = self.tp;
         let mut out = vec![];
-        for n in &g.node {
+        // A Cast of a constant (the casts ONNX Runtime inserts around kernels it has no
+        // fp16 version of, in the graph saved at level `extended`) is folded into a
+        // constant when the session runs at level `all`: no kernel, and its output is a
+        // constant its consumer may reorder (an fp16 model's convs run as fp32 NCHWc).
+        let mut skipped: HashSet<usize> = HashSet::new();
+        for (i, n) in g.node.iter().enumerate() {
+            if n.op_type == "Cast" && n.input.len() == 1 && inits.contains_key(&n.input[0]) {
+                if let Some(o) = n.output.first() {
+                    let bytes = inf.shapes.get(o).and_then(|s| numel(s)).unwrap_or(0.0)
+                        * elem_bytes(types.get(o).copied().unwrap_or(1));
+                    inits.insert(o.clone(), bytes);
+                }
+                skipped.insert(i);
+            }
+        }
+        if self.nchwc_block.is_some() {
+            skipped.extend(nchwc_fused_activations(g, &inf.shapes, &inits));
+        }
+        for (i, n) in g.node.iter().enumerate() {
+            if skipped.contains(&i) {
+                continue;
+            }
             let label = format!("{prefix}{}", node_label(n));
             if let Some(inner) = self.control_flow(n, &label, inf, types, &inits) {
                 out.extend(inner);
@@ -762,6 +923,7 @@ impl Costing<'_> {
                 }
                 Some(Ok((class, dtype, work))) => match line(tp, class, dtype) {
                     Some((fit, note)) => {
+                        let work = work * self.nchwc_padding(n, &inf.shapes, &inits, dtype);
                         if let Some(note) = note {
                             self.note(note);
                         }
@@ -947,6 +1109,7 @@ pub fn predict(
         fallbacks,
         unsized_nodes: vec![],
         subgraphs: vec![],
+        nchwc_block: device.nchwc_block(),
     };
     let kernels = costing.graph(g, &inference, &types, &HashMap::new(), "");
     let Costing {
@@ -1138,6 +1301,87 @@ mod tests {
         let sum: f64 = p.kernels.iter().map(|k| k.time_s).sum();
         assert!((p.p50_s - (sum + 5e-6)).abs() < 1e-15);
         assert!(p.p50_low_s < p.p50_s && p.p50_s < p.p50_high_s);
+    }
+
+    #[test]
+    fn nchwc_pads_channels_to_the_block_as_measured() {
+        // The cases measured on the AVX-512 host (block 16): 96->24 runs as 96->32,
+        // 24->24 3x3 as 32->32, 8->8 at half of 16->16, depthwise 24 as 32.
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(close(nchwc_padding(&[24, 96, 1, 1], 1, 16), 32.0 / 24.0));
+        assert!(close(
+            nchwc_padding(&[24, 24, 3, 3], 1, 16),
+            (32.0f64 / 24.0).powi(2)
+        ));
+        assert!(close(nchwc_padding(&[8, 8, 3, 3], 1, 16), 2.0));
+        assert!(close(nchwc_padding(&[24, 1, 3, 3], 24, 16), 32.0 / 24.0));
+        // A first conv's 3 input channels are read as they are.
+        assert!(close(nchwc_padding(&[16, 3, 3, 3], 1, 16), 1.0));
+        // Grouped (not depthwise) and 1-D convs are not reordered; AVX2's block of 8.
+        assert!(close(nchwc_padding(&[16, 4, 3, 3], 4, 16), 1.0));
+        assert!(close(nchwc_padding(&[24, 24, 3], 1, 16), 1.0));
+        assert!(close(nchwc_padding(&[24, 24, 3, 3], 1, 8), 1.0));
+    }
+
+    /// x[1,24,8,8] -> Conv 3x3 -> hard-swish (HardSigmoid 1/6, 1/2 and Mul) -> Conv 1x1
+    /// whose weight goes through a Cast -> Relu.
+    fn nchwc_net() -> Model {
+        let mut b = builder::GraphBuilder::new("nchwc", 1, builder::WeightStorage::Initializer);
+        let x = b.input("x", DataType::Float, &builder::fixed(&[1, 24, 8, 8]));
+        let w1 = b.weight("w1", &[24, 24, 3, 3], -0.1, 0.1);
+        let pads = crate::model::attr::ints("pads", &[1, 1, 1, 1]);
+        let c1 = b.op("Conv", &[&x, &w1], vec![pads]);
+        let hs = b.op(
+            "HardSigmoid",
+            &[&c1],
+            vec![
+                crate::model::attr::float("alpha", 1.0 / 6.0),
+                crate::model::attr::float("beta", 0.5),
+            ],
+        );
+        let swish = b.op("Mul", &[&c1, &hs], vec![]);
+        let w2 = b.weight("w2", &[24, 24, 1, 1], -0.1, 0.1);
+        let w2f = b.op("Cast", &[&w2], vec![crate::model::attr::int("to", 1)]);
+        let c2 = b.op("Conv", &[&swish, &w2f], vec![]);
+        let y = b.op("Relu", &[&c2], vec![]);
+        b.rename_output(&y, "y");
+        b.output("y", DataType::Float, &builder::fixed(&[1, 24, 8, 8]));
+        b.into_model()
+    }
+
+    #[test]
+    fn an_nchwc_device_pads_float_convs_and_fuses_their_activations() {
+        // What it protects: on x86-64 ONNX Runtime runs float convs in NCHWc (channels
+        // padded to the block) with their activations fused, and folds casts of constants;
+        // costing the level-`extended` graph as it is under-predicted PP-OCR det by 25%
+        // (24-channel convs) and over-predicted the fp16 classifier by 35% (casts and
+        // hard-swish costed as kernels).
+        let m = nchwc_net();
+        let x = BTreeMap::from([("x".to_string(), vec![1, 24, 8, 8])]);
+        let plain = predict(&m, &m, &x, &sample(), 1);
+        let ops = |p: &Prediction| {
+            p.kernels
+                .iter()
+                .map(|k| k.op_type.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ops(&plain), ["Conv", "HardSigmoid", "Mul", "Conv", "Relu"]);
+        let macs = (24 * 24 * 9 * 64) as f64;
+        assert_eq!(plain.kernels[0].work, macs);
+        let mut dev = sample();
+        dev.host.arch = "x86_64".into();
+        dev.host.isa_features = vec!["avx2".into(), "avx512f".into()];
+        assert_eq!(dev.nchwc_block(), Some(16));
+        let p = predict(&m, &m, &x, &dev, 1);
+        assert_eq!(ops(&p), ["Conv", "Conv"]);
+        let pad = (32.0f64 / 24.0).powi(2);
+        assert!((p.kernels[0].work - macs * pad).abs() < 1e-6);
+        // The cast weight is a constant too, so the second conv is padded as well.
+        assert!((p.kernels[1].work - (24 * 24 * 64) as f64 * pad).abs() < 1e-6);
+        dev.host.isa_features = vec!["avx2".into()];
+        assert_eq!(dev.nchwc_block(), Some(8));
+        dev.host.arch = "aarch64".into();
+        assert_eq!(dev.nchwc_block(), None);
     }
 
     #[test]

@@ -381,6 +381,21 @@ impl DeviceProfile {
         Ok(())
     }
 
+    /// The channel block of ONNX Runtime's NCHWc layout on this device, where its CPU
+    /// provider uses one: MLAS's `MlasNchwcGetBlockSize()`, 16 floats with AVX-512F and 8
+    /// on other x86-64 CPUs. `None` elsewhere (aarch64: MLAS has no NCHWc kernels, so the
+    /// layout transformer does not run).
+    pub fn nchwc_block(&self) -> Option<i64> {
+        if self.host.arch != "x86_64" {
+            return None;
+        }
+        if self.host.isa_features.iter().any(|f| f == "avx512f") {
+            Some(16)
+        } else {
+            Some(8)
+        }
+    }
+
     /// The probed thread count closest to `threads` (ties: the lower).
     pub fn nearest_threads(&self, threads: usize) -> &ThreadProfile {
         self.threads
