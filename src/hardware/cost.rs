@@ -39,7 +39,8 @@
 //! profile derived from public figures ([`super::derive`]) widens them by
 //! [`DERIVED_SPREAD`] and its predictions say "derived".
 //!
-//! **Subgraphs**: an `If` costs its slower branch (only one runs), a `Loop` its body times
+//! **Subgraphs**: an `If` costs its slower branch (only one runs; the branch its condition
+//! picks where shape inference knows the condition's value), a `Loop` its body times
 //! a constant trip count (else once, said in the fallbacks), a `Scan` its body once (said);
 //! each is listed in [`Prediction::subgraphs`].
 
@@ -61,12 +62,12 @@ use super::device::{DeviceProfile, KernelClass, KernelDtype, KernelFit, ThreadPr
 /// and 2; 162 predictions against their measurements) on a quiet 2-vCPU AMD EPYC build
 /// host (AVX-512 VNNI; BENCHMARKS.md, "Sizing: what level `all` does", 2026-12-06): the
 /// two runs of "Sizing on a quiet host, twice" re-predicted by this cost model, and a
-/// third run with its own probe. The interval of a prediction is `[p50 * low, p50 *
+/// third run with its own probe (`If` outputs sized). The interval of a prediction is `[p50 * low, p50 *
 /// high]`. The upper tail is the 2-thread measurements, which do not reproduce between
-/// runs on this 2-vCPU VM; the 1-thread cases alone give 0.88-1.37. (Earlier: 0.74-2.65
+/// runs on this 2-vCPU VM; the 1-thread cases alone give 0.88-1.33. (Earlier: 0.74-2.65
 /// before the level-`all` effects were costed; 0.74-1.55 from one run of 2026-12-05;
 /// 0.56-3.19 on a contended AMD EPYC host.)
-pub const LATENCY_ERROR_Q05_Q95: (f64, f64) = (0.89, 2.53);
+pub const LATENCY_ERROR_Q05_Q95: (f64, f64) = (0.88, 2.53);
 /// measured/predicted peak RSS, 5th and 95th percentile over the same 162 predictions.
 pub const MEMORY_ERROR_Q05_Q95: (f64, f64) = (0.82, 1.10);
 
@@ -964,7 +965,8 @@ impl Costing<'_> {
         out
     }
 
-    /// The kernels inside an `If` (its slower branch: only one runs, and which one is
+    /// The kernels inside an `If` (the branch a condition known from the shapes picks,
+    /// else its slower branch: only one runs, and which one is
     /// data), a `Loop` (its body times the trip count when that is a constant; else once,
     /// and said) or a `Scan` (its body once, and said); `None` for any other node.
     fn control_flow(
@@ -978,31 +980,45 @@ impl Costing<'_> {
         let total = |ks: &[KernelCost]| ks.iter().map(|k| k.time_s).sum::<f64>();
         match n.op_type.as_str() {
             "If" => {
-                let mut best: Option<(&str, Vec<KernelCost>, f64)> = None;
-                let mut all = vec![];
-                let mut unsized_of: Vec<(&str, Vec<String>)> = vec![];
+                let mut branches: Vec<(&str, Vec<KernelCost>, f64)> = vec![];
+                let mut unsized_of: Vec<Vec<String>> = vec![];
                 for b in ["then_branch", "else_branch"] {
                     let Some(g) = subgraph(n, b) else { continue };
                     let sub = shape::infer_from(&for_inference(g), &BTreeMap::new(), inf.clone());
                     let sub_types = elem_types_from(g, types.clone());
                     let before = self.unsized_nodes.len();
                     let ks = self.graph(g, &sub, &sub_types, inits, &format!("{label}/{b}/"));
-                    unsized_of.push((b, self.unsized_nodes.split_off(before)));
+                    unsized_of.push(self.unsized_nodes.split_off(before));
                     let t = total(&ks);
-                    all.push(format!("{b} {:.3} ms", t * 1e3));
-                    if best.as_ref().is_none_or(|(_, _, bt)| t > *bt) {
-                        best = Some((b, ks, t));
-                    }
+                    branches.push((b, ks, t));
                 }
-                let (name, ks, _) = best?;
+                let all: Vec<String> = branches
+                    .iter()
+                    .map(|(b, _, t)| format!("{b} {:.3} ms", t * 1e3))
+                    .collect();
+                // A condition whose value is known (a test on a shape) picks its branch;
+                // else the slower one is costed.
+                let known = n
+                    .input
+                    .first()
+                    .and_then(|c| inf.values.get(c))
+                    .and_then(|v| v.first().copied())
+                    .map(|c| if c != 0 { "then_branch" } else { "else_branch" });
+                let i = match known {
+                    Some(k) => branches.iter().position(|(b, _, _)| *b == k)?,
+                    None => (0..branches.len())
+                        .max_by(|&a, &b| branches[a].2.total_cmp(&branches[b].2))?,
+                };
                 // Only the costed branch's unsized nodes count against the prediction.
-                if let Some((_, u)) = unsized_of.into_iter().find(|(b, _)| *b == name) {
-                    self.unsized_nodes.extend(u);
-                }
-                self.subgraphs.push(format!(
-                    "If {label}: the slower branch ({name}) costed, as only one runs ({})",
-                    all.join(", ")
-                ));
+                self.unsized_nodes.extend(unsized_of.swap_remove(i));
+                let (name, ks, _) = branches.swap_remove(i);
+                let why = if known.is_some() {
+                    format!("the branch its condition picks ({name}) costed, the condition known from the shapes")
+                } else {
+                    format!("the slower branch ({name}) costed, as only one runs")
+                };
+                self.subgraphs
+                    .push(format!("If {label}: {why} ({})", all.join(", ")));
                 Some(ks)
             }
             "Loop" | "Scan" => {

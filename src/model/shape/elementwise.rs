@@ -87,12 +87,18 @@ pub(super) const BROADCASTING: &[&str] = &[
     "BitShift",
 ];
 
-/// One of [`SAME_SHAPE`]. Identity and Cast pass known values through.
+/// One of [`SAME_SHAPE`]. Identity and Cast pass known values through; Not negates
+/// known booleans.
 pub(super) fn same_shape(n: &mut Node) -> Outputs {
     let s = n.shape(0)?;
     if matches!(n.op(), "Identity" | "Cast") {
         if let Some(v) = n.value(0) {
             n.set_value(v);
+        }
+    }
+    if n.op() == "Not" {
+        if let Some(v) = n.value(0) {
+            n.set_value(v.iter().map(|&x| i64::from(x == 0)).collect());
         }
     }
     // Extra outputs (Dropout mask, BatchNorm training stats) are left unsized.
@@ -135,6 +141,12 @@ fn values(op: &str, a: &[i64], b: &[i64]) -> Option<Vec<i64>> {
                 "Sub" => x.checked_sub(y),
                 "Mul" => x.checked_mul(y),
                 "Div" => x.checked_div_euclid(y),
+                // Comparisons give booleans (an `If` condition on a shape is then known).
+                "Equal" => Some(i64::from(x == y)),
+                "Less" => Some(i64::from(x < y)),
+                "Greater" => Some(i64::from(x > y)),
+                "LessOrEqual" => Some(i64::from(x <= y)),
+                "GreaterOrEqual" => Some(i64::from(x >= y)),
                 _ => None,
             }
         })

@@ -146,6 +146,9 @@ fn rule(op: &str) -> Option<Rule> {
         // Matrix products and reductions (reduce.rs).
         "MatMul" | "MatMulInteger" | "QLinearMatMul" => reduce::matmul,
         "Gemm" => reduce::gemm,
+        "LSTM" | "GRU" | "RNN" => reduce::recurrent,
+        // Control flow: the shapes an `If`'s branches agree on.
+        "If" => if_outputs,
         op if reduce::REDUCTIONS.contains(&op) => reduce::reduction,
         "TopK" => reduce::top_k,
         // Shape and layout (layout.rs).
@@ -164,6 +167,39 @@ fn rule(op: &str) -> Option<Rule> {
         _ => return None,
     };
     Some(rule)
+}
+
+/// `If`: the branch the condition picks where its value is known, else the shapes both
+/// branches agree on (only one runs, and which one is data): each branch inferred with
+/// the enclosing graph's shapes, which its nodes may use.
+fn if_outputs(node: &mut Node) -> Outputs {
+    let branch = |name: &str| {
+        node.n
+            .attribute
+            .iter()
+            .find(|a| a.name == name)
+            .and_then(|a| a.g.as_ref())
+    };
+    let (then_g, else_g) = (branch("then_branch")?, branch("else_branch")?);
+    let outer = &*node.inf;
+    let outputs = |g: &GraphProto| -> Outputs {
+        let inf = infer_from(g, &BTreeMap::new(), outer.clone());
+        g.output
+            .iter()
+            .map(|o| inf.shapes.get(&o.name).cloned())
+            .collect()
+    };
+    let cond = node
+        .input(0)
+        .and_then(|c| outer.values.get(c))
+        .and_then(|v| v.first().copied());
+    match cond {
+        Some(c) => outputs(if c != 0 { then_g } else { else_g }),
+        None => {
+            let a = outputs(then_g)?;
+            (outputs(else_g)? == a).then_some(a)
+        }
+    }
 }
 
 /// Shapes of a node's outputs by its op's rule, or `None` when it cannot be sized.

@@ -31,6 +31,35 @@ pub(super) fn gemm(n: &mut Node) -> Outputs {
     one(vec![m, cols])
 }
 
+/// LSTM, GRU and RNN: `Y` is `[steps, directions, batch, hidden]` and `Y_h` (and an
+/// LSTM's `Y_c`) `[directions, batch, hidden]` at layout 0 (the default); at layout 1
+/// the batch comes first in each, and `X` is `[batch, steps, input]`.
+pub(super) fn recurrent(n: &mut Node) -> Outputs {
+    let x = n.shape(0)?;
+    let w = n.shape(1)?;
+    let (&dirs, hidden) = (w.first()?, n.n.attr_i("hidden_size").ok()?);
+    if x.len() != 3 {
+        return None;
+    }
+    let batch_first = n.n.attr_i_or("layout", 0).ok()? != 0;
+    let (steps, batch) = if batch_first {
+        (x[1], x[0])
+    } else {
+        (x[0], x[1])
+    };
+    let (y, state) = if batch_first {
+        (vec![batch, steps, dirs, hidden], vec![batch, dirs, hidden])
+    } else {
+        (vec![steps, dirs, batch, hidden], vec![dirs, batch, hidden])
+    };
+    let states = if n.op() == "LSTM" { 2 } else { 1 };
+    Some(
+        std::iter::once(y)
+            .chain(std::iter::repeat_n(state, states))
+            .collect(),
+    )
+}
+
 /// Ops that reduce over axes, [`reduction`]'s rule.
 pub(super) const REDUCTIONS: &[&str] = &[
     "ReduceMean",

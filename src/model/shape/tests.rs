@@ -241,3 +241,96 @@ fn broadcast_and_matmul_rules() {
     assert_eq!(matmul_shape(&[3], &[3, 4]), Some(vec![4]));
     assert_eq!(matmul_shape(&[2, 3], &[4, 5]), None);
 }
+
+#[test]
+fn if_outputs_take_the_known_branch_else_the_shape_both_agree_on() {
+    // What it protects: Silero VAD's LSTM sits behind an `If` that squeezes a tensor or
+    // passes it on depending on a test of its rank; unsized, the LSTM was costed as one
+    // dispatch and the model predicted at half its time.
+    let branch = |name: &str, op: &str, inputs: &[&str]| {
+        let out = format!("{name}_out");
+        GraphProto {
+            name: name.into(),
+            node: vec![node(name, op, inputs, &[&out], vec![])],
+            output: vec![builder::value_info_unshaped(&out, DataType::Float)],
+            ..Default::default()
+        }
+    };
+    let build = |cond_from_shape: bool, else_op: &str| {
+        let mut b = GraphBuilder::new("if", 1, WeightStorage::Initializer);
+        b.input("x", DataType::Float, &fixed(&[1, 4, 1]));
+        b.input("c", DataType::Bool, &fixed(&[]));
+        let axes = b.ints("axes", &[2]);
+        let cond = if cond_from_shape {
+            let rank3 = b.ints("three", &[3]);
+            let s = b.op("Shape", &["x"], vec![]);
+            let n = b.op("Size", &[&s], vec![]);
+            let eq = b.op("Equal", &[&n, &rank3], vec![]);
+            b.op("Not", &[&eq], vec![])
+        } else {
+            "c".to_string()
+        };
+        let (then_g, else_g) = if else_op == "Squeeze" {
+            (
+                branch("t", "Identity", &["x"]),
+                branch("e", "Squeeze", &["x", &axes]),
+            )
+        } else {
+            (
+                branch("t", "Identity", &["x"]),
+                branch("e", else_op, &["x"]),
+            )
+        };
+        b.push(node(
+            "if",
+            "If",
+            &[&cond],
+            &["y"],
+            vec![
+                attr::graph("then_branch", then_g),
+                attr::graph("else_branch", else_g),
+            ],
+        ));
+        b.into_model()
+    };
+    let inputs = BTreeMap::from([("x".to_string(), vec![1, 4, 1]), ("c".to_string(), vec![])]);
+    // Not(rank == 3) is false: the else branch (Squeeze) runs.
+    let m = build(true, "Squeeze");
+    let inf = infer(m.graph(), &inputs);
+    assert_eq!(inf.shapes["y"], vec![1, 4], "{:?}", inf.unsized_nodes);
+    // The same branches behind an input's value: they disagree, so unsized.
+    let m = build(false, "Squeeze");
+    let inf = infer(m.graph(), &inputs);
+    assert!(!inf.shapes.contains_key("y"));
+    assert_eq!(inf.unsized_nodes, vec!["if (If)".to_string()]);
+    // Branches that agree size the output whatever the condition.
+    let m = build(false, "Relu");
+    let inf = infer(m.graph(), &inputs);
+    assert_eq!(inf.shapes["y"], vec![1, 4, 1]);
+}
+
+#[test]
+fn recurrent_outputs_follow_the_layout() {
+    let lstm = |layout: i64| {
+        let mut b = GraphBuilder::new("lstm", 1, WeightStorage::Initializer);
+        b.input("x", DataType::Float, &fixed(&[5, 2, 8]));
+        let w = b.weight("w", &[1, 16, 8], -0.1, 0.1);
+        let r = b.weight("r", &[1, 16, 4], -0.1, 0.1);
+        b.push(node(
+            "lstm",
+            "LSTM",
+            &["x", &w, &r],
+            &["y", "y_h", "y_c"],
+            vec![attr::int("hidden_size", 4), attr::int("layout", layout)],
+        ));
+        b.into_model()
+    };
+    let inf = run(lstm(0).graph(), &[5, 2, 8]);
+    assert_eq!(inf.shapes["y"], vec![5, 1, 2, 4]);
+    assert_eq!(inf.shapes["y_h"], vec![1, 2, 4]);
+    assert_eq!(inf.shapes["y_c"], vec![1, 2, 4]);
+    // layout 1: x is [batch 5, steps 2, input].
+    let inf = run(lstm(1).graph(), &[5, 2, 8]);
+    assert_eq!(inf.shapes["y"], vec![5, 2, 1, 4]);
+    assert_eq!(inf.shapes["y_c"], vec![5, 1, 4]);
+}
