@@ -61,7 +61,8 @@ fn add_cost(c: &mut Cost, sub: &Cost, times: u64, prefix: &str) {
 
 /// The compute of an `If`, `Loop` or `Scan` node's subgraphs (issue 17 bug 6: Silero VAD
 /// keeps all of its compute inside `If` branches, where a main-graph count sees 0).
-/// `If`: the larger branch is counted (only one runs), and the note says which. `Loop`:
+/// `If`: the branch a condition known from the shapes picks, else the larger branch (only
+/// one runs), and the note says which. `Loop`:
 /// the body times the trip count when it is a known constant; otherwise the body's nodes
 /// are reported unsized, so the total is "unknown", never an undercount. `Scan`: not
 /// sized (its body sees slices), reported unsized.
@@ -77,17 +78,31 @@ fn subgraph_cost(n: &NodeProto, inf: &Inference, c: &mut Cost) {
                 .filter(|(_, g)| has_compute(g))
                 .map(|(b, g)| (b, cost(g, &sub_inf(g, BTreeMap::new()))))
                 .collect();
-            let Some((name, big)) = branches.iter().max_by_key(|(_, k)| k.macs) else {
+            // A condition known from the shapes picks its branch; else the larger one.
+            let known = n
+                .input
+                .first()
+                .and_then(|c| inf.values.get(c))
+                .and_then(|v| v.first().copied())
+                .map(|c| if c != 0 { "then_branch" } else { "else_branch" });
+            let pick = match known {
+                Some(k) => branches.iter().find(|(b, _)| *b == k),
+                None => branches.iter().max_by_key(|(_, k)| k.macs),
+            };
+            let Some((name, big)) = pick else {
                 return;
             };
             let all: Vec<String> = branches
                 .iter()
                 .map(|(b, k)| format!("{b} {} MACs", k.macs))
                 .collect();
-            c.subgraphs.push(format!(
-                "If {label}: the larger branch ({name}) counted, as only one runs ({})",
-                all.join(", ")
-            ));
+            let why = if known.is_some() {
+                format!("the branch its condition picks ({name}) counted, the condition known from the shapes")
+            } else {
+                format!("the larger branch ({name}) counted, as only one runs")
+            };
+            c.subgraphs
+                .push(format!("If {label}: {why} ({})", all.join(", ")));
             add_cost(c, big, 1, &format!("{label}/{name}"));
         }
         "Loop" => {

@@ -122,6 +122,20 @@ fn compute_inside_if_branches_counts_the_larger_branch() {
         c.subgraphs[0]
     );
 
+    // A condition whose value is known picks its branch, the smaller one here.
+    let mut known = m.clone();
+    let g = known.graph_mut();
+    g.initializer
+        .push(tensor_data::from_i64("zero", &[1], &[0]).unwrap());
+    g.node[1].input[0] = "zero".into();
+    let inf = infer(
+        known.graph(),
+        &BTreeMap::from([("x".to_string(), vec![3, 4])]),
+    );
+    let c = cost(known.graph(), &inf);
+    assert_eq!(c.macs, 3 * 4 * 2, "{c:?}");
+    assert!(c.subgraphs[0].contains("the branch its condition picks (else_branch)"));
+
     // The same body as a Loop with a trip count from an input: unknown, not 0.
     let g = m.graph_mut();
     let body = g.node[1].attribute[0].g.clone().unwrap();
