@@ -1024,12 +1024,7 @@ impl Costing<'_> {
                     .collect();
                 // A condition whose value is known (a test on a shape) picks its branch;
                 // else the slower one is costed.
-                let known = n
-                    .input
-                    .first()
-                    .and_then(|c| inf.values.get(c))
-                    .and_then(|v| v.first().copied())
-                    .map(|c| if c != 0 { "then_branch" } else { "else_branch" });
+                let known = shape::known_branch(n, inf);
                 let i = match known {
                     Some(k) => branches.iter().position(|(b, _, _)| *b == k)?,
                     None => (0..branches.len())

@@ -79,12 +79,7 @@ fn subgraph_cost(n: &NodeProto, inf: &Inference, c: &mut Cost) {
                 .map(|(b, g)| (b, cost(g, &sub_inf(g, BTreeMap::new()))))
                 .collect();
             // A condition known from the shapes picks its branch; else the larger one.
-            let known = n
-                .input
-                .first()
-                .and_then(|c| inf.values.get(c))
-                .and_then(|v| v.first().copied())
-                .map(|c| if c != 0 { "then_branch" } else { "else_branch" });
+            let known = super::known_branch(n, inf);
             let pick = match known {
                 Some(k) => branches.iter().find(|(b, _)| *b == k),
                 None => branches.iter().max_by_key(|(_, k)| k.macs),

@@ -189,17 +189,26 @@ fn if_outputs(node: &mut Node) -> Outputs {
             .map(|o| inf.shapes.get(&o.name).cloned())
             .collect()
     };
-    let cond = node
-        .input(0)
-        .and_then(|c| outer.values.get(c))
-        .and_then(|v| v.first().copied());
-    match cond {
-        Some(c) => outputs(if c != 0 { then_g } else { else_g }),
+    match known_branch(node.n, outer) {
+        Some("then_branch") => outputs(then_g),
+        Some(_) => outputs(else_g),
         None => {
             let a = outputs(then_g)?;
             (outputs(else_g)? == a).then_some(a)
         }
     }
+}
+
+/// The branch (`then_branch` / `else_branch`) an `If` node takes when shape inference
+/// knows its condition's value (a test on a shape), else `None`: then which branch runs is
+/// data.
+pub fn known_branch(n: &NodeProto, inf: &Inference) -> Option<&'static str> {
+    let c = n
+        .input
+        .first()
+        .and_then(|c| inf.values.get(c))
+        .and_then(|v| v.first().copied())?;
+    Some(if c != 0 { "then_branch" } else { "else_branch" })
 }
 
 /// Shapes of a node's outputs by its op's rule, or `None` when it cannot be sized.
