@@ -757,12 +757,8 @@ fn nchwc_fused_activations(
     };
     let mut fused = vec![];
     for n in &g.node {
-        let reordered = n.op_type == "Conv"
-            && n.input.get(1).is_some_and(|w| consts.contains_key(w))
-            && n.input
-                .get(1)
-                .and_then(|w| shapes.get(w))
-                .is_some_and(|w| nchwc_reordered(w, n.attr_i_or("group", 1).unwrap_or(1)));
+        // A FusedConv carries its activation already.
+        let reordered = n.op_type == "Conv" && nchwc_conv_weight(n, shapes, consts).is_some();
         let Some(y) = n.output.first().filter(|_| reordered) else {
             continue;
         };
@@ -805,6 +801,23 @@ const NCHWC_ACTIVATIONS: &[&str] = &[
     "HardSwish",
 ];
 
+/// The weight shape and group count of a conv that ONNX Runtime's NCHWc layout transformer
+/// reorders (a Conv or FusedConv whose weight is one of `consts`, [`nchwc_reordered`]),
+/// else `None`.
+fn nchwc_conv_weight<'a>(
+    n: &NodeProto,
+    shapes: &'a HashMap<String, Vec<i64>>,
+    consts: &HashMap<String, f64>,
+) -> Option<(&'a [i64], i64)> {
+    if !matches!(n.op_type.as_str(), "Conv" | "FusedConv") {
+        return None;
+    }
+    let w = n.input.get(1).filter(|w| consts.contains_key(*w))?;
+    let w = shapes.get(w)?.as_slice();
+    let group = n.attr_i_or("group", 1).unwrap_or(1);
+    nchwc_reordered(w, group).then_some((w, group))
+}
+
 /// Whether ONNX Runtime's NCHWc layout transformer reorders a conv with a constant weight
 /// of shape `w` in `group`s: 2-D convs, ungrouped or depthwise.
 fn nchwc_reordered(w: &[i64], group: i64) -> bool {
@@ -823,7 +836,7 @@ fn nchwc_reordered(w: &[i64], group: i64) -> bool {
 /// conv pads its channels; other grouped convs are not reordered. Measured on this host
 /// (AVX-512, block 16; ONNX Runtime 1.31.1, one thread, 8-conv chains): 96->24 1x1 ran
 /// as long as 96->32, 24->24 3x3 as 32->32, 40->40 as 48->48, depthwise 24 as 32, and
-/// 8->8 at half of 16->16 (BENCHMARKS.md, "NCHWc channel padding"). The probe's convs
+/// 8->8 at half of 16->16 (BENCHMARKS.md, "Sizing: what level `all` does"). The probe's convs
 /// have channels that are multiples of 16, so its lines hold no padding.
 fn nchwc_padding(w: &[i64], group: i64, block: i64) -> f64 {
     if !nchwc_reordered(w, group) {
@@ -873,17 +886,10 @@ impl Costing<'_> {
         inits: &HashMap<String, f64>,
         dtype: KernelDtype,
     ) -> f64 {
-        let (Some(block), true, true) = (
-            self.nchwc_block,
-            matches!(n.op_type.as_str(), "Conv" | "FusedConv"),
-            matches!(dtype, KernelDtype::Fp32 | KernelDtype::Fp16),
-        ) else {
-            return 1.0;
-        };
-        let w = n.input.get(1).filter(|w| inits.contains_key(*w));
-        match w.and_then(|w| shapes.get(w)) {
-            Some(w) => nchwc_padding(w, n.attr_i_or("group", 1).unwrap_or(1), block),
-            None => 1.0,
+        let float = matches!(dtype, KernelDtype::Fp32 | KernelDtype::Fp16);
+        match (self.nchwc_block, nchwc_conv_weight(n, shapes, inits)) {
+            (Some(block), Some((w, group))) if float => nchwc_padding(w, group, block),
+            _ => 1.0,
         }
     }
 
