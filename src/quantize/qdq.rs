@@ -874,6 +874,25 @@ pub fn tap_fractions(n: &NodeProto, wdims: &[i64], spatial: &[usize]) -> Vec<f64
         .collect()
 }
 
+/// Each planned node's multiply-accumulates at the input shapes `inputs` (from
+/// [`crate::model::shape`]), in plan order; `None` where its shapes could not be inferred.
+pub fn node_macs(
+    model: &Model,
+    plan: &Plan,
+    inputs: &BTreeMap<String, Vec<i64>>,
+) -> Vec<Option<u64>> {
+    let g = model.graph();
+    let inf = crate::model::shape::infer(g, inputs);
+    plan.nodes
+        .iter()
+        .map(|qn| {
+            g.node
+                .get(qn.index)
+                .and_then(|n| crate::model::shape::node_macs(n, &inf))
+        })
+        .collect()
+}
+
 /// The sub-plan of nodes for which `keep` holds (activations recomputed from them).
 pub fn restrict(plan: &Plan, keep: impl Fn(&QuantNode) -> bool) -> Plan {
     let nodes: Vec<QuantNode> = plan.nodes.iter().filter(|n| keep(n)).cloned().collect();
@@ -911,6 +930,23 @@ mod tests {
             ..Default::default()
         };
         plan(m, &sel).unwrap()
+    }
+
+    #[test]
+    fn node_macs_counts_each_planned_conv_at_the_input_shape() {
+        let m = prepared();
+        let p = plan_all(&m);
+        // 1x1 convs, 2 -> 2 channels: 2 MACs per output element, 2x2x4x4 outputs.
+        let shapes = BTreeMap::from([("x".to_string(), vec![2, 2, 4, 4])]);
+        let macs = node_macs(&m, &p, &shapes);
+        assert_eq!(macs.len(), p.nodes.len());
+        assert!(
+            macs.iter().all(|&m| m == Some(2 * 2 * 2 * 4 * 4)),
+            "{macs:?}"
+        );
+        // Without shapes nothing is sized, and nothing is guessed.
+        let none = node_macs(&m, &p, &BTreeMap::new());
+        assert!(none.iter().all(Option::is_none), "{none:?}");
     }
 
     #[test]

@@ -455,8 +455,9 @@ fn auto_tries_every_applicable_mode_and_says_why_the_winner_won() {
         );
     }
     // Every candidate was timed against fp32 (the accuracy guard's intermediate node sets,
-    // named "int8, N most sensitive kept float", are search steps judged on accuracy; the
-    // candidate each mode hands to `auto` is timed) and the winner meets the target.
+    // named "int8, N most sensitive kept float" and, giving expensive ones back to int8,
+    // "int8, N kept float (NODE back to int8 ...)", are search steps judged on accuracy;
+    // the candidate each mode hands to `auto` is timed) and the winner meets the target.
     let attempts = r["attempts"].as_array().unwrap();
     for mode in [
         "int8",
