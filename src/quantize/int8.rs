@@ -514,10 +514,12 @@ fn accuracy_guard(
 /// The guard's second pass. Sensitivity alone ignores cost: on the PP-OCR recognizer it
 /// kept in float a conv with 17% of the MACs that was barely more sensitive than the
 /// float set's cheapest members, leaving int8 at 0.67x fp32 latency where the same set
-/// without it read 0.65x at no worse CER on unseen lines (BENCHMARKS.md). So, once `best` (with `float`
-/// kept float) meets the targets, offer each expensive float node ([`give_back_order`])
-/// back to int8 and keep the change when the targets still hold. Every step is measured on
-/// the evaluation inputs, not predicted.
+/// without it read 0.65x at no worse CER on unseen lines (BENCHMARKS.md). So, once `best`
+/// (with `float` kept float) meets the targets, offer each expensive float node
+/// ([`give_back_order`]) back to int8 and keep the change when the targets still hold.
+/// Every step is measured on the evaluation inputs, not predicted; like the forward pass,
+/// it can only be as right as those inputs are (a set that just meets a CER target on 128
+/// lines may miss it on others: search with a margin).
 fn give_back(
     c: &Candidates<'_>,
     full: &qdq::Plan,
