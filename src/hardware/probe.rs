@@ -30,7 +30,7 @@ use crate::isolate::ChildLimits;
 use crate::model::builder::{value_info_unshaped, GraphBuilder, WeightStorage};
 use crate::model::{attr, tensor_data, DataType, Model};
 use crate::profile::plan::MeasureSettings;
-use crate::profile::sweep::WorkerCommand;
+use crate::profile::sweep::{round_order, WorkerCommand};
 use crate::profile::worker::{measure_in_child, WorkerRequest};
 use crate::runtime::{ExecutionContext, GraphOptimizationLevel, Provider, ProviderFallback};
 use crate::setting::Setting;
@@ -978,35 +978,26 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
             stability_tolerance: 0.05,
         }
     };
-    // Every (micro-model, threads) pair is measured in PROBE_ROUNDS child processes, one
-    // pass over all pairs per round, alternating the order, and each pair keeps its median
-    // round ([`median_round`]): the profiler's rounds protocol (`profile::rounds`).
     let pairs: Vec<(usize, usize)> = (0..opts.threads.len())
         .flat_map(|t| (0..micros.len()).map(move |m| (t, m)))
         .collect();
     let total = pairs.len() * PROBE_ROUNDS;
     let mut rounds: Vec<Vec<Measured>> = vec![Vec::with_capacity(PROBE_ROUNDS); pairs.len()];
-    let mut index = 0;
-    for round in 0..PROBE_ROUNDS {
-        let order: Vec<usize> = if round % 2 == 0 {
-            (0..pairs.len()).collect()
-        } else {
-            (0..pairs.len()).rev().collect()
-        };
-        for k in order {
-            let (t, mi) = pairs[k];
-            let (m, p, threads) = (&micros[mi], &paths[mi], opts.threads[t]);
-            observer.measuring(index, total, &m.name, threads);
-            index += 1;
-            guard.check()?;
-            let settings = settings_for(
-                opts.max_time_s - started.elapsed().as_secs_f64(),
-                total - index + 1,
-            );
-            let r = measure_one(p, threads, &settings, opts);
-            guard.check()?;
-            rounds[k].push(r?);
-        }
+    for (index, (_, k)) in round_order(pairs.len(), PROBE_ROUNDS)
+        .into_iter()
+        .enumerate()
+    {
+        let (t, mi) = pairs[k];
+        let (m, p, threads) = (&micros[mi], &paths[mi], opts.threads[t]);
+        observer.measuring(index, total, &m.name, threads);
+        guard.check()?;
+        let settings = settings_for(
+            opts.max_time_s - started.elapsed().as_secs_f64(),
+            total - index,
+        );
+        let r = measure_one(p, threads, &settings, opts);
+        guard.check()?;
+        rounds[k].push(r?);
     }
     let mut profiles = vec![];
     let mut fixed_bytes = u64::MAX;
