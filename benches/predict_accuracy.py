@@ -102,15 +102,16 @@ def thread_breakdown(rows, lat_err):
         key = (name, b)
         if key not in fewest or t < fewest[key][0]:
             fewest[key] = (t, meas)
-    slower = [(name, t, b, meas, e) for name, t, b, meas, e in parsed
-              if fewest[(name, b)][0] < t and meas >= fewest[(name, b)][1]]
+    def is_slower(name, t, b, meas):
+        return fewest[(name, b)][0] < t and meas >= fewest[(name, b)][1]
+
+    slower = [p for p in parsed if is_slower(*p[:4])]
     if not slower:
         return
     print(f"  measured slower with more threads than with t{counts[0]} (no probe predicts that): "
           + ", ".join(f"{name} t{t} {b} ({meas / fewest[(name, b)][1]:.2f}x)"
                       for name, t, b, meas, _ in slower))
-    rest = [e for name, t, b, meas, e in parsed
-            if not (fewest[(name, b)][0] < t and meas >= fewest[(name, b)][1])]
+    rest = [p[4] for p in parsed if not is_slower(*p[:4])]
     print(f"  diagnostic only, not the bar: without those {len(slower)}, "
           f"{sum(abs(e) <= 0.2 for e in rest) / len(rest):.0%} of {len(rest)} within ±20%")
 
