@@ -341,6 +341,8 @@ fn classify(
                 let k1 = w[2..].iter().all(|&d| d == 1);
                 let class = if group > 1 && w[1] == 1 {
                     KernelClass::ConvDepthwise
+                } else if group > 1 {
+                    KernelClass::ConvGrouped
                 } else if strides.iter().any(|&s| s > 1) {
                     KernelClass::ConvStrided
                 } else if k1 {
@@ -790,6 +792,113 @@ fn nchwc_fused_activations(
     fused
 }
 
+/// The layout reorders ONNX Runtime's NCHWc transformer inserts at level `all`: a
+/// `ReorderInput` for each NCHW tensor a reordered conv reads (convs reading fewer
+/// channels than a block read NCHW as it is), and a `ReorderOutput` for each NCHWc tensor
+/// a node outside the layout reads, or the graph returns. Each is `(tensor, op_type)`, once
+/// per tensor. The layout spreads from reordered convs through the nodes that have an
+/// NCHWc form (ONNX Runtime's NCHWc transformer, read for this): Relu, Sigmoid, Tanh,
+/// BatchNormalization, pooling (MaxPool/AveragePool of whole blocks of channels reorder
+/// an NCHW input to join it), `Add`/`Sum` of NCHWc tensors of one shape, `Mul` of those
+/// or by a constant, `Concat`
+/// of whole blocks on the channel axis, and nearest-neighbour upsampling. The rest
+/// (grouped convs, Clip or HardSigmoid not fused into a conv, `Transpose`, `Reshape`,
+/// `Gemm`, `Softmax`, ...) reads NCHW and pays a `ReorderOutput`.
+/// Measured on ShuffleNet (1 thread, this project's host): 37 reorders, 9% of the run,
+/// where its channel shuffles and grouped 1x1 convs leave the layout (BENCHMARKS.md,
+/// "Sizing: grouped convs and layout reorders"). `skipped` are nodes that run no kernel
+/// (activations fused into their conv): they pass the layout on.
+fn nchwc_reorders(
+    g: &GraphProto,
+    shapes: &HashMap<String, Vec<i64>>,
+    consts: &HashMap<String, f64>,
+    skipped: &HashSet<usize>,
+    block: i64,
+) -> Vec<(String, &'static str)> {
+    let mut blocked: HashSet<&str> = HashSet::new();
+    let mut out: Vec<(String, &'static str)> = vec![];
+    let once = |t: &str, op: &'static str, out: &mut Vec<(String, &'static str)>| {
+        if !out.iter().any(|(x, o)| x == t && *o == op) {
+            out.push((t.to_string(), op));
+        }
+    };
+    let channels = |t: &str| shapes.get(t).and_then(|s| s.get(1).copied());
+    let data_inputs = |n: &NodeProto| -> Vec<String> {
+        n.input
+            .iter()
+            .filter(|x| !x.is_empty() && !consts.contains_key(*x))
+            .cloned()
+            .collect()
+    };
+    for (i, n) in g.node.iter().enumerate() {
+        let ins = data_inputs(n);
+        let all_blocked = !ins.is_empty() && ins.iter().all(|x| blocked.contains(x.as_str()));
+        let same_shape = ins
+            .windows(2)
+            .all(|w| shapes.get(&w[0]) == shapes.get(&w[1]));
+        let op = n.op_type.as_str();
+        let keeps_layout = skipped.contains(&i)
+            || match op {
+                "Relu" | "Sigmoid" | "Tanh" | "BatchNormalization" => all_blocked,
+                "GlobalAveragePool" | "GlobalMaxPool" => all_blocked,
+                // Pooling joins the layout when its channels are whole blocks, reordering
+                // an NCHW input first.
+                "MaxPool" | "AveragePool" if n.output.len() == 1 => {
+                    let joins = ins.len() == 1
+                        && channels(&ins[0]).is_some_and(|c| c > 0 && c % block == 0);
+                    if joins && !all_blocked {
+                        once(&ins[0], "ReorderInput", &mut out);
+                    }
+                    joins
+                }
+                // Of NCHWc tensors only: an Add of a constant (a bias after a
+                // BatchNormalization exported as Mul + Add) leaves the layout; a Mul by a
+                // constant runs as an NCHWc depthwise conv and stays in it.
+                "Add" | "Sum" => all_blocked && same_shape && ins.len() == n.input.len(),
+                "Mul" => all_blocked && same_shape,
+                "Concat" => {
+                    all_blocked
+                        && n.attr_i_or("axis", 1).unwrap_or(1) == 1
+                        && ins
+                            .iter()
+                            .all(|x| channels(x).is_some_and(|c| c % block == 0))
+                }
+                // Nearest-neighbour upsampling (`asymmetric`/`floor` for Resize).
+                "Resize" | "Upsample" => {
+                    let s = |k: &str, d: &str| n.attr_s_or(k, d).unwrap_or_default();
+                    all_blocked
+                        && s("mode", "nearest") == "nearest"
+                        && (op == "Upsample"
+                            || (s("coordinate_transformation_mode", "half_pixel") == "asymmetric"
+                                && s("nearest_mode", "round_prefer_floor") == "floor"))
+                }
+                _ => false,
+            };
+        if keeps_layout {
+            blocked.extend(n.output.iter().map(String::as_str));
+            continue;
+        }
+        if let Some((w, group)) = nchwc_conv_weight(n, shapes, consts) {
+            let x = &n.input[0];
+            let reads_nchw = group == 1 && w[1] < block;
+            if !blocked.contains(x.as_str()) && !reads_nchw {
+                once(x, "ReorderInput", &mut out);
+            }
+            blocked.extend(n.output.iter().map(String::as_str));
+            continue;
+        }
+        for x in ins.iter().filter(|x| blocked.contains(x.as_str())) {
+            once(x, "ReorderOutput", &mut out);
+        }
+    }
+    for o in &g.output {
+        if blocked.contains(o.name.as_str()) {
+            once(&o.name, "ReorderOutput", &mut out);
+        }
+    }
+    out
+}
+
 /// Activations an NCHWc conv runs fused (MLAS's conv activations).
 const NCHWC_ACTIVATIONS: &[&str] = &[
     "Relu",
@@ -993,6 +1102,29 @@ impl Costing<'_> {
                 work,
                 time_s: time,
             });
+        }
+        if let Some(block) = self.nchwc_block {
+            // Each reorder reads and writes its tensor once, as an element-wise kernel.
+            for (tensor, op) in nchwc_reorders(g, &inf.shapes, &inits, &skipped, block) {
+                let bytes = 2.0
+                    * inf
+                        .shapes
+                        .get(&tensor)
+                        .and_then(|s| numel(s))
+                        .unwrap_or(0.0)
+                    * 4.0;
+                let (kernel, time) = match line(tp, KernelClass::Elementwise, KernelDtype::Fp32) {
+                    Some((fit, _)) => ("elementwise/fp32".to_string(), fit.time_s(bytes)),
+                    None => ("elementwise/fp32".to_string(), tp.dispatch_overhead_s),
+                };
+                out.push(KernelCost {
+                    node: format!("{prefix}{op} of {tensor}"),
+                    op_type: op.to_string(),
+                    kernel,
+                    work: bytes,
+                    time_s: time,
+                });
+            }
         }
         out
     }
@@ -1348,6 +1480,46 @@ mod tests {
     }
 
     #[test]
+    fn grouped_convs_cost_their_own_line_and_fall_back_to_the_conv_line_saying_so() {
+        // What it protects: ShuffleNet's grouped 1x1 convs (ONNX Runtime runs them in NCHW,
+        // one GEMM per group) were costed as dense pointwise convs, 1.6x too fast per MAC.
+        let mut b = builder::GraphBuilder::new("grouped", 7, builder::WeightStorage::Initializer);
+        let x = b.input("x", DataType::Float, &builder::fixed(&[1, 16, 8, 8]));
+        let group = |g: i64| vec![crate::model::attr::int("group", g)];
+        let w1 = b.weight("w1", &[16, 4, 1, 1], -0.1, 0.1);
+        let grouped = b.op("Conv", &[&x, &w1], group(4));
+        let w2 = b.weight("w2", &[16, 1, 1, 1], -0.1, 0.1);
+        let y = b.op("Conv", &[&grouped, &w2], group(16));
+        b.rename_output(&y, "y");
+        b.output("y", DataType::Float, &builder::fixed(&[1, 16, 8, 8]));
+        let m = b.into_model();
+        let x = shapes(&[1, 16, 8, 8]);
+
+        let mut dev = sample();
+        let p = predict(&m, &m, &x, &dev, 1);
+        let kinds: Vec<&str> = p.kernels.iter().map(|k| k.kernel.as_str()).collect();
+        assert_eq!(kinds, ["conv_grouped/fp32", "conv_depthwise/fp32"]);
+        // Neither is probed in the sample: both take the conv line, and say so.
+        let g = &p.kernels[0];
+        // 16 x 8 x 8 outputs, each reading 4 input channels (16 in 4 groups), 1x1.
+        assert_eq!(g.work, (16 * 64 * 4) as f64);
+        assert!((g.time_s - (1e-6 + 1e-10 * g.work)).abs() < 1e-15);
+        for class in ["conv_grouped", "conv_depthwise"] {
+            let note = format!("{class}/fp32 not probed: used conv/fp32");
+            assert!(p.fallbacks.contains(&note), "{:?}", p.fallbacks);
+        }
+
+        let mut line = dev.threads[0].kernels[0].clone();
+        line.class = KernelClass::ConvGrouped;
+        line.s_per_work = 3e-10;
+        dev.threads[0].kernels.push(line);
+        let p = predict(&m, &m, &x, &dev, 1);
+        let g = &p.kernels[0];
+        assert!((g.time_s - (1e-6 + 3e-10 * g.work)).abs() < 1e-15);
+        assert!(!p.fallbacks.iter().any(|f| f.starts_with("conv_grouped")));
+    }
+
+    #[test]
     fn nchwc_pads_channels_to_the_block_as_measured() {
         // The cases measured on the AVX-512 host (block 16): 96->24 runs as 96->32,
         // 24->24 3x3 as 32->32, 8->8 at half of 16->16, depthwise 24 as 32.
@@ -1417,7 +1589,8 @@ mod tests {
         dev.host.isa_features = vec!["avx2".into(), "avx512f".into()];
         assert_eq!(dev.nchwc_block(), Some(16));
         let p = predict(&m, &m, &x, &dev, 1);
-        assert_eq!(ops(&p), ["Conv", "Conv"]);
+        // The 24-channel input is reordered into the layout, and the output back.
+        assert_eq!(ops(&p), ["Conv", "Conv", "ReorderInput", "ReorderOutput"]);
         let pad = (32.0f64 / 24.0).powi(2);
         assert!((p.kernels[0].work - macs * pad).abs() < 1e-6);
         // The cast weight is a constant too, so the second conv is padded as well.
@@ -1426,6 +1599,67 @@ mod tests {
         assert_eq!(dev.nchwc_block(), Some(8));
         dev.host.arch = "aarch64".into();
         assert_eq!(dev.nchwc_block(), None);
+    }
+
+    #[test]
+    fn nodes_outside_the_nchwc_layout_pay_a_reorder_per_tensor() {
+        // What it protects: ShuffleNet's grouped convs and channel shuffles leave the layout
+        // 37 times per run (9% of its time at 1 thread), none of it costed.
+        let mut b = builder::GraphBuilder::new("layout", 7, builder::WeightStorage::Initializer);
+        let x = b.input("x", DataType::Float, &builder::fixed(&[1, 32, 8, 8]));
+        let pads = || vec![crate::model::attr::ints("pads", &[1, 1, 1, 1])];
+        let w1 = b.weight("w1", &[32, 32, 1, 1], -0.1, 0.1);
+        let c1 = b.op("Conv", &[&x, &w1], vec![]);
+        let r1 = b.op("Relu", &[&c1], vec![]);
+        let wg = b.weight("wg", &[32, 8, 1, 1], -0.1, 0.1);
+        let grouped = b.op(
+            "Conv",
+            &[&r1, &wg],
+            vec![crate::model::attr::int("group", 4)],
+        );
+        let w2 = b.weight("w2", &[32, 32, 3, 3], -0.1, 0.1);
+        let c2 = b.op("Conv", &[&grouped, &w2], pads());
+        let y = b.op("Add", &[&c2, &r1], vec![]);
+        b.rename_output(&y, "y");
+        b.output("y", DataType::Float, &builder::fixed(&[1, 32, 8, 8]));
+        let m = b.into_model();
+        let x = shapes(&[1, 32, 8, 8]);
+        let mut dev = sample();
+        dev.host.arch = "x86_64".into();
+        dev.host.isa_features = vec!["avx2".into(), "avx512f".into()];
+        let p = predict(&m, &m, &x, &dev, 1);
+        let reorders: Vec<(&str, &str)> = p
+            .kernels
+            .iter()
+            .filter(|k| k.op_type.starts_with("Reorder"))
+            .map(|k| (k.op_type.as_str(), k.node.as_str()))
+            .collect();
+        let (r1, g) = (
+            format!("ReorderOutput of {r1}"),
+            format!("ReorderInput of {grouped}"),
+        );
+        assert_eq!(
+            reorders,
+            [
+                ("ReorderInput", "ReorderInput of x"),
+                // Read by the grouped conv (outside the layout) and by the Add (inside it):
+                // reordered once.
+                ("ReorderOutput", r1.as_str()),
+                ("ReorderInput", g.as_str()),
+                ("ReorderOutput", "ReorderOutput of y"),
+            ]
+        );
+        let k = p
+            .kernels
+            .iter()
+            .find(|k| k.op_type == "ReorderInput")
+            .unwrap();
+        assert_eq!(k.kernel, "elementwise/fp32");
+        assert_eq!(k.work, 2.0 * 4.0 * (32 * 64) as f64);
+        // Without the layout (aarch64), no reorders.
+        dev.host.arch = "aarch64".into();
+        let p = predict(&m, &m, &x, &dev, 1);
+        assert!(!p.kernels.iter().any(|k| k.op_type.starts_with("Reorder")));
     }
 
     #[test]

@@ -164,6 +164,7 @@ fn is_streaming(class: KernelClass) -> bool {
         KernelClass::Conv
             | KernelClass::ConvPointwise
             | KernelClass::ConvStrided
+            | KernelClass::ConvGrouped
             | KernelClass::Matmul
     )
 }

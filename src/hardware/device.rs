@@ -48,6 +48,12 @@ pub enum KernelClass {
     ConvDepthwise,
     /// A dense convolution with a stride above 1.
     ConvStrided,
+    /// A grouped convolution that is neither dense nor depthwise (ShuffleNet's grouped 1x1
+    /// convs, ResNeXt): ONNX Runtime runs it in NCHW, one GEMM per group, outside the
+    /// NCHWc layout its dense convs get on x86-64. Measured on this project's host, a 1x1
+    /// conv of 272 channels in 4 groups took 1.6x the time per multiply-accumulate of the
+    /// dense pointwise line (BENCHMARKS.md, "Sizing: grouped convs").
+    ConvGrouped,
     /// MatMul, Gemm and their fused and quantized forms.
     Matmul,
     /// Element-wise and other memory-bound ops (activations, adds, norms, copies).
@@ -67,11 +73,12 @@ pub enum KernelClass {
 
 impl KernelClass {
     /// Every class.
-    pub const ALL: [KernelClass; 10] = [
+    pub const ALL: [KernelClass; 11] = [
         KernelClass::Conv,
         KernelClass::ConvPointwise,
         KernelClass::ConvDepthwise,
         KernelClass::ConvStrided,
+        KernelClass::ConvGrouped,
         KernelClass::Matmul,
         KernelClass::Elementwise,
         KernelClass::Pool,
@@ -87,6 +94,7 @@ impl KernelClass {
             KernelClass::ConvPointwise => "conv_pointwise",
             KernelClass::ConvDepthwise => "conv_depthwise",
             KernelClass::ConvStrided => "conv_strided",
+            KernelClass::ConvGrouped => "conv_grouped",
             KernelClass::Matmul => "matmul",
             KernelClass::Elementwise => "elementwise",
             KernelClass::Pool => "pool",
@@ -103,6 +111,7 @@ impl KernelClass {
             | KernelClass::ConvPointwise
             | KernelClass::ConvDepthwise
             | KernelClass::ConvStrided
+            | KernelClass::ConvGrouped
             | KernelClass::Matmul => WorkUnit::Macs,
             KernelClass::Elementwise
             | KernelClass::Pool

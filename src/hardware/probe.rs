@@ -176,20 +176,11 @@ struct Built {
     kernels: usize,
 }
 
-/// A chain of `n` convs on `[1, c, hw, hw]` (c in = c out), `k`x`k`, stride `stride`
-/// (a strided chain halves the map at each step).
-fn conv_chain(
-    c: i64,
-    hw: i64,
-    k: i64,
-    stride: i64,
-    depthwise: bool,
-    form: Form,
-    n: usize,
-) -> Built {
+/// A chain of `n` convs on `[1, c, hw, hw]` (c in = c out) in `group` groups (1: dense,
+/// `c`: depthwise), `k`x`k`, stride `stride` (a strided chain halves the map at each step).
+fn conv_chain(c: i64, hw: i64, k: i64, stride: i64, group: i64, form: Form, n: usize) -> Built {
     let mut b = GraphBuilder::new("probe_conv", 7, WeightStorage::Initializer);
     let x = f32_input(&mut b, &[1, c, hw, hw]);
-    let group = if depthwise { c } else { 1 };
     let wdims = [c, c / group, k, k];
     let mut cur = if form == Form::Int8 {
         qdq_u8(&mut b, &x, "x")
@@ -206,7 +197,7 @@ fn conv_chain(
             attr::int("group", group),
         ];
         let out_side = (side + stride - 1) / stride;
-        let per = if depthwise { k * k } else { c * k * k };
+        let per = c / group * k * k;
         work += (c * out_side * out_side * per) as f64;
         side = out_side;
         cur = if form == Form::Int8 {
@@ -542,7 +533,7 @@ fn catalog(scope: Scope) -> Result<Vec<Micro>> {
     }
     for &(c, hw) in &conv_sizes {
         let name = format!("conv3x3 {c}x{hw}x{hw}");
-        let built = conv_chain(c, hw, 3, 1, false, Form::Fp32, CHAIN);
+        let built = conv_chain(c, hw, 3, 1, 1, Form::Fp32, CHAIN);
         push(name, K::Conv, D::Fp32, built, 0, 0.0);
     }
     out.push(Micro {
@@ -572,7 +563,7 @@ fn catalog(scope: Scope) -> Result<Vec<Micro>> {
     });
     // 4 convs of 512x512x3x3: 36 MiB of conv weights at a small 8x8 map (the compute,
     // 0.6 GMAC, stays short).
-    let conv_weights = conv_chain(512, 8, 3, 1, false, Form::Fp32, 4);
+    let conv_weights = conv_chain(512, 8, 3, 1, 1, Form::Fp32, 4);
     out.push(Micro {
         name: "memory: conv3x3 4x 512x512 weights".into(),
         model: conv_weights.model,
@@ -604,31 +595,38 @@ fn catalog(scope: Scope) -> Result<Vec<Micro>> {
             },
         })
     };
-    // Convs: (class, c, hw, k, stride, depthwise, chain length), two sizes per class; a
-    // strided chain stops before the map gets tiny.
-    type ConvSize = (i64, i64, i64, i64, bool, usize);
-    let convs: [(K, [ConvSize; 2]); 3] = [
+    // Convs: (class, c, hw, k, stride, groups, chain length), two sizes per class; a
+    // strided chain stops before the map gets tiny. Grouped: 1x1 in 4 groups at
+    // ShuffleNet's sizes: their per-group GEMMs are small, and a grouped conv's time per
+    // MAC grows as they shrink (2.0e-11 s at 256 channels on 28x28 here, 2.6-3.0e-11 at
+    // ShuffleNet's; ResNeXt's 3x3 grouped convs are costed by the same line).
+    type ConvSize = (i64, i64, i64, i64, i64, usize);
+    let convs: [(K, [ConvSize; 2]); 4] = [
         (
             K::ConvPointwise,
-            [(32, 32, 1, 1, false, CHAIN), (128, 56, 1, 1, false, CHAIN)],
+            [(32, 32, 1, 1, 1, CHAIN), (128, 56, 1, 1, 1, CHAIN)],
         ),
         (
             K::ConvDepthwise,
-            [(32, 32, 3, 1, true, CHAIN), (128, 112, 3, 1, true, CHAIN)],
+            [(32, 32, 3, 1, 32, CHAIN), (128, 112, 3, 1, 128, CHAIN)],
         ),
         (
             K::ConvStrided,
-            [(32, 64, 3, 2, false, 3), (128, 56, 3, 2, false, 3)],
+            [(32, 64, 3, 2, 1, 3), (128, 56, 3, 2, 1, 3)],
+        ),
+        (
+            K::ConvGrouped,
+            [(64, 28, 1, 1, 4, CHAIN), (272, 14, 1, 1, 4, CHAIN)],
         ),
     ];
     for (class, sizes) in convs {
-        for (c, hw, k, s, dw, n) in sizes {
-            let name = format!("{} {c}x{hw}x{hw} k{k} s{s}", class.as_str());
+        for (c, hw, k, s, g, n) in sizes {
+            let name = format!("{} {c}x{hw}x{hw} k{k} s{s} g{g}", class.as_str());
             push(
                 name,
                 class,
                 D::Fp32,
-                conv_chain(c, hw, k, s, dw, Form::Fp32, n),
+                conv_chain(c, hw, k, s, g, Form::Fp32, n),
                 0,
                 0.0,
             );
@@ -636,30 +634,34 @@ fn catalog(scope: Scope) -> Result<Vec<Micro>> {
     }
     // int8 QDQ: ORT fuses each DQ -> Conv/MatMul -> Q into QLinearConv / QLinearMatMul;
     // the QuantizeLinear of the input and the DequantizeLinear of the output stay.
-    let q_convs: [(K, [ConvSize; 2]); 4] = [
+    let q_convs: [(K, [ConvSize; 2]); 5] = [
         (
             K::Conv,
-            [(16, 32, 3, 1, false, CHAIN), (64, 56, 3, 1, false, CHAIN)],
+            [(16, 32, 3, 1, 1, CHAIN), (64, 56, 3, 1, 1, CHAIN)],
         ),
         (
             K::ConvPointwise,
-            [(32, 32, 1, 1, false, CHAIN), (128, 56, 1, 1, false, CHAIN)],
+            [(32, 32, 1, 1, 1, CHAIN), (128, 56, 1, 1, 1, CHAIN)],
         ),
         (
             K::ConvDepthwise,
-            [(32, 32, 3, 1, true, CHAIN), (128, 112, 3, 1, true, CHAIN)],
+            [(32, 32, 3, 1, 32, CHAIN), (128, 112, 3, 1, 128, CHAIN)],
         ),
         (
             K::ConvStrided,
-            [(32, 64, 3, 2, false, 3), (128, 56, 3, 2, false, 3)],
+            [(32, 64, 3, 2, 1, 3), (128, 56, 3, 2, 1, 3)],
+        ),
+        (
+            K::ConvGrouped,
+            [(64, 28, 1, 1, 4, CHAIN), (272, 14, 1, 1, 4, CHAIN)],
         ),
     ];
     for (class, sizes) in q_convs {
-        for (c, hw, k, s, dw, n) in sizes {
-            let built = conv_chain(c, hw, k, s, dw, Form::Int8, n);
+        for (c, hw, k, s, g, n) in sizes {
+            let built = conv_chain(c, hw, k, s, g, Form::Int8, n);
             let last = hw >> if s > 1 { n } else { 0 };
             let aux = q_edges(&[c, hw, hw], &[c, last, last]);
-            let name = format!("int8 {} {c}x{hw}x{hw} k{k} s{s}", class.as_str());
+            let name = format!("int8 {} {c}x{hw}x{hw} k{k} s{s} g{g}", class.as_str());
             push(name, class, D::Int8, built, 2, aux);
         }
     }
@@ -691,7 +693,7 @@ fn catalog(scope: Scope) -> Result<Vec<Micro>> {
         push(format!("int4 {name}"), K::Matmul, D::Int4, int4, 0, 0.0);
     }
     for &(c, hw) in &conv_sizes {
-        let built = conv_chain(c, hw, 3, 1, false, Form::Fp32, CHAIN);
+        let built = conv_chain(c, hw, 3, 1, 1, Form::Fp32, CHAIN);
         let fp16 = Built {
             model: fp16_of(&built.model)?,
             ..built
