@@ -62,13 +62,13 @@ use super::device::{DeviceProfile, KernelClass, KernelDtype, KernelFit, ThreadPr
 /// and 2; 162 predictions against their measurements), each run with its own probe, on a
 /// 2-vCPU AMD EPYC build host (AVX-512 VNNI; BENCHMARKS.md, "Sizing: grouped convs and
 /// layout reorders", 2026-12-06), every case profiled in 5 processes, all re-predicted by
-/// this cost model (grouped convs, NCHWc reorders). The interval of a prediction is
+/// this cost model (grouped convs, NCHWc reorders, channel alignment). The interval of a prediction is
 /// `[p50 * low, p50 * high]`. It covers the pooled p50 of 5 processes: on that VM a single
 /// 2-thread process can run 2-3.5x slower than most ("Sizing: the 2-thread ground truth is
 /// bimodal"), which no interval of a p50 covers. (Earlier: 0.84-2.48 from profiles of 2
 /// processes per case; 0.74-2.65 before the level-`all` effects were costed; 0.56-3.19 on
 /// a contended AMD EPYC host.)
-pub const LATENCY_ERROR_Q05_Q95: (f64, f64) = (0.75, 1.35);
+pub const LATENCY_ERROR_Q05_Q95: (f64, f64) = (0.75, 1.36);
 /// measured/predicted peak RSS, 5th and 95th percentile over the same 162 predictions.
 pub const MEMORY_ERROR_Q05_Q95: (f64, f64) = (0.82, 1.07);
 
@@ -746,6 +746,7 @@ fn nchwc_fused_activations(
     g: &GraphProto,
     shapes: &HashMap<String, Vec<i64>>,
     consts: &HashMap<String, f64>,
+    block: i64,
 ) -> Vec<usize> {
     let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, n) in g.node.iter().enumerate() {
@@ -760,7 +761,8 @@ fn nchwc_fused_activations(
     let mut fused = vec![];
     for n in &g.node {
         // A FusedConv carries its activation already.
-        let reordered = n.op_type == "Conv" && nchwc_conv_weight(n, shapes, consts).is_some();
+        let reordered =
+            n.op_type == "Conv" && nchwc_conv_weight(n, shapes, consts, block).is_some();
         let Some(y) = n.output.first().filter(|_| reordered) else {
             continue;
         };
@@ -878,7 +880,7 @@ fn nchwc_reorders(
             blocked.extend(n.output.iter().map(String::as_str));
             continue;
         }
-        if let Some((w, group)) = nchwc_conv_weight(n, shapes, consts) {
+        if let Some((w, group)) = nchwc_conv_weight(n, shapes, consts, block) {
             let x = &n.input[0];
             let reads_nchw = group == 1 && w[1] < block;
             if !blocked.contains(x.as_str()) && !reads_nchw {
@@ -917,6 +919,7 @@ fn nchwc_conv_weight<'a>(
     n: &NodeProto,
     shapes: &'a HashMap<String, Vec<i64>>,
     consts: &HashMap<String, f64>,
+    block: i64,
 ) -> Option<(&'a [i64], i64)> {
     if !matches!(n.op_type.as_str(), "Conv" | "FusedConv") {
         return None;
@@ -924,15 +927,20 @@ fn nchwc_conv_weight<'a>(
     let w = n.input.get(1).filter(|w| consts.contains_key(*w))?;
     let w = shapes.get(w)?.as_slice();
     let group = n.attr_i_or("group", 1).unwrap_or(1);
-    nchwc_reordered(w, group).then_some((w, group))
+    nchwc_reordered(w, group, block).then_some((w, group))
 }
 
 /// Whether ONNX Runtime's NCHWc layout transformer reorders a conv with a constant weight
-/// of shape `w` in `group`s: 2-D convs, ungrouped or depthwise.
-fn nchwc_reordered(w: &[i64], group: i64) -> bool {
+/// of shape `w` in `group`s on a CPU whose block is `block` channels: 2-D convs,
+/// depthwise, or ungrouped reading fewer channels than a block (read as NCHW) or a
+/// multiple of 4. Read off ONNX Runtime 1.31's saved level-`all` graphs: PP-OCR cls's SE
+/// convs reading 26, 50 and 22 channels and det's reading 18 and 42 stay NCHW, its convs
+/// reading 24 join the layout.
+fn nchwc_reordered(w: &[i64], group: i64, block: i64) -> bool {
     match *w {
         [out, per_group, _, _] if out > 0 && per_group > 0 => {
-            group == 1 || (per_group == 1 && out == group)
+            (group == 1 && (per_group < block || per_group % 4 == 0))
+                || (per_group == 1 && out == group)
         }
         _ => false,
     }
@@ -948,7 +956,7 @@ fn nchwc_reordered(w: &[i64], group: i64) -> bool {
 /// 8->8 at half of 16->16 (BENCHMARKS.md, "Sizing: what level `all` does"). The probe's convs
 /// have channels that are multiples of 16, so its lines hold no padding.
 fn nchwc_padding(w: &[i64], group: i64, block: i64) -> f64 {
-    if !nchwc_reordered(w, group) {
+    if !nchwc_reordered(w, group, block) {
         return 1.0;
     }
     let pad = |c: i64| (c + block - 1) / block * block;
@@ -996,8 +1004,9 @@ impl Costing<'_> {
         dtype: KernelDtype,
     ) -> f64 {
         let float = matches!(dtype, KernelDtype::Fp32 | KernelDtype::Fp16);
-        match (self.nchwc_block, nchwc_conv_weight(n, shapes, inits)) {
-            (Some(block), Some((w, group))) if float => nchwc_padding(w, group, block),
+        match self.nchwc_block {
+            Some(block) if float => nchwc_conv_weight(n, shapes, inits, block)
+                .map_or(1.0, |(w, group)| nchwc_padding(w, group, block)),
             _ => 1.0,
         }
     }
@@ -1034,8 +1043,8 @@ impl Costing<'_> {
                 skipped.insert(i);
             }
         }
-        if self.nchwc_block.is_some() {
-            skipped.extend(nchwc_fused_activations(g, &inf.shapes, &inits));
+        if let Some(block) = self.nchwc_block {
+            skipped.extend(nchwc_fused_activations(g, &inf.shapes, &inits, block));
         }
         for (i, n) in g.node.iter().enumerate() {
             if skipped.contains(&i) {
@@ -1537,6 +1546,12 @@ mod tests {
         assert!(close(nchwc_padding(&[16, 4, 3, 3], 4, 16), 1.0));
         assert!(close(nchwc_padding(&[24, 24, 3], 1, 16), 1.0));
         assert!(close(nchwc_padding(&[24, 24, 3, 3], 1, 8), 1.0));
+        // A block or more of input channels that are not a multiple of 4 stays NCHW (the
+        // SE convs of PP-OCR cls, 26 in; det's 18 and 42 in), while fewer than a block
+        // (10) are read as they are.
+        assert!(close(nchwc_padding(&[104, 26, 1, 1], 1, 16), 1.0));
+        assert!(close(nchwc_padding(&[96, 18, 1, 1], 1, 16), 1.0));
+        assert!(close(nchwc_padding(&[40, 10, 1, 1], 1, 16), 48.0 / 40.0));
     }
 
     /// x[1,24,8,8] -> Conv 3x3 -> hard-swish (HardSigmoid 1/6, 1/2 and Mul) -> Conv 1x1
