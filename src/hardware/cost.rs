@@ -62,10 +62,10 @@ use super::device::{DeviceProfile, KernelClass, KernelDtype, KernelFit, ThreadPr
 /// and 2; 162 predictions against their measurements), each run with its own probe, on a
 /// 2-vCPU AMD EPYC build host (AVX-512 VNNI; BENCHMARKS.md, "Sizing: grouped convs and
 /// layout reorders", 2026-12-06), every case profiled in 5 processes, all re-predicted by
-/// this cost model (grouped convs, NCHWc reorders, channel alignment). The interval of a prediction is
-/// `[p50 * low, p50 * high]`. It covers the pooled p50 of 5 processes: on that VM a single
-/// 2-thread process can run 2-3.5x slower than most ("Sizing: the 2-thread ground truth is
-/// bimodal"), which no interval of a p50 covers. (Earlier: 0.84-2.48 from profiles of 2
+/// this cost model (grouped convs, NCHWc reorders, channel alignment). The interval of a
+/// prediction is `[p50 * low, p50 * high]`. It covers the pooled p50 of 5 processes: on
+/// that VM a single 2-thread process can run 2-3.5x slower than most ("Sizing: the
+/// 2-thread ground truth is bimodal"), which no interval of a p50 covers. (Earlier: 0.84-2.48 from profiles of 2
 /// processes per case; 0.74-2.65 before the level-`all` effects were costed; 0.56-3.19 on
 /// a contended AMD EPYC host.)
 pub const LATENCY_ERROR_Q05_Q95: (f64, f64) = (0.75, 1.36);
