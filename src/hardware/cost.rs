@@ -62,13 +62,15 @@ use super::device::{DeviceProfile, KernelClass, KernelDtype, KernelFit, ThreadPr
 /// and 2; 162 predictions against their measurements), each run with its own probe, on a
 /// 2-vCPU AMD EPYC build host (AVX-512 VNNI; BENCHMARKS.md, "Sizing: grouped convs and
 /// layout reorders", 2026-12-06), every case profiled in 5 processes, all re-predicted by
-/// this cost model (grouped convs, NCHWc reorders, channel alignment). The interval of a
+/// this cost model (grouped convs, NCHWc reorders, channel alignment, depthwise work
+/// per output, BENCHMARKS.md "Sizing: 5x5 depthwise convs"). The interval of a
 /// prediction is `[p50 * low, p50 * high]`. It covers the pooled p50 of 5 processes: on
 /// that VM a single 2-thread process can run 2-3.5x slower than most ("Sizing: the
-/// 2-thread ground truth is bimodal"), which no interval of a p50 covers. (Earlier: 0.84-2.48 from profiles of 2
-/// processes per case; 0.74-2.65 before the level-`all` effects were costed; 0.56-3.19 on
-/// a contended AMD EPYC host.)
-pub const LATENCY_ERROR_Q05_Q95: (f64, f64) = (0.75, 1.36);
+/// 2-thread ground truth is bimodal"), which no interval of a p50 covers. (Earlier:
+/// 0.75-1.36 before depthwise work per output; 0.84-2.48 from profiles of 2 processes per
+/// case; 0.74-2.65 before the level-`all` effects were costed; 0.56-3.19 on a contended
+/// AMD EPYC host.)
+pub const LATENCY_ERROR_Q05_Q95: (f64, f64) = (0.82, 1.40);
 /// measured/predicted peak RSS, 5th and 95th percentile over the same 162 predictions.
 pub const MEMORY_ERROR_Q05_Q95: (f64, f64) = (0.82, 1.07);
 
@@ -292,6 +294,23 @@ fn numel(s: &[i64]) -> Option<f64> {
         .try_fold(1f64, |a, &d| (d >= 0).then_some(a * d as f64))
 }
 
+/// Fixed cost of one depthwise conv output, in multiply-accumulates of the same kernel:
+/// a depthwise conv does a handful of MACs per value it reads and writes, so its time is
+/// not proportional to its MACs. Measured on this project's host (ONNX Runtime 1.31.1,
+/// 1 thread, chains of 4): a 5x5 depthwise conv took 1.46-1.68x the time of a 3x3 on the
+/// same tensor (96x6x24, 208x3x12, 32x12x48, 128x112x112), not the 2.8x of its MACs; a
+/// time of `outputs x (k*k + c)` fits that with `c` = 14-17 (BENCHMARKS.md, "Sizing:
+/// 5x5 depthwise convs").
+const DEPTHWISE_OUTPUT_MACS: f64 = 16.0;
+
+/// The work of one depthwise conv output with `kernel_macs` (kh x kw) multiply-accumulates,
+/// in the unit the probe's depthwise line measures (MACs of a 3x3 kernel, which it probes):
+/// `9 * (kernel_macs + c) / (9 + c)`, so a 3x3 conv's work is its MACs and old device
+/// profiles keep their meaning.
+fn depthwise_work_per_output(kernel_macs: f64) -> f64 {
+    9.0 * (kernel_macs + DEPTHWISE_OUTPUT_MACS) / (9.0 + DEPTHWISE_OUTPUT_MACS)
+}
+
 /// The kernel class, dtype and work of a node (`None` for shape-only nodes; `Err` with
 /// the class when its work cannot be sized).
 fn classify(
@@ -362,7 +381,10 @@ fn classify(
         };
         let macs = (|| {
             let w = w?;
-            let per: f64 = numel(w.get(1..)?)?;
+            let mut per: f64 = numel(w.get(1..)?)?;
+            if class == KernelClass::ConvDepthwise {
+                per = depthwise_work_per_output(per);
+            }
             if op == "ConvTranspose" {
                 Some(numel(shape(0)?)? * per)
             } else {
@@ -1526,6 +1548,30 @@ mod tests {
         let g = &p.kernels[0];
         assert!((g.time_s - (1e-6 + 3e-10 * g.work)).abs() < 1e-15);
         assert!(!p.fallbacks.iter().any(|f| f.starts_with("conv_grouped")));
+    }
+
+    #[test]
+    fn depthwise_work_grows_with_the_kernel_as_measured_not_with_its_macs() {
+        // What it protects: PP-OCR cls's 5x5 depthwise convs were costed at 25/9 of a 3x3's
+        // time (their MACs); measured 1.46-1.68x.
+        assert!((depthwise_work_per_output(9.0) - 9.0).abs() < 1e-12);
+        let ratio = depthwise_work_per_output(25.0) / depthwise_work_per_output(9.0);
+        assert!((1.46..=1.68).contains(&ratio), "{ratio}");
+        let mut b = builder::GraphBuilder::new("dw", 7, builder::WeightStorage::Initializer);
+        let x = b.input("x", DataType::Float, &builder::fixed(&[1, 16, 8, 8]));
+        let w = b.weight("w", &[16, 1, 5, 5], -0.1, 0.1);
+        let attrs = vec![
+            crate::model::attr::int("group", 16),
+            crate::model::attr::ints("pads", &[2, 2, 2, 2]),
+        ];
+        let y = b.op("Conv", &[&x, &w], attrs);
+        b.rename_output(&y, "y");
+        b.output("y", DataType::Float, &builder::fixed(&[1, 16, 8, 8]));
+        let m = b.into_model();
+        let p = predict(&m, &m, &shapes(&[1, 16, 8, 8]), &sample(), 1);
+        let k = &p.kernels[0];
+        assert_eq!(k.kernel, "conv_depthwise/fp32");
+        assert!((k.work - (16 * 64) as f64 * depthwise_work_per_output(25.0)).abs() < 1e-9);
     }
 
     #[test]
