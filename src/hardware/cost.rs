@@ -355,25 +355,22 @@ fn classify(
         let w = shape(w_ix);
         let group = n.attr_i_or("group", 1).unwrap_or(1);
         let strides = n.attr_ints_or("strides", &[]).unwrap_or_default();
-        let (class, kernel_is_1) = match w {
+        let class = match w {
             Some(w) if w.len() >= 3 => {
-                let k1 = w[2..].iter().all(|&d| d == 1);
-                let class = if group > 1 && w[1] == 1 {
+                if group > 1 && w[1] == 1 {
                     KernelClass::ConvDepthwise
                 } else if group > 1 {
                     KernelClass::ConvGrouped
                 } else if strides.iter().any(|&s| s > 1) {
                     KernelClass::ConvStrided
-                } else if k1 {
+                } else if w[2..].iter().all(|&d| d == 1) {
                     KernelClass::ConvPointwise
                 } else {
                     KernelClass::Conv
-                };
-                (class, k1)
+                }
             }
-            _ => (KernelClass::Conv, false),
+            _ => KernelClass::Conv,
         };
-        let _ = kernel_is_1;
         let dtype = if quant {
             KernelDtype::Int8
         } else {
@@ -824,8 +821,8 @@ fn nchwc_fused_activations(
 /// NCHWc form (ONNX Runtime's NCHWc transformer, read for this): Relu, Sigmoid, Tanh,
 /// BatchNormalization, pooling (MaxPool/AveragePool of whole blocks of channels reorder
 /// an NCHW input to join it), `Add`/`Sum` of NCHWc tensors of one shape, `Mul` of those
-/// or by a constant, `Concat`
-/// of whole blocks on the channel axis, and nearest-neighbour upsampling. The rest
+/// or by a constant, `Concat` of whole blocks on the channel axis, and nearest-neighbour
+/// upsampling. The rest
 /// (grouped convs, Clip or HardSigmoid not fused into a conv, `Transpose`, `Reshape`,
 /// `Gemm`, `Softmax`, ...) reads NCHW and pays a `ReorderOutput`.
 /// Measured on ShuffleNet (1 thread, this project's host): 37 reorders, 9% of the run,
@@ -1135,25 +1132,21 @@ impl Costing<'_> {
             });
         }
         if let Some(block) = self.nchwc_block {
-            // Each reorder reads and writes its tensor once, as an element-wise kernel.
+            // Each reorder reads and writes its fp32 tensor once, as an element-wise kernel.
+            let fit = line(tp, KernelClass::Elementwise, KernelDtype::Fp32).map(|(fit, _)| fit);
             for (tensor, op) in nchwc_reorders(g, &inf.shapes, &inits, &skipped, block) {
-                let bytes = 2.0
-                    * inf
-                        .shapes
-                        .get(&tensor)
-                        .and_then(|s| numel(s))
-                        .unwrap_or(0.0)
-                    * 4.0;
-                let (kernel, time) = match line(tp, KernelClass::Elementwise, KernelDtype::Fp32) {
-                    Some((fit, _)) => ("elementwise/fp32".to_string(), fit.time_s(bytes)),
-                    None => ("elementwise/fp32".to_string(), tp.dispatch_overhead_s),
-                };
+                let values = inf
+                    .shapes
+                    .get(&tensor)
+                    .and_then(|s| numel(s))
+                    .unwrap_or(0.0);
+                let bytes = 2.0 * values * 4.0;
                 out.push(KernelCost {
                     node: format!("{prefix}{op} of {tensor}"),
                     op_type: op.to_string(),
-                    kernel,
+                    kernel: "elementwise/fp32".into(),
                     work: bytes,
-                    time_s: time,
+                    time_s: fit.map_or(tp.dispatch_overhead_s, |f| f.time_s(bytes)),
                 });
             }
         }
