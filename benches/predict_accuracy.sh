@@ -13,7 +13,8 @@
 # MiniLM-L6 from the cache at sequence 128 (SKIP_MINILM=1 skips it; made by
 # benches/minilm_model.py when missing, with the bench venv's onnx), and Silero VAD from
 # the cache (its network sits in If branches: the cost model costs the slower one, the
-# 16 kHz branch the profile runs with sr=16000; SKIP_SILERO=1 skips it).
+# 16 kHz branch the profile runs with sr=16000; SKIP_SILERO=1 skips it), and YOLOv8n
+# from the `nudenet` wheel (SKIP_YOLO=1 skips it).
 #
 # The summary breaks the latency error down by kernel class: a least-squares fit of one
 # factor per class, measured ~ sum over classes of factor x predicted time of that class
@@ -122,6 +123,19 @@ fi
 SILERO="$CACHE/models/silero-vad/silero_vad.onnx"
 if [ -z "${SKIP_SILERO:-}" ] && [ -f "$SILERO" ]; then
   echo "silero-vad|$SILERO|--shape input=1x576 --shape state=2x1x128|1||--input-range sr=16000..16000" >>"$CASES"
+fi
+
+# A detector the cost model was not tuned on: YOLOv8n at 320x320 (NudeNet 3.4.2's
+# `320n.onnx`, from its PyPI wheel, pinned; dynamic batch, height and width; SiLU convs,
+# a decoupled head with Range/Expand shape arithmetic). SKIP_YOLO=1 skips it.
+YOLO="$CACHE/models/nudenet-3.4.2/320n.onnx"
+if [ -z "${SKIP_YOLO:-}" ] && [ ! -f "$YOLO" ]; then
+  (python3 -m pip download -q --no-deps --only-binary=:all: nudenet==3.4.2 -d "$CACHE/wheels" \
+    && unzip -o -q -j "$CACHE/wheels/nudenet-3.4.2-py3-none-any.whl" nudenet/320n.onnx -d "$(dirname "$YOLO")") \
+    >"$WORK/yolo-model.err" 2>&1 || echo "fetching nudenet 3.4.2 failed: $(tail -1 "$WORK/yolo-model.err")" >&2
+fi
+if [ -z "${SKIP_YOLO:-}" ] && [ -f "$YOLO" ]; then
+  echo "yolov8n|$YOLO|--shape images=1x3x320x320|$BATCHES||" >>"$CASES"
 fi
 
 # CASES_ONLY=1: the case list and the quantized variants are all that is wanted (another

@@ -211,7 +211,9 @@ pub struct MemoryCost {
     pub weight_factor_session_create: Option<f64>,
     /// Resident bytes per byte of conv weights after session creation, and at its peak
     /// (ONNX Runtime keeps a reordered or pre-packed copy of a conv's weights beside the
-    /// original: measured 2.3-2.9 on conv nets against about 1.0 on Gemm-heavy ones).
+    /// original, and glibc's heap keeps some freed copies: measured 1.8-2.9 on conv nets
+    /// against about 1.0 on Gemm-heavy ones; the probe measures it on a stack of
+    /// bottleneck stages, a mix of weight sizes like a real net's).
     /// Profiles of earlier probes lack them: conv weights then cost `weight_factor`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conv_weight_factor: Option<f64>,
