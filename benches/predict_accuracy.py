@@ -276,5 +276,20 @@ def by_class(rows, ridge=0.05):
           "within ±20%: what a per-class correction could buy at most is about this)")
 
 
+def drift(name, start_path, end_path):
+    """The host's drift over the run: the same case at 1 thread profiled right after the
+    probe and after the last case. Both p50s pool their processes; each process's p50 is
+    listed so a regime change shows as such."""
+    def p50s(path):
+        conf = json.load(open(path))["configs"][0]
+        return conf["latency"]["p50_s"], [r["p50_s"] for r in conf["latency"].get("rounds", [])]
+    (a, ar), (b, br) = p50s(start_path), p50s(end_path)
+    ms = lambda xs: ", ".join(f"{x * 1e3:.3f}" for x in xs)
+    print(f"host drift ({name}, 1 thread): p50 {a * 1e3:.3f} ms after the probe "
+          f"(processes {ms(ar)}), {b * 1e3:.3f} ms after the last case (processes {ms(br)}): "
+          f"end/start {b / a:.2f}. A ratio away from 1 is host speed the probe did not see, "
+          "and it moves every case's latency error by about as much.")
+
+
 if __name__ == "__main__":
-    {"row": row, "summary": summary}[sys.argv[1]](*sys.argv[2:])
+    {"row": row, "summary": summary, "drift": drift}[sys.argv[1]](*sys.argv[2:])

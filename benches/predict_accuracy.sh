@@ -20,6 +20,8 @@
 # factor per class, measured ~ sum over classes of factor x predicted time of that class
 # (relative errors, ridge towards 1), says which classes are under- (factor > 1) or
 # over-predicted (< 1) across the cases, and how much of the error each explains.
+# It ends with the host's drift over the run: the first case at 1 thread, profiled right
+# after the probe and again after the last case (not in predict-only mode).
 #
 # usage: benches/predict_accuracy.sh [WORKDIR]
 #   env: EDGEPACK (a prebuilt binary; default: cargo build, target/debug/edgepack; the
@@ -144,6 +146,19 @@ fi
 
 ROWS="$WORK/rows.jsonl"
 [ -n "${KEEP_ROWS:-}" ] || : >"$ROWS"
+
+# Host drift: the first case, 1 thread, its first batch, profiled right after the probe
+# and again after the last case. On a shared VM the host's speed moves over minutes; the
+# ratio says how much of a run's latency error is the host's (the probe and the profiles
+# were taken at different speeds) and not the cost model's.
+sentinel() {
+  local name path shapeflags batches sc pflags
+  IFS='|' read -r name path shapeflags batches sc pflags <"$CASES"
+  # shellcheck disable=SC2086
+  "$EDGEPACK" profile "$path" --plan quick --rounds "$ROUNDS" --threads 1 $shapeflags $pflags --json "$WORK/sentinel.$1.json" >/dev/null 2>"$WORK/sentinel.$1.err" \
+    && echo "$name" >"$WORK/sentinel.name" || rm -f "$WORK/sentinel.$1.json"
+}
+[ -n "${PROFILES:-}" ] || sentinel start
 while IFS='|' read -r name path shapeflags batches sc pflags; do
   if [ -n "${ONLY:-}" ] && ! grep -q -- "${ONLY}" <<<"$name"; then continue; fi
   echo "== $name" >&2
@@ -178,4 +193,8 @@ while IFS='|' read -r name path shapeflags batches sc pflags; do
     done
   done
 done <"$CASES"
+[ -n "${PROFILES:-}" ] || sentinel end
 python3 benches/predict_accuracy.py summary "$ROWS"
+if [ -f "$WORK/sentinel.start.json" ] && [ -f "$WORK/sentinel.end.json" ]; then
+  python3 benches/predict_accuracy.py drift "$(cat "$WORK/sentinel.name")" "$WORK/sentinel.start.json" "$WORK/sentinel.end.json"
+fi
