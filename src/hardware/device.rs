@@ -175,9 +175,42 @@ pub struct KernelFit {
 }
 
 impl KernelFit {
-    /// Predicted time of one kernel of this class doing `work`.
+    /// Predicted time of one kernel of this class doing `work`: through the probed points.
+    ///
+    /// Between two points, the straight line between them. Below the smallest, that
+    /// segment's line, but never less than the smallest point's time per unit of work
+    /// (where the segment's intercept is negative: a memory-bound kernel whose small point
+    /// ran in cache and whose large point ran from DRAM). Above the largest, the last
+    /// segment's line. Why not the fitted
+    /// line alone: for such classes the fit, whose intercept cannot be negative, goes
+    /// through the origin at the large point's rate, and so costs every cache-resident
+    /// kernel at DRAM speed (a depthwise conv or pool of a small net by 1.4-3x; BENCHMARKS.md,
+    /// "Sizing: kernels between the probed sizes"). With one point, or points of no work,
+    /// the fitted line.
     pub fn time_s(&self, work: f64) -> f64 {
-        (self.fixed_s + self.s_per_work * work).max(0.0)
+        let mut pts: Vec<(f64, f64)> = self
+            .points
+            .iter()
+            .filter(|p| p.work > 0.0 && p.time_s.is_finite() && p.time_s >= 0.0)
+            .map(|p| (p.work, p.time_s))
+            .collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        pts.dedup_by(|a, b| a.0 == b.0);
+        if pts.len() < 2 {
+            return (self.fixed_s + self.s_per_work * work).max(0.0);
+        }
+        // The segment that holds `work`, or the nearest one at either end.
+        let i = pts
+            .windows(2)
+            .position(|s| work <= s[1].0)
+            .unwrap_or(pts.len() - 2);
+        let ((x0, y0), (x1, y1)) = (pts[i], pts[i + 1]);
+        let on_segment = y0 + (y1 - y0) / (x1 - x0) * (work - x0);
+        if work < x0 {
+            on_segment.max(y0 / x0 * work)
+        } else {
+            on_segment.max(0.0)
+        }
     }
 }
 
@@ -540,5 +573,47 @@ pub(crate) mod tests {
         assert!(p.check_runtime("1.20.0", Path::new("d")).is_ok());
         let e = p.check_runtime("1.19.2", Path::new("d")).unwrap_err();
         assert!(e.to_string().contains("probed with ONNX Runtime 1.20.0"));
+    }
+
+    fn fit_through(points: &[(f64, f64)], fixed_s: f64, s_per_work: f64) -> KernelFit {
+        KernelFit {
+            class: KernelClass::Pool,
+            dtype: KernelDtype::Fp32,
+            unit: WorkUnit::Bytes,
+            points: points
+                .iter()
+                .map(|&(work, time_s)| KernelPoint {
+                    name: String::new(),
+                    work,
+                    time_s,
+                    p50_ci_rel: 0.0,
+                })
+                .collect(),
+            fixed_s,
+            s_per_work,
+        }
+    }
+
+    #[test]
+    fn a_kernel_between_the_probed_sizes_costs_what_they_measured_not_the_large_ones_rate() {
+        // A memory-bound class: 1e5 bytes in 10 us (in cache), 1e7 in 3000 us (DRAM). The
+        // stored fit goes through the origin at the large point's rate, 3e-10 s/byte.
+        let f = fit_through(&[(1e7, 3e-3), (1e5, 1e-5)], 0.0, 3e-10);
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 + 1e-9 * b.abs();
+        // At the points, exactly what they measured (the fit said 30 us at 1e5).
+        assert!(close(f.time_s(1e5), 1e-5) && close(f.time_s(1e7), 3e-3));
+        // Below the smallest: its rate (the segment's line would go negative).
+        assert!(close(f.time_s(5e4), 5e-6));
+        // Between: on the segment.
+        let slope = (3e-3 - 1e-5) / (1e7 - 1e5);
+        assert!(close(f.time_s(2e6), 1e-5 + slope * (2e6 - 1e5)));
+        // Above the largest: the segment's line.
+        assert!(close(f.time_s(2e7), 3e-3 + slope * 1e7));
+        // A class with a positive intercept keeps it below the smallest point.
+        let g = fit_through(&[(1e6, 2e-4), (1e7, 1.1e-3)], 1e-4, 1e-10);
+        assert!(close(g.time_s(0.0), 1e-4) && close(g.time_s(5e5), 1.5e-4));
+        // One point: the fitted line.
+        let h = fit_through(&[(1e6, 2e-4)], 1e-4, 1e-10);
+        assert!(close(h.time_s(2e6), 3e-4));
     }
 }

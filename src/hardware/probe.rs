@@ -1250,6 +1250,34 @@ mod tests {
     }
 
     #[test]
+    fn conv_weight_memory_is_probed_on_a_mix_of_weight_sizes_and_counts_only_conv_weights() {
+        let (m, bytes) = bottleneck_weights_net([3, 4, 6, 3]);
+        let g = m.graph();
+        let convs: Vec<_> = g.node.iter().filter(|n| n.op_type == "Conv").collect();
+        assert_eq!(convs.len(), 3 * (3 + 4 + 6 + 3));
+        let size = |name: &str| {
+            let t = g.initializer.iter().find(|t| t.name == name).unwrap();
+            4.0 * t.dims.iter().product::<i64>() as f64
+        };
+        // The role's bytes are the conv weights' (input 1), not their biases.
+        let weights: Vec<f64> = convs.iter().map(|n| size(&n.input[1])).collect();
+        assert_eq!(weights.iter().sum::<f64>(), bytes);
+        assert!((bytes / f64::from(1 << 20) - 79.0).abs() < 1.0, "{bytes}");
+        // A mix like a real net's: many sizes, from tens of KiB to MiBs, not one.
+        let mut distinct: Vec<u64> = weights.iter().map(|&w| w as u64).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(distinct.len() >= 8, "{distinct:?}");
+        assert!(distinct[0] < 64 << 10 && *distinct.last().unwrap() > 2 << 20);
+        let c = catalog(Scope::Tiny).unwrap();
+        let probed = c
+            .iter()
+            .filter(|m| matches!(m.role, Role::ConvWeightMemory { .. }))
+            .count();
+        assert_eq!(probed, 1);
+    }
+
+    #[test]
     fn full_catalog_builds_and_covers_every_class_and_dtype() {
         let c = catalog(Scope::Full).unwrap();
         let has = |class, dtype| {
