@@ -185,8 +185,8 @@ impl KernelFit {
     /// line alone: for such classes the fit, whose intercept cannot be negative, goes
     /// through the origin at the large point's rate, and so costs every cache-resident
     /// kernel at DRAM speed (a depthwise conv or pool of a small net by 1.4-3x; BENCHMARKS.md,
-    /// "Sizing: kernels between the probed sizes"). With one point, or points of no work,
-    /// the fitted line.
+    /// "Sizing: kernels between the probed sizes"). With one point, points of no work, or
+    /// a segment along which more work measured faster (noise), the fitted line.
     pub fn time_s(&self, work: f64) -> f64 {
         let mut pts: Vec<(f64, f64)> = self
             .points
@@ -205,6 +205,10 @@ impl KernelFit {
             .position(|s| work <= s[1].0)
             .unwrap_or(pts.len() - 2);
         let ((x0, y0), (x1, y1)) = (pts[i], pts[i + 1]);
+        if y1 <= y0 {
+            // More work measured no slower: noise on a flat class; the fit knows that.
+            return (self.fixed_s + self.s_per_work * work).max(0.0);
+        }
         let on_segment = y0 + (y1 - y0) / (x1 - x0) * (work - x0);
         if work < x0 {
             on_segment.max(y0 / x0 * work)
@@ -612,8 +616,10 @@ pub(crate) mod tests {
         // A class with a positive intercept keeps it below the smallest point.
         let g = fit_through(&[(1e6, 2e-4), (1e7, 1.1e-3)], 1e-4, 1e-10);
         assert!(close(g.time_s(0.0), 1e-4) && close(g.time_s(5e5), 1.5e-4));
-        // One point: the fitted line.
+        // One point, or a segment that measured more work as faster: the fitted line.
         let h = fit_through(&[(1e6, 2e-4)], 1e-4, 1e-10);
         assert!(close(h.time_s(2e6), 3e-4));
+        let flat = fit_through(&[(1e6, 2e-4), (1e7, 1.9e-4)], 1.95e-4, 0.0);
+        assert!(close(flat.time_s(1e8), 1.95e-4));
     }
 }
