@@ -257,12 +257,24 @@ fn one(s: Vec<i64>) -> Outputs {
     Some(vec![s])
 }
 
+/// Record a small constant's values. Integer tensors always; float ones only where every
+/// value is a whole number (exported detectors build their anchor grids with a float
+/// `Range(0.0, Cast(Shape(...)), 1.0)`, which can be sized only from those values). A
+/// float with a fraction is not recorded: values are whole numbers.
 fn track_value(inf: &mut Inference, name: &str, t: &super::proto::TensorProto) {
     let small = tensor_data::element_count(t).is_ok_and(|n| n <= MAX_TRACKED_VALUES);
-    if small {
-        if let Ok(v) = tensor_data::to_i64(t) {
-            inf.values.insert(name.to_string(), v);
-        }
+    if !small {
+        return;
+    }
+    let v = tensor_data::to_i64(t).ok().or_else(|| {
+        tensor_data::to_f64(t)
+            .ok()?
+            .into_iter()
+            .map(|x| (x.fract() == 0.0 && x.abs() < 9.0e15).then_some(x as i64))
+            .collect()
+    });
+    if let Some(v) = v {
+        inf.values.insert(name.to_string(), v);
     }
 }
 

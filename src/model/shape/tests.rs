@@ -248,6 +248,35 @@ fn range_constant_of_shape_tile_and_depth_to_space() {
 }
 
 #[test]
+fn a_float_range_over_a_cast_shape_is_sized_from_whole_float_constants() {
+    // YOLOv8's anchor grid: Range(0.0, Cast<float>(Gather(Shape(x), 3)), 1.0) + 0.5.
+    let mut b = GraphBuilder::new("anchors", 1, WeightStorage::Initializer);
+    b.input("x", DataType::Float, &fixed(&[1, 64, 40, 40]));
+    let f = |b: &mut GraphBuilder, name: &str, v: f32| {
+        b.constant(tensor_data::from_f32(name, &[], &[v]).unwrap())
+    };
+    let (start, delta, half) = (
+        f(&mut b, "start", 0.0),
+        f(&mut b, "delta", 1.0),
+        f(&mut b, "half", 0.5),
+    );
+    let s = b.op("Shape", &["x"], vec![]);
+    let i = b.ints("i", &[3]);
+    let w = b.op("Gather", &[&s, &i], vec![]);
+    let wf = b.op("Cast", &[&w], vec![attr::int("to", 1)]);
+    let r = b.op("Range", &[&start, &wf, &delta], vec![]);
+    let a = b.op("Add", &[&r, &half], vec![]);
+    // A fractional step is not a whole number: not tracked, so not sized (never guessed).
+    let r2 = b.op("Range", &[&start, &wf, &half], vec![]);
+    let m = b.into_model();
+    let inf = run(m.graph(), &[1, 64, 40, 40]);
+    assert_eq!(inf.shapes[&r], vec![40]);
+    assert_eq!(inf.shapes[&a], vec![40]);
+    assert!(!inf.values.contains_key(&a));
+    assert!(!inf.shapes.contains_key(&r2));
+}
+
+#[test]
 fn broadcast_and_matmul_rules() {
     assert_eq!(broadcast(&[&[2, 1, 3], &[4, 1]]), Some(vec![2, 4, 3]));
     assert_eq!(broadcast(&[&[2], &[3]]), None);
