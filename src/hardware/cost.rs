@@ -65,8 +65,8 @@ use super::device::{DeviceProfile, KernelClass, KernelDtype, KernelFit, ThreadPr
 /// probed sizes interpolated, BENCHMARKS.md "Sizing: kernels between the probed sizes",
 /// 2026-12-07). In two of the runs the host's speed moved between the probe and the
 /// profiles (one by 15% over the run, one slower throughout), and their misses make up
-/// most of the high end. The interval of a prediction is
-/// `[p50 * low, p50 * high]`. It covers the pooled p50 of 5 processes: on that VM a
+/// most of the high end. The interval of a prediction is `[p50 * low, p50 * high]`. It
+/// covers the pooled p50 of 5 processes: on that VM a
 /// single 2-thread process can run 2-3.5x slower than most ("Sizing: the 2-thread ground
 /// truth is bimodal"), which no interval of a p50 covers. (Earlier: 0.82-1.40 over three
 /// of these runs with every kernel costed by the fitted line; 0.75-1.36 before depthwise

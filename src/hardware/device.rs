@@ -181,13 +181,15 @@ impl KernelFit {
     /// segment's line, but never less than the smallest point's time per unit of work
     /// (where the segment's intercept is negative: a memory-bound kernel whose small point
     /// ran in cache and whose large point ran from DRAM). Above the largest, the last
-    /// segment's line. Why not the fitted
-    /// line alone: for such classes the fit, whose intercept cannot be negative, goes
-    /// through the origin at the large point's rate, and so costs every cache-resident
-    /// kernel at DRAM speed (a depthwise conv or pool of a small net by 1.4-3x; BENCHMARKS.md,
-    /// "Sizing: kernels between the probed sizes"). With one point, points of no work, or
-    /// a segment along which more work measured faster (noise), the fitted line.
+    /// segment's line. With one point, points of no work, or a segment along which more
+    /// work measured faster (noise), the fitted line.
+    ///
+    /// Why not the fitted line alone: for memory-bound classes the fit, whose intercept
+    /// cannot be negative, goes through the origin at the large point's rate, and so costs
+    /// every cache-resident kernel at DRAM speed (a small net's depthwise convs and pools by
+    /// 1.4-3x; BENCHMARKS.md, "Sizing: kernels between the probed sizes").
     pub fn time_s(&self, work: f64) -> f64 {
+        let fitted = || (self.fixed_s + self.s_per_work * work).max(0.0);
         let mut pts: Vec<(f64, f64)> = self
             .points
             .iter()
@@ -197,7 +199,7 @@ impl KernelFit {
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
         pts.dedup_by(|a, b| a.0 == b.0);
         if pts.len() < 2 {
-            return (self.fixed_s + self.s_per_work * work).max(0.0);
+            return fitted();
         }
         // The segment that holds `work`, or the nearest one at either end.
         let i = pts
@@ -207,7 +209,7 @@ impl KernelFit {
         let ((x0, y0), (x1, y1)) = (pts[i], pts[i + 1]);
         if y1 <= y0 {
             // More work measured no slower: noise on a flat class; the fit knows that.
-            return (self.fixed_s + self.s_per_work * work).max(0.0);
+            return fitted();
         }
         let on_segment = y0 + (y1 - y0) / (x1 - x0) * (work - x0);
         if work < x0 {
