@@ -1,13 +1,15 @@
 //! Activation range calibration, streaming and memory bounded.
 //!
 //! The calibration model exposes every tensor to be quantized as an extra graph output.
-//! Samples run one at a time; each output updates a fixed-size collector and is dropped.
-//! MinMax needs one pass. Percentile, entropy and MSE need histograms over a known range, so
-//! they take two passes: the first finds each tensor's min/max, the second fills a
-//! 2048-bin histogram over that range (plus one of |x| for entropy). Memory is
-//! O(tensors x bins), independent of the number of samples and of tensor sizes. (ORT's
-//! Python percentile calibrator keeps every activation of every sample in memory, which is
-//! what makes it need hundreds of GB on large models.)
+//! Samples run one at a time, in one pass; each output updates a fixed-size collector and
+//! is dropped. MinMax keeps the extremes. Percentile, entropy and MSE also fill a
+//! [`Histogram`] whose bins are anchored at 0 and whose width doubles (merging pairs of
+//! bins, exactly) when a sample reaches outside it, so no first pass is needed to find the
+//! range: the histogram ends with 2048 to 4096 bins over the range the u8 grid covers.
+//! Memory is O(tensors x bins), independent of the number of samples and of tensor sizes.
+//! (ORT's Python percentile calibrator keeps every activation of every sample in memory,
+//! which is what makes it need hundreds of GB on large models. Its histogram collector
+//! re-bins on growth too, by interpolation; the power-of-two widths here make it exact.)
 
 use serde::Serialize;
 
@@ -44,27 +46,152 @@ impl Method {
         }
     }
 
-    /// Whether the method needs a histogram pass.
+    /// Whether the method needs a histogram.
     pub fn needs_histogram(self) -> bool {
         !matches!(self, Method::MinMax)
     }
 }
 
-/// Bins per histogram.
+/// Fewest bins a histogram spreads the range `[min(lo, 0), max(hi, 0)]` over (it uses up
+/// to twice as many).
 pub const BINS: usize = 2048;
+
+/// A histogram of the values seen, with bins of a power-of-two `width` anchored at 0 (bin
+/// `k` holds `[k width, (k + 1) width)`), holding at most `2 * BINS` bins. It always spans
+/// 0, as the u8 grid does. When a sample reaches outside it and the span would exceed
+/// `2 * BINS` bins, the width doubles: bins `2j` and `2j + 1` merge into bin `j`, which is
+/// exactly the histogram the doubled width would have counted.
+#[derive(Clone, Debug, Default)]
+pub struct Histogram {
+    /// Bin width; 0 before anything was seen.
+    width: f32,
+    /// Index of the bin `counts[0]` holds.
+    first: i64,
+    /// Counts of bins `first..first + counts.len()`.
+    counts: Vec<u64>,
+}
+
+/// Most bins a [`Histogram`] holds.
+const WINDOW: usize = 2 * BINS;
+
+/// Smallest and largest finite value of `data`, if any.
+fn finite_extremes(data: &[f32]) -> Option<(f32, f32)> {
+    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+    for &x in data {
+        if x.is_finite() {
+            lo = lo.min(x);
+            hi = hi.max(x);
+        }
+    }
+    (lo <= hi).then_some((lo, hi))
+}
+
+impl Histogram {
+    /// Bin width (0 when empty).
+    pub fn width(&self) -> f32 {
+        self.width
+    }
+
+    /// The bins from the first to the last non-empty one, and the lower edge of the first.
+    pub fn occupied(&self) -> (&[u64], f64) {
+        let a = self.counts.iter().position(|&c| c > 0);
+        let b = self.counts.iter().rposition(|&c| c > 0);
+        match (a, b) {
+            (Some(a), Some(b)) => (
+                &self.counts[a..=b],
+                (self.first + a as i64) as f64 * self.width as f64,
+            ),
+            _ => (&[], 0.0),
+        }
+    }
+
+    /// Counts of |x| in bins of the same width from 0: bin `k >= 0` holds bin `k` and
+    /// bin `-k - 1` of the signed histogram.
+    pub fn absolute(&self) -> Vec<u64> {
+        let last = self.first + self.counts.len() as i64;
+        let n = (-self.first).max(last).max(0) as usize;
+        let mut abs = vec![0u64; n];
+        for (i, &c) in self.counts.iter().enumerate() {
+            let k = self.first + i as i64;
+            abs[if k >= 0 { k } else { -k - 1 } as usize] += c;
+        }
+        while abs.last() == Some(&0) {
+            abs.pop();
+        }
+        abs
+    }
+
+    /// Make room for values in `[lo, hi]` (finite, `lo <= hi`), doubling the width as
+    /// often as needed.
+    fn cover(&mut self, lo: f32, hi: f32) {
+        let (lo, hi) = (lo.min(0.0), hi.max(0.0));
+        if self.counts.is_empty() {
+            // The smallest power of two putting the span in at most WINDOW bins (at least
+            // 2^-126, so a constant zero tensor still gets a usable width).
+            let span = (hi as f64 - lo as f64) / WINDOW as f64;
+            let exp = span.log2().ceil().clamp(-126.0, 127.0);
+            self.width = (2.0f64).powi(exp as i32) as f32;
+            self.first = (lo as f64 / self.width as f64).floor() as i64;
+            self.counts = vec![0; 1];
+        }
+        loop {
+            let w = self.width as f64;
+            let a = ((lo as f64 / w).floor() as i64).min(self.first);
+            let b = ((hi as f64 / w).floor() as i64).max(self.first + self.counts.len() as i64 - 1);
+            if b - a < WINDOW as i64 {
+                if a < self.first {
+                    let mut grown = vec![0u64; (self.first - a) as usize];
+                    grown.append(&mut self.counts);
+                    self.counts = grown;
+                    self.first = a;
+                }
+                self.counts.resize((b - a + 1) as usize, 0);
+                return;
+            }
+            self.double();
+        }
+    }
+
+    /// Double the width, merging bin pairs.
+    fn double(&mut self) {
+        let first = self.first.div_euclid(2);
+        let last = (self.first + self.counts.len() as i64 - 1).div_euclid(2);
+        let mut merged = vec![0u64; (last - first + 1) as usize];
+        for (i, &c) in self.counts.iter().enumerate() {
+            merged[((self.first + i as i64).div_euclid(2) - first) as usize] += c;
+        }
+        self.counts = merged;
+        self.first = first;
+        self.width *= 2.0;
+    }
+
+    /// Count `data` (non-finite values ignored), given its finite extremes.
+    fn add(&mut self, data: &[f32], (lo, hi): (f32, f32)) {
+        self.cover(lo, hi);
+        // x / width is exact (a power of two) and so is subtracting `first` in f64, so
+        // truncating the non-negative difference is the bin: floor(x / width) - first.
+        let inv = 1.0 / self.width as f64;
+        let first = self.first as f64;
+        let last = self.counts.len() - 1;
+        for &x in data {
+            if x.is_finite() {
+                let t = (x as f64 * inv - first).max(0.0);
+                self.counts[(t as usize).min(last)] += 1;
+            }
+        }
+    }
+}
 
 /// Running statistics for one tensor.
 #[derive(Clone, Debug)]
 pub struct Collector {
-    /// Smallest value seen (pass 1).
+    /// Smallest value seen.
     pub min: f32,
-    /// Largest value seen (pass 1).
+    /// Largest value seen.
     pub max: f32,
-    /// Signed histogram over `[min, max]` (pass 2).
-    pub hist: Vec<u64>,
-    /// Histogram of |x| over `[0, max(|min|, |max|)]` (pass 2).
-    pub abs_hist: Vec<u64>,
-    /// Per-channel (axis 1) sums of the values seen (pass 1), for bias correction.
+    /// Histogram of the values seen, when the method needs one.
+    pub hist: Histogram,
+    /// Per-channel (axis 1) sums of the values seen, for bias correction.
     pub channel_sum: Vec<f64>,
     /// Values summed into each `channel_sum` entry.
     pub channel_count: u64,
@@ -77,8 +204,7 @@ impl Default for Collector {
         Collector {
             min: f32::INFINITY,
             max: f32::NEG_INFINITY,
-            hist: Vec::new(),
-            abs_hist: Vec::new(),
+            hist: Histogram::default(),
             channel_sum: Vec::new(),
             channel_count: 0,
             spatial: Vec::new(),
@@ -87,17 +213,20 @@ impl Default for Collector {
 }
 
 impl Collector {
-    /// Pass 1: widen the range with `data` (non-finite values ignored).
-    pub fn observe_range(&mut self, data: &[f32]) {
-        for &x in data {
-            if x.is_finite() {
-                self.min = self.min.min(x);
-                self.max = self.max.max(x);
-            }
+    /// Widen the range with `data` (non-finite values ignored) and, when `histogram`, add
+    /// it to the histogram.
+    pub fn observe(&mut self, data: &[f32], histogram: bool) {
+        let Some((lo, hi)) = finite_extremes(data) else {
+            return;
+        };
+        self.min = self.min.min(lo);
+        self.max = self.max.max(hi);
+        if histogram {
+            self.hist.add(data, (lo, hi));
         }
     }
 
-    /// Pass 1: add `data` (C order, `shape` with channels on axis 1, as conv inputs are)
+    /// Add `data` (C order, `shape` with channels on axis 1, as conv inputs are)
     /// to the per-channel sums. A tensor whose channel count changes between samples, or
     /// of rank < 2, gets no means.
     pub fn observe_channel_mean(&mut self, shape: &[usize], data: &[f32]) {
@@ -142,49 +271,35 @@ impl Collector {
         self.min <= self.max
     }
 
-    /// Pass 2: add `data` to the histograms over the pass-1 range.
-    pub fn observe_histogram(&mut self, data: &[f32]) {
-        if !self.seen() {
-            return;
-        }
-        if self.hist.is_empty() {
-            self.hist = vec![0; BINS];
-            self.abs_hist = vec![0; BINS];
-        }
-        let width = (self.max - self.min).max(f32::MIN_POSITIVE);
-        let amax = self.min.abs().max(self.max.abs()).max(f32::MIN_POSITIVE);
-        for &x in data {
-            if !x.is_finite() {
-                continue;
-            }
-            let b = (((x - self.min) / width) * BINS as f32) as usize;
-            self.hist[b.min(BINS - 1)] += 1;
-            let a = ((x.abs() / amax) * BINS as f32) as usize;
-            self.abs_hist[a.min(BINS - 1)] += 1;
-        }
-    }
-
-    /// The calibrated `(min, max)` range under `method`.
+    /// The calibrated `(min, max)` range under `method`, inside the observed one.
     pub fn range(&self, method: Method) -> (f32, f32) {
         if !self.seen() {
             return (0.0, 0.0);
         }
+        let (hist, lo_edge) = self.hist.occupied();
+        if method == Method::MinMax || hist.is_empty() {
+            return (self.min, self.max);
+        }
+        let w = self.hist.width() as f64;
+        let inside = |(lo, hi): (f64, f64)| ((lo as f32).max(self.min), (hi as f32).min(self.max));
         match method {
             Method::MinMax => (self.min, self.max),
-            _ if self.hist.is_empty() => (self.min, self.max),
             Method::Percentile(p) => {
-                let (lo_b, hi_b) = percentile_bins(&self.hist, p);
-                let w = (self.max - self.min) / BINS as f32;
-                let lo = self.min + lo_b as f32 * w;
-                let hi = self.min + (hi_b + 1) as f32 * w;
-                (lo.max(self.min), hi.min(self.max))
+                let (lo_b, hi_b) = percentile_bins(hist, p);
+                inside((lo_edge + lo_b as f64 * w, lo_edge + (hi_b + 1) as f64 * w))
             }
             Method::Entropy => {
-                let amax = self.min.abs().max(self.max.abs());
-                let t = entropy_threshold_bins(&self.abs_hist, 128) as f32 / BINS as f32 * amax;
-                (self.min.max(-t), self.max.min(t))
+                let t = entropy_threshold_bins(&self.hist.absolute(), 128) as f64 * w;
+                inside((-t, t))
             }
-            Method::Mse => mse_range(&self.hist, self.min, self.max),
+            Method::Mse => {
+                let (lo, hi) = mse_range(
+                    hist,
+                    lo_edge as f32,
+                    (lo_edge + hist.len() as f64 * w) as f32,
+                );
+                inside((lo as f64, hi as f64))
+            }
         }
     }
 }
@@ -437,7 +552,6 @@ impl Moments {
         let (blocks, dim) = self.spec.blocks_and_dim();
         let per_position = (blocks * dim * dim / 2).max(1);
         let max_positions = (MOMENT_BUDGET / per_position).max(MIN_POSITIONS);
-        let mut v = vec![0.0f64; dim];
         match self.spec.clone() {
             PatchSpec::Rows { k } => {
                 if shape.last() != Some(&k) || k == 0 {
@@ -446,13 +560,12 @@ impl Moments {
                 }
                 let rows = data.len() / k;
                 let step = rows.div_ceil(max_positions).max(1);
+                let mut x = Vec::with_capacity(rows.div_ceil(step) * k);
                 for r in (0..rows).step_by(step) {
-                    for (x, &d) in v.iter_mut().zip(&data[r * k..(r + 1) * k]) {
-                        *x = d as f64;
-                    }
-                    accumulate(&mut self.sum[..dim * dim], &v);
-                    self.count += 1;
+                    x.extend(data[r * k..(r + 1) * k].iter().map(|&d| d as f64));
                 }
+                self.count += (x.len() / k) as u64;
+                accumulate(&mut self.sum[..dim * dim], &x, dim);
             }
             PatchSpec::Conv2d {
                 kernel,
@@ -490,31 +603,34 @@ impl Moments {
                 }
                 let step = total.div_ceil(max_positions).max(1);
                 let [kh, kw] = kernel;
-                for p in (0..total).step_by(step) {
-                    let (b, oy, ox) = (p / (oh * ow), (p / ow) % oh, p % ow);
-                    for g in 0..groups {
+                let positions: Vec<usize> = (0..total).step_by(step).collect();
+                // One block's patches at every sampled position, one row each.
+                let mut x = vec![0.0f64; positions.len() * dim];
+                for g in 0..groups {
+                    for (row, &p) in x.chunks_exact_mut(dim).zip(&positions) {
+                        let (b, oy, ox) = (p / (oh * ow), (p / ow) % oh, p % ow);
                         for ci in 0..cin_g {
                             let plane = &data[((b * c) + g * cin_g + ci) * h * w..][..h * w];
                             for ky in 0..kh {
                                 let y = (oy * strides[0] + ky * dilations[0]) as isize
                                     - pads_begin[0] as isize;
                                 for kx in 0..kw {
-                                    let x = (ox * strides[1] + kx * dilations[1]) as isize
+                                    let xx = (ox * strides[1] + kx * dilations[1]) as isize
                                         - pads_begin[1] as isize;
                                     let inside = (0..h as isize).contains(&y)
-                                        && (0..w as isize).contains(&x);
-                                    v[(ci * kh + ky) * kw + kx] = if inside {
-                                        plane[y as usize * w + x as usize] as f64
+                                        && (0..w as isize).contains(&xx);
+                                    row[(ci * kh + ky) * kw + kx] = if inside {
+                                        plane[y as usize * w + xx as usize] as f64
                                     } else {
                                         0.0
                                     };
                                 }
                             }
                         }
-                        accumulate(&mut self.sum[g * dim * dim..(g + 1) * dim * dim], &v);
                     }
-                    self.count += 1;
+                    accumulate(&mut self.sum[g * dim * dim..(g + 1) * dim * dim], &x, dim);
                 }
+                self.count += positions.len() as u64;
             }
         }
     }
@@ -539,16 +655,31 @@ impl Moments {
     }
 }
 
-/// `sum += v v^T` on the lower triangle, skipping zeros (post-ReLU inputs are sparse).
-fn accumulate(sum: &mut [f64], v: &[f64]) {
-    let d = v.len();
-    for (i, &vi) in v.iter().enumerate() {
-        if vi == 0.0 {
-            continue;
-        }
-        let row = &mut sum[i * d..i * d + i + 1];
-        for (s, &vj) in row.iter_mut().zip(&v[..=i]) {
-            *s += vi * vj;
+/// Patch length from which [`accumulate`] multiplies matrices instead of adding rank-1
+/// updates: a `dim x dim` sum stops fitting in cache around here, and a blocked product
+/// streams it once per call instead of once per row.
+const GEMM_MIN_DIM: usize = 32;
+
+/// `sum += X^T X` for the rows `x` (row-major, `dim` columns), on the lower triangle at
+/// least (the upper one is filled too when multiplied as matrices, and never read).
+fn accumulate(sum: &mut [f64], x: &[f64], dim: usize) {
+    if dim >= GEMM_MIN_DIM {
+        let rows = x.len() / dim;
+        let x = ndarray::ArrayView2::from_shape((rows, dim), &x[..rows * dim]).expect("rows x dim");
+        let mut s = ndarray::ArrayViewMut2::from_shape((dim, dim), sum).expect("dim x dim");
+        ndarray::linalg::general_mat_mul(1.0, &x.t(), &x, 1.0, &mut s);
+        return;
+    }
+    // Rank-1 updates, skipping zeros (post-ReLU inputs are sparse).
+    for v in x.chunks_exact(dim) {
+        for (i, &vi) in v.iter().enumerate() {
+            if vi == 0.0 {
+                continue;
+            }
+            let row = &mut sum[i * dim..i * dim + i + 1];
+            for (s, &vj) in row.iter_mut().zip(&v[..=i]) {
+                *s += vi * vj;
+            }
         }
     }
 }
@@ -560,9 +691,80 @@ mod tests {
     #[test]
     fn minmax_tracks_extremes_and_ignores_nan() {
         let mut c = Collector::default();
-        c.observe_range(&[1.0, f32::NAN, -2.0]);
-        c.observe_range(&[5.0]);
+        c.observe(&[1.0, f32::NAN, -2.0], false);
+        c.observe(&[5.0], false);
         assert_eq!(c.range(Method::MinMax), (-2.0, 5.0));
+    }
+
+    /// The histogram `data` gives when its width is `width` and it spans `[first, last]`.
+    fn counted(data: &[f32], width: f32, first: i64, last: i64) -> Vec<u64> {
+        let mut want = vec![0u64; (last - first + 1) as usize];
+        for &x in data {
+            want[((x / width).floor() as i64 - first) as usize] += 1;
+        }
+        want
+    }
+
+    #[test]
+    fn histogram_growth_merges_bins_into_exactly_the_wider_histogram() {
+        // First sample in [-1, 1]; later ones reach 37 and -300: the width doubles several
+        // times, and the merged counts equal counting everything at the final width.
+        let samples: Vec<Vec<f32>> = vec![
+            (0..5000).map(|i| (i as f32 / 2500.0) - 1.0).collect(),
+            (0..3000).map(|i| i as f32 * 0.0123).collect(),
+            vec![-300.0, 0.0, 5.5, f32::NAN, f32::INFINITY],
+        ];
+        let mut c = Collector::default();
+        for s in &samples {
+            c.observe(s, true);
+        }
+        let h = &c.hist;
+        let all: Vec<f32> = samples
+            .concat()
+            .into_iter()
+            .filter(|x| x.is_finite())
+            .collect();
+        let last = h.first + h.counts.len() as i64 - 1;
+        assert!(
+            h.counts == counted(&all, h.width, h.first, last),
+            "counts differ"
+        );
+        assert!(h.counts.len() <= WINDOW, "{}", h.counts.len());
+        // At least BINS bins over the span the u8 grid covers.
+        assert!((c.max - c.min) / h.width >= BINS as f32, "{}", h.width);
+        assert_eq!((c.min, c.max), (-300.0, 36.8877));
+        assert_eq!(h.counts.iter().sum::<u64>(), all.len() as u64);
+    }
+
+    #[test]
+    fn histogram_always_spans_zero_and_folds_to_absolute_values() {
+        let mut h = Histogram::default();
+        let data = [3.0f32, 3.5, 4.0];
+        h.add(&data, (3.0, 4.0));
+        assert!(h.first <= 0, "0 is inside: {}", h.first);
+        let (occ, lo) = h.occupied();
+        assert_eq!(occ.iter().sum::<u64>(), 3);
+        assert!((lo - 3.0).abs() <= h.width as f64, "{lo}");
+        let mut h = Histogram::default();
+        h.add(&[-1.0, -0.3, 0.3, 0.5], (-1.0, 0.5));
+        let w = h.width;
+        let abs = h.absolute();
+        assert_eq!(abs.iter().sum::<u64>(), 4);
+        // |-0.3| and 0.3 land in the same |x| bin.
+        assert_eq!(abs[(0.3 / w) as usize], 2);
+        // -1.0 sits on the lower edge of its bin, which folds to |x| bin 1 / w - 1.
+        assert_eq!(abs.len(), (1.0 / w) as usize);
+    }
+
+    #[test]
+    fn a_constant_tensor_gets_a_usable_histogram() {
+        let mut c = Collector::default();
+        c.observe(&[0.0; 64], true);
+        c.observe(&[0.0; 64], true);
+        assert!(c.hist.width() > 0.0);
+        assert_eq!(c.range(Method::Mse), (0.0, 0.0));
+        assert_eq!(c.range(Method::Entropy), (0.0, 0.0));
+        assert_eq!(c.range(Method::Percentile(99.9)), (0.0, 0.0));
     }
 
     #[test]
@@ -575,8 +777,7 @@ mod tests {
         let mut c = Collector::default();
         let mut data: Vec<f32> = (0..100_000).map(|i| (i % 1000) as f32 / 1000.0).collect();
         data.push(1000.0);
-        c.observe_range(&data);
-        c.observe_histogram(&data);
+        c.observe(&data, true);
         let (lo, hi) = c.range(Method::Percentile(99.99));
         assert!(lo >= 0.0 && hi < 2.0, "{lo} {hi}");
     }
@@ -642,8 +843,7 @@ mod tests {
     fn mse_range_beats_minmax_on_a_heavy_tailed_activation() {
         let data = heavy_tailed(2_000_000);
         let mut c = Collector::default();
-        c.observe_range(&data);
-        c.observe_histogram(&data);
+        c.observe(&data, true);
         let (mm, mse) = (c.range(Method::MinMax), c.range(Method::Mse));
         assert!(
             mse.1 < mm.1 / 2.0 && mse.0 > mm.0 / 2.0,
@@ -661,8 +861,7 @@ mod tests {
         // Nothing to gain from clipping values that are all equally likely.
         let data: Vec<f32> = (0..100_000).map(|i| (i % 1000) as f32 / 100.0).collect();
         let mut c = Collector::default();
-        c.observe_range(&data);
-        c.observe_histogram(&data);
+        c.observe(&data, true);
         let (lo, hi) = c.range(Method::Mse);
         assert_eq!(lo, 0.0);
         assert!(hi > 9.9 * 0.97, "{hi}");
@@ -727,6 +926,28 @@ mod tests {
         assert_eq!(m.second_moment(0).unwrap(), vec![5.0]);
         assert_eq!(m.second_moment(1).unwrap(), vec![4.0]);
         assert!(m.second_moment(2).is_none());
+    }
+
+    #[test]
+    fn long_patches_are_multiplied_as_matrices_to_the_same_moments() {
+        // 40-long rows take the matrix-product path; compare with the sum of outer products.
+        let (k, rows) = (40, 300);
+        let data: Vec<f32> = (0..k * rows)
+            .map(|i| ((i * 7919) % 113) as f32 / 50.0 - 1.0)
+            .collect();
+        let mut m = Moments::new(PatchSpec::Rows { k });
+        m.observe(&[rows, k], &data);
+        assert_eq!(m.count, rows as u64);
+        let got = m.second_moment(0).unwrap();
+        for i in 0..k {
+            for j in 0..k {
+                let want: f64 = (0..rows)
+                    .map(|r| data[r * k + i] as f64 * data[r * k + j] as f64)
+                    .sum::<f64>()
+                    / rows as f64;
+                assert!((got[i * k + j] - want).abs() < 1e-9, "{i} {j}");
+            }
+        }
     }
 
     #[test]

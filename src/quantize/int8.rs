@@ -3,7 +3,7 @@
 //! most sensitive nodes in float while a target is missed (the accuracy guard), time the
 //! result, and for `auto` also try depthwise and squeeze-excitation convs in float.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 use super::accuracy::OutputAccuracy;
@@ -240,42 +240,86 @@ pub fn calibrate_model(
         .iter()
         .map(|t| (t.clone(), Collector::default()))
         .collect();
-    let passes = if method.needs_histogram() { 2 } else { 1 };
-    for pass in 0..passes {
-        for feed in calib {
-            // An empty request means "every graph output" to a runner; with nothing to
-            // observe inside the graph (`int8-weight` plans no activations) skip the run.
-            let mut outs = if run_tensors.is_empty() {
-                Vec::new()
-            } else {
-                runner.run(feed, &run_tensors)?
-            };
-            outs.extend(
-                feed.iter()
-                    .filter(|t| collectors.contains_key(&t.name))
-                    .cloned(),
-            );
-            for o in outs {
-                // A runner may return more than was asked (e.g. graph outputs): ignore it.
-                let Some(c) = collectors.get_mut(&o.name) else {
-                    continue;
-                };
-                let data = o.floats();
-                if pass == 0 {
-                    c.observe_range(&data);
-                    if channel_means_of.contains(&o.name) {
-                        c.observe_channel_mean(&o.shape, &data);
-                    }
-                    for (_, m) in moments.iter_mut().filter(|(t, _)| *t == o.name) {
-                        m.observe(&o.shape, &data);
-                    }
-                } else {
-                    c.observe_histogram(&data);
-                }
+    let histogram = method.needs_histogram();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for feed in calib {
+        // An empty request means "every graph output" to a runner; with nothing to
+        // observe inside the graph (`int8-weight` plans no activations) skip the run.
+        let mut outs = if run_tensors.is_empty() {
+            Vec::new()
+        } else {
+            runner.run(feed, &run_tensors)?
+        };
+        outs.extend(
+            feed.iter()
+                .filter(|t| collectors.contains_key(&t.name))
+                .cloned(),
+        );
+        // A runner may return more than was asked (e.g. graph outputs): ignore it.
+        let by_name: HashMap<&str, &NamedTensor> =
+            outs.iter().map(|o| (o.name.as_str(), o)).collect();
+        let mut work: Vec<Observe<'_>> = Vec::new();
+        for (name, c) in collectors.iter_mut() {
+            if let Some(&o) = by_name.get(name.as_str()) {
+                let mean = channel_means_of.contains(name);
+                work.push(Observe::Range(c, o, histogram, mean));
             }
         }
+        for (name, m) in moments.iter_mut() {
+            if let Some(&o) = by_name.get(name.as_str()) {
+                work.push(Observe::Moments(m, o));
+            }
+        }
+        Observe::all(work, threads);
     }
     Ok(collectors)
+}
+
+/// One collector's update from one sample's tensor. Calibration spends about as long in
+/// these as in ONNX Runtime, which is idle meanwhile, so they run on every core.
+enum Observe<'a> {
+    /// Range, histogram (when asked) and channel means (when asked).
+    Range(&'a mut Collector, &'a NamedTensor, bool, bool),
+    /// Input second moments.
+    Moments(&'a mut calibrate::Moments, &'a NamedTensor),
+}
+
+impl Observe<'_> {
+    fn run(self) {
+        match self {
+            Observe::Range(c, o, histogram, mean) => {
+                let data = o.floats();
+                c.observe(&data, histogram);
+                if mean {
+                    c.observe_channel_mean(&o.shape, &data);
+                }
+            }
+            Observe::Moments(m, o) => m.observe(&o.shape, &o.floats()),
+        }
+    }
+
+    /// Run every update on `threads` threads, each taking the next one (largest first).
+    fn all(mut work: Vec<Self>, threads: usize) {
+        let size = |w: &Observe<'_>| match w {
+            Observe::Range(_, o, ..) => o.data.len(),
+            Observe::Moments(_, o) => 4 * o.data.len(),
+        };
+        work.sort_by_key(|w| std::cmp::Reverse(size(w)));
+        let queue = std::sync::Mutex::new(work.into_iter());
+        let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+        std::thread::scope(|s| {
+            for _ in 1..threads {
+                s.spawn(|| {
+                    while let Some(w) = next() {
+                        w.run();
+                    }
+                });
+            }
+            while let Some(w) = next() {
+                w.run();
+            }
+        });
+    }
 }
 
 /// `prepared` with `tensors` added as graph outputs (those that are not outputs already).
