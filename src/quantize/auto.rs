@@ -321,8 +321,8 @@ pub fn dynamic_guard(
         let mut q = prepared.clone();
         q.apply(patch)?;
         super::graph::prune_initializers(&mut q)?;
-        let mut cand = engine.load(&q.to_bytes())?;
-        super::compare(&mut *cand, &eval_set[..n], &refs[..n], &metrics).map(Some)
+        let mut workers = engine.load_workers(&q.to_bytes(), &Default::default(), n)?;
+        super::compare(&mut workers, &eval_set[..n], &refs[..n], &metrics).map(Some)
     };
     let probe = eval_set.len().min(4);
     // (margin, worst SQNR, node): a task metric on a few probe samples often ties (no

@@ -73,45 +73,86 @@ impl Metrics {
     }
 }
 
-/// Run `cand` on `feeds` and compare with the reference outputs, output by output.
+/// Run the candidate on `feeds` and compare with the reference outputs, output by output.
+/// `workers` are runners of the same candidate: each takes one sample of every group of
+/// `workers.len()` on its own thread, and the outputs are compared in sample order, so the
+/// figures do not depend on how many there are.
 pub fn compare(
-    cand: &mut dyn runner::ModelRunner,
+    workers: &mut [Box<dyn runner::ModelRunner>],
     feeds: &[Feed],
     reference: &[Vec<runner::NamedTensor>],
     metrics: &Metrics,
 ) -> Result<Vec<OutputAccuracy>> {
     let mut accs: Vec<Accumulator> = Vec::new();
     let mut names = Vec::new();
-    for (f, r) in feeds.iter().zip(reference) {
-        let names_wanted: Vec<String> = r.iter().map(|t| t.name.clone()).collect();
-        metrics.check(r)?;
-        let outs = cand.run(f, &names_wanted)?;
-        if accs.is_empty() {
-            accs = vec![Accumulator::for_tasks(&metrics.tasks); outs.len()];
-            names = names_wanted.clone();
+    let group = workers.len().max(1);
+    for (fs, rs) in feeds.chunks(group).zip(reference.chunks(group)) {
+        let wanted: Vec<Vec<String>> = rs
+            .iter()
+            .map(|r| r.iter().map(|t| t.name.clone()).collect())
+            .collect();
+        for r in rs {
+            metrics.check(r)?;
         }
-        for ((acc, a), b) in accs.iter_mut().zip(r).zip(&outs) {
-            if a.shape != b.shape {
-                return Err(Error::Runtime(format!(
-                    "output '{}' has shape {:?} in the quantized model, {:?} in fp32",
-                    a.name, b.shape, a.shape
-                )));
+        let results: Vec<Result<Vec<runner::NamedTensor>>> = if fs.len() == 1 {
+            vec![workers[0].run(&fs[0], &wanted[0])]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = workers
+                    .iter_mut()
+                    .zip(fs.iter().zip(&wanted))
+                    .map(|(w, (f, names))| s.spawn(move || w.run(f, names)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(Error::Runtime("an evaluation thread panicked".into()))
+                        })
+                    })
+                    .collect()
+            })
+        };
+        for ((r, names_wanted), outs) in rs.iter().zip(wanted).zip(results) {
+            let outs = outs?;
+            if accs.is_empty() {
+                accs = vec![Accumulator::for_tasks(&metrics.tasks); outs.len()];
+                names = names_wanted;
             }
-            if !a.is_float() {
-                let exact = |t: &runner::NamedTensor| t.to_tensor().map(|t| t.to_f64_vec());
-                acc.add_exact(&exact(a)?, &exact(b)?);
-                continue;
-            }
-            let classes = metrics
-                .class_outputs
-                .contains(&a.name)
-                .then(|| *a.shape.last().unwrap_or(&1));
-            let (fa, fb) = (a.floats(), b.floats());
-            acc.add(&fa, &fb, classes);
-            acc.add_task(&a.shape, &fa, &fb);
+            add_sample(&mut accs, r, &outs, metrics)?;
         }
     }
     Ok(accs.iter().zip(&names).map(|(a, n)| a.finish(n)).collect())
+}
+
+/// Add one sample's candidate outputs `outs` against the reference `r` to `accs`.
+fn add_sample(
+    accs: &mut [Accumulator],
+    r: &[runner::NamedTensor],
+    outs: &[runner::NamedTensor],
+    metrics: &Metrics,
+) -> Result<()> {
+    for ((acc, a), b) in accs.iter_mut().zip(r).zip(outs) {
+        if a.shape != b.shape {
+            return Err(Error::Runtime(format!(
+                "output '{}' has shape {:?} in the quantized model, {:?} in fp32",
+                a.name, b.shape, a.shape
+            )));
+        }
+        if !a.is_float() {
+            let exact = |t: &runner::NamedTensor| t.to_tensor().map(|t| t.to_f64_vec());
+            acc.add_exact(&exact(a)?, &exact(b)?);
+            continue;
+        }
+        let classes = metrics
+            .class_outputs
+            .contains(&a.name)
+            .then(|| *a.shape.last().unwrap_or(&1));
+        let (fa, fb) = (a.floats(), b.floats());
+        acc.add(&fa, &fb, classes);
+        acc.add_task(&a.shape, &fa, &fb);
+    }
+    Ok(())
 }
 
 /// Error at every quantized activation: the fp32 value vs the quantized model's value of
@@ -219,7 +260,7 @@ pub fn compare_models(
     }
     let metrics = Metrics::of(a, &[], tasks)?;
     metrics.check(&refs[0])?;
-    let outputs = compare(&mut *rb, feeds, &refs, &metrics)?;
+    let outputs = compare(std::slice::from_mut(&mut rb), feeds, &refs, &metrics)?;
     let latency = match latency_budget_s {
         Some(budget) => {
             let mut ta = engine.load_for_timing(&ab)?;
@@ -239,4 +280,46 @@ pub fn compare_models(
         b_bytes: bb.len() as u64,
         tasks: metrics.tasks,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quantize::runner::{ModelRunner, NamedTensor};
+
+    /// Doubles its input `x` into output `y`, plus a bias that makes it differ from the
+    /// reference on some samples.
+    struct Doubler(f32);
+    impl ModelRunner for Doubler {
+        fn run(&mut self, inputs: &[NamedTensor], _: &[String]) -> Result<Vec<NamedTensor>> {
+            let x = inputs[0].floats();
+            let y = x.iter().map(|v| 2.0 * v + self.0 * v.sin()).collect();
+            Ok(vec![NamedTensor::f32("y", vec![x.len()], y)])
+        }
+    }
+
+    #[test]
+    fn workers_side_by_side_give_the_figures_of_one() {
+        let feeds: Vec<Feed> = (0..7)
+            .map(|i| {
+                vec![NamedTensor::f32(
+                    "x",
+                    vec![3],
+                    vec![i as f32, 1.0, -0.5 * i as f32],
+                )]
+            })
+            .collect();
+        let refs: Vec<Vec<NamedTensor>> = feeds
+            .iter()
+            .map(|f| Doubler(0.0).run(f, &[]).unwrap())
+            .collect();
+        let metrics = Metrics::default();
+        let one = compare(&mut [Box::new(Doubler(0.01)) as _], &feeds, &refs, &metrics).unwrap();
+        let mut three: Vec<Box<dyn ModelRunner>> = (0..3)
+            .map(|_| Box::new(Doubler(0.01)) as Box<dyn ModelRunner>)
+            .collect();
+        let got = compare(&mut three, &feeds, &refs, &metrics).unwrap();
+        assert_eq!(got, one);
+        assert!(one[0].sqnr_db.is_some_and(|s| s.is_finite()), "{one:?}");
+    }
 }

@@ -39,6 +39,7 @@ pub(super) fn quantize(
         // Weight-only models run with DequantizeLinear folded at load (see `session_config`).
         qconfig: session_config(opts),
         metrics: Metrics::of(&prepared.model, &opts.targets, &opts.tasks)?,
+        weights: qdq::WeightCache::default(),
     };
     let kind = kind(opts);
     let mut attempts = Vec::new();
@@ -359,6 +360,8 @@ struct Candidates<'a> {
     /// Session entries every candidate runs with.
     qconfig: SessionConfig,
     metrics: Metrics,
+    /// Rounded weights, shared by every candidate's build.
+    weights: qdq::WeightCache,
 }
 
 impl Candidates<'_> {
@@ -367,13 +370,14 @@ impl Candidates<'_> {
     fn build(&self, plan: &qdq::Plan) -> Result<(Model, Vec<u8>, String)> {
         let mut q = self.prepared.clone();
         let c = self.calibration;
-        let patch = qdq::emit(
+        let patch = qdq::emit_cached(
             &q,
             plan,
             &c.ranges,
             &c.means,
             &c.moments,
             self.opts.selection.per_channel,
+            &self.weights,
         )?;
         let label = patch.label.clone();
         if !patch.ops.is_empty() {
@@ -391,11 +395,11 @@ impl Candidates<'_> {
         feeds: &[Feed],
         refs: &[Vec<NamedTensor>],
     ) -> Result<Vec<OutputAccuracy>> {
-        let mut cand = self
+        let mut workers = self
             .engine
-            .load_configured(bytes, &self.qconfig, false)
+            .load_workers(bytes, &self.qconfig, feeds.len())
             .map_err(|e| Error::Runtime(format!("the quantized model does not load: {e}")))?;
-        compare(&mut *cand, feeds, refs, &self.metrics)
+        compare(&mut workers, feeds, refs, &self.metrics)
     }
 
     /// Build `plan` and judge it on every evaluation sample.

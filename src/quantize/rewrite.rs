@@ -208,7 +208,12 @@ pub(super) fn evaluate(
         .load(&qbytes)
         .map_err(|e| Error::Runtime(format!("the {variant} model does not load: {e}")))?;
     let metrics = Metrics::of(&prepared.model, &opts.targets, &opts.tasks)?;
-    let outputs = compare(&mut *cand, reference.feeds, &reference.outputs, &metrics)?;
+    let outputs = compare(
+        std::slice::from_mut(&mut cand),
+        reference.feeds,
+        &reference.outputs,
+        &metrics,
+    )?;
     let latency = if opts.measure_latency {
         let mut fp32 = engine.load_for_timing(&reference.bytes)?;
         let mut timed = engine.load_for_timing(&qbytes)?;

@@ -71,8 +71,8 @@ impl NamedTensor {
 /// One model input set (one sample or one batch).
 pub type Feed = Vec<NamedTensor>;
 
-/// A loaded model ready to run.
-pub trait ModelRunner {
+/// A loaded model ready to run (on any thread: evaluation runs several at once).
+pub trait ModelRunner: Send {
     /// Run with `inputs`; return the requested `outputs` (all graph outputs when empty),
     /// in the order asked.
     fn run(&mut self, inputs: &[NamedTensor], outputs: &[String]) -> Result<Vec<NamedTensor>>;
@@ -99,6 +99,18 @@ pub trait Engine {
     fn optimize_offline(&self, model_bytes: &[u8]) -> Result<Option<Vec<u8>>> {
         let _ = model_bytes;
         Ok(None)
+    }
+    /// Runners of one model for evaluating it on `samples` samples, each runner on its own
+    /// thread, with `config` as [`Engine::load_configured`] takes it. One runner (every
+    /// core) unless the engine knows better.
+    fn load_workers(
+        &self,
+        model_bytes: &[u8],
+        config: &SessionConfig,
+        samples: usize,
+    ) -> Result<Vec<Box<dyn ModelRunner>>> {
+        let _ = samples;
+        Ok(vec![self.load_configured(model_bytes, config, false)?])
     }
     /// [`Engine::load`] (or [`Engine::load_for_timing`] when `timing`) with extra session
     /// configuration entries, as a quantized model's report prescribes. Engines without
