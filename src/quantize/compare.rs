@@ -94,27 +94,9 @@ pub fn compare(
         for r in rs {
             metrics.check(r)?;
         }
-        let results: Vec<Result<Vec<runner::NamedTensor>>> = if fs.len() == 1 {
-            vec![workers[0].run(&fs[0], &wanted[0])]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = workers
-                    .iter_mut()
-                    .zip(fs.iter().zip(&wanted))
-                    .map(|(w, (f, names))| s.spawn(move || w.run(f, names)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(Error::Runtime("an evaluation thread panicked".into()))
-                        })
-                    })
-                    .collect()
-            })
-        };
+        let asked: Vec<&[String]> = wanted.iter().map(Vec::as_slice).collect();
+        let results = runner::run_side_by_side(workers, fs, &asked)?;
         for ((r, names_wanted), outs) in rs.iter().zip(wanted).zip(results) {
-            let outs = outs?;
             if accs.is_empty() {
                 accs = vec![Accumulator::for_tasks(&metrics.tasks); outs.len()];
                 names = names_wanted;

@@ -54,6 +54,26 @@ impl RuntimeEngine {
         })
     }
 
+    /// Sessions of `ctx` side by side for `samples` samples, splitting the cores between
+    /// them.
+    fn workers(
+        &self,
+        bytes: &[u8],
+        mut ctx: ExecutionContext,
+        samples: usize,
+    ) -> Result<Vec<Box<dyn ModelRunner>>> {
+        let workers = if bytes.len() > MAX_WORKER_MODEL_BYTES {
+            1
+        } else {
+            self.cores
+                .min(MAX_WORKERS)
+                .min(samples / MIN_SAMPLES_PER_WORKER)
+                .max(1)
+        };
+        ctx.intra_op_threads = Some((self.cores / workers).max(1));
+        (0..workers).map(|_| self.session(bytes, &ctx)).collect()
+    }
+
     fn session(&self, bytes: &[u8], ctx: &ExecutionContext) -> Result<Box<dyn ModelRunner>> {
         let model = Model::from_bytes(bytes, Path::new("quantizer model"))?;
         Ok(Box::new(RuntimeRunner {
@@ -106,20 +126,21 @@ impl Engine for RuntimeEngine {
         config: &SessionConfig,
         samples: usize,
     ) -> Result<Vec<Box<dyn ModelRunner>>> {
-        let workers = if model_bytes.len() > MAX_WORKER_MODEL_BYTES {
-            1
-        } else {
-            self.cores
-                .min(MAX_WORKERS)
-                .min(samples / MIN_SAMPLES_PER_WORKER)
-                .max(1)
-        };
         let mut ctx = self.bulk.clone();
-        ctx.intra_op_threads = Some((self.cores / workers).max(1));
         ctx.session_config.extend(config.clone());
-        (0..workers)
-            .map(|_| self.session(model_bytes, &ctx))
-            .collect()
+        self.workers(model_bytes, ctx, samples)
+    }
+
+    fn load_calibration_workers(
+        &self,
+        model_bytes: &[u8],
+        samples: usize,
+    ) -> Result<Vec<Box<dyn ModelRunner>>> {
+        let ctx = ExecutionContext {
+            graph_optimization_level: GraphOptimizationLevel::Basic,
+            ..self.bulk.clone()
+        };
+        self.workers(model_bytes, ctx, samples)
     }
 
     fn load_for_calibration(&self, model_bytes: &[u8]) -> Result<Box<dyn ModelRunner>> {

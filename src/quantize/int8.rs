@@ -11,7 +11,9 @@ use super::calibrate::{self, Collector, Method};
 use super::compare::{compare, debug_layers, Metrics};
 use super::evaluate::{Outcome, Reference, Samples};
 use super::report::{min_sqnr_db, Attempt};
-use super::runner::{Engine, Feed, LatencyRatio, ModelRunner, NamedTensor, SessionConfig};
+use super::runner::{
+    run_side_by_side, Engine, Feed, LatencyRatio, ModelRunner, NamedTensor, SessionConfig,
+};
 use super::{graph, qdq, session_config, Mode, Options, Prepared, Quantized};
 use crate::error::{Error, Result};
 use crate::model::builder::value_info_unshaped;
@@ -236,44 +238,79 @@ pub fn calibrate_model(
         .filter(|t| !graph_inputs.contains(t.as_str()))
         .cloned()
         .collect();
-    let mut runner = engine.load_for_calibration(&exposing(prepared, &run_tensors).to_bytes())?;
+    let exposed = exposing(prepared, &run_tensors).to_bytes();
+    // An empty request means "every graph output" to a runner; with nothing to observe
+    // inside the graph (`int8-weight` plans no activations) nothing runs.
+    let mut runners = if run_tensors.is_empty() {
+        Vec::new()
+    } else {
+        engine.load_calibration_workers(&exposed, calib.len())?
+    };
     let mut collectors: BTreeMap<String, Collector> = tensors
         .iter()
         .map(|t| (t.clone(), Collector::default()))
         .collect();
     let histogram = method.needs_histogram();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for feed in calib {
-        // An empty request means "every graph output" to a runner; with nothing to
-        // observe inside the graph (`int8-weight` plans no activations) skip the run.
-        let mut outs = if run_tensors.is_empty() {
-            Vec::new()
+    for group in calib.chunks(runners.len().max(1)) {
+        // Samples run side by side, one per runner, and are observed in sample order, so
+        // the statistics do not depend on how many runners there are.
+        let asked = vec![run_tensors.as_slice(); group.len()];
+        let results = if runners.is_empty() {
+            vec![Vec::new(); group.len()]
         } else {
-            runner.run(feed, &run_tensors)?
+            run_side_by_side(&mut runners, group, &asked)?
         };
-        outs.extend(
-            feed.iter()
-                .filter(|t| collectors.contains_key(&t.name))
-                .cloned(),
-        );
-        // A runner may return more than was asked (e.g. graph outputs): ignore it.
-        let by_name: HashMap<&str, &NamedTensor> =
-            outs.iter().map(|o| (o.name.as_str(), o)).collect();
-        let mut work: Vec<Observe<'_>> = Vec::new();
-        for (name, c) in collectors.iter_mut() {
-            if let Some(&o) = by_name.get(name.as_str()) {
-                let mean = channel_means_of.contains(name);
-                work.push(Observe::Range(c, o, histogram, mean));
+        for (feed, mut outs) in group.iter().zip(results) {
+            if outs.iter().map(|o| o.data.len()).sum::<usize>() * 4 > MAX_SIDE_BY_SIDE_BYTES {
+                // Every runner holds a sample's exposed tensors at once: one is enough.
+                runners.truncate(1);
             }
+            outs.extend(
+                feed.iter()
+                    .filter(|t| collectors.contains_key(&t.name))
+                    .cloned(),
+            );
+            observe_sample(
+                &mut collectors,
+                moments,
+                &outs,
+                histogram,
+                channel_means_of,
+                threads,
+            );
         }
-        for (name, m) in moments.iter_mut() {
-            if let Some(&o) = by_name.get(name.as_str()) {
-                work.push(Observe::Moments(m, o));
-            }
-        }
-        Observe::all(work, threads);
     }
     Ok(collectors)
+}
+
+/// Exposed tensors of one sample above which calibration runs one sample at a time.
+const MAX_SIDE_BY_SIDE_BYTES: usize = 512 << 20;
+
+/// Update every collector and moment slot with one sample's tensors `outs`, on `threads`
+/// threads. A runner may return more than was asked (e.g. graph outputs): that is ignored.
+fn observe_sample(
+    collectors: &mut BTreeMap<String, Collector>,
+    moments: &mut [(String, calibrate::Moments)],
+    outs: &[NamedTensor],
+    histogram: bool,
+    channel_means_of: &HashSet<String>,
+    threads: usize,
+) {
+    let by_name: HashMap<&str, &NamedTensor> = outs.iter().map(|o| (o.name.as_str(), o)).collect();
+    let mut work: Vec<Observe<'_>> = Vec::new();
+    for (name, c) in collectors.iter_mut() {
+        if let Some(&o) = by_name.get(name.as_str()) {
+            let mean = channel_means_of.contains(name);
+            work.push(Observe::Range(c, o, histogram, mean));
+        }
+    }
+    for (name, m) in moments.iter_mut() {
+        if let Some(&o) = by_name.get(name.as_str()) {
+            work.push(Observe::Moments(m, o));
+        }
+    }
+    Observe::all(work, threads);
 }
 
 /// One collector's update from one sample's tensor. Calibration spends about as long in
@@ -505,8 +542,17 @@ fn without(full: &qdq::Plan, float: &[String]) -> qdq::Plan {
 }
 
 /// The accuracy guard: a target is set and `first` misses it, so rank nodes by the error
-/// each adds when quantized alone and keep the most sensitive ones in float, one more at a
-/// time (up to half the nodes), until the target is met; then [`give_back`] what it can.
+/// each adds when quantized alone and find the fewest most-sensitive nodes to keep in float
+/// (up to half the nodes) that meet the target; then [`give_back`] what it can.
+///
+/// The fewest is searched by galloping, then bisecting: sets of the 1, 2, 4, ... most
+/// sensitive (and the largest allowed) until one meets the target, then halving the gap
+/// below it. That judges about 2 log2(n) sets where trying one more node at a time judged
+/// up to n: on the PP-OCR recognizer, 9 candidates instead of 20 (each a model load and the
+/// whole evaluation set). Errors do not add up layer by layer, so meeting the target is not
+/// strictly monotone in the count, and the search can stop at a different count than the
+/// one-at-a-time scan would have; whatever it returns was judged and met the target. When
+/// no set meets it, the most accurate set tried is kept, with a warning.
 fn accuracy_guard(
     c: &Candidates<'_>,
     full: &qdq::Plan,
@@ -515,48 +561,57 @@ fn accuracy_guard(
     attempts: &mut Vec<Attempt>,
     warnings: &mut Vec<String>,
 ) -> Result<Candidate> {
-    // Errors do not add up layer by layer, so more float nodes can be worse: keep the best
-    // set tried, and stop after STALE sets in a row that do not beat it.
-    const STALE: usize = 6;
     let sens = sensitivity(c, full)?;
-    let max_float = (full.nodes.len() / 2).max(1);
-    let mut best = first;
-    let mut best_float: Vec<String> = Vec::new();
-    let mut best_sqnr = worst_sqnr(&best.outputs);
-    let mut since_best = 0;
-    let mut kept_float: Vec<String> = Vec::new();
-    for s in sens.iter().take(max_float) {
-        kept_float.push(s.node.clone());
+    let max_float = (full.nodes.len() / 2).max(1).min(sens.len());
+    let top = |k: usize| -> Vec<String> { sens[..k].iter().map(|s| s.node.clone()).collect() };
+    let mut judge = |k: usize| -> Result<Candidate> {
+        let last = &sens[k - 1];
         let v = format!(
-            "{kind}, {} most sensitive kept float (last: {}, {:.1} dB alone)",
-            kept_float.len(),
-            s.node,
-            s.sqnr_db
+            "{kind}, {k} most sensitive kept float (last: {}, {:.1} dB alone)",
+            last.node, last.sqnr_db
         );
-        let cand = c.judge(without(full, &kept_float), v)?;
+        let cand = c.judge(without(full, &top(k)), v)?;
         attempts.push(c.attempt(&cand));
-        let ok = c.meets(&cand.outputs);
-        if ok || worst_sqnr(&cand.outputs) > best_sqnr {
-            best_sqnr = worst_sqnr(&cand.outputs);
-            since_best = 0;
-            best = cand;
-            best_float = kept_float.clone();
-        } else {
-            since_best += 1;
-        }
-        if ok || since_best >= STALE {
+        Ok(cand)
+    };
+    // Gallop: `below` fails (0: everything int8, `first`); stop at the first count that meets.
+    let mut most_accurate = first;
+    let mut below = 0;
+    let mut met: Option<(usize, Candidate)> = None;
+    let mut k = 1;
+    while k <= max_float && max_float > 0 {
+        let cand = judge(k)?;
+        if c.meets(&cand.outputs) {
+            met = Some((k, cand));
             break;
         }
+        if worst_sqnr(&cand.outputs) > worst_sqnr(&most_accurate.outputs) {
+            most_accurate = cand;
+        }
+        below = k;
+        if k == max_float {
+            break;
+        }
+        k = (2 * k).min(max_float);
     }
-    if !c.meets(&best.outputs) {
+    let Some((mut above, mut best)) = met else {
         warnings.push(format!(
-            "the accuracy target was not met with up to {} of the most sensitive nodes kept in float; kept the most accurate set tried ({})",
-            kept_float.len(),
-            best.variant
+            "the accuracy target was not met with up to {max_float} of the most sensitive nodes kept in float; kept the most accurate set tried ({})",
+            most_accurate.variant
         ));
-        return Ok(best);
+        return Ok(most_accurate);
+    };
+    // Bisect between the last count that missed and the first that met.
+    while above - below > 1 {
+        let mid = below + (above - below) / 2;
+        let cand = judge(mid)?;
+        if c.meets(&cand.outputs) {
+            (above, best) = (mid, cand);
+        } else {
+            below = mid;
+        }
     }
-    give_back(c, full, best, best_float, &sens, kind, attempts)
+    give_back(c, full, best, top(above), &sens, kind, attempts)
 }
 
 /// The guard's second pass. Sensitivity alone ignores cost: on the PP-OCR recognizer it

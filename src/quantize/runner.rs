@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tensor::{DType, Tensor, TensorData};
 
 /// A named tensor in C order, of any element type the crate holds.
@@ -78,6 +78,32 @@ pub trait ModelRunner: Send {
     fn run(&mut self, inputs: &[NamedTensor], outputs: &[String]) -> Result<Vec<NamedTensor>>;
 }
 
+/// Run `feeds[i]` on `workers[i]`, each on its own thread (one feed: on this one), asking
+/// for `outputs[i]`; the results in feed order. `feeds` must not outnumber `workers`.
+pub fn run_side_by_side(
+    workers: &mut [Box<dyn ModelRunner>],
+    feeds: &[Feed],
+    outputs: &[&[String]],
+) -> Result<Vec<Vec<NamedTensor>>> {
+    if let ([w, ..], [f], [o]) = (&mut *workers, feeds, outputs) {
+        return Ok(vec![w.run(f, o)?]);
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = workers
+            .iter_mut()
+            .zip(feeds.iter().zip(outputs))
+            .map(|(w, (f, o))| s.spawn(move || w.run(f, o)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Runtime("a model run panicked".into())))
+            })
+            .collect()
+    })
+}
+
 /// ONNX Runtime session configuration entries (`AddSessionConfigEntry`) a model needs.
 pub type SessionConfig = std::collections::BTreeMap<String, String>;
 
@@ -92,6 +118,16 @@ pub trait Engine {
     /// Load a model with graph optimizations limited to the basic (semantics-preserving,
     /// provider-independent) level, so every tensor asked for is still computed as written.
     fn load_for_calibration(&self, model_bytes: &[u8]) -> Result<Box<dyn ModelRunner>>;
+    /// [`Engine::load_for_calibration`] for running `samples` samples side by side, one per
+    /// runner ([`run_side_by_side`]). One runner unless the engine knows better.
+    fn load_calibration_workers(
+        &self,
+        model_bytes: &[u8],
+        samples: usize,
+    ) -> Result<Vec<Box<dyn ModelRunner>>> {
+        let _ = samples;
+        Ok(vec![self.load_for_calibration(model_bytes)?])
+    }
     /// The model as ONNX Runtime's basic-level offline graph optimization leaves it
     /// (constant folding, redundant-node removal, Conv+BatchNorm/Add/Mul fusion), for
     /// preparing a quantization from it instead of from the original. `None` when the

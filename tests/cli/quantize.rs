@@ -612,15 +612,38 @@ fn a_met_accuracy_target_gives_expensive_float_convs_back_to_int8_only_where_it_
         .iter()
         .map(|a| a["variant"].as_str().unwrap())
         .collect();
-    // The forward search ran to the first set that met the target, then offered float
-    // convs back to int8, each judged on the target: the result is the last set that met
-    // it, and it meets it on the report's own figures.
-    let first_met = attempts
+    // The forward search (sets of the 1, 2, 4, ... most sensitive, then bisection) ran
+    // until it had the fewest that met the target, then offered float convs back to int8,
+    // each judged on the target: the result is the last set that met it, and it meets it
+    // on the report's own figures.
+    let forward: Vec<usize> = (0..attempts.len())
+        .filter(|&i| variants[i].contains("most sensitive kept float"))
+        .collect();
+    let counts: Vec<usize> = forward
         .iter()
-        .position(|a| a["meets_target"] == true)
-        .expect("the guard met the target");
-    assert!(variants[first_met].contains("most sensitive kept float"));
-    let given: Vec<usize> = (first_met + 1..attempts.len()).collect();
+        .map(|&i| variants[i].split(' ').nth(1).unwrap().parse().unwrap())
+        .collect();
+    // Galloping: 1, 2, 4, ... until one meets (or the cap), every count tried once.
+    assert_eq!(counts[..2.min(counts.len())], [1, 2][..2.min(counts.len())]);
+    let mut unique = counts.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), counts.len(), "{variants:#?}");
+    let met: Vec<usize> = forward
+        .iter()
+        .zip(&counts)
+        .filter(|(&i, _)| attempts[i]["meets_target"] == true)
+        .map(|(_, &k)| k)
+        .collect();
+    let fewest = *met.iter().min().expect("the guard met the target");
+    // Bisection stops when the count just below the fewest that met was judged and
+    // missed (or is 0: everything int8, which missed).
+    assert!(
+        fewest == 1 || (counts.contains(&(fewest - 1)) && !met.contains(&(fewest - 1))),
+        "the count below {fewest} was not judged a miss: {counts:?}"
+    );
+    let last_forward = *forward.last().unwrap();
+    let given: Vec<usize> = (last_forward + 1..attempts.len()).collect();
     assert!(
         given.iter().all(|&i| variants[i].contains("back to int8")),
         "{variants:#?}"
