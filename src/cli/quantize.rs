@@ -499,6 +499,9 @@ pub fn print_report(r: &Report, out: &Path) {
             rewritten, r.quantize_wall_s
         );
     }
+    if let Some(s) = r.search_wall_s {
+        println!("accuracy search (sensitivity ranking, node sets judged): {s:.2} s");
+    }
     println!(
         "size: {} -> {} bytes ({:.3}x)",
         r.size.fp32_bytes, r.size.quantized_bytes, r.size.ratio

@@ -113,6 +113,8 @@ pub(super) struct Outcome {
     pub latency: Option<LatencyRatio>,
     /// Wall time of preparation, calibration and rewrite.
     pub wall_s: f64,
+    /// Wall time of the accuracy guard's search, when one ran.
+    pub search_wall_s: Option<f64>,
     pub attempts: Vec<Attempt>,
     pub layers: Vec<LayerError>,
     pub warnings: Vec<String>,
@@ -144,6 +146,7 @@ impl Outcome {
             latency_ratio: self.latency.map(|l| l.ratio),
             latency: self.latency,
             quantize_wall_s: self.wall_s,
+            search_wall_s: self.search_wall_s,
             targets: opts.targets.clone(),
             meets_target: (!opts.targets.is_empty()).then_some(meets),
             attempts: self.attempts,

@@ -51,8 +51,11 @@ pub(super) fn quantize(
     let mut best = cands.judge(full_plan.clone(), every)?;
     attempts.push(cands.attempt(&best));
     // 2. The accuracy guard.
+    let mut search_wall_s = None;
     if opts.accuracy_guard && !opts.targets.is_empty() && !cands.meets(&best.outputs) {
+        let search = Instant::now();
         best = accuracy_guard(&cands, &full_plan, best, kind, &mut attempts, &mut warnings)?;
+        search_wall_s = Some(search.elapsed().as_secs_f64());
     }
     // 3. Latency, and `auto`'s depthwise-in-float variant.
     let best = timed(&cands, best, &mut attempts)?;
@@ -80,6 +83,7 @@ pub(super) fn quantize(
         quantized_bytes: best.bytes.len() as u64,
         latency: best.latency,
         wall_s,
+        search_wall_s,
         attempts,
         layers,
         warnings,
@@ -758,6 +762,80 @@ mod tests {
             shape: vec![2],
             data: crate::tensor::TensorData::F32(vec![0.5, 2.0]),
         }]]
+    }
+
+    /// Each requested tensor is the feed's `x` scaled by a factor of its own; runs side by
+    /// side on `workers` runners.
+    struct ScalingEngine {
+        workers: usize,
+    }
+    struct ScalingRunner;
+    impl ModelRunner for ScalingRunner {
+        fn run(&mut self, inputs: &[NamedTensor], outputs: &[String]) -> Result<Vec<NamedTensor>> {
+            let x = inputs[0].floats();
+            Ok(outputs
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let k = 1.0 + i as f32 * 0.75;
+                    NamedTensor::f32(name, vec![x.len()], x.iter().map(|v| v * k).collect())
+                })
+                .collect())
+        }
+    }
+    impl Engine for ScalingEngine {
+        fn load(&self, _: &[u8]) -> Result<Box<dyn ModelRunner>> {
+            Ok(Box::new(ScalingRunner))
+        }
+        fn load_for_timing(&self, _: &[u8]) -> Result<Box<dyn ModelRunner>> {
+            Ok(Box::new(ScalingRunner))
+        }
+        fn load_for_calibration(&self, _: &[u8]) -> Result<Box<dyn ModelRunner>> {
+            Ok(Box::new(ScalingRunner))
+        }
+        fn load_calibration_workers(
+            &self,
+            _: &[u8],
+            _: usize,
+        ) -> Result<Vec<Box<dyn ModelRunner>>> {
+            Ok((0..self.workers)
+                .map(|_| Box::new(ScalingRunner) as _)
+                .collect())
+        }
+    }
+
+    #[test]
+    fn calibration_side_by_side_observes_what_one_runner_does() {
+        // Seven samples whose ranges grow and shrink, so the histograms re-bin on the way:
+        // the result must not depend on how samples were grouped across runners.
+        let m = crate::quantize::prepare::tests::conv_bn_hardswish_model();
+        let calib: Vec<Feed> = (0..7)
+            .map(|i| {
+                let s = [1.0, 40.0, 0.01, 3.0, 900.0, 0.5, 7.0][i];
+                let x: Vec<f32> = (0..50).map(|j| s * ((j * 31 % 17) as f32 - 6.0)).collect();
+                vec![NamedTensor::f32("x", vec![50], x)]
+            })
+            .collect();
+        let want = ["x".to_string(), "c0".to_string(), "y".to_string()];
+        let run = |workers| {
+            let c = calibrate_model(
+                &m,
+                &want,
+                &calib,
+                Method::Mse,
+                &ScalingEngine { workers },
+                &mut [],
+                &HashSet::new(),
+            )
+            .unwrap();
+            c.iter()
+                .map(|(k, c)| (k.clone(), c.range(Method::Mse), c.range(Method::Entropy)))
+                .collect::<Vec<_>>()
+        };
+        let one = run(1);
+        assert_eq!(one.len(), 3);
+        assert_eq!(run(3), one);
+        assert_eq!(run(2), one);
     }
 
     fn sens(node: &str, sqnr_db: f64, macs_share: Option<f64>) -> Sensitivity {

@@ -139,6 +139,9 @@ pub struct Report {
     pub latency: Option<LatencyRatio>,
     /// Wall time of preparation + calibration + rewrite, seconds.
     pub quantize_wall_s: f64,
+    /// Wall time of the accuracy guard's search (sensitivity ranking and every candidate
+    /// built and judged), seconds; `None` when no search ran.
+    pub search_wall_s: Option<f64>,
     /// Accuracy targets.
     pub targets: Vec<AccuracyFloor>,
     /// Whether the target (if any) was met.

@@ -241,6 +241,7 @@ pub(super) fn evaluate(
         quantized_bytes: qbytes.len() as u64,
         latency,
         wall_s,
+        search_wall_s: None,
         attempts: vec![attempt],
         layers: Vec::new(),
         warnings,
