@@ -131,6 +131,17 @@ impl Engine for RuntimeEngine {
         self.workers(model_bytes, ctx, samples)
     }
 
+    fn load_single_thread(
+        &self,
+        model_bytes: &[u8],
+        config: &SessionConfig,
+    ) -> Result<Box<dyn ModelRunner>> {
+        let mut ctx = self.bulk.clone();
+        ctx.intra_op_threads = Some(1);
+        ctx.session_config.extend(config.clone());
+        self.session(model_bytes, &ctx)
+    }
+
     fn load_calibration_workers(
         &self,
         model_bytes: &[u8],

@@ -12,7 +12,8 @@ use super::compare::{compare, debug_layers, Metrics};
 use super::evaluate::{Outcome, Reference, Samples};
 use super::report::{min_sqnr_db, Attempt};
 use super::runner::{
-    run_side_by_side, Engine, Feed, LatencyRatio, ModelRunner, NamedTensor, SessionConfig,
+    map_on_threads, run_side_by_side, Engine, Feed, LatencyRatio, ModelRunner, NamedTensor,
+    SessionConfig,
 };
 use super::{graph, qdq, session_config, Mode, Options, Prepared, Quantized};
 use crate::error::{Error, Result};
@@ -347,20 +348,7 @@ impl Observe<'_> {
             Observe::Moments(_, o) => 4 * o.data.len(),
         };
         work.sort_by_key(|w| std::cmp::Reverse(size(w)));
-        let queue = std::sync::Mutex::new(work.into_iter());
-        let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).next();
-        std::thread::scope(|s| {
-            for _ in 1..threads {
-                s.spawn(|| {
-                    while let Some(w) = next() {
-                        w.run();
-                    }
-                });
-            }
-            while let Some(w) = next() {
-                w.run();
-            }
-        });
+        map_on_threads(work, threads, Observe::run);
     }
 }
 
@@ -524,14 +512,29 @@ fn sensitivity(c: &Candidates<'_>, full: &qdq::Plan) -> Result<Vec<Sensitivity>>
         .collect();
     let macs = qdq::node_macs(c.prepared, full, &shapes);
     let total: u64 = macs.iter().flatten().sum();
-    let mut sens = Vec::new();
-    for (qn, m) in full.nodes.iter().zip(macs) {
+    // Nodes are judged side by side, one single-thread session each: a few samples do not
+    // keep two threads busy, and loading a session is itself single-threaded.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let alone = map_on_threads(full.nodes.iter().collect(), threads, |qn| {
         let single = qdq::restrict(full, |n| n.node == qn.node);
         let (_, bytes, _) = c.build(&single)?;
-        let outs = c.accuracy(&bytes, probe, probe_refs)?;
+        let mut runner = c
+            .engine
+            .load_single_thread(&bytes, &c.qconfig)
+            .map_err(|e| Error::Runtime(format!("the quantized model does not load: {e}")))?;
+        let outs = compare(
+            std::slice::from_mut(&mut runner),
+            probe,
+            probe_refs,
+            &c.metrics,
+        )?;
+        Ok(worst_sqnr(&outs))
+    });
+    let mut sens = Vec::new();
+    for ((qn, m), sqnr_db) in full.nodes.iter().zip(macs).zip(alone) {
         sens.push(Sensitivity {
             node: qn.node.clone(),
-            sqnr_db: worst_sqnr(&outs),
+            sqnr_db: sqnr_db?,
             macs_share: m.filter(|_| total > 0).map(|m| m as f64 / total as f64),
         });
     }

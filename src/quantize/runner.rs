@@ -78,6 +78,36 @@ pub trait ModelRunner: Send {
     fn run(&mut self, inputs: &[NamedTensor], outputs: &[String]) -> Result<Vec<NamedTensor>>;
 }
 
+/// `f` applied to every item on `threads` threads, each taking the next item in order; the
+/// results in the items' order.
+pub fn map_on_threads<T: Send, R: Send>(
+    items: Vec<T>,
+    threads: usize,
+    f: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    let n = items.len();
+    let queue = std::sync::Mutex::new(items.into_iter().enumerate());
+    let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+    let work = || {
+        let mut done = Vec::new();
+        while let Some((i, item)) = next() {
+            done.push((i, f(item)));
+        }
+        done
+    };
+    let mut all: Vec<(usize, R)> = std::thread::scope(|s| {
+        let others: Vec<_> = (1..threads.min(n).max(1)).map(|_| s.spawn(work)).collect();
+        let mut all = work();
+        for h in others {
+            // `f` does not panic in this crate's uses; a panic would be a bug, re-raised.
+            all.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        all
+    });
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Run `feeds[i]` on `workers[i]`, each on its own thread (one feed: on this one), asking
 /// for `outputs[i]`; the results in feed order. `feeds` must not outnumber `workers`.
 pub fn run_side_by_side(
@@ -107,8 +137,9 @@ pub fn run_side_by_side(
 /// ONNX Runtime session configuration entries (`AddSessionConfigEntry`) a model needs.
 pub type SessionConfig = std::collections::BTreeMap<String, String>;
 
-/// Loads models into runners.
-pub trait Engine {
+/// Loads models into runners (from several threads at once: the accuracy guard ranks
+/// nodes side by side).
+pub trait Engine: Sync {
     /// Load a model from its encoded bytes, optimized for inference, using every core
     /// (evaluation runs).
     fn load(&self, model_bytes: &[u8]) -> Result<Box<dyn ModelRunner>>;
@@ -135,6 +166,15 @@ pub trait Engine {
     fn optimize_offline(&self, model_bytes: &[u8]) -> Result<Option<Vec<u8>>> {
         let _ = model_bytes;
         Ok(None)
+    }
+    /// [`Engine::load_configured`] on a single thread, for running several models side by
+    /// side. Engines without thread settings (test mocks) run it as [`Engine::load`] would.
+    fn load_single_thread(
+        &self,
+        model_bytes: &[u8],
+        config: &SessionConfig,
+    ) -> Result<Box<dyn ModelRunner>> {
+        self.load_configured(model_bytes, config, false)
     }
     /// Runners of one model for evaluating it on `samples` samples, each runner on its own
     /// thread, with `config` as [`Engine::load_configured`] takes it. One runner (every
@@ -250,5 +290,17 @@ mod tests {
         assert_eq!(median(&mut [3.0]), Some(3.0));
         assert_eq!(median(&mut [1.0, 3.0]), Some(2.0));
         assert_eq!(median(&mut [2.0, 2.0, 2.0]), Some(2.0));
+    }
+
+    #[test]
+    fn mapping_on_threads_keeps_the_items_order() {
+        // Uneven work, so threads finish out of order.
+        let items: Vec<u64> = (0..40).collect();
+        let f = |i: u64| (0..(40 - i) * 2000).fold(i, |a, b| a ^ b.rotate_left(7));
+        let want: Vec<u64> = items.iter().map(|&i| f(i)).collect();
+        for threads in [1, 2, 5, 64] {
+            assert_eq!(map_on_threads(items.clone(), threads, f), want, "{threads}");
+        }
+        assert!(map_on_threads(Vec::<u8>::new(), 4, |x| x).is_empty());
     }
 }
