@@ -1003,6 +1003,14 @@ mod tests {
         plan(m, &sel).unwrap()
     }
 
+    /// Every planned activation calibrated to [-1, 4].
+    fn wide_ranges(p: &Plan) -> BTreeMap<String, (f32, f32)> {
+        p.activations
+            .iter()
+            .map(|t| (t.clone(), (-1.0, 4.0)))
+            .collect()
+    }
+
     #[test]
     fn node_macs_counts_each_planned_conv_at_the_input_shape() {
         let m = prepared();
@@ -1050,11 +1058,7 @@ mod tests {
     fn emit_shares_one_qdq_pair_per_tensor_and_stores_int8_weights() {
         let m = prepared();
         let p = plan_all(&m);
-        let ranges: BTreeMap<String, (f32, f32)> = p
-            .activations
-            .iter()
-            .map(|t| (t.clone(), (-1.0, 4.0)))
-            .collect();
+        let ranges = wide_ranges(&p);
         let patch = emit(&m, &p, &ranges, &BTreeMap::new(), &BTreeMap::new(), true).unwrap();
         let mut q = m.clone();
         q.apply(patch).unwrap();
@@ -1078,11 +1082,7 @@ mod tests {
         // working: emit everything, then a plan with one node, from the same cache.
         let m = prepared();
         let p = plan_all(&m);
-        let ranges: BTreeMap<String, (f32, f32)> = p
-            .activations
-            .iter()
-            .map(|t| (t.clone(), (-1.0, 4.0)))
-            .collect();
+        let ranges = wide_ranges(&p);
         let x: Vec<f32> = (0..64).map(|i| ((i * 13 % 7) as f32) / 3.0 - 1.0).collect();
         let moments: BTreeMap<String, Moments> = p
             .nodes
