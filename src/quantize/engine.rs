@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use super::runner::{Engine, ModelRunner, NamedTensor, SessionConfig};
+use super::runner::{map_on_threads, Engine, ModelRunner, NamedTensor, SessionConfig};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::runtime::{ExecutionContext, GraphOptimizationLevel, Session};
@@ -62,16 +62,16 @@ impl RuntimeEngine {
         mut ctx: ExecutionContext,
         samples: usize,
     ) -> Result<Vec<Box<dyn ModelRunner>>> {
-        let workers = if bytes.len() > MAX_WORKER_MODEL_BYTES {
-            1
-        } else {
-            self.cores
-                .min(MAX_WORKERS)
-                .min(samples / MIN_SAMPLES_PER_WORKER)
-                .max(1)
-        };
+        let workers = self
+            .side_by_side(bytes.len())
+            .min(samples / MIN_SAMPLES_PER_WORKER)
+            .max(1);
         ctx.intra_op_threads = Some((self.cores / workers).max(1));
-        (0..workers).map(|_| self.session(bytes, &ctx)).collect()
+        // Loaded side by side too: a session's load (graph optimizations, prepacking) runs on
+        // one thread.
+        map_on_threads(vec![(); workers], workers, |()| self.session(bytes, &ctx))
+            .into_iter()
+            .collect()
     }
 
     fn session(&self, bytes: &[u8], ctx: &ExecutionContext) -> Result<Box<dyn ModelRunner>> {
@@ -129,6 +129,14 @@ impl Engine for RuntimeEngine {
         let mut ctx = self.bulk.clone();
         ctx.session_config.extend(config.clone());
         self.workers(model_bytes, ctx, samples)
+    }
+
+    fn side_by_side(&self, model_bytes: usize) -> usize {
+        if model_bytes > MAX_WORKER_MODEL_BYTES {
+            1
+        } else {
+            self.cores.min(MAX_WORKERS)
+        }
     }
 
     fn load_single_thread(

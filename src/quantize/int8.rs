@@ -514,7 +514,7 @@ fn sensitivity(c: &Candidates<'_>, full: &qdq::Plan) -> Result<Vec<Sensitivity>>
     let total: u64 = macs.iter().flatten().sum();
     // Nodes are judged side by side, one single-thread session each: a few samples do not
     // keep two threads busy, and loading a session is itself single-threaded.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = c.engine.side_by_side(c.reference.bytes.len());
     let alone = map_on_threads(full.nodes.iter().collect(), threads, |qn| {
         let single = qdq::restrict(full, |n| n.node == qn.node);
         let (_, bytes, _) = c.build(&single)?;

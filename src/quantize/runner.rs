@@ -167,6 +167,13 @@ pub trait Engine: Sync {
         let _ = model_bytes;
         Ok(None)
     }
+    /// How many runners of a model of `model_bytes` bytes may run side by side, each on its
+    /// own thread (each holds its own copy of the model). One unless the engine knows
+    /// better.
+    fn side_by_side(&self, model_bytes: usize) -> usize {
+        let _ = model_bytes;
+        1
+    }
     /// [`Engine::load_configured`] on a single thread, for running several models side by
     /// side. Engines without thread settings (test mocks) run it as [`Engine::load`] would.
     fn load_single_thread(
