@@ -1,8 +1,8 @@
 //! [`Engine`] on the shared ONNX Runtime layer (`runtime::Session`): the quantizer never
 //! touches `ort` itself.
 //!
-//! Evaluation runs one single-threaded session per core ([`Engine::load_workers`]), each on
-//! its own samples: one sample of a small net does not keep two threads busy (ONNX
+//! Evaluation and calibration run one single-threaded session per core
+//! ([`Engine::load_workers`], [`Engine::load_calibration_workers`]), each on its own samples: one sample of a small net does not keep two threads busy (ONNX
 //! Runtime's intra-op threads wait on each other between small kernels), so sessions side
 //! by side judge a candidate sooner. Measured on the PP-OCR recognizer, int8, 2 cores:
 //! 0.42-0.83x the time of one 2-thread session per sample (BENCHMARKS.md).

@@ -257,9 +257,12 @@ pub fn calibrate_model(
         .collect();
     let histogram = method.needs_histogram();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for group in calib.chunks(runners.len().max(1)) {
+    let mut done = 0;
+    while done < calib.len() {
         // Samples run side by side, one per runner, and are observed in sample order, so
         // the statistics do not depend on how many runners there are.
+        let group = &calib[done..(done + runners.len().max(1)).min(calib.len())];
+        done += group.len();
         let asked = vec![run_tensors.as_slice(); group.len()];
         let results = if runners.is_empty() {
             vec![Vec::new(); group.len()]

@@ -115,6 +115,14 @@ pub fn run_side_by_side(
     feeds: &[Feed],
     outputs: &[&[String]],
 ) -> Result<Vec<Vec<NamedTensor>>> {
+    if feeds.len() > workers.len() || feeds.len() != outputs.len() {
+        return Err(Error::Runtime(format!(
+            "{} samples for {} runners and {} output lists",
+            feeds.len(),
+            workers.len(),
+            outputs.len()
+        )));
+    }
     if let ([w, ..], [f], [o]) = (&mut *workers, feeds, outputs) {
         return Ok(vec![w.run(f, o)?]);
     }
@@ -297,6 +305,24 @@ mod tests {
         assert_eq!(median(&mut [3.0]), Some(3.0));
         assert_eq!(median(&mut [1.0, 3.0]), Some(2.0));
         assert_eq!(median(&mut [2.0, 2.0, 2.0]), Some(2.0));
+    }
+
+    #[test]
+    fn more_samples_than_runners_is_an_error_not_a_dropped_sample() {
+        struct Echo;
+        impl ModelRunner for Echo {
+            fn run(&mut self, inputs: &[NamedTensor], _: &[String]) -> Result<Vec<NamedTensor>> {
+                Ok(inputs.to_vec())
+            }
+        }
+        let feeds: Vec<Feed> = (0..3)
+            .map(|i| vec![NamedTensor::f32("x", vec![1], vec![i as f32])])
+            .collect();
+        let names: Vec<&[String]> = vec![&[]; 3];
+        let mut two: Vec<Box<dyn ModelRunner>> = vec![Box::new(Echo), Box::new(Echo)];
+        assert!(run_side_by_side(&mut two, &feeds, &names).is_err());
+        let got = run_side_by_side(&mut two, &feeds[1..], &names[1..]).unwrap();
+        assert_eq!(got, vec![feeds[1].clone(), feeds[2].clone()]);
     }
 
     #[test]
