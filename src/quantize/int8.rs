@@ -243,12 +243,12 @@ pub fn calibrate_model(
         .filter(|t| !graph_inputs.contains(t.as_str()))
         .cloned()
         .collect();
-    let exposed = exposing(prepared, &run_tensors).to_bytes();
     // An empty request means "every graph output" to a runner; with nothing to observe
     // inside the graph (`int8-weight` plans no activations) nothing runs.
     let mut runners = if run_tensors.is_empty() {
         Vec::new()
     } else {
+        let exposed = exposing(prepared, &run_tensors).to_bytes();
         engine.load_calibration_workers(&exposed, calib.len())?
     };
     let mut collectors: BTreeMap<String, Collector> = tensors
@@ -346,6 +346,7 @@ impl Observe<'_> {
 
     /// Run every update on `threads` threads, each taking the next one (largest first).
     fn all(mut work: Vec<Self>, threads: usize) {
+        // Work per update, roughly: moments cost several times a range per value.
         let size = |w: &Observe<'_>| match w {
             Observe::Range(_, o, ..) => o.data.len(),
             Observe::Moments(_, o) => 4 * o.data.len(),
