@@ -171,6 +171,34 @@ impl Accumulator {
             mask: self.mask.as_ref().map(MaskAccumulator::finish),
         }
     }
+
+    /// The best figures this output can still end with, once the rest of the evaluation set
+    /// is added: `whole` is the reference compared with itself over every sample (its
+    /// signal, rows, elements, reference characters and samples are the totals). Every
+    /// sample still to come is taken as perfect, so each figure is a bound the final one
+    /// cannot beat: SQNR's noise only grows against a known signal, the worst sample's cosine
+    /// only falls, a CER's edits only grow against a known number of reference characters,
+    /// and a mean IoU or an agreement can at best gain 1 per remaining sample or row. The
+    /// pooled cosine is not bounded (`None`: a target reads it only when no sample has a
+    /// cosine, and `None` never makes a target miss).
+    pub fn best_case(&self, whole: &Accumulator, output: &str) -> OutputAccuracy {
+        let mut b = self.clone();
+        b.signal = whole.signal;
+        b.rows_agree = self.rows_agree + whole.rows.saturating_sub(self.rows);
+        b.rows = whole.rows.max(self.rows);
+        b.exact_equal = self.exact_equal + whole.exact_total.saturating_sub(self.exact_total);
+        b.exact_total = whole.exact_total.max(self.exact_total);
+        b.count = whole.count.max(self.count);
+        if let (Some(c), Some(w)) = (self.ctc.as_ref(), whole.ctc.as_ref()) {
+            b.ctc = Some(c.best_case(w));
+        }
+        if let (Some(m), Some(w)) = (self.mask.as_ref(), whole.mask.as_ref()) {
+            b.mask = Some(m.best_case(w));
+        }
+        let mut out = b.finish(output);
+        out.cosine = None;
+        out
+    }
 }
 
 /// Cosine similarity from `sum a^2`, `sum a b`, `sum b^2`; `None` when either side is
@@ -482,6 +510,75 @@ impl fmt::Display for AccuracyFloor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// No prefix of the samples gives a best case worse than the final figures: for every
+    /// target, the value over the best case is at least as good as the value at the end,
+    /// so a stop on the best case never drops a set that would have met the target.
+    #[test]
+    fn best_case_over_a_prefix_bounds_the_final_figures() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let (time, classes) = (6usize, 4usize);
+        let tasks = [Task::Ctc { blank: 0 }, Task::Mask { threshold: 0.3 }];
+        let targets = [
+            AccuracyFloor::Sqnr(0.0),
+            AccuracyFloor::Cosine(0.0),
+            AccuracyFloor::Top1(0.0),
+            AccuracyFloor::Cer(0.5),
+            AccuracyFloor::MaskIou {
+                min: 0.0,
+                threshold: 0.3,
+            },
+        ];
+        for noise in [0.0f32, 0.05, 0.3, 1.0] {
+            let samples: Vec<(Vec<f32>, Vec<f32>)> = (0..12)
+                .map(|i| {
+                    // Some samples all zero in the reference, as a silent frame would be.
+                    let r: Vec<f32> = (0..time * classes)
+                        .map(|_| if i % 5 == 4 { 0.0 } else { rng.random::<f32>() })
+                        .collect();
+                    let c = r.iter().map(|v| v + noise * rng.random::<f32>()).collect();
+                    (r, c)
+                })
+                .collect();
+            let shape = [1, time, classes];
+            let add = |acc: &mut Accumulator, r: &[f32], c: &[f32]| {
+                acc.add(r, c, Some(classes));
+                acc.add_task(&shape, r, c);
+            };
+            let mut whole = Accumulator::for_tasks(&tasks);
+            let mut fin = Accumulator::for_tasks(&tasks);
+            for (r, c) in &samples {
+                add(&mut whole, r, r);
+                add(&mut fin, r, c);
+            }
+            let fin = [fin.finish("y")];
+            let mut prefix = Accumulator::for_tasks(&tasks);
+            for (k, (r, c)) in samples.iter().enumerate() {
+                add(&mut prefix, r, c);
+                let best = [prefix.best_case(&whole, "y")];
+                for t in &targets {
+                    let (b, f) = (t.value(&best), t.value(&fin));
+                    let Some(f) = f else { continue };
+                    let b = b.unwrap_or(if t.task().is_some() { f } else { f64::INFINITY });
+                    let bound_holds = match t {
+                        AccuracyFloor::Cer(_) => b <= f + 1e-12,
+                        _ => b >= f - 1e-12,
+                    };
+                    assert!(
+                        bound_holds,
+                        "{t} after {} samples, noise {noise}: best {b}, final {f}",
+                        k + 1
+                    );
+                }
+            }
+            // After the last sample the best case is the final figure.
+            let best = [prefix.best_case(&whole, "y")];
+            assert_eq!(best[0].sqnr_db, fin[0].sqnr_db);
+            assert_eq!(best[0].ctc, fin[0].ctc);
+            assert_eq!(best[0].mask, fin[0].mask);
+        }
+    }
 
     #[test]
     fn identical_outputs_have_infinite_sqnr_and_full_agreement() {

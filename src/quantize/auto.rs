@@ -365,6 +365,7 @@ pub fn dynamic_guard(
             latency_ratio: None,
             size_ratio: f64::NAN,
             meets_target: ok,
+            stopped_after_samples: None,
         });
         if ok || margin > best_margin {
             best_margin = margin;

@@ -56,7 +56,10 @@ mod int8;
 mod report;
 mod rewrite;
 
-pub use compare::{class_axis_outputs, compare, compare_models, Comparison, Metrics};
+pub use compare::{
+    class_axis_outputs, compare, compare_models, compare_until, Comparison, EarlyStop, Judged,
+    Metrics,
+};
 pub use int8::calibrate_model;
 pub use report::{AccuracyBasis, Attempt, LayerError, Report, SizeReport};
 pub use rewrite::Rewrite;

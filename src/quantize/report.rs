@@ -58,6 +58,11 @@ pub struct Attempt {
     pub size_ratio: f64,
     /// Whether it met the accuracy target.
     pub meets_target: bool,
+    /// When judging stopped early because the target could no longer be met: the samples
+    /// judged (then `min_sqnr_db` is absent, since figures over the first samples alone would
+    /// not compare with the others').
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_after_samples: Option<usize>,
 }
 
 /// The worst SQNR over `outputs` (an [`Attempt`]'s `min_sqnr_db`); `None` when no output

@@ -230,6 +230,7 @@ pub(super) fn evaluate(
         latency_ratio: latency.map(|l| l.ratio),
         size_ratio: qbytes.len() as f64 / fp32_bytes as f64,
         meets_target: opts.targets.iter().all(|t| t.met_by(&outputs)),
+        stopped_after_samples: None,
     };
     let outcome = Outcome {
         variant,

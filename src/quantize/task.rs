@@ -324,6 +324,20 @@ impl CtcAccumulator {
         }
     }
 
+    /// The best this comparison can end with once every line of `whole` (the reference
+    /// decoded against itself) is added, the remaining lines decoded identically: the
+    /// edits so far over all the reference characters.
+    pub fn best_case(&self, whole: &CtcAccumulator) -> CtcAccumulator {
+        let remaining = whole.lines.saturating_sub(self.lines);
+        CtcAccumulator {
+            blank: self.blank,
+            edits: self.edits,
+            reference_chars: whole.reference_chars.max(self.reference_chars),
+            lines: self.lines + remaining,
+            lines_identical: self.lines_identical + remaining,
+        }
+    }
+
     /// The figures so far.
     pub fn finish(&self) -> CtcAgreement {
         CtcAgreement {
@@ -396,6 +410,18 @@ impl MaskAccumulator {
         self.sum += iou;
         self.min = Some(self.min.map_or(iou, |m: f64| m.min(iou)));
         self.samples += 1;
+    }
+
+    /// The best this comparison can end with once the samples of `whole` are all added,
+    /// the remaining ones overlapping perfectly (IoU 1).
+    pub fn best_case(&self, whole: &MaskAccumulator) -> MaskAccumulator {
+        let remaining = whole.samples.saturating_sub(self.samples);
+        MaskAccumulator {
+            threshold: self.threshold,
+            sum: self.sum + remaining as f64,
+            min: self.min.or((remaining > 0).then_some(1.0)),
+            samples: self.samples + remaining,
+        }
     }
 
     /// The figures so far.

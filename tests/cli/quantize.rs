@@ -589,6 +589,23 @@ fn an_unreachable_accuracy_target_keeps_the_most_accurate_set_and_exits_1() {
     assert!(warned
         .filter_map(|w| w.as_str())
         .any(|w| w.contains("kept the most accurate set tried")));
+    // A set that cannot reach 200 dB after its first sample is not judged on the second,
+    // and its row shows no figures over that one sample; the largest set, the fallback,
+    // is judged in full.
+    let stopped: Vec<&serde_json::Value> = attempts
+        .iter()
+        .filter(|a| a["stopped_after_samples"].as_u64().is_some())
+        .collect();
+    assert!(!stopped.is_empty(), "{attempts:#?}");
+    for a in &stopped {
+        assert_eq!(a["stopped_after_samples"], 1);
+        assert!(a["min_sqnr_db"].is_null() && a["meets_target"] == false);
+        assert!(a["variant"]
+            .as_str()
+            .unwrap()
+            .contains("stopped after 1 of 2 samples"));
+    }
+    assert!(attempts.last().unwrap()["min_sqnr_db"].is_f64());
 }
 
 #[test]
