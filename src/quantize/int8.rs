@@ -537,7 +537,7 @@ fn give_back_order<'s>(sens: &'s [Sensitivity], float: &[String]) -> Vec<&'s Sen
 /// the fusions ONNX Runtime makes across the cut (float rounding); the ranking is the same.
 fn sensitivity(c: &Candidates<'_>, full: &qdq::Plan) -> Result<Vec<Sensitivity>> {
     let feeds = c.reference.feeds;
-    let probe = &feeds[..feeds.len().min(4)];
+    let probe = &feeds[..probe_count(feeds)];
     let probe_refs = &c.reference.outputs[..probe.len()];
     let shapes: BTreeMap<String, Vec<i64>> = feeds
         .first()
@@ -582,6 +582,32 @@ fn sensitivity(c: &Candidates<'_>, full: &qdq::Plan) -> Result<Vec<Sensitivity>>
     Ok(sens)
 }
 
+/// Most samples the sensitivity ranking judges each node on.
+const PROBE_SAMPLES_MAX: usize = 4;
+
+/// Input values after which the ranking takes no more samples. A node's cost is ranked, not
+/// reported, and one large sample already spreads its error over many values: on the PP-OCR
+/// detector (1.2M input values a page) 2 pages rank the nodes so that the guard keeps the
+/// same 7 convs float as with 4, in 5.4 s instead of 8.5 s; 1 page changed the ranking and
+/// kept 8 (BENCHMARKS.md). Text lines, tokens and audio chunks stay at 4 samples.
+const PROBE_INPUT_VALUES: usize = 2_000_000;
+
+/// How many of the first evaluation samples the ranking judges on: [`PROBE_SAMPLES_MAX`], or
+/// fewer once they hold [`PROBE_INPUT_VALUES`]; at least one when there is one.
+fn probe_count(feeds: &[Feed]) -> usize {
+    let mut values = 0;
+    for (i, feed) in feeds.iter().take(PROBE_SAMPLES_MAX).enumerate() {
+        if values >= PROBE_INPUT_VALUES {
+            return i;
+        }
+        values += feed
+            .iter()
+            .map(|t| t.shape.iter().product::<usize>())
+            .sum::<usize>();
+    }
+    feeds.len().min(PROBE_SAMPLES_MAX)
+}
+
 /// The fp32 values, on the probe samples, of every tensor some single-node model reads from
 /// upstream of what it changes ([`graph::Downstream::inputs`]): one run of the prepared
 /// model exposing them all. Graph inputs come from the samples themselves.
@@ -595,7 +621,7 @@ struct Upstream {
 
 /// Most bytes of fp32 values [`Upstream`] holds; past it, the ranking runs whole models (as
 /// fast as before, no less exact). The PP-OCR detector's 640x640 pages take 147 MB each,
-/// 590 MB for the 4 probe samples.
+/// 295 MB for its 2 probe samples ([`probe_count`]).
 const MAX_UPSTREAM_BYTES: usize = 1 << 30;
 
 /// A single-node model's changed part with its feeds and the reference outputs it writes.
@@ -751,6 +777,8 @@ fn accuracy_guard(
     let sens = sensitivity(c, full)?;
     let max_float = (full.nodes.len() / 2).max(1).min(sens.len());
     let top = |k: usize| -> Vec<String> { sens[..k].iter().map(|s| s.node.clone()).collect() };
+    // Float sets judged to miss, sorted: the give-back pass can arrive at one again.
+    let mut missed: HashSet<Vec<String>> = HashSet::new();
     let mut judge = |k: usize| -> Result<Candidate> {
         let last = &sens[k - 1];
         let v = format!(
@@ -764,6 +792,9 @@ fn accuracy_guard(
         };
         let cand = c.judge(without(full, &top(k)), v, judging)?;
         attempts.push(c.attempt(&cand));
+        if !c.holds(&cand) {
+            missed.insert(sorted(top(k)));
+        }
         Ok(cand)
     };
     // Gallop: `below` fails (0: everything int8, `first`); stop at the first count that meets.
@@ -805,7 +836,13 @@ fn accuracy_guard(
             below = mid;
         }
     }
-    give_back(c, full, best, top(above), &sens, kind, attempts)
+    give_back(c, full, best, top(above), &sens, &missed, kind, attempts)
+}
+
+/// `v` in order: a float set's identity, whatever order its nodes were chosen in.
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
 }
 
 /// The guard's second pass. Sensitivity alone ignores cost: on the PP-OCR recognizer it
@@ -816,18 +853,25 @@ fn accuracy_guard(
 /// ([`give_back_order`]) back to int8 and keep the change when the targets still hold.
 /// Every step is measured on the evaluation inputs, not predicted; like the forward pass,
 /// it can only be as right as those inputs are (a set that just meets a CER target on 128
-/// lines may miss it on others: search with a margin).
+/// lines may miss it on others: search with a margin). A set the forward search judged
+/// and found missing (`missed`) is not judged again.
+#[allow(clippy::too_many_arguments)]
 fn give_back(
     c: &Candidates<'_>,
     full: &qdq::Plan,
     mut best: Candidate,
     mut float: Vec<String>,
     sens: &[Sensitivity],
+    missed: &HashSet<Vec<String>>,
     kind: &str,
     attempts: &mut Vec<Attempt>,
 ) -> Result<Candidate> {
     for s in give_back_order(sens, &float) {
         let trial: Vec<String> = float.iter().filter(|n| **n != s.node).cloned().collect();
+        // Judged already, by the forward search, and missed: the models would be identical.
+        if missed.contains(&sorted(trial.clone())) {
+            continue;
+        }
         let v = format!(
             "{kind}, {} kept float ({} back to int8: {:.1}% of MACs, {:.1} dB alone)",
             trial.len(),
@@ -952,6 +996,32 @@ mod tests {
             shape: vec![2],
             data: crate::tensor::TensorData::F32(vec![0.5, 2.0]),
         }]]
+    }
+
+    #[test]
+    fn the_ranking_probes_four_small_samples_and_fewer_large_ones() {
+        let samples = |n: usize, values: usize| -> Vec<Feed> {
+            (0..n)
+                .map(|_| vec![NamedTensor::f32("x", vec![1, values], vec![0.0; values])])
+                .collect()
+        };
+        // Text lines (3x48x320): four.
+        assert_eq!(probe_count(&samples(128, 46_080)), 4);
+        assert_eq!(probe_count(&samples(3, 46_080)), 3);
+        assert_eq!(probe_count(&[]), 0);
+        // Detector pages (3x640x640): two reach the budget.
+        assert_eq!(probe_count(&samples(16, 1_228_800)), 2);
+        // A sample at the budget on its own: one.
+        assert_eq!(probe_count(&samples(16, PROBE_INPUT_VALUES)), 1);
+        // Several inputs count together (ids, mask, types of 512 tokens): four.
+        let tokens: Vec<Feed> = (0..8)
+            .map(|_| {
+                ["ids", "mask", "types"]
+                    .map(|n| NamedTensor::f32(n, vec![1, 512], vec![0.0; 512]))
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(probe_count(&tokens), 4);
     }
 
     /// Each requested tensor is the feed's `x` scaled by a factor of its own; runs side by
