@@ -820,6 +820,13 @@ fn accuracy_guard(
         k = (2 * k).min(max_float);
     }
     let Some((mut above, mut best)) = met else {
+        if max_float == 0 {
+            warnings.push(format!(
+                "the accuracy target was not met, and the guard has no node to keep in float: every quantized node is inside a subgraph (If/Loop/Scan branches), which it does not search; kept {}",
+                most_accurate.variant
+            ));
+            return Ok(most_accurate);
+        }
         warnings.push(format!(
             "the accuracy target was not met with up to {max_float} of the most sensitive nodes kept in float; kept the most accurate set tried ({})",
             most_accurate.variant

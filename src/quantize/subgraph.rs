@@ -638,30 +638,31 @@ mod tests {
         let engine = crate::quantize::engine::RuntimeEngine::new(None, 1).unwrap();
         let model = if_compute_model();
         let (calib, eval) = (feeds(4, 0), feeds(4, 10));
+        let options = |mode: Mode| Options {
+            mode,
+            method: crate::quantize::calibrate::Method::MinMax,
+            selection: qdq::Selection {
+                per_channel: true,
+                weights_only: mode == Mode::Int8Weight,
+                ..Default::default()
+            },
+            targets: Vec::new(),
+            tasks: Vec::new(),
+            measure_latency: false,
+            latency_budget_s: 0.0,
+            debug_layers: false,
+            fp16: Default::default(),
+            int4: Default::default(),
+            ort_offline_first: false,
+            accuracy_guard: false,
+        };
         for (mode, min_sqnr_db, lstm_warning) in [
             (Mode::Int8, 30.0, true),
             (Mode::Int8Weight, 30.0, true),
             (Mode::Int4Weight, 12.0, true),
             (Mode::Fp16, 45.0, false),
         ] {
-            let opts = Options {
-                mode,
-                method: crate::quantize::calibrate::Method::MinMax,
-                selection: qdq::Selection {
-                    per_channel: true,
-                    weights_only: mode == Mode::Int8Weight,
-                    ..Default::default()
-                },
-                targets: Vec::new(),
-                tasks: Vec::new(),
-                measure_latency: false,
-                latency_budget_s: 0.0,
-                debug_layers: false,
-                fp16: Default::default(),
-                int4: Default::default(),
-                ort_offline_first: false,
-                accuracy_guard: false,
-            };
+            let opts = options(mode);
             let q = crate::quantize::quantize(&model, &calib, &eval, false, &opts, &engine)
                 .unwrap_or_else(|e| panic!("{}: {e}", mode.name()));
             let r = &q.report;
@@ -684,5 +685,21 @@ mod tests {
                 r.warnings
             );
         }
+        // A target the weights in the branches cannot meet: the guard, which searches the
+        // main graph's nodes only, says it has none instead of searching nothing.
+        let opts = Options {
+            targets: vec![crate::quantize::accuracy::AccuracyFloor::Sqnr(200.0)],
+            accuracy_guard: true,
+            ..options(Mode::Int8)
+        };
+        let q = crate::quantize::quantize(&model, &calib, &eval, false, &opts, &engine).unwrap();
+        assert!(
+            q.report
+                .warnings
+                .iter()
+                .any(|w| w.contains("the guard has no node to keep in float")),
+            "{:?}",
+            q.report.warnings
+        );
     }
 }
