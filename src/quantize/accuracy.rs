@@ -121,7 +121,15 @@ impl Accumulator {
         self.dot += dot;
         self.norm_b += nb;
         if let Some(c) = cosine(ss, dot, nb) {
-            self.min_cosine = Some(self.min_cosine.map_or(c, |m| m.min(c)));
+            // A NaN cosine (the candidate overflowed on this sample) is the worst there is
+            // and stays so: `f64::min` would drop it.
+            self.min_cosine = Some(self.min_cosine.map_or(c, |m| {
+                if m.is_nan() || c.is_nan() {
+                    f64::NAN
+                } else {
+                    m.min(c)
+                }
+            }));
         }
         if let Some(k) = classes.filter(|&k| k > 1) {
             for (ra, rb) in reference.chunks_exact(k).zip(candidate.chunks_exact(k)) {
@@ -662,6 +670,18 @@ mod tests {
         let mut z = Accumulator::default();
         z.add(&[0.0, 0.0], &[1.0, 0.0], None);
         assert_eq!(z.finish("y").min_cosine, None);
+        // A sample the candidate overflowed on (cosine NaN) is the worst, in any position:
+        // judging stopped early and judging in full must agree.
+        for bad in 0..3 {
+            let mut o = Accumulator::default();
+            for i in 0..3 {
+                let c = if i == bad { f32::INFINITY } else { 1.0 };
+                o.add(&[1.0, 2.0], &[c, 2.0], None);
+            }
+            let r = o.finish("y");
+            assert!(r.min_cosine.is_some_and(f64::is_nan), "overflow at {bad}");
+            assert!(!AccuracyFloor::Cosine(0.5).met_by(&[r]));
+        }
     }
 
     #[test]

@@ -76,7 +76,8 @@ impl Metrics {
 /// Run the candidate on `feeds` and compare with the reference outputs, output by output.
 /// `workers` are runners of the same candidate: each takes one sample of every group of
 /// `workers.len()` on its own thread, and the outputs are compared in sample order, so the
-/// figures do not depend on how many there are.
+/// figures do not depend on how many there are. (Under [`compare_until`]'s early stop,
+/// where it stops does: it checks after each group. Its verdict does not.)
 pub fn compare(
     workers: &mut [Box<dyn runner::ModelRunner>],
     feeds: &[Feed],

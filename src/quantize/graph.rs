@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::model::attr::NodeExt;
 use crate::model::graph::{self, GraphIndex};
 use crate::model::patch::Patch;
-use crate::model::{tensor_data, GraphProto, Model, NodeProto, ValueInfoProto};
+use crate::model::{tensor_data, GraphProto, Model, NodeProto, TensorProto, ValueInfoProto};
 
 /// The name `--exclude-node` matches and reports show: the node's name, else (for the
 /// many exported graphs with unnamed nodes) its first output. Also the stem of the names
@@ -66,8 +66,9 @@ pub struct Downstream {
 impl Downstream {
     /// What of `changed` differs from `base`: a node that is not, field for field, one of
     /// `base`'s nodes has changed (a node the rewrite added, or one whose inputs it
-    /// rewired), and so has every node reading what a changed node writes, transitively
-    /// (subgraph outer reads included).
+    /// rewired), and so has every node reading an initializer whose contents differ from
+    /// `base`'s of the same name, and every node reading what a changed node writes,
+    /// transitively (subgraph outer reads included).
     pub fn of(base: &Model, changed: &Model) -> Self {
         let same: HashSet<Vec<u8>> = base
             .graph()
@@ -81,6 +82,18 @@ impl Downstream {
         let mut stack: Vec<usize> = (0..g.node.len())
             .filter(|&i| !same.contains(&g.node[i].encode_to_vec()))
             .collect();
+        // An initializer the rewrite replaced under its old name changes its readers.
+        let base_inits: HashMap<&str, &TensorProto> = base
+            .graph()
+            .initializer
+            .iter()
+            .map(|t| (t.name.as_str(), t))
+            .collect();
+        for t in &g.initializer {
+            if base_inits.get(t.name.as_str()).is_some_and(|b| *b != t) {
+                stack.extend(index.consumers(&t.name));
+            }
+        }
         while let Some(i) = stack.pop() {
             if std::mem::replace(&mut keep[i], true) {
                 continue;
@@ -361,6 +374,42 @@ mod tests {
         g.output("y", DataType::Float, &fixed(&[2, 4]));
         g.output("z", DataType::Float, &fixed(&[2, 4]));
         g.into_model()
+    }
+
+    #[test]
+    fn an_initializer_replaced_under_its_name_changes_its_readers() {
+        // `SetInitializer` replaces a tensor in place: the nodes reading it are unchanged
+        // field for field, but compute differently.
+        let build = |k_first: f32| {
+            let mut g = GraphBuilder::new("init", 1, WeightStorage::Initializer);
+            let x = g.input("x", DataType::Float, &fixed(&[2, 4]));
+            let k = g.weight("k", &[4], -1.0, 1.0);
+            let a = g.op("Add", &[&x, &k], vec![]);
+            let y = g.op("Relu", &[&a], vec![]);
+            let z = g.op("Abs", &[&x], vec![]);
+            g.rename_output(&y, "y");
+            g.rename_output(&z, "z");
+            g.output("y", DataType::Float, &fixed(&[2, 4]));
+            g.output("z", DataType::Float, &fixed(&[2, 4]));
+            let mut m = g.into_model();
+            let t = &mut m.graph_mut().initializer[0];
+            let mut values = tensor_data::to_f32(t).unwrap();
+            values[0] = k_first;
+            t.raw_data = None;
+            t.float_data = values;
+            m
+        };
+        let changed = build(0.5);
+        let d = Downstream::of(&build(0.25), &changed);
+        let ops: Vec<&str> = d
+            .nodes
+            .iter()
+            .map(|&i| changed.graph().node[i].op_type.as_str())
+            .collect();
+        assert_eq!(ops, ["Add", "Relu"]);
+        assert_eq!(d.inputs, ["x"]);
+        assert_eq!(d.outputs, ["y"]);
+        assert!(Downstream::of(&build(0.25), &build(0.25)).is_empty());
     }
 
     #[test]

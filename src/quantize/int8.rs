@@ -419,6 +419,13 @@ impl Candidates<'_> {
     /// The prepared model with `plan`'s Q/DQ patch applied: the model, its encoding and the
     /// patch's label.
     fn build(&self, plan: &qdq::Plan) -> Result<(Model, Vec<u8>, String)> {
+        let (q, label) = self.patched(plan)?;
+        let bytes = q.to_bytes();
+        Ok((q, bytes, label))
+    }
+
+    /// [`Candidates::build`] without the encoding: the model and the patch's label.
+    fn patched(&self, plan: &qdq::Plan) -> Result<(Model, String)> {
         let mut q = self.prepared.clone();
         let c = self.calibration;
         let patch = qdq::emit_cached(
@@ -435,8 +442,7 @@ impl Candidates<'_> {
             q.apply(patch)?;
         }
         graph::prune_initializers(&mut q)?;
-        let bytes = q.to_bytes();
-        Ok((q, bytes, label))
+        Ok((q, label))
     }
 
     /// Build `plan` and judge it on the evaluation samples, all of them or
@@ -548,27 +554,34 @@ fn sensitivity(c: &Candidates<'_>, full: &qdq::Plan) -> Result<Vec<Sensitivity>>
     let macs = qdq::node_macs(c.prepared, full, &shapes);
     let total: u64 = macs.iter().flatten().sum();
     let single = |qn: &qdq::QuantNode| qdq::restrict(full, |n| n.node == qn.node);
-    let upstream = Upstream::gather(c, full.nodes.iter().map(single), probe)?;
+    let upstream = Upstream::gather(c, full.nodes.iter().map(single), probe);
     // Nodes are judged side by side, one single-thread session each: a few samples do not
     // keep two threads busy, and loading a session is itself single-threaded.
     let threads = c.engine.side_by_side(c.reference.bytes.len());
     let alone = map_on_threads(full.nodes.iter().collect(), threads, |qn| {
         let (model, bytes, _) = c.build(&single(qn))?;
-        let part = upstream
+        let judge = |bytes: &[u8], feeds: &[Feed], refs: &[Vec<NamedTensor>]| -> Result<f64> {
+            let mut runner = c
+                .engine
+                .load_single_thread(bytes, &c.qconfig)
+                .map_err(|e| Error::Runtime(format!("the quantized model does not load: {e}")))?;
+            let outs = compare(std::slice::from_mut(&mut runner), feeds, refs, &c.metrics)?;
+            Ok(worst_sqnr(&outs))
+        };
+        // The cut part when it can be built and run; otherwise (a value ONNX Runtime will
+        // not take as an input) the whole model, which gives the same figure.
+        if let Some(Ok(p)) = upstream
             .as_ref()
             .map(|u| u.part(c.prepared, &model, probe_refs))
-            .transpose()?;
-        let (bytes, feeds, refs) = match &part {
-            Some(p) if p.refs.iter().all(Vec::is_empty) => return Ok(f64::INFINITY),
-            Some(p) => (p.bytes.as_slice(), p.feeds.as_slice(), p.refs.as_slice()),
-            None => (bytes.as_slice(), probe, probe_refs),
-        };
-        let mut runner = c
-            .engine
-            .load_single_thread(bytes, &c.qconfig)
-            .map_err(|e| Error::Runtime(format!("the quantized model does not load: {e}")))?;
-        let outs = compare(std::slice::from_mut(&mut runner), feeds, refs, &c.metrics)?;
-        Ok(worst_sqnr(&outs))
+        {
+            if p.refs.iter().all(Vec::is_empty) {
+                return Ok(f64::INFINITY);
+            }
+            if let Ok(sqnr_db) = judge(&p.bytes, &p.feeds, &p.refs) {
+                return Ok(sqnr_db);
+            }
+        }
+        judge(&bytes, probe, probe_refs)
     });
     let mut sens = Vec::new();
     for ((qn, m), sqnr_db) in full.nodes.iter().zip(macs).zip(alone) {
@@ -619,8 +632,8 @@ struct Upstream {
     declared: HashMap<String, crate::model::ValueInfoProto>,
 }
 
-/// Most bytes of fp32 values [`Upstream`] holds; past it, the ranking runs whole models (as
-/// fast as before, no less exact). The PP-OCR detector's 640x640 pages take 147 MB each,
+/// Most bytes of values (and the probe samples' own inputs) [`Upstream`] holds; past it, the
+/// ranking runs whole models, no less exact (the gathering run already made is lost). The PP-OCR detector's 640x640 pages take 147 MB each,
 /// 295 MB for its 2 probe samples ([`probe_count`]).
 const MAX_UPSTREAM_BYTES: usize = 1 << 30;
 
@@ -633,8 +646,19 @@ struct Part {
 
 impl Upstream {
     /// Gather the values the `plans`' parts read; `None` (run whole models instead) when
-    /// they would take more than [`MAX_UPSTREAM_BYTES`].
+    /// they would take more than [`MAX_UPSTREAM_BYTES`] or cannot be gathered.
     fn gather(
+        c: &Candidates<'_>,
+        plans: impl Iterator<Item = qdq::Plan>,
+        probe: &[Feed],
+    ) -> Option<Self> {
+        // The values are a shortcut, not a requirement: when they cannot be gathered (an
+        // exposed value that is a sequence, a type ONNX Runtime cannot infer), the ranking
+        // runs whole models, which give the same figures.
+        Self::try_gather(c, plans, probe).unwrap_or(None)
+    }
+
+    fn try_gather(
         c: &Candidates<'_>,
         plans: impl Iterator<Item = qdq::Plan>,
         probe: &[Feed],
@@ -648,7 +672,7 @@ impl Upstream {
             .collect();
         let mut wanted: Vec<String> = Vec::new();
         for plan in plans {
-            let (model, _, _) = c.build(&plan)?;
+            let (model, _) = c.patched(&plan)?;
             for name in graph::Downstream::of(c.prepared, &model).inputs {
                 if !graph_inputs.contains(name.as_str()) && !wanted.contains(&name) {
                     wanted.push(name);
@@ -674,7 +698,11 @@ impl Upstream {
             } else {
                 runner.run(feed, &wanted)?
             };
-            bytes += outs.iter().map(|t| t.data.len() * 4).sum::<usize>();
+            bytes += outs
+                .iter()
+                .chain(feed)
+                .map(|t| t.data.len() * t.dtype().size_bytes())
+                .sum::<usize>();
             if bytes > MAX_UPSTREAM_BYTES {
                 return Ok(None);
             }
@@ -777,8 +805,9 @@ fn accuracy_guard(
     let sens = sensitivity(c, full)?;
     let max_float = (full.nodes.len() / 2).max(1).min(sens.len());
     let top = |k: usize| -> Vec<String> { sens[..k].iter().map(|s| s.node.clone()).collect() };
-    // Float sets judged to miss, sorted: the give-back pass can arrive at one again.
-    let mut missed: HashSet<Vec<String>> = HashSet::new();
+    // Float sets judged to miss, sorted: the give-back pass can arrive at one again. The
+    // empty set is `first`, which missed (or there would be no search).
+    let mut missed: HashSet<Vec<String>> = HashSet::from([Vec::new()]);
     let mut judge = |k: usize| -> Result<Candidate> {
         let last = &sens[k - 1];
         let v = format!(
@@ -828,7 +857,7 @@ fn accuracy_guard(
             return Ok(most_accurate);
         }
         warnings.push(format!(
-            "the accuracy target was not met with up to {max_float} of the most sensitive nodes kept in float; kept the most accurate set tried ({})",
+            "the accuracy target was not met with up to {max_float} of the most sensitive nodes kept in float; kept the most accurate set tried and judged in full ({})",
             most_accurate.variant
         ));
         return Ok(most_accurate);

@@ -416,9 +416,12 @@ impl MaskAccumulator {
     /// the remaining ones overlapping perfectly (IoU 1).
     pub fn best_case(&self, whole: &MaskAccumulator) -> MaskAccumulator {
         let remaining = whole.samples.saturating_sub(self.samples);
+        // One at a time, as the final mean will add them: rounding is monotone, so adding
+        // real IoUs (at most 1) in the same order cannot end higher.
+        let sum = (0..remaining).fold(self.sum, |s, _| s + 1.0);
         MaskAccumulator {
             threshold: self.threshold,
-            sum: self.sum + remaining as f64,
+            sum,
             min: self.min.or((remaining > 0).then_some(1.0)),
             samples: self.samples + remaining,
         }
