@@ -564,21 +564,9 @@ mod tests {
         let engine = crate::quantize::engine::RuntimeEngine::new(None, 1).unwrap();
         let target = AccuracyFloor::parse("cosine>=0.99999").unwrap();
         let opts = Options {
-            mode: Mode::Int8Dynamic,
-            method: crate::quantize::calibrate::Method::MinMax,
-            selection: crate::quantize::qdq::Selection {
-                per_channel: true,
-                ..Default::default()
-            },
             targets: vec![target],
-            tasks: Vec::new(),
-            measure_latency: false,
-            latency_budget_s: 0.0,
-            debug_layers: false,
-            fp16: Default::default(),
-            int4: Default::default(),
-            ort_offline_first: false,
             accuracy_guard: true,
+            ..Options::for_tests(Mode::Int8Dynamic)
         };
         let plain =
             super::super::quantize_mode(&model, &calib, &eval, false, &opts, &engine).unwrap();

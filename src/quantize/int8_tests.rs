@@ -3,30 +3,16 @@
 
 use super::calibrate::Method;
 use super::engine::RuntimeEngine;
-use super::qdq::{Selection, WeightRounding};
+use super::qdq::WeightRounding;
 use super::runner::{Feed, NamedTensor};
 use super::{quantize, Mode, Options};
 use crate::model::builder::{mlp_with, WeightStorage};
 
 fn options(method: Method, rounding: WeightRounding) -> Options {
-    Options {
-        mode: Mode::Int8,
-        method,
-        selection: Selection {
-            per_channel: true,
-            rounding,
-            ..Selection::default()
-        },
-        targets: Vec::new(),
-        tasks: Vec::new(),
-        measure_latency: false,
-        latency_budget_s: 0.0,
-        debug_layers: false,
-        fp16: Default::default(),
-        int4: Default::default(),
-        ort_offline_first: false,
-        accuracy_guard: false,
-    }
+    let mut o = Options::for_tests(Mode::Int8);
+    o.method = method;
+    o.selection.rounding = rounding;
+    o
 }
 
 /// `rows x 32` Laplace-distributed inputs (scale 1), deterministic per `seed`; with

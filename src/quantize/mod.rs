@@ -142,6 +142,32 @@ pub struct Options {
     pub accuracy_guard: bool,
 }
 
+#[cfg(test)]
+impl Options {
+    /// The tests' settings for `mode`: minmax calibration, per-channel weights (weights only
+    /// for `int8-weight`), no targets, no latency, no guard.
+    pub(crate) fn for_tests(mode: Mode) -> Self {
+        Options {
+            mode,
+            method: Method::MinMax,
+            selection: qdq::Selection {
+                per_channel: true,
+                weights_only: mode == Mode::Int8Weight,
+                ..Default::default()
+            },
+            targets: Vec::new(),
+            tasks: Vec::new(),
+            measure_latency: false,
+            latency_budget_s: 0.0,
+            debug_layers: false,
+            fp16: Default::default(),
+            int4: Default::default(),
+            ort_offline_first: false,
+            accuracy_guard: false,
+        }
+    }
+}
+
 /// Session entries a quantized model runs with. Weight-only int8 (DequantizeLinear on
 /// initializers only, no quantized activations) sets `session.disable_quant_qdq`: ONNX
 /// Runtime then constant-folds the DequantizeLinear nodes at load and runs float kernels,

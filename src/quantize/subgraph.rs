@@ -638,24 +638,7 @@ mod tests {
         let engine = crate::quantize::engine::RuntimeEngine::new(None, 1).unwrap();
         let model = if_compute_model();
         let (calib, eval) = (feeds(4, 0), feeds(4, 10));
-        let options = |mode: Mode| Options {
-            mode,
-            method: crate::quantize::calibrate::Method::MinMax,
-            selection: qdq::Selection {
-                per_channel: true,
-                weights_only: mode == Mode::Int8Weight,
-                ..Default::default()
-            },
-            targets: Vec::new(),
-            tasks: Vec::new(),
-            measure_latency: false,
-            latency_budget_s: 0.0,
-            debug_layers: false,
-            fp16: Default::default(),
-            int4: Default::default(),
-            ort_offline_first: false,
-            accuracy_guard: false,
-        };
+        let options = Options::for_tests;
         for (mode, min_sqnr_db, lstm_warning) in [
             (Mode::Int8, 30.0, true),
             (Mode::Int8Weight, 30.0, true),
