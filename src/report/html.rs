@@ -17,7 +17,7 @@ use super::bundles::{BundleDir, BundleRow};
 use super::format;
 use super::label::ConfigLabels;
 use super::plot::{self, Axis, HLine, LineChart, Series};
-use super::quantize::QuantizeSummary;
+use super::quantize::{QuantizeSummary, TaskRow};
 use super::targets::TargetRam;
 use crate::error::Result;
 use crate::profile::schema::{ConfigResult, Profile, Status};
@@ -487,6 +487,30 @@ fn with_badge(figure: String, in_sample: bool) -> String {
         format!("{figure}{}", in_sample_badge())
     } else {
         figure
+    }
+}
+
+/// A task metric as the quantize terminal output and the bench spell it: `CER 0.89%,
+/// 112/128 lines same`, `mask IoU@0.3 0.9811 mean, 0.9178 worst`.
+fn task_metric(t: &TaskRow) -> String {
+    match t {
+        TaskRow::Ctc {
+            cer,
+            lines_identical,
+            lines,
+        } => format!(
+            "CER {}, {lines_identical}/{lines} lines same",
+            opt(*cer, |c| format!("{:.2}%", 100.0 * c))
+        ),
+        TaskRow::Mask {
+            threshold,
+            mean_iou,
+            min_iou,
+        } => format!(
+            "mask IoU@{threshold} {} mean, {} worst",
+            opt(*mean_iou, |m| format!("{m:.4}")),
+            opt(*min_iou, |m| format!("{m:.4}"))
+        ),
     }
 }
 
@@ -1360,16 +1384,29 @@ fn quantize_section(h: &mut String, q: Option<&QuantizeSummary>) {
     }
     h.push_str("</dl>\n");
     if !q.outputs.is_empty() {
-        h.push_str(
+        // The task metric's column only when the quantizer computed one (CTC text, masks).
+        let tasks = q.outputs.iter().any(|o| o.task.is_some());
+        let _ = writeln!(
+            h,
             "<table><thead><tr><th>output</th><th>SQNR</th><th>cosine</th>\
-             <th>top-1 agreement</th><th>max abs error</th></tr></thead><tbody>\n",
+             <th>top-1 agreement</th><th>max abs error</th>{}</tr></thead><tbody>",
+            if tasks {
+                "<th>task metric vs fp32</th>"
+            } else {
+                ""
+            }
         );
         let badge = |x: String| with_badge(x, q.in_sample());
         for o in &q.outputs {
+            let task = match (&o.task, tasks) {
+                (_, false) => String::new(),
+                (None, true) => "<td>–</td>".to_string(),
+                (Some(t), true) => format!("<td>{}</td>", badge(task_metric(t))),
+            };
             let _ = writeln!(
                 h,
                 "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                 <td class=\"num\">{}</td><td class=\"num\">{}</td>{task}</tr>",
                 esc(&o.output),
                 opt(o.sqnr_db, |d| badge(format::db(d))),
                 opt(o.cosine, |c| badge(format::score(c))),
@@ -1640,6 +1677,41 @@ mod tests {
             !q.contains("62.0 dB<span"),
             "fp16 has no quantize report: no badge"
         );
+    }
+
+    /// A quantize report's task metrics (CTC text, binarised masks) are in the table, with
+    /// a dash for an output without one; without any, no column.
+    #[test]
+    fn quantization_table_shows_the_task_metrics() {
+        let report = serde_json::json!({
+            "mode": "int8", "accuracy_basis": "held_out",
+            "outputs": [
+                {"output": "text", "sqnr_db": 17.4,
+                 "ctc": {"blank": 0, "cer": 0.0089, "edits": 17, "reference_chars": 1910,
+                         "lines": 128, "lines_identical": 112}},
+                {"output": "map", "sqnr_db": 19.9,
+                 "mask": {"threshold": 0.3, "mean_iou": 0.98113, "min_iou": 0.91776, "samples": 32}},
+                {"output": "logits", "sqnr_db": 30.0}
+            ]
+        });
+        let q = QuantizeSummary::from_json(&report, "q.json".as_ref()).unwrap();
+        let mut h = String::new();
+        quantize_section(&mut h, Some(&q));
+        assert!(h.contains("<th>task metric vs fp32</th>"), "{h}");
+        assert!(h.contains("<td>CER 0.89%, 112/128 lines same</td>"), "{h}");
+        assert!(
+            h.contains("<td>mask IoU@0.3 0.9811 mean, 0.9178 worst</td>"),
+            "{h}"
+        );
+        assert!(h.contains("<td>–</td></tr>"), "{h}");
+        let plain = QuantizeSummary::from_json(
+            &serde_json::json!({"outputs": [{"output": "y", "sqnr_db": 30.0}]}),
+            "q.json".as_ref(),
+        )
+        .unwrap();
+        let mut h = String::new();
+        quantize_section(&mut h, Some(&plain));
+        assert!(!h.contains("task metric"), "{h}");
     }
 
     /// The configurations table names rows by what varies, keeps the whole id (the gate's

@@ -22,6 +22,47 @@ pub struct OutputRow {
     pub cosine: Option<f64>,
     pub top1_agreement: Option<f64>,
     pub max_abs_error: Option<f64>,
+    /// The output's task metric, when the quantizer computed one.
+    pub task: Option<TaskRow>,
+}
+
+/// A task metric of one output, as the quantize report carries it (`ctc`, `mask`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum TaskRow {
+    /// Greedy CTC text against fp32's: character error rate and lines decoded identically.
+    Ctc {
+        cer: Option<f64>,
+        lines_identical: u64,
+        lines: u64,
+    },
+    /// Overlap of the maps binarised at `threshold`: mean and worst IoU over samples.
+    Mask {
+        threshold: f64,
+        mean_iou: Option<f64>,
+        min_iou: Option<f64>,
+    },
+}
+
+impl TaskRow {
+    /// Read an output object's `ctc` or `mask` object.
+    fn of(o: &serde_json::Map<String, Value>) -> Option<TaskRow> {
+        let count = |m: &serde_json::Map<String, Value>, k: &str| m.get(k).and_then(Value::as_u64);
+        if let Some(Value::Object(c)) = o.get("ctc") {
+            return Some(TaskRow::Ctc {
+                cer: num(c, "cer"),
+                lines_identical: count(c, "lines_identical")?,
+                lines: count(c, "lines")?,
+            });
+        }
+        let Some(Value::Object(m)) = o.get("mask") else {
+            return None;
+        };
+        Some(TaskRow::Mask {
+            threshold: num(m, "threshold")?,
+            mean_iou: num(m, "mean_iou"),
+            min_iou: num(m, "min_iou"),
+        })
+    }
 }
 
 /// One candidate an `auto` quantization tried.
@@ -188,6 +229,7 @@ fn collect_rows(v: &Value, out: &mut Vec<OutputRow>) {
                     cosine: num(o, "cosine"),
                     top1_agreement: num(o, "top1_agreement"),
                     max_abs_error: num(o, "max_abs_error"),
+                    task: TaskRow::of(o),
                 });
             } else {
                 o.values().for_each(|c| collect_rows(c, out));
