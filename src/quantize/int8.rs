@@ -3,7 +3,7 @@
 //! most sensitive nodes in float while a target is missed (the accuracy guard), time the
 //! result, and for `auto` also try depthwise and squeeze-excitation convs in float.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use super::accuracy::OutputAccuracy;
@@ -559,7 +559,7 @@ fn sensitivity(c: &Candidates<'_>, full: &qdq::Plan) -> Result<Vec<Sensitivity>>
     // keep two threads busy, and loading a session is itself single-threaded.
     let threads = c.engine.side_by_side(c.reference.bytes.len());
     let alone = map_on_threads(full.nodes.iter().collect(), threads, |qn| {
-        let (model, bytes, _) = c.build(&single(qn))?;
+        let (model, _) = c.patched(&single(qn))?;
         let judge = |bytes: &[u8], feeds: &[Feed], refs: &[Vec<NamedTensor>]| -> Result<f64> {
             let mut runner = c
                 .engine
@@ -581,7 +581,7 @@ fn sensitivity(c: &Candidates<'_>, full: &qdq::Plan) -> Result<Vec<Sensitivity>>
                 return Ok(sqnr_db);
             }
         }
-        judge(&bytes, probe, probe_refs)
+        judge(&model.to_bytes(), probe, probe_refs)
     });
     let mut sens = Vec::new();
     for ((qn, m), sqnr_db) in full.nodes.iter().zip(macs).zip(alone) {
@@ -613,10 +613,7 @@ fn probe_count(feeds: &[Feed]) -> usize {
         if values >= PROBE_INPUT_VALUES {
             return i;
         }
-        values += feed
-            .iter()
-            .map(|t| t.shape.iter().product::<usize>())
-            .sum::<usize>();
+        values += feed.iter().map(|t| t.data.len()).sum::<usize>();
     }
     feeds.len().min(PROBE_SAMPLES_MAX)
 }
@@ -633,8 +630,9 @@ struct Upstream {
 }
 
 /// Most bytes of values (and the probe samples' own inputs) [`Upstream`] holds; past it, the
-/// ranking runs whole models, no less exact (the gathering run already made is lost). The PP-OCR detector's 640x640 pages take 147 MB each,
-/// 295 MB for its 2 probe samples ([`probe_count`]).
+/// ranking runs whole models, no less exact (the gathering run already made is lost). The
+/// PP-OCR detector's 640x640 pages take 147 MB each, 295 MB for its 2 probe samples
+/// ([`probe_count`]).
 const MAX_UPSTREAM_BYTES: usize = 1 << 30;
 
 /// A single-node model's changed part with its feeds and the reference outputs it writes.
@@ -805,9 +803,9 @@ fn accuracy_guard(
     let sens = sensitivity(c, full)?;
     let max_float = (full.nodes.len() / 2).max(1).min(sens.len());
     let top = |k: usize| -> Vec<String> { sens[..k].iter().map(|s| s.node.clone()).collect() };
-    // Float sets judged to miss, sorted: the give-back pass can arrive at one again. The
-    // empty set is `first`, which missed (or there would be no search).
-    let mut missed: HashSet<Vec<String>> = HashSet::from([Vec::new()]);
+    // Float sets judged to miss: the give-back pass can arrive at one again. The empty set
+    // is `first`, which missed (or there would be no search).
+    let mut missed: HashSet<BTreeSet<String>> = HashSet::from([BTreeSet::new()]);
     let mut judge = |k: usize| -> Result<Candidate> {
         let last = &sens[k - 1];
         let v = format!(
@@ -822,7 +820,7 @@ fn accuracy_guard(
         let cand = c.judge(without(full, &top(k)), v, judging)?;
         attempts.push(c.attempt(&cand));
         if !c.holds(&cand) {
-            missed.insert(sorted(top(k)));
+            missed.insert(top(k).into_iter().collect());
         }
         Ok(cand)
     };
@@ -849,17 +847,12 @@ fn accuracy_guard(
         k = (2 * k).min(max_float);
     }
     let Some((mut above, mut best)) = met else {
-        if max_float == 0 {
-            warnings.push(format!(
-                "the accuracy target was not met, and the guard has no node to keep in float: every quantized node is inside a subgraph (If/Loop/Scan branches), which it does not search; kept {}",
-                most_accurate.variant
-            ));
-            return Ok(most_accurate);
-        }
-        warnings.push(format!(
-            "the accuracy target was not met with up to {max_float} of the most sensitive nodes kept in float; kept the most accurate set tried and judged in full ({})",
-            most_accurate.variant
-        ));
+        let kept = &most_accurate.variant;
+        warnings.push(if max_float == 0 {
+            format!("the accuracy target was not met, and the guard has no node to keep in float: every quantized node is inside a subgraph (If/Loop/Scan branches), which it does not search; kept {kept}")
+        } else {
+            format!("the accuracy target was not met with up to {max_float} of the most sensitive nodes kept in float; kept the most accurate set tried and judged in full ({kept})")
+        });
         return Ok(most_accurate);
     };
     // Bisect between the last count that missed and the first that met.
@@ -873,12 +866,6 @@ fn accuracy_guard(
         }
     }
     give_back(c, full, best, top(above), &sens, &missed, kind, attempts)
-}
-
-/// `v` in order: a float set's identity, whatever order its nodes were chosen in.
-fn sorted(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v
 }
 
 /// The guard's second pass. Sensitivity alone ignores cost: on the PP-OCR recognizer it
@@ -898,14 +885,14 @@ fn give_back(
     mut best: Candidate,
     mut float: Vec<String>,
     sens: &[Sensitivity],
-    missed: &HashSet<Vec<String>>,
+    missed: &HashSet<BTreeSet<String>>,
     kind: &str,
     attempts: &mut Vec<Attempt>,
 ) -> Result<Candidate> {
     for s in give_back_order(sens, &float) {
         let trial: Vec<String> = float.iter().filter(|n| **n != s.node).cloned().collect();
         // Judged already, by the forward search, and missed: the models would be identical.
-        if missed.contains(&sorted(trial.clone())) {
+        if missed.contains(&trial.iter().cloned().collect::<BTreeSet<_>>()) {
             continue;
         }
         let v = format!(
