@@ -259,6 +259,13 @@ pub struct MemoryCost {
     /// See [`MemoryCost::conv_weight_factor`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conv_weight_factor_session_create: Option<f64>,
+    /// Resident bytes per byte of weights held inside subgraphs (`If`, `Loop` and `Scan`
+    /// bodies) after session creation, measured on plain weights (an Add's): about 1 for
+    /// the main graph's, 2.2-2.6 inside `If` branches on x86-64. The cost model adds
+    /// `factor - 1` per byte of a subgraph's weights on top of their kind's factor.
+    /// Profiles of earlier probes lack it: such weights then cost as the main graph's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subgraph_weight_factor: Option<f64>,
     /// Peak resident bytes (session creation and runs) of a small net of every fp32
     /// kernel class: what a real model's session costs besides its weights and
     /// activations (the session, the code pages of the kernels it runs, the allocator's
@@ -500,6 +507,7 @@ pub(crate) mod tests {
                 weight_factor_session_create: None,
                 conv_weight_factor: None,
                 conv_weight_factor_session_create: None,
+                subgraph_weight_factor: None,
                 baseline_bytes: None,
                 baseline_int8_bytes: None,
             },

@@ -86,6 +86,9 @@ enum Role {
     /// byte: ONNX Runtime keeps a reordered or pre-packed copy of conv weights beside
     /// the original, so a conv weight costs more resident bytes than a Gemm's).
     ConvWeightMemory { weight_bytes: f64 },
+    /// `If`s whose branches hold `weight_bytes` of weights (the extra memory per byte of
+    /// weights inside subgraphs).
+    SubgraphWeightMemory { weight_bytes: f64 },
     /// An Add with `activation_bytes` of inputs and outputs (memory per activation byte).
     ActivationMemory { activation_bytes: f64 },
 }
@@ -437,6 +440,55 @@ fn bottleneck_weights_net(blocks: [usize; 4]) -> (Model, f64) {
     (finish(b, &cur), bytes)
 }
 
+/// A chain of `ifs` `If`s on a bool input, each branch adding its own weight of `elems`
+/// floats (an initializer of the branch) to the running value: weights held inside
+/// subgraphs, as Silero VAD's `If` branches hold its whole network. Returns the model and
+/// its weight bytes (both branches of every `If`).
+///
+/// Why a line of its own: measured with `edgepack profile` on this project's x86-64 host
+/// (BENCHMARKS.md, "Sizing: weights inside subgraphs"), 16 MiB of weights cost 1.03
+/// resident bytes per byte as initializers of the main graph and 2.2-2.6 inside `If`
+/// branches (a conv's weights: 3.3 and 4.6); the cost model adds the difference on top
+/// of each weight's own kind.
+fn subgraph_weights_net(ifs: usize, elems: i64) -> (Model, f64) {
+    let mut b = GraphBuilder::new("probe_subgraph_weights", 7, WeightStorage::Initializer);
+    let mut cur = f32_input(&mut b, &[1, elems]);
+    b.input("cond", DataType::Bool, &[]);
+    for i in 0..ifs {
+        let branch = |tag: &str| {
+            let mut sub = GraphBuilder::new(
+                &format!("if{i}_{tag}"),
+                i as u64,
+                WeightStorage::Initializer,
+            );
+            let w = sub.weight(&format!("w{i}_{tag}"), &[1, elems], -0.1, 0.1);
+            let y = format!("if{i}_{tag}_y");
+            sub.push(crate::model::builder::node(
+                &format!("if{i}_{tag}_add"),
+                "Add",
+                &[&cur, &w],
+                &[&y],
+                vec![],
+            ));
+            let mut g = sub.into_graph();
+            g.output.push(value_info_unshaped(&y, DataType::Float));
+            g
+        };
+        let then = branch("then");
+        let other = branch("else");
+        cur = b.op(
+            "If",
+            &["cond"],
+            vec![
+                attr::graph("then_branch", then),
+                attr::graph("else_branch", other),
+            ],
+        );
+    }
+    let bytes = 2.0 * ifs as f64 * f32_bytes(&[1, elems]);
+    (finish(b, &cur), bytes)
+}
+
 /// A small net of every fp32 kernel class (and, with `int8`, QDQ convs and a MatMul):
 /// its resident size is what a session of a real model costs besides its weights and
 /// activations (the runtime, the session, the code pages of the kernels it touches, the
@@ -614,6 +666,14 @@ fn catalog(scope: Scope) -> Result<Vec<Micro>> {
         ),
         model,
         role: Role::ConvWeightMemory { weight_bytes },
+    });
+    // 32 Ifs of two 256 KiB branch weights (16 MiB): sizes like Silero VAD's (its largest
+    // is 264 KB) and below glibc's mmap ceiling, as most subgraph weights are.
+    let (model, weight_bytes) = subgraph_weights_net(32, 65536);
+    out.push(Micro {
+        name: "memory: weights inside If branches, 64x 256 KiB".into(),
+        model,
+        role: Role::SubgraphWeightMemory { weight_bytes },
     });
     for int8 in [false, true] {
         out.push(Micro {
@@ -1053,6 +1113,7 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
     let mut conv_factors = vec![];
     let mut conv_create_factors = vec![];
     let mut activation_factors = vec![];
+    let mut subgraph_factors = vec![];
     for (t, &threads) in opts.threads.iter().enumerate() {
         let measured: Vec<Measured> = pairs
             .iter()
@@ -1090,6 +1151,8 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
                             / weight_bytes,
                     );
                 }
+                Role::SubgraphWeightMemory { weight_bytes } => subgraph_factors
+                    .push(r.rss_after_session_bytes.saturating_sub(base_rss) as f64 / weight_bytes),
                 Role::ActivationMemory { activation_bytes } => activation_factors.push(
                     r.peak_rss_bytes.saturating_sub(r.rss_after_session_bytes) as f64
                         / activation_bytes,
@@ -1193,6 +1256,7 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
             weight_factor_session_create: Some(median(create_factors).max(1.0)),
             conv_weight_factor: Some(median(conv_factors).max(1.0)),
             conv_weight_factor_session_create: Some(median(conv_create_factors).max(1.0)),
+            subgraph_weight_factor: Some(median(subgraph_factors).max(1.0)),
             baseline_bytes: (baseline_bytes[0] != u64::MAX).then_some(baseline_bytes[0]),
             baseline_int8_bytes: (baseline_bytes[1] != u64::MAX).then_some(baseline_bytes[1]),
         },
@@ -1275,6 +1339,36 @@ mod tests {
         let probed = c
             .iter()
             .filter(|m| matches!(m.role, Role::ConvWeightMemory { .. }))
+            .count();
+        assert_eq!(probed, 1);
+    }
+
+    #[test]
+    fn subgraph_weight_memory_holds_every_weight_inside_if_branches() {
+        let (m, bytes) = subgraph_weights_net(32, 65536);
+        let g = m.graph();
+        assert!(g.initializer.is_empty(), "the main graph holds no weight");
+        let ifs: Vec<_> = g.node.iter().filter(|n| n.op_type == "If").collect();
+        assert_eq!(ifs.len(), 32);
+        let held: f64 = ifs
+            .iter()
+            .flat_map(|n| n.attribute.iter().filter_map(|a| a.g.as_ref()))
+            .flat_map(|b| &b.initializer)
+            .map(|t| 4.0 * t.dims.iter().product::<i64>() as f64)
+            .sum();
+        assert_eq!(held, bytes);
+        assert_eq!(bytes, 16.0 * f64::from(1 << 20));
+        // Each branch reads the running value from the outer scope: the chain is one
+        // path through every If, so every branch's kernel is created.
+        for (i, n) in ifs.iter().enumerate().skip(1) {
+            for b in n.attribute.iter().filter_map(|a| a.g.as_ref()) {
+                assert_eq!(b.node[0].input[0], ifs[i - 1].output[0]);
+            }
+        }
+        let c = catalog(Scope::Tiny).unwrap();
+        let probed = c
+            .iter()
+            .filter(|m| matches!(m.role, Role::SubgraphWeightMemory { .. }))
             .count();
         assert_eq!(probed, 1);
     }
