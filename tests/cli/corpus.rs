@@ -1672,6 +1672,7 @@ fn device_profile_text(ort: &str) -> String {
             weight_factor_session_create: None,
             conv_weight_factor: None,
             conv_weight_factor_session_create: None,
+            subgraph_weight_factor: None,
             baseline_bytes: None,
             baseline_int8_bytes: None,
         },
