@@ -554,13 +554,22 @@ pub(crate) mod tests {
         let schema: serde_json::Value =
             serde_json::from_slice(&std::fs::read(schema_path).unwrap()).unwrap();
         let validator = jsonschema::validator_for(&schema).unwrap();
-        let instance: serde_json::Value =
-            serde_json::from_slice(&sample().to_json_bytes()).unwrap();
-        let errors: Vec<String> = validator
-            .iter_errors(&instance)
-            .map(|e| format!("{e} at {}", e.instance_path()))
-            .collect();
-        assert!(errors.is_empty(), "{errors:#?}");
+        // With every optional memory line too.
+        let mut full = sample();
+        full.memory.weight_factor_session_create = Some(2.0);
+        full.memory.conv_weight_factor = Some(2.6);
+        full.memory.conv_weight_factor_session_create = Some(2.7);
+        full.memory.subgraph_weight_factor = Some(2.2);
+        full.memory.baseline_bytes = Some(36 << 20);
+        full.memory.baseline_int8_bytes = Some(37 << 20);
+        for mut p in [sample(), full] {
+            let instance: serde_json::Value = serde_json::from_slice(&p.to_json_bytes()).unwrap();
+            let errors: Vec<String> = validator
+                .iter_errors(&instance)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{errors:#?}");
+        }
     }
 
     #[test]

@@ -93,6 +93,13 @@ enum Role {
     ActivationMemory { activation_bytes: f64 },
 }
 
+impl Role {
+    /// A memory model: its timing is not used.
+    fn memory_only(&self) -> bool {
+        !matches!(self, Role::Kernel { .. } | Role::Chain(_))
+    }
+}
+
 struct Micro {
     name: String,
     model: Model,
@@ -898,6 +905,10 @@ struct Measured {
     peak_rss_overall_bytes: u64,
 }
 
+/// The per-model limit of a memory model (its session and three runs): generous, as
+/// creating a session of 79 MiB of conv weights is slow on a small or emulated board.
+const MEMORY_MODEL_TIMEOUT_S: f64 = 600.0;
+
 /// Child processes per (micro-model, threads) pair. Measured on this project's 2-vCPU VM:
 /// two one-round probes a few minutes apart disagreed by 1.1-1.9x on 34 of their lines,
 /// each line with an interval of about ±1%, scattered over classes (one process's
@@ -923,6 +934,7 @@ fn measure_one(
     path: &Path,
     threads: usize,
     settings: &MeasureSettings,
+    timeout_s: f64,
     opts: &ProbeOptions,
 ) -> Result<Measured> {
     let req = WorkerRequest {
@@ -946,9 +958,8 @@ fn measure_one(
         per_op_dir: None,
         per_op_runs: 1,
     };
-    let timeout = Some(60.0 + 4.0 * settings.max_time_s);
     let limits = ChildLimits {
-        timeout_s: timeout,
+        timeout_s: Some(timeout_s),
         memory_limit_bytes: None,
     };
     let reply = measure_in_child(&opts.worker, &req, limits)?.reply;
@@ -1097,11 +1108,24 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
         let (m, p, threads) = (&micros[mi], &paths[mi], opts.threads[t]);
         observer.measuring(index, total, &m.name, threads);
         guard.check()?;
-        let settings = settings_for(
+        let mut settings = settings_for(
             opts.max_time_s - started.elapsed().as_secs_f64(),
             total - index,
         );
-        let r = measure_one(p, threads, &settings, opts);
+        // A hang, not a slow device: the per-model limit is the measurement time four
+        // times over and a minute for the session.
+        let mut timeout_s = 60.0 + 4.0 * settings.max_time_s;
+        if m.role.memory_only() {
+            // Only its resident sizes are read: the session's and the first runs' peak. A
+            // few runs, not a timing; and its session may take long to create on a slow
+            // device (the conv-weight stack, 79 MiB, runs 1.3 G multiply-adds a run: timed
+            // like a kernel it overran the limit on an emulated Cortex-A72).
+            settings.warmup_iterations = 1;
+            settings.min_iterations = 3;
+            settings.max_iterations = 3;
+            timeout_s = MEMORY_MODEL_TIMEOUT_S;
+        }
+        let r = measure_one(p, threads, &settings, timeout_s, opts);
         guard.check()?;
         rounds[k].push(r?);
     }
