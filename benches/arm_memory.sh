@@ -92,8 +92,8 @@ cat >"$board/job.sh" <<'JOB'
 # profile of every case; each result goes to /out as it is made.
 export ORT_DYLIB_PATH="/data/$(cat /data/ort-name)"
 grep -m1 "CPU part" /proc/cpuinfo > /out/cpu.txt; grep -m1 Features /proc/cpuinfo >> /out/cpu.txt
-# The probe's per-model time limit is sized for real devices: its 36 MiB conv model can
-# overrun it when the emulating host is busy. One retry.
+# The probe's kernel models have a time limit sized for real devices (its memory models,
+# untimed, have ten minutes each): one retry in case the emulating host was too busy.
 /data/edgepack probe --tiny --threads 1 --max-time 60s -o /out/device.json > /out/probe.log 2>&1 \
   || /data/edgepack probe --tiny --threads 1 --max-time 60s -o /out/device.json >> /out/probe.log 2>&1
 echo "probe $?" >> /out/rc.txt
