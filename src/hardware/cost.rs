@@ -51,7 +51,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::model::attr::{node_label, NodeExt};
-use crate::model::proto::{GraphProto, NodeProto};
+use crate::model::proto::{GraphProto, NodeProto, TensorProto};
 use crate::model::{shape, DataType, Model};
 
 use super::device::{DeviceProfile, KernelClass, KernelDtype, KernelFit, ThreadProfile, WorkUnit};
@@ -619,10 +619,13 @@ struct WeightBytes {
     packed_large: f64,
     packed_large_max: f64,
     /// Weights held inside subgraphs (`If`, `Loop`, `Scan` bodies) that no kernel
-    /// pre-packs: ONNX Runtime keeps more of them resident than of the main graph's (the
-    /// probed subgraph weight factor). Pre-packed ones are not: measured on this
-    /// project's x86-64 host, 8 MiB of LSTM weights inside `If` branches cost what the
-    /// main graph's do (the packed copy is kept, the original released).
+    /// pre-packs (plain and conv weights: measured, a conv weight in an `If` branch costs
+    /// 1.3 bytes per byte more than in the main graph, on top of its reordered copy):
+    /// ONNX Runtime keeps more of them resident than of the main graph's (the probed
+    /// subgraph weight factor, measured on `If` branches; `Loop` and `Scan` bodies are
+    /// assumed alike). Pre-packed ones are not: measured on this project's x86-64 host,
+    /// 8 MiB of LSTM weights inside `If` branches cost what the main graph's do (the
+    /// packed copy is kept, the original released).
     nested: f64,
 }
 
@@ -645,16 +648,13 @@ impl WeightBytes {
     fn add(&mut self, g: &GraphProto, nested: bool) {
         let conv = weight_names(g, conv_weight_slots);
         let packed = weight_names(g, packed_weight_slots);
+        let initializers = g.initializer.iter().map(|t| (&t.name, tensor_bytes(t)));
         let constants = g
             .node
             .iter()
             .filter(|n| n.op_type == "Constant")
-            .filter_map(|n| {
-                let t = n.attribute.iter().find(|a| a.name == "value")?.t.as_ref()?;
-                Some((n.output.first()?, t))
-            });
-        for (name, t) in g.initializer.iter().map(|t| (&t.name, t)).chain(constants) {
-            let b = numel(&t.dims).unwrap_or(0.0) * elem_bytes(t.data_type.unwrap_or(1));
+            .filter_map(|n| Some((n.output.first()?, constant_bytes(n)?)));
+        for (name, b) in initializers.chain(constants) {
             self.all += b;
             if nested && !packed.contains(name) {
                 self.nested += b;
@@ -678,6 +678,25 @@ impl WeightBytes {
             self.add(sub, true);
         }
     }
+}
+
+fn tensor_bytes(t: &TensorProto) -> f64 {
+    numel(&t.dims).unwrap_or(0.0) * elem_bytes(t.data_type.unwrap_or(1))
+}
+
+/// The bytes of the tensor a `Constant` node makes: a dense `value`, a `sparse_value`
+/// (ONNX Runtime densifies it), or the list forms.
+fn constant_bytes(n: &NodeProto) -> Option<f64> {
+    n.attribute.iter().find_map(|a| match a.name.as_str() {
+        "value" => a.t.as_ref().map(tensor_bytes),
+        "sparse_value" => a.sparse_tensor.as_ref().map(|s| {
+            let dtype = s.values.as_ref().and_then(|v| v.data_type).unwrap_or(1);
+            numel(&s.dims).unwrap_or(0.0) * elem_bytes(dtype)
+        }),
+        "value_floats" => Some(4.0 * a.floats.len() as f64),
+        "value_ints" => Some(8.0 * a.ints.len() as f64),
+        _ => None,
+    })
 }
 
 /// The input slots of `n` that hold conv weights.
@@ -708,40 +727,49 @@ fn packed_weight_slots(n: &NodeProto) -> &'static [usize] {
     }
 }
 
-/// The initializer names `g`'s nodes (and those of the subgraphs below it, which may read
-/// `g`'s weights from the outer scope) read at the slots `slots` names, directly or
-/// through a `DequantizeLinear`.
+/// The initializer names `g`'s nodes read at the slots `slots` names, directly or through
+/// a `DequantizeLinear`, and those the nodes of the subgraphs below it read from `g`'s
+/// scope (an outer-scope weight: a name a subgraph defines itself is its own).
 fn weight_names(g: &GraphProto, slots: fn(&NodeProto) -> &'static [usize]) -> HashSet<String> {
-    let mut names = HashSet::new();
-    collect_weight_names(g, slots, &mut names);
-    names
+    collect_weight_names(g, slots, &HashMap::new())
 }
 
 fn collect_weight_names(
     g: &GraphProto,
     slots: fn(&NodeProto) -> &'static [usize],
-    names: &mut HashSet<String>,
-) {
-    let dq_source: HashMap<&str, &str> = g
-        .node
-        .iter()
-        .filter(|n| n.op_type == "DequantizeLinear" && !n.input.is_empty())
-        .filter_map(|n| Some((n.output.first()?.as_str(), n.input[0].as_str())))
-        .collect();
+    outer_dq: &HashMap<String, String>,
+) -> HashSet<String> {
+    let mut dq_source = outer_dq.clone();
     for n in &g.node {
-        for w in slots(n).iter().filter_map(|&i| n.input.get(i)) {
-            names.insert(
-                dq_source
-                    .get(w.as_str())
-                    .copied()
-                    .unwrap_or(w.as_str())
-                    .to_string(),
-            );
-        }
-        for sub in n.attribute.iter().filter_map(|a| a.g.as_ref()) {
-            collect_weight_names(sub, slots, names);
+        if let (true, Some(y), Some(x)) = (
+            n.op_type == "DequantizeLinear",
+            n.output.first(),
+            n.input.first(),
+        ) {
+            let x = dq_source.get(x).cloned().unwrap_or_else(|| x.clone());
+            dq_source.insert(y.clone(), x);
         }
     }
+    let source = |w: &String| dq_source.get(w).cloned().unwrap_or_else(|| w.clone());
+    let mut names = HashSet::new();
+    for n in &g.node {
+        names.extend(slots(n).iter().filter_map(|&i| n.input.get(i)).map(source));
+        for sub in n.attribute.iter().filter_map(|a| a.g.as_ref()) {
+            let own: HashSet<&String> = sub
+                .initializer
+                .iter()
+                .map(|t| &t.name)
+                .chain(sub.input.iter().map(|v| &v.name))
+                .chain(sub.node.iter().flat_map(|m| &m.output))
+                .collect();
+            names.extend(
+                collect_weight_names(sub, slots, &dq_source)
+                    .into_iter()
+                    .filter(|w| !own.contains(w)),
+            );
+        }
+    }
+    names
 }
 
 /// `g` as shape inference should see it: ONNX Runtime's fused and quantized ops whose
@@ -2106,6 +2134,69 @@ mod tests {
             after.peak_rss_bytes - before.peak_rss_bytes,
             (1.5 * plain_nested as f64).round() as u64
         );
+    }
+
+    #[test]
+    fn outer_scope_weights_are_classified_by_the_subgraph_nodes_that_read_them() {
+        // What it protects: a weight passed into an If branch is pre-packed by the branch's
+        // MatMul (through a DequantizeLinear of the outer graph too), while a branch's own
+        // tensor of the same name as an outer weight does not make the outer one packed.
+        use crate::model::builder::node;
+        use crate::model::{attr, tensor_data};
+        let f32s = |name: &str, n: usize| {
+            tensor_data::from_f32(name, &[4, n as i64 / 4], &vec![0.5; n]).unwrap()
+        };
+        let branch = |nodes: Vec<crate::model::proto::NodeProto>, inits| GraphProto {
+            name: "b".into(),
+            node: nodes,
+            initializer: inits,
+            ..Default::default()
+        };
+        let mut g = GraphProto {
+            initializer: vec![f32s("outer", 32), f32s("shadowed", 8)],
+            ..Default::default()
+        };
+        let mut wq = f32s("wq", 16);
+        wq.data_type = Some(3); // int8: 16 bytes
+        g.initializer.push(wq);
+        g.node.push(node(
+            "dq",
+            "DequantizeLinear",
+            &["wq", "s"],
+            &["wd"],
+            vec![],
+        ));
+        g.node
+            .push(node("mul", "Mul", &["x", "shadowed"], &["xs"], vec![]));
+        let then = branch(
+            vec![
+                node("mm", "MatMul", &["xs", "outer"], &["t1"], vec![]),
+                node("mq", "MatMul", &["t1", "wd"], &["t2"], vec![]),
+            ],
+            vec![],
+        );
+        // The else branch defines its own `shadowed` and packs it.
+        let other = branch(
+            vec![node("me", "MatMul", &["xs", "shadowed"], &["e1"], vec![])],
+            vec![f32s("shadowed", 12)],
+        );
+        g.node.push(node(
+            "if",
+            "If",
+            &["cond"],
+            &["y"],
+            vec![
+                attr::graph("then_branch", then),
+                attr::graph("else_branch", other),
+            ],
+        ));
+        let w = WeightBytes::of(&g);
+        assert_eq!(w.all, 4.0 * (32.0 + 8.0 + 12.0) + 16.0);
+        // outer (128 B) and wq (16 B) by the then branch; the else branch's own 48 B.
+        assert_eq!(w.packed, 128.0 + 16.0 + 48.0);
+        // The outer `shadowed` is a Mul's: plain. The branch's packed weight is not nested.
+        assert_eq!(w.plain(), 32.0);
+        assert_eq!(w.nested, 0.0);
     }
 
     #[test]

@@ -259,9 +259,10 @@ pub struct MemoryCost {
     /// See [`MemoryCost::conv_weight_factor`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conv_weight_factor_session_create: Option<f64>,
-    /// Resident bytes per byte of weights held inside subgraphs (`If`, `Loop` and `Scan`
-    /// bodies) after session creation, measured on plain weights (an Add's): about 1 for
-    /// the main graph's, 2.2-2.6 inside `If` branches on x86-64. The cost model adds
+    /// Resident bytes per byte of weights held inside subgraphs after session creation,
+    /// measured on plain weights (an Add's) in `If` branches (`Loop` and `Scan` bodies are
+    /// assumed alike): about 1 for the main graph's, 2.2-2.6 inside `If` branches on
+    /// x86-64. The cost model adds
     /// `factor - 1` per byte of a subgraph's weights on top of their kind's factor.
     /// Profiles of earlier probes lack it: such weights then cost as the main graph's.
     #[serde(default, skip_serializing_if = "Option::is_none")]

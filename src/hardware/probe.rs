@@ -96,7 +96,14 @@ enum Role {
 impl Role {
     /// A memory model: its timing is not used.
     fn memory_only(&self) -> bool {
-        !matches!(self, Role::Kernel { .. } | Role::Chain(_))
+        match self {
+            Role::Kernel { .. } | Role::Chain(_) => false,
+            Role::BaselineMemory { .. }
+            | Role::WeightMemory { .. }
+            | Role::ConvWeightMemory { .. }
+            | Role::SubgraphWeightMemory { .. }
+            | Role::ActivationMemory { .. } => true,
+        }
     }
 }
 
@@ -463,11 +470,11 @@ fn subgraph_weights_net(ifs: usize, elems: i64) -> (Model, f64) {
     b.input("cond", DataType::Bool, &[]);
     for i in 0..ifs {
         let branch = |tag: &str| {
-            let mut sub = GraphBuilder::new(
-                &format!("if{i}_{tag}"),
-                i as u64,
-                WeightStorage::Initializer,
-            );
+            // Each branch its own seed: two equal weights could be merged by a deduplicating
+            // optimizer.
+            let seed = 2 * i as u64 + u64::from(tag == "else");
+            let mut sub =
+                GraphBuilder::new(&format!("if{i}_{tag}"), seed, WeightStorage::Initializer);
             let w = sub.weight(&format!("w{i}_{tag}"), &[1, elems], -0.1, 0.1);
             let y = format!("if{i}_{tag}_y");
             sub.push(crate::model::builder::node(
@@ -916,6 +923,14 @@ const MEMORY_MODEL_TIMEOUT_S: f64 = 600.0;
 /// 7 of 27 one-thread cases outside ±20% against 1 for the other (BENCHMARKS.md).
 const PROBE_ROUNDS: usize = 3;
 
+/// A memory model's figure from its rounds: the round with the median overall peak (its
+/// times are not used, so they do not pick it).
+fn median_memory_round(rounds: &[Measured]) -> Measured {
+    let mut sorted: Vec<&Measured> = rounds.iter().collect();
+    sorted.sort_by_key(|m| m.peak_rss_overall_bytes);
+    sorted[sorted.len() / 2].clone()
+}
+
 /// A pair's figure from its rounds: the round with the median p50 (memory figures come
 /// with it, from the same process), its interval widened to cover the spread of the
 /// rounds' p50s around it.
@@ -1116,10 +1131,11 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
         // times over and a minute for the session.
         let mut timeout_s = 60.0 + 4.0 * settings.max_time_s;
         if m.role.memory_only() {
-            // Only its resident sizes are read: the session's and the first runs' peak. A
-            // few runs, not a timing; and its session may take long to create on a slow
-            // device (the conv-weight stack, 79 MiB, runs 1.3 G multiply-adds a run: timed
-            // like a kernel it overran the limit on an emulated Cortex-A72).
+            // Only its resident sizes are read: the session's and the first runs' peak.
+            // The fewest runs the protocol makes (a cold run, one warm-up, one sizing run
+            // and three samples; their times are not used), and time to create its session
+            // on a slow device (the conv-weight stack, 79 MiB, runs 1.3 G multiply-adds a
+            // run: measured like a kernel it overran the limit on an emulated Cortex-A72).
             settings.warmup_iterations = 1;
             settings.min_iterations = 3;
             settings.max_iterations = 3;
@@ -1143,7 +1159,13 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
             .iter()
             .zip(&rounds)
             .filter(|((pt, _), _)| *pt == t)
-            .map(|(_, r)| median_round(r))
+            .map(|((_, mi), r)| {
+                if micros[*mi].role.memory_only() {
+                    median_memory_round(r)
+                } else {
+                    median_round(r)
+                }
+            })
             .collect();
         let find_chain = |n: usize| {
             micros

@@ -40,6 +40,12 @@ fn tiny_probe_then_predict_gives_p50_and_memory_with_intervals() {
     let p = DeviceProfile::load(&dev).unwrap();
     assert_eq!(p.threads.len(), 1);
     assert!(p.memory.fixed_bytes > 1 << 20);
+    // Every memory line, measured: weights inside If branches cost more than 1 byte per
+    // byte (2.2 on x86-64 and on an emulated Cortex-A72).
+    let m = &p.memory;
+    assert!(m.conv_weight_factor.is_some_and(|f| f >= 1.0));
+    assert!(m.subgraph_weight_factor.is_some_and(|f| f > 1.0), "{m:?}");
+    assert!(m.baseline_bytes.is_some_and(|b| b > m.fixed_bytes / 2));
     assert!(p.threads[0]
         .kernels
         .iter()
