@@ -3,10 +3,11 @@
 //!
 //! ```sh
 //! cargo run --example derive_profile -- my-board.toml hardware/reference/xeon-2c.toml my-board.device.json \
-//!     hardware/reference/aarch64-memory.toml
+//!     hardware/reference/aarch64-memory.toml hardware/reference/x86_64-memory.toml
 //! ```
 //! The memory references after the output (optional) give the memory lines of the
-//! target's architecture where the reference probe's are another's (aarch64 boards).
+//! target's architecture in place of the reference probe's (the one whose `arch` is the
+//! target's is used).
 //! Then set `device_profile = "my-board.device.json"` in the target file.
 
 use std::path::{Path, PathBuf};

@@ -183,9 +183,10 @@ pub struct Reference {
     pub cpu_figures: CpuFigures,
 }
 
-/// Memory lines probed on another architecture, for the targets of that architecture
-/// (`hardware/reference/aarch64-memory.toml`). Only memory: where it was measured (an
-/// emulated board) timings mean nothing, so none are kept.
+/// Memory lines probed on a machine of one architecture, for the targets of that
+/// architecture, in place of the reference probe's (`hardware/reference/aarch64-memory.toml`,
+/// `x86_64-memory.toml`). Only memory: where it was measured (an emulated board, a build
+/// host) timings say nothing about the targets, so none are kept.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryReference {
@@ -532,7 +533,10 @@ source = ["https://example.invalid/spec"]
     /// The reference the built-in derived profiles come from.
     const REFERENCE: &str = "hardware/reference/xeon-2c.toml";
     /// Memory lines of other architectures the built-in derived profiles take.
-    const MEMORY_REFERENCES: &[&str] = &["hardware/reference/aarch64-memory.toml"];
+    const MEMORY_REFERENCES: &[&str] = &[
+        "hardware/reference/aarch64-memory.toml",
+        "hardware/reference/x86_64-memory.toml",
+    ];
 
     /// Protects the built-in derived profiles from drifting away from their derivation:
     /// each must be, byte for byte, what `derive` makes of the committed reference probe
