@@ -1109,8 +1109,7 @@ impl Costing<'_> {
     ) -> Vec<KernelCost> {
         let mut inits = outer_inits.clone();
         for t in &g.initializer {
-            let b = numel(&t.dims).unwrap_or(0.0) * elem_bytes(t.data_type.unwrap_or(1));
-            inits.insert(t.name.clone(), b);
+            inits.insert(t.name.clone(), tensor_bytes(t));
         }
         let tp = self.tp;
         let mut out = vec![];
