@@ -17,6 +17,8 @@
 #        CPU (cortex-a72), NO_CROSS=1 (use the aarch64 edgepack already built by
 #        scripts/cross-aarch64.sh), LIGHT (light models, default
 #        "resnet50 squeezenet inception_v1 densenet121 shufflenet bvlc_alexnet"),
+#        with their `-file` variants (predict_accuracy.sh's LIGHT_FILE), ONLY (a grep pattern
+#        over case names: profile only those on the board),
 #        DERIVED (the derived profile to score, default hardware/raspberry-pi-4-4gb.device.json),
 #        TIMEOUT_S (the board's time limit, 5400)
 #
@@ -58,7 +60,9 @@ CASES_ONLY=1 BATCHES=1 LIGHT="light_*" EDGEPACK="$EP" bash benches/predict_accur
 cases="$board/cases.txt"
 : >"$cases"
 while IFS='|' read -r name path shapeflags _batches sc pflags; do
-  case "$name" in light_*) grep -qw "${name#light_}" <<<"$LIGHT" || continue ;; esac
+  base=${name#light_}
+  case "$name" in light_*) grep -qw "${base%-file}" <<<"$LIGHT" || continue ;; esac
+  if [ -n "${ONLY:-}" ] && ! grep -q -- "$ONLY" <<<"$name"; then continue; fi
   [ -z "$sc" ] || { echo "arm_memory.sh: $name: session config is not carried to the board" >&2; exit 1; }
   cp "$path" "$board/models/$name.onnx"
   echo "$name|$name.onnx|$shapeflags $pflags" >>"$cases"

@@ -7,7 +7,7 @@
 # "Sizing: predicted against measured").
 #
 # Models: the ONNX backend `light_*` models of the test venv's `onnx` package (fixed
-# batch 1), the PP-OCR cls/rec/det models from the edgepack cache (symbolic batch:
+# batch 1), six of them again with their weights in the file (`light_*-file`), the PP-OCR cls/rec/det models from the edgepack cache (symbolic batch:
 # batches 1 and 4; det at 1x3x320x320), and their fp16 and int8 variants made by
 # `edgepack quantize` (random calibration: accuracy is irrelevant here, kernels are not),
 # MiniLM-L6 from the cache at sequence 128 (SKIP_MINILM=1 skips it; made by
@@ -27,7 +27,8 @@
 #   env: EDGEPACK (a prebuilt binary; default: cargo build, target/debug/edgepack; the
 #        timed region is ONNX Runtime's Run either way), THREADS (1,2), BATCHES (1,4),
 #        ROUNDS (processes per profiled configuration, 5), PROBE_TIME (60s), LIGHT (glob of light models, default all; LIGHT=none skips
-#        them), SKIP_PPOCR=1, ONLY (a grep pattern over case names), DEVICE (an existing
+#        them), LIGHT_FILE (light conv nets also profiled with their weights in the file,
+#        benches/light_weights_in_file.py; LIGHT_FILE=none skips them), SKIP_PPOCR=1, ONLY (a grep pattern over case names), DEVICE (an existing
 #        device profile: skip the probe), MEMORY_ONLY=1 (score peak RSS only: profiles
 #        measured where timings mean nothing, e.g. benches/arm_memory.sh's emulated board),
 #        CASES_ONLY=1 (write WORKDIR/cases.txt and the quantized variants, then stop:
@@ -80,6 +81,26 @@ LIGHT_DIR=$(ls -d "$CACHE"/test-venv/lib/python3*/site-packages/onnx/backend/tes
 if [ -n "$LIGHT_DIR" ] && [ "${LIGHT:-}" != none ]; then
   for m in "$LIGHT_DIR"/${LIGHT:-light_*}.onnx; do
     echo "$(basename "$m" .onnx)|$m||1||" >>"$CASES"
+  done
+fi
+# The light conv nets with their weights in the file, as a real export carries them (the
+# light models make every weight with ConstantOfShape, which ONNX Runtime folds and merges:
+# benches/light_weights_in_file.py says why). LIGHT_FILE (a list of light model names,
+# default below; LIGHT_FILE=none skips them). Made with the test venv's onnx.
+LIGHT_FILE=${LIGHT_FILE:-densenet121 resnet50 inception_v1 squeezenet shufflenet bvlc_alexnet}
+LIGHT_PY="$CACHE/test-venv/bin/python"
+if [ -n "$LIGHT_DIR" ] && [ "${LIGHT:-}" != none ] && [ "$LIGHT_FILE" != none ] && [ -x "$LIGHT_PY" ]; then
+  for l in $LIGHT_FILE; do
+    m="$LIGHT_DIR/light_$l.onnx" f="$WORK/light_$l-file.onnx"
+    [ -f "$m" ] || continue
+    if [ -n "${PROFILES:-}" ] && [ -f "$PROFILES/light_$l-file.onnx" ] && [ ! -f "$f" ]; then
+      cp "$PROFILES/light_$l-file.onnx" "$f"
+    fi
+    if [ -f "$f" ] || "$LIGHT_PY" benches/light_weights_in_file.py "$m" "$f" 2>"$WORK/light_$l-file.err"; then
+      echo "light_$l-file|$f||1||" >>"$CASES"
+    else
+      echo "light_weights_in_file.py $l failed: $(tail -1 "$WORK/light_$l-file.err")" >&2
+    fi
   done
 fi
 PPOCR="$CACHE/models/ppocr"
