@@ -388,6 +388,8 @@ pub fn report(outcomes: &[bundle::Outcome], json: bool) -> Outcome {
 
 pub fn run(ort_lib: Option<&Path>, args: BundleArgs) -> anyhow::Result<Outcome> {
     let targets = resolve_targets(&args.targets)?;
+    let plain: Vec<hardware::Target> = targets.iter().map(|(t, _)| t.clone()).collect();
+    hardware::check_device_profiles(&plain, ort_lib)?;
     let profiles = args
         .profiles
         .iter()
@@ -416,8 +418,19 @@ pub fn run(ort_lib: Option<&Path>, args: BundleArgs) -> anyhow::Result<Outcome> 
         args.sign.as_deref(),
         hw_dir.as_deref(),
     )?;
-    if opts.profiles.is_empty() && opts.device_profiles.is_empty() {
-        eprintln!("note: no --profile given: latency and memory are not predicted");
+    // Targets with a device profile are predicted by the cost model; the others need a
+    // profile measured here (scaled by relative compute) or on the device.
+    let unpredicted: Vec<&str> = plain
+        .iter()
+        .filter(|t| t.device_profile.is_none())
+        .map(|t| t.name.as_str())
+        .collect();
+    if opts.profiles.is_empty() && opts.device_profiles.is_empty() && !unpredicted.is_empty() {
+        eprintln!(
+            "note: no --profile given and no device profile for {}: their latency and \
+             memory are not predicted",
+            unpredicted.join(", ")
+        );
     }
     // A profile is matched to a variant by the model's sha256: say when one matches none
     // rather than ignore it silently.

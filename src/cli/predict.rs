@@ -34,7 +34,8 @@ pub struct PredictArgs {
     /// A whole input shape, e.g. x=1x3x640x640 (its leading dim is replaced by --batch).
     #[arg(long = "shape", value_name = "NAME=DIMS")]
     pub shapes: Vec<String>,
-    /// The value of a symbolic dim, e.g. seq=128.
+    /// The value of a symbolic dim, e.g. seq=128: it wins over --shape for that dim, and
+    /// naming the batch symbol sets the batch (it must agree with --batch).
     #[arg(long = "dim", value_name = "SYMBOL=N")]
     pub dims: Vec<String>,
     /// An ONNX Runtime session entry the model will run with, KEY=VALUE (repeatable).
@@ -72,10 +73,22 @@ pub fn run(ort_lib: &Option<PathBuf>, args: PredictArgs) -> anyhow::Result<Outco
         .map_err(one_line)?;
     let optimized = cost::optimized_graph(&args.model, &session_config).map_err(one_line)?;
     let p = cost::predict(&model, &optimized, &inputs, &device, args.threads);
+    let shown: Vec<String> = inputs
+        .iter()
+        .map(|(n, s)| {
+            let dims: Vec<String> = s.iter().map(i64::to_string).collect();
+            format!("{n}={}", dims.join("x"))
+        })
+        .collect();
     let text = if args.json {
-        serde_json::to_string_pretty(&p)? + "\n"
+        // The prediction, and the input shapes it is for (what --batch, --shape and --dim
+        // resolved to).
+        let mut v = serde_json::to_value(&p)?;
+        v["input_shapes"] = serde_json::to_value(&inputs)?;
+        serde_json::to_string_pretty(&v)? + "\n"
     } else {
-        let mut t = format!(
+        let mut t = format!("inputs     {}\n", shown.join(" "));
+        t += &format!(
             "p50        {} ({} .. {})\npeak RSS   {} ({} .. {})\nweights    {}, activations at peak {}\nbasis      {}\n",
             format_duration_s(p.p50_s),
             format_duration_s(p.p50_low_s),

@@ -365,6 +365,38 @@ pub const BUILTIN_DEVICE_PROFILES: [(&str, &str); 7] = [
     ),
 ];
 
+/// Refuse, before anything is built or written, a target whose probed device profile
+/// comes from another ONNX Runtime version than the one `ort_lib` (or the default) loads:
+/// its kernel lines do not describe this runtime. A derived profile is an estimate
+/// already: its predictions carry a note instead ([`cost::predict_file`]). Loads the
+/// runtime only when some target carries a probed profile.
+pub fn check_device_profiles(targets: &[Target], ort_lib: Option<&Path>) -> Result<()> {
+    let mut probed = vec![];
+    for t in targets {
+        if let Some(p) = &t.device_profile {
+            let d = device::DeviceProfile::load(p)?;
+            if !d.is_derived() {
+                probed.push((t, p, d));
+            }
+        }
+    }
+    if probed.is_empty() {
+        return Ok(());
+    }
+    let info = crate::runtime::ensure(ort_lib)?;
+    let running = info.version.as_deref().unwrap_or("?");
+    for (t, p, d) in probed {
+        d.check_runtime(running, p).map_err(|e| match e {
+            Error::File { path, message } => Error::File {
+                path,
+                message: format!("device profile of target '{}': {message}", t.name),
+            },
+            e => e,
+        })?;
+    }
+    Ok(())
+}
+
 /// The text of a built-in device profile named `builtin:<file>`.
 pub fn builtin_device_profile(path: &Path) -> Option<&'static str> {
     let name = path.to_str()?.strip_prefix("builtin:")?;

@@ -241,7 +241,38 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
         let shape_gives_batch = batchers
             .iter()
             .any(|s| opts.shapes.shapes.contains_key(&s.name));
-        let batches: Vec<i64> = if opts.batch_from_cli {
+        // A dim that names the batch symbol (`--dim batch=8`, or a plan's `[sizes.dims]`)
+        // is the batch: it sets the batch where nothing else does, and must agree with
+        // `--batch` where both are given.
+        let batch_symbols: Vec<&str> = batchers
+            .iter()
+            .filter_map(|s| match s.dims.as_ref()?.first()? {
+                Dim::Symbol(x) => Some(x.as_str()),
+                _ => None,
+            })
+            .collect();
+        let dim_batch = plan
+            .sizes
+            .dims
+            .iter()
+            .find(|(sym, _)| batch_symbols.contains(&sym.as_str()));
+        if let (Some((sym, values)), true) = (dim_batch, opts.batch_from_cli) {
+            if values != &plan.sizes.batch {
+                return Err(Error::usage(
+                    Setting::Dim,
+                    format!(
+                        "'{sym}' is {model}'s batch dim: {} {sym}={} and {} {} disagree; give one",
+                        Setting::Dim,
+                        join_values(values),
+                        Setting::Batch,
+                        join_values(&plan.sizes.batch)
+                    ),
+                ));
+            }
+        }
+        let batches: Vec<i64> = if let (Some((_, values)), false) = (dim_batch, shape_gives_batch) {
+            values.clone()
+        } else if opts.batch_from_cli {
             if batchers.is_empty() {
                 let first = specs
                     .first()
@@ -263,16 +294,19 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
         } else {
             plan.sizes.batch.clone()
         };
-        let known_symbols: Vec<String> = specs
-            .iter()
-            .flat_map(|s| s.dims.iter().flatten())
-            .filter_map(|d| match d {
-                Dim::Symbol(s) => Some(s.clone()),
-                _ => None,
-            })
-            .collect();
+        let mut known_symbols: Vec<String> = Vec::new();
+        for d in specs.iter().flat_map(|s| s.dims.iter().flatten()) {
+            if let Dim::Symbol(s) = d {
+                if !known_symbols.contains(s) {
+                    known_symbols.push(s.clone());
+                }
+            }
+        }
         let mut dim_axes: Vec<(String, Vec<i64>)> = Vec::new();
         for (sym, values) in &plan.sizes.dims {
+            if !batches.is_empty() && batch_symbols.contains(&sym.as_str()) {
+                continue; // the batch axis, above
+            }
             if !known_symbols.contains(sym) {
                 if !opts.dims_from_cli {
                     continue; // a plan's dims for another model
@@ -367,6 +401,10 @@ fn shapes_from(specs: &[TensorSpec], sources: &InputSources) -> Result<Vec<(Stri
         .iter()
         .map(|(n, t)| (n.clone(), t.shape().to_vec()))
         .collect())
+}
+
+fn join_values(v: &[i64]) -> String {
+    v.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
 fn apply_batch(batchers: &[&TensorSpec], ov: &mut ShapeOverrides, b: usize) {
@@ -821,6 +859,30 @@ mod tests {
             e.contains("no symbolic dim 'seq'") && e.contains("N, H, W"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_dim_naming_the_batch_symbol_is_the_batch_and_must_agree_with_batch() {
+        let mut o = opts("quick");
+        o.plan.file.run.threads = vec![1];
+        o.plan.file.sizes.dims = [
+            ("N".to_string(), vec![8]),
+            ("H".to_string(), vec![32]),
+            ("W".to_string(), vec![32]),
+        ]
+        .into();
+        o.dims_from_cli = true;
+        let c = expand(&det(), &o).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].batch, Some(8));
+        assert_eq!(c[0].input_shapes[0].1, vec![8, 3, 32, 32]);
+        assert_eq!(c[0].id, "ep=cpu threads=1 batch=8 H=32 W=32");
+        o.batch_from_cli = true;
+        o.plan.file.sizes.batch = vec![8];
+        assert_eq!(expand(&det(), &o).unwrap()[0].batch, Some(8));
+        o.plan.file.sizes.batch = vec![2];
+        let e = expand(&det(), &o).unwrap_err().to_string();
+        assert!(e.contains("N=8") && e.contains("disagree"), "{e}");
     }
 
     #[test]

@@ -1753,6 +1753,45 @@ fn bad_device_profiles_are_refused() {
             .expect("pi4.json")
     };
     cases.push(target_case("target-device-profile-missing", None).expect("does not exist"));
+    if runtime_available() {
+        // A target whose probed profile is from another runtime, beside a good target:
+        // refused before either is bundled (no zip of the good one is left behind).
+        let c = Case::new("bundle-target-other-runtime");
+        let pkg = make_package(&c.m(), "p", 1, None);
+        let hw = c.m().join("hw");
+        std::fs::create_dir(&hw).unwrap();
+        std::fs::write(hw.join("old.json"), &good).unwrap();
+        let pi = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware/raspberry-pi-4-4gb.toml"),
+        )
+        .unwrap();
+        std::fs::write(hw.join("pi.toml"), &pi).unwrap();
+        std::fs::write(
+            hw.join("old.toml"),
+            pi.replace("name = \"raspberry-pi-4-4gb\"", "name = \"old-probe\"")
+                .replace(
+                    "device_profile = \"builtin:raspberry-pi-4-4gb.device.json\"",
+                    "device_profile = \"old.json\"",
+                ),
+        )
+        .unwrap();
+        let args: Vec<OsString> = vec![
+            "bundle".into(),
+            pkg.into(),
+            "--target".into(),
+            hw.join("pi.toml").into(),
+            "--target".into(),
+            hw.join("old.toml").into(),
+            "-o".into(),
+            c.out().into(),
+        ];
+        cases.push(
+            c.args(args)
+                .expect("old.json")
+                .expect("target 'old-probe'")
+                .expect("probed with ONNX Runtime 0.0.1"),
+        );
+    }
     cases.push(
         target_case(
             "target-device-profile-edited",
