@@ -60,9 +60,14 @@ def main():
         sys.exit(f"{src}: no ConstantOfShape with a constant shape: not a light model")
     del graph.node[:]
     graph.node.extend(kept)
-    # IR 3 (the light models') requires every initializer to be a graph input as well;
-    # IR 4 lifted that, and exports today are IR 7 or later.
+    # IR 3 (the light models') lists every initializer among the graph inputs as well,
+    # which makes ONNX Runtime treat them as overridable, not constant: no fusion folds
+    # them. IR 4 lifted that, and exports today are IR 7 or later: drop those inputs.
     model.ir_version = max(model.ir_version, 4)
+    names = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in names]
+    del graph.input[:]
+    graph.input.extend(inputs)
     onnx.checker.check_model(model)
     tmp = out + ".tmp"
     onnx.save(model, tmp)
