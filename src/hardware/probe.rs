@@ -89,6 +89,10 @@ enum Role {
     /// `If`s whose branches hold `weight_bytes` of weights (the extra memory per byte of
     /// weights inside subgraphs).
     SubgraphWeightMemory { weight_bytes: f64 },
+    /// The conv-weight stack with a BatchNormalization after every conv, which ONNX
+    /// Runtime folds into the conv's weight when it creates the session (memory per byte
+    /// of conv weights rewritten once).
+    FoldedConvWeightMemory { weight_bytes: f64 },
     /// An Add with `activation_bytes` of inputs and outputs (memory per activation byte).
     ActivationMemory { activation_bytes: f64 },
 }
@@ -102,6 +106,7 @@ impl Role {
             | Role::WeightMemory { .. }
             | Role::ConvWeightMemory { .. }
             | Role::SubgraphWeightMemory { .. }
+            | Role::FoldedConvWeightMemory { .. }
             | Role::ActivationMemory { .. } => true,
         }
     }
@@ -423,8 +428,20 @@ fn lrn_chain(c: i64, hw: i64, n: usize) -> Built {
 /// accuracy benchmark cost 1.8-2.9; this stack, at ResNet-50's widths and block counts,
 /// 2.64. (ResNet-50 is one of that benchmark's cases, so its score is partly in sample;
 /// the held-out YOLOv8n there is within 9%.)
-fn bottleneck_weights_net(blocks: [usize; 4]) -> (Model, f64) {
-    let mut b = GraphBuilder::new("probe_conv_weights", 7, WeightStorage::Initializer);
+///
+/// With `fold`, a BatchNormalization follows every conv, as in a network exported for
+/// training or without folding: ONNX Runtime folds it into the conv when it creates the
+/// session, which makes a new weight and frees the loaded one. Measured on an emulated
+/// Cortex-A72 (BENCHMARKS.md, "Sizing memory: conv weights rewritten at session
+/// creation"), ResNet-50 with its weights in the file costs 2.1 resident bytes per conv
+/// weight byte there, Inception v1 (no BatchNormalization) 1.0.
+fn bottleneck_weights_net(blocks: [usize; 4], fold: bool) -> (Model, f64) {
+    let name = if fold {
+        "probe_folded_conv_weights"
+    } else {
+        "probe_conv_weights"
+    };
+    let mut b = GraphBuilder::new(name, 7, WeightStorage::Initializer);
     let mut cur = f32_input(&mut b, &[1, 64, 8, 8]);
     let mut cin = 64;
     let mut bytes = 0.0;
@@ -437,7 +454,7 @@ fn bottleneck_weights_net(blocks: [usize; 4]) -> (Model, f64) {
                 let w = b.weight(&format!("w{i}"), &dims, -s, s);
                 let bias = b.weight(&format!("b{i}"), &[cout], -0.1, 0.1);
                 bytes += f32_bytes(&dims);
-                let y = b.op(
+                let mut y = b.op(
                     "Conv",
                     &[&cur, &w, &bias],
                     vec![
@@ -445,6 +462,17 @@ fn bottleneck_weights_net(blocks: [usize; 4]) -> (Model, f64) {
                         attr::ints("pads", &[k / 2, k / 2, k / 2, k / 2]),
                     ],
                 );
+                if fold {
+                    let bn: Vec<String> = [("scale", 0.5, 1.5), ("shift", -0.1, 0.1)]
+                        .into_iter()
+                        .chain([("mean", -0.1, 0.1), ("var", 0.5, 1.5)])
+                        .map(|(tag, lo, hi)| b.weight(&format!("bn{i}_{tag}"), &[cout], lo, hi))
+                        .collect();
+                    let ins: Vec<&str> = std::iter::once(y.as_str())
+                        .chain(bn.iter().map(String::as_str))
+                        .collect();
+                    y = b.op("BatchNormalization", &ins, vec![]);
+                }
                 cur = b.op("Relu", &[&y], vec![]);
                 cin = cout;
                 i += 1;
@@ -672,7 +700,7 @@ fn catalog(scope: Scope) -> Result<Vec<Micro>> {
         },
     });
     let blocks = [3, 4, 6, 3];
-    let (model, weight_bytes) = bottleneck_weights_net(blocks);
+    let (model, weight_bytes) = bottleneck_weights_net(blocks, false);
     out.push(Micro {
         name: format!(
             "memory: conv weights, bottleneck stages {}x{}x{}x{}",
@@ -680,6 +708,12 @@ fn catalog(scope: Scope) -> Result<Vec<Micro>> {
         ),
         model,
         role: Role::ConvWeightMemory { weight_bytes },
+    });
+    let (model, weight_bytes) = bottleneck_weights_net(blocks, true);
+    out.push(Micro {
+        name: "memory: conv weights with BatchNormalization folded at creation".into(),
+        model,
+        role: Role::FoldedConvWeightMemory { weight_bytes },
     });
     // 32 Ifs of two 256 KiB branch weights (16 MiB): sizes like Silero VAD's (its largest
     // is 264 KB) and below glibc's mmap ceiling, as most subgraph weights are.
@@ -1154,6 +1188,7 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
     let mut conv_create_factors = vec![];
     let mut activation_factors = vec![];
     let mut subgraph_factors = vec![];
+    let mut folded_factors = vec![];
     for (t, &threads) in opts.threads.iter().enumerate() {
         let measured: Vec<Measured> = pairs
             .iter()
@@ -1198,6 +1233,8 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
                     );
                 }
                 Role::SubgraphWeightMemory { weight_bytes } => subgraph_factors
+                    .push(r.rss_after_session_bytes.saturating_sub(base_rss) as f64 / weight_bytes),
+                Role::FoldedConvWeightMemory { weight_bytes } => folded_factors
                     .push(r.rss_after_session_bytes.saturating_sub(base_rss) as f64 / weight_bytes),
                 Role::ActivationMemory { activation_bytes } => activation_factors.push(
                     r.peak_rss_bytes.saturating_sub(r.rss_after_session_bytes) as f64
@@ -1303,6 +1340,7 @@ pub fn probe(opts: &ProbeOptions, observer: &mut dyn ProbeObserver) -> Result<De
             conv_weight_factor: Some(median(conv_factors).max(1.0)),
             conv_weight_factor_session_create: Some(median(conv_create_factors).max(1.0)),
             subgraph_weight_factor: Some(median(subgraph_factors).max(1.0)),
+            folded_conv_weight_factor: Some(median(folded_factors).max(1.0)),
             baseline_bytes: (baseline_bytes[0] != u64::MAX).then_some(baseline_bytes[0]),
             baseline_int8_bytes: (baseline_bytes[1] != u64::MAX).then_some(baseline_bytes[1]),
         },
@@ -1363,7 +1401,7 @@ mod tests {
 
     #[test]
     fn conv_weight_memory_is_probed_on_a_mix_of_weight_sizes_and_counts_only_conv_weights() {
-        let (m, bytes) = bottleneck_weights_net([3, 4, 6, 3]);
+        let (m, bytes) = bottleneck_weights_net([3, 4, 6, 3], false);
         let g = m.graph();
         let convs: Vec<_> = g.node.iter().filter(|n| n.op_type == "Conv").collect();
         assert_eq!(convs.len(), 3 * (3 + 4 + 6 + 3));
@@ -1387,6 +1425,24 @@ mod tests {
             .filter(|m| matches!(m.role, Role::ConvWeightMemory { .. }))
             .count();
         assert_eq!(probed, 1);
+        // The folded variant: the same convs, each followed by a BatchNormalization of
+        // its output channels, so ONNX Runtime rewrites every conv weight once.
+        let (f, folded_bytes) = bottleneck_weights_net([3, 4, 6, 3], true);
+        assert_eq!(folded_bytes, bytes);
+        let fg = f.graph();
+        let bns: Vec<_> = fg
+            .node
+            .iter()
+            .filter(|n| n.op_type == "BatchNormalization")
+            .collect();
+        assert_eq!(bns.len(), convs.len());
+        for bn in bns {
+            let conv = fg.node.iter().find(|n| n.output[0] == bn.input[0]).unwrap();
+            assert_eq!(conv.op_type, "Conv");
+        }
+        assert!(c
+            .iter()
+            .any(|m| matches!(m.role, Role::FoldedConvWeightMemory { .. })));
     }
 
     #[test]

@@ -45,6 +45,28 @@ pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", b"5").is_ok()
 }
 
+/// Put glibc's `malloc` in the state of a process that has already freed a large buffer,
+/// before the model is loaded: its mmap threshold at the ceiling (32 MiB on 64-bit), so
+/// blocks below it come from the heap, where a freed copy stays resident.
+///
+/// Why: glibc starts with a 128 KiB threshold and raises it to the size of each mapped
+/// block a process frees (mallopt(3), `M_MMAP_THRESHOLD`). Whether ONNX Runtime's freed
+/// copies of a model's weights stayed resident then depended on what the measuring
+/// process had allocated and freed before: measured on this project's x86-64 host, the
+/// same Gemm model with 32 MiB of weights was resident at 64.8 MiB in one build of the
+/// worker and at 80.2 MiB in the next, with no change to the worker's code
+/// (BENCHMARKS.md, "Sizing memory: conv weights rewritten at session creation"). Any
+/// real process that has read a file or freed a buffer of a few MiB is in this state; the
+/// cost model's weight lines assume it ([`crate::hardware::cost::MMAP_THRESHOLD_MAX_BYTES`]).
+/// The block is never touched, so it costs no resident memory.
+pub fn settle_allocator() {
+    if cfg!(all(target_os = "linux", target_env = "gnu")) {
+        // Below the ceiling (the threshold only follows blocks up to it), above 128 KiB.
+        let block: Vec<u8> = Vec::with_capacity(31 << 20);
+        drop(std::hint::black_box(block));
+    }
+}
+
 /// User + system CPU time of this process (all threads).
 pub fn cpu_time() -> Duration {
     // SAFETY: getrusage fills the zeroed struct we own; RUSAGE_SELF is always valid.

@@ -12,6 +12,8 @@
 //!
 //! Inside the child, in this order:
 //!
+//! 0. settle glibc's allocator ([`process::settle_allocator`]), so what the model's
+//!    weights cost resident does not depend on the worker's own allocation history;
 //! 1. load ONNX Runtime, then read RSS: `rss_before_load_bytes` (library mapped, no model);
 //! 2. create the session (timed: `session_create_s`), read RSS again
 //!    (`rss_after_session_bytes`) and the peak so far (`peak_rss_session_create_bytes`),
@@ -152,6 +154,7 @@ impl Runner for BoundRunner<'_> {
 /// Measure one configuration in this process (the child). Never returns an error: every
 /// failure becomes a reply with a [`FailureKind`] and a reason.
 pub fn run_request(req: &WorkerRequest) -> WorkerReply {
+    process::settle_allocator();
     let mut reply = WorkerReply::default();
     let info = match runtime::ensure(req.ort_lib.as_deref()) {
         Ok(i) => i,
