@@ -156,10 +156,18 @@ pub fn print_table(sel: &Selection, target: &Target, written: bool) {
                 if e.fits { "fits".into() } else { "no".into() },
                 c.map(|c| c.threads.to_string()).unwrap_or_default(),
                 c.map(|c| c.batch.to_string()).unwrap_or_default(),
-                ms(c.and_then(|c| c.p50_s)),
-                c.and_then(|c| c.peak_memory_bytes)
-                    .map(human_bytes)
-                    .unwrap_or_else(|| "?".into()),
+                // The figure, and the pessimistic end fit decisions use where there is one.
+                match (c.and_then(|c| c.p50_s), c.and_then(|c| c.p50_interval_s)) {
+                    (Some(p), Some((_, hi))) => format!("{} (..{:.1})", ms(Some(p)), hi * 1e3),
+                    (p, _) => ms(p),
+                },
+                match (
+                    c.and_then(|c| c.peak_memory_bytes),
+                    c.and_then(|c| c.peak_memory_high_bytes),
+                ) {
+                    (Some(m), Some(hi)) => format!("{} (..{})", human_bytes(m), human_bytes(hi)),
+                    (m, _) => m.map(human_bytes).unwrap_or_else(|| "?".into()),
+                },
                 if written && sel.chosen == Some(i) {
                     human_bytes(e.bundle_bytes)
                 } else {
@@ -172,7 +180,14 @@ pub fn print_table(sel: &Selection, target: &Target, written: bool) {
                     // The full basis is printed once above the tables, and is in the
                     // manifest and --json; the table keeps its head.
                     let mut w = c
-                        .map(|c| c.basis.split(" (").next().unwrap_or("").to_string())
+                        .map(|c| {
+                            let head = c.basis.split(" (").next().unwrap_or("").to_string();
+                            if c.basis.contains("derived") {
+                                format!("{head}, derived")
+                            } else {
+                                head
+                            }
+                        })
                         .filter(|b| b != "no profile")
                         .unwrap_or_default();
                     for n in &e.notes {

@@ -76,8 +76,8 @@ pub fn run(ort_lib: &Option<PathBuf>, args: PredictArgs) -> anyhow::Result<Outco
     let shown: Vec<String> = inputs
         .iter()
         .map(|(n, s)| {
-            let dims: Vec<String> = s.iter().map(i64::to_string).collect();
-            format!("{n}={}", dims.join("x"))
+            let dims: Vec<usize> = s.iter().map(|&d| d.max(0) as usize).collect();
+            format!("{n}={}", edgepack::tensor::format_shape(&dims))
         })
         .collect();
     let text = if args.json {

@@ -31,9 +31,10 @@ pub struct ProbeArgs {
     /// from it; process starts come on top).
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub max_time: String,
-    /// Probe only the overhead, memory, fp32 element-wise and 3x3 conv models (seconds;
-    /// for tests).
-    #[arg(long, hide = true)]
+    /// Probe only the overhead, memory, fp32 element-wise and 3x3 conv models, at tiny
+    /// sizes (seconds): its memory lines are the full probe's, its kernel lines are not
+    /// (latency predictions from it run 3-10x low). For memory-only boards and tests.
+    #[arg(long)]
     pub tiny: bool,
 }
 
@@ -62,6 +63,18 @@ pub fn run(ort_lib: &Option<PathBuf>, args: ProbeArgs) -> anyhow::Result<Outcome
     } else {
         args.threads.clone()
     };
+    if threads.contains(&0) {
+        return Err(Error::usage("--threads", "thread counts must be at least 1").into());
+    }
+    let mut seen = threads.clone();
+    seen.sort_unstable();
+    if seen.windows(2).any(|w| w[0] == w[1]) {
+        return Err(Error::usage(
+            "--threads",
+            format!("{threads:?} names a thread count twice"),
+        )
+        .into());
+    }
     // Fail on an unwritable destination before a minute of measuring.
     let dir = match args.output.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -71,6 +84,13 @@ pub fn run(ort_lib: &Option<PathBuf>, args: ProbeArgs) -> anyhow::Result<Outcome
         return Err(Error::file(
             &args.output,
             format!("cannot write: folder {} does not exist", dir.display()),
+        )
+        .into());
+    }
+    if args.output.is_dir() {
+        return Err(Error::file(
+            &args.output,
+            "cannot write: it is a folder (name the device profile's file, e.g. device.json)",
         )
         .into());
     }

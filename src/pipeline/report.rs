@@ -30,6 +30,18 @@ impl TargetRecord {
                     batch: e.choice.as_ref().map(|c| c.batch),
                     latency_p50_s: e.choice.as_ref().and_then(|c| c.p50_s),
                     peak_memory_bytes: e.choice.as_ref().and_then(|c| c.peak_memory_bytes),
+                    latency_p50_low_s: e
+                        .choice
+                        .as_ref()
+                        .and_then(|c| c.p50_interval_s.map(|i| i.0)),
+                    latency_p50_high_s: e
+                        .choice
+                        .as_ref()
+                        .and_then(|c| c.p50_interval_s.map(|i| i.1)),
+                    peak_memory_high_bytes: e
+                        .choice
+                        .as_ref()
+                        .and_then(|c| c.peak_memory_high_bytes),
                     basis: e.choice.as_ref().map(|c| c.basis.clone()),
                 })
                 .collect(),

@@ -123,6 +123,14 @@ pub struct EvaluationRecord {
     pub batch: Option<i64>,
     pub latency_p50_s: Option<f64>,
     pub peak_memory_bytes: Option<u64>,
+    /// The p50's interval, where the figure carries one (fit decisions use its high end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p50_low_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p50_high_s: Option<f64>,
+    /// The pessimistic end of the peak memory (fit decisions use it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_memory_high_bytes: Option<u64>,
     /// Where the latency figure came from (`host p50 x ...`, `measured on target`).
     pub basis: Option<String>,
 }
@@ -235,6 +243,9 @@ mod tests {
                         batch: Some(1),
                         latency_p50_s: Some(0.004),
                         peak_memory_bytes: Some(40 << 20),
+                        latency_p50_low_s: Some(0.0028),
+                        latency_p50_high_s: Some(0.0052),
+                        peak_memory_high_bytes: Some(52 << 20),
                         basis: Some("host p50 x 4.00".into()),
                     }],
                 },

@@ -1754,6 +1754,29 @@ fn bad_device_profiles_are_refused() {
             .expect("pi4.json")
     };
     cases.push(target_case("target-device-profile-missing", None).expect("does not exist"));
+    // Probe settings refused before a minute of measuring.
+    for (name, args, expect) in [
+        ("probe-threads-zero", vec!["--threads", "0"], "--threads"),
+        ("probe-threads-twice", vec!["--threads", "1,1"], "twice"),
+    ] {
+        let c = Case::new(name);
+        let mut a: Vec<OsString> = vec!["probe".into(), "--tiny".into(), "-o".into()];
+        a.push(c.out().join("d.json").into());
+        a.extend(args.into_iter().map(OsString::from));
+        cases.push(c.args(a).expect(expect));
+    }
+    let c = Case::new("probe-output-is-a-folder");
+    let folder = c.m().join("profiles");
+    std::fs::create_dir_all(&folder).unwrap();
+    cases.push(
+        c.args([
+            OsString::from("probe"),
+            "--tiny".into(),
+            "-o".into(),
+            folder.into(),
+        ])
+        .expect("it is a folder"),
+    );
     if runtime_available() {
         // A target whose probed profile is from another runtime, beside a good target:
         // refused before either is bundled (no zip of the good one is left behind).
