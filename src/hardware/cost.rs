@@ -1450,6 +1450,7 @@ pub fn predict(
         subgraphs: vec![],
         nchwc_block: device.nchwc_block(),
     };
+    let costing_nchwc = costing.nchwc_block.is_some();
     let kernels = costing.graph(g, &inference, &types, &HashMap::new(), "");
     let Costing {
         mut fallbacks,
@@ -1496,8 +1497,17 @@ pub fn predict(
         }
     };
     // Conv weights ONNX Runtime rewrote at creation (a BatchNormalization folded in): the
-    // probed extra per byte for each rewrite of a weight the model carried.
-    let rewritten = rewritten_conv_bytes(g, original.graph());
+    // probed extra per byte for each rewrite of a weight the model carried. Not where ONNX
+    // Runtime reorders conv weights to NCHWc (x86-64): the reorder rewrites every conv
+    // weight anyway, which the conv line holds, and measured on this project's host
+    // ResNet-50 with every conv folded cost 2.84 bytes per conv weight byte, under the
+    // conv line's 2.92 (BENCHMARKS.md, "Sizing memory: conv weights rewritten at session
+    // creation").
+    let rewritten = if costing_nchwc {
+        0.0
+    } else {
+        rewritten_conv_bytes(g, original.graph())
+    };
     let folded = match mem.folded_conv_weight_factor {
         Some(f) => (f - conv_factor).max(0.0) * rewritten,
         None => {
