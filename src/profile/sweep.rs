@@ -163,6 +163,17 @@ fn batch_specs(specs: &[TensorSpec]) -> Vec<&TensorSpec> {
         .collect()
 }
 
+/// The symbols naming the leading (batch) dim of `batchers`.
+fn leading_symbols<'a>(batchers: &[&'a TensorSpec]) -> Vec<&'a str> {
+    batchers
+        .iter()
+        .filter_map(|s| match s.dims.as_ref()?.first()? {
+            Dim::Symbol(x) => Some(x.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn cross<T: Clone>(axes: &[(String, Vec<T>)]) -> Vec<Vec<(String, T)>> {
     let mut out: Vec<Vec<(String, T)>> = vec![vec![]];
     for (k, vs) in axes {
@@ -244,13 +255,7 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
         // A dim that names the batch symbol (`--dim batch=8`, or a plan's `[sizes.dims]`)
         // is the batch: it sets the batch where nothing else does, and must agree with
         // `--batch` where both are given.
-        let batch_symbols: Vec<&str> = batchers
-            .iter()
-            .filter_map(|s| match s.dims.as_ref()?.first()? {
-                Dim::Symbol(x) => Some(x.as_str()),
-                _ => None,
-            })
-            .collect();
+        let batch_symbols = leading_symbols(&batchers);
         let dim_batch = plan
             .sizes
             .dims
@@ -357,13 +362,7 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
                 if let Some(b) = batch {
                     id.push_str(&format!(" batch={b}"));
                 }
-                let batch_syms: Vec<&str> = batchers
-                    .iter()
-                    .filter_map(|s| match s.dims.as_ref()?.first()? {
-                        Dim::Symbol(x) => Some(x.as_str()),
-                        _ => None,
-                    })
-                    .collect();
+                let batch_syms = leading_symbols(&batchers);
                 for (k, v) in dims {
                     if !batch_syms.contains(&k.as_str()) {
                         id.push_str(&format!(" {k}={v}"));
