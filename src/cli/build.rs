@@ -86,7 +86,7 @@ pub struct BuildArgs {
     /// --with-runtime), so the board can verify, self-test and profile the bundle.
     #[arg(long)]
     pub with_device_binary: bool,
-    /// No progress lines (they are drawn only on a terminal anyway).
+    /// No progress or step lines on stderr (errors and warnings still go there).
     #[arg(long, short)]
     pub quiet: bool,
     #[command(flatten)]
@@ -104,11 +104,17 @@ impl Observer for Progress {
     fn started(&mut self, step: Step, what: &str) {
         // Stop the previous step's line before printing, so lines never interleave.
         self.ticker = None;
+        if super::progress::quiet() {
+            return;
+        }
         eprintln!("[{}/{}] {what}", step.number(), Step::COUNT);
         self.ticker = Some(super::progress::Ticker::start(what.to_string()));
     }
 
     fn detail(&mut self, _step: Step, line: &str) {
+        if super::progress::quiet() {
+            return;
+        }
         if self.ticker.is_some() && super::progress::enabled() {
             // Erase the elapsed-time line; the ticker redraws it below within a second.
             eprint!("\r\x1b[2K");

@@ -17,6 +17,11 @@ pub fn set_quiet(quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
 }
 
+/// Whether `--quiet` was given: no step lines either.
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
 /// Whether progress is drawn: both streams are terminals and `--quiet` was not given.
 pub fn enabled() -> bool {
     !QUIET.load(Ordering::Relaxed)

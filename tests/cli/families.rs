@@ -66,6 +66,8 @@ fn a_declared_task_judges_bundle_variants_and_gates_by_default() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
+    // -q: no step lines.
+    assert!(!stderr.contains("[1/6]"), "{stderr}");
     // The package records each variant's mask IoU: the build computed it for the task.
     let x = d.path().join("x");
     edgepack()
