@@ -43,6 +43,18 @@ pub fn parse_accuracy_floor(s: &str) -> Result<f64> {
 /// Read a profile JSON (`edgepack.profile/1`).
 pub fn load_profile(path: &Path) -> Result<Profile> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    // A device profile (what `edgepack probe` writes) is not a measured profile: say
+    // where it goes instead of naming the first field serde does not know.
+    let schema = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("schema")?.as_str().map(str::to_string));
+    if schema.as_deref() == Some(crate::hardware::device::DEVICE_SCHEMA) {
+        return Err(Error::file(
+            path,
+            "a device profile (edgepack probe), not a profile measured by edgepack profile: \
+             name it in a target's device_profile instead",
+        ));
+    }
     let p: Profile = serde_json::from_slice(&bytes)
         .map_err(|e| Error::file(path, format!("not a valid profile: {e}")))?;
     if p.schema != PROFILE_SCHEMA {

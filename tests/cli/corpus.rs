@@ -1754,6 +1754,30 @@ fn bad_device_profiles_are_refused() {
             .expect("pi4.json")
     };
     cases.push(target_case("target-device-profile-missing", None).expect("does not exist"));
+    // A device profile passed where a measured profile goes.
+    let c = Case::new("device-profile-as-measured-profile");
+    let pkg = make_package(&c.m(), "p", 1, None);
+    let dev = c.m().join("dev.json");
+    std::fs::write(&dev, &good).unwrap();
+    let mut arg = OsString::from("raspberry-pi-4-4gb=");
+    arg.push(&dev);
+    let out = c.out();
+    cases.push(
+        c.args([
+            OsString::from("bundle"),
+            pkg.into(),
+            "--target".into(),
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("hardware/raspberry-pi-4-4gb.toml")
+                .into(),
+            "--device-profile".into(),
+            arg,
+            "-o".into(),
+            out.into(),
+        ])
+        .expect("dev.json")
+        .expect("device_profile instead"),
+    );
     // Probe settings refused before a minute of measuring.
     for (name, args, expect) in [
         ("probe-threads-zero", vec!["--threads", "0"], "--threads"),
