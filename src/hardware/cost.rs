@@ -1439,7 +1439,7 @@ pub fn predict(
     });
     if stream.is_none() {
         fallbacks.push(
-            "weight_stream not probed (a --tiny probe, or one of an earlier version): large-weight MatMuls \
+            "weight_stream not probed (a tiny probe, or one of an earlier version): large-weight MatMuls \
              costed by their multiply-accumulates only"
                 .into(),
         );
