@@ -129,8 +129,7 @@ const QUANTIZE_TIMEOUT_S: f64 = 600.0;
 /// Resolve the flags into the pipeline's settings.
 fn settings(ort_lib: Option<&Path>, args: BuildArgs) -> anyhow::Result<Settings> {
     let targets = super::bundle::resolve_targets(&args.targets)?;
-    let plain: Vec<edgepack::hardware::Target> = targets.iter().map(|(t, _)| t.clone()).collect();
-    edgepack::hardware::check_device_profiles(&plain, ort_lib)?;
+    edgepack::hardware::check_device_profiles(targets.iter().map(|(t, _)| t), ort_lib)?;
     let mut variants = vec![];
     for v in &args.variants {
         variants.push(VariantMode::from_name(v).ok_or_else(|| {

@@ -403,8 +403,7 @@ pub fn report(outcomes: &[bundle::Outcome], json: bool) -> Outcome {
 
 pub fn run(ort_lib: Option<&Path>, args: BundleArgs) -> anyhow::Result<Outcome> {
     let targets = resolve_targets(&args.targets)?;
-    let plain: Vec<hardware::Target> = targets.iter().map(|(t, _)| t.clone()).collect();
-    hardware::check_device_profiles(&plain, ort_lib)?;
+    hardware::check_device_profiles(targets.iter().map(|(t, _)| t), ort_lib)?;
     let profiles = args
         .profiles
         .iter()
@@ -435,10 +434,10 @@ pub fn run(ort_lib: Option<&Path>, args: BundleArgs) -> anyhow::Result<Outcome> 
     )?;
     // Targets with a device profile are predicted by the cost model; the others need a
     // profile measured here (scaled by relative compute) or on the device.
-    let unpredicted: Vec<&str> = plain
+    let unpredicted: Vec<&str> = targets
         .iter()
-        .filter(|t| t.device_profile.is_none())
-        .map(|t| t.name.as_str())
+        .filter(|(t, _)| t.device_profile.is_none())
+        .map(|(t, _)| t.name.as_str())
         .collect();
     if opts.profiles.is_empty() && opts.device_profiles.is_empty() && !unpredicted.is_empty() {
         eprintln!(

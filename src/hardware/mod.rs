@@ -370,7 +370,10 @@ pub const BUILTIN_DEVICE_PROFILES: [(&str, &str); 7] = [
 /// its kernel lines do not describe this runtime. A derived profile is an estimate
 /// already: its predictions carry a note instead ([`cost::predict_file`]). Loads the
 /// runtime only when some target carries a probed profile.
-pub fn check_device_profiles(targets: &[Target], ort_lib: Option<&Path>) -> Result<()> {
+pub fn check_device_profiles<'a>(
+    targets: impl IntoIterator<Item = &'a Target>,
+    ort_lib: Option<&Path>,
+) -> Result<()> {
     let mut probed = vec![];
     for t in targets {
         if let Some(p) = &t.device_profile {
