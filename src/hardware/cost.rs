@@ -32,6 +32,9 @@
 //! (MatMul/Gemm B, recurrent W/R: the probe's Gemm line; above glibc's mmap ceiling once,
 //! [`MMAP_THRESHOLD_MAX_BYTES`]), and the rest (Gather tables, scales, biases: once). The
 //! peak is the larger of the running figure and the one while the session is created.
+//! Memory is sized on the graph with its casts as level `all` holds them ([`casts_as_run`]:
+//! an fp16 model's weight casts folded to fp32 constants, its round trips through fp16
+//! removed).
 //!
 //! **Intervals** come from the measured error distribution of this cost model
 //! (`benches/predict_accuracy.sh`, BENCHMARKS.md "Sizing: predicted against measured"):
@@ -885,6 +888,115 @@ fn for_inference(g: &GraphProto) -> GraphProto {
     v
 }
 
+/// `g` (saved at level `extended`) with its casts as ONNX Runtime holds them in memory at
+/// level `all`, for the memory side of the cost model. The graph saved at `extended`
+/// carries the casts ONNX Runtime inserts around every kernel it has no fp16 version of;
+/// at `all` a cast of a constant is folded into a constant of the cast type (the fp16
+/// original is dropped), and a round trip (`x` cast to fp16 and back to `x`'s type) is
+/// removed, so the kernels read `x` itself. Measured with 1.31.1 on this project's host:
+/// the fp16 PP-OCR recognizer saved at `extended` has 246 casts and 5.1 MB of fp16
+/// weights; at `all` it has 28 casts and the 10.9 MB of fp32 weights of its fp32 original,
+/// whose level-`all` graph it matches node for node. Sized as saved, its activations
+/// counted 13 MiB at their peak against the fp32 original's 3 MiB.
+fn casts_as_run(g: &GraphProto, types: &HashMap<String, i32>) -> GraphProto {
+    let inits: HashMap<&str, &TensorProto> =
+        g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    let outputs: HashSet<&str> = g.output.iter().map(|v| v.name.as_str()).collect();
+    let cast_to = |n: &NodeProto| -> Option<i32> {
+        (n.op_type == "Cast" && n.input.len() == 1 && n.output.len() == 1)
+            .then(|| n.attr_i("to").ok().map(|v| v as i32))
+            .flatten()
+    };
+    let mut folded: Vec<TensorProto> = vec![];
+    let mut dropped: HashSet<usize> = HashSet::new();
+    // What a tensor's readers read instead (a round trip's output: the tensor it began at).
+    let mut reads: HashMap<String, String> = HashMap::new();
+    let mut cast_source: HashMap<&str, String> = HashMap::new();
+    for (i, n) in g.node.iter().enumerate() {
+        let Some(to) = cast_to(n) else { continue };
+        let (x, y) = (n.input[0].as_str(), n.output[0].as_str());
+        if let Some(t) = inits.get(x) {
+            folded.push(TensorProto {
+                name: y.to_string(),
+                dims: t.dims.clone(),
+                data_type: Some(to),
+                ..Default::default()
+            });
+            dropped.insert(i);
+            continue;
+        }
+        let x = reads.get(x).cloned().unwrap_or_else(|| x.to_string());
+        cast_source.insert(y, x.clone());
+        if outputs.contains(y) {
+            continue;
+        }
+        // Only the float round trips through a half type: a model's own casts stay.
+        let half = matches!(types.get(&x), Some(&10) | Some(&16));
+        if let (true, Some(start)) = (half, cast_source.get(x.as_str())) {
+            if to == 1 && types.get(start) == Some(&to) {
+                reads.insert(y.to_string(), start.clone());
+                dropped.insert(i);
+            }
+        }
+    }
+    let mut v = g.clone();
+    for n in &mut v.node {
+        for x in &mut n.input {
+            if let Some(s) = reads.get(x.as_str()) {
+                *x = s.clone();
+            }
+        }
+    }
+    // Casts nothing reads any more (the first half of a round trip) run no kernel.
+    loop {
+        let read: HashSet<String> = v
+            .node
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !dropped.contains(i))
+            .flat_map(|(_, n)| all_inputs(n))
+            .collect();
+        let unread: Vec<usize> = v
+            .node
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| {
+                !dropped.contains(i)
+                    && cast_to(n).is_some()
+                    && !read.contains(&n.output[0])
+                    && !outputs.contains(n.output[0].as_str())
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if unread.is_empty() {
+            // Constants no kernel reads any more (the fp16 originals of folded casts).
+            v.initializer.retain(|t| read.contains(&t.name));
+            break;
+        }
+        dropped.extend(unread);
+    }
+    v.node = v
+        .node
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !dropped.contains(i))
+        .map(|(_, n)| n)
+        .collect();
+    v.initializer.extend(folded);
+    v
+}
+
+/// Every name `n` reads, its subgraphs' outer-scope reads included.
+fn all_inputs(n: &NodeProto) -> Vec<String> {
+    let mut out: Vec<String> = n.input.iter().filter(|x| !x.is_empty()).cloned().collect();
+    for sub in n.attribute.iter().filter_map(|a| a.g.as_ref()) {
+        for m in &sub.node {
+            out.extend(all_inputs(m));
+        }
+    }
+    out
+}
+
 fn subgraph<'a>(n: &'a NodeProto, name: &str) -> Option<&'a GraphProto> {
     n.attribute
         .iter()
@@ -1466,6 +1578,9 @@ pub fn predict(
         total += k.time_s;
         *by_kernel.entry(k.kernel.clone()).or_insert(0.0) += k.time_s;
     }
+    // Memory is sized on the graph as the session holds it (casts as at level `all`).
+    let held = casts_as_run(g, &types);
+    let g = &held;
     let wb = WeightBytes::of(g);
     let w = wb.all;
     let act = activation_peak(g, shapes, &types);
@@ -1889,6 +2004,58 @@ mod tests {
         assert_eq!(dev.nchwc_block(), Some(8));
         dev.host.arch = "aarch64".into();
         assert_eq!(dev.nchwc_block(), None);
+    }
+
+    /// A conv net as ONNX Runtime saves its fp16 version at level `extended` (fp32 inputs
+    /// and outputs, fp16 inside, each kernel between casts back to fp32), or its fp32
+    /// original.
+    fn half_net(half: bool) -> Model {
+        let mut b = builder::GraphBuilder::new("half", 1, builder::WeightStorage::Initializer);
+        let mut h = b.input("x", DataType::Float, &builder::fixed(&[1, 32, 64, 64]));
+        let w = b.weight("w", &[32, 32, 3, 3], -0.1, 0.1);
+        let round_trip = |b: &mut builder::GraphBuilder, t: &str| {
+            let t16 = b.op("Cast", &[t], vec![crate::model::attr::int("to", 10)]);
+            b.op("Cast", &[&t16], vec![crate::model::attr::int("to", 1)])
+        };
+        let mut wf = w.clone();
+        if half {
+            h = round_trip(&mut b, &h);
+            wf = b.op("Cast", &[&w], vec![crate::model::attr::int("to", 1)]);
+        }
+        let pads = crate::model::attr::ints("pads", &[1, 1, 1, 1]);
+        let mut c = b.op("Conv", &[&h, &wf], vec![pads]);
+        if half {
+            c = round_trip(&mut b, &c);
+        }
+        let y = b.op("Relu", &[&c], vec![]);
+        b.rename_output(&y, "y");
+        b.output("y", DataType::Float, &builder::fixed(&[1, 32, 64, 64]));
+        let mut m = b.into_model();
+        if half {
+            let t = &mut m.graph_mut().initializer[0];
+            t.data_type = Some(DataType::Float16 as i32);
+        }
+        m
+    }
+
+    #[test]
+    fn an_fp16_model_is_held_as_its_fp32_original() {
+        // What it protects: at level `all` ONNX Runtime folds an fp16 model's weight casts
+        // into fp32 constants and drops the casts it inserted around fp32 kernels, so the
+        // session holds what the fp32 original's does. Sized as saved at `extended`, the
+        // fp16 PP-OCR recognizer's activations counted 4x its fp32 original's, and its
+        // weights half: +20% on the emulated Cortex-A72.
+        let x = BTreeMap::from([("x".to_string(), vec![1, 32, 64, 64])]);
+        let (half, full) = (half_net(true), half_net(false));
+        assert_eq!(half.graph().initializer[0].data_type, Some(10));
+        let dev = sample();
+        let p = predict(&half, &half, &x, &dev, 1);
+        let q = predict(&full, &full, &x, &dev, 1);
+        assert_eq!(p.weights_bytes, (32 * 32 * 9 * 4) as u64);
+        assert_eq!(p.activation_peak_bytes, q.activation_peak_bytes);
+        assert_eq!(p.peak_rss_bytes, q.peak_rss_bytes);
+        // The input, the conv's output and the Relu's: fp32, nothing of the casts' copies.
+        assert_eq!(p.activation_peak_bytes, 3 * 32 * 64 * 64 * 4);
     }
 
     #[test]
