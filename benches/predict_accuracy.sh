@@ -142,10 +142,13 @@ if [ -z "${SKIP_MINILM:-}" ] && [ -f "$MINILM" ]; then
   echo "minilm|$MINILM|--dim sequence=128|$BATCHES||" >>"$CASES"
 fi
 
-# Silero VAD (cached by benches/silero_vad.sh): one 36 ms chunk at 16 kHz, batch 1.
+# Silero VAD (cached by benches/silero_vad.sh): one 36 ms chunk at 16 kHz, batch 1, and
+# four streams at once (batch 4: its state's batch axis is the second, so it is a case of
+# its own with both shapes given; --batch 4 sets the input's leading dim).
 SILERO="$CACHE/models/silero-vad/silero_vad.onnx"
 if [ -z "${SKIP_SILERO:-}" ] && [ -f "$SILERO" ]; then
   echo "silero-vad|$SILERO|--shape input=1x576 --shape state=2x1x128|1||--input-range sr=16000..16000" >>"$CASES"
+  echo "silero-vad-b4|$SILERO|--shape input=4x576 --shape state=2x4x128|4||--input-range sr=16000..16000" >>"$CASES"
 fi
 
 # A detector the cost model was not tuned on: YOLOv8n at 320x320 (NudeNet 3.4.2's
