@@ -351,7 +351,7 @@ fn cost_model_perf(
         .collect();
     let fallbacks: Vec<String> = predictions
         .iter()
-        .flat_map(|p| p.fallbacks.iter().cloned())
+        .flat_map(|p| p.fallbacks.iter().chain(&p.warnings).cloned())
         .fold(vec![], |mut acc, f| {
             if !acc.contains(&f) {
                 acc.push(f);

@@ -113,6 +113,9 @@ pub fn run(ort_lib: &Option<PathBuf>, args: PredictArgs) -> anyhow::Result<Outco
         for f in &p.fallbacks {
             t.push_str(&format!("fallback: {f}\n"));
         }
+        for w in &p.warnings {
+            t.push_str(&format!("warning: {w}\n"));
+        }
         if !p.unsized_nodes.is_empty() {
             t.push_str(&format!(
                 "unsized (one dispatch each): {}\n",

@@ -111,6 +111,12 @@ pub const DERIVED_MEMORY_SPREAD: (f64, f64) = (0.8, 1.34);
 /// under-predict 3-10x, beyond any interval; it is for memory lines and tests.
 pub const SUBSTITUTED_SPREAD: (f64, f64) = (0.7, 1.2);
 
+/// A kernel whose work is more than this many times its line's largest probed size is
+/// extrapolated beyond what any measurement checks, and the prediction says so. Real
+/// cases reach 57x (AlexNet's 151 MB fully-connected weights on the 16 MiB weight-stream
+/// point) and are predicted within 10%; a mistyped `--dim` reaches 10^5x.
+pub const BEYOND_PROBED_RATIO: f64 = 100.0;
+
 /// The share of `total` predicted seconds spent in substituted kernels.
 fn substituted_share(kernels: &[KernelCost], total: f64) -> f64 {
     if total <= 0.0 {
@@ -187,6 +193,10 @@ pub struct Prediction {
     pub fallbacks: Vec<String>,
     /// Nodes whose work could not be sized (costed as one dispatch).
     pub unsized_nodes: Vec<String>,
+    /// What makes this prediction doubtful or the model unfit for the device at these
+    /// shapes (kernels far beyond the probed sizes, a peak above the device's memory).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// How `If`/`Loop`/`Scan` subgraphs were costed (which branch, how many iterations).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subgraphs: Vec<String>,
@@ -1250,6 +1260,9 @@ struct Costing<'a> {
     /// The device's NCHWc channel block, where ONNX Runtime uses that layout
     /// ([`DeviceProfile::nchwc_block`]).
     nchwc_block: Option<i64>,
+    /// Kernels far beyond their line's largest probed size: the largest ratio of work
+    /// to that size, and their time.
+    beyond_probed: (f64, f64),
 }
 
 impl Costing<'_> {
@@ -1391,6 +1404,12 @@ impl Costing<'_> {
                         }
                         let images = self.images_one_by_one(n, &inf.shapes, &inits, dtype);
                         let own = images * fit.time_s(work / images);
+                        let largest = fit.points.iter().map(|p| p.work).fold(0.0, f64::max);
+                        let ratio = work / images / largest;
+                        if largest > 0.0 && ratio > BEYOND_PROBED_RATIO {
+                            self.beyond_probed.0 = self.beyond_probed.0.max(ratio);
+                            self.beyond_probed.1 += own;
+                        }
                         // A MatMul or conv cannot run faster than its weights stream in: at
                         // batch 1 a large fully-connected layer is bound by that (a conv
                         // run image by image streams them once per image).
@@ -1606,6 +1625,7 @@ pub fn predict(
         unsized_nodes: vec![],
         subgraphs: vec![],
         nchwc_block: device.nchwc_block(),
+        beyond_probed: (0.0, 0.0),
     };
     let costing_nchwc = costing.nchwc_block.is_some();
     let kernels = costing.graph(g, &inference, &types, &HashMap::new(), "");
@@ -1613,6 +1633,7 @@ pub fn predict(
         mut fallbacks,
         unsized_nodes,
         subgraphs,
+        beyond_probed,
         ..
     } = costing;
     let mut by_kernel: BTreeMap<String, f64> = BTreeMap::new();
@@ -1714,6 +1735,25 @@ pub fn predict(
     }
     // The part of the time costed on lines the profile lacks (another class's or dtype's)
     // is less certain: widen by that share.
+    let mut warnings = vec![];
+    if beyond_probed.1 > 0.0 {
+        warnings.push(format!(
+            "{:.0}% of the predicted time is on kernels more than {BEYOND_PROBED_RATIO}x \
+             their line's largest probed size (up to {:.0}x): extrapolated along the line, \
+             which no measurement checks there",
+            100.0 * beyond_probed.1 / total,
+            beyond_probed.0
+        ));
+    }
+    let total_memory = device.host.total_memory_bytes as f64;
+    if total_memory > 0.0 && mem > total_memory {
+        warnings.push(format!(
+            "the predicted peak RSS ({}) exceeds the device's memory ({}): it will not run \
+             there at these shapes",
+            crate::units::format_bytes(mem.round() as u64),
+            crate::units::format_bytes(device.host.total_memory_bytes)
+        ));
+    }
     let share = substituted_share(&kernels, total);
     if share > 0.0 {
         ll *= 1.0 - share * (1.0 - SUBSTITUTED_SPREAD.0);
@@ -1778,6 +1818,7 @@ pub fn predict(
         fallbacks,
         unsized_nodes,
         subgraphs,
+        warnings,
     }
 }
 
@@ -2099,6 +2140,25 @@ mod tests {
         assert_eq!(p.peak_rss_bytes, q.peak_rss_bytes);
         // The input, the conv's output and the Relu's: fp32, nothing of the casts' copies.
         assert_eq!(p.activation_peak_bytes, 3 * 32 * 64 * 64 * 4);
+    }
+
+    #[test]
+    fn a_peak_above_the_devices_memory_is_a_warning() {
+        // What it protects: `predict` with a mistyped shape printed terabytes with no
+        // word that the model cannot run there.
+        let x = BTreeMap::from([("x".to_string(), vec![1, 32, 64, 64])]);
+        let m = half_net(false);
+        let mut dev = sample();
+        dev.host.total_memory_bytes = 64 << 30;
+        assert!(predict(&m, &m, &x, &dev, 1).warnings.is_empty());
+        dev.host.total_memory_bytes = 1 << 20;
+        let p = predict(&m, &m, &x, &dev, 1);
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+        assert!(
+            p.warnings[0].contains("exceeds the device's memory (1.0 MiB)"),
+            "{:?}",
+            p.warnings
+        );
     }
 
     #[test]

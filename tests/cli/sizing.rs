@@ -92,6 +92,22 @@ fn tiny_probe_then_predict_gives_p50_and_memory_with_intervals() {
         .unwrap();
     let v1: serde_json::Value = serde_json::from_slice(&r1.stdout).unwrap();
     assert!(v1["p50_s"].as_f64().unwrap() < p50);
+    // A mistyped batch: the figures are what the lines say, and two warnings say what
+    // they are worth (far beyond the probed sizes, above the device's memory).
+    let r = edgepack()
+        .args(["predict"])
+        .arg(&model)
+        .arg("--device")
+        .arg(&dev)
+        .args(["--batch", "1000000000"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let out = String::from_utf8_lossy(&r.stdout);
+    let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(warnings.len(), 2, "{out}");
+    assert!(warnings[0].contains("extrapolated along the line"), "{out}");
+    assert!(warnings[1].contains("exceeds the device's memory"), "{out}");
 }
 
 /// An interrupted probe says so in one line, exits 2 and leaves no file.
