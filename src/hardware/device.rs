@@ -276,6 +276,14 @@ pub struct MemoryCost {
     /// rewritten weights then cost as the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub folded_conv_weight_factor: Option<f64>,
+    /// Resident bytes one constant-folding step leaves per byte of the weight it makes
+    /// from a loaded one (a `Reshape` of a loaded weight, the `Slice`/`Concat`/`Unsqueeze`
+    /// a PyTorch LSTM export puts on its weights), on top of what that weight costs as
+    /// the model's own: measured as eight 1 MiB weights behind a `Reshape` against the
+    /// same weights loaded as they are. Profiles of earlier probes lack it: such weights
+    /// then cost as the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constant_folding_factor: Option<f64>,
     /// Peak resident bytes (session creation and runs) of a small net of every fp32
     /// kernel class: what a real model's session costs besides its weights and
     /// activations (the session, the code pages of the kernels it runs, the allocator's
@@ -519,6 +527,7 @@ pub(crate) mod tests {
                 conv_weight_factor_session_create: None,
                 subgraph_weight_factor: None,
                 folded_conv_weight_factor: None,
+                constant_folding_factor: None,
                 baseline_bytes: None,
                 baseline_int8_bytes: None,
             },

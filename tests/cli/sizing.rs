@@ -49,6 +49,7 @@ fn tiny_probe_then_predict_gives_p50_and_memory_with_intervals() {
         m.folded_conv_weight_factor.is_some_and(|f| f >= 1.0),
         "{m:?}"
     );
+    assert!(m.constant_folding_factor.is_some_and(|f| f >= 0.0), "{m:?}");
     assert!(m.baseline_bytes.is_some_and(|b| b > m.fixed_bytes / 2));
     assert!(p.threads[0]
         .kernels
