@@ -1674,6 +1674,7 @@ fn device_profile_text(ort: &str) -> String {
             conv_weight_factor_session_create: None,
             subgraph_weight_factor: None,
             folded_conv_weight_factor: None,
+            constant_folding_factor: None,
             baseline_bytes: None,
             baseline_int8_bytes: None,
         },
