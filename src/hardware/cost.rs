@@ -1397,29 +1397,33 @@ impl Costing<'_> {
         inits: &HashMap<String, f64>,
         dtype: KernelDtype,
     ) -> f64 {
+        self.in_nchwc(n, shapes, inits, dtype)
+            .map_or(1.0, |(w, group, block)| nchwc_padding(w, group, block))
+    }
+
+    /// The weight shape, group count and channel block of a float conv that runs in ONNX
+    /// Runtime's NCHWc layout on this device ([`nchwc_conv_weight`]), else `None`.
+    fn in_nchwc<'a>(
+        &self,
+        n: &NodeProto,
+        shapes: &'a HashMap<String, Vec<i64>>,
+        inits: &HashMap<String, f64>,
+        dtype: KernelDtype,
+    ) -> Option<(&'a [i64], i64, i64)> {
         let float = matches!(dtype, KernelDtype::Fp32 | KernelDtype::Fp16);
-        match self.nchwc_block {
-            Some(block) if float => nchwc_conv_weight(n, shapes, inits, block)
-                .map_or(1.0, |(w, group)| nchwc_padding(w, group, block)),
-            _ => 1.0,
-        }
+        let block = self.nchwc_block.filter(|_| float)?;
+        nchwc_conv_weight(n, shapes, inits, block).map(|(w, group)| (w, group, block))
     }
 
     /// How many times a conv's kernel runs per run of the node: once per image of its
     /// batch where ONNX Runtime convolves the images one by one (MLAS's float conv loops
     /// over the batch with one GEMM per image, as the integer convs and ConvTranspose
-    /// do), once where its NCHWc layout runs the batch in one kernel (a float conv with a
-    /// reordered weight on x86-64), and once for every other node. The probe's convs run
-    /// one image, so a conv run image by image costs the batch times its line at one
-    /// image's work: measured on this project's host, Silero VAD's 1-D convs ran 3x
-    /// longer at batch 4 than at 1, where the line at 4x the work says 1.5-2x.
-    fn images_one_by_one(
-        &self,
-        n: &NodeProto,
-        shapes: &HashMap<String, Vec<i64>>,
-        inits: &HashMap<String, f64>,
-        dtype: KernelDtype,
-    ) -> f64 {
+    /// do), once where its NCHWc layout runs the batch in one kernel (`in_nchwc`: a float
+    /// conv with a reordered weight on x86-64), and once for every other node. The
+    /// probe's convs run one image, so a conv run image by image costs the batch times its
+    /// line at one image's work: measured on this project's host, Silero VAD's 1-D convs
+    /// ran 3x longer at batch 4 than at 1, where the line at 4x the work says 1.5-2x.
+    fn images_one_by_one(n: &NodeProto, shapes: &HashMap<String, Vec<i64>>, in_nchwc: bool) -> f64 {
         let conv = matches!(
             n.op_type.as_str(),
             "Conv"
@@ -1430,12 +1434,7 @@ impl Costing<'_> {
                 | "ConvInteger"
                 | "ConvTranspose"
         );
-        let float = matches!(dtype, KernelDtype::Fp32 | KernelDtype::Fp16);
-        let batched = match self.nchwc_block {
-            Some(block) if float => nchwc_conv_weight(n, shapes, inits, block).is_some(),
-            _ => false,
-        };
-        if !conv || batched {
+        if !conv || in_nchwc {
             return 1.0;
         }
         let batch = n
@@ -1516,7 +1515,8 @@ impl Costing<'_> {
                             self.note(note);
                             substituted = true;
                         }
-                        let images = self.images_one_by_one(n, &inf.shapes, &inits, dtype);
+                        let nchwc = self.in_nchwc(n, &inf.shapes, &inits, dtype).is_some();
+                        let images = Self::images_one_by_one(n, &inf.shapes, nchwc);
                         let own = images * fit.time_s(work / images);
                         let largest = fit.points.iter().map(|p| p.work).fold(0.0, f64::max);
                         let ratio = work / images / largest;
