@@ -792,42 +792,6 @@ const NOT_FOLDED: &[&str] = &[
 /// theirs) had no loaded copy and is not counted; conv weights a fusion rewrites
 /// (`<Pass>Fusion_W_...`) are [`rewritten_conv_bytes`]'s.
 fn made_from_loaded_bytes(original: &GraphProto, optimized: &GraphProto) -> f64 {
-    fn collect<'a>(
-        g: &'a GraphProto,
-        producers: &mut HashMap<&'a str, &'a NodeProto>,
-        loaded: &mut HashMap<&'a str, f64>,
-    ) {
-        for t in &g.initializer {
-            loaded.insert(t.name.as_str(), tensor_bytes(t));
-        }
-        for n in &g.node {
-            if n.op_type == "Constant" {
-                if let (Some(o), Some(b)) = (n.output.first(), constant_bytes(n)) {
-                    loaded.insert(o.as_str(), b);
-                }
-            }
-            for o in &n.output {
-                producers.insert(o.as_str(), n);
-            }
-            for sub in n.attribute.iter().filter_map(|a| a.g.as_ref()) {
-                collect(sub, producers, loaded);
-            }
-        }
-    }
-    fn inits(g: &GraphProto, out: &mut Vec<(String, f64)>) {
-        out.extend(
-            g.initializer
-                .iter()
-                .map(|t| (t.name.clone(), tensor_bytes(t))),
-        );
-        for sub in g
-            .node
-            .iter()
-            .flat_map(|n| n.attribute.iter().filter_map(|a| a.g.as_ref()))
-        {
-            inits(sub, out);
-        }
-    }
     /// Whether `t` is a constant (loaded, or made by foldable nodes from constants), and
     /// whether it is made from a loaded weight of at least `min_bytes`.
     fn made(
@@ -855,14 +819,32 @@ fn made_from_loaded_bytes(original: &GraphProto, optimized: &GraphProto) -> f64 
         }
         (true, from_loaded)
     }
-    let mut producers = HashMap::new();
-    let mut loaded = HashMap::new();
-    collect(original, &mut producers, &mut loaded);
-    let mut weights = vec![];
-    inits(optimized, &mut weights);
+    let mut producers: HashMap<&str, &NodeProto> = HashMap::new();
+    let mut loaded: HashMap<&str, f64> = HashMap::new();
+    crate::model::for_each_graph(original, &mut |g| {
+        for t in &g.initializer {
+            loaded.insert(t.name.as_str(), tensor_bytes(t));
+        }
+        for n in &g.node {
+            if n.op_type == "Constant" {
+                if let (Some(o), Some(b)) = (n.output.first(), constant_bytes(n)) {
+                    loaded.insert(o.as_str(), b);
+                }
+            }
+            producers.extend(n.output.iter().map(|o| (o.as_str(), n)));
+        }
+    });
+    let mut weights: Vec<(&str, f64)> = vec![];
+    crate::model::for_each_graph(optimized, &mut |g| {
+        weights.extend(
+            g.initializer
+                .iter()
+                .map(|t| (t.name.as_str(), tensor_bytes(t))),
+        );
+    });
     weights
         .iter()
-        .filter(|(name, _)| !loaded.contains_key(name.as_str()) && !name.contains("Fusion_W_"))
+        .filter(|(name, _)| !loaded.contains_key(name) && !name.contains("Fusion_W_"))
         .filter(|(name, bytes)| {
             // ONNX Runtime prefixes the names of an inlined branch's tensors
             // (`If_0_then_branch__Inline_0__` + the branch's own name): the longest
@@ -870,7 +852,7 @@ fn made_from_loaded_bytes(original: &GraphProto, optimized: &GraphProto) -> f64 
             name.char_indices()
                 .map(|(i, _)| &name[i..])
                 .find(|s| producers.contains_key(s))
-                .is_some_and(|own| made(own, bytes / 4.0, &producers, &loaded, 0).1)
+                .is_some_and(|own| made(own, *bytes / 4.0, &producers, &loaded, 0).1)
         })
         .map(|(_, bytes)| bytes)
         .sum()
@@ -1114,9 +1096,15 @@ fn casts_as_run(g: &GraphProto, types: &HashMap<String, i32>) -> GraphProto {
 fn all_inputs(n: &NodeProto) -> Vec<String> {
     let mut out: Vec<String> = n.input.iter().filter(|x| !x.is_empty()).cloned().collect();
     for sub in n.attribute.iter().filter_map(|a| a.g.as_ref()) {
-        for m in &sub.node {
-            out.extend(all_inputs(m));
-        }
+        crate::model::for_each_graph(sub, &mut |g| {
+            out.extend(
+                g.node
+                    .iter()
+                    .flat_map(|m| &m.input)
+                    .filter(|x| !x.is_empty())
+                    .cloned(),
+            );
+        });
     }
     out
 }
@@ -1423,18 +1411,13 @@ impl Costing<'_> {
     /// probe's convs run one image, so a conv run image by image costs the batch times its
     /// line at one image's work: measured on this project's host, Silero VAD's 1-D convs
     /// ran 3x longer at batch 4 than at 1, where the line at 4x the work says 1.5-2x.
-    fn images_one_by_one(n: &NodeProto, shapes: &HashMap<String, Vec<i64>>, in_nchwc: bool) -> f64 {
-        let conv = matches!(
-            n.op_type.as_str(),
-            "Conv"
-                | "FusedConv"
-                | "NhwcConv"
-                | "NhwcFusedConv"
-                | "QLinearConv"
-                | "ConvInteger"
-                | "ConvTranspose"
-        );
-        if !conv || in_nchwc {
+    fn images_one_by_one(
+        class: KernelClass,
+        n: &NodeProto,
+        shapes: &HashMap<String, Vec<i64>>,
+        in_nchwc: bool,
+    ) -> f64 {
+        if !class.is_conv() || in_nchwc {
             return 1.0;
         }
         let batch = n
@@ -1516,7 +1499,7 @@ impl Costing<'_> {
                             substituted = true;
                         }
                         let nchwc = self.in_nchwc(n, &inf.shapes, &inits, dtype).is_some();
-                        let images = Self::images_one_by_one(n, &inf.shapes, nchwc);
+                        let images = Self::images_one_by_one(class, n, &inf.shapes, nchwc);
                         let own = images * fit.time_s(work / images);
                         let largest = fit.points.iter().map(|p| p.work).fold(0.0, f64::max);
                         let ratio = work / images / largest;

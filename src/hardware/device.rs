@@ -104,6 +104,18 @@ impl KernelClass {
         }
     }
 
+    /// A conv of any kind (ConvTranspose and the integer convs included).
+    pub fn is_conv(self) -> bool {
+        matches!(
+            self,
+            KernelClass::Conv
+                | KernelClass::ConvPointwise
+                | KernelClass::ConvDepthwise
+                | KernelClass::ConvStrided
+                | KernelClass::ConvGrouped
+        )
+    }
+
     /// What this class's work counts.
     pub fn unit(self) -> WorkUnit {
         match self {
