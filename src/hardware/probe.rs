@@ -543,9 +543,10 @@ fn subgraph_weights_net(ifs: usize, elems: i64) -> (Model, f64) {
 ///
 /// Why a line of its own: every folding step over a loaded weight allocates its output,
 /// copies it into the graph and frees the intermediate copies, and the heap keeps them.
-/// Measured on this project's host with 8 weights of 1 MiB: 8 MiB more resident behind
-/// the `Reshape`; Silero VAD's LSTM weights pass three such steps (`Slice`, `Concat`,
-/// `Unsqueeze`) and its session is 6.4 MiB larger with constant folding than without.
+/// Measured on this project's host with 8 weights of 1 MiB: 10-12 MiB more resident
+/// behind the `Reshape` (`benches/constant_folding_memory.sh`); Silero VAD's LSTM weights
+/// pass three such steps (`Slice`, `Concat`, `Unsqueeze`) and its session is 6.3 MiB
+/// larger with constant folding than without.
 fn folded_weights_net(k: usize, n: i64, folded: bool) -> (Model, f64) {
     let name = if folded {
         "probe_folded_weights"
