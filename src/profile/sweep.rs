@@ -197,6 +197,7 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
     let plan = &opts.plan.file;
     let model = opts.model_path.display().to_string();
     let batchers = batch_specs(specs);
+    let batch_symbols = leading_symbols(&batchers);
     // (batch value, dims, shapes) per query size.
     let mut sizes: Vec<QuerySize> = Vec::new();
     // The sample files of each size (parallel to `sizes`).
@@ -255,7 +256,6 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
         // A dim that names the batch symbol (`--dim batch=8`, or a plan's `[sizes.dims]`)
         // is the batch: it sets the batch where nothing else does, and must agree with
         // `--batch` where both are given.
-        let batch_symbols = leading_symbols(&batchers);
         let dim_batch = plan
             .sizes
             .dims
@@ -362,9 +362,8 @@ pub fn expand(specs: &[TensorSpec], opts: &SweepOptions) -> Result<Vec<ConfigSpe
                 if let Some(b) = batch {
                     id.push_str(&format!(" batch={b}"));
                 }
-                let batch_syms = leading_symbols(&batchers);
                 for (k, v) in dims {
-                    if !batch_syms.contains(&k.as_str()) {
+                    if !batch_symbols.contains(&k.as_str()) {
                         id.push_str(&format!(" {k}={v}"));
                     }
                 }
