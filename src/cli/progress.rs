@@ -24,9 +24,7 @@ pub fn quiet() -> bool {
 
 /// Whether progress is drawn: both streams are terminals and `--quiet` was not given.
 pub fn enabled() -> bool {
-    !QUIET.load(Ordering::Relaxed)
-        && std::io::stderr().is_terminal()
-        && std::io::stdout().is_terminal()
+    !quiet() && std::io::stderr().is_terminal() && std::io::stdout().is_terminal()
 }
 
 /// Draws `label … N s` until dropped.
