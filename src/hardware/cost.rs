@@ -25,9 +25,10 @@
 //!
 //! **Memory**: the probed fixed resident size + weights (initializers of the optimized
 //! graph) x the probed bytes per weight byte of their kind + the activation memory ONNX
-//! Runtime's planner holds at its peak (a walk of the graph in execution order: a tensor
-//! lives from its producer to its last consumer; graph inputs and outputs for the whole
-//! run) x the probed bytes per activation byte. The kinds ([`WeightBytes`]): conv weights
+//! Runtime's arena holds after three runs ([`super::planner`]: its allocation plan, its
+//! memory pattern's block and its arena's doubling regions, simulated from the shapes)
+//! plus the graph's inputs and outputs x the probed bytes per activation byte beyond the
+//! probe net's own arena ([`activation_bytes`]). The kinds ([`WeightBytes`]): conv weights
 //! (reordered beside the original: the probe's conv line), weights a kernel pre-packs
 //! (MatMul/Gemm B, recurrent W/R: the probe's Gemm line; above glibc's mmap ceiling once,
 //! [`MMAP_THRESHOLD_MAX_BYTES`]), and the rest (Gather tables, scales, biases: once). The
@@ -185,7 +186,12 @@ pub struct Prediction {
     pub threads: usize,
     pub threads_probed: usize,
     pub weights_bytes: u64,
+    /// The largest sum of tensors live at once (graph inputs and outputs included).
     pub activation_peak_bytes: u64,
+    /// How ONNX Runtime plans the run's tensors ([`super::planner`]): its memory
+    /// pattern's block, the arena it fills, the graph's inputs and outputs.
+    #[serde(default)]
+    pub activation_plan: super::planner::Planned,
     /// Predicted time by kernel (`class/dtype`), seconds, largest first in tables.
     pub time_by_kernel_s: BTreeMap<String, f64>,
     pub kernels: Vec<KernelCost>,
@@ -327,17 +333,7 @@ fn elem_types_from(g: &GraphProto, outer: HashMap<String, i32>) -> HashMap<Strin
     t
 }
 
-const VIEW_OPS: &[&str] = &[
-    "Reshape",
-    "Squeeze",
-    "Unsqueeze",
-    "Flatten",
-    "Shape",
-    "Size",
-    "Identity",
-    "Constant",
-    "Dropout",
-];
+use super::planner::VIEW_OPS;
 
 fn numel(s: &[i64]) -> Option<f64> {
     s.iter()
@@ -573,68 +569,18 @@ fn line(
     None
 }
 
-/// Peak bytes of live tensors when the graph runs in its order: a tensor lives from its
-/// producer (graph inputs: from the start) to its last consumer (graph outputs: the end).
-fn activation_peak(
-    g: &GraphProto,
-    shapes: &HashMap<String, Vec<i64>>,
-    types: &HashMap<String, i32>,
-) -> f64 {
-    let inits: std::collections::HashSet<&str> =
-        g.initializer.iter().map(|t| t.name.as_str()).collect();
-    let size = |x: &str| -> f64 {
-        shapes
-            .get(x)
-            .and_then(|s| numel(s))
-            .map(|c| c * elem_bytes(types.get(x).copied().unwrap_or(1)))
-            .unwrap_or(0.0)
-    };
-    let mut last_use: HashMap<&str, usize> = HashMap::new();
-    for (i, n) in g.node.iter().enumerate() {
-        for x in &n.input {
-            last_use.insert(x.as_str(), i);
-        }
-    }
-    let end = g.node.len();
-    for o in &g.output {
-        last_use.insert(o.name.as_str(), end);
-    }
-    let mut live: f64 = g
-        .input
-        .iter()
-        .filter(|v| !inits.contains(v.name.as_str()))
-        .map(|v| size(&v.name))
-        .sum();
-    let mut peak = live;
-    for (i, n) in g.node.iter().enumerate() {
-        let is_view = VIEW_OPS.contains(&n.op_type.as_str());
-        for o in n.output.iter().filter(|o| !o.is_empty()) {
-            if !is_view {
-                live += size(o);
-            }
-        }
-        peak = peak.max(live);
-        for x in n.input.iter().filter(|x| !x.is_empty()) {
-            if !inits.contains(x.as_str())
-                && last_use.get(x.as_str()) == Some(&i)
-                && !g.input.iter().any(|v| &v.name == x)
-            {
-                let produced_by_view = g
-                    .node
-                    .iter()
-                    .any(|p| p.output.contains(x) && VIEW_OPS.contains(&p.op_type.as_str()));
-                if !produced_by_view {
-                    live -= size(x);
-                }
-            }
-        }
-        for o in n.output.iter().filter(|o| !o.is_empty()) {
-            if !is_view && !last_use.contains_key(o.as_str()) {
-                live -= size(o);
-            }
-        }
-    }
-    peak.max(0.0)
+/// Of the probe's activation net (one Add of 4 MiB into 4 MiB, `activation_factor` =
+/// its run's resident bytes per byte of input and output), the share ONNX Runtime's arena
+/// holds: the 4 MiB output, once ([`super::planner`]'s arena for that net).
+const PROBE_ARENA_SHARE: f64 = 0.5;
+
+/// Resident bytes a run adds for its activations: the arena ONNX Runtime's planner and
+/// memory pattern fill ([`super::planner::Planned::arena_touched_bytes`]) and the graph's
+/// inputs and outputs at what the probe's activation net measured per byte of its own
+/// beyond its arena (the caller's tensors, the copies of inputs and outputs).
+fn activation_bytes(plan: &super::planner::Planned, activation_factor: f64) -> f64 {
+    let io_factor = (activation_factor - PROBE_ARENA_SHARE).max(0.0);
+    plan.arena_touched_bytes + io_factor * plan.io_bytes
 }
 
 /// Above this size glibc's `malloc` always maps a block of its own and unmaps it when it
@@ -1744,7 +1690,8 @@ pub fn predict(
     let g = &held;
     let wb = WeightBytes::of(g);
     let w = wb.all;
-    let act = activation_peak(g, shapes, &types);
+    let activation_plan = super::planner::plan(g, shapes, &types, elem_bytes);
+    let act = activation_bytes(&activation_plan, device.memory.activation_factor);
     // The fixed part: the probed baseline net's session (of int8 kernels too when the
     // model runs any), else (profiles of earlier probes) the tiny session.
     let int8 = kernels.iter().any(|k| k.kernel.ends_with("/int8"));
@@ -1816,11 +1763,7 @@ pub fn predict(
         }
     };
     let resident = wb.plain() + wb.packed_large + nested + folded + folding;
-    let running = fixed
-        + resident
-        + mem.weight_factor * wb.packed
-        + conv_factor * wb.conv
-        + mem.activation_factor * act;
+    let running = fixed + resident + mem.weight_factor * wb.packed + conv_factor * wb.conv + act;
     // The peak may be while the session is created (large weights: the model's bytes and
     // the session's copies together), where the probe measured that. A large pre-packed
     // weight's original and packed copy live together while it is packed; the weights
@@ -1925,7 +1868,8 @@ pub fn predict(
         threads,
         threads_probed: tp.threads,
         weights_bytes: w.round() as u64,
-        activation_peak_bytes: act.round() as u64,
+        activation_peak_bytes: activation_plan.live_peak_bytes.round() as u64,
+        activation_plan,
         time_by_kernel_s: by_kernel,
         kernels,
         fallbacks,
@@ -2519,9 +2463,11 @@ mod tests {
         // Weights: 8x4 + 8 + 8x2 + 2 floats.
         assert_eq!(p.weights_bytes, 4 * (32 + 8 + 16 + 2));
         assert!(p.activation_peak_bytes >= 4 * (4 + 8));
+        let act = activation_bytes(&p.activation_plan, dev.memory.activation_factor);
+        assert!(act > 0.0);
         assert_eq!(
             p.peak_rss_bytes,
-            (10 << 20) + p.weights_bytes + p.activation_peak_bytes
+            ((10 << 20) as f64 + p.weights_bytes as f64 + act).round() as u64
         );
     }
 

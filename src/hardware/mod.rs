@@ -25,6 +25,7 @@ pub mod cost;
 pub mod derive;
 pub mod device;
 pub mod host;
+pub mod planner;
 pub mod probe;
 
 pub use host::{host, host_relative_compute, HostCompute};
