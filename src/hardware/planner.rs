@@ -512,26 +512,24 @@ mod tests {
         assert_eq!(p.io_bytes, 2048.0);
     }
 
+    /// x -> Exp a -> Exp b -> Exp c -> Exp y, each of the given number of floats.
+    fn exp_chain(floats: [i64; 5]) -> Planned {
+        let names = ["x", "a", "b", "c", "y"];
+        let nodes = (1..5)
+            .map(|i| node("Exp", &[names[i - 1]], names[i]))
+            .collect();
+        let shapes: Vec<(&str, &[i64])> = names
+            .iter()
+            .zip(floats.iter())
+            .map(|(n, f)| (*n, std::slice::from_ref(f)))
+            .collect();
+        planned(nodes, &shapes, "y")
+    }
+
     #[test]
     fn a_freed_buffer_of_the_same_shape_is_reused() {
-        let p = planned(
-            vec![
-                node("Exp", &["x"], "a"),
-                node("Exp", &["a"], "b"),
-                node("Exp", &["b"], "c"),
-                node("Exp", &["c"], "y"),
-            ],
-            &[
-                ("x", &[64]),
-                ("a", &[64]),
-                ("b", &[64]),
-                ("c", &[64]),
-                ("y", &[64]),
-            ],
-            "y",
-        );
         // a and b, then c in a's buffer: two buffers.
-        assert_eq!(p.pattern_bytes, 512.0);
+        assert_eq!(exp_chain([64; 5]).pattern_bytes, 512.0);
     }
 
     #[test]
@@ -539,22 +537,7 @@ mod tests {
         // What it protects: DenseNet's concats grow, each freed tensor leaves a gap too
         // small for the next, and the memory pattern's block outgrows the live peak
         // (light DenseNet-121: 1.4x); costed at the live peak it was -24% on a Cortex-A72.
-        let p = planned(
-            vec![
-                node("Exp", &["x"], "a"),
-                node("Exp", &["a"], "b"),
-                node("Exp", &["b"], "c"),
-                node("Exp", &["c"], "y"),
-            ],
-            &[
-                ("x", &[16]),
-                ("a", &[16]),
-                ("b", &[32]),
-                ("c", &[32]),
-                ("y", &[32]),
-            ],
-            "y",
-        );
+        let p = exp_chain([16, 16, 32, 32, 32]);
         // a at 0, b at 64, a freed: c (128 bytes) does not fit a's 64 and goes at 192.
         assert_eq!(p.pattern_bytes, 320.0);
         // Live at most: x, b and c.
