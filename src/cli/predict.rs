@@ -111,6 +111,12 @@ pub fn run(ort_lib: &Option<PathBuf>, args: PredictArgs) -> anyhow::Result<Outco
                 100.0 * s / p.p50_s
             ));
         }
+        let mut parts: Vec<_> = p.memory_parts_bytes.iter().collect();
+        parts.sort_by(|a, b| b.1.cmp(a.1));
+        t.push_str("memory while running:\n");
+        for (k, b) in parts {
+            t.push_str(&format!("  {k:<32} {:>10}\n", format_bytes(*b)));
+        }
         for f in &p.fallbacks {
             t.push_str(&format!("fallback: {f}\n"));
         }

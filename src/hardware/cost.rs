@@ -203,6 +203,10 @@ pub struct Prediction {
     /// shapes (kernels far beyond the probed sizes, a peak above the device's memory).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The running peak's parts (fixed, each kind of weight at its factor, activations),
+    /// bytes; the session-creation peak is the same weights at their creation factors.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub memory_parts_bytes: BTreeMap<String, u64>,
     /// How `If`/`Loop`/`Scan` subgraphs were costed (which branch, how many iterations).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subgraphs: Vec<String>,
@@ -1780,6 +1784,25 @@ pub fn predict(
                 * wb.conv
     });
     let mem = running.max(creating);
+    // What the running figure is made of, for the reader (and for finding what a miss
+    // comes from): each part as the cost model priced it, factors applied.
+    let memory_parts_bytes: BTreeMap<String, u64> = [
+        ("fixed", fixed),
+        ("conv weights", conv_factor * wb.conv),
+        (
+            "pre-packed weights",
+            device.memory.weight_factor * wb.packed + wb.packed_large,
+        ),
+        ("other weights", wb.plain()),
+        ("subgraph weights (extra)", nested),
+        ("rewritten conv weights (extra)", folded),
+        ("constant folding (extra)", folding),
+        ("activations", act),
+    ]
+    .into_iter()
+    .filter(|(_, b)| *b > 0.0)
+    .map(|(k, b)| (k.to_string(), b.round() as u64))
+    .collect();
     let (mut ll, mut lh) = LATENCY_ERROR_Q05_Q95;
     let (mut ml, mut mh) = MEMORY_ERROR_Q05_Q95;
     let derived = device.derivation.as_ref();
@@ -1870,6 +1893,7 @@ pub fn predict(
         weights_bytes: w.round() as u64,
         activation_peak_bytes: activation_plan.live_peak_bytes.round() as u64,
         activation_plan,
+        memory_parts_bytes,
         time_by_kernel_s: by_kernel,
         kernels,
         fallbacks,
@@ -2469,6 +2493,10 @@ mod tests {
             p.peak_rss_bytes,
             ((10 << 20) as f64 + p.weights_bytes as f64 + act).round() as u64
         );
+        // The parts add up to the running peak (each rounded on its own).
+        let parts: u64 = p.memory_parts_bytes.values().sum();
+        assert!(parts.abs_diff(p.peak_rss_bytes) <= p.memory_parts_bytes.len() as u64);
+        assert_eq!(p.memory_parts_bytes["fixed"], 10 << 20);
     }
 
     #[test]
