@@ -50,6 +50,10 @@ pub struct RunArgs {
     /// fails: that is when they are needed).
     #[arg(long, value_name = "DIR")]
     pub save_inputs: Option<PathBuf>,
+    /// Also write the graph ONNX Runtime runs here, after its optimizations (level `all`,
+    /// layout transforms included): what this machine's ONNX Runtime makes of the model.
+    #[arg(long, value_name = "FILE")]
+    pub save_optimized: Option<PathBuf>,
     /// Intra-op threads (default: ONNX Runtime's choice).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -179,10 +183,24 @@ pub fn run(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome> {
         .split(',')
         .map(|p| Provider::from_name(p.trim()))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(f) = &args.save_optimized {
+        edgepack::artifact::check_writable(f)?;
+    }
+    // ONNX Runtime writes the optimized graph itself: into a private folder, then copied
+    // to its place atomically once the session is built.
+    let optimized_dir = match &args.save_optimized {
+        Some(_) if args.isolation.isolated_child => {
+            Some(tempfile::tempdir().map_err(|e| edgepack::Error::io("temporary folder", e))?)
+        }
+        _ => None,
+    };
     let ctx = ExecutionContext {
         intra_op_threads: args.threads,
         execution_providers: providers,
         session_config: super::session_entries("--session-config", &args.session_config)?,
+        optimized_model_path: optimized_dir
+            .as_ref()
+            .map(|d| d.path().join("optimized.onnx")),
         ..Default::default()
     };
     ctx.validate()?;
@@ -194,6 +212,11 @@ pub fn run(ort_lib: Option<&Path>, args: RunArgs) -> anyhow::Result<Outcome> {
     }
     let info = runtime::ensure(ort_lib)?;
     let mut session = Session::from_path(&args.model, &ctx)?;
+    if let (Some(file), Some(written)) = (&args.save_optimized, &ctx.optimized_model_path) {
+        let bytes = std::fs::read(written).map_err(|e| edgepack::Error::io(written, e))?;
+        edgepack::artifact::write_atomic(file, &bytes)?;
+        eprintln!("optimized graph: {}", file.display());
+    }
     eprintln!(
         "onnxruntime {} ({}, {}); provider: {}",
         info.version.as_deref().unwrap_or("?"),

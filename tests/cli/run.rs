@@ -119,6 +119,42 @@ fn run_generates_seeded_inputs_and_writes_every_output() {
 }
 
 #[test]
+fn run_saves_the_graph_onnx_runtime_runs() {
+    // What it protects: `run --save-optimized` is how a board's own ONNX Runtime shows
+    // what it makes of a model (its fusions and layouts differ by CPU): the file is the
+    // session's optimized graph, and a bad path is refused before anything runs.
+    if !runtime_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("cls.optimized.onnx");
+    edgepack()
+        .arg("run")
+        .arg(cls_model())
+        .args(["--shape", "x=1x3x48x192"])
+        .arg("--save-optimized")
+        .arg(&saved)
+        .assert()
+        .success();
+    let m = edgepack::model::Model::load(&saved).unwrap();
+    let original = edgepack::model::Model::load(&cls_model()).unwrap();
+    // Fused: fewer nodes than the original (Conv+BatchNorm+activation and the like).
+    assert!(!m.graph().node.is_empty());
+    assert!(m.graph().node.len() < original.graph().node.len());
+
+    let out = edgepack()
+        .arg("run")
+        .arg(cls_model())
+        .args(["--shape", "x=1x3x48x192"])
+        .arg("--save-optimized")
+        .arg(dir.path().join("missing/cls.onnx"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_stderr_line(&out).contains("missing"), "{out:?}");
+}
+
+#[test]
 fn run_rejects_unknown_input_name_without_writing_anything() {
     let dir = tempfile::tempdir().unwrap();
     let x = dir.path().join("x.npy");
