@@ -93,6 +93,22 @@ fn tiny_probe_then_predict_gives_p50_and_memory_with_intervals() {
         .unwrap();
     let v1: serde_json::Value = serde_json::from_slice(&r1.stdout).unwrap();
     assert!(v1["p50_s"].as_f64().unwrap() < p50);
+    // The running peak's parts add up to it, and the activations are ONNX Runtime's
+    // arena as planned, which grows with the batch.
+    let parts: u64 = v["memory_parts_bytes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|b| b.as_u64().unwrap())
+        .sum();
+    let peak = v["peak_rss_bytes"].as_u64().unwrap();
+    assert!(parts.abs_diff(peak) <= 8, "{v}");
+    let arena = |v: &serde_json::Value| {
+        v["activation_plan"]["arena_touched_bytes"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(arena(&v) > arena(&v1) && arena(&v1) > 0.0, "{v}");
     // A mistyped batch: the figures are what the lines say, and two warnings say what
     // they are worth (far beyond the probed sizes, above the device's memory).
     let r = edgepack()
