@@ -224,9 +224,8 @@ pub fn plan(
     // is allocated, else after the last; the block is the highest end.
     let mut held: Vec<(f64, f64, usize)> = vec![]; // (offset, bytes, release node), by offset
     let mut pattern_bytes: f64 = 0.0;
-    let mut order: Vec<usize> = (0..buffers.len()).collect();
-    order.sort_by_key(|&b| buffers[b].first);
-    let mut next = order.into_iter().peekable();
+    // Buffers are made in node order (a buffer's first producer only grows).
+    let mut next = (0..buffers.len()).peekable();
     for i in 0..g.node.len() {
         while let Some(&b) = next.peek() {
             if buffers[b].first != i {
@@ -253,22 +252,28 @@ pub fn plan(
 
     // Three runs through the arena: the first allocates each buffer on its own, the
     // later ones the pattern's block; graph outputs on their own, dropped after the run.
+    let mut made_at: Vec<Vec<(f64, usize)>> = vec![vec![]; g.node.len()];
+    for b in &buffers {
+        made_at[b.first].push((b.bytes, b.last));
+    }
+    let mut outputs_at: Vec<Vec<f64>> = vec![vec![]; g.node.len()];
+    for &(i, bytes) in &outputs {
+        outputs_at[i].push(bytes);
+    }
     let mut arena = Arena::default();
     let mut held_run1: Vec<((usize, f64), usize)> = vec![];
     for run in 0..3 {
         let block = (run > 0 && pattern_bytes > 0.0).then(|| arena.alloc(pattern_bytes));
         let mut out_chunks = vec![];
         for i in 0..g.node.len() {
-            let mut made = vec![];
             if run == 0 {
-                for b in buffers.iter().filter(|b| b.first == i) {
-                    made.push((arena.alloc(b.bytes), b.last));
+                for &(bytes, last) in &made_at[i] {
+                    held_run1.push((arena.alloc(bytes), last));
                 }
             }
-            for &(_, bytes) in outputs.iter().filter(|o| o.0 == i) {
+            for &bytes in &outputs_at[i] {
                 out_chunks.push(arena.alloc(bytes));
             }
-            held_run1.extend(made);
             held_run1.retain(|&(chunk, last)| {
                 if last <= i {
                     arena.free(chunk);
