@@ -77,6 +77,9 @@ pub struct Planned {
     /// Bytes of ONNX Runtime's arena ever written over three runs ([`Arena`]).
     #[serde(default)]
     pub arena_touched_bytes: f64,
+    /// Of those, the first run's (each buffer allocated on its own, no pattern yet).
+    #[serde(default)]
+    pub arena_first_run_bytes: f64,
 }
 
 /// A planned buffer: its size, the node that first allocates it and the node after which
@@ -262,6 +265,7 @@ pub fn plan(
     }
     let mut arena = Arena::default();
     let mut held_run1: Vec<((usize, f64), usize)> = vec![];
+    let mut arena_first_run_bytes = 0.0;
     for run in 0..3 {
         let block = (run > 0 && pattern_bytes > 0.0).then(|| arena.alloc(pattern_bytes));
         let mut out_chunks = vec![];
@@ -289,6 +293,9 @@ pub fn plan(
         if let Some(c) = block {
             arena.free(c);
         }
+        if run == 0 {
+            arena_first_run_bytes = arena.touched_bytes();
+        }
     }
 
     Planned {
@@ -296,6 +303,7 @@ pub fn plan(
         pattern_bytes,
         io_bytes,
         arena_touched_bytes: arena.touched_bytes(),
+        arena_first_run_bytes,
     }
 }
 
