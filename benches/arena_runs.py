@@ -11,7 +11,8 @@ measurements, `edgepack predict --json` gives its simulation (src/hardware/plann
   - the arena after three;
   - the memory pattern's block.
 
-  EDGEPACK=target/release/edgepack python3 benches/arena_runs.py CASE [CASE ...]
+  EDGEPACK=target/release/edgepack python3 benches/arena_runs.py [--reuse-off] CASE [CASE ...]
+  --reuse-off: ONNX Runtime's buffer reuse off (SessionOptions.enable_mem_reuse = False)
   CASE: path/to/model.onnx[:name=1x3x224x224[,name=...]]   (symbolic dims default to 1)
 
 Run it with the Python that has onnxruntime (the test venv), e.g.
@@ -27,7 +28,7 @@ DEVICE = os.path.join(os.path.dirname(__file__), "..", "hardware", "reference", 
 
 MEASURE = r"""
 import sys, json, numpy as np, onnxruntime as ort
-path, shapes, pattern = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "1"
+path, shapes, pattern, reuse = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "1", sys.argv[4] == "1"
 def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
@@ -35,6 +36,7 @@ def status(key):
 so = ort.SessionOptions()
 so.intra_op_num_threads = 1
 so.enable_mem_pattern = pattern
+so.enable_mem_reuse = reuse
 so.log_severity_level = 3
 before = status("VmRSS")
 s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"],
@@ -55,8 +57,9 @@ print(json.dumps({"session": session - before, "run1": runs[0], "run3": runs[2]}
 """
 
 
-def measure(path, shapes, pattern):
-    out = subprocess.run([sys.executable, "-c", MEASURE, path, json.dumps(shapes), "1" if pattern else "0"],
+def measure(path, shapes, pattern, reuse):
+    out = subprocess.run([sys.executable, "-c", MEASURE, path, json.dumps(shapes), "1" if pattern else "0",
+                          "1" if reuse else "0"],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
@@ -72,6 +75,8 @@ def simulate(path, shapes):
 
 
 def main(args):
+    reuse = "--reuse-off" not in args
+    args = [a for a in args if a != "--reuse-off"]
     if not args:
         sys.exit(__doc__)
     print(f"{'model':28s} {'run 1':>14s} {'3 runs':>14s} {'3 runs, no pattern':>19s} {'block':>6s}   "
@@ -83,7 +88,7 @@ def main(args):
             n, _, s = item.partition("=")
             shapes[n] = [int(d) for d in s.split("x")]
         sim = simulate(path, shapes)
-        on, off = measure(path, shapes, True), measure(path, shapes, False)
+        on, off = measure(path, shapes, True, reuse), measure(path, shapes, False, reuse)
         first, total, block = (sim["arena_first_run_bytes"] / MIB, sim["arena_touched_bytes"] / MIB,
                                sim["pattern_bytes"] / MIB)
         name = os.path.basename(path)[:20] + (" " + "x".join(map(str, next(iter(shapes.values())))) if shapes else "")
