@@ -59,6 +59,7 @@ use crate::model::proto::{GraphProto, NodeProto, TensorProto};
 use crate::model::{shape, DataType, Model};
 
 use super::device::{DeviceProfile, KernelClass, KernelDtype, KernelFit, ThreadProfile, WorkUnit};
+use super::planner::VIEW_OPS;
 
 /// measured/predicted p50, 5th and 95th percentile over six runs of
 /// `benches/predict_accuracy.sh` (PP-OCR cls/rec/det and their fp16/int8 variants at
@@ -286,7 +287,7 @@ pub fn resolve_inputs(
         .collect())
 }
 
-fn elem_bytes(dt: i32) -> f64 {
+pub(super) fn elem_bytes(dt: i32) -> f64 {
     DataType::try_from(dt)
         .ok()
         .and_then(crate::model::tensor_data::dtype_bits)
@@ -339,9 +340,7 @@ fn elem_types_from(g: &GraphProto, outer: HashMap<String, i32>) -> HashMap<Strin
     t
 }
 
-use super::planner::VIEW_OPS;
-
-fn numel(s: &[i64]) -> Option<f64> {
+pub(super) fn numel(s: &[i64]) -> Option<f64> {
     s.iter()
         .try_fold(1f64, |a, &d| (d >= 0).then_some(a * d as f64))
 }
@@ -1696,7 +1695,7 @@ pub fn predict(
     let g = &held;
     let wb = WeightBytes::of(g);
     let w = wb.all;
-    let activation_plan = super::planner::plan(g, shapes, &types, elem_bytes);
+    let activation_plan = super::planner::plan(g, shapes, &types);
     let act = activation_bytes(&activation_plan, device.memory.activation_factor);
     // The fixed part: the probed baseline net's session (of int8 kernels too when the
     // model runs any), else (profiles of earlier probes) the tiny session.
@@ -1769,7 +1768,21 @@ pub fn predict(
         }
     };
     let resident = wb.plain() + wb.packed_large + nested + folded + folding;
-    let running = fixed + resident + mem.weight_factor * wb.packed + conv_factor * wb.conv + act;
+    // The running peak, by part (shown to the reader: what a miss comes from).
+    let running_parts = [
+        ("fixed", fixed),
+        ("conv weights", conv_factor * wb.conv),
+        (
+            "pre-packed weights",
+            mem.weight_factor * wb.packed + wb.packed_large,
+        ),
+        ("other weights", wb.plain()),
+        ("subgraph weights (extra)", nested),
+        ("rewritten conv weights (extra)", folded),
+        ("constant folding (extra)", folding),
+        ("activations", act),
+    ];
+    let running: f64 = running_parts.iter().map(|(_, b)| b).sum();
     // The peak may be while the session is created (large weights: the model's bytes and
     // the session's copies together), where the probe measured that. A large pre-packed
     // weight's original and packed copy live together while it is packed; the weights
@@ -1786,25 +1799,11 @@ pub fn predict(
                 * wb.conv
     });
     let mem = running.max(creating);
-    // What the running figure is made of, for the reader (and for finding what a miss
-    // comes from): each part as the cost model priced it, factors applied.
-    let memory_parts_bytes: BTreeMap<String, u64> = [
-        ("fixed", fixed),
-        ("conv weights", conv_factor * wb.conv),
-        (
-            "pre-packed weights",
-            device.memory.weight_factor * wb.packed + wb.packed_large,
-        ),
-        ("other weights", wb.plain()),
-        ("subgraph weights (extra)", nested),
-        ("rewritten conv weights (extra)", folded),
-        ("constant folding (extra)", folding),
-        ("activations", act),
-    ]
-    .into_iter()
-    .filter(|(_, b)| *b > 0.0)
-    .map(|(k, b)| (k.to_string(), b.round() as u64))
-    .collect();
+    let memory_parts_bytes: BTreeMap<String, u64> = running_parts
+        .into_iter()
+        .filter(|(_, b)| *b > 0.0)
+        .map(|(k, b)| (k.to_string(), b.round() as u64))
+        .collect();
     let (mut ll, mut lh) = LATENCY_ERROR_Q05_Q95;
     let (mut ml, mut mh) = MEMORY_ERROR_Q05_Q95;
     let derived = device.derivation.as_ref();

@@ -25,7 +25,9 @@
 //! (ResNet-50: 20 MiB less than the arena) and batch-4 runs of PP-OCR rec and YOLOv8n
 //! (5-15 MiB more) (BENCHMARKS.md, "Sizing memory: the planner's arena").
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use super::cost::{elem_bytes, numel};
 
 use crate::model::proto::GraphProto;
 
@@ -96,32 +98,25 @@ struct Buffer {
 
 /// Plans the graph's node outputs as ONNX Runtime's CPU session does (see the module
 /// doc) and returns its activation memory. `shapes` and `types` give a tensor's shape and
-/// element type (`elem_bytes` its size) where known; tensors of unknown shape count
-/// nothing.
+/// element type where known; tensors of unknown shape count nothing.
 pub fn plan(
     g: &GraphProto,
     shapes: &HashMap<String, Vec<i64>>,
     types: &HashMap<String, i32>,
-    elem_bytes: fn(i32) -> f64,
 ) -> Planned {
     let known = |x: &str| -> Option<(Vec<i64>, i32, f64)> {
         let s = shapes.get(x)?;
-        let n = s
-            .iter()
-            .try_fold(1f64, |a, &d| (d >= 0).then_some(a * d as f64))?;
         let ty = types.get(x).copied().unwrap_or(1);
-        Some((s.clone(), ty, n * elem_bytes(ty)))
+        Some((s.clone(), ty, numel(s)? * elem_bytes(ty)))
     };
-    let inits: std::collections::HashSet<&str> =
-        g.initializer.iter().map(|t| t.name.as_str()).collect();
-    let graph_inputs: std::collections::HashSet<&str> = g
+    let inits: HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
+    let graph_inputs: HashSet<&str> = g
         .input
         .iter()
         .map(|v| v.name.as_str())
         .filter(|x| !inits.contains(x))
         .collect();
-    let graph_outputs: std::collections::HashSet<&str> =
-        g.output.iter().map(|v| v.name.as_str()).collect();
+    let graph_outputs: HashSet<&str> = g.output.iter().map(|v| v.name.as_str()).collect();
     let mut uses: HashMap<&str, usize> = HashMap::new();
     for n in &g.node {
         for x in n.input.iter().filter(|x| !x.is_empty()) {
@@ -411,11 +406,7 @@ impl Arena {
 /// Peak bytes of live tensors when the graph runs in its order: a tensor lives from its
 /// producer (graph inputs: from the start) to its last consumer (graph outputs: the end);
 /// views hold nothing of their own.
-fn live_peak(
-    g: &GraphProto,
-    size: &dyn Fn(&str) -> f64,
-    inits: &std::collections::HashSet<&str>,
-) -> f64 {
+fn live_peak(g: &GraphProto, size: &dyn Fn(&str) -> f64, inits: &HashSet<&str>) -> f64 {
     let mut last_use: HashMap<&str, usize> = HashMap::new();
     for (i, n) in g.node.iter().enumerate() {
         for x in &n.input {
@@ -426,7 +417,7 @@ fn live_peak(
     for o in &g.output {
         last_use.insert(o.name.as_str(), end);
     }
-    let views: std::collections::HashSet<&str> = g
+    let views: HashSet<&str> = g
         .node
         .iter()
         .filter(|p| VIEW_OPS.contains(&p.op_type.as_str()))
@@ -498,7 +489,7 @@ mod tests {
             .iter()
             .map(|(n, s)| (n.to_string(), s.to_vec()))
             .collect();
-        plan(&g, &shapes, &HashMap::new(), |_| 4.0)
+        plan(&g, &shapes, &HashMap::new())
     }
 
     #[test]
