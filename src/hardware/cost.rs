@@ -216,12 +216,17 @@ pub struct Prediction {
 }
 
 /// ONNX Runtime's optimized graph of `model_path` (level `extended`, the given session
-/// entries), written to a temporary file by the session and read back.
+/// entries), written to a temporary file by the session and read back. Its value_info
+/// holds the shape ONNX Runtime's own inference gave each tensor it kept, as its
+/// allocation planner sees them ([`super::planner`]): the session writes value_info only
+/// for names the model declares, so every node output is declared, by name alone, first.
 pub fn optimized_graph(
     model_path: &Path,
     session_config: &BTreeMap<String, String>,
 ) -> Result<Model> {
     use crate::runtime::{ExecutionContext, GraphOptimizationLevel, Session};
+    let mut model = Model::load(model_path)?;
+    declare_node_outputs(model.graph_mut());
     let dir = tempfile::tempdir().map_err(|e| crate::Error::io("temporary folder", e))?;
     let out = dir.path().join("optimized.onnx");
     let ctx = ExecutionContext {
@@ -232,12 +237,39 @@ pub fn optimized_graph(
         session_config: session_config.clone(),
         ..ExecutionContext::default()
     };
-    drop(Session::from_path(model_path, &ctx)?);
+    drop(Session::from_model(&model, &ctx)?);
+    drop(model);
     let mut m = Model::load(&out)?;
     // Large weights go to an external file next to it: read them while the folder exists.
     m.load_external_data()?;
     m.path = None;
     Ok(m)
+}
+
+/// Declares each node output of `g` that is not yet declared in its value_info, by name
+/// alone: ONNX Runtime fills in the type and shape it infers.
+fn declare_node_outputs(g: &mut GraphProto) {
+    let declared: HashSet<String> = g
+        .input
+        .iter()
+        .chain(&g.value_info)
+        .chain(&g.output)
+        .map(|v| v.name.clone())
+        .chain(g.initializer.iter().map(|t| t.name.clone()))
+        .collect();
+    let undeclared: Vec<String> = g
+        .node
+        .iter()
+        .flat_map(|n| &n.output)
+        .filter(|o| !o.is_empty() && !declared.contains(*o))
+        .cloned()
+        .collect();
+    for name in undeclared {
+        g.value_info.push(crate::model::proto::ValueInfoProto {
+            name,
+            ..Default::default()
+        });
+    }
 }
 
 /// Concrete input shapes for a prediction, resolved exactly as `edgepack profile` resolves

@@ -15,6 +15,19 @@
 //! Graph inputs (the caller's) and outputs (allocated on their own, handed back) are
 //! outside the block; they are counted apart ([`Planned::io_bytes`]).
 //!
+//! Which buffers are reused is decided before the run, on the shapes ONNX Runtime's own
+//! shape inference gave the graph when it loaded it, not on the shapes of the run
+//! (`SameShape`: the same rank, each dim the same value or the same non-empty name; a
+//! dim inference left blank matches nothing). Those shapes are the value_info of the
+//! optimized graph ([`super::cost::optimized_graph`] has the session write them). So a
+//! graph whose spatial dims are symbolic reuses almost nothing: a Conv's output height is
+//! blank when its input's is a name, and PP-OCR det's 307 node outputs at level
+//! `extended` hold 285 with a blank dim. A tensor the optimized graph gives no shape is
+//! not reused either. Measured with ONNX Runtime's `enable_mem_reuse` off, PP-OCR det's
+//! and MiniLM's run memory does not change, where YOLOv8n's (its exporter named every
+//! dim) and DenseNet's (fixed shapes) grow by a third (BENCHMARKS.md, "Sizing memory:
+//! buffer reuse decided on the shapes known before the run").
+//!
 //! What is resident is what ONNX Runtime's arena has written ([`Arena`]): the first run
 //! allocates each buffer on its own, in regions that double; the block of later runs is
 //! served by a freed chunk where one is large enough, else by a new region. Measured on
@@ -29,7 +42,9 @@ use std::collections::{HashMap, HashSet};
 
 use super::cost::{elem_bytes, numel};
 
-use crate::model::proto::GraphProto;
+use crate::model::graph::shape_proto;
+use crate::model::proto::tensor_shape_proto::dimension::Value as DimValue;
+use crate::model::proto::{GraphProto, TensorShapeProto};
 
 /// Bytes ONNX Runtime aligns each planned buffer to (`kAllocAlignment`).
 const ALIGN_BYTES: f64 = 64.0;
@@ -86,9 +101,11 @@ pub struct Planned {
 
 /// A planned buffer: its size, the node that first allocates it and the node after which
 /// it is released.
-struct Buffer {
+struct Buffer<'g> {
     bytes: f64,
     shape: Vec<i64>,
+    /// The shape known before the run of the tensor that allocated it.
+    known: Option<&'g TensorShapeProto>,
     elem: i32,
     first: usize,
     last: usize,
@@ -96,25 +113,57 @@ struct Buffer {
     uses_left: usize,
 }
 
-/// Plans the graph's node outputs as ONNX Runtime's CPU session does (see the module
-/// doc) and returns its activation memory. `shapes` and `types` give a tensor's shape and
-/// element type where known; tensors of unknown shape count nothing.
-pub fn plan(
-    g: &GraphProto,
-    shapes: &HashMap<String, Vec<i64>>,
+/// ONNX Runtime's `SameShape`: the same rank, and each dim the same value or the same
+/// non-empty name. A blank dim (inference knew neither) is equal to nothing.
+fn same_shape(a: &TensorShapeProto, b: &TensorShapeProto) -> bool {
+    a.dim.len() == b.dim.len()
+        && a.dim
+            .iter()
+            .zip(&b.dim)
+            .all(|(x, y)| match (&x.value, &y.value) {
+                (Some(DimValue::DimValue(x)), Some(DimValue::DimValue(y))) => x == y,
+                (Some(DimValue::DimParam(x)), Some(DimValue::DimParam(y))) => {
+                    !x.is_empty() && x == y
+                }
+                _ => false,
+            })
+}
+
+/// Whether ONNX Runtime's planner may put a tensor known before the run as `(b, b_elem)`
+/// in the buffer of one known as `(a, a_elem)` (`SameSize`): both shapes known and the
+/// same ([`same_shape`]), elements of the same size, neither a string.
+fn reusable(
+    a: Option<&TensorShapeProto>,
+    a_elem: i32,
+    b: Option<&TensorShapeProto>,
+    b_elem: i32,
+) -> bool {
+    const STRING: i32 = 8;
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            a_elem != STRING
+                && b_elem != STRING
+                && elem_bytes(a_elem) == elem_bytes(b_elem)
+                && same_shape(a, b)
+        }
+        _ => false,
+    }
+}
+
+/// The allocation plan: a buffer per node output, shared where the planner reuses one
+/// (see the module doc), and the graph outputs, allocated apart (the node that makes
+/// each, and its bytes). `known` gives a tensor's run shape, element type and bytes.
+fn allocation_plan<'g>(
+    g: &'g GraphProto,
+    known: &dyn Fn(&str) -> Option<(Vec<i64>, i32, f64)>,
     types: &HashMap<String, i32>,
-) -> Planned {
-    let known = |x: &str| -> Option<(Vec<i64>, i32, f64)> {
-        let s = shapes.get(x)?;
-        let ty = types.get(x).copied().unwrap_or(1);
-        Some((s.clone(), ty, numel(s)? * elem_bytes(ty)))
-    };
-    let inits: HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
-    let graph_inputs: HashSet<&str> = g
+) -> (Vec<Buffer<'g>>, Vec<(usize, f64)>) {
+    let declared: HashMap<&str, &TensorShapeProto> = g
         .input
         .iter()
-        .map(|v| v.name.as_str())
-        .filter(|x| !inits.contains(x))
+        .chain(&g.value_info)
+        .chain(&g.output)
+        .filter_map(|v| Some((v.name.as_str(), shape_proto(v)?)))
         .collect();
     let graph_outputs: HashSet<&str> = g.output.iter().map(|v| v.name.as_str()).collect();
     let mut uses: HashMap<&str, usize> = HashMap::new();
@@ -123,13 +172,6 @@ pub fn plan(
             *uses.entry(x.as_str()).or_default() += 1;
         }
     }
-    let io_bytes: f64 = graph_inputs
-        .iter()
-        .chain(graph_outputs.iter())
-        .filter_map(|x| known(x).map(|k| k.2))
-        .sum();
-
-    // The allocation plan: a buffer per tensor, shared where the planner reuses one.
     let mut buffers: Vec<Buffer> = vec![];
     let mut buffer_of: HashMap<&str, usize> = HashMap::new();
     // Buffers whose tensors are all used, most recently freed first.
@@ -147,6 +189,7 @@ pub fn plan(
                 continue;
             }
             let o_uses = uses.get(o.as_str()).copied().unwrap_or(0);
+            let o_known = declared.get(o.as_str()).copied();
             let input0 = n
                 .input
                 .first()
@@ -158,21 +201,30 @@ pub fn plan(
             let shared = if VIEW_OPS.contains(&op) {
                 input0
             } else if IN_PLACE_OPS.contains(&op) {
-                // The input's buffer, where this node is its last use and it has the
-                // output's size.
+                // The input's buffer, where this node is its last use and the input is
+                // known to have the output's size.
+                let x = n.input[0].as_str();
+                let x_known = declared.get(x).copied();
+                let x_elem = types.get(x).copied().unwrap_or(1);
                 input0.filter(|&b| {
-                    let here = n.input.iter().filter(|x| *x == &n.input[0]).count();
+                    let here = n.input.iter().filter(|y| *y == &n.input[0]).count();
                     buffers[b].uses_left == here
-                        && buffers[b].elem == elem
+                        && reusable(x_known, x_elem, o_known, elem)
                         && buffers[b].shape == shape
                 })
             } else {
                 None
             }
             .or_else(|| {
-                let at = freelist
-                    .iter()
-                    .rposition(|&b| buffers[b].elem == elem && buffers[b].shape == shape)?;
+                // A freed buffer whose tensor was known to have this one's size (never
+                // for a scalar).
+                if o_known.is_none_or(|k| k.dim.is_empty()) {
+                    return None;
+                }
+                let at = freelist.iter().rposition(|&b| {
+                    reusable(buffers[b].known, buffers[b].elem, o_known, elem)
+                        && buffers[b].shape == shape
+                })?;
                 Some(freelist.remove(at))
             });
             match shared {
@@ -185,6 +237,7 @@ pub fn plan(
                     buffers.push(Buffer {
                         bytes: (bytes / ALIGN_BYTES).ceil() * ALIGN_BYTES,
                         shape,
+                        known: o_known,
                         elem,
                         first: i,
                         last: i,
@@ -217,6 +270,39 @@ pub fn plan(
             }
         }
     }
+
+    (buffers, outputs)
+}
+
+/// Plans the graph's node outputs as ONNX Runtime's CPU session does (see the module
+/// doc) and returns its activation memory. `shapes` and `types` give a tensor's shape and
+/// element type where known; tensors of unknown shape count nothing. Reuse is decided on
+/// the shapes `g` declares (its inputs, outputs and value_info), as ONNX Runtime knew them
+/// before the run.
+pub fn plan(
+    g: &GraphProto,
+    shapes: &HashMap<String, Vec<i64>>,
+    types: &HashMap<String, i32>,
+) -> Planned {
+    let known = |x: &str| -> Option<(Vec<i64>, i32, f64)> {
+        let s = shapes.get(x)?;
+        let ty = types.get(x).copied().unwrap_or(1);
+        Some((s.clone(), ty, numel(s)? * elem_bytes(ty)))
+    };
+    let inits: HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
+    let graph_inputs: HashSet<&str> = g
+        .input
+        .iter()
+        .map(|v| v.name.as_str())
+        .filter(|x| !inits.contains(x))
+        .collect();
+    let graph_outputs: HashSet<&str> = g.output.iter().map(|v| v.name.as_str()).collect();
+    let io_bytes: f64 = graph_inputs
+        .iter()
+        .chain(graph_outputs.iter())
+        .filter_map(|x| known(x).map(|k| k.2))
+        .sum();
+    let (buffers, outputs) = allocation_plan(g, &known, types);
 
     // The memory pattern: each buffer at the best-fitting gap among those held when it
     // is allocated, else after the last; the block is the highest end.
@@ -460,7 +546,9 @@ fn live_peak(g: &GraphProto, size: &dyn Fn(&str) -> f64, inits: &HashSet<&str>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::proto::{NodeProto, ValueInfoProto};
+    use crate::model::builder::value_info;
+    use crate::model::proto::NodeProto;
+    use crate::model::{DataType, Dim};
 
     fn node(op: &str, inputs: &[&str], output: &str) -> NodeProto {
         NodeProto {
@@ -471,18 +559,30 @@ mod tests {
         }
     }
 
-    fn value(name: &str) -> ValueInfoProto {
-        ValueInfoProto {
-            name: name.into(),
-            ..Default::default()
-        }
-    }
-
-    fn planned(nodes: Vec<NodeProto>, shapes: &[(&str, &[i64])], output: &str) -> Planned {
+    /// The graph of `nodes` from `x` to `output`, each tensor of `shapes` declared with
+    /// the dims `declare` gives its shape (as ONNX Runtime's inference would have them).
+    fn planned_as(
+        nodes: Vec<NodeProto>,
+        shapes: &[(&str, &[i64])],
+        output: &str,
+        declare: &dyn Fn(&[i64]) -> Vec<Dim>,
+    ) -> Planned {
+        let declared = |name: &str| {
+            let s = shapes
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(&[][..], |s| s.1);
+            value_info(name, DataType::Float, &declare(s))
+        };
         let g = GraphProto {
             node: nodes,
-            input: vec![value("x")],
-            output: vec![value(output)],
+            input: vec![declared("x")],
+            output: vec![declared(output)],
+            value_info: shapes
+                .iter()
+                .filter(|(n, _)| *n != "x" && *n != output)
+                .map(|(n, _)| declared(n))
+                .collect(),
             ..Default::default()
         };
         let shapes: HashMap<String, Vec<i64>> = shapes
@@ -490,6 +590,13 @@ mod tests {
             .map(|(n, s)| (n.to_string(), s.to_vec()))
             .collect();
         plan(&g, &shapes, &HashMap::new())
+    }
+
+    /// [`planned_as`] with every shape known before the run.
+    fn planned(nodes: Vec<NodeProto>, shapes: &[(&str, &[i64])], output: &str) -> Planned {
+        planned_as(nodes, shapes, output, &|s| {
+            s.iter().map(|&d| Dim::Fixed(d)).collect()
+        })
     }
 
     #[test]
@@ -534,6 +641,56 @@ mod tests {
     fn a_freed_buffer_of_the_same_shape_is_reused() {
         // a and b, then c in a's buffer: two buffers.
         assert_eq!(exp_chain([64; 5]).pattern_bytes, 512.0);
+    }
+
+    #[test]
+    fn reuse_is_decided_on_the_shapes_known_before_the_run() {
+        // What it protects: ONNX Runtime reuses a freed buffer only for a tensor its
+        // inference gave the same shape, dim by dim, by value or by name. A Conv's output
+        // height is blank when its input's is a name, and PP-OCR det, whose spatial dims
+        // are names, reuses nothing; planned on the run's shapes, MiniLM's run memory was
+        // simulated at twice the measured.
+        // x -> Exp a -> Exp b -> Exp c -> Exp y, 16 floats each.
+        let names = ["x", "a", "b", "c", "y"];
+        let g = |declare: &dyn Fn(&str) -> Vec<Dim>| GraphProto {
+            node: names
+                .windows(2)
+                .map(|w| node("Exp", &[w[0]], w[1]))
+                .collect(),
+            input: vec![value_info("x", DataType::Float, &declare("x"))],
+            output: vec![value_info("y", DataType::Float, &declare("y"))],
+            value_info: ["a", "b", "c"]
+                .iter()
+                .map(|n| value_info(n, DataType::Float, &declare(n)))
+                .collect(),
+            ..Default::default()
+        };
+        let known = |_: &str| Some((vec![16], 1, 64.0));
+        let buffers = |g: &GraphProto| allocation_plan(g, &known, &HashMap::new()).0.len();
+        // By value or by name, the same dim: c goes in a's freed buffer.
+        assert_eq!(buffers(&g(&|_| vec![Dim::Fixed(16)])), 2);
+        assert_eq!(buffers(&g(&|_| vec![Dim::Symbol("n".into())])), 2);
+        // Names that differ, a blank dim, or no shape at all: c gets a buffer of its own.
+        assert_eq!(buffers(&g(&|n| vec![Dim::Symbol(n.into())])), 3);
+        assert_eq!(buffers(&g(&|_| vec![Dim::Unknown])), 3);
+        let unshaped = GraphProto {
+            value_info: vec![],
+            ..g(&|_| vec![Dim::Fixed(16)])
+        };
+        assert_eq!(buffers(&unshaped), 3);
+        // An activation runs in place only where its input is known to be its size.
+        let relu = |declare_b: Dim| GraphProto {
+            node: vec![node("Exp", &["x"], "a"), node("Relu", &["a"], "b")],
+            value_info: vec![
+                value_info("a", DataType::Float, &[Dim::Symbol("n".into())]),
+                value_info("b", DataType::Float, &[declare_b]),
+            ],
+            output: vec![value_info("y", DataType::Float, &[])],
+            ..Default::default()
+        };
+        let in_place = |g: &GraphProto| allocation_plan(g, &known, &HashMap::new()).0.len();
+        assert_eq!(in_place(&relu(Dim::Symbol("n".into()))), 1);
+        assert_eq!(in_place(&relu(Dim::Unknown)), 2);
     }
 
     #[test]

@@ -28,7 +28,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use super::attr::{node_error, NodeExt};
 use super::proto::tensor_shape_proto::dimension::Value as DimValue;
 use super::proto::type_proto::Value as TypeValue;
-use super::proto::{GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto};
+use super::proto::{
+    GraphProto, ModelProto, NodeProto, TensorProto, TensorShapeProto, ValueInfoProto,
+};
 use super::tensor_data::{self, dtype_name};
 use super::{for_each_graph, DataType};
 use crate::error::{Error, Result};
@@ -121,15 +123,20 @@ pub fn elem_type_name(vi: &ValueInfoProto) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// The declared shape of a value as stored, dims unnormalised; `None` when the rank itself
+/// is unknown.
+pub fn shape_proto(vi: &ValueInfoProto) -> Option<&TensorShapeProto> {
+    match vi.r#type.as_ref()?.value.as_ref()? {
+        TypeValue::TensorType(t) => t.shape.as_ref(),
+        TypeValue::SparseTensorType(t) => t.shape.as_ref(),
+        _ => None,
+    }
+}
+
 /// The declared shape of a value; `None` when the rank itself is unknown.
 pub fn shape(vi: &ValueInfoProto) -> Option<Vec<Dim>> {
-    let shape = match vi.r#type.as_ref()?.value.as_ref()? {
-        TypeValue::TensorType(t) => t.shape.as_ref()?,
-        TypeValue::SparseTensorType(t) => t.shape.as_ref()?,
-        _ => return None,
-    };
     Some(
-        shape
+        shape_proto(vi)?
             .dim
             .iter()
             .map(|d| match &d.value {
