@@ -240,15 +240,24 @@ pub fn optimized_graph(
     drop(Session::from_model(&model, &ctx)?);
     drop(model);
     let mut m = Model::load(&out)?;
+    strip_sync_nodes(m.graph_mut());
     // Large weights go to an external file next to it: read them while the folder exists.
     m.load_external_data()?;
     m.path = None;
     Ok(m)
 }
 
+/// Names of the two nodes [`declare_node_outputs`] adds (and their outputs).
+const SYNC_CONSTANT: &str = "edgepack.shapes.constant";
+const SYNC_IDENTITY: &str = "edgepack.shapes.identity";
+
 /// Declares each node output of `g` that is not yet declared in its value_info, by name
-/// alone: ONNX Runtime fills in the type and shape it infers.
+/// alone: ONNX Runtime fills in the type and shape it infers. It writes them only when
+/// it writes the graph anew, which it does only if an optimization changed it, so a
+/// `Constant` -> `Identity` pair that constant folding always removes is added too
+/// ([`strip_sync_nodes`] takes what is left of it out of the written graph).
 fn declare_node_outputs(g: &mut GraphProto) {
+    use crate::model::builder::node;
     let declared: HashSet<String> = g
         .input
         .iter()
@@ -270,6 +279,30 @@ fn declare_node_outputs(g: &mut GraphProto) {
             ..Default::default()
         });
     }
+    let zero = crate::model::tensor_data::from_f32(SYNC_CONSTANT, &[1], &[0.0])
+        .expect("one value for one element");
+    g.node.push(node(
+        SYNC_CONSTANT,
+        "Constant",
+        &[],
+        &[SYNC_CONSTANT],
+        vec![crate::model::attr::tensor("value", zero)],
+    ));
+    g.node.push(node(
+        SYNC_IDENTITY,
+        "Identity",
+        &[SYNC_CONSTANT],
+        &[SYNC_IDENTITY],
+        vec![],
+    ));
+}
+
+/// Takes the nodes [`declare_node_outputs`] added, and their outputs, out of `g`.
+fn strip_sync_nodes(g: &mut GraphProto) {
+    let ours = |name: &str| name == SYNC_CONSTANT || name == SYNC_IDENTITY;
+    g.node.retain(|n| !n.output.iter().any(|o| ours(o)));
+    g.value_info.retain(|v| !ours(&v.name));
+    g.initializer.retain(|t| !ours(&t.name));
 }
 
 /// Concrete input shapes for a prediction, resolved exactly as `edgepack profile` resolves
@@ -2996,5 +3029,54 @@ mod tests {
         );
         assert_eq!(p.threads_probed, 1);
         assert!(p.fallbacks[0].contains("threads 4 not probed"));
+    }
+
+    #[test]
+    fn the_optimized_graph_carries_the_shapes_onnx_runtime_inferred() {
+        // What it protects: buffer reuse is decided on these shapes (planner.rs); without
+        // them every tensor of the optimized graph looked unknown, or, planned on the
+        // run's shapes, MiniLM's run memory came out twice the measured.
+        let Some(_) = crate::runtime::ensure_for_tests() else {
+            return;
+        };
+        use crate::model::graph::shape;
+        use crate::model::Dim;
+        // x [n, ?, 8] -> Exp -> Conv (1x1) -> Exp -> y: inference keeps the names and
+        // leaves the Conv's spatial dim blank, as ONNX's Conv inference does for a dim it
+        // cannot compute.
+        let mut b = builder::GraphBuilder::new("shapes", 1, builder::WeightStorage::Initializer);
+        let x = b.input(
+            "x",
+            DataType::Float,
+            &[Dim::Symbol("n".into()), Dim::Fixed(4), Dim::Symbol("len".into())],
+        );
+        let a = b.op("Exp", &[&x], vec![]);
+        let w = b.weight("w", &[4, 4, 1], -1.0, 1.0);
+        let c = b.op("Conv", &[&a, &w], vec![]);
+        let y = b.op("Exp", &[&c], vec![]);
+        b.rename_output(&y, "y");
+        b.output("y", DataType::Float, &[]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shapes.onnx");
+        b.into_model().save(&path).unwrap();
+        let opt = optimized_graph(&path, &BTreeMap::new()).unwrap();
+        let declared = |name: &str| {
+            opt.graph()
+                .value_info
+                .iter()
+                .find(|v| v.name == name)
+                .and_then(shape)
+        };
+        let n = Dim::Symbol("n".into());
+        assert_eq!(
+            declared(&a),
+            Some(vec![n.clone(), Dim::Fixed(4), Dim::Symbol("len".into())])
+        );
+        assert_eq!(declared(&c), Some(vec![n, Dim::Fixed(4), Dim::Unknown]));
+        // The pair that makes the session write its graph anew leaves nothing behind.
+        let g = opt.graph();
+        assert_eq!(g.node.len(), 3);
+        assert!(!g.value_info.iter().any(|v| v.name.starts_with("edgepack.")));
+        assert_eq!(g.initializer.len(), 1);
     }
 }
