@@ -217,34 +217,98 @@ pub struct Prediction {
 
 /// ONNX Runtime's optimized graph of `model_path` (level `extended`, the given session
 /// entries), written to a temporary file by the session and read back. Its value_info
-/// holds the shape ONNX Runtime's own inference gave each tensor it kept, as its
-/// allocation planner sees them ([`super::planner`]): the session writes value_info only
-/// for names the model declares, so every node output is declared, by name alone, first.
+/// holds the shape ONNX Runtime's own inference gave each tensor, as its allocation
+/// planner sees them ([`super::planner`]). The session writes value_info only for names
+/// the model declares, so every node output is declared, by name alone, first; the
+/// tensors the optimizations made (an fp16 model's fp32 twins of its tensors, a fusion's
+/// new outputs) get the shapes ONNX Runtime infers when it loads the optimized graph
+/// itself, in a second session.
 pub fn optimized_graph(
     model_path: &Path,
     session_config: &BTreeMap<String, String>,
 ) -> Result<Model> {
-    use crate::runtime::{ExecutionContext, GraphOptimizationLevel, Session};
-    let mut model = Model::load(model_path)?;
-    declare_node_outputs(model.graph_mut());
+    use crate::runtime::GraphOptimizationLevel;
     let dir = tempfile::tempdir().map_err(|e| crate::Error::io("temporary folder", e))?;
     let out = dir.path().join("optimized.onnx");
+    let mut m = written_by_session(
+        Model::load(model_path)?,
+        GraphOptimizationLevel::Extended,
+        session_config,
+        &out,
+    )?;
+    if !undeclared_outputs(m.graph()).is_empty() {
+        // The level-`extended` graph again, at `basic` (whose folding writes it anew):
+        // only the names the first session left without a shape are taken from it.
+        // A folder of its own: nothing it writes may replace what `m` still reads.
+        let again_dir = dir.path().join("shapes");
+        std::fs::create_dir(&again_dir).map_err(|e| crate::Error::io(&again_dir, e))?;
+        let again = again_dir.join("shapes.onnx");
+        // Where ONNX Runtime cannot load its own optimized graph, those names stay
+        // without a shape, and the planner reuses no buffer for them.
+        if let Ok(shapes) = written_by_session(
+            m.clone(),
+            GraphOptimizationLevel::Basic,
+            session_config,
+            &again,
+        ) {
+            let missing: HashSet<String> = undeclared_outputs(m.graph()).into_iter().collect();
+            let found: Vec<_> = shapes
+                .graph()
+                .value_info
+                .iter()
+                .filter(|v| missing.contains(&v.name))
+                .cloned()
+                .collect();
+            m.graph_mut().value_info.extend(found);
+        }
+    }
+    // Large weights go to an external file next to it: read them while the folder exists.
+    m.load_external_data()?;
+    m.path = None;
+    Ok(m)
+}
+
+/// `model` as an ONNX Runtime session at `level` writes it to `out` (every node output
+/// declared first, [`declare_node_outputs`]), read back without what was added for it.
+fn written_by_session(
+    mut model: Model,
+    level: crate::runtime::GraphOptimizationLevel,
+    session_config: &BTreeMap<String, String>,
+    out: &Path,
+) -> Result<Model> {
+    use crate::runtime::{ExecutionContext, Session};
+    declare_node_outputs(model.graph_mut());
     let ctx = ExecutionContext {
         intra_op_threads: Some(1),
         inter_op_threads: Some(1),
-        graph_optimization_level: GraphOptimizationLevel::Extended,
-        optimized_model_path: Some(out.clone()),
+        graph_optimization_level: level,
+        optimized_model_path: Some(out.to_path_buf()),
         session_config: session_config.clone(),
         ..ExecutionContext::default()
     };
     drop(Session::from_model(&model, &ctx)?);
     drop(model);
-    let mut m = Model::load(&out)?;
+    let mut m = Model::load(out)?;
     strip_sync_nodes(m.graph_mut());
-    // Large weights go to an external file next to it: read them while the folder exists.
-    m.load_external_data()?;
-    m.path = None;
     Ok(m)
+}
+
+/// Node outputs of `g` that neither its value_info, its inputs nor its outputs declare.
+fn undeclared_outputs(g: &GraphProto) -> Vec<String> {
+    let declared: HashSet<&str> = g
+        .input
+        .iter()
+        .chain(&g.value_info)
+        .chain(&g.output)
+        .map(|v| v.name.as_str())
+        .chain(g.initializer.iter().map(|t| t.name.as_str()))
+        .collect();
+    g.node
+        .iter()
+        .flat_map(|n| &n.output)
+        .filter(|o| !o.is_empty() && !declared.contains(o.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// Names of the two nodes [`declare_node_outputs`] adds (and their outputs).
@@ -258,22 +322,7 @@ const SYNC_IDENTITY: &str = "edgepack.shapes.identity";
 /// ([`strip_sync_nodes`] takes what is left of it out of the written graph).
 fn declare_node_outputs(g: &mut GraphProto) {
     use crate::model::builder::node;
-    let declared: HashSet<String> = g
-        .input
-        .iter()
-        .chain(&g.value_info)
-        .chain(&g.output)
-        .map(|v| v.name.clone())
-        .chain(g.initializer.iter().map(|t| t.name.clone()))
-        .collect();
-    let undeclared: Vec<String> = g
-        .node
-        .iter()
-        .flat_map(|n| &n.output)
-        .filter(|o| !o.is_empty() && !declared.contains(*o))
-        .cloned()
-        .collect();
-    for name in undeclared {
+    for name in undeclared_outputs(g) {
         g.value_info.push(crate::model::proto::ValueInfoProto {
             name,
             ..Default::default()
@@ -3048,7 +3097,11 @@ mod tests {
         let x = b.input(
             "x",
             DataType::Float,
-            &[Dim::Symbol("n".into()), Dim::Fixed(4), Dim::Symbol("len".into())],
+            &[
+                Dim::Symbol("n".into()),
+                Dim::Fixed(4),
+                Dim::Symbol("len".into()),
+            ],
         );
         let a = b.op("Exp", &[&x], vec![]);
         let w = b.weight("w", &[4, 4, 1], -1.0, 1.0);
@@ -3078,5 +3131,45 @@ mod tests {
         assert_eq!(g.node.len(), 3);
         assert!(!g.value_info.iter().any(|v| v.name.starts_with("edgepack.")));
         assert_eq!(g.initializer.len(), 1);
+    }
+
+    #[test]
+    fn tensors_the_optimizations_made_get_shapes_too() {
+        // What it protects: an fp16 model's graph at level `extended` is made of fp32
+        // twins of its tensors (`InsertedPrecisionFreeCast_*`) that the model never
+        // declared; without a shape the planner reuses nothing for them.
+        let Some(_) = crate::runtime::ensure_for_tests() else {
+            return;
+        };
+        use crate::model::graph::shape;
+        use crate::model::Dim;
+        let mut b = builder::GraphBuilder::new("fp16", 1, builder::WeightStorage::Initializer);
+        let n = Dim::Symbol("n".into());
+        let x = b.input("x", DataType::Float16, &[n.clone(), Dim::Fixed(4)]);
+        let a = b.op("Exp", &[&x], vec![]);
+        let y = b.op("Exp", &[&a], vec![]);
+        b.rename_output(&y, "y");
+        b.output("y", DataType::Float16, &[]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fp16.onnx");
+        b.into_model().save(&path).unwrap();
+        let opt = optimized_graph(&path, &BTreeMap::new()).unwrap();
+        let g = opt.graph();
+        let made: Vec<&str> = g
+            .node
+            .iter()
+            .flat_map(|n| &n.output)
+            .map(String::as_str)
+            .filter(|o| *o != "y")
+            .collect();
+        assert!(
+            made.iter()
+                .any(|o| o.starts_with("InsertedPrecisionFreeCast_")),
+            "{made:?}"
+        );
+        for o in made {
+            let declared = g.value_info.iter().find(|v| v.name == o).and_then(shape);
+            assert_eq!(declared, Some(vec![n.clone(), Dim::Fixed(4)]), "{o}");
+        }
     }
 }
