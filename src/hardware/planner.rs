@@ -99,6 +99,13 @@ pub struct Planned {
     pub arena_first_run_bytes: f64,
 }
 
+/// A tensor as the run has it: its shape, element type and bytes.
+struct RunTensor {
+    shape: Vec<i64>,
+    elem: i32,
+    bytes: f64,
+}
+
 /// A planned buffer: its size, the node that first allocates it and the node after which
 /// it is released.
 struct Buffer<'g> {
@@ -155,7 +162,7 @@ fn reusable(
 /// each, and its bytes). `known` gives a tensor's run shape, element type and bytes.
 fn allocation_plan<'g>(
     g: &'g GraphProto,
-    known: &dyn Fn(&str) -> Option<(Vec<i64>, i32, f64)>,
+    known: &dyn Fn(&str) -> Option<RunTensor>,
     types: &HashMap<String, i32>,
 ) -> (Vec<Buffer<'g>>, Vec<(usize, f64)>) {
     let declared: HashMap<&str, &TensorShapeProto> = g
@@ -181,7 +188,7 @@ fn allocation_plan<'g>(
     for (i, n) in g.node.iter().enumerate() {
         let op = n.op_type.as_str();
         for o in n.output.iter().filter(|o| !o.is_empty()) {
-            let Some((shape, elem, bytes)) = known(o) else {
+            let Some(RunTensor { shape, elem, bytes }) = known(o) else {
                 continue;
             };
             if graph_outputs.contains(o.as_str()) {
@@ -284,10 +291,11 @@ pub fn plan(
     shapes: &HashMap<String, Vec<i64>>,
     types: &HashMap<String, i32>,
 ) -> Planned {
-    let known = |x: &str| -> Option<(Vec<i64>, i32, f64)> {
-        let s = shapes.get(x)?;
-        let ty = types.get(x).copied().unwrap_or(1);
-        Some((s.clone(), ty, numel(s)? * elem_bytes(ty)))
+    let known = |x: &str| -> Option<RunTensor> {
+        let shape = shapes.get(x)?.clone();
+        let elem = types.get(x).copied().unwrap_or(1);
+        let bytes = numel(&shape)? * elem_bytes(elem);
+        Some(RunTensor { shape, elem, bytes })
     };
     let inits: HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
     let graph_inputs: HashSet<&str> = g
@@ -300,7 +308,7 @@ pub fn plan(
     let io_bytes: f64 = graph_inputs
         .iter()
         .chain(graph_outputs.iter())
-        .filter_map(|x| known(x).map(|k| k.2))
+        .filter_map(|x| known(x).map(|k| k.bytes))
         .sum();
     let (buffers, outputs) = allocation_plan(g, &known, types);
 
@@ -380,7 +388,7 @@ pub fn plan(
     }
 
     Planned {
-        live_peak_bytes: live_peak(g, &|x| known(x).map_or(0.0, |k| k.2), &inits),
+        live_peak_bytes: live_peak(g, &|x| known(x).map_or(0.0, |k| k.bytes), &inits),
         pattern_bytes,
         io_bytes,
         arena_touched_bytes: arena.touched_bytes(),
@@ -665,7 +673,13 @@ mod tests {
                 .collect(),
             ..Default::default()
         };
-        let known = |_: &str| Some((vec![16], 1, 64.0));
+        let known = |_: &str| {
+            Some(RunTensor {
+                shape: vec![16],
+                elem: 1,
+                bytes: 64.0,
+            })
+        };
         let buffers = |g: &GraphProto| allocation_plan(g, &known, &HashMap::new()).0.len();
         // By value or by name, the same dim: c goes in a's freed buffer.
         assert_eq!(buffers(&g(&|_| vec![Dim::Fixed(16)])), 2);
