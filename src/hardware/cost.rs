@@ -3080,6 +3080,16 @@ mod tests {
         assert!(p.fallbacks[0].contains("threads 4 not probed"));
     }
 
+    /// The optimized graph of the model `b` builds, its tensor `y` the output.
+    fn optimized_from(mut b: builder::GraphBuilder, y: &str, dtype: DataType) -> Model {
+        b.rename_output(y, "y");
+        b.output("y", dtype, &[]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.onnx");
+        b.into_model().save(&path).unwrap();
+        optimized_graph(&path, &BTreeMap::new()).unwrap()
+    }
+
     #[test]
     fn the_optimized_graph_carries_the_shapes_onnx_runtime_inferred() {
         // What it protects: buffer reuse is decided on these shapes (planner.rs); without
@@ -3107,12 +3117,7 @@ mod tests {
         let w = b.weight("w", &[4, 4, 1], -1.0, 1.0);
         let c = b.op("Conv", &[&a, &w], vec![]);
         let y = b.op("Exp", &[&c], vec![]);
-        b.rename_output(&y, "y");
-        b.output("y", DataType::Float, &[]);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("shapes.onnx");
-        b.into_model().save(&path).unwrap();
-        let opt = optimized_graph(&path, &BTreeMap::new()).unwrap();
+        let opt = optimized_from(b, &y, DataType::Float);
         let declared = |name: &str| {
             opt.graph()
                 .value_info
@@ -3148,12 +3153,7 @@ mod tests {
         let x = b.input("x", DataType::Float16, &[n.clone(), Dim::Fixed(4)]);
         let a = b.op("Exp", &[&x], vec![]);
         let y = b.op("Exp", &[&a], vec![]);
-        b.rename_output(&y, "y");
-        b.output("y", DataType::Float16, &[]);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("fp16.onnx");
-        b.into_model().save(&path).unwrap();
-        let opt = optimized_graph(&path, &BTreeMap::new()).unwrap();
+        let opt = optimized_from(b, &y, DataType::Float16);
         let g = opt.graph();
         let made: Vec<&str> = g
             .node
