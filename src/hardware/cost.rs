@@ -3100,9 +3100,9 @@ mod tests {
         };
         use crate::model::graph::shape;
         use crate::model::Dim;
-        // x [n, ?, 8] -> Exp -> Conv (1x1) -> Exp -> y: inference keeps the names and
-        // leaves the Conv's spatial dim blank, as ONNX's Conv inference does for a dim it
-        // cannot compute.
+        // x [n, 4, len] -> Exp -> Conv (kernel 1) -> Exp -> y: inference keeps the names
+        // through the Exp and leaves the Conv's spatial dim blank, as ONNX's Conv
+        // inference does for a dim that is not a number.
         let mut b = builder::GraphBuilder::new("shapes", 1, builder::WeightStorage::Initializer);
         let x = b.input(
             "x",
