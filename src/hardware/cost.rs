@@ -286,8 +286,7 @@ fn written_by_session(
         session_config: session_config.clone(),
         ..ExecutionContext::default()
     };
-    drop(Session::from_model(&model, &ctx)?);
-    drop(model);
+    drop(Session::from_owned_model(model, &ctx)?);
     let mut m = Model::load(out)?;
     strip_sync_nodes(m.graph_mut());
     Ok(m)

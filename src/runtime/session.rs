@@ -233,6 +233,17 @@ impl Session {
     /// own folder (set explicitly, never the current directory); a model with external
     /// data and no folder is refused.
     pub fn from_model(model: &Model, ctx: &ExecutionContext) -> Result<Self> {
+        Self::from_cow(std::borrow::Cow::Borrowed(model), ctx)
+    }
+
+    /// [`Session::from_model`] for a model the caller no longer needs: its decoded form is
+    /// dropped once encoded, before ONNX Runtime parses its own copy, so a large model is
+    /// held twice at most, not three times.
+    pub fn from_owned_model(model: Model, ctx: &ExecutionContext) -> Result<Self> {
+        Self::from_cow(std::borrow::Cow::Owned(model), ctx)
+    }
+
+    fn from_cow(model: std::borrow::Cow<'_, Model>, ctx: &ExecutionContext) -> Result<Self> {
         let (ctx, from_model) =
             with_model_entries(ctx, crate::model::metadata::session_entries(&model.proto));
         let ctx = &ctx;
@@ -256,6 +267,7 @@ impl Session {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "in-memory model".into());
+        drop(model);
         let inner = b.commit_from_memory(&bytes).map_err(|e| {
             Error::Runtime(format!(
                 "{origin}: cannot create a session: {}",
