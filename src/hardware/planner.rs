@@ -33,10 +33,11 @@
 //! served by a freed chunk where one is large enough, else by a new region. Measured on
 //! 60 profiled cases on two CPUs (run memory: peak RSS less the RSS after session
 //! creation), this arena plus the graph's inputs and outputs at the probed factor is within
-//! 5 MiB of the run's memory in 47 cases, against 45 for the live peak times the probed
-//! factor; the misses are runs served from heap memory the session freed at creation
-//! (ResNet-50: 20 MiB less than the arena) and batch-4 runs of PP-OCR rec and YOLOv8n
-//! (5-15 MiB more) (BENCHMARKS.md, "Sizing memory: the planner's arena").
+//! 5 MiB of the run's memory in 49 cases and within 3 MiB in 39, against 44 and 38 for
+//! the live peak times the probed factor; the misses are runs served from heap memory the
+//! session freed at creation (ResNet-50: 20 MiB less than the arena) and batch-4 runs of
+//! PP-OCR rec and YOLOv8n (5-15 MiB more) (BENCHMARKS.md, "Sizing memory: the planner's
+//! arena" and "... buffer reuse decided on the shapes known before the run").
 
 use std::collections::{HashMap, HashSet};
 
