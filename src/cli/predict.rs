@@ -89,7 +89,7 @@ pub fn run(ort_lib: &Option<PathBuf>, args: PredictArgs) -> anyhow::Result<Outco
     } else {
         let mut t = format!("inputs     {}\n", shown.join(" "));
         t += &format!(
-            "p50        {} ({} .. {})\npeak RSS   {} ({} .. {})\nweights    {}, activations {} live at peak, {} in ONNX Runtime's arena\nbasis      {}\n",
+            "p50        {} ({} .. {})\npeak RSS   {} ({} .. {})\nweights    {}, activations {} live at peak, {} in ONNX Runtime's arena ({} buffers for {} tensors)\nbasis      {}\n",
             format_duration_s(p.p50_s),
             format_duration_s(p.p50_low_s),
             format_duration_s(p.p50_high_s),
@@ -99,6 +99,8 @@ pub fn run(ort_lib: &Option<PathBuf>, args: PredictArgs) -> anyhow::Result<Outco
             format_bytes(p.weights_bytes),
             format_bytes(p.activation_peak_bytes),
             format_bytes(p.activation_plan.arena_touched_bytes.round() as u64),
+            p.activation_plan.buffers,
+            p.activation_plan.tensors,
             p.basis
         );
         let mut by: Vec<_> = p.time_by_kernel_s.iter().collect();

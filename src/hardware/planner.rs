@@ -98,6 +98,13 @@ pub struct Planned {
     /// Of those, the first run's (each buffer allocated on its own, no pattern yet).
     #[serde(default)]
     pub arena_first_run_bytes: f64,
+    /// Node outputs the planner placed (graph outputs apart), and the buffers they share:
+    /// as many buffers as tensors means nothing was reused or run in place (shapes ONNX
+    /// Runtime did not know before the run).
+    #[serde(default)]
+    pub tensors: usize,
+    #[serde(default)]
+    pub buffers: usize,
 }
 
 /// A tensor as the run has it: its shape, element type and bytes.
@@ -158,6 +165,15 @@ fn reusable(
     }
 }
 
+/// What [`allocation_plan`] returns.
+struct Allocation<'g> {
+    buffers: Vec<Buffer<'g>>,
+    /// Graph outputs: the node that makes each, and its bytes.
+    outputs: Vec<(usize, f64)>,
+    /// Node outputs placed in the buffers.
+    tensors: usize,
+}
+
 /// The allocation plan: a buffer per node output, shared where the planner reuses one
 /// (see the module doc), and the graph outputs, allocated apart (the node that makes
 /// each, and its bytes). `known` gives a tensor's run shape, element type and bytes.
@@ -165,7 +181,7 @@ fn allocation_plan<'g>(
     g: &'g GraphProto,
     known: &dyn Fn(&str) -> Option<RunTensor>,
     types: &HashMap<String, i32>,
-) -> (Vec<Buffer<'g>>, Vec<(usize, f64)>) {
+) -> Allocation<'g> {
     let declared: HashMap<&str, &TensorShapeProto> = g
         .input
         .iter()
@@ -279,7 +295,11 @@ fn allocation_plan<'g>(
         }
     }
 
-    (buffers, outputs)
+    Allocation {
+        tensors: buffer_of.len(),
+        buffers,
+        outputs,
+    }
 }
 
 /// Plans the graph's node outputs as ONNX Runtime's CPU session does (see the module
@@ -311,7 +331,11 @@ pub fn plan(
         .chain(graph_outputs.iter())
         .filter_map(|x| known(x).map(|k| k.bytes))
         .sum();
-    let (buffers, outputs) = allocation_plan(g, &known, types);
+    let Allocation {
+        buffers,
+        outputs,
+        tensors,
+    } = allocation_plan(g, &known, types);
 
     // The memory pattern: each buffer at the best-fitting gap among those held when it
     // is allocated, else after the last; the block is the highest end.
@@ -394,6 +418,8 @@ pub fn plan(
         io_bytes,
         arena_touched_bytes: arena.touched_bytes(),
         arena_first_run_bytes,
+        tensors,
+        buffers: buffers.len(),
     }
 }
 
@@ -681,7 +707,7 @@ mod tests {
                 bytes: 64.0,
             })
         };
-        let buffers = |g: &GraphProto| allocation_plan(g, &known, &HashMap::new()).0.len();
+        let buffers = |g: &GraphProto| allocation_plan(g, &known, &HashMap::new()).buffers.len();
         // By value or by name, the same dim: c goes in a's freed buffer.
         assert_eq!(buffers(&g(&|_| vec![Dim::Fixed(16)])), 2);
         assert_eq!(buffers(&g(&|_| vec![Dim::Symbol("n".into())])), 2);
@@ -703,7 +729,7 @@ mod tests {
             output: vec![value_info("y", DataType::Float, &[])],
             ..Default::default()
         };
-        let in_place = |g: &GraphProto| allocation_plan(g, &known, &HashMap::new()).0.len();
+        let in_place = |g: &GraphProto| allocation_plan(g, &known, &HashMap::new()).buffers.len();
         assert_eq!(in_place(&relu(Dim::Symbol("n".into()))), 1);
         assert_eq!(in_place(&relu(Dim::Unknown)), 2);
     }

@@ -109,6 +109,14 @@ fn tiny_probe_then_predict_gives_p50_and_memory_with_intervals() {
             .unwrap()
     };
     assert!(arena(&v) > arena(&v1) && arena(&v1) > 0.0, "{v}");
+    // Its batch dim is a name and the rest numbers, so ONNX Runtime knows the shapes
+    // before the run and reuses buffers: fewer buffers than tensors.
+    let plan = &v["activation_plan"];
+    let (buffers, tensors) = (
+        plan["buffers"].as_u64().unwrap(),
+        plan["tensors"].as_u64().unwrap(),
+    );
+    assert!(buffers > 0 && buffers < tensors, "{plan}");
     // A mistyped batch: the figures are what the lines say, and two warnings say what
     // they are worth (far beyond the probed sizes, above the device's memory).
     let r = edgepack()
