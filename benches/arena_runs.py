@@ -4,15 +4,17 @@
 For each model, ONNX Runtime's Python package measures the resident memory the first run
 adds over the session, and what three runs add, with the memory pattern on and off. Each
 measurement is a fresh process, with the peak reset after the session is made
-(/proc/self/clear_refs). The NCHWc layout is off, so the session runs the graph the cost
+(/proc/self/clear_refs). The NCHWc layout is off (unless --nchwc), so the session runs the graph the cost
 model plans: its level-`extended` graph, which is also what runs on ARM. Beside the
 measurements, `edgepack predict --json` gives its simulation (src/hardware/planner.rs):
   - the arena after the first run;
   - the arena after three;
   - the memory pattern's block.
 
-  EDGEPACK=target/release/edgepack python3 benches/arena_runs.py [--reuse-off] CASE [CASE ...]
+  EDGEPACK=target/release/edgepack python3 benches/arena_runs.py [--reuse-off] [--nchwc] CASE [CASE ...]
   --reuse-off: ONNX Runtime's buffer reuse off (SessionOptions.enable_mem_reuse = False)
+  --nchwc: the NCHWc layout left on (x86-64), as a real session runs; the simulation
+           columns still plan the level-`extended` graph
   CASE: path/to/model.onnx[:name=1x3x224x224[,name=...]]   (symbolic dims default to 1)
 
 Run it with the Python that has onnxruntime (the test venv), e.g.
@@ -29,6 +31,7 @@ DEVICE = os.path.join(os.path.dirname(__file__), "..", "hardware", "reference", 
 MEASURE = r"""
 import sys, json, numpy as np, onnxruntime as ort
 path, shapes, pattern, reuse = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "1", sys.argv[4] == "1"
+nchwc = sys.argv[5] == "1"
 def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
@@ -40,7 +43,7 @@ so.enable_mem_reuse = reuse
 so.log_severity_level = 3
 before = status("VmRSS")
 s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"],
-                         disabled_optimizers=["NchwcTransformer"])
+                         disabled_optimizers=[] if nchwc else ["NchwcTransformer"])
 feeds = {}
 types = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
 for i in s.get_inputs():
@@ -57,9 +60,9 @@ print(json.dumps({"session": session - before, "run1": runs[0], "run3": runs[2]}
 """
 
 
-def measure(path, shapes, pattern, reuse):
+def measure(path, shapes, pattern, reuse, nchwc):
     out = subprocess.run([sys.executable, "-c", MEASURE, path, json.dumps(shapes), "1" if pattern else "0",
-                          "1" if reuse else "0"],
+                          "1" if reuse else "0", "1" if nchwc else "0"],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
@@ -76,7 +79,8 @@ def simulate(path, shapes):
 
 def main(args):
     reuse = "--reuse-off" not in args
-    args = [a for a in args if a != "--reuse-off"]
+    nchwc = "--nchwc" in args
+    args = [a for a in args if a not in ("--reuse-off", "--nchwc")]
     if not args:
         sys.exit(__doc__)
     print(f"{'model':28s} {'run 1':>14s} {'3 runs':>14s} {'3 runs, no pattern':>19s} {'block':>6s}   "
@@ -88,7 +92,7 @@ def main(args):
             n, _, s = item.partition("=")
             shapes[n] = [int(d) for d in s.split("x")]
         sim = simulate(path, shapes)
-        on, off = measure(path, shapes, True, reuse), measure(path, shapes, False, reuse)
+        on, off = measure(path, shapes, True, reuse, nchwc), measure(path, shapes, False, reuse, nchwc)
         first, total, block = (sim["arena_first_run_bytes"] / MIB, sim["arena_touched_bytes"] / MIB,
                                sim["pattern_bytes"] / MIB)
         name = os.path.basename(path)[:20] + (" " + "x".join(map(str, next(iter(shapes.values())))) if shapes else "")
