@@ -265,7 +265,7 @@ pub fn optimized_graph(
             m.graph_mut().value_info.extend(found);
         }
     }
-    // Large weights go to an external file next to it: read them while the folder exists.
+    // Weights stored outside the model are read now (from the model's own folder).
     m.load_external_data()?;
     m.path = None;
     Ok(m)
@@ -280,6 +280,8 @@ fn written_by_session(
     out: &Path,
 ) -> Result<Model> {
     use crate::runtime::{ExecutionContext, Session};
+    // Weights the session did not change keep the model's own external references.
+    let data_of = model.path.clone();
     declare_node_outputs(model.graph_mut());
     let ctx = ExecutionContext {
         intra_op_threads: Some(1),
@@ -290,7 +292,10 @@ fn written_by_session(
         ..ExecutionContext::default()
     };
     drop(Session::from_owned_model(model, &ctx)?);
-    let mut m = Model::load(out)?;
+    let mut m = match &data_of {
+        Some(original) => Model::load_with_data_of(out, original)?,
+        None => Model::load(out)?,
+    };
     strip_sync_nodes(m.graph_mut());
     Ok(m)
 }

@@ -105,9 +105,25 @@ impl Model {
                 ),
             ));
         }
+        let model = Self::load_unvalidated(path)?;
+        external::validate(&model)?;
+        Ok(model)
+    }
+
+    /// [`Model::load`] without validating its external data references.
+    fn load_unvalidated(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let mut model = Self::from_bytes(&bytes, path)?;
         model.path = Some(path.to_path_buf());
+        Ok(model)
+    }
+
+    /// Read a model file whose external data lives beside another model, `data_of`: ONNX
+    /// Runtime's optimized copy of a model, written elsewhere, keeps the original's
+    /// external references. They are validated against `data_of`'s folder.
+    pub fn load_with_data_of(path: &Path, data_of: &Path) -> Result<Self> {
+        let mut model = Self::load_unvalidated(path)?;
+        model.path = Some(data_of.to_path_buf());
         external::validate(&model)?;
         Ok(model)
     }

@@ -5,9 +5,32 @@ use std::path::Path;
 use std::process::Stdio;
 
 use edgepack::hardware::device::DeviceProfile;
-use edgepack::model::builder;
+use edgepack::model::proto::tensor_proto::DataLocation;
+use edgepack::model::proto::StringStringEntryProto;
+use edgepack::model::{builder, Model};
 
 use crate::common::{edgepack, runtime_available};
+
+/// `m` with every initializer's data moved to `file` in `dir` (external data, one file).
+fn externalized(mut m: Model, dir: &Path, file: &str) -> Model {
+    let mut data: Vec<u8> = vec![];
+    for t in &mut m.graph_mut().initializer {
+        let raw = t.raw_data.take().expect("builder weights are raw data");
+        let kv = |k: &str, v: String| StringStringEntryProto {
+            key: k.into(),
+            value: v,
+        };
+        t.data_location = Some(DataLocation::External as i32);
+        t.external_data = vec![
+            kv("location", file.into()),
+            kv("offset", data.len().to_string()),
+            kv("length", raw.len().to_string()),
+        ];
+        data.extend_from_slice(&raw);
+    }
+    std::fs::write(dir.join(file), data).unwrap();
+    m
+}
 
 fn tiny_probe(dir: &Path) -> std::path::PathBuf {
     let out = dir.join("dev.json");
@@ -117,6 +140,25 @@ fn tiny_probe_then_predict_gives_p50_and_memory_with_intervals() {
         plan["tensors"].as_u64().unwrap(),
     );
     assert!(buffers > 0 && buffers < tensors, "{plan}");
+    // The same model with its weights in a file beside it: ONNX Runtime's optimized copy
+    // keeps the references to that file, and the prediction is the same.
+    let ext_dir = d.path().join("ext");
+    std::fs::create_dir(&ext_dir).unwrap();
+    let ext = ext_dir.join("model.onnx");
+    let m = externalized(builder::symbolic_batch(1), &ext_dir, "weights.bin");
+    std::fs::write(&ext, m.to_bytes()).unwrap();
+    let r = edgepack()
+        .args(["predict"])
+        .arg(&ext)
+        .arg("--device")
+        .arg(&dev)
+        .args(["--batch", "4", "--json"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let e: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(e["peak_rss_bytes"], v["peak_rss_bytes"], "{e}");
+    assert_eq!(e["p50_s"], v["p50_s"], "{e}");
     // A mistyped batch: the figures are what the lines say, and two warnings say what
     // they are worth (far beyond the probed sizes, above the device's memory).
     let r = edgepack()
