@@ -32,6 +32,20 @@ fn externalized(mut m: Model, dir: &Path, file: &str) -> Model {
     m
 }
 
+/// `edgepack predict MODEL --device DEV --batch N --json`, which must succeed.
+fn predict_json(model: &Path, dev: &Path, batch: u64) -> serde_json::Value {
+    let r = edgepack()
+        .args(["predict"])
+        .arg(model)
+        .arg("--device")
+        .arg(dev)
+        .args(["--batch", &batch.to_string(), "--json"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    serde_json::from_slice(&r.stdout).unwrap()
+}
+
 fn tiny_probe(dir: &Path) -> std::path::PathBuf {
     let out = dir.join("dev.json");
     let r = edgepack()
@@ -81,16 +95,7 @@ fn tiny_probe_then_predict_gives_p50_and_memory_with_intervals() {
 
     let model = d.path().join("net.onnx");
     builder::symbolic_batch(1).save(&model).unwrap();
-    let r = edgepack()
-        .args(["predict"])
-        .arg(&model)
-        .arg("--device")
-        .arg(&dev)
-        .args(["--batch", "4", "--json"])
-        .output()
-        .unwrap();
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    let v = predict_json(&model, &dev, 4);
     let p50 = v["p50_s"].as_f64().unwrap();
     assert!(p50 > 0.0 && v["p50_low_s"].as_f64().unwrap() < p50);
     assert!(v["p50_high_s"].as_f64().unwrap() > p50);
@@ -106,15 +111,7 @@ fn tiny_probe_then_predict_gives_p50_and_memory_with_intervals() {
         "{v}"
     );
     // Batch 4 costs more than batch 1.
-    let r1 = edgepack()
-        .args(["predict"])
-        .arg(&model)
-        .arg("--device")
-        .arg(&dev)
-        .args(["--batch", "1", "--json"])
-        .output()
-        .unwrap();
-    let v1: serde_json::Value = serde_json::from_slice(&r1.stdout).unwrap();
+    let v1 = predict_json(&model, &dev, 1);
     assert!(v1["p50_s"].as_f64().unwrap() < p50);
     // The running peak's parts add up to it, and the activations are ONNX Runtime's
     // arena as planned, which grows with the batch.
@@ -147,16 +144,7 @@ fn tiny_probe_then_predict_gives_p50_and_memory_with_intervals() {
     let ext = ext_dir.join("model.onnx");
     let m = externalized(builder::symbolic_batch(1), &ext_dir, "weights.bin");
     std::fs::write(&ext, m.to_bytes()).unwrap();
-    let r = edgepack()
-        .args(["predict"])
-        .arg(&ext)
-        .arg("--device")
-        .arg(&dev)
-        .args(["--batch", "4", "--json"])
-        .output()
-        .unwrap();
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let e: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    let e = predict_json(&ext, &dev, 4);
     assert_eq!(e["peak_rss_bytes"], v["peak_rss_bytes"], "{e}");
     assert_eq!(e["p50_s"], v["p50_s"], "{e}");
     // A mistyped batch: the figures are what the lines say, and two warnings say what
