@@ -239,7 +239,8 @@ pub fn optimized_graph(
         session_config,
         &out,
     )?;
-    if !undeclared_outputs(m.graph()).is_empty() {
+    let missing: HashSet<String> = undeclared_outputs(m.graph()).into_iter().collect();
+    if !missing.is_empty() {
         // The level-`extended` graph again, at `basic` (whose folding writes it anew):
         // only the names the first session left without a shape are taken from it.
         // A folder of its own: nothing it writes may replace what `m` still reads.
@@ -254,7 +255,6 @@ pub fn optimized_graph(
             session_config,
             &again,
         ) {
-            let missing: HashSet<String> = undeclared_outputs(m.graph()).into_iter().collect();
             let found: Vec<_> = shapes
                 .graph()
                 .value_info

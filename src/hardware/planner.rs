@@ -231,7 +231,7 @@ fn allocation_plan<'g>(
                 let x_known = declared.get(x).copied();
                 let x_elem = types.get(x).copied().unwrap_or(1);
                 input0.filter(|&b| {
-                    let here = n.input.iter().filter(|y| *y == &n.input[0]).count();
+                    let here = n.input.iter().filter(|y| y.as_str() == x).count();
                     buffers[b].uses_left == here
                         && reusable(x_known, x_elem, o_known, elem)
                         && buffers[b].shape == shape
